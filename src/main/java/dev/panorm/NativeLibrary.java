@@ -1,0 +1,325 @@
+package dev.panorm;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.net.JarURLConnection;
+import java.net.URL;
+import java.net.URLConnection;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryNotEmptyException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Properties;
+import java.util.stream.Stream;
+import java.util.zip.CRC32;
+
+/**
+ * Finds and loads oneDNN, once per class loader.
+ *
+ * <p>By default the shared libraries bundled in the {@code org.bytedeco} runtime jars are extracted
+ * into a per-user cache folder whose name carries the oneDNN version and a hash of the libraries'
+ * contents, then loaded with {@link System#load}. The generated bindings find the symbols through
+ * the loader lookup, so nothing in {@code generated/} names a path. Several JVMs may extract at
+ * once: each writes into a private temporary folder and renames it into place atomically; the
+ * loser of the race uses the winner's folder. A cached library whose size or CRC-32 differs from
+ * the jar's entry (truncated, corrupted, tampered with) is replaced.
+ */
+final class NativeLibrary {
+    static final String LIBRARY_PROPERTY = "panorm.onednn.library";
+    static final String LIBRARY_ENV = "PANORM_ONEDNN_LIBRARY";
+    static final String CACHE_PROPERTY = "panorm.cache.dir";
+    static final String CACHE_ENV = "PANORM_CACHE_DIR";
+
+    private static final String PLATFORM = "linux-x86_64";
+    /** libdnnl first: it is the one that is loaded; the others sit beside it ($ORIGIN RUNPATH). */
+    private static final List<String> BUNDLED = List.of(
+            "org/bytedeco/dnnl/linux-x86_64/libdnnl.so.3",
+            "org/bytedeco/dnnl/linux-x86_64/libgomp.so.1",
+            "org/bytedeco/opencl/linux-x86_64/libOpenCL.so.1");
+    private static final System.Logger LOG = System.getLogger("dev.panorm");
+
+    /** Where the library came from, once loaded. */
+    record Loaded(Path path, boolean bundled) {}
+
+    private static Loaded loaded;
+    private static NativeLibraryException failure;
+
+    private NativeLibrary() {}
+
+    /**
+     * Loads oneDNN on first use and returns where it came from; every later call returns the same
+     * result, or throws the same failure.
+     *
+     * @throws NativeLibraryException if oneDNN cannot be loaded
+     */
+    static synchronized Loaded load() {
+        if (loaded != null) {
+            return loaded;
+        }
+        if (failure == null) {
+            try {
+                loaded = locateAndLoad();
+                return loaded;
+            } catch (NativeLibraryException e) {
+                failure = e;
+            }
+        }
+        throw new NativeLibraryException(failure.getMessage(), failure);
+    }
+
+    /** The oneDNN version of the bundled artifact, e.g. {@code 3.8.1}. */
+    static String bundledVersion() {
+        return buildProperties().getProperty("onednn.version");
+    }
+
+    private static Loaded locateAndLoad() {
+        String override = System.getProperty(LIBRARY_PROPERTY);
+        String source = "system property " + LIBRARY_PROPERTY;
+        if (override == null || override.isBlank()) {
+            override = System.getenv(LIBRARY_ENV);
+            source = "environment variable " + LIBRARY_ENV;
+        }
+        if (override != null && !override.isBlank()) {
+            Path path = Path.of(override).toAbsolutePath();
+            if (!Files.isRegularFile(path)) {
+                throw new NativeLibraryException(source + " names " + path + ", which is not a file. Point it at a "
+                        + "oneDNN 3.x shared library (libdnnl.so.3), or unset it to use the bundled oneDNN "
+                        + bundledVersion() + ".", null);
+            }
+            systemLoad(path, source);
+            return new Loaded(path, false);
+        }
+        String os = System.getProperty("os.name");
+        String arch = System.getProperty("os.arch");
+        if (!os.startsWith("Linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) {
+            throw new NativeLibraryException("panorm bundles oneDNN for " + PLATFORM + " only; this JVM runs on " + os
+                    + "/" + arch + ". Install oneDNN 3.x and set -D" + LIBRARY_PROPERTY + "=/path/to/libdnnl.so "
+                    + "(or " + LIBRARY_ENV + "), or use Backend.JAVA.", null);
+        }
+        List<Entry> entries = new ArrayList<>();
+        for (String resource : BUNDLED) {
+            entries.add(Entry.of(resource));
+        }
+        Path folder = extract(entries);
+        Path library = folder.resolve(entries.getFirst().fileName());
+        systemLoad(library, "the bundled oneDNN " + bundledVersion());
+        return new Loaded(library, true);
+    }
+
+    private static void systemLoad(Path path, String source) {
+        try {
+            System.load(path.toString());
+        } catch (UnsatisfiedLinkError e) {
+            throw new NativeLibraryException("could not load " + path + " (from " + source + "): " + e.getMessage()
+                    + ". It needs its dependencies (libgomp.so.1, libOpenCL.so.1) in the same folder or on the "
+                    + "system's library path.", e);
+        }
+    }
+
+    /** One bundled library: its jar resource and the size and CRC-32 the jar records for it. */
+    private record Entry(String resource, URL url, long size, long crc) {
+        String fileName() {
+            return resource.substring(resource.lastIndexOf('/') + 1);
+        }
+
+        static Entry of(String resource) {
+            URL url = NativeLibrary.class.getClassLoader().getResource(resource);
+            if (url == null) {
+                throw new NativeLibraryException("the bundled oneDNN library " + resource + " is not on the class path. "
+                        + "Add org.bytedeco:dnnl:" + buildProperties().getProperty("dnnl.artifact.version")
+                        + ":linux-x86_64 and org.bytedeco:opencl:" + buildProperties().getProperty("opencl.artifact.version")
+                        + ":linux-x86_64 as runtime dependencies, or set -D" + LIBRARY_PROPERTY + " (or " + LIBRARY_ENV
+                        + ") to a oneDNN 3.x library.", null);
+            }
+            try {
+                URLConnection connection = url.openConnection();
+                if (connection instanceof JarURLConnection jar && jar.getJarEntry().getCrc() >= 0
+                        && jar.getJarEntry().getSize() >= 0) {
+                    return new Entry(resource, url, jar.getJarEntry().getSize(), jar.getJarEntry().getCrc());
+                }
+                // Not in a jar (an exploded class path): read it once to learn its size and CRC.
+                try (InputStream in = connection.getInputStream()) {
+                    CRC32 crc = new CRC32();
+                    long size = 0;
+                    byte[] buffer = new byte[1 << 16];
+                    for (int n; (n = in.read(buffer)) > 0; size += n) {
+                        crc.update(buffer, 0, n);
+                    }
+                    return new Entry(resource, url, size, crc.getValue());
+                }
+            } catch (IOException e) {
+                throw new NativeLibraryException("could not read the bundled library " + url + ": " + e, e);
+            }
+        }
+    }
+
+    /** Extracts the libraries into the cache, or reuses a valid earlier extraction; returns the folder. */
+    private static Path extract(List<Entry> entries) {
+        String folderName = "onednn-" + bundledVersion() + "-" + PLATFORM + "-" + contentHash(entries);
+        Path root = cacheRoot();
+        try {
+            return extractInto(root, folderName, entries);
+        } catch (IOException | UncheckedIOException e) {
+            try {
+                Path temporary = Files.createTempDirectory("panorm-");
+                LOG.log(System.Logger.Level.WARNING, "panorm: cannot use the cache folder " + root + " (" + e
+                        + "); extracting oneDNN into " + temporary + " for this process only. Set -D" + CACHE_PROPERTY
+                        + " or " + CACHE_ENV + " to a writable folder.");
+                Path folder = extractInto(temporary, folderName, entries);
+                deleteOnExit(temporary, folder, entries);
+                return folder;
+            } catch (IOException | UncheckedIOException again) {
+                again.addSuppressed(e);
+                throw new NativeLibraryException("could not extract oneDNN into " + root + " nor into a temporary folder: "
+                        + again + ". Set -D" + CACHE_PROPERTY + " (or " + CACHE_ENV + ") to a writable folder.", again);
+            }
+        }
+    }
+
+    static Path cacheRoot() {
+        String configured = System.getProperty(CACHE_PROPERTY);
+        if (configured == null || configured.isBlank()) {
+            configured = System.getenv(CACHE_ENV);
+        }
+        if (configured != null && !configured.isBlank()) {
+            return Path.of(configured).toAbsolutePath();
+        }
+        String xdg = System.getenv("XDG_CACHE_HOME");
+        Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
+        return base.resolve("panorm").toAbsolutePath();
+    }
+
+    private static Path extractInto(Path root, String folderName, List<Entry> entries) throws IOException {
+        Path folder = root.resolve(folderName);
+        // Two attempts: the second follows the removal of an invalid folder or a lost race.
+        for (int attempt = 0; attempt < 2; attempt++) {
+            if (Files.isDirectory(folder)) {
+                if (isValid(folder, entries)) {
+                    return folder;
+                }
+                LOG.log(System.Logger.Level.WARNING, "panorm: the cached oneDNN in " + folder
+                        + " is incomplete or does not match the bundled libraries; extracting it again");
+                moveAsideAndDelete(folder);
+            }
+            Files.createDirectories(root);
+            Path staging = Files.createTempDirectory(root, "." + folderName + ".tmp-");
+            try {
+                for (Entry entry : entries) {
+                    copyVerified(entry, staging.resolve(entry.fileName()));
+                }
+                Files.move(staging, folder, StandardCopyOption.ATOMIC_MOVE);
+                return folder;
+            } catch (FileAlreadyExistsException | DirectoryNotEmptyException raceLost) {
+                // Another JVM renamed its complete folder into place first: use that one.
+            } catch (AtomicMoveNotSupportedException e) {
+                throw new IOException("the file system of " + root + " cannot rename folders atomically", e);
+            } finally {
+                deleteRecursively(staging);
+            }
+        }
+        if (Files.isDirectory(folder) && isValid(folder, entries)) {
+            return folder;
+        }
+        throw new IOException("could not create a valid " + folder);
+    }
+
+    private static boolean isValid(Path folder, List<Entry> entries) throws IOException {
+        for (Entry entry : entries) {
+            Path file = folder.resolve(entry.fileName());
+            if (!Files.isRegularFile(file) || Files.size(file) != entry.size() || crc32(file) != entry.crc()) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static void copyVerified(Entry entry, Path target) throws IOException {
+        try (InputStream in = entry.url().openStream()) {
+            Files.copy(in, target);
+        }
+        if (Files.size(target) != entry.size() || crc32(target) != entry.crc()) {
+            throw new IOException("extracted " + entry.resource() + " does not match its jar entry (size or CRC-32)");
+        }
+    }
+
+    private static long crc32(Path file) throws IOException {
+        CRC32 crc = new CRC32();
+        try (FileChannel channel = FileChannel.open(file, StandardOpenOption.READ)) {
+            ByteBuffer buffer = ByteBuffer.allocateDirect(1 << 20);
+            while (channel.read(buffer.clear()) > 0) {
+                crc.update(buffer.flip());
+            }
+        }
+        return crc.getValue();
+    }
+
+    private static String contentHash(List<Entry> entries) {
+        try {
+            MessageDigest sha = MessageDigest.getInstance("SHA-256");
+            for (Entry entry : entries) {
+                sha.update((entry.fileName() + ":" + entry.size() + ":" + entry.crc() + "\n").getBytes(StandardCharsets.UTF_8));
+            }
+            return HexFormat.of().formatHex(sha.digest(), 0, 8);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JDK", e);
+        }
+    }
+
+    /** Renames a bad folder out of the way first, so no other JVM can pick it up half-deleted. */
+    private static void moveAsideAndDelete(Path folder) throws IOException {
+        Path aside = folder.resolveSibling("." + folder.getFileName() + ".stale-" + ProcessHandle.current().pid()
+                + "-" + System.nanoTime());
+        try {
+            Files.move(folder, aside, StandardCopyOption.ATOMIC_MOVE);
+        } catch (java.nio.file.NoSuchFileException alreadyGone) {
+            return;
+        }
+        deleteRecursively(aside);
+    }
+
+    private static void deleteRecursively(Path path) throws IOException {
+        if (!Files.exists(path)) {
+            return;
+        }
+        try (Stream<Path> walk = Files.walk(path)) {
+            for (Path p : walk.sorted(Comparator.reverseOrder()).toList()) {
+                Files.deleteIfExists(p);
+            }
+        }
+    }
+
+    private static void deleteOnExit(Path temporary, Path folder, List<Entry> entries) {
+        // Registered parent first: deleteOnExit runs in reverse order of registration.
+        temporary.toFile().deleteOnExit();
+        folder.toFile().deleteOnExit();
+        for (Entry entry : entries) {
+            folder.resolve(entry.fileName()).toFile().deleteOnExit();
+        }
+    }
+
+    private static Properties buildProperties() {
+        Properties properties = new Properties();
+        try (InputStream in = NativeLibrary.class.getResourceAsStream("panorm.properties")) {
+            if (in == null) {
+                throw new IllegalStateException("panorm.properties is missing from panorm's jar");
+            }
+            properties.load(in);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+        return properties;
+    }
+}

@@ -1,0 +1,186 @@
+package dev.panorm;
+
+import dev.panorm.internal.dnnl.Dnnl;
+import dev.panorm.internal.dnnl.dnnl_version_t;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.nio.file.Path;
+import java.util.Optional;
+
+/**
+ * Facts about the oneDNN library panorm uses, and the process-wide state shared by every oneDNN
+ * operation (the library itself and one CPU engine). Loading happens on first use and at most once.
+ *
+ * <p>Which library is loaded: the one named by the system property {@code panorm.onednn.library}
+ * or the environment variable {@code PANORM_ONEDNN_LIBRARY} (any oneDNN 3.x), else the oneDNN
+ * bundled in the {@code org.bytedeco:dnnl} runtime jar, extracted once into
+ * {@code ~/.cache/panorm} (override with {@code panorm.cache.dir} or {@code PANORM_CACHE_DIR}).
+ */
+public final class OneDnn {
+    private static final System.Logger LOG = System.getLogger("dev.panorm");
+
+    private static volatile Runtime runtime;
+
+    private OneDnn() {}
+
+    /** The loaded library and its one CPU engine, which lives as long as the class loader. */
+    record Runtime(NativeLibrary.Loaded library, String version, String gitHash, int cpuRuntime,
+                   MemorySegment engine) {}
+
+    /**
+     * Loads oneDNN if that has not happened yet.
+     *
+     * @throws NativeLibraryException if it cannot be loaded, naming what was looked for and how to fix it
+     */
+    static Runtime runtime() {
+        Runtime current = runtime;
+        if (current == null) {
+            synchronized (OneDnn.class) {
+                current = runtime;
+                if (current == null) {
+                    current = runtime = start();
+                }
+            }
+        }
+        return current;
+    }
+
+    private static Runtime start() {
+        NativeLibrary.Loaded library = NativeLibrary.load();
+        MemorySegment version = Dnnl.dnnl_version().reinterpret(dnnl_version_t.sizeof());
+        int major = dnnl_version_t.major(version);
+        String text = major + "." + dnnl_version_t.minor(version) + "." + dnnl_version_t.patch(version);
+        if (major != 3) {
+            throw new NativeLibraryException(library.path() + " is oneDNN " + text + "; panorm needs oneDNN 3.x. "
+                    + "Unset " + NativeLibrary.LIBRARY_PROPERTY + " / " + NativeLibrary.LIBRARY_ENV
+                    + " to use the bundled " + NativeLibrary.bundledVersion() + ".", null);
+        }
+        MemorySegment hashPointer = dnnl_version_t.hash(version);
+        String hash = hashPointer.equals(MemorySegment.NULL) ? "" : hashPointer.reinterpret(64).getString(0);
+        int cpuRuntime = dnnl_version_t.cpu_runtime(version);
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
+            check(Dnnl.dnnl_engine_create(out, Dnnl.dnnl_cpu(), 0), "dnnl_engine_create", "CPU engine 0");
+            return new Runtime(library, text, hash, cpuRuntime, out.get(ValueLayout.ADDRESS, 0));
+        }
+    }
+
+    /** Throws {@link OneDnnException} unless {@code status} is {@code dnnl_success}. */
+    static void check(int status, String call, String context) {
+        if (status != Dnnl.dnnl_success()) {
+            throw new OneDnnException(status, call, context);
+        }
+    }
+
+    /** Whether oneDNN can be loaded; loads it on first call. */
+    public static boolean isAvailable() {
+        return loadFailure().isEmpty();
+    }
+
+    /** Why oneDNN cannot be loaded, or empty if it can; loads it on first call. */
+    public static Optional<NativeLibraryException> loadFailure() {
+        try {
+            runtime();
+            return Optional.empty();
+        } catch (NativeLibraryException e) {
+            return Optional.of(e);
+        }
+    }
+
+    /**
+     * The loaded oneDNN's version, e.g. {@code 3.8.1}.
+     *
+     * @throws NativeLibraryException if oneDNN cannot be loaded
+     */
+    public static String version() {
+        return runtime().version();
+    }
+
+    /** The loaded oneDNN's git hash, if it reports one; loads it on first call. */
+    public static String gitHash() {
+        return runtime().gitHash();
+    }
+
+    /** The path of the loaded {@code libdnnl} shared library; loads it on first call. */
+    public static Path libraryPath() {
+        return runtime().library().path();
+    }
+
+    /** Whether the loaded library is the one bundled with panorm (not a user-provided one). */
+    public static boolean isBundled() {
+        return runtime().library().bundled();
+    }
+
+    /** The oneDNN version bundled with this panorm build, whether or not it is the one in use. */
+    public static String bundledVersion() {
+        return NativeLibrary.bundledVersion();
+    }
+
+    /** The CPU threading runtime oneDNN was built with, e.g. {@code OpenMP}; loads it on first call. */
+    public static String cpuRuntime() {
+        int code = runtime().cpuRuntime();
+        return switch (code) {
+            case 0 -> "none";
+            case 1 -> "sequential";
+            case 2 -> "OpenMP";
+            case 4 -> "TBB";
+            case 8 -> "threadpool";
+            default -> "runtime " + code;
+        };
+    }
+
+    /**
+     * The instruction set oneDNN's CPU kernels use on this machine, e.g. {@code avx512_core}.
+     *
+     * @throws NativeLibraryException if oneDNN cannot be loaded
+     */
+    public static String cpuIsa() {
+        runtime();
+        int isa = Dnnl.dnnl_get_effective_cpu_isa();
+        record Isa(int code, String name) {}
+        for (Isa known : new Isa[] {
+                new Isa(Dnnl.dnnl_cpu_isa_avx10_1_512_amx_fp16(), "avx10_1_512_amx_fp16"),
+                new Isa(Dnnl.dnnl_cpu_isa_avx10_1_512_amx(), "avx10_1_512_amx"),
+                new Isa(Dnnl.dnnl_cpu_isa_avx10_1_512(), "avx10_1_512"),
+                new Isa(Dnnl.dnnl_cpu_isa_avx512_core_bf16(), "avx512_core_bf16"),
+                new Isa(Dnnl.dnnl_cpu_isa_avx512_core_vnni(), "avx512_core_vnni"),
+                new Isa(Dnnl.dnnl_cpu_isa_avx512_core(), "avx512_core"),
+                new Isa(Dnnl.dnnl_cpu_isa_avx2_vnni_2(), "avx2_vnni_2"),
+                new Isa(Dnnl.dnnl_cpu_isa_avx2_vnni(), "avx2_vnni"),
+                new Isa(Dnnl.dnnl_cpu_isa_avx2(), "avx2"),
+                new Isa(Dnnl.dnnl_cpu_isa_avx(), "avx"),
+                new Isa(Dnnl.dnnl_cpu_isa_sse41(), "sse41")}) {
+            if (isa == known.code()) {
+                return known.name();
+            }
+        }
+        return isa == Dnnl.dnnl_cpu_isa_default() ? "default" : "isa 0x" + Integer.toHexString(isa);
+    }
+
+    /**
+     * How many threads one oneDNN call may use: OpenMP's {@code omp_get_max_threads()} for the calling
+     * thread, which {@code OMP_NUM_THREADS} sets. Returns 1 for a library without OpenMP.
+     *
+     * @throws NativeLibraryException if oneDNN cannot be loaded
+     */
+    public static int maxThreads() {
+        runtime();
+        Optional<MemorySegment> symbol = SymbolLookup.loaderLookup().find("omp_get_max_threads");
+        if (symbol.isEmpty()) {
+            LOG.log(System.Logger.Level.DEBUG, "omp_get_max_threads not found; assuming one thread");
+            return 1;
+        }
+        MethodHandle handle = Linker.nativeLinker().downcallHandle(symbol.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT));
+        try {
+            return (int) handle.invokeExact();
+        } catch (Throwable e) {
+            throw new IllegalStateException("omp_get_max_threads failed", e);
+        }
+    }
+}

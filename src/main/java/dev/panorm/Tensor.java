@@ -1,0 +1,280 @@
+package dev.panorm;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * An n-dimensional view of memory: a {@link MemorySegment} plus a shape, strides and a
+ * {@link DataType}.
+ *
+ * <p>A tensor never owns its memory and never copies it: the segment's arena decides how long the
+ * memory lives, and the tensor is only valid while that arena is open. Strides count elements,
+ * not bytes, as in PyTorch; the default strides are C order (row-major), so the last dimension is
+ * contiguous. Element {@code (i0, i1, ...)} lives at byte offset
+ * {@code (i0*strides[0] + i1*strides[1] + ...) * dataType.byteSize()} of the segment.
+ *
+ * <p>The constructor checks that every element the shape and strides address lies inside the
+ * segment, so an operation can never read or write past it. Tensors are immutable and
+ * thread-safe; the memory they view is not synchronized.
+ */
+public final class Tensor {
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+    private final MemorySegment segment;
+    private final DataType dataType;
+    private final long[] shape;
+    private final long[] strides;
+    private final long elementCount;
+    private final long byteExtent;
+
+    private Tensor(MemorySegment segment, DataType dataType, long[] shape, long[] strides) {
+        this.segment = Objects.requireNonNull(segment, "segment");
+        this.dataType = Objects.requireNonNull(dataType, "dataType");
+        this.shape = shape;
+        this.strides = strides;
+        this.elementCount = elementCount(shape);
+        this.byteExtent = byteExtent(dataType, shape, strides);
+        if (byteExtent > segment.byteSize()) {
+            throw new IllegalArgumentException(describe() + " needs " + byteExtent + " bytes but its segment has only "
+                    + segment.byteSize());
+        }
+    }
+
+    /**
+     * Allocates a zero-filled, C-ordered tensor from {@code arena}, aligned to 64 bytes.
+     *
+     * @param arena the arena that owns the memory; the tensor is valid until it is closed
+     * @param dataType the element type
+     * @param shape the dimensions, each {@code >= 0}
+     * @return a new tensor over freshly allocated memory
+     */
+    public static Tensor allocate(Arena arena, DataType dataType, long... shape) {
+        Objects.requireNonNull(arena, "arena");
+        long[] dims = shape.clone();
+        long[] strides = contiguousStrides(dims);
+        return new Tensor(arena.allocate(byteExtent(dataType, dims, strides), 64), dataType, dims, strides);
+    }
+
+    /**
+     * Views an existing segment as a C-ordered tensor, without copying. The segment may be larger
+     * than the tensor; the tensor starts at its first byte.
+     *
+     * @param segment native or heap memory, e.g. a memory-mapped file or a buffer owned by another library
+     * @param dataType the element type
+     * @param shape the dimensions, each {@code >= 0}
+     * @return a view of {@code segment}
+     * @throws IllegalArgumentException if the segment is too small for the shape
+     */
+    public static Tensor of(MemorySegment segment, DataType dataType, long... shape) {
+        long[] dims = shape.clone();
+        return new Tensor(segment, dataType, dims, contiguousStrides(dims));
+    }
+
+    /**
+     * Views an existing segment with explicit strides (in elements), without copying.
+     *
+     * @param segment the memory
+     * @param dataType the element type
+     * @param shape the dimensions, each {@code >= 0}
+     * @param strides the distance in elements between neighbours along each dimension, each {@code >= 0}
+     * @return a view of {@code segment}
+     * @throws IllegalArgumentException if the ranks differ or an addressed element lies outside the segment
+     */
+    public static Tensor of(MemorySegment segment, DataType dataType, long[] shape, long[] strides) {
+        return new Tensor(segment, dataType, shape.clone(), strides.clone());
+    }
+
+    /**
+     * Allocates a float32 tensor from {@code arena} and copies {@code values} into it.
+     *
+     * @param arena the arena that owns the memory
+     * @param values the elements in C order; their number must equal the product of {@code shape}
+     * @param shape the dimensions
+     * @return a new tensor holding a copy of {@code values}
+     */
+    public static Tensor ofFloats(Arena arena, float[] values, long... shape) {
+        Tensor tensor = allocate(arena, DataType.F32, shape);
+        if (tensor.elementCount != values.length) {
+            throw new IllegalArgumentException(values.length + " values do not fill shape " + Arrays.toString(shape));
+        }
+        MemorySegment.copy(values, 0, tensor.segment, FLOAT, 0, values.length);
+        return tensor;
+    }
+
+    /** The memory this tensor views. */
+    public MemorySegment segment() {
+        return segment;
+    }
+
+    /** The element type. */
+    public DataType dataType() {
+        return dataType;
+    }
+
+    /** The number of dimensions. */
+    public int rank() {
+        return shape.length;
+    }
+
+    /** A copy of the dimensions. */
+    public long[] shape() {
+        return shape.clone();
+    }
+
+    /**
+     * One dimension.
+     *
+     * @param axis the axis; negative values count from the end, as in PyTorch ({@code -1} is the last)
+     * @return the size of that dimension
+     */
+    public long dim(int axis) {
+        return shape[normalizeAxis(axis)];
+    }
+
+    /** A copy of the strides, in elements. */
+    public long[] strides() {
+        return strides.clone();
+    }
+
+    /**
+     * One stride, in elements.
+     *
+     * @param axis the axis; negative values count from the end
+     * @return the distance in elements between neighbours along that axis
+     */
+    public long stride(int axis) {
+        return strides[normalizeAxis(axis)];
+    }
+
+    /** The number of elements: the product of the shape. */
+    public long elementCount() {
+        return elementCount;
+    }
+
+    /** The number of bytes from the first element to the end of the last one. */
+    public long byteExtent() {
+        return byteExtent;
+    }
+
+    /** Whether the strides are C order, so the elements occupy one dense block. */
+    public boolean isContiguous() {
+        long expected = 1;
+        for (int i = shape.length - 1; i >= 0; i--) {
+            if (shape[i] != 1 && strides[i] != expected) {
+                return elementCount == 0;
+            }
+            expected *= shape[i];
+        }
+        return true;
+    }
+
+    /** Whether {@code other} has the same shape as this tensor. */
+    public boolean hasShape(long... other) {
+        return Arrays.equals(shape, other);
+    }
+
+    /**
+     * Copies the elements of a float32 tensor into a new array, in C order.
+     *
+     * @return the elements
+     * @throws IllegalStateException if the data type is not {@link DataType#F32} or there are more than
+     *     {@code Integer.MAX_VALUE - 8} elements
+     */
+    public float[] toFloatArray() {
+        if (dataType != DataType.F32) {
+            throw new IllegalStateException("toFloatArray needs F32, this tensor is " + dataType);
+        }
+        if (elementCount > Integer.MAX_VALUE - 8) {
+            throw new IllegalStateException(describe() + " has too many elements for a Java array");
+        }
+        float[] out = new float[(int) elementCount];
+        if (isContiguous()) {
+            MemorySegment.copy(segment, FLOAT, 0, out, 0, out.length);
+            return out;
+        }
+        long[] index = new long[shape.length];
+        for (int i = 0; i < out.length; i++) {
+            long offset = 0;
+            for (int d = 0; d < shape.length; d++) {
+                offset += index[d] * strides[d];
+            }
+            out[i] = segment.getAtIndex(FLOAT, offset);
+            for (int d = shape.length - 1; d >= 0 && ++index[d] == shape[d]; d--) {
+                index[d] = 0;
+            }
+        }
+        return out;
+    }
+
+    /** Describes data type, shape and strides, e.g. {@code F32[32, 768]}. */
+    @Override
+    public String toString() {
+        return describe();
+    }
+
+    String describe() {
+        String text = dataType + Arrays.toString(shape);
+        return Arrays.equals(strides, contiguousStrides(shape)) ? text : text + " strides " + Arrays.toString(strides);
+    }
+
+    private int normalizeAxis(int axis) {
+        int normalized = axis < 0 ? axis + shape.length : axis;
+        if (normalized < 0 || normalized >= shape.length) {
+            throw new IndexOutOfBoundsException("axis " + axis + " out of range for rank " + shape.length);
+        }
+        return normalized;
+    }
+
+    /** The product of the shape; throws if a dimension is negative or the product overflows. */
+    private static long elementCount(long[] shape) {
+        long count = 1;
+        for (long dim : shape) {
+            if (dim < 0) {
+                throw new IllegalArgumentException("negative dimension " + dim + " in shape " + Arrays.toString(shape));
+            }
+            try {
+                count = Math.multiplyExact(count, dim);
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " has more than 2^63 elements");
+            }
+        }
+        return count;
+    }
+
+    /** Bytes from the first addressed element to the end of the last one; validates the strides. */
+    private static long byteExtent(DataType dataType, long[] shape, long[] strides) {
+        if (strides.length != shape.length) {
+            throw new IllegalArgumentException("strides " + Arrays.toString(strides) + " do not match the rank of shape "
+                    + Arrays.toString(shape));
+        }
+        if (elementCount(shape) == 0) {
+            return 0;
+        }
+        long lastElement = 0;
+        try {
+            for (int i = 0; i < shape.length; i++) {
+                if (strides[i] < 0) {
+                    throw new IllegalArgumentException("negative stride " + strides[i] + " in strides " + Arrays.toString(strides));
+                }
+                lastElement = Math.addExact(lastElement, Math.multiplyExact(shape[i] - 1, strides[i]));
+            }
+            return Math.multiplyExact(lastElement + 1, dataType.byteSize());
+        } catch (ArithmeticException e) {
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " with strides " + Arrays.toString(strides)
+                    + " addresses more than 2^63 bytes");
+        }
+    }
+
+    static long[] contiguousStrides(long[] shape) {
+        long[] strides = new long[shape.length];
+        long stride = 1;
+        for (int i = shape.length - 1; i >= 0; i--) {
+            strides[i] = stride;
+            stride *= Math.max(shape[i], 1);
+        }
+        return strides;
+    }
+}
