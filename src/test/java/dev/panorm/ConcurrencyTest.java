@@ -1,0 +1,98 @@
+package dev.panorm;
+
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** One LayerNorm shared by many threads; closing it while they run. */
+class ConcurrencyTest {
+    private static final int C = 768;
+    private static final int[] ROW_COUNTS = {1, 7, 64, 300};
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void manyThreadsGetExactlyTheSingleThreadedResults(Backend backend) throws Exception {
+        int threads = 8;
+        float[] gamma = TestData.gaussian(C, 1, 1, 1);
+        float[] beta = TestData.gaussian(C, 0, 1, 2);
+        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend);
+             ExecutorService pool = Executors.newFixedThreadPool(threads)) {
+            Tensor g = Tensor.ofFloats(arena, gamma, C);
+            Tensor b = Tensor.ofFloats(arena, beta, C);
+            float[][] inputs = new float[ROW_COUNTS.length][];
+            float[][] expected = new float[ROW_COUNTS.length][];
+            for (int i = 0; i < ROW_COUNTS.length; i++) {
+                inputs[i] = TestData.gaussian(ROW_COUNTS[i] * C, i, 1 + i, 10 + i);
+                Tensor dst = Tensor.allocate(arena, DataType.F32, ROW_COUNTS[i], C);
+                norm.forward(Tensor.ofFloats(arena, inputs[i], ROW_COUNTS[i], C), dst, g, b);
+                expected[i] = dst.toFloatArray();
+            }
+            CountDownLatch start = new CountDownLatch(1);
+            List<Future<?>> results = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                int thread = t;
+                results.add(pool.submit(() -> {
+                    start.await();
+                    try (Arena own = Arena.ofConfined()) {
+                        for (int call = 0; call < 100; call++) {
+                            int shape = (thread + call) % ROW_COUNTS.length;
+                            Tensor src = Tensor.ofFloats(own, inputs[shape], ROW_COUNTS[shape], C);
+                            Tensor dst = Tensor.allocate(own, DataType.F32, ROW_COUNTS[shape], C);
+                            norm.forward(src, dst, g, b);
+                            assertArrayEquals(expected[shape], dst.toFloatArray(), "thread " + thread + ", call " + call);
+                        }
+                    }
+                    return null;
+                }));
+            }
+            start.countDown();
+            for (Future<?> result : results) {
+                result.get();
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void closingWhileCallsAreInFlightFailsLateCallersCleanly(Backend backend) throws Exception {
+        int threads = 4;
+        AtomicLong calls = new AtomicLong();
+        LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), backend);
+        try (ExecutorService pool = Executors.newFixedThreadPool(threads)) {
+            List<Future<String>> results = new ArrayList<>();
+            for (int t = 0; t < threads; t++) {
+                results.add(pool.submit(() -> {
+                    try (Arena own = Arena.ofConfined()) {
+                        Tensor data = Tensor.ofFloats(own, TestData.gaussian(64 * C, 0, 1, 3), 64, C);
+                        while (true) {
+                            norm.forward(data, data);
+                            calls.incrementAndGet();
+                        }
+                    } catch (IllegalStateException e) {
+                        return e.getMessage();
+                    }
+                }));
+            }
+            while (calls.get() < 1000) {
+                Thread.onSpinWait();
+            }
+            norm.close();
+            for (Future<String> result : results) {
+                assertEquals("this LayerNorm is closed", result.get());
+            }
+        }
+        assertTrue(calls.get() >= 1000);
+    }
+}

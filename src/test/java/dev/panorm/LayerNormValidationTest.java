@@ -1,0 +1,214 @@
+package dev.panorm;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.atomic.AtomicReference;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertDoesNotThrow;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Bad input of every kind gets an exception that names the problem, before any native call, and
+ * leaves the destination untouched.
+ */
+class LayerNormValidationTest {
+    private static final int C = 16;
+
+    private static void assertRejected(Class<? extends Throwable> type, String fragment, Executable call) {
+        Throwable thrown = assertThrows(type, call);
+        assertTrue(thrown.getMessage().contains(fragment),
+                () -> "message '" + thrown.getMessage() + "' should mention '" + fragment + "'");
+    }
+
+    /** Runs {@code call} against a fresh operation and tensors; asserts dst was not written. */
+    private interface Case {
+        void run(LayerNorm norm, Arena arena, Tensor src, Tensor dst, Tensor scale, Tensor shift) throws Throwable;
+    }
+
+    private static void expect(Backend backend, Class<? extends Throwable> type, String fragment, Case call) {
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
+            Tensor src = Tensor.ofFloats(arena, TestData.gaussian(3 * C, 0, 1, 1), 3, C);
+            Tensor dst = Tensor.allocate(arena, DataType.F32, 3, C);
+            Tensor scale = Tensor.ofFloats(arena, TestData.gaussian(C, 1, 1, 2), C);
+            Tensor shift = Tensor.ofFloats(arena, TestData.gaussian(C, 0, 1, 3), C);
+            assertRejected(type, fragment, () -> call.run(norm, arena, src, dst, scale, shift));
+            assertArrayEquals(new float[3 * C], dst.toFloatArray(), "dst must be untouched");
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void wrongShapes(Backend backend) {
+        expect(backend, IllegalArgumentException.class, "last dimension C = 16", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(Tensor.allocate(arena, DataType.F32, 3, C + 1), dst, scale, shift));
+        expect(backend, IllegalArgumentException.class, "must have the shape of src", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, Tensor.allocate(arena, DataType.F32, 4, C), scale, shift));
+        expect(backend, IllegalArgumentException.class, "must have the shape of src", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, Tensor.allocate(arena, DataType.F32, 1, 3, C), scale, shift));
+        expect(backend, IllegalArgumentException.class, "scale F32[15] must have shape [16]", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, dst, Tensor.allocate(arena, DataType.F32, C - 1), shift));
+        expect(backend, IllegalArgumentException.class, "shift F32[1, 16] must have shape [16]", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, dst, scale, Tensor.allocate(arena, DataType.F32, 1, C)));
+        expect(backend, IllegalArgumentException.class, "last dimension", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(Tensor.allocate(arena, DataType.F32), Tensor.allocate(arena, DataType.F32), scale, shift));
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void wrongDataTypeOrLayout(Backend backend) {
+        expect(backend, IllegalArgumentException.class, "src BF16[3, 16] must be F32", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(Tensor.allocate(arena, DataType.BF16, 3, C), dst, scale, shift));
+        expect(backend, IllegalArgumentException.class, "scale F16[16] must be F32", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, dst, Tensor.allocate(arena, DataType.F16, C), shift));
+        expect(backend, IllegalArgumentException.class, "must be contiguous", (norm, arena, src, dst, scale, shift) -> {
+            Tensor padded = Tensor.of(arena.allocate(3L * (C + 4) * 4), DataType.F32, new long[] {3, C}, new long[] {C + 4, 1});
+            norm.forward(padded, dst, scale, shift);
+        });
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void scaleAndShiftMustMatchTheConfiguration(Backend backend) {
+        expect(backend, IllegalArgumentException.class, "scale is null", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, dst, null, shift));
+        expect(backend, IllegalArgumentException.class, "shift is null", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, dst, scale, null));
+        expect(backend, IllegalArgumentException.class, "scale is null", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, dst));
+        try (Arena arena = Arena.ofConfined();
+             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), backend)) {
+            Tensor src = Tensor.allocate(arena, DataType.F32, 2, C);
+            Tensor gamma = Tensor.allocate(arena, DataType.F32, C);
+            assertRejected(IllegalArgumentException.class, "has no scale", () -> norm.forward(src, src, gamma, null));
+            assertRejected(IllegalArgumentException.class, "has no shift", () -> norm.forward(src, src, null, gamma));
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void unusableMemory(Backend backend) {
+        expect(backend, IllegalArgumentException.class, "dst is read-only", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, Tensor.of(dst.segment().asReadOnly(), DataType.F32, 3, C), scale, shift));
+        expect(backend, IllegalStateException.class, "src's memory has been freed", (norm, arena, src, dst, scale, shift) -> {
+            Arena closed = Arena.ofConfined();
+            Tensor gone = Tensor.allocate(closed, DataType.F32, 3, C);
+            closed.close();
+            norm.forward(gone, dst, scale, shift);
+        });
+        expect(backend, IllegalStateException.class, "scale's memory belongs to a confined arena of another thread",
+                (norm, arena, src, dst, scale, shift) -> {
+                    AtomicReference<Arena> foreign = new AtomicReference<>();
+                    Tensor theirs = CompletableFuture.supplyAsync(() -> {
+                        foreign.set(Arena.ofConfined());
+                        return Tensor.allocate(foreign.get(), DataType.F32, C);
+                    }).get();
+                    norm.forward(src, dst, theirs, shift);
+                });
+    }
+
+    @Test
+    void oneDnnNeedsNativeMemoryWhileJavaTakesHeapArrays() {
+        float[] x = TestData.gaussian(2 * C, 0, 1, 5);
+        Tensor heapSrc = Tensor.of(MemorySegment.ofArray(x.clone()), DataType.F32, 2, C);
+        Tensor heapDst = Tensor.of(MemorySegment.ofArray(new float[2 * C]), DataType.F32, 2, C);
+        LayerNormConfig config = LayerNormConfig.of(C).withoutAffine();
+        try (LayerNorm norm = LayerNorm.create(config, Backend.ONEDNN)) {
+            assertRejected(IllegalArgumentException.class, "src is a heap segment; oneDNN needs native",
+                    () -> norm.forward(heapSrc, heapDst));
+        }
+        try (LayerNorm norm = LayerNorm.create(config, Backend.JAVA)) {
+            norm.forward(heapSrc, heapDst);
+            Accuracy.assertForward(Backend.JAVA, x, 2, C, null, null, 1e-5, heapDst.toFloatArray());
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void overlappingOutputs(Backend backend) {
+        expect(backend, IllegalArgumentException.class, "dst partially overlaps src", (norm, arena, src, dst, scale, shift) -> {
+            MemorySegment shared = arena.allocate(4L * C * 4);
+            Tensor in = Tensor.of(shared, DataType.F32, 3, C);
+            Tensor out = Tensor.of(shared.asSlice(4L * C), DataType.F32, 3, C);
+            norm.forward(in, out, scale, shift);
+        });
+        expect(backend, IllegalArgumentException.class, "dst overlaps scale", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, dst, Tensor.of(dst.segment().asSlice(4L * C), DataType.F32, C), shift));
+        expect(backend, IllegalArgumentException.class, "dst overlaps shift", (norm, arena, src, dst, scale, shift) ->
+                norm.forward(src, dst, scale, Tensor.of(dst.segment(), DataType.F32, C)));
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void closedOperation(Backend backend) {
+        try (Arena arena = Arena.ofConfined()) {
+            LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), backend);
+            Tensor data = Tensor.allocate(arena, DataType.F32, 2, C);
+            norm.forward(data, data);
+            norm.close();
+            assertDoesNotThrow(norm::close, "closing twice is allowed");
+            assertRejected(IllegalStateException.class, "closed", () -> norm.forward(data, data));
+            assertRejected(IllegalStateException.class, "closed", () -> norm.implementation(2));
+        }
+    }
+
+    @Test
+    void nullArgumentsAreNamed() {
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA)) {
+            Tensor data = Tensor.allocate(arena, DataType.F32, 2, C);
+            assertRejected(NullPointerException.class, "src", () -> norm.forward(null, data));
+            assertRejected(NullPointerException.class, "dst", () -> norm.forward(data, null));
+        }
+        assertRejected(NullPointerException.class, "config", () -> LayerNorm.create(null, Backend.JAVA));
+        assertRejected(NullPointerException.class, "backend", () -> LayerNorm.create(LayerNormConfig.of(C), null));
+    }
+
+    @ParameterizedTest
+    @ValueSource(longs = {0, -1, Long.MIN_VALUE})
+    void normalizedSizeMustBePositive(long c) {
+        assertRejected(IllegalArgumentException.class, "normalizedSize must be at least 1", () -> LayerNormConfig.of(c));
+    }
+
+    @ParameterizedTest
+    @ValueSource(doubles = {0, -1e-5, Double.NaN, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY, 1e-50, 1e39})
+    void epsMustBeAPositiveFiniteFloat(double eps) {
+        assertRejected(IllegalArgumentException.class, "eps must be a positive finite float",
+                () -> LayerNormConfig.of(C).withEps(eps));
+    }
+
+    @Test
+    void configurationDefaultsFollowPyTorch() {
+        LayerNormConfig config = LayerNormConfig.of(768);
+        assertEquals(new LayerNormConfig(768, 1e-5, true, true), config);
+        assertEquals(new LayerNormConfig(768, 1e-5, false, false), config.withoutAffine());
+    }
+
+    @Test
+    void tensorsRejectImpossibleGeometry() {
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment small = arena.allocate(63);
+            assertRejected(IllegalArgumentException.class, "needs 64 bytes but its segment has only 63",
+                    () -> Tensor.of(small, DataType.F32, 4, 4));
+            assertRejected(IllegalArgumentException.class, "negative dimension", () -> Tensor.of(small, DataType.F32, 2, -1));
+            assertRejected(IllegalArgumentException.class, "negative stride",
+                    () -> Tensor.of(small, DataType.F32, new long[] {2, 2}, new long[] {-2, 1}));
+            assertRejected(IllegalArgumentException.class, "do not match the rank",
+                    () -> Tensor.of(small, DataType.F32, new long[] {2, 2}, new long[] {1}));
+            assertRejected(IllegalArgumentException.class, "more than 2^63",
+                    () -> Tensor.of(small, DataType.F32, 1L << 40, 1L << 40));
+            assertRejected(IllegalArgumentException.class, "more than 2^63",
+                    () -> Tensor.of(small, DataType.F32, new long[] {2, 2}, new long[] {Long.MAX_VALUE / 2, 1}));
+            assertRejected(IllegalArgumentException.class, "do not fill shape",
+                    () -> Tensor.ofFloats(arena, new float[5], 2, 3));
+        }
+    }
+}

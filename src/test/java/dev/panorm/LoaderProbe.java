@@ -1,0 +1,36 @@
+package dev.panorm;
+
+import java.lang.foreign.Arena;
+import java.util.Optional;
+
+/**
+ * Run in a child JVM by {@link NativeLibraryTest}: loading is once per JVM, so each loading
+ * scenario needs a fresh one. Prints {@code key=value} lines.
+ */
+public final class LoaderProbe {
+    private LoaderProbe() {}
+
+    public static void main(String[] args) {
+        System.out.println("java=" + normalizeOnce(Backend.JAVA));
+        Optional<NativeLibraryException> failure = OneDnn.loadFailure();
+        if (failure.isPresent()) {
+            System.out.println("onednn=unavailable");
+            System.out.println("message=" + failure.get().getMessage());
+        } else {
+            System.out.println("onednn=" + OneDnn.version());
+            System.out.println("path=" + OneDnn.libraryPath());
+            System.out.println("forward=" + normalizeOnce(Backend.ONEDNN));
+        }
+    }
+
+    /** Normalizes [-1, 1] and reports whether the result is right. */
+    private static String normalizeOnce(Backend backend) {
+        try (Arena arena = Arena.ofConfined();
+             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(2).withoutAffine(), backend)) {
+            Tensor data = Tensor.ofFloats(arena, new float[] {-1, 1}, 1, 2);
+            norm.forward(data, data);
+            float[] y = data.toFloatArray();
+            return Math.abs(y[0] + 0.999995f) < 1e-6 && Math.abs(y[1] - 0.999995f) < 1e-6 ? "ok" : "wrong";
+        }
+    }
+}

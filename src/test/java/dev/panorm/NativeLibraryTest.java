@@ -1,0 +1,141 @@
+package dev.panorm;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Loading scenarios, each in a fresh JVM running {@link LoaderProbe}. */
+class NativeLibraryTest {
+    @TempDir
+    Path temp;
+
+    private record Result(int exit, String output) {
+        boolean has(String line) {
+            return output.lines().anyMatch(line::equals);
+        }
+    }
+
+    private static Process start(List<String> jvmOptions, Map<String, String> environment) throws IOException {
+        List<String> command = new ArrayList<>();
+        command.add(ProcessHandle.current().info().command().orElse(
+                Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        command.add("--enable-native-access=ALL-UNNAMED");
+        command.addAll(jvmOptions);
+        command.add("-cp");
+        command.add(System.getProperty("java.class.path"));
+        command.add(LoaderProbe.class.getName());
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+        builder.environment().remove(NativeLibrary.LIBRARY_ENV);
+        builder.environment().remove(NativeLibrary.CACHE_ENV);
+        builder.environment().putAll(environment);
+        return builder.start();
+    }
+
+    private static Result finish(Process process) throws Exception {
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(process.waitFor(60, TimeUnit.SECONDS), "probe JVM did not finish");
+        return new Result(process.exitValue(), output);
+    }
+
+    private static Result probe(List<String> jvmOptions, Map<String, String> environment) throws Exception {
+        return finish(start(jvmOptions, environment));
+    }
+
+    private Result probeWithCache(Path cache) throws Exception {
+        return probe(List.of("-D" + NativeLibrary.CACHE_PROPERTY + "=" + cache), Map.of());
+    }
+
+    @Test
+    void aMissingOverrideIsAClearErrorAndTheJavaBackendStillWorks() throws Exception {
+        Result result = probe(List.of("-D" + NativeLibrary.LIBRARY_PROPERTY + "=/nonexistent/libdnnl.so.3"), Map.of());
+        assertEquals(0, result.exit(), result.output());
+        assertTrue(result.has("java=ok"), result.output());
+        assertTrue(result.has("onednn=unavailable"), result.output());
+        assertTrue(result.output().contains("system property panorm.onednn.library names /nonexistent/libdnnl.so.3, "
+                + "which is not a file"), result.output());
+    }
+
+    @Test
+    void aFileThatIsNotALibraryIsAClearError() throws Exception {
+        Path fake = Files.writeString(temp.resolve("libdnnl.so.3"), "not a library");
+        Result result = probe(List.of(), Map.of(NativeLibrary.LIBRARY_ENV, fake.toString()));
+        assertTrue(result.has("java=ok"), result.output());
+        assertTrue(result.output().contains("could not load " + fake + " (from environment variable PANORM_ONEDNN_LIBRARY)"),
+                result.output());
+    }
+
+    @Test
+    void theEnvironmentVariableSelectsAUserProvidedLibrary() throws Exception {
+        Path bundled = OneDnn.libraryPath();
+        Result result = probe(List.of(), Map.of(NativeLibrary.LIBRARY_ENV, bundled.toString()));
+        assertTrue(result.has("path=" + bundled), result.output());
+        assertTrue(result.has("forward=ok"), result.output());
+    }
+
+    @Test
+    void anUnsupportedPlatformIsNamed() throws Exception {
+        Result result = probe(List.of("-Dos.arch=riscv64", "-D" + NativeLibrary.CACHE_PROPERTY + "=" + temp), Map.of());
+        assertTrue(result.has("java=ok"), result.output());
+        assertTrue(result.output().contains("panorm bundles oneDNN for linux-x86_64 only; this JVM runs on Linux/riscv64"),
+                result.output());
+    }
+
+    @Test
+    void concurrentJvmsExtractOnceAndAgree() throws Exception {
+        Path cache = temp.resolve("cache");
+        List<Process> processes = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            processes.add(start(List.of("-D" + NativeLibrary.CACHE_PROPERTY + "=" + cache), Map.of()));
+        }
+        for (Process process : processes) {
+            Result result = finish(process);
+            assertTrue(result.has("forward=ok"), result.output());
+        }
+        try (Stream<Path> entries = Files.list(cache)) {
+            List<String> names = entries.map(p -> p.getFileName().toString()).toList();
+            assertEquals(1, names.size(), "one folder, no leftovers: " + names);
+            assertTrue(names.getFirst().startsWith("onednn-3.8.1-linux-x86_64-"), names.toString());
+        }
+    }
+
+    @Test
+    void aTruncatedCachedLibraryIsDetectedAndReplaced() throws Exception {
+        Path cache = temp.resolve("cache");
+        assertTrue(probeWithCache(cache).has("forward=ok"));
+        Path library;
+        try (Stream<Path> entries = Files.list(cache)) {
+            library = entries.findFirst().orElseThrow().resolve("libdnnl.so.3");
+        }
+        long size = Files.size(library);
+        try (FileChannel channel = FileChannel.open(library, StandardOpenOption.WRITE)) {
+            channel.truncate(size / 2);
+        }
+        Result result = probeWithCache(cache);
+        assertTrue(result.has("forward=ok"), result.output());
+        assertTrue(result.output().contains("does not match the bundled libraries; extracting it again"), result.output());
+        assertEquals(size, Files.size(library));
+    }
+
+    @Test
+    void anUnwritableCacheFallsBackToATemporaryFolder() throws Exception {
+        // A path below a regular file can never be created, even by root.
+        Path blocked = Files.writeString(temp.resolve("a-file"), "").resolve("cache");
+        Result result = probeWithCache(blocked);
+        assertTrue(result.has("forward=ok"), result.output());
+        assertTrue(result.output().contains("cannot use the cache folder " + blocked), result.output());
+    }
+}

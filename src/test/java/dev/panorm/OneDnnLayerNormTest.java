@@ -1,0 +1,9 @@
+package dev.panorm;
+
+/** The contract, on oneDNN. */
+class OneDnnLayerNormTest extends LayerNormContract {
+    @Override
+    Backend backend() {
+        return Backend.ONEDNN;
+    }
+}

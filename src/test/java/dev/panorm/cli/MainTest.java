@@ -1,0 +1,211 @@
+package dev.panorm.cli;
+
+import dev.panorm.Tensor;
+import dev.panorm.io.Npy;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class MainTest {
+    @TempDir
+    Path temp;
+
+    private record Run(int exit, String out, String err) {}
+
+    private static Run run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int exit = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    private Path save(String name, float[] values, long... shape) throws IOException {
+        Path file = temp.resolve(name);
+        try (Arena arena = Arena.ofConfined()) {
+            Npy.write(file, Tensor.ofFloats(arena, values, shape));
+        }
+        return file;
+    }
+
+    private static float[] load(Path file) throws IOException {
+        try (Arena arena = Arena.ofConfined()) {
+            return Npy.mapFloat32(file, arena).toFloatArray();
+        }
+    }
+
+    private static float[] random(int n, long seed, double mean) {
+        SplittableRandom random = new SplittableRandom(seed);
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = (float) (mean + random.nextDouble(-3, 3));
+        }
+        return values;
+    }
+
+    /** Layer normalization in double, row by row: the oracle, written again here to keep the CLI test self-contained. */
+    private static double[] expected(float[] x, int c, float[] gamma, float[] beta, double eps) {
+        double[] y = new double[x.length];
+        for (int base = 0; base < x.length; base += c) {
+            double mean = 0;
+            for (int i = 0; i < c; i++) {
+                mean += x[base + i];
+            }
+            mean /= c;
+            double variance = 0;
+            for (int i = 0; i < c; i++) {
+                variance += (x[base + i] - mean) * (x[base + i] - mean);
+            }
+            double rstd = 1 / Math.sqrt(variance / c + eps);
+            for (int i = 0; i < c; i++) {
+                y[base + i] = (x[base + i] - mean) * rstd * (gamma == null ? 1 : gamma[i]) + (beta == null ? 0 : beta[i]);
+            }
+        }
+        return y;
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"onednn", "java"})
+    void normalizeMatchesTheDefinition(String backend) throws IOException {
+        int c = 100;
+        float[] x = random(2 * 5 * c, 1, 3);
+        float[] gamma = random(c, 2, 1);
+        float[] beta = random(c, 3, 0);
+        Path in = save("x.npy", x, 2, 5, c);
+        Path out = temp.resolve("y.npy");
+        Run run = run("normalize", in.toString(), out.toString(), "--gamma", save("g.npy", gamma, c).toString(),
+                "--beta", save("b.npy", beta, c).toString(), "--eps", "1e-3", "--backend", backend);
+        assertEquals(0, run.exit(), run.err());
+        assertTrue(run.out().startsWith("normalized 10 rows of 100 with " + backend), run.out());
+        double[] want = expected(x, c, gamma, beta, 1e-3);
+        float[] got = load(out);
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], got[i], 1e-5, "element " + i);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            assertEquals(3, Npy.mapFloat32(out, arena).rank(), "the output keeps the input's shape");
+        }
+    }
+
+    @Test
+    void normalizeWithoutAffineParametersAndOnAnEmptyBatch() throws IOException {
+        Path out = temp.resolve("y.npy");
+        assertEquals(0, run("normalize", save("x.npy", new float[] {1, 3}, 1, 2).toString(), out.toString()).exit());
+        float[] y = load(out);
+        assertEquals(-1, y[0], 1e-5);
+        assertEquals(1, y[1], 1e-5);
+
+        Path empty = temp.resolve("empty-out.npy");
+        Run run = run("normalize", save("empty.npy", new float[0], 0, 8).toString(), empty.toString());
+        assertEquals(0, run.exit(), run.err());
+        assertEquals(0, load(empty).length);
+    }
+
+    @Test
+    void infoReportsTheBundledOneDnn() {
+        Run run = run("info");
+        assertEquals(0, run.exit(), run.err());
+        assertTrue(run.out().contains("oneDNN       3.8.1"), run.out());
+        assertTrue(run.out().contains("CPU ISA      "), run.out());
+        assertTrue(run.out().contains("forward inference -> "), run.out());
+        assertTrue(run.out().contains("libdnnl.so.3"), run.out());
+    }
+
+    @Test
+    void demoComparesBothBackends() {
+        Run run = run("demo");
+        assertEquals(0, run.exit(), run.err());
+        assertTrue(run.out().contains("onednn"), run.out());
+        assertTrue(run.out().contains("java"), run.out());
+        assertTrue(run.out().contains("agreement: max |onednn - java| = "), run.out());
+    }
+
+    /** Runs a failing command; asserts the exit status, the message, and that no output file or temporary appeared. */
+    private void assertFails(int exit, String message, String... args) throws IOException {
+        List<Path> before;
+        try (Stream<Path> files = Files.list(temp)) {
+            before = files.toList();
+        }
+        Run run = run(args);
+        assertEquals(exit, run.exit(), run.err());
+        assertTrue(run.err().contains(message), () -> "stderr '" + run.err() + "' should contain '" + message + "'");
+        List<Path> after;
+        try (Stream<Path> files = Files.list(temp)) {
+            after = new ArrayList<>(files.toList());
+        }
+        after.removeAll(before);
+        assertEquals(List.of(), after, "nothing written");
+    }
+
+    @Test
+    void usageErrorsExitWithTwo() throws IOException {
+        String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
+        String out = temp.resolve("y.npy").toString();
+        assertFails(2, "Usage: panorm");
+        assertFails(2, "unknown command 'normalise'", "normalise", in, out);
+        assertFails(2, "normalize needs IN.npy and OUT.npy, got 1 paths", "normalize", in);
+        assertFails(2, "unknown option '--gama'", "normalize", in, out, "--gama", in);
+        assertFails(2, "--backend must be onednn or java, got 'cuda'", "normalize", in, out, "--backend", "cuda");
+        assertFails(2, "--eps must be a number, got 'tiny'", "normalize", in, out, "--eps", "tiny");
+        assertFails(2, "--eps needs a value", "normalize", in, out, "--eps");
+        assertFails(2, "OUT is the same file as IN", "normalize", in, in);
+        assertFails(2, "is a directory", "normalize", in, temp.toString());
+        assertFails(2, "info takes no arguments", "info", "now");
+    }
+
+    @Test
+    void badInputsExitWithOneAndWriteNothing() throws IOException {
+        String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
+        String out = temp.resolve("y.npy").toString();
+        Path notNpy = Files.writeString(temp.resolve("notes.npy"), "hello");
+        Path truncated = temp.resolve("truncated.npy");
+        byte[] whole = Files.readAllBytes(Path.of(in));
+        Files.write(truncated, java.util.Arrays.copyOf(whole, whole.length - 3));
+        String gamma5 = save("g5.npy", random(5, 2, 1), 5).toString();
+        String scalar = save("scalar.npy", new float[] {1}).toString();
+        String noChannels = save("empty-rows.npy", new float[0], 3, 0).toString();
+
+        assertFails(1, "no such file: " + temp.resolve("missing.npy"), "normalize", temp.resolve("missing.npy").toString(), out);
+        assertFails(1, "is not a .npy file", "normalize", notNpy.toString(), out);
+        assertFails(1, "is truncated: shape [2, 4] of F32 needs 32 bytes of data, the file holds 29", "normalize",
+                truncated.toString(), out);
+        assertFails(1, "--gamma " + gamma5 + " has shape [5] but must have shape [4]", "normalize", in, out, "--gamma", gamma5);
+        assertFails(1, "eps must be a positive finite float, got 0.0", "normalize", in, out, "--eps", "0");
+        assertFails(1, "eps must be a positive finite float, got NaN", "normalize", in, out, "--eps", "NaN");
+        assertFails(1, "holds a scalar (shape ()); layer normalization needs rank >= 1", "normalize", scalar, out);
+        assertFails(1, "its last axis must not be empty", "normalize", noChannels, out);
+        assertFalse(Files.exists(Path.of(out)));
+    }
+
+    @Test
+    void aFailedRunLeavesAnExistingOutputAlone() throws IOException {
+        Path out = Files.writeString(temp.resolve("y.npy"), "keep me");
+        String gamma5 = save("g5.npy", random(5, 2, 1), 5).toString();
+        Run run = run("normalize", save("x.npy", random(8, 1, 0), 2, 4).toString(), out.toString(), "--gamma", gamma5);
+        assertEquals(1, run.exit());
+        assertEquals("keep me", Files.readString(out));
+    }
+
+    @Test
+    void helpPrintsUsage() {
+        Run run = run("help");
+        assertEquals(0, run.exit());
+        assertTrue(run.out().contains("normalize IN.npy OUT.npy [--gamma G.npy] [--beta B.npy] [--eps E] [--backend onednn|java]"));
+    }
+}

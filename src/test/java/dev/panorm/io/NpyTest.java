@@ -1,0 +1,198 @@
+package dev.panorm.io;
+
+import dev.panorm.DataType;
+import dev.panorm.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.net.URISyntaxException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+class NpyTest {
+    private static final float[] VALUES = {-2.5f, -1.5f, -0.5f, 0.5f, 1.5f, 2.5f};
+
+    @TempDir
+    Path temp;
+
+    private static Path resource(String name) throws URISyntaxException {
+        return Path.of(NpyTest.class.getResource("/npy/" + name).toURI());
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"v1_f32_2x3.npy", "v2_f32_2x3.npy", "v3_f32_2x3.npy"})
+    void readsEveryFormatVersionNumPyWrites(String name) throws Exception {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor tensor = Npy.mapFloat32(resource(name), arena);
+            assertArrayEquals(new long[] {2, 3}, tensor.shape());
+            assertArrayEquals(VALUES, tensor.toFloatArray());
+            assertTrue(tensor.segment().isReadOnly(), "mapped input is read-only");
+        }
+    }
+
+    @Test
+    void readsEmptyArrays() throws Exception {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor tensor = Npy.mapFloat32(resource("empty_f32_0x4.npy"), arena);
+            assertArrayEquals(new long[] {0, 4}, tensor.shape());
+            Tensor scalar = Npy.mapFloat32(resource("scalar_f32.npy"), arena);
+            assertEquals(0, scalar.rank());
+            assertArrayEquals(new float[] {3.5f}, scalar.toFloatArray());
+        }
+    }
+
+    @Test
+    void writesWhatItReadsAndWhatNumPyWrites() throws Exception {
+        Path file = temp.resolve("out.npy");
+        try (Arena arena = Arena.ofConfined()) {
+            Npy.write(file, Tensor.ofFloats(arena, VALUES, 2, 3));
+            Tensor back = Npy.mapFloat32(file, arena);
+            assertArrayEquals(VALUES, back.toFloatArray());
+        }
+        byte[] bytes = Files.readAllBytes(file);
+        int headerLength = ByteBuffer.wrap(bytes, 8, 2).order(ByteOrder.LITTLE_ENDIAN).getShort();
+        assertEquals(0, (10 + headerLength) % 64, "data starts on a 64-byte boundary, as NumPy requires");
+        String header = new String(bytes, 10, headerLength, StandardCharsets.US_ASCII);
+        assertEquals("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", header.strip());
+        assertTrue(header.endsWith("\n"));
+        assertEquals(10 + headerLength + 24, bytes.length);
+    }
+
+    @Test
+    void headersForEveryRank() {
+        assertTrue(new String(Npy.header("<f4", new long[] {}), StandardCharsets.US_ASCII).contains("'shape': ()"));
+        assertTrue(new String(Npy.header("<f4", new long[] {5}), StandardCharsets.US_ASCII).contains("'shape': (5,)"));
+        assertTrue(new String(Npy.header("<f4", new long[] {1, 2, 3}), StandardCharsets.US_ASCII).contains("'shape': (1, 2, 3)"));
+    }
+
+    @ParameterizedTest
+    @CsvSource(delimiter = '|', value = {
+            "f64.npy              | holds '<f8'; only float32 ('<f4') is supported: convert with a.astype(np.float32)",
+            "f16.npy              | holds '<f2'; only float32",
+            "big_endian_f32.npy   | holds big-endian float32 ('>f4'); convert it with a.astype('<f4')",
+            "fortran_f32.npy      | is in Fortran order",
+            "object.npy           | holds Python objects ('|O')",
+            "structured.npy       | has a structured dtype",
+    })
+    void rejectsValidFilesItCannotRead(String name, String message) throws Exception {
+        assertRejected(resource(name), message);
+    }
+
+    private static void assertRejected(Path file, String message) {
+        NpyFormatException e = assertThrows(NpyFormatException.class, () -> {
+            try (Arena arena = Arena.ofConfined()) {
+                Npy.mapFloat32(file, arena);
+            }
+        });
+        assertTrue(e.getMessage().startsWith(file.toString()), e.getMessage());
+        assertTrue(e.getMessage().contains(message), () -> "'" + e.getMessage() + "' should contain '" + message + "'");
+    }
+
+    /** A v1.0 file with {@code dict} as its header (padded like NumPy's) and {@code dataBytes} zero bytes of data. */
+    private Path craft(String dict, long dataBytes) throws IOException {
+        int total = 10 + dict.length() + 1;
+        String text = dict + " ".repeat((64 - total % 64) % 64) + "\n";
+        ByteBuffer buffer = ByteBuffer.allocate(10 + text.length() + (int) dataBytes).order(ByteOrder.LITTLE_ENDIAN);
+        buffer.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}).putShort((short) text.length());
+        buffer.put(text.getBytes(StandardCharsets.US_ASCII));
+        return Files.write(Files.createTempFile(temp, "crafted", ".npy"), buffer.array());
+    }
+
+    private Path bytes(int... content) throws IOException {
+        byte[] raw = new byte[content.length];
+        for (int i = 0; i < raw.length; i++) {
+            raw[i] = (byte) content[i];
+        }
+        return Files.write(Files.createTempFile(temp, "raw", ".npy"), raw);
+    }
+
+    @Test
+    void rejectsMalformedFiles() throws Exception {
+        String good = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+        assertRejected(bytes(), "is not a .npy file");
+        assertRejected(bytes(0x93, 'N', 'U', 'M', 'P', 'X', 1, 0, 0, 0), "is not a .npy file");
+        assertRejected(bytes(0x93, 'N', 'U', 'M', 'P', 'Y', 4, 0, 0, 0), "format version 4.0");
+        assertRejected(bytes(0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 100, 0, '{'), "is truncated inside its header");
+        assertRejected(bytes(0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0, 0, 0, 1), "header of 16777216 bytes");
+        assertRejected(craft(good, 23), "is truncated: shape [2, 3] of F32 needs 24 bytes of data, the file holds 23");
+        assertRejected(craft(good, 25), "has 1 bytes after the data");
+        assertRejected(craft("{'descr': '<f4', 'fortran_order': False}", 0), "without 'descr', 'fortran_order' and 'shape'");
+        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", 8), "unexpected header key 'x'");
+        assertRejected(craft("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }", 8), "expected True or False");
+        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }", 8), "expected a non-negative integer");
+        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 8),
+                "too large for a 64-bit integer");
+        assertRejected(craft("['descr', '<f4']", 8), "expected '{'");
+        assertRejected(craft(good + " trailing", 24), "text after the header dict");
+        assertRejected(craft("{'descr: '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24), "malformed header");
+    }
+
+    @Test
+    void aHeaderClaimingAGiganticArrayCostsNothing() throws Exception {
+        // 2^62 elements claimed by a 128-byte file: refused from the file size alone, before any mapping.
+        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }", 0),
+                "more than 2^63 bytes");
+        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000, 1000), }", 0),
+                "is truncated: shape [1000000, 1000000, 1000] of F32 needs 4000000000000000 bytes");
+    }
+
+    @Test
+    void anAbandonedOutputLeavesNothingBehind() throws Exception {
+        Path target = temp.resolve("result.npy");
+        Files.writeString(target, "previous contents");
+        try (Arena arena = Arena.ofConfined(); Npy.Output output = Npy.Output.create(target, new long[] {4, 4}, arena)) {
+            output.tensor().segment().fill((byte) 1);
+            // No commit: as if the computation had failed.
+        }
+        assertEquals("previous contents", Files.readString(target));
+        try (Stream<Path> files = Files.list(temp)) {
+            assertEquals(1, files.count(), "the temporary file is gone");
+        }
+    }
+
+    @Test
+    void aCommittedOutputReplacesTheTarget() throws Exception {
+        Path target = temp.resolve("result.npy");
+        Files.writeString(target, "previous contents");
+        try (Arena arena = Arena.ofConfined(); Npy.Output output = Npy.Output.create(target, new long[] {2, 3}, arena)) {
+            Tensor tensor = output.tensor();
+            java.lang.foreign.MemorySegment.copy(VALUES, 0, tensor.segment(), java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, 6);
+            output.commit();
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            assertArrayEquals(VALUES, Npy.mapFloat32(target, arena).toFloatArray());
+        }
+        try (Stream<Path> files = Files.list(temp)) {
+            assertEquals(1, files.count());
+        }
+        assertFalse(Arrays.equals(Files.readAllBytes(target), "previous contents".getBytes(StandardCharsets.US_ASCII)));
+    }
+
+    @Test
+    void writesNonContiguousTensorsInCOrder() throws Exception {
+        Path file = temp.resolve("strided.npy");
+        try (Arena arena = Arena.ofConfined()) {
+            // A [2, 3] window of a [2, 4] matrix: rows padded by one element.
+            Tensor wide = Tensor.ofFloats(arena, new float[] {1, 2, 3, 99, 4, 5, 6, 99}, 2, 4);
+            Tensor window = Tensor.of(wide.segment(), DataType.F32, new long[] {2, 3}, new long[] {4, 1});
+            Npy.write(file, window);
+            assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, Npy.mapFloat32(file, arena).toFloatArray());
+        }
+    }
+}
