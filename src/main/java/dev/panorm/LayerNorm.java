@@ -172,7 +172,7 @@ public final class LayerNorm implements AutoCloseable {
             throw new IllegalArgumentException("src " + src.describe() + " must have last dimension C = " + c
                     + " (this LayerNorm's normalizedSize)");
         }
-        if (!dst.hasShape(src.shape())) {
+        if (!dst.hasSameShape(src)) {
             throw new IllegalArgumentException("dst " + dst.describe() + " must have the shape of src " + src.describe());
         }
         checkParameter("scale", scale, config.scale(), c);

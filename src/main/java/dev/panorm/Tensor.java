@@ -171,9 +171,14 @@ public final class Tensor {
         return true;
     }
 
-    /** Whether {@code other} has the same shape as this tensor. */
+    /** Whether this tensor has the given shape. */
     public boolean hasShape(long... other) {
         return Arrays.equals(shape, other);
+    }
+
+    /** Whether {@code other} has the same shape as this tensor. */
+    public boolean hasSameShape(Tensor other) {
+        return Arrays.equals(shape, other.shape);
     }
 
     /**
