@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
-"""Checks `scripts/panorm normalize` against a float64 NumPy layer norm on fresh random inputs.
+"""Checks `scripts/panorm normalize` and `scripts/panorm backward` against float64 NumPy on fresh
+random inputs.
 
 Each case writes new random .npy files (seeded; the seed is printed so a run can be replayed),
-runs the CLI with both backends, and checks every element against the README's tolerance:
-    |y - y_ref| <= K * u * (kappa * max(1, |gamma_c|) + |beta_c|),  u = 2**-24,
-    kappa = max|x_row| / sqrt(var_row + eps),  K = 8 (onednn) or 2 (java).
+runs the CLI with both backends, and checks every element against the README's tolerances,
+u = 2**-24, K = 8 (onednn) or 2 (java), per row kappa = max|x| / sqrt(var + eps):
+    y:      K * u * (kappa * max(1, |gamma_c|) + |beta_c|)
+    mean:   K * u * max|x|;   variance: K * u * (var + sqrt(var) * max|x|)
+    dx:     K * u * rstd * max_c|dy * gamma| * (kappa + 1)
+    dgamma: K * u * sum_rows |dy| * (kappa + 1);   dbeta: K * u * sum_rows |dy|
 Usage: scripts/verify-against-numpy.py [--seed N]
 """
 import argparse, os, subprocess, sys, tempfile, time
@@ -26,6 +30,29 @@ def reference(x, gamma, beta, eps):
         y = y + beta.astype(np.float64)
     kappa = np.abs(x).max(axis=-1, keepdims=True) / np.sqrt(var + eps)
     return y, kappa
+
+
+def reference_backward(x, dy, gamma, eps):
+    x = x.astype(np.float64)
+    dy = dy.astype(np.float64)
+    g = dy * (gamma.astype(np.float64) if gamma is not None else 1.0)
+    mean = x.mean(axis=-1, keepdims=True)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+    rstd = 1 / np.sqrt(var + eps)
+    xhat = (x - mean) * rstd
+    dx = rstd * (g - g.mean(axis=-1, keepdims=True) - xhat * (g * xhat).mean(axis=-1, keepdims=True))
+    c = x.shape[-1]
+    dgamma = (dy * xhat).reshape(-1, c).sum(axis=0)
+    dbeta = dy.reshape(-1, c).sum(axis=0)
+    return dx, dgamma, dbeta
+
+
+def report(label, got, want, tol):
+    err = np.abs(got.astype(np.float64) - want)
+    ratio = float((err / tol).max()) if err.size else 0.0
+    ok = bool((err <= tol).all())
+    print(f"{label}: max error {err.max() if err.size else 0:.3e}, max error/tolerance {ratio:.3f} {'ok' if ok else 'FAIL'}")
+    return ok
 
 
 def main():
@@ -58,21 +85,43 @@ def main():
             want, kappa = reference(x, gamma, beta, eps)
             g = np.abs(gamma.astype(np.float64)) if gamma is not None else 1.0
             b = np.abs(beta.astype(np.float64)) if beta is not None else 0.0
+            label = f"case {i}: shape {shape} mean {mean:.3g} std {std:.3g} eps {eps:.2e} gamma {with_gamma} beta {with_beta}"
+            x64 = x.astype(np.float64)
+            max_abs = np.abs(x64).max(axis=-1)
+            var = x64.var(axis=-1)
             for backend in ("onednn", "java"):
+                k = K[backend]
                 out = f"{tmp}/y-{backend}.npy"
-                subprocess.run([f"{ROOT}/scripts/panorm", "normalize", f"{tmp}/x.npy", out, "--backend", backend] + extra,
-                               check=True, stdout=subprocess.DEVNULL)
+                subprocess.run([f"{ROOT}/scripts/panorm", "normalize", f"{tmp}/x.npy", out, "--backend", backend,
+                                "--stats", f"{tmp}/m.npy", f"{tmp}/v.npy"] + extra, check=True, stdout=subprocess.DEVNULL)
                 got = np.load(out)
                 assert got.dtype == np.float32 and got.shape == x.shape, (got.dtype, got.shape)
-                err = np.abs(got.astype(np.float64) - want)
-                tol = K[backend] * U * (kappa * np.maximum(1.0, g) + b)
-                ratio = float((err / tol).max())
-                ok = bool((err <= tol).all())
-                failures += not ok
-                print(f"case {i}: shape {shape} mean {mean:.3g} std {std:.3g} eps {eps:.2e} "
-                      f"gamma {with_gamma} beta {with_beta} {backend:6s}: max error {err.max():.3e}, "
-                      f"max error/tolerance {ratio:.3f} {'ok' if ok else 'FAIL'}")
-    print("all within tolerance" if failures == 0 else f"{failures} case(s) out of tolerance")
+                failures += not report(f"{label} {backend:6s} y", got, want, k * U * (kappa * np.maximum(1.0, g) + b))
+                failures += not report(f"{label} {backend:6s} mean", np.load(f"{tmp}/m.npy"), x64.mean(axis=-1),
+                                       k * U * max_abs)
+                failures += not report(f"{label} {backend:6s} variance", np.load(f"{tmp}/v.npy"), var,
+                                       k * U * (var + np.sqrt(var) * max_abs))
+                # Backward, with a fresh dLoss/dy.
+                dy = rng.standard_normal(shape).astype(np.float32)
+                np.save(f"{tmp}/dy.npy", dy)
+                grads = ["--out-dbeta", f"{tmp}/db.npy"]
+                if gamma is not None:
+                    grads += ["--gamma", f"{tmp}/g.npy", "--out-dgamma", f"{tmp}/dg.npy"]
+                subprocess.run([f"{ROOT}/scripts/panorm", "backward", f"{tmp}/x.npy", f"{tmp}/dy.npy", f"{tmp}/dx.npy",
+                                "--eps", repr(eps), "--backend", backend] + grads, check=True, stdout=subprocess.DEVNULL)
+                dx, dgamma, dbeta = reference_backward(x, dy, gamma, eps)
+                rstd = 1 / np.sqrt(var + eps)
+                kap = (max_abs * rstd)[..., None] + 1
+                big_g = np.abs(dy.astype(np.float64) * (gamma if gamma is not None else 1.0)).max(axis=-1)[..., None]
+                failures += not report(f"{label} {backend:6s} dx", np.load(f"{tmp}/dx.npy"), dx,
+                                       k * U * rstd[..., None] * big_g * kap)
+                abs_dy = np.abs(dy.astype(np.float64)).reshape(-1, c)
+                if gamma is not None:
+                    failures += not report(f"{label} {backend:6s} dgamma", np.load(f"{tmp}/dg.npy"), dgamma,
+                                           k * U * (abs_dy * kap.reshape(-1, 1)).sum(axis=0))
+                failures += not report(f"{label} {backend:6s} dbeta", np.load(f"{tmp}/db.npy"), dbeta,
+                                       k * U * abs_dy.sum(axis=0))
+    print("all within tolerance" if failures == 0 else f"{failures} check(s) out of tolerance")
     return 1 if failures else 0
 
 

@@ -23,6 +23,24 @@ public class Dnnl extends Dnnl$shared {
     static final SymbolLookup SYMBOL_LOOKUP = SymbolLookup.loaderLookup()
             .or(Linker.nativeLinker().defaultLookup());
 
+    private static final int DNNL_ARG_MEAN = (int)49L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_MEAN 49
+     * }
+     */
+    public static int DNNL_ARG_MEAN() {
+        return DNNL_ARG_MEAN;
+    }
+    private static final int DNNL_ARG_VARIANCE = (int)50L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_VARIANCE 50
+     * }
+     */
+    public static int DNNL_ARG_VARIANCE() {
+        return DNNL_ARG_VARIANCE;
+    }
     private static final int DNNL_ARG_SCALE = (int)51L;
     /**
      * {@snippet lang=c :
@@ -49,6 +67,24 @@ public class Dnnl extends Dnnl$shared {
      */
     public static int DNNL_ARG_SCRATCHPAD() {
         return DNNL_ARG_SCRATCHPAD;
+    }
+    private static final int DNNL_ARG_DIFF_SCALE = (int)255L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_DIFF_SCALE 255
+     * }
+     */
+    public static int DNNL_ARG_DIFF_SCALE() {
+        return DNNL_ARG_DIFF_SCALE;
+    }
+    private static final int DNNL_ARG_DIFF_SHIFT = (int)256L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_DIFF_SHIFT 256
+     * }
+     */
+    public static int DNNL_ARG_DIFF_SHIFT() {
+        return DNNL_ARG_DIFF_SHIFT;
     }
     private static final int dnnl_success = (int)0L;
     /**
@@ -574,6 +610,15 @@ public class Dnnl extends Dnnl$shared {
     public static int dnnl_ab() {
         return dnnl_ab;
     }
+    private static final int dnnl_forward_training = (int)64L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.dnnl_forward_training = 64
+     * }
+     */
+    public static int dnnl_forward_training() {
+        return dnnl_forward_training;
+    }
     private static final int dnnl_forward_inference = (int)96L;
     /**
      * {@snippet lang=c :
@@ -583,6 +628,24 @@ public class Dnnl extends Dnnl$shared {
     public static int dnnl_forward_inference() {
         return dnnl_forward_inference;
     }
+    private static final int dnnl_backward = (int)128L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.dnnl_backward = 128
+     * }
+     */
+    public static int dnnl_backward() {
+        return dnnl_backward;
+    }
+    private static final int dnnl_backward_data = (int)160L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.dnnl_backward_data = 160
+     * }
+     */
+    public static int dnnl_backward_data() {
+        return dnnl_backward_data;
+    }
     private static final int dnnl_normalization_flags_none = (int)0L;
     /**
      * {@snippet lang=c :
@@ -591,6 +654,15 @@ public class Dnnl extends Dnnl$shared {
      */
     public static int dnnl_normalization_flags_none() {
         return dnnl_normalization_flags_none;
+    }
+    private static final int dnnl_use_global_stats = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.dnnl_use_global_stats = 1
+     * }
+     */
+    public static int dnnl_use_global_stats() {
+        return dnnl_use_global_stats;
     }
     private static final int dnnl_use_scale = (int)2L;
     /**
@@ -1823,6 +1895,76 @@ public class Dnnl extends Dnnl$shared {
         }
     }
 
+    private static class dnnl_layer_normalization_backward_primitive_desc_create {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_FLOAT,
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_layer_normalization_backward_primitive_desc_create");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_backward_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t diff_src_desc, const_dnnl_memory_desc_t diff_dst_desc, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t stat_desc, float epsilon, unsigned int flags, const_dnnl_primitive_desc_t hint_fwd_pd, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static FunctionDescriptor dnnl_layer_normalization_backward_primitive_desc_create$descriptor() {
+        return dnnl_layer_normalization_backward_primitive_desc_create.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_backward_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t diff_src_desc, const_dnnl_memory_desc_t diff_dst_desc, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t stat_desc, float epsilon, unsigned int flags, const_dnnl_primitive_desc_t hint_fwd_pd, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MethodHandle dnnl_layer_normalization_backward_primitive_desc_create$handle() {
+        return dnnl_layer_normalization_backward_primitive_desc_create.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_backward_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t diff_src_desc, const_dnnl_memory_desc_t diff_dst_desc, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t stat_desc, float epsilon, unsigned int flags, const_dnnl_primitive_desc_t hint_fwd_pd, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MemorySegment dnnl_layer_normalization_backward_primitive_desc_create$address() {
+        return dnnl_layer_normalization_backward_primitive_desc_create.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_backward_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t diff_src_desc, const_dnnl_memory_desc_t diff_dst_desc, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t stat_desc, float epsilon, unsigned int flags, const_dnnl_primitive_desc_t hint_fwd_pd, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static int dnnl_layer_normalization_backward_primitive_desc_create(MemorySegment primitive_desc, MemorySegment engine, int prop_kind, MemorySegment diff_src_desc, MemorySegment diff_dst_desc, MemorySegment src_desc, MemorySegment stat_desc, float epsilon, int flags, MemorySegment hint_fwd_pd, MemorySegment attr) {
+        var mh$ = dnnl_layer_normalization_backward_primitive_desc_create.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_layer_normalization_backward_primitive_desc_create", primitive_desc, engine, prop_kind, diff_src_desc, diff_dst_desc, src_desc, stat_desc, epsilon, flags, hint_fwd_pd, attr);
+            }
+            return (int)mh$.invokeExact(primitive_desc, engine, prop_kind, diff_src_desc, diff_dst_desc, src_desc, stat_desc, epsilon, flags, hint_fwd_pd, attr);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class dnnl_get_effective_cpu_isa {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Dnnl.C_INT    );
@@ -1915,6 +2057,24 @@ public class Dnnl extends Dnnl$shared {
      */
     public static int DNNL_ARG_DST() {
         return DNNL_ARG_DST;
+    }
+    private static final int DNNL_ARG_DIFF_SRC = (int)129L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_DIFF_SRC 129
+     * }
+     */
+    public static int DNNL_ARG_DIFF_SRC() {
+        return DNNL_ARG_DIFF_SRC;
+    }
+    private static final int DNNL_ARG_DIFF_DST = (int)145L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_DIFF_DST 145
+     * }
+     */
+    public static int DNNL_ARG_DIFF_DST() {
+        return DNNL_ARG_DIFF_DST;
     }
 }
 

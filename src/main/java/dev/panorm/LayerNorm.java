@@ -1,6 +1,7 @@
 package dev.panorm;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.lang.ref.Cleaner;
 import java.lang.ref.Reference;
 import java.util.Objects;
@@ -114,11 +115,94 @@ public final class LayerNorm implements AutoCloseable {
      * @throws OneDnnException if oneDNN fails
      */
     public void forward(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
+        runForward(Pass.FORWARD_INFERENCE, src, dst, scale, shift, null, null);
+    }
+
+    /**
+     * Forward pass for training: as {@link #forward(Tensor, Tensor, Tensor, Tensor)}, and also writes each
+     * row's mean and biased variance (divided by C, as oneDNN stores it; PyTorch keeps
+     * {@code rstd = 1/sqrt(var + eps)} instead) for {@link #backward}.
+     *
+     * @param mean float32 with the shape of {@code src} minus its last dimension (one value per row), written
+     * @param variance float32, the same shape as {@code mean}, written
+     * @throws IllegalArgumentException if an argument does not fit, or an output overlaps another tensor
+     */
+    public void forwardTraining(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
+        runForward(Pass.FORWARD_TRAINING, src, dst, scale, shift, mean, variance);
+    }
+
+    /**
+     * Forward pass with statistics given by the caller (oneDNN's {@code use_global_stats}): each row is
+     * normalized with {@code mean[row]} and {@code variance[row]} instead of its own.
+     *
+     * @param mean float32, one finite value per row (the shape of {@code src} minus its last dimension), read
+     * @param variance float32, one finite value {@code >= 0} per row, read
+     * @throws IllegalArgumentException if an argument does not fit or a statistic is NaN, infinite or a negative variance
+     */
+    public void forwardWithGlobalStatistics(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
+                                            Tensor variance) {
+        runForward(Pass.FORWARD_GLOBAL, src, dst, scale, shift, mean, variance);
+    }
+
+    /**
+     * Backward pass: the gradients of a loss with respect to the input and, where configured, the scale and
+     * shift, given the gradient {@code diffDst} with respect to the output of {@link #forwardTraining}.
+     * The statistics are those {@code forwardTraining} wrote; the gradient flows through them.
+     * {@code diffScale} and {@code diffShift} are overwritten with the sums over all rows.
+     * {@code diffSrc} may be {@code diffDst} itself (in place).
+     *
+     * @param diffDst float32, the shape of {@code src}: dLoss/dOutput
+     * @param src float32 {@code [..., C]}: the forward pass's input
+     * @param mean float32, one value per row, from {@link #forwardTraining}
+     * @param variance float32, one value per row, from {@link #forwardTraining}
+     * @param scale float32 {@code [C]} if the configuration has a scale, else {@code null}
+     * @param diffSrc float32, the shape of {@code src}, written: dLoss/dInput
+     * @param diffScale float32 {@code [C]} if the configuration has a scale, else {@code null}; written: dLoss/dScale
+     * @param diffShift float32 {@code [C]} if the configuration has a shift, else {@code null}; written: dLoss/dShift
+     * @throws IllegalArgumentException if an argument does not fit, a statistic is not finite, or outputs overlap inputs
+     */
+    public void backward(Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale, Tensor diffSrc,
+                         Tensor diffScale, Tensor diffShift) {
+        runBackward(Pass.BACKWARD, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
+    }
+
+    /**
+     * Backward pass for the input only, cheaper when the scale and shift are frozen.
+     *
+     * @see #backward
+     */
+    public void backwardData(Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale, Tensor diffSrc) {
+        runBackward(Pass.BACKWARD_DATA, diffDst, src, mean, variance, scale, diffSrc, null, null);
+    }
+
+    /**
+     * Backward pass of {@link #forwardWithGlobalStatistics}: the statistics are constants, so
+     * {@code diffSrc = diffDst * scale / sqrt(variance + eps)}.
+     *
+     * @see #backward
+     */
+    public void backwardWithGlobalStatistics(Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                                             Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        runBackward(Pass.BACKWARD_GLOBAL, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
+    }
+
+    /**
+     * Backward pass of {@link #forwardWithGlobalStatistics} for the input only.
+     *
+     * @see #backwardWithGlobalStatistics
+     */
+    public void backwardDataWithGlobalStatistics(Tensor diffDst, Tensor src, Tensor mean, Tensor variance,
+                                                 Tensor scale, Tensor diffSrc) {
+        runBackward(Pass.BACKWARD_DATA_GLOBAL, diffDst, src, mean, variance, scale, diffSrc, null, null);
+    }
+
+    private void runForward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
+                            Tensor variance) {
         state.enter();
         try {
-            long rows = checkForward(src, dst, scale, shift);
+            long rows = checkForward(pass, src, dst, scale, shift, mean, variance);
             if (rows > 0) {
-                state.kernel.forward(src, dst, scale, shift, rows);
+                state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
             }
         } finally {
             state.exit();
@@ -127,6 +211,39 @@ public final class LayerNorm implements AutoCloseable {
             Reference.reachabilityFence(dst);
             Reference.reachabilityFence(scale);
             Reference.reachabilityFence(shift);
+            Reference.reachabilityFence(mean);
+            Reference.reachabilityFence(variance);
+        }
+    }
+
+    private void runBackward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                             Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        state.enter();
+        try {
+            long rows = checkBackward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
+            if (rows > 0) {
+                state.kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            } else {
+                zero(diffScale);
+                zero(diffShift);
+            }
+        } finally {
+            state.exit();
+            Reference.reachabilityFence(diffDst);
+            Reference.reachabilityFence(src);
+            Reference.reachabilityFence(mean);
+            Reference.reachabilityFence(variance);
+            Reference.reachabilityFence(scale);
+            Reference.reachabilityFence(diffSrc);
+            Reference.reachabilityFence(diffScale);
+            Reference.reachabilityFence(diffShift);
+        }
+    }
+
+    /** With no rows, the parameter gradients are empty sums. */
+    private static void zero(Tensor tensor) {
+        if (tensor != null) {
+            tensor.segment().asSlice(0, tensor.byteExtent()).fill((byte) 0);
         }
     }
 
@@ -143,7 +260,7 @@ public final class LayerNorm implements AutoCloseable {
         }
         state.enter();
         try {
-            return state.kernel.implementation(rows);
+            return state.kernel.implementation(Pass.FORWARD_INFERENCE, rows);
         } finally {
             state.exit();
         }
@@ -164,27 +281,120 @@ public final class LayerNorm implements AutoCloseable {
     }
 
     /** Validates a forward call; returns the number of rows. */
-    private long checkForward(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
-        long c = config.normalizedSize();
-        checkData("src", src, false);
+    private long checkForward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
+                              Tensor variance) {
+        long rows = checkRows("src", src);
         checkData("dst", dst, true);
-        if (src.rank() < 1 || src.dim(-1) != c) {
-            throw new IllegalArgumentException("src " + src.describe() + " must have last dimension C = " + c
+        checkSameShape("dst", dst, "src", src);
+        checkParameter("scale", scale, config.scale(), false);
+        checkParameter("shift", shift, config.shift(), false);
+        checkNoPartialOverlap("dst", dst, "src", src);
+        checkDisjoint("dst", dst, "scale", scale);
+        checkDisjoint("dst", dst, "shift", shift);
+        if (pass.usesStatistics()) {
+            checkStatistics("mean", mean, src, pass.writesStatistics);
+            checkStatistics("variance", variance, src, pass.writesStatistics);
+            if (pass.writesStatistics) {
+                checkDisjointFromForwardTensors("mean", mean, src, dst, scale, shift);
+                checkDisjointFromForwardTensors("variance", variance, src, dst, scale, shift);
+                checkDisjoint("mean", mean, "variance", variance);
+            } else {
+                checkDisjoint("dst", dst, "mean", mean);
+                checkDisjoint("dst", dst, "variance", variance);
+                checkStatisticValues(mean, variance, rows);
+            }
+        }
+        return rows;
+    }
+
+    /** Validates a backward call; returns the number of rows. */
+    private long checkBackward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                               Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        long rows = checkRows("src", src);
+        checkData("diffDst", diffDst, false);
+        checkSameShape("diffDst", diffDst, "src", src);
+        checkData("diffSrc", diffSrc, true);
+        checkSameShape("diffSrc", diffSrc, "src", src);
+        checkStatistics("mean", mean, src, false);
+        checkStatistics("variance", variance, src, false);
+        checkParameter("scale", scale, config.scale(), false);
+        if (pass.parameterGradients) {
+            checkParameter("diffScale", diffScale, config.scale(), true);
+            checkParameter("diffShift", diffShift, config.shift(), true);
+        }
+        checkNoPartialOverlap("diffSrc", diffSrc, "diffDst", diffDst);
+        checkDisjointFromBackwardInputs("diffSrc", diffSrc, src, mean, variance, scale);
+        checkDisjointFromBackwardInputs("diffScale", diffScale, src, mean, variance, scale);
+        checkDisjointFromBackwardInputs("diffShift", diffShift, src, mean, variance, scale);
+        checkDisjoint("diffScale", diffScale, "diffDst", diffDst);
+        checkDisjoint("diffShift", diffShift, "diffDst", diffDst);
+        checkDisjoint("diffScale", diffScale, "diffSrc", diffSrc);
+        checkDisjoint("diffShift", diffShift, "diffSrc", diffSrc);
+        checkDisjoint("diffScale", diffScale, "diffShift", diffShift);
+        checkStatisticValues(mean, variance, rows);
+        return rows;
+    }
+
+    private static void checkDisjointFromForwardTensors(String name, Tensor output, Tensor src, Tensor dst, Tensor scale,
+                                                        Tensor shift) {
+        checkDisjoint(name, output, "src", src);
+        checkDisjoint(name, output, "dst", dst);
+        checkDisjoint(name, output, "scale", scale);
+        checkDisjoint(name, output, "shift", shift);
+    }
+
+    private static void checkDisjointFromBackwardInputs(String name, Tensor output, Tensor src, Tensor mean,
+                                                        Tensor variance, Tensor scale) {
+        checkDisjoint(name, output, "src", src);
+        checkDisjoint(name, output, "mean", mean);
+        checkDisjoint(name, output, "variance", variance);
+        checkDisjoint(name, output, "scale", scale);
+    }
+
+    /** Checks the data tensor that defines the shape; returns its number of rows. */
+    private long checkRows(String name, Tensor tensor) {
+        long c = config.normalizedSize();
+        checkData(name, tensor, false);
+        if (tensor.rank() < 1 || tensor.dim(-1) != c) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have last dimension C = " + c
                     + " (this LayerNorm's normalizedSize)");
         }
-        if (!dst.hasSameShape(src)) {
-            throw new IllegalArgumentException("dst " + dst.describe() + " must have the shape of src " + src.describe());
+        return tensor.elementCount() / c;
+    }
+
+    private static void checkSameShape(String name, Tensor tensor, String otherName, Tensor other) {
+        if (!tensor.hasSameShape(other)) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have the shape of " + otherName
+                    + " " + other.describe());
         }
-        checkParameter("scale", scale, config.scale(), c);
-        checkParameter("shift", shift, config.shift(), c);
-        checkNoPartialOverlap("dst", dst, "src", src);
-        if (scale != null) {
-            checkDisjoint("dst", dst, "scale", scale);
+    }
+
+    private void checkStatistics(String name, Tensor tensor, Tensor src, boolean written) {
+        if (tensor == null) {
+            throw new IllegalArgumentException(name + " is null; this pass needs one value per row");
         }
-        if (shift != null) {
-            checkDisjoint("dst", dst, "shift", shift);
+        checkData(name, tensor, written);
+        if (!tensor.isRowShapeOf(src)) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have one value per row of src "
+                    + src.describe() + ", that is the shape of src without its last dimension");
         }
-        return src.elementCount() / c;
+    }
+
+    /** Given statistics must describe real rows: finite means, finite non-negative variances. */
+    private static void checkStatisticValues(Tensor mean, Tensor variance, long rows) {
+        MemorySegment means = mean.segment();
+        MemorySegment variances = variance.segment();
+        for (long row = 0; row < rows; row++) {
+            float m = means.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
+            float v = variances.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
+            if (!Float.isFinite(m)) {
+                throw new IllegalArgumentException("mean[" + row + "] is " + m + "; statistics must be finite");
+            }
+            if (!Float.isFinite(v) || v < 0) {
+                throw new IllegalArgumentException("variance[" + row + "] is " + v
+                        + "; a variance must be finite and non-negative");
+            }
+        }
     }
 
     private void checkData(String name, Tensor tensor, boolean written) {
@@ -198,19 +408,22 @@ public final class LayerNorm implements AutoCloseable {
         checkMemory(name, tensor, written);
     }
 
-    private void checkParameter(String name, Tensor tensor, boolean configured, long c) {
+    /** A per-channel tensor ({@code [C]}) that must be present exactly when the configuration has it. */
+    private void checkParameter(String name, Tensor tensor, boolean configured, boolean written) {
+        String flag = name.equals("diffScale") ? "scale" : name.equals("diffShift") ? "shift" : name;
         if (!configured) {
             if (tensor != null) {
-                throw new IllegalArgumentException("this LayerNorm has no " + name + " (config " + name + "=false) but a "
-                        + name + " tensor was passed");
+                throw new IllegalArgumentException("this LayerNorm has no " + flag + " (config " + flag + "=false) but "
+                        + name + " was passed");
             }
             return;
         }
         if (tensor == null) {
-            throw new IllegalArgumentException("this LayerNorm applies a " + name + " (config " + name + "=true) but "
+            throw new IllegalArgumentException("this LayerNorm applies a " + flag + " (config " + flag + "=true) but "
                     + name + " is null");
         }
-        checkData(name, tensor, false);
+        checkData(name, tensor, written);
+        long c = config.normalizedSize();
         if (tensor.rank() != 1 || tensor.dim(0) != c) {
             throw new IllegalArgumentException(name + " " + tensor.describe() + " must have shape [" + c + "]");
         }
@@ -244,7 +457,7 @@ public final class LayerNorm implements AutoCloseable {
     }
 
     private static void checkDisjoint(String outName, Tensor out, String inName, Tensor in) {
-        if (overlaps(out, in)) {
+        if (out != null && in != null && overlaps(out, in)) {
             throw new IllegalArgumentException(outName + " overlaps " + inName + "; they must be disjoint");
         }
     }

@@ -176,6 +176,19 @@ public final class Tensor {
         return Arrays.equals(shape, other);
     }
 
+    /** Whether this tensor has the shape of {@code data} without its last dimension: one element per row. */
+    boolean isRowShapeOf(Tensor data) {
+        if (shape.length != data.shape.length - 1) {
+            return false;
+        }
+        for (int i = 0; i < shape.length; i++) {
+            if (shape[i] != data.shape[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
     /** Whether {@code other} has the same shape as this tensor. */
     public boolean hasSameShape(Tensor other) {
         return Arrays.equals(shape, other.shape);

@@ -3,7 +3,7 @@ package dev.panorm;
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
- * The documented tolerance (README, "Accuracy"), asserted element by element against the reference.
+ * The documented tolerances (README, "Accuracy"), asserted element by element against the reference.
  *
  * <p>Float32 has unit roundoff u = 2^-24. Computing {@code x - mean} in float loses about
  * {@code u * max|x|}, and normalizing divides that by {@code sqrt(var + eps)}; so a row's error scales
@@ -12,6 +12,12 @@ import static org.junit.jupiter.api.Assertions.fail;
  * {@code |y - y_ref| <= K * u * (kappa * max(1, |gamma_c|) + |beta_c|)},
  * with K = 8 for oneDNN (largest ratio measured on the test grid: 3.0) and K = 2 for the Java
  * backend, whose statistics are accumulated in double (largest measured: 1.0).
+ *
+ * <p>The training outputs follow the same reasoning, with the same K, where G is a row's
+ * max |dy * gamma|, kappa its max|x| * rstd (rstd from the statistics the backend used):
+ * mean: {@code K*u*max|x|}; variance: {@code K*u*(var + sqrt(var)*max|x|)};
+ * dx: {@code K*u*rstd*G*(kappa + 1)}; dgamma_c: {@code K*u*sum_r |dy_rc|*(kappa_r + 1)};
+ * dbeta_c: {@code K*u*sum_r |dy_rc|}. Largest ratios measured on the test grid: oneDNN 2.8, Java 1.0.
  */
 final class Accuracy {
     static final double UNIT_ROUNDOFF = 0x1p-24;
@@ -62,5 +68,69 @@ final class Accuracy {
         }
         variance /= c;
         return maxAbs / Math.sqrt(variance + eps);
+    }
+
+    /** Asserts forward-training statistics against the exact per-row mean and variance. */
+    static void assertStatistics(Backend backend, float[] x, int rows, int c, float[] mean, float[] variance) {
+        Reference.Statistics exact = Reference.statistics(Reference.toDouble(x), rows, c);
+        double k = factor(backend);
+        for (int r = 0; r < rows; r++) {
+            double maxAbs = maxAbs(x, r * c, c);
+            double var = exact.variance()[r];
+            assertWithin(backend, "mean[" + r + "]", mean[r], exact.mean()[r], k * UNIT_ROUNDOFF * maxAbs);
+            assertWithin(backend, "variance[" + r + "]", variance[r], var, k * UNIT_ROUNDOFF * (var + Math.sqrt(var) * maxAbs));
+        }
+    }
+
+    /**
+     * Asserts backward outputs against the reference fed with the same float statistics the backend
+     * used; {@code dgamma}/{@code dbeta} may be null when not computed.
+     */
+    static void assertBackward(Backend backend, float[] dy, float[] x, int rows, int c, float[] mean, float[] variance,
+                               float[] gamma, double eps, boolean global, float[] dx, float[] dgamma, float[] dbeta) {
+        Reference.Statistics used = new Reference.Statistics(Reference.toDouble(mean), Reference.toDouble(variance));
+        Reference.Gradients want = Reference.backward(Reference.toDouble(dy), Reference.toDouble(x), rows, c, used,
+                Reference.toDouble(gamma), eps, global);
+        double k = factor(backend);
+        double[] gammaBound = new double[c];
+        double[] betaBound = new double[c];
+        for (int r = 0; r < rows; r++) {
+            double rstd = 1 / Math.sqrt((double) variance[r] + eps);
+            double kappa = maxAbs(x, r * c, c) * rstd;
+            double g = 0;
+            for (int i = 0; i < c; i++) {
+                g = Math.max(g, Math.abs(dy[r * c + i] * (gamma == null ? 1 : gamma[i])));
+            }
+            for (int i = 0; i < c; i++) {
+                int at = r * c + i;
+                assertWithin(backend, "dx[" + r + ", " + i + "]", dx[at], want.dx()[at], k * UNIT_ROUNDOFF * rstd * g * (kappa + 1));
+                gammaBound[i] += Math.abs(dy[at]) * (kappa + 1);
+                betaBound[i] += Math.abs(dy[at]);
+            }
+        }
+        for (int i = 0; i < c; i++) {
+            if (dgamma != null) {
+                assertWithin(backend, "dgamma[" + i + "]", dgamma[i], want.dgamma()[i], k * UNIT_ROUNDOFF * gammaBound[i]);
+            }
+            if (dbeta != null) {
+                assertWithin(backend, "dbeta[" + i + "]", dbeta[i], want.dbeta()[i], k * UNIT_ROUNDOFF * betaBound[i]);
+            }
+        }
+    }
+
+    private static void assertWithin(Backend backend, String what, double actual, double expected, double tolerance) {
+        double error = Math.abs(actual - expected);
+        if (!(error <= tolerance)) {
+            fail(String.format("%s: %s is %s, expected %s (error %.3g > tolerance %.3g)", backend, what, actual, expected,
+                    error, tolerance));
+        }
+    }
+
+    private static double maxAbs(float[] x, int base, int c) {
+        double max = 0;
+        for (int i = 0; i < c; i++) {
+            max = Math.max(max, Math.abs(x[base + i]));
+        }
+        return max;
     }
 }

@@ -9,35 +9,69 @@ import java.lang.management.ManagementFactory;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
- * A steady-state forward call allocates nothing on the Java heap: counted with the JVM's per-thread
+ * Steady-state calls allocate nothing on the Java heap: counted with the JVM's per-thread
  * allocation counter (not timed), after the JIT has compiled the path. Calls alternate between two
  * destinations so that both the unchanged and the re-bound oneDNN memory paths are covered.
  */
 class AllocationTest {
-    private static final int CALLS_PER_ROUND = 10_000;
+    private static final int C = 64;
+    private static final int ROWS = 8;
+    private static final int CALLS_PER_ROUND = 5_000;
 
-    @ParameterizedTest
-    @EnumSource(Backend.class)
-    void steadyStateForwardAllocatesNothing(Backend backend) {
+    private record Fixture(Tensor src, Tensor[] dst, Tensor gamma, Tensor beta, Tensor mean, Tensor variance, Tensor dy,
+                           Tensor dGamma, Tensor dBeta) {
+        static Fixture create(Arena arena) {
+            return new Fixture(Tensor.ofFloats(arena, TestData.gaussian(ROWS * C, 0, 1, 1), ROWS, C),
+                    new Tensor[] {Tensor.allocate(arena, DataType.F32, ROWS, C), Tensor.allocate(arena, DataType.F32, ROWS, C)},
+                    Tensor.ofFloats(arena, TestData.gaussian(C, 1, 1, 2), C), Tensor.ofFloats(arena, TestData.gaussian(C, 0, 1, 3), C),
+                    Tensor.allocate(arena, DataType.F32, ROWS), Tensor.allocate(arena, DataType.F32, ROWS),
+                    Tensor.ofFloats(arena, TestData.gaussian(ROWS * C, 0, 1, 4), ROWS, C),
+                    Tensor.allocate(arena, DataType.F32, C), Tensor.allocate(arena, DataType.F32, C));
+        }
+    }
+
+    private interface Call {
+        void run(LayerNorm norm, Fixture f, Tensor dst);
+    }
+
+    private static void assertAllocationFree(Backend backend, String what, Call call) {
         var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
         long thread = Thread.currentThread().threadId();
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(64), backend)) {
-            Tensor src = Tensor.ofFloats(arena, TestData.gaussian(8 * 64, 0, 1, 1), 8, 64);
-            Tensor[] dst = {Tensor.allocate(arena, DataType.F32, 8, 64), Tensor.allocate(arena, DataType.F32, 8, 64)};
-            Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(64, 1, 1, 2), 64);
-            Tensor beta = Tensor.ofFloats(arena, TestData.gaussian(64, 0, 1, 3), 64);
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
+            Fixture f = Fixture.create(arena);
+            norm.forwardTraining(f.src(), f.dst()[0], f.gamma(), f.beta(), f.mean(), f.variance());
             long measured = 0;
             for (int round = 0; round < 20; round++) {
                 long before = threads.getThreadAllocatedBytes(thread);
                 for (int i = 0; i < CALLS_PER_ROUND; i++) {
-                    norm.forward(src, dst[(i >> 4) & 1], gamma, beta);
+                    call.run(norm, f, f.dst()[(i >> 4) & 1]);
                 }
                 if (round >= 10) { // the first rounds warm up the JIT
                     measured += threads.getThreadAllocatedBytes(thread) - before;
                 }
             }
             double perCall = measured / (10.0 * CALLS_PER_ROUND);
-            assertTrue(perCall < 1, backend + " allocates " + perCall + " bytes per call");
+            assertTrue(perCall < 1, backend + " " + what + " allocates " + perCall + " bytes per call");
         }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void forwardAllocatesNothing(Backend backend) {
+        assertAllocationFree(backend, "forward", (norm, f, dst) -> norm.forward(f.src(), dst, f.gamma(), f.beta()));
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void forwardTrainingAllocatesNothing(Backend backend) {
+        assertAllocationFree(backend, "forwardTraining",
+                (norm, f, dst) -> norm.forwardTraining(f.src(), dst, f.gamma(), f.beta(), f.mean(), f.variance()));
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void backwardAllocatesNothing(Backend backend) {
+        assertAllocationFree(backend, "backward", (norm, f, dst) ->
+                norm.backward(f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
     }
 }

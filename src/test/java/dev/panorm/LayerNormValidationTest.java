@@ -211,4 +211,104 @@ class LayerNormValidationTest {
                     () -> Tensor.ofFloats(arena, new float[5], 2, 3));
         }
     }
+
+    /** Tensors for one training step on [3, C]; the case gets them all, and diffSrc must stay untouched. */
+    private interface TrainingCase {
+        void run(LayerNorm norm, Arena arena, Tensor src, Tensor diffDst, Tensor mean, Tensor variance, Tensor scale,
+                 Tensor diffSrc, Tensor diffScale, Tensor diffShift) throws Throwable;
+    }
+
+    private static void expectTraining(Backend backend, String fragment, TrainingCase call) {
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
+            Tensor src = Tensor.ofFloats(arena, TestData.gaussian(3 * C, 0, 1, 1), 3, C);
+            Tensor mean = Tensor.allocate(arena, DataType.F32, 3);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, 3);
+            Tensor scale = Tensor.ofFloats(arena, TestData.gaussian(C, 1, 1, 2), C);
+            Tensor shift = Tensor.ofFloats(arena, TestData.gaussian(C, 0, 1, 3), C);
+            norm.forwardTraining(src, Tensor.allocate(arena, DataType.F32, 3, C), scale, shift, mean, variance);
+            Tensor diffDst = Tensor.ofFloats(arena, TestData.gaussian(3 * C, 0, 1, 4), 3, C);
+            Tensor diffSrc = Tensor.allocate(arena, DataType.F32, 3, C);
+            Tensor diffScale = Tensor.allocate(arena, DataType.F32, C);
+            Tensor diffShift = Tensor.allocate(arena, DataType.F32, C);
+            assertRejected(IllegalArgumentException.class, fragment,
+                    () -> call.run(norm, arena, src, diffDst, mean, variance, scale, diffSrc, diffScale, diffShift));
+            assertArrayEquals(new float[3 * C], diffSrc.toFloatArray(), "diffSrc must be untouched");
+            assertArrayEquals(new float[C], diffScale.toFloatArray(), "diffScale must be untouched");
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void badStatisticsForTraining(Backend backend) {
+        expect(backend, IllegalArgumentException.class, "mean F32[4] must have one value per row of src F32[3, 16]",
+                (norm, arena, src, dst, scale, shift) -> norm.forwardTraining(src, dst, scale, shift,
+                        Tensor.allocate(arena, DataType.F32, 4), Tensor.allocate(arena, DataType.F32, 3)));
+        expect(backend, IllegalArgumentException.class, "variance F32[3, 1] must have one value per row",
+                (norm, arena, src, dst, scale, shift) -> norm.forwardTraining(src, dst, scale, shift,
+                        Tensor.allocate(arena, DataType.F32, 3), Tensor.allocate(arena, DataType.F32, 3, 1)));
+        expect(backend, IllegalArgumentException.class, "mean BF16[3] must be F32",
+                (norm, arena, src, dst, scale, shift) -> norm.forwardTraining(src, dst, scale, shift,
+                        Tensor.allocate(arena, DataType.BF16, 3), Tensor.allocate(arena, DataType.F32, 3)));
+        expect(backend, IllegalArgumentException.class, "variance is null",
+                (norm, arena, src, dst, scale, shift) -> norm.forwardTraining(src, dst, scale, shift,
+                        Tensor.allocate(arena, DataType.F32, 3), null));
+        expect(backend, IllegalArgumentException.class, "mean is read-only",
+                (norm, arena, src, dst, scale, shift) -> norm.forwardTraining(src, dst, scale, shift,
+                        Tensor.of(arena.allocate(12).asReadOnly(), DataType.F32, 3), Tensor.allocate(arena, DataType.F32, 3)));
+        expect(backend, IllegalArgumentException.class, "mean overlaps dst",
+                (norm, arena, src, dst, scale, shift) -> norm.forwardTraining(src, dst, scale, shift,
+                        Tensor.of(dst.segment(), DataType.F32, 3), Tensor.allocate(arena, DataType.F32, 3)));
+        expect(backend, IllegalArgumentException.class, "mean overlaps variance",
+                (norm, arena, src, dst, scale, shift) -> {
+                    Tensor both = Tensor.allocate(arena, DataType.F32, 3);
+                    norm.forwardTraining(src, dst, scale, shift, both, both);
+                });
+        expect(backend, IllegalArgumentException.class, "mean[1] is NaN; statistics must be finite",
+                (norm, arena, src, dst, scale, shift) -> norm.forwardWithGlobalStatistics(src, dst, scale, shift,
+                        Tensor.ofFloats(arena, new float[] {0, Float.NaN, 0}, 3), Tensor.ofFloats(arena, new float[] {1, 1, 1}, 3)));
+        expect(backend, IllegalArgumentException.class, "variance[2] is -0.5; a variance must be finite and non-negative",
+                (norm, arena, src, dst, scale, shift) -> norm.forwardWithGlobalStatistics(src, dst, scale, shift,
+                        Tensor.ofFloats(arena, new float[3], 3), Tensor.ofFloats(arena, new float[] {1, 1, -0.5f}, 3)));
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void badBackwardArguments(Backend backend) {
+        expectTraining(backend, "diffDst F32[3, 15] must have the shape of src F32[3, 16]",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(Tensor.allocate(arena, DataType.F32, 3, 15),
+                        src, mean, var, scale, dx, dScale, dShift));
+        expectTraining(backend, "diffDst F32[2, 16] must have the shape of src F32[3, 16]",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(Tensor.allocate(arena, DataType.F32, 2, C),
+                        src, mean, var, scale, dx, dScale, dShift));
+        expectTraining(backend, "diffSrc F32[48] must have the shape of src",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(dy, src, mean, var, scale,
+                        Tensor.of(dx.segment(), DataType.F32, 3 * C), dScale, dShift));
+        expectTraining(backend, "this LayerNorm applies a scale (config scale=true) but scale is null",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backwardData(dy, src, mean, var, null, dx));
+        expectTraining(backend, "this LayerNorm applies a scale (config scale=true) but diffScale is null",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(dy, src, mean, var, scale, dx, null, dShift));
+        expectTraining(backend, "diffShift F32[17] must have shape [16]",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(dy, src, mean, var, scale, dx, dScale,
+                        Tensor.allocate(arena, DataType.F32, C + 1)));
+        expectTraining(backend, "mean F32[3, 16] must have one value per row",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(dy, src, src, var, scale, dx, dScale, dShift));
+        expectTraining(backend, "variance[0] is Infinity",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(dy, src, mean,
+                        Tensor.ofFloats(arena, new float[] {Float.POSITIVE_INFINITY, 1, 1}, 3), scale, dx, dScale, dShift));
+        expectTraining(backend, "mean[0] is NaN",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backwardWithGlobalStatistics(dy, src,
+                        Tensor.ofFloats(arena, new float[] {Float.NaN, 0, 0}, 3), var, scale, dx, dScale, dShift));
+        expectTraining(backend, "diffSrc partially overlaps diffDst",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> {
+                    MemorySegment shared = arena.allocate(4L * C * Float.BYTES);
+                    norm.backward(Tensor.of(shared, DataType.F32, 3, C), src, mean, var, scale,
+                            Tensor.of(shared.asSlice(4L * C), DataType.F32, 3, C), dScale, dShift);
+                });
+        expectTraining(backend, "diffSrc overlaps src",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(dy, src, mean, var, scale, src, dScale, dShift));
+        expectTraining(backend, "diffScale overlaps diffShift",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(dy, src, mean, var, scale, dx, dScale, dScale));
+        expectTraining(backend, "diffShift overlaps scale",
+                (norm, arena, src, dy, mean, var, scale, dx, dScale, dShift) -> norm.backward(dy, src, mean, var, scale, dx, dScale, scale));
+    }
 }

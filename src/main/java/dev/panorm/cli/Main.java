@@ -8,6 +8,7 @@ import dev.panorm.NativeLibraryException;
 import dev.panorm.OneDnn;
 import dev.panorm.PanormException;
 import dev.panorm.Tensor;
+import dev.panorm.cli.CommandLine.UsageException;
 import dev.panorm.io.Npy;
 
 import java.io.IOException;
@@ -20,6 +21,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.SplittableRandom;
 
@@ -39,10 +41,18 @@ public final class Main {
               info        oneDNN's version, the CPU ISA it uses, the implementation it picks for a
                           sample shape, its thread count, and the path it was loaded from
               normalize IN.npy OUT.npy [--gamma G.npy] [--beta B.npy] [--eps E] [--backend onednn|java]
+                        [--stats MEAN.npy VAR.npy]
                           layer-normalizes a float32 .npy array (C order, rank >= 1) over its last
                           axis, like torch.nn.LayerNorm(C, eps); gamma and beta are float32 [C].
-                          OUT is written to a temporary file and renamed, never left partial.
+                          --stats also writes each row's mean and biased variance (shape of IN
+                          without its last axis), as the forward-training pass computes them.
                           Defaults: --eps 1e-5, --backend onednn, no gamma (scale 1), no beta (shift 0).
+              backward X.npy DY.npy OUT_DX.npy [--gamma G.npy] [--out-dgamma DG.npy] [--out-dbeta DB.npy]
+                        [--eps E] [--backend onednn|java]
+                          gradients of a layer norm of X given DY = dLoss/dOutput: recomputes the
+                          statistics from X, writes dLoss/dX, and with --out-dgamma / --out-dbeta the
+                          scale and shift gradients summed over all rows (--out-dgamma needs --gamma).
+              Every output is written to a temporary file and renamed when complete, never left partial.
               demo        normalizes a sample tensor with both backends; prints agreement and timing
               help        this text
 
@@ -78,6 +88,7 @@ public final class Main {
             return switch (args[0]) {
                 case "info" -> main.info(rest);
                 case "normalize" -> main.normalize(rest);
+                case "backward" -> main.backward(rest);
                 case "demo" -> main.demo(rest);
                 case "help", "-h", "--help" -> {
                     out.print(USAGE_TEXT);
@@ -126,69 +137,170 @@ public final class Main {
     }
 
     private int normalize(String[] args) throws IOException {
-        List<String> positional = new ArrayList<>();
-        Path gammaPath = null;
-        Path betaPath = null;
-        double eps = LayerNormConfig.DEFAULT_EPS;
-        Backend backend = Backend.ONEDNN;
-        for (int i = 0; i < args.length; i++) {
-            switch (args[i]) {
-                case "--gamma" -> gammaPath = Path.of(value(args, ++i, "--gamma"));
-                case "--beta" -> betaPath = Path.of(value(args, ++i, "--beta"));
-                case "--eps" -> eps = parseEps(value(args, ++i, "--eps"));
-                case "--backend" -> backend = parseBackend(value(args, ++i, "--backend"));
-                default -> {
-                    if (args[i].startsWith("--")) {
-                        throw new UsageException("unknown option '" + args[i] + "' for normalize");
-                    }
-                    positional.add(args[i]);
-                }
-            }
-        }
-        if (positional.size() != 2) {
-            throw new UsageException("normalize needs IN.npy and OUT.npy, got " + positional.size() + " paths");
-        }
-        Path in = Path.of(positional.get(0));
-        Path outPath = Path.of(positional.get(1));
-        if (Files.exists(outPath) && Files.exists(in) && Files.isSameFile(in, outPath)) {
-            throw new UsageException("OUT is the same file as IN; write to another path");
-        }
-        if (Files.isDirectory(outPath)) {
-            throw new UsageException("OUT " + outPath + " is a directory");
-        }
+        CommandLine line = new CommandLine("normalize", args,
+                Map.of("--gamma", 1, "--beta", 1, "--eps", 1, "--backend", 1, "--stats", 2));
+        List<String> paths = line.positional("IN.npy", "OUT.npy");
+        Path in = Path.of(paths.get(0));
+        Path outPath = Path.of(paths.get(1));
+        Path gammaPath = optionalPath(line, "--gamma");
+        Path betaPath = optionalPath(line, "--beta");
+        List<String> stats = line.values("--stats");
+        Path meanPath = stats == null ? null : Path.of(stats.get(0));
+        Path variancePath = stats == null ? null : Path.of(stats.get(1));
+        double eps = parseEps(line.value("--eps", String.valueOf(LayerNormConfig.DEFAULT_EPS)));
+        Backend backend = parseBackend(line.value("--backend", "onednn"));
+        checkDistinct(Arrays.asList(in, gammaPath, betaPath), Arrays.asList(outPath, meanPath, variancePath));
         try (Arena arena = Arena.ofConfined()) {
-            Tensor x = Npy.mapFloat32(in, arena);
-            if (x.rank() < 1) {
-                throw new IllegalArgumentException(in + " holds a scalar (shape ()); layer normalization needs rank >= 1");
-            }
+            Tensor x = data(in, "IN", arena);
             long c = x.dim(-1);
-            if (c < 1) {
-                throw new IllegalArgumentException(in + " has shape " + Arrays.toString(x.shape())
-                        + "; its last axis must not be empty");
-            }
             Tensor gamma = gammaPath == null ? null : parameter(gammaPath, "--gamma", c, arena);
             Tensor beta = betaPath == null ? null : parameter(betaPath, "--beta", c, arena);
             LayerNormConfig config = new LayerNormConfig(c, eps, gamma != null, beta != null);
+            long[] rowShape = Arrays.copyOf(x.shape(), x.rank() - 1);
             try (LayerNorm norm = LayerNorm.create(config, backend);
-                 Npy.Output output = Npy.Output.create(outPath, x.shape(), arena)) {
+                 Npy.Output output = Npy.Output.create(outPath, x.shape(), arena);
+                 Npy.Output mean = stats == null ? null : Npy.Output.create(meanPath, rowShape, arena);
+                 Npy.Output variance = stats == null ? null : Npy.Output.create(variancePath, rowShape, arena)) {
                 long start = System.nanoTime();
-                norm.forward(x, output.tensor(), gamma, beta);
+                if (stats == null) {
+                    norm.forward(x, output.tensor(), gamma, beta);
+                } else {
+                    norm.forwardTraining(x, output.tensor(), gamma, beta, mean.tensor(), variance.tensor());
+                }
                 long nanos = System.nanoTime() - start;
                 output.commit();
+                if (stats != null) {
+                    mean.commit();
+                    variance.commit();
+                }
                 long rows = x.elementCount() / c;
-                out.printf(Locale.ROOT, "normalized %d rows of %d with %s (%s) in %.3f ms -> %s%n", rows, c,
+                out.printf(Locale.ROOT, "normalized %d rows of %d with %s (%s) in %.3f ms -> %s%s%n", rows, c,
                         backend.name().toLowerCase(Locale.ROOT), rows > 0 ? norm.implementation(rows) : "nothing to do",
-                        nanos / 1e6, outPath);
+                        nanos / 1e6, outPath, stats == null ? "" : ", " + meanPath + ", " + variancePath);
             }
         }
         return OK;
+    }
+
+    private int backward(String[] args) throws IOException {
+        CommandLine line = new CommandLine("backward", args,
+                Map.of("--gamma", 1, "--out-dgamma", 1, "--out-dbeta", 1, "--eps", 1, "--backend", 1));
+        List<String> paths = line.positional("X.npy", "DY.npy", "OUT_DX.npy");
+        Path xPath = Path.of(paths.get(0));
+        Path dyPath = Path.of(paths.get(1));
+        Path dxPath = Path.of(paths.get(2));
+        Path gammaPath = optionalPath(line, "--gamma");
+        Path dGammaPath = optionalPath(line, "--out-dgamma");
+        Path dBetaPath = optionalPath(line, "--out-dbeta");
+        if (dGammaPath != null && gammaPath == null) {
+            throw new UsageException("--out-dgamma needs --gamma: without a scale there is no scale gradient");
+        }
+        double eps = parseEps(line.value("--eps", String.valueOf(LayerNormConfig.DEFAULT_EPS)));
+        Backend backend = parseBackend(line.value("--backend", "onednn"));
+        checkDistinct(Arrays.asList(xPath, dyPath, gammaPath), Arrays.asList(dxPath, dGammaPath, dBetaPath));
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor x = data(xPath, "X", arena);
+            Tensor dy = Npy.mapFloat32(dyPath, arena);
+            if (!dy.hasSameShape(x)) {
+                throw new IllegalArgumentException("DY " + dyPath + " has shape " + Arrays.toString(dy.shape())
+                        + " but must have the shape of X, " + Arrays.toString(x.shape()));
+            }
+            long c = x.dim(-1);
+            Tensor gamma = gammaPath == null ? null : parameter(gammaPath, "--gamma", c, arena);
+            // The shift does not change any gradient; it is configured only when its gradient is asked for.
+            boolean shift = dBetaPath != null;
+            LayerNormConfig config = new LayerNormConfig(c, eps, gamma != null, shift);
+            long[] rowShape = Arrays.copyOf(x.shape(), x.rank() - 1);
+            Tensor beta = shift ? Tensor.allocate(arena, DataType.F32, c) : null;
+            Tensor mean = Tensor.allocate(arena, DataType.F32, rowShape);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, rowShape);
+            boolean full = gamma != null && dGammaPath != null || shift;
+            try (LayerNorm norm = LayerNorm.create(config, backend);
+                 Npy.Output dx = Npy.Output.create(dxPath, x.shape(), arena);
+                 Npy.Output dGamma = dGammaPath == null ? null : Npy.Output.create(dGammaPath, new long[] {c}, arena);
+                 Npy.Output dBeta = dBetaPath == null ? null : Npy.Output.create(dBetaPath, new long[] {c}, arena)) {
+                long start = System.nanoTime();
+                // The statistics come from a forward-training pass; its output is not needed, so dx holds it briefly.
+                norm.forwardTraining(x, dx.tensor(), gamma, beta, mean, variance);
+                if (full) {
+                    Tensor diffScale = gamma == null ? null
+                            : dGamma != null ? dGamma.tensor() : Tensor.allocate(arena, DataType.F32, c);
+                    norm.backward(dy, x, mean, variance, gamma, dx.tensor(), diffScale, shift ? dBeta.tensor() : null);
+                } else {
+                    norm.backwardData(dy, x, mean, variance, gamma, dx.tensor());
+                }
+                long nanos = System.nanoTime() - start;
+                dx.commit();
+                if (dGamma != null) {
+                    dGamma.commit();
+                }
+                if (dBeta != null) {
+                    dBeta.commit();
+                }
+                out.printf(Locale.ROOT, "backward over %d rows of %d with %s in %.3f ms -> %s%s%s%n", x.elementCount() / c,
+                        c, backend.name().toLowerCase(Locale.ROOT), nanos / 1e6, dxPath,
+                        dGammaPath == null ? "" : ", " + dGammaPath, dBetaPath == null ? "" : ", " + dBetaPath);
+            }
+        }
+        return OK;
+    }
+
+    private static Path optionalPath(CommandLine line, String option) {
+        String value = line.value(option, null);
+        return value == null ? null : Path.of(value);
+    }
+
+    /** Outputs must not be directories, inputs, or each other: each is replaced by a rename. */
+    private static void checkDistinct(List<Path> inputs, List<Path> outputs) throws IOException {
+        List<Path> seen = new ArrayList<>();
+        for (Path output : outputs) {
+            if (output == null) {
+                continue;
+            }
+            if (Files.isDirectory(output)) {
+                throw new UsageException("output " + output + " is a directory");
+            }
+            for (Path input : inputs) {
+                if (input != null && sameFile(input, output)) {
+                    throw new UsageException("output " + output + " is the same file as input " + input
+                            + "; write to another path");
+                }
+            }
+            for (Path other : seen) {
+                if (sameFile(other, output)) {
+                    throw new UsageException("two outputs are the same file: " + output);
+                }
+            }
+            seen.add(output);
+        }
+    }
+
+    private static boolean sameFile(Path a, Path b) throws IOException {
+        if (Files.exists(a) && Files.exists(b)) {
+            return Files.isSameFile(a, b);
+        }
+        return a.toAbsolutePath().normalize().equals(b.toAbsolutePath().normalize());
+    }
+
+    /** A float32 array of rank >= 1 with a non-empty last axis. */
+    private static Tensor data(Path path, String role, Arena arena) throws IOException {
+        Tensor x = Npy.mapFloat32(path, arena);
+        if (x.rank() < 1) {
+            throw new IllegalArgumentException(role + " " + path + " holds a scalar (shape ()); layer normalization "
+                    + "needs rank >= 1");
+        }
+        if (x.dim(-1) < 1) {
+            throw new IllegalArgumentException(role + " " + path + " has shape " + Arrays.toString(x.shape())
+                    + "; its last axis must not be empty");
+        }
+        return x;
     }
 
     private static Tensor parameter(Path path, String option, long c, Arena arena) throws IOException {
         Tensor tensor = Npy.mapFloat32(path, arena);
         if (!tensor.hasShape(c)) {
             throw new IllegalArgumentException(option + " " + path + " has shape " + Arrays.toString(tensor.shape())
-                    + " but must have shape [" + c + "] (the last axis of IN)");
+                    + " but must have shape [" + c + "] (the last axis of the data)");
         }
         return tensor;
     }
@@ -276,13 +388,6 @@ public final class Main {
         return perCall.get(perCall.size() / 2);
     }
 
-    private static String value(String[] args, int index, String option) {
-        if (index >= args.length) {
-            throw new UsageException(option + " needs a value");
-        }
-        return args[index];
-    }
-
     private static double parseEps(String text) {
         try {
             return Double.parseDouble(text);
@@ -297,14 +402,5 @@ public final class Main {
             case "java" -> Backend.JAVA;
             default -> throw new UsageException("--backend must be onednn or java, got '" + text + "'");
         };
-    }
-
-    /** A command line that does not parse; reported with exit status 2. */
-    private static final class UsageException extends RuntimeException {
-        private static final long serialVersionUID = 1L;
-
-        UsageException(String message) {
-            super(message);
-        }
     }
 }

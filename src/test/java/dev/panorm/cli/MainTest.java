@@ -103,6 +103,110 @@ class MainTest {
         }
     }
 
+    /** dLoss/dx, dgamma, dbeta of a layer norm in double: the oracle for the CLI's backward. */
+    private static double[][] expectedBackward(float[] x, float[] dy, int c, float[] gamma, double eps) {
+        double[] dx = new double[x.length];
+        double[] dgamma = new double[c];
+        double[] dbeta = new double[c];
+        for (int base = 0; base < x.length; base += c) {
+            double mean = 0;
+            for (int i = 0; i < c; i++) {
+                mean += x[base + i];
+            }
+            mean /= c;
+            double variance = 0;
+            for (int i = 0; i < c; i++) {
+                variance += (x[base + i] - mean) * (x[base + i] - mean);
+            }
+            double rstd = 1 / Math.sqrt(variance / c + eps);
+            double meanG = 0;
+            double meanGXhat = 0;
+            for (int i = 0; i < c; i++) {
+                double xhat = (x[base + i] - mean) * rstd;
+                double g = dy[base + i] * (gamma == null ? 1 : gamma[i]);
+                meanG += g / c;
+                meanGXhat += g * xhat / c;
+                dgamma[i] += dy[base + i] * xhat;
+                dbeta[i] += dy[base + i];
+            }
+            for (int i = 0; i < c; i++) {
+                double xhat = (x[base + i] - mean) * rstd;
+                double g = dy[base + i] * (gamma == null ? 1 : gamma[i]);
+                dx[base + i] = rstd * (g - meanG - xhat * meanGXhat);
+            }
+        }
+        return new double[][] {dx, dgamma, dbeta};
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"onednn", "java"})
+    void normalizeWritesStatisticsOnRequest(String backend) throws IOException {
+        int c = 50;
+        float[] x = random(4 * 3 * c, 5, 2);
+        Path mean = temp.resolve("mean.npy");
+        Path variance = temp.resolve("var.npy");
+        Run run = run("normalize", save("x.npy", x, 4, 3, c).toString(), temp.resolve("y.npy").toString(), "--stats",
+                mean.toString(), variance.toString(), "--backend", backend);
+        assertEquals(0, run.exit(), run.err());
+        float[] means = load(mean);
+        float[] variances = load(variance);
+        try (Arena arena = Arena.ofConfined()) {
+            assertEquals(java.util.List.of(4L, 3L), java.util.Arrays.stream(Npy.mapFloat32(mean, arena).shape()).boxed().toList());
+        }
+        for (int r = 0; r < 12; r++) {
+            double m = 0;
+            for (int i = 0; i < c; i++) {
+                m += x[r * c + i];
+            }
+            m /= c;
+            double v = 0;
+            for (int i = 0; i < c; i++) {
+                v += (x[r * c + i] - m) * (x[r * c + i] - m) / c;
+            }
+            assertEquals(m, means[r], 1e-5);
+            assertEquals(v, variances[r], 1e-5);
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"onednn", "java"})
+    void backwardMatchesTheDefinition(String backend) throws IOException {
+        int c = 64;
+        float[] x = random(6 * c, 7, 1);
+        float[] dy = random(6 * c, 8, 0);
+        float[] gamma = random(c, 9, 1);
+        Path dx = temp.resolve("dx.npy");
+        Path dgamma = temp.resolve("dgamma.npy");
+        Path dbeta = temp.resolve("dbeta.npy");
+        Run run = run("backward", save("x.npy", x, 6, c).toString(), save("dy.npy", dy, 6, c).toString(), dx.toString(),
+                "--gamma", save("g.npy", gamma, c).toString(), "--out-dgamma", dgamma.toString(), "--out-dbeta",
+                dbeta.toString(), "--eps", "1e-4", "--backend", backend);
+        assertEquals(0, run.exit(), run.err());
+        double[][] want = expectedBackward(x, dy, c, gamma, 1e-4);
+        float[][] got = {load(dx), load(dgamma), load(dbeta)};
+        for (int k = 0; k < 3; k++) {
+            for (int i = 0; i < want[k].length; i++) {
+                assertEquals(want[k][i], got[k][i], 2e-5 * (1 + Math.abs(want[k][i])), "output " + k + " element " + i);
+            }
+        }
+        // Input gradient only: no scale gradient asked for, so the cheaper data-only pass runs.
+        Path dxOnly = temp.resolve("dx-only.npy");
+        assertEquals(0, run("backward", temp.resolve("x.npy").toString(), temp.resolve("dy.npy").toString(),
+                dxOnly.toString(), "--gamma", temp.resolve("g.npy").toString(), "--backend", backend).exit());
+        float[] onlyDx = load(dxOnly);
+        for (int i = 0; i < onlyDx.length; i++) {
+            assertEquals(expectedBackward(x, dy, c, gamma, 1e-5)[0][i], onlyDx[i], 2e-5, "dx " + i);
+        }
+    }
+
+    @Test
+    void badBackwardInputsWriteNothing() throws IOException {
+        String x = save("x.npy", random(8, 1, 0), 2, 4).toString();
+        String dy = save("dy.npy", random(12, 2, 0), 3, 4).toString();
+        assertFails(1, "DY " + dy + " has shape [3, 4] but must have the shape of X, [2, 4]", "backward", x, dy,
+                temp.resolve("dx.npy").toString());
+    }
+
     @Test
     void normalizeWithoutAffineParametersAndOnAnEmptyBatch() throws IOException {
         Path out = temp.resolve("y.npy");
@@ -159,12 +263,17 @@ class MainTest {
         String out = temp.resolve("y.npy").toString();
         assertFails(2, "Usage: panorm");
         assertFails(2, "unknown command 'normalise'", "normalise", in, out);
-        assertFails(2, "normalize needs IN.npy and OUT.npy, got 1 paths", "normalize", in);
+        assertFails(2, "normalize needs IN.npy and OUT.npy, got 1 path", "normalize", in);
         assertFails(2, "unknown option '--gama'", "normalize", in, out, "--gama", in);
         assertFails(2, "--backend must be onednn or java, got 'cuda'", "normalize", in, out, "--backend", "cuda");
         assertFails(2, "--eps must be a number, got 'tiny'", "normalize", in, out, "--eps", "tiny");
         assertFails(2, "--eps needs a value", "normalize", in, out, "--eps");
-        assertFails(2, "OUT is the same file as IN", "normalize", in, in);
+        assertFails(2, "output " + in + " is the same file as input " + in, "normalize", in, in);
+        assertFails(2, "two outputs are the same file", "normalize", in, out, "--stats", out, temp.resolve("v.npy").toString());
+        assertFails(2, "--stats needs 2 values", "normalize", in, out, "--stats", out);
+        assertFails(2, "--eps is given twice", "normalize", in, out, "--eps", "1", "--eps", "2");
+        assertFails(2, "--out-dgamma needs --gamma", "backward", in, in, out, "--out-dgamma", temp.resolve("dg.npy").toString());
+        assertFails(2, "backward needs X.npy and DY.npy and OUT_DX.npy, got 2 paths", "backward", in, out);
         assertFails(2, "is a directory", "normalize", in, temp.toString());
         assertFails(2, "info takes no arguments", "info", "now");
     }
@@ -207,5 +316,6 @@ class MainTest {
         Run run = run("help");
         assertEquals(0, run.exit());
         assertTrue(run.out().contains("normalize IN.npy OUT.npy [--gamma G.npy] [--beta B.npy] [--eps E] [--backend onednn|java]"));
+        assertTrue(run.out().contains("backward X.npy DY.npy OUT_DX.npy [--gamma G.npy] [--out-dgamma DG.npy] [--out-dbeta DB.npy]"));
     }
 }
