@@ -23,6 +23,24 @@ public class Dnnl extends Dnnl$shared {
     static final SymbolLookup SYMBOL_LOOKUP = SymbolLookup.loaderLookup()
             .or(Linker.nativeLinker().defaultLookup());
 
+    private static final int DNNL_ARG_SRC_0 = (int)1L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_SRC_0 1
+     * }
+     */
+    public static int DNNL_ARG_SRC_0() {
+        return DNNL_ARG_SRC_0;
+    }
+    private static final int DNNL_ARG_SRC_1 = (int)2L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_SRC_1 2
+     * }
+     */
+    public static int DNNL_ARG_SRC_1() {
+        return DNNL_ARG_SRC_1;
+    }
     private static final int DNNL_ARG_MEAN = (int)49L;
     /**
      * {@snippet lang=c :
@@ -85,6 +103,15 @@ public class Dnnl extends Dnnl$shared {
      */
     public static int DNNL_ARG_DIFF_SHIFT() {
         return DNNL_ARG_DIFF_SHIFT;
+    }
+    private static final int DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE = (int)32768L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE 32768
+     * }
+     */
+    public static int DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE() {
+        return DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE;
     }
     private static final int dnnl_success = (int)0L;
     /**
@@ -645,6 +672,51 @@ public class Dnnl extends Dnnl$shared {
      */
     public static int dnnl_backward_data() {
         return dnnl_backward_data;
+    }
+    private static final int dnnl_binary_add = (int)131056L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.dnnl_binary_add = 131056
+     * }
+     */
+    public static int dnnl_binary_add() {
+        return dnnl_binary_add;
+    }
+    private static final int dnnl_binary_mul = (int)131057L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.dnnl_binary_mul = 131057
+     * }
+     */
+    public static int dnnl_binary_mul() {
+        return dnnl_binary_mul;
+    }
+    private static final int dnnl_binary_sub = (int)131061L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.dnnl_binary_sub = 131061
+     * }
+     */
+    public static int dnnl_binary_sub() {
+        return dnnl_binary_sub;
+    }
+    private static final int dnnl_reduction_sum = (int)196596L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.dnnl_reduction_sum = 196596
+     * }
+     */
+    public static int dnnl_reduction_sum() {
+        return dnnl_reduction_sum;
+    }
+    private static final int dnnl_reduction_norm_lp_power_p_sum = (int)196602L;
+    /**
+     * {@snippet lang=c :
+     * enum <anonymous>.dnnl_reduction_norm_lp_power_p_sum = 196602
+     * }
+     */
+    public static int dnnl_reduction_norm_lp_power_p_sum() {
+        return dnnl_reduction_norm_lp_power_p_sum;
     }
     private static final int dnnl_normalization_flags_none = (int)0L;
     /**
@@ -1395,6 +1467,249 @@ public class Dnnl extends Dnnl$shared {
         }
     }
 
+    private static class dnnl_primitive_attr_set_post_ops {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_primitive_attr_set_post_ops");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_primitive_attr_set_post_ops(dnnl_primitive_attr_t attr, const_dnnl_post_ops_t post_ops)
+     * }
+     */
+    public static FunctionDescriptor dnnl_primitive_attr_set_post_ops$descriptor() {
+        return dnnl_primitive_attr_set_post_ops.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_primitive_attr_set_post_ops(dnnl_primitive_attr_t attr, const_dnnl_post_ops_t post_ops)
+     * }
+     */
+    public static MethodHandle dnnl_primitive_attr_set_post_ops$handle() {
+        return dnnl_primitive_attr_set_post_ops.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_primitive_attr_set_post_ops(dnnl_primitive_attr_t attr, const_dnnl_post_ops_t post_ops)
+     * }
+     */
+    public static MemorySegment dnnl_primitive_attr_set_post_ops$address() {
+        return dnnl_primitive_attr_set_post_ops.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_primitive_attr_set_post_ops(dnnl_primitive_attr_t attr, const_dnnl_post_ops_t post_ops)
+     * }
+     */
+    public static int dnnl_primitive_attr_set_post_ops(MemorySegment attr, MemorySegment post_ops) {
+        var mh$ = dnnl_primitive_attr_set_post_ops.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_primitive_attr_set_post_ops", attr, post_ops);
+            }
+            return (int)mh$.invokeExact(attr, post_ops);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class dnnl_post_ops_create {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_post_ops_create");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_create(dnnl_post_ops_t *post_ops)
+     * }
+     */
+    public static FunctionDescriptor dnnl_post_ops_create$descriptor() {
+        return dnnl_post_ops_create.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_create(dnnl_post_ops_t *post_ops)
+     * }
+     */
+    public static MethodHandle dnnl_post_ops_create$handle() {
+        return dnnl_post_ops_create.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_create(dnnl_post_ops_t *post_ops)
+     * }
+     */
+    public static MemorySegment dnnl_post_ops_create$address() {
+        return dnnl_post_ops_create.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_create(dnnl_post_ops_t *post_ops)
+     * }
+     */
+    public static int dnnl_post_ops_create(MemorySegment post_ops) {
+        var mh$ = dnnl_post_ops_create.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_post_ops_create", post_ops);
+            }
+            return (int)mh$.invokeExact(post_ops);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class dnnl_post_ops_destroy {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_post_ops_destroy");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_destroy(dnnl_post_ops_t post_ops)
+     * }
+     */
+    public static FunctionDescriptor dnnl_post_ops_destroy$descriptor() {
+        return dnnl_post_ops_destroy.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_destroy(dnnl_post_ops_t post_ops)
+     * }
+     */
+    public static MethodHandle dnnl_post_ops_destroy$handle() {
+        return dnnl_post_ops_destroy.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_destroy(dnnl_post_ops_t post_ops)
+     * }
+     */
+    public static MemorySegment dnnl_post_ops_destroy$address() {
+        return dnnl_post_ops_destroy.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_destroy(dnnl_post_ops_t post_ops)
+     * }
+     */
+    public static int dnnl_post_ops_destroy(MemorySegment post_ops) {
+        var mh$ = dnnl_post_ops_destroy.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_post_ops_destroy", post_ops);
+            }
+            return (int)mh$.invokeExact(post_ops);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class dnnl_post_ops_append_binary {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_INT,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_post_ops_append_binary");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_append_binary(dnnl_post_ops_t post_ops, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src1_desc)
+     * }
+     */
+    public static FunctionDescriptor dnnl_post_ops_append_binary$descriptor() {
+        return dnnl_post_ops_append_binary.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_append_binary(dnnl_post_ops_t post_ops, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src1_desc)
+     * }
+     */
+    public static MethodHandle dnnl_post_ops_append_binary$handle() {
+        return dnnl_post_ops_append_binary.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_append_binary(dnnl_post_ops_t post_ops, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src1_desc)
+     * }
+     */
+    public static MemorySegment dnnl_post_ops_append_binary$address() {
+        return dnnl_post_ops_append_binary.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_post_ops_append_binary(dnnl_post_ops_t post_ops, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src1_desc)
+     * }
+     */
+    public static int dnnl_post_ops_append_binary(MemorySegment post_ops, int alg_kind, MemorySegment src1_desc) {
+        var mh$ = dnnl_post_ops_append_binary.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_post_ops_append_binary", post_ops, alg_kind, src1_desc);
+            }
+            return (int)mh$.invokeExact(post_ops, alg_kind, src1_desc);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class dnnl_memory_desc_destroy {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Dnnl.C_INT,
@@ -1827,6 +2142,72 @@ public class Dnnl extends Dnnl$shared {
         }
     }
 
+    private static class dnnl_binary_primitive_desc_create {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_binary_primitive_desc_create");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_binary_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src0_desc, const_dnnl_memory_desc_t src1_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static FunctionDescriptor dnnl_binary_primitive_desc_create$descriptor() {
+        return dnnl_binary_primitive_desc_create.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_binary_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src0_desc, const_dnnl_memory_desc_t src1_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MethodHandle dnnl_binary_primitive_desc_create$handle() {
+        return dnnl_binary_primitive_desc_create.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_binary_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src0_desc, const_dnnl_memory_desc_t src1_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MemorySegment dnnl_binary_primitive_desc_create$address() {
+        return dnnl_binary_primitive_desc_create.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_binary_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src0_desc, const_dnnl_memory_desc_t src1_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static int dnnl_binary_primitive_desc_create(MemorySegment primitive_desc, MemorySegment engine, int alg_kind, MemorySegment src0_desc, MemorySegment src1_desc, MemorySegment dst_desc, MemorySegment attr) {
+        var mh$ = dnnl_binary_primitive_desc_create.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_binary_primitive_desc_create", primitive_desc, engine, alg_kind, src0_desc, src1_desc, dst_desc, attr);
+            }
+            return (int)mh$.invokeExact(primitive_desc, engine, alg_kind, src0_desc, src1_desc, dst_desc, attr);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class dnnl_layer_normalization_forward_primitive_desc_create {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Dnnl.C_INT,
@@ -1965,6 +2346,280 @@ public class Dnnl extends Dnnl$shared {
         }
     }
 
+    private static class dnnl_layer_normalization_forward_primitive_desc_create_v2 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_INT,
+            Dnnl.C_FLOAT,
+            Dnnl.C_INT,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_layer_normalization_forward_primitive_desc_create_v2");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_forward_primitive_desc_create_v2(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_memory_desc_t stat_desc, dnnl_data_type_t scale_shift_data_type, float epsilon, unsigned int flags, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static FunctionDescriptor dnnl_layer_normalization_forward_primitive_desc_create_v2$descriptor() {
+        return dnnl_layer_normalization_forward_primitive_desc_create_v2.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_forward_primitive_desc_create_v2(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_memory_desc_t stat_desc, dnnl_data_type_t scale_shift_data_type, float epsilon, unsigned int flags, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MethodHandle dnnl_layer_normalization_forward_primitive_desc_create_v2$handle() {
+        return dnnl_layer_normalization_forward_primitive_desc_create_v2.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_forward_primitive_desc_create_v2(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_memory_desc_t stat_desc, dnnl_data_type_t scale_shift_data_type, float epsilon, unsigned int flags, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MemorySegment dnnl_layer_normalization_forward_primitive_desc_create_v2$address() {
+        return dnnl_layer_normalization_forward_primitive_desc_create_v2.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_forward_primitive_desc_create_v2(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_memory_desc_t stat_desc, dnnl_data_type_t scale_shift_data_type, float epsilon, unsigned int flags, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static int dnnl_layer_normalization_forward_primitive_desc_create_v2(MemorySegment primitive_desc, MemorySegment engine, int prop_kind, MemorySegment src_desc, MemorySegment dst_desc, MemorySegment stat_desc, int scale_shift_data_type, float epsilon, int flags, MemorySegment attr) {
+        var mh$ = dnnl_layer_normalization_forward_primitive_desc_create_v2.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_layer_normalization_forward_primitive_desc_create_v2", primitive_desc, engine, prop_kind, src_desc, dst_desc, stat_desc, scale_shift_data_type, epsilon, flags, attr);
+            }
+            return (int)mh$.invokeExact(primitive_desc, engine, prop_kind, src_desc, dst_desc, stat_desc, scale_shift_data_type, epsilon, flags, attr);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class dnnl_layer_normalization_backward_primitive_desc_create_v2 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_INT,
+            Dnnl.C_INT,
+            Dnnl.C_FLOAT,
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_layer_normalization_backward_primitive_desc_create_v2");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_backward_primitive_desc_create_v2(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t diff_src_desc, const_dnnl_memory_desc_t diff_dst_desc, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t stat_desc, dnnl_data_type_t diff_scale_shift_data_type, dnnl_data_type_t scale_shift_data_type, float epsilon, unsigned int flags, const_dnnl_primitive_desc_t hint_fwd_pd, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static FunctionDescriptor dnnl_layer_normalization_backward_primitive_desc_create_v2$descriptor() {
+        return dnnl_layer_normalization_backward_primitive_desc_create_v2.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_backward_primitive_desc_create_v2(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t diff_src_desc, const_dnnl_memory_desc_t diff_dst_desc, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t stat_desc, dnnl_data_type_t diff_scale_shift_data_type, dnnl_data_type_t scale_shift_data_type, float epsilon, unsigned int flags, const_dnnl_primitive_desc_t hint_fwd_pd, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MethodHandle dnnl_layer_normalization_backward_primitive_desc_create_v2$handle() {
+        return dnnl_layer_normalization_backward_primitive_desc_create_v2.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_backward_primitive_desc_create_v2(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t diff_src_desc, const_dnnl_memory_desc_t diff_dst_desc, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t stat_desc, dnnl_data_type_t diff_scale_shift_data_type, dnnl_data_type_t scale_shift_data_type, float epsilon, unsigned int flags, const_dnnl_primitive_desc_t hint_fwd_pd, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MemorySegment dnnl_layer_normalization_backward_primitive_desc_create_v2$address() {
+        return dnnl_layer_normalization_backward_primitive_desc_create_v2.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_layer_normalization_backward_primitive_desc_create_v2(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_prop_kind_t prop_kind, const_dnnl_memory_desc_t diff_src_desc, const_dnnl_memory_desc_t diff_dst_desc, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t stat_desc, dnnl_data_type_t diff_scale_shift_data_type, dnnl_data_type_t scale_shift_data_type, float epsilon, unsigned int flags, const_dnnl_primitive_desc_t hint_fwd_pd, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static int dnnl_layer_normalization_backward_primitive_desc_create_v2(MemorySegment primitive_desc, MemorySegment engine, int prop_kind, MemorySegment diff_src_desc, MemorySegment diff_dst_desc, MemorySegment src_desc, MemorySegment stat_desc, int diff_scale_shift_data_type, int scale_shift_data_type, float epsilon, int flags, MemorySegment hint_fwd_pd, MemorySegment attr) {
+        var mh$ = dnnl_layer_normalization_backward_primitive_desc_create_v2.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_layer_normalization_backward_primitive_desc_create_v2", primitive_desc, engine, prop_kind, diff_src_desc, diff_dst_desc, src_desc, stat_desc, diff_scale_shift_data_type, scale_shift_data_type, epsilon, flags, hint_fwd_pd, attr);
+            }
+            return (int)mh$.invokeExact(primitive_desc, engine, prop_kind, diff_src_desc, diff_dst_desc, src_desc, stat_desc, diff_scale_shift_data_type, scale_shift_data_type, epsilon, flags, hint_fwd_pd, attr);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class dnnl_matmul_primitive_desc_create {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_matmul_primitive_desc_create");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_matmul_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t weights_desc, const_dnnl_memory_desc_t bias_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static FunctionDescriptor dnnl_matmul_primitive_desc_create$descriptor() {
+        return dnnl_matmul_primitive_desc_create.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_matmul_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t weights_desc, const_dnnl_memory_desc_t bias_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MethodHandle dnnl_matmul_primitive_desc_create$handle() {
+        return dnnl_matmul_primitive_desc_create.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_matmul_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t weights_desc, const_dnnl_memory_desc_t bias_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MemorySegment dnnl_matmul_primitive_desc_create$address() {
+        return dnnl_matmul_primitive_desc_create.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_matmul_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t weights_desc, const_dnnl_memory_desc_t bias_desc, const_dnnl_memory_desc_t dst_desc, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static int dnnl_matmul_primitive_desc_create(MemorySegment primitive_desc, MemorySegment engine, MemorySegment src_desc, MemorySegment weights_desc, MemorySegment bias_desc, MemorySegment dst_desc, MemorySegment attr) {
+        var mh$ = dnnl_matmul_primitive_desc_create.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_matmul_primitive_desc_create", primitive_desc, engine, src_desc, weights_desc, bias_desc, dst_desc, attr);
+            }
+            return (int)mh$.invokeExact(primitive_desc, engine, src_desc, weights_desc, bias_desc, dst_desc, attr);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class dnnl_reduction_primitive_desc_create {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_INT,
+            Dnnl.C_POINTER,
+            Dnnl.C_POINTER,
+            Dnnl.C_FLOAT,
+            Dnnl.C_FLOAT,
+            Dnnl.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_reduction_primitive_desc_create");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_reduction_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t dst_desc, float p, float eps, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static FunctionDescriptor dnnl_reduction_primitive_desc_create$descriptor() {
+        return dnnl_reduction_primitive_desc_create.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_reduction_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t dst_desc, float p, float eps, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MethodHandle dnnl_reduction_primitive_desc_create$handle() {
+        return dnnl_reduction_primitive_desc_create.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_reduction_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t dst_desc, float p, float eps, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static MemorySegment dnnl_reduction_primitive_desc_create$address() {
+        return dnnl_reduction_primitive_desc_create.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * dnnl_status_t dnnl_reduction_primitive_desc_create(dnnl_primitive_desc_t *primitive_desc, dnnl_engine_t engine, dnnl_alg_kind_t alg_kind, const_dnnl_memory_desc_t src_desc, const_dnnl_memory_desc_t dst_desc, float p, float eps, const_dnnl_primitive_attr_t attr)
+     * }
+     */
+    public static int dnnl_reduction_primitive_desc_create(MemorySegment primitive_desc, MemorySegment engine, int alg_kind, MemorySegment src_desc, MemorySegment dst_desc, float p, float eps, MemorySegment attr) {
+        var mh$ = dnnl_reduction_primitive_desc_create.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("dnnl_reduction_primitive_desc_create", primitive_desc, engine, alg_kind, src_desc, dst_desc, p, eps, attr);
+            }
+            return (int)mh$.invokeExact(primitive_desc, engine, alg_kind, src_desc, dst_desc, p, eps, attr);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class dnnl_get_effective_cpu_isa {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Dnnl.C_INT    );
@@ -2057,6 +2712,15 @@ public class Dnnl extends Dnnl$shared {
      */
     public static int DNNL_ARG_DST() {
         return DNNL_ARG_DST;
+    }
+    private static final int DNNL_ARG_WEIGHTS = (int)33L;
+    /**
+     * {@snippet lang=c :
+     * #define DNNL_ARG_WEIGHTS 33
+     * }
+     */
+    public static int DNNL_ARG_WEIGHTS() {
+        return DNNL_ARG_WEIGHTS;
     }
     private static final int DNNL_ARG_DIFF_SRC = (int)129L;
     /**

@@ -1,113 +1,136 @@
 package dev.panorm;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
+import java.util.Arrays;
 
 /**
- * The pure-Java backend: scalar loops over the segments, no native code. Mean and variance are
- * accumulated in double over two passes, so rows with a large mean relative to their spread keep
- * their accuracy; four independent accumulators let the CPU overlap the additions. The backward
- * pass accumulates the scale and shift gradients in double as well.
+ * The pure-Java backend: scalar loops over the segments, no native code. Statistics are
+ * accumulated in double (two passes for layer normalization), so rows with a large mean relative
+ * to their spread keep their accuracy; the backward pass accumulates the parameter gradients in
+ * double too. Any data type, any strides: rows are addressed through {@link Rows}, elements
+ * through {@link Elements}; the common case (float32, rows with unit stride) takes a direct path.
  */
 final class JavaLayerNorm implements LayerNormKernel {
-    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
-
     private final LayerNormConfig config;
-    /** Double accumulators for the parameter gradients, one pair per concurrent backward call. */
+    private final int axes;
+    private final long c;
+    /** Double accumulators for the parameter gradients, one array per concurrent backward call. */
     private final ArrayDeque<double[]> gradientScratch = new ArrayDeque<>();
 
     JavaLayerNorm(LayerNormConfig config) {
         this.config = config;
+        this.axes = config.normalizedAxes();
+        this.c = config.normalizedSize();
+    }
+
+    /** Element {@code column} of the row starting at {@code base}, given the tensor's {@link Rows#columnStride}. */
+    private float load(Tensor tensor, long stride, long base, long column) {
+        return Elements.get(tensor.segment(), tensor.dataType(), base + Rows.column(tensor, axes, stride, column));
+    }
+
+    private void store(Tensor tensor, long stride, long base, long column, float value) {
+        Elements.set(tensor.segment(), tensor.dataType(), base + Rows.column(tensor, axes, stride, column), value);
     }
 
     @Override
-    public void forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                        long rows) {
-        MemorySegment x = src.segment();
-        MemorySegment y = dst.segment();
+    public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
+                           long rows) {
+        long xStride = Rows.columnStride(src, axes);
+        long yStride = Rows.columnStride(dst, axes);
         MemorySegment gamma = scale == null ? null : scale.segment();
         MemorySegment beta = shift == null ? null : shift.segment();
-        long c = config.normalizedSize();
+        DataType gammaType = scale == null ? null : scale.dataType();
+        DataType betaType = shift == null ? null : shift.dataType();
         double eps = config.eps();
-        for (long row = 0, base = 0; row < rows; row++, base += c) {
+        for (long row = 0; row < rows; row++) {
+            long xBase = Rows.rowOffset(src, axes, row);
+            long yBase = Rows.rowOffset(dst, axes, row);
             double mu;
             double var;
             if (pass.globalStatistics) {
-                mu = mean.segment().getAtIndex(FLOAT, row);
-                var = variance.segment().getAtIndex(FLOAT, row);
+                mu = mean == null ? 0 : Elements.get(mean.segment(), DataType.F32, row);
+                var = Elements.get(variance.segment(), DataType.F32, row);
             } else {
-                mu = sum(x, base, c) / c;
-                var = sumOfSquaredDeviations(x, base, c, mu) / c;
+                mu = config.rms() ? 0 : sum(src, xStride, xBase) / c;
+                var = sumOfSquaredDeviations(src, xStride, xBase, mu) / c;
                 if (pass.writesStatistics) {
-                    mean.segment().setAtIndex(FLOAT, row, (float) mu);
-                    variance.segment().setAtIndex(FLOAT, row, (float) var);
+                    if (mean != null) {
+                        Elements.set(mean.segment(), DataType.F32, row, (float) mu);
+                    }
+                    Elements.set(variance.segment(), DataType.F32, row, (float) var);
                 }
             }
             double rstd = 1.0 / Math.sqrt(var + eps);
             for (long i = 0; i < c; i++) {
-                double v = (x.getAtIndex(FLOAT, base + i) - mu) * rstd;
+                double v = (load(src, xStride, xBase, i) - mu) * rstd;
                 if (gamma != null) {
-                    v *= gamma.getAtIndex(FLOAT, i);
+                    v *= Elements.get(gamma, gammaType, i);
                 }
                 if (beta != null) {
-                    v += beta.getAtIndex(FLOAT, i);
+                    v += Elements.get(beta, betaType, i);
                 }
-                y.setAtIndex(FLOAT, base + i, (float) v);
+                store(dst, yStride, yBase, i, (float) v);
             }
         }
+        return Backend.JAVA;
     }
 
     /**
      * With {@code xhat = (x - mean) * rstd} and {@code g = dy * gamma}:
-     * {@code dx = rstd * (g - mean(g) - xhat * mean(g * xhat))} when the statistics depend on x, and
-     * {@code dx = rstd * g} when they are constants; {@code dgamma = sum over rows of dy * xhat},
-     * {@code dbeta = sum over rows of dy}.
+     * {@code dx = rstd * (g - mean(g) - xhat * mean(g * xhat))} for layer normalization,
+     * {@code dx = rstd * (g - xhat * mean(g * xhat))} for RMS normalization (mean 0, not a function of x),
+     * and {@code dx = rstd * g} when the statistics are constants;
+     * {@code dgamma = sum over rows of dy * xhat}, {@code dbeta = sum over rows of dy}.
      */
     @Override
-    public void backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                         Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
-        MemorySegment x = src.segment();
-        MemorySegment dy = diffDst.segment();
-        MemorySegment dx = diffSrc.segment();
+    public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                            Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
+        long xStride = Rows.columnStride(src, axes);
+        long dyStride = Rows.columnStride(diffDst, axes);
+        long dxStride = Rows.columnStride(diffSrc, axes);
         MemorySegment gamma = scale == null ? null : scale.segment();
-        int c = Math.toIntExact(config.normalizedSize());
+        DataType gammaType = scale == null ? null : scale.dataType();
         double eps = config.eps();
         boolean gradients = diffScale != null || diffShift != null;
-        double[] scratch = gradients ? takeScratch(2 * c) : null;
+        int n = Math.toIntExact(c);
+        double[] scratch = gradients ? takeScratch(2 * n) : null;
         try {
-            for (long row = 0, base = 0; row < rows; row++, base += c) {
-                double mu = mean.segment().getAtIndex(FLOAT, row);
-                double rstd = 1.0 / Math.sqrt(variance.segment().getAtIndex(FLOAT, row) + eps);
+            for (long row = 0; row < rows; row++) {
+                long xBase = Rows.rowOffset(src, axes, row);
+                long dyBase = Rows.rowOffset(diffDst, axes, row);
+                long dxBase = Rows.rowOffset(diffSrc, axes, row);
+                double mu = mean == null ? 0 : Elements.get(mean.segment(), DataType.F32, row);
+                double rstd = 1.0 / Math.sqrt(Elements.get(variance.segment(), DataType.F32, row) + eps);
                 double sumG = 0;
                 double sumGXhat = 0;
-                for (int i = 0; i < c; i++) {
-                    double d = dy.getAtIndex(FLOAT, base + i);
-                    double xhat = (x.getAtIndex(FLOAT, base + i) - mu) * rstd;
-                    double g = gamma == null ? d : d * gamma.getAtIndex(FLOAT, i);
+                for (int i = 0; i < n; i++) {
+                    double d = load(diffDst, dyStride, dyBase, i);
+                    double xhat = (load(src, xStride, xBase, i) - mu) * rstd;
+                    double g = gamma == null ? d : d * Elements.get(gamma, gammaType, i);
                     sumG += g;
                     sumGXhat += g * xhat;
                     if (gradients) {
                         scratch[i] += d * xhat;
-                        scratch[c + i] += d;
+                        scratch[n + i] += d;
                     }
                 }
-                double meanG = pass.globalStatistics ? 0 : sumG / c;
-                double meanGXhat = pass.globalStatistics ? 0 : sumGXhat / c;
-                for (int i = 0; i < c; i++) {
-                    double d = dy.getAtIndex(FLOAT, base + i);
-                    double xhat = (x.getAtIndex(FLOAT, base + i) - mu) * rstd;
-                    double g = gamma == null ? d : d * gamma.getAtIndex(FLOAT, i);
-                    dx.setAtIndex(FLOAT, base + i, (float) (rstd * (g - meanG - xhat * meanGXhat)));
+                double meanG = pass.globalStatistics || config.rms() ? 0 : sumG / n;
+                double meanGXhat = pass.globalStatistics ? 0 : sumGXhat / n;
+                for (int i = 0; i < n; i++) {
+                    double d = load(diffDst, dyStride, dyBase, i);
+                    double xhat = (load(src, xStride, xBase, i) - mu) * rstd;
+                    double g = gamma == null ? d : d * Elements.get(gamma, gammaType, i);
+                    store(diffSrc, dxStride, dxBase, i, (float) (rstd * (g - meanG - xhat * meanGXhat)));
                 }
             }
             if (gradients) {
-                for (int i = 0; i < c; i++) {
+                for (int i = 0; i < n; i++) {
                     if (diffScale != null) {
-                        diffScale.segment().setAtIndex(FLOAT, i, (float) scratch[i]);
+                        Elements.set(diffScale.segment(), diffScale.dataType(), i, (float) scratch[i]);
                     }
                     if (diffShift != null) {
-                        diffShift.segment().setAtIndex(FLOAT, i, (float) scratch[c + i]);
+                        Elements.set(diffShift.segment(), diffShift.dataType(), i, (float) scratch[n + i]);
                     }
                 }
             }
@@ -116,6 +139,81 @@ final class JavaLayerNorm implements LayerNormKernel {
                 returnScratch(scratch);
             }
         }
+        return Backend.JAVA;
+    }
+
+    /**
+     * Computes every row's statistics in double and stores them as float: the mean (absent for RMS) and
+     * the variance (the mean square for RMS). Used by the oneDNN backend's precise mode.
+     */
+    void statistics(Tensor src, long rows, MemorySegment means, MemorySegment variances) {
+        long stride = Rows.columnStride(src, axes);
+        for (long row = 0; row < rows; row++) {
+            long base = Rows.rowOffset(src, axes, row);
+            double mu = config.rms() ? 0 : sum(src, stride, base) / c;
+            if (means != null) {
+                Elements.set(means, DataType.F32, row, (float) mu);
+            }
+            Elements.set(variances, DataType.F32, row, (float) (sumOfSquaredDeviations(src, stride, base, mu) / c));
+        }
+    }
+
+    /**
+     * Precise statistics for oneDNN: the mean and variance rounded to float, and per row the correction
+     * {@code -(mean - (float) mean) * rstd} that restores what rounding the mean to float took away
+     * ({@code rstd} as oneDNN computes it from the float variance). Normalizing with the float mean and
+     * adding the correction equals normalizing with the exact mean, to float precision.
+     */
+    void preciseStatistics(Tensor src, long rows, MemorySegment means, MemorySegment variances,
+                           MemorySegment corrections) {
+        long stride = Rows.columnStride(src, axes);
+        float eps = (float) config.eps();
+        for (long row = 0; row < rows; row++) {
+            long base = Rows.rowOffset(src, axes, row);
+            double mu = sum(src, stride, base) / c;
+            float var = (float) (sumOfSquaredDeviations(src, stride, base, mu) / c);
+            float roundedMean = (float) mu;
+            Elements.set(means, DataType.F32, row, roundedMean);
+            Elements.set(variances, DataType.F32, row, var);
+            double rstd = 1 / Math.sqrt((double) (var + eps));
+            Elements.set(corrections, DataType.F32, row, (float) (-(mu - roundedMean) * rstd));
+        }
+    }
+
+    /** The row's sum in double, with four independent accumulators. */
+    private double sum(Tensor x, long stride, long base) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        long i = 0;
+        for (; i + 4 <= c; i += 4) {
+            s0 += load(x, stride, base, i);
+            s1 += load(x, stride, base, i + 1);
+            s2 += load(x, stride, base, i + 2);
+            s3 += load(x, stride, base, i + 3);
+        }
+        for (; i < c; i++) {
+            s0 += load(x, stride, base, i);
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    private double sumOfSquaredDeviations(Tensor x, long stride, long base, double mean) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        long i = 0;
+        for (; i + 4 <= c; i += 4) {
+            double d0 = load(x, stride, base, i) - mean;
+            double d1 = load(x, stride, base, i + 1) - mean;
+            double d2 = load(x, stride, base, i + 2) - mean;
+            double d3 = load(x, stride, base, i + 3) - mean;
+            s0 += d0 * d0;
+            s1 += d1 * d1;
+            s2 += d2 * d2;
+            s3 += d3 * d3;
+        }
+        for (; i < c; i++) {
+            double d = load(x, stride, base, i) - mean;
+            s0 += d * d;
+        }
+        return (s0 + s1) + (s2 + s3);
     }
 
     /** A zeroed array of {@code length} doubles; reused, so that steady-state calls allocate nothing. */
@@ -127,7 +225,7 @@ final class JavaLayerNorm implements LayerNormKernel {
         if (scratch == null) {
             return new double[length];
         }
-        java.util.Arrays.fill(scratch, 0);
+        Arrays.fill(scratch, 0);
         return scratch;
     }
 
@@ -137,43 +235,8 @@ final class JavaLayerNorm implements LayerNormKernel {
         }
     }
 
-    private static double sum(MemorySegment x, long base, long c) {
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        long i = 0;
-        for (; i + 4 <= c; i += 4) {
-            s0 += x.getAtIndex(FLOAT, base + i);
-            s1 += x.getAtIndex(FLOAT, base + i + 1);
-            s2 += x.getAtIndex(FLOAT, base + i + 2);
-            s3 += x.getAtIndex(FLOAT, base + i + 3);
-        }
-        for (; i < c; i++) {
-            s0 += x.getAtIndex(FLOAT, base + i);
-        }
-        return (s0 + s1) + (s2 + s3);
-    }
-
-    private static double sumOfSquaredDeviations(MemorySegment x, long base, long c, double mean) {
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-        long i = 0;
-        for (; i + 4 <= c; i += 4) {
-            double d0 = x.getAtIndex(FLOAT, base + i) - mean;
-            double d1 = x.getAtIndex(FLOAT, base + i + 1) - mean;
-            double d2 = x.getAtIndex(FLOAT, base + i + 2) - mean;
-            double d3 = x.getAtIndex(FLOAT, base + i + 3) - mean;
-            s0 += d0 * d0;
-            s1 += d1 * d1;
-            s2 += d2 * d2;
-            s3 += d3 * d3;
-        }
-        for (; i < c; i++) {
-            double d = x.getAtIndex(FLOAT, base + i) - mean;
-            s0 += d * d;
-        }
-        return (s0 + s1) + (s2 + s3);
-    }
-
     @Override
-    public String implementation(Pass pass, long rows) {
+    public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         return "java:scalar";
     }
 

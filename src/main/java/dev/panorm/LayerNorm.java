@@ -46,6 +46,8 @@ public final class LayerNorm implements AutoCloseable {
     private final Backend backend;
     private final State state;
     private final Cleaner.Cleanable cleanable;
+    /** Per thread, the backend of its most recent call (a one-element array, so updating it allocates nothing). */
+    private final ThreadLocal<Backend[]> lastBackend = ThreadLocal.withInitial(() -> new Backend[1]);
 
     private LayerNorm(LayerNormConfig config, Backend backend, LayerNormKernel kernel) {
         this.config = config;
@@ -202,7 +204,7 @@ public final class LayerNorm implements AutoCloseable {
         try {
             long rows = checkForward(pass, src, dst, scale, shift, mean, variance);
             if (rows > 0) {
-                state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
+                lastBackend.get()[0] = state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
             }
         } finally {
             state.exit();
@@ -222,7 +224,8 @@ public final class LayerNorm implements AutoCloseable {
         try {
             long rows = checkBackward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             if (rows > 0) {
-                state.kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+                lastBackend.get()[0] =
+                        state.kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
             } else {
                 zero(diffScale);
                 zero(diffShift);
@@ -248,19 +251,30 @@ public final class LayerNorm implements AutoCloseable {
     }
 
     /**
-     * The name of the implementation that computes {@code rows} rows, e.g. {@code jit:avx512_core} for
-     * oneDNN's JIT kernel or {@code java:scalar}. For oneDNN this builds (and caches) the primitive.
+     * The backend that computed the current thread's most recent call on this operation: this
+     * operation's own backend, or {@link Backend#JAVA} where oneDNN cannot take a combination of data
+     * types or a layout (see the README). Null before the thread's first call with at least one row.
      *
-     * @param rows the number of rows, at least 1
+     * @return the backend, or null
+     */
+    public Backend lastBackend() {
+        return lastBackend.get()[0];
+    }
+
+    /**
+     * The name of the implementation that would compute a forward inference on these tensors, e.g.
+     * {@code jit:uni} for oneDNN's JIT kernel, {@code ref:any} for its reference code, or
+     * {@code java:scalar} (with oneDNN's reason when it cannot take them). For oneDNN this builds and
+     * caches the primitive. The arguments are checked as {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * checks them; nothing is computed.
+     *
      * @return the implementation's name
      */
-    public String implementation(long rows) {
-        if (rows < 1) {
-            throw new IllegalArgumentException("rows must be at least 1, got " + rows);
-        }
+    public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
         state.enter();
         try {
-            return state.kernel.implementation(Pass.FORWARD_INFERENCE, rows);
+            long rows = checkForward(Pass.FORWARD_INFERENCE, src, dst, scale, shift, null, null);
+            return rows == 0 ? "none (no rows)" : state.kernel.implementation(src, dst, scale, shift, rows);
         } finally {
             state.exit();
         }
@@ -292,7 +306,7 @@ public final class LayerNorm implements AutoCloseable {
         checkDisjoint("dst", dst, "scale", scale);
         checkDisjoint("dst", dst, "shift", shift);
         if (pass.usesStatistics()) {
-            checkStatistics("mean", mean, src, pass.writesStatistics);
+            checkMean(mean, src, pass.writesStatistics);
             checkStatistics("variance", variance, src, pass.writesStatistics);
             if (pass.writesStatistics) {
                 checkDisjointFromForwardTensors("mean", mean, src, dst, scale, shift);
@@ -315,7 +329,7 @@ public final class LayerNorm implements AutoCloseable {
         checkSameShape("diffDst", diffDst, "src", src);
         checkData("diffSrc", diffSrc, true);
         checkSameShape("diffSrc", diffSrc, "src", src);
-        checkStatistics("mean", mean, src, false);
+        checkMean(mean, src, false);
         checkStatistics("variance", variance, src, false);
         checkParameter("scale", scale, config.scale(), false);
         if (pass.parameterGradients) {
@@ -353,13 +367,14 @@ public final class LayerNorm implements AutoCloseable {
 
     /** Checks the data tensor that defines the shape; returns its number of rows. */
     private long checkRows(String name, Tensor tensor) {
-        long c = config.normalizedSize();
         checkData(name, tensor, false);
-        if (tensor.rank() < 1 || tensor.dim(-1) != c) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have last dimension C = " + c
-                    + " (this LayerNorm's normalizedSize)");
+        if (!config.endsWithNormalizedShape(tensor)) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must end with the normalized shape "
+                    + java.util.Arrays.toString(config.normalizedShape())
+                    + (tensor.rank() < config.normalizedAxes() ? " (it has fewer axes than the " + config.normalizedAxes()
+                    + " normalized ones)" : ""));
         }
-        return tensor.elementCount() / c;
+        return tensor.elementCount() / config.normalizedSize();
     }
 
     private static void checkSameShape(String name, Tensor tensor, String otherName, Tensor other) {
@@ -369,27 +384,44 @@ public final class LayerNorm implements AutoCloseable {
         }
     }
 
+    private void checkMean(Tensor mean, Tensor src, boolean written) {
+        if (config.rms()) {
+            if (mean != null) {
+                throw new IllegalArgumentException("RMS normalization has no mean; pass null for mean (variance holds "
+                        + "the mean square)");
+            }
+            return;
+        }
+        checkStatistics("mean", mean, src, written);
+    }
+
+    /** Per-row statistics: float32, contiguous, the shape of src without its normalized axes. */
     private void checkStatistics(String name, Tensor tensor, Tensor src, boolean written) {
         if (tensor == null) {
             throw new IllegalArgumentException(name + " is null; this pass needs one value per row");
         }
-        checkData(name, tensor, written);
-        if (!tensor.isRowShapeOf(src)) {
+        checkMemory(name, tensor, written);
+        if (tensor.dataType() != DataType.F32 || !tensor.isContiguous()) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must be F32 and contiguous");
+        }
+        if (!tensor.isRowShapeOf(src, config.normalizedAxes())) {
             throw new IllegalArgumentException(name + " " + tensor.describe() + " must have one value per row of src "
-                    + src.describe() + ", that is the shape of src without its last dimension");
+                    + src.describe() + ", that is the shape of src without its last " + config.normalizedAxes()
+                    + (config.normalizedAxes() == 1 ? " axis" : " axes"));
         }
     }
 
     /** Given statistics must describe real rows: finite means, finite non-negative variances. */
     private static void checkStatisticValues(Tensor mean, Tensor variance, long rows) {
-        MemorySegment means = mean.segment();
         MemorySegment variances = variance.segment();
         for (long row = 0; row < rows; row++) {
-            float m = means.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
-            float v = variances.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
-            if (!Float.isFinite(m)) {
-                throw new IllegalArgumentException("mean[" + row + "] is " + m + "; statistics must be finite");
+            if (mean != null) {
+                float m = mean.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
+                if (!Float.isFinite(m)) {
+                    throw new IllegalArgumentException("mean[" + row + "] is " + m + "; statistics must be finite");
+                }
             }
+            float v = variances.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
             if (!Float.isFinite(v) || v < 0) {
                 throw new IllegalArgumentException("variance[" + row + "] is " + v
                         + "; a variance must be finite and non-negative");
@@ -397,18 +429,17 @@ public final class LayerNorm implements AutoCloseable {
         }
     }
 
+    /** Data tensors may have any data type and any strides; outputs must not overlap themselves. */
     private void checkData(String name, Tensor tensor, boolean written) {
         Objects.requireNonNull(tensor, name);
-        if (tensor.dataType() != DataType.F32) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must be F32");
-        }
-        if (!tensor.isContiguous()) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must be contiguous (C order)");
-        }
         checkMemory(name, tensor, written);
+        if (written && !tensor.isNonOverlapping()) {
+            throw new IllegalArgumentException(name + " " + tensor.describe()
+                    + " has strides under which several indices address one element; an output needs one element per index");
+        }
     }
 
-    /** A per-channel tensor ({@code [C]}) that must be present exactly when the configuration has it. */
+    /** A per-channel tensor (the normalized shape) that must be present exactly when the configuration has it. */
     private void checkParameter(String name, Tensor tensor, boolean configured, boolean written) {
         String flag = name.equals("diffScale") ? "scale" : name.equals("diffShift") ? "shift" : name;
         if (!configured) {
@@ -423,9 +454,9 @@ public final class LayerNorm implements AutoCloseable {
                     + name + " is null");
         }
         checkData(name, tensor, written);
-        long c = config.normalizedSize();
-        if (tensor.rank() != 1 || tensor.dim(0) != c) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have shape [" + c + "]");
+        if (!config.isNormalizedShape(tensor) || !tensor.isContiguous()) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have shape "
+                    + java.util.Arrays.toString(config.normalizedShape()) + " (the normalized shape), contiguous");
         }
     }
 
@@ -449,7 +480,7 @@ public final class LayerNorm implements AutoCloseable {
     /** dst may be exactly src (in place) or disjoint from it, nothing in between. */
     private static void checkNoPartialOverlap(String outName, Tensor out, String inName, Tensor in) {
         // Overlapping segments share their backing memory, so their addresses are comparable.
-        boolean identical = out.segment().address() == in.segment().address() && out.byteExtent() == in.byteExtent();
+        boolean identical = out.segment().address() == in.segment().address() && out.hasSameLayout(in);
         if (overlaps(out, in) && !identical) {
             throw new IllegalArgumentException(outName + " partially overlaps " + inName
                     + "; pass the same tensor for in-place operation, or disjoint memory");

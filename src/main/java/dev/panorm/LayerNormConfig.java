@@ -1,67 +1,195 @@
 package dev.panorm;
 
+import java.util.Arrays;
+
 /**
- * What a {@link LayerNorm} computes, configured like PyTorch's {@code torch.nn.LayerNorm}.
+ * What a {@link LayerNorm} computes, configured like PyTorch's {@code torch.nn.LayerNorm} (or
+ * {@code torch.nn.RMSNorm}). Immutable; the {@code with...} methods return modified copies.
  *
- * <p>Every row of an {@code [..., C]} tensor is normalized over its last dimension:
+ * <p>Layer normalization: every row is normalized over the last {@code k} axes (the
+ * {@code normalizedShape}, {@code C} elements in all):
  * {@code y = (x - mean) / sqrt(var + eps) * scale + shift}, with the biased variance (divided by
- * {@code C}), exactly as PyTorch and oneDNN define it. {@code scale} and {@code shift} are
- * per-channel tensors of shape {@code [C]}: PyTorch's {@code weight} and {@code bias}, the paper's
- * gain and bias.
+ * {@code C}), exactly as PyTorch and oneDNN define it. {@code scale} and {@code shift} have the
+ * normalized shape: PyTorch's {@code weight} and {@code bias}, the paper's gain and bias.
  *
- * @param normalizedSize {@code C}, the size of the last dimension; at least 1
- * @param eps added to the variance for numerical stability; finite, {@code > 0}, and still
- *     {@code > 0} when rounded to float (oneDNN takes a float)
- * @param scale whether an elementwise scale (gamma, PyTorch's {@code weight}) is applied
- * @param shift whether an elementwise shift (beta, PyTorch's {@code bias}) is added
+ * <p>RMS normalization ({@link #rms(long...)}): {@code y = x / sqrt(mean(x^2) + eps) * scale + shift}.
  */
-public record LayerNormConfig(long normalizedSize, double eps, boolean scale, boolean shift) {
-
-    /** PyTorch's default {@code eps}. */
+public final class LayerNormConfig {
+    /** PyTorch's default {@code eps} for {@code LayerNorm}. */
     public static final double DEFAULT_EPS = 1e-5;
-
     /**
-     * Validates the configuration.
-     *
-     * @throws IllegalArgumentException if {@code normalizedSize < 1} or {@code eps} is not a positive
-     *     finite number that survives rounding to float
+     * PyTorch's default {@code eps} for {@code RMSNorm} on float32 data: {@code torch.finfo(torch.float32).eps},
+     * 2^-23.
      */
-    public LayerNormConfig {
-        if (normalizedSize < 1) {
-            throw new IllegalArgumentException("normalizedSize must be at least 1, got " + normalizedSize);
+    public static final double DEFAULT_RMS_EPS = 0x1p-23;
+
+    private final long[] normalizedShape;
+    private final long normalizedSize;
+    private final double eps;
+    private final boolean scale;
+    private final boolean shift;
+    private final boolean rms;
+    private final boolean preciseStatistics;
+
+    private LayerNormConfig(long[] normalizedShape, double eps, boolean scale, boolean shift, boolean rms,
+                            boolean preciseStatistics) {
+        if (normalizedShape.length == 0) {
+            throw new IllegalArgumentException("normalizedShape must have at least one axis");
+        }
+        long size = 1;
+        for (long dim : normalizedShape) {
+            if (dim < 1) {
+                throw new IllegalArgumentException("normalizedShape " + Arrays.toString(normalizedShape)
+                        + " must have every axis at least 1, got " + dim);
+            }
+            try {
+                size = Math.multiplyExact(size, dim);
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("normalizedShape " + Arrays.toString(normalizedShape) + " is too large");
+            }
         }
         if (!(eps > 0) || Double.isInfinite(eps) || !((float) eps > 0) || Float.isInfinite((float) eps)) {
             throw new IllegalArgumentException("eps must be a positive finite float, got " + eps);
         }
+        this.normalizedShape = normalizedShape;
+        this.normalizedSize = size;
+        this.eps = eps;
+        this.scale = scale;
+        this.shift = shift;
+        this.rms = rms;
+        this.preciseStatistics = preciseStatistics;
     }
 
     /**
-     * PyTorch's defaults: {@code eps = 1e-5}, with scale and shift ({@code elementwise_affine=True, bias=True}).
+     * Layer normalization with PyTorch's defaults: {@code eps = 1e-5}, with scale and shift
+     * ({@code nn.LayerNorm(normalized_shape)}, {@code elementwise_affine=True, bias=True}).
      *
-     * @param normalizedSize {@code C}, the size of the last dimension
+     * @param normalizedShape the trailing axes to normalize over, e.g. {@code 768} or {@code 16, 16}
+     * @return the configuration
+     * @throws IllegalArgumentException if there is no axis or an axis is smaller than 1
+     */
+    public static LayerNormConfig of(long... normalizedShape) {
+        return new LayerNormConfig(normalizedShape.clone(), DEFAULT_EPS, true, true, false, false);
+    }
+
+    /**
+     * RMS normalization with PyTorch's defaults ({@code nn.RMSNorm(normalized_shape)} on float32):
+     * {@code eps = 2^-23}, with scale, without shift.
+     *
+     * @param normalizedShape the trailing axes to normalize over
      * @return the configuration
      */
-    public static LayerNormConfig of(long normalizedSize) {
-        return new LayerNormConfig(normalizedSize, DEFAULT_EPS, true, true);
+    public static LayerNormConfig rms(long... normalizedShape) {
+        return new LayerNormConfig(normalizedShape.clone(), DEFAULT_RMS_EPS, true, false, true, false);
+    }
+
+    /** A copy of the normalized shape. */
+    public long[] normalizedShape() {
+        return normalizedShape.clone();
+    }
+
+    /** The number of trailing axes normalized over, {@code k}. */
+    public int normalizedAxes() {
+        return normalizedShape.length;
+    }
+
+    /** {@code C}: the number of elements normalized together, the product of the normalized shape. */
+    public long normalizedSize() {
+        return normalizedSize;
+    }
+
+    /** The constant added to the variance (or mean square) inside the square root. */
+    public double eps() {
+        return eps;
+    }
+
+    /** Whether an elementwise scale (gamma, PyTorch's {@code weight}) is applied. */
+    public boolean scale() {
+        return scale;
+    }
+
+    /** Whether an elementwise shift (beta, PyTorch's {@code bias}) is added. */
+    public boolean shift() {
+        return shift;
+    }
+
+    /** Whether this is RMS normalization rather than layer normalization. */
+    public boolean rms() {
+        return rms;
+    }
+
+    /**
+     * Whether the oneDNN backend computes the statistics with panorm's accurate (double-accumulated)
+     * kernel and hands them to oneDNN, instead of letting oneDNN compute them in float. The Java
+     * backend always does. See the README's "Accuracy" section for the measured difference.
+     */
+    public boolean preciseStatistics() {
+        return preciseStatistics;
     }
 
     /** This configuration with another {@code eps}. */
     public LayerNormConfig withEps(double eps) {
-        return new LayerNormConfig(normalizedSize, eps, scale, shift);
+        return new LayerNormConfig(normalizedShape, eps, scale, shift, rms, preciseStatistics);
     }
 
     /** This configuration with or without the elementwise scale. */
     public LayerNormConfig withScale(boolean scale) {
-        return new LayerNormConfig(normalizedSize, eps, scale, shift);
+        return new LayerNormConfig(normalizedShape, eps, scale, shift, rms, preciseStatistics);
     }
 
     /** This configuration with or without the elementwise shift. */
     public LayerNormConfig withShift(boolean shift) {
-        return new LayerNormConfig(normalizedSize, eps, scale, shift);
+        return new LayerNormConfig(normalizedShape, eps, scale, shift, rms, preciseStatistics);
     }
 
     /** This configuration with neither scale nor shift ({@code elementwise_affine=False}). */
     public LayerNormConfig withoutAffine() {
-        return new LayerNormConfig(normalizedSize, eps, false, false);
+        return new LayerNormConfig(normalizedShape, eps, false, false, rms, preciseStatistics);
+    }
+
+    /** This configuration with or without precise statistics on the oneDNN backend. */
+    public LayerNormConfig withPreciseStatistics(boolean preciseStatistics) {
+        return new LayerNormConfig(normalizedShape, eps, scale, shift, rms, preciseStatistics);
+    }
+
+    /** Whether {@code tensor}'s trailing axes are this configuration's normalized shape. */
+    boolean endsWithNormalizedShape(Tensor tensor) {
+        long[] shape = tensor.shapeArray();
+        int offset = shape.length - normalizedShape.length;
+        if (offset < 0) {
+            return false;
+        }
+        for (int i = 0; i < normalizedShape.length; i++) {
+            if (shape[offset + i] != normalizedShape[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether {@code tensor} has exactly the normalized shape. */
+    boolean isNormalizedShape(Tensor tensor) {
+        return Arrays.equals(tensor.shapeArray(), normalizedShape);
+    }
+
+    @Override
+    public boolean equals(Object other) {
+        return other instanceof LayerNormConfig that && Arrays.equals(normalizedShape, that.normalizedShape)
+                && Double.compare(eps, that.eps) == 0 && scale == that.scale && shift == that.shift && rms == that.rms
+                && preciseStatistics == that.preciseStatistics;
+    }
+
+    @Override
+    public int hashCode() {
+        return Arrays.hashCode(normalizedShape) * 31 + Double.hashCode(eps) * 16 + (scale ? 8 : 0) + (shift ? 4 : 0)
+                + (rms ? 2 : 0) + (preciseStatistics ? 1 : 0);
+    }
+
+    /** E.g. {@code LayerNormConfig[normalizedShape=[768], eps=1.0E-5, scale=true, shift=true]}. */
+    @Override
+    public String toString() {
+        return (rms ? "RMSNormConfig" : "LayerNormConfig") + "[normalizedShape=" + Arrays.toString(normalizedShape)
+                + ", eps=" + eps + ", scale=" + scale + ", shift=" + shift
+                + (preciseStatistics ? ", preciseStatistics=true" : "") + "]";
     }
 }

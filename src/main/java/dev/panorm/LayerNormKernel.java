@@ -2,9 +2,9 @@ package dev.panorm;
 
 /**
  * One backend's layer normalization. {@link LayerNorm} validates every argument before it calls
- * a kernel, so kernels get contiguous float32 tensors of matching shapes, live memory, finite
- * given statistics, non-overlapping outputs and at least one row; absent optional tensors are
- * {@code null}. Kernels never see a call after {@link #close()}.
+ * a kernel, so kernels get tensors of matching shapes, live memory, finite given statistics,
+ * non-overlapping outputs and at least one row; absent optional tensors are {@code null}. Kernels
+ * never see a call after {@link #close()}. Each call returns the backend that actually ran it.
  */
 interface LayerNormKernel {
 
@@ -12,17 +12,17 @@ interface LayerNormKernel {
      * A forward pass over {@code rows} rows: {@code mean}/{@code variance} are written by
      * {@link Pass#FORWARD_TRAINING}, read by {@link Pass#FORWARD_GLOBAL}, and null for inference.
      */
-    void forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows);
+    Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows);
 
     /**
      * A backward pass over {@code rows} rows. {@code diffScale}/{@code diffShift} are overwritten with
      * sums over all rows, and are null for the data-only passes or when not configured.
      */
-    void backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                  Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows);
+    Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                     Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows);
 
-    /** A name for the implementation that runs {@code pass} on {@code rows} rows, e.g. oneDNN's {@code jit:avx512_core}. */
-    String implementation(Pass pass, long rows);
+    /** A name for the implementation that runs a forward inference on these tensors, e.g. oneDNN's {@code jit:uni}. */
+    String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows);
 
     /** Releases native resources. Called once, when no call is in flight. */
     void close();

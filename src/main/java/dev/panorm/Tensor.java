@@ -29,6 +29,7 @@ public final class Tensor {
     private final long[] strides;
     private final long elementCount;
     private final long byteExtent;
+    private final boolean nonOverlapping;
 
     private Tensor(MemorySegment segment, DataType dataType, long[] shape, long[] strides) {
         this.segment = Objects.requireNonNull(segment, "segment");
@@ -37,6 +38,7 @@ public final class Tensor {
         this.strides = strides;
         this.elementCount = elementCount(shape);
         this.byteExtent = byteExtent(dataType, shape, strides);
+        this.nonOverlapping = nonOverlapping(shape, strides);
         if (byteExtent > segment.byteSize()) {
             throw new IllegalArgumentException(describe() + " needs " + byteExtent + " bytes but its segment has only "
                     + segment.byteSize());
@@ -176,9 +178,18 @@ public final class Tensor {
         return Arrays.equals(shape, other);
     }
 
-    /** Whether this tensor has the shape of {@code data} without its last dimension: one element per row. */
-    boolean isRowShapeOf(Tensor data) {
-        if (shape.length != data.shape.length - 1) {
+    /**
+     * Whether every index addresses a different element. Checked with a sufficient condition (each
+     * stride, taken in increasing order, spans all the elements of the smaller ones), so an exotic
+     * interleaving that never collides may still be reported as overlapping.
+     */
+    public boolean isNonOverlapping() {
+        return nonOverlapping;
+    }
+
+    /** Whether this tensor has the shape of {@code data} without its last {@code axes} axes: one element per row. */
+    boolean isRowShapeOf(Tensor data, int axes) {
+        if (shape.length != data.shape.length - axes) {
             return false;
         }
         for (int i = 0; i < shape.length; i++) {
@@ -187,6 +198,21 @@ public final class Tensor {
             }
         }
         return true;
+    }
+
+    /** The shape itself, not a copy: for panorm's own checks, never to be modified. */
+    long[] shapeArray() {
+        return shape;
+    }
+
+    /** The strides themselves, not a copy: for panorm's own checks, never to be modified. */
+    long[] stridesArray() {
+        return strides;
+    }
+
+    /** Whether {@code other} has the same data type, shape and strides. */
+    boolean hasSameLayout(Tensor other) {
+        return dataType == other.dataType && Arrays.equals(shape, other.shape) && Arrays.equals(strides, other.strides);
     }
 
     /** Whether {@code other} has the same shape as this tensor. */
@@ -284,6 +310,28 @@ public final class Tensor {
             throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " with strides " + Arrays.toString(strides)
                     + " addresses more than 2^63 bytes");
         }
+    }
+
+    private static boolean nonOverlapping(long[] shape, long[] strides) {
+        if (elementCount(shape) == 0) {
+            return true;
+        }
+        Integer[] order = new Integer[shape.length];
+        for (int i = 0; i < order.length; i++) {
+            order[i] = i;
+        }
+        Arrays.sort(order, (a, b) -> Long.compare(strides[a], strides[b]));
+        long span = 1; // elements covered by the axes taken so far
+        for (int axis : order) {
+            if (shape[axis] <= 1) {
+                continue;
+            }
+            if (strides[axis] < span) {
+                return false;
+            }
+            span = strides[axis] * shape[axis];
+        }
+        return true;
     }
 
     static long[] contiguousStrides(long[] shape) {

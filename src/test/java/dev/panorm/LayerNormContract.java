@@ -39,7 +39,7 @@ abstract class LayerNormContract {
         float[] x = TestData.gaussian(rows * c, mean, std, seed);
         float[] gamma = scale ? TestData.gaussian(c, 1, 0.5, seed + 1) : null;
         float[] beta = shift ? TestData.gaussian(c, 0, 1, seed + 2) : null;
-        LayerNormConfig config = new LayerNormConfig(c, 1e-5, scale, shift);
+        LayerNormConfig config = LayerNormConfig.of(c).withScale(scale).withShift(shift);
         float[] y = run(config, x, new long[] {rows, c}, gamma, beta);
         Accuracy.assertForward(backend(), x, rows, c, gamma, beta, 1e-5, y);
     }

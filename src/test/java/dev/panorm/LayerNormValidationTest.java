@@ -49,31 +49,30 @@ class LayerNormValidationTest {
     @ParameterizedTest
     @EnumSource(Backend.class)
     void wrongShapes(Backend backend) {
-        expect(backend, IllegalArgumentException.class, "last dimension C = 16", (norm, arena, src, dst, scale, shift) ->
+        expect(backend, IllegalArgumentException.class, "src F32[3, 17] must end with the normalized shape [16]", (norm, arena, src, dst, scale, shift) ->
                 norm.forward(Tensor.allocate(arena, DataType.F32, 3, C + 1), dst, scale, shift));
         expect(backend, IllegalArgumentException.class, "must have the shape of src", (norm, arena, src, dst, scale, shift) ->
                 norm.forward(src, Tensor.allocate(arena, DataType.F32, 4, C), scale, shift));
         expect(backend, IllegalArgumentException.class, "must have the shape of src", (norm, arena, src, dst, scale, shift) ->
                 norm.forward(src, Tensor.allocate(arena, DataType.F32, 1, 3, C), scale, shift));
-        expect(backend, IllegalArgumentException.class, "scale F32[15] must have shape [16]", (norm, arena, src, dst, scale, shift) ->
+        expect(backend, IllegalArgumentException.class, "scale F32[15] must have shape [16] (the normalized shape)", (norm, arena, src, dst, scale, shift) ->
                 norm.forward(src, dst, Tensor.allocate(arena, DataType.F32, C - 1), shift));
         expect(backend, IllegalArgumentException.class, "shift F32[1, 16] must have shape [16]", (norm, arena, src, dst, scale, shift) ->
                 norm.forward(src, dst, scale, Tensor.allocate(arena, DataType.F32, 1, C)));
-        expect(backend, IllegalArgumentException.class, "last dimension", (norm, arena, src, dst, scale, shift) ->
-                norm.forward(Tensor.allocate(arena, DataType.F32), Tensor.allocate(arena, DataType.F32), scale, shift));
     }
 
     @ParameterizedTest
     @EnumSource(Backend.class)
     void wrongDataTypeOrLayout(Backend backend) {
-        expect(backend, IllegalArgumentException.class, "src BF16[3, 16] must be F32", (norm, arena, src, dst, scale, shift) ->
-                norm.forward(Tensor.allocate(arena, DataType.BF16, 3, C), dst, scale, shift));
-        expect(backend, IllegalArgumentException.class, "scale F16[16] must be F32", (norm, arena, src, dst, scale, shift) ->
-                norm.forward(src, dst, Tensor.allocate(arena, DataType.F16, C), shift));
-        expect(backend, IllegalArgumentException.class, "must be contiguous", (norm, arena, src, dst, scale, shift) -> {
-            Tensor padded = Tensor.of(arena.allocate(3L * (C + 4) * 4), DataType.F32, new long[] {3, C}, new long[] {C + 4, 1});
-            norm.forward(padded, dst, scale, shift);
-        });
+        expect(backend, IllegalArgumentException.class, "scale F32[16] strides [2] must have shape [16] (the normalized shape), contiguous",
+                (norm, arena, src, dst, scale, shift) -> norm.forward(src, dst,
+                        Tensor.of(arena.allocate(2L * C * 4), DataType.F32, new long[] {C}, new long[] {2}), shift));
+        expect(backend, IllegalArgumentException.class, "several indices address one element",
+                (norm, arena, src, dst, scale, shift) -> norm.forward(src,
+                        Tensor.of(dst.segment(), DataType.F32, new long[] {3, C}, new long[] {1, 1}), scale, shift));
+        expect(backend, IllegalArgumentException.class, "must end with the normalized shape [16] (it has fewer axes",
+                (norm, arena, src, dst, scale, shift) -> norm.forward(Tensor.allocate(arena, DataType.F32),
+                        Tensor.allocate(arena, DataType.F32), scale, shift));
     }
 
     @ParameterizedTest
@@ -157,7 +156,7 @@ class LayerNormValidationTest {
             norm.close();
             assertDoesNotThrow(norm::close, "closing twice is allowed");
             assertRejected(IllegalStateException.class, "closed", () -> norm.forward(data, data));
-            assertRejected(IllegalStateException.class, "closed", () -> norm.implementation(2));
+            assertRejected(IllegalStateException.class, "closed", () -> norm.implementation(data, data, null, null));
         }
     }
 
@@ -175,7 +174,7 @@ class LayerNormValidationTest {
     @ParameterizedTest
     @ValueSource(longs = {0, -1, Long.MIN_VALUE})
     void normalizedSizeMustBePositive(long c) {
-        assertRejected(IllegalArgumentException.class, "normalizedSize must be at least 1", () -> LayerNormConfig.of(c));
+        assertRejected(IllegalArgumentException.class, "must have every axis at least 1", () -> LayerNormConfig.of(c));
     }
 
     @ParameterizedTest
@@ -188,8 +187,15 @@ class LayerNormValidationTest {
     @Test
     void configurationDefaultsFollowPyTorch() {
         LayerNormConfig config = LayerNormConfig.of(768);
-        assertEquals(new LayerNormConfig(768, 1e-5, true, true), config);
-        assertEquals(new LayerNormConfig(768, 1e-5, false, false), config.withoutAffine());
+        assertEquals(1e-5, config.eps());
+        assertTrue(config.scale() && config.shift() && !config.rms() && !config.preciseStatistics());
+        assertArrayEquals(new long[] {768}, config.normalizedShape());
+        assertEquals(LayerNormConfig.of(768).withScale(false).withShift(false), config.withoutAffine());
+        LayerNormConfig rms = LayerNormConfig.rms(8, 16);
+        assertEquals(0x1p-23, rms.eps(), "torch.finfo(torch.float32).eps, RMSNorm's default");
+        assertTrue(rms.rms() && rms.scale() && !rms.shift());
+        assertEquals(128, rms.normalizedSize());
+        assertEquals(2, rms.normalizedAxes());
     }
 
     @Test
@@ -246,7 +252,7 @@ class LayerNormValidationTest {
         expect(backend, IllegalArgumentException.class, "variance F32[3, 1] must have one value per row",
                 (norm, arena, src, dst, scale, shift) -> norm.forwardTraining(src, dst, scale, shift,
                         Tensor.allocate(arena, DataType.F32, 3), Tensor.allocate(arena, DataType.F32, 3, 1)));
-        expect(backend, IllegalArgumentException.class, "mean BF16[3] must be F32",
+        expect(backend, IllegalArgumentException.class, "mean BF16[3] must be F32 and contiguous",
                 (norm, arena, src, dst, scale, shift) -> norm.forwardTraining(src, dst, scale, shift,
                         Tensor.allocate(arena, DataType.BF16, 3), Tensor.allocate(arena, DataType.F32, 3)));
         expect(backend, IllegalArgumentException.class, "variance is null",

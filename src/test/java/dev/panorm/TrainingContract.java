@@ -58,7 +58,7 @@ abstract class TrainingContract {
         float[] dy = TestData.gaussian(rows * c, 0, 1, seed + 1);
         float[] gamma = scale ? TestData.gaussian(c, 1, 0.5, seed + 2) : null;
         float[] beta = shift ? TestData.gaussian(c, 0, 1, seed + 3) : null;
-        Step step = step(new LayerNormConfig(c, EPS, scale, shift), new long[] {rows, c}, x, dy, gamma, beta, dataOnly);
+        Step step = step(LayerNormConfig.of(c).withEps(EPS).withScale(scale).withShift(shift), new long[] {rows, c}, x, dy, gamma, beta, dataOnly);
         Accuracy.assertForward(backend(), x, rows, c, gamma, beta, EPS, step.y());
         Accuracy.assertStatistics(backend(), x, rows, c, step.mean(), step.variance());
         Accuracy.assertBackward(backend(), dy, x, rows, c, step.mean(), step.variance(), gamma, EPS, false, step.dx(),

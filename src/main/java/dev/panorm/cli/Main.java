@@ -41,11 +41,17 @@ public final class Main {
               info        oneDNN's version, the CPU ISA it uses, the implementation it picks for a
                           sample shape, its thread count, and the path it was loaded from
               normalize IN.npy OUT.npy [--gamma G.npy] [--beta B.npy] [--eps E] [--backend onednn|java]
-                        [--stats MEAN.npy VAR.npy]
-                          layer-normalizes a float32 .npy array (C order, rank >= 1) over its last
-                          axis, like torch.nn.LayerNorm(C, eps); gamma and beta are float32 [C].
+                        [--stats MEAN.npy VAR.npy] [--axes K] [--rms] [--precise] [--out-dtype f32|f16|bf16]
+                          layer-normalizes a float32 (<f4) or float16 (<f2) .npy array (C order)
+                          over its last K axes (default 1), like torch.nn.LayerNorm(IN.shape[-K:], eps);
+                          gamma and beta have those K axes' shape.
+                          --rms: RMS normalization, like torch.nn.RMSNorm (default eps 2^-23).
+                          --precise: oneDNN gets statistics panorm computed in double.
+                          --out-dtype: OUT's type; bf16 is written as its raw bit patterns ('<u2',
+                          NumPy has no bfloat16): (a.astype(np.uint32) << 16).view(np.float32) widens it.
                           --stats also writes each row's mean and biased variance (shape of IN
-                          without its last axis), as the forward-training pass computes them.
+                          without its last K axes), as the forward-training pass computes them; with
+                          --rms the mean is 0 and the variance is the mean square.
                           Defaults: --eps 1e-5, --backend onednn, no gamma (scale 1), no beta (shift 0).
               backward X.npy DY.npy OUT_DX.npy [--gamma G.npy] [--out-dgamma DG.npy] [--out-dbeta DB.npy]
                         [--eps E] [--backend onednn|java]
@@ -128,17 +134,19 @@ public final class Main {
         out.println("threads      " + OneDnn.maxThreads() + " (" + OneDnn.cpuRuntime() + ")");
         long rows = 32;
         long c = 768;
-        try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c))) {
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c))) {
+            Tensor x = Tensor.allocate(arena, DataType.F32, rows, c);
+            Tensor parameter = Tensor.allocate(arena, DataType.F32, c);
             out.println("sample       layer normalization F32[" + rows + ", " + c + "] forward inference -> "
-                    + norm.implementation(rows));
+                    + norm.implementation(x, x, parameter, parameter));
         }
         out.println("backends     onednn, java");
         return OK;
     }
 
     private int normalize(String[] args) throws IOException {
-        CommandLine line = new CommandLine("normalize", args,
-                Map.of("--gamma", 1, "--beta", 1, "--eps", 1, "--backend", 1, "--stats", 2));
+        CommandLine line = new CommandLine("normalize", args, Map.of("--gamma", 1, "--beta", 1, "--eps", 1,
+                "--backend", 1, "--stats", 2, "--out-dtype", 1, "--axes", 1, "--rms", 0, "--precise", 0));
         List<String> paths = line.positional("IN.npy", "OUT.npy");
         Path in = Path.of(paths.get(0));
         Path outPath = Path.of(paths.get(1));
@@ -147,36 +155,44 @@ public final class Main {
         List<String> stats = line.values("--stats");
         Path meanPath = stats == null ? null : Path.of(stats.get(0));
         Path variancePath = stats == null ? null : Path.of(stats.get(1));
-        double eps = parseEps(line.value("--eps", String.valueOf(LayerNormConfig.DEFAULT_EPS)));
+        boolean rms = line.has("--rms");
+        double defaultEps = rms ? LayerNormConfig.DEFAULT_RMS_EPS : LayerNormConfig.DEFAULT_EPS;
+        double eps = parseEps(line.value("--eps", String.valueOf(defaultEps)));
         Backend backend = parseBackend(line.value("--backend", "onednn"));
+        DataType outType = parseDataType(line.value("--out-dtype", "f32"));
+        int axes = parseAxes(line.value("--axes", "1"));
         checkDistinct(Arrays.asList(in, gammaPath, betaPath), Arrays.asList(outPath, meanPath, variancePath));
         try (Arena arena = Arena.ofConfined()) {
-            Tensor x = data(in, "IN", arena);
-            long c = x.dim(-1);
-            Tensor gamma = gammaPath == null ? null : parameter(gammaPath, "--gamma", c, arena);
-            Tensor beta = betaPath == null ? null : parameter(betaPath, "--beta", c, arena);
-            LayerNormConfig config = new LayerNormConfig(c, eps, gamma != null, beta != null);
-            long[] rowShape = Arrays.copyOf(x.shape(), x.rank() - 1);
+            Tensor x = data(in, "IN", axes, arena);
+            long[] normalizedShape = Arrays.copyOfRange(x.shape(), x.rank() - axes, x.rank());
+            Tensor gamma = gammaPath == null ? null : parameter(gammaPath, "--gamma", normalizedShape, arena);
+            Tensor beta = betaPath == null ? null : parameter(betaPath, "--beta", normalizedShape, arena);
+            LayerNormConfig config = (rms ? LayerNormConfig.rms(normalizedShape) : LayerNormConfig.of(normalizedShape))
+                    .withEps(eps).withScale(gamma != null).withShift(beta != null)
+                    .withPreciseStatistics(line.has("--precise"));
+            long[] rowShape = Arrays.copyOf(x.shape(), x.rank() - axes);
             try (LayerNorm norm = LayerNorm.create(config, backend);
-                 Npy.Output output = Npy.Output.create(outPath, x.shape(), arena);
+                 Npy.Output output = Npy.Output.create(outPath, x.shape(), outType, arena);
                  Npy.Output mean = stats == null ? null : Npy.Output.create(meanPath, rowShape, arena);
                  Npy.Output variance = stats == null ? null : Npy.Output.create(variancePath, rowShape, arena)) {
                 long start = System.nanoTime();
                 if (stats == null) {
                     norm.forward(x, output.tensor(), gamma, beta);
                 } else {
-                    norm.forwardTraining(x, output.tensor(), gamma, beta, mean.tensor(), variance.tensor());
+                    // RMS normalization has no mean: the file gets the zeros it normalizes with.
+                    norm.forwardTraining(x, output.tensor(), gamma, beta, rms ? null : mean.tensor(), variance.tensor());
                 }
                 long nanos = System.nanoTime() - start;
+                String implementation = norm.implementation(x, output.tensor(), gamma, beta);
                 output.commit();
                 if (stats != null) {
                     mean.commit();
                     variance.commit();
                 }
-                long rows = x.elementCount() / c;
-                out.printf(Locale.ROOT, "normalized %d rows of %d with %s (%s) in %.3f ms -> %s%s%n", rows, c,
-                        backend.name().toLowerCase(Locale.ROOT), rows > 0 ? norm.implementation(rows) : "nothing to do",
-                        nanos / 1e6, outPath, stats == null ? "" : ", " + meanPath + ", " + variancePath);
+                long rows = x.elementCount() / config.normalizedSize();
+                out.printf(Locale.ROOT, "normalized %d rows of %d with %s (%s) in %.3f ms -> %s%s%n", rows,
+                        config.normalizedSize(), backend.name().toLowerCase(Locale.ROOT), implementation, nanos / 1e6,
+                        outPath, stats == null ? "" : ", " + meanPath + ", " + variancePath);
             }
         }
         return OK;
@@ -199,17 +215,17 @@ public final class Main {
         Backend backend = parseBackend(line.value("--backend", "onednn"));
         checkDistinct(Arrays.asList(xPath, dyPath, gammaPath), Arrays.asList(dxPath, dGammaPath, dBetaPath));
         try (Arena arena = Arena.ofConfined()) {
-            Tensor x = data(xPath, "X", arena);
+            Tensor x = data(xPath, "X", 1, arena);
             Tensor dy = Npy.mapFloat32(dyPath, arena);
             if (!dy.hasSameShape(x)) {
                 throw new IllegalArgumentException("DY " + dyPath + " has shape " + Arrays.toString(dy.shape())
                         + " but must have the shape of X, " + Arrays.toString(x.shape()));
             }
             long c = x.dim(-1);
-            Tensor gamma = gammaPath == null ? null : parameter(gammaPath, "--gamma", c, arena);
+            Tensor gamma = gammaPath == null ? null : parameter(gammaPath, "--gamma", new long[] {c}, arena);
             // The shift does not change any gradient; it is configured only when its gradient is asked for.
             boolean shift = dBetaPath != null;
-            LayerNormConfig config = new LayerNormConfig(c, eps, gamma != null, shift);
+            LayerNormConfig config = LayerNormConfig.of(c).withEps(eps).withScale(gamma != null).withShift(shift);
             long[] rowShape = Arrays.copyOf(x.shape(), x.rank() - 1);
             Tensor beta = shift ? Tensor.allocate(arena, DataType.F32, c) : null;
             Tensor mean = Tensor.allocate(arena, DataType.F32, rowShape);
@@ -282,25 +298,27 @@ public final class Main {
         return a.toAbsolutePath().normalize().equals(b.toAbsolutePath().normalize());
     }
 
-    /** A float32 array of rank >= 1 with a non-empty last axis. */
-    private static Tensor data(Path path, String role, Arena arena) throws IOException {
-        Tensor x = Npy.mapFloat32(path, arena);
-        if (x.rank() < 1) {
-            throw new IllegalArgumentException(role + " " + path + " holds a scalar (shape ()); layer normalization "
-                    + "needs rank >= 1");
+    /** A float32 or float16 array with at least {@code axes} axes, the last ones not empty. */
+    private static Tensor data(Path path, String role, int axes, Arena arena) throws IOException {
+        Tensor x = Npy.map(path, arena);
+        if (x.rank() < axes) {
+            throw new IllegalArgumentException(role + " " + path + " has shape " + Arrays.toString(x.shape()) + ": rank "
+                    + x.rank() + ", fewer than the " + axes + " axes to normalize over");
         }
-        if (x.dim(-1) < 1) {
-            throw new IllegalArgumentException(role + " " + path + " has shape " + Arrays.toString(x.shape())
-                    + "; its last axis must not be empty");
+        for (int axis = x.rank() - axes; axis < x.rank(); axis++) {
+            if (x.dim(axis) < 1) {
+                throw new IllegalArgumentException(role + " " + path + " has shape " + Arrays.toString(x.shape())
+                        + "; the axes to normalize over must not be empty");
+            }
         }
         return x;
     }
 
-    private static Tensor parameter(Path path, String option, long c, Arena arena) throws IOException {
-        Tensor tensor = Npy.mapFloat32(path, arena);
-        if (!tensor.hasShape(c)) {
+    private static Tensor parameter(Path path, String option, long[] normalizedShape, Arena arena) throws IOException {
+        Tensor tensor = Npy.map(path, arena);
+        if (!tensor.hasShape(normalizedShape)) {
             throw new IllegalArgumentException(option + " " + path + " has shape " + Arrays.toString(tensor.shape())
-                    + " but must have shape [" + c + "] (the last axis of the data)");
+                    + " but must have shape " + Arrays.toString(normalizedShape) + " (the normalized axes of the data)");
         }
         return tensor;
     }
@@ -336,7 +354,7 @@ public final class Main {
                     double seconds = medianSeconds(() -> norm.forward(x, y, gamma, beta));
                     double gigabytes = 2.0 * x.byteExtent() / 1e9; // read src, write dst
                     out.printf(Locale.ROOT, "%-8s %-16s %13.2f us %7.2f GB/s%n", backend.name().toLowerCase(Locale.ROOT),
-                            norm.implementation(rows), seconds * 1e6, gigabytes / seconds);
+                            norm.implementation(x, y, gamma, beta), seconds * 1e6, gigabytes / seconds);
                 }
                 results.add(y.toFloatArray());
             }
@@ -394,6 +412,27 @@ public final class Main {
         } catch (NumberFormatException e) {
             throw new UsageException("--eps must be a number, got '" + text + "'");
         }
+    }
+
+    private static DataType parseDataType(String text) {
+        return switch (text) {
+            case "f32" -> DataType.F32;
+            case "f16" -> DataType.F16;
+            case "bf16" -> DataType.BF16;
+            default -> throw new UsageException("--out-dtype must be f32, f16 or bf16, got '" + text + "'");
+        };
+    }
+
+    private static int parseAxes(String text) {
+        try {
+            int axes = Integer.parseInt(text);
+            if (axes >= 1) {
+                return axes;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new UsageException("--axes must be a whole number >= 1, got '" + text + "'");
     }
 
     private static Backend parseBackend(String text) {

@@ -19,8 +19,11 @@ import java.util.Arrays;
 import java.util.List;
 
 /**
- * NumPy's {@code .npy} format (versions 1.0, 2.0 and 3.0), for little-endian float32 arrays in C
- * order, read and written through memory mapping so that no element is copied on the Java heap.
+ * NumPy's {@code .npy} format (versions 1.0, 2.0 and 3.0), read and written through memory mapping
+ * so that no element is copied on the Java heap. Reads little-endian float32 ({@code <f4}) and
+ * float16 ({@code <f2}) arrays in C order; writes float32, float16, and bfloat16 as its raw bit
+ * patterns ({@code <u2}: NumPy has no bfloat16; widen with
+ * {@code (a.astype(np.uint32) << 16).view(np.float32)}).
  *
  * <p>Files are treated as untrusted: the header is parsed strictly, its size is bounded
  * ({@value #MAX_HEADER_BYTES} bytes, NumPy's own default limit), and the shape is checked against
@@ -36,6 +39,8 @@ public final class Npy {
 
     private static final byte[] MAGIC = {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y'};
     private static final String FLOAT32 = "<f4";
+    private static final String FLOAT16 = "<f2";
+    private static final String BFLOAT16_BITS = "<u2";
 
     private Npy() {}
 
@@ -66,57 +71,78 @@ public final class Npy {
     }
 
     /**
-     * Maps a float32, C-order {@code .npy} file read-only into {@code arena} and views it as a tensor.
-     * Nothing is copied: the tensor reads the file's pages.
+     * Maps a float32 or float16, C-order {@code .npy} file read-only into {@code arena} and views it as a
+     * tensor. Nothing is copied: the tensor reads the file's pages.
      *
      * @param path the file
      * @param arena owns the mapping; the tensor is valid until the arena is closed
-     * @return a read-only tensor of the file's shape
-     * @throws NpyFormatException if the file is malformed, not float32 little-endian, or in Fortran order
+     * @return a read-only tensor of the file's shape, {@link DataType#F32} or {@link DataType#F16}
+     * @throws NpyFormatException if the file is malformed, of another type, big-endian, or in Fortran order
      * @throws IOException if it cannot be read
      */
-    public static Tensor mapFloat32(Path path, Arena arena) throws IOException {
+    public static Tensor map(Path path, Arena arena) throws IOException {
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             Header header = readHeader(path, channel);
-            if (!header.descr().equals(FLOAT32)) {
-                throw new NpyFormatException(path, describeUnsupported(header.descr()));
-            }
+            DataType type = switch (header.descr()) {
+                case FLOAT32 -> DataType.F32;
+                case FLOAT16 -> DataType.F16;
+                default -> throw new NpyFormatException(path, describeUnsupported(header.descr()));
+            };
             if (header.fortranOrder()) {
                 throw new NpyFormatException(path, "is in Fortran order; save it in C order "
                         + "(np.save(path, np.ascontiguousarray(a)))");
             }
-            long dataBytes = checkDataSize(path, channel.size(), header, DataType.F32);
+            long dataBytes = checkDataSize(path, channel.size(), header, type);
             MemorySegment data = channel.map(FileChannel.MapMode.READ_ONLY, header.dataOffset(), dataBytes, arena);
-            return Tensor.of(data, DataType.F32, header.shape());
+            return Tensor.of(data, type, header.shape());
         }
     }
 
     /**
-     * Writes a float32 tensor as a {@code .npy} file, atomically.
+     * Maps a float32 {@code .npy} file, like {@link #map}, refusing any other type.
+     *
+     * @param path the file
+     * @param arena owns the mapping
+     * @return a read-only float32 tensor
+     * @throws NpyFormatException if the file is malformed or not float32
+     * @throws IOException if it cannot be read
+     */
+    public static Tensor mapFloat32(Path path, Arena arena) throws IOException {
+        Tensor tensor = map(path, arena);
+        if (tensor.dataType() != DataType.F32) {
+            throw new NpyFormatException(path, "holds '" + FLOAT16 + "' (float16); float32 ('<f4') is needed here");
+        }
+        return tensor;
+    }
+
+    /**
+     * Writes a tensor as a {@code .npy} file, atomically, in C order whatever its strides.
      *
      * @param path the target; replaced if it exists
-     * @param tensor float32 data
+     * @param tensor the data; a strided float32 tensor is written element by element
      * @throws IOException if writing fails; the target is then left as it was
      */
     public static void write(Path path, Tensor tensor) throws IOException {
-        try (Arena arena = Arena.ofConfined(); Output output = Output.create(path, tensor.shape(), arena)) {
+        try (Arena arena = Arena.ofConfined();
+             Output output = Output.create(path, tensor.shape(), tensor.dataType(), arena)) {
             output.tensor().segment().copyFrom(contiguousCopy(tensor, arena));
             output.commit();
         }
     }
 
     private static MemorySegment contiguousCopy(Tensor tensor, Arena arena) {
-        if (tensor.dataType() != DataType.F32) {
-            throw new IllegalArgumentException("only F32 tensors can be written, got " + tensor);
-        }
         if (tensor.isContiguous()) {
             return tensor.segment().asSlice(0, tensor.byteExtent());
+        }
+        if (tensor.dataType() != DataType.F32) {
+            throw new IllegalArgumentException("only contiguous " + tensor.dataType() + " tensors can be written, got "
+                    + tensor);
         }
         return arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_FLOAT, tensor.toFloatArray());
     }
 
     /**
-     * A float32 {@code .npy} file being written: a temporary file beside the target, mapped so that
+     * A {@code .npy} file being written: a temporary file beside the target, mapped so that
      * an operation can write its result straight into it. {@link #commit()} makes it durable and
      * renames it over the target; closing without committing deletes it.
      */
@@ -137,7 +163,7 @@ public final class Npy {
         }
 
         /**
-         * Creates the temporary file with its header and maps its data region into {@code arena}.
+         * Creates a float32 output; see {@link #create(Path, long[], DataType, Arena)}.
          *
          * @param target where the file will appear on {@link #commit()}
          * @param shape the array's shape
@@ -146,11 +172,29 @@ public final class Npy {
          * @throws IOException if the file cannot be created
          */
         public static Output create(Path target, long[] shape, Arena arena) throws IOException {
+            return create(target, shape, DataType.F32, arena);
+        }
+
+        /**
+         * Creates the temporary file with its header and maps its data region into {@code arena}.
+         *
+         * @param target where the file will appear on {@link #commit()}
+         * @param shape the array's shape
+         * @param type the element type: float32 ({@code <f4}), float16 ({@code <f2}) or bfloat16 (bit patterns, {@code <u2})
+         * @param arena owns the mapping
+         * @return the output; close it
+         * @throws IOException if the file cannot be created
+         */
+        public static Output create(Path target, long[] shape, DataType type, Arena arena) throws IOException {
             Path absolute = target.toAbsolutePath();
-            byte[] header = header(FLOAT32, shape);
+            byte[] header = header(switch (type) {
+                case F32 -> FLOAT32;
+                case F16 -> FLOAT16;
+                case BF16 -> BFLOAT16_BITS;
+            }, shape);
             long dataBytes;
             try {
-                dataBytes = Math.multiplyExact(elementCount(shape), 4L);
+                dataBytes = Math.multiplyExact(elementCount(shape), type.byteSize());
             } catch (ArithmeticException e) {
                 throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " is too large");
             }
@@ -162,7 +206,7 @@ public final class Npy {
                     channel.write(ByteBuffer.allocate(1), header.length + dataBytes - 1);
                 }
                 MemorySegment data = channel.map(FileChannel.MapMode.READ_WRITE, header.length, dataBytes, arena);
-                return new Output(absolute, temporary, Tensor.of(data, DataType.F32, shape));
+                return new Output(absolute, temporary, Tensor.of(data, type, shape));
             } catch (IOException | RuntimeException e) {
                 deleteQuietly(temporary);
                 throw e;
@@ -320,9 +364,10 @@ public final class Npy {
             return "holds big-endian float32 ('>f4'); convert it with a.astype('<f4')";
         }
         if (descr.contains("O")) {
-            return "holds Python objects ('" + descr + "'); only float32 ('<f4') is supported";
+            return "holds Python objects ('" + descr + "'); only float32 ('<f4') and float16 ('<f2') are supported";
         }
-        return "holds '" + descr + "'; only float32 ('<f4') is supported: convert with a.astype(np.float32)";
+        return "holds '" + descr + "'; only float32 ('<f4') and float16 ('<f2') are supported: convert with "
+                + "a.astype(np.float32)";
     }
 
     /** A strict parser for the header's Python dict literal, with exactly NumPy's three keys. */

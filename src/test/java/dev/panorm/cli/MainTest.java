@@ -297,8 +297,8 @@ class MainTest {
         assertFails(1, "--gamma " + gamma5 + " has shape [5] but must have shape [4]", "normalize", in, out, "--gamma", gamma5);
         assertFails(1, "eps must be a positive finite float, got 0.0", "normalize", in, out, "--eps", "0");
         assertFails(1, "eps must be a positive finite float, got NaN", "normalize", in, out, "--eps", "NaN");
-        assertFails(1, "holds a scalar (shape ()); layer normalization needs rank >= 1", "normalize", scalar, out);
-        assertFails(1, "its last axis must not be empty", "normalize", noChannels, out);
+        assertFails(1, "has shape []: rank 0, fewer than the 1 axes to normalize over", "normalize", scalar, out);
+        assertFails(1, "the axes to normalize over must not be empty", "normalize", noChannels, out);
         assertFalse(Files.exists(Path.of(out)));
     }
 

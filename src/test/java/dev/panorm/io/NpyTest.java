@@ -47,6 +47,25 @@ class NpyTest {
     }
 
     @Test
+    void readsFloat16AndWritesEveryType() throws Exception {
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor half = Npy.map(resource("f16.npy"), arena);
+            assertEquals(DataType.F16, half.dataType());
+            assertArrayEquals(new long[] {2, 3}, half.shape());
+            for (int i = 0; i < 6; i++) {
+                short bits = half.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i);
+                assertEquals(VALUES[i], Float.float16ToFloat(bits), 0f);
+            }
+            Path copy = temp.resolve("half.npy");
+            Npy.write(copy, half);
+            assertEquals("<f2", Npy.readHeader(copy).descr());
+            Path bf16 = temp.resolve("bf16.npy");
+            Npy.write(bf16, Tensor.allocate(arena, DataType.BF16, 4));
+            assertEquals("<u2", Npy.readHeader(bf16).descr(), "NumPy has no bfloat16: bit patterns as uint16");
+        }
+    }
+
+    @Test
     void readsEmptyArrays() throws Exception {
         try (Arena arena = Arena.ofConfined()) {
             Tensor tensor = Npy.mapFloat32(resource("empty_f32_0x4.npy"), arena);
@@ -83,8 +102,8 @@ class NpyTest {
 
     @ParameterizedTest
     @CsvSource(delimiter = '|', value = {
-            "f64.npy              | holds '<f8'; only float32 ('<f4') is supported: convert with a.astype(np.float32)",
-            "f16.npy              | holds '<f2'; only float32",
+            "f64.npy              | holds '<f8'; only float32 ('<f4') and float16 ('<f2') are supported: convert with a.astype(np.float32)",
+            "f16.npy              | holds '<f2' (float16); float32 ('<f4') is needed here",
             "big_endian_f32.npy   | holds big-endian float32 ('>f4'); convert it with a.astype('<f4')",
             "fortran_f32.npy      | is in Fortran order",
             "object.npy           | holds Python objects ('|O')",

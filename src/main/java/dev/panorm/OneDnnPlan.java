@@ -1,0 +1,718 @@
+package dev.panorm;
+
+import dev.panorm.internal.dnnl.Dnnl;
+import dev.panorm.internal.dnnl.dnnl_exec_arg_t;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.Consumer;
+
+/**
+ * What oneDNN runs for one call signature (pass, and the data type, shape and strides of every
+ * tensor): one or more primitives, with a little per-row glue in Java between them.
+ *
+ * <ul>
+ *   <li>Layer normalization: one layer-normalization primitive.</li>
+ *   <li>Precise statistics: panorm computes each row's mean and variance in double; oneDNN normalizes
+ *       with them as global statistics (the mean rounded to float) and a binary post-op adds back the
+ *       part of the mean that float could not hold, before the scale and shift are applied as
+ *       post-ops.</li>
+ *   <li>RMS forward: a reduction (sum of squares), the mean square per row, then layer normalization
+ *       with zero mean and the mean square as global statistics.</li>
+ *   <li>RMS backward: layer-normalization backward with zero mean gives the RMS gradient minus
+ *       {@code rstd * mean(dy * gamma)}; a matmul (or reduction) computes {@code sum(dy * gamma)} per
+ *       row and a binary primitive adds the missing term.</li>
+ * </ul>
+ *
+ * <p>A signature oneDNN cannot take (a layout it cannot describe, or {@code dnnl_unimplemented})
+ * throws {@link Unsupported} from the constructor; the caller then falls back to the Java backend.
+ */
+final class OneDnnPlan {
+    // Roles: the tensors a call binds. The first ten come from the caller, the rest are the plan's own.
+    static final int SRC = 0;
+    static final int DST = 1;
+    static final int SCALE = 2;
+    static final int SHIFT = 3;
+    static final int MEAN = 4;
+    static final int VARIANCE = 5;
+    static final int DIFF_DST = 6;
+    static final int DIFF_SRC = 7;
+    static final int DIFF_SCALE = 8;
+    static final int DIFF_SHIFT = 9;
+    static final int CALLER_ROLES = 10;
+    /** Per-row float buffers owned by each context. */
+    private static final int ZERO_MEAN = 10;      // all zeros: RMS has no mean
+    private static final int OWN_MEAN = 11;       // statistics of an inference call
+    private static final int OWN_VARIANCE = 12;
+    private static final int ROW_TERM = 13;       // precise correction, RMS sum of squares or backward term
+    private static final int DISCARDED = 14;      // a gradient the caller did not ask for (library-allocated)
+    private static final int ROLES = 15;
+
+    /** The call signature or configuration cannot run on oneDNN; the message says why. */
+    static final class Unsupported extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        Unsupported(String reason) {
+            super(reason, null, false, false);
+        }
+    }
+
+    private enum Strategy { LAYER, PRECISE, RMS_FORWARD, RMS_BACKWARD }
+
+    final Pass pass;
+    final long rows;
+    final String implementation;
+    private final LayerNormConfig config;
+    private final MemorySegment engine;
+    private final JavaLayerNorm statistics;
+    private final Strategy strategy;
+    private final Signature signature;
+    private final Arena arena = Arena.ofShared();
+    private final List<Step> steps = new ArrayList<>();
+    private final ArrayDeque<Context> idle = new ArrayDeque<>(); // guarded by the owner's lock
+    int users;       // guarded by the owner's lock
+    boolean evicted; // guarded by the owner's lock
+    long lastUsed;   // guarded by the owner's lock
+
+    /** The data types, shapes and strides that make two calls run the same primitives. */
+    record Signature(Pass pass, DataType[] types, long[][] shapes, long[][] strides) {
+        static Signature of(Pass pass, Tensor[] tensors) {
+            DataType[] types = new DataType[CALLER_ROLES];
+            long[][] shapes = new long[CALLER_ROLES][];
+            long[][] strides = new long[CALLER_ROLES][];
+            for (int role = 0; role < CALLER_ROLES; role++) {
+                if (tensors[role] != null) {
+                    types[role] = tensors[role].dataType();
+                    shapes[role] = tensors[role].shape();
+                    strides[role] = tensors[role].strides();
+                }
+            }
+            return new Signature(pass, types, shapes, strides);
+        }
+
+        boolean matches(Pass otherPass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
+                        Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+            // Row counts are part of the shapes; the statistics' layout follows from the pass and src.
+            return pass == otherPass && same(SRC, src) && same(DST, dst) && same(SCALE, scale) && same(SHIFT, shift)
+                    && same(DIFF_DST, diffDst) && same(DIFF_SRC, diffSrc) && same(DIFF_SCALE, diffScale)
+                    && same(DIFF_SHIFT, diffShift);
+        }
+
+        private boolean same(int role, Tensor tensor) {
+            if (tensor == null) {
+                return types[role] == null;
+            }
+            return types[role] == tensor.dataType() && Arrays.equals(shapes[role], tensor.shapeArray())
+                    && Arrays.equals(strides[role], tensor.stridesArray());
+        }
+    }
+
+    /** One primitive and, per argument, the role bound to it. */
+    private record Step(MemorySegment primitive, int[] roles, int[] arguments, MemorySegment[] descriptors,
+                        MemorySegment scratchpadDesc, long scratchpadBytes) {}
+
+    /**
+     * Builds the primitives for {@code tensors} (indexed by role; null where absent).
+     *
+     * @throws Unsupported if oneDNN cannot run this signature
+     */
+    OneDnnPlan(LayerNormConfig config, MemorySegment engine, JavaLayerNorm statistics, Signature signature, long rows,
+               Tensor[] tensors) throws Unsupported {
+        this.config = config;
+        this.engine = engine;
+        this.statistics = statistics;
+        this.pass = signature.pass();
+        this.rows = rows;
+        this.signature = signature;
+        if (config.rms()) {
+            strategy = pass.forward ? Strategy.RMS_FORWARD : Strategy.RMS_BACKWARD;
+        } else {
+            strategy = config.preciseStatistics() && pass.forward && !pass.globalStatistics ? Strategy.PRECISE
+                    : Strategy.LAYER;
+        }
+        try (Arena scratch = Arena.ofConfined()) {
+            Geometry geometry = Geometry.of(config, tensors, pass);
+            Builder builder = new Builder(scratch, geometry, tensors);
+            implementation = builder.build();
+        } catch (Unsupported | RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+    }
+
+    boolean matches(Pass otherPass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
+                    Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        return signature.matches(otherPass, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+    }
+
+    /** An idle context or null; the caller holds the owner's lock. */
+    Context pollIdle() {
+        return idle.poll();
+    }
+
+    /** Returns a context for reuse; the caller holds the owner's lock. */
+    void release(Context context) {
+        idle.push(context);
+    }
+
+    Context newContext() {
+        // A shared arena allocates and registers cleanups thread-safely; the plan is in use, so alive.
+        return new Context();
+    }
+
+    void free() {
+        arena.close();
+    }
+
+    String describe() {
+        StringBuilder text = new StringBuilder((config.rms() ? "RMS normalization " : "layer normalization ")
+                + pass.name().toLowerCase(Locale.ROOT).replace('_', ' '));
+        String[] names = {"src", "dst", "scale", "shift", "mean", "variance", "diff_dst", "diff_src", "diff_scale", "diff_shift"};
+        for (int role = 0; role < CALLER_ROLES; role++) {
+            if (signature.types()[role] != null) {
+                text.append(", ").append(names[role]).append(' ').append(signature.types()[role])
+                        .append(Arrays.toString(signature.shapes()[role]));
+            }
+        }
+        return text.append(", eps ").append((float) config.eps()).toString();
+    }
+
+    /** Reads the handle a {@code dnnl_*_create} call wrote and ties its destruction to {@code owner}. */
+    private static MemorySegment own(MemorySegment out, Arena owner, Consumer<MemorySegment> destroy) {
+        MemorySegment handle = out.get(ValueLayout.ADDRESS, 0);
+        handle.reinterpret(owner, destroy);
+        // The plain handle has global scope, so passing it to a downcall costs no liveness check;
+        // the plan's reference counting is what keeps it alive.
+        return handle;
+    }
+
+    private static int dnnlType(DataType type) {
+        return switch (type) {
+            case F32 -> Dnnl.dnnl_f32();
+            case BF16 -> Dnnl.dnnl_bf16();
+            case F16 -> Dnnl.dnnl_f16();
+        };
+    }
+
+    /**
+     * How the call's tensors map to oneDNN dimensions: the batch axes, merged where every data tensor
+     * allows it (oneDNN takes at most 5 dimensions), followed by the C elements of a row.
+     */
+    private record Geometry(long[] batch, long c, int axes) {
+        static Geometry of(LayerNormConfig config, Tensor[] tensors, Pass pass) throws Unsupported {
+            int k = config.normalizedAxes();
+            Tensor src = tensors[SRC];
+            long[] shape = src.shapeArray();
+            int batchRank = shape.length - k;
+            List<Long> merged = new ArrayList<>();
+            for (int axis = 0; axis < batchRank; axis++) {
+                if (shape[axis] == 1) {
+                    continue;
+                }
+                if (!merged.isEmpty() && mergeable(tensors, axis, batchRank)) {
+                    merged.set(merged.size() - 1, merged.getLast() * shape[axis]);
+                } else {
+                    merged.add(shape[axis]);
+                }
+            }
+            if (merged.size() > 4) {
+                throw new Unsupported("oneDNN takes at most 5 dimensions; the batch axes of " + src
+                        + " do not merge into 4");
+            }
+            for (int role : new int[] {SRC, DST, DIFF_DST, DIFF_SRC}) {
+                if (tensors[role] != null && Rows.columnStride(tensors[role], k) < 0) {
+                    throw new Unsupported("the normalized axes of " + tensors[role] + " are not one evenly strided run");
+                }
+            }
+            return new Geometry(merged.stream().mapToLong(Long::longValue).toArray(), config.normalizedSize(), k);
+        }
+
+        /** Whether batch axis {@code axis} merges into the previous non-trivial one in every data tensor. */
+        private static boolean mergeable(Tensor[] tensors, int axis, int batchRank) {
+            for (int role : new int[] {SRC, DST, DIFF_DST, DIFF_SRC}) {
+                Tensor tensor = tensors[role];
+                if (tensor == null) {
+                    continue;
+                }
+                long[] shape = tensor.shapeArray();
+                long[] strides = tensor.stridesArray();
+                int previous = axis - 1;
+                while (previous >= 0 && shape[previous] == 1) {
+                    previous--;
+                }
+                if (strides[previous] != strides[axis] * shape[axis]) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        /** The dims of a data tensor: merged batch (or 1) then C. */
+        long[] dataDims() {
+            long[] dims = Arrays.copyOf(batch.length == 0 ? new long[] {1} : batch, Math.max(batch.length, 1) + 1);
+            dims[dims.length - 1] = c;
+            return dims;
+        }
+
+        /** The strides of {@code tensor} in {@link #dataDims()} order. */
+        long[] dataStrides(Tensor tensor) {
+            long[] dims = dataDims();
+            long[] strides = new long[dims.length];
+            strides[dims.length - 1] = Rows.columnStride(tensor, axes);
+            // A merged batch axis advances like its innermost original axis: row r's offset is rowOffset(r).
+            long[] shape = tensor.shapeArray();
+            long[] original = tensor.stridesArray();
+            int axis = shape.length - axes - 1;
+            for (int d = dims.length - 2; d >= 0; d--) {
+                while (axis >= 0 && shape[axis] == 1) {
+                    axis--;
+                }
+                long size = dims[d];
+                strides[d] = axis >= 0 ? original[axis] : c * strides[dims.length - 1];
+                // Skip the original axes merged into this one.
+                long covered = 1;
+                while (axis >= 0 && covered < size) {
+                    covered *= shape[axis];
+                    axis--;
+                }
+            }
+            return strides;
+        }
+
+        /** The dims of per-row statistics: merged batch (or 1), C order. */
+        long[] rowDims() {
+            return batch.length == 0 ? new long[] {1} : batch.clone();
+        }
+
+        /** The dims of a per-row value broadcast against data: row dims then 1. */
+        long[] rowColumnDims() {
+            long[] dims = dataDims();
+            dims[dims.length - 1] = 1;
+            return dims;
+        }
+
+        /** The dims of a per-channel value broadcast against data: 1s then C. */
+        long[] channelRowDims() {
+            long[] dims = new long[dataDims().length];
+            Arrays.fill(dims, 1);
+            dims[dims.length - 1] = c;
+            return dims;
+        }
+    }
+
+    /** Creates the descriptors and primitives; returns the implementation name. */
+    private final class Builder {
+        private final Arena scratch;
+        private final Geometry geometry;
+        private final Tensor[] tensors;
+        private final MemorySegment out;
+
+        Builder(Arena scratch, Geometry geometry, Tensor[] tensors) {
+            this.scratch = scratch;
+            this.geometry = geometry;
+            this.tensors = tensors;
+            this.out = scratch.allocate(ValueLayout.ADDRESS);
+        }
+
+        String build() throws Unsupported {
+            return switch (strategy) {
+                case LAYER -> layerNormalization(pass, false);
+                case PRECISE -> layerNormalization(Pass.FORWARD_GLOBAL, true);
+                case RMS_FORWARD -> {
+                    String first = pass.globalStatistics || config.preciseStatistics() ? "" : sumOfSquares() + " + ";
+                    yield first + layerNormalization(Pass.FORWARD_GLOBAL, false);
+                }
+                case RMS_BACKWARD -> {
+                    String main = layerNormalization(pass, false);
+                    yield pass.globalStatistics ? main : main + " + " + rowDot() + " + " + addRowTerm();
+                }
+            };
+        }
+
+        private MemorySegment descriptor(DataType type, long[] dims, long[] strides) {
+            check(Dnnl.dnnl_memory_desc_create_with_strides(out, dims.length, scratch.allocateFrom(ValueLayout.JAVA_LONG, dims),
+                    dnnlType(type), scratch.allocateFrom(ValueLayout.JAVA_LONG, strides)), "dnnl_memory_desc_create_with_strides");
+            return own(out, arena, Dnnl::dnnl_memory_desc_destroy);
+        }
+
+        private MemorySegment dense(DataType type, long[] dims) {
+            long[] strides = new long[dims.length];
+            long stride = 1;
+            for (int i = dims.length - 1; i >= 0; i--) {
+                strides[i] = stride;
+                stride *= dims[i];
+            }
+            return descriptor(type, dims, strides);
+        }
+
+        private MemorySegment data(int role) {
+            Tensor tensor = tensors[role];
+            return descriptor(tensor.dataType(), geometry.dataDims(), geometry.dataStrides(tensor));
+        }
+
+        private void check(int status, String call) {
+            OneDnn.check(status, call, describe());
+        }
+
+        private MemorySegment userScratchpadAttr() {
+            check(Dnnl.dnnl_primitive_attr_create(out), "dnnl_primitive_attr_create");
+            MemorySegment attr = own(out, scratch, Dnnl::dnnl_primitive_attr_destroy);
+            // User-managed scratchpad: each context owns its own, so concurrent calls never share one.
+            check(Dnnl.dnnl_primitive_attr_set_scratchpad_mode(attr, Dnnl.dnnl_scratchpad_mode_user()),
+                    "dnnl_primitive_attr_set_scratchpad_mode");
+            return attr;
+        }
+
+        /** Turns a {@code dnnl_unimplemented} from a primitive-descriptor call into {@link Unsupported}. */
+        private MemorySegment primitiveDesc(int status, String call) throws Unsupported {
+            if (status == Dnnl.dnnl_unimplemented()) {
+                throw new Unsupported("oneDNN " + OneDnn.version() + " has no implementation of " + describe());
+            }
+            check(status, call);
+            return own(out, arena, Dnnl::dnnl_primitive_desc_destroy);
+        }
+
+        /** Records a primitive with its arguments ({@code roles[i]} bound as {@code arguments[i]}). */
+        private String add(MemorySegment primitiveDesc, int[] roles, int[] arguments, MemorySegment[] descriptors) {
+            check(Dnnl.dnnl_primitive_desc_query(primitiveDesc, Dnnl.dnnl_query_impl_info_str(), 0, out),
+                    "dnnl_primitive_desc_query");
+            String name = out.get(ValueLayout.ADDRESS, 0).reinterpret(256).getString(0);
+            MemorySegment scratchpad = Dnnl.dnnl_primitive_desc_query_md(primitiveDesc, Dnnl.dnnl_query_scratchpad_md(), 0);
+            long scratchpadBytes = scratchpad.equals(MemorySegment.NULL) ? 0 : Dnnl.dnnl_memory_desc_get_size(scratchpad);
+            check(Dnnl.dnnl_primitive_create(out, primitiveDesc), "dnnl_primitive_create");
+            steps.add(new Step(own(out, arena, Dnnl::dnnl_primitive_destroy), roles, arguments, descriptors, scratchpad,
+                    scratchpadBytes));
+            return name;
+        }
+
+        /**
+         * The layer-normalization primitive for {@code layerPass}; with {@code correct}, the precise-mode
+         * post-ops (row correction, then scale and shift) instead of the scale and shift flags.
+         */
+        private String layerNormalization(Pass layerPass, boolean correct) throws Unsupported {
+            boolean scale = config.scale();
+            boolean shift = config.shift() && (layerPass.forward || layerPass.parameterGradients);
+            // oneDNN 3.8 has no backward_data with a scale (dnnl_unimplemented), although dx depends on it:
+            // that pass runs as a full backward whose scale gradient goes to memory the context owns.
+            boolean discardScaleGradient = !layerPass.forward && !layerPass.parameterGradients && scale;
+            boolean flagScale = scale && !correct;
+            boolean flagShift = shift && !correct;
+            int flags = (flagScale ? Dnnl.dnnl_use_scale() : 0) | (flagShift ? Dnnl.dnnl_use_shift() : 0)
+                    | (layerPass.globalStatistics ? Dnnl.dnnl_use_global_stats() : 0);
+            DataType parameterType = parameterType(SCALE, SHIFT);
+            DataType diffParameterType = parameterType(DIFF_SCALE, DIFF_SHIFT);
+            MemorySegment statisticsDesc = dense(DataType.F32, geometry.rowDims());
+            MemorySegment channels = dense(parameterType, new long[] {geometry.c()});
+            float eps = (float) config.eps();
+            MemorySegment attr = userScratchpadAttr();
+            int meanRole = config.rms() ? ZERO_MEAN : tensors[MEAN] == null ? OWN_MEAN : MEAN;
+            int varianceRole = tensors[VARIANCE] == null ? OWN_VARIANCE : VARIANCE;
+            List<Integer> roles = new ArrayList<>();
+            List<Integer> arguments = new ArrayList<>();
+            List<MemorySegment> descriptors = new ArrayList<>();
+            if (layerPass.forward) {
+                MemorySegment src = data(SRC);
+                MemorySegment dst = data(DST);
+                if (correct) {
+                    appendPostOps(attr, scale, shift, roles, arguments, descriptors);
+                }
+                MemorySegment desc = primitiveDesc(Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(out,
+                        engine, layerPass == Pass.FORWARD_TRAINING ? Dnnl.dnnl_forward_training() : Dnnl.dnnl_forward_inference(),
+                        src, dst, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
+                        "dnnl_layer_normalization_forward_primitive_desc_create_v2");
+                addArgument(roles, arguments, descriptors, SRC, Dnnl.DNNL_ARG_SRC(), src);
+                addArgument(roles, arguments, descriptors, DST, Dnnl.DNNL_ARG_DST(), dst);
+                if (layerPass.usesStatistics()) {
+                    addArgument(roles, arguments, descriptors, meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc);
+                    addArgument(roles, arguments, descriptors, varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
+                }
+                if (flagScale) {
+                    addArgument(roles, arguments, descriptors, SCALE, Dnnl.DNNL_ARG_SCALE(), channels);
+                }
+                if (flagShift) {
+                    addArgument(roles, arguments, descriptors, SHIFT, Dnnl.DNNL_ARG_SHIFT(), channels);
+                }
+                return add(desc, toInts(roles), toInts(arguments), descriptors.toArray(MemorySegment[]::new));
+            }
+            MemorySegment src = data(SRC);
+            MemorySegment diffDst = data(DIFF_DST);
+            MemorySegment diffSrc = data(DIFF_SRC);
+            check(Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(out, engine, Dnnl.dnnl_forward_training(),
+                    src, src, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
+                    "dnnl_layer_normalization_forward_primitive_desc_create_v2 (backward hint)");
+            MemorySegment hint = own(out, scratch, Dnnl::dnnl_primitive_desc_destroy);
+            int propagation = layerPass.parameterGradients || discardScaleGradient ? Dnnl.dnnl_backward() : Dnnl.dnnl_backward_data();
+            MemorySegment desc = primitiveDesc(Dnnl.dnnl_layer_normalization_backward_primitive_desc_create_v2(out, engine,
+                    propagation, diffSrc, diffDst, src, statisticsDesc, dnnlType(diffParameterType), dnnlType(parameterType),
+                    eps, flags, hint, attr), "dnnl_layer_normalization_backward_primitive_desc_create_v2");
+            addArgument(roles, arguments, descriptors, SRC, Dnnl.DNNL_ARG_SRC(), src);
+            addArgument(roles, arguments, descriptors, DIFF_DST, Dnnl.DNNL_ARG_DIFF_DST(), diffDst);
+            addArgument(roles, arguments, descriptors, DIFF_SRC, Dnnl.DNNL_ARG_DIFF_SRC(), diffSrc);
+            addArgument(roles, arguments, descriptors, meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc);
+            addArgument(roles, arguments, descriptors, VARIANCE, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
+            MemorySegment diffChannels = dense(diffParameterType, new long[] {geometry.c()});
+            if (scale) {
+                addArgument(roles, arguments, descriptors, SCALE, Dnnl.DNNL_ARG_SCALE(), channels);
+                addArgument(roles, arguments, descriptors, discardScaleGradient ? DISCARDED : DIFF_SCALE,
+                        Dnnl.DNNL_ARG_DIFF_SCALE(), diffChannels);
+            }
+            if (shift) {
+                addArgument(roles, arguments, descriptors, DIFF_SHIFT, Dnnl.DNNL_ARG_DIFF_SHIFT(), diffChannels);
+            }
+            return add(desc, toInts(roles), toInts(arguments), descriptors.toArray(MemorySegment[]::new));
+        }
+
+        /** Precise mode: add the per-row correction, then multiply by the scale, then add the shift. */
+        private void appendPostOps(MemorySegment attr, boolean scale, boolean shift, List<Integer> roles,
+                                   List<Integer> arguments, List<MemorySegment> descriptors) {
+            check(Dnnl.dnnl_post_ops_create(out), "dnnl_post_ops_create");
+            MemorySegment postOps = own(out, scratch, Dnnl::dnnl_post_ops_destroy);
+            int index = 0;
+            MemorySegment rowTerm = dense(DataType.F32, geometry.rowColumnDims());
+            check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), rowTerm), "dnnl_post_ops_append_binary");
+            addArgument(roles, arguments, descriptors, ROW_TERM, postOpArgument(index++), rowTerm);
+            if (scale) {
+                MemorySegment gamma = dense(tensors[SCALE].dataType(), geometry.channelRowDims());
+                check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_mul(), gamma), "dnnl_post_ops_append_binary");
+                addArgument(roles, arguments, descriptors, SCALE, postOpArgument(index++), gamma);
+            }
+            if (shift) {
+                MemorySegment beta = dense(tensors[SHIFT].dataType(), geometry.channelRowDims());
+                check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), beta), "dnnl_post_ops_append_binary");
+                addArgument(roles, arguments, descriptors, SHIFT, postOpArgument(index), beta);
+            }
+            check(Dnnl.dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
+        }
+
+        /** RMS forward: the sum of squares of every row into the row term. */
+        private String sumOfSquares() throws Unsupported {
+            MemorySegment src = data(SRC);
+            MemorySegment sums = dense(DataType.F32, geometry.rowColumnDims());
+            MemorySegment desc = primitiveDesc(Dnnl.dnnl_reduction_primitive_desc_create(out, engine,
+                    Dnnl.dnnl_reduction_norm_lp_power_p_sum(), src, sums, 2f, 0f, userScratchpadAttr()),
+                    "dnnl_reduction_primitive_desc_create");
+            return add(desc, new int[] {SRC, ROW_TERM}, new int[] {Dnnl.DNNL_ARG_SRC(), Dnnl.DNNL_ARG_DST()},
+                    new MemorySegment[] {src, sums});
+        }
+
+        /** RMS backward: sum(dy * gamma) per row (or sum(dy) without a scale) into the row term. */
+        private String rowDot() throws Unsupported {
+            MemorySegment diffDst = data(DIFF_DST);
+            MemorySegment sums = dense(DataType.F32, geometry.rowColumnDims());
+            if (!config.scale()) {
+                MemorySegment desc = primitiveDesc(Dnnl.dnnl_reduction_primitive_desc_create(out, engine,
+                        Dnnl.dnnl_reduction_sum(), diffDst, sums, 0f, 0f, userScratchpadAttr()),
+                        "dnnl_reduction_primitive_desc_create");
+                return add(desc, new int[] {DIFF_DST, ROW_TERM}, new int[] {Dnnl.DNNL_ARG_SRC(), Dnnl.DNNL_ARG_DST()},
+                        new MemorySegment[] {diffDst, sums});
+            }
+            // sum_c dy[r, c] * gamma[c]: a matmul of dy [..., C] with gamma as a [C, 1] weight.
+            long[] weightDims = geometry.rowColumnDims();
+            Arrays.fill(weightDims, 1);
+            weightDims[weightDims.length - 2] = geometry.c();
+            MemorySegment weights = dense(tensors[SCALE].dataType(), weightDims);
+            MemorySegment desc = primitiveDesc(Dnnl.dnnl_matmul_primitive_desc_create(out, engine, diffDst, weights,
+                    MemorySegment.NULL, sums, userScratchpadAttr()), "dnnl_matmul_primitive_desc_create");
+            return add(desc, new int[] {DIFF_DST, SCALE, ROW_TERM},
+                    new int[] {Dnnl.DNNL_ARG_SRC(), Dnnl.DNNL_ARG_WEIGHTS(), Dnnl.DNNL_ARG_DST()},
+                    new MemorySegment[] {diffDst, weights, sums});
+        }
+
+        /** RMS backward: diff_src += row term, broadcast over the row. */
+        private String addRowTerm() throws Unsupported {
+            MemorySegment diffSrc = data(DIFF_SRC);
+            MemorySegment rowTerm = dense(DataType.F32, geometry.rowColumnDims());
+            MemorySegment desc = primitiveDesc(Dnnl.dnnl_binary_primitive_desc_create(out, engine, Dnnl.dnnl_binary_add(),
+                    diffSrc, rowTerm, diffSrc, userScratchpadAttr()), "dnnl_binary_primitive_desc_create");
+            return add(desc, new int[] {DIFF_SRC, ROW_TERM, DIFF_SRC},
+                    new int[] {Dnnl.DNNL_ARG_SRC_0(), Dnnl.DNNL_ARG_SRC_1(), Dnnl.DNNL_ARG_DST()},
+                    new MemorySegment[] {diffSrc, rowTerm, diffSrc});
+        }
+
+        /** The one data type of scale and shift (or their gradients); f32 when there are none. */
+        private DataType parameterType(int first, int second) throws Unsupported {
+            DataType a = tensors[first] == null ? null : tensors[first].dataType();
+            DataType b = tensors[second] == null ? null : tensors[second].dataType();
+            if (a != null && b != null && a != b) {
+                throw new Unsupported("oneDNN takes one data type for scale and shift, got " + a + " and " + b);
+            }
+            return a != null ? a : b != null ? b : DataType.F32;
+        }
+    }
+
+    private static int postOpArgument(int index) {
+        return Dnnl.DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE() * (index + 1) | Dnnl.DNNL_ARG_SRC_1();
+    }
+
+    private static void addArgument(List<Integer> roles, List<Integer> arguments, List<MemorySegment> descriptors,
+                                    int role, int argument, MemorySegment descriptor) {
+        roles.add(role);
+        arguments.add(argument);
+        descriptors.add(descriptor);
+    }
+
+    private static int[] toInts(List<Integer> values) {
+        return values.stream().mapToInt(Integer::intValue).toArray();
+    }
+
+    /** A stream, memory objects for every step, and the plan's own per-row buffers, for one call at a time. */
+    final class Context {
+        private final MemorySegment stream;
+        /** Per step, per argument: the memory object. */
+        private final MemorySegment[][] memory;
+        /** Per step: the argument array. */
+        private final MemorySegment[] args;
+        private final int[] argCounts;
+        /** Per step, per argument: the address bound last, so an unchanged binding costs no native call. */
+        private final long[][] bound;
+        /** The plan's own per-row float buffers, by role (null for caller roles). */
+        private final MemorySegment[] buffers = new MemorySegment[ROLES];
+
+        Context() {
+            try (Arena scratch = Arena.ofConfined()) {
+                MemorySegment out = scratch.allocate(ValueLayout.ADDRESS);
+                OneDnn.check(Dnnl.dnnl_stream_create(out, engine, Dnnl.dnnl_stream_default_flags()), "dnnl_stream_create",
+                        describe());
+                stream = own(out, arena, Dnnl::dnnl_stream_destroy);
+                memory = new MemorySegment[steps.size()][];
+                args = new MemorySegment[steps.size()];
+                argCounts = new int[steps.size()];
+                bound = new long[steps.size()][];
+                for (int s = 0; s < steps.size(); s++) {
+                    Step step = steps.get(s);
+                    int count = step.roles().length;
+                    memory[s] = new MemorySegment[count];
+                    bound[s] = new long[count];
+                    MemorySegment scratchpad = step.scratchpadBytes() > 0
+                            ? memory(out, step.scratchpadDesc(), Dnnl.DNNL_MEMORY_ALLOCATE()) : null;
+                    argCounts[s] = count + (scratchpad != null ? 1 : 0);
+                    MemorySegment array = dnnl_exec_arg_t.allocateArray(argCounts[s], arena);
+                    for (int i = 0; i < count; i++) {
+                        int role = step.roles()[i];
+                        MemorySegment handle = MemorySegment.NULL;
+                        if (role == DISCARDED) {
+                            handle = Dnnl.DNNL_MEMORY_ALLOCATE();
+                        } else if (role >= CALLER_ROLES) {
+                            if (buffers[role] == null) {
+                                buffers[role] = arena.allocate(Float.BYTES * Math.max(rows, 1), 64); // zeroed
+                            }
+                            handle = buffers[role];
+                        }
+                        memory[s][i] = memory(out, step.descriptors()[i], handle);
+                        argument(array, i, step.arguments()[i], memory[s][i]);
+                    }
+                    if (scratchpad != null) {
+                        argument(array, count, Dnnl.DNNL_ARG_SCRATCHPAD(), scratchpad);
+                    }
+                    args[s] = MemorySegment.ofAddress(array.address()); // global scope: no liveness check per call
+                }
+            }
+        }
+
+        private MemorySegment memory(MemorySegment out, MemorySegment desc, MemorySegment handle) {
+            OneDnn.check(Dnnl.dnnl_memory_create(out, desc, engine, handle), "dnnl_memory_create", describe());
+            return own(out, arena, Dnnl::dnnl_memory_destroy);
+        }
+
+        private static void argument(MemorySegment array, int index, int kind, MemorySegment memory) {
+            MemorySegment slot = dnnl_exec_arg_t.asSlice(array, index);
+            dnnl_exec_arg_t.arg(slot, kind);
+            dnnl_exec_arg_t.memory(slot, memory);
+        }
+
+        /** Runs the plan on the caller's tensors (indexed like the constructor's; absent ones null). */
+        void execute(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, Tensor diffDst,
+                     Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+            switch (strategy) {
+                case PRECISE -> {
+                    MemorySegment means = mean != null ? mean.segment() : buffers[OWN_MEAN];
+                    MemorySegment variances = variance != null ? variance.segment() : buffers[OWN_VARIANCE];
+                    statistics.preciseStatistics(src, rows, means, variances, buffers[ROW_TERM]);
+                }
+                case RMS_FORWARD -> {
+                    if (config.preciseStatistics() && !pass.globalStatistics) {
+                        statistics.statistics(src, rows, null, variance != null ? variance.segment() : buffers[OWN_VARIANCE]);
+                    }
+                }
+                default -> { }
+            }
+            for (int s = 0; s < steps.size(); s++) {
+                if (strategy == Strategy.RMS_FORWARD && s == 1 && steps.size() == 2) {
+                    meanSquares(variance);
+                }
+                if (strategy == Strategy.RMS_BACKWARD && s == 2) {
+                    rowTerm(variance);
+                }
+                Step step = steps.get(s);
+                for (int i = 0; i < step.roles().length; i++) {
+                    Tensor tensor = switch (step.roles()[i]) {
+                        case SRC -> src;
+                        case DST -> dst;
+                        case SCALE -> scale;
+                        case SHIFT -> shift;
+                        case MEAN -> mean;
+                        case VARIANCE -> variance;
+                        case DIFF_DST -> diffDst;
+                        case DIFF_SRC -> diffSrc;
+                        case DIFF_SCALE -> diffScale;
+                        case DIFF_SHIFT -> diffShift;
+                        default -> null;
+                    };
+                    if (tensor != null) {
+                        bind(s, i, tensor.segment());
+                    }
+                }
+                int status = Dnnl.dnnl_primitive_execute(step.primitive(), stream, argCounts[s], args[s]);
+                if (status == Dnnl.dnnl_success()) {
+                    status = Dnnl.dnnl_stream_wait(stream);
+                }
+                if (status != Dnnl.dnnl_success()) {
+                    for (long[] addresses : bound) {
+                        Arrays.fill(addresses, 0); // re-bind everything next time
+                    }
+                    OneDnn.check(status, "dnnl_primitive_execute", describe());
+                }
+            }
+        }
+
+        private void bind(int step, int argument, MemorySegment segment) {
+            long address = segment.address();
+            if (address != bound[step][argument]) {
+                int status = Dnnl.dnnl_memory_set_data_handle(memory[step][argument], segment);
+                if (status != Dnnl.dnnl_success()) {
+                    OneDnn.check(status, "dnnl_memory_set_data_handle", describe());
+                }
+                bound[step][argument] = address;
+            }
+        }
+
+        /** RMS forward glue: variance[row] = sum of squares / C. */
+        private void meanSquares(Tensor variance) {
+            MemorySegment sums = buffers[ROW_TERM];
+            MemorySegment target = variance != null && pass.writesStatistics ? variance.segment() : buffers[OWN_VARIANCE];
+            double c = config.normalizedSize();
+            for (long row = 0; row < rows; row++) {
+                target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row,
+                        (float) (sums.getAtIndex(ValueLayout.JAVA_FLOAT, row) / c));
+            }
+        }
+
+        /** RMS backward glue: term[row] = rstd * sum(dy * gamma) / C, the part layer normalization took away. */
+        private void rowTerm(Tensor variance) {
+            MemorySegment sums = buffers[ROW_TERM];
+            double c = config.normalizedSize();
+            float eps = (float) config.eps();
+            for (long row = 0; row < rows; row++) {
+                float var = variance.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
+                double rstd = 1 / Math.sqrt(var + eps);
+                sums.setAtIndex(ValueLayout.JAVA_FLOAT, row, (float) (rstd * sums.getAtIndex(ValueLayout.JAVA_FLOAT, row) / c));
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+package dev.panorm;
+
+/**
+ * A tensor seen as rows: its leading axes index the rows, its last {@code k} axes (the normalized
+ * shape) the {@code C} elements of a row. Offsets count elements. Every method works on the
+ * tensor's own arrays, so the hot path allocates nothing.
+ */
+final class Rows {
+    private Rows() {}
+
+    /** The element offset of row {@code row}'s first element. */
+    static long rowOffset(Tensor tensor, int k, long row) {
+        long[] shape = tensor.shapeArray();
+        long[] strides = tensor.stridesArray();
+        long offset = 0;
+        for (int axis = shape.length - k - 1; axis >= 0 && row != 0; axis--) {
+            offset += (row % shape[axis]) * strides[axis];
+            row /= shape[axis];
+        }
+        return offset;
+    }
+
+    /**
+     * The stride between consecutive elements of a row when the normalized axes form one evenly
+     * strided run, or -1 when they do not (for example a padded inner axis of a multi-axis row).
+     */
+    static long columnStride(Tensor tensor, int k) {
+        long[] shape = tensor.shapeArray();
+        long[] strides = tensor.stridesArray();
+        long stride = -1;
+        long expected = -1;
+        for (int axis = shape.length - 1; axis >= shape.length - k; axis--) {
+            if (shape[axis] == 1) {
+                continue;
+            }
+            if (stride < 0) {
+                stride = strides[axis];
+            } else if (strides[axis] != expected) {
+                return -1;
+            }
+            expected = strides[axis] * shape[axis];
+        }
+        return stride < 0 ? 1 : stride;
+    }
+
+    /** The offset of element {@code column} within a row, for any layout of the normalized axes. */
+    static long columnOffset(Tensor tensor, int k, long column) {
+        long[] shape = tensor.shapeArray();
+        long[] strides = tensor.stridesArray();
+        long offset = 0;
+        for (int axis = shape.length - 1; axis >= shape.length - k && column != 0; axis--) {
+            offset += (column % shape[axis]) * strides[axis];
+            column /= shape[axis];
+        }
+        return offset;
+    }
+
+    /** The offset of element {@code column} of a row, given the row's {@link #columnStride} (or -1). */
+    static long column(Tensor tensor, int k, long columnStride, long column) {
+        return columnStride >= 0 ? column * columnStride : columnOffset(tensor, k, column);
+    }
+}
