@@ -619,24 +619,6 @@ public class Dnnl extends Dnnl$shared {
            throw new AssertionError("should not reach here", ex$);
         }
     }
-    private static final int dnnl_a = (int)2L;
-    /**
-     * {@snippet lang=c :
-     * enum <anonymous>.dnnl_a = 2
-     * }
-     */
-    public static int dnnl_a() {
-        return dnnl_a;
-    }
-    private static final int dnnl_ab = (int)3L;
-    /**
-     * {@snippet lang=c :
-     * enum <anonymous>.dnnl_ab = 3
-     * }
-     */
-    public static int dnnl_ab() {
-        return dnnl_ab;
-    }
     private static final int dnnl_forward_training = (int)64L;
     /**
      * {@snippet lang=c :
@@ -691,15 +673,6 @@ public class Dnnl extends Dnnl$shared {
     public static int dnnl_binary_mul() {
         return dnnl_binary_mul;
     }
-    private static final int dnnl_binary_sub = (int)131061L;
-    /**
-     * {@snippet lang=c :
-     * enum <anonymous>.dnnl_binary_sub = 131061
-     * }
-     */
-    public static int dnnl_binary_sub() {
-        return dnnl_binary_sub;
-    }
     private static final int dnnl_reduction_sum = (int)196596L;
     /**
      * {@snippet lang=c :
@@ -708,15 +681,6 @@ public class Dnnl extends Dnnl$shared {
      */
     public static int dnnl_reduction_sum() {
         return dnnl_reduction_sum;
-    }
-    private static final int dnnl_reduction_norm_lp_power_p_sum = (int)196602L;
-    /**
-     * {@snippet lang=c :
-     * enum <anonymous>.dnnl_reduction_norm_lp_power_p_sum = 196602
-     * }
-     */
-    public static int dnnl_reduction_norm_lp_power_p_sum() {
-        return dnnl_reduction_norm_lp_power_p_sum;
     }
     private static final int dnnl_normalization_flags_none = (int)0L;
     /**
@@ -1827,70 +1791,6 @@ public class Dnnl extends Dnnl$shared {
                 traceDowncall("dnnl_memory_desc_create_with_strides", memory_desc, ndims, dims, data_type, strides);
             }
             return (int)mh$.invokeExact(memory_desc, ndims, dims, data_type, strides);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class dnnl_memory_desc_create_with_tag {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            Dnnl.C_INT,
-            Dnnl.C_POINTER,
-            Dnnl.C_INT,
-            Dnnl.C_POINTER,
-            Dnnl.C_INT,
-            Dnnl.C_INT
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("dnnl_memory_desc_create_with_tag");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * dnnl_status_t dnnl_memory_desc_create_with_tag(dnnl_memory_desc_t *memory_desc, int ndims, const dnnl_dims_t dims, dnnl_data_type_t data_type, dnnl_format_tag_t tag)
-     * }
-     */
-    public static FunctionDescriptor dnnl_memory_desc_create_with_tag$descriptor() {
-        return dnnl_memory_desc_create_with_tag.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * dnnl_status_t dnnl_memory_desc_create_with_tag(dnnl_memory_desc_t *memory_desc, int ndims, const dnnl_dims_t dims, dnnl_data_type_t data_type, dnnl_format_tag_t tag)
-     * }
-     */
-    public static MethodHandle dnnl_memory_desc_create_with_tag$handle() {
-        return dnnl_memory_desc_create_with_tag.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * dnnl_status_t dnnl_memory_desc_create_with_tag(dnnl_memory_desc_t *memory_desc, int ndims, const dnnl_dims_t dims, dnnl_data_type_t data_type, dnnl_format_tag_t tag)
-     * }
-     */
-    public static MemorySegment dnnl_memory_desc_create_with_tag$address() {
-        return dnnl_memory_desc_create_with_tag.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * dnnl_status_t dnnl_memory_desc_create_with_tag(dnnl_memory_desc_t *memory_desc, int ndims, const dnnl_dims_t dims, dnnl_data_type_t data_type, dnnl_format_tag_t tag)
-     * }
-     */
-    public static int dnnl_memory_desc_create_with_tag(MemorySegment memory_desc, int ndims, MemorySegment dims, int data_type, int tag) {
-        var mh$ = dnnl_memory_desc_create_with_tag.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("dnnl_memory_desc_create_with_tag", memory_desc, ndims, dims, data_type, tag);
-            }
-            return (int)mh$.invokeExact(memory_desc, ndims, dims, data_type, tag);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

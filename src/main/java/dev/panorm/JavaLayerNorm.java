@@ -12,6 +12,8 @@ import java.util.Arrays;
  * through {@link Elements}; the common case (float32, rows with unit stride) takes a direct path.
  */
 final class JavaLayerNorm implements LayerNormKernel {
+    private static final java.lang.foreign.ValueLayout.OfFloat FLOAT = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
+
     private final LayerNormConfig config;
     private final int axes;
     private final long c;
@@ -43,6 +45,7 @@ final class JavaLayerNorm implements LayerNormKernel {
         DataType gammaType = scale == null ? null : scale.dataType();
         DataType betaType = shift == null ? null : shift.dataType();
         double eps = config.eps();
+        boolean fast = isDenseF32(src, xStride) && isDenseF32(dst, yStride) && isDenseF32(scale, 1) && isDenseF32(shift, 1);
         for (long row = 0; row < rows; row++) {
             long xBase = Rows.rowOffset(src, axes, row);
             long yBase = Rows.rowOffset(dst, axes, row);
@@ -62,6 +65,10 @@ final class JavaLayerNorm implements LayerNormKernel {
                 }
             }
             double rstd = 1.0 / Math.sqrt(var + eps);
+            if (fast) {
+                normalizeF32(src.segment(), xBase, dst.segment(), yBase, gamma, beta, mu, rstd);
+                continue;
+            }
             for (long i = 0; i < c; i++) {
                 double v = (load(src, xStride, xBase, i) - mu) * rstd;
                 if (gamma != null) {
@@ -74,6 +81,52 @@ final class JavaLayerNorm implements LayerNormKernel {
             }
         }
         return Backend.JAVA;
+    }
+
+    /** One row of the backward pass in the common case (float32, unit stride); see {@link #backward}. */
+    private void backwardRowF32(Pass pass, MemorySegment x, long xBase, MemorySegment dy, long dyBase, MemorySegment dx,
+                                long dxBase, MemorySegment gamma, double mu, double rstd, double[] scratch) {
+        int n = (int) c;
+        double sumG = 0;
+        double sumGXhat = 0;
+        for (int i = 0; i < n; i++) {
+            double d = dy.getAtIndex(FLOAT, dyBase + i);
+            double xhat = (x.getAtIndex(FLOAT, xBase + i) - mu) * rstd;
+            double g = gamma == null ? d : d * gamma.getAtIndex(FLOAT, i);
+            sumG += g;
+            sumGXhat += g * xhat;
+            if (scratch != null) {
+                scratch[i] += d * xhat;
+                scratch[n + i] += d;
+            }
+        }
+        double meanG = pass.globalStatistics || config.rms() ? 0 : sumG / n;
+        double meanGXhat = pass.globalStatistics ? 0 : sumGXhat / n;
+        for (int i = 0; i < n; i++) {
+            double d = dy.getAtIndex(FLOAT, dyBase + i);
+            double xhat = (x.getAtIndex(FLOAT, xBase + i) - mu) * rstd;
+            double g = gamma == null ? d : d * gamma.getAtIndex(FLOAT, i);
+            dx.setAtIndex(FLOAT, dxBase + i, (float) (rstd * (g - meanG - xhat * meanGXhat)));
+        }
+    }
+
+    /** The common case: float32 everywhere, unit stride along the row. */
+    private static boolean isDenseF32(Tensor tensor, long stride) {
+        return tensor == null || tensor.dataType() == DataType.F32 && stride == 1;
+    }
+
+    private void normalizeF32(MemorySegment x, long xBase, MemorySegment y, long yBase, MemorySegment gamma,
+                              MemorySegment beta, double mu, double rstd) {
+        for (long i = 0; i < c; i++) {
+            double v = (x.getAtIndex(FLOAT, xBase + i) - mu) * rstd;
+            if (gamma != null) {
+                v *= gamma.getAtIndex(FLOAT, i);
+            }
+            if (beta != null) {
+                v += beta.getAtIndex(FLOAT, i);
+            }
+            y.setAtIndex(FLOAT, yBase + i, (float) v);
+        }
     }
 
     /**
@@ -95,6 +148,8 @@ final class JavaLayerNorm implements LayerNormKernel {
         boolean gradients = diffScale != null || diffShift != null;
         int n = Math.toIntExact(c);
         double[] scratch = gradients ? takeScratch(2 * n) : null;
+        boolean fast = isDenseF32(src, xStride) && isDenseF32(diffDst, dyStride) && isDenseF32(diffSrc, dxStride)
+                && isDenseF32(scale, 1);
         try {
             for (long row = 0; row < rows; row++) {
                 long xBase = Rows.rowOffset(src, axes, row);
@@ -102,6 +157,11 @@ final class JavaLayerNorm implements LayerNormKernel {
                 long dxBase = Rows.rowOffset(diffSrc, axes, row);
                 double mu = mean == null ? 0 : Elements.get(mean.segment(), DataType.F32, row);
                 double rstd = 1.0 / Math.sqrt(Elements.get(variance.segment(), DataType.F32, row) + eps);
+                if (fast) {
+                    backwardRowF32(pass, src.segment(), xBase, diffDst.segment(), dyBase, diffSrc.segment(), dxBase,
+                            gamma, mu, rstd, scratch);
+                    continue;
+                }
                 double sumG = 0;
                 double sumGXhat = 0;
                 for (int i = 0; i < n; i++) {
@@ -182,6 +242,9 @@ final class JavaLayerNorm implements LayerNormKernel {
 
     /** The row's sum in double, with four independent accumulators. */
     private double sum(Tensor x, long stride, long base) {
+        if (isDenseF32(x, stride)) {
+            return sumF32(x.segment(), base);
+        }
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         long i = 0;
         for (; i + 4 <= c; i += 4) {
@@ -197,6 +260,9 @@ final class JavaLayerNorm implements LayerNormKernel {
     }
 
     private double sumOfSquaredDeviations(Tensor x, long stride, long base, double mean) {
+        if (isDenseF32(x, stride)) {
+            return sumOfSquaredDeviationsF32(x.segment(), base, mean);
+        }
         double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         long i = 0;
         for (; i + 4 <= c; i += 4) {
@@ -211,6 +277,41 @@ final class JavaLayerNorm implements LayerNormKernel {
         }
         for (; i < c; i++) {
             double d = load(x, stride, base, i) - mean;
+            s0 += d * d;
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    private double sumF32(MemorySegment x, long base) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        long i = 0;
+        for (; i + 4 <= c; i += 4) {
+            s0 += x.getAtIndex(FLOAT, base + i);
+            s1 += x.getAtIndex(FLOAT, base + i + 1);
+            s2 += x.getAtIndex(FLOAT, base + i + 2);
+            s3 += x.getAtIndex(FLOAT, base + i + 3);
+        }
+        for (; i < c; i++) {
+            s0 += x.getAtIndex(FLOAT, base + i);
+        }
+        return (s0 + s1) + (s2 + s3);
+    }
+
+    private double sumOfSquaredDeviationsF32(MemorySegment x, long base, double mean) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        long i = 0;
+        for (; i + 4 <= c; i += 4) {
+            double d0 = x.getAtIndex(FLOAT, base + i) - mean;
+            double d1 = x.getAtIndex(FLOAT, base + i + 1) - mean;
+            double d2 = x.getAtIndex(FLOAT, base + i + 2) - mean;
+            double d3 = x.getAtIndex(FLOAT, base + i + 3) - mean;
+            s0 += d0 * d0;
+            s1 += d1 * d1;
+            s2 += d2 * d2;
+            s3 += d3 * d3;
+        }
+        for (; i < c; i++) {
+            double d = x.getAtIndex(FLOAT, base + i) - mean;
             s0 += d * d;
         }
         return (s0 + s1) + (s2 + s3);

@@ -20,11 +20,13 @@ import java.util.function.Consumer;
  * <ul>
  *   <li>Layer normalization: one layer-normalization primitive.</li>
  *   <li>Precise statistics: panorm computes each row's mean and variance in double; oneDNN normalizes
- *       with them as global statistics (the mean rounded to float) and a binary post-op adds back the
- *       part of the mean that float could not hold, before the scale and shift are applied as
- *       post-ops.</li>
- *   <li>RMS forward: a reduction (sum of squares), the mean square per row, then layer normalization
- *       with zero mean and the mean square as global statistics.</li>
+ *       with them as global statistics (the mean rounded to float, no scale or shift), then a binary
+ *       primitive adds back, per row, the part of the mean that float could not hold, with the scale
+ *       and shift as its post-ops.</li>
+ *   <li>RMS forward: panorm computes each row's mean square (one pass, in double), then oneDNN
+ *       normalizes with zero mean and the mean square as global statistics. (oneDNN's own route to the
+ *       mean square, a p-norm reduction, has only a reference implementation in 3.8.1, more than ten
+ *       times slower than this whole pass.)</li>
  *   <li>RMS backward: layer-normalization backward with zero mean gives the RMS gradient minus
  *       {@code rstd * mean(dy * gamma)}; a matmul (or reduction) computes {@code sum(dy * gamma)} per
  *       row and a binary primitive adds the missing term.</li>
@@ -137,7 +139,7 @@ final class OneDnnPlan {
                     : Strategy.LAYER;
         }
         try (Arena scratch = Arena.ofConfined()) {
-            Geometry geometry = Geometry.of(config, tensors, pass);
+            Geometry geometry = Geometry.of(config, tensors, rows);
             Builder builder = new Builder(scratch, geometry, tensors);
             implementation = builder.build();
         } catch (Unsupported | RuntimeException e) {
@@ -201,108 +203,39 @@ final class OneDnnPlan {
     }
 
     /**
-     * How the call's tensors map to oneDNN dimensions: the batch axes, merged where every data tensor
-     * allows it (oneDNN takes at most 5 dimensions), followed by the C elements of a row.
+     * How the call's tensors map to oneDNN dimensions: {@code [rows, C]}. Only C-contiguous data goes
+     * to oneDNN: its JIT layer normalization (3.8.1) checks just that the last stride is 1 and then
+     * walks the rows as if they were dense ({@code N * C_padded} in {@code jit_uni_layer_normalization.cpp}),
+     * so padded rows or column windows would silently give wrong results. Those run in Java.
      */
-    private record Geometry(long[] batch, long c, int axes) {
-        static Geometry of(LayerNormConfig config, Tensor[] tensors, Pass pass) throws Unsupported {
-            int k = config.normalizedAxes();
-            Tensor src = tensors[SRC];
-            long[] shape = src.shapeArray();
-            int batchRank = shape.length - k;
-            List<Long> merged = new ArrayList<>();
-            for (int axis = 0; axis < batchRank; axis++) {
-                if (shape[axis] == 1) {
-                    continue;
-                }
-                if (!merged.isEmpty() && mergeable(tensors, axis, batchRank)) {
-                    merged.set(merged.size() - 1, merged.getLast() * shape[axis]);
-                } else {
-                    merged.add(shape[axis]);
-                }
-            }
-            if (merged.size() > 4) {
-                throw new Unsupported("oneDNN takes at most 5 dimensions; the batch axes of " + src
-                        + " do not merge into 4");
-            }
-            for (int role : new int[] {SRC, DST, DIFF_DST, DIFF_SRC}) {
-                if (tensors[role] != null && Rows.columnStride(tensors[role], k) < 0) {
-                    throw new Unsupported("the normalized axes of " + tensors[role] + " are not one evenly strided run");
-                }
-            }
-            return new Geometry(merged.stream().mapToLong(Long::longValue).toArray(), config.normalizedSize(), k);
-        }
-
-        /** Whether batch axis {@code axis} merges into the previous non-trivial one in every data tensor. */
-        private static boolean mergeable(Tensor[] tensors, int axis, int batchRank) {
+    private record Geometry(long rows, long c) {
+        static Geometry of(LayerNormConfig config, Tensor[] tensors, long rows) throws Unsupported {
             for (int role : new int[] {SRC, DST, DIFF_DST, DIFF_SRC}) {
                 Tensor tensor = tensors[role];
-                if (tensor == null) {
-                    continue;
-                }
-                long[] shape = tensor.shapeArray();
-                long[] strides = tensor.stridesArray();
-                int previous = axis - 1;
-                while (previous >= 0 && shape[previous] == 1) {
-                    previous--;
-                }
-                if (strides[previous] != strides[axis] * shape[axis]) {
-                    return false;
+                if (tensor != null && !tensor.isContiguous()) {
+                    throw new Unsupported("oneDNN's layer normalization takes only C-contiguous data, and "
+                            + tensor + " is strided");
                 }
             }
-            return true;
+            return new Geometry(rows, config.normalizedSize());
         }
 
-        /** The dims of a data tensor: merged batch (or 1) then C. */
         long[] dataDims() {
-            long[] dims = Arrays.copyOf(batch.length == 0 ? new long[] {1} : batch, Math.max(batch.length, 1) + 1);
-            dims[dims.length - 1] = c;
-            return dims;
+            return new long[] {rows, c};
         }
 
-        /** The strides of {@code tensor} in {@link #dataDims()} order. */
-        long[] dataStrides(Tensor tensor) {
-            long[] dims = dataDims();
-            long[] strides = new long[dims.length];
-            strides[dims.length - 1] = Rows.columnStride(tensor, axes);
-            // A merged batch axis advances like its innermost original axis: row r's offset is rowOffset(r).
-            long[] shape = tensor.shapeArray();
-            long[] original = tensor.stridesArray();
-            int axis = shape.length - axes - 1;
-            for (int d = dims.length - 2; d >= 0; d--) {
-                while (axis >= 0 && shape[axis] == 1) {
-                    axis--;
-                }
-                long size = dims[d];
-                strides[d] = axis >= 0 ? original[axis] : c * strides[dims.length - 1];
-                // Skip the original axes merged into this one.
-                long covered = 1;
-                while (axis >= 0 && covered < size) {
-                    covered *= shape[axis];
-                    axis--;
-                }
-            }
-            return strides;
-        }
-
-        /** The dims of per-row statistics: merged batch (or 1), C order. */
         long[] rowDims() {
-            return batch.length == 0 ? new long[] {1} : batch.clone();
+            return new long[] {rows};
         }
 
-        /** The dims of a per-row value broadcast against data: row dims then 1. */
+        /** A per-row value broadcast against data. */
         long[] rowColumnDims() {
-            long[] dims = dataDims();
-            dims[dims.length - 1] = 1;
-            return dims;
+            return new long[] {rows, 1};
         }
 
-        /** The dims of a per-channel value broadcast against data: 1s then C. */
+        /** A per-channel value broadcast against data. */
         long[] channelRowDims() {
-            long[] dims = new long[dataDims().length];
-            Arrays.fill(dims, 1);
-            dims[dims.length - 1] = c;
-            return dims;
+            return new long[] {1, c};
         }
     }
 
@@ -321,16 +254,18 @@ final class OneDnnPlan {
         }
 
         String build() throws Unsupported {
+            int mean = tensors[MEAN] == null ? OWN_MEAN : MEAN;
+            int variance = tensors[VARIANCE] == null ? OWN_VARIANCE : VARIANCE;
+            boolean affine = config.scale() || config.shift();
             return switch (strategy) {
-                case LAYER -> layerNormalization(pass, false);
-                case PRECISE -> layerNormalization(Pass.FORWARD_GLOBAL, true);
-                case RMS_FORWARD -> {
-                    String first = pass.globalStatistics || config.preciseStatistics() ? "" : sumOfSquares() + " + ";
-                    yield first + layerNormalization(Pass.FORWARD_GLOBAL, false);
-                }
+                case LAYER -> layerNormalization(pass, true, mean, variance);
+                case PRECISE -> "java:statistics + " + layerNormalization(Pass.FORWARD_GLOBAL, false, mean, variance) + " + "
+                        + addRowTerm(DST, affine);
+                case RMS_FORWARD -> (pass.globalStatistics ? "" : "java:mean-square + ")
+                        + layerNormalization(Pass.FORWARD_GLOBAL, true, ZERO_MEAN, variance);
                 case RMS_BACKWARD -> {
-                    String main = layerNormalization(pass, false);
-                    yield pass.globalStatistics ? main : main + " + " + rowDot() + " + " + addRowTerm();
+                    String main = layerNormalization(pass, true, ZERO_MEAN, VARIANCE);
+                    yield pass.globalStatistics ? main : main + " + " + rowDot() + " + " + addRowTerm(DIFF_SRC, false);
                 }
             };
         }
@@ -352,8 +287,7 @@ final class OneDnnPlan {
         }
 
         private MemorySegment data(int role) {
-            Tensor tensor = tensors[role];
-            return descriptor(tensor.dataType(), geometry.dataDims(), geometry.dataStrides(tensor));
+            return dense(tensors[role].dataType(), geometry.dataDims());
         }
 
         private void check(int status, String call) {
@@ -369,12 +303,15 @@ final class OneDnnPlan {
             return attr;
         }
 
-        /** Turns a {@code dnnl_unimplemented} from a primitive-descriptor call into {@link Unsupported}. */
+        /**
+         * Any failure to create a primitive descriptor means oneDNN cannot run this configuration (usually
+         * {@code dnnl_unimplemented}; {@code dnnl_invalid_arguments} for shapes it refuses, such as a
+         * reduction over a single element): {@link Unsupported}, so Java runs it instead.
+         */
         private MemorySegment primitiveDesc(int status, String call) throws Unsupported {
-            if (status == Dnnl.dnnl_unimplemented()) {
-                throw new Unsupported("oneDNN " + OneDnn.version() + " has no implementation of " + describe());
+            if (status != Dnnl.dnnl_success()) {
+                throw new Unsupported(call + " returned " + OneDnnStatus.of(status).nativeName() + " for " + describe());
             }
-            check(status, call);
             return own(out, arena, Dnnl::dnnl_primitive_desc_destroy);
         }
 
@@ -392,18 +329,17 @@ final class OneDnnPlan {
         }
 
         /**
-         * The layer-normalization primitive for {@code layerPass}; with {@code correct}, the precise-mode
-         * post-ops (row correction, then scale and shift) instead of the scale and shift flags.
+         * A layer-normalization primitive for {@code layerPass}, applying the configured scale and shift
+         * if {@code affine}, with its mean and variance bound to the given roles.
          */
-        private String layerNormalization(Pass layerPass, boolean correct) throws Unsupported {
-            boolean scale = config.scale();
-            boolean shift = config.shift() && (layerPass.forward || layerPass.parameterGradients);
+        private String layerNormalization(Pass layerPass, boolean affine, int meanRole, int varianceRole)
+                throws Unsupported {
+            boolean scale = config.scale() && affine;
+            boolean shift = config.shift() && affine && (layerPass.forward || layerPass.parameterGradients);
             // oneDNN 3.8 has no backward_data with a scale (dnnl_unimplemented), although dx depends on it:
             // that pass runs as a full backward whose scale gradient goes to memory the context owns.
             boolean discardScaleGradient = !layerPass.forward && !layerPass.parameterGradients && scale;
-            boolean flagScale = scale && !correct;
-            boolean flagShift = shift && !correct;
-            int flags = (flagScale ? Dnnl.dnnl_use_scale() : 0) | (flagShift ? Dnnl.dnnl_use_shift() : 0)
+            int flags = (scale ? Dnnl.dnnl_use_scale() : 0) | (shift ? Dnnl.dnnl_use_shift() : 0)
                     | (layerPass.globalStatistics ? Dnnl.dnnl_use_global_stats() : 0);
             DataType parameterType = parameterType(SCALE, SHIFT);
             DataType diffParameterType = parameterType(DIFF_SCALE, DIFF_SHIFT);
@@ -411,17 +347,12 @@ final class OneDnnPlan {
             MemorySegment channels = dense(parameterType, new long[] {geometry.c()});
             float eps = (float) config.eps();
             MemorySegment attr = userScratchpadAttr();
-            int meanRole = config.rms() ? ZERO_MEAN : tensors[MEAN] == null ? OWN_MEAN : MEAN;
-            int varianceRole = tensors[VARIANCE] == null ? OWN_VARIANCE : VARIANCE;
             List<Integer> roles = new ArrayList<>();
             List<Integer> arguments = new ArrayList<>();
             List<MemorySegment> descriptors = new ArrayList<>();
             if (layerPass.forward) {
                 MemorySegment src = data(SRC);
                 MemorySegment dst = data(DST);
-                if (correct) {
-                    appendPostOps(attr, scale, shift, roles, arguments, descriptors);
-                }
                 MemorySegment desc = primitiveDesc(Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(out,
                         engine, layerPass == Pass.FORWARD_TRAINING ? Dnnl.dnnl_forward_training() : Dnnl.dnnl_forward_inference(),
                         src, dst, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
@@ -432,10 +363,10 @@ final class OneDnnPlan {
                     addArgument(roles, arguments, descriptors, meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc);
                     addArgument(roles, arguments, descriptors, varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
                 }
-                if (flagScale) {
+                if (scale) {
                     addArgument(roles, arguments, descriptors, SCALE, Dnnl.DNNL_ARG_SCALE(), channels);
                 }
-                if (flagShift) {
+                if (shift) {
                     addArgument(roles, arguments, descriptors, SHIFT, Dnnl.DNNL_ARG_SHIFT(), channels);
                 }
                 return add(desc, toInts(roles), toInts(arguments), descriptors.toArray(MemorySegment[]::new));
@@ -455,7 +386,7 @@ final class OneDnnPlan {
             addArgument(roles, arguments, descriptors, DIFF_DST, Dnnl.DNNL_ARG_DIFF_DST(), diffDst);
             addArgument(roles, arguments, descriptors, DIFF_SRC, Dnnl.DNNL_ARG_DIFF_SRC(), diffSrc);
             addArgument(roles, arguments, descriptors, meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc);
-            addArgument(roles, arguments, descriptors, VARIANCE, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
+            addArgument(roles, arguments, descriptors, varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
             MemorySegment diffChannels = dense(diffParameterType, new long[] {geometry.c()});
             if (scale) {
                 addArgument(roles, arguments, descriptors, SCALE, Dnnl.DNNL_ARG_SCALE(), channels);
@@ -466,39 +397,6 @@ final class OneDnnPlan {
                 addArgument(roles, arguments, descriptors, DIFF_SHIFT, Dnnl.DNNL_ARG_DIFF_SHIFT(), diffChannels);
             }
             return add(desc, toInts(roles), toInts(arguments), descriptors.toArray(MemorySegment[]::new));
-        }
-
-        /** Precise mode: add the per-row correction, then multiply by the scale, then add the shift. */
-        private void appendPostOps(MemorySegment attr, boolean scale, boolean shift, List<Integer> roles,
-                                   List<Integer> arguments, List<MemorySegment> descriptors) {
-            check(Dnnl.dnnl_post_ops_create(out), "dnnl_post_ops_create");
-            MemorySegment postOps = own(out, scratch, Dnnl::dnnl_post_ops_destroy);
-            int index = 0;
-            MemorySegment rowTerm = dense(DataType.F32, geometry.rowColumnDims());
-            check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), rowTerm), "dnnl_post_ops_append_binary");
-            addArgument(roles, arguments, descriptors, ROW_TERM, postOpArgument(index++), rowTerm);
-            if (scale) {
-                MemorySegment gamma = dense(tensors[SCALE].dataType(), geometry.channelRowDims());
-                check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_mul(), gamma), "dnnl_post_ops_append_binary");
-                addArgument(roles, arguments, descriptors, SCALE, postOpArgument(index++), gamma);
-            }
-            if (shift) {
-                MemorySegment beta = dense(tensors[SHIFT].dataType(), geometry.channelRowDims());
-                check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), beta), "dnnl_post_ops_append_binary");
-                addArgument(roles, arguments, descriptors, SHIFT, postOpArgument(index), beta);
-            }
-            check(Dnnl.dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
-        }
-
-        /** RMS forward: the sum of squares of every row into the row term. */
-        private String sumOfSquares() throws Unsupported {
-            MemorySegment src = data(SRC);
-            MemorySegment sums = dense(DataType.F32, geometry.rowColumnDims());
-            MemorySegment desc = primitiveDesc(Dnnl.dnnl_reduction_primitive_desc_create(out, engine,
-                    Dnnl.dnnl_reduction_norm_lp_power_p_sum(), src, sums, 2f, 0f, userScratchpadAttr()),
-                    "dnnl_reduction_primitive_desc_create");
-            return add(desc, new int[] {SRC, ROW_TERM}, new int[] {Dnnl.DNNL_ARG_SRC(), Dnnl.DNNL_ARG_DST()},
-                    new MemorySegment[] {src, sums});
         }
 
         /** RMS backward: sum(dy * gamma) per row (or sum(dy) without a scale) into the row term. */
@@ -513,9 +411,7 @@ final class OneDnnPlan {
                         new MemorySegment[] {diffDst, sums});
             }
             // sum_c dy[r, c] * gamma[c]: a matmul of dy [..., C] with gamma as a [C, 1] weight.
-            long[] weightDims = geometry.rowColumnDims();
-            Arrays.fill(weightDims, 1);
-            weightDims[weightDims.length - 2] = geometry.c();
+            long[] weightDims = {geometry.c(), 1};
             MemorySegment weights = dense(tensors[SCALE].dataType(), weightDims);
             MemorySegment desc = primitiveDesc(Dnnl.dnnl_matmul_primitive_desc_create(out, engine, diffDst, weights,
                     MemorySegment.NULL, sums, userScratchpadAttr()), "dnnl_matmul_primitive_desc_create");
@@ -524,15 +420,38 @@ final class OneDnnPlan {
                     new MemorySegment[] {diffDst, weights, sums});
         }
 
-        /** RMS backward: diff_src += row term, broadcast over the row. */
-        private String addRowTerm() throws Unsupported {
-            MemorySegment diffSrc = data(DIFF_SRC);
+        /**
+         * {@code role += row term}, broadcast over each row, in place; with {@code affine} then multiplied
+         * by the scale and shifted, as post-ops (the precise forward's last step).
+         */
+        private String addRowTerm(int role, boolean affine) throws Unsupported {
+            MemorySegment data = data(role);
             MemorySegment rowTerm = dense(DataType.F32, geometry.rowColumnDims());
+            List<Integer> roles = new ArrayList<>(List.of(role, ROW_TERM, role));
+            List<Integer> arguments = new ArrayList<>(List.of(Dnnl.DNNL_ARG_SRC_0(), Dnnl.DNNL_ARG_SRC_1(), Dnnl.DNNL_ARG_DST()));
+            List<MemorySegment> descriptors = new ArrayList<>(List.of(data, rowTerm, data));
+            MemorySegment attr = userScratchpadAttr();
+            if (affine) {
+                check(Dnnl.dnnl_post_ops_create(out), "dnnl_post_ops_create");
+                MemorySegment postOps = own(out, scratch, Dnnl::dnnl_post_ops_destroy);
+                int index = 0;
+                if (config.scale()) {
+                    MemorySegment gamma = dense(tensors[SCALE].dataType(), geometry.channelRowDims());
+                    check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_mul(), gamma),
+                            "dnnl_post_ops_append_binary");
+                    addArgument(roles, arguments, descriptors, SCALE, postOpArgument(index++), gamma);
+                }
+                if (config.shift()) {
+                    MemorySegment beta = dense(tensors[SHIFT].dataType(), geometry.channelRowDims());
+                    check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), beta),
+                            "dnnl_post_ops_append_binary");
+                    addArgument(roles, arguments, descriptors, SHIFT, postOpArgument(index), beta);
+                }
+                check(Dnnl.dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
+            }
             MemorySegment desc = primitiveDesc(Dnnl.dnnl_binary_primitive_desc_create(out, engine, Dnnl.dnnl_binary_add(),
-                    diffSrc, rowTerm, diffSrc, userScratchpadAttr()), "dnnl_binary_primitive_desc_create");
-            return add(desc, new int[] {DIFF_SRC, ROW_TERM, DIFF_SRC},
-                    new int[] {Dnnl.DNNL_ARG_SRC_0(), Dnnl.DNNL_ARG_SRC_1(), Dnnl.DNNL_ARG_DST()},
-                    new MemorySegment[] {diffSrc, rowTerm, diffSrc});
+                    data, rowTerm, data, attr), "dnnl_binary_primitive_desc_create");
+            return add(desc, toInts(roles), toInts(arguments), descriptors.toArray(MemorySegment[]::new));
         }
 
         /** The one data type of scale and shift (or their gradients); f32 when there are none. */
@@ -636,16 +555,13 @@ final class OneDnnPlan {
                     statistics.preciseStatistics(src, rows, means, variances, buffers[ROW_TERM]);
                 }
                 case RMS_FORWARD -> {
-                    if (config.preciseStatistics() && !pass.globalStatistics) {
+                    if (!pass.globalStatistics) {
                         statistics.statistics(src, rows, null, variance != null ? variance.segment() : buffers[OWN_VARIANCE]);
                     }
                 }
                 default -> { }
             }
             for (int s = 0; s < steps.size(); s++) {
-                if (strategy == Strategy.RMS_FORWARD && s == 1 && steps.size() == 2) {
-                    meanSquares(variance);
-                }
                 if (strategy == Strategy.RMS_BACKWARD && s == 2) {
                     rowTerm(variance);
                 }
@@ -689,17 +605,6 @@ final class OneDnnPlan {
                     OneDnn.check(status, "dnnl_memory_set_data_handle", describe());
                 }
                 bound[step][argument] = address;
-            }
-        }
-
-        /** RMS forward glue: variance[row] = sum of squares / C. */
-        private void meanSquares(Tensor variance) {
-            MemorySegment sums = buffers[ROW_TERM];
-            MemorySegment target = variance != null && pass.writesStatistics ? variance.segment() : buffers[OWN_VARIANCE];
-            double c = config.normalizedSize();
-            for (long row = 0; row < rows; row++) {
-                target.setAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row,
-                        (float) (sums.getAtIndex(ValueLayout.JAVA_FLOAT, row) / c));
             }
         }
 

@@ -34,15 +34,30 @@ final class Accuracy {
     /** Asserts that {@code actual} is the layer normalization of {@code x} within the backend's tolerance. */
     static void assertForward(Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta, double eps,
                               float[] actual) {
-        double[] expected = Reference.forward(x, rows, c, gamma, beta, eps);
+        assertForward(backend, x, rows, c, gamma, beta, eps, false, DataType.F32, actual);
+    }
+
+    /**
+     * The general case: layer or RMS normalization, output rounded to {@code outType}, which adds that
+     * type's unit roundoff times |y| (2^-8 for bf16, 2^-11 for f16) to the bound.
+     */
+    static void assertForward(Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta, double eps,
+                              boolean rms, DataType outType, float[] actual) {
+        double[] xd = Reference.toDouble(x);
+        double[] expected = rms ? Reference.rmsForward(xd, rows, c, Reference.toDouble(gamma), Reference.toDouble(beta), eps)
+                : Reference.forward(xd, rows, c, Reference.toDouble(gamma), Reference.toDouble(beta), eps);
         double k = factor(backend);
+        double outputRoundoff = unitRoundoff(outType);
         for (int r = 0; r < rows; r++) {
-            double kappa = conditionNumber(x, r * c, c, eps);
+            double kappa = rms ? maxAbs(x, r * c, c) / Math.sqrt(Reference.rmsStatistics(
+                    java.util.Arrays.copyOfRange(xd, r * c, r * c + c), 1, c).variance()[0] + eps)
+                    : conditionNumber(x, r * c, c, eps);
             for (int i = 0; i < c; i++) {
                 int at = r * c + i;
                 double g = gamma == null ? 1 : Math.abs(gamma[i]);
                 double b = beta == null ? 0 : Math.abs(beta[i]);
-                double tolerance = k * UNIT_ROUNDOFF * (kappa * Math.max(1, g) + b);
+                double tolerance = k * UNIT_ROUNDOFF * (kappa * Math.max(1, g) + b)
+                        + (outType == DataType.F32 ? 0 : outputRoundoff * Math.abs(expected[at]));
                 double error = Math.abs(actual[at] - expected[at]);
                 if (!(error <= tolerance)) {
                     fail(String.format("%s: row %d, channel %d of [%d, %d]: got %s, expected %s (error %.3g > tolerance %.3g,"
@@ -50,6 +65,15 @@ final class Accuracy {
                 }
             }
         }
+    }
+
+    /** The unit roundoff of a type: half the distance from 1 to the next value. */
+    static double unitRoundoff(DataType type) {
+        return switch (type) {
+            case F32 -> 0x1p-24;
+            case BF16 -> 0x1p-8;
+            case F16 -> 0x1p-11;
+        };
     }
 
     /** max|x| / sqrt(var + eps) for one row, var the exact biased variance. */
@@ -70,6 +94,31 @@ final class Accuracy {
         return maxAbs / Math.sqrt(variance + eps);
     }
 
+    /**
+     * The bound of the oneDNN backend's precise mode: oneDNN's K, but with the condition number of the
+     * centred row, {@code max|x - mean| / sqrt(var + eps)} (about 3 to 5 for Gaussian rows, whatever
+     * their mean), because the mean's rounding to float no longer enters.
+     */
+    static void assertForwardPrecise(float[] x, int rows, int c, float[] gamma, float[] beta, double eps, float[] actual) {
+        double[] expected = Reference.forward(x, rows, c, gamma, beta, eps);
+        Reference.Statistics exact = Reference.statistics(Reference.toDouble(x), rows, c);
+        double k = factor(Backend.ONEDNN);
+        for (int r = 0; r < rows; r++) {
+            double spread = 0;
+            for (int i = 0; i < c; i++) {
+                spread = Math.max(spread, Math.abs(x[r * c + i] - exact.mean()[r]));
+            }
+            double kappa = spread / Math.sqrt(exact.variance()[r] + eps);
+            for (int i = 0; i < c; i++) {
+                int at = r * c + i;
+                double g = gamma == null ? 1 : Math.abs(gamma[i]);
+                double b = beta == null ? 0 : Math.abs(beta[i]);
+                assertWithin(Backend.ONEDNN, "precise y[" + r + ", " + i + "]", actual[at], expected[at],
+                        k * UNIT_ROUNDOFF * (kappa * Math.max(1, g) + b));
+            }
+        }
+    }
+
     /** Asserts forward-training statistics against the exact per-row mean and variance. */
     static void assertStatistics(Backend backend, float[] x, int rows, int c, float[] mean, float[] variance) {
         Reference.Statistics exact = Reference.statistics(Reference.toDouble(x), rows, c);
@@ -88,9 +137,21 @@ final class Accuracy {
      */
     static void assertBackward(Backend backend, float[] dy, float[] x, int rows, int c, float[] mean, float[] variance,
                                float[] gamma, double eps, boolean global, float[] dx, float[] dgamma, float[] dbeta) {
-        Reference.Statistics used = new Reference.Statistics(Reference.toDouble(mean), Reference.toDouble(variance));
+        assertBackward(backend, dy, x, rows, c, mean, variance, gamma, eps, global, false, DataType.F32, DataType.F32,
+                dx, dgamma, dbeta);
+    }
+
+    /**
+     * The general case: {@code mean} null for RMS normalization; {@code dxType} and {@code gradientType}
+     * add their unit roundoff times the exact value to the bounds, as for the forward output.
+     */
+    static void assertBackward(Backend backend, float[] dy, float[] x, int rows, int c, float[] mean, float[] variance,
+                               float[] gamma, double eps, boolean global, boolean rms, DataType dxType,
+                               DataType gradientType, float[] dx, float[] dgamma, float[] dbeta) {
+        Reference.Statistics used = new Reference.Statistics(mean == null ? new double[rows] : Reference.toDouble(mean),
+                Reference.toDouble(variance));
         Reference.Gradients want = Reference.backward(Reference.toDouble(dy), Reference.toDouble(x), rows, c, used,
-                Reference.toDouble(gamma), eps, global);
+                Reference.toDouble(gamma), eps, global, rms);
         double k = factor(backend);
         double[] gammaBound = new double[c];
         double[] betaBound = new double[c];
@@ -103,19 +164,27 @@ final class Accuracy {
             }
             for (int i = 0; i < c; i++) {
                 int at = r * c + i;
-                assertWithin(backend, "dx[" + r + ", " + i + "]", dx[at], want.dx()[at], k * UNIT_ROUNDOFF * rstd * g * (kappa + 1));
+                assertWithin(backend, "dx[" + r + ", " + i + "]", dx[at], want.dx()[at], k * UNIT_ROUNDOFF * rstd * g * (kappa + 1)
+                        + rounding(dxType, want.dx()[at]));
                 gammaBound[i] += Math.abs(dy[at]) * (kappa + 1);
                 betaBound[i] += Math.abs(dy[at]);
             }
         }
         for (int i = 0; i < c; i++) {
             if (dgamma != null) {
-                assertWithin(backend, "dgamma[" + i + "]", dgamma[i], want.dgamma()[i], k * UNIT_ROUNDOFF * gammaBound[i]);
+                assertWithin(backend, "dgamma[" + i + "]", dgamma[i], want.dgamma()[i], k * UNIT_ROUNDOFF * gammaBound[i]
+                        + rounding(gradientType, want.dgamma()[i]));
             }
             if (dbeta != null) {
-                assertWithin(backend, "dbeta[" + i + "]", dbeta[i], want.dbeta()[i], k * UNIT_ROUNDOFF * betaBound[i]);
+                assertWithin(backend, "dbeta[" + i + "]", dbeta[i], want.dbeta()[i], k * UNIT_ROUNDOFF * betaBound[i]
+                        + rounding(gradientType, want.dbeta()[i]));
             }
         }
+    }
+
+    /** The extra error of storing {@code value} in {@code type} rather than float32. */
+    private static double rounding(DataType type, double value) {
+        return type == DataType.F32 ? 0 : unitRoundoff(type) * Math.abs(value);
     }
 
     private static void assertWithin(Backend backend, String what, double actual, double expected, double tolerance) {

@@ -59,6 +59,41 @@ class GradientCheckTest {
         }
     }
 
+    @ParameterizedTest(name = "RMS [{0}, {1}]")
+    @CsvSource({"1, 1", "3, 2", "4, 5", "2, 16"})
+    void referenceRmsGradientsMatchFiniteDifferences(int rows, int c) {
+        SplittableRandom random = new SplittableRandom(rows * 1000L + c);
+        double[] x = values(random, rows * c, 0.5, 2);
+        double[] gamma = values(random, c, 1, 0.5);
+        double[] beta = values(random, c, 0, 1);
+        double[] w = values(random, rows * c, 0, 1);
+        double eps = 1e-3;
+        Function<double[][], Double> loss = p -> {
+            double[] y = Reference.rmsForward(p[0], rows, c, p[1], p[2], eps);
+            double sum = 0;
+            for (int i = 0; i < y.length; i++) {
+                sum += w[i] * y[i];
+            }
+            return sum;
+        };
+        Reference.Gradients analytic = Reference.backward(w, x, rows, c, Reference.rmsStatistics(x, rows, c), gamma, eps,
+                false, true);
+        double[][] parameters = {x, gamma, beta};
+        double[][] expected = {analytic.dx(), analytic.dgamma(), analytic.dbeta()};
+        for (int p = 0; p < parameters.length; p++) {
+            for (int i = 0; i < parameters[p].length; i++) {
+                double saved = parameters[p][i];
+                parameters[p][i] = saved + H;
+                double up = loss.apply(parameters);
+                parameters[p][i] = saved - H;
+                double down = loss.apply(parameters);
+                parameters[p][i] = saved;
+                double numeric = (up - down) / (2 * H);
+                assertEquals(numeric, expected[p][i], 1e-7 * (1 + Math.abs(numeric)), "parameter " + p + "[" + i + "]");
+            }
+        }
+    }
+
     private static double[] values(SplittableRandom random, int n, double mean, double spread) {
         double[] out = new double[n];
         for (int i = 0; i < n; i++) {

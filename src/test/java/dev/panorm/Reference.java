@@ -31,6 +31,23 @@ final class Reference {
         return new Statistics(mean, variance);
     }
 
+    /** RMS normalization's statistics: mean 0 and the mean square in place of the variance. */
+    static Statistics rmsStatistics(double[] x, int rows, int c) {
+        double[] meanSquare = new double[rows];
+        for (int r = 0; r < rows; r++) {
+            for (int i = 0; i < c; i++) {
+                meanSquare[r] += x[r * c + i] * x[r * c + i];
+            }
+            meanSquare[r] /= c;
+        }
+        return new Statistics(new double[rows], meanSquare);
+    }
+
+    /** y = x / sqrt(mean(x^2) + eps) * gamma + beta. */
+    static double[] rmsForward(double[] x, int rows, int c, double[] gamma, double[] beta, double eps) {
+        return forward(x, rows, c, gamma, beta, eps, rmsStatistics(x, rows, c));
+    }
+
     /** y = (x - mean) / sqrt(var + eps) * gamma + beta with the given statistics; gamma/beta may be null. */
     static double[] forward(double[] x, int rows, int c, double[] gamma, double[] beta, double eps, Statistics s) {
         double[] y = new double[x.length];
@@ -61,6 +78,15 @@ final class Reference {
      */
     static Gradients backward(double[] dy, double[] x, int rows, int c, Statistics s, double[] gamma, double eps,
                               boolean global) {
+        return backward(dy, x, rows, c, s, gamma, eps, global, false);
+    }
+
+    /**
+     * As above; with {@code rms} the mean is the constant 0 (statistics from {@link #rmsStatistics}), so
+     * only the mean square depends on x: {@code dx = rstd * (g - xhat * mean(g * xhat))}.
+     */
+    static Gradients backward(double[] dy, double[] x, int rows, int c, Statistics s, double[] gamma, double eps,
+                              boolean global, boolean rms) {
         double[] dx = new double[x.length];
         double[] dgamma = new double[c];
         double[] dbeta = new double[c];
@@ -79,7 +105,7 @@ final class Reference {
             for (int i = 0; i < c; i++) {
                 double xhat = (x[r * c + i] - s.mean()[r]) * rstd;
                 double g = dy[r * c + i] * (gamma == null ? 1 : gamma[i]);
-                dx[r * c + i] = global ? rstd * g : rstd * (g - meanG - xhat * meanGXhat);
+                dx[r * c + i] = global ? rstd * g : rstd * (g - (rms ? 0 : meanG) - xhat * meanGXhat);
             }
         }
         return new Gradients(dx, dgamma, dbeta);

@@ -40,6 +40,9 @@ final class CommandLine {
 
     /** The positional arguments, which must number exactly {@code names.length}, named in the error if not. */
     List<String> positional(String... names) {
+        if (names.length == 0 && !positional.isEmpty()) {
+            throw new UsageException(command + " takes no arguments besides its options, got '" + positional.getFirst() + "'");
+        }
         if (positional.size() != names.length) {
             throw new UsageException(command + " needs " + String.join(" and ", names) + ", got " + positional.size()
                     + (positional.size() == 1 ? " path" : " paths"));

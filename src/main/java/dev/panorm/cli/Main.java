@@ -38,8 +38,10 @@ public final class Main {
             Usage: panorm <command> [arguments]
 
             Commands:
-              info        oneDNN's version, the CPU ISA it uses, the implementation it picks for a
-                          sample shape, its thread count, and the path it was loaded from
+              info [--types]
+                          oneDNN's version, the CPU ISA it uses, the implementation it picks for a
+                          sample shape, its thread count, and the path it was loaded from;
+                          --types also lists the implementation for every combination of data types
               normalize IN.npy OUT.npy [--gamma G.npy] [--beta B.npy] [--eps E] [--backend onednn|java]
                         [--stats MEAN.npy VAR.npy] [--axes K] [--rms] [--precise] [--out-dtype f32|f16|bf16]
                           layer-normalizes a float32 (<f4) or float16 (<f2) .npy array (C order)
@@ -116,9 +118,8 @@ public final class Main {
     }
 
     private int info(String[] args) {
-        if (args.length != 0) {
-            throw new UsageException("info takes no arguments");
-        }
+        CommandLine line = new CommandLine("info", args, Map.of("--types", 0));
+        line.positional();
         out.println("panorm       " + Optional.ofNullable(Main.class.getPackage().getImplementationVersion()).orElse("(development build)"));
         out.println("java         " + Runtime.version() + " (" + System.getProperty("java.vendor") + ")");
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
@@ -141,7 +142,34 @@ public final class Main {
                     + norm.implementation(x, x, parameter, parameter));
         }
         out.println("backends     onednn, java");
+        if (line.has("--types")) {
+            printTypeTable(rows, c);
+        }
         return OK;
+    }
+
+    /** Which implementation runs a forward pass for every combination of data types, on this machine. */
+    private void printTypeTable(long rows, long c) {
+        out.println();
+        out.printf(Locale.ROOT, "forward inference on [%d, %d] data, by data type:%n", rows, c);
+        out.printf(Locale.ROOT, "%-5s %-5s %-12s %s%n", "src", "dst", "scale/shift", "implementation");
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c))) {
+            for (DataType src : DataType.values()) {
+                for (DataType dst : DataType.values()) {
+                    for (DataType parameters : DataType.values()) {
+                        Tensor x = Tensor.allocate(arena, src, rows, c);
+                        Tensor y = Tensor.allocate(arena, dst, rows, c);
+                        Tensor p = Tensor.allocate(arena, parameters, c);
+                        out.printf(Locale.ROOT, "%-5s %-5s %-12s %s%n", name(src), name(dst), name(parameters),
+                                norm.implementation(x, y, p, p));
+                    }
+                }
+            }
+        }
+    }
+
+    private static String name(DataType type) {
+        return type.name().toLowerCase(Locale.ROOT);
     }
 
     private int normalize(String[] args) throws IOException {

@@ -1,0 +1,88 @@
+package dev.panorm;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+
+/** Builds tensors of any data type and layout from logical (C-order) values, and reads them back. */
+final class Tensors {
+    private Tensors() {}
+
+    /**
+     * A tensor of {@code shape} with {@code strides} (elements), holding {@code values} in C order,
+     * each rounded to {@code type}. Elements the strides skip hold NaN, so reading padding would show.
+     */
+    static Tensor make(Arena arena, DataType type, float[] values, long[] shape, long[] strides) {
+        long last = 0;
+        for (int i = 0; i < shape.length; i++) {
+            last += (shape[i] - 1) * strides[i];
+        }
+        long count = values.length == 0 ? 0 : last + 1;
+        MemorySegment segment = arena.allocate(Math.max(1, count) * type.byteSize(), 64);
+        for (long i = 0; i < count; i++) {
+            Elements.set(segment, type, i, Float.NaN);
+        }
+        Tensor tensor = Tensor.of(segment, type, shape, strides);
+        write(tensor, values);
+        return tensor;
+    }
+
+    /** A C-ordered tensor of {@code type} holding {@code values}, rounded to the type. */
+    static Tensor make(Arena arena, DataType type, float[] values, long... shape) {
+        return make(arena, type, values, shape, Tensor.contiguousStrides(shape));
+    }
+
+    /** A tensor of {@code shape} whose rows (the last axis) are followed by {@code padding} unused elements. */
+    static Tensor padded(Arena arena, DataType type, float[] values, long[] shape, long padding) {
+        long[] strides = new long[shape.length];
+        long stride = 1;
+        for (int i = shape.length - 1; i >= 0; i--) {
+            strides[i] = stride;
+            stride *= shape[i] + (i == shape.length - 1 ? padding : 0);
+        }
+        return make(arena, type, values, shape, strides);
+    }
+
+    /** The tensor's elements in C order, as float. */
+    static float[] read(Tensor tensor) {
+        float[] out = new float[Math.toIntExact(tensor.elementCount())];
+        forEach(tensor, (i, offset) -> out[i] = Elements.get(tensor.segment(), tensor.dataType(), offset));
+        return out;
+    }
+
+    /** {@code values} rounded to {@code type}: what a tensor of that type holds. */
+    static float[] rounded(DataType type, float[] values) {
+        float[] out = new float[values.length];
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment one = arena.allocate(4);
+            for (int i = 0; i < values.length; i++) {
+                Elements.set(one, type, 0, values[i]);
+                out[i] = Elements.get(one, type, 0);
+            }
+        }
+        return out;
+    }
+
+    private static void write(Tensor tensor, float[] values) {
+        forEach(tensor, (i, offset) -> Elements.set(tensor.segment(), tensor.dataType(), offset, values[i]));
+    }
+
+    private interface Visitor {
+        void visit(int index, long offset);
+    }
+
+    private static void forEach(Tensor tensor, Visitor visitor) {
+        long[] shape = tensor.shape();
+        long[] strides = tensor.strides();
+        long[] index = new long[shape.length];
+        for (int i = 0; i < tensor.elementCount(); i++) {
+            long offset = 0;
+            for (int d = 0; d < shape.length; d++) {
+                offset += index[d] * strides[d];
+            }
+            visitor.visit(i, offset);
+            for (int d = shape.length - 1; d >= 0 && ++index[d] == shape[d]; d--) {
+                index[d] = 0;
+            }
+        }
+    }
+}
