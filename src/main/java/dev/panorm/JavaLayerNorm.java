@@ -80,7 +80,7 @@ final class JavaLayerNorm implements LayerNormKernel {
                 store(dst, yStride, yBase, i, (float) v);
             }
         }
-        return Backend.JAVA;
+        return Backend.JAVA_SCALAR;
     }
 
     /** One row of the backward pass in the common case (float32, unit stride); see {@link #backward}. */
@@ -199,7 +199,7 @@ final class JavaLayerNorm implements LayerNormKernel {
                 returnScratch(scratch);
             }
         }
-        return Backend.JAVA;
+        return Backend.JAVA_SCALAR;
     }
 
     /**

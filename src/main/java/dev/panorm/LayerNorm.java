@@ -57,18 +57,17 @@ public final class LayerNorm implements AutoCloseable {
     }
 
     /**
-     * A layer normalization computed by oneDNN.
+     * A layer normalization whose backend is chosen per call signature ({@link Backend#AUTO}).
      *
      * @param config what to compute
      * @return a new operation; close it when done
-     * @throws NativeLibraryException if oneDNN cannot be loaded
      */
     public static LayerNorm create(LayerNormConfig config) {
-        return create(config, Backend.ONEDNN);
+        return create(config, Backend.AUTO);
     }
 
     /**
-     * A layer normalization computed by {@code backend}.
+     * A layer normalization computed by {@code backend}, with threads chosen per shape.
      *
      * @param config what to compute
      * @param backend who computes it
@@ -76,10 +75,31 @@ public final class LayerNorm implements AutoCloseable {
      * @throws NativeLibraryException if {@code backend} is {@link Backend#ONEDNN} and oneDNN cannot be loaded
      */
     public static LayerNorm create(LayerNormConfig config, Backend backend) {
+        return create(config, backend, 0);
+    }
+
+    /**
+     * A layer normalization computed by {@code backend}, each call using at most {@code threads} threads:
+     * oneDNN's OpenMP threads, or the threads the Java kernels split the rows of a large tensor across.
+     *
+     * @param config what to compute
+     * @param backend who computes it
+     * @param threads the most threads one call may use, or 0 to choose per shape: one thread for small
+     *     tensors (where starting threads costs more than it saves), all cores for large ones
+     * @return a new operation; close it when done
+     * @throws NativeLibraryException if {@code backend} is {@link Backend#ONEDNN} and oneDNN cannot be loaded
+     * @throws IllegalArgumentException if {@code threads} is negative
+     */
+    public static LayerNorm create(LayerNormConfig config, Backend backend, int threads) {
         Objects.requireNonNull(config, "config");
+        if (threads < 0) {
+            throw new IllegalArgumentException("threads must be 0 (automatic) or positive, got " + threads);
+        }
         LayerNormKernel kernel = switch (Objects.requireNonNull(backend, "backend")) {
-            case ONEDNN -> new OneDnnLayerNorm(config);
-            case JAVA -> new JavaLayerNorm(config);
+            case AUTO -> new AutoLayerNorm(config, threads);
+            case ONEDNN -> new OneDnnLayerNorm(config, threads);
+            case JAVA -> JavaKernels.create(config, threads);
+            case JAVA_SCALAR -> new JavaLayerNorm(config);
         };
         return new LayerNorm(config, backend, kernel);
     }
@@ -471,7 +491,7 @@ public final class LayerNorm implements AutoCloseable {
         if (written && segment.isReadOnly()) {
             throw new IllegalArgumentException(name + " is read-only");
         }
-        if (backend == Backend.ONEDNN && !segment.isNative()) {
+        if ((backend == Backend.ONEDNN || backend == Backend.AUTO) && !segment.isNative()) {
             throw new IllegalArgumentException(name + " is a heap segment; oneDNN needs native (off-heap) memory. "
                     + "Allocate it from an Arena, or use Backend.JAVA");
         }

@@ -4,12 +4,8 @@ import dev.panorm.internal.dnnl.Dnnl;
 import dev.panorm.internal.dnnl.dnnl_version_t;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
-import java.lang.invoke.MethodHandle;
 import java.nio.file.Path;
 import java.util.Optional;
 
@@ -23,8 +19,6 @@ import java.util.Optional;
  * {@code ~/.cache/panorm} (override with {@code panorm.cache.dir} or {@code PANORM_CACHE_DIR}).
  */
 public final class OneDnn {
-    private static final System.Logger LOG = System.getLogger("dev.panorm");
-
     private static volatile Runtime runtime;
 
     private OneDnn() {}
@@ -164,23 +158,13 @@ public final class OneDnn {
     }
 
     /**
-     * How many threads one oneDNN call may use: OpenMP's {@code omp_get_max_threads()} for the calling
-     * thread, which {@code OMP_NUM_THREADS} sets. Returns 1 for a library without OpenMP.
+     * How many threads one oneDNN call may use by default: OpenMP's {@code omp_get_max_threads()} for the
+     * calling thread, which {@code OMP_NUM_THREADS} sets. Returns 1 for a library without OpenMP.
      *
      * @throws NativeLibraryException if oneDNN cannot be loaded
      */
     public static int maxThreads() {
         runtime();
-        Optional<MemorySegment> symbol = SymbolLookup.loaderLookup().find("omp_get_max_threads");
-        if (symbol.isEmpty()) {
-            LOG.log(System.Logger.Level.DEBUG, "omp_get_max_threads not found; assuming one thread");
-            return 1;
-        }
-        MethodHandle handle = Linker.nativeLinker().downcallHandle(symbol.get(), FunctionDescriptor.of(ValueLayout.JAVA_INT));
-        try {
-            return (int) handle.invokeExact();
-        } catch (Throwable e) {
-            throw new IllegalStateException("omp_get_max_threads failed", e);
-        }
+        return OpenMp.maxThreads();
     }
 }

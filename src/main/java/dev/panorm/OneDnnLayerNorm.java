@@ -4,8 +4,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The oneDNN backend: a {@link OneDnnPlan} per call signature (pass, data types, shapes and
- * strides), built on first use and cached. A signature oneDNN cannot run is remembered and served
+ * The oneDNN backend: a {@link OneDnnPlan} per call signature (pass, data types, shapes, strides and
+ * thread count), built on first use and cached. A signature oneDNN cannot run is remembered and served
  * by the Java backend instead, so callers never see the difference except in speed; ask
  * {@link #backend} which one runs.
  *
@@ -16,10 +16,21 @@ import java.util.List;
 final class OneDnnLayerNorm implements LayerNormKernel {
     /** Plans kept; each holds a little JIT code and a few descriptors. */
     static final int MAX_PLANS = 64;
+    /**
+     * With automatic threads, calls on fewer elements than this use one thread: OpenMP's team start-up
+     * and barrier cost more than a second core saves on small tensors (the issue's measurements: 1x768
+     * takes 0.64 us on one thread and 1.43 us on two; 512x1024 takes 61 us and 32 us).
+     */
+    static final long SINGLE_THREAD_BELOW = 1 << 16;
+    /** Per Java thread, the OpenMP thread count panorm last set on it (0: not yet). */
+    private static final ThreadLocal<int[]> OPENMP_THREADS = ThreadLocal.withInitial(() -> new int[1]);
 
     private final LayerNormConfig config;
     private final JavaLayerNorm java;
     private final java.lang.foreign.MemorySegment engine;
+    /** The threads a call may use, or 0 to choose per shape. */
+    private final int threads;
+    private final int maxThreads;
 
     private final Object lock = new Object();
     private final List<OneDnnPlan> plans = new ArrayList<>();  // guarded by lock
@@ -27,12 +38,23 @@ final class OneDnnLayerNorm implements LayerNormKernel {
     private long clock;                                        // guarded by lock
 
     /** A signature oneDNN cannot run, and why. */
-    private record Rejected(OneDnnPlan.Signature signature, String reason) {}
+    private record Rejected(CallSignature signature, String reason) {}
 
-    OneDnnLayerNorm(LayerNormConfig config) {
+    /** @param threads the OpenMP threads a call may use; 0 for one on small tensors and all on large ones */
+    OneDnnLayerNorm(LayerNormConfig config, int threads) {
         this.config = config;
         this.java = new JavaLayerNorm(config);
         this.engine = OneDnn.runtime().engine();
+        this.maxThreads = OpenMp.maxThreads();
+        this.threads = threads;
+    }
+
+    /** The OpenMP threads for a call on {@code elements} elements. */
+    private int threadsFor(long elements) {
+        if (threads > 0) {
+            return threads;
+        }
+        return elements < SINGLE_THREAD_BELOW ? 1 : maxThreads;
     }
 
     @Override
@@ -62,6 +84,11 @@ final class OneDnnLayerNorm implements LayerNormKernel {
             if (context == null) {
                 context = plan.newContext();
             }
+            int[] openMp = OPENMP_THREADS.get();
+            if (openMp[0] != plan.signature.threads) { // compositions' helper primitives read it when they run
+                OpenMp.setThreads(plan.signature.threads);
+                openMp[0] = plan.signature.threads;
+            }
             context.execute(src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
         } finally {
             release(plan, context);
@@ -75,11 +102,14 @@ final class OneDnnLayerNorm implements LayerNormKernel {
         OneDnnPlan plan = acquire(pass, rows, src, dst, scale, shift, null, null, null, null, null, null);
         if (plan != null) {
             release(plan, null);
-            return plan.implementation;
+            int used = plan.signature.threads;
+            return plan.implementation + (used > 1 ? ", " + used + " threads" : "");
         }
+        int used = threadsFor(src.elementCount());
+        long key = CallSignature.key(pass, used, src, dst, scale, shift, null, null, null, null);
         synchronized (lock) {
             for (Rejected entry : rejected) {
-                if (entry.signature().matches(pass, src, dst, scale, shift, null, null, null, null, null, null)) {
+                if (entry.signature().matches(key, pass, used, src, dst, scale, shift, null, null, null, null)) {
                     return "java:scalar (" + entry.reason() + ")";
                 }
             }
@@ -109,24 +139,30 @@ final class OneDnnLayerNorm implements LayerNormKernel {
      */
     private OneDnnPlan acquire(Pass pass, long rows, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
                                Tensor variance, Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        int used = threadsFor(src.elementCount());
+        long key = CallSignature.key(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
         synchronized (lock) {
-            for (OneDnnPlan plan : plans) {
-                if (plan.matches(pass, src, dst, scale, shift, mean, variance, diffDst, diffSrc,
-                        diffScale, diffShift)) {
+            for (int i = 0; i < plans.size(); i++) { // indexed: no iterator on the hot path
+                OneDnnPlan plan = plans.get(i);
+                if (plan.signature.matches(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift)) {
                     plan.lastUsed = ++clock;
                     plan.users++;
                     return plan;
                 }
             }
-            for (Rejected entry : rejected) {
-                if (entry.signature().matches(pass, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale,
-                        diffShift)) {
+            for (int i = 0; i < rejected.size(); i++) {
+                if (rejected.get(i).signature().matches(key, pass, used, src, dst, scale, shift, diffDst, diffSrc,
+                        diffScale, diffShift)) {
                     return null;
                 }
             }
             Tensor[] tensors = roles(src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
-            OneDnnPlan.Signature signature = OneDnnPlan.Signature.of(pass, tensors);
+            CallSignature signature = new CallSignature(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale,
+                    diffShift);
             OneDnnPlan plan;
+            // oneDNN reads the calling thread's OpenMP thread count when it creates a primitive.
+            int previous = OpenMp.maxThreads();
+            OpenMp.setThreads(used);
             try {
                 plan = new OneDnnPlan(config, engine, java, signature, rows, tensors);
             } catch (OneDnnPlan.Unsupported e) {
@@ -135,6 +171,9 @@ final class OneDnnLayerNorm implements LayerNormKernel {
                 }
                 rejected.add(new Rejected(signature, e.getMessage()));
                 return null;
+            } finally {
+                OpenMp.setThreads(previous);
+                OPENMP_THREADS.get()[0] = previous;
             }
             if (plans.size() >= MAX_PLANS) {
                 evictLeastRecentlyUsed();

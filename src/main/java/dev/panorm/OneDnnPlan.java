@@ -74,46 +74,13 @@ final class OneDnnPlan {
     private final MemorySegment engine;
     private final JavaLayerNorm statistics;
     private final Strategy strategy;
-    private final Signature signature;
+    final CallSignature signature;
     private final Arena arena = Arena.ofShared();
     private final List<Step> steps = new ArrayList<>();
     private final ArrayDeque<Context> idle = new ArrayDeque<>(); // guarded by the owner's lock
     int users;       // guarded by the owner's lock
     boolean evicted; // guarded by the owner's lock
     long lastUsed;   // guarded by the owner's lock
-
-    /** The data types, shapes and strides that make two calls run the same primitives. */
-    record Signature(Pass pass, DataType[] types, long[][] shapes, long[][] strides) {
-        static Signature of(Pass pass, Tensor[] tensors) {
-            DataType[] types = new DataType[CALLER_ROLES];
-            long[][] shapes = new long[CALLER_ROLES][];
-            long[][] strides = new long[CALLER_ROLES][];
-            for (int role = 0; role < CALLER_ROLES; role++) {
-                if (tensors[role] != null) {
-                    types[role] = tensors[role].dataType();
-                    shapes[role] = tensors[role].shape();
-                    strides[role] = tensors[role].strides();
-                }
-            }
-            return new Signature(pass, types, shapes, strides);
-        }
-
-        boolean matches(Pass otherPass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                        Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-            // Row counts are part of the shapes; the statistics' layout follows from the pass and src.
-            return pass == otherPass && same(SRC, src) && same(DST, dst) && same(SCALE, scale) && same(SHIFT, shift)
-                    && same(DIFF_DST, diffDst) && same(DIFF_SRC, diffSrc) && same(DIFF_SCALE, diffScale)
-                    && same(DIFF_SHIFT, diffShift);
-        }
-
-        private boolean same(int role, Tensor tensor) {
-            if (tensor == null) {
-                return types[role] == null;
-            }
-            return types[role] == tensor.dataType() && Arrays.equals(shapes[role], tensor.shapeArray())
-                    && Arrays.equals(strides[role], tensor.stridesArray());
-        }
-    }
 
     /** One primitive and, per argument, the role bound to it. */
     private record Step(MemorySegment primitive, int[] roles, int[] arguments, MemorySegment[] descriptors,
@@ -124,12 +91,12 @@ final class OneDnnPlan {
      *
      * @throws Unsupported if oneDNN cannot run this signature
      */
-    OneDnnPlan(LayerNormConfig config, MemorySegment engine, JavaLayerNorm statistics, Signature signature, long rows,
+    OneDnnPlan(LayerNormConfig config, MemorySegment engine, JavaLayerNorm statistics, CallSignature signature, long rows,
                Tensor[] tensors) throws Unsupported {
         this.config = config;
         this.engine = engine;
         this.statistics = statistics;
-        this.pass = signature.pass();
+        this.pass = signature.pass;
         this.rows = rows;
         this.signature = signature;
         if (config.rms()) {
@@ -146,11 +113,6 @@ final class OneDnnPlan {
             arena.close();
             throw e;
         }
-    }
-
-    boolean matches(Pass otherPass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                    Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-        return signature.matches(otherPass, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
     }
 
     /** An idle context or null; the caller holds the owner's lock. */
@@ -175,14 +137,15 @@ final class OneDnnPlan {
     String describe() {
         StringBuilder text = new StringBuilder((config.rms() ? "RMS normalization " : "layer normalization ")
                 + pass.name().toLowerCase(Locale.ROOT).replace('_', ' '));
-        String[] names = {"src", "dst", "scale", "shift", "mean", "variance", "diff_dst", "diff_src", "diff_scale", "diff_shift"};
-        for (int role = 0; role < CALLER_ROLES; role++) {
-            if (signature.types()[role] != null) {
-                text.append(", ").append(names[role]).append(' ').append(signature.types()[role])
-                        .append(Arrays.toString(signature.shapes()[role]));
+        String[] names = {"src", "dst", "scale", "shift", "diff_dst", "diff_src", "diff_scale", "diff_shift"};
+        for (int role = 0; role < names.length; role++) {
+            String tensor = signature.describe(role);
+            if (tensor != null) {
+                text.append(", ").append(names[role]).append(' ').append(tensor);
             }
         }
-        return text.append(", eps ").append((float) config.eps()).toString();
+        return text.append(", eps ").append((float) config.eps()).append(", ").append(signature.threads)
+                .append(signature.threads == 1 ? " thread" : " threads").toString();
     }
 
     /** Reads the handle a {@code dnnl_*_create} call wrote and ties its destruction to {@code owner}. */

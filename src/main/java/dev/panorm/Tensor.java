@@ -30,6 +30,7 @@ public final class Tensor {
     private final long elementCount;
     private final long byteExtent;
     private final boolean nonOverlapping;
+    private final long layoutHash;
 
     private Tensor(MemorySegment segment, DataType dataType, long[] shape, long[] strides) {
         this.segment = Objects.requireNonNull(segment, "segment");
@@ -39,6 +40,11 @@ public final class Tensor {
         this.elementCount = elementCount(shape);
         this.byteExtent = byteExtent(dataType, shape, strides);
         this.nonOverlapping = nonOverlapping(shape, strides);
+        long hash = dataType.ordinal() + 1;
+        for (int i = 0; i < shape.length; i++) {
+            hash = (hash * 0x9E3779B97F4A7C15L + shape[i]) * 0xBF58476D1CE4E5B9L + strides[i];
+        }
+        this.layoutHash = hash ^ (hash >>> 31);
         if (byteExtent > segment.byteSize()) {
             throw new IllegalArgumentException(describe() + " needs " + byteExtent + " bytes but its segment has only "
                     + segment.byteSize());
@@ -208,6 +214,11 @@ public final class Tensor {
     /** The strides themselves, not a copy: for panorm's own checks, never to be modified. */
     long[] stridesArray() {
         return strides;
+    }
+
+    /** A hash of data type, shape and strides: equal layouts hash alike, so a lookup can compare one long first. */
+    long layoutHash() {
+        return layoutHash;
     }
 
     /** Whether {@code other} has the same data type, shape and strides. */

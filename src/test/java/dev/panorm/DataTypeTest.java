@@ -58,7 +58,9 @@ class DataTypeTest {
             Accuracy.assertForward(backend, x, ROWS, C, gamma, beta, EPS, false, dstType, Tensors.read(trained));
             Accuracy.assertStatistics(backend, x, ROWS, C, mean.toFloatArray(), variance.toFloatArray());
             if (srcType == DataType.F32 && dstType == DataType.F32 && parameterType == DataType.F32) {
-                assertEquals(backend, norm.lastBackend(), "float32 never falls back");
+                Backend ran = norm.lastBackend();
+                assertTrue(backend == Backend.AUTO ? ran == Backend.ONEDNN || ran == Backend.JAVA : ran == backend,
+                        "float32 never falls back, but " + backend + " ran on " + ran);
             }
         }
     }
@@ -111,7 +113,7 @@ class DataTypeTest {
             Tensor scale = Tensors.make(arena, DataType.BF16, gamma, C);
             Tensor shift = Tensors.make(arena, DataType.F32, beta, C);
             norm.forward(src, dst, scale, shift);
-            assertEquals(Backend.JAVA, norm.lastBackend());
+            assertEquals(Backend.JAVA_SCALAR, norm.lastBackend());
             assertTrue(norm.implementation(src, dst, scale, shift).startsWith(
                     "java:scalar (oneDNN takes one data type for scale and shift, got BF16 and F32)"),
                     norm.implementation(src, dst, scale, shift));

@@ -1,6 +1,6 @@
 package dev.panorm;
 
-/** The contract, on the pure-Java backend. */
+/** The contract, on the Java backend (the Vector API kernels: the tests run with jdk.incubator.vector). */
 class JavaLayerNormTest extends LayerNormContract {
     @Override
     Backend backend() {

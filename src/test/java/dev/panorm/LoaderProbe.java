@@ -12,6 +12,7 @@ public final class LoaderProbe {
 
     public static void main(String[] args) {
         System.out.println("java=" + normalizeOnce(Backend.JAVA));
+        System.out.println("java again=" + normalizeOnce(Backend.JAVA));
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         if (failure.isPresent()) {
             System.out.println("onednn=unavailable");

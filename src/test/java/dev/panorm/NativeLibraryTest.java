@@ -70,6 +70,15 @@ class NativeLibraryTest {
     }
 
     @Test
+    void withoutTheIncubatorModuleTheJavaBackendRunsScalarKernelsWithOneWarning() throws Exception {
+        // start() runs the probe without --add-modules jdk.incubator.vector.
+        Result result = probeWithCache(temp.resolve("cache"));
+        assertTrue(result.has("java=ok") && result.has("java again=ok"), result.output());
+        long warnings = result.output().lines().filter(l -> l.contains("jdk.incubator.vector is not available")).count();
+        assertEquals(1, warnings, result.output());
+    }
+
+    @Test
     void aFileThatIsNotALibraryIsAClearError() throws Exception {
         Path fake = Files.writeString(temp.resolve("libdnnl.so.3"), "not a library");
         Result result = probe(List.of(), Map.of(NativeLibrary.LIBRARY_ENV, fake.toString()));

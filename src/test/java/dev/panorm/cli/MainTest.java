@@ -81,7 +81,7 @@ class MainTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"onednn", "java"})
+    @ValueSource(strings = {"auto", "onednn", "java", "java-scalar"})
     void normalizeMatchesTheDefinition(String backend) throws IOException {
         int c = 100;
         float[] x = random(2 * 5 * c, 1, 3);
@@ -139,7 +139,7 @@ class MainTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"onednn", "java"})
+    @ValueSource(strings = {"auto", "onednn", "java", "java-scalar"})
     void normalizeWritesStatisticsOnRequest(String backend) throws IOException {
         int c = 50;
         float[] x = random(4 * 3 * c, 5, 2);
@@ -169,7 +169,7 @@ class MainTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"onednn", "java"})
+    @ValueSource(strings = {"auto", "onednn", "java", "java-scalar"})
     void backwardMatchesTheDefinition(String backend) throws IOException {
         int c = 64;
         float[] x = random(6 * c, 7, 1);
@@ -387,7 +387,8 @@ class MainTest {
         assertEquals(0, run.exit(), run.err());
         assertTrue(run.out().contains("onednn"), run.out());
         assertTrue(run.out().contains("java"), run.out());
-        assertTrue(run.out().contains("agreement: max |onednn - java| = "), run.out());
+        assertTrue(run.out().contains("java-scalar"), run.out());
+        assertTrue(run.out().contains("agreement: every backend within"), run.out());
     }
 
     /** Runs a failing command; asserts the exit status, the message, and that no output file or temporary appeared. */
@@ -415,7 +416,7 @@ class MainTest {
         assertFails(2, "unknown command 'normalise'", "normalise", in, out);
         assertFails(2, "normalize needs IN.npy and OUT.npy, got 1 path", "normalize", in);
         assertFails(2, "unknown option '--gama'", "normalize", in, out, "--gama", in);
-        assertFails(2, "--backend must be onednn or java, got 'cuda'", "normalize", in, out, "--backend", "cuda");
+        assertFails(2, "--backend must be auto, onednn, java or java-scalar, got 'cuda'", "normalize", in, out, "--backend", "cuda");
         assertFails(2, "--eps must be a number, got 'tiny'", "normalize", in, out, "--eps", "tiny");
         assertFails(2, "--eps needs a value", "normalize", in, out, "--eps");
         assertFails(2, "output " + in + " is the same file as input " + in, "normalize", in, in);
@@ -465,7 +466,7 @@ class MainTest {
     void helpPrintsUsage() {
         Run run = run("help");
         assertEquals(0, run.exit());
-        assertTrue(run.out().contains("normalize IN.npy OUT.npy [--gamma G.npy] [--beta B.npy] [--eps E] [--backend onednn|java]"));
+        assertTrue(run.out().contains("normalize IN.npy OUT.npy [--gamma G.npy] [--beta B.npy] [--eps E] [--backend auto|onednn|java|java-scalar]"));
         assertTrue(run.out().contains("backward X.npy DY.npy OUT_DX.npy [--gamma G.npy] [--out-dgamma DG.npy] [--out-dbeta DB.npy]"));
     }
 }

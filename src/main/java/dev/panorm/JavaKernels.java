@@ -1,0 +1,53 @@
+package dev.panorm;
+
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+
+/**
+ * Creates the Java backend's kernels: the Vector API ones when {@code jdk.incubator.vector} is in
+ * the boot layer, else the scalar ones, with one warning per process. The vector class is reached
+ * only reflectively, so a JVM without the incubator module never loads it.
+ */
+final class JavaKernels {
+    private static final System.Logger LOG = System.getLogger("dev.panorm");
+    private static final MethodHandle VECTOR = vectorConstructor();
+    private static volatile boolean warned;
+
+    private JavaKernels() {}
+
+    private static MethodHandle vectorConstructor() {
+        if (Boolean.getBoolean("panorm.vector.disable") || ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+            return null;
+        }
+        try {
+            return MethodHandles.lookup().findConstructor(Class.forName("dev.panorm.VectorLayerNorm"),
+                    MethodType.methodType(void.class, LayerNormConfig.class, int.class));
+        } catch (ReflectiveOperationException | LinkageError e) {
+            LOG.log(System.Logger.Level.WARNING, "panorm: the Vector API kernels could not be loaded: " + e);
+            return null;
+        }
+    }
+
+    /** Whether the Vector API kernels are in use. */
+    static boolean vectorized() {
+        return VECTOR != null;
+    }
+
+    /** The fastest Java kernels available, for {@link Backend#JAVA}. */
+    static LayerNormKernel create(LayerNormConfig config, int threads) {
+        if (VECTOR == null) {
+            if (!warned) {
+                warned = true;
+                LOG.log(System.Logger.Level.WARNING, "panorm: jdk.incubator.vector is not available, so the Java backend "
+                        + "uses its scalar kernels; run the JVM with --add-modules jdk.incubator.vector for the vector ones");
+            }
+            return new JavaLayerNorm(config);
+        }
+        try {
+            return (LayerNormKernel) VECTOR.invoke(config, threads);
+        } catch (Throwable e) {
+            throw new IllegalStateException("could not create the Vector API kernels", e);
+        }
+    }
+}

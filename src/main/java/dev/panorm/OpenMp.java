@@ -1,0 +1,56 @@
+package dev.panorm;
+
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.util.Optional;
+
+/**
+ * The two OpenMP calls panorm makes, to libgomp, which the bundled oneDNN uses as its CPU runtime.
+ * They are not part of oneDNN's C API, so they are bound here by hand rather than by jextract.
+ * OpenMP's thread count is per calling thread; oneDNN reads it when it creates a primitive.
+ * With a oneDNN built on another runtime, both calls do nothing and one thread is reported.
+ */
+final class OpenMp {
+    private static final MethodHandle GET_MAX_THREADS;
+    private static final MethodHandle SET_NUM_THREADS;
+
+    static {
+        OneDnn.runtime();
+        SymbolLookup lookup = SymbolLookup.loaderLookup();
+        Linker linker = Linker.nativeLinker();
+        Optional<MemorySegment> get = lookup.find("omp_get_max_threads");
+        Optional<MemorySegment> set = lookup.find("omp_set_num_threads");
+        GET_MAX_THREADS = get.map(s -> linker.downcallHandle(s, FunctionDescriptor.of(ValueLayout.JAVA_INT))).orElse(null);
+        SET_NUM_THREADS = set.map(s -> linker.downcallHandle(s, FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT))).orElse(null);
+    }
+
+    private OpenMp() {}
+
+    /** OpenMP's thread count for the calling thread (OMP_NUM_THREADS, or the number of cores). */
+    static int maxThreads() {
+        if (GET_MAX_THREADS == null) {
+            return 1;
+        }
+        try {
+            return (int) GET_MAX_THREADS.invokeExact();
+        } catch (Throwable e) {
+            throw new IllegalStateException("omp_get_max_threads failed", e);
+        }
+    }
+
+    /** Sets the calling thread's OpenMP thread count. */
+    static void setThreads(int threads) {
+        if (SET_NUM_THREADS == null) {
+            return;
+        }
+        try {
+            SET_NUM_THREADS.invokeExact(threads);
+        } catch (Throwable e) {
+            throw new IllegalStateException("omp_set_num_threads failed", e);
+        }
+    }
+}

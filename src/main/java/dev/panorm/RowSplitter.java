@@ -1,0 +1,76 @@
+package dev.panorm;
+
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinTask;
+
+/**
+ * Splits the rows of a large call across threads: the caller computes the first part, a shared
+ * pool of daemon threads the others. Small calls run on the caller alone and allocate nothing.
+ */
+final class RowSplitter {
+    /**
+     * Elements per part below which another thread costs more than it saves: handing work to a pool
+     * thread and joining it takes a few microseconds, as long as normalizing about this many elements.
+     */
+    static final long MIN_ELEMENTS_PER_PART = 1 << 16;
+
+    private static volatile ForkJoinPool pool;
+
+    /** Work on rows {@code [from, to)}, as part {@code part} of the call. */
+    interface RowRange {
+        void run(long from, long to, int part);
+    }
+
+    private final int threads;
+
+    /** @param threads the most threads one call may use; 0 for every core */
+    RowSplitter(int threads) {
+        this.threads = threads;
+    }
+
+    /** How many parts a call on {@code rows} rows of {@code elements} elements in all is split into. */
+    int parts(long rows, long elements) {
+        int limit = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
+        long bySize = Math.max(1, elements / MIN_ELEMENTS_PER_PART);
+        return (int) Math.max(1, Math.min(Math.min(limit, rows), bySize));
+    }
+
+    /** Runs {@code work} over all rows, in {@link #parts} parts, and returns when every part is done. */
+    void run(long rows, long elements, RowRange work) {
+        int parts = parts(rows, elements);
+        if (parts == 1) {
+            work.run(0, rows, 0);
+            return;
+        }
+        ForkJoinTask<?>[] others = new ForkJoinTask<?>[parts - 1];
+        for (int part = 1; part < parts; part++) {
+            long from = rows * part / parts;
+            long to = rows * (part + 1) / parts;
+            int index = part;
+            others[part - 1] = pool().submit(() -> work.run(from, to, index));
+        }
+        work.run(0, rows / parts, 0);
+        for (ForkJoinTask<?> task : others) {
+            task.join();
+        }
+    }
+
+    private static ForkJoinPool pool() {
+        ForkJoinPool current = pool;
+        if (current == null) {
+            synchronized (RowSplitter.class) {
+                current = pool;
+                if (current == null) {
+                    int size = Math.max(1, Runtime.getRuntime().availableProcessors() - 1);
+                    current = pool = new ForkJoinPool(size, p -> {
+                        var thread = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
+                        thread.setName("panorm-rows-" + thread.getPoolIndex());
+                        thread.setDaemon(true);
+                        return thread;
+                    }, null, false);
+                }
+            }
+        }
+        return current;
+    }
+}

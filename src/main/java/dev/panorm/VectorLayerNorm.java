@@ -1,0 +1,498 @@
+package dev.panorm;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+
+/**
+ * The Java backend's fast kernels, on the Vector API: float32 rows with unit stride (anything else
+ * goes to the scalar {@link JavaLayerNorm}). Loaded reflectively and only when
+ * {@code jdk.incubator.vector} is in the boot layer, so the incubator module stays optional.
+ *
+ * <p>Statistics are accumulated in float, in four vector accumulators, on data shifted by the
+ * row's first element: {@code x - x[0]} is exact when the row's values are close (the hard case,
+ * a large mean with a small spread), so the mean and the centred second pass keep their digits
+ * where a plain float sum would not. Rows are split across threads for large tensors.
+ */
+final class VectorLayerNorm implements LayerNormKernel {
+    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final int LANES = SPECIES.length();
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    // For sumLanes: each its own constant, which C2 needs to turn a rearrange into one instruction.
+    private static final VectorShuffle<Float> FOLD_8 = fold(8);
+    private static final VectorShuffle<Float> FOLD_4 = fold(4);
+    private static final VectorShuffle<Float> FOLD_2 = fold(2);
+    private static final VectorShuffle<Float> FOLD_1 = fold(1);
+    /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
+    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> { });
+
+    private final LayerNormConfig config;
+    private final JavaLayerNorm scalar;
+    private final int c;
+    private final float eps;
+    private final RowSplitter splitter;
+    /** Stand-ins for an absent scale or shift, so the loops need no branch (see {@link #sum}). */
+    private final MemorySegment ones;
+    private final MemorySegment zeros;
+    /** Per concurrent backward call: float accumulators for dgamma and dbeta, and a row's two sums. */
+    private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
+
+    VectorLayerNorm(LayerNormConfig config, int threads) {
+        this.config = config;
+        this.scalar = new JavaLayerNorm(config);
+        this.c = Math.toIntExact(config.normalizedSize());
+        this.eps = (float) config.eps();
+        this.splitter = new RowSplitter(threads);
+        // Native, like the caller's memory: one kind of segment at the loads keeps C2's vector intrinsics applicable.
+        Arena auto = Arena.ofAuto();
+        this.ones = auto.allocate((long) c * Float.BYTES, 64).fill((byte) 0);
+        for (int i = 0; i < c; i++) {
+            ones.setAtIndex(JAVA_FLOAT, i, 1f);
+        }
+        this.zeros = auto.allocate((long) c * Float.BYTES, 64);
+    }
+
+    /**
+     * The sum of the lanes, always added in the same order: lane i + 8 onto lane i, then i + 4, i + 2,
+     * i + 1, by rearranging with constant shuffles (fast, and identical in the interpreter and the JIT).
+     * {@code reduceLanes(ADD)} is as fast but leaves the order unspecified, so its result can change by
+     * an ulp once a method is compiled.
+     */
+    private static float sumLanes(FloatVector v) {
+        if (LANES > 16) {
+            return v.reduceLanes(VectorOperators.ADD); // wider than AVX-512: correct, not order-stable
+        }
+        if (LANES == 16) {
+            v = v.add(v.rearrange(FOLD_8));
+        }
+        if (LANES >= 8) {
+            v = v.add(v.rearrange(FOLD_4));
+        }
+        if (LANES >= 4) {
+            v = v.add(v.rearrange(FOLD_2));
+        }
+        if (LANES >= 2) {
+            v = v.add(v.rearrange(FOLD_1));
+        }
+        return v.lane(0);
+    }
+
+    private static VectorShuffle<Float> fold(int width) {
+        return VectorShuffle.fromOp(SPECIES, lane -> (lane + width) % LANES);
+    }
+
+    /**
+     * The sum of the lanes via memory: spilled to {@code spill[at, at + LANES)} and added pairwise in a
+     * fixed order. The backward loops use this: in those larger methods C2 runs out of inlining budget
+     * for {@link #sumLanes}' shape changes and would box the vector instead.
+     */
+    private static float sumLanes(FloatVector v, float[] spill, int at) {
+        v.intoArray(spill, at);
+        for (int width = LANES / 2; width > 0; width /= 2) {
+            for (int lane = 0; lane < width; lane++) {
+                spill[at + lane] += spill[at + lane + width];
+            }
+        }
+        return spill[at];
+    }
+
+    /**
+     * A view of {@code tensor} that other threads may read and write while its owner waits in this call.
+     * A confined segment's arena can only be closed by its owner, which is blocked until every part is
+     * done, so the view cannot outlive the memory; other segments are shared already and used as they are.
+     */
+    private static Tensor forOtherThreads(Tensor tensor) {
+        if (tensor == null || tensor.segment().isAccessibleBy(OTHER_THREAD)) {
+            return tensor;
+        }
+        MemorySegment segment = tensor.segment();
+        return Tensor.of(MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize()), tensor.dataType(),
+                tensor.shape(), tensor.strides());
+    }
+
+    /** The species in use, e.g. {@code Species[float, 16, S_512_BIT]}. */
+    static String species() {
+        return SPECIES.toString();
+    }
+
+    private static boolean isDenseF32(Tensor tensor, int axes) {
+        return tensor == null || tensor.dataType() == DataType.F32 && Rows.columnStride(tensor, axes) == 1;
+    }
+
+    @Override
+    public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
+                           long rows) {
+        int axes = config.normalizedAxes();
+        if (!isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes) || !isDenseF32(shift, axes)) {
+            return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
+        }
+        if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
+            for (long row = 0; row < rows; row++) {
+                forwardRow(pass, src, dst, scale, shift, mean, variance, row);
+            }
+            return Backend.JAVA;
+        }
+        Tensor x = forOtherThreads(src);
+        Tensor y = forOtherThreads(dst);
+        Tensor gamma = forOtherThreads(scale);
+        Tensor beta = forOtherThreads(shift);
+        Tensor means = forOtherThreads(mean);
+        Tensor variances = forOtherThreads(variance);
+        splitter.run(rows, rows * c, (from, to, part) -> {
+            for (long row = from; row < to; row++) {
+                forwardRow(pass, x, y, gamma, beta, means, variances, row);
+            }
+        });
+        return Backend.JAVA;
+    }
+
+    private void forwardRow(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
+                            long row) {
+        int axes = config.normalizedAxes();
+        MemorySegment x = src.segment();
+        MemorySegment y = dst.segment();
+        long xBase = Rows.rowOffset(src, axes, row) * Float.BYTES;
+        long yBase = Rows.rowOffset(dst, axes, row) * Float.BYTES;
+        float origin;   // subtracted from every element before anything else
+        float offset;   // the row's mean relative to origin
+        float var;
+        if (pass.globalStatistics) {
+            origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+            offset = 0;
+            var = variance.segment().getAtIndex(JAVA_FLOAT, row);
+        } else if (config.rms()) {
+            origin = 0;
+            offset = 0;
+            var = sumOfSquares(x, xBase, 0, 0) / c;
+        } else {
+            origin = x.get(JAVA_FLOAT, xBase);
+            offset = sum(x, xBase, origin) / c;
+            var = sumOfSquares(x, xBase, origin, offset) / c;
+        }
+        if (pass.writesStatistics) {
+            if (mean != null) {
+                mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
+            }
+            variance.segment().setAtIndex(JAVA_FLOAT, row, var);
+        }
+        float rstd = (float) (1 / Math.sqrt((double) var + eps));
+        normalize(x, xBase, y, yBase, scale == null ? ones : scale.segment(), shift == null ? zeros : shift.segment(),
+                origin, offset, rstd);
+    }
+
+    /*
+     * The loops below follow rules that keep every vector in registers (a vector that C2 cannot keep
+     * there is boxed on the heap: thousands of bytes per call). No vector crosses an if-join or a call
+     * of panorm's own: loads and stores call the Vector API directly (its methods are always inlined;
+     * a helper of ours may not be, once it is compiled on its own), each tail's contribution is reduced
+     * to a scalar inside its block, and an absent scale or shift is replaced by ones or zeros instead
+     * of a branch.
+     */
+
+    /** Sum of {@code x - origin} over the row. */
+    private float sum(MemorySegment x, long base, float origin) {
+        FloatVector a0 = FloatVector.zero(SPECIES);
+        FloatVector a1 = a0;
+        FloatVector a2 = a0;
+        FloatVector a3 = a0;
+        int i = 0;
+        for (; i <= c - 4 * LANES; i += 4 * LANES) { // four accumulators hide the add latency
+            a0 = a0.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin));
+            a1 = a1.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER).sub(origin));
+            a2 = a2.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + 2 * LANES) * Float.BYTES, ORDER).sub(origin));
+            a3 = a3.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + 3 * LANES) * Float.BYTES, ORDER).sub(origin));
+        }
+        for (; i <= c - LANES; i += LANES) {
+            a0 = a0.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin));
+        }
+        float tail = 0;
+        if (i < c) { // masked, so lanes past the row add nothing
+            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
+            tail = sumLanes(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER, mask).sub(origin).blend(0, mask.not()));
+        }
+        return sumLanes(a0.add(a1).add(a2.add(a3))) + tail;
+    }
+
+    /** Sum of {@code (x - origin - offset)^2} over the row. */
+    private float sumOfSquares(MemorySegment x, long base, float origin, float offset) {
+        FloatVector a0 = FloatVector.zero(SPECIES);
+        FloatVector a1 = a0;
+        FloatVector a2 = a0;
+        FloatVector a3 = a0;
+        int i = 0;
+        for (; i <= c - 4 * LANES; i += 4 * LANES) {
+            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin).sub(offset);
+            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER).sub(origin).sub(offset);
+            FloatVector d2 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + 2 * LANES) * Float.BYTES, ORDER).sub(origin).sub(offset);
+            FloatVector d3 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + 3 * LANES) * Float.BYTES, ORDER).sub(origin).sub(offset);
+            a0 = d0.fma(d0, a0);
+            a1 = d1.fma(d1, a1);
+            a2 = d2.fma(d2, a2);
+            a3 = d3.fma(d3, a3);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin).sub(offset);
+            a0 = d.fma(d, a0);
+        }
+        float tail = 0;
+        if (i < c) {
+            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER, mask).sub(origin).sub(offset).blend(0, mask.not());
+            tail = sumLanes(d.mul(d));
+        }
+        return sumLanes(a0.add(a1).add(a2.add(a3))) + tail;
+    }
+
+    /**
+     * {@code y = (x - origin - offset) * rstd * gamma + beta}, as {@code ((x - origin) * rstd - offset * rstd)
+     * * gamma + beta}: one subtraction and two fused multiply-adds per element. {@code x - origin} is exact
+     * for close values, and {@code offset * rstd} is small, so nothing large cancels.
+     */
+    private void normalize(MemorySegment x, long xBase, MemorySegment y, long yBase, MemorySegment gamma,
+                           MemorySegment beta, float origin, float offset, float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) { // two at a time: independent chains overlap
+            long at = (long) i * Float.BYTES;
+            long next = at + (long) LANES * Float.BYTES;
+            FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shift);
+            FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER).sub(origin).fma(rstd, shift);
+            v0.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .intoMemorySegment(y, yBase + at, ORDER);
+            v1.fma(FloatVector.fromMemorySegment(SPECIES, gamma, next, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, next, ORDER))
+                    .intoMemorySegment(y, yBase + next, ORDER);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shift);
+            v.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .intoMemorySegment(y, yBase + at, ORDER);
+        }
+        if (i < c) {
+            long at = (long) i * Float.BYTES;
+            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER, mask).sub(origin).fma(rstd, shift);
+            v.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER, mask),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER, mask))
+                    .intoMemorySegment(y, yBase + at, ORDER, mask);
+        }
+    }
+
+    @Override
+    public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                            Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
+        int axes = config.normalizedAxes();
+        if (!isDenseF32(src, axes) || !isDenseF32(diffDst, axes) || !isDenseF32(diffSrc, axes) || !isDenseF32(scale, axes)
+                || !isDenseF32(diffScale, axes) || !isDenseF32(diffShift, axes)) {
+            return scalar.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+        }
+        boolean gradients = diffScale != null || diffShift != null;
+        int parts = splitter.parts(rows, rows * c);
+        if (parts == 1) { // no lambda, no allocation on the common path
+            float[] work = takeScratch();
+            try {
+                for (long row = 0; row < rows; row++) {
+                    backwardRow(pass, diffDst, src, mean, variance, scale, diffSrc, work, gradients, row);
+                }
+                storeGradients(work, diffScale, diffShift);
+            } finally {
+                returnScratch(work);
+            }
+            return Backend.JAVA;
+        }
+        float[][] scratch = new float[parts][];
+        try {
+            for (int p = 0; p < parts; p++) {
+                scratch[p] = takeScratch();
+            }
+            Tensor dy = forOtherThreads(diffDst);
+            Tensor x = forOtherThreads(src);
+            Tensor means = forOtherThreads(mean);
+            Tensor variances = forOtherThreads(variance);
+            Tensor gamma = forOtherThreads(scale);
+            Tensor dx = forOtherThreads(diffSrc);
+            splitter.run(rows, rows * c, (from, to, part) -> {
+                for (long row = from; row < to; row++) {
+                    backwardRow(pass, dy, x, means, variances, gamma, dx, scratch[part], gradients, row);
+                }
+            });
+            for (int p = 1; gradients && p < parts; p++) {
+                for (int i = 0; i < 2 * c; i++) {
+                    scratch[0][i] += scratch[p][i];
+                }
+            }
+            storeGradients(scratch[0], diffScale, diffShift);
+        } finally {
+            for (float[] sums : scratch) {
+                returnScratch(sums);
+            }
+        }
+        return Backend.JAVA;
+    }
+
+    private void storeGradients(float[] sums, Tensor diffScale, Tensor diffShift) {
+        if (diffScale != null) {
+            MemorySegment.copy(sums, 0, diffScale.segment(), JAVA_FLOAT, 0, c);
+        }
+        if (diffShift != null) {
+            MemorySegment.copy(sums, c, diffShift.segment(), JAVA_FLOAT, 0, c);
+        }
+    }
+
+    /**
+     * One row. {@code work} holds {@code 2C + 2 + LANES} floats: the dgamma and dbeta sums (added to when
+     * {@code gradients}), this row's {@code sum(g)} and {@code sum(g * xhat)}, and room to add up lanes.
+     */
+    private void backwardRow(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                             Tensor diffSrc, float[] work, boolean gradients, long row) {
+        int axes = config.normalizedAxes();
+        long xBase = Rows.rowOffset(src, axes, row) * Float.BYTES;
+        long dyBase = Rows.rowOffset(diffDst, axes, row) * Float.BYTES;
+        long dxBase = Rows.rowOffset(diffSrc, axes, row) * Float.BYTES;
+        float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+        float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+        MemorySegment gamma = scale == null ? ones : scale.segment();
+        accumulate(src.segment(), xBase, diffDst.segment(), dyBase, gamma, mu, rstd, work, gradients);
+        float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
+        float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
+        inputGradient(src.segment(), xBase, diffDst.segment(), dyBase, diffSrc.segment(), dxBase, gamma, mu, rstd, meanG,
+                meanGXhat);
+    }
+
+    /**
+     * With {@code xhat = (x - mu) * rstd} and {@code g = dy * gamma}: the row's {@code sum(g)} and
+     * {@code sum(g * xhat)} into {@code work[2C]} and {@code work[2C + 1]}; with {@code gradients} also
+     * {@code dy * xhat} and {@code dy} added to {@code work[0, C)} and {@code work[C, 2C)}. Two loops
+     * rather than one with a branch inside: the branch kept C2 from keeping the sums in registers.
+     */
+    private void accumulate(MemorySegment x, long xBase, MemorySegment dy, long dyBase, MemorySegment gamma, float mu,
+                            float rstd, float[] work, boolean gradients) {
+        if (gradients) {
+            accumulateWithGradients(x, xBase, dy, dyBase, gamma, mu, rstd, work);
+            return;
+        }
+        FloatVector sumG = FloatVector.zero(SPECIES);
+        FloatVector sumGXhat = sumG;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER).sub(mu).mul(rstd);
+            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER)
+                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
+            sumG = sumG.add(g);
+            sumGXhat = g.fma(xhat, sumGXhat);
+        }
+        float tailG = 0;
+        float tailGXhat = 0;
+        if (i < c) {
+            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
+            // Masked loads give zeros past the row, so g and every product there are zero too.
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER, mask)
+                    .sub(mu).mul(rstd);
+            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER, mask)
+                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER, mask));
+            tailG = sumLanes(g, work, 2 * c + 2);
+            tailGXhat = sumLanes(g.mul(xhat), work, 2 * c + 2);
+        }
+        work[2 * c] = sumLanes(sumG, work, 2 * c + 2) + tailG;
+        work[2 * c + 1] = sumLanes(sumGXhat, work, 2 * c + 2) + tailGXhat;
+    }
+
+    private void accumulateWithGradients(MemorySegment x, long xBase, MemorySegment dy, long dyBase, MemorySegment gamma,
+                                         float mu, float rstd, float[] work) {
+        FloatVector sumG = FloatVector.zero(SPECIES);
+        FloatVector sumGXhat = sumG;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER);
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER).sub(mu).mul(rstd);
+            FloatVector g = d.mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
+            sumG = sumG.add(g);
+            sumGXhat = g.fma(xhat, sumGXhat);
+            d.fma(xhat, FloatVector.fromArray(SPECIES, work, i)).intoArray(work, i);
+            d.add(FloatVector.fromArray(SPECIES, work, c + i)).intoArray(work, c + i);
+        }
+        float tailG = 0;
+        float tailGXhat = 0;
+        if (i < c) {
+            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER, mask);
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER, mask)
+                    .sub(mu).mul(rstd);
+            FloatVector g = d.mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER, mask));
+            tailG = sumLanes(g, work, 2 * c + 2);
+            tailGXhat = sumLanes(g.mul(xhat), work, 2 * c + 2);
+            d.fma(xhat, FloatVector.fromArray(SPECIES, work, i, mask)).intoArray(work, i, mask);
+            d.add(FloatVector.fromArray(SPECIES, work, c + i, mask)).intoArray(work, c + i, mask);
+        }
+        work[2 * c] = sumLanes(sumG, work, 2 * c + 2) + tailG;
+        work[2 * c + 1] = sumLanes(sumGXhat, work, 2 * c + 2) + tailGXhat;
+    }
+
+    /** {@code dx = rstd * (g - meanG - xhat * meanGXhat)}. */
+    private void inputGradient(MemorySegment x, long xBase, MemorySegment dy, long dyBase, MemorySegment dx, long dxBase,
+                               MemorySegment gamma, float mu, float rstd, float meanG, float meanGXhat) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER).sub(mu).mul(rstd);
+            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER)
+                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
+            g.sub(meanG).sub(xhat.mul(meanGXhat)).mul(rstd).intoMemorySegment(dx, dxBase + (long) i * Float.BYTES, ORDER);
+        }
+        if (i < c) {
+            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER, mask)
+                    .sub(mu).mul(rstd);
+            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER, mask)
+                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER, mask));
+            g.sub(meanG).sub(xhat.mul(meanGXhat)).mul(rstd)
+                    .intoMemorySegment(dx, dxBase + (long) i * Float.BYTES, ORDER, mask);
+        }
+    }
+
+    /** Zeroed {@code 2C + 2 + LANES} floats (see {@link #backwardRow}), reused so that steady-state calls allocate nothing. */
+    private float[] takeScratch() {
+        float[] work;
+        synchronized (gradientScratch) {
+            work = gradientScratch.poll();
+        }
+        if (work == null) {
+            return new float[2 * c + 2 + LANES];
+        }
+        Arrays.fill(work, 0);
+        return work;
+    }
+
+    private void returnScratch(float[] work) {
+        if (work == null) {
+            return;
+        }
+        synchronized (gradientScratch) {
+            gradientScratch.push(work);
+        }
+    }
+
+    private static final java.lang.foreign.ValueLayout.OfFloat JAVA_FLOAT = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
+
+    @Override
+    public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
+        int axes = config.normalizedAxes();
+        if (!isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes) || !isDenseF32(shift, axes)) {
+            return scalar.implementation(src, dst, scale, shift, rows) + " (the vector kernel takes float32 rows with unit stride)";
+        }
+        int parts = splitter.parts(rows, rows * c);
+        return "java:vector " + LANES + "x32" + (parts > 1 ? ", " + parts + " threads" : "");
+    }
+
+    @Override
+    public void close() {
+        // Nothing native to release.
+    }
+}
