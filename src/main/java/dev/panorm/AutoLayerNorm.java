@@ -1,160 +1,87 @@
 package dev.panorm;
 
-import java.util.ArrayList;
-import java.util.List;
-
 /**
- * {@link Backend#AUTO}: per call signature, the fastest of oneDNN on one thread, oneDNN on all
- * threads, and the Java kernels. The first calls of a new signature take turns among the candidates
- * ({@value #SAMPLES} each) and time them; the candidate with the lowest time is then used for that
- * signature from then on. Every candidate computes the whole call, so calibration costs no extra
- * work, only the slower candidates' time in those first calls (whose results agree within the
- * documented tolerance, not bit for bit).
+ * {@link Backend#AUTO}: per call, the backend a cost model says is fastest, without timing anything,
+ * so the same call always takes the same path (and gives the same bits) in every run.
+ *
+ * <p>The model, from panorm's benchmarks ({@code docs/benchmarks.md}): oneDNN has a fixed cost per
+ * call of about 0.7 us, the Java Vector API kernel almost none, and per element the two are close.
+ * So the Java kernel takes calls of up to {@link #javaUpTo} elements that it vectorizes (float32
+ * rows with unit stride), and oneDNN everything larger, on one OpenMP thread below
+ * {@link OneDnnLayerNorm#SINGLE_THREAD_BELOW} elements and on all of them above. Layouts oneDNN
+ * cannot take, and everything when oneDNN is not available, run in Java.
+ *
+ * <p>Override the crossover with the system property {@code panorm.auto.javaUpTo} (elements per
+ * call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
  */
 final class AutoLayerNorm implements LayerNormKernel {
-    /** Timed calls per candidate; the minimum of a few is robust to a busy machine. */
-    static final int SAMPLES = 3;
-    /** Signatures remembered; beyond this the oldest is forgotten and would be timed again. */
-    private static final int MAX_SIGNATURES = 256;
+    /** Forward calls (inference, training, global statistics) of at most this many elements go to Java. */
+    static final long FORWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 32 * 768);
+    /** Backward calls of at most this many elements go to Java. */
+    static final long BACKWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 32 * 768);
 
-    private final LayerNormKernel[] candidates;
-    private final String[] names;
-    private final Object lock = new Object();
-    /** Newest first; replaced, never modified, so calls read it without locking. */
-    private volatile Choice[] choices = new Choice[0];
+    private final LayerNormConfig config;
+    private final LayerNormKernel java;
+    private final boolean vectorized;
+    /** Null when oneDNN cannot be loaded. */
+    private final OneDnnLayerNorm oneDnn;
 
-    /**
-     * What is known about one signature, found by its 64-bit key alone: two signatures sharing a key
-     * would share a choice, which costs speed, never correctness, since every candidate computes every
-     * signature.
-     */
-    private static final class Choice {
-        final Pass pass;
-        final long key;
-        final long[] best;
-        int turns;          // guarded by the kernel's lock
-        volatile int chosen = -1;
-
-        Choice(Pass pass, long key, int candidates) {
-            this.pass = pass;
-            this.key = key;
-            this.best = new long[candidates];
-            java.util.Arrays.fill(best, Long.MAX_VALUE);
-        }
+    AutoLayerNorm(LayerNormConfig config, int threads, CallCounter calls) {
+        this.config = config;
+        this.java = JavaKernels.create(config, threads);
+        this.vectorized = JavaKernels.vectorized();
+        this.oneDnn = OneDnn.isAvailable() ? new OneDnnLayerNorm(config, threads, calls, java) : null;
     }
 
-    AutoLayerNorm(LayerNormConfig config, int threads) {
-        List<LayerNormKernel> kernels = new ArrayList<>();
-        List<String> labels = new ArrayList<>();
-        if (OneDnn.isAvailable()) {
-            kernels.add(new OneDnnLayerNorm(config, 1));
-            labels.add("onednn, 1 thread");
-            int all = threads > 0 ? threads : OpenMp.maxThreads();
-            if (all > 1) {
-                kernels.add(new OneDnnLayerNorm(config, all));
-                labels.add("onednn, " + all + " threads");
-            }
+    /** The crossover for {@code pass}: calls of at most this many elements run in Java. */
+    static long javaUpTo(Pass pass) {
+        return pass.forward ? FORWARD_JAVA_UP_TO : BACKWARD_JAVA_UP_TO;
+    }
+
+    private boolean java(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
+        if (oneDnn == null) {
+            return true;
         }
-        kernels.add(JavaKernels.create(config, threads));
-        labels.add(JavaKernels.vectorized() ? "java:vector" : "java:scalar");
-        this.candidates = kernels.toArray(LayerNormKernel[]::new);
-        this.names = labels.toArray(String[]::new);
+        int axes = config.normalizedAxes();
+        return vectorized && src.elementCount() <= javaUpTo(pass) && JavaKernels.vectorizes(axes, src)
+                && JavaKernels.vectorizes(axes, a) && JavaKernels.vectorizes(axes, b) && JavaKernels.vectorizes(axes, c)
+                && JavaKernels.vectorizes(axes, d) && JavaKernels.vectorizes(axes, e);
     }
 
     @Override
     public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
                            long rows) {
-        Choice choice = choice(pass, src, dst, scale, shift, null, null, null, null);
-        int chosen = choice.chosen;
-        if (chosen >= 0) {
-            return candidates[chosen].forward(pass, src, dst, scale, shift, mean, variance, rows);
-        }
-        int turn = nextTurn(choice);
-        long start = System.nanoTime();
-        Backend ran = candidates[turn].forward(pass, src, dst, scale, shift, mean, variance, rows);
-        record(choice, turn, System.nanoTime() - start);
-        return ran;
+        LayerNormKernel kernel = java(pass, src, dst, scale, shift, null, null) ? java : oneDnn;
+        return kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
     }
 
     @Override
     public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
                             Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
-        Choice choice = choice(pass, src, null, scale, null, diffDst, diffSrc, diffScale, diffShift);
-        int chosen = choice.chosen;
-        if (chosen >= 0) {
-            return candidates[chosen].backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
-        }
-        int turn = nextTurn(choice);
-        long start = System.nanoTime();
-        Backend ran = candidates[turn].backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
-        record(choice, turn, System.nanoTime() - start);
-        return ran;
-    }
-
-    /** The choice for this signature, found or created. */
-    private Choice choice(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor diffDst, Tensor diffSrc,
-                          Tensor diffScale, Tensor diffShift) {
-        long key = CallSignature.key(pass, 0, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
-        for (Choice choice : choices) {
-            if (choice.key == key && choice.pass == pass) {
-                return choice;
-            }
-        }
-        synchronized (lock) {
-            Choice[] current = choices;
-            for (Choice choice : current) {
-                if (choice.key == key && choice.pass == pass) {
-                    return choice;
-                }
-            }
-            Choice choice = new Choice(pass, key, candidates.length);
-            if (candidates.length == 1) {
-                choice.chosen = 0;
-            }
-            Choice[] next = new Choice[Math.min(current.length + 1, MAX_SIGNATURES)];
-            next[0] = choice;
-            System.arraycopy(current, 0, next, 1, next.length - 1);
-            choices = next;
-            return choice;
-        }
-    }
-
-    private int nextTurn(Choice choice) {
-        synchronized (lock) {
-            return choice.turns++ % candidates.length;
-        }
-    }
-
-    private void record(Choice choice, int candidate, long nanos) {
-        synchronized (lock) {
-            choice.best[candidate] = Math.min(choice.best[candidate], nanos);
-            if (choice.chosen < 0 && choice.turns >= SAMPLES * candidates.length) {
-                int fastest = 0;
-                for (int i = 1; i < candidates.length; i++) {
-                    if (choice.best[i] < choice.best[fastest]) {
-                        fastest = i;
-                    }
-                }
-                choice.chosen = fastest;
-            }
-        }
+        LayerNormKernel kernel = java(pass, src, diffDst, diffSrc, scale, diffScale, diffShift) ? java : oneDnn;
+        return kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
     }
 
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
-        Choice choice = choice(Pass.FORWARD_INFERENCE, src, dst, scale, shift, null, null, null, null);
-        int chosen = choice.chosen;
-        if (chosen < 0) {
-            return "auto: timing " + String.join(" / ", names) + " (" + choice.turns + " of "
-                    + SAMPLES * candidates.length + " calls)";
+        Pass pass = Pass.FORWARD_INFERENCE;
+        return "auto: " + (java(pass, src, dst, scale, shift, null, null) ? java : oneDnn)
+                .implementation(src, dst, scale, shift, rows);
+    }
+
+    @Override
+    public void quiescent() {
+        if (oneDnn != null) {
+            oneDnn.quiescent();
         }
-        return "auto: " + names[chosen] + " -> " + candidates[chosen].implementation(src, dst, scale, shift, rows);
     }
 
     @Override
     public void close() {
-        for (LayerNormKernel candidate : candidates) {
-            candidate.close();
+        if (oneDnn != null) {
+            oneDnn.close(); // closes java too
+        } else {
+            java.close();
         }
     }
 }

@@ -35,8 +35,10 @@ final class CallSignature {
         for (int role = 0; role < ROLES; role++) {
             if (tensors[role] != null) {
                 types[role] = tensors[role].dataType();
-                shapes[role] = tensors[role].shape();
-                strides[role] = tensors[role].strides();
+                // A tensor's arrays never change, so keeping them (not copies) lets a later call with the
+                // same tensor match by identity, the first thing Arrays.equals checks.
+                shapes[role] = tensors[role].shapeArray();
+                strides[role] = tensors[role].stridesArray();
             }
         }
     }

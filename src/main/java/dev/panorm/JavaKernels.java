@@ -34,6 +34,14 @@ final class JavaKernels {
         return VECTOR != null;
     }
 
+    /**
+     * Whether the vector kernels take this tensor as it is (null counts: absent): float32 with unit
+     * stride along the normalized axes. Other tensors make them delegate to the scalar kernels.
+     */
+    static boolean vectorizes(int normalizedAxes, Tensor tensor) {
+        return tensor == null || tensor.dataType() == DataType.F32 && Rows.columnStride(tensor, normalizedAxes) == 1;
+    }
+
     /** The fastest Java kernels available, for {@link Backend#JAVA}. */
     static LayerNormKernel create(LayerNormConfig config, int threads) {
         if (VECTOR == null) {

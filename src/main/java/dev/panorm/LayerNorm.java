@@ -5,7 +5,6 @@ import java.lang.foreign.ValueLayout;
 import java.lang.ref.Cleaner;
 import java.lang.ref.Reference;
 import java.util.Objects;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -49,10 +48,10 @@ public final class LayerNorm implements AutoCloseable {
     /** Per thread, the backend of its most recent call (a one-element array, so updating it allocates nothing). */
     private final ThreadLocal<Backend[]> lastBackend = ThreadLocal.withInitial(() -> new Backend[1]);
 
-    private LayerNorm(LayerNormConfig config, Backend backend, LayerNormKernel kernel) {
+    private LayerNorm(LayerNormConfig config, Backend backend, LayerNormKernel kernel, CallCounter calls) {
         this.config = config;
         this.backend = backend;
-        this.state = new State(kernel);
+        this.state = new State(kernel, calls);
         this.cleanable = CLEANER.register(this, state);
     }
 
@@ -95,13 +94,14 @@ public final class LayerNorm implements AutoCloseable {
         if (threads < 0) {
             throw new IllegalArgumentException("threads must be 0 (automatic) or positive, got " + threads);
         }
+        CallCounter calls = new CallCounter();
         LayerNormKernel kernel = switch (Objects.requireNonNull(backend, "backend")) {
-            case AUTO -> new AutoLayerNorm(config, threads);
-            case ONEDNN -> new OneDnnLayerNorm(config, threads);
+            case AUTO -> new AutoLayerNorm(config, threads, calls);
+            case ONEDNN -> new OneDnnLayerNorm(config, threads, calls, JavaKernels.create(config, threads));
             case JAVA -> JavaKernels.create(config, threads);
             case JAVA_SCALAR -> new JavaLayerNorm(config);
         };
-        return new LayerNorm(config, backend, kernel);
+        return new LayerNorm(config, backend, kernel, calls);
     }
 
     /** What this operation computes. */
@@ -461,15 +461,16 @@ public final class LayerNorm implements AutoCloseable {
 
     /** A per-channel tensor (the normalized shape) that must be present exactly when the configuration has it. */
     private void checkParameter(String name, Tensor tensor, boolean configured, boolean written) {
-        String flag = name.equals("diffScale") ? "scale" : name.equals("diffShift") ? "shift" : name;
         if (!configured) {
             if (tensor != null) {
+                String flag = flag(name);
                 throw new IllegalArgumentException("this LayerNorm has no " + flag + " (config " + flag + "=false) but "
                         + name + " was passed");
             }
             return;
         }
         if (tensor == null) {
+            String flag = flag(name);
             throw new IllegalArgumentException("this LayerNorm applies a " + flag + " (config " + flag + "=true) but "
                     + name + " is null");
         }
@@ -478,6 +479,11 @@ public final class LayerNorm implements AutoCloseable {
             throw new IllegalArgumentException(name + " " + tensor.describe() + " must have shape "
                     + java.util.Arrays.toString(config.normalizedShape()) + " (the normalized shape), contiguous");
         }
+    }
+
+    /** The configuration flag behind a parameter or its gradient. */
+    private static String flag(String name) {
+        return name.equals("diffScale") ? "scale" : name.equals("diffShift") ? "shift" : name;
     }
 
     private void checkMemory(String name, Tensor tensor, boolean written) {
@@ -500,8 +506,7 @@ public final class LayerNorm implements AutoCloseable {
     /** dst may be exactly src (in place) or disjoint from it, nothing in between. */
     private static void checkNoPartialOverlap(String outName, Tensor out, String inName, Tensor in) {
         // Overlapping segments share their backing memory, so their addresses are comparable.
-        boolean identical = out.segment().address() == in.segment().address() && out.hasSameLayout(in);
-        if (overlaps(out, in) && !identical) {
+        if (overlaps(out, in) && !(out.segment().address() == in.segment().address() && out.hasSameLayout(in))) {
             throw new IllegalArgumentException(outName + " partially overlaps " + inName
                     + "; pass the same tensor for in-place operation, or disjoint memory");
         }
@@ -533,30 +538,33 @@ public final class LayerNorm implements AutoCloseable {
      */
     private static final class State implements Runnable {
         final LayerNormKernel kernel;
-        private final AtomicInteger inFlight = new AtomicInteger();
+        private final CallCounter calls;
         private volatile boolean closed;
 
-        State(LayerNormKernel kernel) {
+        State(LayerNormKernel kernel, CallCounter calls) {
             this.kernel = kernel;
+            this.calls = calls;
         }
 
         void enter() {
-            inFlight.incrementAndGet();
+            calls.enter();
             if (closed) {
-                inFlight.decrementAndGet();
+                exit();
                 throw new IllegalStateException("this LayerNorm is closed");
             }
         }
 
         void exit() {
-            inFlight.decrementAndGet();
+            if (calls.exit() == 0 && !closed) {
+                kernel.quiescent();
+            }
         }
 
         /** Closes: refuses new calls, waits for those in flight, then frees the kernel. Runs once. */
         @Override
         public void run() {
             closed = true;
-            while (inFlight.get() != 0) {
+            while (calls.inFlight() != 0) {
                 LockSupport.parkNanos(50_000);
             }
             kernel.close();

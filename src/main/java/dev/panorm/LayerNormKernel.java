@@ -24,6 +24,12 @@ interface LayerNormKernel {
     /** A name for the implementation that runs a forward inference on these tensors, e.g. oneDNN's {@code jit:uni}. */
     String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows);
 
+    /**
+     * Called when the owning {@code LayerNorm} has no call in flight (new calls may start meanwhile):
+     * the moment to free native memory that earlier calls might have been using.
+     */
+    default void quiescent() {}
+
     /** Releases native resources. Called once, when no call is in flight. */
     void close();
 }

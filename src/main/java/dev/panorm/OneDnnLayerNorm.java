@@ -9,13 +9,18 @@ import java.util.List;
  * by the Java backend instead, so callers never see the difference except in speed; ask
  * {@link #backend} which one runs.
  *
- * <p>Thread safety: a plan's execution contexts serve one call at a time, and concurrent calls take
- * their own (creating one if all are busy). Beyond {@link #MAX_PLANS} signatures, plans are
- * evicted least recently used first and freed when their last call returns.
+ * <p>Calls cost little more than oneDNN's own: each Java thread keeps the execution contexts (stream,
+ * memory objects, bound addresses) of the signatures it used last, for itself alone, so a repeated
+ * call takes no lock and binds nothing. Only a thread's first call on a signature takes the lock, to
+ * find or build the plan and a context. Beyond {@link #MAX_PLANS} signatures, plans are dropped least
+ * recently used first, and their native memory is freed once no call of the {@code LayerNorm} is in
+ * flight (threads that still hold their contexts notice the plan is retired and do not use it).
  */
 final class OneDnnLayerNorm implements LayerNormKernel {
     /** Plans kept; each holds a little JIT code and a few descriptors. */
     static final int MAX_PLANS = 64;
+    /** Contexts a thread keeps: enough for a model alternating a few shapes (prefill, decode, ...). */
+    private static final int HOT_CONTEXTS = 4;
     /**
      * With automatic threads, calls on fewer elements than this use one thread: OpenMP's team start-up
      * and barrier cost more than a second core saves on small tensors (the issue's measurements: 1x768
@@ -26,27 +31,45 @@ final class OneDnnLayerNorm implements LayerNormKernel {
     private static final ThreadLocal<int[]> OPENMP_THREADS = ThreadLocal.withInitial(() -> new int[1]);
 
     private final LayerNormConfig config;
-    private final JavaLayerNorm java;
+    private final JavaLayerNorm statistics;
+    /** Runs what oneDNN cannot. */
+    private final LayerNormKernel java;
     private final java.lang.foreign.MemorySegment engine;
+    private final CallCounter calls;
     /** The threads a call may use, or 0 to choose per shape. */
     private final int threads;
     private final int maxThreads;
+    private final ThreadLocal<Hot> hot = ThreadLocal.withInitial(Hot::new);
 
     private final Object lock = new Object();
-    private final List<OneDnnPlan> plans = new ArrayList<>();  // guarded by lock
-    private final List<Rejected> rejected = new ArrayList<>(); // guarded by lock
-    private long clock;                                        // guarded by lock
+    private final List<OneDnnPlan> plans = new ArrayList<>();   // guarded by lock
+    private final List<Rejected> rejected = new ArrayList<>();  // guarded by lock
+    private final List<OneDnnPlan> retired = new ArrayList<>(); // guarded by lock
+    private volatile boolean hasRetired;
+    private long clock;                                         // racy: an approximate recency
 
     /** A signature oneDNN cannot run, and why. */
     private record Rejected(CallSignature signature, String reason) {}
 
-    /** @param threads the OpenMP threads a call may use; 0 for one on small tensors and all on large ones */
-    OneDnnLayerNorm(LayerNormConfig config, int threads) {
+    /** One thread's contexts, most recently used first, and its OpenMP setting. */
+    private static final class Hot {
+        final OneDnnPlan.Context[] contexts = new OneDnnPlan.Context[HOT_CONTEXTS];
+        final int[] openMpThreads = OPENMP_THREADS.get();
+    }
+
+    /**
+     * @param threads the OpenMP threads a call may use; 0 for one on small tensors and all on large ones
+     * @param calls the owning {@code LayerNorm}'s calls in flight
+     * @param java the kernel for the signatures oneDNN cannot run
+     */
+    OneDnnLayerNorm(LayerNormConfig config, int threads, CallCounter calls, LayerNormKernel java) {
         this.config = config;
-        this.java = new JavaLayerNorm(config);
+        this.statistics = new JavaLayerNorm(config);
+        this.java = java;
         this.engine = OneDnn.runtime().engine();
         this.maxThreads = OpenMp.maxThreads();
         this.threads = threads;
+        this.calls = calls;
     }
 
     /** The OpenMP threads for a call on {@code elements} elements. */
@@ -70,133 +93,104 @@ final class OneDnnLayerNorm implements LayerNormKernel {
     }
 
     private Backend run(Pass pass, long rows, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
-                     Tensor variance, Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-        OneDnnPlan plan = acquire(pass, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
-        if (plan == null) {
-            return pass.forward ? java.forward(pass, src, dst, scale, shift, mean, variance, rows)
-                    : java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
-        }
+                        Tensor variance, Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        int used = threadsFor(src.elementCount());
+        long key = CallSignature.key(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
+        Hot mine = hot.get();
         OneDnnPlan.Context context = null;
-        try {
-            synchronized (lock) {
-                context = plan.pollIdle();
+        for (OneDnnPlan.Context candidate : mine.contexts) {
+            if (candidate != null && !candidate.plan.retired && candidate.plan.signature.matches(key, pass, used, src,
+                    dst, scale, shift, diffDst, diffSrc, diffScale, diffShift)) {
+                context = candidate;
+                break;
             }
-            if (context == null) {
-                context = plan.newContext();
-            }
-            int[] openMp = OPENMP_THREADS.get();
-            if (openMp[0] != plan.signature.threads) { // compositions' helper primitives read it when they run
-                OpenMp.setThreads(plan.signature.threads);
-                openMp[0] = plan.signature.threads;
-            }
-            context.execute(src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
-        } finally {
-            release(plan, context);
         }
+        if (context == null) {
+            context = checkOut(mine, key, pass, used, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc,
+                    diffScale, diffShift);
+            if (context == null) {
+                return pass.forward ? java.forward(pass, src, dst, scale, shift, mean, variance, rows)
+                        : java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            }
+        }
+        context.plan.lastUsed = ++clock;
+        if (mine.openMpThreads[0] != used) { // oneDNN reads it when a primitive runs
+            OpenMp.setThreads(used);
+            mine.openMpThreads[0] = used;
+        }
+        context.execute(src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
         return Backend.ONEDNN;
     }
 
-    @Override
-    public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
-        Pass pass = Pass.FORWARD_INFERENCE;
-        OneDnnPlan plan = acquire(pass, rows, src, dst, scale, shift, null, null, null, null, null, null);
-        if (plan != null) {
-            release(plan, null);
-            int used = plan.signature.threads;
-            return plan.implementation + (used > 1 ? ", " + used + " threads" : "");
-        }
-        int used = threadsFor(src.elementCount());
-        long key = CallSignature.key(pass, used, src, dst, scale, shift, null, null, null, null);
-        synchronized (lock) {
-            for (Rejected entry : rejected) {
-                if (entry.signature().matches(key, pass, used, src, dst, scale, shift, null, null, null, null)) {
-                    return "java:scalar (" + entry.reason() + ")";
-                }
-            }
-        }
-        return "java:scalar";
-    }
-
-    @Override
-    public void close() {
-        synchronized (lock) {
-            for (OneDnnPlan plan : plans) {
-                plan.free();
-            }
-            plans.clear();
-            rejected.clear();
-        }
-    }
-
-    private static Tensor[] roles(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                                  Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-        return new Tensor[] {src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift};
-    }
-
     /**
-     * The plan for this signature, created if needed, marked in use and most recently used; null if
-     * oneDNN cannot run it.
+     * A context of the plan for this signature (built if needed), put first among the thread's own;
+     * the one it displaces goes back to its plan. Null if oneDNN cannot run the signature.
      */
-    private OneDnnPlan acquire(Pass pass, long rows, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
-                               Tensor variance, Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-        int used = threadsFor(src.elementCount());
-        long key = CallSignature.key(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
+    private OneDnnPlan.Context checkOut(Hot mine, long key, Pass pass, int used, long rows, Tensor src, Tensor dst,
+                                        Tensor scale, Tensor shift, Tensor mean, Tensor variance, Tensor diffDst,
+                                        Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
         synchronized (lock) {
-            for (int i = 0; i < plans.size(); i++) { // indexed: no iterator on the hot path
-                OneDnnPlan plan = plans.get(i);
-                if (plan.signature.matches(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift)) {
-                    plan.lastUsed = ++clock;
-                    plan.users++;
-                    return plan;
-                }
-            }
-            for (int i = 0; i < rejected.size(); i++) {
-                if (rejected.get(i).signature().matches(key, pass, used, src, dst, scale, shift, diffDst, diffSrc,
-                        diffScale, diffShift)) {
-                    return null;
-                }
-            }
-            Tensor[] tensors = roles(src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
-            CallSignature signature = new CallSignature(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale,
-                    diffShift);
-            OneDnnPlan plan;
-            // oneDNN reads the calling thread's OpenMP thread count when it creates a primitive.
-            int previous = OpenMp.maxThreads();
-            OpenMp.setThreads(used);
-            try {
-                plan = new OneDnnPlan(config, engine, java, signature, rows, tensors);
-            } catch (OneDnnPlan.Unsupported e) {
-                if (rejected.size() >= MAX_PLANS) {
-                    rejected.removeFirst();
-                }
-                rejected.add(new Rejected(signature, e.getMessage()));
+            OneDnnPlan plan = find(key, pass, used, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc,
+                    diffScale, diffShift);
+            if (plan == null) {
                 return null;
-            } finally {
-                OpenMp.setThreads(previous);
-                OPENMP_THREADS.get()[0] = previous;
             }
-            if (plans.size() >= MAX_PLANS) {
-                evictLeastRecentlyUsed();
+            OneDnnPlan.Context context = plan.pollIdle();
+            if (context == null) {
+                context = plan.newContext();
             }
-            plans.add(plan);
-            plan.lastUsed = ++clock;
-            plan.users++;
-            return plan;
+            OneDnnPlan.Context displaced = mine.contexts[HOT_CONTEXTS - 1];
+            if (displaced != null && !displaced.plan.retired) {
+                displaced.plan.release(displaced);
+            }
+            System.arraycopy(mine.contexts, 0, mine.contexts, 1, HOT_CONTEXTS - 1);
+            mine.contexts[0] = context;
+            return context;
         }
     }
 
-    private void release(OneDnnPlan plan, OneDnnPlan.Context context) {
-        synchronized (lock) {
-            if (context != null) {
-                plan.release(context);
-            }
-            if (--plan.users == 0 && plan.evicted) {
-                plan.free();
+    /** The plan for this signature, built if needed; null if oneDNN cannot run it. Holds the lock. */
+    private OneDnnPlan find(long key, Pass pass, int used, long rows, Tensor src, Tensor dst, Tensor scale, Tensor shift,
+                            Tensor mean, Tensor variance, Tensor diffDst, Tensor diffSrc, Tensor diffScale,
+                            Tensor diffShift) {
+        for (OneDnnPlan plan : plans) {
+            if (plan.signature.matches(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift)) {
+                return plan;
             }
         }
+        for (Rejected entry : rejected) {
+            if (entry.signature().matches(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale,
+                    diffShift)) {
+                return null;
+            }
+        }
+        Tensor[] tensors = {src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift};
+        CallSignature signature = new CallSignature(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale,
+                diffShift);
+        OneDnnPlan plan;
+        // oneDNN reads the calling thread's OpenMP thread count when it creates a primitive.
+        int previous = OpenMp.maxThreads();
+        OpenMp.setThreads(used);
+        try {
+            plan = new OneDnnPlan(config, engine, statistics, signature, rows, tensors);
+        } catch (OneDnnPlan.Unsupported e) {
+            if (rejected.size() >= MAX_PLANS) {
+                rejected.removeFirst();
+            }
+            rejected.add(new Rejected(signature, e.getMessage()));
+            return null;
+        } finally {
+            OpenMp.setThreads(previous);
+            OPENMP_THREADS.get()[0] = previous;
+        }
+        if (plans.size() >= MAX_PLANS) {
+            retireLeastRecentlyUsed();
+        }
+        plans.add(plan);
+        return plan;
     }
 
-    private void evictLeastRecentlyUsed() {
+    private void retireLeastRecentlyUsed() {
         OneDnnPlan oldest = plans.getFirst();
         for (OneDnnPlan plan : plans) {
             if (plan.lastUsed < oldest.lastUsed) {
@@ -204,9 +198,61 @@ final class OneDnnLayerNorm implements LayerNormKernel {
             }
         }
         plans.remove(oldest);
-        oldest.evicted = true;
-        if (oldest.users == 0) {
-            oldest.free();
+        oldest.retired = true;
+        retired.add(oldest);
+        hasRetired = true;
+    }
+
+    /**
+     * Frees retired plans if no call is in flight. A call that starts later sees them retired (the flag
+     * is written before the count is read here, and read after the call's count goes up), so none can
+     * be using them.
+     */
+    @Override
+    public void quiescent() {
+        if (!hasRetired) {
+            return;
         }
+        synchronized (lock) {
+            if (calls.inFlight() == 0) {
+                retired.forEach(OneDnnPlan::free);
+                retired.clear();
+                hasRetired = false;
+            }
+        }
+    }
+
+    @Override
+    public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
+        Pass pass = Pass.FORWARD_INFERENCE;
+        int used = threadsFor(src.elementCount());
+        long key = CallSignature.key(pass, used, src, dst, scale, shift, null, null, null, null);
+        synchronized (lock) {
+            OneDnnPlan plan = find(key, pass, used, rows, src, dst, scale, shift, null, null, null, null, null, null);
+            if (plan != null) {
+                return plan.implementation + (used > 1 ? ", " + used + " threads" : "");
+            }
+            for (Rejected entry : rejected) {
+                if (entry.signature().matches(key, pass, used, src, dst, scale, shift, null, null, null, null)) {
+                    return java.implementation(src, dst, scale, shift, rows) + " (" + entry.reason() + ")";
+                }
+            }
+        }
+        return java.implementation(src, dst, scale, shift, rows);
+    }
+
+    @Override
+    public void close() {
+        synchronized (lock) {
+            for (OneDnnPlan plan : plans) {
+                plan.retired = true; // threads holding its contexts must not use them
+                plan.free();
+            }
+            retired.forEach(OneDnnPlan::free);
+            plans.clear();
+            retired.clear();
+            rejected.clear();
+        }
+        java.close();
     }
 }

@@ -78,9 +78,10 @@ final class OneDnnPlan {
     private final Arena arena = Arena.ofShared();
     private final List<Step> steps = new ArrayList<>();
     private final ArrayDeque<Context> idle = new ArrayDeque<>(); // guarded by the owner's lock
-    int users;       // guarded by the owner's lock
-    boolean evicted; // guarded by the owner's lock
-    long lastUsed;   // guarded by the owner's lock
+    /** Set when the owner drops the plan from its cache; its memory is freed once no call is in flight. */
+    volatile boolean retired;
+    /** For least-recently-used eviction; written without synchronization, so approximate. */
+    long lastUsed;
 
     /** One primitive and, per argument, the role bound to it. */
     private record Step(MemorySegment primitive, int[] roles, int[] arguments, MemorySegment[] descriptors,
@@ -153,7 +154,7 @@ final class OneDnnPlan {
         MemorySegment handle = out.get(ValueLayout.ADDRESS, 0);
         handle.reinterpret(owner, destroy);
         // The plain handle has global scope, so passing it to a downcall costs no liveness check;
-        // the plan's reference counting is what keeps it alive.
+        // the owner frees the plan only when no call is in flight, which is what keeps it alive.
         return handle;
     }
 
@@ -445,6 +446,7 @@ final class OneDnnPlan {
 
     /** A stream, memory objects for every step, and the plan's own per-row buffers, for one call at a time. */
     final class Context {
+        final OneDnnPlan plan = OneDnnPlan.this;
         private final MemorySegment stream;
         /** Per step, per argument: the memory object. */
         private final MemorySegment[][] memory;
@@ -547,9 +549,14 @@ final class OneDnnPlan {
                         bind(s, i, tensor.segment());
                     }
                 }
-                int status = Dnnl.dnnl_primitive_execute(step.primitive(), stream, argCounts[s], args[s]);
-                if (status == Dnnl.dnnl_success()) {
-                    status = Dnnl.dnnl_stream_wait(stream);
+                int status;
+                if (rows * config.normalizedSize() < ShortCalls.SHORT_BELOW) {
+                    status = ShortCalls.executeAndWait(step.primitive(), stream, argCounts[s], args[s]);
+                } else {
+                    status = Dnnl.dnnl_primitive_execute(step.primitive(), stream, argCounts[s], args[s]);
+                    if (status == Dnnl.dnnl_success()) {
+                        status = Dnnl.dnnl_stream_wait(stream);
+                    }
                 }
                 if (status != Dnnl.dnnl_success()) {
                     for (long[] addresses : bound) {

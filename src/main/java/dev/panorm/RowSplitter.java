@@ -30,8 +30,11 @@ final class RowSplitter {
 
     /** How many parts a call on {@code rows} rows of {@code elements} elements in all is split into. */
     int parts(long rows, long elements) {
+        long bySize = elements / MIN_ELEMENTS_PER_PART;
+        if (bySize <= 1 || rows <= 1) {
+            return 1; // without asking for the core count, which costs more than a small call
+        }
         int limit = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
-        long bySize = Math.max(1, elements / MIN_ELEMENTS_PER_PART);
         return (int) Math.max(1, Math.min(Math.min(limit, rows), bySize));
     }
 

@@ -124,7 +124,7 @@ final class VectorLayerNorm implements LayerNormKernel {
     }
 
     private static boolean isDenseF32(Tensor tensor, int axes) {
-        return tensor == null || tensor.dataType() == DataType.F32 && Rows.columnStride(tensor, axes) == 1;
+        return JavaKernels.vectorizes(axes, tensor);
     }
 
     @Override

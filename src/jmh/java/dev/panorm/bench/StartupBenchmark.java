@@ -1,0 +1,137 @@
+package dev.panorm.bench;
+
+import dev.panorm.Backend;
+import dev.panorm.DataType;
+import dev.panorm.LayerNorm;
+import dev.panorm.LayerNormConfig;
+import dev.panorm.OneDnn;
+import dev.panorm.Tensor;
+import java.lang.foreign.Arena;
+import java.util.concurrent.TimeUnit;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * One-off costs, each measured once per fresh JVM (single-shot), over several JVMs.
+ *
+ * <ul>
+ *   <li>{@code loadLibrary}: the first oneDNN {@code LayerNorm} in the process: panorm's classes, the
+ *       jextract bindings, loading libdnnl.so.3 (already extracted to the user cache, as on every run
+ *       after the first) and creating the engine.</li>
+ *   <li>{@code firstCallOnNewShape}: with the library loaded and panorm's code warm (40 other shapes
+ *       seen, each called many times), the first forward call on a row count never seen before: it
+ *       builds and caches the oneDNN primitive. Each iteration uses a new row count (1000 to 1019 rows
+ *       of 768: 2 OpenMP threads), and the whole run stays below the plan cache's capacity.</li>
+ *   <li>{@code firstCallOnNewShapeCold}: the same right after the library is loaded, before any other
+ *       call: panorm's own code still runs in the interpreter.</li>
+ * </ul>
+ */
+public class StartupBenchmark {
+
+    @Benchmark
+    @BenchmarkMode(Mode.SingleShotTime)
+    @OutputTimeUnit(TimeUnit.MILLISECONDS)
+    @Warmup(iterations = 0)
+    @Measurement(iterations = 1)
+    @Fork(value = 10, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
+    public Object loadLibrary() {
+        LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768), Backend.ONEDNN);
+        norm.close();
+        return OneDnn.version();
+    }
+
+    /** Library loaded, code warmed on other shapes; each iteration gets a row count not seen before. */
+    @State(Scope.Benchmark)
+    public static class WarmProcess {
+        static final int C = 768;
+        Arena arena;
+        LayerNorm norm;
+        Tensor scale;
+        Tensor shift;
+        Tensor src;
+        Tensor dst;
+        private int nextRows = 1000;
+
+        @Setup(Level.Trial)
+        public void warmUp() {
+            arena = Arena.ofShared();
+            norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
+            scale = Tensor.allocate(arena, DataType.F32, C);
+            shift = Tensor.allocate(arena, DataType.F32, C);
+            for (int rows = 1; rows <= 40; rows++) { // warm the Java side, on shapes the benchmark never uses
+                Tensor x = Tensor.allocate(arena, DataType.F32, rows * 30, C);
+                for (int i = 0; i < 300; i++) {
+                    norm.forward(x, x, scale, shift);
+                }
+            }
+        }
+
+        @Setup(Level.Iteration)
+        public void newShape() {
+            int rows = nextRows++;
+            src = Tensor.allocate(arena, DataType.F32, rows, C);
+            dst = Tensor.allocate(arena, DataType.F32, rows, C);
+        }
+
+        @TearDown(Level.Trial)
+        public void close() {
+            norm.close();
+            arena.close();
+        }
+    }
+
+    @Benchmark
+    @BenchmarkMode(Mode.SingleShotTime)
+    @OutputTimeUnit(TimeUnit.MICROSECONDS)
+    @Warmup(iterations = 0)
+    @Measurement(iterations = 20)
+    @Fork(value = 3, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
+    public void firstCallOnNewShape(WarmProcess process) {
+        process.norm.forward(process.src, process.dst, process.scale, process.shift);
+    }
+
+    /** Library loaded (one {@code LayerNorm} created), nothing called yet. */
+    @State(Scope.Benchmark)
+    public static class ColdProcess {
+        Arena arena;
+        LayerNorm norm;
+        Tensor scale;
+        Tensor shift;
+        Tensor src;
+
+        @Setup(Level.Trial)
+        public void load() {
+            arena = Arena.ofShared();
+            norm = LayerNorm.create(LayerNormConfig.of(WarmProcess.C), Backend.ONEDNN);
+            scale = Tensor.allocate(arena, DataType.F32, WarmProcess.C);
+            shift = Tensor.allocate(arena, DataType.F32, WarmProcess.C);
+            src = Tensor.allocate(arena, DataType.F32, 1000, WarmProcess.C);
+        }
+
+        @TearDown(Level.Trial)
+        public void close() {
+            norm.close();
+            arena.close();
+        }
+    }
+
+    @Benchmark
+    @BenchmarkMode(Mode.SingleShotTime)
+    @OutputTimeUnit(TimeUnit.MICROSECONDS)
+    @Warmup(iterations = 0)
+    @Measurement(iterations = 1)
+    @Fork(value = 10, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
+    public void firstCallOnNewShapeCold(ColdProcess process) {
+        process.norm.forward(process.src, process.src, process.scale, process.shift);
+    }
+}
