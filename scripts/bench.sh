@@ -26,7 +26,8 @@ fi
 classpath="target/test-classes:target/classes:$(cat target/benchmarks.classpath)"
 args=("$@")
 case " ${args[*]-} " in
-  *" -rff "*|*" -l "*|*" -h "*) ;;
+  *" -l "*|*" -h "*) ;;
+  *" -rff "*) args=(-rf json "${args[@]}") ;;
   *) args=(-rf json -rff target/bench/jmh.json "${args[@]+"${args[@]}"}") ;;
 esac
 exec "$JAVA_HOME/bin/java" -cp "$classpath" org.openjdk.jmh.Main "${args[@]}"

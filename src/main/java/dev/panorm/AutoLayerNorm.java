@@ -5,20 +5,21 @@ package dev.panorm;
  * so the same call always takes the same path (and gives the same bits) in every run.
  *
  * <p>The model, from panorm's benchmarks ({@code docs/benchmarks.md}): oneDNN has a fixed cost per
- * call of about 0.7 us, the Java Vector API kernel almost none, and per element the two are close.
- * So the Java kernel takes calls of up to {@link #javaUpTo} elements that it vectorizes (float32
- * rows with unit stride), and oneDNN everything larger, on one OpenMP thread below
- * {@link OneDnnLayerNorm#SINGLE_THREAD_BELOW} elements and on all of them above. Layouts oneDNN
- * cannot take, and everything when oneDNN is not available, run in Java.
+ * call of about 0.8 us, the Java Vector API kernel almost none, and per element oneDNN is about 1.5
+ * times faster. So the Java kernel takes the calls it vectorizes (float32 rows with unit stride) of up
+ * to {@link #javaUpTo} elements, where the two cross, and single rows of any length (oneDNN splits
+ * work by rows, so one row gets one thread either way); oneDNN takes everything else, on one OpenMP
+ * thread below {@link OneDnnLayerNorm#SINGLE_THREAD_BELOW} elements and on all of them above. Layouts
+ * oneDNN cannot take, and everything when oneDNN is not available, run in Java.
  *
  * <p>Override the crossover with the system property {@code panorm.auto.javaUpTo} (elements per
  * call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
  */
 final class AutoLayerNorm implements LayerNormKernel {
     /** Forward calls (inference, training, global statistics) of at most this many elements go to Java. */
-    static final long FORWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 32 * 768);
-    /** Backward calls of at most this many elements go to Java. */
-    static final long BACKWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 32 * 768);
+    static final long FORWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 16 * 768);
+    /** Backward calls of at most this many elements go to Java: oneDNN 3.8.1's backward is slower (512 x 1024: 394 us on one thread, Java 237 us). */
+    static final long BACKWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 1 << 19);
 
     private final LayerNormConfig config;
     private final LayerNormKernel java;
@@ -43,7 +44,9 @@ final class AutoLayerNorm implements LayerNormKernel {
             return true;
         }
         int axes = config.normalizedAxes();
-        return vectorized && src.elementCount() <= javaUpTo(pass) && JavaKernels.vectorizes(axes, src)
+        long elements = src.elementCount();
+        boolean small = elements <= javaUpTo(pass) || elements == config.normalizedSize(); // one row
+        return vectorized && small && JavaKernels.vectorizes(axes, src)
                 && JavaKernels.vectorizes(axes, a) && JavaKernels.vectorizes(axes, b) && JavaKernels.vectorizes(axes, c)
                 && JavaKernels.vectorizes(axes, d) && JavaKernels.vectorizes(axes, e);
     }

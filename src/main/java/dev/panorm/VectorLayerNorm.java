@@ -1,7 +1,6 @@
 package dev.panorm;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
@@ -214,9 +213,8 @@ final class VectorLayerNorm implements LayerNormKernel {
             a0 = a0.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin));
         }
         float tail = 0;
-        if (i < c) { // masked, so lanes past the row add nothing
-            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
-            tail = sumLanes(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER, mask).sub(origin).blend(0, mask.not()));
+        for (; i < c; i++) { // scalar: masked loads past a segment's end take a slow path
+            tail += x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin;
         }
         return sumLanes(a0.add(a1).add(a2.add(a3))) + tail;
     }
@@ -243,10 +241,9 @@ final class VectorLayerNorm implements LayerNormKernel {
             a0 = d.fma(d, a0);
         }
         float tail = 0;
-        if (i < c) {
-            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
-            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER, mask).sub(origin).sub(offset).blend(0, mask.not());
-            tail = sumLanes(d.mul(d));
+        for (; i < c; i++) {
+            float d = x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin - offset;
+            tail = Math.fma(d, d, tail);
         }
         return sumLanes(a0.add(a1).add(a2.add(a3))) + tail;
     }
@@ -276,13 +273,10 @@ final class VectorLayerNorm implements LayerNormKernel {
             v.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
                     .intoMemorySegment(y, yBase + at, ORDER);
         }
-        if (i < c) {
+        for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
-            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
-            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER, mask).sub(origin).fma(rstd, shift);
-            v.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER, mask),
-                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER, mask))
-                    .intoMemorySegment(y, yBase + at, ORDER, mask);
+            float v = Math.fma(x.get(JAVA_FLOAT, xBase + at) - origin, rstd, shift);
+            y.set(JAVA_FLOAT, yBase + at, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
         }
     }
 
@@ -391,15 +385,12 @@ final class VectorLayerNorm implements LayerNormKernel {
         }
         float tailG = 0;
         float tailGXhat = 0;
-        if (i < c) {
-            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
-            // Masked loads give zeros past the row, so g and every product there are zero too.
-            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER, mask)
-                    .sub(mu).mul(rstd);
-            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER, mask)
-                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER, mask));
-            tailG = sumLanes(g, work, 2 * c + 2);
-            tailGXhat = sumLanes(g.mul(xhat), work, 2 * c + 2);
+        for (; i < c; i++) { // scalar: masked loads past a segment's end take a slow path
+            long at = (long) i * Float.BYTES;
+            float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
+            float g = dy.get(JAVA_FLOAT, dyBase + at) * gamma.get(JAVA_FLOAT, at);
+            tailG += g;
+            tailGXhat = Math.fma(g, xhat, tailGXhat);
         }
         work[2 * c] = sumLanes(sumG, work, 2 * c + 2) + tailG;
         work[2 * c + 1] = sumLanes(sumGXhat, work, 2 * c + 2) + tailGXhat;
@@ -421,16 +412,15 @@ final class VectorLayerNorm implements LayerNormKernel {
         }
         float tailG = 0;
         float tailGXhat = 0;
-        if (i < c) {
-            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
-            FloatVector d = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER, mask);
-            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER, mask)
-                    .sub(mu).mul(rstd);
-            FloatVector g = d.mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER, mask));
-            tailG = sumLanes(g, work, 2 * c + 2);
-            tailGXhat = sumLanes(g.mul(xhat), work, 2 * c + 2);
-            d.fma(xhat, FloatVector.fromArray(SPECIES, work, i, mask)).intoArray(work, i, mask);
-            d.add(FloatVector.fromArray(SPECIES, work, c + i, mask)).intoArray(work, c + i, mask);
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float d = dy.get(JAVA_FLOAT, dyBase + at);
+            float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
+            float g = d * gamma.get(JAVA_FLOAT, at);
+            tailG += g;
+            tailGXhat = Math.fma(g, xhat, tailGXhat);
+            work[i] = Math.fma(d, xhat, work[i]);
+            work[c + i] += d;
         }
         work[2 * c] = sumLanes(sumG, work, 2 * c + 2) + tailG;
         work[2 * c + 1] = sumLanes(sumGXhat, work, 2 * c + 2) + tailGXhat;
@@ -446,14 +436,11 @@ final class VectorLayerNorm implements LayerNormKernel {
                     .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
             g.sub(meanG).sub(xhat.mul(meanGXhat)).mul(rstd).intoMemorySegment(dx, dxBase + (long) i * Float.BYTES, ORDER);
         }
-        if (i < c) {
-            VectorMask<Float> mask = SPECIES.indexInRange(i, c);
-            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER, mask)
-                    .sub(mu).mul(rstd);
-            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER, mask)
-                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER, mask));
-            g.sub(meanG).sub(xhat.mul(meanGXhat)).mul(rstd)
-                    .intoMemorySegment(dx, dxBase + (long) i * Float.BYTES, ORDER, mask);
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
+            float g = dy.get(JAVA_FLOAT, dyBase + at) * gamma.get(JAVA_FLOAT, at);
+            dx.set(JAVA_FLOAT, dxBase + at, (g - meanG - xhat * meanGXhat) * rstd);
         }
     }
 

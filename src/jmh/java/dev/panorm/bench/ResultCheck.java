@@ -3,6 +3,7 @@ package dev.panorm.bench;
 import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.Tensor;
+import java.lang.foreign.ValueLayout;
 import java.util.List;
 
 /**
@@ -11,6 +12,18 @@ import java.util.List;
  */
 final class ResultCheck {
     private ResultCheck() {}
+
+    /** A contiguous float32 or bfloat16 tensor's elements, widened to float. */
+    static float[] values(Tensor tensor) {
+        if (tensor.dataType() == DataType.F32) {
+            return tensor.toFloatArray();
+        }
+        float[] values = new float[Math.toIntExact(tensor.elementCount())];
+        for (int i = 0; i < values.length; i++) { // bf16 is the high half of a float's bits
+            values[i] = Float.intBitsToFloat(tensor.segment().getAtIndex(ValueLayout.JAVA_SHORT, i) << 16);
+        }
+        return values;
+    }
 
     /**
      * Runs {@code pass} on {@code peer}, then on the reference, and compares every output.
@@ -24,7 +37,7 @@ final class ResultCheck {
             case BACKWARD -> List.of(fixture.diffSrc, fixture.diffScale, fixture.diffShift);
         };
         peer.run(pass);
-        float[][] actual = outputs.stream().map(Tensor::toFloatArray).toArray(float[][]::new);
+        float[][] actual = outputs.stream().map(ResultCheck::values).toArray(float[][]::new);
         try (LayerNorm reference = fixture.reference()) {
             switch (pass) {
                 case FORWARD -> reference.forward(fixture.src, fixture.dst, fixture.scale, fixture.shift);
@@ -36,7 +49,7 @@ final class ResultCheck {
         }
         for (int k = 0; k < outputs.size(); k++) {
             Tensor output = outputs.get(k);
-            float[] expected = output.toFloatArray();
+            float[] expected = values(output);
             // The outputs are O(1) per element, dgamma/dbeta sums over rows: compare relative to the largest.
             double magnitude = 1;
             for (float value : expected) {
