@@ -26,7 +26,7 @@ fi
 classpath="target/test-classes:target/classes:$(cat target/benchmarks.classpath)"
 args=("$@")
 case " ${args[*]-} " in
-  *" -l "*|*" -h "*) ;;
+  *" -l "*|*" -h "*|*" -rf "*) ;;
   *" -rff "*) args=(-rf json "${args[@]}") ;;
   *) args=(-rf json -rff target/bench/jmh.json "${args[@]+"${args[@]}"}") ;;
 esac
