@@ -62,6 +62,10 @@ public final class Main {
                           scale and shift gradients summed over all rows (--out-dgamma needs --gamma).
               Every output is written to a temporary file and renamed when complete, never left partial.
               demo        normalizes a sample tensor with both backends; prints agreement and timing
+              bench [--shapes ROWSxC,...] [--seconds S] [--json]
+                          times forward float32 on each backend and a plain copy of the same bytes, per
+                          shape (default 1x768,8x768,32x768,512x1024,2048x4096; S seconds of warm-up and
+                          of timing each, default 0.3); prints a table, or JSON with --json
               help        this text
 
             Exit status: 0 success, 1 failure, 2 usage error.
@@ -98,6 +102,7 @@ public final class Main {
                 case "normalize" -> main.normalize(rest);
                 case "backward" -> main.backward(rest);
                 case "demo" -> main.demo(rest);
+                case "bench" -> main.bench(rest);
                 case "help", "-h", "--help" -> {
                     out.print(USAGE_TEXT);
                     yield OK;
@@ -353,6 +358,28 @@ public final class Main {
                     + " but must have shape " + Arrays.toString(normalizedShape) + " (the normalized axes of the data)");
         }
         return tensor;
+    }
+
+    private int bench(String[] args) {
+        CommandLine line = new CommandLine("bench", args, Map.of("--shapes", 1, "--seconds", 1, "--json", 0));
+        line.positional();
+        List<long[]> shapes = Bench.parseShapes(line.value("--shapes", Bench.DEFAULT_SHAPES));
+        double seconds;
+        try {
+            seconds = Double.parseDouble(line.value("--seconds", "0.3"));
+        } catch (NumberFormatException e) {
+            seconds = Double.NaN;
+        }
+        if (!(seconds > 0 && seconds <= 60)) {
+            throw new UsageException("--seconds takes a number of seconds in (0, 60], got " + line.value("--seconds", ""));
+        }
+        List<Bench.Result> results = Bench.run(shapes, seconds);
+        if (line.has("--json")) {
+            Bench.printJson(results, out);
+        } else {
+            Bench.printTable(results, out);
+        }
+        return OK;
     }
 
     private int demo(String[] args) {

@@ -391,6 +391,28 @@ class MainTest {
         assertTrue(run.out().contains("agreement: every backend within"), run.out());
     }
 
+    @Test
+    void benchPrintsATableAndJson() {
+        Run table = run("bench", "--shapes", "2x64,1x100", "--seconds", "0.01");
+        assertEquals(0, table.exit(), table.err());
+        assertTrue(table.out().contains("2x64") && table.out().contains("1x100") && table.out().contains("auto")
+                && table.out().contains("copy-1t") && table.out().contains("java-scalar"), table.out());
+        Run json = run("bench", "--shapes", "2x64", "--seconds", "0.01", "--json");
+        assertEquals(0, json.exit(), json.err());
+        assertTrue(json.out().strip().startsWith("[") && json.out().strip().endsWith("]")
+                && json.out().contains("\"shape\": \"2x64\"") && json.out().contains("\"backend\": \"auto\""), json.out());
+    }
+
+    @Test
+    void benchRejectsBadOptions() {
+        Run shapes = run("bench", "--shapes", "2x", "--seconds", "0.01");
+        assertEquals(2, shapes.exit());
+        assertTrue(shapes.err().contains("--shapes takes ROWSxC"), shapes.err());
+        Run seconds = run("bench", "--seconds", "-1");
+        assertEquals(2, seconds.exit());
+        assertTrue(seconds.err().contains("--seconds"), seconds.err());
+    }
+
     /** Runs a failing command; asserts the exit status, the message, and that no output file or temporary appeared. */
     private void assertFails(int exit, String message, String... args) throws IOException {
         List<Path> before;
