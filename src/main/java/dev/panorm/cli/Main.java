@@ -62,10 +62,11 @@ public final class Main {
                           scale and shift gradients summed over all rows (--out-dgamma needs --gamma).
               Every output is written to a temporary file and renamed when complete, never left partial.
               demo        normalizes a sample tensor with both backends; prints agreement and timing
-              bench [--shapes ROWSxC,...] [--seconds S] [--json]
+              bench [--shapes ROWSxC,...] [--seconds S] [--json] [--chart FILE.png|FILE.svg]
                           times forward float32 on each backend and a plain copy of the same bytes, per
                           shape (default 1x768,8x768,32x768,512x1024,2048x4096; S seconds of warm-up and
-                          of timing each, default 0.3); prints a table, or JSON with --json
+                          of timing each, default 0.3); prints a table, or JSON with --json; --chart
+                          also draws GB/s against size per backend, with the copy as the roof
               help        this text
 
             Exit status: 0 success, 1 failure, 2 usage error.
@@ -360,8 +361,9 @@ public final class Main {
         return tensor;
     }
 
-    private int bench(String[] args) {
-        CommandLine line = new CommandLine("bench", args, Map.of("--shapes", 1, "--seconds", 1, "--json", 0));
+    private int bench(String[] args) throws IOException {
+        CommandLine line = new CommandLine("bench", args, Map.of("--shapes", 1, "--seconds", 1, "--json", 0,
+                "--chart", 1));
         line.positional();
         List<long[]> shapes = Bench.parseShapes(line.value("--shapes", Bench.DEFAULT_SHAPES));
         double seconds;
@@ -373,7 +375,18 @@ public final class Main {
         if (!(seconds > 0 && seconds <= 60)) {
             throw new UsageException("--seconds takes a number of seconds in (0, 60], got " + line.value("--seconds", ""));
         }
+        Path chart = optionalPath(line, "--chart");
+        if (chart != null && chart.toAbsolutePath().getParent() != null && !Files.isDirectory(chart.toAbsolutePath().getParent())) {
+            throw new UsageException("--chart: no such folder " + chart.toAbsolutePath().getParent());
+        }
         List<Bench.Result> results = Bench.run(shapes, seconds);
+        if (chart != null) {
+            try {
+                BenchChart.write(results, shapes, chart);
+            } catch (NoClassDefFoundError e) {
+                throw new UsageException("--chart needs XChart on the class path (scripts/panorm has it): " + e.getMessage());
+            }
+        }
         if (line.has("--json")) {
             Bench.printJson(results, out);
         } else {

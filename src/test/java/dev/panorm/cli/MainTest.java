@@ -15,10 +15,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -401,6 +403,22 @@ class MainTest {
         assertEquals(0, json.exit(), json.err());
         assertTrue(json.out().strip().startsWith("[") && json.out().strip().endsWith("]")
                 && json.out().contains("\"shape\": \"2x64\"") && json.out().contains("\"backend\": \"auto\""), json.out());
+    }
+
+    @Test
+    void benchDrawsAChartAsPngOrSvg() throws IOException {
+        Path png = temp.resolve("chart.png");
+        Path svg = temp.resolve("chart.svg");
+        assertEquals(0, run("bench", "--shapes", "2x64,4x64", "--seconds", "0.01", "--chart", png.toString()).exit());
+        assertEquals(0, run("bench", "--shapes", "2x64,4x64", "--seconds", "0.01", "--chart", svg.toString()).exit());
+        byte[] header = Arrays.copyOf(Files.readAllBytes(png), 4);
+        assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G'}, header);
+        String text = Files.readString(svg);
+        assertTrue(text.contains("<svg") && text.contains("<path") && text.strip().endsWith("</svg>"),
+                text.substring(0, Math.min(200, text.length())));
+        try (Stream<Path> files = Files.list(temp)) {
+            assertEquals(2, files.count(), "no temporary file left behind");
+        }
     }
 
     @Test
