@@ -39,7 +39,8 @@ final class JavaKernels {
      * stride along the normalized axes. Other tensors make them delegate to the scalar kernels.
      */
     static boolean vectorizes(int normalizedAxes, Tensor tensor) {
-        return tensor == null || tensor.dataType() == DataType.F32 && Rows.columnStride(tensor, normalizedAxes) == 1;
+        return tensor == null || tensor.dataType() == DataType.F32
+                && (tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1);
     }
 
     /** The fastest Java kernels available, for {@link Backend#JAVA}. */

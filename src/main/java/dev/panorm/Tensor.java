@@ -31,6 +31,8 @@ public final class Tensor {
     private final long byteExtent;
     private final boolean nonOverlapping;
     private final long layoutHash;
+    /** Computed once: every call checks it, some several times. */
+    private final boolean contiguous;
 
     private Tensor(MemorySegment segment, DataType dataType, long[] shape, long[] strides) {
         this.segment = Objects.requireNonNull(segment, "segment");
@@ -40,6 +42,7 @@ public final class Tensor {
         this.elementCount = elementCount(shape);
         this.byteExtent = byteExtent(dataType, shape, strides);
         this.nonOverlapping = nonOverlapping(shape, strides);
+        this.contiguous = contiguous(shape, strides, elementCount);
         long hash = dataType.ordinal() + 1;
         for (int i = 0; i < shape.length; i++) {
             hash = (hash * 0x9E3779B97F4A7C15L + shape[i]) * 0xBF58476D1CE4E5B9L + strides[i];
@@ -169,6 +172,10 @@ public final class Tensor {
 
     /** Whether the strides are C order, so the elements occupy one dense block. */
     public boolean isContiguous() {
+        return contiguous;
+    }
+
+    private static boolean contiguous(long[] shape, long[] strides, long elementCount) {
         long expected = 1;
         for (int i = shape.length - 1; i >= 0; i--) {
             if (shape[i] != 1 && strides[i] != expected) {
