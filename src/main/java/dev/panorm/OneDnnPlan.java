@@ -69,6 +69,8 @@ final class OneDnnPlan {
 
     final Pass pass;
     final long rows;
+    /** Whether a call is short enough for {@link ShortCalls}: decided once, not per call and step. */
+    private final boolean shortCalls;
     final String implementation;
     private final LayerNormConfig config;
     private final MemorySegment engine;
@@ -99,6 +101,7 @@ final class OneDnnPlan {
         this.statistics = statistics;
         this.pass = signature.pass;
         this.rows = rows;
+        this.shortCalls = rows * config.normalizedSize() < ShortCalls.SHORT_BELOW;
         this.signature = signature;
         if (config.rms()) {
             strategy = pass.forward ? Strategy.RMS_FORWARD : Strategy.RMS_BACKWARD;
@@ -550,7 +553,7 @@ final class OneDnnPlan {
                     }
                 }
                 int status;
-                if (rows * config.normalizedSize() < ShortCalls.SHORT_BELOW) {
+                if (shortCalls) {
                     status = ShortCalls.executeAndWait(step.primitive(), stream, argCounts[s], args[s]);
                 } else {
                     status = Dnnl.dnnl_primitive_execute(step.primitive(), stream, argCounts[s], args[s]);

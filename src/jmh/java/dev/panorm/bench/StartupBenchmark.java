@@ -50,24 +50,43 @@ public class StartupBenchmark {
         return OneDnn.version();
     }
 
-    /** Library loaded, code warmed on other shapes; each iteration gets a row count not seen before. */
+    /** Library loaded (one {@code LayerNorm} created), nothing called yet. */
     @State(Scope.Benchmark)
-    public static class WarmProcess {
+    public static class ColdProcess {
         static final int C = 768;
         Arena arena;
         LayerNorm norm;
         Tensor scale;
         Tensor shift;
         Tensor src;
+
+        @Setup(Level.Trial)
+        public void load() {
+            arena = Arena.ofShared();
+            norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
+            scale = Tensor.allocate(arena, DataType.F32, C);
+            shift = Tensor.allocate(arena, DataType.F32, C);
+            src = Tensor.allocate(arena, DataType.F32, 1000, C);
+        }
+
+        @TearDown(Level.Trial)
+        public void close() {
+            norm.close();
+            arena.close();
+        }
+    }
+
+    /**
+     * Library loaded, code warmed on other shapes; each iteration gets a row count not seen before.
+     * JMH runs the superclass's setup first.
+     */
+    @State(Scope.Benchmark)
+    public static class WarmProcess extends ColdProcess {
         Tensor dst;
         private int nextRows = 1000;
 
         @Setup(Level.Trial)
         public void warmUp() {
-            arena = Arena.ofShared();
-            norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
-            scale = Tensor.allocate(arena, DataType.F32, C);
-            shift = Tensor.allocate(arena, DataType.F32, C);
             for (int rows = 1; rows <= 40; rows++) { // warm the Java side, on shapes the benchmark never uses
                 Tensor x = Tensor.allocate(arena, DataType.F32, rows * 30, C);
                 for (int i = 0; i < 300; i++) {
@@ -82,12 +101,6 @@ public class StartupBenchmark {
             src = Tensor.allocate(arena, DataType.F32, rows, C);
             dst = Tensor.allocate(arena, DataType.F32, rows, C);
         }
-
-        @TearDown(Level.Trial)
-        public void close() {
-            norm.close();
-            arena.close();
-        }
     }
 
     @Benchmark
@@ -98,31 +111,6 @@ public class StartupBenchmark {
     @Fork(value = 3, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
     public void firstCallOnNewShape(WarmProcess process) {
         process.norm.forward(process.src, process.dst, process.scale, process.shift);
-    }
-
-    /** Library loaded (one {@code LayerNorm} created), nothing called yet. */
-    @State(Scope.Benchmark)
-    public static class ColdProcess {
-        Arena arena;
-        LayerNorm norm;
-        Tensor scale;
-        Tensor shift;
-        Tensor src;
-
-        @Setup(Level.Trial)
-        public void load() {
-            arena = Arena.ofShared();
-            norm = LayerNorm.create(LayerNormConfig.of(WarmProcess.C), Backend.ONEDNN);
-            scale = Tensor.allocate(arena, DataType.F32, WarmProcess.C);
-            shift = Tensor.allocate(arena, DataType.F32, WarmProcess.C);
-            src = Tensor.allocate(arena, DataType.F32, 1000, WarmProcess.C);
-        }
-
-        @TearDown(Level.Trial)
-        public void close() {
-            norm.close();
-            arena.close();
-        }
     }
 
     @Benchmark

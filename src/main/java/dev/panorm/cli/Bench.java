@@ -129,7 +129,7 @@ final class Bench {
     }
 
     /** Warms up for {@code seconds}, then times batches for {@code seconds}; the median seconds per call. */
-    private static double medianSeconds(Runnable call, double seconds) {
+    static double medianSeconds(Runnable call, double seconds) {
         long budget = (long) (seconds * 1e9);
         long start = System.nanoTime();
         int calls = 0;

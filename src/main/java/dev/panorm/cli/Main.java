@@ -424,7 +424,7 @@ public final class Main {
             for (Backend backend : backends) {
                 Tensor y = Tensor.allocate(arena, DataType.F32, rows, c);
                 try (LayerNorm norm = LayerNorm.create(config, backend)) {
-                    double seconds = medianSeconds(() -> norm.forward(x, y, gamma, beta));
+                    double seconds = Bench.medianSeconds(() -> norm.forward(x, y, gamma, beta), 0.5);
                     double gigabytes = 2.0 * x.byteExtent() / 1e9; // read src, write dst
                     float[] result = y.toFloatArray();
                     double maxDiff = 0;
@@ -457,25 +457,6 @@ public final class Main {
 
     private static double gaussian(SplittableRandom random) {
         return Math.sqrt(-2 * Math.log(1 - random.nextDouble())) * Math.cos(2 * Math.PI * random.nextDouble());
-    }
-
-    /** Warms up, then times batches of calls for about half a second; returns the median seconds per call. */
-    private static double medianSeconds(Runnable call) {
-        for (int i = 0; i < 2_000; i++) {
-            call.run();
-        }
-        int batch = 50;
-        List<Double> perCall = new ArrayList<>();
-        long deadline = System.nanoTime() + 500_000_000L;
-        while (System.nanoTime() < deadline || perCall.size() < 5) {
-            long start = System.nanoTime();
-            for (int i = 0; i < batch; i++) {
-                call.run();
-            }
-            perCall.add((System.nanoTime() - start) / 1e9 / batch);
-        }
-        perCall.sort(null);
-        return perCall.get(perCall.size() / 2);
     }
 
     private static double parseEps(String text) {
