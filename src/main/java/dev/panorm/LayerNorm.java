@@ -171,7 +171,9 @@ public final class LayerNorm implements AutoCloseable {
      * shift, given the gradient {@code diffDst} with respect to the output of {@link #forwardTraining}.
      * The statistics are those {@code forwardTraining} wrote; the gradient flows through them.
      * {@code diffScale} and {@code diffShift} are overwritten with the sums over all rows.
-     * {@code diffSrc} may be {@code diffDst} itself (in place).
+     * {@code diffSrc} may be {@code diffDst} itself (in place). Non-finite values propagate as in PyTorch:
+     * a row whose statistics or {@code diffDst} hold NaN or Inf gets a NaN {@code diffSrc} row and makes
+     * the affected {@code diffScale}/{@code diffShift} channels NaN (README, "NaN and infinity").
      *
      * @param diffDst float32, the shape of {@code src}: dLoss/dOutput
      * @param src float32 {@code [..., C]}: the forward pass's input
@@ -181,7 +183,7 @@ public final class LayerNorm implements AutoCloseable {
      * @param diffSrc float32, the shape of {@code src}, written: dLoss/dInput
      * @param diffScale float32 {@code [C]} if the configuration has a scale, else {@code null}; written: dLoss/dScale
      * @param diffShift float32 {@code [C]} if the configuration has a shift, else {@code null}; written: dLoss/dShift
-     * @throws IllegalArgumentException if an argument does not fit, a statistic is not finite, or outputs overlap inputs
+     * @throws IllegalArgumentException if an argument does not fit, a variance is negative, or outputs overlap inputs
      */
     public void backward(Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale, Tensor diffSrc,
                          Tensor diffScale, Tensor diffShift) {
@@ -199,7 +201,8 @@ public final class LayerNorm implements AutoCloseable {
 
     /**
      * Backward pass of {@link #forwardWithGlobalStatistics}: the statistics are constants, so
-     * {@code diffSrc = diffDst * scale / sqrt(variance + eps)}.
+     * {@code diffSrc = diffDst * scale / sqrt(variance + eps)}. As in {@link #forwardWithGlobalStatistics},
+     * the statistics must be finite and variances non-negative.
      *
      * @see #backward
      */
@@ -335,7 +338,7 @@ public final class LayerNorm implements AutoCloseable {
             } else {
                 checkDisjoint("dst", dst, "mean", mean);
                 checkDisjoint("dst", dst, "variance", variance);
-                checkStatisticValues(mean, variance, rows);
+                checkStatisticValues(mean, variance, rows, true);
             }
         }
         return rows;
@@ -365,7 +368,7 @@ public final class LayerNorm implements AutoCloseable {
         checkDisjoint("diffScale", diffScale, "diffSrc", diffSrc);
         checkDisjoint("diffShift", diffShift, "diffSrc", diffSrc);
         checkDisjoint("diffScale", diffScale, "diffShift", diffShift);
-        checkStatisticValues(mean, variance, rows);
+        checkStatisticValues(mean, variance, rows, pass.globalStatistics);
         return rows;
     }
 
@@ -431,20 +434,26 @@ public final class LayerNorm implements AutoCloseable {
         }
     }
 
-    /** Given statistics must describe real rows: finite means, finite non-negative variances. */
-    private static void checkStatisticValues(Tensor mean, Tensor variance, long rows) {
+    /**
+     * Given statistics must describe real rows. Global statistics (a caller's running estimates) must be
+     * finite, variances non-negative. Batch statistics handed back to a backward pass may be NaN or infinite,
+     * as forwardTraining writes them for a row holding NaN or Inf: like PyTorch, the backward pass then
+     * propagates NaN (so a loss scaler can see the overflow) instead of throwing; a negative variance is
+     * still refused, since no forward pass writes one.
+     */
+    private static void checkStatisticValues(Tensor mean, Tensor variance, long rows, boolean requireFinite) {
         MemorySegment variances = variance.segment();
         for (long row = 0; row < rows; row++) {
-            if (mean != null) {
+            if (mean != null && requireFinite) {
                 float m = mean.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
                 if (!Float.isFinite(m)) {
                     throw new IllegalArgumentException("mean[" + row + "] is " + m + "; statistics must be finite");
                 }
             }
             float v = variances.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
-            if (!Float.isFinite(v) || v < 0) {
+            if (v < 0 || requireFinite && !Float.isFinite(v)) {
                 throw new IllegalArgumentException("variance[" + row + "] is " + v
-                        + "; a variance must be finite and non-negative");
+                        + (requireFinite ? "; a variance must be finite and non-negative" : "; a variance cannot be negative"));
             }
         }
     }
