@@ -104,6 +104,11 @@ public final class LayerNorm implements AutoCloseable {
         return new LayerNorm(config, backend, kernel, calls);
     }
 
+    /** The kernel behind this operation; tests hold it to watch its native resources after the operation is gone. */
+    LayerNormKernel kernel() {
+        return state.kernel;
+    }
+
     /** What this operation computes. */
     public LayerNormConfig config() {
         return config;

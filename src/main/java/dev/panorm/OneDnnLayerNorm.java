@@ -241,6 +241,13 @@ final class OneDnnLayerNorm implements LayerNormKernel {
         return java.implementation(src, dst, scale, shift, rows);
     }
 
+    /** Plans whose native objects are allocated: cached or retired, not yet freed (for leak tests). */
+    int allocatedPlans() {
+        synchronized (lock) {
+            return plans.size() + retired.size();
+        }
+    }
+
     @Override
     public void close() {
         synchronized (lock) {

@@ -1,0 +1,87 @@
+package dev.panorm;
+
+import org.junit.jupiter.api.Test;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Native resources of the oneDNN backend: freed by {@code close()}, bounded by the plan cache, and
+ * released by the Cleaner when a caller forgets to close. Each test holds the kernel, not the
+ * {@code LayerNorm}, so it can count the kernel's plans after the {@code LayerNorm} is unreachable.
+ */
+class LifecycleTest {
+    private static final int C = 64;
+
+    /** Runs forward on {@code rows} rows: a new row count builds a new plan. */
+    private static void forward(LayerNorm norm, Arena arena, int rows) {
+        Tensor src = Tensor.ofFloats(arena, TestData.gaussian(rows * C, 0, 1, rows), rows, C);
+        norm.forward(src, Tensor.allocate(arena, DataType.F32, rows, C), Tensor.allocate(arena, DataType.F32, C),
+                Tensor.allocate(arena, DataType.F32, C));
+    }
+
+    private static OneDnnLayerNorm oneDnn(LayerNorm norm) {
+        return (OneDnnLayerNorm) norm.kernel();
+    }
+
+    @Test
+    void closeFreesEveryPlanAndLaterCallsFailCleanly() {
+        LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
+        OneDnnLayerNorm kernel = oneDnn(norm);
+        try (Arena arena = Arena.ofConfined()) {
+            for (int rows = 1; rows <= 5; rows++) {
+                forward(norm, arena, rows);
+            }
+            assertEquals(5, kernel.allocatedPlans());
+            norm.close();
+            assertEquals(0, kernel.allocatedPlans());
+            assertThrows(IllegalStateException.class, () -> forward(norm, arena, 1));
+            norm.close(); // idempotent
+        }
+    }
+
+    @Test
+    void thePlanCacheIsBoundedAndEvictedPlansAreFreed() {
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
+            OneDnnLayerNorm kernel = oneDnn(norm);
+            for (int rows = 1; rows <= 3 * OneDnnLayerNorm.MAX_PLANS; rows++) {
+                forward(norm, arena, rows);
+                // Between calls nothing is in flight, so retired plans are already freed.
+                assertTrue(kernel.allocatedPlans() <= OneDnnLayerNorm.MAX_PLANS,
+                        kernel.allocatedPlans() + " plans allocated after " + rows + " row counts");
+            }
+        }
+    }
+
+    @Test
+    void theCleanerReleasesLayerNormsNobodyClosed() throws InterruptedException {
+        List<OneDnnLayerNorm> kernels = forgottenLayerNorms(20);
+        for (OneDnnLayerNorm kernel : kernels) {
+            assertEquals(1, kernel.allocatedPlans());
+        }
+        long deadline = System.nanoTime() + 30_000_000_000L;
+        while (kernels.stream().anyMatch(kernel -> kernel.allocatedPlans() != 0)) {
+            assertTrue(System.nanoTime() < deadline, "the Cleaner did not free the plans of unreachable LayerNorms in 30 s");
+            System.gc();
+            Thread.sleep(20);
+        }
+    }
+
+    /** Creates LayerNorms, uses each once, and drops them without closing; returns their kernels. */
+    private static List<OneDnnLayerNorm> forgottenLayerNorms(int count) {
+        List<OneDnnLayerNorm> kernels = new ArrayList<>();
+        try (Arena arena = Arena.ofConfined()) {
+            for (int i = 0; i < count; i++) {
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
+                forward(norm, arena, 3);
+                kernels.add(oneDnn(norm));
+            }
+        }
+        return kernels;
+    }
+}
