@@ -2,21 +2,29 @@ package dev.panorm;
 
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.nio.file.DirectoryStream;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** One LayerNorm shared by many threads; closing it while they run. */
+/** One LayerNorm shared by many threads; closing it while they run; OpenMP teams under a caller's pool. */
 class ConcurrencyTest {
     private static final int C = 768;
     private static final int[] ROW_COUNTS = {1, 7, 64, 300};
@@ -94,5 +102,69 @@ class ConcurrencyTest {
             }
         }
         assertTrue(calls.get() >= 1000);
+    }
+
+    /**
+     * OpenMP gives every Java thread that calls a multi-threaded oneDNN primitive a team of its own:
+     * {@code callers x threads} OS threads in all, alive as long as the calling Java thread. Worker
+     * threads inherit their creator's name, which is how they are counted here.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void eachCallingThreadGetsItsOwnOpenMpTeamOfTheConfiguredSize(int threadsPerCall) throws Exception {
+        int callers = 4;
+        String prefix = "omp-probe-" + threadsPerCall + "-";
+        AtomicInteger ids = new AtomicInteger();
+        ExecutorService pool = Executors.newFixedThreadPool(callers, task -> new Thread(task, prefix + ids.getAndIncrement()));
+        int rows = 256;
+        int c = 1024; // large enough that oneDNN splits rows across every thread it is given
+        try (Arena arena = Arena.ofShared();
+             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), Backend.ONEDNN, threadsPerCall)) {
+            Tensor src = Tensor.ofFloats(arena, TestData.gaussian(rows * c, 0, 1, 5), rows, c);
+            CountDownLatch done = new CountDownLatch(callers);
+            CountDownLatch counted = new CountDownLatch(1);
+            List<Future<?>> results = new ArrayList<>();
+            for (int t = 0; t < callers; t++) {
+                results.add(pool.submit(() -> {
+                    try (Arena own = Arena.ofConfined()) {
+                        for (int call = 0; call < 20; call++) {
+                            norm.forward(src, Tensor.allocate(own, DataType.F32, rows, c));
+                        }
+                    }
+                    done.countDown();
+                    counted.await(); // keep every caller, and so its team, alive until counted
+                    return null;
+                }));
+            }
+            done.await();
+            assertEquals(callers * threadsPerCall, threadsNamed(prefix), "OS threads of " + callers + " callers");
+            counted.countDown();
+            for (Future<?> result : results) {
+                result.get();
+            }
+        } finally {
+            pool.shutdown();
+            assertTrue(pool.awaitTermination(10, TimeUnit.SECONDS));
+        }
+        long deadline = System.nanoTime() + 5_000_000_000L;
+        while (threadsNamed(prefix) != 0) { // a team ends with the Java thread that owns it
+            assertTrue(System.nanoTime() < deadline, threadsNamed(prefix) + " OpenMP threads outlived their callers");
+            Thread.sleep(10);
+        }
+    }
+
+    /** Threads of this process whose OS-level name starts with {@code prefix} (Linux). */
+    private static long threadsNamed(String prefix) throws IOException {
+        long count = 0;
+        try (DirectoryStream<Path> tasks = Files.newDirectoryStream(Path.of("/proc/self/task"))) {
+            for (Path task : tasks) {
+                try {
+                    count += Files.readString(task.resolve("comm")).startsWith(prefix) ? 1 : 0;
+                } catch (NoSuchFileException exited) {
+                    // the thread ended while we looked
+                }
+            }
+        }
+        return count;
     }
 }
