@@ -168,4 +168,30 @@ class NonFiniteTest {
             }
         }
     }
+
+    @ParameterizedTest(name = "{0} C={1} {2}")
+    @MethodSource("cases")
+    void rmsNormGivesNaNAtAnInfinityAndTheShiftBesideIt(Backend backend, int c, DataType type) {
+        int rows = 7;
+        float[] x = Tensors.rounded(type, poisoned(c));
+        float[] beta = TestData.gaussian(c, 0, 1, c + 2);
+        LayerNormConfig config = LayerNormConfig.rms(c).withScale(false).withShift(true);
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(config, backend)) {
+            Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
+            norm.forward(Tensors.make(arena, type, x, rows, c), dst, null, Tensor.ofFloats(arena, beta, c));
+            float[] y = dst.toFloatArray();
+            // x / sqrt(mean(x^2) + eps): a NaN poisons the mean square, an infinity makes it infinite.
+            for (int r : new int[] {1, 3, 5}) {
+                boolean nanRow = r == 1;
+                for (int i = 0; i < c; i++) {
+                    int at = r * c + i;
+                    if (nanRow || Float.isInfinite(x[at])) {
+                        assertTrue(Float.isNaN(y[at]), "y[" + r + ", " + i + "] = " + y[at]);
+                    } else {
+                        assertEquals(beta[i], y[at], "y[" + r + ", " + i + "]: a finite value over an infinite RMS");
+                    }
+                }
+            }
+        }
+    }
 }
