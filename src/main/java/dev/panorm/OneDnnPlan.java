@@ -231,8 +231,12 @@ final class OneDnnPlan {
                 case RMS_FORWARD -> (pass.globalStatistics ? "" : "java:mean-square + ")
                         + layerNormalization(Pass.FORWARD_GLOBAL, true, ZERO_MEAN, variance);
                 case RMS_BACKWARD -> {
-                    String main = layerNormalization(pass, true, ZERO_MEAN, VARIANCE);
-                    yield pass.globalStatistics ? main : main + " + " + rowDot() + " + " + addRowTerm(DIFF_SRC, false);
+                    if (pass.globalStatistics) {
+                        yield layerNormalization(pass, true, ZERO_MEAN, VARIANCE);
+                    }
+                    // The row sum reads diffDst first: in place, the layer normalization step overwrites it.
+                    String dot = rowDot();
+                    yield dot + " + " + layerNormalization(pass, true, ZERO_MEAN, VARIANCE) + " + " + addRowTerm(DIFF_SRC, false);
                 }
             };
         }
@@ -530,7 +534,7 @@ final class OneDnnPlan {
                 default -> { }
             }
             for (int s = 0; s < steps.size(); s++) {
-                if (strategy == Strategy.RMS_BACKWARD && s == 2) {
+                if (strategy == Strategy.RMS_BACKWARD && s == 2) { // steps: row sum, layer normalization, add the term
                     rowTerm(variance);
                 }
                 Step step = steps.get(s);

@@ -121,4 +121,26 @@ class RmsNormTest {
             assertTrue(e.getMessage().contains("RMS normalization has no mean; pass null for mean"), e.getMessage());
         }
     }
+
+    /** oneDNN composes RMS backward from three primitives; in place, the first must not overwrite what the others read. */
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void inPlaceBackwardMatchesOutOfPlace(Backend backend) {
+        int rows = 5;
+        int c = 64;
+        float[] x = TestData.gaussian(rows * c, 0.3, 1.5, 11);
+        float[] dy = TestData.gaussian(rows * c, 0, 1, 12);
+        LayerNormConfig config = LayerNormConfig.rms(c).withShift(false);
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(config, backend)) {
+            Tensor src = Tensor.ofFloats(arena, x, rows, c);
+            Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(c, 1, 0.5, 13), c);
+            Tensor meanSquare = Tensor.allocate(arena, DataType.F32, rows);
+            norm.forwardTraining(src, Tensor.allocate(arena, DataType.F32, rows, c), gamma, null, null, meanSquare);
+            Tensor dx = Tensor.allocate(arena, DataType.F32, rows, c);
+            norm.backwardData(Tensor.ofFloats(arena, dy, rows, c), src, null, meanSquare, gamma, dx);
+            Tensor inPlace = Tensor.ofFloats(arena, dy, rows, c);
+            norm.backwardData(inPlace, src, null, meanSquare, gamma, inPlace);
+            assertArrayEquals(dx.toFloatArray(), inPlace.toFloatArray());
+        }
+    }
 }
