@@ -54,7 +54,8 @@ final class OneDnnPlan {
     private static final int OWN_VARIANCE = 12;
     private static final int ROW_TERM = 13;       // precise correction, RMS sum of squares or backward term
     private static final int DISCARDED = 14;      // a gradient the caller did not ask for (library-allocated)
-    private static final int ROLES = 15;
+    private static final int NORMALIZED = 15;     // float32 output of a composed pass, before its last step rounds it
+    private static final int ROLES = 16;
 
     /** The call signature or configuration cannot run on oneDNN; the message says why. */
     static final class Unsupported extends Exception {
@@ -225,18 +226,23 @@ final class OneDnnPlan {
             int variance = tensors[VARIANCE] == null ? OWN_VARIANCE : VARIANCE;
             boolean affine = config.scale() || config.shift();
             return switch (strategy) {
-                case LAYER -> layerNormalization(pass, true, mean, variance);
-                case PRECISE -> "java:statistics + " + layerNormalization(Pass.FORWARD_GLOBAL, false, mean, variance) + " + "
-                        + addRowTerm(DST, affine);
+                case LAYER -> layerNormalization(pass, true, mean, variance, pass.forward ? DST : DIFF_SRC);
+                case PRECISE -> {
+                    int normalized = intermediate(DST);
+                    yield "java:statistics + " + layerNormalization(Pass.FORWARD_GLOBAL, false, mean, variance, normalized)
+                            + " + " + addRowTerm(normalized, DST, affine);
+                }
                 case RMS_FORWARD -> (pass.globalStatistics ? "" : "java:mean-square + ")
-                        + layerNormalization(Pass.FORWARD_GLOBAL, true, ZERO_MEAN, variance);
+                        + layerNormalization(Pass.FORWARD_GLOBAL, true, ZERO_MEAN, variance, DST);
                 case RMS_BACKWARD -> {
                     if (pass.globalStatistics) {
-                        yield layerNormalization(pass, true, ZERO_MEAN, VARIANCE);
+                        yield layerNormalization(pass, true, ZERO_MEAN, VARIANCE, DIFF_SRC);
                     }
                     // The row sum reads diffDst first: in place, the layer normalization step overwrites it.
                     String dot = rowDot();
-                    yield dot + " + " + layerNormalization(pass, true, ZERO_MEAN, VARIANCE) + " + " + addRowTerm(DIFF_SRC, false);
+                    int normalized = intermediate(DIFF_SRC);
+                    yield dot + " + " + layerNormalization(pass, true, ZERO_MEAN, VARIANCE, normalized) + " + "
+                            + addRowTerm(normalized, DIFF_SRC, false);
                 }
             };
         }
@@ -258,7 +264,15 @@ final class OneDnnPlan {
         }
 
         private MemorySegment data(int role) {
-            return dense(tensors[role].dataType(), geometry.dataDims());
+            return dense(role == NORMALIZED ? DataType.F32 : tensors[role].dataType(), geometry.dataDims());
+        }
+
+        /**
+         * Where a composed pass's first step writes its result: the output itself when it is float32, else a
+         * float32 buffer, so that the output is rounded to its type once, by the last step, and not twice.
+         */
+        private int intermediate(int output) {
+            return tensors[output].dataType() == DataType.F32 ? output : NORMALIZED;
         }
 
         private void check(int status, String call) {
@@ -286,11 +300,20 @@ final class OneDnnPlan {
             return own(out, arena, Dnnl::dnnl_primitive_desc_destroy);
         }
 
-        /** Records a primitive with its arguments ({@code roles[i]} bound as {@code arguments[i]}). */
-        private String add(MemorySegment primitiveDesc, int[] roles, int[] arguments, MemorySegment[] descriptors) {
+        /**
+         * Records a primitive with its arguments ({@code roles[i]} bound as {@code arguments[i]}). oneDNN's
+         * reference implementations ({@code ref:*}) are refused: for layer normalization with bf16 or f16
+         * scale and shift, ref:any measured 4 to 40 times slower than panorm's scalar Java kernel, and its
+         * sequential sums lost up to 19 u*kappa where the JIT kernel stays within 8 (ApiFuzzTest found it).
+         */
+        private String add(MemorySegment primitiveDesc, int[] roles, int[] arguments, MemorySegment[] descriptors)
+                throws Unsupported {
             check(Dnnl.dnnl_primitive_desc_query(primitiveDesc, Dnnl.dnnl_query_impl_info_str(), 0, out),
                     "dnnl_primitive_desc_query");
             String name = out.get(ValueLayout.ADDRESS, 0).reinterpret(256).getString(0);
+            if (name.startsWith("ref")) {
+                throw new Unsupported("oneDNN offers only its slow reference code, " + name + ", here");
+            }
             MemorySegment scratchpad = Dnnl.dnnl_primitive_desc_query_md(primitiveDesc, Dnnl.dnnl_query_scratchpad_md(), 0);
             long scratchpadBytes = scratchpad.equals(MemorySegment.NULL) ? 0 : Dnnl.dnnl_memory_desc_get_size(scratchpad);
             check(Dnnl.dnnl_primitive_create(out, primitiveDesc), "dnnl_primitive_create");
@@ -301,9 +324,9 @@ final class OneDnnPlan {
 
         /**
          * A layer-normalization primitive for {@code layerPass}, applying the configured scale and shift
-         * if {@code affine}, with its mean and variance bound to the given roles.
+         * if {@code affine}, with its mean, variance and output (dst or diff_src) bound to the given roles.
          */
-        private String layerNormalization(Pass layerPass, boolean affine, int meanRole, int varianceRole)
+        private String layerNormalization(Pass layerPass, boolean affine, int meanRole, int varianceRole, int outputRole)
                 throws Unsupported {
             boolean scale = config.scale() && affine;
             boolean shift = config.shift() && affine && (layerPass.forward || layerPass.parameterGradients);
@@ -323,13 +346,13 @@ final class OneDnnPlan {
             List<MemorySegment> descriptors = new ArrayList<>();
             if (layerPass.forward) {
                 MemorySegment src = data(SRC);
-                MemorySegment dst = data(DST);
+                MemorySegment dst = data(outputRole);
                 MemorySegment desc = primitiveDesc(Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(out,
                         engine, layerPass == Pass.FORWARD_TRAINING ? Dnnl.dnnl_forward_training() : Dnnl.dnnl_forward_inference(),
                         src, dst, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
                         "dnnl_layer_normalization_forward_primitive_desc_create_v2");
                 addArgument(roles, arguments, descriptors, SRC, Dnnl.DNNL_ARG_SRC(), src);
-                addArgument(roles, arguments, descriptors, DST, Dnnl.DNNL_ARG_DST(), dst);
+                addArgument(roles, arguments, descriptors, outputRole, Dnnl.DNNL_ARG_DST(), dst);
                 if (layerPass.usesStatistics()) {
                     addArgument(roles, arguments, descriptors, meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc);
                     addArgument(roles, arguments, descriptors, varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
@@ -344,7 +367,7 @@ final class OneDnnPlan {
             }
             MemorySegment src = data(SRC);
             MemorySegment diffDst = data(DIFF_DST);
-            MemorySegment diffSrc = data(DIFF_SRC);
+            MemorySegment diffSrc = data(outputRole);
             check(Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(out, engine, Dnnl.dnnl_forward_training(),
                     src, src, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
                     "dnnl_layer_normalization_forward_primitive_desc_create_v2 (backward hint)");
@@ -355,7 +378,7 @@ final class OneDnnPlan {
                     eps, flags, hint, attr), "dnnl_layer_normalization_backward_primitive_desc_create_v2");
             addArgument(roles, arguments, descriptors, SRC, Dnnl.DNNL_ARG_SRC(), src);
             addArgument(roles, arguments, descriptors, DIFF_DST, Dnnl.DNNL_ARG_DIFF_DST(), diffDst);
-            addArgument(roles, arguments, descriptors, DIFF_SRC, Dnnl.DNNL_ARG_DIFF_SRC(), diffSrc);
+            addArgument(roles, arguments, descriptors, outputRole, Dnnl.DNNL_ARG_DIFF_SRC(), diffSrc);
             addArgument(roles, arguments, descriptors, meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc);
             addArgument(roles, arguments, descriptors, varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
             MemorySegment diffChannels = dense(diffParameterType, new long[] {geometry.c()});
@@ -392,15 +415,16 @@ final class OneDnnPlan {
         }
 
         /**
-         * {@code role += row term}, broadcast over each row, in place; with {@code affine} then multiplied
-         * by the scale and shifted, as post-ops (the precise forward's last step).
+         * {@code output = input + row term}, broadcast over each row (in place when the roles are equal); with
+         * {@code affine} then multiplied by the scale and shifted, as post-ops (the precise forward's last step).
          */
-        private String addRowTerm(int role, boolean affine) throws Unsupported {
-            MemorySegment data = data(role);
+        private String addRowTerm(int inputRole, int outputRole, boolean affine) throws Unsupported {
+            MemorySegment input = data(inputRole);
+            MemorySegment output = data(outputRole);
             MemorySegment rowTerm = dense(DataType.F32, geometry.rowColumnDims());
-            List<Integer> roles = new ArrayList<>(List.of(role, ROW_TERM, role));
+            List<Integer> roles = new ArrayList<>(List.of(inputRole, ROW_TERM, outputRole));
             List<Integer> arguments = new ArrayList<>(List.of(Dnnl.DNNL_ARG_SRC_0(), Dnnl.DNNL_ARG_SRC_1(), Dnnl.DNNL_ARG_DST()));
-            List<MemorySegment> descriptors = new ArrayList<>(List.of(data, rowTerm, data));
+            List<MemorySegment> descriptors = new ArrayList<>(List.of(input, rowTerm, output));
             MemorySegment attr = userScratchpadAttr();
             if (affine) {
                 check(Dnnl.dnnl_post_ops_create(out), "dnnl_post_ops_create");
@@ -421,7 +445,7 @@ final class OneDnnPlan {
                 check(Dnnl.dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
             }
             MemorySegment desc = primitiveDesc(Dnnl.dnnl_binary_primitive_desc_create(out, engine, Dnnl.dnnl_binary_add(),
-                    data, rowTerm, data, attr), "dnnl_binary_primitive_desc_create");
+                    input, rowTerm, output, attr), "dnnl_binary_primitive_desc_create");
             return add(desc, toInts(roles), toInts(arguments), descriptors.toArray(MemorySegment[]::new));
         }
 
@@ -491,7 +515,8 @@ final class OneDnnPlan {
                             handle = Dnnl.DNNL_MEMORY_ALLOCATE();
                         } else if (role >= CALLER_ROLES) {
                             if (buffers[role] == null) {
-                                buffers[role] = arena.allocate(Float.BYTES * Math.max(rows, 1), 64); // zeroed
+                                long floats = role == NORMALIZED ? rows * config.normalizedSize() : rows;
+                                buffers[role] = arena.allocate(Float.BYTES * Math.max(floats, 1), 64); // zeroed
                             }
                             handle = buffers[role];
                         }
