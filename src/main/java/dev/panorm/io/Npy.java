@@ -340,13 +340,19 @@ public final class Npy {
 
     private static long checkDataSize(Path path, long fileSize, Header header, DataType type)
             throws NpyFormatException {
-        long dataBytes;
+        // Bounded as NumPy does, counting empty dimensions as 1: a shape such as (0, 2^62, 4) holds
+        // nothing, but the strides computed from it would overflow.
+        long span = type.byteSize();
         try {
-            dataBytes = Math.multiplyExact(elementCount(header.shape()), type.byteSize());
+            for (long dim : header.shape()) {
+                span = Math.multiplyExact(span, Math.max(dim, 1));
+            }
         } catch (ArithmeticException e) {
+            boolean empty = Arrays.stream(header.shape()).anyMatch(dim -> dim == 0);
             throw new NpyFormatException(path, "claims shape " + Arrays.toString(header.shape())
-                    + ", more than 2^63 bytes");
+                    + ", more than 2^63 bytes" + (empty ? " counting its empty dimensions as 1" : ""));
         }
+        long dataBytes = elementCount(header.shape()) * type.byteSize();
         long available = fileSize - header.dataOffset();
         if (available < dataBytes) {
             throw new NpyFormatException(path, "is truncated: shape " + Arrays.toString(header.shape()) + " of " + type

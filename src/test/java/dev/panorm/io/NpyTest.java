@@ -172,6 +172,13 @@ class NpyTest {
     }
 
     @Test
+    void anEmptyShapeMayNotHideAnOverflow() throws Exception {
+        // (0, 2^62, 4) holds nothing, but strides computed from it wrap around; NumPy refuses it as too big.
+        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4), }", 0),
+                "claims shape [0, 4611686018427387904, 4], more than 2^63 bytes counting its empty dimensions as 1");
+    }
+
+    @Test
     void anAbandonedOutputLeavesNothingBehind() throws Exception {
         Path target = temp.resolve("result.npy");
         Files.writeString(target, "previous contents");
