@@ -418,8 +418,9 @@ public final class Npy {
             return new Header(descr, fortran, shape, dataOffset);
         }
 
+        /** ASCII only, as in Python: Character.isWhitespace would also take U+2003 and friends. */
         private void skipSpace() {
-            while (at < text.length() && Character.isWhitespace(text.charAt(at))) {
+            while (at < text.length() && " \t\n\r\f".indexOf(text.charAt(at)) >= 0) {
                 at++;
             }
         }
@@ -469,7 +470,8 @@ public final class Npy {
             List<Long> dims = new ArrayList<>();
             while (!peek(')')) {
                 int start = at;
-                while (at < text.length() && Character.isDigit(text.charAt(at))) {
+                // ASCII digits only: Character.isDigit and Long.parseLong would read U+0663 (Arabic-Indic three) as 3.
+                while (at < text.length() && text.charAt(at) >= '0' && text.charAt(at) <= '9') {
                     at++;
                 }
                 if (start == at) {

@@ -125,11 +125,23 @@ class NpyTest {
 
     /** A v1.0 file with {@code dict} as its header (padded like NumPy's) and {@code dataBytes} zero bytes of data. */
     private Path craft(String dict, long dataBytes) throws IOException {
-        int total = 10 + dict.length() + 1;
-        String text = dict + " ".repeat((64 - total % 64) % 64) + "\n";
-        ByteBuffer buffer = ByteBuffer.allocate(10 + text.length() + (int) dataBytes).order(ByteOrder.LITTLE_ENDIAN);
-        buffer.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}).putShort((short) text.length());
-        buffer.put(text.getBytes(StandardCharsets.US_ASCII));
+        return craft(1, dict, dataBytes);
+    }
+
+    /** As {@link #craft(String, long)}, in format version {@code major}.0 (3.0 headers are UTF-8). */
+    private Path craft(int major, String dict, long dataBytes) throws IOException {
+        int preamble = major == 1 ? 10 : 12;
+        byte[] text = dict.getBytes(StandardCharsets.UTF_8);
+        int padding = (64 - (preamble + text.length + 1) % 64) % 64;
+        int headerLength = text.length + padding + 1;
+        ByteBuffer buffer = ByteBuffer.allocate(preamble + headerLength + (int) dataBytes).order(ByteOrder.LITTLE_ENDIAN);
+        buffer.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', (byte) major, 0});
+        if (major == 1) {
+            buffer.putShort((short) headerLength);
+        } else {
+            buffer.putInt(headerLength);
+        }
+        buffer.put(text).put(" ".repeat(padding).getBytes(StandardCharsets.US_ASCII)).put((byte) '\n');
         return Files.write(Files.createTempFile(temp, "crafted", ".npy"), buffer.array());
     }
 
@@ -176,6 +188,19 @@ class NpyTest {
         // (0, 2^62, 4) holds nothing, but strides computed from it wrap around; NumPy refuses it as too big.
         assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4), }", 0),
                 "claims shape [0, 4611686018427387904, 4], more than 2^63 bytes counting its empty dimensions as 1");
+    }
+
+    @Test
+    void readsOnlyAsciiDigitsAndSpaces() throws Exception {
+        // A 3.0 header is UTF-8, and Java's isDigit and isWhitespace take far more than Python does.
+        String dict = "{'descr':%s'<f4', 'fortran_order': False, 'shape': %s, }";
+        try (Arena arena = Arena.ofConfined()) {
+            assertArrayEquals(new long[] {2, 3}, Npy.mapFloat32(craft(3, dict.formatted("\t", "(2,\n3)"), 24), arena).shape());
+        }
+        assertRejected(craft(3, dict.formatted(" ", "(\u0663,)"), 12), "expected a non-negative integer");
+        assertRejected(craft(3, dict.formatted(" ", "(\uff12, 3)"), 24), "expected a non-negative integer");
+        assertRejected(craft(3, dict.formatted(" ", "(2,\u20033)"), 24), "expected a non-negative integer");
+        assertRejected(craft(3, dict.formatted("\u2003", "(2, 3)"), 24), "expected a string");
     }
 
     @Test
