@@ -16,7 +16,9 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.List;
+import java.util.Set;
 
 /**
  * NumPy's {@code .npy} format (versions 1.0, 2.0 and 3.0), read and written through memory mapping
@@ -392,9 +394,14 @@ public final class Npy {
             String descr = null;
             Boolean fortran = null;
             long[] shape = null;
+            Set<String> keys = new HashSet<>();
             p.expect('{');
             while (!p.peek('}')) {
                 String key = p.string();
+                if (!keys.add(key)) {
+                    // Python keeps the last of duplicate keys, another reader may keep the first: refuse the ambiguity.
+                    p.fail("has the header key '" + key + "' twice");
+                }
                 p.expect(':');
                 switch (key) {
                     case "descr" -> descr = p.peek('[') ? p.fail("has a structured dtype; only float32 is supported")

@@ -204,6 +204,13 @@ class NpyTest {
     }
 
     @Test
+    void refusesDuplicateHeaderKeys() throws Exception {
+        // Python would keep the last 'descr', another reader the first: the file means two things.
+        assertRejected(craft("{'descr': '<f8', 'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8),
+                "has the header key 'descr' twice");
+    }
+
+    @Test
     void anAbandonedOutputLeavesNothingBehind() throws Exception {
         Path target = temp.resolve("result.npy");
         Files.writeString(target, "previous contents");
