@@ -15,6 +15,7 @@ import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -137,6 +138,24 @@ class NativeLibraryTest {
         assertTrue(result.has("forward=ok"), result.output());
         assertTrue(result.output().contains("does not match the bundled libraries; extracting it again"), result.output());
         assertEquals(size, Files.size(library));
+    }
+
+    @Test
+    void aTamperedCachedLibraryOfTheRightSizeIsDetectedAndReplaced() throws Exception {
+        Path cache = temp.resolve("cache");
+        assertTrue(probeWithCache(cache).has("forward=ok"));
+        Path library;
+        try (Stream<Path> entries = Files.list(cache)) {
+            library = entries.findFirst().orElseThrow().resolve("libdnnl.so.3");
+        }
+        byte[] original = Files.readAllBytes(library);
+        byte[] tampered = original.clone();
+        tampered[tampered.length / 2] ^= 0x5A; // same size, one byte changed: only the CRC can tell
+        Files.write(library, tampered);
+        Result result = probeWithCache(cache);
+        assertTrue(result.has("forward=ok"), result.output());
+        assertTrue(result.output().contains("does not match the bundled libraries; extracting it again"), result.output());
+        assertArrayEquals(original, Files.readAllBytes(library));
     }
 
     @Test
