@@ -203,9 +203,12 @@ public final class Npy {
             Path temporary = Files.createTempFile(absolute.getParent(), "." + absolute.getFileName() + ".", ".tmp");
             try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
                 channel.write(ByteBuffer.wrap(header));
-                if (dataBytes > 0) {
-                    // Extend the file to its full size first: mapping past the end is not allowed.
-                    channel.write(ByteBuffer.allocate(1), header.length + dataBytes - 1);
+                // Reserve every block first: mapping past the end is not allowed, and a page written through
+                // the mapping must not find the disk full (that is a SIGBUS, not an exception).
+                try {
+                    DiskSpace.reserve(temporary, header.length + dataBytes);
+                } catch (IOException e) {
+                    throw new IOException("cannot write " + absolute + ": " + e.getMessage(), e);
                 }
                 MemorySegment data = channel.map(FileChannel.MapMode.READ_WRITE, header.length, dataBytes, arena);
                 return new Output(absolute, temporary, Tensor.of(data, type, shape));

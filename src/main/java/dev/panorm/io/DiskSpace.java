@@ -1,0 +1,78 @@
+package dev.panorm.io;
+
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.StructLayout;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.VarHandle;
+import java.nio.file.Path;
+
+/**
+ * Reserves a file's disk blocks up front with {@code posix_fallocate}. A file written through a memory
+ * mapping gets its blocks only when a page is first written; on a full disk that write is a SIGBUS,
+ * which kills the JVM when native code does it. With the blocks reserved, a full disk is an
+ * {@link IOException} before any data is written.
+ */
+final class DiskSpace {
+    private static final int O_WRONLY = 1;
+    private static final Linker LINKER = Linker.nativeLinker();
+    private static final StructLayout CAPTURED = Linker.Option.captureStateLayout();
+    private static final VarHandle ERRNO = CAPTURED.varHandle(MemoryLayout.PathElement.groupElement("errno"));
+    private static final MethodHandle OPEN = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("open"),
+            // open is variadic (a mode follows O_CREAT); panorm passes no mode, so no variadic argument.
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
+            Linker.Option.firstVariadicArg(2), Linker.Option.captureCallState("errno"));
+    private static final MethodHandle FALLOCATE = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("posix_fallocate"),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+    private static final MethodHandle CLOSE = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("close"),
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+
+    private DiskSpace() {}
+
+    /**
+     * Allocates the disk blocks of bytes {@code [0, length)} of an existing file.
+     *
+     * @throws IOException naming the file and the system's reason (e.g. no space left on device)
+     */
+    static void reserve(Path file, long length) throws IOException {
+        if (length == 0) {
+            return;
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment state = arena.allocate(CAPTURED);
+            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(file.toString()), O_WRONLY);
+            if (fd < 0) {
+                throw new IOException("cannot open " + file + " to reserve its space: " + reason((int) ERRNO.get(state, 0L)));
+            }
+            int error = (int) FALLOCATE.invokeExact(fd, 0L, length);
+            int closed = (int) CLOSE.invokeExact(fd);
+            if (error != 0) {
+                throw new IOException("cannot reserve its " + length + " bytes on disk: " + reason(error));
+            }
+            if (closed != 0) {
+                throw new IOException("cannot close " + file + " after reserving its space");
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable e) {
+            throw new IllegalStateException("posix_fallocate failed", e);
+        }
+    }
+
+    /** The usual errno values a full or limited disk gives, by name; others by number. */
+    private static String reason(int errno) {
+        return switch (errno) {
+            case 28 -> "no space left on device (ENOSPC)";
+            case 27 -> "file too large (EFBIG)";
+            case 122 -> "disk quota exceeded (EDQUOT)";
+            case 13 -> "permission denied (EACCES)";
+            case 30 -> "read-only file system (EROFS)";
+            default -> "errno " + errno;
+        };
+    }
+}
