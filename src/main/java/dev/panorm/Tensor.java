@@ -115,6 +115,57 @@ public final class Tensor {
         return tensor;
     }
 
+    /**
+     * Rows {@code first} to {@code first + count - 1} of this tensor seen as a matrix of rows: the view (no
+     * copy) of shape {@code [count, d(n-k), ..., d(n-1)]} where the last {@code trailingAxes} axes form a
+     * row and the leading axes, flattened in C order, index the rows. How a pipeline walks a tensor, such
+     * as a memory-mapped file, a chunk at a time.
+     *
+     * @param trailingAxes the number k of axes that form a row, {@code 1 <= k <= rank()}
+     * @param first the first row
+     * @param count the number of rows, {@code >= 0}
+     * @return a view of the rows
+     * @throws IllegalArgumentException if the rows are out of range, or the leading axes cannot be flattened
+     *     into one evenly strided axis (as they can in C order, padded rows included)
+     */
+    public Tensor rows(int trailingAxes, long first, long count) {
+        if (trailingAxes < 1 || trailingAxes > shape.length) {
+            throw new IllegalArgumentException("trailingAxes must be between 1 and the rank " + shape.length + ", got "
+                    + trailingAxes);
+        }
+        int leading = shape.length - trailingAxes;
+        long rows = 1;
+        for (int axis = 0; axis < leading; axis++) {
+            rows *= shape[axis];
+        }
+        if (first < 0 || count < 0 || first > rows - count) {
+            throw new IllegalArgumentException("rows " + first + " to " + (first + count) + " are outside the " + rows
+                    + " rows of " + describe());
+        }
+        long rowStride = 0; // the stride of the innermost leading axis that has more than one index
+        long span = -1;     // what the next outer such axis's stride must be to continue it evenly
+        for (int axis = leading - 1; axis >= 0; axis--) {
+            if (shape[axis] == 1) {
+                continue; // a single index: its stride never multiplies anything
+            }
+            if (span < 0) {
+                rowStride = strides[axis];
+            } else if (strides[axis] != span) {
+                throw new IllegalArgumentException("the leading axes of " + describe()
+                        + " are not evenly strided, so its rows cannot be viewed as one axis");
+            }
+            span = strides[axis] * shape[axis];
+        }
+        long[] rowShape = new long[trailingAxes + 1];
+        long[] rowStrides = new long[trailingAxes + 1];
+        rowShape[0] = count;
+        rowStrides[0] = rowStride;
+        System.arraycopy(shape, leading, rowShape, 1, trailingAxes);
+        System.arraycopy(strides, leading, rowStrides, 1, trailingAxes);
+        long offset = count == 0 ? 0 : first * rowStride * dataType.byteSize();
+        return new Tensor(segment.asSlice(Math.min(offset, segment.byteSize())), dataType, rowShape, rowStrides);
+    }
+
     /** The memory this tensor views. */
     public MemorySegment segment() {
         return segment;
