@@ -10,6 +10,7 @@ import dev.panorm.PanormException;
 import dev.panorm.Tensor;
 import dev.panorm.cli.CommandLine.UsageException;
 import dev.panorm.io.Npy;
+import dev.panorm.pipeline.Pipeline;
 
 import java.io.IOException;
 import java.io.PrintStream;
@@ -184,7 +185,8 @@ public final class Main {
 
     private int normalize(String[] args) throws IOException {
         CommandLine line = new CommandLine("normalize", args, Map.of("--gamma", 1, "--beta", 1, "--eps", 1,
-                "--backend", 1, "--stats", 2, "--out-dtype", 1, "--axes", 1, "--rms", 0, "--precise", 0));
+                "--backend", 1, "--stats", 2, "--out-dtype", 1, "--axes", 1, "--rms", 0, "--precise", 0,
+                "--chunk-rows", 1));
         List<String> paths = line.positional("IN.npy", "OUT.npy");
         Path in = Path.of(paths.get(0));
         Path outPath = Path.of(paths.get(1));
@@ -199,6 +201,7 @@ public final class Main {
         Backend backend = parseBackend(line.value("--backend", "auto"));
         DataType outType = parseDataType(line.value("--out-dtype", "f32"));
         int axes = parseAxes(line.value("--axes", "1"));
+        long chunkRows = line.has("--chunk-rows") ? parseChunkRows(line.value("--chunk-rows", "")) : 0;
         checkDistinct(Arrays.asList(in, gammaPath, betaPath), Arrays.asList(outPath, meanPath, variancePath));
         try (Arena arena = Arena.ofConfined()) {
             Tensor x = data(in, "IN", axes, arena);
@@ -214,23 +217,31 @@ public final class Main {
                  Npy.Output mean = stats == null ? null : Npy.Output.create(meanPath, rowShape, arena);
                  Npy.Output variance = stats == null ? null : Npy.Output.create(variancePath, rowShape, arena)) {
                 long start = System.nanoTime();
+                long rows = x.elementCount() / config.normalizedSize();
+                long bytes = x.elementCount() * (x.dataType().byteSize() + outType.byteSize());
+                String implementation;
                 if (stats == null) {
-                    norm.forward(x, output.tensor(), gamma, beta);
+                    // Chunk by chunk through the mapped files, so a file larger than memory streams through.
+                    Pipeline pipeline = Pipeline.of(norm).parameters(gamma, beta)
+                            .progress(ProgressBar.onTerminal(err));
+                    pipeline = chunkRows > 0 ? pipeline.chunkRows(chunkRows) : pipeline;
+                    pipeline.run(x, output.tensor());
+                    Tensor firstRows = x.rows(axes, 0, Math.min(rows, pipeline.chunkRowsFor(x)));
+                    implementation = norm.implementation(firstRows, output.tensor().rows(axes, 0, firstRows.dim(0)), gamma, beta);
                 } else {
                     // RMS normalization has no mean: the file gets the zeros it normalizes with.
                     norm.forwardTraining(x, output.tensor(), gamma, beta, rms ? null : mean.tensor(), variance.tensor());
+                    implementation = norm.implementation(x, output.tensor(), gamma, beta);
                 }
-                long nanos = System.nanoTime() - start;
-                String implementation = norm.implementation(x, output.tensor(), gamma, beta);
                 output.commit();
                 if (stats != null) {
                     mean.commit();
                     variance.commit();
                 }
-                long rows = x.elementCount() / config.normalizedSize();
-                out.printf(Locale.ROOT, "normalized %d rows of %d with %s (%s) in %.3f ms -> %s%s%n", rows,
-                        config.normalizedSize(), name(backend), implementation, nanos / 1e6,
-                        outPath, stats == null ? "" : ", " + meanPath + ", " + variancePath);
+                double seconds = (System.nanoTime() - start) / 1e9;
+                out.printf(Locale.ROOT, "normalized %d rows of %d with %s (%s) in %.3f s, %d bytes read and written,"
+                        + " %.2f GB/s -> %s%s%n", rows, config.normalizedSize(), name(backend), implementation, seconds,
+                        bytes, bytes / seconds / 1e9, outPath, stats == null ? "" : ", " + meanPath + ", " + variancePath);
             }
         }
         return OK;
@@ -474,6 +485,18 @@ public final class Main {
             case "bf16" -> DataType.BF16;
             default -> throw new UsageException("--out-dtype must be f32, f16 or bf16, got '" + text + "'");
         };
+    }
+
+    private static long parseChunkRows(String text) {
+        try {
+            long rows = Long.parseLong(text);
+            if (rows >= 1) {
+                return rows;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new UsageException("--chunk-rows must be a whole number >= 1, got '" + text + "'");
     }
 
     private static int parseAxes(String text) {

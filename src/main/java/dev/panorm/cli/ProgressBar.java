@@ -1,0 +1,61 @@
+package dev.panorm.cli;
+
+import dev.panorm.pipeline.Pipeline;
+
+import java.io.Console;
+import java.io.PrintStream;
+import java.util.Locale;
+
+/**
+ * A one-line progress bar on a terminal: rows done, rate and time left, redrawn at most five times a
+ * second and erased at the end. Not drawn when stderr is not a terminal (a pipe, a file, a test).
+ */
+final class ProgressBar implements Pipeline.Progress {
+    private static final long REDRAW_NANOS = 200_000_000;
+    private static final long FIRST_DRAW_NANOS = 500_000_000; // short runs stay quiet
+    private static final int WIDTH = 30;
+
+    private final PrintStream err;
+    private long lastDraw;
+
+    private ProgressBar(PrintStream err) {
+        this.err = err;
+    }
+
+    /** A bar on {@code err} if the process has a terminal, else nothing. */
+    static Pipeline.Progress onTerminal(PrintStream err) {
+        Console console = System.console();
+        return console != null && console.isTerminal() && err == System.err ? new ProgressBar(err) : null;
+    }
+
+    @Override
+    public void update(long rowsDone, long totalRows, long elapsedNanos) {
+        boolean finished = rowsDone == totalRows;
+        if (elapsedNanos < FIRST_DRAW_NANOS || (!finished && elapsedNanos - lastDraw < REDRAW_NANOS)) {
+            return;
+        }
+        lastDraw = elapsedNanos;
+        err.print("\r" + line(rowsDone, totalRows, elapsedNanos));
+        if (finished) {
+            err.print("\r" + " ".repeat(WIDTH + 60) + "\r"); // the summary line replaces the bar
+        }
+        err.flush();
+    }
+
+    /** E.g. {@code [=========>          ]  31% 1200000/3866624 rows, 412k rows/s, 6 s left}. */
+    static String line(long rowsDone, long totalRows, long elapsedNanos) {
+        double fraction = totalRows > 0 ? (double) rowsDone / totalRows : 0;
+        int filled = (int) (fraction * WIDTH);
+        String bar = "=".repeat(filled) + (filled < WIDTH ? ">" + " ".repeat(WIDTH - filled - 1) : "");
+        double seconds = elapsedNanos / 1e9;
+        double rate = seconds > 0 ? rowsDone / seconds : 0;
+        long left = rate > 0 ? Math.round((totalRows - rowsDone) / rate) : 0;
+        return String.format(Locale.ROOT, "[%s] %3d%% %d/%d rows, %s rows/s, %d s left", bar, Math.round(fraction * 100),
+                rowsDone, totalRows, compact(rate), left);
+    }
+
+    private static String compact(double value) {
+        return value >= 1e6 ? String.format(Locale.ROOT, "%.1fM", value / 1e6)
+                : value >= 1e3 ? String.format(Locale.ROOT, "%.0fk", value / 1e3) : String.format(Locale.ROOT, "%.0f", value);
+    }
+}

@@ -1,0 +1,349 @@
+package dev.panorm.pipeline;
+
+import dev.panorm.LayerNorm;
+import dev.panorm.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * Normalizes data a chunk of rows at a time, from a source through a {@link LayerNorm} into a sink, so
+ * that tensors far larger than memory (memory-mapped files) stream through with bounded memory. Chunks
+ * are views: nothing is copied between source, kernel and sink.
+ *
+ * {@snippet :
+ * try (Arena arena = Arena.ofShared();
+ *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(1024));
+ *      Npy.Output output = Npy.Output.create(outPath, input.shape(), arena)) {
+ *     Tensor input = Npy.map(inPath, arena);                  // 100 GB: only mapped, never read whole
+ *     Pipeline.Summary done = Pipeline.of(norm)
+ *             .chunkRows(4096)
+ *             .parallelism(2)
+ *             .run(input, output.tensor());
+ *     output.commit();
+ * }
+ * }
+ *
+ * <p>Memory: after a chunk is written, the pages of memory-mapped sources and destinations that it
+ * touched are released from the process ({@link MemorySegment#unload()}; the kernel keeps written
+ * pages in its page cache and writes them back), so the resident set stays about
+ * {@code parallelism x chunk bytes} above the JVM's own. A {@code Pipeline} is immutable and may be
+ * shared; {@code run} may be called from several threads at once.
+ */
+public final class Pipeline {
+    /** Default chunk: about 1 MiB of input, enough to amortize a call, small enough to stay in cache. */
+    private static final long DEFAULT_CHUNK_BYTES = 1 << 20;
+
+    private final LayerNorm norm;
+    private final Tensor scale;
+    private final Tensor shift;
+    private final long chunkRows;
+    private final int parallelism;
+    private final Progress progress;
+
+    /** Told how far a run has got after every chunk, from one thread at a time. */
+    @FunctionalInterface
+    public interface Progress {
+        /**
+         * @param rowsDone rows normalized so far
+         * @param totalRows rows in all, or -1 when the source does not know
+         * @param elapsedNanos time since the run started
+         */
+        void update(long rowsDone, long totalRows, long elapsedNanos);
+    }
+
+    /** Where each chunk's result goes. */
+    @FunctionalInterface
+    public interface Sink {
+        /**
+         * The tensor to write the normalization of {@code chunk} into: the chunk's shape, any data type.
+         *
+         * @param firstRow the index of the chunk's first row in the whole stream
+         * @param chunk the source rows
+         * @return the destination view; may be {@code chunk} itself (in place)
+         */
+        Tensor destination(long firstRow, Tensor chunk);
+
+        /**
+         * Called once the chunk's destination holds its result, e.g. to release or hand it on.
+         *
+         * @param firstRow the index of the chunk's first row
+         * @param destination what {@link #destination} returned
+         */
+        default void written(long firstRow, Tensor destination) {}
+
+        /** Normalizes every chunk where it lies. */
+        static Sink inPlace() {
+            return (firstRow, chunk) -> chunk;
+        }
+    }
+
+    /**
+     * What a run did.
+     *
+     * @param rows rows normalized
+     * @param bytes bytes read plus bytes written
+     * @param nanos wall-clock time of the run
+     */
+    public record Summary(long rows, long bytes, long nanos) {
+        /** Bytes read and written per second, in GB (10^9). */
+        public double gigabytesPerSecond() {
+            return nanos == 0 ? 0 : bytes / (double) nanos;
+        }
+    }
+
+    private Pipeline(LayerNorm norm, Tensor scale, Tensor shift, long chunkRows, int parallelism, Progress progress) {
+        this.norm = norm;
+        this.scale = scale;
+        this.shift = shift;
+        this.chunkRows = chunkRows;
+        this.parallelism = parallelism;
+        this.progress = progress;
+    }
+
+    /**
+     * A pipeline through {@code norm}, one chunk at a time, about 1 MiB of input per chunk.
+     *
+     * @param norm the normalization; it stays owned by the caller
+     * @return a new pipeline
+     */
+    public static Pipeline of(LayerNorm norm) {
+        return new Pipeline(Objects.requireNonNull(norm, "norm"), null, null, 0, 1, null);
+    }
+
+    /**
+     * The scale and shift every chunk is normalized with, as {@link LayerNorm#forward(Tensor, Tensor, Tensor, Tensor)}
+     * takes them.
+     *
+     * @param scale gamma, or null if the configuration has none
+     * @param shift beta, or null if the configuration has none
+     * @return a pipeline like this one with these parameters
+     */
+    public Pipeline parameters(Tensor scale, Tensor shift) {
+        return new Pipeline(norm, scale, shift, chunkRows, parallelism, progress);
+    }
+
+    /**
+     * Rows per chunk when the pipeline splits a tensor itself ({@link #run(Tensor, Tensor)}).
+     *
+     * @param rows at least 1
+     * @return a pipeline like this one with this chunk size
+     */
+    public Pipeline chunkRows(long rows) {
+        if (rows < 1) {
+            throw new IllegalArgumentException("chunkRows must be at least 1, got " + rows);
+        }
+        return new Pipeline(norm, scale, shift, rows, parallelism, progress);
+    }
+
+    /**
+     * How many chunks may be normalized at once, each by its own thread. Each call may use threads of its
+     * own as well (see {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}).
+     *
+     * @param chunksAtOnce at least 1
+     * @return a pipeline like this one with this parallelism
+     */
+    public Pipeline parallelism(int chunksAtOnce) {
+        if (chunksAtOnce < 1) {
+            throw new IllegalArgumentException("parallelism must be at least 1, got " + chunksAtOnce);
+        }
+        return new Pipeline(norm, scale, shift, chunkRows, chunksAtOnce, progress);
+    }
+
+    /**
+     * Where progress is reported.
+     *
+     * @param progress told after every chunk, or null for nobody
+     * @return a pipeline like this one with this listener
+     */
+    public Pipeline progress(Progress progress) {
+        return new Pipeline(norm, scale, shift, chunkRows, parallelism, progress);
+    }
+
+    /**
+     * The rows per chunk {@link #run(Tensor, Tensor)} uses for {@code src}: as set by {@link #chunkRows}, or
+     * about 1 MiB of it.
+     *
+     * @param src the input
+     * @return rows per chunk, at least 1
+     */
+    public long chunkRowsFor(Tensor src) {
+        return chunkRows > 0 ? chunkRows
+                : Math.max(1, DEFAULT_CHUNK_BYTES / (norm.config().normalizedSize() * src.dataType().byteSize()));
+    }
+
+    /**
+     * Normalizes {@code src} into {@code dst} chunk by chunk. Both are {@code [..., normalized shape]} with
+     * the same shape and leading axes that flatten into rows (C order, padded rows included).
+     *
+     * @param src the input, e.g. a memory-mapped file
+     * @param dst the output, the shape of {@code src}; may be {@code src} itself
+     * @return what was done
+     * @throws IllegalArgumentException if the tensors do not fit the normalization, naming the problem
+     */
+    public Summary run(Tensor src, Tensor dst) {
+        Objects.requireNonNull(src, "src");
+        Objects.requireNonNull(dst, "dst");
+        if (!src.hasSameShape(dst)) {
+            throw new IllegalArgumentException("dst " + dst + " must have the shape of src " + src);
+        }
+        int axes = norm.config().normalizedAxes();
+        if (src.rank() < axes) {
+            throw new IllegalArgumentException("src " + src + " has fewer axes than the " + axes + " normalized");
+        }
+        long rows = src.elementCount() / norm.config().normalizedSize();
+        long perChunk = chunkRowsFor(src);
+        long chunks = (rows + perChunk - 1) / perChunk;
+        Iterator<Tensor> views = new Iterator<>() {
+            private long next;
+
+            @Override
+            public boolean hasNext() {
+                return next < chunks;
+            }
+
+            @Override
+            public Tensor next() {
+                long first = next++ * perChunk;
+                return src.rows(axes, first, Math.min(perChunk, rows - first));
+            }
+        };
+        Sink into = (firstRow, chunk) -> dst.rows(axes, firstRow, chunk.dim(0));
+        return run(() -> views, into, rows);
+    }
+
+    /**
+     * Normalizes a sequence of chunks (any shapes that fit the normalization, e.g. batches arriving from
+     * another library) into what {@code sink} provides.
+     *
+     * @param chunks the source; iterated once, from one thread at a time
+     * @param sink the destination of each chunk
+     * @return what was done
+     */
+    public Summary run(Iterable<Tensor> chunks, Sink sink) {
+        return run(chunks, sink, -1);
+    }
+
+    private Summary run(Iterable<Tensor> chunks, Sink sink, long totalRows) {
+        Objects.requireNonNull(chunks, "chunks");
+        Objects.requireNonNull(sink, "sink");
+        Iterator<Tensor> source = chunks.iterator();
+        Stream stream = new Stream(source, sink, totalRows, System.nanoTime());
+        if (parallelism == 1) {
+            stream.drain();
+        } else {
+            try (ExecutorService workers = Executors.newFixedThreadPool(parallelism, task -> {
+                Thread thread = new Thread(task, "panorm-pipeline");
+                thread.setDaemon(true);
+                return thread;
+            })) {
+                List<Future<?>> running = new ArrayList<>();
+                for (int i = 0; i < parallelism; i++) {
+                    running.add(workers.submit(() -> {
+                        stream.drain();
+                        return null;
+                    }));
+                }
+                for (Future<?> worker : running) {
+                    await(worker, stream);
+                }
+            }
+        }
+        return new Summary(stream.rowsDone.get(), stream.bytes.get(), System.nanoTime() - stream.start);
+    }
+
+    private static void await(Future<?> worker, Stream stream) {
+        try {
+            worker.get();
+        } catch (InterruptedException e) {
+            stream.failed = true;
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while the pipeline ran", e);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException runtime) {
+                throw runtime;
+            }
+            if (e.getCause() instanceof Error error) {
+                throw error;
+            }
+            throw new IllegalStateException(e.getCause());
+        }
+    }
+
+    /** The state of one run, shared by its workers. */
+    private final class Stream {
+        final Iterator<Tensor> source;
+        final Sink sink;
+        final long totalRows;
+        final long start;
+        final AtomicLong rowsDone = new AtomicLong();
+        final AtomicLong bytes = new AtomicLong();
+        long nextRow; // guarded by source
+        volatile boolean failed;
+
+        Stream(Iterator<Tensor> source, Sink sink, long totalRows, long start) {
+            this.source = source;
+            this.sink = sink;
+            this.totalRows = totalRows;
+            this.start = start;
+        }
+
+        void drain() {
+            try {
+                drainUntilEmpty();
+            } catch (RuntimeException | Error e) {
+                failed = true; // the other workers stop at their next chunk
+                throw e;
+            }
+        }
+
+        private void drainUntilEmpty() {
+            while (!failed) {
+                Tensor chunk;
+                long firstRow;
+                synchronized (source) {
+                    if (!source.hasNext()) {
+                        return;
+                    }
+                    chunk = Objects.requireNonNull(source.next(), "the source handed out a null chunk");
+                    firstRow = nextRow;
+                    nextRow += rowsOf(chunk);
+                }
+                Tensor destination = Objects.requireNonNull(sink.destination(firstRow, chunk), "the sink gave no destination");
+                norm.forward(chunk, destination, scale, shift);
+                sink.written(firstRow, destination);
+                release(chunk);
+                if (destination != chunk) {
+                    release(destination);
+                }
+                long done = rowsDone.addAndGet(rowsOf(chunk));
+                bytes.addAndGet(chunk.elementCount() * (chunk.dataType().byteSize() + destination.dataType().byteSize()));
+                if (progress != null) {
+                    synchronized (this) {
+                        progress.update(done, totalRows, System.nanoTime() - start);
+                    }
+                }
+            }
+        }
+
+        private long rowsOf(Tensor chunk) {
+            return chunk.elementCount() / norm.config().normalizedSize();
+        }
+    }
+
+    /** Lets the pages of a memory-mapped view go, so streaming a huge file keeps a small resident set. */
+    private static void release(Tensor tensor) {
+        MemorySegment segment = tensor.segment();
+        if (segment.isMapped() && tensor.byteExtent() > 0) {
+            segment.asSlice(0, tensor.byteExtent()).unload();
+        }
+    }
+}

@@ -1,0 +1,153 @@
+package dev.panorm.pipeline;
+
+import dev.panorm.Backend;
+import dev.panorm.DataType;
+import dev.panorm.LayerNorm;
+import dev.panorm.LayerNormConfig;
+import dev.panorm.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+import java.lang.foreign.Arena;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+import java.util.concurrent.atomic.AtomicLong;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Chunked runs give exactly what one call over the whole tensor gives, whatever the chunking. */
+class PipelineTest {
+    private static final int C = 96;
+
+    private static float[] values(int n, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = (float) (random.nextDouble() * 4 - 1 + (i / C) % 7);
+        }
+        return values;
+    }
+
+    /** The scalar backend computes each row alone, so chunked and whole results are bit-identical. */
+    @ParameterizedTest(name = "rows {0}, chunk {1}, parallelism {2}")
+    @CsvSource({"1000, 1, 1", "1000, 7, 1", "1000, 7, 3", "1000, 999, 2", "1000, 1000, 1", "1000, 5000, 2", "0, 3, 2",
+            "37, 0, 1"})
+    void chunkedRunsEqualOneCall(int rows, long chunkRows, int parallelism) {
+        float[] x = values(rows * C, rows);
+        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA_SCALAR)) {
+            Tensor gamma = Tensor.ofFloats(arena, values(C, 1), C);
+            Tensor beta = Tensor.ofFloats(arena, values(C, 2), C);
+            Tensor src = Tensor.ofFloats(arena, x, rows, C);
+            Tensor whole = Tensor.allocate(arena, DataType.F32, rows, C);
+            norm.forward(src, whole, gamma, beta);
+
+            Tensor chunked = Tensor.allocate(arena, DataType.F32, rows, C);
+            Pipeline pipeline = Pipeline.of(norm).parameters(gamma, beta).parallelism(parallelism);
+            pipeline = chunkRows > 0 ? pipeline.chunkRows(chunkRows) : pipeline;
+            AtomicLong reported = new AtomicLong(-1);
+            Pipeline.Summary summary = pipeline.progress((done, total, nanos) -> {
+                assertEquals(rows, total);
+                assertTrue(done > reported.get() && done <= total, done + " after " + reported.get());
+                reported.set(done);
+            }).run(src, chunked);
+
+            assertArrayEquals(whole.toFloatArray(), chunked.toFloatArray());
+            assertEquals(rows, summary.rows());
+            assertEquals((long) rows * C * 8, summary.bytes());
+            assertEquals(rows == 0 ? -1 : rows, reported.get());
+        }
+    }
+
+    @Test
+    void leadingAxesAreFlattenedIntoRowsAndPaddedRowsStayPadded() {
+        try (Arena arena = Arena.ofConfined();
+             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR)) {
+            float[] x = values(4 * 6 * C, 3);
+            Tensor src = Tensor.ofFloats(arena, x, 4, 6, C);
+            Tensor expected = Tensor.allocate(arena, DataType.F32, 4, 6, C);
+            norm.forward(src, expected);
+            // dst: rows padded to C + 5 floats
+            Tensor dst = Tensor.of(arena.allocate(4L * 6 * (C + 5) * Float.BYTES), DataType.F32, new long[] {4, 6, C},
+                    new long[] {6L * (C + 5), C + 5, 1});
+            Pipeline.of(norm).chunkRows(5).run(src, dst);
+            for (int row = 0; row < 24; row++) {
+                assertArrayEquals(copy(expected.rows(1, row, 1)), copy(dst.rows(1, row, 1)), "row " + row);
+            }
+        }
+    }
+
+    private static float[] copy(Tensor row) {
+        float[] out = new float[(int) row.elementCount()];
+        for (int i = 0; i < out.length; i++) {
+            out[i] = row.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i * row.stride(row.rank() - 1));
+        }
+        return out;
+    }
+
+    @Test
+    void aSequenceOfChunksGoesToTheSinkInPlaceOrElsewhere() {
+        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(),
+                Backend.JAVA_SCALAR)) {
+            List<Tensor> batches = new ArrayList<>();
+            List<float[]> expected = new ArrayList<>();
+            for (int rows : new int[] {3, 1, 8, 5}) {
+                Tensor batch = Tensor.ofFloats(arena, values(rows * C, rows), rows, C);
+                Tensor result = Tensor.allocate(arena, DataType.F32, rows, C);
+                norm.forward(batch, result);
+                batches.add(batch);
+                expected.add(result.toFloatArray());
+            }
+            List<Long> firstRows = new ArrayList<>();
+            Pipeline.Summary summary = Pipeline.of(norm).run(batches, new Pipeline.Sink() {
+                @Override
+                public Tensor destination(long firstRow, Tensor chunk) {
+                    return chunk;
+                }
+
+                @Override
+                public void written(long firstRow, Tensor destination) {
+                    firstRows.add(firstRow);
+                }
+            });
+            assertEquals(List.of(0L, 3L, 4L, 12L), firstRows);
+            assertEquals(17, summary.rows());
+            for (int i = 0; i < batches.size(); i++) {
+                assertArrayEquals(expected.get(i), batches.get(i).toFloatArray(), "batch " + i);
+            }
+            assertSame(batches.get(0), Pipeline.Sink.inPlace().destination(0, batches.get(0)));
+        }
+    }
+
+    @Test
+    void aFailingChunkStopsTheRunAndSurfaces() {
+        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(),
+                Backend.JAVA_SCALAR)) {
+            Tensor src = Tensor.ofFloats(arena, values(100 * C, 4), 100, C);
+            Tensor readOnly = Tensor.of(arena.allocate(100L * C * 4).asReadOnly(), DataType.F32, 100, C);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> Pipeline.of(norm).chunkRows(10).parallelism(3).run(src, readOnly));
+            assertTrue(e.getMessage().contains("read-only"), e.getMessage());
+        }
+    }
+
+    @Test
+    void badArgumentsAreNamed() {
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA_SCALAR)) {
+            Pipeline pipeline = Pipeline.of(norm);
+            assertEquals("chunkRows must be at least 1, got 0",
+                    assertThrows(IllegalArgumentException.class, () -> pipeline.chunkRows(0)).getMessage());
+            assertEquals("parallelism must be at least 1, got 0",
+                    assertThrows(IllegalArgumentException.class, () -> pipeline.parallelism(0)).getMessage());
+            Tensor src = Tensor.allocate(arena, DataType.F32, 4, C);
+            assertTrue(assertThrows(IllegalArgumentException.class,
+                    () -> pipeline.run(src, Tensor.allocate(arena, DataType.F32, 5, C))).getMessage()
+                    .contains("must have the shape of src"));
+        }
+    }
+}
