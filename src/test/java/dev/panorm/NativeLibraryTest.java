@@ -122,14 +122,18 @@ class NativeLibraryTest {
         }
     }
 
+    /** Extracts oneDNN into {@code cache} in a child JVM; returns the cached libdnnl. */
+    private Path extractedLibrary(Path cache) throws Exception {
+        assertTrue(probeWithCache(cache).has("forward=ok"));
+        try (Stream<Path> entries = Files.list(cache)) {
+            return entries.findFirst().orElseThrow().resolve("libdnnl.so.3");
+        }
+    }
+
     @Test
     void aTruncatedCachedLibraryIsDetectedAndReplaced() throws Exception {
         Path cache = temp.resolve("cache");
-        assertTrue(probeWithCache(cache).has("forward=ok"));
-        Path library;
-        try (Stream<Path> entries = Files.list(cache)) {
-            library = entries.findFirst().orElseThrow().resolve("libdnnl.so.3");
-        }
+        Path library = extractedLibrary(cache);
         long size = Files.size(library);
         try (FileChannel channel = FileChannel.open(library, StandardOpenOption.WRITE)) {
             channel.truncate(size / 2);
@@ -143,11 +147,7 @@ class NativeLibraryTest {
     @Test
     void aTamperedCachedLibraryOfTheRightSizeIsDetectedAndReplaced() throws Exception {
         Path cache = temp.resolve("cache");
-        assertTrue(probeWithCache(cache).has("forward=ok"));
-        Path library;
-        try (Stream<Path> entries = Files.list(cache)) {
-            library = entries.findFirst().orElseThrow().resolve("libdnnl.so.3");
-        }
+        Path library = extractedLibrary(cache);
         byte[] original = Files.readAllBytes(library);
         byte[] tampered = original.clone();
         tampered[tampered.length / 2] ^= 0x5A; // same size, one byte changed: only the CRC can tell

@@ -45,6 +45,7 @@ public final class Main {
                           --types also lists the implementation for every combination of data types
               normalize IN.npy OUT.npy [--gamma G.npy] [--beta B.npy] [--eps E] [--backend auto|onednn|java|java-scalar]
                         [--stats MEAN.npy VAR.npy] [--axes K] [--rms] [--precise] [--out-dtype f32|f16|bf16]
+                        [--chunk-rows N]
                           layer-normalizes a float32 (<f4) or float16 (<f2) .npy array (C order)
                           over its last K axes (default 1), like torch.nn.LayerNorm(IN.shape[-K:], eps);
                           gamma and beta have those K axes' shape.
@@ -55,6 +56,8 @@ public final class Main {
                           --stats also writes each row's mean and biased variance (shape of IN
                           without its last K axes), as the forward-training pass computes them; with
                           --rms the mean is 0 and the variance is the mean square.
+                          Files stream through N rows at a time (default: about 1 MiB), so they may
+                          be larger than memory; a progress bar shows on a terminal.
                           Defaults: --eps 1e-5, --backend auto, no gamma (scale 1), no beta (shift 0).
               backward X.npy DY.npy OUT_DX.npy [--gamma G.npy] [--out-dgamma DG.npy] [--out-dbeta DB.npy]
                         [--eps E] [--backend auto|onednn|java|java-scalar]
@@ -200,8 +203,8 @@ public final class Main {
         double eps = parseEps(line.value("--eps", String.valueOf(defaultEps)));
         Backend backend = parseBackend(line.value("--backend", "auto"));
         DataType outType = parseDataType(line.value("--out-dtype", "f32"));
-        int axes = parseAxes(line.value("--axes", "1"));
-        long chunkRows = line.has("--chunk-rows") ? parseChunkRows(line.value("--chunk-rows", "")) : 0;
+        int axes = (int) parsePositive("--axes", line.value("--axes", "1"), Integer.MAX_VALUE);
+        long chunkRows = line.has("--chunk-rows") ? parsePositive("--chunk-rows", line.value("--chunk-rows", ""), Long.MAX_VALUE) : 0;
         checkDistinct(Arrays.asList(in, gammaPath, betaPath), Arrays.asList(outPath, meanPath, variancePath));
         try (Arena arena = Arena.ofConfined()) {
             Tensor x = data(in, "IN", axes, arena);
@@ -487,28 +490,17 @@ public final class Main {
         };
     }
 
-    private static long parseChunkRows(String text) {
+    /** A whole number of at least 1 given to {@code option}, within {@code max}. */
+    private static long parsePositive(String option, String text, long max) {
         try {
-            long rows = Long.parseLong(text);
-            if (rows >= 1) {
-                return rows;
+            long value = Long.parseLong(text);
+            if (value >= 1 && value <= max) {
+                return value;
             }
         } catch (NumberFormatException e) {
             // reported below
         }
-        throw new UsageException("--chunk-rows must be a whole number >= 1, got '" + text + "'");
-    }
-
-    private static int parseAxes(String text) {
-        try {
-            int axes = Integer.parseInt(text);
-            if (axes >= 1) {
-                return axes;
-            }
-        } catch (NumberFormatException e) {
-            // reported below
-        }
-        throw new UsageException("--axes must be a whole number >= 1, got '" + text + "'");
+        throw new UsageException(option + " must be a whole number >= 1, got '" + text + "'");
     }
 
     private static Backend parseBackend(String text) {

@@ -91,10 +91,12 @@ class MainTest {
         float[] beta = random(c, 3, 0);
         Path in = save("x.npy", x, 2, 5, c);
         Path out = temp.resolve("y.npy");
+        // Chunks of 3 rows: the last one is short, and chunks cross the first axis.
         Run run = run("normalize", in.toString(), out.toString(), "--gamma", save("g.npy", gamma, c).toString(),
-                "--beta", save("b.npy", beta, c).toString(), "--eps", "1e-3", "--backend", backend);
+                "--beta", save("b.npy", beta, c).toString(), "--eps", "1e-3", "--backend", backend, "--chunk-rows", "3");
         assertEquals(0, run.exit(), run.err());
         assertTrue(run.out().startsWith("normalized 10 rows of 100 with " + backend), run.out());
+        assertTrue(run.out().contains(", 8000 bytes read and written, "), run.out());
         double[] want = expected(x, c, gamma, beta, 1e-3);
         float[] got = load(out);
         for (int i = 0; i < want.length; i++) {
@@ -337,6 +339,7 @@ class MainTest {
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
         String out = temp.resolve("y.npy").toString();
         assertFails(2, "--axes must be a whole number >= 1, got '0'", "normalize", in, out, "--axes", "0");
+        assertFails(2, "--chunk-rows must be a whole number >= 1, got 'many'", "normalize", in, out, "--chunk-rows", "many");
         assertFails(2, "--out-dtype must be f32, f16 or bf16, got 'f64'", "normalize", in, out, "--out-dtype", "f64");
         assertFails(1, "rank 2, fewer than the 3 axes to normalize over", "normalize", in, out, "--axes", "3");
         assertFails(1, "has shape [4] but must have shape [2, 4]", "normalize", in, out, "--axes", "2", "--gamma",
