@@ -1,0 +1,22 @@
+/**
+ * Layer normalization of embeddings stored in Apache Arrow: a {@code FixedSizeListVector} of float32, one
+ * embedding per row, as Arrow and Parquet pipelines store them. {@link dev.panorm.arrow.ArrowLayerNorm}
+ * hands the vector's own off-heap buffers to a {@link dev.panorm.LayerNorm}, in place or into another
+ * vector, without copying.
+ *
+ * {@snippet :
+ * try (BufferAllocator allocator = new RootAllocator();
+ *      FixedSizeListVector embeddings = readEmbeddings(allocator);        // FixedSizeList<Float32>[768]
+ *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768).withoutAffine())) {
+ *     ArrowLayerNorm.normalizeInPlace(norm, embeddings, null, null);
+ *     // or: try (FixedSizeListVector normalized =
+ *     //          ArrowLayerNorm.normalizeIntoNew(norm, embeddings, allocator, null, null)) { ... }
+ * }
+ * }
+ *
+ * <p>Arrow is an optional dependency of panorm: add {@code org.apache.arrow:arrow-vector} and an allocator
+ * ({@code arrow-memory-unsafe} or {@code arrow-memory-netty}) to use this package; the rest of panorm never
+ * loads it. This package needs no JVM flag of its own; Arrow's IPC readers and writers need
+ * {@code --add-opens=java.base/java.nio=ALL-UNNAMED} (README, "Apache Arrow").
+ */
+package dev.panorm.arrow;
