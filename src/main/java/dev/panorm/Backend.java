@@ -6,12 +6,16 @@ package dev.panorm;
  */
 public enum Backend {
     /**
-     * The default: for each call signature (pass, data types, shape), the fastest of oneDNN (with one
-     * thread or all of them) and the Java kernels, chosen by timing them briefly the first time the
-     * signature is seen and remembered for the life of the {@code LayerNorm}.
+     * The default: per call, oneDNN or the Java Vector API kernels, whichever a fixed cost model from
+     * panorm's benchmarks says is faster for the pass, data types, layout and size. Nothing is timed,
+     * so a given call always takes the same path and gives the same bits. Without oneDNN, everything
+     * runs in Java.
      */
     AUTO,
-    /** oneDNN's layer normalization primitive, called through the FFM API. */
+    /**
+     * oneDNN's layer normalization primitive, called through the FFM API; calls whose data types or
+     * layout oneDNN cannot take correctly (strided data, bf16/f16 scale and shift) run in the Java kernels.
+     */
     ONEDNN,
     /**
      * panorm's fastest pure-Java kernels: the Vector API ones when the JVM runs with

@@ -3,8 +3,9 @@ package dev.panorm;
 /**
  * Element types of a {@link Tensor}.
  *
- * <p>Which operations accept which types is stated on each operation; the foundation's layer
- * normalization takes {@link #F32} only.
+ * <p>{@link LayerNorm} takes all three for its data and its scale and shift, in any combination, and
+ * rounds each result to its output's type to nearest, ties to even; its statistics are always
+ * {@link #F32}.
  */
 public enum DataType {
     /** IEEE 754 binary32, {@code float}. */
@@ -20,7 +21,7 @@ public enum DataType {
         this.byteSize = byteSize;
     }
 
-    /** The size of one element in bytes. */
+    /** {@return the size of one element in bytes} */
     public int byteSize() {
         return byteSize;
     }

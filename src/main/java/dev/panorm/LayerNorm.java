@@ -8,8 +8,9 @@ import java.util.Objects;
 import java.util.concurrent.locks.LockSupport;
 
 /**
- * Layer normalization over the last dimension of {@code [..., C]} tensors, with PyTorch's
- * semantics (see {@link LayerNormConfig}), computed by a chosen {@link Backend}.
+ * Layer (or RMS) normalization of every row of a tensor over its trailing axes, the configuration's
+ * normalized shape of {@code C} elements, with PyTorch's semantics (see {@link LayerNormConfig}),
+ * computed by a chosen {@link Backend}.
  *
  * {@snippet :
  * try (Arena arena = Arena.ofConfined();
@@ -24,10 +25,18 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Create one per configuration and reuse it: the oneDNN backend builds a primitive the first
  * time it sees a row count and reuses it afterwards, so steady-state calls allocate nothing.
  *
+ * <p>Tensors: data ({@code src}, {@code dst} and their gradients) may be {@link DataType#F32},
+ * {@link DataType#BF16} or {@link DataType#F16} in any combination and with any non-negative
+ * strides; scale and shift (and their gradients) have exactly the normalized shape, contiguous, in
+ * any of the three types; statistics are F32 and contiguous. With {@link Backend#AUTO} and
+ * {@link Backend#ONEDNN} all memory must be native (off-heap); the Java backends also take heap
+ * segments.
+ *
  * <p>Every argument is checked before any native call: data type, shapes, memory that is too
  * small, freed, owned by another thread's confined arena or read-only (for outputs), and
  * destinations that partially overlap an input. Failures are {@link IllegalArgumentException}s or
- * {@link IllegalStateException}s whose messages name the argument and the problem.
+ * {@link IllegalStateException}s whose messages name the argument and the problem, and change
+ * nothing.
  *
  * <p>Thread safety: a {@code LayerNorm} may be used by many threads at once. {@link #close()}
  * waits for calls in flight to return, and calls that start after it throw
@@ -109,19 +118,22 @@ public final class LayerNorm implements AutoCloseable {
         return state.kernel;
     }
 
-    /** What this operation computes. */
+    /** {@return what this operation computes} */
     public LayerNormConfig config() {
         return config;
     }
 
-    /** Who computes it. */
+    /** {@return the backend this operation was created with; {@link #lastBackend()} tells which one ran a call} */
     public Backend backend() {
         return backend;
     }
 
     /**
-     * Forward pass without scale or shift; only for a configuration that has neither.
+     * Forward pass without scale or shift; only for a configuration that has neither
+     * ({@link LayerNormConfig#withoutAffine()}).
      *
+     * @param src {@code [..., normalized shape]}, read
+     * @param dst the shape of {@code src}, written; {@code src} itself for in place
      * @see #forward(Tensor, Tensor, Tensor, Tensor)
      */
     public void forward(Tensor src, Tensor dst) {
@@ -129,13 +141,17 @@ public final class LayerNorm implements AutoCloseable {
     }
 
     /**
-     * Forward pass (inference): normalizes every row of {@code src} over its last dimension into
+     * Forward pass (inference): normalizes every row of {@code src} over its normalized axes into
      * {@code dst}. {@code dst} may be {@code src} itself (in place) but must not partially overlap it.
      *
-     * @param src float32, shape {@code [..., C]} with {@code C = config().normalizedSize()}, C order; any number of rows, including 0
-     * @param dst float32, the same shape as {@code src}, writable
-     * @param scale float32 {@code [C]} if the configuration has a scale, else {@code null}
-     * @param shift float32 {@code [C]} if the configuration has a shift, else {@code null}
+     * @param src {@code [..., normalized shape]}, any of the three data types and any strides, read; any
+     *     number of rows, including 0 (then nothing is computed)
+     * @param dst the shape of {@code src}, any of the three data types, written; writable, with one element
+     *     per index ({@link Tensor#isNonOverlapping()}), disjoint from {@code scale} and {@code shift}
+     * @param scale gamma: the normalized shape, contiguous, read, if the configuration has a scale, else
+     *     {@code null}
+     * @param shift beta: the normalized shape, contiguous, read, if the configuration has a shift, else
+     *     {@code null}
      * @throws IllegalArgumentException if an argument does not fit, naming which and why
      * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
      *     confined to another thread
@@ -150,9 +166,20 @@ public final class LayerNorm implements AutoCloseable {
      * row's mean and biased variance (divided by C, as oneDNN stores it; PyTorch keeps
      * {@code rstd = 1/sqrt(var + eps)} instead) for {@link #backward}.
      *
-     * @param mean float32 with the shape of {@code src} minus its last dimension (one value per row), written
-     * @param variance float32, the same shape as {@code mean}, written
+     * <p>For RMS normalization there is no mean: pass {@code null}, and {@code variance} receives
+     * each row's mean square.
+     *
+     * @param src as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param dst as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param scale as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param shift as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param mean F32, contiguous, the shape of {@code src} without its normalized axes (one value per row),
+     *     written; {@code null} for RMS normalization
+     * @param variance F32, contiguous, the same shape, written
      * @throws IllegalArgumentException if an argument does not fit, or an output overlaps another tensor
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
+     *     confined to another thread
+     * @throws OneDnnException if oneDNN fails
      */
     public void forwardTraining(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
         runForward(Pass.FORWARD_TRAINING, src, dst, scale, shift, mean, variance);
@@ -162,9 +189,18 @@ public final class LayerNorm implements AutoCloseable {
      * Forward pass with statistics given by the caller (oneDNN's {@code use_global_stats}): each row is
      * normalized with {@code mean[row]} and {@code variance[row]} instead of its own.
      *
-     * @param mean float32, one finite value per row (the shape of {@code src} minus its last dimension), read
-     * @param variance float32, one finite value {@code >= 0} per row, read
+     * @param src as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param dst as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}, and disjoint from the statistics
+     * @param scale as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param shift as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param mean F32, contiguous, one finite value per row (the shape of {@code src} without its normalized
+     *     axes), read; {@code null} for RMS normalization
+     * @param variance F32, contiguous, one finite value {@code >= 0} per row (the mean square for RMS
+     *     normalization), read
      * @throws IllegalArgumentException if an argument does not fit or a statistic is NaN, infinite or a negative variance
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
+     *     confined to another thread
+     * @throws OneDnnException if oneDNN fails
      */
     public void forwardWithGlobalStatistics(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
                                             Tensor variance) {
@@ -180,15 +216,24 @@ public final class LayerNorm implements AutoCloseable {
      * a row whose statistics or {@code diffDst} hold NaN or Inf gets a NaN {@code diffSrc} row and makes
      * the affected {@code diffScale}/{@code diffShift} channels NaN (README, "NaN and infinity").
      *
-     * @param diffDst float32, the shape of {@code src}: dLoss/dOutput
-     * @param src float32 {@code [..., C]}: the forward pass's input
-     * @param mean float32, one value per row, from {@link #forwardTraining}
-     * @param variance float32, one value per row, from {@link #forwardTraining}
-     * @param scale float32 {@code [C]} if the configuration has a scale, else {@code null}
-     * @param diffSrc float32, the shape of {@code src}, written: dLoss/dInput
-     * @param diffScale float32 {@code [C]} if the configuration has a scale, else {@code null}; written: dLoss/dScale
-     * @param diffShift float32 {@code [C]} if the configuration has a shift, else {@code null}; written: dLoss/dShift
+     * @param diffDst dLoss/dOutput: the shape of {@code src}, any of the three data types and any strides, read
+     * @param src the forward pass's input: {@code [..., normalized shape]}, any data type and strides, read;
+     *     any number of rows, including 0 (then {@code diffScale} and {@code diffShift} are zeroed)
+     * @param mean from {@link #forwardTraining}: F32, contiguous, one value per row, read; {@code null} for RMS
+     *     normalization
+     * @param variance from {@link #forwardTraining}: F32, contiguous, one value per row, read
+     * @param scale gamma, as passed forward: the normalized shape, contiguous, read, if the configuration has a
+     *     scale, else {@code null}
+     * @param diffSrc dLoss/dInput: the shape of {@code src}, any data type, written; one element per index,
+     *     {@code diffDst} itself or disjoint from it and from every other tensor
+     * @param diffScale dLoss/dScale: the normalized shape, contiguous, written, if the configuration has a
+     *     scale, else {@code null}
+     * @param diffShift dLoss/dShift: the normalized shape, contiguous, written, if the configuration has a
+     *     shift, else {@code null}
      * @throws IllegalArgumentException if an argument does not fit, a variance is negative, or outputs overlap inputs
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
+     *     confined to another thread
+     * @throws OneDnnException if oneDNN fails
      */
     public void backward(Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale, Tensor diffSrc,
                          Tensor diffScale, Tensor diffShift) {
@@ -196,8 +241,15 @@ public final class LayerNorm implements AutoCloseable {
     }
 
     /**
-     * Backward pass for the input only, cheaper when the scale and shift are frozen.
+     * Backward pass for the input only, cheaper when the scale and shift are frozen: {@link #backward}
+     * without {@code diffScale} and {@code diffShift}.
      *
+     * @param diffDst dLoss/dOutput, as for {@link #backward}
+     * @param src the forward pass's input, as for {@link #backward}
+     * @param mean from {@link #forwardTraining}, as for {@link #backward}
+     * @param variance from {@link #forwardTraining}, as for {@link #backward}
+     * @param scale gamma if the configuration has a scale, else {@code null}, as for {@link #backward}
+     * @param diffSrc dLoss/dInput, written, as for {@link #backward}
      * @see #backward
      */
     public void backwardData(Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale, Tensor diffSrc) {
@@ -209,6 +261,14 @@ public final class LayerNorm implements AutoCloseable {
      * {@code diffSrc = diffDst * scale / sqrt(variance + eps)}. As in {@link #forwardWithGlobalStatistics},
      * the statistics must be finite and variances non-negative.
      *
+     * @param diffDst dLoss/dOutput, as for {@link #backward}
+     * @param src the forward pass's input, as for {@link #backward}
+     * @param mean the statistics given forward, as for {@link #forwardWithGlobalStatistics}
+     * @param variance the statistics given forward, as for {@link #forwardWithGlobalStatistics}
+     * @param scale gamma if the configuration has a scale, else {@code null}, as for {@link #backward}
+     * @param diffSrc dLoss/dInput, written, as for {@link #backward}
+     * @param diffScale dLoss/dScale, written, as for {@link #backward}
+     * @param diffShift dLoss/dShift, written, as for {@link #backward}
      * @see #backward
      */
     public void backwardWithGlobalStatistics(Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
@@ -219,6 +279,12 @@ public final class LayerNorm implements AutoCloseable {
     /**
      * Backward pass of {@link #forwardWithGlobalStatistics} for the input only.
      *
+     * @param diffDst dLoss/dOutput, as for {@link #backward}
+     * @param src the forward pass's input, as for {@link #backward}
+     * @param mean the statistics given forward, as for {@link #forwardWithGlobalStatistics}
+     * @param variance the statistics given forward, as for {@link #forwardWithGlobalStatistics}
+     * @param scale gamma if the configuration has a scale, else {@code null}, as for {@link #backward}
+     * @param diffSrc dLoss/dInput, written, as for {@link #backward}
      * @see #backwardWithGlobalStatistics
      */
     public void backwardDataWithGlobalStatistics(Tensor diffDst, Tensor src, Tensor mean, Tensor variance,
@@ -279,24 +345,34 @@ public final class LayerNorm implements AutoCloseable {
     }
 
     /**
-     * The backend that computed the current thread's most recent call on this operation: this
-     * operation's own backend, or {@link Backend#JAVA} where oneDNN cannot take a combination of data
-     * types or a layout (see the README). Null before the thread's first call with at least one row.
+     * The backend whose kernel computed the current thread's most recent call on this operation:
+     * {@link Backend#ONEDNN}, {@link Backend#JAVA} (the Vector API kernels) or {@link Backend#JAVA_SCALAR},
+     * never {@link Backend#AUTO}. A oneDNN operation reports a Java backend for a call whose data types or
+     * layout oneDNN cannot take (see the README), a Java one reports {@code JAVA_SCALAR} where the vector
+     * kernels hand a tensor to the scalar ones.
      *
-     * @return the backend, or null
+     * @return the backend, or null before the thread's first call with at least one row
      */
     public Backend lastBackend() {
         return lastBackend.get()[0];
     }
 
     /**
-     * The name of the implementation that would compute a forward inference on these tensors, e.g.
+     * The name of the implementation that would compute a forward inference on these tensors, such as
      * {@code jit:uni} for oneDNN's JIT kernel, {@code ref:any} for its reference code, or
      * {@code java:scalar} (with oneDNN's reason when it cannot take them). For oneDNN this builds and
      * caches the primitive. The arguments are checked as {@link #forward(Tensor, Tensor, Tensor, Tensor)}
      * checks them; nothing is computed.
      *
-     * @return the implementation's name
+     * @param src as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param dst as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}; not written
+     * @param scale as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param shift as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @return the implementation's name, prefixed with {@code auto: } for {@link Backend#AUTO};
+     *     {@code none (no rows)} when {@code src} has no rows
+     * @throws IllegalArgumentException if an argument does not fit, as {@code forward} would throw
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws OneDnnException if a oneDNN call fails
      */
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
         state.enter();

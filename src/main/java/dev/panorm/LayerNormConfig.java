@@ -66,7 +66,8 @@ public final class LayerNormConfig {
      *
      * @param normalizedShape the trailing axes to normalize over, e.g. {@code 768} or {@code 16, 16}
      * @return the configuration
-     * @throws IllegalArgumentException if there is no axis or an axis is smaller than 1
+     * @throws IllegalArgumentException if there is no axis, an axis is smaller than 1, or their product
+     *     overflows a {@code long}
      */
     public static LayerNormConfig of(long... normalizedShape) {
         return new LayerNormConfig(normalizedShape.clone(), DEFAULT_EPS, true, true, false, false);
@@ -78,76 +79,102 @@ public final class LayerNormConfig {
      *
      * @param normalizedShape the trailing axes to normalize over
      * @return the configuration
+     * @throws IllegalArgumentException if there is no axis, an axis is smaller than 1, or their product
+     *     overflows a {@code long}
      */
     public static LayerNormConfig rms(long... normalizedShape) {
         return new LayerNormConfig(normalizedShape.clone(), DEFAULT_RMS_EPS, true, false, true, false);
     }
 
-    /** A copy of the normalized shape. */
+    /** {@return a copy of the normalized shape} */
     public long[] normalizedShape() {
         return normalizedShape.clone();
     }
 
-    /** The number of trailing axes normalized over, {@code k}. */
+    /** {@return the number of trailing axes normalized over, {@code k}} */
     public int normalizedAxes() {
         return normalizedShape.length;
     }
 
-    /** {@code C}: the number of elements normalized together, the product of the normalized shape. */
+    /** {@return {@code C}, the number of elements normalized together: the product of the normalized shape} */
     public long normalizedSize() {
         return normalizedSize;
     }
 
-    /** The constant added to the variance (or mean square) inside the square root. */
+    /** {@return the constant added to the variance (or mean square) inside the square root} */
     public double eps() {
         return eps;
     }
 
-    /** Whether an elementwise scale (gamma, PyTorch's {@code weight}) is applied. */
+    /** {@return whether an elementwise scale (gamma, PyTorch's {@code weight}) is applied} */
     public boolean scale() {
         return scale;
     }
 
-    /** Whether an elementwise shift (beta, PyTorch's {@code bias}) is added. */
+    /** {@return whether an elementwise shift (beta, PyTorch's {@code bias}) is added} */
     public boolean shift() {
         return shift;
     }
 
-    /** Whether this is RMS normalization rather than layer normalization. */
+    /** {@return whether this is RMS normalization rather than layer normalization} */
     public boolean rms() {
         return rms;
     }
 
     /**
-     * Whether the oneDNN backend computes the statistics with panorm's accurate (double-accumulated)
-     * kernel and hands them to oneDNN, instead of letting oneDNN compute them in float. The Java
-     * backend always does. See the README's "Accuracy" section for the measured difference.
+     * {@return whether the oneDNN backend computes the statistics with panorm's accurate
+     * (double-accumulated) kernel and hands them to oneDNN, instead of letting oneDNN compute them in
+     * float} The Java backend always does. See the README's "Accuracy" section for the measured
+     * difference.
      */
     public boolean preciseStatistics() {
         return preciseStatistics;
     }
 
-    /** This configuration with another {@code eps}. */
+    /**
+     * This configuration with another {@code eps}.
+     *
+     * @param eps added to the variance inside the square root; positive and finite, also when rounded to
+     *     float (oneDNN's type for it)
+     * @return the modified copy
+     * @throws IllegalArgumentException if {@code eps} is not such a number
+     */
     public LayerNormConfig withEps(double eps) {
         return new LayerNormConfig(normalizedShape, eps, scale, shift, rms, preciseStatistics);
     }
 
-    /** This configuration with or without the elementwise scale. */
+    /**
+     * This configuration with or without the elementwise scale.
+     *
+     * @param scale whether to multiply by gamma, a tensor of the normalized shape passed to every call
+     * @return the modified copy
+     */
     public LayerNormConfig withScale(boolean scale) {
         return new LayerNormConfig(normalizedShape, eps, scale, shift, rms, preciseStatistics);
     }
 
-    /** This configuration with or without the elementwise shift. */
+    /**
+     * This configuration with or without the elementwise shift.
+     *
+     * @param shift whether to add beta, a tensor of the normalized shape passed to every call
+     * @return the modified copy
+     */
     public LayerNormConfig withShift(boolean shift) {
         return new LayerNormConfig(normalizedShape, eps, scale, shift, rms, preciseStatistics);
     }
 
-    /** This configuration with neither scale nor shift ({@code elementwise_affine=False}). */
+    /** {@return this configuration with neither scale nor shift ({@code elementwise_affine=False})} */
     public LayerNormConfig withoutAffine() {
         return new LayerNormConfig(normalizedShape, eps, false, false, rms, preciseStatistics);
     }
 
-    /** This configuration with or without precise statistics on the oneDNN backend. */
+    /**
+     * This configuration with or without precise statistics on the oneDNN backend.
+     *
+     * @param preciseStatistics whether oneDNN gets statistics computed in double by panorm, at the cost of
+     *     an extra pass over the data; see {@link #preciseStatistics()}
+     * @return the modified copy
+     */
     public LayerNormConfig withPreciseStatistics(boolean preciseStatistics) {
         return new LayerNormConfig(normalizedShape, eps, scale, shift, rms, preciseStatistics);
     }
@@ -185,7 +212,10 @@ public final class LayerNormConfig {
                 + (rms ? 2 : 0) + (preciseStatistics ? 1 : 0);
     }
 
-    /** E.g. {@code LayerNormConfig[normalizedShape=[768], eps=1.0E-5, scale=true, shift=true]}. */
+    /**
+     * Describes the configuration, such as
+     * {@code LayerNormConfig[normalizedShape=[768], eps=1.0E-5, scale=true, shift=true]}.
+     */
     @Override
     public String toString() {
         return (rms ? "RMSNormConfig" : "LayerNormConfig") + "[normalizedShape=" + Arrays.toString(normalizedShape)

@@ -72,12 +72,12 @@ public final class OneDnn {
         }
     }
 
-    /** Whether oneDNN can be loaded; loads it on first call. */
+    /** {@return whether oneDNN can be loaded} Loads it on first call. */
     public static boolean isAvailable() {
         return loadFailure().isEmpty();
     }
 
-    /** Why oneDNN cannot be loaded, or empty if it can; loads it on first call. */
+    /** {@return why oneDNN cannot be loaded, or empty if it can} Loads it on first call. */
     public static Optional<NativeLibraryException> loadFailure() {
         try {
             runtime();
@@ -88,7 +88,7 @@ public final class OneDnn {
     }
 
     /**
-     * The loaded oneDNN's version, e.g. {@code 3.8.1}.
+     * {@return the loaded oneDNN's version, e.g. {@code 3.8.1}}
      *
      * @throws NativeLibraryException if oneDNN cannot be loaded
      */
@@ -96,27 +96,46 @@ public final class OneDnn {
         return runtime().version();
     }
 
-    /** The loaded oneDNN's git hash, if it reports one; loads it on first call. */
+    /**
+     * {@return the loaded oneDNN's git hash, or an empty string if it reports none}
+     *
+     * @throws NativeLibraryException if oneDNN cannot be loaded
+     */
     public static String gitHash() {
         return runtime().gitHash();
     }
 
-    /** The path of the loaded {@code libdnnl} shared library; loads it on first call. */
+    /**
+     * {@return the path the {@code libdnnl} shared library was loaded from}
+     *
+     * @throws NativeLibraryException if oneDNN cannot be loaded
+     */
     public static Path libraryPath() {
         return runtime().library().path();
     }
 
-    /** Whether the loaded library is the one bundled with panorm (not a user-provided one). */
+    /**
+     * {@return whether the loaded library is the one bundled with panorm (not a user-provided one)}
+     *
+     * @throws NativeLibraryException if oneDNN cannot be loaded
+     */
     public static boolean isBundled() {
         return runtime().library().bundled();
     }
 
-    /** The oneDNN version bundled with this panorm build, whether or not it is the one in use. */
+    /**
+     * {@return the oneDNN version bundled with this panorm build, whether or not it is the one in use}
+     * Loads nothing.
+     */
     public static String bundledVersion() {
         return NativeLibrary.bundledVersion();
     }
 
-    /** The CPU threading runtime oneDNN was built with, e.g. {@code OpenMP}; loads it on first call. */
+    /**
+     * {@return the CPU threading runtime oneDNN was built with, e.g. {@code OpenMP}}
+     *
+     * @throws NativeLibraryException if oneDNN cannot be loaded
+     */
     public static String cpuRuntime() {
         int code = runtime().cpuRuntime();
         return switch (code) {
@@ -130,7 +149,7 @@ public final class OneDnn {
     }
 
     /**
-     * The instruction set oneDNN's CPU kernels use on this machine, e.g. {@code avx512_core}.
+     * {@return the instruction set oneDNN's CPU kernels use on this machine, e.g. {@code avx512_core}}
      *
      * @throws NativeLibraryException if oneDNN cannot be loaded
      */
@@ -158,8 +177,8 @@ public final class OneDnn {
     }
 
     /**
-     * How many threads one oneDNN call may use by default: OpenMP's {@code omp_get_max_threads()} for the
-     * calling thread, which {@code OMP_NUM_THREADS} sets. Returns 1 for a library without OpenMP.
+     * {@return how many threads one oneDNN call may use by default: OpenMP's {@code omp_get_max_threads()}
+     * for the calling thread, which {@code OMP_NUM_THREADS} sets} Returns 1 for a library without OpenMP.
      *
      * @throws NativeLibraryException if oneDNN cannot be loaded
      */

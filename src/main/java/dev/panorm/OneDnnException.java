@@ -7,7 +7,9 @@ package dev.panorm;
 public final class OneDnnException extends PanormException {
     private static final long serialVersionUID = 1L;
 
+    /** The status as panorm names it, derived from {@link #code}. */
     private final OneDnnStatus status;
+    /** The raw {@code dnnl_status_t}, kept because {@link #status} may be {@link OneDnnStatus#UNKNOWN}. */
     private final int code;
 
     OneDnnException(int code, String call, String context) {
@@ -16,12 +18,12 @@ public final class OneDnnException extends PanormException {
         this.code = code;
     }
 
-    /** The status oneDNN returned, {@link OneDnnStatus#UNKNOWN} if this panorm does not know its code. */
+    /** {@return the status oneDNN returned, {@link OneDnnStatus#UNKNOWN} if this panorm does not know its code} */
     public OneDnnStatus status() {
         return status;
     }
 
-    /** The raw {@code dnnl_status_t} value. */
+    /** {@return the raw {@code dnnl_status_t} value} */
     public int code() {
         return code;
     }

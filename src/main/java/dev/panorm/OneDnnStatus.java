@@ -37,17 +37,22 @@ public enum OneDnnStatus {
         this.nativeName = nativeName;
     }
 
-    /** The numeric {@code dnnl_status_t} value ({@code Integer.MIN_VALUE} for {@link #UNKNOWN}). */
+    /** {@return the numeric {@code dnnl_status_t} value ({@code Integer.MIN_VALUE} for {@link #UNKNOWN})} */
     public int code() {
         return code;
     }
 
-    /** The C name, e.g. {@code dnnl_unimplemented}. */
+    /** {@return the C name, e.g. {@code dnnl_unimplemented}} */
     public String nativeName() {
         return nativeName;
     }
 
-    /** The status with this code, or {@link #UNKNOWN}. */
+    /**
+     * The status with this code.
+     *
+     * @param code a {@code dnnl_status_t} value, as oneDNN's C functions return it
+     * @return the status, or {@link #UNKNOWN} for a code this panorm does not name
+     */
     public static OneDnnStatus of(int code) {
         for (OneDnnStatus status : values()) {
             if (status.code == code && status != UNKNOWN) {

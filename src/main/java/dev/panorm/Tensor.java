@@ -166,22 +166,22 @@ public final class Tensor {
         return new Tensor(segment.asSlice(Math.min(offset, segment.byteSize())), dataType, rowShape, rowStrides);
     }
 
-    /** The memory this tensor views. */
+    /** {@return the memory this tensor views, starting at its first element} */
     public MemorySegment segment() {
         return segment;
     }
 
-    /** The element type. */
+    /** {@return the element type} */
     public DataType dataType() {
         return dataType;
     }
 
-    /** The number of dimensions. */
+    /** {@return the number of dimensions} */
     public int rank() {
         return shape.length;
     }
 
-    /** A copy of the dimensions. */
+    /** {@return a copy of the dimensions} */
     public long[] shape() {
         return shape.clone();
     }
@@ -196,7 +196,7 @@ public final class Tensor {
         return shape[normalizeAxis(axis)];
     }
 
-    /** A copy of the strides, in elements. */
+    /** {@return a copy of the strides, in elements} */
     public long[] strides() {
         return strides.clone();
     }
@@ -211,17 +211,23 @@ public final class Tensor {
         return strides[normalizeAxis(axis)];
     }
 
-    /** The number of elements: the product of the shape. */
+    /** {@return the number of elements: the product of the shape} */
     public long elementCount() {
         return elementCount;
     }
 
-    /** The number of bytes from the first element to the end of the last one. */
+    /**
+     * {@return the number of bytes from the first element to the end of the last one; 0 when there are no
+     * elements}
+     */
     public long byteExtent() {
         return byteExtent;
     }
 
-    /** Whether the strides are C order, so the elements occupy one dense block. */
+    /**
+     * {@return whether the strides are C order, so the elements occupy one dense block} Strides of axes
+     * of size 1 do not matter, and a tensor without elements is contiguous.
+     */
     public boolean isContiguous() {
         return contiguous;
     }
@@ -237,15 +243,20 @@ public final class Tensor {
         return true;
     }
 
-    /** Whether this tensor has the given shape. */
+    /**
+     * Whether this tensor has the given shape.
+     *
+     * @param other the dimensions to compare with
+     * @return whether the rank and every dimension are equal
+     */
     public boolean hasShape(long... other) {
         return Arrays.equals(shape, other);
     }
 
     /**
-     * Whether every index addresses a different element. Checked with a sufficient condition (each
-     * stride, taken in increasing order, spans all the elements of the smaller ones), so an exotic
-     * interleaving that never collides may still be reported as overlapping.
+     * {@return whether every index addresses a different element, as an output tensor needs} Checked with
+     * a sufficient condition (each stride, taken in increasing order, spans all the elements of the
+     * smaller ones), so an exotic interleaving that never collides may still be reported as overlapping.
      */
     public boolean isNonOverlapping() {
         return nonOverlapping;
@@ -284,7 +295,12 @@ public final class Tensor {
         return dataType == other.dataType && Arrays.equals(shape, other.shape) && Arrays.equals(strides, other.strides);
     }
 
-    /** Whether {@code other} has the same shape as this tensor. */
+    /**
+     * Whether {@code other} has the same shape as this tensor.
+     *
+     * @param other another tensor; its data type and strides do not matter
+     * @return whether the rank and every dimension are equal
+     */
     public boolean hasSameShape(Tensor other) {
         return Arrays.equals(shape, other.shape);
     }
@@ -322,7 +338,7 @@ public final class Tensor {
         return out;
     }
 
-    /** Describes data type, shape and strides, e.g. {@code F32[32, 768]}. */
+    /** Describes data type, shape and strides, such as {@code F32[32, 768]}. */
     @Override
     public String toString() {
         return describe();

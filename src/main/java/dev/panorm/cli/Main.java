@@ -27,8 +27,9 @@ import java.util.Optional;
 import java.util.SplittableRandom;
 
 /**
- * The {@code panorm} command line: {@code info}, {@code normalize} and {@code demo}.
- * Exit status: 0 on success, 1 when the work fails (bad input file, native failure), 2 on a usage error.
+ * The {@code panorm} command line: {@code info}, {@code normalize}, {@code backward}, {@code demo} and
+ * {@code bench}. Exit status: 0 on success, 1 when the work fails (bad input file, native failure), 2 on
+ * a usage error. Public only as the jar's entry point.
  */
 public final class Main {
     static final int OK = 0;
@@ -84,7 +85,12 @@ public final class Main {
         this.err = err;
     }
 
-    /** Runs the command line and exits with its status. */
+    /**
+     * Runs the command line and exits the JVM with its status.
+     *
+     * @param args a command ({@code info}, {@code normalize}, {@code backward}, {@code demo}, {@code bench}
+     *     or {@code help}) and its arguments; {@code panorm help} prints them all
+     */
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
     }

@@ -46,9 +46,19 @@ public final class Npy {
 
     private Npy() {}
 
-    /** A parsed header: the element type code ({@code descr}), order, shape, and where the data starts. */
+    /**
+     * A parsed header, as found in the file: nothing in it has been checked against the file's size.
+     *
+     * @param descr NumPy's type code, e.g. {@code <f4} for little-endian float32
+     * @param fortranOrder whether the data is in Fortran (column-major) order rather than C order
+     * @param shape the dimensions, each {@code >= 0} (the array itself, not a copy)
+     * @param dataOffset the byte offset in the file where the data starts
+     */
     public record Header(String descr, boolean fortranOrder, long[] shape, long dataOffset) {
-        /** The number of elements: the product of the shape. */
+        /**
+         * {@return the number of elements: the product of the shape} It wraps around for a shape of
+         * more than 2^63 elements, which only {@link Npy#map} rejects.
+         */
         public long elementCount() {
             long count = 1;
             for (long dim : shape) {
@@ -218,7 +228,11 @@ public final class Npy {
             }
         }
 
-        /** The writable tensor over the file's data region. */
+        /**
+         * {@return the writable tensor over the file's data region, C order, of the shape and type given
+         * to {@code create}} Write the result into it before {@link #commit()}; it is valid until the
+         * arena closes.
+         */
         public Tensor tensor() {
             return tensor;
         }

@@ -14,7 +14,7 @@ public final class NpyFormatException extends IOException {
         this.path = path;
     }
 
-    /** The offending file. */
+    /** {@return the offending file, as it was given; null after deserialization} */
     public Path path() {
         return path;
     }

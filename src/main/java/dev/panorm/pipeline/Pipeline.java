@@ -20,15 +20,16 @@ import java.util.concurrent.atomic.AtomicLong;
  * are views: nothing is copied between source, kernel and sink.
  *
  * {@snippet :
- * try (Arena arena = Arena.ofShared();
- *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(1024));
- *      Npy.Output output = Npy.Output.create(outPath, input.shape(), arena)) {
+ * try (Arena arena = Arena.ofShared();                        // shared: parallelism 2 uses other threads
+ *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(1024).withoutAffine())) {
  *     Tensor input = Npy.map(inPath, arena);                  // 100 GB: only mapped, never read whole
- *     Pipeline.Summary done = Pipeline.of(norm)
- *             .chunkRows(4096)
- *             .parallelism(2)
- *             .run(input, output.tensor());
- *     output.commit();
+ *     try (Npy.Output output = Npy.Output.create(outPath, input.shape(), arena)) {
+ *         Pipeline.Summary done = Pipeline.of(norm)
+ *                 .chunkRows(4096)
+ *                 .parallelism(2)
+ *                 .run(input, output.tensor());
+ *         output.commit();                                    // flush, then rename over outPath
+ *     }
  * }
  * }
  *
@@ -37,6 +38,10 @@ import java.util.concurrent.atomic.AtomicLong;
  * pages in its page cache and writes them back), so the resident set stays about
  * {@code parallelism x chunk bytes} above the JVM's own. A {@code Pipeline} is immutable and may be
  * shared; {@code run} may be called from several threads at once.
+ *
+ * <p>Errors: the first exception of any chunk (from the {@code LayerNorm}, the source or the sink)
+ * stops the run, the other workers stop before their next chunk, and {@code run} rethrows it. Chunks
+ * finished before it stay written.
  */
 public final class Pipeline {
     /** Default chunk: about 1 MiB of input, enough to amortize a call, small enough to stay in cache. */
@@ -53,6 +58,8 @@ public final class Pipeline {
     @FunctionalInterface
     public interface Progress {
         /**
+         * Called after each chunk; it runs on the worker that finished the chunk, so keep it short.
+         *
          * @param rowsDone rows normalized so far
          * @param totalRows rows in all, or -1 when the source does not know
          * @param elapsedNanos time since the run started
@@ -73,14 +80,14 @@ public final class Pipeline {
         Tensor destination(long firstRow, Tensor chunk);
 
         /**
-         * Called once the chunk's destination holds its result, e.g. to release or hand it on.
+         * Called once the chunk's destination holds its result: the place to release it or hand it on.
          *
          * @param firstRow the index of the chunk's first row
          * @param destination what {@link #destination} returned
          */
         default void written(long firstRow, Tensor destination) {}
 
-        /** Normalizes every chunk where it lies. */
+        /** {@return a sink that normalizes every chunk where it lies, overwriting the source} */
         static Sink inPlace() {
             return (firstRow, chunk) -> chunk;
         }
@@ -94,7 +101,7 @@ public final class Pipeline {
      * @param nanos wall-clock time of the run
      */
     public record Summary(long rows, long bytes, long nanos) {
-        /** Bytes read and written per second, in GB (10^9). */
+        /** {@return bytes read and written per second, in GB (10^9); 0 for a run that took no time} */
         public double gigabytesPerSecond() {
             return nanos == 0 ? 0 : bytes / (double) nanos;
         }
@@ -147,6 +154,8 @@ public final class Pipeline {
     /**
      * How many chunks may be normalized at once, each by its own thread. Each call may use threads of its
      * own as well (see {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}).
+     * Above 1, the tensors' memory must be accessible from other threads (a shared or automatic arena,
+     * not a confined one).
      *
      * @param chunksAtOnce at least 1
      * @return a pipeline like this one with this parallelism
@@ -221,7 +230,7 @@ public final class Pipeline {
     }
 
     /**
-     * Normalizes a sequence of chunks (any shapes that fit the normalization, e.g. batches arriving from
+     * Normalizes a sequence of chunks (any shapes that fit the normalization, such as batches arriving from
      * another library) into what {@code sink} provides.
      *
      * @param chunks the source; iterated once, from one thread at a time
