@@ -135,10 +135,7 @@ final class OneDnnLayerNorm implements LayerNormKernel {
             if (plan == null) {
                 return null;
             }
-            OneDnnPlan.Context context = plan.pollIdle();
-            if (context == null) {
-                context = plan.newContext();
-            }
+            OneDnnPlan.Context context = plan.lend();
             OneDnnPlan.Context displaced = mine.contexts[HOT_CONTEXTS - 1];
             if (displaced != null && !displaced.plan.retired) {
                 displaced.plan.release(displaced);
@@ -245,6 +242,13 @@ final class OneDnnLayerNorm implements LayerNormKernel {
     int allocatedPlans() {
         synchronized (lock) {
             return plans.size() + retired.size();
+        }
+    }
+
+    /** Contexts (streams and memory objects) the cached plans have made (for leak tests). */
+    int allocatedContexts() {
+        synchronized (lock) {
+            return plans.stream().mapToInt(OneDnnPlan::contexts).sum();
         }
     }
 

@@ -4,6 +4,7 @@ import dev.panorm.internal.dnnl.Dnnl;
 import dev.panorm.internal.dnnl.dnnl_exec_arg_t;
 
 import java.lang.foreign.Arena;
+import java.lang.ref.WeakReference;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
@@ -81,6 +82,7 @@ final class OneDnnPlan {
     private final Arena arena = Arena.ofShared();
     private final List<Step> steps = new ArrayList<>();
     private final ArrayDeque<Context> idle = new ArrayDeque<>(); // guarded by the owner's lock
+    private final List<Context> contexts = new ArrayList<>();    // every one made; guarded by the owner's lock
     /** Set when the owner drops the plan from its cache; its memory is freed once no call is in flight. */
     volatile boolean retired;
     /** For least-recently-used eviction; written without synchronization, so approximate. */
@@ -120,19 +122,42 @@ final class OneDnnPlan {
         }
     }
 
-    /** An idle context or null; the caller holds the owner's lock. */
-    Context pollIdle() {
-        return idle.poll();
+    /**
+     * A context for the calling thread to keep: an idle one, else one whose thread has ended, else a new
+     * one. Threads keep contexts without returning them, so without the second choice a long-lived
+     * operation called from short-lived threads (virtual threads, a cached pool) would grow one context
+     * per thread for ever. The caller holds the owner's lock.
+     */
+    Context lend() {
+        Context context = idle.poll();
+        if (context == null) {
+            for (Context candidate : contexts) {
+                Thread holder = candidate.holder.get();
+                if (!candidate.idle && (holder == null || !holder.isAlive())) {
+                    context = candidate; // an ended thread cannot be using it
+                    break;
+                }
+            }
+        }
+        if (context == null) {
+            // A shared arena allocates and registers cleanups thread-safely; the plan is in use, so alive.
+            context = new Context();
+            contexts.add(context);
+        }
+        context.idle = false;
+        context.holder = new WeakReference<>(Thread.currentThread());
+        return context;
     }
 
     /** Returns a context for reuse; the caller holds the owner's lock. */
     void release(Context context) {
+        context.idle = true;
         idle.push(context);
     }
 
-    Context newContext() {
-        // A shared arena allocates and registers cleanups thread-safely; the plan is in use, so alive.
-        return new Context();
+    /** How many contexts this plan has made (for leak tests); the caller holds the owner's lock. */
+    int contexts() {
+        return contexts.size();
     }
 
     void free() {
@@ -478,6 +503,9 @@ final class OneDnnPlan {
     /** A stream, memory objects for every step, and the plan's own per-row buffers, for one call at a time. */
     final class Context {
         final OneDnnPlan plan = OneDnnPlan.this;
+        /** The thread that keeps this context, unless it is idle; both guarded by the owner's lock. */
+        private WeakReference<Thread> holder;
+        private boolean idle;
         private final MemorySegment stream;
         /** Per step, per argument: the memory object. */
         private final MemorySegment[][] memory;

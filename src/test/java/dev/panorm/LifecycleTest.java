@@ -59,6 +59,19 @@ class LifecycleTest {
     }
 
     @Test
+    void contextsOfThreadsThatEndedAreReusedNotMultiplied() throws Exception {
+        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
+            OneDnnLayerNorm kernel = oneDnn(norm);
+            for (int i = 0; i < 200; i++) { // a thread per request, as with virtual threads
+                Thread request = Thread.ofVirtual().start(() -> forward(norm, arena, 3));
+                request.join();
+            }
+            assertEquals(1, kernel.allocatedPlans());
+            assertTrue(kernel.allocatedContexts() <= 2, kernel.allocatedContexts() + " contexts for 200 threads, one at a time");
+        }
+    }
+
+    @Test
     void theCleanerReleasesLayerNormsNobodyClosed() throws InterruptedException {
         List<OneDnnLayerNorm> kernels = forgottenLayerNorms(20);
         for (OneDnnLayerNorm kernel : kernels) {
