@@ -2,8 +2,10 @@ package dev.panorm.cli;
 
 import dev.panorm.pipeline.Pipeline;
 
-import java.io.Console;
 import java.io.PrintStream;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.ValueLayout;
 import java.util.Locale;
 
 /**
@@ -22,10 +24,22 @@ final class ProgressBar implements Pipeline.Progress {
         this.err = err;
     }
 
-    /** A bar on {@code err} if the process has a terminal, else nothing. */
+    /** A bar on {@code err} if it is the process's stderr and that is a terminal, else nothing. */
     static Pipeline.Progress onTerminal(PrintStream err) {
-        Console console = System.console();
-        return console != null && console.isTerminal() && err == System.err ? new ProgressBar(err) : null;
+        return err == System.err && stderrIsTerminal() ? new ProgressBar(err) : null;
+    }
+
+    /** {@code isatty(2)}: Java's Console can only tell whether stdin and stdout are terminals. */
+    private static boolean stderrIsTerminal() {
+        Linker linker = Linker.nativeLinker();
+        return linker.defaultLookup().find("isatty").map(isatty -> {
+            try {
+                return (int) linker.downcallHandle(isatty, FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT))
+                        .invokeExact(2) == 1;
+            } catch (Throwable e) {
+                return false; // no bar rather than no run
+            }
+        }).orElse(false);
     }
 
     @Override
