@@ -228,20 +228,18 @@ public final class Main {
                 long start = System.nanoTime();
                 long rows = x.elementCount() / config.normalizedSize();
                 long bytes = x.elementCount() * (x.dataType().byteSize() + outType.byteSize());
-                String implementation;
+                // Chunk by chunk through the mapped files, so a file larger than memory streams through.
+                Pipeline pipeline = Pipeline.of(norm).parameters(gamma, beta).progress(ProgressBar.onTerminal(err));
+                pipeline = chunkRows > 0 ? pipeline.chunkRows(chunkRows) : pipeline;
                 if (stats == null) {
-                    // Chunk by chunk through the mapped files, so a file larger than memory streams through.
-                    Pipeline pipeline = Pipeline.of(norm).parameters(gamma, beta)
-                            .progress(ProgressBar.onTerminal(err));
-                    pipeline = chunkRows > 0 ? pipeline.chunkRows(chunkRows) : pipeline;
                     pipeline.run(x, output.tensor());
-                    Tensor firstRows = x.rows(axes, 0, Math.min(rows, pipeline.chunkRowsFor(x)));
-                    implementation = norm.implementation(firstRows, output.tensor().rows(axes, 0, firstRows.dim(0)), gamma, beta);
                 } else {
-                    // RMS normalization has no mean: the file gets the zeros it normalizes with.
-                    norm.forwardTraining(x, output.tensor(), gamma, beta, rms ? null : mean.tensor(), variance.tensor());
-                    implementation = norm.implementation(x, output.tensor(), gamma, beta);
+                    // RMS normalization has no mean: the file keeps the zeros it normalizes with.
+                    pipeline.runTraining(x, output.tensor(), rms ? null : mean.tensor(), variance.tensor());
                 }
+                Tensor firstRows = x.rows(axes, 0, Math.min(rows, pipeline.chunkRowsFor(x)));
+                String implementation = norm.implementation(firstRows, output.tensor().rows(axes, 0, firstRows.dim(0)),
+                        gamma, beta);
                 output.commit();
                 if (stats != null) {
                     mean.commit();

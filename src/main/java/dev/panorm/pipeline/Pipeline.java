@@ -1,5 +1,6 @@
 package dev.panorm.pipeline;
 
+import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.Tensor;
 
@@ -199,6 +200,27 @@ public final class Pipeline {
      * @throws IllegalArgumentException if the tensors do not fit the normalization, naming the problem
      */
     public Summary run(Tensor src, Tensor dst) {
+        return run(src, dst, null, null);
+    }
+
+    /**
+     * As {@link #run(Tensor, Tensor)}, also writing each row's statistics as
+     * {@link LayerNorm#forwardTraining} does.
+     *
+     * @param src the input, e.g. a memory-mapped file
+     * @param dst the output, the shape of {@code src}
+     * @param mean float32, C-contiguous, one value per row (for example the shape of {@code src} without
+     *     its normalized axes); written. Null for RMS normalization, which has no mean
+     * @param variance float32, C-contiguous, one value per row; written: the biased variance, or the mean
+     *     square for RMS normalization
+     * @return what was done; its bytes count the data, not the statistics
+     * @throws IllegalArgumentException if the tensors do not fit the normalization, naming the problem
+     */
+    public Summary runTraining(Tensor src, Tensor dst, Tensor mean, Tensor variance) {
+        return run(src, dst, mean, Objects.requireNonNull(variance, "variance"));
+    }
+
+    private Summary run(Tensor src, Tensor dst, Tensor mean, Tensor variance) {
         Objects.requireNonNull(src, "src");
         Objects.requireNonNull(dst, "dst");
         if (!src.hasSameShape(dst)) {
@@ -226,7 +248,18 @@ public final class Pipeline {
             }
         };
         Sink into = (firstRow, chunk) -> dst.rows(axes, firstRow, chunk.dim(0));
-        return run(() -> views, into, rows);
+        Tensor means = mean == null ? null : perRow("mean", mean, rows);
+        Tensor variances = variance == null ? null : perRow("variance", variance, rows);
+        return run(() -> views, into, rows, means, variances);
+    }
+
+    /** A statistics tensor as a vector of one value per row, so that chunks can slice it. */
+    private static Tensor perRow(String name, Tensor statistic, long rows) {
+        if (statistic.dataType() != DataType.F32 || !statistic.isContiguous() || statistic.elementCount() != rows) {
+            throw new IllegalArgumentException(name + " " + statistic + " must be float32, C-contiguous, with one value"
+                    + " for each of the " + rows + " rows");
+        }
+        return Tensor.of(statistic.segment(), DataType.F32, rows);
     }
 
     /**
@@ -238,14 +271,14 @@ public final class Pipeline {
      * @return what was done
      */
     public Summary run(Iterable<Tensor> chunks, Sink sink) {
-        return run(chunks, sink, -1);
+        return run(chunks, sink, -1, null, null);
     }
 
-    private Summary run(Iterable<Tensor> chunks, Sink sink, long totalRows) {
+    private Summary run(Iterable<Tensor> chunks, Sink sink, long totalRows, Tensor means, Tensor variances) {
         Objects.requireNonNull(chunks, "chunks");
         Objects.requireNonNull(sink, "sink");
         Iterator<Tensor> source = chunks.iterator();
-        Stream stream = new Stream(source, sink, totalRows, System.nanoTime());
+        Stream stream = new Stream(source, sink, totalRows, means, variances, System.nanoTime());
         if (parallelism == 1) {
             stream.drain();
         } else {
@@ -292,16 +325,21 @@ public final class Pipeline {
         final Iterator<Tensor> source;
         final Sink sink;
         final long totalRows;
+        /** Per-row statistics vectors to write, or null (variance null: an inference run). */
+        final Tensor means;
+        final Tensor variances;
         final long start;
         final AtomicLong rowsDone = new AtomicLong();
         final AtomicLong bytes = new AtomicLong();
         long nextRow; // guarded by source
         volatile boolean failed;
 
-        Stream(Iterator<Tensor> source, Sink sink, long totalRows, long start) {
+        Stream(Iterator<Tensor> source, Sink sink, long totalRows, Tensor means, Tensor variances, long start) {
             this.source = source;
             this.sink = sink;
             this.totalRows = totalRows;
+            this.means = means;
+            this.variances = variances;
             this.start = start;
         }
 
@@ -327,13 +365,19 @@ public final class Pipeline {
                     nextRow += rowsOf(chunk);
                 }
                 Tensor destination = Objects.requireNonNull(sink.destination(firstRow, chunk), "the sink gave no destination");
-                norm.forward(chunk, destination, scale, shift);
+                long rows = rowsOf(chunk);
+                if (variances == null) {
+                    norm.forward(chunk, destination, scale, shift);
+                } else {
+                    norm.forwardTraining(chunk, destination, scale, shift, slice(means, firstRow, rows),
+                            slice(variances, firstRow, rows));
+                }
                 sink.written(firstRow, destination);
                 release(chunk);
                 if (destination != chunk) {
                     release(destination);
                 }
-                long done = rowsDone.addAndGet(rowsOf(chunk));
+                long done = rowsDone.addAndGet(rows);
                 bytes.addAndGet(chunk.elementCount() * (chunk.dataType().byteSize() + destination.dataType().byteSize()));
                 if (progress != null) {
                     synchronized (this) {
@@ -341,6 +385,12 @@ public final class Pipeline {
                     }
                 }
             }
+        }
+
+        /** Values {@code first .. first + count - 1} of a per-row statistics vector: the chunk's statistics. */
+        private static Tensor slice(Tensor vector, long first, long count) {
+            return vector == null ? null
+                    : Tensor.of(vector.segment().asSlice(first * Float.BYTES, count * Float.BYTES), DataType.F32, count);
         }
 
         private long rowsOf(Tensor chunk) {

@@ -64,6 +64,35 @@ class PipelineTest {
         }
     }
 
+    @ParameterizedTest(name = "rms {0}, parallelism {1}")
+    @CsvSource({"false, 1", "false, 3", "true, 1", "true, 2"})
+    void chunkedTrainingRunsWriteTheStatisticsOfOneCall(boolean rms, int parallelism) {
+        int rows = 100;
+        LayerNormConfig config = (rms ? LayerNormConfig.rms(C) : LayerNormConfig.of(C)).withoutAffine();
+        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(config, Backend.JAVA_SCALAR)) {
+            Tensor src = Tensor.ofFloats(arena, values(rows * C, 9), 4, 25, C);
+            Tensor whole = Tensor.allocate(arena, DataType.F32, 4, 25, C);
+            Tensor wholeMean = rms ? null : Tensor.allocate(arena, DataType.F32, 4, 25);
+            Tensor wholeVariance = Tensor.allocate(arena, DataType.F32, 4, 25);
+            norm.forwardTraining(src, whole, null, null, wholeMean, wholeVariance);
+
+            Tensor chunked = Tensor.allocate(arena, DataType.F32, 4, 25, C);
+            Tensor mean = rms ? null : Tensor.allocate(arena, DataType.F32, 4, 25);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, 4, 25);
+            Pipeline.Summary summary = Pipeline.of(norm).chunkRows(7).parallelism(parallelism)
+                    .runTraining(src, chunked, mean, variance);
+            assertEquals(rows, summary.rows());
+            assertArrayEquals(whole.toFloatArray(), chunked.toFloatArray());
+            assertArrayEquals(wholeVariance.toFloatArray(), variance.toFloatArray());
+            if (!rms) {
+                assertArrayEquals(wholeMean.toFloatArray(), mean.toFloatArray());
+            }
+            Tensor tooShort = Tensor.allocate(arena, DataType.F32, 99);
+            assertTrue(assertThrows(IllegalArgumentException.class, () -> Pipeline.of(norm).runTraining(src, chunked,
+                    null, tooShort)).getMessage().contains("one value for each of the 100 rows"));
+        }
+    }
+
     @Test
     void leadingAxesAreFlattenedIntoRowsAndPaddedRowsStayPadded() {
         try (Arena arena = Arena.ofConfined();
