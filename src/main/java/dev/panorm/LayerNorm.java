@@ -359,8 +359,9 @@ public final class LayerNorm implements AutoCloseable {
 
     /**
      * The name of the implementation that would compute a forward inference on these tensors, such as
-     * {@code jit:uni} for oneDNN's JIT kernel, {@code ref:any} for its reference code, or
-     * {@code java:scalar} (with oneDNN's reason when it cannot take them). For oneDNN this builds and
+     * {@code jit:uni} for oneDNN's JIT kernel, {@code java:vector 16x32} for the Vector API kernel, or
+     * {@code java:scalar} (with oneDNN's reason when it cannot take them, for instance when it offers only its
+     * slow reference code, which panorm does not use). For oneDNN this builds and
      * caches the primitive. The arguments are checked as {@link #forward(Tensor, Tensor, Tensor, Tensor)}
      * checks them; nothing is computed.
      *
