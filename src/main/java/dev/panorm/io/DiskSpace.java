@@ -10,29 +10,39 @@ import java.lang.foreign.StructLayout;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.VarHandle;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 
 /**
  * Reserves a file's disk blocks up front with {@code posix_fallocate}. A file written through a memory
  * mapping gets its blocks only when a page is first written; on a full disk that write is a SIGBUS,
  * which kills the JVM when native code does it. With the blocks reserved, a full disk is an
- * {@link IOException} before any data is written.
+ * {@link IOException} before any data is written. Where the C library lacks posix_fallocate (macOS),
+ * the file is extended sparsely as before, and that protection is lost.
  */
 final class DiskSpace {
     private static final int O_WRONLY = 1;
     private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CAPTURED = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CAPTURED.varHandle(MemoryLayout.PathElement.groupElement("errno"));
-    private static final MethodHandle OPEN = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("open"),
+    /** Null where the C library has no posix_fallocate (macOS): files are then extended sparsely. */
+    private static final MethodHandle FALLOCATE = downcall("posix_fallocate",
+            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+    private static final MethodHandle OPEN = FALLOCATE == null ? null : downcall("open",
             // open is variadic (a mode follows O_CREAT); panorm passes no mode, so no variadic argument.
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
             Linker.Option.firstVariadicArg(2), Linker.Option.captureCallState("errno"));
-    private static final MethodHandle FALLOCATE = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("posix_fallocate"),
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
-    private static final MethodHandle CLOSE = LINKER.downcallHandle(LINKER.defaultLookup().findOrThrow("close"),
+    private static final MethodHandle CLOSE = FALLOCATE == null ? null : downcall("close",
             FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
     private DiskSpace() {}
+
+    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        return LINKER.defaultLookup().find(name).map(symbol -> LINKER.downcallHandle(symbol, descriptor, options))
+                .orElse(null);
+    }
 
     /**
      * Allocates the disk blocks of bytes {@code [0, length)} of an existing file.
@@ -41,6 +51,15 @@ final class DiskSpace {
      */
     static void reserve(Path file, long length) throws IOException {
         if (length == 0) {
+            return;
+        }
+        if (FALLOCATE == null || OPEN == null || CLOSE == null) {
+            // Without posix_fallocate the file can only grow sparsely; a full disk is then caught later.
+            try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                if (channel.size() < length) {
+                    channel.write(ByteBuffer.allocate(1), length - 1);
+                }
+            }
             return;
         }
         try (Arena arena = Arena.ofConfined()) {
