@@ -130,10 +130,10 @@ final class OneDnnPlan {
      */
     Context lend() {
         Context context = idle.poll();
-        if (context == null) {
+        if (context == null) { // every context is held by a thread: take one whose thread has ended
             for (Context candidate : contexts) {
                 Thread holder = candidate.holder.get();
-                if (!candidate.idle && (holder == null || !holder.isAlive())) {
+                if (holder == null || !holder.isAlive()) {
                     context = candidate; // an ended thread cannot be using it
                     break;
                 }
@@ -144,14 +144,12 @@ final class OneDnnPlan {
             context = new Context();
             contexts.add(context);
         }
-        context.idle = false;
         context.holder = new WeakReference<>(Thread.currentThread());
         return context;
     }
 
     /** Returns a context for reuse; the caller holds the owner's lock. */
     void release(Context context) {
-        context.idle = true;
         idle.push(context);
     }
 
@@ -503,9 +501,8 @@ final class OneDnnPlan {
     /** A stream, memory objects for every step, and the plan's own per-row buffers, for one call at a time. */
     final class Context {
         final OneDnnPlan plan = OneDnnPlan.this;
-        /** The thread that keeps this context, unless it is idle; both guarded by the owner's lock. */
+        /** The thread that last took this context from the plan; guarded by the owner's lock. */
         private WeakReference<Thread> holder;
-        private boolean idle;
         private final MemorySegment stream;
         /** Per step, per argument: the memory object. */
         private final MemorySegment[][] memory;
