@@ -226,18 +226,13 @@ public final class Main {
                  Npy.Output mean = stats == null ? null : Npy.Output.create(meanPath, rowShape, arena);
                  Npy.Output variance = stats == null ? null : Npy.Output.create(variancePath, rowShape, arena)) {
                 long start = System.nanoTime();
-                long rows = x.elementCount() / config.normalizedSize();
-                long bytes = x.elementCount() * (x.dataType().byteSize() + outType.byteSize());
                 // Chunk by chunk through the mapped files, so a file larger than memory streams through.
                 Pipeline pipeline = Pipeline.of(norm).parameters(gamma, beta).progress(ProgressBar.onTerminal(err));
                 pipeline = chunkRows > 0 ? pipeline.chunkRows(chunkRows) : pipeline;
-                if (stats == null) {
-                    pipeline.run(x, output.tensor());
-                } else {
-                    // RMS normalization has no mean: the file keeps the zeros it normalizes with.
-                    pipeline.runTraining(x, output.tensor(), rms ? null : mean.tensor(), variance.tensor());
-                }
-                Tensor firstRows = x.rows(axes, 0, Math.min(rows, pipeline.chunkRowsFor(x)));
+                // RMS normalization has no mean: the file keeps the zeros it normalizes with.
+                Pipeline.Summary done = stats == null ? pipeline.run(x, output.tensor())
+                        : pipeline.runTraining(x, output.tensor(), rms ? null : mean.tensor(), variance.tensor());
+                Tensor firstRows = x.rows(axes, 0, Math.min(done.rows(), pipeline.chunkRowsFor(x)));
                 String implementation = norm.implementation(firstRows, output.tensor().rows(axes, 0, firstRows.dim(0)),
                         gamma, beta);
                 output.commit();
@@ -247,8 +242,8 @@ public final class Main {
                 }
                 double seconds = (System.nanoTime() - start) / 1e9;
                 out.printf(Locale.ROOT, "normalized %d rows of %d with %s (%s) in %.3f s, %d bytes read and written,"
-                        + " %.2f GB/s -> %s%s%n", rows, config.normalizedSize(), name(backend), implementation, seconds,
-                        bytes, bytes / seconds / 1e9, outPath, stats == null ? "" : ", " + meanPath + ", " + variancePath);
+                        + " %.2f GB/s -> %s%s%n", done.rows(), config.normalizedSize(), name(backend), implementation,
+                        seconds, done.bytes(), done.bytes() / seconds / 1e9, outPath, stats == null ? "" : ", " + meanPath + ", " + variancePath);
             }
         }
         return OK;
