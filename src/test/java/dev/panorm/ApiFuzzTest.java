@@ -225,22 +225,17 @@ class ApiFuzzTest {
 
         /** A tensor of this case's shape and layout holding {@code values}; padding and untouched elements hold NaN. */
         private Tensor layout(Arena arena, DataType type, float[] values) {
-            long[] strides = new long[shape.length];
-            long stride = 1;
-            for (int i = shape.length - 1; i >= 0; i--) {
-                strides[i] = stride;
-                stride *= shape[i] + (i == shape.length - 1 ? padding : 0);
+            if (!transposed) {
+                return Tensors.padded(arena, type, values, shape, padding);
             }
-            if (transposed) { // swap the first two leading axes: a time-major view of batch-major data
-                long[] swapped = shape.clone();
-                swapped[0] = shape[1];
-                swapped[1] = shape[0];
-                long[] swappedStrides = Tensor.contiguousStrides(swapped);
-                long[] strideOfAxis = swappedStrides.clone();
-                strideOfAxis[0] = swappedStrides[1];
-                strideOfAxis[1] = swappedStrides[0];
-                strides = strideOfAxis;
-            }
+            // The first two leading axes swapped, without padding: a time-major view of batch-major data.
+            long[] swapped = shape.clone();
+            swapped[0] = shape[1];
+            swapped[1] = shape[0];
+            long[] strides = Tensor.contiguousStrides(swapped);
+            long first = strides[0];
+            strides[0] = strides[1];
+            strides[1] = first;
             return Tensors.make(arena, type, values, shape, strides);
         }
 
@@ -478,7 +473,7 @@ class ApiFuzzTest {
             parts.add("normalized " + Arrays.toString(normalized) + " shape " + Arrays.toString(shape));
             parts.add("eps " + (applicable() == Defect.BAD_EPS ? badEps : eps) + " scale " + scale + " shift " + shift);
             parts.add("src " + srcType + " dst " + dstType + " parameters " + parameterType);
-            parts.add("padding " + padding + (transposed ? " transposed" : ""));
+            parts.add(transposed ? "transposed" : "padding " + padding);
             parts.add("defect " + defect + " -> " + applicable());
             return String.join(", ", parts);
         }
