@@ -16,10 +16,14 @@ import java.util.Arrays;
  * goes to the scalar {@link JavaLayerNorm}). Loaded reflectively and only when
  * {@code jdk.incubator.vector} is in the boot layer, so the incubator module stays optional.
  *
- * <p>Statistics are accumulated in float, in four vector accumulators, on data shifted by the
- * row's first element: {@code x - x[0]} is exact when the row's values are close (the hard case,
- * a large mean with a small spread), so the mean and the centred second pass keep their digits
- * where a plain float sum would not. Rows are split across threads for large tensors.
+ * <p>Statistics are accumulated in float, in several vector accumulators, on data shifted by an
+ * estimate of the row's mean (a sample of it): {@code x - origin} is exact when the row's values are
+ * close (the hard case, a large mean with a small spread), so the statistics keep their digits where a
+ * plain float sum would not. One pass sums {@code d} and {@code d^2}; the variance
+ * {@code E[d^2] - E[d]^2} is kept when {@code E[d]^2 <= var / 4} (at most a quarter more rounding
+ * error than a centred sum of squares), and otherwise recomputed by a centred second pass. Then a pass
+ * normalizes: two passes over the row where oneDNN takes three. Rows are split across threads for
+ * large tensors.
  */
 final class VectorLayerNorm implements LayerNormKernel {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
@@ -134,9 +138,7 @@ final class VectorLayerNorm implements LayerNormKernel {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
-            for (long row = 0; row < rows; row++) {
-                forwardRow(pass, src, dst, scale, shift, mean, variance, row);
-            }
+            forwardRows(pass, src, dst, scale, shift, mean, variance, 0, rows);
             return Backend.JAVA;
         }
         Tensor x = forOtherThreads(src);
@@ -145,46 +147,106 @@ final class VectorLayerNorm implements LayerNormKernel {
         Tensor beta = forOtherThreads(shift);
         Tensor means = forOtherThreads(mean);
         Tensor variances = forOtherThreads(variance);
-        splitter.run(rows, rows * c, (from, to, part) -> {
-            for (long row = from; row < to; row++) {
-                forwardRow(pass, x, y, gamma, beta, means, variances, row);
-            }
-        });
+        splitter.run(rows, rows * c, (from, to, part) -> forwardRows(pass, x, y, gamma, beta, means, variances, from, to));
         return Backend.JAVA;
     }
 
-    private void forwardRow(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                            long row) {
+    /**
+     * Rows {@code [from, to)}. The common case (statistics of the row itself, layer normalization) is
+     * written out in this one method, rows loop included: split into helpers it ran about 12% slower,
+     * as each call repeats the segments' checks that C2 otherwise hoists out of the rows loop.
+     */
+    private void forwardRows(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
+                             Tensor variance, long from, long to) {
         int axes = config.normalizedAxes();
         MemorySegment x = src.segment();
         MemorySegment y = dst.segment();
-        long xBase = Rows.rowOffset(src, axes, row) * Float.BYTES;
-        long yBase = Rows.rowOffset(dst, axes, row) * Float.BYTES;
-        float origin;   // subtracted from every element before anything else
-        float offset;   // the row's mean relative to origin
-        float var;
-        if (pass.globalStatistics) {
-            origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-            offset = 0;
-            var = variance.segment().getAtIndex(JAVA_FLOAT, row);
-        } else if (config.rms()) {
-            origin = 0;
-            offset = 0;
-            var = sumOfSquares(x, xBase, 0, 0) / c;
-        } else {
-            origin = x.get(JAVA_FLOAT, xBase);
-            offset = sum(x, xBase, origin) / c;
-            var = sumOfSquares(x, xBase, origin, offset) / c;
-        }
-        if (pass.writesStatistics) {
-            if (mean != null) {
-                mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
+        MemorySegment gamma = scale == null ? ones : scale.segment();
+        MemorySegment beta = shift == null ? zeros : shift.segment();
+        for (long row = from; row < to; row++) {
+            long xBase = Rows.rowOffset(src, axes, row) * Float.BYTES;
+            long yBase = Rows.rowOffset(dst, axes, row) * Float.BYTES;
+            float origin;   // subtracted from every element before anything else
+            float offset;   // the row's mean relative to origin
+            float var;
+            if (pass.globalStatistics) {
+                origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+                offset = 0;
+                var = variance.segment().getAtIndex(JAVA_FLOAT, row);
+            } else if (config.rms()) {
+                origin = 0;
+                offset = 0;
+                var = sumOfSquares(x, xBase, 0, 0) / c;
+            } else {
+                // One pass sums d = x - origin and d^2.
+                origin = sampleMean(x, xBase);
+                FloatVector s0 = FloatVector.zero(SPECIES);
+                FloatVector s1 = s0;
+                FloatVector q0 = s0;
+                FloatVector q1 = s0;
+                int i = 0;
+                for (; i <= c - 2 * LANES; i += 2 * LANES) { // two pairs of accumulators hide the latency
+                    long at = xBase + (long) i * Float.BYTES;
+                    FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, at, ORDER).sub(origin);
+                    FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, at + LANES * Float.BYTES, ORDER).sub(origin);
+                    s0 = s0.add(d0);
+                    s1 = s1.add(d1);
+                    q0 = d0.fma(d0, q0);
+                    q1 = d1.fma(d1, q1);
+                }
+                for (; i <= c - LANES; i += LANES) {
+                    FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER).sub(origin);
+                    s0 = s0.add(d);
+                    q0 = d.fma(d, q0);
+                }
+                float sum = sumLanes(s0.add(s1));
+                float squares = sumLanes(q0.add(q1));
+                for (; i < c; i++) { // scalar: masked loads past a segment's end take a slow path
+                    float d = x.get(JAVA_FLOAT, xBase + (long) i * Float.BYTES) - origin;
+                    sum += d;
+                    squares = Math.fma(d, d, squares);
+                }
+                offset = sum / c;
+                var = squares / c - offset * offset;
+                if (4 * offset * offset > var) { // also false for NaN, which then makes the row NaN
+                    // The origin is far from the mean: E[d^2] - E[d]^2 would cancel digits. Centre first.
+                    var = sumOfSquares(x, xBase, origin, offset) / c;
+                }
             }
-            variance.segment().setAtIndex(JAVA_FLOAT, row, var);
+            if (pass.writesStatistics) {
+                if (mean != null) {
+                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
+                }
+                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
+            }
+            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            // y = (x - origin - offset) * rstd * gamma + beta, as ((x - origin) * rstd - offset * rstd) * gamma + beta:
+            // one subtraction and two fused multiply-adds per element. x - origin is exact for close values,
+            // and offset * rstd is small, so nothing large cancels.
+            float shifted = -offset * rstd;
+            int i = 0;
+            for (; i <= c - 2 * LANES; i += 2 * LANES) { // two at a time: independent chains overlap
+                long at = (long) i * Float.BYTES;
+                long next = at + (long) LANES * Float.BYTES;
+                FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shifted);
+                FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER).sub(origin).fma(rstd, shifted);
+                v0.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                        .intoMemorySegment(y, yBase + at, ORDER);
+                v1.fma(FloatVector.fromMemorySegment(SPECIES, gamma, next, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, next, ORDER))
+                        .intoMemorySegment(y, yBase + next, ORDER);
+            }
+            for (; i <= c - LANES; i += LANES) {
+                long at = (long) i * Float.BYTES;
+                FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shifted);
+                v.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                        .intoMemorySegment(y, yBase + at, ORDER);
+            }
+            for (; i < c; i++) {
+                long at = (long) i * Float.BYTES;
+                float v = Math.fma(x.get(JAVA_FLOAT, xBase + at) - origin, rstd, shifted);
+                y.set(JAVA_FLOAT, yBase + at, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
+            }
         }
-        float rstd = (float) (1 / Math.sqrt((double) var + eps));
-        normalize(x, xBase, y, yBase, scale == null ? ones : scale.segment(), shift == null ? zeros : shift.segment(),
-                origin, offset, rstd);
     }
 
     /*
@@ -196,27 +258,21 @@ final class VectorLayerNorm implements LayerNormKernel {
      * of a branch.
      */
 
-    /** Sum of {@code x - origin} over the row. */
-    private float sum(MemorySegment x, long base, float origin) {
-        FloatVector a0 = FloatVector.zero(SPECIES);
-        FloatVector a1 = a0;
-        FloatVector a2 = a0;
-        FloatVector a3 = a0;
-        int i = 0;
-        for (; i <= c - 4 * LANES; i += 4 * LANES) { // four accumulators hide the add latency
-            a0 = a0.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin));
-            a1 = a1.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER).sub(origin));
-            a2 = a2.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + 2 * LANES) * Float.BYTES, ORDER).sub(origin));
-            a3 = a3.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + 3 * LANES) * Float.BYTES, ORDER).sub(origin));
+    /**
+     * An estimate of the row's mean to shift the data by: the mean of four vectors spread over the row
+     * (a row's first element when it is shorter). Close values stay exact when shifted.
+     */
+    private float sampleMean(MemorySegment x, long base) {
+        if (c < 4 * LANES) {
+            return x.get(JAVA_FLOAT, base);
         }
-        for (; i <= c - LANES; i += LANES) {
-            a0 = a0.add(FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin));
-        }
-        float tail = 0;
-        for (; i < c; i++) { // scalar: masked loads past a segment's end take a slow path
-            tail += x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin;
-        }
-        return sumLanes(a0.add(a1).add(a2.add(a3))) + tail;
+        long quarter = (long) (c / 4 / LANES * LANES) * Float.BYTES;
+        FloatVector sum = FloatVector.fromMemorySegment(SPECIES, x, base, ORDER)
+                .add(FloatVector.fromMemorySegment(SPECIES, x, base + quarter, ORDER))
+                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 2 * quarter, ORDER))
+                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 3 * quarter, ORDER));
+        float mean = sumLanes(sum) / (4 * LANES);
+        return Float.isFinite(mean) ? mean : x.get(JAVA_FLOAT, base); // huge values may overflow the sum
     }
 
     /** Sum of {@code (x - origin - offset)^2} over the row. */
@@ -246,38 +302,6 @@ final class VectorLayerNorm implements LayerNormKernel {
             tail = Math.fma(d, d, tail);
         }
         return sumLanes(a0.add(a1).add(a2.add(a3))) + tail;
-    }
-
-    /**
-     * {@code y = (x - origin - offset) * rstd * gamma + beta}, as {@code ((x - origin) * rstd - offset * rstd)
-     * * gamma + beta}: one subtraction and two fused multiply-adds per element. {@code x - origin} is exact
-     * for close values, and {@code offset * rstd} is small, so nothing large cancels.
-     */
-    private void normalize(MemorySegment x, long xBase, MemorySegment y, long yBase, MemorySegment gamma,
-                           MemorySegment beta, float origin, float offset, float rstd) {
-        float shift = -offset * rstd;
-        int i = 0;
-        for (; i <= c - 2 * LANES; i += 2 * LANES) { // two at a time: independent chains overlap
-            long at = (long) i * Float.BYTES;
-            long next = at + (long) LANES * Float.BYTES;
-            FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shift);
-            FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER).sub(origin).fma(rstd, shift);
-            v0.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
-                    .intoMemorySegment(y, yBase + at, ORDER);
-            v1.fma(FloatVector.fromMemorySegment(SPECIES, gamma, next, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, next, ORDER))
-                    .intoMemorySegment(y, yBase + next, ORDER);
-        }
-        for (; i <= c - LANES; i += LANES) {
-            long at = (long) i * Float.BYTES;
-            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shift);
-            v.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
-                    .intoMemorySegment(y, yBase + at, ORDER);
-        }
-        for (; i < c; i++) {
-            long at = (long) i * Float.BYTES;
-            float v = Math.fma(x.get(JAVA_FLOAT, xBase + at) - origin, rstd, shift);
-            y.set(JAVA_FLOAT, yBase + at, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
-        }
     }
 
     @Override
