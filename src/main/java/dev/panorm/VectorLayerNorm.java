@@ -153,8 +153,9 @@ final class VectorLayerNorm implements LayerNormKernel {
 
     /**
      * Rows {@code [from, to)}. The common case (statistics of the row itself, layer normalization) is
-     * written out in this one method, rows loop included: split into helpers it ran about 12% slower,
-     * as each call repeats the segments' checks that C2 otherwise hoists out of the rows loop.
+     * written out in this one method, rows loop included, and the rows loop calls nothing on that path
+     * (row offsets come from a stride computed once): a call per row, even a cheap one, cost about 10%
+     * at 128 x 1024.
      */
     private void forwardRows(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
                              Tensor variance, long from, long to) {
@@ -163,9 +164,11 @@ final class VectorLayerNorm implements LayerNormKernel {
         MemorySegment y = dst.segment();
         MemorySegment gamma = scale == null ? ones : scale.segment();
         MemorySegment beta = shift == null ? zeros : shift.segment();
+        long xStride = Rows.rowStride(src, axes);
+        long yStride = Rows.rowStride(dst, axes);
         for (long row = from; row < to; row++) {
-            long xBase = Rows.rowOffset(src, axes, row) * Float.BYTES;
-            long yBase = Rows.rowOffset(dst, axes, row) * Float.BYTES;
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
+            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
             float origin;   // subtracted from every element before anything else
             float offset;   // the row's mean relative to origin
             float var;
