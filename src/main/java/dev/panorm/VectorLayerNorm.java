@@ -1,8 +1,6 @@
 package dev.panorm;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
@@ -29,11 +27,8 @@ final class VectorLayerNorm implements LayerNormKernel {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final int LANES = SPECIES.length();
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
-    // For sumLanes: each its own constant, which C2 needs to turn a rearrange into one instruction.
-    private static final VectorShuffle<Float> FOLD_8 = fold(8);
-    private static final VectorShuffle<Float> FOLD_4 = fold(4);
-    private static final VectorShuffle<Float> FOLD_2 = fold(2);
-    private static final VectorShuffle<Float> FOLD_1 = fold(1);
+    /** Per thread, where forward calls spill a vector to add up its lanes (see {@link #sumLanes}). */
+    private static final ThreadLocal<float[]> SPILL = ThreadLocal.withInitial(() -> new float[LANES]);
     /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
     private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> { });
 
@@ -42,7 +37,7 @@ final class VectorLayerNorm implements LayerNormKernel {
     private final int c;
     private final float eps;
     private final RowSplitter splitter;
-    /** Stand-ins for an absent scale or shift, so the loops need no branch (see {@link #sum}). */
+    /** Stand-ins for an absent scale or shift, so the loops need no branch (see the rules above the loops). */
     private final MemorySegment ones;
     private final MemorySegment zeros;
     /** Per concurrent backward call: float accumulators for dgamma and dbeta, and a row's two sums. */
@@ -64,47 +59,23 @@ final class VectorLayerNorm implements LayerNormKernel {
     }
 
     /**
-     * The sum of the lanes, always added in the same order: lane i + 8 onto lane i, then i + 4, i + 2,
-     * i + 1, by rearranging with constant shuffles (fast, and identical in the interpreter and the JIT).
-     * {@code reduceLanes(ADD)} is as fast but leaves the order unspecified, so its result can change by
-     * an ulp once a method is compiled.
+     * The sum of {@code lanes[at, at + LANES)}, a vector spilled there by {@code intoArray}, always added
+     * in the same order (lane i + LANES/2 onto lane i, then + LANES/4, ...), so compiled and interpreted
+     * code give the same bits; {@code reduceLanes(ADD)} leaves the order unspecified, and its result can
+     * change by an ulp once a method is compiled.
+     *
+     * <p>Why spill instead of folding with shuffles: no vector may be passed to a method of ours. C2 boxes
+     * a vector argument on the heap whenever it does not inline the callee, and after a long loop the
+     * profile can make even a tiny callee look cold ("low call site frequency"): folding in helpers cost
+     * AUTO 150 to 4700 bytes per call at 3 x 1000 and 1 x 65536.
      */
-    private static float sumLanes(FloatVector v) {
-        if (LANES > 16) {
-            return v.reduceLanes(VectorOperators.ADD); // wider than AVX-512: correct, not order-stable
-        }
-        if (LANES == 16) {
-            v = v.add(v.rearrange(FOLD_8));
-        }
-        if (LANES >= 8) {
-            v = v.add(v.rearrange(FOLD_4));
-        }
-        if (LANES >= 4) {
-            v = v.add(v.rearrange(FOLD_2));
-        }
-        if (LANES >= 2) {
-            v = v.add(v.rearrange(FOLD_1));
-        }
-        return v.lane(0);
-    }
-
-    private static VectorShuffle<Float> fold(int width) {
-        return VectorShuffle.fromOp(SPECIES, lane -> (lane + width) % LANES);
-    }
-
-    /**
-     * The sum of the lanes via memory: spilled to {@code spill[at, at + LANES)} and added pairwise in a
-     * fixed order. The backward loops use this: in those larger methods C2 runs out of inlining budget
-     * for {@link #sumLanes}' shape changes and would box the vector instead.
-     */
-    private static float sumLanes(FloatVector v, float[] spill, int at) {
-        v.intoArray(spill, at);
+    private static float sumLanes(float[] lanes, int at) {
         for (int width = LANES / 2; width > 0; width /= 2) {
             for (int lane = 0; lane < width; lane++) {
-                spill[at + lane] += spill[at + lane + width];
+                lanes[at + lane] += lanes[at + lane + width];
             }
         }
-        return spill[at];
+        return lanes[at];
     }
 
     /**
@@ -152,10 +123,10 @@ final class VectorLayerNorm implements LayerNormKernel {
     }
 
     /**
-     * Rows {@code [from, to)}. The common case (statistics of the row itself, layer normalization) is
-     * written out in this one method, rows loop included, and the rows loop calls nothing on that path
-     * (row offsets come from a stride computed once): a call per row, even a cheap one, cost about 10%
-     * at 128 x 1024.
+     * Rows {@code [from, to)}. Row offsets come from a stride computed once per call: a call per row to
+     * compute them cost about 10% at 128 x 1024. The loops are in helpers, each small enough for C2 to
+     * compile whole: written out in this one method they were about 10% faster on one benchmark and
+     * 100 times slower on another, where C2 ran out of inlining budget and boxed the vectors.
      */
     private void forwardRows(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
                              Tensor variance, long from, long to) {
@@ -166,6 +137,7 @@ final class VectorLayerNorm implements LayerNormKernel {
         MemorySegment beta = shift == null ? zeros : shift.segment();
         long xStride = Rows.rowStride(src, axes);
         long yStride = Rows.rowStride(dst, axes);
+        float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
             long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
@@ -179,41 +151,15 @@ final class VectorLayerNorm implements LayerNormKernel {
             } else if (config.rms()) {
                 origin = 0;
                 offset = 0;
-                var = sumOfSquares(x, xBase, 0, 0) / c;
+                var = sumOfSquares(x, xBase, 0, 0, spill) / c;
             } else {
-                // One pass sums d = x - origin and d^2.
-                origin = sampleMean(x, xBase);
-                FloatVector s0 = FloatVector.zero(SPECIES);
-                FloatVector s1 = s0;
-                FloatVector q0 = s0;
-                FloatVector q1 = s0;
-                int i = 0;
-                for (; i <= c - 2 * LANES; i += 2 * LANES) { // two pairs of accumulators hide the latency
-                    long at = xBase + (long) i * Float.BYTES;
-                    FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, at, ORDER).sub(origin);
-                    FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, at + LANES * Float.BYTES, ORDER).sub(origin);
-                    s0 = s0.add(d0);
-                    s1 = s1.add(d1);
-                    q0 = d0.fma(d0, q0);
-                    q1 = d1.fma(d1, q1);
-                }
-                for (; i <= c - LANES; i += LANES) {
-                    FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER).sub(origin);
-                    s0 = s0.add(d);
-                    q0 = d.fma(d, q0);
-                }
-                float sum = sumLanes(s0.add(s1));
-                float squares = sumLanes(q0.add(q1));
-                for (; i < c; i++) { // scalar: masked loads past a segment's end take a slow path
-                    float d = x.get(JAVA_FLOAT, xBase + (long) i * Float.BYTES) - origin;
-                    sum += d;
-                    squares = Math.fma(d, d, squares);
-                }
-                offset = sum / c;
-                var = squares / c - offset * offset;
+                origin = sampleMean(x, xBase, spill);
+                long sums = sums(x, xBase, origin, spill);
+                offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
+                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
                 if (4 * offset * offset > var) { // also false for NaN, which then makes the row NaN
                     // The origin is far from the mean: E[d^2] - E[d]^2 would cancel digits. Centre first.
-                    var = sumOfSquares(x, xBase, origin, offset) / c;
+                    var = sumOfSquares(x, xBase, origin, offset, spill) / c;
                 }
             }
             if (pass.writesStatistics) {
@@ -223,32 +169,7 @@ final class VectorLayerNorm implements LayerNormKernel {
                 variance.segment().setAtIndex(JAVA_FLOAT, row, var);
             }
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
-            // y = (x - origin - offset) * rstd * gamma + beta, as ((x - origin) * rstd - offset * rstd) * gamma + beta:
-            // one subtraction and two fused multiply-adds per element. x - origin is exact for close values,
-            // and offset * rstd is small, so nothing large cancels.
-            float shifted = -offset * rstd;
-            int i = 0;
-            for (; i <= c - 2 * LANES; i += 2 * LANES) { // two at a time: independent chains overlap
-                long at = (long) i * Float.BYTES;
-                long next = at + (long) LANES * Float.BYTES;
-                FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shifted);
-                FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER).sub(origin).fma(rstd, shifted);
-                v0.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
-                        .intoMemorySegment(y, yBase + at, ORDER);
-                v1.fma(FloatVector.fromMemorySegment(SPECIES, gamma, next, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, next, ORDER))
-                        .intoMemorySegment(y, yBase + next, ORDER);
-            }
-            for (; i <= c - LANES; i += LANES) {
-                long at = (long) i * Float.BYTES;
-                FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shifted);
-                v.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
-                        .intoMemorySegment(y, yBase + at, ORDER);
-            }
-            for (; i < c; i++) {
-                long at = (long) i * Float.BYTES;
-                float v = Math.fma(x.get(JAVA_FLOAT, xBase + at) - origin, rstd, shifted);
-                y.set(JAVA_FLOAT, yBase + at, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
-            }
+            normalize(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
         }
     }
 
@@ -256,30 +177,70 @@ final class VectorLayerNorm implements LayerNormKernel {
      * The loops below follow rules that keep every vector in registers (a vector that C2 cannot keep
      * there is boxed on the heap: thousands of bytes per call). No vector crosses an if-join or a call
      * of panorm's own: loads and stores call the Vector API directly (its methods are always inlined;
-     * a helper of ours may not be, once it is compiled on its own), each tail's contribution is reduced
-     * to a scalar inside its block, and an absent scale or shift is replaced by ones or zeros instead
-     * of a branch.
+     * a helper of ours may not be, once it is compiled on its own), accumulators are added up by
+     * spilling them to an array ({@link #sumLanes}), each tail's contribution is reduced to a scalar
+     * inside its block, and an absent scale or shift is replaced by ones or zeros instead of a branch.
      */
 
     /**
      * An estimate of the row's mean to shift the data by: the mean of four vectors spread over the row
      * (a row's first element when it is shorter). Close values stay exact when shifted.
      */
-    private float sampleMean(MemorySegment x, long base) {
+    private float sampleMean(MemorySegment x, long base, float[] spill) {
         if (c < 4 * LANES) {
             return x.get(JAVA_FLOAT, base);
         }
         long quarter = (long) (c / 4 / LANES * LANES) * Float.BYTES;
-        FloatVector sum = FloatVector.fromMemorySegment(SPECIES, x, base, ORDER)
+        FloatVector.fromMemorySegment(SPECIES, x, base, ORDER)
                 .add(FloatVector.fromMemorySegment(SPECIES, x, base + quarter, ORDER))
                 .add(FloatVector.fromMemorySegment(SPECIES, x, base + 2 * quarter, ORDER))
-                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 3 * quarter, ORDER));
-        float mean = sumLanes(sum) / (4 * LANES);
+                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 3 * quarter, ORDER))
+                .intoArray(spill, 0);
+        float mean = sumLanes(spill, 0) / (4 * LANES);
         return Float.isFinite(mean) ? mean : x.get(JAVA_FLOAT, base); // huge values may overflow the sum
     }
 
+    /**
+     * In one pass, the sums of {@code d = x - origin} and of {@code d^2} over the row, returned as the
+     * float bits of the first in the high and of the second in the low half of a long (no allocation).
+     * One pass instead of two saves a third of the kernel's loads; {@link #forwardRow} falls back to a
+     * centred pass when the origin turns out too far from the mean for {@code E[d^2] - E[d]^2}.
+     */
+    private long sums(MemorySegment x, long base, float origin, float[] spill) {
+        FloatVector s0 = FloatVector.zero(SPECIES);
+        FloatVector s1 = s0;
+        FloatVector q0 = s0;
+        FloatVector q1 = s0;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) { // two pairs of accumulators hide the latency
+            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin);
+            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER).sub(origin);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+        }
+        float tailSum = 0;
+        float tailSquares = 0;
+        for (; i < c; i++) { // scalar: masked loads past a segment's end take a slow path
+            float d = x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin;
+            tailSum += d;
+            tailSquares = Math.fma(d, d, tailSquares);
+        }
+        s0.add(s1).intoArray(spill, 0);
+        float sum = sumLanes(spill, 0) + tailSum;
+        q0.add(q1).intoArray(spill, 0);
+        float squares = sumLanes(spill, 0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+    }
+
     /** Sum of {@code (x - origin - offset)^2} over the row. */
-    private float sumOfSquares(MemorySegment x, long base, float origin, float offset) {
+    private float sumOfSquares(MemorySegment x, long base, float origin, float offset, float[] spill) {
         FloatVector a0 = FloatVector.zero(SPECIES);
         FloatVector a1 = a0;
         FloatVector a2 = a0;
@@ -304,7 +265,40 @@ final class VectorLayerNorm implements LayerNormKernel {
             float d = x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin - offset;
             tail = Math.fma(d, d, tail);
         }
-        return sumLanes(a0.add(a1).add(a2.add(a3))) + tail;
+        a0.add(a1).add(a2.add(a3)).intoArray(spill, 0);
+        return sumLanes(spill, 0) + tail;
+    }
+
+    /**
+     * {@code y = (x - origin - offset) * rstd * gamma + beta}, as {@code ((x - origin) * rstd - offset * rstd)
+     * * gamma + beta}: one subtraction and two fused multiply-adds per element. {@code x - origin} is exact
+     * for close values, and {@code offset * rstd} is small, so nothing large cancels.
+     */
+    private void normalize(MemorySegment x, long xBase, MemorySegment y, long yBase, MemorySegment gamma,
+                           MemorySegment beta, float origin, float offset, float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) { // two at a time: independent chains overlap
+            long at = (long) i * Float.BYTES;
+            long next = at + (long) LANES * Float.BYTES;
+            FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shift);
+            FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER).sub(origin).fma(rstd, shift);
+            v0.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .intoMemorySegment(y, yBase + at, ORDER);
+            v1.fma(FloatVector.fromMemorySegment(SPECIES, gamma, next, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, next, ORDER))
+                    .intoMemorySegment(y, yBase + next, ORDER);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shift);
+            v.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .intoMemorySegment(y, yBase + at, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(x.get(JAVA_FLOAT, xBase + at) - origin, rstd, shift);
+            y.set(JAVA_FLOAT, yBase + at, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
+        }
     }
 
     @Override
@@ -419,8 +413,10 @@ final class VectorLayerNorm implements LayerNormKernel {
             tailG += g;
             tailGXhat = Math.fma(g, xhat, tailGXhat);
         }
-        work[2 * c] = sumLanes(sumG, work, 2 * c + 2) + tailG;
-        work[2 * c + 1] = sumLanes(sumGXhat, work, 2 * c + 2) + tailGXhat;
+        sumG.intoArray(work, 2 * c + 2);
+        work[2 * c] = sumLanes(work, 2 * c + 2) + tailG;
+        sumGXhat.intoArray(work, 2 * c + 2);
+        work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
     }
 
     private void accumulateWithGradients(MemorySegment x, long xBase, MemorySegment dy, long dyBase, MemorySegment gamma,
@@ -449,8 +445,10 @@ final class VectorLayerNorm implements LayerNormKernel {
             work[i] = Math.fma(d, xhat, work[i]);
             work[c + i] += d;
         }
-        work[2 * c] = sumLanes(sumG, work, 2 * c + 2) + tailG;
-        work[2 * c + 1] = sumLanes(sumGXhat, work, 2 * c + 2) + tailGXhat;
+        sumG.intoArray(work, 2 * c + 2);
+        work[2 * c] = sumLanes(work, 2 * c + 2) + tailG;
+        sumGXhat.intoArray(work, 2 * c + 2);
+        work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
     }
 
     /** {@code dx = rstd * (g - meanG - xhat * meanGXhat)}. */
