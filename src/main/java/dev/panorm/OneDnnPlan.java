@@ -162,6 +162,16 @@ final class OneDnnPlan {
         arena.close();
     }
 
+    /**
+     * Throws {@link OneDnnException} if {@code status} is a failure, describing the plan only then: a new
+     * shape's plan checks a dozen calls, in code the JIT has not compiled yet.
+     */
+    private void check(int status, String call) {
+        if (status != Dnnl.dnnl_success()) {
+            OneDnn.check(status, call, describe());
+        }
+    }
+
     String describe() {
         StringBuilder text = new StringBuilder((config.rms() ? "RMS normalization " : "layer normalization ")
                 + pass.name().toLowerCase(Locale.ROOT).replace('_', ' '));
@@ -299,7 +309,7 @@ final class OneDnnPlan {
         }
 
         private void check(int status, String call) {
-            OneDnn.check(status, call, describe());
+            OneDnnPlan.this.check(status, call);
         }
 
         private MemorySegment userScratchpadAttr() {
@@ -517,8 +527,7 @@ final class OneDnnPlan {
         Context() {
             try (Arena scratch = Arena.ofConfined()) {
                 MemorySegment out = scratch.allocate(ValueLayout.ADDRESS);
-                OneDnn.check(Dnnl.dnnl_stream_create(out, engine, Dnnl.dnnl_stream_default_flags()), "dnnl_stream_create",
-                        describe());
+                check(Dnnl.dnnl_stream_create(out, engine, Dnnl.dnnl_stream_default_flags()), "dnnl_stream_create");
                 stream = own(out, arena, Dnnl::dnnl_stream_destroy);
                 memory = new MemorySegment[steps.size()][];
                 args = new MemorySegment[steps.size()];
@@ -557,7 +566,7 @@ final class OneDnnPlan {
         }
 
         private MemorySegment memory(MemorySegment out, MemorySegment desc, MemorySegment handle) {
-            OneDnn.check(Dnnl.dnnl_memory_create(out, desc, engine, handle), "dnnl_memory_create", describe());
+            check(Dnnl.dnnl_memory_create(out, desc, engine, handle), "dnnl_memory_create");
             return own(out, arena, Dnnl::dnnl_memory_destroy);
         }
 
@@ -619,7 +628,7 @@ final class OneDnnPlan {
                     for (long[] addresses : bound) {
                         Arrays.fill(addresses, 0); // re-bind everything next time
                     }
-                    OneDnn.check(status, "dnnl_primitive_execute", describe());
+                    check(status, "dnnl_primitive_execute");
                 }
             }
         }
@@ -629,7 +638,7 @@ final class OneDnnPlan {
             if (address != bound[step][argument]) {
                 int status = Dnnl.dnnl_memory_set_data_handle(memory[step][argument], segment);
                 if (status != Dnnl.dnnl_success()) {
-                    OneDnn.check(status, "dnnl_memory_set_data_handle", describe());
+                    check(status, "dnnl_memory_set_data_handle");
                 }
                 bound[step][argument] = address;
             }
