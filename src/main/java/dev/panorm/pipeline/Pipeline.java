@@ -55,11 +55,14 @@ public final class Pipeline {
     private final int parallelism;
     private final Progress progress;
 
-    /** Told how far a run has got after every chunk, from one thread at a time. */
+    /**
+     * Told how far a run has got as chunks finish, from one thread at a time, with a count that only
+     * grows (a chunk that finishes after a later one is already counted in that one's report).
+     */
     @FunctionalInterface
     public interface Progress {
         /**
-         * Called after each chunk; it runs on the worker that finished the chunk, so keep it short.
+         * Called after a chunk finishes; it runs on the worker that finished the chunk, so keep it short.
          *
          * @param rowsDone rows normalized so far
          * @param totalRows rows in all, or -1 when the source does not know
@@ -332,6 +335,7 @@ public final class Pipeline {
         final AtomicLong rowsDone = new AtomicLong();
         final AtomicLong bytes = new AtomicLong();
         long nextRow; // guarded by source
+        long reportedRows; // guarded by this
         volatile boolean failed;
 
         Stream(Iterator<Tensor> source, Sink sink, long totalRows, Tensor means, Tensor variances, long start) {
@@ -377,11 +381,17 @@ public final class Pipeline {
                 if (destination != chunk) {
                     release(destination);
                 }
-                long done = rowsDone.addAndGet(rows);
+                rowsDone.addAndGet(rows);
                 bytes.addAndGet(chunk.elementCount() * (chunk.dataType().byteSize() + destination.dataType().byteSize()));
                 if (progress != null) {
                     synchronized (this) {
-                        progress.update(done, totalRows, System.nanoTime() - start);
+                        // The count as it is now, not as this worker left it: another worker may have
+                        // reported a larger one since, and progress must never go backwards.
+                        long done = rowsDone.get();
+                        if (done > reportedRows) {
+                            reportedRows = done;
+                            progress.update(done, totalRows, System.nanoTime() - start);
+                        }
                     }
                 }
             }
