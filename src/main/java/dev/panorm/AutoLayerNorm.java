@@ -5,12 +5,13 @@ package dev.panorm;
  * so the same call always takes the same path (and gives the same bits) in every run.
  *
  * <p>The model, from panorm's benchmarks ({@code docs/benchmarks.md}): oneDNN has a fixed cost per
- * call of about 0.8 us, the Java Vector API kernel almost none, and per element oneDNN is about 1.5
- * times faster. So the Java kernel takes the calls it vectorizes (float32 rows with unit stride) of up
- * to {@link #javaUpTo} elements, where the two cross, and single rows of any length (oneDNN splits
- * work by rows, so one row gets one thread either way); oneDNN takes everything else, on one OpenMP
- * thread below {@link OneDnnLayerNorm#SINGLE_THREAD_BELOW} elements and on all of them above. Layouts
- * oneDNN cannot take, and everything when oneDNN is not available, run in Java.
+ * call of about 0.8 us, the Java Vector API kernel almost none; per element, on one thread, the two
+ * are about even on tensors that fit in L2 and oneDNN is 10 to 40% faster beyond, and oneDNN's second
+ * thread pays off from about 2^16 elements. So the Java kernel takes the calls it vectorizes (float32
+ * rows with unit stride) of up to {@link #javaUpTo} elements, and single rows of any length (oneDNN
+ * splits work by rows, so one row gets one thread either way); oneDNN takes everything else, on one
+ * OpenMP thread below {@link OneDnnLayerNorm#SINGLE_THREAD_BELOW} elements and on all of them above.
+ * Layouts oneDNN cannot take, and everything when oneDNN is not available, run in Java.
  *
  * <p>Override the crossover with the system property {@code panorm.auto.javaUpTo} (elements per
  * call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
