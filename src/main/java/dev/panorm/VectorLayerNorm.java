@@ -15,7 +15,7 @@ import java.util.Arrays;
  * {@code jdk.incubator.vector} is in the boot layer, so the incubator module stays optional.
  *
  * <p>Statistics are accumulated in float, in several vector accumulators, on data shifted by an
- * estimate of the row's mean (a sample of it): {@code x - origin} is exact when the row's values are
+ * estimate of the row's mean (the mean of its first four vectors): {@code x - origin} is exact when the row's values are
  * close (the hard case, a large mean with a small spread), so the statistics keep their digits where a
  * plain float sum would not. One pass sums {@code d} and {@code d^2}; the variance
  * {@code E[d^2] - E[d]^2} is kept when {@code E[d]^2 <= var / 4} (at most a quarter more rounding
@@ -123,10 +123,11 @@ final class VectorLayerNorm implements LayerNormKernel {
     }
 
     /**
-     * Rows {@code [from, to)}. Row offsets come from a stride computed once per call: a call per row to
-     * compute them cost about 10% at 128 x 1024. The loops are in helpers, each small enough for C2 to
-     * compile whole: written out in this one method they were about 10% faster on one benchmark and
-     * 100 times slower on another, where C2 ran out of inlining budget and boxed the vectors.
+     * Rows {@code [from, to)}. Row offsets come from a stride computed once per call: computing them per
+     * row cost up to 10% at 128 x 1024. The loops are in helpers, each small enough for C2 to compile
+     * whole: written out in this one method they measured about 10% faster in one benchmark, but C2
+     * compiled the big method badly in other contexts (AUTO at 3 x 1000: 64 us instead of 0.6 us, with
+     * boxed vectors; with the lanes spilled, still 2 times slower in one run of three).
      */
     private void forwardRows(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
                              Tensor variance, long from, long to) {
