@@ -5,9 +5,9 @@ package dev.panorm;
  * so the same call always takes the same path (and gives the same bits) in every run.
  *
  * <p>The model, from panorm's benchmarks ({@code docs/benchmarks.md}): oneDNN has a fixed cost per
- * call of about 0.8 us, the Java Vector API kernel almost none; per element, on one thread, the two
- * are about even on tensors that fit in L2 and oneDNN is 10 to 40% faster beyond, and oneDNN's second
- * thread pays off from about 2^16 elements. So the Java kernel takes the calls it vectorizes (float32
+ * call of about 0.8 us, the Java Vector API kernel almost none; per element, on one thread, oneDNN
+ * is 1.0 to 1.4 times faster depending on the shape, and its second thread pays off from about 2^16
+ * elements. So the Java kernel takes the calls it vectorizes (float32
  * rows with unit stride) of up to {@link #javaUpTo} elements, and single rows of any length (oneDNN
  * splits work by rows, so one row gets one thread either way); oneDNN takes everything else, on one
  * OpenMP thread below {@link OneDnnLayerNorm#SINGLE_THREAD_BELOW} elements and on all of them above.
