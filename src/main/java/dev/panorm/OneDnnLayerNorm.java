@@ -18,7 +18,7 @@ import java.util.concurrent.Executors;
  * recently used first, and their native memory is freed once no call of the {@code LayerNorm} is in
  * flight (threads that still hold their contexts notice the plan is retired and do not use it), on a
  * background thread: freeing a plan on the caller's thread added about 0.35 ms to the call that
- * evicted it ({@code StartupBenchmark.firstCallOnNewShapeFullCache}).
+ * evicted it ({@code StartupBenchmark.firstCallOnNewShape} with 80 {@code warmShapes}).
  */
 final class OneDnnLayerNorm implements LayerNormKernel {
     /** Plans kept; each holds a little JIT code and a few descriptors. */

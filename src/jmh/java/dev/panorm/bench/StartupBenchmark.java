@@ -15,6 +15,7 @@ import org.openjdk.jmh.annotations.Level;
 import org.openjdk.jmh.annotations.Measurement;
 import org.openjdk.jmh.annotations.Mode;
 import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Scope;
 import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
@@ -28,13 +29,11 @@ import org.openjdk.jmh.annotations.Warmup;
  *   <li>{@code loadLibrary}: the first oneDNN {@code LayerNorm} in the process: panorm's classes, the
  *       jextract bindings, loading libdnnl.so.3 (already extracted to the user cache, as on every run
  *       after the first) and creating the engine.</li>
- *   <li>{@code firstCallOnNewShape}: with the library loaded and panorm's code warm (40 other shapes
- *       seen, each called many times), the first forward call on a row count never seen before: it
- *       builds and caches the oneDNN primitive. Each iteration uses a new row count (1000 to 1019 rows
- *       of 768: 2 OpenMP threads), and the whole run stays below the plan cache's capacity.</li>
- *   <li>{@code firstCallOnNewShapeFullCache}: the same with 80 shapes seen first, so the plan cache
- *       (64 plans) is full and each new shape evicts one, whose native memory is freed on the
- *       calling thread after the call.</li>
+ *   <li>{@code firstCallOnNewShape}: with the library loaded and panorm's code warm ({@code warmShapes}
+ *       other shapes seen, each called many times), the first forward call on a row count never seen
+ *       before: it builds and caches the oneDNN primitive. Each iteration uses a new row count (1000 to
+ *       1019 rows of 768: 2 OpenMP threads). After 40 shapes the whole run stays below the plan cache's
+ *       capacity; after 80 the cache is full, and each call evicts a plan.</li>
  *   <li>{@code firstCallOnNewShapeCold}: the same right after the library is loaded, before any other
  *       call: panorm's own code still runs in the interpreter.</li>
  * </ul>
@@ -88,14 +87,16 @@ public class StartupBenchmark {
         Tensor dst;
         private int nextRows = 1000;
 
-        /** Shapes seen before the first measured call: 40 leaves the plan cache room for all 20 new ones. */
-        int warmShapes() {
-            return 40;
-        }
+        /**
+         * Shapes seen before the first measured call: 40 leaves the plan cache (64 plans) room for all
+         * 20 new ones; with 80 it is full, and each new shape evicts a plan.
+         */
+        @Param({"40", "80"})
+        public int warmShapes;
 
         @Setup(Level.Trial)
         public void warmUp() {
-            for (int rows = 1; rows <= warmShapes(); rows++) { // warm the Java side, on shapes the benchmark never uses
+            for (int rows = 1; rows <= warmShapes; rows++) { // warm the Java side, on shapes the benchmark never uses
                 Tensor x = Tensor.allocate(arena, DataType.F32, rows * 30, C);
                 for (int i = 0; i < 300; i++) {
                     norm.forward(x, x, scale, shift);
@@ -118,25 +119,6 @@ public class StartupBenchmark {
     @Measurement(iterations = 20)
     @Fork(value = 3, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
     public void firstCallOnNewShape(WarmProcess process) {
-        process.norm.forward(process.src, process.dst, process.scale, process.shift);
-    }
-
-    /** As {@link WarmProcess}, with the plan cache full: each new shape evicts and frees a plan. */
-    @State(Scope.Benchmark)
-    public static class FullCacheProcess extends WarmProcess {
-        @Override
-        int warmShapes() {
-            return 80;
-        }
-    }
-
-    @Benchmark
-    @BenchmarkMode(Mode.SingleShotTime)
-    @OutputTimeUnit(TimeUnit.MICROSECONDS)
-    @Warmup(iterations = 0)
-    @Measurement(iterations = 20)
-    @Fork(value = 3, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
-    public void firstCallOnNewShapeFullCache(FullCacheProcess process) {
         process.norm.forward(process.src, process.dst, process.scale, process.shift);
     }
 
