@@ -7,11 +7,11 @@ package dev.panorm;
  * <p>The model, from panorm's benchmarks ({@code docs/benchmarks.md}): oneDNN has a fixed cost per
  * call of about 0.8 us, the Java Vector API kernel almost none; per element, on one thread, oneDNN
  * is 1.0 to 1.4 times faster depending on the shape, and its second thread pays off from about 2^16
- * elements. So the Java kernel takes the calls it vectorizes (float32
- * rows with unit stride) of up to {@link #javaUpTo} elements, and single rows of any length (oneDNN
- * splits work by rows, so one row gets one thread either way); oneDNN takes everything else, on one
- * OpenMP thread below {@link OneDnnLayerNorm#SINGLE_THREAD_BELOW} elements and on all of them above.
- * Layouts oneDNN cannot take, and everything when oneDNN is not available, run in Java.
+ * elements. So the Java kernel takes the calls it vectorizes (float32 rows with unit stride) of up to
+ * {@link #javaUpTo} elements, and single rows of any length (oneDNN splits work by rows, so one row
+ * gets one thread either way); oneDNN takes everything else, on one OpenMP thread below
+ * {@link OneDnnLayerNorm#SINGLE_THREAD_BELOW} elements and on all of them above. Layouts oneDNN
+ * cannot take, and everything when oneDNN is not available, run in Java.
  *
  * <p>Override the crossover with the system property {@code panorm.auto.javaUpTo} (elements per
  * call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.

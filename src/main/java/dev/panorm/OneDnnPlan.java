@@ -308,10 +308,6 @@ final class OneDnnPlan {
             return tensors[output].dataType() == DataType.F32 ? output : NORMALIZED;
         }
 
-        private void check(int status, String call) {
-            OneDnnPlan.this.check(status, call);
-        }
-
         private MemorySegment userScratchpadAttr() {
             check(Dnnl.dnnl_primitive_attr_create(out), "dnnl_primitive_attr_create");
             MemorySegment attr = own(out, scratch, Dnnl::dnnl_primitive_attr_destroy);
@@ -636,10 +632,7 @@ final class OneDnnPlan {
         private void bind(int step, int argument, MemorySegment segment) {
             long address = segment.address();
             if (address != bound[step][argument]) {
-                int status = Dnnl.dnnl_memory_set_data_handle(memory[step][argument], segment);
-                if (status != Dnnl.dnnl_success()) {
-                    check(status, "dnnl_memory_set_data_handle");
-                }
+                check(Dnnl.dnnl_memory_set_data_handle(memory[step][argument], segment), "dnnl_memory_set_data_handle");
                 bound[step][argument] = address;
             }
         }

@@ -15,9 +15,9 @@ import java.util.Arrays;
  * {@code jdk.incubator.vector} is in the boot layer, so the incubator module stays optional.
  *
  * <p>Statistics are accumulated in float, in several vector accumulators, on data shifted by an
- * estimate of the row's mean (the mean of its first four vectors): {@code x - origin} is exact when the row's values are
- * close (the hard case, a large mean with a small spread), so the statistics keep their digits where a
- * plain float sum would not. One pass sums {@code d} and {@code d^2}; the variance
+ * estimate of the row's mean (the mean of its first four vectors): {@code x - origin} is exact when
+ * the row's values are close (the hard case, a large mean with a small spread), so the statistics
+ * keep their digits where a plain float sum would not. One pass sums {@code d} and {@code d^2}; the variance
  * {@code E[d^2] - E[d]^2} is kept when {@code E[d]^2 <= var / 4} (at most a quarter more rounding
  * error than a centred sum of squares), and otherwise recomputed by a centred second pass. Then a pass
  * normalizes: two passes over the row where oneDNN takes three. Rows are split across threads for
@@ -206,7 +206,7 @@ final class VectorLayerNorm implements LayerNormKernel {
     /**
      * In one pass, the sums of {@code d = x - origin} and of {@code d^2} over the row, returned as the
      * float bits of the first in the high and of the second in the low half of a long (no allocation).
-     * One pass instead of two saves a third of the kernel's loads; {@link #forwardRow} falls back to a
+     * One pass instead of two saves a third of the kernel's loads; {@link #forwardRows} falls back to a
      * centred pass when the origin turns out too far from the mean for {@code E[d^2] - E[d]^2}.
      */
     private long sums(MemorySegment x, long base, float origin, float[] spill) {
