@@ -47,7 +47,7 @@ final class DiskSpace {
     /**
      * Allocates the disk blocks of bytes {@code [0, length)} of an existing file.
      *
-     * @throws IOException naming the file and the system's reason (e.g. no space left on device)
+     * @throws IOException giving the system's reason (e.g. no space left on device); the caller names the file
      */
     static void reserve(Path file, long length) throws IOException {
         if (length == 0) {
@@ -66,15 +66,15 @@ final class DiskSpace {
             MemorySegment state = arena.allocate(CAPTURED);
             int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(file.toString()), O_WRONLY);
             if (fd < 0) {
-                throw new IOException("cannot open " + file + " to reserve its space: " + reason((int) ERRNO.get(state, 0L)));
+                throw new IOException(reason((int) ERRNO.get(state, 0L)));
             }
             int error = (int) FALLOCATE.invokeExact(fd, 0L, length);
             int closed = (int) CLOSE.invokeExact(fd);
             if (error != 0) {
-                throw new IOException("cannot reserve its " + length + " bytes on disk: " + reason(error));
+                throw new IOException(reason(error) + ", reserving " + length + " bytes");
             }
             if (closed != 0) {
-                throw new IOException("cannot close " + file + " after reserving its space");
+                throw new IOException("close failed after reserving " + length + " bytes");
             }
         } catch (IOException | RuntimeException | Error e) {
             throw e;

@@ -4,25 +4,39 @@ import dev.panorm.DataType;
 import dev.panorm.Tensor;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.FileTime;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
+import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
+import java.util.NoSuchElementException;
+import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
- * NumPy's {@code .npy} format (versions 1.0, 2.0 and 3.0), read and written through memory mapping
- * so that no element is copied on the Java heap. Reads little-endian float32 ({@code <f4}) and
+ * NumPy's {@code .npy} format (versions 1.0, 2.0 and 3.0): read through positional reads into off-heap
+ * memory ({@link Reader}, safe against files that change meanwhile) or memory mapping ({@link #map}),
+ * written through memory mapping, so that no element is copied on the Java heap. Reads little-endian float32 ({@code <f4}) and
  * float16 ({@code <f2}) arrays in C order; writes float32, float16, and bfloat16 as its raw bit
  * patterns ({@code <u2}: NumPy has no bfloat16; widen with
  * {@code (a.astype(np.uint32) << 16).view(np.float32)}).
@@ -86,6 +100,12 @@ public final class Npy {
      * Maps a float32 or float16, C-order {@code .npy} file read-only into {@code arena} and views it as a
      * tensor. Nothing is copied: the tensor reads the file's pages.
      *
+     * <p>Map only files that nothing else writes while the tensor is in use. If the file is truncated
+     * (as re-running {@code np.save} on the same path does), touching a page past its new end raises
+     * SIGBUS: in Java code an {@link InternalError}, but inside oneDNN or compiled vector kernels the end
+     * of the JVM. An in-place rewrite changes the data under the tensor. {@link Reader} is the safe way
+     * for such files: it copies what it reads and reports a file that changed.
+     *
      * @param path the file
      * @param arena owns the mapping; the tensor is valid until the arena is closed
      * @return a read-only tensor of the file's shape, {@link DataType#F32} or {@link DataType#F16}
@@ -95,19 +115,235 @@ public final class Npy {
     public static Tensor map(Path path, Arena arena) throws IOException {
         try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
             Header header = readHeader(path, channel);
-            DataType type = switch (header.descr()) {
-                case FLOAT32 -> DataType.F32;
-                case FLOAT16 -> DataType.F16;
-                default -> throw new NpyFormatException(path, describeUnsupported(header.descr()));
-            };
-            if (header.fortranOrder()) {
-                throw new NpyFormatException(path, "is in Fortran order; save it in C order "
-                        + "(np.save(path, np.ascontiguousarray(a)))");
-            }
+            DataType type = dataType(path, header);
             long dataBytes = checkDataSize(path, channel.size(), header, type);
             MemorySegment data = channel.map(FileChannel.MapMode.READ_ONLY, header.dataOffset(), dataBytes, arena);
             return Tensor.of(data, type, header.shape());
         }
+    }
+
+    /**
+     * A {@code .npy} file opened for reading through positional reads into off-heap memory: the safe way
+     * to read a file that another program may rewrite. Unlike a {@linkplain #map mapped} tensor, whose
+     * pages are read when touched (a file truncated meanwhile then faults inside the kernel, which can
+     * end the JVM), a reader copies the rows it needs into memory it owns, and reports a file that
+     * shrank, grew or was modified while it was being read as an {@link IOException} saying so.
+     *
+     * {@snippet :
+     * try (Npy.Reader in = Npy.Reader.open(Path.of("x.npy"));
+     *      Arena arena = Arena.ofConfined()) {
+     *     Tensor x = in.read(arena);                      // the whole array, or:
+     *     for (Tensor chunk : in.chunks(1, 4096)) { }     // 4096 rows at a time, for files larger than memory
+     * }
+     * }
+     *
+     * <p>A reader may be used by several threads at once. {@link #close()} frees the chunk buffers.
+     */
+    public static final class Reader implements AutoCloseable {
+        private final Path path;
+        private final FileChannel channel;
+        private final Header header;
+        private final DataType dataType;
+        private final long dataBytes;
+        private final long fileSize;
+        private final Object fileKey;
+        private final FileTime modified;
+        private final Arena buffers = Arena.ofShared();
+
+        private Reader(Path path, FileChannel channel) throws IOException {
+            this.path = path;
+            this.channel = channel;
+            BasicFileAttributes attributes = Files.readAttributes(path, BasicFileAttributes.class);
+            this.fileKey = attributes.fileKey();
+            this.modified = attributes.lastModifiedTime();
+            this.fileSize = channel.size();
+            this.header = readHeader(path, channel);
+            this.dataType = Npy.dataType(path, header);
+            this.dataBytes = checkDataSize(path, fileSize, header, dataType);
+        }
+
+        /**
+         * Opens a float32 or float16, C-order {@code .npy} file and validates its header against its size.
+         *
+         * @param path the file
+         * @return the reader; close it
+         * @throws NpyFormatException if the file is malformed, of another type, big-endian, or in Fortran order
+         * @throws IOException if it cannot be read
+         */
+        public static Reader open(Path path) throws IOException {
+            FileChannel channel = FileChannel.open(path, StandardOpenOption.READ);
+            try {
+                return new Reader(path, channel);
+            } catch (IOException | RuntimeException e) {
+                channel.close();
+                throw e;
+            }
+        }
+
+        /** {@return the file, as given to {@link #open}} */
+        public Path path() {
+            return path;
+        }
+
+        /** {@return the element type: {@link DataType#F32} or {@link DataType#F16}} */
+        public DataType dataType() {
+            return dataType;
+        }
+
+        /** {@return the array's shape (a copy)} */
+        public long[] shape() {
+            return header.shape().clone();
+        }
+
+        /**
+         * Reads the whole array into memory from {@code arena}.
+         *
+         * @param arena owns the memory of the tensor returned
+         * @return a C-ordered tensor holding the array
+         * @throws IOException if reading fails, or the file changed while it was read
+         */
+        public Tensor read(Arena arena) throws IOException {
+            MemorySegment data = arena.allocate(dataBytes, 64);
+            readData(0, data);
+            checkUnchanged();
+            return Tensor.of(data, dataType, header.shape());
+        }
+
+        /**
+         * The array a chunk of rows at a time, each read when the iteration reaches it: the source for
+         * {@code Pipeline}. The last {@code trailingAxes} axes form a row; a chunk has shape
+         * {@code [rows, d(n-k), ..., d(n-1)]}, {@code rowsPerChunk} rows except the last one. Reading the
+         * last chunk also checks that the file did not change since it was opened.
+         *
+         * <p>A chunk lives in a buffer of the thread that took it, reused for the next chunk that thread
+         * takes: use a chunk before taking the next one, as {@code Pipeline} does (each of its workers
+         * takes a chunk only after writing the last one). Iterate from one thread at a time, or under a
+         * lock, as {@code Pipeline} does. The buffers (one chunk each) are freed when the reader closes.
+         * Reading failures and changes to the file surface as an {@link UncheckedIOException} from the
+         * iterator.
+         *
+         * @param trailingAxes how many of the last axes form a row, {@code 1 <= k <= rank}
+         * @param rowsPerChunk at least 1
+         * @return the chunks, in order; each iteration reads the file again
+         * @throws IllegalArgumentException if {@code trailingAxes} or {@code rowsPerChunk} is out of range
+         */
+        public Iterable<Tensor> chunks(int trailingAxes, long rowsPerChunk) {
+            long[] shape = header.shape();
+            if (trailingAxes < 1 || trailingAxes > shape.length) {
+                throw new IllegalArgumentException("trailingAxes must be between 1 and the rank " + shape.length + " of "
+                        + path + ", got " + trailingAxes);
+            }
+            if (rowsPerChunk < 1) {
+                throw new IllegalArgumentException("rowsPerChunk must be at least 1, got " + rowsPerChunk);
+            }
+            long[] rowShape = new long[trailingAxes + 1]; // [rows of the chunk, the row's own axes...]
+            System.arraycopy(shape, shape.length - trailingAxes, rowShape, 1, trailingAxes);
+            long rowElements = 1;
+            for (int axis = 1; axis < rowShape.length; axis++) {
+                rowElements *= rowShape[axis];
+            }
+            long rowBytes = rowElements * dataType.byteSize();
+            long rows = rowBytes == 0 ? 0 : dataBytes / rowBytes;
+            long perChunk = Math.min(rowsPerChunk, Math.max(rows, 1));
+            Map<Thread, MemorySegment> buffer = new ConcurrentHashMap<>();
+            return () -> new Iterator<>() {
+                private long next;
+
+                @Override
+                public boolean hasNext() {
+                    return next < rows;
+                }
+
+                @Override
+                public Tensor next() {
+                    if (!hasNext()) {
+                        throw new NoSuchElementException();
+                    }
+                    long count = Math.min(perChunk, rows - next);
+                    MemorySegment memory = buffer.computeIfAbsent(Thread.currentThread(),
+                            thread -> buffers.allocate(perChunk * rowBytes, 64));
+                    MemorySegment data = memory.asSlice(0, count * rowBytes);
+                    try {
+                        readData(next * rowBytes, data);
+                        next += count;
+                        if (next == rows) {
+                            checkUnchanged();
+                        }
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                    long[] chunkShape = rowShape.clone();
+                    chunkShape[0] = count;
+                    return Tensor.of(data, dataType, chunkShape);
+                }
+            };
+        }
+
+        /** Fills {@code into} with data bytes from {@code offset} on; the file ending early means it shrank. */
+        private void readData(long offset, MemorySegment into) throws IOException {
+            long position = header.dataOffset() + offset;
+            for (long done = 0; done < into.byteSize(); ) {
+                // A ByteBuffer holds at most 2^31 - 1 bytes: read larger regions in slices.
+                ByteBuffer buffer = into.asSlice(done, Math.min(into.byteSize() - done, 1 << 30)).asByteBuffer();
+                while (buffer.hasRemaining()) {
+                    if (channel.read(buffer, position + done + buffer.position()) < 0) {
+                        throw changed("it has " + channel.size() + " bytes now, " + fileSize + " when opened");
+                    }
+                }
+                done += buffer.capacity();
+            }
+        }
+
+        /**
+         * Checks that the file is as it was when opened: the same size and, unless the path now names
+         * another file (a rename leaves the opened one intact), the same modification time.
+         *
+         * @throws IOException if it changed
+         */
+        public void checkUnchanged() throws IOException {
+            long size = channel.size();
+            if (size != fileSize) {
+                throw changed("it has " + size + " bytes now, " + fileSize + " when opened");
+            }
+            BasicFileAttributes now;
+            try {
+                now = Files.readAttributes(path, BasicFileAttributes.class);
+            } catch (NoSuchFileException removed) {
+                return; // removed: what was opened is still intact
+            }
+            if (Objects.equals(now.fileKey(), fileKey) && !now.lastModifiedTime().equals(modified)) {
+                throw changed("it was modified at " + now.lastModifiedTime());
+            }
+        }
+
+        private IOException changed(String how) {
+            return new IOException(path + " changed while it was being read (" + how + "); run again once it is"
+                    + " complete");
+        }
+
+        /** Closes the file and frees the chunk buffers; chunks read from it are invalid afterwards. */
+        @Override
+        public void close() throws IOException {
+            try {
+                channel.close();
+            } finally {
+                buffers.close();
+            }
+        }
+    }
+
+    /** The element type of a C-order float32 or float16 file; anything else is refused. */
+    private static DataType dataType(Path path, Header header) throws NpyFormatException {
+        DataType type = switch (header.descr()) {
+            case FLOAT32 -> DataType.F32;
+            case FLOAT16 -> DataType.F16;
+            default -> throw new NpyFormatException(path, describeUnsupported(header.descr()));
+        };
+        if (header.fortranOrder()) {
+            throw new NpyFormatException(path, "is in Fortran order; save it in C order "
+                    + "(np.save(path, np.ascontiguousarray(a)))");
+        }
+        return type;
     }
 
     /**
@@ -157,16 +393,29 @@ public final class Npy {
      * A {@code .npy} file being written: a temporary file beside the target, mapped so that
      * an operation can write its result straight into it. {@link #commit()} makes it durable and
      * renames it over the target; closing without committing deletes it.
+     *
+     * <p>As a Unix tool would: a target that is a symbolic link is written through (the file it points
+     * to is replaced, the link stays); a target that exists but is not a regular file (a directory, a
+     * FIFO, a device) is refused, never replaced; a new file gets mode {@code 0666 & ~umask}, a replaced
+     * one keeps its mode. Errors name the target as given and the reason (directory missing, permission
+     * denied, read-only file system, disk full), never the temporary file.
+     *
+     * <p>The temporary file is private to this output: another program that truncates it while it is
+     * mapped can make the JVM fail on the next write into it, as with any mapped file.
      */
     public static final class Output implements AutoCloseable {
+        private static final SecureRandom NAMES = new SecureRandom();
+
         private final Path target;
+        private final Path destination;
         private final Path temporary;
         private final Tensor tensor;
         private final Thread cleanupOnExit;
         private boolean done;
 
-        private Output(Path target, Path temporary, Tensor tensor) {
+        private Output(Path target, Path destination, Path temporary, Tensor tensor) {
             this.target = target;
+            this.destination = destination;
             this.temporary = temporary;
             this.tensor = tensor;
             // If the JVM is stopped mid-write (Ctrl-C), do not leave the temporary file behind.
@@ -188,17 +437,18 @@ public final class Npy {
         }
 
         /**
-         * Creates the temporary file with its header and maps its data region into {@code arena}.
+         * Creates the temporary file with its header, reserves its disk space, and maps its data region
+         * into {@code arena}.
          *
-         * @param target where the file will appear on {@link #commit()}
+         * @param target where the file will appear on {@link #commit()}; a symbolic link is followed
          * @param shape the array's shape
          * @param type the element type: float32 ({@code <f4}), float16 ({@code <f2}) or bfloat16 (bit patterns, {@code <u2})
          * @param arena owns the mapping
          * @return the output; close it
-         * @throws IOException if the file cannot be created
+         * @throws IOException naming {@code target} and the reason, if the file cannot be created or its space
+         *     reserved, or if {@code target} exists and is not a regular file
          */
         public static Output create(Path target, long[] shape, DataType type, Arena arena) throws IOException {
-            Path absolute = target.toAbsolutePath();
             byte[] header = header(switch (type) {
                 case F32 -> FLOAT32;
                 case F16 -> FLOAT16;
@@ -210,22 +460,102 @@ public final class Npy {
             } catch (ArithmeticException e) {
                 throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " is too large");
             }
-            Path temporary = Files.createTempFile(absolute.getParent(), "." + absolute.getFileName() + ".", ".tmp");
-            try (FileChannel channel = FileChannel.open(temporary, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
-                channel.write(ByteBuffer.wrap(header));
-                // Reserve every block first: mapping past the end is not allowed, and a page written through
-                // the mapping must not find the disk full (that is a SIGBUS, not an exception).
-                try {
-                    DiskSpace.reserve(temporary, header.length + dataBytes);
-                } catch (IOException e) {
-                    throw new IOException("cannot write " + absolute + ": " + e.getMessage(), e);
+            Path destination = destination(target);
+            Path temporary = null;
+            try {
+                String prefix = "." + destination.getFileName() + ".";
+                FileChannel created = null;
+                while (created == null) {
+                    temporary = destination.resolveSibling(prefix + Long.toUnsignedString(NAMES.nextLong(), 36) + ".tmp");
+                    try {
+                        // No permissions given: the system applies 0666 & ~umask, as for any file a tool creates.
+                        created = FileChannel.open(temporary, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                                StandardOpenOption.WRITE);
+                    } catch (FileAlreadyExistsException taken) {
+                        temporary = null;
+                    }
                 }
-                MemorySegment data = channel.map(FileChannel.MapMode.READ_WRITE, header.length, dataBytes, arena);
-                return new Output(absolute, temporary, Tensor.of(data, type, shape));
-            } catch (IOException | RuntimeException e) {
+                try (FileChannel channel = created) {
+                    if (Files.exists(destination)) {
+                        keepMode(destination, temporary);
+                    }
+                    channel.write(ByteBuffer.wrap(header));
+                    // Reserve every block first: mapping past the end is not allowed, and a page written through
+                    // the mapping must not find the disk full (that is a SIGBUS, not an exception).
+                    DiskSpace.reserve(temporary, header.length + dataBytes);
+                    MemorySegment data = channel.map(FileChannel.MapMode.READ_WRITE, header.length, dataBytes, arena);
+                    return new Output(target, destination, temporary, Tensor.of(data, type, shape));
+                }
+            } catch (IOException e) {
+                deleteQuietly(temporary);
+                throw cannotWrite(target, destination, e);
+            } catch (RuntimeException e) {
                 deleteQuietly(temporary);
                 throw e;
             }
+        }
+
+        /**
+         * Where {@code target} really is: the end of its chain of symbolic links, absolute.
+         *
+         * @throws IOException if that exists and is not a regular file, or the links loop
+         */
+        private static Path destination(Path target) throws IOException {
+            Path path = target.toAbsolutePath();
+            for (int links = 0; Files.isSymbolicLink(path); links++) {
+                if (links == 40) {
+                    throw new IOException("cannot write " + target + ": too many levels of symbolic links");
+                }
+                path = path.resolveSibling(Files.readSymbolicLink(path));
+            }
+            if (Files.exists(path) && !Files.isRegularFile(path)) {
+                throw new IOException("cannot write " + target + ": " + (path.equals(target.toAbsolutePath()) ? "it" : path)
+                        + " is " + kind(path) + ", not a regular file; panorm writes a new file and renames it into"
+                        + " place, so it never replaces one that is not regular");
+            }
+            return path;
+        }
+
+        /** What a non-regular file is, in words. */
+        private static String kind(Path path) {
+            if (Files.isDirectory(path)) {
+                return "a directory";
+            }
+            try {
+                return switch ((int) Files.getAttribute(path, "unix:mode") & 0170000) {
+                    case 0010000 -> "a FIFO (named pipe)";
+                    case 0020000 -> "a character device";
+                    case 0060000 -> "a block device";
+                    case 0140000 -> "a socket";
+                    default -> "a special file";
+                };
+            } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
+                return "a special file";
+            }
+        }
+
+        /** A replaced file keeps its permissions, where the file system has POSIX ones. */
+        private static void keepMode(Path existing, Path replacement) throws IOException {
+            try {
+                Files.setPosixFilePermissions(replacement, Files.getPosixFilePermissions(existing));
+            } catch (UnsupportedOperationException notPosix) {
+                // Nothing to keep.
+            }
+        }
+
+        /** An error that names the target as the user gave it and the reason, not the temporary file. */
+        private static IOException cannotWrite(Path target, Path destination, IOException e) {
+            if (e.getMessage() != null && e.getMessage().startsWith("cannot write ")) {
+                return e;
+            }
+            Path directory = destination.getParent();
+            String reason = switch (e) {
+                case NoSuchFileException missing -> "directory " + directory + " does not exist";
+                case AccessDeniedException denied -> "permission denied (directory " + directory + ")";
+                case FileSystemException system when system.getReason() != null -> system.getReason();
+                default -> e.getMessage();
+            };
+            return new IOException("cannot write " + target + ": " + reason, e);
         }
 
         /**
@@ -238,16 +568,24 @@ public final class Npy {
         }
 
         /**
-         * Flushes the data to disk and renames the file over the target.
+         * Flushes the data to disk and renames the file over the target (over the file a symbolic link
+         * points to, leaving the link).
          *
-         * @throws IOException if flushing or renaming fails; the target is then left as it was
+         * @throws IOException if flushing or renaming fails, naming the target and the reason; the target is
+         *     then left as it was
          */
         public void commit() throws IOException {
             if (done) {
                 throw new IllegalStateException("already committed or closed");
             }
-            tensor.segment().force();
-            Files.move(temporary, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            try {
+                tensor.segment().force();
+                Files.move(temporary, destination, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } catch (UncheckedIOException e) {
+                throw cannotWrite(target, destination, e.getCause());
+            } catch (IOException e) {
+                throw cannotWrite(target, destination, e);
+            }
             finish();
         }
 
@@ -282,6 +620,9 @@ public final class Npy {
     }
 
     private static void deleteQuietly(Path path) {
+        if (path == null) {
+            return;
+        }
         try {
             Files.deleteIfExists(path);
         } catch (IOException ignored) {

@@ -3,9 +3,12 @@ package dev.panorm.pipeline;
 import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.Tensor;
+import dev.panorm.io.Npy;
 
+import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Objects;
@@ -22,17 +25,21 @@ import java.util.concurrent.atomic.AtomicLong;
  *
  * {@snippet :
  * try (Arena arena = Arena.ofShared();                        // shared: parallelism 2 uses other threads
- *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(1024).withoutAffine())) {
- *     Tensor input = Npy.map(inPath, arena);                  // 100 GB: only mapped, never read whole
- *     try (Npy.Output output = Npy.Output.create(outPath, input.shape(), arena)) {
- *         Pipeline.Summary done = Pipeline.of(norm)
- *                 .chunkRows(4096)
- *                 .parallelism(2)
- *                 .run(input, output.tensor());
- *         output.commit();                                    // flush, then rename over outPath
- *     }
+ *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(1024).withoutAffine());
+ *      Npy.Reader input = Npy.Reader.open(inPath);            // 100 GB: read a chunk at a time
+ *      Npy.Output output = Npy.Output.create(outPath, input.shape(), arena)) {
+ *     Pipeline.Summary done = Pipeline.of(norm)
+ *             .chunkRows(4096)
+ *             .parallelism(2)
+ *             .run(input, output.tensor());
+ *     output.commit();                                        // flush, then rename over outPath
  * }
  * }
+ *
+ * <p>Sources: an {@link Npy.Reader} reads each chunk into memory it owns, so a file that another
+ * program truncates or rewrites during the run is an exception; a memory-mapped tensor
+ * ({@link Npy#map}) avoids that copy but faults if its file shrinks while it is read, which can end the
+ * JVM: map only files nothing else writes.
  *
  * <p>Memory: after a chunk is written, the pages of memory-mapped sources and destinations that it
  * touched are released from the process ({@link MemorySegment#unload()}; the kernel keeps written
@@ -189,8 +196,12 @@ public final class Pipeline {
      * @return rows per chunk, at least 1
      */
     public long chunkRowsFor(Tensor src) {
+        return chunkRowsFor(src.dataType());
+    }
+
+    private long chunkRowsFor(DataType type) {
         return chunkRows > 0 ? chunkRows
-                : Math.max(1, DEFAULT_CHUNK_BYTES / (norm.config().normalizedSize() * src.dataType().byteSize()));
+                : Math.max(1, DEFAULT_CHUNK_BYTES / (norm.config().normalizedSize() * type.byteSize()));
     }
 
     /**
@@ -225,16 +236,9 @@ public final class Pipeline {
 
     private Summary run(Tensor src, Tensor dst, Tensor mean, Tensor variance) {
         Objects.requireNonNull(src, "src");
-        Objects.requireNonNull(dst, "dst");
-        if (!src.hasSameShape(dst)) {
-            throw new IllegalArgumentException("dst " + dst + " must have the shape of src " + src);
-        }
-        int axes = norm.config().normalizedAxes();
-        if (src.rank() < axes) {
-            throw new IllegalArgumentException("src " + src + " has fewer axes than the " + axes + " normalized");
-        }
+        int axes = checkShapes(src.shape(), src.toString(), dst);
         long rows = src.elementCount() / norm.config().normalizedSize();
-        long perChunk = chunkRowsFor(src);
+        long perChunk = chunkRowsFor(src.dataType());
         long chunks = (rows + perChunk - 1) / perChunk;
         Iterator<Tensor> views = new Iterator<>() {
             private long next;
@@ -250,14 +254,72 @@ public final class Pipeline {
                 return src.rows(axes, first, Math.min(perChunk, rows - first));
             }
         };
-        Sink into = (firstRow, chunk) -> dst.rows(axes, firstRow, chunk.dim(0));
-        Tensor means = mean == null ? null : perRow("mean", mean, rows);
-        Tensor variances = variance == null ? null : perRow("variance", variance, rows);
-        return run(() -> views, into, rows, means, variances);
+        return run(() -> views, rowsOf(dst, axes), rows, perRow("mean", mean, rows), perRow("variance", variance, rows));
+    }
+
+    /**
+     * Normalizes a {@code .npy} file into {@code dst} chunk by chunk, reading each chunk into memory the
+     * reader owns: unlike a memory-mapped source, a file that another program truncates or rewrites
+     * meanwhile is an error, never a fault (see {@link Npy.Reader}).
+     *
+     * @param src the input file; it stays open after the run
+     * @param dst the output, the shape of the file's array, e.g. an {@link Npy.Output}'s tensor
+     * @return what was done
+     * @throws IllegalArgumentException if the shapes do not fit the normalization, naming the problem
+     * @throws UncheckedIOException if reading fails or the file changed while it was read
+     */
+    public Summary run(Npy.Reader src, Tensor dst) {
+        return run(src, dst, null, null);
+    }
+
+    /**
+     * As {@link #run(Npy.Reader, Tensor)}, also writing each row's statistics as
+     * {@link #runTraining(Tensor, Tensor, Tensor, Tensor)} does.
+     *
+     * @param src the input file; it stays open after the run
+     * @param dst the output, the shape of the file's array
+     * @param mean one float32 value per row, C-contiguous; written. Null for RMS normalization
+     * @param variance one float32 value per row, C-contiguous; written
+     * @return what was done; its bytes count the data, not the statistics
+     * @throws IllegalArgumentException if the shapes do not fit the normalization, naming the problem
+     * @throws UncheckedIOException if reading fails or the file changed while it was read
+     */
+    public Summary runTraining(Npy.Reader src, Tensor dst, Tensor mean, Tensor variance) {
+        return run(src, dst, mean, Objects.requireNonNull(variance, "variance"));
+    }
+
+    private Summary run(Npy.Reader src, Tensor dst, Tensor mean, Tensor variance) {
+        Objects.requireNonNull(src, "src");
+        long[] shape = src.shape();
+        int axes = checkShapes(shape, src.path() + " " + Arrays.toString(shape), dst);
+        long rows = dst.elementCount() / norm.config().normalizedSize();
+        return run(src.chunks(axes, chunkRowsFor(src.dataType())), rowsOf(dst, axes), rows, perRow("mean", mean, rows),
+                perRow("variance", variance, rows));
+    }
+
+    /** Checks that the destination has the source's shape, with the normalized axes; returns their number. */
+    private int checkShapes(long[] srcShape, String src, Tensor dst) {
+        Objects.requireNonNull(dst, "dst");
+        if (!dst.hasShape(srcShape)) {
+            throw new IllegalArgumentException("dst " + dst + " must have the shape of src " + src);
+        }
+        int axes = norm.config().normalizedAxes();
+        if (srcShape.length < axes) {
+            throw new IllegalArgumentException("src " + src + " has fewer axes than the " + axes + " normalized");
+        }
+        return axes;
+    }
+
+    /** A sink that writes each chunk into the same rows of {@code dst}. */
+    private static Sink rowsOf(Tensor dst, int axes) {
+        return (firstRow, chunk) -> dst.rows(axes, firstRow, chunk.dim(0));
     }
 
     /** A statistics tensor as a vector of one value per row, so that chunks can slice it. */
     private static Tensor perRow(String name, Tensor statistic, long rows) {
+        if (statistic == null) {
+            return null;
+        }
         if (statistic.dataType() != DataType.F32 || !statistic.isContiguous() || statistic.elementCount() != rows) {
             throw new IllegalArgumentException(name + " " + statistic + " must be float32, C-contiguous, with one value"
                     + " for each of the " + rows + " rows");

@@ -14,9 +14,16 @@ import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.io.UncheckedIOException;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Iterator;
+import java.util.List;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -252,5 +259,115 @@ class NpyTest {
             Npy.write(file, window);
             assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, Npy.mapFloat32(file, arena).toFloatArray());
         }
+    }
+
+    /** An [n, 4] float32 file with values 0, 1, 2, ... */
+    private Path counting(String name, int rows) throws IOException {
+        float[] values = new float[rows * 4];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = i;
+        }
+        Path file = temp.resolve(name);
+        try (Arena arena = Arena.ofConfined()) {
+            Npy.write(file, Tensor.ofFloats(arena, values, rows, 4));
+        }
+        return file;
+    }
+
+    @Test
+    void aReaderReadsTheWholeArrayOrChunksOfRows() throws Exception {
+        Path file = counting("x.npy", 10);
+        try (Npy.Reader reader = Npy.Reader.open(file); Arena arena = Arena.ofConfined()) {
+            assertEquals(DataType.F32, reader.dataType());
+            assertArrayEquals(new long[] {10, 4}, reader.shape());
+            float[] all = reader.read(arena).toFloatArray();
+            assertEquals(40, all.length);
+            assertEquals(39f, all[39]);
+            int next = 0;
+            List<Long> sizes = new ArrayList<>();
+            for (Tensor chunk : reader.chunks(1, 3)) {
+                sizes.add(chunk.dim(0));
+                for (float value : chunk.toFloatArray()) {
+                    assertEquals(next++, value);
+                }
+            }
+            assertEquals(List.of(3L, 3L, 3L, 1L), sizes);
+            assertEquals(40, next);
+            // The rank of a row: [10, 4] read as rows of [4] or as one row of [10, 4].
+            Tensor whole = reader.chunks(2, 5).iterator().next();
+            assertArrayEquals(new long[] {1, 10, 4}, whole.shape());
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            Npy.Reader reader = Npy.Reader.open(file);
+            Tensor chunk = reader.chunks(1, 2).iterator().next();
+            reader.close();
+            assertThrows(IllegalStateException.class, chunk::toFloatArray, "a closed reader's chunks are freed");
+        }
+    }
+
+    @Test
+    void aFileTruncatedWhileItIsReadIsAnErrorNotAFault() throws Exception {
+        Path file = counting("x.npy", 64);
+        try (Npy.Reader reader = Npy.Reader.open(file)) {
+            Iterator<Tensor> chunks = reader.chunks(1, 8).iterator();
+            chunks.next();
+            try (FileChannel channel = FileChannel.open(file, StandardOpenOption.WRITE)) {
+                channel.truncate(200); // as np.save of a smaller array on the same path does first
+            }
+            UncheckedIOException e = assertThrows(UncheckedIOException.class, chunks::next);
+            assertEquals(file + " changed while it was being read (it has 200 bytes now, 1152 when opened)"
+                    + "; run again once it is complete", e.getCause().getMessage());
+            try (Arena arena = Arena.ofConfined()) {
+                assertThrows(IOException.class, () -> reader.read(arena));
+            }
+        }
+    }
+
+    @Test
+    void aFileRewrittenInPlaceWhileItIsReadIsAnError() throws Exception {
+        Path file = counting("x.npy", 64);
+        byte[] other = Files.readAllBytes(counting("y.npy", 64));
+        other[other.length - 1] ^= 1;
+        try (Npy.Reader reader = Npy.Reader.open(file)) {
+            Iterator<Tensor> chunks = reader.chunks(1, 32).iterator();
+            chunks.next();
+            Thread.sleep(10); // a new modification time, even on coarse clocks
+            Files.write(file, other); // same size, same file: truncated and written again
+            UncheckedIOException e = assertThrows(UncheckedIOException.class, chunks::next, "the last chunk checks");
+            assertTrue(e.getCause().getMessage().startsWith(file + " changed while it was being read (it was modified at "),
+                    e.getCause().getMessage());
+        }
+        // Replaced by a rename, as an atomic writer does: what was opened is intact, so reading it is fine.
+        try (Npy.Reader reader = Npy.Reader.open(file); Arena arena = Arena.ofConfined()) {
+            Path replacement = counting("z.npy", 64);
+            Files.move(replacement, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+            assertEquals(256, reader.read(arena).elementCount());
+        }
+    }
+
+    @Test
+    void outputErrorsNameTheTargetAndTheReason() throws Exception {
+        Path missing = temp.resolve("nodir").resolve("y.npy");
+        try (Arena arena = Arena.ofConfined()) {
+            IOException e = assertThrows(IOException.class, () -> Npy.Output.create(missing, new long[] {2}, arena));
+            assertEquals("cannot write " + missing + ": directory " + missing.getParent() + " does not exist", e.getMessage());
+            IOException device = assertThrows(IOException.class,
+                    () -> Npy.write(Path.of("/dev/null"), Tensor.ofFloats(arena, new float[] {1}, 1)));
+            assertTrue(device.getMessage().startsWith("cannot write /dev/null: it is a character device, not a regular"
+                    + " file"), device.getMessage());
+            Path loop = Files.createSymbolicLink(temp.resolve("loop.npy"), Path.of("loop.npy"));
+            IOException looping = assertThrows(IOException.class, () -> Npy.Output.create(loop, new long[] {2}, arena));
+            assertEquals("cannot write " + loop + ": too many levels of symbolic links", looping.getMessage());
+        }
+    }
+
+    @Test
+    void aNewOutputHasTheModeOfAnyNewFile() throws Exception {
+        Path plain = Files.createFile(temp.resolve("plain"));
+        Path out = temp.resolve("y.npy");
+        try (Arena arena = Arena.ofConfined()) {
+            Npy.write(out, Tensor.ofFloats(arena, new float[] {1, 2}, 2));
+        }
+        assertEquals(Files.getPosixFilePermissions(plain), Files.getPosixFilePermissions(out));
     }
 }

@@ -5,11 +5,15 @@ import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
+import dev.panorm.io.Npy;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
+import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -23,6 +27,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** Chunked runs give exactly what one call over the whole tensor gives, whatever the chunking. */
 class PipelineTest {
+    @TempDir
+    Path temp;
+
     private static final int C = 96;
 
     private static float[] values(int n, long seed) {
@@ -61,6 +68,39 @@ class PipelineTest {
             assertEquals(rows, summary.rows());
             assertEquals((long) rows * C * 8, summary.bytes());
             assertEquals(rows == 0 ? -1 : rows, reported.get());
+        }
+    }
+
+    /** A file read a chunk at a time, by several workers each with its own buffer, gives what one call gives. */
+    @ParameterizedTest(name = "chunk {0}, parallelism {1}, training {2}")
+    @CsvSource({"7, 1, false", "7, 3, false", "64, 2, true", "5000, 2, false"})
+    void aFileReadInChunksEqualsOneCall(long chunkRows, int parallelism, boolean training) throws IOException {
+        int rows = 333;
+        Path file = temp.resolve("x.npy");
+        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA_SCALAR)) {
+            Tensor gamma = Tensor.ofFloats(arena, values(C, 1), C);
+            Tensor beta = Tensor.ofFloats(arena, values(C, 2), C);
+            Tensor src = Tensor.ofFloats(arena, values(rows * C, 5), 3, 111, C);
+            Npy.write(file, src);
+            Tensor whole = Tensor.allocate(arena, DataType.F32, 3, 111, C);
+            Tensor wholeMean = Tensor.allocate(arena, DataType.F32, 3, 111);
+            Tensor wholeVariance = Tensor.allocate(arena, DataType.F32, 3, 111);
+            norm.forwardTraining(src, whole, gamma, beta, wholeMean, wholeVariance);
+
+            Tensor chunked = Tensor.allocate(arena, DataType.F32, 3, 111, C);
+            Tensor mean = Tensor.allocate(arena, DataType.F32, 3, 111);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, 3, 111);
+            Pipeline pipeline = Pipeline.of(norm).parameters(gamma, beta).chunkRows(chunkRows).parallelism(parallelism);
+            try (Npy.Reader reader = Npy.Reader.open(file)) {
+                Pipeline.Summary summary = training ? pipeline.runTraining(reader, chunked, mean, variance)
+                        : pipeline.run(reader, chunked);
+                assertEquals(rows, summary.rows());
+            }
+            assertArrayEquals(whole.toFloatArray(), chunked.toFloatArray());
+            if (training) {
+                assertArrayEquals(wholeMean.toFloatArray(), mean.toFloatArray());
+                assertArrayEquals(wholeVariance.toFloatArray(), variance.toFloatArray());
+            }
         }
     }
 
