@@ -48,8 +48,13 @@ public final class LayerNormConfig {
                 throw new IllegalArgumentException("normalizedShape " + Arrays.toString(normalizedShape) + " is too large");
             }
         }
-        if (!(eps > 0) || Double.isInfinite(eps) || !((float) eps > 0) || Float.isInfinite((float) eps)) {
-            throw new IllegalArgumentException("eps must be a positive finite float, got " + eps);
+        if (!(eps > 0) || Double.isInfinite(eps)) {
+            throw new IllegalArgumentException("eps must be a positive finite number, got " + eps);
+        }
+        if (!((float) eps > 0) || Float.isInfinite((float) eps)) {
+            // The kernels add eps in float32: a value that rounds to 0 or infinity there is not the eps asked for.
+            throw new IllegalArgumentException("eps must lie within float32's range (" + Float.MIN_VALUE + " to "
+                    + Float.MAX_VALUE + ") because the kernels add it in float32, got " + eps);
         }
         this.normalizedShape = normalizedShape;
         this.normalizedSize = size;

@@ -178,10 +178,17 @@ class LayerNormValidationTest {
     }
 
     @ParameterizedTest
-    @ValueSource(doubles = {0, -1e-5, Double.NaN, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY, 1e-50, 1e39})
-    void epsMustBeAPositiveFiniteFloat(double eps) {
-        assertRejected(IllegalArgumentException.class, "eps must be a positive finite float",
+    @ValueSource(doubles = {0, -1e-5, Double.NaN, Double.POSITIVE_INFINITY, Double.NEGATIVE_INFINITY})
+    void epsMustBeAPositiveFiniteNumber(double eps) {
+        assertRejected(IllegalArgumentException.class, "eps must be a positive finite number, got " + eps,
                 () -> LayerNormConfig.of(C).withEps(eps));
+    }
+
+    @ParameterizedTest
+    @ValueSource(doubles = {1e-50, 1e39})
+    void epsMustLieInFloat32Range(double eps) {
+        assertRejected(IllegalArgumentException.class, "eps must lie within float32's range (1.4E-45 to 3.4028235E38)"
+                + " because the kernels add it in float32, got " + eps, () -> LayerNormConfig.of(C).withEps(eps));
     }
 
     @Test
