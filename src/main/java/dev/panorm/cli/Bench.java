@@ -6,7 +6,7 @@ import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.OneDnn;
 import dev.panorm.Tensor;
-import dev.panorm.cli.CommandLine.UsageException;
+import dev.panorm.cli.Main.UsageException;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;

@@ -29,7 +29,7 @@ final class BenchChart {
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
         boolean svg = name.endsWith(".svg");
         if (!svg && !name.endsWith(".png")) {
-            throw new CommandLine.UsageException("--chart writes .png or .svg, got " + file);
+            throw new Main.UsageException("--chart writes .png or .svg, got " + file);
         }
         XYChart chart = new XYChartBuilder().width(960).height(600)
                 .title("panorm forward float32: throughput against tensor size")

@@ -2,6 +2,7 @@ package dev.panorm.cli;
 
 import dev.panorm.Tensor;
 import dev.panorm.io.Npy;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -12,8 +13,11 @@ import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.BasicFileAttributes;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -338,9 +342,12 @@ class MainTest {
     void badVariantOptions() throws IOException {
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
         String out = temp.resolve("y.npy").toString();
-        assertFails(2, "--axes must be a whole number >= 1, got '0'", "normalize", in, out, "--axes", "0");
-        assertFails(2, "--chunk-rows must be a whole number >= 1, got 'many'", "normalize", in, out, "--chunk-rows", "many");
-        assertFails(2, "--out-dtype must be f32, f16 or bf16, got 'f64'", "normalize", in, out, "--out-dtype", "f64");
+        assertFails(2, "invalid value for option '--axes': must be a whole number >= 1, got '0'", "normalize", in, out,
+                "--axes", "0");
+        assertFails(2, "invalid value for option '--chunk-rows': must be a whole number >= 1, got 'many'", "normalize", in,
+                out, "--chunk-rows", "many");
+        assertFails(2, "invalid value for option '--out-dtype': must be f32, f16 or bf16, got 'f64'", "normalize", in,
+                out, "--out-dtype", "f64");
         assertFails(1, "rank 2, fewer than the 3 axes to normalize over", "normalize", in, out, "--axes", "3");
         assertFails(1, "has shape [4] but must have shape [2, 4]", "normalize", in, out, "--axes", "2", "--gamma",
                 save("g.npy", random(4, 2, 1), 4).toString());
@@ -443,6 +450,9 @@ class MainTest {
         Run run = run(args);
         assertEquals(exit, run.exit(), run.err());
         assertTrue(run.err().contains(message), () -> "stderr '" + run.err() + "' should contain '" + message + "'");
+        if (args.length > 0) {
+            assertEquals(1, run.err().lines().count(), () -> "one line per error, got '" + run.err() + "'");
+        }
         List<Path> after;
         try (Stream<Path> files = Files.list(temp)) {
             after = new ArrayList<>(files.toList());
@@ -456,20 +466,36 @@ class MainTest {
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
         String out = temp.resolve("y.npy").toString();
         assertFails(2, "Usage: panorm");
-        assertFails(2, "unknown command 'normalise'", "normalise", in, out);
-        assertFails(2, "normalize needs IN.npy and OUT.npy, got 1 path", "normalize", in);
-        assertFails(2, "unknown option '--gama'", "normalize", in, out, "--gama", in);
-        assertFails(2, "--backend must be auto, onednn, java or java-scalar, got 'cuda'", "normalize", in, out, "--backend", "cuda");
-        assertFails(2, "--eps must be a number, got 'tiny'", "normalize", in, out, "--eps", "tiny");
-        assertFails(2, "--eps needs a value", "normalize", in, out, "--eps");
+        assertFails(2, "panorm: unknown command 'normalise'; did you mean normalize? (see 'panorm --help')\n", "normalise",
+                in, out);
+        assertFails(2, "panorm: missing required parameter: 'OUT.npy' (see 'panorm normalize --help')\n", "normalize", in);
+        assertFails(2, "unknown option '--gama'; did you mean --gamma?", "normalize", in, out, "--gama", in);
+        assertFails(2, "invalid value for option '--backend': must be auto, onednn, java or java-scalar, got 'cuda'",
+                "normalize", in, out, "--backend", "cuda");
+        assertFails(2, "invalid value for option '--eps': must be a number, got 'tiny'", "normalize", in, out, "--eps", "tiny");
+        assertFails(2, "missing required parameter for option '--eps' (E)", "normalize", in, out, "--eps");
+        // Every bad eps is a usage error, with a message that is true of it.
+        assertFails(2, "invalid value for option '--eps': must be a positive finite number, got -1.0", "normalize", in,
+                out, "--eps", "-1");
+        assertFails(2, "invalid value for option '--eps': must be a positive finite number, got 0.0", "normalize", in,
+                out, "--eps", "0");
+        assertFails(2, "invalid value for option '--eps': must be a positive finite number, got NaN", "normalize", in,
+                out, "--eps", "nan");
+        assertFails(2, "invalid value for option '--eps': must lie within float32's range", "normalize", in, out,
+                "--eps", "1e-50");
         assertFails(2, "output " + in + " is the same file as input " + in, "normalize", in, in);
         assertFails(2, "two outputs are the same file", "normalize", in, out, "--stats", out, temp.resolve("v.npy").toString());
-        assertFails(2, "--stats needs 2 values", "normalize", in, out, "--stats", out);
-        assertFails(2, "--eps is given twice", "normalize", in, out, "--eps", "1", "--eps", "2");
+        assertFails(2, "option '--stats' at index 0 (MEAN.npy VAR.npy) requires at least 2 values", "normalize", in, out,
+                "--stats", out);
+        assertFails(2, "option '--eps' (E) should be specified only once", "normalize", in, out, "--eps", "1", "--eps", "2");
+        assertFails(2, "--stats is given twice", "normalize", in, out, "--stats", "a.npy", "b.npy", "--stats", "c.npy",
+                "d.npy");
         assertFails(2, "--out-dgamma needs --gamma", "backward", in, in, out, "--out-dgamma", temp.resolve("dg.npy").toString());
-        assertFails(2, "backward needs X.npy and DY.npy and OUT_DX.npy, got 2 paths", "backward", in, out);
+        assertFails(2, "missing required parameter: 'OUT_DX.npy'", "backward", in, out);
         assertFails(2, "is a directory", "normalize", in, temp.toString());
-        assertFails(2, "info takes no arguments besides its options, got 'now'", "info", "now");
+        assertFails(2, "unexpected argument 'now'", "info", "now");
+        assertFails(2, "--chunk-rows 100000000 makes chunks of 1525.9 MiB of " + in + "; at most 64 MiB (4194304 rows here)",
+                "normalize", in, out, "--chunk-rows", "100000000");
     }
 
     @Test
@@ -489,8 +515,6 @@ class MainTest {
         assertFails(1, "is truncated: shape [2, 4] of F32 needs 32 bytes of data, the file holds 29", "normalize",
                 truncated.toString(), out);
         assertFails(1, "--gamma " + gamma5 + " has shape [5] but must have shape [4]", "normalize", in, out, "--gamma", gamma5);
-        assertFails(1, "eps must be a positive finite float, got 0.0", "normalize", in, out, "--eps", "0");
-        assertFails(1, "eps must be a positive finite float, got NaN", "normalize", in, out, "--eps", "NaN");
         assertFails(1, "has shape []: rank 0, fewer than the 1 axes to normalize over", "normalize", scalar, out);
         assertFails(1, "the axes to normalize over must not be empty", "normalize", noChannels, out);
         assertFalse(Files.exists(Path.of(out)));
@@ -505,11 +529,116 @@ class MainTest {
         assertEquals("keep me", Files.readString(out));
     }
 
+    @ParameterizedTest
+    @ValueSource(strings = {"info", "normalize", "backward", "demo", "bench"})
+    void everyCommandHasHelpAndVersion(String command) {
+        Run help = run(command, "--help");
+        assertEquals(0, help.exit(), help.err());
+        assertTrue(help.out().startsWith("Usage: panorm " + command + " [-hV]"), help.out());
+        assertTrue(run("help", command).out().startsWith("Usage: panorm " + command), "panorm help " + command);
+        Run version = run(command, "--version");
+        assertEquals(0, version.exit(), version.err());
+        assertTrue(version.out().matches("(?s)panorm \\S+ \\(bundles oneDNN 3\\.8\\.1\\)\njava .*"), version.out());
+    }
+
     @Test
-    void helpPrintsUsage() {
-        Run run = run("help");
+    void helpListsTheCommandsAndOptions() {
+        Run run = run("--help");
         assertEquals(0, run.exit());
-        assertTrue(run.out().contains("normalize IN.npy OUT.npy [--gamma G.npy] [--beta B.npy] [--eps E] [--backend auto|onednn|java|java-scalar]"));
-        assertTrue(run.out().contains("backward X.npy DY.npy OUT_DX.npy [--gamma G.npy] [--out-dgamma DG.npy] [--out-dbeta DB.npy]"));
+        for (String command : List.of("info", "normalize", "backward", "demo", "bench", "help")) {
+            assertTrue(run.out().contains("\n  " + command + " "), command + " in\n" + run.out());
+        }
+        String normalize = run("normalize", "--help").out();
+        for (String option : List.of("--gamma G.npy", "--beta B.npy", "--eps E", "--backend auto|onednn|java|java-scalar",
+                "--stats MEAN.npy VAR.npy", "--axes K", "--rms", "--precise", "--out-dtype f32|f16|bf16", "--chunk-rows N")) {
+            assertTrue(normalize.contains(option), option + " in\n" + normalize);
+        }
+    }
+
+    @Test
+    void reportsOneRowAndSmallRatesReadably() throws IOException {
+        Run run = run("normalize", save("x.npy", new float[] {1, 2, 3, 4}, 1, 4).toString(), temp.resolve("y.npy").toString());
+        assertEquals(0, run.exit(), run.err());
+        assertTrue(run.out().matches("normalized 1 row of 4 with auto \\(.*\\) in [0-9.]+ (s|ms|us), 32 bytes read and"
+                + " written, [1-9][0-9.]* (GB|MB|kB)/s -> .*\n"), run.out());
+        Run backward = run("backward", temp.resolve("x.npy").toString(), temp.resolve("y.npy").toString(),
+                temp.resolve("dx.npy").toString());
+        assertTrue(backward.out().matches("backward over 1 row of 4 with auto in [0-9.]+ (s|ms|us) -> .*\n"), backward.out());
+    }
+
+    @Test
+    void writesThroughASymbolicLinkAndLeavesTheLink() throws IOException {
+        Path in = save("x.npy", random(8, 1, 0), 2, 4);
+        Path target = Files.writeString(Files.createDirectory(temp.resolve("data")).resolve("y.npy"), "old");
+        Path link = Files.createSymbolicLink(temp.resolve("link.npy"), Path.of("data", "y.npy"));
+        Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rw-r-----"));
+        assertEquals(0, run("normalize", in.toString(), link.toString()).exit());
+        assertTrue(Files.isSymbolicLink(link), "the link stays a link");
+        assertEquals(Path.of("data", "y.npy"), Files.readSymbolicLink(link));
+        assertEquals(8, load(target).length, "the target holds the result");
+        assertEquals("rw-r-----", PosixFilePermissions.toString(Files.getPosixFilePermissions(target)),
+                "a replaced file keeps its mode");
+        try (Stream<Path> files = Files.list(target.getParent())) {
+            assertEquals(List.of(target), files.toList(), "no temporary file left");
+        }
+        // A dangling link: its target is created, as a shell's > would.
+        Path dangling = Files.createSymbolicLink(temp.resolve("dangling.npy"), Path.of("data", "new.npy"));
+        assertEquals(0, run("normalize", in.toString(), dangling.toString()).exit());
+        assertEquals(8, load(temp.resolve("data").resolve("new.npy")).length);
+        assertTrue(Files.isSymbolicLink(dangling));
+    }
+
+    @Test
+    void neverReplacesAFileThatIsNotRegular() throws Exception {
+        String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
+        Path fifo = temp.resolve("pipe.npy");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+        assertFails(1, "cannot write " + fifo + ": it is a FIFO (named pipe), not a regular file", "normalize", in,
+                fifo.toString());
+        assertTrue(Files.readAttributes(fifo, BasicFileAttributes.class).isOther(), "the FIFO is still there");
+        Run run = run("normalize", in, "/dev/null");
+        assertEquals(1, run.exit());
+        assertEquals("panorm: error: cannot write /dev/null: it is a character device, not a regular file; panorm writes"
+                + " a new file and renames it into place, so it never replaces one that is not regular\n", run.err());
+        assertTrue(Files.readAttributes(Path.of("/dev/null"), BasicFileAttributes.class).isOther(), "/dev/null is still a device");
+        Path link = Files.createSymbolicLink(temp.resolve("null.npy"), Path.of("/dev/null"));
+        assertFails(1, "cannot write " + link + ": /dev/null is a character device", "normalize", in, link.toString());
+    }
+
+    @Test
+    void errorsAboutTheOutputNameItAsGivenAndTheReason() throws IOException {
+        String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
+        String missing = temp.resolve("nodir").resolve("y.npy").toString();
+        assertFails(1, "panorm: error: cannot write " + missing + ": directory " + temp.resolve("nodir")
+                + " does not exist\n", "normalize", in, missing);
+        assertFails(1, "cannot write " + missing + ": directory", "backward", in, in, missing);
+        assertFails(1, "cannot write " + missing + ": directory", "normalize", in, temp.resolve("y.npy").toString(),
+                "--stats", missing, temp.resolve("v.npy").toString());
+    }
+
+    @Test
+    void aDirectoryThatRefusesWritesIsPermissionDenied() throws IOException {
+        // /sys refuses new files even to root (as root, an ordinary read-only directory would not).
+        Path refusing = Path.of("/sys");
+        try {
+            Files.delete(Files.createFile(refusing.resolve("panorm-probe")));
+            Assumptions.abort("this machine lets us create files in /sys");
+        } catch (AccessDeniedException expected) {
+            // what the test needs
+        } catch (IOException other) {
+            Assumptions.abort("/sys refuses files with " + other);
+        }
+        String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
+        assertFails(1, "panorm: error: cannot write /sys/y.npy: permission denied (directory /sys)\n", "normalize", in,
+                "/sys/y.npy");
+    }
+
+    @Test
+    void outputsGetTheUmasksModeLikeAnyNewFile() throws IOException {
+        // Compared with what this process's umask gives any new file; UmaskTest checks 022 and 027 in child processes.
+        Path plain = Files.createFile(temp.resolve("plain"));
+        Path out = temp.resolve("y.npy");
+        assertEquals(0, run("normalize", save("x.npy", random(8, 1, 0), 2, 4).toString(), out.toString()).exit());
+        assertEquals(Files.getPosixFilePermissions(plain), Files.getPosixFilePermissions(out));
     }
 }

@@ -44,7 +44,7 @@ class StreamingTest {
         writeInput(in);
         long inputBytes = Files.size(in);
 
-        Result result = runInSmallJvm("normalize", in.toString(), out.toString());
+        ChildJvm.Result result = runInSmallJvm("normalize", in.toString(), out.toString());
         assertEquals(0, result.exit(), result.output());
         assertTrue(result.output().contains("normalized " + ROWS + " rows of " + C), result.output());
         // Measured: 122 MiB peak (JVM and libraries included); 626 MiB when chunks are not released.
@@ -66,16 +66,10 @@ class StreamingTest {
             output.commit();
         }
         Path out = temp.resolve("out.npy");
-        String java = ProcessHandle.current().info().command().orElseThrow();
-        String command = "ulimit -f 1024; exec '" + java + "' --enable-native-access=ALL-UNNAMED -cp '"
-                + System.getProperty("java.class.path") + "' " + StreamingProbe.class.getName()
-                + " normalize '" + in + "' '" + out + "'";
-        Process process = new ProcessBuilder("bash", "-c", command).redirectErrorStream(true).start();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(process.waitFor(2, TimeUnit.MINUTES));
-        assertEquals(1, process.exitValue(), output);
-        assertTrue(output.contains("panorm: error: cannot write " + out + ": cannot reserve its 4194432 bytes on disk:"
-                + " file too large (EFBIG)"), output);
+        ChildJvm.Result result = ChildJvm.run("ulimit -f 1024; ", List.of(), temp, "normalize", in.toString(), out.toString());
+        assertEquals(1, result.exit(), result.output());
+        assertTrue(result.output().contains("panorm: error: cannot write " + out + ": file too large (EFBIG), reserving"
+                + " 4194432 bytes"), result.output());
         try (var left = Files.list(temp)) {
             assertEquals(List.of("in.npy"), left.map(p -> p.getFileName().toString()).toList(), "no partial output");
         }
@@ -129,18 +123,8 @@ class StreamingTest {
         }
     }
 
-    private record Result(int exit, String output) {}
-
-    private static Result runInSmallJvm(String... args) throws Exception {
-        List<String> command = new ArrayList<>(List.of(
-                ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()),
-                "-Xmx32m", "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector",
-                "-cp", System.getProperty("java.class.path"), StreamingProbe.class.getName()));
-        command.addAll(List.of(args));
-        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
-        byte[] output = process.getInputStream().readAllBytes();
-        assertTrue(process.waitFor(5, TimeUnit.MINUTES), "the child JVM did not finish");
-        return new Result(process.exitValue(), new String(output, StandardCharsets.UTF_8));
+    private ChildJvm.Result runInSmallJvm(String... args) throws Exception {
+        return ChildJvm.run("", List.of("-Xmx32m"), temp, args);
     }
 
     private static long field(String output, String name) {
