@@ -105,14 +105,29 @@ public final class Tensor {
      * @param values the elements in C order; their number must equal the product of {@code shape}
      * @param shape the dimensions
      * @return a new tensor holding a copy of {@code values}
+     * @throws IllegalArgumentException if the number of values differs from the product of {@code shape}
      */
     public static Tensor ofFloats(Arena arena, float[] values, long... shape) {
-        Tensor tensor = allocate(arena, DataType.F32, shape);
-        if (tensor.elementCount != values.length) {
-            throw new IllegalArgumentException(values.length + " values do not fill shape " + Arrays.toString(shape));
+        return ofFloats(arena, DataType.F32, values, shape);
+    }
+
+    /**
+     * Allocates a C-ordered tensor of any data type from {@code arena} and stores {@code values} in it,
+     * each rounded to that type as {@link #copyFrom(float[])} does.
+     *
+     * @param arena the arena that owns the memory
+     * @param dataType the element type
+     * @param values the elements in C order; their number must equal the product of {@code shape}
+     * @param shape the dimensions
+     * @return a new tensor holding {@code values}, rounded to {@code dataType}
+     * @throws IllegalArgumentException if the number of values differs from the product of {@code shape}
+     */
+    public static Tensor ofFloats(Arena arena, DataType dataType, float[] values, long... shape) {
+        if (elementCount(shape) != values.length) {
+            throw new IllegalArgumentException(values.length + " values do not fill shape " + Arrays.toString(shape) + " ("
+                    + dataType + ")");
         }
-        MemorySegment.copy(values, 0, tensor.segment, FLOAT, 0, values.length);
-        return tensor;
+        return allocate(arena, dataType, shape).copyFrom(values);
     }
 
     /**
@@ -306,36 +321,79 @@ public final class Tensor {
     }
 
     /**
-     * Copies the elements of a float32 tensor into a new array, in C order.
+     * Copies the elements into a new array, in C order, whatever the strides. bfloat16 and float16
+     * values widen to float exactly.
      *
      * @return the elements
-     * @throws IllegalStateException if the data type is not {@link DataType#F32} or there are more than
-     *     {@code Integer.MAX_VALUE - 8} elements
+     * @throws IllegalStateException if there are more than {@code Integer.MAX_VALUE - 8} elements, or the
+     *     segment's arena is closed
      */
     public float[] toFloatArray() {
-        if (dataType != DataType.F32) {
-            throw new IllegalStateException("toFloatArray needs F32, this tensor is " + dataType);
-        }
         if (elementCount > Integer.MAX_VALUE - 8) {
             throw new IllegalStateException(describe() + " has too many elements for a Java array");
         }
         float[] out = new float[(int) elementCount];
-        if (isContiguous()) {
+        if (contiguous && dataType == DataType.F32) {
             MemorySegment.copy(segment, FLOAT, 0, out, 0, out.length);
-            return out;
+        } else {
+            forEachElement((i, offset) -> out[i] = Elements.get(segment, dataType, offset));
         }
+        return out;
+    }
+
+    /**
+     * Stores {@code values} into the elements, in C order, whatever the strides: the inverse of
+     * {@link #toFloatArray()}. Each value is rounded to the data type to nearest, ties to even, as
+     * {@link LayerNorm} rounds its results: {@link Float#floatToFloat16} for float16, the same rule on
+     * the upper 16 bits for bfloat16. As IEEE 754 prescribes, a value from the largest finite one plus
+     * half an ulp up becomes infinite (65520 for float16), NaN stays NaN, and float16 keeps its
+     * subnormals (down to 2^-24).
+     *
+     * @param values the elements in C order, one per element
+     * @return this tensor
+     * @throws IllegalArgumentException if the number of values differs from {@link #elementCount()}, the
+     *     segment is read-only, or several indices address one element (see {@link #isNonOverlapping()})
+     * @throws IllegalStateException if the segment's arena is closed
+     */
+    public Tensor copyFrom(float[] values) {
+        if (values.length != elementCount) {
+            throw new IllegalArgumentException(values.length + " values do not fill " + describe() + ", which has "
+                    + elementCount + " elements");
+        }
+        if (segment.isReadOnly()) {
+            throw new IllegalArgumentException(describe() + " views a read-only segment and cannot be written");
+        }
+        if (!nonOverlapping) {
+            throw new IllegalArgumentException(describe() + " has several indices on one element and cannot be written");
+        }
+        if (contiguous && dataType == DataType.F32) {
+            MemorySegment.copy(values, 0, segment, FLOAT, 0, values.length);
+        } else {
+            forEachElement((i, offset) -> Elements.set(segment, dataType, offset, values[i]));
+        }
+        return this;
+    }
+
+    /** Receives an element's position in C order and its offset in the segment, in elements. */
+    private interface ElementVisitor {
+        void visit(int position, long offset);
+    }
+
+    /** Visits every element in C order; the caller has checked that their number fits an int. */
+    private void forEachElement(ElementVisitor visitor) {
         long[] index = new long[shape.length];
-        for (int i = 0; i < out.length; i++) {
-            long offset = 0;
-            for (int d = 0; d < shape.length; d++) {
-                offset += index[d] * strides[d];
-            }
-            out[i] = segment.getAtIndex(FLOAT, offset);
-            for (int d = shape.length - 1; d >= 0 && ++index[d] == shape[d]; d--) {
+        long offset = 0;
+        for (int i = 0; i < elementCount; i++) {
+            visitor.visit(i, offset);
+            for (int d = shape.length - 1; d >= 0; d--) { // the next index, like an odometer
+                offset += strides[d];
+                if (++index[d] < shape[d]) {
+                    break;
+                }
+                offset -= strides[d] * shape[d];
                 index[d] = 0;
             }
         }
-        return out;
     }
 
     /** Describes data type, shape and strides, such as {@code F32[32, 768]}. */

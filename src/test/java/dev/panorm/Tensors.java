@@ -21,9 +21,7 @@ final class Tensors {
         for (long i = 0; i < count; i++) {
             Elements.set(segment, type, i, Float.NaN);
         }
-        Tensor tensor = Tensor.of(segment, type, shape, strides);
-        write(tensor, values);
-        return tensor;
+        return Tensor.of(segment, type, shape, strides).copyFrom(values);
     }
 
     /** A C-ordered tensor of {@code type} holding {@code values}, rounded to the type. */
@@ -44,45 +42,13 @@ final class Tensors {
 
     /** The tensor's elements in C order, as float. */
     static float[] read(Tensor tensor) {
-        float[] out = new float[Math.toIntExact(tensor.elementCount())];
-        forEach(tensor, (i, offset) -> out[i] = Elements.get(tensor.segment(), tensor.dataType(), offset));
-        return out;
+        return tensor.toFloatArray();
     }
 
     /** {@code values} rounded to {@code type}: what a tensor of that type holds. */
     static float[] rounded(DataType type, float[] values) {
-        float[] out = new float[values.length];
         try (Arena arena = Arena.ofConfined()) {
-            MemorySegment one = arena.allocate(4);
-            for (int i = 0; i < values.length; i++) {
-                Elements.set(one, type, 0, values[i]);
-                out[i] = Elements.get(one, type, 0);
-            }
-        }
-        return out;
-    }
-
-    private static void write(Tensor tensor, float[] values) {
-        forEach(tensor, (i, offset) -> Elements.set(tensor.segment(), tensor.dataType(), offset, values[i]));
-    }
-
-    private interface Visitor {
-        void visit(int index, long offset);
-    }
-
-    private static void forEach(Tensor tensor, Visitor visitor) {
-        long[] shape = tensor.shape();
-        long[] strides = tensor.strides();
-        long[] index = new long[shape.length];
-        for (int i = 0; i < tensor.elementCount(); i++) {
-            long offset = 0;
-            for (int d = 0; d < shape.length; d++) {
-                offset += index[d] * strides[d];
-            }
-            visitor.visit(i, offset);
-            for (int d = shape.length - 1; d >= 0 && ++index[d] == shape[d]; d--) {
-                index[d] = 0;
-            }
+            return Tensor.ofFloats(arena, type, values, values.length).toFloatArray();
         }
     }
 }

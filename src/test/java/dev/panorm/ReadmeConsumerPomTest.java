@@ -1,0 +1,41 @@
+package dev.panorm;
+
+import org.junit.jupiter.api.Test;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * The pom the README gives users is the one {@code verify} builds and tests: src/it/consumer/pom.xml from
+ * its project element on, with the version placeholders filled in from panorm's pom.
+ */
+class ReadmeConsumerPomTest {
+    @Test
+    void theReadmeShowsTheTestedConsumerPom() throws IOException {
+        String readme = Files.readString(Path.of("README.md"));
+        int section = readme.indexOf("## Using panorm from your project");
+        int start = readme.indexOf("```xml\n<project ", section);
+        assertTrue(section >= 0 && start >= 0, "the README's consumer section shows no pom");
+        start += "```xml\n".length();
+        String shown = readme.substring(start, readme.indexOf("```", start));
+
+        String pom = Files.readString(Path.of("pom.xml"));
+        String tested = Files.readString(Path.of("src/it/consumer/pom.xml"));
+        String expected = tested.substring(tested.indexOf("<project "))
+                .replace("@project.version@", find(pom, "<artifactId>panorm</artifactId>\\s*<version>([^<]+)</version>"))
+                .replace("@junit.version@", find(pom, "<junit.version>([^<]+)</junit.version>"));
+        assertEquals(expected, shown);
+    }
+
+    private static String find(String text, String regex) {
+        Matcher matcher = Pattern.compile(regex).matcher(text);
+        assertTrue(matcher.find(), regex);
+        return matcher.group(1);
+    }
+}
