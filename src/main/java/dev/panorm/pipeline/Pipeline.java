@@ -188,17 +188,7 @@ public final class Pipeline {
         return new Pipeline(norm, scale, shift, chunkRows, parallelism, progress);
     }
 
-    /**
-     * The rows per chunk {@link #run(Tensor, Tensor)} uses for {@code src}: as set by {@link #chunkRows}, or
-     * about 1 MiB of it.
-     *
-     * @param src the input
-     * @return rows per chunk, at least 1
-     */
-    public long chunkRowsFor(Tensor src) {
-        return chunkRowsFor(src.dataType());
-    }
-
+    /** Rows per chunk when the pipeline splits a source itself: as set by {@link #chunkRows}, or about 1 MiB. */
     private long chunkRowsFor(DataType type) {
         return chunkRows > 0 ? chunkRows
                 : Math.max(1, DEFAULT_CHUNK_BYTES / (norm.config().normalizedSize() * type.byteSize()));

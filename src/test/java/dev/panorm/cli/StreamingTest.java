@@ -26,8 +26,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * {@code panorm normalize} streams a file bigger than the JVM's heap, and than its own resident set,
- * through memory mappings: in a JVM with a 32 MiB heap, 256 MiB of input and output go through while the
- * process's peak resident memory stays below the size of the input alone.
+ * reading the input a chunk at a time into one buffer and writing into a mapped output whose pages are
+ * released after each chunk: in a JVM with a 32 MiB heap, 256 MiB of input and output go through while
+ * the process's peak resident memory stays below the size of the input alone.
  */
 class StreamingTest {
     private static final int ROWS = 16_384;
