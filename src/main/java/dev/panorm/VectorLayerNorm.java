@@ -37,9 +37,12 @@ final class VectorLayerNorm implements LayerNormKernel {
     private final int c;
     private final float eps;
     private final RowSplitter splitter;
-    /** Stand-ins for an absent scale or shift, so the loops need no branch (see the rules above the loops). */
-    private final MemorySegment ones;
-    private final MemorySegment zeros;
+    /**
+     * Stand-ins for an absent scale or shift, so the loops need no branch (see the rules above the loops):
+     * C ones and C zeros, made on first need, since a configuration with both never needs them.
+     */
+    private volatile MemorySegment ones;
+    private volatile MemorySegment zeros;
     /** Per concurrent backward call: float accumulators for dgamma and dbeta, and a row's two sums. */
     private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
 
@@ -49,13 +52,34 @@ final class VectorLayerNorm implements LayerNormKernel {
         this.c = Math.toIntExact(config.normalizedSize());
         this.eps = (float) config.eps();
         this.splitter = new RowSplitter(threads);
-        // Native, like the caller's memory: one kind of segment at the loads keeps C2's vector intrinsics applicable.
-        Arena auto = Arena.ofAuto();
-        this.ones = auto.allocate((long) c * Float.BYTES, 64).fill((byte) 0);
-        for (int i = 0; i < c; i++) {
-            ones.setAtIndex(JAVA_FLOAT, i, 1f);
+    }
+
+    private MemorySegment ones() {
+        MemorySegment result = ones;
+        return result != null ? result : standIns(true);
+    }
+
+    private MemorySegment zeros() {
+        MemorySegment result = zeros;
+        return result != null ? result : standIns(false);
+    }
+
+    /** Makes the ones or the zeros, once. */
+    private synchronized MemorySegment standIns(boolean one) {
+        MemorySegment result = one ? ones : zeros;
+        if (result == null) {
+            // Native, like the caller's memory: one kind of segment at the loads keeps C2's vector intrinsics applicable.
+            result = Arena.ofAuto().allocate((long) c * Float.BYTES, 64); // zeroed
+            if (one) {
+                for (long i = 0; i < c; i++) {
+                    result.setAtIndex(JAVA_FLOAT, i, 1f);
+                }
+                ones = result;
+            } else {
+                zeros = result;
+            }
         }
-        this.zeros = auto.allocate((long) c * Float.BYTES, 64);
+        return result;
     }
 
     /**
@@ -134,8 +158,8 @@ final class VectorLayerNorm implements LayerNormKernel {
         int axes = config.normalizedAxes();
         MemorySegment x = src.segment();
         MemorySegment y = dst.segment();
-        MemorySegment gamma = scale == null ? ones : scale.segment();
-        MemorySegment beta = shift == null ? zeros : shift.segment();
+        MemorySegment gamma = scale == null ? ones() : scale.segment();
+        MemorySegment beta = shift == null ? zeros() : shift.segment();
         long xStride = Rows.rowStride(src, axes);
         long yStride = Rows.rowStride(dst, axes);
         float[] spill = SPILL.get();
@@ -377,7 +401,7 @@ final class VectorLayerNorm implements LayerNormKernel {
         long dxBase = Rows.rowOffset(diffSrc, axes, row) * Float.BYTES;
         float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
         float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
-        MemorySegment gamma = scale == null ? ones : scale.segment();
+        MemorySegment gamma = scale == null ? ones() : scale.segment();
         accumulate(src.segment(), xBase, diffDst.segment(), dyBase, gamma, mu, rstd, work, gradients);
         float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
         float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
