@@ -32,8 +32,14 @@ final class VectorLayerNorm implements LayerNormKernel {
     /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
     private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> { });
 
+    /** Rows longer than this run in the scalar kernels: the vector kernels index a row with an {@code int}. */
+    static final long MAX_C = Integer.MAX_VALUE;
+
     private final LayerNormConfig config;
     private final JavaLayerNorm scalar;
+    /** Whether rows are at most {@link #MAX_C} long; if not, every call goes to the scalar kernels. */
+    private final boolean rowsFit;
+    /** The row length, when {@link #rowsFit}. */
     private final int c;
     private final float eps;
     private final RowSplitter splitter;
@@ -49,7 +55,8 @@ final class VectorLayerNorm implements LayerNormKernel {
     VectorLayerNorm(LayerNormConfig config, int threads) {
         this.config = config;
         this.scalar = new JavaLayerNorm(config);
-        this.c = Math.toIntExact(config.normalizedSize());
+        this.rowsFit = config.normalizedSize() <= MAX_C;
+        this.c = (int) Math.min(config.normalizedSize(), MAX_C);
         this.eps = (float) config.eps();
         this.splitter = new RowSplitter(threads);
     }
@@ -129,7 +136,8 @@ final class VectorLayerNorm implements LayerNormKernel {
     public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
                            long rows) {
         int axes = config.normalizedAxes();
-        if (!isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes) || !isDenseF32(shift, axes)) {
+        if (!rowsFit || !isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes)
+                || !isDenseF32(shift, axes)) {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
@@ -332,8 +340,9 @@ final class VectorLayerNorm implements LayerNormKernel {
     public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
                             Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
         int axes = config.normalizedAxes();
-        if (!isDenseF32(src, axes) || !isDenseF32(diffDst, axes) || !isDenseF32(diffSrc, axes) || !isDenseF32(scale, axes)
-                || !isDenseF32(diffScale, axes) || !isDenseF32(diffShift, axes)) {
+        JavaLayerNorm.checkBackwardRowLength(config.normalizedSize()); // the work arrays below hold 2C + 2 + LANES
+        if (!rowsFit || !isDenseF32(src, axes) || !isDenseF32(diffDst, axes) || !isDenseF32(diffSrc, axes)
+                || !isDenseF32(scale, axes) || !isDenseF32(diffScale, axes) || !isDenseF32(diffShift, axes)) {
             return scalar.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
         boolean gradients = diffScale != null || diffShift != null;
@@ -523,6 +532,10 @@ final class VectorLayerNorm implements LayerNormKernel {
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         int axes = config.normalizedAxes();
+        if (!rowsFit) {
+            return scalar.implementation(src, dst, scale, shift, rows) + " (the vector kernels take rows of at most "
+                    + MAX_C + " elements)";
+        }
         if (!isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes) || !isDenseF32(shift, axes)) {
             return scalar.implementation(src, dst, scale, shift, rows) + " (the vector kernel takes float32 rows with unit stride)";
         }
