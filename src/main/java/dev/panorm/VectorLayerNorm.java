@@ -8,6 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.StringJoiner;
 
 /**
  * The Java backend's fast kernels, on the Vector API: float32 rows with unit stride (anything else
@@ -531,16 +532,36 @@ final class VectorLayerNorm implements LayerNormKernel {
 
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
-        int axes = config.normalizedAxes();
-        if (!rowsFit) {
-            return scalar.implementation(src, dst, scale, shift, rows) + " (the vector kernels take rows of at most "
-                    + MAX_C + " elements)";
-        }
-        if (!isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes) || !isDenseF32(shift, axes)) {
-            return scalar.implementation(src, dst, scale, shift, rows) + " (the vector kernel takes float32 rows with unit stride)";
+        String refused = refused(src, dst, scale, shift);
+        if (refused != null) {
+            return scalar.implementation(src, dst, scale, shift, rows) + " (" + refused + ")";
         }
         int parts = splitter.parts(rows, rows * c);
         return "java:vector " + LANES + "x32" + (parts > 1 ? ", " + parts + " threads" : "");
+    }
+
+    /** Why a forward call on these tensors goes to the scalar kernels, naming the tensors at fault; null if it does not. */
+    private String refused(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
+        if (!rowsFit) {
+            return "the vector kernels take rows of at most " + MAX_C + " elements";
+        }
+        StringJoiner faults = new StringJoiner(", ", "the vector kernels take float32 with unit stride along the row; ", "");
+        faults.setEmptyValue("");
+        addFault(faults, "src", src);
+        addFault(faults, "dst", dst);
+        addFault(faults, "scale", scale);
+        addFault(faults, "shift", shift);
+        return faults.length() == 0 ? null : faults.toString();
+    }
+
+    /** Adds what keeps {@code tensor} from the vector kernels ({@link JavaKernels#vectorizes}), if anything. */
+    private void addFault(StringJoiner faults, String name, Tensor tensor) {
+        if (tensor == null || isDenseF32(tensor, config.normalizedAxes())) {
+            return;
+        }
+        boolean unitStride = tensor.isContiguous() || Rows.columnStride(tensor, config.normalizedAxes()) == 1;
+        faults.add(name + " is " + (tensor.dataType() == DataType.F32 ? "strided"
+                : tensor.dataType() + (unitStride ? "" : " and strided")));
     }
 
     @Override
