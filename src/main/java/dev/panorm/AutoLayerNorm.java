@@ -1,5 +1,8 @@
 package dev.panorm;
 
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicBoolean;
+
 /**
  * {@link Backend#AUTO}: per call, the backend a cost model says is fastest, without timing anything,
  * so the same call always takes the same path (and gives the same bits) in every run.
@@ -11,7 +14,8 @@ package dev.panorm;
  * {@link #javaUpTo} elements, and single rows of any length (oneDNN splits work by rows, so one row
  * gets one thread either way); oneDNN takes everything else, on one OpenMP thread below
  * {@link OneDnnLayerNorm#SINGLE_THREAD_BELOW} elements and on all of them above. Layouts oneDNN
- * cannot take, and everything when oneDNN is not available, run in Java.
+ * cannot take, and everything when oneDNN cannot be loaded, run in Java; the latter is logged once per
+ * process, with the reason.
  *
  * <p>Override the crossover with the system property {@code panorm.auto.javaUpTo} (elements per
  * call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
@@ -21,6 +25,9 @@ final class AutoLayerNorm implements LayerNormKernel {
     static final long FORWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 16 * 768);
     /** Backward calls of at most this many elements go to Java: oneDNN 3.8.1's backward is the slower one up to there (32 x 768: 11.2 us against 7.4 us). */
     static final long BACKWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 1 << 16);
+
+    private static final System.Logger LOG = System.getLogger("dev.panorm");
+    private static final AtomicBoolean WARNED = new AtomicBoolean();
 
     private final LayerNormConfig config;
     private final LayerNormKernel java;
@@ -32,7 +39,17 @@ final class AutoLayerNorm implements LayerNormKernel {
         this.config = config;
         this.java = JavaKernels.create(config, threads);
         this.vectorized = JavaKernels.vectorized();
-        this.oneDnn = OneDnn.isAvailable() ? new OneDnnLayerNorm(config, threads, calls, java) : null;
+        Optional<NativeLibraryException> failure = OneDnn.loadFailure();
+        failure.ifPresent(AutoLayerNorm::warnOnce);
+        this.oneDnn = failure.isEmpty() ? new OneDnnLayerNorm(config, threads, calls, java) : null;
+    }
+
+    /** Says once per process why every AUTO call runs in Java: a slower path nobody asked for should not be silent. */
+    private static void warnOnce(NativeLibraryException failure) {
+        if (WARNED.compareAndSet(false, true)) {
+            LOG.log(System.Logger.Level.WARNING, "panorm: oneDNN cannot be loaded, so Backend.AUTO runs every call "
+                    + "in the Java kernels: " + failure.getMessage());
+        }
     }
 
     /** The crossover for {@code pass}: calls of at most this many elements run in Java. */

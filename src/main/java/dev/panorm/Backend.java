@@ -8,8 +8,9 @@ public enum Backend {
     /**
      * The default: per call, oneDNN or the Java Vector API kernels, whichever a fixed cost model from
      * panorm's benchmarks says is faster for the pass, data types, layout and size. Nothing is timed,
-     * so a given call always takes the same path and gives the same bits. Without oneDNN, everything
-     * runs in Java.
+     * so a given call always takes the same path and gives the same bits. When oneDNN cannot be loaded,
+     * everything runs in Java, and one warning per process ({@link System.Logger} {@code dev.panorm})
+     * says why.
      */
     AUTO,
     /**

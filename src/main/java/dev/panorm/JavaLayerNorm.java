@@ -12,6 +12,13 @@ import java.util.Arrays;
  * through {@link Elements}; the common case (float32, rows with unit stride) takes a direct path.
  */
 final class JavaLayerNorm implements LayerNormKernel {
+    /**
+     * The longest row the Java kernels' backward pass takes: its per-channel sums are Java arrays of 2C
+     * values (and, in the vector kernels, 2 + one vector more), and a Java array holds fewer than 2^31.
+     * 64 below 2^30 leaves room for any vector width.
+     */
+    static final long MAX_BACKWARD_C = (1L << 30) - 64;
+
     private static final java.lang.foreign.ValueLayout.OfFloat FLOAT = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     private final LayerNormConfig config;
@@ -139,6 +146,7 @@ final class JavaLayerNorm implements LayerNormKernel {
     @Override
     public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
                             Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
+        checkBackwardRowLength(c);
         long xStride = Rows.columnStride(src, axes);
         long dyStride = Rows.columnStride(diffDst, axes);
         long dxStride = Rows.columnStride(diffSrc, axes);
@@ -146,7 +154,7 @@ final class JavaLayerNorm implements LayerNormKernel {
         DataType gammaType = scale == null ? null : scale.dataType();
         double eps = config.eps();
         boolean gradients = diffScale != null || diffShift != null;
-        int n = Math.toIntExact(c);
+        int n = (int) c;
         double[] scratch = gradients ? takeScratch(2 * n) : null;
         boolean fast = isDenseF32(src, xStride) && isDenseF32(diffDst, dyStride) && isDenseF32(diffSrc, dxStride)
                 && isDenseF32(scale, 1);
@@ -200,6 +208,14 @@ final class JavaLayerNorm implements LayerNormKernel {
             }
         }
         return Backend.JAVA_SCALAR;
+    }
+
+    /** Throws unless the Java kernels' backward pass takes rows of {@code c} elements ({@link #MAX_BACKWARD_C}). */
+    static void checkBackwardRowLength(long c) {
+        if (c > MAX_BACKWARD_C) {
+            throw new IllegalArgumentException("the Java kernels' backward pass takes rows of at most " + MAX_BACKWARD_C
+                    + " elements (its per-channel sums are Java arrays), and these have " + c + "; use Backend.ONEDNN");
+        }
     }
 
     /**

@@ -43,9 +43,11 @@ import java.util.concurrent.locks.LockSupport;
  * {@link IllegalStateException}. A {@code LayerNorm} that is never closed releases its native
  * resources when it becomes unreachable.
  *
- * <p>Memory lifetime: a tensor's memory must stay alive for the duration of a call. Memory of a
- * shared arena closed by another thread while a oneDNN call is reading it cannot be detected by
- * the FFM API; close arenas only after the calls that use them have returned.
+ * <p>Memory lifetime: a call uses its tensors' memory only until it returns. If another thread closes
+ * a shared arena during a call, the call throws {@link IllegalStateException} and touches no freed
+ * memory, on every backend; while oneDNN runs on the memory, that arena's {@code close()} throws
+ * {@code IllegalStateException} instead (retry it). Memory that no arena owns (a segment made with
+ * {@link MemorySegment#reinterpret(long)} from a raw address) must stay allocated until the call returns.
  */
 public final class LayerNorm implements AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();

@@ -71,7 +71,7 @@ final class OneDnnPlan {
 
     final Pass pass;
     final long rows;
-    /** Whether a call is short enough for {@link ShortCalls}: decided once, not per call and step. */
+    /** Whether a call is short enough for critical downcalls ({@link OneDnnExecute}): decided once, not per call and step. */
     private final boolean shortCalls;
     final String implementation;
     private final LayerNormConfig config;
@@ -104,7 +104,7 @@ final class OneDnnPlan {
         this.statistics = statistics;
         this.pass = signature.pass;
         this.rows = rows;
-        this.shortCalls = rows * config.normalizedSize() < ShortCalls.SHORT_BELOW;
+        this.shortCalls = rows * config.normalizedSize() < OneDnnExecute.SHORT_BELOW;
         this.signature = signature;
         if (config.rms()) {
             strategy = pass.forward ? Strategy.RMS_FORWARD : Strategy.RMS_BACKWARD;
@@ -572,7 +572,12 @@ final class OneDnnPlan {
             dnnl_exec_arg_t.memory(slot, memory);
         }
 
-        /** Runs the plan on the caller's tensors (indexed like the constructor's; absent ones null). */
+        /**
+         * Runs the plan on the caller's tensors (indexed like the constructor's; absent ones null).
+         *
+         * @throws IllegalStateException if another thread closed a tensor's arena before a step; no step runs on
+         *     freed memory, since each holds every tensor's arena open while oneDNN runs
+         */
         void execute(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, Tensor diffDst,
                      Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
             switch (strategy) {
@@ -611,15 +616,8 @@ final class OneDnnPlan {
                         bind(s, i, tensor.segment());
                     }
                 }
-                int status;
-                if (shortCalls) {
-                    status = ShortCalls.executeAndWait(step.primitive(), stream, argCounts[s], args[s]);
-                } else {
-                    status = Dnnl.dnnl_primitive_execute(step.primitive(), stream, argCounts[s], args[s]);
-                    if (status == Dnnl.dnnl_success()) {
-                        status = Dnnl.dnnl_stream_wait(stream);
-                    }
-                }
+                int status = OneDnnExecute.executeAndWait(shortCalls, step.primitive(), stream, argCounts[s], args[s],
+                        src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
                 if (status != Dnnl.dnnl_success()) {
                     for (long[] addresses : bound) {
                         Arrays.fill(addresses, 0); // re-bind everything next time

@@ -8,6 +8,7 @@ import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
 import java.util.ArrayDeque;
 import java.util.Arrays;
+import java.util.StringJoiner;
 
 /**
  * The Java backend's fast kernels, on the Vector API: float32 rows with unit stride (anything else
@@ -32,30 +33,61 @@ final class VectorLayerNorm implements LayerNormKernel {
     /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
     private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> { });
 
+    /** Rows longer than this run in the scalar kernels: the vector kernels index a row with an {@code int}. */
+    static final long MAX_C = Integer.MAX_VALUE;
+
     private final LayerNormConfig config;
     private final JavaLayerNorm scalar;
+    /** Whether rows are at most {@link #MAX_C} long; if not, every call goes to the scalar kernels. */
+    private final boolean rowsFit;
+    /** The row length, when {@link #rowsFit}. */
     private final int c;
     private final float eps;
     private final RowSplitter splitter;
-    /** Stand-ins for an absent scale or shift, so the loops need no branch (see the rules above the loops). */
-    private final MemorySegment ones;
-    private final MemorySegment zeros;
+    /**
+     * Stand-ins for an absent scale or shift, so the loops need no branch (see the rules above the loops):
+     * C ones and C zeros, made on first need, since a configuration with both never needs them.
+     */
+    private volatile MemorySegment ones;
+    private volatile MemorySegment zeros;
     /** Per concurrent backward call: float accumulators for dgamma and dbeta, and a row's two sums. */
     private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
 
     VectorLayerNorm(LayerNormConfig config, int threads) {
         this.config = config;
         this.scalar = new JavaLayerNorm(config);
-        this.c = Math.toIntExact(config.normalizedSize());
+        this.rowsFit = config.normalizedSize() <= MAX_C;
+        this.c = (int) Math.min(config.normalizedSize(), MAX_C);
         this.eps = (float) config.eps();
         this.splitter = new RowSplitter(threads);
-        // Native, like the caller's memory: one kind of segment at the loads keeps C2's vector intrinsics applicable.
-        Arena auto = Arena.ofAuto();
-        this.ones = auto.allocate((long) c * Float.BYTES, 64).fill((byte) 0);
-        for (int i = 0; i < c; i++) {
-            ones.setAtIndex(JAVA_FLOAT, i, 1f);
+    }
+
+    private MemorySegment ones() {
+        MemorySegment result = ones;
+        return result != null ? result : standIns(true);
+    }
+
+    private MemorySegment zeros() {
+        MemorySegment result = zeros;
+        return result != null ? result : standIns(false);
+    }
+
+    /** Makes the ones or the zeros, once. */
+    private synchronized MemorySegment standIns(boolean one) {
+        MemorySegment result = one ? ones : zeros;
+        if (result == null) {
+            // Native, like the caller's memory: one kind of segment at the loads keeps C2's vector intrinsics applicable.
+            result = Arena.ofAuto().allocate((long) c * Float.BYTES, 64); // zeroed
+            if (one) {
+                for (long i = 0; i < c; i++) {
+                    result.setAtIndex(JAVA_FLOAT, i, 1f);
+                }
+                ones = result;
+            } else {
+                zeros = result;
+            }
         }
-        this.zeros = auto.allocate((long) c * Float.BYTES, 64);
+        return result;
     }
 
     /**
@@ -105,7 +137,8 @@ final class VectorLayerNorm implements LayerNormKernel {
     public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
                            long rows) {
         int axes = config.normalizedAxes();
-        if (!isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes) || !isDenseF32(shift, axes)) {
+        if (!rowsFit || !isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes)
+                || !isDenseF32(shift, axes)) {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
@@ -134,8 +167,8 @@ final class VectorLayerNorm implements LayerNormKernel {
         int axes = config.normalizedAxes();
         MemorySegment x = src.segment();
         MemorySegment y = dst.segment();
-        MemorySegment gamma = scale == null ? ones : scale.segment();
-        MemorySegment beta = shift == null ? zeros : shift.segment();
+        MemorySegment gamma = scale == null ? ones() : scale.segment();
+        MemorySegment beta = shift == null ? zeros() : shift.segment();
         long xStride = Rows.rowStride(src, axes);
         long yStride = Rows.rowStride(dst, axes);
         float[] spill = SPILL.get();
@@ -308,8 +341,9 @@ final class VectorLayerNorm implements LayerNormKernel {
     public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
                             Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
         int axes = config.normalizedAxes();
-        if (!isDenseF32(src, axes) || !isDenseF32(diffDst, axes) || !isDenseF32(diffSrc, axes) || !isDenseF32(scale, axes)
-                || !isDenseF32(diffScale, axes) || !isDenseF32(diffShift, axes)) {
+        JavaLayerNorm.checkBackwardRowLength(config.normalizedSize()); // the work arrays below hold 2C + 2 + LANES
+        if (!rowsFit || !isDenseF32(src, axes) || !isDenseF32(diffDst, axes) || !isDenseF32(diffSrc, axes)
+                || !isDenseF32(scale, axes) || !isDenseF32(diffScale, axes) || !isDenseF32(diffShift, axes)) {
             return scalar.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
         boolean gradients = diffScale != null || diffShift != null;
@@ -377,7 +411,7 @@ final class VectorLayerNorm implements LayerNormKernel {
         long dxBase = Rows.rowOffset(diffSrc, axes, row) * Float.BYTES;
         float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
         float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
-        MemorySegment gamma = scale == null ? ones : scale.segment();
+        MemorySegment gamma = scale == null ? ones() : scale.segment();
         accumulate(src.segment(), xBase, diffDst.segment(), dyBase, gamma, mu, rstd, work, gradients);
         float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
         float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
@@ -498,12 +532,36 @@ final class VectorLayerNorm implements LayerNormKernel {
 
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
-        int axes = config.normalizedAxes();
-        if (!isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes) || !isDenseF32(shift, axes)) {
-            return scalar.implementation(src, dst, scale, shift, rows) + " (the vector kernel takes float32 rows with unit stride)";
+        String refused = refused(src, dst, scale, shift);
+        if (refused != null) {
+            return scalar.implementation(src, dst, scale, shift, rows) + " (" + refused + ")";
         }
         int parts = splitter.parts(rows, rows * c);
         return "java:vector " + LANES + "x32" + (parts > 1 ? ", " + parts + " threads" : "");
+    }
+
+    /** Why a forward call on these tensors goes to the scalar kernels, naming the tensors at fault; null if it does not. */
+    private String refused(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
+        if (!rowsFit) {
+            return "the vector kernels take rows of at most " + MAX_C + " elements";
+        }
+        StringJoiner faults = new StringJoiner(", ", "the vector kernels take float32 with unit stride along the row; ", "");
+        faults.setEmptyValue("");
+        addFault(faults, "src", src);
+        addFault(faults, "dst", dst);
+        addFault(faults, "scale", scale);
+        addFault(faults, "shift", shift);
+        return faults.length() == 0 ? null : faults.toString();
+    }
+
+    /** Adds what keeps {@code tensor} from the vector kernels ({@link JavaKernels#vectorizes}), if anything. */
+    private void addFault(StringJoiner faults, String name, Tensor tensor) {
+        if (tensor == null || isDenseF32(tensor, config.normalizedAxes())) {
+            return;
+        }
+        boolean unitStride = tensor.isContiguous() || Rows.columnStride(tensor, config.normalizedAxes()) == 1;
+        faults.add(name + " is " + (tensor.dataType() == DataType.F32 ? "strided"
+                : tensor.dataType() + (unitStride ? "" : " and strided")));
     }
 
     @Override

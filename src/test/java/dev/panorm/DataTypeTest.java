@@ -9,10 +9,12 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 /**
  * Every combination of float32, bfloat16 and float16 for the data, the scale and shift, and the
@@ -122,6 +124,39 @@ class DataTypeTest {
             // The same LayerNorm goes back to oneDNN for a combination it takes.
             norm.forward(src, dst, Tensors.make(arena, DataType.F32, gamma, C), shift);
             assertEquals(Backend.ONEDNN, norm.lastBackend());
+        }
+    }
+
+    @Test
+    void theJavaBackendNamesTheTensorsItsVectorKernelsCannotTake() {
+        assumeTrue(JavaKernels.vectorized());
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA)) {
+            for (DataType srcType : DataType.values()) {
+                for (DataType dstType : DataType.values()) {
+                    for (DataType parameterType : DataType.values()) {
+                        Tensor src = Tensor.allocate(arena, srcType, ROWS, C);
+                        Tensor dst = Tensor.allocate(arena, dstType, ROWS, C);
+                        Tensor parameters = Tensor.allocate(arena, parameterType, C);
+                        List<String> problems = new ArrayList<>();
+                        for (var tensor : List.of(Map.entry("src", src), Map.entry("dst", dst), Map.entry("scale", parameters),
+                                Map.entry("shift", parameters))) {
+                            if (tensor.getValue().dataType() != DataType.F32) {
+                                problems.add(tensor.getKey() + " is " + tensor.getValue().dataType());
+                            }
+                        }
+                        String expected = problems.isEmpty() ? "java:vector" : "java:scalar (the vector kernels take "
+                                + "float32 with unit stride along the row; " + String.join(", ", problems) + ")";
+                        String implementation = norm.implementation(src, dst, parameters, parameters);
+                        assertTrue(implementation.startsWith(expected), implementation + ", expected " + expected);
+                    }
+                }
+            }
+            // A window of a wider matrix: float32, but the row is strided.
+            Tensor wide = Tensor.allocate(arena, DataType.F32, ROWS, 2 * C);
+            Tensor strided = Tensor.of(wide.segment(), DataType.F32, new long[] {ROWS, C}, new long[] {2 * C, 2});
+            Tensor scale = Tensor.allocate(arena, DataType.F32, C);
+            assertEquals("java:scalar (the vector kernels take float32 with unit stride along the row; src is strided)",
+                    norm.implementation(strided, Tensor.allocate(arena, DataType.F32, ROWS, C), scale, scale));
         }
     }
 

@@ -13,6 +13,8 @@ public final class LoaderProbe {
     public static void main(String[] args) {
         System.out.println("java=" + normalizeOnce(Backend.JAVA));
         System.out.println("java again=" + normalizeOnce(Backend.JAVA));
+        System.out.println("auto=" + normalizeOnce(Backend.AUTO));
+        System.out.println("auto again=" + normalizeOnce(Backend.AUTO));
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         if (failure.isPresent()) {
             System.out.println("onednn=unavailable");

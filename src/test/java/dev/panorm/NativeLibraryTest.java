@@ -71,6 +71,16 @@ class NativeLibraryTest {
     }
 
     @Test
+    void autoWithoutOneDnnRunsJavaAndSaysWhyOnce() throws Exception {
+        Result result = probe(List.of("-D" + NativeLibrary.LIBRARY_PROPERTY + "=/nonexistent/libdnnl.so.3"), Map.of());
+        assertTrue(result.has("auto=ok") && result.has("auto again=ok"), result.output());
+        List<String> warnings = result.output().lines().filter(l -> l.contains("Backend.AUTO")).toList();
+        assertEquals(1, warnings.size(), result.output());
+        assertTrue(warnings.getFirst().contains("oneDNN cannot be loaded") && warnings.getFirst().contains(
+                "system property panorm.onednn.library names /nonexistent/libdnnl.so.3"), result.output());
+    }
+
+    @Test
     void withoutTheIncubatorModuleTheJavaBackendRunsScalarKernelsWithOneWarning() throws Exception {
         // start() runs the probe without --add-modules jdk.incubator.vector.
         Result result = probeWithCache(temp.resolve("cache"));

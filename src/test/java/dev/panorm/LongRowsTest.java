@@ -1,0 +1,82 @@
+package dev.panorm;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.management.BufferPoolMXBean;
+import java.lang.management.ManagementFactory;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** Very long rows: an operation costs nothing until it is called, and a size limit is named where one exists. */
+class LongRowsTest {
+    private static final long THREE_BILLION = 3_000_000_000L;
+
+    /**
+     * A tensor of {@code shape} over address space nobody allocated: enough for checks that never read it, and
+     * a crash (not a silent pass) if something did.
+     */
+    private static Tensor unbacked(long address, long... shape) {
+        long elements = 1;
+        for (long dim : shape) {
+            elements *= dim;
+        }
+        return Tensor.of(MemorySegment.ofAddress(address).reinterpret(elements * Float.BYTES), DataType.F32, shape);
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void anOperationOnRowsOfThreeBillionElementsCanBeCreated(Backend backend) {
+        try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(THREE_BILLION).withoutAffine(), backend)) {
+            assertEquals(backend, norm.backend());
+        }
+    }
+
+    @Test
+    void theVectorKernelsNameTheirRowLimit() {
+        try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(THREE_BILLION).withoutAffine(), Backend.JAVA)) {
+            Tensor x = unbacked(1L << 44, 1, THREE_BILLION);
+            assertEquals("java:scalar (the vector kernels take rows of at most 2147483647 elements)",
+                    norm.implementation(x, x, null, null));
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Backend.class, names = {"JAVA", "JAVA_SCALAR"})
+    void theJavaBackwardPassNamesItsRowLimitBeforeReadingAnything(Backend backend) {
+        try (Arena arena = Arena.ofConfined();
+             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(THREE_BILLION).withoutAffine(), backend)) {
+            Tensor x = unbacked(1L << 44, 1, THREE_BILLION);
+            Tensor dy = unbacked(2L << 44, 1, THREE_BILLION);
+            Tensor mean = Tensor.allocate(arena, DataType.F32, 1);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, 1);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> norm.backwardData(dy, x, mean, variance, null, dy));
+            assertEquals("the Java kernels' backward pass takes rows of at most 1073741760 elements (its per-channel "
+                    + "sums are Java arrays), and these have 3000000000; use Backend.ONEDNN", e.getMessage());
+        }
+    }
+
+    /** Native memory reserved through automatic arenas, which count as direct memory (MaxDirectMemorySize). */
+    private static long directMemory() {
+        return ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class).stream()
+                .filter(pool -> pool.getName().equals("direct")).mapToLong(BufferPoolMXBean::getMemoryUsed).sum();
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void creatingAnOperationAllocatesNothingPerChannel(Backend backend) {
+        long c = 1 << 22; // 16 MiB of float32
+        LayerNorm.create(LayerNormConfig.of(8), backend).close(); // loads oneDNN and the kernels' classes
+        long before = directMemory();
+        try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend)) {
+            long grown = directMemory() - before;
+            assertTrue(grown < c, backend + " reserved " + grown + " bytes up front");
+        }
+    }
+}
