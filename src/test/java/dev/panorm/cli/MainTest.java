@@ -400,7 +400,11 @@ class MainTest {
         assertTrue(run.out().contains("onednn"), run.out());
         assertTrue(run.out().contains("java"), run.out());
         assertTrue(run.out().contains("java-scalar"), run.out());
-        assertTrue(run.out().contains("agreement: every backend within"), run.out());
+        assertTrue(run.out().contains("\nagreement: the last column is each backend's largest error"), run.out());
+        // Each backend's line ends with its largest error as a share of the bound: at most 100%.
+        long rows = run.out().lines().filter(line -> line.matches("(onednn|java|java-scalar|auto) .* ([0-9]|[1-9][0-9]|100)%"))
+                .count();
+        assertEquals(4, rows, run.out());
     }
 
     @Test
