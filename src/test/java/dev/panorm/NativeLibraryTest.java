@@ -32,12 +32,11 @@ class NativeLibraryTest {
 
     private static Process start(List<String> jvmOptions, Map<String, String> environment) throws IOException {
         List<String> command = new ArrayList<>();
-        command.add(ProcessHandle.current().info().command().orElse(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString()));
+        command.add(TestJvm.java());
         command.add("--enable-native-access=ALL-UNNAMED");
         command.addAll(jvmOptions);
         command.add("-cp");
-        command.add(System.getProperty("java.class.path"));
+        command.add(TestJvm.classPath());
         command.add(LoaderProbe.class.getName());
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
         builder.environment().remove(NativeLibrary.LIBRARY_ENV);
