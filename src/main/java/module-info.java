@@ -23,10 +23,10 @@ module dev.panorm {
 
     // The Java backend's vector kernels; without the module, JavaKernels never loads them.
     requires static jdk.incubator.vector;
-    // dev.panorm.arrow takes and returns Arrow types: a module that uses it reads Arrow through
-    // panorm (transitive); one that does not never needs Arrow (static).
-    requires static transitive org.apache.arrow.vector;
-    requires static transitive org.apache.arrow.memory.core;
+    // dev.panorm.arrow. Its signatures use Arrow's types, yet not `requires static transitive`: that
+    // makes javac demand Arrow when compiling every module that requires panorm, Arrow user or not.
+    requires static org.apache.arrow.vector;
+    requires static org.apache.arrow.memory.core;
     // The command line (dev.panorm.cli): its parser, and the chart of panorm bench --chart.
     requires static info.picocli;
     requires static org.knowm.xchart;
