@@ -1,9 +1,15 @@
 package dev.panorm;
 
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.UncheckedIOException;
+import java.lang.module.FindException;
+import java.lang.module.ModuleFinder;
+import java.lang.module.ModuleReader;
+import java.lang.module.ModuleReference;
 import java.net.JarURLConnection;
+import java.net.URI;
 import java.net.URL;
 import java.net.URLConnection;
 import java.nio.ByteBuffer;
@@ -22,6 +28,7 @@ import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.HexFormat;
 import java.util.List;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.stream.Stream;
 import java.util.zip.CRC32;
@@ -35,7 +42,8 @@ import java.util.zip.CRC32;
  * the loader lookup, so nothing in {@code generated/} names a path. Several JVMs may extract at
  * once: each writes into a private temporary folder and renames it into place atomically; the
  * loser of the race uses the winner's folder. A cached library whose size or CRC-32 differs from
- * the jar's entry (truncated, corrupted, tampered with) is replaced.
+ * the jar's entry (truncated, corrupted, tampered with) is replaced. The jars may be on the class
+ * path or on the module path (see {@link #locate}).
  */
 final class NativeLibrary {
     static final String LIBRARY_PROPERTY = "panorm.onednn.library";
@@ -45,11 +53,14 @@ final class NativeLibrary {
 
     private static final String PLATFORM = "linux-x86_64";
     /** libdnnl first: it is the one that is loaded; the others sit beside it ($ORIGIN RUNPATH). */
-    private static final List<String> BUNDLED = List.of(
-            "org/bytedeco/dnnl/linux-x86_64/libdnnl.so.3",
-            "org/bytedeco/dnnl/linux-x86_64/libgomp.so.1",
-            "org/bytedeco/opencl/linux-x86_64/libOpenCL.so.1");
+    private static final List<Bundled> BUNDLED = List.of(
+            new Bundled("org.bytedeco.dnnl.linux.x86_64", "org/bytedeco/dnnl/linux-x86_64/libdnnl.so.3"),
+            new Bundled("org.bytedeco.dnnl.linux.x86_64", "org/bytedeco/dnnl/linux-x86_64/libgomp.so.1"),
+            new Bundled("org.bytedeco.opencl.linux.x86_64", "org/bytedeco/opencl/linux-x86_64/libOpenCL.so.1"));
     private static final System.Logger LOG = System.getLogger("dev.panorm");
+
+    /** A bundled library: its resource, and the module name of the jar that holds it. */
+    private record Bundled(String module, String resource) {}
 
     /** Where the library came from, once loaded. */
     record Loaded(Path path, boolean bundled) {}
@@ -110,8 +121,9 @@ final class NativeLibrary {
                     + "(or " + LIBRARY_ENV + "), or use Backend.JAVA.", null);
         }
         List<Entry> entries = new ArrayList<>();
-        for (String resource : BUNDLED) {
-            entries.add(Entry.of(resource));
+        ModuleFinder modulePath = modulePath();
+        for (Bundled bundled : BUNDLED) {
+            entries.add(Entry.of(bundled.resource(), locate(bundled, modulePath)));
         }
         Path folder = extract(entries);
         Path library = folder.resolve(entries.getFirst().fileName());
@@ -135,10 +147,10 @@ final class NativeLibrary {
             return resource.substring(resource.lastIndexOf('/') + 1);
         }
 
-        static Entry of(String resource) {
-            URL url = NativeLibrary.class.getClassLoader().getResource(resource);
+        static Entry of(String resource, URL url) {
             if (url == null) {
-                throw new NativeLibraryException("the bundled oneDNN library " + resource + " is not on the class path. "
+                throw new NativeLibraryException("the bundled oneDNN library " + resource + " is neither on the class path "
+                        + "nor on the module path. "
                         + "Add org.bytedeco:dnnl:" + buildProperties().getProperty("dnnl.artifact.version")
                         + ":linux-x86_64 and org.bytedeco:opencl:" + buildProperties().getProperty("opencl.artifact.version")
                         + ":linux-x86_64 as runtime dependencies, or set -D" + LIBRARY_PROPERTY + " (or " + LIBRARY_ENV
@@ -163,6 +175,42 @@ final class NativeLibrary {
             } catch (IOException e) {
                 throw new NativeLibraryException("could not read the bundled library " + url + ": " + e, e);
             }
+        }
+    }
+
+    /** The module path of the boot layer, to look for jars in; it finds nothing on the class path. */
+    private static ModuleFinder modulePath() {
+        String modulePath = System.getProperty("jdk.module.path", "");
+        return ModuleFinder.of(modulePath.isEmpty() ? new Path[0]
+                : Stream.of(modulePath.split(File.pathSeparator)).map(Path::of).toArray(Path[]::new));
+    }
+
+    /**
+     * Where a bundled library is, or null. On the class path the class loader finds it. On the module path
+     * it does not: the org.bytedeco jars are modules that require JavaCPP's modules, which panorm leaves out
+     * (it uses only the libraries), so they can never be resolved, and the resources of a module that is not
+     * resolved are nowhere the class loader looks. The jars are still on the module path, though: a
+     * {@link ModuleFinder} over it finds a jar by its module name (it reads module descriptors and resolves
+     * nothing), and the library is read from that jar. The class loader goes first, so a resolved module
+     * (an application that has all of JavaCPP on its module path) is found too. Only the module path of the
+     * command line is searched, not a module layer that an application builds.
+     */
+    private static URL locate(Bundled bundled, ModuleFinder modulePath) {
+        URL url = NativeLibrary.class.getClassLoader().getResource(bundled.resource());
+        if (url != null) {
+            return url;
+        }
+        try {
+            Optional<ModuleReference> jar = modulePath.find(bundled.module());
+            if (jar.isEmpty()) {
+                return null;
+            }
+            try (ModuleReader reader = jar.get().open()) {
+                Optional<URI> found = reader.find(bundled.resource());
+                return found.isEmpty() ? null : found.get().toURL();
+            }
+        } catch (FindException | IOException e) {
+            throw new NativeLibraryException("could not look for " + bundled.module() + " on the module path: " + e, e);
         }
     }
 

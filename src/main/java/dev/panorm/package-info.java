@@ -47,10 +47,11 @@
  *
  * <p>JVM flags:
  * <ul>
- * <li>{@code --enable-native-access=ALL-UNNAMED}: loading and calling oneDNN use restricted
- *     methods. Without it JDK 25 prints a warning when oneDNN is first loaded (naming
- *     {@code System::load}) and runs on; the JDK says a future release will refuse. {@code java -jar
- *     panorm.jar} needs no flag: the jar's manifest grants the access.
+ * <li>{@code --enable-native-access=ALL-UNNAMED}, or {@code --enable-native-access=dev.panorm} on
+ *     the module path: loading and calling oneDNN use restricted methods. Without it JDK 25 prints a
+ *     warning when oneDNN is first loaded (naming {@code System::load}) and runs on; the JDK says a
+ *     future release will refuse. {@code java -jar panorm.jar} needs no flag: the jar's manifest
+ *     grants the access.
  * <li>{@code --add-modules jdk.incubator.vector}, optional: the Vector API kernels of
  *     {@link Backend#JAVA}. Without it that backend falls back to its scalar kernels with one
  *     warning per process, and {@link Backend#AUTO} sends the calls it would give them to oneDNN.
@@ -58,6 +59,10 @@
  *
  * <p>{@link dev.panorm.io} reads and writes {@code .npy} files through memory mapping;
  * {@link dev.panorm.pipeline} streams tensors larger than memory through a {@code LayerNorm} in
- * chunks.
+ * chunks; {@link dev.panorm.arrow} normalizes Apache Arrow vectors. These four packages are what the
+ * module {@code dev.panorm} exports. The oneDNN bindings that jextract generates and the command
+ * line are in the module but not exported: they are not API, on the module path they cannot be
+ * reached, and this documentation leaves them out. The module's other dependencies (Arrow, the
+ * command line's picocli and XChart, {@code jdk.incubator.vector}) are optional.
  */
 package dev.panorm;

@@ -4,11 +4,23 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 /** The contract, on the Java backend (the Vector API kernels: the tests run with jdk.incubator.vector). */
 class JavaLayerNormTest extends LayerNormContract {
     @Override
     Backend backend() {
         return Backend.JAVA;
+    }
+
+    /**
+     * The contract above proves the vector kernels only if they run: on the module path panorm reads
+     * jdk.incubator.vector through a {@code requires static}, and without it the backend would quietly
+     * fall back to its scalar kernels.
+     */
+    @Test
+    void theVectorKernelsRun() {
+        assertTrue(JavaKernels.vectorized(), "the Java backend runs its scalar kernels: is jdk.incubator.vector readable?");
     }
 
     /**

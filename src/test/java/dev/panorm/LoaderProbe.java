@@ -11,6 +11,7 @@ public final class LoaderProbe {
     private LoaderProbe() {}
 
     public static void main(String[] args) {
+        System.out.println("module=" + LayerNorm.class.getModule().getName());
         System.out.println("java=" + normalizeOnce(Backend.JAVA));
         System.out.println("java again=" + normalizeOnce(Backend.JAVA));
         System.out.println("auto=" + normalizeOnce(Backend.AUTO));

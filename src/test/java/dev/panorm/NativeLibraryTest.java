@@ -3,6 +3,7 @@ package dev.panorm;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
+import java.io.File;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -30,15 +31,17 @@ class NativeLibraryTest {
         }
     }
 
+    /** Runs the probe on the class path. */
     private static Process start(List<String> jvmOptions, Map<String, String> environment) throws IOException {
-        List<String> command = new ArrayList<>();
-        command.add(ProcessHandle.current().info().command().orElse(
-                Path.of(System.getProperty("java.home"), "bin", "java").toString()));
-        command.add("--enable-native-access=ALL-UNNAMED");
-        command.addAll(jvmOptions);
-        command.add("-cp");
-        command.add(System.getProperty("java.class.path"));
-        command.add(LoaderProbe.class.getName());
+        List<String> arguments = new ArrayList<>(List.of("--enable-native-access=ALL-UNNAMED"));
+        arguments.addAll(jvmOptions);
+        arguments.addAll(List.of("-cp", TestJvm.classPath(), LoaderProbe.class.getName()));
+        return launch(arguments, environment);
+    }
+
+    private static Process launch(List<String> arguments, Map<String, String> environment) throws IOException {
+        List<String> command = new ArrayList<>(List.of(TestJvm.java()));
+        command.addAll(arguments);
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
         builder.environment().remove(NativeLibrary.LIBRARY_ENV);
         builder.environment().remove(NativeLibrary.CACHE_ENV);
@@ -58,6 +61,37 @@ class NativeLibraryTest {
 
     private Result probeWithCache(Path cache) throws Exception {
         return probe(List.of("-D" + NativeLibrary.CACHE_PROPERTY + "=" + cache), Map.of());
+    }
+
+    @Test
+    void theBundledLibrariesLoadWithEverythingOnTheModulePath() throws Exception {
+        // panorm's module and the org.bytedeco jars on the module path, the probe patched into panorm's
+        // module, no class path and no jdk.incubator.vector: the jars are modules that can never be
+        // resolved (they require JavaCPP's modules), so the loader has to find them on the module path itself.
+        List<String> modulePath = new ArrayList<>(List.of(location(NativeLibrary.class).toString()));
+        for (String entry : TestJvm.classPath().split(File.pathSeparator)) {
+            String name = Path.of(entry).getFileName().toString();
+            if (name.startsWith("dnnl-") || name.startsWith("opencl-")) {
+                modulePath.add(entry);
+            }
+        }
+        assertEquals(3, modulePath.size(), "the dnnl and opencl jars among " + TestJvm.classPath());
+        Result result = finish(launch(List.of("--enable-native-access=dev.panorm",
+                "-D" + NativeLibrary.CACHE_PROPERTY + "=" + temp.resolve("cache"),
+                "--module-path", String.join(File.pathSeparator, modulePath),
+                "--patch-module", "dev.panorm=" + location(LoaderProbe.class),
+                "--module", "dev.panorm/" + LoaderProbe.class.getName()), Map.of()));
+        assertEquals(0, result.exit(), result.output());
+        assertTrue(result.has("module=dev.panorm"), result.output());
+        assertTrue(result.has("java=ok") && result.has("forward=ok"), result.output());
+        assertTrue(result.output().contains("path=" + temp.resolve("cache")), result.output());
+    }
+
+    /** The class folder that {@code type} was read from (for a patched class, the patch). */
+    private static Path location(Class<?> type) throws Exception {
+        String resource = type.getName().replace('.', '/') + ".class";
+        Path file = Path.of(type.getResource("/" + resource).toURI());
+        return file.getRoot().resolve(file.subpath(0, file.getNameCount() - resource.split("/").length));
     }
 
     @Test

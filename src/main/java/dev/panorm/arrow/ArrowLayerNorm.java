@@ -37,6 +37,8 @@ import org.apache.arrow.vector.complex.FixedSizeListVector;
  * <p>Do not close or release the vectors while a call runs: like a shared arena, Arrow's memory can be
  * freed under a running call from another thread, which no check can catch.
  */
+// Arrow's types in these signatures: panorm requires Arrow static, not transitive (see module-info.java).
+@SuppressWarnings("exports")
 public final class ArrowLayerNorm {
     /** Arrow's validity bitmaps are little-endian: bit i is bit {@code i % 8} of byte {@code i / 8}. */
     private static final ValueLayout.OfLong BITS = ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);

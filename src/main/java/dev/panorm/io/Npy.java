@@ -65,10 +65,21 @@ public final class Npy {
      *
      * @param descr NumPy's type code, e.g. {@code <f4} for little-endian float32
      * @param fortranOrder whether the data is in Fortran (column-major) order rather than C order
-     * @param shape the dimensions, each {@code >= 0} (the array itself, not a copy)
+     * @param shape the dimensions, each {@code >= 0}; the header keeps a copy
      * @param dataOffset the byte offset in the file where the data starts
      */
     public record Header(String descr, boolean fortranOrder, long[] shape, long dataOffset) {
+        /** Copies the shape, so that the caller's array and the header's cannot change each other. */
+        public Header {
+            shape = shape.clone();
+        }
+
+        /** {@return the dimensions, a copy that the caller may change} */
+        @Override
+        public long[] shape() {
+            return shape.clone();
+        }
+
         /**
          * {@return the number of elements: the product of the shape} It wraps around for a shape of
          * more than 2^63 elements, which only {@link Npy#map} rejects.

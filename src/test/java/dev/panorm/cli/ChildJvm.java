@@ -1,5 +1,7 @@
 package dev.panorm.cli;
 
+import dev.panorm.TestJvm;
+
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
@@ -22,10 +24,9 @@ final class ChildJvm {
     /** Starts the child; {@code shellPrefix} (e.g. {@code "umask 027; "}) runs in bash before it. */
     static Process start(String shellPrefix, List<String> jvmFlags, Path directory, String... args) throws IOException {
         List<String> command = new ArrayList<>(List.of(
-                ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()),
-                "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector"));
+                TestJvm.java(), "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector"));
         command.addAll(jvmFlags);
-        command.addAll(List.of("-cp", System.getProperty("java.class.path"), StreamingProbe.class.getName()));
+        command.addAll(List.of("-cp", TestJvm.classPath(), StreamingProbe.class.getName()));
         command.addAll(List.of(args));
         StringBuilder line = new StringBuilder(shellPrefix).append("exec");
         for (String word : command) {

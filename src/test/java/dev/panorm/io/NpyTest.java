@@ -73,6 +73,20 @@ class NpyTest {
     }
 
     @Test
+    void aHeaderKeepsItsShapeToItself() throws Exception {
+        long[] shape = {2, 3};
+        Npy.Header header = new Npy.Header("<f4", false, shape, 128);
+        shape[0] = 7;
+        header.shape()[1] = 7;
+        assertArrayEquals(new long[] {2, 3}, header.shape());
+        assertEquals(6, header.elementCount());
+
+        Npy.Header read = Npy.readHeader(resource("v1_f32_2x3.npy"));
+        read.shape()[0] = 0;
+        assertArrayEquals(new long[] {2, 3}, read.shape());
+    }
+
+    @Test
     void readsEmptyArrays() throws Exception {
         try (Arena arena = Arena.ofConfined()) {
             Tensor tensor = Npy.mapFloat32(resource("empty_f32_0x4.npy"), arena);

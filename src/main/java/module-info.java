@@ -1,0 +1,36 @@
+/**
+ * panorm: layer normalization for Java on the CPU, through oneDNN or panorm's own Java kernels.
+ *
+ * <p>The API is {@link dev.panorm} and its companions {@link dev.panorm.io} ({@code .npy} files),
+ * {@link dev.panorm.pipeline} (streaming) and {@link dev.panorm.arrow} (Apache Arrow vectors). The
+ * oneDNN bindings that jextract generates and the command line ({@code java -jar panorm.jar}) are
+ * inside the module and not exported. On the module path run with
+ * {@code --enable-native-access=dev.panorm}, and add {@code --add-modules jdk.incubator.vector} for
+ * the Vector API kernels.
+ *
+ * <p>Every dependency but {@code java.base} is optional ({@code requires static}) and serves one
+ * part: the Vector API kernels, {@link dev.panorm.arrow}, the command line (picocli, XChart).
+ * oneDNN's shared libraries come in jars that panorm reads rather than requires (README, "Loading
+ * oneDNN").
+ */
+// XChart has no module-info, only a stable Automatic-Module-Name in its manifest.
+@SuppressWarnings("requires-automatic")
+module dev.panorm {
+    exports dev.panorm;
+    exports dev.panorm.io;
+    exports dev.panorm.pipeline;
+    exports dev.panorm.arrow;
+
+    // The Java backend's vector kernels; without the module, JavaKernels never loads them.
+    requires static jdk.incubator.vector;
+    // dev.panorm.arrow. Its signatures use Arrow's types, yet not `requires static transitive`: that
+    // makes javac demand Arrow when compiling every module that requires panorm, Arrow user or not.
+    requires static org.apache.arrow.vector;
+    requires static org.apache.arrow.memory.core;
+    // The command line (dev.panorm.cli): its parser, and the chart of panorm bench --chart.
+    requires static info.picocli;
+    requires static org.knowm.xchart;
+
+    // picocli fills the commands' annotated fields reflectively.
+    opens dev.panorm.cli to info.picocli;
+}
