@@ -36,7 +36,7 @@ class ArenaRaceTest {
                 ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()),
                 "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector",
                 "-XX:ErrorFile=" + temp.resolve("hs_err_%p.log"), "-XX:ErrorLogTimeout=5",
-                "-cp", System.getProperty("java.class.path"), ArenaRaceProbe.class.getName(), String.valueOf(ROUNDS),
+                "-cp", TestJvm.classPath(), ArenaRaceProbe.class.getName(), String.valueOf(ROUNDS),
                 String.valueOf(BUDGET_MILLIS));
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
         // Return freed blocks of 128 KiB and more to the kernel at once, so that oneDNN touching freed
