@@ -55,7 +55,8 @@ final class BenchCommand implements Callable<Integer> {
             try {
                 BenchChart.write(results, parsed, chart);
             } catch (NoClassDefFoundError e) {
-                throw new UsageException("--chart needs XChart on the class path (scripts/panorm has it): " + e.getMessage());
+                throw new UsageException("--chart needs XChart (org.knowm.xchart:xchart) on the class or module path;"
+                        + " scripts/panorm has it: " + e.getMessage());
             }
         }
         if (json) {
