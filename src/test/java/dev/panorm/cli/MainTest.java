@@ -65,20 +65,29 @@ class MainTest {
         return values;
     }
 
+    private static double mean(float[] x, int base, int c) {
+        double sum = 0;
+        for (int i = 0; i < c; i++) {
+            sum += x[base + i];
+        }
+        return sum / c;
+    }
+
+    /** The biased variance of the row at {@code base}, in two passes. */
+    private static double variance(float[] x, int base, int c, double mean) {
+        double sum = 0;
+        for (int i = 0; i < c; i++) {
+            sum += (x[base + i] - mean) * (x[base + i] - mean);
+        }
+        return sum / c;
+    }
+
     /** Layer normalization in double, row by row: the oracle, written again here to keep the CLI test self-contained. */
     private static double[] expected(float[] x, int c, float[] gamma, float[] beta, double eps) {
         double[] y = new double[x.length];
         for (int base = 0; base < x.length; base += c) {
-            double mean = 0;
-            for (int i = 0; i < c; i++) {
-                mean += x[base + i];
-            }
-            mean /= c;
-            double variance = 0;
-            for (int i = 0; i < c; i++) {
-                variance += (x[base + i] - mean) * (x[base + i] - mean);
-            }
-            double rstd = 1 / Math.sqrt(variance / c + eps);
+            double mean = mean(x, base, c);
+            double rstd = 1 / Math.sqrt(variance(x, base, c, mean) + eps);
             for (int i = 0; i < c; i++) {
                 y[base + i] = (x[base + i] - mean) * rstd * (gamma == null ? 1 : gamma[i]) + (beta == null ? 0 : beta[i]);
             }
@@ -117,16 +126,8 @@ class MainTest {
         double[] dgamma = new double[c];
         double[] dbeta = new double[c];
         for (int base = 0; base < x.length; base += c) {
-            double mean = 0;
-            for (int i = 0; i < c; i++) {
-                mean += x[base + i];
-            }
-            mean /= c;
-            double variance = 0;
-            for (int i = 0; i < c; i++) {
-                variance += (x[base + i] - mean) * (x[base + i] - mean);
-            }
-            double rstd = 1 / Math.sqrt(variance / c + eps);
+            double mean = mean(x, base, c);
+            double rstd = 1 / Math.sqrt(variance(x, base, c, mean) + eps);
             double meanG = 0;
             double meanGXhat = 0;
             for (int i = 0; i < c; i++) {
