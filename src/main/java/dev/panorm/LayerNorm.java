@@ -59,7 +59,7 @@ public final class LayerNorm implements AutoCloseable {
     /** Per thread, the backend of its most recent call (a one-element array, so updating it allocates nothing). */
     private final ThreadLocal<Backend[]> lastBackend = ThreadLocal.withInitial(() -> new Backend[1]);
 
-    private LayerNorm(LayerNormConfig config, Backend backend, LayerNormKernel kernel, CallCounter calls) {
+    private LayerNorm(LayerNormConfig config, Backend backend, Kernel kernel, CallCounter calls) {
         this.config = config;
         this.backend = backend;
         this.state = new State(kernel, calls);
@@ -106,17 +106,17 @@ public final class LayerNorm implements AutoCloseable {
             throw new IllegalArgumentException("threads must be 0 (automatic) or positive, got " + threads);
         }
         CallCounter calls = new CallCounter();
-        LayerNormKernel kernel = switch (Objects.requireNonNull(backend, "backend")) {
-            case AUTO -> new AutoLayerNorm(config, threads, calls);
-            case ONEDNN -> new OneDnnLayerNorm(config, threads, calls, JavaKernels.create(config, threads));
+        Kernel kernel = switch (Objects.requireNonNull(backend, "backend")) {
+            case AUTO -> new AutoKernel(config, threads, calls);
+            case ONEDNN -> new OneDnnKernel(config, threads, calls, JavaKernels.create(config, threads));
             case JAVA -> JavaKernels.create(config, threads);
-            case JAVA_SCALAR -> new JavaLayerNorm(config);
+            case JAVA_SCALAR -> new ScalarKernel(config);
         };
         return new LayerNorm(config, backend, kernel, calls);
     }
 
     /** The kernel behind this operation; tests hold it to watch its native resources after the operation is gone. */
-    LayerNormKernel kernel() {
+    Kernel kernel() {
         return state.kernel;
     }
 
@@ -630,11 +630,11 @@ public final class LayerNorm implements AutoCloseable {
      * cleaning action, so it must not refer to the {@code LayerNorm}.
      */
     private static final class State implements Runnable {
-        final LayerNormKernel kernel;
+        final Kernel kernel;
         private final CallCounter calls;
         private volatile boolean closed;
 
-        State(LayerNormKernel kernel, CallCounter calls) {
+        State(Kernel kernel, CallCounter calls) {
             this.kernel = kernel;
             this.calls = calls;
         }

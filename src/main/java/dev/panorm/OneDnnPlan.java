@@ -76,7 +76,7 @@ final class OneDnnPlan {
     final String implementation;
     private final LayerNormConfig config;
     private final MemorySegment engine;
-    private final JavaLayerNorm statistics;
+    private final ScalarKernel scalar;
     private final Strategy strategy;
     final CallSignature signature;
     private final Arena arena = Arena.ofShared();
@@ -97,11 +97,11 @@ final class OneDnnPlan {
      *
      * @throws Unsupported if oneDNN cannot run this signature
      */
-    OneDnnPlan(LayerNormConfig config, MemorySegment engine, JavaLayerNorm statistics, CallSignature signature, long rows,
+    OneDnnPlan(LayerNormConfig config, MemorySegment engine, ScalarKernel scalar, CallSignature signature, long rows,
                Tensor[] tensors) throws Unsupported {
         this.config = config;
         this.engine = engine;
-        this.statistics = statistics;
+        this.scalar = scalar;
         this.pass = signature.pass;
         this.rows = rows;
         this.shortCalls = rows * config.normalizedSize() < OneDnnExecute.SHORT_BELOW;
@@ -584,11 +584,11 @@ final class OneDnnPlan {
                 case PRECISE -> {
                     MemorySegment means = mean != null ? mean.segment() : buffers[OWN_MEAN];
                     MemorySegment variances = variance != null ? variance.segment() : buffers[OWN_VARIANCE];
-                    statistics.preciseStatistics(src, rows, means, variances, buffers[ROW_TERM]);
+                    scalar.preciseStatistics(src, rows, means, variances, buffers[ROW_TERM]);
                 }
                 case RMS_FORWARD -> {
                     if (!pass.globalStatistics) {
-                        statistics.statistics(src, rows, null, variance != null ? variance.segment() : buffers[OWN_VARIANCE]);
+                        scalar.statistics(src, rows, null, variance != null ? variance.segment() : buffers[OWN_VARIANCE]);
                     }
                 }
                 default -> { }

@@ -25,14 +25,14 @@ class LifecycleTest {
                 Tensor.allocate(arena, DataType.F32, C));
     }
 
-    private static OneDnnLayerNorm oneDnn(LayerNorm norm) {
-        return (OneDnnLayerNorm) norm.kernel();
+    private static OneDnnKernel oneDnn(LayerNorm norm) {
+        return (OneDnnKernel) norm.kernel();
     }
 
     @Test
     void closeFreesEveryPlanAndLaterCallsFailCleanly() {
         LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
-        OneDnnLayerNorm kernel = oneDnn(norm);
+        OneDnnKernel kernel = oneDnn(norm);
         try (Arena arena = Arena.ofConfined()) {
             for (int rows = 1; rows <= 5; rows++) {
                 forward(norm, arena, rows);
@@ -48,26 +48,26 @@ class LifecycleTest {
     @Test
     void thePlanCacheIsBoundedAndEvictedPlansAreFreed() {
         try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
-            OneDnnLayerNorm kernel = oneDnn(norm);
-            for (int rows = 1; rows <= 3 * OneDnnLayerNorm.MAX_PLANS; rows++) {
+            OneDnnKernel kernel = oneDnn(norm);
+            for (int rows = 1; rows <= 3 * OneDnnKernel.MAX_PLANS; rows++) {
                 forward(norm, arena, rows);
-                assertTrue(kernel.cachedPlans() <= OneDnnLayerNorm.MAX_PLANS,
+                assertTrue(kernel.cachedPlans() <= OneDnnKernel.MAX_PLANS,
                         kernel.cachedPlans() + " plans cached after " + rows + " row counts");
             }
             // Between calls nothing is in flight, so every evicted plan went to the reaper, which frees it.
             long deadline = System.nanoTime() + 10_000_000_000L;
-            while (kernel.allocatedPlans() > OneDnnLayerNorm.MAX_PLANS) {
+            while (kernel.allocatedPlans() > OneDnnKernel.MAX_PLANS) {
                 assertTrue(System.nanoTime() < deadline, kernel.allocatedPlans() + " plans still allocated after 10 s");
                 Thread.onSpinWait();
             }
-            assertEquals(OneDnnLayerNorm.MAX_PLANS, kernel.allocatedPlans());
+            assertEquals(OneDnnKernel.MAX_PLANS, kernel.allocatedPlans());
         }
     }
 
     @Test
     void contextsOfThreadsThatEndedAreReusedNotMultiplied() throws Exception {
         try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
-            OneDnnLayerNorm kernel = oneDnn(norm);
+            OneDnnKernel kernel = oneDnn(norm);
             for (int i = 0; i < 200; i++) { // a thread per request, as with virtual threads
                 Thread request = Thread.ofVirtual().start(() -> forward(norm, arena, 3));
                 request.join();
@@ -79,8 +79,8 @@ class LifecycleTest {
 
     @Test
     void theCleanerReleasesLayerNormsNobodyClosed() throws InterruptedException {
-        List<OneDnnLayerNorm> kernels = forgottenLayerNorms(20);
-        for (OneDnnLayerNorm kernel : kernels) {
+        List<OneDnnKernel> kernels = forgottenLayerNorms(20);
+        for (OneDnnKernel kernel : kernels) {
             assertEquals(1, kernel.allocatedPlans());
         }
         long deadline = System.nanoTime() + 30_000_000_000L;
@@ -92,8 +92,8 @@ class LifecycleTest {
     }
 
     /** Creates LayerNorms, uses each once, and drops them without closing; returns their kernels. */
-    private static List<OneDnnLayerNorm> forgottenLayerNorms(int count) {
-        List<OneDnnLayerNorm> kernels = new ArrayList<>();
+    private static List<OneDnnKernel> forgottenLayerNorms(int count) {
+        List<OneDnnKernel> kernels = new ArrayList<>();
         try (Arena arena = Arena.ofConfined()) {
             for (int i = 0; i < count; i++) {
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);

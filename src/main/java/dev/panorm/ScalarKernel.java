@@ -11,7 +11,7 @@ import java.util.Arrays;
  * double too. Any data type, any strides: rows are addressed through {@link Rows}, elements
  * through {@link Elements}; the common case (float32, rows with unit stride) takes a direct path.
  */
-final class JavaLayerNorm implements LayerNormKernel {
+final class ScalarKernel implements Kernel {
     /**
      * The longest row the Java kernels' backward pass takes: its per-channel sums are Java arrays of 2C
      * values (and, in the vector kernels, 2 + one vector more), and a Java array holds fewer than 2^31.
@@ -27,7 +27,7 @@ final class JavaLayerNorm implements LayerNormKernel {
     /** Double accumulators for the parameter gradients, one array per concurrent backward call. */
     private final ArrayDeque<double[]> gradientScratch = new ArrayDeque<>();
 
-    JavaLayerNorm(LayerNormConfig config) {
+    ScalarKernel(LayerNormConfig config) {
         this.config = config;
         this.axes = config.normalizedAxes();
         this.c = config.normalizedSize();

@@ -6,7 +6,7 @@ package dev.panorm;
  * non-overlapping outputs and at least one row; absent optional tensors are {@code null}. Kernels
  * never see a call after {@link #close()}. Each call returns the backend that actually ran it.
  */
-interface LayerNormKernel {
+interface Kernel {
 
     /**
      * A forward pass over {@code rows} rows: {@code mean}/{@code variance} are written by

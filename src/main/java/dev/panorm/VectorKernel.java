@@ -12,7 +12,7 @@ import java.util.StringJoiner;
 
 /**
  * The Java backend's fast kernels, on the Vector API: float32 rows with unit stride (anything else
- * goes to the scalar {@link JavaLayerNorm}). Loaded reflectively and only when
+ * goes to the scalar {@link ScalarKernel}). Loaded reflectively and only when
  * {@code jdk.incubator.vector} is in the boot layer, so the incubator module stays optional.
  *
  * <p>Statistics are accumulated in float, in several vector accumulators, on data shifted by an
@@ -24,7 +24,7 @@ import java.util.StringJoiner;
  * normalizes: two passes over the row where oneDNN takes three. Rows are split across threads for
  * large tensors.
  */
-final class VectorLayerNorm implements LayerNormKernel {
+final class VectorKernel implements Kernel {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final int LANES = SPECIES.length();
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
@@ -37,7 +37,7 @@ final class VectorLayerNorm implements LayerNormKernel {
     static final long MAX_C = Integer.MAX_VALUE;
 
     private final LayerNormConfig config;
-    private final JavaLayerNorm scalar;
+    private final ScalarKernel scalar;
     /** Whether rows are at most {@link #MAX_C} long; if not, every call goes to the scalar kernels. */
     private final boolean rowsFit;
     /** The row length, when {@link #rowsFit}. */
@@ -53,9 +53,9 @@ final class VectorLayerNorm implements LayerNormKernel {
     /** Per concurrent backward call: float accumulators for dgamma and dbeta, and a row's two sums. */
     private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
 
-    VectorLayerNorm(LayerNormConfig config, int threads) {
+    VectorKernel(LayerNormConfig config, int threads) {
         this.config = config;
-        this.scalar = new JavaLayerNorm(config);
+        this.scalar = new ScalarKernel(config);
         this.rowsFit = config.normalizedSize() <= MAX_C;
         this.c = (int) Math.min(config.normalizedSize(), MAX_C);
         this.eps = (float) config.eps();
@@ -341,7 +341,7 @@ final class VectorLayerNorm implements LayerNormKernel {
     public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
                             Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
         int axes = config.normalizedAxes();
-        JavaLayerNorm.checkBackwardRowLength(config.normalizedSize()); // the work arrays below hold 2C + 2 + LANES
+        ScalarKernel.checkBackwardRowLength(config.normalizedSize()); // the work arrays below hold 2C + 2 + LANES
         if (!rowsFit || !isDenseF32(src, axes) || !isDenseF32(diffDst, axes) || !isDenseF32(diffSrc, axes)
                 || !isDenseF32(scale, axes) || !isDenseF32(diffScale, axes) || !isDenseF32(diffShift, axes)) {
             return scalar.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);

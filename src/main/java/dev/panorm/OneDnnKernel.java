@@ -20,7 +20,7 @@ import java.util.concurrent.Executors;
  * background thread: freeing a plan on the caller's thread added about 0.35 ms to the call that
  * evicted it ({@code StartupBenchmark.firstCallOnNewShape} with 80 {@code warmShapes}).
  */
-final class OneDnnLayerNorm implements LayerNormKernel {
+final class OneDnnKernel implements Kernel {
     /** Plans kept; each holds a little JIT code and a few descriptors. */
     static final int MAX_PLANS = 64;
     /** Contexts a thread keeps: enough for a model alternating a few shapes (prefill, decode, ...). */
@@ -35,9 +35,10 @@ final class OneDnnLayerNorm implements LayerNormKernel {
     private static final ThreadLocal<int[]> OPENMP_THREADS = ThreadLocal.withInitial(() -> new int[1]);
 
     private final LayerNormConfig config;
-    private final JavaLayerNorm statistics;
+    /** Computes the statistics that precise and RMS plans take from Java. */
+    private final ScalarKernel scalar;
     /** Runs what oneDNN cannot. */
-    private final LayerNormKernel java;
+    private final Kernel java;
     private final java.lang.foreign.MemorySegment engine;
     private final CallCounter calls;
     /** The threads a call may use, or 0 to choose per shape. */
@@ -77,9 +78,9 @@ final class OneDnnLayerNorm implements LayerNormKernel {
      * @param calls the owning {@code LayerNorm}'s calls in flight
      * @param java the kernel for the signatures oneDNN cannot run
      */
-    OneDnnLayerNorm(LayerNormConfig config, int threads, CallCounter calls, LayerNormKernel java) {
+    OneDnnKernel(LayerNormConfig config, int threads, CallCounter calls, Kernel java) {
         this.config = config;
-        this.statistics = new JavaLayerNorm(config);
+        this.scalar = new ScalarKernel(config);
         this.java = java;
         this.engine = OneDnn.runtime().engine();
         this.maxThreads = OpenMp.maxThreads();
@@ -184,7 +185,7 @@ final class OneDnnLayerNorm implements LayerNormKernel {
         int previous = OpenMp.maxThreads();
         OpenMp.setThreads(used);
         try {
-            plan = new OneDnnPlan(config, engine, statistics, signature, rows, tensors);
+            plan = new OneDnnPlan(config, engine, scalar, signature, rows, tensors);
         } catch (OneDnnPlan.Unsupported e) {
             if (rejected.size() >= MAX_PLANS) {
                 rejected.removeFirst();

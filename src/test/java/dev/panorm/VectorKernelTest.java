@@ -5,7 +5,7 @@ import org.junit.jupiter.api.Test;
 import java.lang.foreign.Arena;
 
 /** The contract, on the Java backend (the Vector API kernels: the tests run with jdk.incubator.vector). */
-class JavaLayerNormTest extends LayerNormContract {
+class VectorKernelTest extends LayerNormContract {
     @Override
     Backend backend() {
         return Backend.JAVA;
