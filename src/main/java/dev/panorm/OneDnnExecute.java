@@ -45,8 +45,8 @@ final class OneDnnExecute {
      * garbage-collection pause.
      */
     static final long SHORT_BELOW = 1 << 16;
-    /** The extra pointer parameters: every tensor a call can take ({@link OneDnnPlan#CALLER_ROLES}). */
-    static final int TENSORS = OneDnnPlan.CALLER_ROLES;
+    /** The extra pointer parameters: every tensor a call can take, one per caller's {@link Role}. */
+    static final int TENSORS = Role.CALLER;
 
     private static final MethodHandle EXECUTE = bind(Dnnl.dnnl_primitive_execute$address(),
             Dnnl.dnnl_primitive_execute$descriptor());

@@ -177,15 +177,14 @@ final class OneDnnKernel implements Kernel {
                 return null;
             }
         }
-        Tensor[] tensors = {src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift};
-        CallSignature signature = new CallSignature(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale,
-                diffShift);
+        Call call = new Call(pass, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+        CallSignature signature = new CallSignature(call, used);
         OneDnnPlan plan;
         // oneDNN reads the calling thread's OpenMP thread count when it creates a primitive.
         int previous = OpenMp.maxThreads();
         OpenMp.setThreads(used);
         try {
-            plan = new OneDnnPlan(config, engine, scalar, signature, rows, tensors);
+            plan = new OneDnnPlan(config, engine, scalar, signature, call);
         } catch (OneDnnPlan.Unsupported e) {
             if (rejected.size() >= MAX_PLANS) {
                 rejected.removeFirst();
