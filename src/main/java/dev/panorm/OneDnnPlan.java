@@ -80,8 +80,12 @@ final class OneDnnPlan {
     private final List<Context> contexts = new ArrayList<>();    // every one made; guarded by the owner's lock
     /** Set when the owner drops the plan from its cache; its memory is freed once no call is in flight. */
     volatile boolean retired;
-    /** For least-recently-used eviction; written without synchronization, so approximate. */
-    long lastUsed;
+    /**
+     * Whether a call used the plan since {@link PlanCache}'s eviction sweep last passed it (a plan's first
+     * call does not count, so plans used once go first): set by calls, only when clear, and cleared by the
+     * sweep. Plain, so approximate, which a second chance can afford.
+     */
+    boolean referenced;
 
     /**
      * Builds the primitives for {@code call}'s signature.
@@ -134,6 +138,7 @@ final class OneDnnPlan {
             contexts.add(context);
         }
         context.holder = new WeakReference<>(Thread.currentThread());
+        context.openMpThreads = OpenMp.threadsSetOnCallingThread();
         return context;
     }
 
@@ -518,6 +523,8 @@ final class OneDnnPlan {
         final OneDnnPlan plan = OneDnnPlan.this;
         /** The thread that last took this context from the plan; guarded by the owner's lock. */
         private WeakReference<Thread> holder;
+        /** The holder's record of its OpenMP thread count ({@link OpenMp#threadsSetOnCallingThread}). */
+        private int[] openMpThreads;
         private final MemorySegment stream;
         /** Per step, per argument: the memory object. */
         private final MemorySegment[][] memory;
@@ -603,6 +610,7 @@ final class OneDnnPlan {
          */
         void execute(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, Tensor diffDst,
                      Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+            OpenMp.setThreads(openMpThreads, signature.threads); // oneDNN reads it when a primitive runs
             for (int s = 0; s < steps.size(); s++) {
                 Step step = steps.get(s);
                 if (step.before() != null) {

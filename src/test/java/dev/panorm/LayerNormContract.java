@@ -168,7 +168,7 @@ abstract class LayerNormContract {
         // More row counts than the oneDNN plan cache holds, then the first ones again (evicted and rebuilt),
         // alternating between buffers so the memory bindings change from call to call.
         int c = 64;
-        int maxRows = OneDnnKernel.MAX_PLANS + 6;
+        int maxRows = PlanCache.MAX_PLANS + 6;
         float[] x = TestData.gaussian(maxRows * c, 1, 2, 5);
         float[] gamma = TestData.gaussian(c, 1, 1, 6);
         float[] beta = TestData.gaussian(c, 0, 1, 7);

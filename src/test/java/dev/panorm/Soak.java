@@ -56,7 +56,7 @@ final class Soak {
     private static final int CHECK_EVERY = 16;
     /**
      * Row counts of the shared LayerNorm: times four passes, far more signatures than the plans a oneDNN
-     * LayerNorm keeps ({@link OneDnnKernel#MAX_PLANS}), so plans are built and retired all the time,
+     * LayerNorm keeps ({@link PlanCache#MAX_PLANS}), so plans are built and retired all the time,
      * while the other worker calls it.
      */
     private static final int SHARED_ROW_COUNTS = 64;
