@@ -8,7 +8,7 @@ import java.util.Objects;
 /**
  * {@link LayerNorm}'s argument checks, made before any kernel sees a call: data types, shapes,
  * memory that is too small, freed, confined to another thread or read-only (for outputs), outputs
- * that overlap inputs, and the values of given statistics. Each failure is an exception whose message names
+ * that overlap inputs, and given global statistics. Each failure is an exception whose message names
  * the argument and the problem; a call that fails here has changed nothing.
  */
 final class CallChecks {
@@ -41,7 +41,7 @@ final class CallChecks {
             } else {
                 checkDisjoint("dst", dst, "mean", mean);
                 checkDisjoint("dst", dst, "variance", variance);
-                checkStatisticValues(mean, variance, rows, true);
+                checkGlobalStatistics(mean, variance, rows);
             }
         }
         return rows;
@@ -71,7 +71,9 @@ final class CallChecks {
         checkDisjoint("diffScale", diffScale, "diffSrc", diffSrc);
         checkDisjoint("diffShift", diffShift, "diffSrc", diffSrc);
         checkDisjoint("diffScale", diffScale, "diffShift", diffShift);
-        checkStatisticValues(mean, variance, rows, pass.globalStatistics);
+        if (pass.globalStatistics) {
+            checkGlobalStatistics(mean, variance, rows);
+        }
         return rows;
     }
 
@@ -138,25 +140,24 @@ final class CallChecks {
     }
 
     /**
-     * Given statistics must describe real rows. Global statistics (a caller's running estimates) must be
-     * finite, variances non-negative. Batch statistics handed back to a backward pass may be NaN or infinite,
-     * as forwardTraining writes them for a row holding NaN or Inf: like PyTorch, the backward pass then
-     * propagates NaN (so a loss scaler can see the overflow) instead of throwing; a negative variance is
-     * still refused, since no forward pass writes one.
+     * Global statistics, the caller's own (running estimates, say), must describe real rows: finite, with
+     * variances non-negative. The statistics a backward pass gets back from forwardTraining are not read
+     * here: no forward pass writes a negative variance, and NaN or infinite ones (from a row holding NaN or
+     * Inf) make the backward pass propagate NaN, as in PyTorch, so a loss scaler can see the overflow.
      */
-    private static void checkStatisticValues(Tensor mean, Tensor variance, long rows, boolean requireFinite) {
+    private static void checkGlobalStatistics(Tensor mean, Tensor variance, long rows) {
         MemorySegment variances = variance.segment();
         for (long row = 0; row < rows; row++) {
-            if (mean != null && requireFinite) {
+            if (mean != null) {
                 float m = mean.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
                 if (!Float.isFinite(m)) {
                     throw new IllegalArgumentException("mean[" + row + "] is " + m + "; statistics must be finite");
                 }
             }
             float v = variances.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
-            if (v < 0 || requireFinite && !Float.isFinite(v)) {
+            if (!(v >= 0) || v == Float.POSITIVE_INFINITY) {
                 throw new IllegalArgumentException("variance[" + row + "] is " + v
-                        + (requireFinite ? "; a variance must be finite and non-negative" : "; a variance cannot be negative"));
+                        + "; a variance must be finite and non-negative");
             }
         }
     }

@@ -234,7 +234,7 @@ public final class LayerNorm implements AutoCloseable {
      *     scale, else {@code null}
      * @param diffShift dLoss/dShift: the normalized shape, contiguous, written, if the configuration has a
      *     shift, else {@code null}
-     * @throws IllegalArgumentException if an argument does not fit, a variance is negative, or outputs overlap inputs
+     * @throws IllegalArgumentException if an argument does not fit, or outputs overlap inputs
      * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
      *     confined to another thread
      * @throws OneDnnException if oneDNN fails

@@ -5,6 +5,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -136,6 +137,35 @@ class NonFiniteTest {
                 for (int i = 0; i < c; i++) {
                     float value = gradients[r * c + i];
                     assertEquals(poisonedRow(r), Float.isNaN(value), "dx[" + r + ", " + i + "] = " + value);
+                }
+            }
+        }
+    }
+
+    /**
+     * Statistics handed back to backward are the forward pass's, used as given, not checked: a variance
+     * below -eps (which no forward pass writes) makes its row NaN like any other non-finite value.
+     */
+    @ParameterizedTest(name = "{0} C={1} {2}")
+    @MethodSource("cases")
+    void backwardUsesTheBatchStatisticsItIsGivenUnchecked(Backend backend, int c, DataType type) {
+        int rows = 5;
+        float[] x = Tensors.rounded(type, TestData.gaussian(rows * c, 0, 1, c + 4));
+        float[] dy = Tensors.rounded(type, TestData.gaussian(rows * c, 0, 1, c + 5));
+        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend)) {
+            Tensor src = Tensors.make(arena, type, x, rows, c);
+            Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+            norm.forwardTraining(src, Tensor.allocate(arena, type, rows, c), null, null, mean, variance);
+            variance.segment().setAtIndex(ValueLayout.JAVA_FLOAT, 3, -1f);
+            Tensor dx = Tensor.allocate(arena, type, rows, c);
+            norm.backwardData(Tensors.make(arena, type, dy, rows, c), src, mean, variance, null, dx);
+
+            float[] gradients = Tensors.read(dx);
+            for (int r = 0; r < rows; r++) {
+                for (int i = 0; i < c; i++) {
+                    float value = gradients[r * c + i];
+                    assertEquals(r == 3, Float.isNaN(value), "dx[" + r + ", " + i + "] = " + value);
                 }
             }
         }
