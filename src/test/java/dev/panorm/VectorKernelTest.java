@@ -35,6 +35,7 @@ class VectorKernelTest extends LayerNormContract {
             Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
             norm.forwardTraining(src, dst, Tensors.make(arena, DataType.F32, gamma, c),
                     Tensors.make(arena, DataType.F32, beta, c), mean, variance);
+            Contracts.assertRanOn(backend(), norm);
             Accuracy.assertForward(backend(), x, rows, c, gamma, beta, 1e-5, Tensors.read(dst));
             Accuracy.assertStatistics(backend(), x, rows, c, Tensors.read(mean), Tensors.read(variance));
         }
