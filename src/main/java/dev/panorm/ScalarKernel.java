@@ -1,6 +1,7 @@
 package dev.panorm;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 
@@ -19,7 +20,7 @@ final class ScalarKernel implements Kernel {
      */
     static final long MAX_BACKWARD_C = (1L << 30) - 64;
 
-    private static final java.lang.foreign.ValueLayout.OfFloat FLOAT = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     private final LayerNormConfig config;
     private final int axes;

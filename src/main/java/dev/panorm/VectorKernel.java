@@ -5,6 +5,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.ArrayDeque;
 import java.util.Arrays;
@@ -28,6 +29,7 @@ final class VectorKernel implements Kernel {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final int LANES = SPECIES.length();
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     /** Per thread, where forward calls spill a vector to add up its lanes (see {@link #sumLanes}). */
     private static final ThreadLocal<float[]> SPILL = ThreadLocal.withInitial(() -> new float[LANES]);
     /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
@@ -124,21 +126,15 @@ final class VectorKernel implements Kernel {
                 tensor.shape(), tensor.strides());
     }
 
-    /** The species in use, e.g. {@code Species[float, 16, S_512_BIT]}. */
-    static String species() {
-        return SPECIES.toString();
-    }
-
-    private static boolean isDenseF32(Tensor tensor, int axes) {
-        return JavaKernels.vectorizes(axes, tensor);
+    /** Whether the vector kernels take {@code tensor} (null: absent) as it is ({@link JavaKernels#vectorizes}). */
+    private boolean vectorizes(Tensor tensor) {
+        return JavaKernels.vectorizes(config.normalizedAxes(), tensor);
     }
 
     @Override
     public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
                            long rows) {
-        int axes = config.normalizedAxes();
-        if (!rowsFit || !isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes)
-                || !isDenseF32(shift, axes)) {
+        if (!rowsFit || !vectorizes(src) || !vectorizes(dst) || !vectorizes(scale) || !vectorizes(shift)) {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
@@ -173,8 +169,8 @@ final class VectorKernel implements Kernel {
         long yStride = Rows.rowStride(dst, axes);
         float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
-            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
+            long xBase = Rows.rowOffset(src, axes, xStride, row) * Float.BYTES;
+            long yBase = Rows.rowOffset(dst, axes, yStride, row) * Float.BYTES;
             float origin;   // subtracted from every element before anything else
             float offset;   // the row's mean relative to origin
             float var;
@@ -340,10 +336,9 @@ final class VectorKernel implements Kernel {
     @Override
     public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
                             Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
-        int axes = config.normalizedAxes();
         ScalarKernel.checkBackwardRowLength(config.normalizedSize()); // the work arrays below hold 2C + 2 + LANES
-        if (!rowsFit || !isDenseF32(src, axes) || !isDenseF32(diffDst, axes) || !isDenseF32(diffSrc, axes)
-                || !isDenseF32(scale, axes) || !isDenseF32(diffScale, axes) || !isDenseF32(diffShift, axes)) {
+        if (!rowsFit || !vectorizes(src) || !vectorizes(diffDst) || !vectorizes(diffSrc) || !vectorizes(scale)
+                || !vectorizes(diffScale) || !vectorizes(diffShift)) {
             return scalar.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
         boolean gradients = diffScale != null || diffShift != null;
@@ -351,9 +346,7 @@ final class VectorKernel implements Kernel {
         if (parts == 1) { // no lambda, no allocation on the common path
             float[] work = takeScratch();
             try {
-                for (long row = 0; row < rows; row++) {
-                    backwardRow(pass, diffDst, src, mean, variance, scale, diffSrc, work, gradients, row);
-                }
+                backwardRows(pass, diffDst, src, mean, variance, scale, diffSrc, work, gradients, 0, rows);
                 storeGradients(work, diffScale, diffShift);
             } finally {
                 returnScratch(work);
@@ -371,11 +364,8 @@ final class VectorKernel implements Kernel {
             Tensor variances = forOtherThreads(variance);
             Tensor gamma = forOtherThreads(scale);
             Tensor dx = forOtherThreads(diffSrc);
-            splitter.run(rows, rows * c, (from, to, part) -> {
-                for (long row = from; row < to; row++) {
-                    backwardRow(pass, dy, x, means, variances, gamma, dx, scratch[part], gradients, row);
-                }
-            });
+            splitter.run(rows, rows * c, (from, to, part) ->
+                    backwardRows(pass, dy, x, means, variances, gamma, dx, scratch[part], gradients, from, to));
             for (int p = 1; gradients && p < parts; p++) {
                 for (int i = 0; i < 2 * c; i++) {
                     scratch[0][i] += scratch[p][i];
@@ -400,23 +390,31 @@ final class VectorKernel implements Kernel {
     }
 
     /**
-     * One row. {@code work} holds {@code 2C + 2 + LANES} floats: the dgamma and dbeta sums (added to when
-     * {@code gradients}), this row's {@code sum(g)} and {@code sum(g * xhat)}, and room to add up lanes.
+     * Rows {@code [from, to)}, their offsets from strides computed once, as in {@link #forwardRows}.
+     * {@code work} holds {@code 2C + 2 + LANES} floats: the dgamma and dbeta sums (added to when
+     * {@code gradients}), a row's {@code sum(g)} and {@code sum(g * xhat)}, and room to add up lanes.
      */
-    private void backwardRow(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                             Tensor diffSrc, float[] work, boolean gradients, long row) {
+    private void backwardRows(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                              Tensor diffSrc, float[] work, boolean gradients, long from, long to) {
         int axes = config.normalizedAxes();
-        long xBase = Rows.rowOffset(src, axes, row) * Float.BYTES;
-        long dyBase = Rows.rowOffset(diffDst, axes, row) * Float.BYTES;
-        long dxBase = Rows.rowOffset(diffSrc, axes, row) * Float.BYTES;
-        float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-        float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+        MemorySegment x = src.segment();
+        MemorySegment dy = diffDst.segment();
+        MemorySegment dx = diffSrc.segment();
         MemorySegment gamma = scale == null ? ones() : scale.segment();
-        accumulate(src.segment(), xBase, diffDst.segment(), dyBase, gamma, mu, rstd, work, gradients);
-        float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
-        float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
-        inputGradient(src.segment(), xBase, diffDst.segment(), dyBase, diffSrc.segment(), dxBase, gamma, mu, rstd, meanG,
-                meanGXhat);
+        long xStride = Rows.rowStride(src, axes);
+        long dyStride = Rows.rowStride(diffDst, axes);
+        long dxStride = Rows.rowStride(diffSrc, axes);
+        for (long row = from; row < to; row++) {
+            long xBase = Rows.rowOffset(src, axes, xStride, row) * Float.BYTES;
+            long dyBase = Rows.rowOffset(diffDst, axes, dyStride, row) * Float.BYTES;
+            long dxBase = Rows.rowOffset(diffSrc, axes, dxStride, row) * Float.BYTES;
+            float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+            float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+            accumulate(x, xBase, dy, dyBase, gamma, mu, rstd, work, gradients);
+            float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
+            float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
+            inputGradient(x, xBase, dy, dyBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
+        }
     }
 
     /**
@@ -506,7 +504,7 @@ final class VectorKernel implements Kernel {
         }
     }
 
-    /** Zeroed {@code 2C + 2 + LANES} floats (see {@link #backwardRow}), reused so that steady-state calls allocate nothing. */
+    /** Zeroed {@code 2C + 2 + LANES} floats (see {@link #backwardRows}), reused so that steady-state calls allocate nothing. */
     private float[] takeScratch() {
         float[] work;
         synchronized (gradientScratch) {
@@ -527,8 +525,6 @@ final class VectorKernel implements Kernel {
             gradientScratch.push(work);
         }
     }
-
-    private static final java.lang.foreign.ValueLayout.OfFloat JAVA_FLOAT = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
@@ -556,7 +552,7 @@ final class VectorKernel implements Kernel {
 
     /** Adds what keeps {@code tensor} from the vector kernels ({@link JavaKernels#vectorizes}), if anything. */
     private void addFault(StringJoiner faults, String name, Tensor tensor) {
-        if (tensor == null || isDenseF32(tensor, config.normalizedAxes())) {
+        if (tensor == null || vectorizes(tensor)) {
             return;
         }
         boolean unitStride = tensor.isContiguous() || Rows.columnStride(tensor, config.normalizedAxes()) == 1;
