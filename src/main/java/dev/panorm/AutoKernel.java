@@ -23,7 +23,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 final class AutoKernel implements Kernel {
     /** Forward calls (inference, training, global statistics) of at most this many elements go to Java. */
     static final long FORWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 16 * 768);
-    /** Backward calls of at most this many elements go to Java: oneDNN 3.8.1's backward is the slower one up to there (32 x 768: 11.2 us against 7.4 us). */
+    /** Backward calls of at most this many elements go to Java: oneDNN 3.8.1's backward is the slower one up to there. */
     static final long BACKWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 1 << 16);
 
     private static final System.Logger LOG = System.getLogger("dev.panorm");

@@ -14,7 +14,7 @@ import java.lang.foreign.MemorySegment;
 final class OneDnnKernel implements Kernel {
     /**
      * With automatic threads, calls on fewer elements than this use one thread: OpenMP's team start-up
-     * and barrier cost more than a second core saves on small tensors (docs/benchmarks.md, "Thread counts").
+     * and barrier cost more than a second core saves on small tensors (docs/benchmarks.md, "Measurements behind the code").
      */
     static final long SINGLE_THREAD_BELOW = 1 << 16;
 

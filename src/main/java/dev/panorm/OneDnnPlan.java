@@ -26,8 +26,8 @@ import java.util.function.Consumer;
  *       and shift as its post-ops.</li>
  *   <li>RMS forward: panorm computes each row's mean square (one pass, in double), then oneDNN
  *       normalizes with zero mean and the mean square as global statistics. (oneDNN's own route to the
- *       mean square, a p-norm reduction, has only a reference implementation in 3.8.1, more than ten
- *       times slower than this whole pass.)</li>
+ *       mean square, a p-norm reduction, has only a reference implementation in 3.8.1, far slower than
+ *       this whole pass.)</li>
  *   <li>RMS backward: layer-normalization backward with zero mean gives the RMS gradient minus
  *       {@code rstd * mean(dy * gamma)}; a matmul (or reduction) computes {@code sum(dy * gamma)} per
  *       row and a binary primitive adds the missing term.</li>

@@ -100,8 +100,8 @@ final class VectorKernel implements Kernel {
      *
      * <p>Why spill instead of folding with shuffles: no vector may be passed to a method of ours. C2 boxes
      * a vector argument on the heap whenever it does not inline the callee, and after a long loop the
-     * profile can make even a tiny callee look cold ("low call site frequency"): folding in helpers cost
-     * AUTO 150 to 4700 bytes per call at 3 x 1000 and 1 x 65536.
+     * profile can make even a tiny callee look cold ("low call site frequency"), so folding in helpers
+     * allocated on every call (docs/benchmarks.md, "Measurements behind the code").
      */
     private static float sumLanes(float[] lanes, int at) {
         for (int width = LANES / 2; width > 0; width /= 2) {
@@ -152,11 +152,10 @@ final class VectorKernel implements Kernel {
     }
 
     /**
-     * Rows {@code [from, to)}. Row offsets come from a stride computed once per call: computing them per
-     * row cost up to 10% at 128 x 1024. The loops are in helpers, each small enough for C2 to compile
-     * whole: written out in this one method they measured about 10% faster in one benchmark, but C2
-     * compiled the big method badly in other contexts (AUTO at 3 x 1000: 64 us instead of 0.6 us, with
-     * boxed vectors; with the lanes spilled, still 2 times slower in one run of three).
+     * Rows {@code [from, to)}. Row offsets come from a stride computed once per call, not per row. The
+     * loops are in helpers, each small enough for C2 to compile whole: written out in this one method,
+     * C2 compiled them badly in some contexts, with boxed vectors (docs/benchmarks.md, "Measurements
+     * behind the code").
      */
     private void forwardRows(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
                              Tensor variance, long from, long to) {
@@ -215,8 +214,8 @@ final class VectorKernel implements Kernel {
     /**
      * An estimate of the row's mean to shift the data by: the mean of its first four vectors (its first
      * element when it is shorter). Close values stay exact when shifted. The first vectors rather than a
-     * sample spread over the row: those are the lines the next pass reads first anyway, where three
-     * more cache misses per row cost 10% on tensors served from L3.
+     * sample spread over the row: those are the lines the next pass reads first anyway, and three more
+     * cache misses per row cost measurably on tensors served from L3 (docs/benchmarks.md).
      */
     private float sampleMean(MemorySegment x, long base, float[] spill) {
         if (c < 4 * LANES) {

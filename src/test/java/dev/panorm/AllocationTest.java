@@ -82,8 +82,8 @@ class AllocationTest {
 
     /**
      * One long row: the vector kernels' loops run thousands of times per call, so C2's profile sees
-     * the code after them rarely. Helpers that took a vector there were not inlined and boxed it
-     * (about 1 KB per call on JAVA, up to 4.7 KB on AUTO, before the lanes were added up via an array).
+     * the code after them rarely: a helper that took a vector there would not be inlined, and C2 would
+     * box the vector on every call (VectorKernel.sumLanes).
      */
     @ParameterizedTest
     @EnumSource(value = Backend.class, names = {"JAVA", "AUTO"})
