@@ -3,6 +3,7 @@ package dev.panorm;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
+import com.sun.management.ThreadMXBean;
 import java.lang.foreign.Arena;
 import java.lang.management.ManagementFactory;
 
@@ -39,7 +40,7 @@ class AllocationTest {
     }
 
     private static void assertAllocationFree(Backend backend, String what, int rows, int c, int callsPerRound, Call call) {
-        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        var threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
         long thread = Thread.currentThread().threadId();
         try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
             Fixture f = Fixture.create(arena, rows, c);

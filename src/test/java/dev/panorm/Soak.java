@@ -15,6 +15,7 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.function.ToDoubleFunction;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import javax.management.MalformedObjectNameException;
 import javax.management.ObjectName;
 
 /**
@@ -406,7 +407,7 @@ final class Soak {
     private static ObjectName diagnosticCommand() {
         try {
             return new ObjectName("com.sun.management:type=DiagnosticCommand");
-        } catch (javax.management.MalformedObjectNameException e) {
+        } catch (MalformedObjectNameException e) {
             throw new AssertionError(e);
         }
     }
