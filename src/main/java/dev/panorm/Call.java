@@ -18,6 +18,12 @@ record Call(Pass pass, long rows, Tensor src, Tensor dst, Tensor scale, Tensor s
 
     /** The caller's tensor in {@code role}; null if absent or if the role is a plan's own. */
     Tensor tensor(Role role) {
+        return tensor(role, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+    }
+
+    /** The tensor in {@code role} among a call's tensors given in {@link Role}'s order; null for a plan's own roles. */
+    static Tensor tensor(Role role, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
+                         Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
         return switch (role) {
             case SRC -> src;
             case DST -> dst;
@@ -32,5 +38,4 @@ record Call(Pass pass, long rows, Tensor src, Tensor dst, Tensor scale, Tensor s
             default -> null;
         };
     }
-
 }

@@ -618,20 +618,9 @@ final class OneDnnPlan {
                 }
                 Role[] roles = step.roles();
                 for (int i = 0; i < roles.length; i++) {
-                    Tensor tensor = switch (roles[i]) {
-                        case SRC -> src;
-                        case DST -> dst;
-                        case SCALE -> scale;
-                        case SHIFT -> shift;
-                        case MEAN -> mean;
-                        case VARIANCE -> variance;
-                        case DIFF_DST -> diffDst;
-                        case DIFF_SRC -> diffSrc;
-                        case DIFF_SCALE -> diffScale;
-                        case DIFF_SHIFT -> diffShift;
-                        default -> null; // the plan's own, bound once
-                    };
-                    if (tensor != null) {
+                    Tensor tensor = Call.tensor(roles[i], src, dst, scale, shift, mean, variance, diffDst, diffSrc,
+                            diffScale, diffShift);
+                    if (tensor != null) { // null: absent, or the plan's own buffer, bound once
                         bind(s, i, tensor.segment());
                     }
                 }
