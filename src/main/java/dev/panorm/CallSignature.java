@@ -3,42 +3,36 @@ package dev.panorm;
 import java.util.Arrays;
 
 /**
- * What makes two calls alike for a backend: the pass, the thread count, and the data type, shape and
+ * What makes two calls alike for oneDNN: the pass, the thread count, and the data type, shape and
  * strides of every tensor (the statistics' layout follows from the pass and src). A 64-bit key
  * computed without allocating finds candidates; {@link #matches} confirms exactly.
  */
 final class CallSignature {
-    // The tensors that shape a call, as indices into the arrays below.
-    static final int SRC = 0;
-    static final int DST = 1;
-    static final int SCALE = 2;
-    static final int SHIFT = 3;
-    static final int DIFF_DST = 4;
-    static final int DIFF_SRC = 5;
-    static final int DIFF_SCALE = 6;
-    static final int DIFF_SHIFT = 7;
-    private static final int ROLES = 8;
+    /** The roles whose layout a signature records, in the order messages name them. */
+    private static final Role[] SHAPING = {Role.SRC, Role.DST, Role.SCALE, Role.SHIFT, Role.DIFF_DST, Role.DIFF_SRC,
+            Role.DIFF_SCALE, Role.DIFF_SHIFT};
 
     final Pass pass;
     final int threads;
     final long key;
-    private final DataType[] types = new DataType[ROLES];
-    private final long[][] shapes = new long[ROLES][];
-    private final long[][] strides = new long[ROLES][];
+    /** Indexed by role ordinal. */
+    private final DataType[] types = new DataType[Role.CALLER];
+    private final long[][] shapes = new long[Role.CALLER][];
+    private final long[][] strides = new long[Role.CALLER][];
 
-    CallSignature(Pass pass, int threads, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor diffDst,
-                  Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-        this.pass = pass;
+    CallSignature(Call call, int threads) {
+        this.pass = call.pass();
         this.threads = threads;
-        this.key = key(pass, threads, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
-        Tensor[] tensors = {src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift};
-        for (int role = 0; role < ROLES; role++) {
-            if (tensors[role] != null) {
-                types[role] = tensors[role].dataType();
+        this.key = key(pass, threads, call.src(), call.dst(), call.scale(), call.shift(), call.diffDst(), call.diffSrc(),
+                call.diffScale(), call.diffShift());
+        for (Role role : SHAPING) {
+            Tensor tensor = call.tensor(role);
+            if (tensor != null) {
+                types[role.ordinal()] = tensor.dataType();
                 // A tensor's arrays never change, so keeping them (not copies) lets a later call with the
                 // same tensor match by identity, the first thing Arrays.equals checks.
-                shapes[role] = tensors[role].shapeArray();
-                strides[role] = tensors[role].stridesArray();
+                shapes[role.ordinal()] = tensor.shapeArray();
+                strides[role.ordinal()] = tensor.stridesArray();
             }
         }
     }
@@ -63,21 +57,30 @@ final class CallSignature {
     /** Whether a call with these arguments and {@code key} ({@link #key}) has this signature. */
     boolean matches(long key, Pass pass, int threads, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor diffDst,
                     Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-        return this.key == key && this.pass == pass && this.threads == threads && same(SRC, src) && same(DST, dst)
-                && same(SCALE, scale) && same(SHIFT, shift) && same(DIFF_DST, diffDst) && same(DIFF_SRC, diffSrc)
-                && same(DIFF_SCALE, diffScale) && same(DIFF_SHIFT, diffShift);
+        return this.key == key && this.pass == pass && this.threads == threads && same(Role.SRC, src)
+                && same(Role.DST, dst) && same(Role.SCALE, scale) && same(Role.SHIFT, shift)
+                && same(Role.DIFF_DST, diffDst) && same(Role.DIFF_SRC, diffSrc) && same(Role.DIFF_SCALE, diffScale)
+                && same(Role.DIFF_SHIFT, diffShift);
     }
 
-    private boolean same(int role, Tensor tensor) {
+    private boolean same(Role role, Tensor tensor) {
+        int at = role.ordinal();
         if (tensor == null) {
-            return types[role] == null;
+            return types[at] == null;
         }
-        return types[role] == tensor.dataType() && Arrays.equals(shapes[role], tensor.shapeArray())
-                && Arrays.equals(strides[role], tensor.stridesArray());
+        return types[at] == tensor.dataType() && Arrays.equals(shapes[at], tensor.shapeArray())
+                && Arrays.equals(strides[at], tensor.stridesArray());
     }
 
-    /** The data type and shape of one role, for messages; null if absent. */
-    String describe(int role) {
-        return types[role] == null ? null : types[role] + Arrays.toString(shapes[role]);
+    /** The tensors, for messages: {@code ", src F32[8, 768], dst F32[8, 768], ..."}. */
+    String describeTensors() {
+        StringBuilder text = new StringBuilder();
+        for (Role role : SHAPING) {
+            int at = role.ordinal();
+            if (types[at] != null) {
+                text.append(", ").append(role.argumentName()).append(' ').append(types[at]).append(Arrays.toString(shapes[at]));
+            }
+        }
+        return text.toString();
     }
 }

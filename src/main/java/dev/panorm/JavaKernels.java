@@ -21,7 +21,7 @@ final class JavaKernels {
             return null;
         }
         try {
-            return MethodHandles.lookup().findConstructor(Class.forName("dev.panorm.VectorLayerNorm"),
+            return MethodHandles.lookup().findConstructor(Class.forName("dev.panorm.VectorKernel"),
                     MethodType.methodType(void.class, LayerNormConfig.class, int.class));
         } catch (ReflectiveOperationException | LinkageError e) {
             LOG.log(System.Logger.Level.WARNING, "panorm: the Vector API kernels could not be loaded: " + e);
@@ -44,17 +44,17 @@ final class JavaKernels {
     }
 
     /** The fastest Java kernels available, for {@link Backend#JAVA}. */
-    static LayerNormKernel create(LayerNormConfig config, int threads) {
+    static Kernel create(LayerNormConfig config, int threads) {
         if (VECTOR == null) {
             if (!warned) {
                 warned = true;
                 LOG.log(System.Logger.Level.WARNING, "panorm: jdk.incubator.vector is not available, so the Java backend "
                         + "uses its scalar kernels; run the JVM with --add-modules jdk.incubator.vector for the vector ones");
             }
-            return new JavaLayerNorm(config);
+            return new ScalarKernel(config);
         }
         try {
-            return (LayerNormKernel) VECTOR.invoke(config, threads);
+            return (Kernel) VECTOR.invoke(config, threads);
         } catch (Throwable e) {
             throw new IllegalStateException("could not create the Vector API kernels", e);
         }

@@ -1,7 +1,6 @@
 package dev.panorm;
 
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.lang.ref.Cleaner;
 import java.lang.ref.Reference;
 import java.util.Objects;
@@ -51,17 +50,25 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class LayerNorm implements AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();
+    private static final Backend[] BACKENDS = Backend.values();
 
     private final LayerNormConfig config;
     private final Backend backend;
+    private final CallChecks checks;
     private final State state;
     private final Cleaner.Cleanable cleanable;
-    /** Per thread, the backend of its most recent call (a one-element array, so updating it allocates nothing). */
-    private final ThreadLocal<Backend[]> lastBackend = ThreadLocal.withInitial(() -> new Backend[1]);
 
-    private LayerNorm(LayerNormConfig config, Backend backend, LayerNormKernel kernel, CallCounter calls) {
+    /**
+     * Per thread, the backend of its most recent call, as its ordinal + 1 (0: none yet). {@link #lastBackend()}
+     * is per thread and per operation, so it takes a lookup per call; the record is an int, since a reference
+     * stored into the array once it is in the old generation costs G1 a write barrier with a fence.
+     */
+    private final ThreadLocal<int[]> lastBackend = ThreadLocal.withInitial(() -> new int[1]);
+
+    private LayerNorm(LayerNormConfig config, Backend backend, Kernel kernel, CallCounter calls) {
         this.config = config;
         this.backend = backend;
+        this.checks = new CallChecks(config, backend);
         this.state = new State(kernel, calls);
         this.cleanable = CLEANER.register(this, state);
     }
@@ -106,17 +113,17 @@ public final class LayerNorm implements AutoCloseable {
             throw new IllegalArgumentException("threads must be 0 (automatic) or positive, got " + threads);
         }
         CallCounter calls = new CallCounter();
-        LayerNormKernel kernel = switch (Objects.requireNonNull(backend, "backend")) {
-            case AUTO -> new AutoLayerNorm(config, threads, calls);
-            case ONEDNN -> new OneDnnLayerNorm(config, threads, calls, JavaKernels.create(config, threads));
+        Kernel kernel = switch (Objects.requireNonNull(backend, "backend")) {
+            case AUTO -> new AutoKernel(config, threads, calls);
+            case ONEDNN -> new OneDnnKernel(config, threads, calls, JavaKernels.create(config, threads));
             case JAVA -> JavaKernels.create(config, threads);
-            case JAVA_SCALAR -> new JavaLayerNorm(config);
+            case JAVA_SCALAR -> new ScalarKernel(config);
         };
         return new LayerNorm(config, backend, kernel, calls);
     }
 
     /** The kernel behind this operation; tests hold it to watch its native resources after the operation is gone. */
-    LayerNormKernel kernel() {
+    Kernel kernel() {
         return state.kernel;
     }
 
@@ -232,7 +239,7 @@ public final class LayerNorm implements AutoCloseable {
      *     scale, else {@code null}
      * @param diffShift dLoss/dShift: the normalized shape, contiguous, written, if the configuration has a
      *     shift, else {@code null}
-     * @throws IllegalArgumentException if an argument does not fit, a variance is negative, or outputs overlap inputs
+     * @throws IllegalArgumentException if an argument does not fit, or outputs overlap inputs
      * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
      *     confined to another thread
      * @throws OneDnnException if oneDNN fails
@@ -298,9 +305,10 @@ public final class LayerNorm implements AutoCloseable {
                             Tensor variance) {
         state.enter();
         try {
-            long rows = checkForward(pass, src, dst, scale, shift, mean, variance);
+            long rows = checks.forward(pass, src, dst, scale, shift, mean, variance);
             if (rows > 0) {
-                lastBackend.get()[0] = state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
+                Backend ran = state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
+                lastBackend.get()[0] = ran.ordinal() + 1;
             }
         } finally {
             state.exit();
@@ -318,10 +326,11 @@ public final class LayerNorm implements AutoCloseable {
                              Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
         state.enter();
         try {
-            long rows = checkBackward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
+            long rows = checks.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             if (rows > 0) {
-                lastBackend.get()[0] =
-                        state.kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+                Backend ran = state.kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift,
+                        rows);
+                lastBackend.get()[0] = ran.ordinal() + 1;
             } else {
                 zero(diffScale);
                 zero(diffShift);
@@ -356,7 +365,8 @@ public final class LayerNorm implements AutoCloseable {
      * @return the backend, or null before the thread's first call with at least one row
      */
     public Backend lastBackend() {
-        return lastBackend.get()[0];
+        int last = lastBackend.get()[0];
+        return last == 0 ? null : BACKENDS[last - 1];
     }
 
     /**
@@ -380,7 +390,7 @@ public final class LayerNorm implements AutoCloseable {
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
         state.enter();
         try {
-            long rows = checkForward(Pass.FORWARD_INFERENCE, src, dst, scale, shift, null, null);
+            long rows = checks.forward(Pass.FORWARD_INFERENCE, src, dst, scale, shift, null, null);
             return rows == 0 ? "none (no rows)" : state.kernel.implementation(src, dst, scale, shift, rows);
         } finally {
             state.exit();
@@ -401,240 +411,16 @@ public final class LayerNorm implements AutoCloseable {
         return "LayerNorm[" + config + ", " + backend + "]";
     }
 
-    /** Validates a forward call; returns the number of rows. */
-    private long checkForward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
-                              Tensor variance) {
-        long rows = checkRows("src", src);
-        checkData("dst", dst, true);
-        checkSameShape("dst", dst, "src", src);
-        checkParameter("scale", scale, config.scale(), false);
-        checkParameter("shift", shift, config.shift(), false);
-        checkNoPartialOverlap("dst", dst, "src", src);
-        checkDisjoint("dst", dst, "scale", scale);
-        checkDisjoint("dst", dst, "shift", shift);
-        if (pass.usesStatistics()) {
-            checkMean(mean, src, pass.writesStatistics);
-            checkStatistics("variance", variance, src, pass.writesStatistics);
-            if (pass.writesStatistics) {
-                checkDisjointFromForwardTensors("mean", mean, src, dst, scale, shift);
-                checkDisjointFromForwardTensors("variance", variance, src, dst, scale, shift);
-                checkDisjoint("mean", mean, "variance", variance);
-            } else {
-                checkDisjoint("dst", dst, "mean", mean);
-                checkDisjoint("dst", dst, "variance", variance);
-                checkStatisticValues(mean, variance, rows, true);
-            }
-        }
-        return rows;
-    }
-
-    /** Validates a backward call; returns the number of rows. */
-    private long checkBackward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                               Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-        long rows = checkRows("src", src);
-        checkData("diffDst", diffDst, false);
-        checkSameShape("diffDst", diffDst, "src", src);
-        checkData("diffSrc", diffSrc, true);
-        checkSameShape("diffSrc", diffSrc, "src", src);
-        checkMean(mean, src, false);
-        checkStatistics("variance", variance, src, false);
-        checkParameter("scale", scale, config.scale(), false);
-        if (pass.parameterGradients) {
-            checkParameter("diffScale", diffScale, config.scale(), true);
-            checkParameter("diffShift", diffShift, config.shift(), true);
-        }
-        checkNoPartialOverlap("diffSrc", diffSrc, "diffDst", diffDst);
-        checkDisjointFromBackwardInputs("diffSrc", diffSrc, src, mean, variance, scale);
-        checkDisjointFromBackwardInputs("diffScale", diffScale, src, mean, variance, scale);
-        checkDisjointFromBackwardInputs("diffShift", diffShift, src, mean, variance, scale);
-        checkDisjoint("diffScale", diffScale, "diffDst", diffDst);
-        checkDisjoint("diffShift", diffShift, "diffDst", diffDst);
-        checkDisjoint("diffScale", diffScale, "diffSrc", diffSrc);
-        checkDisjoint("diffShift", diffShift, "diffSrc", diffSrc);
-        checkDisjoint("diffScale", diffScale, "diffShift", diffShift);
-        checkStatisticValues(mean, variance, rows, pass.globalStatistics);
-        return rows;
-    }
-
-    private static void checkDisjointFromForwardTensors(String name, Tensor output, Tensor src, Tensor dst, Tensor scale,
-                                                        Tensor shift) {
-        checkDisjoint(name, output, "src", src);
-        checkDisjoint(name, output, "dst", dst);
-        checkDisjoint(name, output, "scale", scale);
-        checkDisjoint(name, output, "shift", shift);
-    }
-
-    private static void checkDisjointFromBackwardInputs(String name, Tensor output, Tensor src, Tensor mean,
-                                                        Tensor variance, Tensor scale) {
-        checkDisjoint(name, output, "src", src);
-        checkDisjoint(name, output, "mean", mean);
-        checkDisjoint(name, output, "variance", variance);
-        checkDisjoint(name, output, "scale", scale);
-    }
-
-    /** Checks the data tensor that defines the shape; returns its number of rows. */
-    private long checkRows(String name, Tensor tensor) {
-        checkData(name, tensor, false);
-        if (!config.endsWithNormalizedShape(tensor)) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must end with the normalized shape "
-                    + java.util.Arrays.toString(config.normalizedShape())
-                    + (tensor.rank() < config.normalizedAxes() ? " (it has fewer axes than the " + config.normalizedAxes()
-                    + " normalized ones)" : ""));
-        }
-        return tensor.elementCount() / config.normalizedSize();
-    }
-
-    private static void checkSameShape(String name, Tensor tensor, String otherName, Tensor other) {
-        if (!tensor.hasSameShape(other)) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have the shape of " + otherName
-                    + " " + other.describe());
-        }
-    }
-
-    private void checkMean(Tensor mean, Tensor src, boolean written) {
-        if (config.rms()) {
-            if (mean != null) {
-                throw new IllegalArgumentException("RMS normalization has no mean; pass null for mean (variance holds "
-                        + "the mean square)");
-            }
-            return;
-        }
-        checkStatistics("mean", mean, src, written);
-    }
-
-    /** Per-row statistics: float32, contiguous, the shape of src without its normalized axes. */
-    private void checkStatistics(String name, Tensor tensor, Tensor src, boolean written) {
-        if (tensor == null) {
-            throw new IllegalArgumentException(name + " is null; this pass needs one value per row");
-        }
-        checkMemory(name, tensor, written);
-        if (tensor.dataType() != DataType.F32 || !tensor.isContiguous()) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must be F32 and contiguous");
-        }
-        if (!tensor.isRowShapeOf(src, config.normalizedAxes())) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have one value per row of src "
-                    + src.describe() + ", that is the shape of src without its last " + config.normalizedAxes()
-                    + (config.normalizedAxes() == 1 ? " axis" : " axes"));
-        }
-    }
-
-    /**
-     * Given statistics must describe real rows. Global statistics (a caller's running estimates) must be
-     * finite, variances non-negative. Batch statistics handed back to a backward pass may be NaN or infinite,
-     * as forwardTraining writes them for a row holding NaN or Inf: like PyTorch, the backward pass then
-     * propagates NaN (so a loss scaler can see the overflow) instead of throwing; a negative variance is
-     * still refused, since no forward pass writes one.
-     */
-    private static void checkStatisticValues(Tensor mean, Tensor variance, long rows, boolean requireFinite) {
-        MemorySegment variances = variance.segment();
-        for (long row = 0; row < rows; row++) {
-            if (mean != null && requireFinite) {
-                float m = mean.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
-                if (!Float.isFinite(m)) {
-                    throw new IllegalArgumentException("mean[" + row + "] is " + m + "; statistics must be finite");
-                }
-            }
-            float v = variances.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
-            if (v < 0 || requireFinite && !Float.isFinite(v)) {
-                throw new IllegalArgumentException("variance[" + row + "] is " + v
-                        + (requireFinite ? "; a variance must be finite and non-negative" : "; a variance cannot be negative"));
-            }
-        }
-    }
-
-    /** Data tensors may have any data type and any strides; outputs must not overlap themselves. */
-    private void checkData(String name, Tensor tensor, boolean written) {
-        Objects.requireNonNull(tensor, name);
-        checkMemory(name, tensor, written);
-        if (written && !tensor.isNonOverlapping()) {
-            throw new IllegalArgumentException(name + " " + tensor.describe()
-                    + " has strides under which several indices address one element; an output needs one element per index");
-        }
-    }
-
-    /** A per-channel tensor (the normalized shape) that must be present exactly when the configuration has it. */
-    private void checkParameter(String name, Tensor tensor, boolean configured, boolean written) {
-        if (!configured) {
-            if (tensor != null) {
-                String flag = flag(name);
-                throw new IllegalArgumentException("this LayerNorm has no " + flag + " (config " + flag + "=false) but "
-                        + name + " was passed");
-            }
-            return;
-        }
-        if (tensor == null) {
-            String flag = flag(name);
-            throw new IllegalArgumentException("this LayerNorm applies a " + flag + " (config " + flag + "=true) but "
-                    + name + " is null");
-        }
-        checkData(name, tensor, written);
-        if (!config.isNormalizedShape(tensor) || !tensor.isContiguous()) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have shape "
-                    + java.util.Arrays.toString(config.normalizedShape()) + " (the normalized shape), contiguous");
-        }
-    }
-
-    /** The configuration flag behind a parameter or its gradient. */
-    private static String flag(String name) {
-        return name.equals("diffScale") ? "scale" : name.equals("diffShift") ? "shift" : name;
-    }
-
-    private void checkMemory(String name, Tensor tensor, boolean written) {
-        MemorySegment segment = tensor.segment();
-        if (!segment.scope().isAlive()) {
-            throw new IllegalStateException(name + "'s memory has been freed: its arena is closed");
-        }
-        if (!segment.isAccessibleBy(Thread.currentThread())) {
-            throw new IllegalStateException(name + "'s memory belongs to a confined arena of another thread");
-        }
-        if (written && segment.isReadOnly()) {
-            throw new IllegalArgumentException(name + " is read-only");
-        }
-        if ((backend == Backend.ONEDNN || backend == Backend.AUTO) && !segment.isNative()) {
-            throw new IllegalArgumentException(name + " is a heap segment; oneDNN needs native (off-heap) memory. "
-                    + "Allocate it from an Arena, or use Backend.JAVA");
-        }
-    }
-
-    /** dst may be exactly src (in place) or disjoint from it, nothing in between. */
-    private static void checkNoPartialOverlap(String outName, Tensor out, String inName, Tensor in) {
-        // Overlapping segments share their backing memory, so their addresses are comparable.
-        if (overlaps(out, in) && !(out.segment().address() == in.segment().address() && out.hasSameLayout(in))) {
-            throw new IllegalArgumentException(outName + " partially overlaps " + inName
-                    + "; pass the same tensor for in-place operation, or disjoint memory");
-        }
-    }
-
-    private static void checkDisjoint(String outName, Tensor out, String inName, Tensor in) {
-        if (out != null && in != null && overlaps(out, in)) {
-            throw new IllegalArgumentException(outName + " overlaps " + inName + "; they must be disjoint");
-        }
-    }
-
-    private static boolean overlaps(Tensor a, Tensor b) {
-        if (a.byteExtent() == 0 || b.byteExtent() == 0) {
-            return false;
-        }
-        MemorySegment x = a.segment();
-        MemorySegment y = b.segment();
-        if (x.isNative() && y.isNative()) {
-            long xStart = x.address();
-            long yStart = y.address();
-            return xStart < yStart + b.byteExtent() && yStart < xStart + a.byteExtent();
-        }
-        return x.asSlice(0, a.byteExtent()).asOverlappingSlice(y.asSlice(0, b.byteExtent())).isPresent();
-    }
-
     /**
      * Counts calls in flight so that closing never frees native memory under a running call. Also the
      * cleaning action, so it must not refer to the {@code LayerNorm}.
      */
     private static final class State implements Runnable {
-        final LayerNormKernel kernel;
+        final Kernel kernel;
         private final CallCounter calls;
         private volatile boolean closed;
 
-        State(LayerNormKernel kernel, CallCounter calls) {
+        State(Kernel kernel, CallCounter calls) {
             this.kernel = kernel;
             this.calls = calls;
         }

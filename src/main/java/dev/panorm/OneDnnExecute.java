@@ -24,7 +24,7 @@ import java.util.Arrays;
  * declares is harmless on the platforms panorm supports (x86-64 System V, Windows x64, AArch64
  * AAPCS64): the extra ones go in argument registers the callee does not read or on the stack, which
  * the caller owns and cleans up. The linker acquires each distinct arena once per call: for a shared
- * arena an atomic increment and decrement, about 40 ns (4% of a 1 x 768 forward call).
+ * arena an atomic increment and decrement, a small part of the shortest call (docs/benchmarks.md).
  *
  * <p>Holding the memory for {@code dnnl_primitive_execute} alone covers oneDNN's whole use of it: with
  * the CPU engine and the OpenMP (bundled), TBB or sequential runtime the work is done when it returns,
@@ -45,8 +45,8 @@ final class OneDnnExecute {
      * garbage-collection pause.
      */
     static final long SHORT_BELOW = 1 << 16;
-    /** The extra pointer parameters: every tensor a call can take ({@link OneDnnPlan#CALLER_ROLES}). */
-    static final int TENSORS = OneDnnPlan.CALLER_ROLES;
+    /** The extra pointer parameters: every tensor a call can take, one per caller's {@link Role}. */
+    static final int TENSORS = Role.CALLER;
 
     private static final MethodHandle EXECUTE = bind(Dnnl.dnnl_primitive_execute$address(),
             Dnnl.dnnl_primitive_execute$descriptor());

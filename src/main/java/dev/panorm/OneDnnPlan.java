@@ -26,38 +26,20 @@ import java.util.function.Consumer;
  *       and shift as its post-ops.</li>
  *   <li>RMS forward: panorm computes each row's mean square (one pass, in double), then oneDNN
  *       normalizes with zero mean and the mean square as global statistics. (oneDNN's own route to the
- *       mean square, a p-norm reduction, has only a reference implementation in 3.8.1, more than ten
- *       times slower than this whole pass.)</li>
+ *       mean square, a p-norm reduction, has only a reference implementation in 3.8.1, far slower than
+ *       this whole pass.)</li>
  *   <li>RMS backward: layer-normalization backward with zero mean gives the RMS gradient minus
  *       {@code rstd * mean(dy * gamma)}; a matmul (or reduction) computes {@code sum(dy * gamma)} per
  *       row and a binary primitive adds the missing term.</li>
  * </ul>
  *
+ * <p>Each of these builds its own steps; Java work a step needs first (the statistics, the RMS row
+ * term) belongs to that step and runs just before it.
+ *
  * <p>A signature oneDNN cannot take (a layout it cannot describe, or {@code dnnl_unimplemented})
  * throws {@link Unsupported} from the constructor; the caller then falls back to the Java backend.
  */
 final class OneDnnPlan {
-    // Roles: the tensors a call binds. The first ten come from the caller, the rest are the plan's own.
-    static final int SRC = 0;
-    static final int DST = 1;
-    static final int SCALE = 2;
-    static final int SHIFT = 3;
-    static final int MEAN = 4;
-    static final int VARIANCE = 5;
-    static final int DIFF_DST = 6;
-    static final int DIFF_SRC = 7;
-    static final int DIFF_SCALE = 8;
-    static final int DIFF_SHIFT = 9;
-    static final int CALLER_ROLES = 10;
-    /** Per-row float buffers owned by each context. */
-    private static final int ZERO_MEAN = 10;      // all zeros: RMS has no mean
-    private static final int OWN_MEAN = 11;       // statistics of an inference call
-    private static final int OWN_VARIANCE = 12;
-    private static final int ROW_TERM = 13;       // precise correction, RMS sum of squares or backward term
-    private static final int DISCARDED = 14;      // a gradient the caller did not ask for (library-allocated)
-    private static final int NORMALIZED = 15;     // float32 output of a composed pass, before its last step rounds it
-    private static final int ROLES = 16;
-
     /** The call signature or configuration cannot run on oneDNN; the message says why. */
     static final class Unsupported extends Exception {
         private static final long serialVersionUID = 1L;
@@ -67,55 +49,66 @@ final class OneDnnPlan {
         }
     }
 
-    private enum Strategy { LAYER, PRECISE, RMS_FORWARD, RMS_BACKWARD }
+    /**
+     * Java work a step needs done just before it runs, given the call's src and statistics (null where
+     * absent) and the context's own buffers.
+     */
+    @FunctionalInterface
+    private interface Glue {
+        void run(Context context, Tensor src, Tensor mean, Tensor variance);
+    }
+
+    /**
+     * One primitive, with per argument the role bound to it, and the Java work it needs first (or null).
+     */
+    private record Step(MemorySegment primitive, Role[] roles, int[] arguments, MemorySegment[] descriptors,
+                        MemorySegment scratchpadDesc, long scratchpadBytes, Glue before) {}
 
     final Pass pass;
     final long rows;
+    final CallSignature signature;
+    final String implementation;
     /** Whether a call is short enough for critical downcalls ({@link OneDnnExecute}): decided once, not per call and step. */
     private final boolean shortCalls;
-    final String implementation;
     private final LayerNormConfig config;
     private final MemorySegment engine;
-    private final JavaLayerNorm statistics;
-    private final Strategy strategy;
-    final CallSignature signature;
+    /** Computes the statistics that precise and RMS forward plans take from Java. */
+    private final ScalarKernel scalar;
     private final Arena arena = Arena.ofShared();
     private final List<Step> steps = new ArrayList<>();
     private final ArrayDeque<Context> idle = new ArrayDeque<>(); // guarded by the owner's lock
     private final List<Context> contexts = new ArrayList<>();    // every one made; guarded by the owner's lock
     /** Set when the owner drops the plan from its cache; its memory is freed once no call is in flight. */
     volatile boolean retired;
-    /** For least-recently-used eviction; written without synchronization, so approximate. */
-    long lastUsed;
-
-    /** One primitive and, per argument, the role bound to it. */
-    private record Step(MemorySegment primitive, int[] roles, int[] arguments, MemorySegment[] descriptors,
-                        MemorySegment scratchpadDesc, long scratchpadBytes) {}
+    /**
+     * Whether a call used the plan since {@link PlanCache}'s eviction sweep last passed it (a plan's first
+     * call does not count, so plans used once go first): set by calls, only when clear, and cleared by the
+     * sweep. Plain, so approximate, which a second chance can afford.
+     */
+    boolean referenced;
 
     /**
-     * Builds the primitives for {@code tensors} (indexed by role; null where absent).
+     * Builds the primitives for {@code call}'s signature.
      *
      * @throws Unsupported if oneDNN cannot run this signature
      */
-    OneDnnPlan(LayerNormConfig config, MemorySegment engine, JavaLayerNorm statistics, CallSignature signature, long rows,
-               Tensor[] tensors) throws Unsupported {
+    OneDnnPlan(LayerNormConfig config, MemorySegment engine, ScalarKernel scalar, CallSignature signature, Call call)
+            throws Unsupported {
         this.config = config;
         this.engine = engine;
-        this.statistics = statistics;
+        this.scalar = scalar;
         this.pass = signature.pass;
-        this.rows = rows;
+        this.rows = call.rows();
         this.shortCalls = rows * config.normalizedSize() < OneDnnExecute.SHORT_BELOW;
         this.signature = signature;
-        if (config.rms()) {
-            strategy = pass.forward ? Strategy.RMS_FORWARD : Strategy.RMS_BACKWARD;
-        } else {
-            strategy = config.preciseStatistics() && pass.forward && !pass.globalStatistics ? Strategy.PRECISE
-                    : Strategy.LAYER;
-        }
         try (Arena scratch = Arena.ofConfined()) {
-            Geometry geometry = Geometry.of(config, tensors, rows);
-            Builder builder = new Builder(scratch, geometry, tensors);
-            implementation = builder.build();
+            Builder builder = new Builder(scratch, Geometry.of(config, call), call);
+            if (config.rms()) {
+                implementation = pass.forward ? builder.rmsForward() : builder.rmsBackward();
+            } else {
+                implementation = config.preciseStatistics() && pass.forward && !pass.globalStatistics
+                        ? builder.precise() : builder.layer();
+            }
         } catch (Unsupported | RuntimeException e) {
             arena.close();
             throw e;
@@ -145,6 +138,7 @@ final class OneDnnPlan {
             contexts.add(context);
         }
         context.holder = new WeakReference<>(Thread.currentThread());
+        context.openMpThreads = OpenMp.threadsSetOnCallingThread();
         return context;
     }
 
@@ -173,17 +167,9 @@ final class OneDnnPlan {
     }
 
     String describe() {
-        StringBuilder text = new StringBuilder((config.rms() ? "RMS normalization " : "layer normalization ")
-                + pass.name().toLowerCase(Locale.ROOT).replace('_', ' '));
-        String[] names = {"src", "dst", "scale", "shift", "diff_dst", "diff_src", "diff_scale", "diff_shift"};
-        for (int role = 0; role < names.length; role++) {
-            String tensor = signature.describe(role);
-            if (tensor != null) {
-                text.append(", ").append(names[role]).append(' ').append(tensor);
-            }
-        }
-        return text.append(", eps ").append((float) config.eps()).append(", ").append(signature.threads)
-                .append(signature.threads == 1 ? " thread" : " threads").toString();
+        return (config.rms() ? "RMS normalization " : "layer normalization ")
+                + pass.name().toLowerCase(Locale.ROOT).replace('_', ' ') + signature.describeTensors() + ", eps "
+                + (float) config.eps() + ", " + signature.threads + (signature.threads == 1 ? " thread" : " threads");
     }
 
     /** Reads the handle a {@code dnnl_*_create} call wrote and ties its destruction to {@code owner}. */
@@ -203,6 +189,17 @@ final class OneDnnPlan {
         };
     }
 
+    /** RMS backward's row term: {@code term[row] = rstd * sum(dy * gamma) / C}, in place over the row sums. */
+    private void rmsRowTerm(MemorySegment sums, Tensor variance) {
+        double c = config.normalizedSize();
+        float eps = (float) config.eps();
+        for (long row = 0; row < rows; row++) {
+            float var = variance.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
+            double rstd = 1 / Math.sqrt(var + eps);
+            sums.setAtIndex(ValueLayout.JAVA_FLOAT, row, (float) (rstd * sums.getAtIndex(ValueLayout.JAVA_FLOAT, row) / c));
+        }
+    }
+
     /**
      * How the call's tensors map to oneDNN dimensions: {@code [rows, C]}. Only C-contiguous data goes
      * to oneDNN: its JIT layer normalization (3.8.1) checks just that the last stride is 1 and then
@@ -210,15 +207,15 @@ final class OneDnnPlan {
      * so padded rows or column windows would silently give wrong results. Those run in Java.
      */
     private record Geometry(long rows, long c) {
-        static Geometry of(LayerNormConfig config, Tensor[] tensors, long rows) throws Unsupported {
-            for (int role : new int[] {SRC, DST, DIFF_DST, DIFF_SRC}) {
-                Tensor tensor = tensors[role];
+        static Geometry of(LayerNormConfig config, Call call) throws Unsupported {
+            for (Role role : new Role[] {Role.SRC, Role.DST, Role.DIFF_DST, Role.DIFF_SRC}) {
+                Tensor tensor = call.tensor(role);
                 if (tensor != null && !tensor.isContiguous()) {
                     throw new Unsupported("oneDNN's layer normalization takes only C-contiguous data, and "
                             + tensor + " is strided");
                 }
             }
-            return new Geometry(rows, config.normalizedSize());
+            return new Geometry(call.rows(), config.normalizedSize());
         }
 
         long[] dataDims() {
@@ -240,44 +237,80 @@ final class OneDnnPlan {
         }
     }
 
-    /** Creates the descriptors and primitives; returns the implementation name. */
+    /** A step's arguments as they are gathered: per argument, its role, oneDNN's argument kind and descriptor. */
+    private static final class Arguments {
+        final List<Role> roles = new ArrayList<>();
+        final List<Integer> kinds = new ArrayList<>();
+        final List<MemorySegment> descriptors = new ArrayList<>();
+
+        Arguments add(Role role, int kind, MemorySegment descriptor) {
+            roles.add(role);
+            kinds.add(kind);
+            descriptors.add(descriptor);
+            return this;
+        }
+    }
+
+    /** Creates the descriptors and primitives; each strategy's method returns the implementation's name. */
     private final class Builder {
         private final Arena scratch;
         private final Geometry geometry;
-        private final Tensor[] tensors;
+        private final Call call;
         private final MemorySegment out;
 
-        Builder(Arena scratch, Geometry geometry, Tensor[] tensors) {
+        Builder(Arena scratch, Geometry geometry, Call call) {
             this.scratch = scratch;
             this.geometry = geometry;
-            this.tensors = tensors;
+            this.call = call;
             this.out = scratch.allocate(ValueLayout.ADDRESS);
         }
 
-        String build() throws Unsupported {
-            int mean = tensors[MEAN] == null ? OWN_MEAN : MEAN;
-            int variance = tensors[VARIANCE] == null ? OWN_VARIANCE : VARIANCE;
-            boolean affine = config.scale() || config.shift();
-            return switch (strategy) {
-                case LAYER -> layerNormalization(pass, true, mean, variance, pass.forward ? DST : DIFF_SRC);
-                case PRECISE -> {
-                    int normalized = intermediate(DST);
-                    yield "java:statistics + " + layerNormalization(Pass.FORWARD_GLOBAL, false, mean, variance, normalized)
-                            + " + " + addRowTerm(normalized, DST, affine);
-                }
-                case RMS_FORWARD -> (pass.globalStatistics ? "" : "java:mean-square + ")
-                        + layerNormalization(Pass.FORWARD_GLOBAL, true, ZERO_MEAN, variance, DST);
-                case RMS_BACKWARD -> {
-                    if (pass.globalStatistics) {
-                        yield layerNormalization(pass, true, ZERO_MEAN, VARIANCE, DIFF_SRC);
-                    }
-                    // The row sum reads diffDst first: in place, the layer normalization step overwrites it.
-                    String dot = rowDot();
-                    int normalized = intermediate(DIFF_SRC);
-                    yield dot + " + " + layerNormalization(pass, true, ZERO_MEAN, VARIANCE, normalized) + " + "
-                            + addRowTerm(normalized, DIFF_SRC, false);
-                }
-            };
+        /** Plain layer normalization: one primitive. */
+        String layer() throws Unsupported {
+            return layerNormalization(pass, true, given(Role.MEAN, Role.OWN_MEAN), given(Role.VARIANCE, Role.OWN_VARIANCE),
+                    pass.forward ? Role.DST : Role.DIFF_SRC, null);
+        }
+
+        /** Statistics in Java, normalization with them, then the row correction with scale and shift. */
+        String precise() throws Unsupported {
+            Role mean = given(Role.MEAN, Role.OWN_MEAN);
+            Role variance = given(Role.VARIANCE, Role.OWN_VARIANCE);
+            Role normalized = intermediate(Role.DST);
+            Glue statistics = (context, src, givenMean, givenVariance) -> scalar.preciseStatistics(src, rows,
+                    context.segment(givenMean, Role.OWN_MEAN), context.segment(givenVariance, Role.OWN_VARIANCE),
+                    context.buffer(Role.ROW_TERM));
+            return "java:statistics + " + layerNormalization(Pass.FORWARD_GLOBAL, false, mean, variance, normalized, statistics)
+                    + " + " + addRowTerm(normalized, Role.DST, config.scale() || config.shift(), null);
+        }
+
+        /** The mean square in Java (unless given), then normalization with zero mean. */
+        String rmsForward() throws Unsupported {
+            Role variance = given(Role.VARIANCE, Role.OWN_VARIANCE);
+            if (pass.globalStatistics) {
+                return layerNormalization(Pass.FORWARD_GLOBAL, true, Role.ZERO_MEAN, variance, Role.DST, null);
+            }
+            Glue meanSquare = (context, src, mean, givenVariance) ->
+                    scalar.statistics(src, rows, null, context.segment(givenVariance, Role.OWN_VARIANCE));
+            return "java:mean-square + "
+                    + layerNormalization(Pass.FORWARD_GLOBAL, true, Role.ZERO_MEAN, variance, Role.DST, meanSquare);
+        }
+
+        /** The row sums, layer-normalization backward with zero mean, then the row term it left out. */
+        String rmsBackward() throws Unsupported {
+            if (pass.globalStatistics) {
+                return layerNormalization(pass, true, Role.ZERO_MEAN, Role.VARIANCE, Role.DIFF_SRC, null);
+            }
+            // The row sums read diffDst first: in place, the layer-normalization step overwrites it.
+            String dot = rowDot();
+            Role normalized = intermediate(Role.DIFF_SRC);
+            String layer = layerNormalization(pass, true, Role.ZERO_MEAN, Role.VARIANCE, normalized, null);
+            Glue rowTerm = (context, src, mean, variance) -> rmsRowTerm(context.buffer(Role.ROW_TERM), variance);
+            return dot + " + " + layer + " + " + addRowTerm(normalized, Role.DIFF_SRC, false, rowTerm);
+        }
+
+        /** {@code role} if the caller passes that tensor, else the plan's own buffer {@code own}. */
+        private Role given(Role role, Role own) {
+            return call.tensor(role) != null ? role : own;
         }
 
         private MemorySegment descriptor(DataType type, long[] dims, long[] strides) {
@@ -296,16 +329,16 @@ final class OneDnnPlan {
             return descriptor(type, dims, strides);
         }
 
-        private MemorySegment data(int role) {
-            return dense(role == NORMALIZED ? DataType.F32 : tensors[role].dataType(), geometry.dataDims());
+        private MemorySegment data(Role role) {
+            return dense(role == Role.NORMALIZED ? DataType.F32 : call.tensor(role).dataType(), geometry.dataDims());
         }
 
         /**
          * Where a composed pass's first step writes its result: the output itself when it is float32, else a
          * float32 buffer, so that the output is rounded to its type once, by the last step, and not twice.
          */
-        private int intermediate(int output) {
-            return tensors[output].dataType() == DataType.F32 ? output : NORMALIZED;
+        private Role intermediate(Role output) {
+            return call.tensor(output).dataType() == DataType.F32 ? output : Role.NORMALIZED;
         }
 
         private MemorySegment userScratchpadAttr() {
@@ -322,21 +355,19 @@ final class OneDnnPlan {
          * {@code dnnl_unimplemented}; {@code dnnl_invalid_arguments} for shapes it refuses, such as a
          * reduction over a single element): {@link Unsupported}, so Java runs it instead.
          */
-        private MemorySegment primitiveDesc(int status, String call) throws Unsupported {
+        private MemorySegment primitiveDesc(int status, String function) throws Unsupported {
             if (status != Dnnl.dnnl_success()) {
-                throw new Unsupported(call + " returned " + OneDnnStatus.of(status).nativeName() + " for " + describe());
+                throw new Unsupported(function + " returned " + OneDnnStatus.of(status).nativeName() + " for " + describe());
             }
             return own(out, arena, Dnnl::dnnl_primitive_desc_destroy);
         }
 
         /**
-         * Records a primitive with its arguments ({@code roles[i]} bound as {@code arguments[i]}). oneDNN's
-         * reference implementations ({@code ref:*}) are refused: for layer normalization with bf16 or f16
-         * scale and shift, ref:any measured 4 to 40 times slower than panorm's scalar Java kernel, and its
-         * sequential sums lost up to 19 u*kappa where the JIT kernel stays within 8 (ApiFuzzTest found it).
+         * Records a primitive with its arguments and the Java work it needs first (or null). oneDNN's
+         * reference implementations ({@code ref:*}) are refused: slower than panorm's scalar Java kernel, and
+         * less accurate (sequential float sums) than the bound the tests hold oneDNN to (README, Data types).
          */
-        private String add(MemorySegment primitiveDesc, int[] roles, int[] arguments, MemorySegment[] descriptors)
-                throws Unsupported {
+        private String add(MemorySegment primitiveDesc, Arguments arguments, Glue before) throws Unsupported {
             check(Dnnl.dnnl_primitive_desc_query(primitiveDesc, Dnnl.dnnl_query_impl_info_str(), 0, out),
                     "dnnl_primitive_desc_query");
             String name = out.get(ValueLayout.ADDRESS, 0).reinterpret(256).getString(0);
@@ -346,8 +377,9 @@ final class OneDnnPlan {
             MemorySegment scratchpad = Dnnl.dnnl_primitive_desc_query_md(primitiveDesc, Dnnl.dnnl_query_scratchpad_md(), 0);
             long scratchpadBytes = scratchpad.equals(MemorySegment.NULL) ? 0 : Dnnl.dnnl_memory_desc_get_size(scratchpad);
             check(Dnnl.dnnl_primitive_create(out, primitiveDesc), "dnnl_primitive_create");
-            steps.add(new Step(own(out, arena, Dnnl::dnnl_primitive_destroy), roles, arguments, descriptors, scratchpad,
-                    scratchpadBytes));
+            steps.add(new Step(own(out, arena, Dnnl::dnnl_primitive_destroy), arguments.roles.toArray(Role[]::new),
+                    arguments.kinds.stream().mapToInt(Integer::intValue).toArray(),
+                    arguments.descriptors.toArray(MemorySegment[]::new), scratchpad, scratchpadBytes, before));
             return name;
         }
 
@@ -355,8 +387,8 @@ final class OneDnnPlan {
          * A layer-normalization primitive for {@code layerPass}, applying the configured scale and shift
          * if {@code affine}, with its mean, variance and output (dst or diff_src) bound to the given roles.
          */
-        private String layerNormalization(Pass layerPass, boolean affine, int meanRole, int varianceRole, int outputRole)
-                throws Unsupported {
+        private String layerNormalization(Pass layerPass, boolean affine, Role meanRole, Role varianceRole,
+                                          Role outputRole, Glue before) throws Unsupported {
             boolean scale = config.scale() && affine;
             boolean shift = config.shift() && affine && (layerPass.forward || layerPass.parameterGradients);
             // oneDNN 3.8 has no backward_data with a scale (dnnl_unimplemented), although dx depends on it:
@@ -364,124 +396,114 @@ final class OneDnnPlan {
             boolean discardScaleGradient = !layerPass.forward && !layerPass.parameterGradients && scale;
             int flags = (scale ? Dnnl.dnnl_use_scale() : 0) | (shift ? Dnnl.dnnl_use_shift() : 0)
                     | (layerPass.globalStatistics ? Dnnl.dnnl_use_global_stats() : 0);
-            DataType parameterType = parameterType(SCALE, SHIFT);
-            DataType diffParameterType = parameterType(DIFF_SCALE, DIFF_SHIFT);
+            DataType parameterType = parameterType(Role.SCALE, Role.SHIFT);
+            DataType diffParameterType = parameterType(Role.DIFF_SCALE, Role.DIFF_SHIFT);
             MemorySegment statisticsDesc = dense(DataType.F32, geometry.rowDims());
             MemorySegment channels = dense(parameterType, new long[] {geometry.c()});
             float eps = (float) config.eps();
             MemorySegment attr = userScratchpadAttr();
-            List<Integer> roles = new ArrayList<>();
-            List<Integer> arguments = new ArrayList<>();
-            List<MemorySegment> descriptors = new ArrayList<>();
+            Arguments arguments = new Arguments();
+            MemorySegment src = data(Role.SRC);
+            MemorySegment output = data(outputRole);
             if (layerPass.forward) {
-                MemorySegment src = data(SRC);
-                MemorySegment dst = data(outputRole);
                 MemorySegment desc = primitiveDesc(Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(out,
                         engine, layerPass == Pass.FORWARD_TRAINING ? Dnnl.dnnl_forward_training() : Dnnl.dnnl_forward_inference(),
-                        src, dst, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
+                        src, output, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
                         "dnnl_layer_normalization_forward_primitive_desc_create_v2");
-                addArgument(roles, arguments, descriptors, SRC, Dnnl.DNNL_ARG_SRC(), src);
-                addArgument(roles, arguments, descriptors, outputRole, Dnnl.DNNL_ARG_DST(), dst);
+                arguments.add(Role.SRC, Dnnl.DNNL_ARG_SRC(), src).add(outputRole, Dnnl.DNNL_ARG_DST(), output);
                 if (layerPass.usesStatistics()) {
-                    addArgument(roles, arguments, descriptors, meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc);
-                    addArgument(roles, arguments, descriptors, varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
+                    arguments.add(meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc)
+                            .add(varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
                 }
                 if (scale) {
-                    addArgument(roles, arguments, descriptors, SCALE, Dnnl.DNNL_ARG_SCALE(), channels);
+                    arguments.add(Role.SCALE, Dnnl.DNNL_ARG_SCALE(), channels);
                 }
                 if (shift) {
-                    addArgument(roles, arguments, descriptors, SHIFT, Dnnl.DNNL_ARG_SHIFT(), channels);
+                    arguments.add(Role.SHIFT, Dnnl.DNNL_ARG_SHIFT(), channels);
                 }
-                return add(desc, toInts(roles), toInts(arguments), descriptors.toArray(MemorySegment[]::new));
+                return add(desc, arguments, before);
             }
-            MemorySegment src = data(SRC);
-            MemorySegment diffDst = data(DIFF_DST);
-            MemorySegment diffSrc = data(outputRole);
+            MemorySegment diffDst = data(Role.DIFF_DST);
             check(Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(out, engine, Dnnl.dnnl_forward_training(),
                     src, src, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
                     "dnnl_layer_normalization_forward_primitive_desc_create_v2 (backward hint)");
             MemorySegment hint = own(out, scratch, Dnnl::dnnl_primitive_desc_destroy);
             int propagation = layerPass.parameterGradients || discardScaleGradient ? Dnnl.dnnl_backward() : Dnnl.dnnl_backward_data();
             MemorySegment desc = primitiveDesc(Dnnl.dnnl_layer_normalization_backward_primitive_desc_create_v2(out, engine,
-                    propagation, diffSrc, diffDst, src, statisticsDesc, dnnlType(diffParameterType), dnnlType(parameterType),
+                    propagation, output, diffDst, src, statisticsDesc, dnnlType(diffParameterType), dnnlType(parameterType),
                     eps, flags, hint, attr), "dnnl_layer_normalization_backward_primitive_desc_create_v2");
-            addArgument(roles, arguments, descriptors, SRC, Dnnl.DNNL_ARG_SRC(), src);
-            addArgument(roles, arguments, descriptors, DIFF_DST, Dnnl.DNNL_ARG_DIFF_DST(), diffDst);
-            addArgument(roles, arguments, descriptors, outputRole, Dnnl.DNNL_ARG_DIFF_SRC(), diffSrc);
-            addArgument(roles, arguments, descriptors, meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc);
-            addArgument(roles, arguments, descriptors, varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
+            arguments.add(Role.SRC, Dnnl.DNNL_ARG_SRC(), src).add(Role.DIFF_DST, Dnnl.DNNL_ARG_DIFF_DST(), diffDst)
+                    .add(outputRole, Dnnl.DNNL_ARG_DIFF_SRC(), output)
+                    .add(meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc)
+                    .add(varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
             MemorySegment diffChannels = dense(diffParameterType, new long[] {geometry.c()});
             if (scale) {
-                addArgument(roles, arguments, descriptors, SCALE, Dnnl.DNNL_ARG_SCALE(), channels);
-                addArgument(roles, arguments, descriptors, discardScaleGradient ? DISCARDED : DIFF_SCALE,
-                        Dnnl.DNNL_ARG_DIFF_SCALE(), diffChannels);
+                arguments.add(Role.SCALE, Dnnl.DNNL_ARG_SCALE(), channels)
+                        .add(discardScaleGradient ? Role.DISCARDED : Role.DIFF_SCALE, Dnnl.DNNL_ARG_DIFF_SCALE(), diffChannels);
             }
             if (shift) {
-                addArgument(roles, arguments, descriptors, DIFF_SHIFT, Dnnl.DNNL_ARG_DIFF_SHIFT(), diffChannels);
+                arguments.add(Role.DIFF_SHIFT, Dnnl.DNNL_ARG_DIFF_SHIFT(), diffChannels);
             }
-            return add(desc, toInts(roles), toInts(arguments), descriptors.toArray(MemorySegment[]::new));
+            return add(desc, arguments, before);
         }
 
         /** RMS backward: sum(dy * gamma) per row (or sum(dy) without a scale) into the row term. */
         private String rowDot() throws Unsupported {
-            MemorySegment diffDst = data(DIFF_DST);
+            MemorySegment diffDst = data(Role.DIFF_DST);
             MemorySegment sums = dense(DataType.F32, geometry.rowColumnDims());
+            Arguments arguments = new Arguments().add(Role.DIFF_DST, Dnnl.DNNL_ARG_SRC(), diffDst);
             if (!config.scale()) {
                 MemorySegment desc = primitiveDesc(Dnnl.dnnl_reduction_primitive_desc_create(out, engine,
                         Dnnl.dnnl_reduction_sum(), diffDst, sums, 0f, 0f, userScratchpadAttr()),
                         "dnnl_reduction_primitive_desc_create");
-                return add(desc, new int[] {DIFF_DST, ROW_TERM}, new int[] {Dnnl.DNNL_ARG_SRC(), Dnnl.DNNL_ARG_DST()},
-                        new MemorySegment[] {diffDst, sums});
+                return add(desc, arguments.add(Role.ROW_TERM, Dnnl.DNNL_ARG_DST(), sums), null);
             }
             // sum_c dy[r, c] * gamma[c]: a matmul of dy [..., C] with gamma as a [C, 1] weight.
-            long[] weightDims = {geometry.c(), 1};
-            MemorySegment weights = dense(tensors[SCALE].dataType(), weightDims);
+            MemorySegment weights = dense(call.scale().dataType(), new long[] {geometry.c(), 1});
             MemorySegment desc = primitiveDesc(Dnnl.dnnl_matmul_primitive_desc_create(out, engine, diffDst, weights,
                     MemorySegment.NULL, sums, userScratchpadAttr()), "dnnl_matmul_primitive_desc_create");
-            return add(desc, new int[] {DIFF_DST, SCALE, ROW_TERM},
-                    new int[] {Dnnl.DNNL_ARG_SRC(), Dnnl.DNNL_ARG_WEIGHTS(), Dnnl.DNNL_ARG_DST()},
-                    new MemorySegment[] {diffDst, weights, sums});
+            return add(desc, arguments.add(Role.SCALE, Dnnl.DNNL_ARG_WEIGHTS(), weights)
+                    .add(Role.ROW_TERM, Dnnl.DNNL_ARG_DST(), sums), null);
         }
 
         /**
          * {@code output = input + row term}, broadcast over each row (in place when the roles are equal); with
          * {@code affine} then multiplied by the scale and shifted, as post-ops (the precise forward's last step).
          */
-        private String addRowTerm(int inputRole, int outputRole, boolean affine) throws Unsupported {
+        private String addRowTerm(Role inputRole, Role outputRole, boolean affine, Glue before) throws Unsupported {
             MemorySegment input = data(inputRole);
             MemorySegment output = data(outputRole);
             MemorySegment rowTerm = dense(DataType.F32, geometry.rowColumnDims());
-            List<Integer> roles = new ArrayList<>(List.of(inputRole, ROW_TERM, outputRole));
-            List<Integer> arguments = new ArrayList<>(List.of(Dnnl.DNNL_ARG_SRC_0(), Dnnl.DNNL_ARG_SRC_1(), Dnnl.DNNL_ARG_DST()));
-            List<MemorySegment> descriptors = new ArrayList<>(List.of(input, rowTerm, output));
+            Arguments arguments = new Arguments().add(inputRole, Dnnl.DNNL_ARG_SRC_0(), input)
+                    .add(Role.ROW_TERM, Dnnl.DNNL_ARG_SRC_1(), rowTerm).add(outputRole, Dnnl.DNNL_ARG_DST(), output);
             MemorySegment attr = userScratchpadAttr();
             if (affine) {
                 check(Dnnl.dnnl_post_ops_create(out), "dnnl_post_ops_create");
                 MemorySegment postOps = own(out, scratch, Dnnl::dnnl_post_ops_destroy);
                 int index = 0;
                 if (config.scale()) {
-                    MemorySegment gamma = dense(tensors[SCALE].dataType(), geometry.channelRowDims());
+                    MemorySegment gamma = dense(call.scale().dataType(), geometry.channelRowDims());
                     check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_mul(), gamma),
                             "dnnl_post_ops_append_binary");
-                    addArgument(roles, arguments, descriptors, SCALE, postOpArgument(index++), gamma);
+                    arguments.add(Role.SCALE, postOpArgument(index++), gamma);
                 }
                 if (config.shift()) {
-                    MemorySegment beta = dense(tensors[SHIFT].dataType(), geometry.channelRowDims());
+                    MemorySegment beta = dense(call.shift().dataType(), geometry.channelRowDims());
                     check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), beta),
                             "dnnl_post_ops_append_binary");
-                    addArgument(roles, arguments, descriptors, SHIFT, postOpArgument(index), beta);
+                    arguments.add(Role.SHIFT, postOpArgument(index), beta);
                 }
                 check(Dnnl.dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
             }
             MemorySegment desc = primitiveDesc(Dnnl.dnnl_binary_primitive_desc_create(out, engine, Dnnl.dnnl_binary_add(),
                     input, rowTerm, output, attr), "dnnl_binary_primitive_desc_create");
-            return add(desc, toInts(roles), toInts(arguments), descriptors.toArray(MemorySegment[]::new));
+            return add(desc, arguments, before);
         }
 
         /** The one data type of scale and shift (or their gradients); f32 when there are none. */
-        private DataType parameterType(int first, int second) throws Unsupported {
-            DataType a = tensors[first] == null ? null : tensors[first].dataType();
-            DataType b = tensors[second] == null ? null : tensors[second].dataType();
+        private DataType parameterType(Role first, Role second) throws Unsupported {
+            DataType a = call.tensor(first) == null ? null : call.tensor(first).dataType();
+            DataType b = call.tensor(second) == null ? null : call.tensor(second).dataType();
             if (a != null && b != null && a != b) {
                 throw new Unsupported("oneDNN takes one data type for scale and shift, got " + a + " and " + b);
             }
@@ -493,22 +515,16 @@ final class OneDnnPlan {
         return Dnnl.DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE() * (index + 1) | Dnnl.DNNL_ARG_SRC_1();
     }
 
-    private static void addArgument(List<Integer> roles, List<Integer> arguments, List<MemorySegment> descriptors,
-                                    int role, int argument, MemorySegment descriptor) {
-        roles.add(role);
-        arguments.add(argument);
-        descriptors.add(descriptor);
-    }
-
-    private static int[] toInts(List<Integer> values) {
-        return values.stream().mapToInt(Integer::intValue).toArray();
-    }
-
-    /** A stream, memory objects for every step, and the plan's own per-row buffers, for one call at a time. */
+    /**
+     * A stream, memory objects for every step, and the plan's own per-row buffers, for one thread at a time:
+     * the thread that took it from {@link #lend}.
+     */
     final class Context {
         final OneDnnPlan plan = OneDnnPlan.this;
         /** The thread that last took this context from the plan; guarded by the owner's lock. */
         private WeakReference<Thread> holder;
+        /** The holder's record of its OpenMP thread count ({@link OpenMp#threadsSetOnCallingThread}). */
+        private int[] openMpThreads;
         private final MemorySegment stream;
         /** Per step, per argument: the memory object. */
         private final MemorySegment[][] memory;
@@ -517,8 +533,8 @@ final class OneDnnPlan {
         private final int[] argCounts;
         /** Per step, per argument: the address bound last, so an unchanged binding costs no native call. */
         private final long[][] bound;
-        /** The plan's own per-row float buffers, by role (null for caller roles). */
-        private final MemorySegment[] buffers = new MemorySegment[ROLES];
+        /** The plan's own buffers, by role ordinal (null for the caller's roles). */
+        private final MemorySegment[] buffers = new MemorySegment[Role.values().length];
 
         Context() {
             try (Arena scratch = Arena.ofConfined()) {
@@ -539,18 +555,7 @@ final class OneDnnPlan {
                     argCounts[s] = count + (scratchpad != null ? 1 : 0);
                     MemorySegment array = dnnl_exec_arg_t.allocateArray(argCounts[s], arena);
                     for (int i = 0; i < count; i++) {
-                        int role = step.roles()[i];
-                        MemorySegment handle = MemorySegment.NULL;
-                        if (role == DISCARDED) {
-                            handle = Dnnl.DNNL_MEMORY_ALLOCATE();
-                        } else if (role >= CALLER_ROLES) {
-                            if (buffers[role] == null) {
-                                long floats = role == NORMALIZED ? rows * config.normalizedSize() : rows;
-                                buffers[role] = arena.allocate(Float.BYTES * Math.max(floats, 1), 64); // zeroed
-                            }
-                            handle = buffers[role];
-                        }
-                        memory[s][i] = memory(out, step.descriptors()[i], handle);
+                        memory[s][i] = memory(out, step.descriptors()[i], handle(step.roles()[i]));
                         argument(array, i, step.arguments()[i], memory[s][i]);
                     }
                     if (scratchpad != null) {
@@ -559,6 +564,21 @@ final class OneDnnPlan {
                     args[s] = MemorySegment.ofAddress(array.address()); // global scope: no liveness check per call
                 }
             }
+        }
+
+        /** The memory a role starts bound to: the caller's comes with each call, the plan's own is made here. */
+        private MemorySegment handle(Role role) {
+            if (role == Role.DISCARDED) {
+                return Dnnl.DNNL_MEMORY_ALLOCATE();
+            }
+            if (role.ordinal() < Role.CALLER) {
+                return MemorySegment.NULL;
+            }
+            if (buffers[role.ordinal()] == null) {
+                long floats = role == Role.NORMALIZED ? rows * config.normalizedSize() : rows;
+                buffers[role.ordinal()] = arena.allocate(Float.BYTES * Math.max(floats, 1), 64); // zeroed
+            }
+            return buffers[role.ordinal()];
         }
 
         private MemorySegment memory(MemorySegment out, MemorySegment desc, MemorySegment handle) {
@@ -572,47 +592,35 @@ final class OneDnnPlan {
             dnnl_exec_arg_t.memory(slot, memory);
         }
 
+        /** The plan's own buffer for {@code role}. */
+        private MemorySegment buffer(Role role) {
+            return buffers[role.ordinal()];
+        }
+
+        /** The caller's tensor's memory if given, else the plan's own buffer {@code own}. */
+        private MemorySegment segment(Tensor given, Role own) {
+            return given != null ? given.segment() : buffer(own);
+        }
+
         /**
-         * Runs the plan on the caller's tensors (indexed like the constructor's; absent ones null).
+         * Runs the plan on the caller's tensors (absent ones null).
          *
          * @throws IllegalStateException if another thread closed a tensor's arena before a step; no step runs on
          *     freed memory, since each holds every tensor's arena open while oneDNN runs
          */
         void execute(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, Tensor diffDst,
                      Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-            switch (strategy) {
-                case PRECISE -> {
-                    MemorySegment means = mean != null ? mean.segment() : buffers[OWN_MEAN];
-                    MemorySegment variances = variance != null ? variance.segment() : buffers[OWN_VARIANCE];
-                    statistics.preciseStatistics(src, rows, means, variances, buffers[ROW_TERM]);
-                }
-                case RMS_FORWARD -> {
-                    if (!pass.globalStatistics) {
-                        statistics.statistics(src, rows, null, variance != null ? variance.segment() : buffers[OWN_VARIANCE]);
-                    }
-                }
-                default -> { }
-            }
+            OpenMp.setThreads(openMpThreads, signature.threads); // oneDNN reads it when a primitive runs
             for (int s = 0; s < steps.size(); s++) {
-                if (strategy == Strategy.RMS_BACKWARD && s == 2) { // steps: row sum, layer normalization, add the term
-                    rowTerm(variance);
-                }
                 Step step = steps.get(s);
-                for (int i = 0; i < step.roles().length; i++) {
-                    Tensor tensor = switch (step.roles()[i]) {
-                        case SRC -> src;
-                        case DST -> dst;
-                        case SCALE -> scale;
-                        case SHIFT -> shift;
-                        case MEAN -> mean;
-                        case VARIANCE -> variance;
-                        case DIFF_DST -> diffDst;
-                        case DIFF_SRC -> diffSrc;
-                        case DIFF_SCALE -> diffScale;
-                        case DIFF_SHIFT -> diffShift;
-                        default -> null;
-                    };
-                    if (tensor != null) {
+                if (step.before() != null) {
+                    step.before().run(this, src, mean, variance);
+                }
+                Role[] roles = step.roles();
+                for (int i = 0; i < roles.length; i++) {
+                    Tensor tensor = Call.tensor(roles[i], src, dst, scale, shift, mean, variance, diffDst, diffSrc,
+                            diffScale, diffShift);
+                    if (tensor != null) { // null: absent, or the plan's own buffer, bound once
                         bind(s, i, tensor.segment());
                     }
                 }
@@ -632,18 +640,6 @@ final class OneDnnPlan {
             if (address != bound[step][argument]) {
                 check(Dnnl.dnnl_memory_set_data_handle(memory[step][argument], segment), "dnnl_memory_set_data_handle");
                 bound[step][argument] = address;
-            }
-        }
-
-        /** RMS backward glue: term[row] = rstd * sum(dy * gamma) / C, the part layer normalization took away. */
-        private void rowTerm(Tensor variance) {
-            MemorySegment sums = buffers[ROW_TERM];
-            double c = config.normalizedSize();
-            float eps = (float) config.eps();
-            for (long row = 0; row < rows; row++) {
-                float var = variance.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
-                double rstd = 1 / Math.sqrt(var + eps);
-                sums.setAtIndex(ValueLayout.JAVA_FLOAT, row, (float) (rstd * sums.getAtIndex(ValueLayout.JAVA_FLOAT, row) / c));
             }
         }
     }

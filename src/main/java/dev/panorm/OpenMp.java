@@ -17,6 +17,8 @@ import java.util.Optional;
 final class OpenMp {
     private static final MethodHandle GET_MAX_THREADS;
     private static final MethodHandle SET_NUM_THREADS;
+    /** Per Java thread, the count panorm last set on it (0: none yet), so that a call sets it only when it changes. */
+    private static final ThreadLocal<int[]> SET = ThreadLocal.withInitial(() -> new int[1]);
 
     static {
         OneDnn.runtime();
@@ -42,8 +44,24 @@ final class OpenMp {
         }
     }
 
+    /**
+     * The calling thread's record of the count panorm last set on it, for {@link #setThreads(int[], int)};
+     * code that runs on one thread at a time can keep it rather than look it up per call.
+     */
+    static int[] threadsSetOnCallingThread() {
+        return SET.get();
+    }
+
+    /** Sets the calling thread's count, whose record is {@code set}, unless it is {@code threads} already. */
+    static void setThreads(int[] set, int threads) {
+        if (set[0] != threads) {
+            setThreads(threads);
+            set[0] = threads;
+        }
+    }
+
     /** Sets the calling thread's OpenMP thread count. */
-    static void setThreads(int threads) {
+    private static void setThreads(int threads) {
         if (SET_NUM_THREADS == null) {
             return;
         }

@@ -1,5 +1,7 @@
 package dev.panorm;
 
+import java.util.Arrays;
+
 import static org.junit.jupiter.api.Assertions.fail;
 
 /**
@@ -52,7 +54,7 @@ final class Accuracy {
         double outputRoundoff = unitRoundoff(outType);
         for (int r = 0; r < rows; r++) {
             double kappa = rms ? maxAbs(x, r * c, c) / Math.sqrt(Reference.rmsStatistics(
-                    java.util.Arrays.copyOfRange(xd, r * c, r * c + c), 1, c).variance()[0] + eps)
+                    Arrays.copyOfRange(xd, r * c, r * c + c), 1, c).variance()[0] + eps)
                     : conditionNumber(x, r * c, c, eps);
             for (int i = 0; i < c; i++) {
                 int at = r * c + i;
@@ -65,6 +67,31 @@ final class Accuracy {
                     fail(String.format("%s: row %d, channel %d of [%d, %d]: got %s, expected %s (error %.3g > tolerance %.3g,"
                             + " kappa %.3g)", backend, r, i, rows, c, actual[at], expected[at], error, tolerance, kappa));
                 }
+            }
+        }
+    }
+
+    /**
+     * The forward pass with given (global) statistics, {@code mean} null for RMS normalization: against the
+     * reference fed with the same float statistics, with the bound's condition number taken from what float
+     * rounds here, {@code x - mean}: {@code kappa = max(max|x|, |mean|) / sqrt(var + eps)}.
+     */
+    static void assertForwardGlobal(Backend backend, float[] x, int rows, int c, float[] mean, float[] variance,
+                                    float[] gamma, float[] beta, double eps, DataType outType, float[] actual) {
+        Reference.Statistics given = new Reference.Statistics(mean == null ? new double[rows] : Reference.toDouble(mean),
+                Reference.toDouble(variance));
+        double[] expected = Reference.forward(Reference.toDouble(x), rows, c, Reference.toDouble(gamma),
+                Reference.toDouble(beta), eps, given);
+        double k = factor(backend);
+        for (int r = 0; r < rows; r++) {
+            double kappa = Math.max(maxAbs(x, r * c, c), Math.abs(given.mean()[r])) / Math.sqrt(given.variance()[r] + eps);
+            for (int i = 0; i < c; i++) {
+                int at = r * c + i;
+                double g = gamma == null ? 1 : Math.abs(gamma[i]);
+                double b = beta == null ? 0 : Math.abs(beta[i]);
+                assertWithin(backend, outType, "y[" + r + ", " + i + "] with given statistics", actual[at], expected[at],
+                        k * UNIT_ROUNDOFF * (kappa * Math.max(1, g) + b) + rounding(outType, expected[at])
+                                + underflow(outType));
             }
         }
     }

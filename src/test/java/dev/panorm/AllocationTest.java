@@ -3,6 +3,7 @@ package dev.panorm;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 
+import com.sun.management.ThreadMXBean;
 import java.lang.foreign.Arena;
 import java.lang.management.ManagementFactory;
 
@@ -39,7 +40,7 @@ class AllocationTest {
     }
 
     private static void assertAllocationFree(Backend backend, String what, int rows, int c, int callsPerRound, Call call) {
-        var threads = (com.sun.management.ThreadMXBean) ManagementFactory.getThreadMXBean();
+        var threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
         long thread = Thread.currentThread().threadId();
         try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
             Fixture f = Fixture.create(arena, rows, c);
@@ -82,8 +83,8 @@ class AllocationTest {
 
     /**
      * One long row: the vector kernels' loops run thousands of times per call, so C2's profile sees
-     * the code after them rarely. Helpers that took a vector there were not inlined and boxed it
-     * (about 1 KB per call on JAVA, up to 4.7 KB on AUTO, before the lanes were added up via an array).
+     * the code after them rarely: a helper that took a vector there would not be inlined, and C2 would
+     * box the vector on every call (VectorKernel.sumLanes).
      */
     @ParameterizedTest
     @EnumSource(value = Backend.class, names = {"JAVA", "AUTO"})

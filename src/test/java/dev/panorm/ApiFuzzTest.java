@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -21,22 +22,38 @@ import static org.junit.jupiter.api.Assertions.fail;
  * infinities, subnormals and huge magnitudes, and one deliberate defect in about a third of the cases
  * (a segment one element too small or a byte too small, a closed arena, a read-only or partially
  * overlapping destination, a wrong shape, a missing or unexpected scale, a heap segment for oneDNN,
- * a negative variance, a closed {@code LayerNorm}, a bad eps). Every case either gives the reference's
- * results within the documented tolerance (and the README's NaN semantics) or throws the documented
- * exception having written nothing.
+ * a negative global variance, a closed {@code LayerNorm}, a bad eps). Every case either gives the
+ * reference's results within the documented tolerance (and the README's NaN semantics) or throws the
+ * documented exception having written nothing.
  *
- * <p>Each run draws a new seed and names it on failure, with the case number. Replay a failure with
+ * <p>The seed is fixed, so every build runs the same cases; {@code -Dpanorm.fuzz.seed=random} draws a
+ * new one ({@link TestAccess#fuzzSeed}). A failure names its seed and case number. Replay it with
  * {@code scripts/mvn test -Dtest=ApiFuzzTest -Dpanorm.fuzz.seed=SEED -Dpanorm.fuzz.case=N}, or run more
  * cases with {@code -Dpanorm.fuzz.cases=100000}.
  */
 class ApiFuzzTest {
-    private static final long SEED = Long.getLong("panorm.fuzz.seed", new SplittableRandom().nextLong());
+    private static final long SEED = TestAccess.fuzzSeed();
     private static final int CASES = Integer.getInteger("panorm.fuzz.cases", 4000);
     private static final int ONLY_CASE = Integer.getInteger("panorm.fuzz.case", -1);
     private static final long[] DIMS = {1, 2, 3, 5, 8, 16, 17, 31, 64, 67, 128, 768};
     private static final float SENTINEL = -12345.5f;
 
-    private enum Call { FORWARD, FORWARD_TRAINING, BACKWARD, BACKWARD_DATA }
+    private enum Call {
+        FORWARD, FORWARD_TRAINING, FORWARD_GLOBAL, BACKWARD, BACKWARD_DATA, BACKWARD_GLOBAL, BACKWARD_DATA_GLOBAL;
+
+        boolean forward() {
+            return this == FORWARD || this == FORWARD_TRAINING || this == FORWARD_GLOBAL;
+        }
+
+        /** Whether the caller gives the statistics, which are then checked. */
+        boolean global() {
+            return this == FORWARD_GLOBAL || this == BACKWARD_GLOBAL || this == BACKWARD_DATA_GLOBAL;
+        }
+
+        boolean parameterGradients() {
+            return this == BACKWARD || this == BACKWARD_GLOBAL;
+        }
+    }
 
     private enum Outcome { RESULT, ILLEGAL_ARGUMENT, ILLEGAL_STATE }
 
@@ -173,7 +190,7 @@ class ApiFuzzTest {
         }
 
         private boolean isForward() {
-            return call == Call.FORWARD || call == Call.FORWARD_TRAINING;
+            return call.forward();
         }
 
         /** The defect actually applied: some make no sense for some cases and fall back to none. */
@@ -185,7 +202,7 @@ class ApiFuzzTest {
                 case MISSING_SCALE -> scale ? defect : Defect.NONE;
                 case UNEXPECTED_SCALE -> scale ? Defect.NONE : defect;
                 case HEAP_SEGMENT -> isForward() && srcType == DataType.F32 && padding == 0 && !transposed ? defect : Defect.NONE;
-                case NEGATIVE_VARIANCE -> isForward() || rows == 0 ? Defect.NONE : defect;
+                case NEGATIVE_VARIANCE -> call.global() && rows > 0 ? defect : Defect.NONE;
                 default -> defect;
             };
         }
@@ -302,16 +319,20 @@ class ApiFuzzTest {
             }
             Tensor scaleArg = applied == Defect.MISSING_SCALE ? null
                     : applied == Defect.UNEXPECTED_SCALE ? Tensor.allocate(arena, DataType.F32, normalized) : g;
-            Tensor mean = call == Call.FORWARD_TRAINING && !rms ? Tensor.allocate(arena, DataType.F32, rowShape()) : null;
-            Tensor variance = call == Call.FORWARD_TRAINING ? Tensor.allocate(arena, DataType.F32, rowShape()) : null;
+            Tensor mean = call != Call.FORWARD && !rms ? Tensor.allocate(arena, DataType.F32, rowShape()) : null;
+            Tensor variance = call != Call.FORWARD ? Tensor.allocate(arena, DataType.F32, rowShape()) : null;
+            if (call == Call.FORWARD_GLOBAL) { // the statistics a training pass writes, given back
+                norm.forwardTraining(src, Tensor.allocate(arena, dstType, shape), g, b, mean, variance);
+                expected = givenStatistics(applied, expected, mean, variance);
+            }
             if (applied == Defect.CLOSED_LAYER_NORM) {
                 norm.close();
             }
             try {
-                if (call == Call.FORWARD) {
-                    norm.forward(input, dst, scaleArg, b);
-                } else {
-                    norm.forwardTraining(input, dst, scaleArg, b, mean, variance);
+                switch (call) {
+                    case FORWARD -> norm.forward(input, dst, scaleArg, b);
+                    case FORWARD_TRAINING -> norm.forwardTraining(input, dst, scaleArg, b, mean, variance);
+                    default -> norm.forwardWithGlobalStatistics(input, dst, scaleArg, b, mean, variance);
                 }
             } catch (IllegalArgumentException | IllegalStateException e) {
                 Outcome got = e instanceof IllegalArgumentException ? Outcome.ILLEGAL_ARGUMENT : Outcome.ILLEGAL_STATE;
@@ -323,6 +344,11 @@ class ApiFuzzTest {
             float[] y = Tensors.read(dst);
             float[] gammaUsed = g == null ? null : Tensors.read(g);
             float[] betaUsed = b == null ? null : Tensors.read(b);
+            if (call == Call.FORWARD_GLOBAL) { // accepted: so the statistics, and the rows, are finite
+                Accuracy.assertForwardGlobal(backend, xs, rows, c, mean == null ? null : mean.toFloatArray(),
+                        variance.toFloatArray(), gammaUsed, betaUsed, config().eps(), dstType, y);
+                return Outcome.RESULT;
+            }
             for (int r = 0; r < rows; r++) {
                 float[] row = Arrays.copyOfRange(xs, r * c, r * c + c);
                 float[] out = Arrays.copyOfRange(y, r * c, r * c + c);
@@ -340,6 +366,19 @@ class ApiFuzzTest {
                 }
             }
             return Outcome.RESULT;
+        }
+
+        /**
+         * Statistics given back to a global pass are checked first: with a NaN or infinite one (from a row
+         * holding NaN or Inf), or the negative variance of the defect, the call must be refused. Other
+         * defects are found before the statistics are read.
+         */
+        private Outcome givenStatistics(Defect applied, Outcome expected, Tensor mean, Tensor variance) {
+            if (applied == Defect.NEGATIVE_VARIANCE) {
+                variance.segment().setAtIndex(ValueLayout.JAVA_FLOAT, rows - 1, -1f);
+            }
+            boolean finite = isFinite(variance.toFloatArray()) && (mean == null || isFinite(mean.toFloatArray()));
+            return expected == Outcome.RESULT && !finite ? Outcome.ILLEGAL_ARGUMENT : expected;
         }
 
         private LayerNormConfig config() {
@@ -366,8 +405,8 @@ class ApiFuzzTest {
             Tensor mean = rms ? null : Tensor.allocate(arena, DataType.F32, rowShape());
             Tensor variance = Tensor.allocate(arena, DataType.F32, rowShape());
             norm.forwardTraining(src, Tensor.allocate(arena, dstType, shape), g, b, mean, variance);
-            if (applied == Defect.NEGATIVE_VARIANCE) {
-                variance.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, rows - 1, -1f);
+            if (call.global()) {
+                expected = givenStatistics(applied, expected, mean, variance);
             }
             Tensor diffDst = layout(arena, dstType, dy);
             Tensor diffSrc;
@@ -384,17 +423,19 @@ class ApiFuzzTest {
             }
             Tensor scaleArg = applied == Defect.MISSING_SCALE ? null
                     : applied == Defect.UNEXPECTED_SCALE ? Tensor.allocate(arena, DataType.F32, normalized) : g;
-            boolean parameters = call == Call.BACKWARD;
+            boolean parameters = call.parameterGradients();
             Tensor dGamma = parameters && scale ? filled(Tensor.allocate(arena, parameterType, normalized)) : null;
             Tensor dBeta = parameters && shift ? filled(Tensor.allocate(arena, parameterType, normalized)) : null;
             if (applied == Defect.CLOSED_LAYER_NORM) {
                 norm.close();
             }
             try {
-                if (parameters) {
-                    norm.backward(diffDst, src, mean, variance, scaleArg, diffSrc, dGamma, dBeta);
-                } else {
-                    norm.backwardData(diffDst, src, mean, variance, scaleArg, diffSrc);
+                switch (call) {
+                    case BACKWARD -> norm.backward(diffDst, src, mean, variance, scaleArg, diffSrc, dGamma, dBeta);
+                    case BACKWARD_DATA -> norm.backwardData(diffDst, src, mean, variance, scaleArg, diffSrc);
+                    case BACKWARD_GLOBAL -> norm.backwardWithGlobalStatistics(diffDst, src, mean, variance, scaleArg,
+                            diffSrc, dGamma, dBeta);
+                    default -> norm.backwardDataWithGlobalStatistics(diffDst, src, mean, variance, scaleArg, diffSrc);
                 }
             } catch (IllegalArgumentException | IllegalStateException e) {
                 Outcome got = e instanceof IllegalArgumentException ? Outcome.ILLEGAL_ARGUMENT : Outcome.ILLEGAL_STATE;
@@ -413,8 +454,8 @@ class ApiFuzzTest {
             float[] variances = variance.toFloatArray();
             float[] gammaUsed = g == null ? null : Tensors.read(g);
             if (isFinite(xs) && isFinite(dys)) {
-                Accuracy.assertBackward(backend, dys, xs, rows, c, means, variances, gammaUsed, config().eps(), false, rms,
-                        srcType, parameterType, dx, dGamma == null ? null : Tensors.read(dGamma),
+                Accuracy.assertBackward(backend, dys, xs, rows, c, means, variances, gammaUsed, config().eps(), call.global(),
+                        rms, srcType, parameterType, dx, dGamma == null ? null : Tensors.read(dGamma),
                         dBeta == null ? null : Tensors.read(dBeta));
             } else { // rows with NaN or Inf give non-finite gradients; the others are checked row by row
                 for (int r = 0; r < rows; r++) {
@@ -423,8 +464,19 @@ class ApiFuzzTest {
                     float[] rowDx = Arrays.copyOfRange(dx, r * c, r * c + c);
                     if (isFinite(rowX) && isFinite(rowDy)) {
                         Accuracy.assertBackward(backend, rowDy, rowX, 1, c, means == null ? null : new float[] {means[r]},
-                                new float[] {variances[r]}, gammaUsed, config().eps(), false, rms, srcType, parameterType,
+                                new float[] {variances[r]}, gammaUsed, config().eps(), call.global(), rms, srcType, parameterType,
                                 rowDx, null, null);
+                    } else if (call.global()) { // constant statistics: dx = dy * gamma * rstd, element by element
+                        double rstd = 1 / Math.sqrt(variances[r] + config().eps());
+                        for (int i = 0; i < c; i++) {
+                            double want = rowDy[i] * (gammaUsed == null ? 1 : gammaUsed[i]) * rstd;
+                            String what = "dx[" + r + ", " + i + "] = " + rowDx[i] + " for dy " + rowDy[i];
+                            if (!Float.isFinite(rowDy[i])) {
+                                assertTrue(!Float.isFinite(rowDx[i]), what);
+                            } else if (Math.abs(want) < Accuracy.largest(srcType) / 2) { // else it may overflow the type
+                                assertTrue(Float.isFinite(rowDx[i]), what);
+                            }
+                        }
                     } else {
                         for (int i = 0; i < c; i++) {
                             assertTrue(!Float.isFinite(rowDx[i]), "dx[" + r + ", " + i + "] = " + rowDx[i] + " in a poisoned row");

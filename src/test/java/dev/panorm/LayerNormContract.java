@@ -8,17 +8,17 @@ import org.junit.jupiter.params.provider.MethodSource;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 
 /**
  * What every backend must do, checked against {@link Reference} within {@link Accuracy}'s tolerance
- * and against hand-computed values. Subclassed once per backend.
+ * and against hand-computed values, each call checked to have run on the backend under test
+ * ({@link Contracts#assertRanOn}). Subclassed once per backend.
  */
 abstract class LayerNormContract {
 
@@ -31,6 +31,7 @@ abstract class LayerNormContract {
             Tensor dst = Tensor.allocate(arena, DataType.F32, shape);
             norm.forward(src, dst, gamma == null ? null : Tensor.ofFloats(arena, gamma, gamma.length),
                     beta == null ? null : Tensor.ofFloats(arena, beta, beta.length));
+            Contracts.assertRanOn(backend(), norm);
             return dst.toFloatArray();
         }
     }
@@ -45,16 +46,7 @@ abstract class LayerNormContract {
     }
 
     static Stream<Arguments> shapes() {
-        List<Arguments> cases = new ArrayList<>();
-        for (int c : new int[] {1, 2, 3, 7, 64, 768, 1000, 4096, 65536}) {
-            int[] rowCounts = c >= 65536 ? new int[] {1, 3, 17} : c >= 4096 ? new int[] {1, 7, 129} : new int[] {1, 5, 256, 3000};
-            for (int rows : rowCounts) {
-                for (int affine = 0; affine < 4; affine++) {
-                    cases.add(Arguments.of(rows, c, (affine & 1) != 0, (affine & 2) != 0));
-                }
-            }
-        }
-        return cases.stream();
+        return Contracts.shapes(new int[] {1, 5, 256, 3000}, new int[] {1, 7, 129}, new int[] {1, 3, 17});
     }
 
     @ParameterizedTest(name = "[{0}, {1}] scale={2} shift={3}")
@@ -78,7 +70,7 @@ abstract class LayerNormContract {
     }
 
     static Stream<Integer> channelCounts() {
-        return Stream.of(1, 2, 3, 7, 64, 768, 1000, 4096, 65536);
+        return Contracts.channelCounts();
     }
 
     @Test
@@ -102,6 +94,7 @@ abstract class LayerNormContract {
         try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
             Tensor data = Tensor.ofFloats(arena, x, rows, c);
             norm.forward(data, data, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c));
+            Contracts.assertRanOn(backend(), norm);
             Accuracy.assertForward(backend(), x, rows, c, gamma, beta, 1e-5, data.toFloatArray());
         }
     }
@@ -155,11 +148,25 @@ abstract class LayerNormContract {
 
     @Test
     void emptyBatchWritesNothing() {
+        // Zero-row views at the start of buffers filled with a sentinel: a kernel that wrote anyway would show.
+        float sentinel = -12345.5f;
         try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(8), backend())) {
+            MemorySegment outputs = arena.allocate(3 * 16 * Float.BYTES, 64);
+            for (long i = 0; i < 3 * 16; i++) {
+                outputs.setAtIndex(ValueLayout.JAVA_FLOAT, i, sentinel);
+            }
             Tensor src = Tensor.allocate(arena, DataType.F32, 0, 8);
-            Tensor dst = Tensor.allocate(arena, DataType.F32, 0, 8);
-            norm.forward(src, dst, Tensor.allocate(arena, DataType.F32, 8), Tensor.allocate(arena, DataType.F32, 8));
-            assertEquals(0, dst.elementCount());
+            Tensor dst = Tensor.of(outputs.asSlice(0, 16 * Float.BYTES), DataType.F32, 0, 8);
+            Tensor mean = Tensor.of(outputs.asSlice(16 * Float.BYTES, 16 * Float.BYTES), DataType.F32, 0);
+            Tensor variance = Tensor.of(outputs.asSlice(32 * Float.BYTES), DataType.F32, 0);
+            Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(8, 1, 1, 1), 8);
+            Tensor beta = Tensor.ofFloats(arena, TestData.gaussian(8, 0, 1, 2), 8);
+            norm.forward(src, dst, gamma, beta);
+            norm.forwardTraining(src, dst, gamma, beta, mean, variance);
+            float[] expected = new float[3 * 16];
+            Arrays.fill(expected, sentinel);
+            assertArrayEquals(expected, outputs.toArray(ValueLayout.JAVA_FLOAT), "a call on no rows wrote");
+            assertNull(norm.lastBackend(), "no kernel runs a call on no rows");
         }
     }
 
@@ -168,7 +175,7 @@ abstract class LayerNormContract {
         // More row counts than the oneDNN plan cache holds, then the first ones again (evicted and rebuilt),
         // alternating between buffers so the memory bindings change from call to call.
         int c = 64;
-        int maxRows = OneDnnLayerNorm.MAX_PLANS + 6;
+        int maxRows = PlanCache.MAX_PLANS + 6;
         float[] x = TestData.gaussian(maxRows * c, 1, 2, 5);
         float[] gamma = TestData.gaussian(c, 1, 1, 6);
         float[] beta = TestData.gaussian(c, 0, 1, 7);
@@ -188,6 +195,7 @@ abstract class LayerNormContract {
                 Tensor src = Tensor.of(all.asSlice(0, bytes), DataType.F32, rows, c);
                 Tensor dst = Tensor.of(outputs[call % 2].segment().asSlice(0, bytes), DataType.F32, rows, c);
                 norm.forward(src, dst, g, b);
+                Contracts.assertRanOn(backend(), norm);
                 Accuracy.assertForward(backend(), Arrays.copyOf(x, rows * c), rows, c, gamma, beta, 1e-5, dst.toFloatArray());
             }
         }
@@ -204,6 +212,7 @@ abstract class LayerNormContract {
                 float[] x = TestData.gaussian(rows * c, seed, 1 + seed, seed);
                 MemorySegment.copy(x, 0, src.segment(), ValueLayout.JAVA_FLOAT, 0, x.length);
                 norm.forward(src, dst);
+                Contracts.assertRanOn(backend(), norm);
                 Accuracy.assertForward(backend(), x, rows, c, null, null, 1e-5, dst.toFloatArray());
             }
         }
@@ -226,6 +235,7 @@ abstract class LayerNormContract {
             MemorySegment.copy(gamma, 0, gammaBytes, ValueLayout.JAVA_FLOAT_UNALIGNED, 0, c);
             Tensor dst = Tensor.of(dstBytes, DataType.F32, rows, c);
             norm.forward(Tensor.of(srcBytes, DataType.F32, rows, c), dst, Tensor.of(gammaBytes, DataType.F32, c), null);
+            Contracts.assertRanOn(backend(), norm);
             Accuracy.assertForward(backend(), x, rows, c, gamma, null, 1e-5, dst.toFloatArray());
         }
     }

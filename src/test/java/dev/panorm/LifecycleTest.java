@@ -12,8 +12,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Native resources of the oneDNN backend: freed by {@code close()}, bounded by the plan cache, and
- * released by the Cleaner when a caller forgets to close. Each test holds the kernel, not the
- * {@code LayerNorm}, so it can count the kernel's plans after the {@code LayerNorm} is unreachable.
+ * released by the Cleaner when a caller forgets to close. Each test holds the kernel's plan cache, not
+ * the {@code LayerNorm}, so it can count the plans after the {@code LayerNorm} is unreachable.
  */
 class LifecycleTest {
     private static final int C = 64;
@@ -25,21 +25,21 @@ class LifecycleTest {
                 Tensor.allocate(arena, DataType.F32, C));
     }
 
-    private static OneDnnLayerNorm oneDnn(LayerNorm norm) {
-        return (OneDnnLayerNorm) norm.kernel();
+    private static PlanCache plansOf(LayerNorm norm) {
+        return ((OneDnnKernel) norm.kernel()).plans();
     }
 
     @Test
     void closeFreesEveryPlanAndLaterCallsFailCleanly() {
         LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
-        OneDnnLayerNorm kernel = oneDnn(norm);
+        PlanCache plans = plansOf(norm);
         try (Arena arena = Arena.ofConfined()) {
             for (int rows = 1; rows <= 5; rows++) {
                 forward(norm, arena, rows);
             }
-            assertEquals(5, kernel.allocatedPlans());
+            assertEquals(5, plans.allocatedPlans());
             norm.close();
-            assertEquals(0, kernel.allocatedPlans());
+            assertEquals(0, plans.allocatedPlans());
             assertThrows(IllegalStateException.class, () -> forward(norm, arena, 1));
             norm.close(); // idempotent
         }
@@ -48,59 +48,59 @@ class LifecycleTest {
     @Test
     void thePlanCacheIsBoundedAndEvictedPlansAreFreed() {
         try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
-            OneDnnLayerNorm kernel = oneDnn(norm);
-            for (int rows = 1; rows <= 3 * OneDnnLayerNorm.MAX_PLANS; rows++) {
+            PlanCache plans = plansOf(norm);
+            for (int rows = 1; rows <= 3 * PlanCache.MAX_PLANS; rows++) {
                 forward(norm, arena, rows);
-                assertTrue(kernel.cachedPlans() <= OneDnnLayerNorm.MAX_PLANS,
-                        kernel.cachedPlans() + " plans cached after " + rows + " row counts");
+                assertTrue(plans.cachedPlans() <= PlanCache.MAX_PLANS,
+                        plans.cachedPlans() + " plans cached after " + rows + " row counts");
             }
             // Between calls nothing is in flight, so every evicted plan went to the reaper, which frees it.
             long deadline = System.nanoTime() + 10_000_000_000L;
-            while (kernel.allocatedPlans() > OneDnnLayerNorm.MAX_PLANS) {
-                assertTrue(System.nanoTime() < deadline, kernel.allocatedPlans() + " plans still allocated after 10 s");
+            while (plans.allocatedPlans() > PlanCache.MAX_PLANS) {
+                assertTrue(System.nanoTime() < deadline, plans.allocatedPlans() + " plans still allocated after 10 s");
                 Thread.onSpinWait();
             }
-            assertEquals(OneDnnLayerNorm.MAX_PLANS, kernel.allocatedPlans());
+            assertEquals(PlanCache.MAX_PLANS, plans.allocatedPlans());
         }
     }
 
     @Test
     void contextsOfThreadsThatEndedAreReusedNotMultiplied() throws Exception {
         try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
-            OneDnnLayerNorm kernel = oneDnn(norm);
+            PlanCache plans = plansOf(norm);
             for (int i = 0; i < 200; i++) { // a thread per request, as with virtual threads
                 Thread request = Thread.ofVirtual().start(() -> forward(norm, arena, 3));
                 request.join();
             }
-            assertEquals(1, kernel.allocatedPlans());
-            assertTrue(kernel.allocatedContexts() <= 2, kernel.allocatedContexts() + " contexts for 200 threads, one at a time");
+            assertEquals(1, plans.allocatedPlans());
+            assertTrue(plans.allocatedContexts() <= 2, plans.allocatedContexts() + " contexts for 200 threads, one at a time");
         }
     }
 
     @Test
     void theCleanerReleasesLayerNormsNobodyClosed() throws InterruptedException {
-        List<OneDnnLayerNorm> kernels = forgottenLayerNorms(20);
-        for (OneDnnLayerNorm kernel : kernels) {
-            assertEquals(1, kernel.allocatedPlans());
+        List<PlanCache> caches = forgottenLayerNorms(20);
+        for (PlanCache plans : caches) {
+            assertEquals(1, plans.allocatedPlans());
         }
         long deadline = System.nanoTime() + 30_000_000_000L;
-        while (kernels.stream().anyMatch(kernel -> kernel.allocatedPlans() != 0)) {
+        while (caches.stream().anyMatch(plans -> plans.allocatedPlans() != 0)) {
             assertTrue(System.nanoTime() < deadline, "the Cleaner did not free the plans of unreachable LayerNorms in 30 s");
             System.gc();
             Thread.sleep(20);
         }
     }
 
-    /** Creates LayerNorms, uses each once, and drops them without closing; returns their kernels. */
-    private static List<OneDnnLayerNorm> forgottenLayerNorms(int count) {
-        List<OneDnnLayerNorm> kernels = new ArrayList<>();
+    /** Creates LayerNorms, uses each once, and drops them without closing; returns their plan caches. */
+    private static List<PlanCache> forgottenLayerNorms(int count) {
+        List<PlanCache> caches = new ArrayList<>();
         try (Arena arena = Arena.ofConfined()) {
             for (int i = 0; i < count; i++) {
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
                 forward(norm, arena, 3);
-                kernels.add(oneDnn(norm));
+                caches.add(plansOf(norm));
             }
         }
-        return kernels;
+        return caches;
     }
 }

@@ -5,9 +5,12 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.function.Consumer;
+import java.util.function.IntPredicate;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -121,21 +124,44 @@ class NonFiniteTest {
     @MethodSource("cases")
     void backwardThroughARowWhoseInputWasNaNGivesThatRowNaNGradients(Backend backend, int c, DataType type) {
         int rows = 7;
-        float[] x = Tensors.rounded(type, poisoned(c));
-        float[] dy = Tensors.rounded(type, TestData.gaussian(rows * c, 0, 1, c + 3));
+        assertNaNRowsOfBackward(backend, c, type, rows, poisoned(c), TestData.gaussian(rows * c, 0, 1, c + 3),
+                variance -> { }, NonFiniteTest::poisonedRow);
+    }
+
+    /**
+     * Statistics handed back to backward are the forward pass's, used as given, not checked: a variance
+     * below -eps (which no forward pass writes) makes its row NaN like any other non-finite value.
+     */
+    @ParameterizedTest(name = "{0} C={1} {2}")
+    @MethodSource("cases")
+    void backwardUsesTheBatchStatisticsItIsGivenUnchecked(Backend backend, int c, DataType type) {
+        int rows = 5;
+        assertNaNRowsOfBackward(backend, c, type, rows, TestData.gaussian(rows * c, 0, 1, c + 4),
+                TestData.gaussian(rows * c, 0, 1, c + 5),
+                variance -> variance.segment().setAtIndex(ValueLayout.JAVA_FLOAT, 3, -1f), row -> row == 3);
+    }
+
+    /**
+     * Runs forwardTraining on {@code x} and backwardData with {@code dy} and the statistics it wrote (the
+     * variance changed by {@code edit} first), and asserts that exactly the rows {@code nanRow} picks have NaN
+     * gradients.
+     */
+    private static void assertNaNRowsOfBackward(Backend backend, int c, DataType type, int rows, float[] x, float[] dy,
+                                                Consumer<Tensor> edit, IntPredicate nanRow) {
         try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend)) {
-            Tensor src = Tensors.make(arena, type, x, rows, c);
+            Tensor src = Tensors.make(arena, type, Tensors.rounded(type, x), rows, c);
             Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
             Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
             norm.forwardTraining(src, Tensor.allocate(arena, type, rows, c), null, null, mean, variance);
+            edit.accept(variance);
             Tensor dx = Tensor.allocate(arena, type, rows, c);
-            norm.backwardData(Tensors.make(arena, type, dy, rows, c), src, mean, variance, null, dx);
+            norm.backwardData(Tensors.make(arena, type, Tensors.rounded(type, dy), rows, c), src, mean, variance, null, dx);
 
             float[] gradients = Tensors.read(dx);
             for (int r = 0; r < rows; r++) {
                 for (int i = 0; i < c; i++) {
                     float value = gradients[r * c + i];
-                    assertEquals(poisonedRow(r), Float.isNaN(value), "dx[" + r + ", " + i + "] = " + value);
+                    assertEquals(nanRow.test(r), Float.isNaN(value), "dx[" + r + ", " + i + "] = " + value);
                 }
             }
         }

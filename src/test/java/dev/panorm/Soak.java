@@ -15,6 +15,7 @@ import java.util.concurrent.atomic.LongAdder;
 import java.util.function.ToDoubleFunction;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import javax.management.MalformedObjectNameException;
 import javax.management.ObjectName;
 
 /**
@@ -56,7 +57,7 @@ final class Soak {
     private static final int CHECK_EVERY = 16;
     /**
      * Row counts of the shared LayerNorm: times four passes, far more signatures than the plans a oneDNN
-     * LayerNorm keeps ({@link OneDnnLayerNorm#MAX_PLANS}), so plans are built and retired all the time,
+     * LayerNorm keeps ({@link PlanCache#MAX_PLANS}), so plans are built and retired all the time,
      * while the other worker calls it.
      */
     private static final int SHARED_ROW_COUNTS = 64;
@@ -406,7 +407,7 @@ final class Soak {
     private static ObjectName diagnosticCommand() {
         try {
             return new ObjectName("com.sun.management:type=DiagnosticCommand");
-        } catch (javax.management.MalformedObjectNameException e) {
+        } catch (MalformedObjectNameException e) {
             throw new AssertionError(e);
         }
     }

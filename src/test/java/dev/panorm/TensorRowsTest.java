@@ -3,6 +3,7 @@ package dev.panorm;
 import org.junit.jupiter.api.Test;
 
 import java.lang.foreign.Arena;
+import java.util.Arrays;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -21,12 +22,12 @@ class TensorRowsTest {
             Tensor tensor = Tensor.ofFloats(arena, values, 2, 3, 4);
             Tensor rows = tensor.rows(1, 2, 3); // rows 2, 3, 4 of the 6 rows of 4
             assertArrayEquals(new long[] {3, 4}, rows.shape());
-            assertArrayEquals(java.util.Arrays.copyOfRange(values, 8, 20), rows.toFloatArray());
+            assertArrayEquals(Arrays.copyOfRange(values, 8, 20), rows.toFloatArray());
             assertEquals(tensor.segment().address() + 8 * Float.BYTES, rows.segment().address(), "a view, not a copy");
 
             Tensor planes = tensor.rows(2, 1, 1); // the second [3, 4] plane
             assertArrayEquals(new long[] {1, 3, 4}, planes.shape());
-            assertArrayEquals(java.util.Arrays.copyOfRange(values, 12, 24), planes.toFloatArray());
+            assertArrayEquals(Arrays.copyOfRange(values, 12, 24), planes.toFloatArray());
             assertEquals(0, tensor.rows(1, 6, 0).elementCount());
         }
     }

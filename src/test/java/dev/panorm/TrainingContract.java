@@ -6,9 +6,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 import java.lang.foreign.Arena;
-import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.List;
 import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -17,7 +15,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Forward training, backward (full and data-only) and global statistics on every backend, against
- * {@link Reference} (itself checked by finite differences) within {@link Accuracy}'s tolerances.
+ * {@link Reference} (itself checked by finite differences) within {@link Accuracy}'s tolerances, each
+ * call checked to have run on the backend under test ({@link Contracts#assertRanOn}).
  */
 abstract class TrainingContract {
     private static final double EPS = 1e-5;
@@ -39,6 +38,7 @@ abstract class TrainingContract {
             Tensor mean = Tensor.allocate(arena, DataType.F32, rowShape);
             Tensor variance = Tensor.allocate(arena, DataType.F32, rowShape);
             norm.forwardTraining(src, dst, scale, shift, mean, variance);
+            Contracts.assertRanOn(backend(), norm);
             Tensor diffDst = Tensor.ofFloats(arena, dy, shape);
             Tensor diffSrc = Tensor.allocate(arena, DataType.F32, shape);
             Tensor diffScale = gamma == null || dataOnly ? null : Tensor.allocate(arena, DataType.F32, c);
@@ -48,6 +48,7 @@ abstract class TrainingContract {
             } else {
                 norm.backward(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             }
+            Contracts.assertRanOn(backend(), norm);
             return new Step(dst.toFloatArray(), mean.toFloatArray(), variance.toFloatArray(), diffSrc.toFloatArray(),
                     diffScale == null ? null : diffScale.toFloatArray(), diffShift == null ? null : diffShift.toFloatArray());
         }
@@ -66,16 +67,7 @@ abstract class TrainingContract {
     }
 
     static Stream<Arguments> shapes() {
-        List<Arguments> cases = new ArrayList<>();
-        for (int c : new int[] {1, 2, 3, 7, 64, 768, 1000, 4096, 65536}) {
-            int[] rowCounts = c >= 65536 ? new int[] {1, 5} : c >= 4096 ? new int[] {1, 33} : new int[] {1, 9, 1500};
-            for (int rows : rowCounts) {
-                for (int affine = 0; affine < 4; affine++) {
-                    cases.add(Arguments.of(rows, c, (affine & 1) != 0, (affine & 2) != 0));
-                }
-            }
-        }
-        return cases.stream();
+        return Contracts.shapes(new int[] {1, 9, 1500}, new int[] {1, 33}, new int[] {1, 5});
     }
 
     @ParameterizedTest(name = "[{0}, {1}] scale={2} shift={3}")
@@ -97,7 +89,7 @@ abstract class TrainingContract {
     }
 
     static Stream<Integer> channelCounts() {
-        return Stream.of(1, 2, 3, 7, 64, 768, 1000, 4096, 65536);
+        return Contracts.channelCounts();
     }
 
     @Test
@@ -179,6 +171,7 @@ abstract class TrainingContract {
             Tensor mean = Tensor.ofFloats(arena, means, rows);
             Tensor variance = Tensor.ofFloats(arena, variances, rows);
             norm.forwardWithGlobalStatistics(src, dst, scale, shift, mean, variance);
+            Contracts.assertRanOn(backend(), norm);
             Reference.Statistics given = new Reference.Statistics(Reference.toDouble(means), Reference.toDouble(variances));
             double[] want = Reference.forward(Reference.toDouble(x), rows, c, Reference.toDouble(gamma),
                     Reference.toDouble(beta), EPS, given);
@@ -193,11 +186,13 @@ abstract class TrainingContract {
             Tensor diffShift = Tensor.allocate(arena, DataType.F32, c);
             norm.backwardWithGlobalStatistics(Tensor.ofFloats(arena, dy, rows, c), src, mean, variance, scale, diffSrc,
                     diffScale, diffShift);
+            Contracts.assertRanOn(backend(), norm);
             Accuracy.assertBackward(backend(), dy, x, rows, c, means, variances, gamma, EPS, true, diffSrc.toFloatArray(),
                     diffScale.toFloatArray(), diffShift.toFloatArray());
 
             Tensor dataOnly = Tensor.allocate(arena, DataType.F32, rows, c);
             norm.backwardDataWithGlobalStatistics(Tensor.ofFloats(arena, dy, rows, c), src, mean, variance, scale, dataOnly);
+            Contracts.assertRanOn(backend(), norm);
             Accuracy.assertBackward(backend(), dy, x, rows, c, means, variances, gamma, EPS, true, dataOnly.toFloatArray(),
                     null, null);
         }
@@ -220,6 +215,7 @@ abstract class TrainingContract {
             Tensor gradient = Tensor.ofFloats(arena, dy, rows, c);
             Tensor diffScale = Tensor.allocate(arena, DataType.F32, c);
             norm.backward(gradient, src, mean, variance, scale, gradient, diffScale, null);
+            Contracts.assertRanOn(backend(), norm);
             Accuracy.assertBackward(backend(), dy, x, rows, c, mean.toFloatArray(), variance.toFloatArray(), gamma, EPS,
                     false, gradient.toFloatArray(), diffScale.toFloatArray(), null);
         }

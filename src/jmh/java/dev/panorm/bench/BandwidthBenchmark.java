@@ -2,6 +2,11 @@ package dev.panorm.bench;
 
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorSpecies;
@@ -87,7 +92,7 @@ public class BandwidthBenchmark {
     static final class ParallelCopy implements AutoCloseable {
         private final MemorySegment from;
         private final MemorySegment to;
-        private final java.util.concurrent.ExecutorService helpers;
+        private final ExecutorService helpers;
         private final int threads;
         private final boolean scale;
 
@@ -96,7 +101,7 @@ public class BandwidthBenchmark {
             this.to = to;
             this.threads = threads;
             this.scale = scale;
-            this.helpers = java.util.concurrent.Executors.newFixedThreadPool(Math.max(1, threads - 1), r -> {
+            this.helpers = Executors.newFixedThreadPool(Math.max(1, threads - 1), r -> {
                 Thread thread = new Thread(r, "copy-helper");
                 thread.setDaemon(true);
                 return thread;
@@ -106,14 +111,14 @@ public class BandwidthBenchmark {
         void run() {
             long bytes = from.byteSize();
             long part = (bytes / threads + 63) & ~63L;
-            java.util.List<java.util.concurrent.Future<?>> others = new java.util.ArrayList<>();
+            List<Future<?>> others = new ArrayList<>();
             for (int t = 1; t < threads; t++) {
                 long start = Math.min(bytes, part * t);
                 long length = Math.min(part, bytes - start);
                 others.add(helpers.submit(() -> move(start, length)));
             }
             move(0, Math.min(part, bytes));
-            for (java.util.concurrent.Future<?> other : others) {
+            for (Future<?> other : others) {
                 try {
                     other.get();
                 } catch (Exception e) {

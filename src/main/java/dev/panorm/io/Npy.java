@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -397,7 +398,7 @@ public final class Npy {
             throw new IllegalArgumentException("only contiguous " + tensor.dataType() + " tensors can be written, got "
                     + tensor);
         }
-        return arena.allocateFrom(java.lang.foreign.ValueLayout.JAVA_FLOAT, tensor.toFloatArray());
+        return arena.allocateFrom(ValueLayout.JAVA_FLOAT, tensor.toFloatArray());
     }
 
     /**

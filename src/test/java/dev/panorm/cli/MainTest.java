@@ -12,6 +12,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
@@ -160,7 +161,7 @@ class MainTest {
         float[] means = load(mean);
         float[] variances = load(variance);
         try (Arena arena = Arena.ofConfined()) {
-            assertEquals(java.util.List.of(4L, 3L), java.util.Arrays.stream(Npy.mapFloat32(mean, arena).shape()).boxed().toList());
+            assertEquals(List.of(4L, 3L), Arrays.stream(Npy.mapFloat32(mean, arena).shape()).boxed().toList());
         }
         for (int r = 0; r < 12; r++) {
             double m = 0;
@@ -236,7 +237,7 @@ class MainTest {
         try (Arena arena = Arena.ofConfined()) {
             Tensor half = Tensor.allocate(arena, dev.panorm.DataType.F16, shape);
             for (int i = 0; i < values.length; i++) {
-                half.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16(values[i]));
+                half.segment().setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, Float.floatToFloat16(values[i]));
             }
             Npy.write(file, half);
         }
@@ -262,9 +263,9 @@ class MainTest {
                 Tensor y = Npy.map(out, arena);
                 got = new float[want.length];
                 for (int i = 0; i < got.length; i++) {
-                    short bits = y.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i);
+                    short bits = y.segment().getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i);
                     got[i] = switch (type) {
-                        case "f32" -> y.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED, i);
+                        case "f32" -> y.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, i);
                         case "f16" -> Float.float16ToFloat(bits);
                         default -> Float.intBitsToFloat((bits & 0xffff) << 16);
                     };
@@ -510,7 +511,7 @@ class MainTest {
         Path notNpy = Files.writeString(temp.resolve("notes.npy"), "hello");
         Path truncated = temp.resolve("truncated.npy");
         byte[] whole = Files.readAllBytes(Path.of(in));
-        Files.write(truncated, java.util.Arrays.copyOf(whole, whole.length - 3));
+        Files.write(truncated, Arrays.copyOf(whole, whole.length - 3));
         String gamma5 = save("g5.npy", random(5, 2, 1), 5).toString();
         String scalar = save("scalar.npy", new float[] {1}).toString();
         String noChannels = save("empty-rows.npy", new float[0], 3, 0).toString();

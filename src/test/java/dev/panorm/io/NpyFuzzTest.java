@@ -2,6 +2,7 @@ package dev.panorm.io;
 
 import dev.panorm.DataType;
 import dev.panorm.Tensor;
+import dev.panorm.TestAccess;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -18,7 +19,6 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Random;
 import java.util.SplittableRandom;
-import java.util.concurrent.ThreadLocalRandom;
 import java.util.function.Supplier;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -40,8 +40,9 @@ import static org.junit.jupiter.api.Assertions.fail;
  * to the header size limit), its text (braces, stray characters, non-ASCII digits and spaces), and the raw
  * bytes (magic, version, header length field, truncation, trailing bytes).
  *
- * <p>The seed is random on each run and printed; every failure message carries it, the case index, the
- * mutations applied and the file's first bytes. Replay a failure with
+ * <p>The seed is fixed unless {@code -Dpanorm.fuzz.seed=random} asks for a new one ({@link TestAccess#fuzzSeed});
+ * it is printed, and every failure message carries it, the case index, the mutations applied and the file's
+ * first bytes. Replay a failure with
  * {@snippet lang=shell :
  * scripts/mvn test -Dtest=NpyFuzzTest -Dsurefire.failIfNoSpecifiedTests=false -Dpanorm.fuzz.seed=SEED
  * }
@@ -82,7 +83,7 @@ class NpyFuzzTest {
 
     @Test
     void mutatedFilesAreReadConsistentlyOrRefusedWithAClearMessage() throws IOException {
-        long seed = seed();
+        long seed = TestAccess.fuzzSeed();
         System.out.println("NpyFuzzTest seed " + seed + " (replay with -Dpanorm.fuzz.seed=" + seed + ")");
         SplittableRandom master = new SplittableRandom(seed);
         int accepted = 0;
@@ -116,11 +117,6 @@ class NpyFuzzTest {
                 assertArrayEquals(header, Arrays.copyOf(bytes, header.length), base + " is what Npy writes");
             }
         }
-    }
-
-    private static long seed() {
-        String property = System.getProperty("panorm.fuzz.seed");
-        return property == null || property.isBlank() ? ThreadLocalRandom.current().nextLong() : Long.parseLong(property);
     }
 
     /**

@@ -10,6 +10,8 @@ import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -60,7 +62,7 @@ class NpyTest {
             assertEquals(DataType.F16, half.dataType());
             assertArrayEquals(new long[] {2, 3}, half.shape());
             for (int i = 0; i < 6; i++) {
-                short bits = half.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i);
+                short bits = half.segment().getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i);
                 assertEquals(VALUES[i], Float.float16ToFloat(bits), 0f);
             }
             Path copy = temp.resolve("half.npy");
@@ -251,7 +253,7 @@ class NpyTest {
         Files.writeString(target, "previous contents");
         try (Arena arena = Arena.ofConfined(); Npy.Output output = Npy.Output.create(target, new long[] {2, 3}, arena)) {
             Tensor tensor = output.tensor();
-            java.lang.foreign.MemorySegment.copy(VALUES, 0, tensor.segment(), java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, 6);
+            MemorySegment.copy(VALUES, 0, tensor.segment(), ValueLayout.JAVA_FLOAT, 0, 6);
             output.commit();
         }
         try (Arena arena = Arena.ofConfined()) {

@@ -13,6 +13,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -154,7 +155,7 @@ class PipelineTest {
     private static float[] copy(Tensor row) {
         float[] out = new float[(int) row.elementCount()];
         for (int i = 0; i < out.length; i++) {
-            out[i] = row.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i * row.stride(row.rank() - 1));
+            out[i] = row.segment().getAtIndex(ValueLayout.JAVA_FLOAT, i * row.stride(row.rank() - 1));
         }
         return out;
     }

@@ -7,7 +7,7 @@ import java.lang.foreign.Arena;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The contract, on the Java backend (the Vector API kernels: the tests run with jdk.incubator.vector). */
-class JavaLayerNormTest extends LayerNormContract {
+class VectorKernelTest extends LayerNormContract {
     @Override
     Backend backend() {
         return Backend.JAVA;
@@ -47,6 +47,7 @@ class JavaLayerNormTest extends LayerNormContract {
             Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
             norm.forwardTraining(src, dst, Tensors.make(arena, DataType.F32, gamma, c),
                     Tensors.make(arena, DataType.F32, beta, c), mean, variance);
+            Contracts.assertRanOn(backend(), norm);
             Accuracy.assertForward(backend(), x, rows, c, gamma, beta, 1e-5, Tensors.read(dst));
             Accuracy.assertStatistics(backend(), x, rows, c, Tensors.read(mean), Tensors.read(variance));
         }

@@ -2,11 +2,13 @@ package dev.panorm;
 
 /**
  * One backend's layer normalization. {@link LayerNorm} validates every argument before it calls
- * a kernel, so kernels get tensors of matching shapes, live memory, finite given statistics,
- * non-overlapping outputs and at least one row; absent optional tensors are {@code null}. Kernels
- * never see a call after {@link #close()}. Each call returns the backend that actually ran it.
+ * a kernel ({@link CallChecks}), so kernels get tensors of matching shapes, live memory, finite
+ * global statistics, non-overlapping outputs and at least one row; absent optional tensors are
+ * {@code null}. Statistics handed back to a backward pass are not checked: NaN in them must
+ * propagate. Kernels never see a call after {@link #close()}. Each call returns the backend that
+ * actually ran it.
  */
-interface LayerNormKernel {
+interface Kernel {
 
     /**
      * A forward pass over {@code rows} rows: {@code mean}/{@code variance} are written by

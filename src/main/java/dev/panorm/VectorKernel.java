@@ -5,6 +5,7 @@ import jdk.incubator.vector.VectorSpecies;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.ArrayDeque;
 import java.util.Arrays;
@@ -12,7 +13,7 @@ import java.util.StringJoiner;
 
 /**
  * The Java backend's fast kernels, on the Vector API: float32 rows with unit stride (anything else
- * goes to the scalar {@link JavaLayerNorm}). Loaded reflectively and only when
+ * goes to the scalar {@link ScalarKernel}). Loaded reflectively and only when
  * {@code jdk.incubator.vector} is in the boot layer, so the incubator module stays optional.
  *
  * <p>Statistics are accumulated in float, in several vector accumulators, on data shifted by an
@@ -24,10 +25,11 @@ import java.util.StringJoiner;
  * normalizes: two passes over the row where oneDNN takes three. Rows are split across threads for
  * large tensors.
  */
-final class VectorLayerNorm implements LayerNormKernel {
+final class VectorKernel implements Kernel {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final int LANES = SPECIES.length();
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     /** Per thread, where forward calls spill a vector to add up its lanes (see {@link #sumLanes}). */
     private static final ThreadLocal<float[]> SPILL = ThreadLocal.withInitial(() -> new float[LANES]);
     /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
@@ -37,7 +39,7 @@ final class VectorLayerNorm implements LayerNormKernel {
     static final long MAX_C = Integer.MAX_VALUE;
 
     private final LayerNormConfig config;
-    private final JavaLayerNorm scalar;
+    private final ScalarKernel scalar;
     /** Whether rows are at most {@link #MAX_C} long; if not, every call goes to the scalar kernels. */
     private final boolean rowsFit;
     /** The row length, when {@link #rowsFit}. */
@@ -53,9 +55,9 @@ final class VectorLayerNorm implements LayerNormKernel {
     /** Per concurrent backward call: float accumulators for dgamma and dbeta, and a row's two sums. */
     private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
 
-    VectorLayerNorm(LayerNormConfig config, int threads) {
+    VectorKernel(LayerNormConfig config, int threads) {
         this.config = config;
-        this.scalar = new JavaLayerNorm(config);
+        this.scalar = new ScalarKernel(config);
         this.rowsFit = config.normalizedSize() <= MAX_C;
         this.c = (int) Math.min(config.normalizedSize(), MAX_C);
         this.eps = (float) config.eps();
@@ -98,8 +100,8 @@ final class VectorLayerNorm implements LayerNormKernel {
      *
      * <p>Why spill instead of folding with shuffles: no vector may be passed to a method of ours. C2 boxes
      * a vector argument on the heap whenever it does not inline the callee, and after a long loop the
-     * profile can make even a tiny callee look cold ("low call site frequency"): folding in helpers cost
-     * AUTO 150 to 4700 bytes per call at 3 x 1000 and 1 x 65536.
+     * profile can make even a tiny callee look cold ("low call site frequency"), so folding in helpers
+     * allocated on every call (docs/benchmarks.md, "Measurements behind the code").
      */
     private static float sumLanes(float[] lanes, int at) {
         for (int width = LANES / 2; width > 0; width /= 2) {
@@ -124,21 +126,15 @@ final class VectorLayerNorm implements LayerNormKernel {
                 tensor.shape(), tensor.strides());
     }
 
-    /** The species in use, e.g. {@code Species[float, 16, S_512_BIT]}. */
-    static String species() {
-        return SPECIES.toString();
-    }
-
-    private static boolean isDenseF32(Tensor tensor, int axes) {
-        return JavaKernels.vectorizes(axes, tensor);
+    /** Whether the vector kernels take {@code tensor} (null: absent) as it is ({@link JavaKernels#vectorizes}). */
+    private boolean vectorizes(Tensor tensor) {
+        return JavaKernels.vectorizes(config.normalizedAxes(), tensor);
     }
 
     @Override
     public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
                            long rows) {
-        int axes = config.normalizedAxes();
-        if (!rowsFit || !isDenseF32(src, axes) || !isDenseF32(dst, axes) || !isDenseF32(scale, axes)
-                || !isDenseF32(shift, axes)) {
+        if (!rowsFit || !vectorizes(src) || !vectorizes(dst) || !vectorizes(scale) || !vectorizes(shift)) {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
@@ -156,11 +152,10 @@ final class VectorLayerNorm implements LayerNormKernel {
     }
 
     /**
-     * Rows {@code [from, to)}. Row offsets come from a stride computed once per call: computing them per
-     * row cost up to 10% at 128 x 1024. The loops are in helpers, each small enough for C2 to compile
-     * whole: written out in this one method they measured about 10% faster in one benchmark, but C2
-     * compiled the big method badly in other contexts (AUTO at 3 x 1000: 64 us instead of 0.6 us, with
-     * boxed vectors; with the lanes spilled, still 2 times slower in one run of three).
+     * Rows {@code [from, to)}. Row offsets come from a stride computed once per call, not per row. The
+     * loops are in helpers, each small enough for C2 to compile whole: written out in this one method,
+     * C2 compiled them badly in some contexts, with boxed vectors (docs/benchmarks.md, "Measurements
+     * behind the code").
      */
     private void forwardRows(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
                              Tensor variance, long from, long to) {
@@ -173,8 +168,8 @@ final class VectorLayerNorm implements LayerNormKernel {
         long yStride = Rows.rowStride(dst, axes);
         float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
-            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
+            long xBase = Rows.rowOffset(src, axes, xStride, row) * Float.BYTES;
+            long yBase = Rows.rowOffset(dst, axes, yStride, row) * Float.BYTES;
             float origin;   // subtracted from every element before anything else
             float offset;   // the row's mean relative to origin
             float var;
@@ -219,8 +214,8 @@ final class VectorLayerNorm implements LayerNormKernel {
     /**
      * An estimate of the row's mean to shift the data by: the mean of its first four vectors (its first
      * element when it is shorter). Close values stay exact when shifted. The first vectors rather than a
-     * sample spread over the row: those are the lines the next pass reads first anyway, where three
-     * more cache misses per row cost 10% on tensors served from L3.
+     * sample spread over the row: those are the lines the next pass reads first anyway, and three more
+     * cache misses per row cost measurably on tensors served from L3 (docs/benchmarks.md).
      */
     private float sampleMean(MemorySegment x, long base, float[] spill) {
         if (c < 4 * LANES) {
@@ -340,10 +335,9 @@ final class VectorLayerNorm implements LayerNormKernel {
     @Override
     public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
                             Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
-        int axes = config.normalizedAxes();
-        JavaLayerNorm.checkBackwardRowLength(config.normalizedSize()); // the work arrays below hold 2C + 2 + LANES
-        if (!rowsFit || !isDenseF32(src, axes) || !isDenseF32(diffDst, axes) || !isDenseF32(diffSrc, axes)
-                || !isDenseF32(scale, axes) || !isDenseF32(diffScale, axes) || !isDenseF32(diffShift, axes)) {
+        ScalarKernel.checkBackwardRowLength(config.normalizedSize()); // the work arrays below hold 2C + 2 + LANES
+        if (!rowsFit || !vectorizes(src) || !vectorizes(diffDst) || !vectorizes(diffSrc) || !vectorizes(scale)
+                || !vectorizes(diffScale) || !vectorizes(diffShift)) {
             return scalar.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
         boolean gradients = diffScale != null || diffShift != null;
@@ -351,9 +345,7 @@ final class VectorLayerNorm implements LayerNormKernel {
         if (parts == 1) { // no lambda, no allocation on the common path
             float[] work = takeScratch();
             try {
-                for (long row = 0; row < rows; row++) {
-                    backwardRow(pass, diffDst, src, mean, variance, scale, diffSrc, work, gradients, row);
-                }
+                backwardRows(pass, diffDst, src, mean, variance, scale, diffSrc, work, gradients, 0, rows);
                 storeGradients(work, diffScale, diffShift);
             } finally {
                 returnScratch(work);
@@ -371,11 +363,8 @@ final class VectorLayerNorm implements LayerNormKernel {
             Tensor variances = forOtherThreads(variance);
             Tensor gamma = forOtherThreads(scale);
             Tensor dx = forOtherThreads(diffSrc);
-            splitter.run(rows, rows * c, (from, to, part) -> {
-                for (long row = from; row < to; row++) {
-                    backwardRow(pass, dy, x, means, variances, gamma, dx, scratch[part], gradients, row);
-                }
-            });
+            splitter.run(rows, rows * c, (from, to, part) ->
+                    backwardRows(pass, dy, x, means, variances, gamma, dx, scratch[part], gradients, from, to));
             for (int p = 1; gradients && p < parts; p++) {
                 for (int i = 0; i < 2 * c; i++) {
                     scratch[0][i] += scratch[p][i];
@@ -400,23 +389,31 @@ final class VectorLayerNorm implements LayerNormKernel {
     }
 
     /**
-     * One row. {@code work} holds {@code 2C + 2 + LANES} floats: the dgamma and dbeta sums (added to when
-     * {@code gradients}), this row's {@code sum(g)} and {@code sum(g * xhat)}, and room to add up lanes.
+     * Rows {@code [from, to)}, their offsets from strides computed once, as in {@link #forwardRows}.
+     * {@code work} holds {@code 2C + 2 + LANES} floats: the dgamma and dbeta sums (added to when
+     * {@code gradients}), a row's {@code sum(g)} and {@code sum(g * xhat)}, and room to add up lanes.
      */
-    private void backwardRow(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                             Tensor diffSrc, float[] work, boolean gradients, long row) {
+    private void backwardRows(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                              Tensor diffSrc, float[] work, boolean gradients, long from, long to) {
         int axes = config.normalizedAxes();
-        long xBase = Rows.rowOffset(src, axes, row) * Float.BYTES;
-        long dyBase = Rows.rowOffset(diffDst, axes, row) * Float.BYTES;
-        long dxBase = Rows.rowOffset(diffSrc, axes, row) * Float.BYTES;
-        float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-        float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+        MemorySegment x = src.segment();
+        MemorySegment dy = diffDst.segment();
+        MemorySegment dx = diffSrc.segment();
         MemorySegment gamma = scale == null ? ones() : scale.segment();
-        accumulate(src.segment(), xBase, diffDst.segment(), dyBase, gamma, mu, rstd, work, gradients);
-        float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
-        float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
-        inputGradient(src.segment(), xBase, diffDst.segment(), dyBase, diffSrc.segment(), dxBase, gamma, mu, rstd, meanG,
-                meanGXhat);
+        long xStride = Rows.rowStride(src, axes);
+        long dyStride = Rows.rowStride(diffDst, axes);
+        long dxStride = Rows.rowStride(diffSrc, axes);
+        for (long row = from; row < to; row++) {
+            long xBase = Rows.rowOffset(src, axes, xStride, row) * Float.BYTES;
+            long dyBase = Rows.rowOffset(diffDst, axes, dyStride, row) * Float.BYTES;
+            long dxBase = Rows.rowOffset(diffSrc, axes, dxStride, row) * Float.BYTES;
+            float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+            float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+            accumulate(x, xBase, dy, dyBase, gamma, mu, rstd, work, gradients);
+            float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
+            float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
+            inputGradient(x, xBase, dy, dyBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
+        }
     }
 
     /**
@@ -506,7 +503,7 @@ final class VectorLayerNorm implements LayerNormKernel {
         }
     }
 
-    /** Zeroed {@code 2C + 2 + LANES} floats (see {@link #backwardRow}), reused so that steady-state calls allocate nothing. */
+    /** Zeroed {@code 2C + 2 + LANES} floats (see {@link #backwardRows}), reused so that steady-state calls allocate nothing. */
     private float[] takeScratch() {
         float[] work;
         synchronized (gradientScratch) {
@@ -527,8 +524,6 @@ final class VectorLayerNorm implements LayerNormKernel {
             gradientScratch.push(work);
         }
     }
-
-    private static final java.lang.foreign.ValueLayout.OfFloat JAVA_FLOAT = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
@@ -556,7 +551,7 @@ final class VectorLayerNorm implements LayerNormKernel {
 
     /** Adds what keeps {@code tensor} from the vector kernels ({@link JavaKernels#vectorizes}), if anything. */
     private void addFault(StringJoiner faults, String name, Tensor tensor) {
-        if (tensor == null || isDenseF32(tensor, config.normalizedAxes())) {
+        if (tensor == null || vectorizes(tensor)) {
             return;
         }
         boolean unitStride = tensor.isContiguous() || Rows.columnStride(tensor, config.normalizedAxes()) == 1;

@@ -1,7 +1,7 @@
 package dev.panorm;
 
 /** The contract, on JAVA_SCALAR. */
-class JavaScalarLayerNormTest extends LayerNormContract {
+class ScalarKernelTest extends LayerNormContract {
     @Override
     Backend backend() {
         return Backend.JAVA_SCALAR;

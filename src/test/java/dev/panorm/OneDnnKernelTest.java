@@ -1,7 +1,7 @@
 package dev.panorm;
 
 /** The contract, on oneDNN. */
-class OneDnnLayerNormTest extends LayerNormContract {
+class OneDnnKernelTest extends LayerNormContract {
     @Override
     Backend backend() {
         return Backend.ONEDNN;

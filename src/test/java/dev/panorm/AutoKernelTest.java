@@ -8,7 +8,7 @@ import java.lang.foreign.Arena;
 import org.junit.jupiter.api.Test;
 
 /** The contract, on AUTO, and the cost model's choices. */
-class AutoLayerNormTest extends LayerNormContract {
+class AutoKernelTest extends LayerNormContract {
     @Override
     Backend backend() {
         return Backend.AUTO;
@@ -27,13 +27,13 @@ class AutoLayerNormTest extends LayerNormContract {
     void smallFloatCallsRunInTheVectorKernel() {
         assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());
         assertEquals(Backend.JAVA, ranOn(1, 768, DataType.F32));
-        assertEquals(Backend.JAVA, ranOn(AutoLayerNorm.javaUpTo(Pass.FORWARD_INFERENCE) / 768, 768, DataType.F32));
+        assertEquals(Backend.JAVA, ranOn(AutoKernel.javaUpTo(Pass.FORWARD_INFERENCE) / 768, 768, DataType.F32));
     }
 
     @Test
     void largerCallsAndOtherTypesRunOnOneDnn() {
         assumeTrue(OneDnn.isAvailable());
-        assertEquals(Backend.ONEDNN, ranOn(AutoLayerNorm.javaUpTo(Pass.FORWARD_INFERENCE) / 768 + 1, 768, DataType.F32));
+        assertEquals(Backend.ONEDNN, ranOn(AutoKernel.javaUpTo(Pass.FORWARD_INFERENCE) / 768 + 1, 768, DataType.F32));
         assertEquals(Backend.ONEDNN, ranOn(1, 768, DataType.BF16)); // the vector kernel takes float32 only
     }
 

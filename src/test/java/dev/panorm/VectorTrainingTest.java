@@ -1,7 +1,7 @@
 package dev.panorm;
 
 /** The training contract, on JAVA. */
-class JavaTrainingTest extends TrainingContract {
+class VectorTrainingTest extends TrainingContract {
     @Override
     Backend backend() {
         return Backend.JAVA;

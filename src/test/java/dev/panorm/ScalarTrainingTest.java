@@ -1,7 +1,7 @@
 package dev.panorm;
 
 /** The training contract, on JAVA_SCALAR. */
-class JavaScalarTrainingTest extends TrainingContract {
+class ScalarTrainingTest extends TrainingContract {
     @Override
     Backend backend() {
         return Backend.JAVA_SCALAR;

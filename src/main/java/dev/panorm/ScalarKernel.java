@@ -1,6 +1,7 @@
 package dev.panorm;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 
@@ -11,7 +12,7 @@ import java.util.Arrays;
  * double too. Any data type, any strides: rows are addressed through {@link Rows}, elements
  * through {@link Elements}; the common case (float32, rows with unit stride) takes a direct path.
  */
-final class JavaLayerNorm implements LayerNormKernel {
+final class ScalarKernel implements Kernel {
     /**
      * The longest row the Java kernels' backward pass takes: its per-channel sums are Java arrays of 2C
      * values (and, in the vector kernels, 2 + one vector more), and a Java array holds fewer than 2^31.
@@ -19,7 +20,7 @@ final class JavaLayerNorm implements LayerNormKernel {
      */
     static final long MAX_BACKWARD_C = (1L << 30) - 64;
 
-    private static final java.lang.foreign.ValueLayout.OfFloat FLOAT = java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
     private final LayerNormConfig config;
     private final int axes;
@@ -27,7 +28,7 @@ final class JavaLayerNorm implements LayerNormKernel {
     /** Double accumulators for the parameter gradients, one array per concurrent backward call. */
     private final ArrayDeque<double[]> gradientScratch = new ArrayDeque<>();
 
-    JavaLayerNorm(LayerNormConfig config) {
+    ScalarKernel(LayerNormConfig config) {
         this.config = config;
         this.axes = config.normalizedAxes();
         this.c = config.normalizedSize();

@@ -1,0 +1,247 @@
+package dev.panorm;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * {@link LayerNorm}'s argument checks, made before any kernel sees a call: data types, shapes,
+ * memory that is too small, freed, confined to another thread or read-only (for outputs), outputs
+ * that overlap inputs, and given global statistics. Each failure is an exception whose message names
+ * the argument and the problem; a call that fails here has changed nothing.
+ */
+final class CallChecks {
+    private final LayerNormConfig config;
+    private final Backend backend;
+
+    CallChecks(LayerNormConfig config, Backend backend) {
+        this.config = config;
+        this.backend = backend;
+    }
+
+    /** Validates a forward call; returns the number of rows. */
+    long forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
+                              Tensor variance) {
+        long rows = checkRows("src", src);
+        checkData("dst", dst, true);
+        checkSameShape("dst", dst, "src", src);
+        checkParameter("scale", scale, config.scale(), false);
+        checkParameter("shift", shift, config.shift(), false);
+        checkNoPartialOverlap("dst", dst, "src", src);
+        checkDisjoint("dst", dst, "scale", scale);
+        checkDisjoint("dst", dst, "shift", shift);
+        if (pass.usesStatistics()) {
+            checkMean(mean, src, pass.writesStatistics);
+            checkStatistics("variance", variance, src, pass.writesStatistics);
+            if (pass.writesStatistics) {
+                checkDisjointFromForwardTensors("mean", mean, src, dst, scale, shift);
+                checkDisjointFromForwardTensors("variance", variance, src, dst, scale, shift);
+                checkDisjoint("mean", mean, "variance", variance);
+            } else {
+                checkDisjoint("dst", dst, "mean", mean);
+                checkDisjoint("dst", dst, "variance", variance);
+                checkGlobalStatistics(mean, variance, rows);
+            }
+        }
+        return rows;
+    }
+
+    /** Validates a backward call; returns the number of rows. */
+    long backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                               Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        long rows = checkRows("src", src);
+        checkData("diffDst", diffDst, false);
+        checkSameShape("diffDst", diffDst, "src", src);
+        checkData("diffSrc", diffSrc, true);
+        checkSameShape("diffSrc", diffSrc, "src", src);
+        checkMean(mean, src, false);
+        checkStatistics("variance", variance, src, false);
+        checkParameter("scale", scale, config.scale(), false);
+        if (pass.parameterGradients) {
+            checkParameter("diffScale", diffScale, config.scale(), true);
+            checkParameter("diffShift", diffShift, config.shift(), true);
+        }
+        checkNoPartialOverlap("diffSrc", diffSrc, "diffDst", diffDst);
+        checkDisjointFromBackwardInputs("diffSrc", diffSrc, src, mean, variance, scale);
+        checkDisjointFromBackwardInputs("diffScale", diffScale, src, mean, variance, scale);
+        checkDisjointFromBackwardInputs("diffShift", diffShift, src, mean, variance, scale);
+        checkDisjoint("diffScale", diffScale, "diffDst", diffDst);
+        checkDisjoint("diffShift", diffShift, "diffDst", diffDst);
+        checkDisjoint("diffScale", diffScale, "diffSrc", diffSrc);
+        checkDisjoint("diffShift", diffShift, "diffSrc", diffSrc);
+        checkDisjoint("diffScale", diffScale, "diffShift", diffShift);
+        if (pass.globalStatistics) {
+            checkGlobalStatistics(mean, variance, rows);
+        }
+        return rows;
+    }
+
+    private static void checkDisjointFromForwardTensors(String name, Tensor output, Tensor src, Tensor dst, Tensor scale,
+                                                        Tensor shift) {
+        checkDisjoint(name, output, "src", src);
+        checkDisjoint(name, output, "dst", dst);
+        checkDisjoint(name, output, "scale", scale);
+        checkDisjoint(name, output, "shift", shift);
+    }
+
+    private static void checkDisjointFromBackwardInputs(String name, Tensor output, Tensor src, Tensor mean,
+                                                        Tensor variance, Tensor scale) {
+        checkDisjoint(name, output, "src", src);
+        checkDisjoint(name, output, "mean", mean);
+        checkDisjoint(name, output, "variance", variance);
+        checkDisjoint(name, output, "scale", scale);
+    }
+
+    /** Checks the data tensor that defines the shape; returns its number of rows. */
+    private long checkRows(String name, Tensor tensor) {
+        checkData(name, tensor, false);
+        if (!config.endsWithNormalizedShape(tensor)) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must end with the normalized shape "
+                    + Arrays.toString(config.normalizedShape())
+                    + (tensor.rank() < config.normalizedAxes() ? " (it has fewer axes than the " + config.normalizedAxes()
+                    + " normalized ones)" : ""));
+        }
+        return tensor.elementCount() / config.normalizedSize();
+    }
+
+    private static void checkSameShape(String name, Tensor tensor, String otherName, Tensor other) {
+        if (!tensor.hasSameShape(other)) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have the shape of " + otherName
+                    + " " + other.describe());
+        }
+    }
+
+    private void checkMean(Tensor mean, Tensor src, boolean written) {
+        if (config.rms()) {
+            if (mean != null) {
+                throw new IllegalArgumentException("RMS normalization has no mean; pass null for mean (variance holds "
+                        + "the mean square)");
+            }
+            return;
+        }
+        checkStatistics("mean", mean, src, written);
+    }
+
+    /** Per-row statistics: float32, contiguous, the shape of src without its normalized axes. */
+    private void checkStatistics(String name, Tensor tensor, Tensor src, boolean written) {
+        if (tensor == null) {
+            throw new IllegalArgumentException(name + " is null; this pass needs one value per row");
+        }
+        checkMemory(name, tensor, written);
+        if (tensor.dataType() != DataType.F32 || !tensor.isContiguous()) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must be F32 and contiguous");
+        }
+        if (!tensor.isRowShapeOf(src, config.normalizedAxes())) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have one value per row of src "
+                    + src.describe() + ", that is the shape of src without its last " + config.normalizedAxes()
+                    + (config.normalizedAxes() == 1 ? " axis" : " axes"));
+        }
+    }
+
+    /**
+     * Global statistics, the caller's own (running estimates, say), must describe real rows: finite, with
+     * variances non-negative. The statistics a backward pass gets back from forwardTraining are not read
+     * here: no forward pass writes a negative variance, and NaN or infinite ones (from a row holding NaN or
+     * Inf) make the backward pass propagate NaN, as in PyTorch, so a loss scaler can see the overflow.
+     */
+    private static void checkGlobalStatistics(Tensor mean, Tensor variance, long rows) {
+        MemorySegment variances = variance.segment();
+        for (long row = 0; row < rows; row++) {
+            if (mean != null) {
+                float m = mean.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
+                if (!Float.isFinite(m)) {
+                    throw new IllegalArgumentException("mean[" + row + "] is " + m + "; statistics must be finite");
+                }
+            }
+            float v = variances.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
+            if (!(v >= 0) || v == Float.POSITIVE_INFINITY) {
+                throw new IllegalArgumentException("variance[" + row + "] is " + v
+                        + "; a variance must be finite and non-negative");
+            }
+        }
+    }
+
+    /** Data tensors may have any data type and any strides; outputs must not overlap themselves. */
+    private void checkData(String name, Tensor tensor, boolean written) {
+        Objects.requireNonNull(tensor, name);
+        checkMemory(name, tensor, written);
+        if (written && !tensor.isNonOverlapping()) {
+            throw new IllegalArgumentException(name + " " + tensor.describe()
+                    + " has strides under which several indices address one element; an output needs one element per index");
+        }
+    }
+
+    /** A per-channel tensor (the normalized shape) that must be present exactly when the configuration has it. */
+    private void checkParameter(String name, Tensor tensor, boolean configured, boolean written) {
+        if (!configured) {
+            if (tensor != null) {
+                String flag = flag(name);
+                throw new IllegalArgumentException("this LayerNorm has no " + flag + " (config " + flag + "=false) but "
+                        + name + " was passed");
+            }
+            return;
+        }
+        if (tensor == null) {
+            String flag = flag(name);
+            throw new IllegalArgumentException("this LayerNorm applies a " + flag + " (config " + flag + "=true) but "
+                    + name + " is null");
+        }
+        checkData(name, tensor, written);
+        if (!config.isNormalizedShape(tensor) || !tensor.isContiguous()) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have shape "
+                    + Arrays.toString(config.normalizedShape()) + " (the normalized shape), contiguous");
+        }
+    }
+
+    /** The configuration flag behind a parameter or its gradient. */
+    private static String flag(String name) {
+        return name.equals("diffScale") ? "scale" : name.equals("diffShift") ? "shift" : name;
+    }
+
+    private void checkMemory(String name, Tensor tensor, boolean written) {
+        MemorySegment segment = tensor.segment();
+        if (!segment.scope().isAlive()) {
+            throw new IllegalStateException(name + "'s memory has been freed: its arena is closed");
+        }
+        if (!segment.isAccessibleBy(Thread.currentThread())) {
+            throw new IllegalStateException(name + "'s memory belongs to a confined arena of another thread");
+        }
+        if (written && segment.isReadOnly()) {
+            throw new IllegalArgumentException(name + " is read-only");
+        }
+        if ((backend == Backend.ONEDNN || backend == Backend.AUTO) && !segment.isNative()) {
+            throw new IllegalArgumentException(name + " is a heap segment; oneDNN needs native (off-heap) memory. "
+                    + "Allocate it from an Arena, or use Backend.JAVA");
+        }
+    }
+
+    /** dst may be exactly src (in place) or disjoint from it, nothing in between. */
+    private static void checkNoPartialOverlap(String outName, Tensor out, String inName, Tensor in) {
+        // Overlapping segments share their backing memory, so their addresses are comparable.
+        if (overlaps(out, in) && !(out.segment().address() == in.segment().address() && out.hasSameLayout(in))) {
+            throw new IllegalArgumentException(outName + " partially overlaps " + inName
+                    + "; pass the same tensor for in-place operation, or disjoint memory");
+        }
+    }
+
+    private static void checkDisjoint(String outName, Tensor out, String inName, Tensor in) {
+        if (out != null && in != null && overlaps(out, in)) {
+            throw new IllegalArgumentException(outName + " overlaps " + inName + "; they must be disjoint");
+        }
+    }
+
+    private static boolean overlaps(Tensor a, Tensor b) {
+        if (a.byteExtent() == 0 || b.byteExtent() == 0) {
+            return false;
+        }
+        MemorySegment x = a.segment();
+        MemorySegment y = b.segment();
+        if (x.isNative() && y.isNative()) {
+            long xStart = x.address();
+            long yStart = y.address();
+            return xStart < yStart + b.byteExtent() && yStart < xStart + a.byteExtent();
+        }
+        return x.asSlice(0, a.byteExtent()).asOverlappingSlice(y.asSlice(0, b.byteExtent())).isPresent();
+    }
+}

@@ -1,0 +1,119 @@
+package dev.panorm;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The oneDNN backend: a {@link OneDnnPlan} per call signature (pass, data types, shapes, strides and
+ * thread count), built on first use and kept in a {@link PlanCache}. A signature oneDNN cannot run is
+ * remembered and served by the Java backend instead, so callers never see the difference except in
+ * speed; {@link LayerNorm#lastBackend()} tells which one ran.
+ *
+ * <p>Calls cost little more than oneDNN's own: a thread repeating a recent signature finds its own
+ * execution context without a lock, binds only addresses that changed, and executes.
+ */
+final class OneDnnKernel implements Kernel {
+    /**
+     * With automatic threads, calls on fewer elements than this use one thread: OpenMP's team start-up
+     * and barrier cost more than a second core saves on small tensors (docs/benchmarks.md, "Measurements behind the code").
+     */
+    static final long SINGLE_THREAD_BELOW = 1 << 16;
+
+    private final LayerNormConfig config;
+    /** Computes the statistics that precise and RMS plans take from Java. */
+    private final ScalarKernel scalar;
+    /** Runs what oneDNN cannot. */
+    private final Kernel java;
+    private final MemorySegment engine;
+    /** The threads a call may use, or 0 to choose per shape. */
+    private final int threads;
+    private final int maxThreads;
+    private final PlanCache plans;
+
+    /**
+     * @param threads the OpenMP threads a call may use; 0 for one on small tensors and all on large ones
+     * @param calls the owning {@code LayerNorm}'s calls in flight
+     * @param java the kernel for the signatures oneDNN cannot run
+     */
+    OneDnnKernel(LayerNormConfig config, int threads, CallCounter calls, Kernel java) {
+        this.config = config;
+        this.scalar = new ScalarKernel(config);
+        this.java = java;
+        this.engine = OneDnn.runtime().engine();
+        this.maxThreads = OpenMp.maxThreads();
+        this.threads = threads;
+        this.plans = new PlanCache(calls, this::build);
+    }
+
+    /** The OpenMP threads for a call on {@code elements} elements. */
+    private int threadsFor(long elements) {
+        if (threads > 0) {
+            return threads;
+        }
+        return elements < SINGLE_THREAD_BELOW ? 1 : maxThreads;
+    }
+
+    private OneDnnPlan build(CallSignature signature, Call call) throws OneDnnPlan.Unsupported {
+        // oneDNN reads the calling thread's OpenMP thread count when it creates a primitive.
+        OpenMp.setThreads(OpenMp.threadsSetOnCallingThread(), signature.threads);
+        return new OneDnnPlan(config, engine, scalar, signature, call);
+    }
+
+    @Override
+    public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
+                           long rows) {
+        return run(pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+    }
+
+    @Override
+    public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
+                            Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
+        return run(pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+    }
+
+    /** Runs either pass; the tensors come by role, in {@link Role}'s order, absent ones null. */
+    private Backend run(Pass pass, long rows, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
+                        Tensor variance, Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        int used = threadsFor(src.elementCount());
+        long key = CallSignature.key(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
+        PlanCache.Recent recent = plans.recent(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale,
+                diffShift);
+        if (recent == null) {
+            recent = plans.checkOut(new Call(pass, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc,
+                    diffScale, diffShift), used);
+        }
+        if (recent.context() == null) { // oneDNN cannot run this signature
+            return pass.forward ? java.forward(pass, src, dst, scale, shift, mean, variance, rows)
+                    : java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+        }
+        recent.context().execute(src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+        return Backend.ONEDNN;
+    }
+
+    @Override
+    public void quiescent() {
+        plans.quiescent();
+    }
+
+    @Override
+    public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
+        Call call = Call.forward(Pass.FORWARD_INFERENCE, src, dst, scale, shift, null, null, rows);
+        int used = threadsFor(src.elementCount());
+        OneDnnPlan plan = plans.plan(call, used);
+        if (plan != null) {
+            return plan.implementation + (used > 1 ? ", " + used + " threads" : "");
+        }
+        String reason = plans.rejection(call, used);
+        return java.implementation(src, dst, scale, shift, rows) + (reason == null ? "" : " (" + reason + ")");
+    }
+
+    /** The plans (for lifecycle tests). */
+    PlanCache plans() {
+        return plans;
+    }
+
+    @Override
+    public void close() {
+        plans.close();
+        java.close();
+    }
+}

@@ -1,0 +1,281 @@
+package dev.panorm;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+
+/**
+ * The oneDNN kernel's plans, one per call signature (pass, thread count, and the data type, shape
+ * and strides of every tensor), and what each thread remembers of them.
+ *
+ * <p>Each thread keeps, for itself alone, what it needs to repeat its last {@link #RECENT} signatures:
+ * the execution context (stream, memory objects, bound addresses) of each plan it ran, and the
+ * rejection of each signature oneDNN cannot run. So a repeated call, accepted or rejected, takes no
+ * lock, scans no shared list and writes nothing another thread reads. Only a thread's first call on a
+ * signature takes the lock, to find or build the plan (or the rejection) and a context.
+ *
+ * <p>Beyond {@link #MAX_PLANS} plans, one is dropped to make room: a second-chance ("clock") sweep
+ * over the plans clears each one's {@link OneDnnPlan#referenced} bit and drops the first whose bit is
+ * already clear, that is one no call has used since the sweep last passed it. A call sets the bit only
+ * when it is clear, so calls in a steady state write nothing shared; a least-recently-used stamp would
+ * be a write per call to a line that every thread calling the plan reads. A dropped plan is retired:
+ * threads still holding its contexts see the flag and stop using them, and its native memory is freed
+ * once no call of the {@code LayerNorm} is in flight, by a background thread rather than by the call
+ * that evicted it (docs/benchmarks.md, Startup: what freeing costs that call).
+ */
+final class PlanCache {
+    /** Plans kept; each holds a little JIT code and a few descriptors. */
+    static final int MAX_PLANS = 64;
+    /** Signatures a thread remembers: enough for a model alternating a few shapes (prefill, decode, ...). */
+    private static final int RECENT = 4;
+
+    /** Builds the plan for a new signature, or says why oneDNN cannot run it. */
+    @FunctionalInterface
+    interface Builder {
+        OneDnnPlan build(CallSignature signature, Call call) throws OneDnnPlan.Unsupported;
+    }
+
+    /** The daemon thread that frees retired plans, shared by every oneDNN {@code LayerNorm}; started on first use. */
+    private static final class Reaper {
+        static final ExecutorService THREAD = Executors.newSingleThreadExecutor(task -> {
+            Thread thread = new Thread(task, "panorm-plan-reaper");
+            thread.setDaemon(true);
+            return thread;
+        });
+    }
+
+    /** A signature oneDNN cannot run, and why. */
+    private record Rejected(CallSignature signature, String reason) {}
+
+    /** What a thread remembers of a signature: the context it runs it with, or null if oneDNN rejected it. */
+    record Recent(CallSignature signature, OneDnnPlan.Context context) {}
+
+    private final CallCounter calls;
+    private final Builder builder;
+    /** Per thread, its recent signatures, most recent first. */
+    private final ThreadLocal<Recent[]> recent = ThreadLocal.withInitial(() -> new Recent[RECENT]);
+
+    private final Object lock = new Object();
+    private final List<OneDnnPlan> plans = new ArrayList<>();   // guarded by lock
+    private final List<Rejected> rejected = new ArrayList<>();  // guarded by lock
+    private final List<OneDnnPlan> retired = new ArrayList<>(); // guarded by lock
+    private volatile boolean hasRetired;
+    /** Retired plans handed to the {@link Reaper} and not freed yet; guarded by lock. */
+    private int freeing;
+    /** Where the eviction sweep stands in {@link #plans}; guarded by lock. */
+    private int hand;
+
+    /**
+     * @param calls the owning {@code LayerNorm}'s calls in flight
+     * @param builder makes the plan for a signature met for the first time
+     */
+    PlanCache(CallCounter calls, Builder builder) {
+        this.calls = calls;
+        this.builder = builder;
+    }
+
+    /**
+     * What the calling thread remembers of this signature ({@code key} from {@link CallSignature#key}),
+     * or null if it has not run it lately ({@link #checkOut} then). Takes no lock and writes nothing
+     * shared in the steady state.
+     */
+    Recent recent(long key, Pass pass, int threads, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor diffDst,
+                  Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        for (Recent entry : recent.get()) {
+            if (entry != null && entry.signature().matches(key, pass, threads, src, dst, scale, shift, diffDst, diffSrc,
+                    diffScale, diffShift)) {
+                OneDnnPlan.Context context = entry.context();
+                if (context == null) {
+                    return entry; // rejected: rejections are never retired
+                }
+                OneDnnPlan plan = context.plan;
+                if (!plan.retired) {
+                    if (!plan.referenced) { // written only when clear: see the class comment
+                        plan.referenced = true;
+                    }
+                    return entry;
+                }
+            }
+        }
+        return null;
+    }
+
+    /**
+     * The calling thread's first call on this signature lately: finds or builds the plan (or the
+     * rejection), lends the thread a context of it, and remembers both for the thread, first among its
+     * recent signatures; the context this displaces goes back to its plan.
+     */
+    Recent checkOut(Call call, int threads) {
+        Recent[] mine = recent.get();
+        synchronized (lock) {
+            CallSignature signature = new CallSignature(call, threads);
+            OneDnnPlan plan = find(signature, call);
+            if (plan != null && plan.contexts() > 0) {
+                plan.referenced = true; // it has lent a context before: this is not its first call
+            }
+            Recent entry = new Recent(plan == null ? signature : plan.signature, plan == null ? null : plan.lend());
+            Recent displaced = mine[RECENT - 1];
+            if (displaced != null && displaced.context() != null && !displaced.context().plan.retired) {
+                displaced.context().plan.release(displaced.context());
+            }
+            System.arraycopy(mine, 0, mine, 1, RECENT - 1);
+            mine[0] = entry;
+            return entry;
+        }
+    }
+
+    /**
+     * The plan for {@code call}'s signature, built if new; null if oneDNN cannot run it, with
+     * {@link #rejection} saying why. Takes the lock.
+     */
+    OneDnnPlan plan(Call call, int threads) {
+        synchronized (lock) {
+            return find(new CallSignature(call, threads), call);
+        }
+    }
+
+    /** Why oneDNN cannot run {@code call}'s signature, if it was tried; else null. */
+    String rejection(Call call, int threads) {
+        CallSignature signature = new CallSignature(call, threads);
+        synchronized (lock) {
+            Rejected entry = rejected(signature, call);
+            return entry == null ? null : entry.reason();
+        }
+    }
+
+    /** The plan for this signature, built if new; null if oneDNN cannot run it. Holds the lock. */
+    private OneDnnPlan find(CallSignature signature, Call call) {
+        for (OneDnnPlan plan : plans) {
+            if (matches(plan.signature, signature, call)) {
+                return plan;
+            }
+        }
+        if (rejected(signature, call) != null) {
+            return null;
+        }
+        OneDnnPlan plan;
+        try {
+            plan = builder.build(signature, call);
+        } catch (OneDnnPlan.Unsupported e) {
+            if (rejected.size() >= MAX_PLANS) {
+                rejected.removeFirst();
+            }
+            rejected.add(new Rejected(signature, e.getMessage()));
+            return null;
+        }
+        admit(plan);
+        return plan;
+    }
+
+    private Rejected rejected(CallSignature signature, Call call) {
+        for (Rejected entry : rejected) {
+            if (matches(entry.signature(), signature, call)) {
+                return entry;
+            }
+        }
+        return null;
+    }
+
+    private static boolean matches(CallSignature known, CallSignature signature, Call call) {
+        return known.matches(signature.key, call.pass(), signature.threads, call.src(), call.dst(), call.scale(),
+                call.shift(), call.diffDst(), call.diffSrc(), call.diffScale(), call.diffShift());
+    }
+
+    /**
+     * Adds a new plan, in place of one the sweep finds unused since it last passed when all places are
+     * taken. Calls may set bits again behind the sweep, so after two rounds it takes the plan at hand.
+     * Holds the lock.
+     */
+    private void admit(OneDnnPlan plan) {
+        if (plans.size() < MAX_PLANS) {
+            plans.add(plan);
+            return;
+        }
+        for (int looked = 0; ; looked++) {
+            hand %= plans.size();
+            OneDnnPlan candidate = plans.get(hand);
+            if (!candidate.referenced || looked >= 2 * plans.size()) {
+                candidate.retired = true; // threads holding its contexts must not use them
+                retired.add(candidate);
+                hasRetired = true;
+                plans.set(hand++, plan);
+                return;
+            }
+            candidate.referenced = false;
+            hand++;
+        }
+    }
+
+    /**
+     * Hands retired plans to the {@link Reaper} if no call is in flight. A call that starts later sees
+     * them retired (the flag is written before the count is read here, and read after the call's count
+     * goes up), so none can be using them.
+     */
+    void quiescent() {
+        if (!hasRetired) {
+            return;
+        }
+        synchronized (lock) {
+            if (calls.inFlight() == 0 && !retired.isEmpty()) {
+                List<OneDnnPlan> doomed = List.copyOf(retired);
+                retired.clear();
+                hasRetired = false;
+                freeing += doomed.size();
+                Reaper.THREAD.execute(() -> {
+                    doomed.forEach(OneDnnPlan::free);
+                    synchronized (lock) {
+                        freeing -= doomed.size();
+                        lock.notifyAll();
+                    }
+                });
+            }
+        }
+    }
+
+    /** Plans whose native objects are allocated: cached, retired or being freed (for leak tests). */
+    int allocatedPlans() {
+        synchronized (lock) {
+            return plans.size() + retired.size() + freeing;
+        }
+    }
+
+    /** Plans in the cache (for tests). */
+    int cachedPlans() {
+        synchronized (lock) {
+            return plans.size();
+        }
+    }
+
+    /** Contexts (streams and memory objects) the cached plans have made (for leak tests). */
+    int allocatedContexts() {
+        synchronized (lock) {
+            return plans.stream().mapToInt(OneDnnPlan::contexts).sum();
+        }
+    }
+
+    /** Frees every plan, returning once the reaper has freed what it was handed. Called when no call is in flight. */
+    void close() {
+        synchronized (lock) {
+            for (OneDnnPlan plan : plans) {
+                plan.retired = true; // threads holding its contexts must not use them
+                plan.free();
+            }
+            retired.forEach(OneDnnPlan::free);
+            plans.clear();
+            retired.clear();
+            rejected.clear();
+            boolean interrupted = false;
+            while (freeing > 0) {
+                try {
+                    lock.wait();
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+}
