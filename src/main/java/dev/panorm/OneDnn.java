@@ -184,6 +184,6 @@ public final class OneDnn {
      */
     public static int maxThreads() {
         runtime();
-        return OpenMp.maxThreads();
+        return OpenMp.defaultThreads();
     }
 }

@@ -39,7 +39,7 @@ final class OneDnnKernel implements Kernel {
         this.scalar = new ScalarKernel(config);
         this.java = java;
         this.engine = OneDnn.runtime().engine();
-        this.maxThreads = OpenMp.maxThreads();
+        this.maxThreads = OpenMp.defaultThreads();
         this.threads = threads;
         this.plans = new PlanCache(calls, this::build);
     }

@@ -19,6 +19,12 @@ final class OpenMp {
     private static final MethodHandle SET_NUM_THREADS;
     /** Per Java thread, the count panorm last set on it (0: none yet), so that a call sets it only when it changes. */
     private static final ThreadLocal<int[]> SET = ThreadLocal.withInitial(() -> new int[1]);
+    /**
+     * The process's thread count (OMP_NUM_THREADS, or the number of cores), read once before panorm sets any:
+     * {@link #maxThreads()} reads the calling thread's own count, which panorm lowers to 1 for small calls,
+     * so reading it later would make what a call gets depend on what ran before it on the same thread.
+     */
+    private static final int DEFAULT_THREADS;
 
     static {
         OneDnn.runtime();
@@ -28,12 +34,18 @@ final class OpenMp {
         Optional<MemorySegment> set = lookup.find("omp_set_num_threads");
         GET_MAX_THREADS = get.map(s -> linker.downcallHandle(s, FunctionDescriptor.of(ValueLayout.JAVA_INT))).orElse(null);
         SET_NUM_THREADS = set.map(s -> linker.downcallHandle(s, FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT))).orElse(null);
+        DEFAULT_THREADS = maxThreads();
+    }
+
+    /** {@return the process's OpenMP thread count: what "all threads" means for a call} */
+    static int defaultThreads() {
+        return DEFAULT_THREADS;
     }
 
     private OpenMp() {}
 
-    /** OpenMP's thread count for the calling thread (OMP_NUM_THREADS, or the number of cores). */
-    static int maxThreads() {
+    /** OpenMP's thread count for the calling thread (OMP_NUM_THREADS, or the number of cores, unless changed). */
+    private static int maxThreads() {
         if (GET_MAX_THREADS == null) {
             return 1;
         }

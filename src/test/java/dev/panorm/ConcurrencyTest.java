@@ -1,5 +1,7 @@
 package dev.panorm;
 
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -19,6 +21,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -166,5 +169,39 @@ class ConcurrencyTest {
             }
         }
         return count;
+    }
+
+    /**
+     * A large call gets all threads whatever ran before it on the same Java thread: a small call sets the
+     * thread's OpenMP count to 1, and a LayerNorm created afterwards once read that as "all".
+     */
+    @Test
+    void aLargeCallGetsAllThreadsAfterASmallOneOnTheSameThread() throws Exception {
+        int cores = OneDnn.maxThreads();
+        Assumptions.assumeTrue(cores > 1, "one OpenMP thread in this process");
+        Thread caller = new Thread(() -> {
+            try (Arena arena = Arena.ofConfined();
+                 LayerNorm small = LayerNorm.create(LayerNormConfig.of(768), Backend.ONEDNN)) {
+                Tensor x = Tensor.allocate(arena, DataType.F32, 8, 768);
+                Tensor p = Tensor.allocate(arena, DataType.F32, 768);
+                small.forward(x, x, p, p); // one thread: below the threshold
+                Tensor big = Tensor.allocate(arena, DataType.F32, 512, 1024);
+                Tensor q = Tensor.allocate(arena, DataType.F32, 1024);
+                for (Backend backend : List.of(Backend.ONEDNN, Backend.AUTO)) {
+                    try (LayerNorm large = LayerNorm.create(LayerNormConfig.of(1024), backend)) {
+                        assertTrue(large.implementation(big, big, q, q).endsWith(", " + cores + " threads"),
+                                backend + ": " + large.implementation(big, big, q, q));
+                    }
+                }
+            }
+        });
+        AtomicReference<Throwable> failure = new AtomicReference<>();
+        caller.setUncaughtExceptionHandler((thread, e) -> failure.set(e));
+        caller.start();
+        caller.join();
+        if (failure.get() != null) {
+            throw new AssertionError(failure.get());
+        }
+        assertEquals(cores, OneDnn.maxThreads(), "what info reports does not depend on the calling thread either");
     }
 }
