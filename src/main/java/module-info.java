@@ -32,5 +32,6 @@ module dev.panorm {
     requires static org.knowm.xchart;
 
     // picocli fills the commands' annotated fields reflectively.
-    opens dev.panorm.cli to info.picocli;
+    opens dev.panorm.cli to
+            info.picocli;
 }

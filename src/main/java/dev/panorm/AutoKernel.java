@@ -23,7 +23,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
 final class AutoKernel implements Kernel {
     /** Forward calls (inference, training, global statistics) of at most this many elements go to Java. */
     static final long FORWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 16 * 768);
-    /** Backward calls of at most this many elements go to Java: oneDNN 3.8.1's backward is the slower one up to there. */
+    /**
+     * Backward calls of at most this many elements go to Java: oneDNN 3.8.1's backward is the slower one up to there.
+     */
     static final long BACKWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 1 << 16);
 
     private static final System.Logger LOG = System.getLogger("dev.panorm");
@@ -47,8 +49,10 @@ final class AutoKernel implements Kernel {
     /** Says once per process why every AUTO call runs in Java: a slower path nobody asked for should not be silent. */
     private static void warnOnce(NativeLibraryException failure) {
         if (WARNED.compareAndSet(false, true)) {
-            LOG.log(System.Logger.Level.WARNING, "panorm: oneDNN cannot be loaded, so Backend.AUTO runs every call "
-                    + "in the Java kernels: " + failure.getMessage());
+            LOG.log(
+                    System.Logger.Level.WARNING,
+                    "panorm: oneDNN cannot be loaded, so Backend.AUTO runs every call " + "in the Java kernels: "
+                            + failure.getMessage());
         }
     }
 
@@ -65,21 +69,35 @@ final class AutoKernel implements Kernel {
         int axes = config.normalizedAxes();
         long elements = src.elementCount();
         boolean small = elements <= javaUpTo(pass) || elements == config.normalizedSize(); // one row
-        return vectorized && small && JavaKernels.vectorizes(axes, src)
-                && JavaKernels.vectorizes(axes, a) && JavaKernels.vectorizes(axes, b) && JavaKernels.vectorizes(axes, c)
-                && JavaKernels.vectorizes(axes, d) && JavaKernels.vectorizes(axes, e);
+        return vectorized
+                && small
+                && JavaKernels.vectorizes(axes, src)
+                && JavaKernels.vectorizes(axes, a)
+                && JavaKernels.vectorizes(axes, b)
+                && JavaKernels.vectorizes(axes, c)
+                && JavaKernels.vectorizes(axes, d)
+                && JavaKernels.vectorizes(axes, e);
     }
 
     @Override
-    public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                           long rows) {
+    public Backend forward(
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
         Kernel kernel = runsInJava(pass, src, dst, scale, shift, null, null) ? java : oneDnn;
         return kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
     }
 
     @Override
-    public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                            Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
+    public Backend backward(
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows) {
         Kernel kernel = runsInJava(pass, src, diffDst, diffSrc, scale, diffScale, diffShift) ? java : oneDnn;
         return kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
     }
@@ -87,8 +105,9 @@ final class AutoKernel implements Kernel {
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE;
-        return "auto: " + (runsInJava(pass, src, dst, scale, shift, null, null) ? java : oneDnn)
-                .implementation(src, dst, scale, shift, rows);
+        return "auto: "
+                + (runsInJava(pass, src, dst, scale, shift, null, null) ? java : oneDnn)
+                        .implementation(src, dst, scale, shift, rows);
     }
 
     @Override

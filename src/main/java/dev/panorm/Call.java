@@ -7,12 +7,23 @@ package dev.panorm;
  * so a record would escape and cost 64 bytes per call, and a reused mutable one would cost G1 a
  * write barrier per tensor.
  */
-record Call(Pass pass, long rows, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-            Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+record Call(
+        Pass pass,
+        long rows,
+        Tensor src,
+        Tensor dst,
+        Tensor scale,
+        Tensor shift,
+        Tensor mean,
+        Tensor variance,
+        Tensor diffDst,
+        Tensor diffSrc,
+        Tensor diffScale,
+        Tensor diffShift) {
 
     /** A forward call, with {@link Kernel#forward}'s arguments. */
-    static Call forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                        long rows) {
+    static Call forward(
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
         return new Call(pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
     }
 
@@ -22,8 +33,18 @@ record Call(Pass pass, long rows, Tensor src, Tensor dst, Tensor scale, Tensor s
     }
 
     /** The tensor in {@code role} among a call's tensors given in {@link Role}'s order; null for a plan's own roles. */
-    static Tensor tensor(Role role, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                         Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+    static Tensor tensor(
+            Role role,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            Tensor diffDst,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         return switch (role) {
             case SRC -> src;
             case DST -> dst;

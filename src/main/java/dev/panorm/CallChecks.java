@@ -21,8 +21,7 @@ final class CallChecks {
     }
 
     /** Validates a forward call; returns the number of rows. */
-    long forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
-                              Tensor variance) {
+    long forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
         long rows = checkRows("src", src);
         checkData("dst", dst, true);
         checkSameShape("dst", dst, "src", src);
@@ -48,8 +47,16 @@ final class CallChecks {
     }
 
     /** Validates a backward call; returns the number of rows. */
-    long backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                               Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+    long backward(
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         long rows = checkRows("src", src);
         checkData("diffDst", diffDst, false);
         checkSameShape("diffDst", diffDst, "src", src);
@@ -77,16 +84,16 @@ final class CallChecks {
         return rows;
     }
 
-    private static void checkDisjointFromForwardTensors(String name, Tensor output, Tensor src, Tensor dst, Tensor scale,
-                                                        Tensor shift) {
+    private static void checkDisjointFromForwardTensors(
+            String name, Tensor output, Tensor src, Tensor dst, Tensor scale, Tensor shift) {
         checkDisjoint(name, output, "src", src);
         checkDisjoint(name, output, "dst", dst);
         checkDisjoint(name, output, "scale", scale);
         checkDisjoint(name, output, "shift", shift);
     }
 
-    private static void checkDisjointFromBackwardInputs(String name, Tensor output, Tensor src, Tensor mean,
-                                                        Tensor variance, Tensor scale) {
+    private static void checkDisjointFromBackwardInputs(
+            String name, Tensor output, Tensor src, Tensor mean, Tensor variance, Tensor scale) {
         checkDisjoint(name, output, "src", src);
         checkDisjoint(name, output, "mean", mean);
         checkDisjoint(name, output, "variance", variance);
@@ -99,24 +106,25 @@ final class CallChecks {
         if (!config.endsWithNormalizedShape(tensor)) {
             throw new IllegalArgumentException(name + " " + tensor.describe() + " must end with the normalized shape "
                     + Arrays.toString(config.normalizedShape())
-                    + (tensor.rank() < config.normalizedAxes() ? " (it has fewer axes than the " + config.normalizedAxes()
-                    + " normalized ones)" : ""));
+                    + (tensor.rank() < config.normalizedAxes()
+                            ? " (it has fewer axes than the " + config.normalizedAxes() + " normalized ones)"
+                            : ""));
         }
         return tensor.elementCount() / config.normalizedSize();
     }
 
     private static void checkSameShape(String name, Tensor tensor, String otherName, Tensor other) {
         if (!tensor.hasSameShape(other)) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have the shape of " + otherName
-                    + " " + other.describe());
+            throw new IllegalArgumentException(
+                    name + " " + tensor.describe() + " must have the shape of " + otherName + " " + other.describe());
         }
     }
 
     private void checkMean(Tensor mean, Tensor src, boolean written) {
         if (config.rms()) {
             if (mean != null) {
-                throw new IllegalArgumentException("RMS normalization has no mean; pass null for mean (variance holds "
-                        + "the mean square)");
+                throw new IllegalArgumentException(
+                        "RMS normalization has no mean; pass null for mean (variance holds " + "the mean square)");
             }
             return;
         }
@@ -156,8 +164,8 @@ final class CallChecks {
             }
             float v = variances.getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
             if (!(v >= 0) || v == Float.POSITIVE_INFINITY) {
-                throw new IllegalArgumentException("variance[" + row + "] is " + v
-                        + "; a variance must be finite and non-negative");
+                throw new IllegalArgumentException(
+                        "variance[" + row + "] is " + v + "; a variance must be finite and non-negative");
             }
         }
     }
@@ -168,7 +176,8 @@ final class CallChecks {
         checkMemory(name, tensor, written);
         if (written && !tensor.isNonOverlapping()) {
             throw new IllegalArgumentException(name + " " + tensor.describe()
-                    + " has strides under which several indices address one element; an output needs one element per index");
+                    + " has strides under which several indices address one element; an output needs one"
+                    + " element per index");
         }
     }
 
@@ -177,15 +186,15 @@ final class CallChecks {
         if (!configured) {
             if (tensor != null) {
                 String flag = flag(name);
-                throw new IllegalArgumentException("this LayerNorm has no " + flag + " (config " + flag + "=false) but "
-                        + name + " was passed");
+                throw new IllegalArgumentException(
+                        "this LayerNorm has no " + flag + " (config " + flag + "=false) but " + name + " was passed");
             }
             return;
         }
         if (tensor == null) {
             String flag = flag(name);
-            throw new IllegalArgumentException("this LayerNorm applies a " + flag + " (config " + flag + "=true) but "
-                    + name + " is null");
+            throw new IllegalArgumentException(
+                    "this LayerNorm applies a " + flag + " (config " + flag + "=true) but " + name + " is null");
         }
         checkData(name, tensor, written);
         if (!config.isNormalizedShape(tensor) || !tensor.isContiguous()) {
@@ -242,6 +251,8 @@ final class CallChecks {
             long yStart = y.address();
             return xStart < yStart + b.byteExtent() && yStart < xStart + a.byteExtent();
         }
-        return x.asSlice(0, a.byteExtent()).asOverlappingSlice(y.asSlice(0, b.byteExtent())).isPresent();
+        return x.asSlice(0, a.byteExtent())
+                .asOverlappingSlice(y.asSlice(0, b.byteExtent()))
+                .isPresent();
     }
 }

@@ -9,22 +9,33 @@ import java.util.Arrays;
  */
 final class CallSignature {
     /** The roles whose layout a signature records, in the order messages name them. */
-    private static final Role[] SHAPING = {Role.SRC, Role.DST, Role.SCALE, Role.SHIFT, Role.DIFF_DST, Role.DIFF_SRC,
-            Role.DIFF_SCALE, Role.DIFF_SHIFT};
+    private static final Role[] SHAPING = {
+        Role.SRC, Role.DST, Role.SCALE, Role.SHIFT, Role.DIFF_DST, Role.DIFF_SRC, Role.DIFF_SCALE, Role.DIFF_SHIFT
+    };
 
     final Pass pass;
     final int threads;
     final long key;
     /** Indexed by role ordinal. */
     private final DataType[] types = new DataType[Role.CALLER];
+
     private final long[][] shapes = new long[Role.CALLER][];
     private final long[][] strides = new long[Role.CALLER][];
 
     CallSignature(Call call, int threads) {
         this.pass = call.pass();
         this.threads = threads;
-        this.key = key(pass, threads, call.src(), call.dst(), call.scale(), call.shift(), call.diffDst(), call.diffSrc(),
-                call.diffScale(), call.diffShift());
+        this.key = key(
+                pass,
+                threads,
+                call.src(),
+                call.dst(),
+                call.scale(),
+                call.shift(),
+                call.diffDst(),
+                call.diffSrc(),
+                call.diffScale(),
+                call.diffShift());
         for (Role role : SHAPING) {
             Tensor tensor = call.tensor(role);
             if (tensor != null) {
@@ -37,8 +48,17 @@ final class CallSignature {
         }
     }
 
-    static long key(Pass pass, int threads, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor diffDst,
-                    Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+    static long key(
+            Pass pass,
+            int threads,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor diffDst,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         long key = pass.ordinal() * 31L + threads;
         key = mix(key, src);
         key = mix(key, dst);
@@ -55,11 +75,28 @@ final class CallSignature {
     }
 
     /** Whether a call with these arguments and {@code key} ({@link #key}) has this signature. */
-    boolean matches(long key, Pass pass, int threads, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor diffDst,
-                    Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
-        return this.key == key && this.pass == pass && this.threads == threads && same(Role.SRC, src)
-                && same(Role.DST, dst) && same(Role.SCALE, scale) && same(Role.SHIFT, shift)
-                && same(Role.DIFF_DST, diffDst) && same(Role.DIFF_SRC, diffSrc) && same(Role.DIFF_SCALE, diffScale)
+    boolean matches(
+            long key,
+            Pass pass,
+            int threads,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor diffDst,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
+        return this.key == key
+                && this.pass == pass
+                && this.threads == threads
+                && same(Role.SRC, src)
+                && same(Role.DST, dst)
+                && same(Role.SCALE, scale)
+                && same(Role.SHIFT, shift)
+                && same(Role.DIFF_DST, diffDst)
+                && same(Role.DIFF_SRC, diffSrc)
+                && same(Role.DIFF_SCALE, diffScale)
                 && same(Role.DIFF_SHIFT, diffShift);
     }
 
@@ -68,7 +105,8 @@ final class CallSignature {
         if (tensor == null) {
             return types[at] == null;
         }
-        return types[at] == tensor.dataType() && Arrays.equals(shapes[at], tensor.shapeArray())
+        return types[at] == tensor.dataType()
+                && Arrays.equals(shapes[at], tensor.shapeArray())
                 && Arrays.equals(strides[at], tensor.stridesArray());
     }
 
@@ -78,7 +116,11 @@ final class CallSignature {
         for (Role role : SHAPING) {
             int at = role.ordinal();
             if (types[at] != null) {
-                text.append(", ").append(role.argumentName()).append(' ').append(types[at]).append(Arrays.toString(shapes[at]));
+                text.append(", ")
+                        .append(role.argumentName())
+                        .append(' ')
+                        .append(types[at])
+                        .append(Arrays.toString(shapes[at]));
             }
         }
         return text.toString();

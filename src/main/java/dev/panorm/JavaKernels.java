@@ -17,12 +17,15 @@ final class JavaKernels {
     private JavaKernels() {}
 
     private static MethodHandle vectorConstructor() {
-        if (Boolean.getBoolean("panorm.vector.disable") || ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
+        if (Boolean.getBoolean("panorm.vector.disable")
+                || ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
             return null;
         }
         try {
-            return MethodHandles.lookup().findConstructor(Class.forName("dev.panorm.VectorKernel"),
-                    MethodType.methodType(void.class, LayerNormConfig.class, int.class));
+            return MethodHandles.lookup()
+                    .findConstructor(
+                            Class.forName("dev.panorm.VectorKernel"),
+                            MethodType.methodType(void.class, LayerNormConfig.class, int.class));
         } catch (ReflectiveOperationException | LinkageError e) {
             LOG.log(System.Logger.Level.WARNING, "panorm: the Vector API kernels could not be loaded: " + e);
             return null;
@@ -39,8 +42,9 @@ final class JavaKernels {
      * stride along the normalized axes. Other tensors make them delegate to the scalar kernels.
      */
     static boolean vectorizes(int normalizedAxes, Tensor tensor) {
-        return tensor == null || tensor.dataType() == DataType.F32
-                && (tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1);
+        return tensor == null
+                || tensor.dataType() == DataType.F32
+                        && (tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1);
     }
 
     /** The fastest Java kernels available, for {@link Backend#JAVA}. */
@@ -48,8 +52,11 @@ final class JavaKernels {
         if (VECTOR == null) {
             if (!warned) {
                 warned = true;
-                LOG.log(System.Logger.Level.WARNING, "panorm: jdk.incubator.vector is not available, so the Java backend "
-                        + "uses its scalar kernels; run the JVM with --add-modules jdk.incubator.vector for the vector ones");
+                LOG.log(
+                        System.Logger.Level.WARNING,
+                        "panorm: jdk.incubator.vector is not available, so the Java backend "
+                                + "uses its scalar kernels; run the JVM with --add-modules jdk.incubator.vector for"
+                                + " the vector ones");
             }
             return new ScalarKernel(config);
         }

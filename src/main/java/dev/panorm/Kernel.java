@@ -14,14 +14,24 @@ interface Kernel {
      * A forward pass over {@code rows} rows: {@code mean}/{@code variance} are written by
      * {@link Pass#FORWARD_TRAINING}, read by {@link Pass#FORWARD_GLOBAL}, and null for inference.
      */
-    Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows);
+    Backend forward(
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows);
 
     /**
      * A backward pass over {@code rows} rows. {@code diffScale}/{@code diffShift} are overwritten with
      * sums over all rows, and are null for the data-only passes or when not configured.
      */
-    Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                     Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows);
+    Backend backward(
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows);
 
     /** A name for the implementation that runs a forward inference on these tensors, e.g. oneDNN's {@code jit:uni}. */
     String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows);

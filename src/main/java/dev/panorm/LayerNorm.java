@@ -206,13 +206,14 @@ public final class LayerNorm implements AutoCloseable {
      *     axes), read; {@code null} for RMS normalization
      * @param variance F32, contiguous, one finite value {@code >= 0} per row (the mean square for RMS
      *     normalization), read
-     * @throws IllegalArgumentException if an argument does not fit or a statistic is NaN, infinite or a negative variance
+     * @throws IllegalArgumentException if an argument does not fit or a statistic is NaN, infinite or a negative
+     * variance
      * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
      *     confined to another thread
      * @throws OneDnnException if oneDNN fails
      */
-    public void forwardWithGlobalStatistics(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
-                                            Tensor variance) {
+    public void forwardWithGlobalStatistics(
+            Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
         runForward(Pass.FORWARD_GLOBAL, src, dst, scale, shift, mean, variance);
     }
 
@@ -244,8 +245,15 @@ public final class LayerNorm implements AutoCloseable {
      *     confined to another thread
      * @throws OneDnnException if oneDNN fails
      */
-    public void backward(Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale, Tensor diffSrc,
-                         Tensor diffScale, Tensor diffShift) {
+    public void backward(
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         runBackward(Pass.BACKWARD, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
     }
 
@@ -280,8 +288,15 @@ public final class LayerNorm implements AutoCloseable {
      * @param diffShift dLoss/dShift, written, as for {@link #backward}
      * @see #backward
      */
-    public void backwardWithGlobalStatistics(Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                                             Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+    public void backwardWithGlobalStatistics(
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         runBackward(Pass.BACKWARD_GLOBAL, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
     }
 
@@ -296,13 +311,13 @@ public final class LayerNorm implements AutoCloseable {
      * @param diffSrc dLoss/dInput, written, as for {@link #backward}
      * @see #backwardWithGlobalStatistics
      */
-    public void backwardDataWithGlobalStatistics(Tensor diffDst, Tensor src, Tensor mean, Tensor variance,
-                                                 Tensor scale, Tensor diffSrc) {
+    public void backwardDataWithGlobalStatistics(
+            Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale, Tensor diffSrc) {
         runBackward(Pass.BACKWARD_DATA_GLOBAL, diffDst, src, mean, variance, scale, diffSrc, null, null);
     }
 
-    private void runForward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
-                            Tensor variance) {
+    private void runForward(
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
         state.enter();
         try {
             long rows = checks.forward(pass, src, dst, scale, shift, mean, variance);
@@ -322,14 +337,22 @@ public final class LayerNorm implements AutoCloseable {
         }
     }
 
-    private void runBackward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                             Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+    private void runBackward(
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         state.enter();
         try {
             long rows = checks.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             if (rows > 0) {
-                Backend ran = state.kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift,
-                        rows);
+                Backend ran = state.kernel.backward(
+                        pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
                 lastBackend.get()[0] = ran.ordinal() + 1;
             } else {
                 zero(diffScale);

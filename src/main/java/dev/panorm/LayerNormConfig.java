@@ -31,8 +31,8 @@ public final class LayerNormConfig {
     private final boolean rms;
     private final boolean preciseStatistics;
 
-    private LayerNormConfig(long[] normalizedShape, double eps, boolean scale, boolean shift, boolean rms,
-                            boolean preciseStatistics) {
+    private LayerNormConfig(
+            long[] normalizedShape, double eps, boolean scale, boolean shift, boolean rms, boolean preciseStatistics) {
         if (normalizedShape.length == 0) {
             throw new IllegalArgumentException("normalizedShape must have at least one axis");
         }
@@ -45,7 +45,8 @@ public final class LayerNormConfig {
             try {
                 size = Math.multiplyExact(size, dim);
             } catch (ArithmeticException e) {
-                throw new IllegalArgumentException("normalizedShape " + Arrays.toString(normalizedShape) + " is too large");
+                throw new IllegalArgumentException(
+                        "normalizedShape " + Arrays.toString(normalizedShape) + " is too large");
             }
         }
         if (!(eps > 0) || Double.isInfinite(eps)) {
@@ -206,15 +207,23 @@ public final class LayerNormConfig {
 
     @Override
     public boolean equals(Object other) {
-        return other instanceof LayerNormConfig that && Arrays.equals(normalizedShape, that.normalizedShape)
-                && Double.compare(eps, that.eps) == 0 && scale == that.scale && shift == that.shift && rms == that.rms
+        return other instanceof LayerNormConfig that
+                && Arrays.equals(normalizedShape, that.normalizedShape)
+                && Double.compare(eps, that.eps) == 0
+                && scale == that.scale
+                && shift == that.shift
+                && rms == that.rms
                 && preciseStatistics == that.preciseStatistics;
     }
 
     @Override
     public int hashCode() {
-        return Arrays.hashCode(normalizedShape) * 31 + Double.hashCode(eps) * 16 + (scale ? 8 : 0) + (shift ? 4 : 0)
-                + (rms ? 2 : 0) + (preciseStatistics ? 1 : 0);
+        return Arrays.hashCode(normalizedShape) * 31
+                + Double.hashCode(eps) * 16
+                + (scale ? 8 : 0)
+                + (shift ? 4 : 0)
+                + (rms ? 2 : 0)
+                + (preciseStatistics ? 1 : 0);
     }
 
     /**

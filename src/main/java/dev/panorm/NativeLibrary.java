@@ -57,6 +57,7 @@ final class NativeLibrary {
             new Bundled("org.bytedeco.dnnl.linux.x86_64", "org/bytedeco/dnnl/linux-x86_64/libdnnl.so.3"),
             new Bundled("org.bytedeco.dnnl.linux.x86_64", "org/bytedeco/dnnl/linux-x86_64/libgomp.so.1"),
             new Bundled("org.bytedeco.opencl.linux.x86_64", "org/bytedeco/opencl/linux-x86_64/libOpenCL.so.1"));
+
     private static final System.Logger LOG = System.getLogger("dev.panorm");
 
     /** A bundled library: its resource, and the module name of the jar that holds it. */
@@ -106,9 +107,11 @@ final class NativeLibrary {
         if (override != null && !override.isBlank()) {
             Path path = Path.of(override).toAbsolutePath();
             if (!Files.isRegularFile(path)) {
-                throw new NativeLibraryException(source + " names " + path + ", which is not a file. Point it at a "
-                        + "oneDNN 3.x shared library (libdnnl.so.3), or unset it to use the bundled oneDNN "
-                        + bundledVersion() + ".", null);
+                throw new NativeLibraryException(
+                        source + " names " + path + ", which is not a file. Point it at a "
+                                + "oneDNN 3.x shared library (libdnnl.so.3), or unset it to use the bundled oneDNN "
+                                + bundledVersion() + ".",
+                        null);
             }
             systemLoad(path, source);
             return new Loaded(path, false);
@@ -116,9 +119,12 @@ final class NativeLibrary {
         String os = System.getProperty("os.name");
         String arch = System.getProperty("os.arch");
         if (!os.startsWith("Linux") || !(arch.equals("amd64") || arch.equals("x86_64"))) {
-            throw new NativeLibraryException("panorm bundles oneDNN for " + PLATFORM + " only; this JVM runs on " + os
-                    + "/" + arch + ". Install oneDNN 3.x and set -D" + LIBRARY_PROPERTY + "=/path/to/libdnnl.so "
-                    + "(or " + LIBRARY_ENV + "), or use Backend.JAVA.", null);
+            throw new NativeLibraryException(
+                    "panorm bundles oneDNN for " + PLATFORM + " only; this JVM runs on " + os
+                            + "/" + arch + ". Install oneDNN 3.x and set -D" + LIBRARY_PROPERTY
+                            + "=/path/to/libdnnl.so "
+                            + "(or " + LIBRARY_ENV + "), or use Backend.JAVA.",
+                    null);
         }
         List<Entry> entries = new ArrayList<>();
         ModuleFinder modulePath = modulePath();
@@ -135,9 +141,11 @@ final class NativeLibrary {
         try {
             System.load(path.toString());
         } catch (UnsatisfiedLinkError e) {
-            throw new NativeLibraryException("could not load " + path + " (from " + source + "): " + e.getMessage()
-                    + ". It needs its dependencies (libgomp.so.1, libOpenCL.so.1) in the same folder or on the "
-                    + "system's library path.", e);
+            throw new NativeLibraryException(
+                    "could not load " + path + " (from " + source + "): " + e.getMessage()
+                            + ". It needs its dependencies (libgomp.so.1, libOpenCL.so.1) in the same folder or on the "
+                            + "system's library path.",
+                    e);
         }
     }
 
@@ -149,18 +157,27 @@ final class NativeLibrary {
 
         static Entry of(String resource, URL url) {
             if (url == null) {
-                throw new NativeLibraryException("the bundled oneDNN library " + resource + " is neither on the class path "
-                        + "nor on the module path. "
-                        + "Add org.bytedeco:dnnl:" + buildProperties().getProperty("dnnl.artifact.version")
-                        + ":linux-x86_64 and org.bytedeco:opencl:" + buildProperties().getProperty("opencl.artifact.version")
-                        + ":linux-x86_64 as runtime dependencies, or set -D" + LIBRARY_PROPERTY + " (or " + LIBRARY_ENV
-                        + ") to a oneDNN 3.x library.", null);
+                throw new NativeLibraryException(
+                        "the bundled oneDNN library " + resource + " is neither on the class path "
+                                + "nor on the module path. "
+                                + "Add org.bytedeco:dnnl:" + buildProperties().getProperty("dnnl.artifact.version")
+                                + ":linux-x86_64 and org.bytedeco:opencl:"
+                                + buildProperties().getProperty("opencl.artifact.version")
+                                + ":linux-x86_64 as runtime dependencies, or set -D" + LIBRARY_PROPERTY + " (or "
+                                + LIBRARY_ENV
+                                + ") to a oneDNN 3.x library.",
+                        null);
             }
             try {
                 URLConnection connection = url.openConnection();
-                if (connection instanceof JarURLConnection jar && jar.getJarEntry().getCrc() >= 0
+                if (connection instanceof JarURLConnection jar
+                        && jar.getJarEntry().getCrc() >= 0
                         && jar.getJarEntry().getSize() >= 0) {
-                    return new Entry(resource, url, jar.getJarEntry().getSize(), jar.getJarEntry().getCrc());
+                    return new Entry(
+                            resource,
+                            url,
+                            jar.getJarEntry().getSize(),
+                            jar.getJarEntry().getCrc());
                 }
                 // Not in a jar (an exploded class path): read it once to learn its size and CRC.
                 try (InputStream in = connection.getInputStream()) {
@@ -181,8 +198,12 @@ final class NativeLibrary {
     /** The module path of the boot layer, to look for jars in; it finds nothing on the class path. */
     private static ModuleFinder modulePath() {
         String modulePath = System.getProperty("jdk.module.path", "");
-        return ModuleFinder.of(modulePath.isEmpty() ? new Path[0]
-                : Stream.of(modulePath.split(File.pathSeparator)).map(Path::of).toArray(Path[]::new));
+        return ModuleFinder.of(
+                modulePath.isEmpty()
+                        ? new Path[0]
+                        : Stream.of(modulePath.split(File.pathSeparator))
+                                .map(Path::of)
+                                .toArray(Path[]::new));
     }
 
     /**
@@ -223,16 +244,21 @@ final class NativeLibrary {
         } catch (IOException | UncheckedIOException e) {
             try {
                 Path temporary = Files.createTempDirectory("panorm-");
-                LOG.log(System.Logger.Level.WARNING, "panorm: cannot use the cache folder " + root + " (" + e
-                        + "); extracting oneDNN into " + temporary + " for this process only. Set -D" + CACHE_PROPERTY
-                        + " or " + CACHE_ENV + " to a writable folder.");
+                LOG.log(
+                        System.Logger.Level.WARNING,
+                        "panorm: cannot use the cache folder " + root + " (" + e
+                                + "); extracting oneDNN into " + temporary + " for this process only. Set -D"
+                                + CACHE_PROPERTY
+                                + " or " + CACHE_ENV + " to a writable folder.");
                 Path folder = extractInto(temporary, folderName, entries);
                 deleteOnExit(temporary, folder, entries);
                 return folder;
             } catch (IOException | UncheckedIOException again) {
                 again.addSuppressed(e);
-                throw new NativeLibraryException("could not extract oneDNN into " + root + " nor into a temporary folder: "
-                        + again + ". Set -D" + CACHE_PROPERTY + " (or " + CACHE_ENV + ") to a writable folder.", again);
+                throw new NativeLibraryException(
+                        "could not extract oneDNN into " + root + " nor into a temporary folder: " + again + ". Set -D"
+                                + CACHE_PROPERTY + " (or " + CACHE_ENV + ") to a writable folder.",
+                        again);
             }
         }
     }
@@ -258,8 +284,10 @@ final class NativeLibrary {
                 if (isValid(folder, entries)) {
                     return folder;
                 }
-                LOG.log(System.Logger.Level.WARNING, "panorm: the cached oneDNN in " + folder
-                        + " is incomplete or does not match the bundled libraries; extracting it again");
+                LOG.log(
+                        System.Logger.Level.WARNING,
+                        "panorm: the cached oneDNN in " + folder
+                                + " is incomplete or does not match the bundled libraries; extracting it again");
                 moveAsideAndDelete(folder);
             }
             Files.createDirectories(root);
@@ -318,7 +346,8 @@ final class NativeLibrary {
         try {
             MessageDigest sha = MessageDigest.getInstance("SHA-256");
             for (Entry entry : entries) {
-                sha.update((entry.fileName() + ":" + entry.size() + ":" + entry.crc() + "\n").getBytes(StandardCharsets.UTF_8));
+                sha.update((entry.fileName() + ":" + entry.size() + ":" + entry.crc() + "\n")
+                        .getBytes(StandardCharsets.UTF_8));
             }
             return HexFormat.of().formatHex(sha.digest(), 0, 8);
         } catch (NoSuchAlgorithmException e) {
@@ -328,8 +357,8 @@ final class NativeLibrary {
 
     /** Renames a bad folder out of the way first, so no other JVM can pick it up half-deleted. */
     private static void moveAsideAndDelete(Path folder) throws IOException {
-        Path aside = folder.resolveSibling("." + folder.getFileName() + ".stale-" + ProcessHandle.current().pid()
-                + "-" + System.nanoTime());
+        Path aside = folder.resolveSibling(
+                "." + folder.getFileName() + ".stale-" + ProcessHandle.current().pid() + "-" + System.nanoTime());
         try {
             Files.move(folder, aside, StandardCopyOption.ATOMIC_MOVE);
         } catch (java.nio.file.NoSuchFileException alreadyGone) {

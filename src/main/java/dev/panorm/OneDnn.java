@@ -2,7 +2,6 @@ package dev.panorm;
 
 import dev.panorm.internal.dnnl.Dnnl;
 import dev.panorm.internal.dnnl.dnnl_version_t;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -24,8 +23,8 @@ public final class OneDnn {
     private OneDnn() {}
 
     /** The loaded library and its one CPU engine, which lives as long as the class loader. */
-    record Runtime(NativeLibrary.Loaded library, String version, String gitHash, int cpuRuntime,
-                   MemorySegment engine) {}
+    record Runtime(
+            NativeLibrary.Loaded library, String version, String gitHash, int cpuRuntime, MemorySegment engine) {}
 
     /**
      * Loads oneDNN if that has not happened yet.
@@ -51,12 +50,16 @@ public final class OneDnn {
         int major = dnnl_version_t.major(version);
         String text = major + "." + dnnl_version_t.minor(version) + "." + dnnl_version_t.patch(version);
         if (major != 3) {
-            throw new NativeLibraryException(library.path() + " is oneDNN " + text + "; panorm needs oneDNN 3.x. "
-                    + "Unset " + NativeLibrary.LIBRARY_PROPERTY + " / " + NativeLibrary.LIBRARY_ENV
-                    + " to use the bundled " + NativeLibrary.bundledVersion() + ".", null);
+            throw new NativeLibraryException(
+                    library.path() + " is oneDNN " + text + "; panorm needs oneDNN 3.x. "
+                            + "Unset " + NativeLibrary.LIBRARY_PROPERTY + " / " + NativeLibrary.LIBRARY_ENV
+                            + " to use the bundled " + NativeLibrary.bundledVersion() + ".",
+                    null);
         }
         MemorySegment hashPointer = dnnl_version_t.hash(version);
-        String hash = hashPointer.equals(MemorySegment.NULL) ? "" : hashPointer.reinterpret(64).getString(0);
+        String hash = hashPointer.equals(MemorySegment.NULL)
+                ? ""
+                : hashPointer.reinterpret(64).getString(0);
         int cpuRuntime = dnnl_version_t.cpu_runtime(version);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
@@ -158,17 +161,18 @@ public final class OneDnn {
         int isa = Dnnl.dnnl_get_effective_cpu_isa();
         record Isa(int code, String name) {}
         for (Isa known : new Isa[] {
-                new Isa(Dnnl.dnnl_cpu_isa_avx10_1_512_amx_fp16(), "avx10_1_512_amx_fp16"),
-                new Isa(Dnnl.dnnl_cpu_isa_avx10_1_512_amx(), "avx10_1_512_amx"),
-                new Isa(Dnnl.dnnl_cpu_isa_avx10_1_512(), "avx10_1_512"),
-                new Isa(Dnnl.dnnl_cpu_isa_avx512_core_bf16(), "avx512_core_bf16"),
-                new Isa(Dnnl.dnnl_cpu_isa_avx512_core_vnni(), "avx512_core_vnni"),
-                new Isa(Dnnl.dnnl_cpu_isa_avx512_core(), "avx512_core"),
-                new Isa(Dnnl.dnnl_cpu_isa_avx2_vnni_2(), "avx2_vnni_2"),
-                new Isa(Dnnl.dnnl_cpu_isa_avx2_vnni(), "avx2_vnni"),
-                new Isa(Dnnl.dnnl_cpu_isa_avx2(), "avx2"),
-                new Isa(Dnnl.dnnl_cpu_isa_avx(), "avx"),
-                new Isa(Dnnl.dnnl_cpu_isa_sse41(), "sse41")}) {
+            new Isa(Dnnl.dnnl_cpu_isa_avx10_1_512_amx_fp16(), "avx10_1_512_amx_fp16"),
+            new Isa(Dnnl.dnnl_cpu_isa_avx10_1_512_amx(), "avx10_1_512_amx"),
+            new Isa(Dnnl.dnnl_cpu_isa_avx10_1_512(), "avx10_1_512"),
+            new Isa(Dnnl.dnnl_cpu_isa_avx512_core_bf16(), "avx512_core_bf16"),
+            new Isa(Dnnl.dnnl_cpu_isa_avx512_core_vnni(), "avx512_core_vnni"),
+            new Isa(Dnnl.dnnl_cpu_isa_avx512_core(), "avx512_core"),
+            new Isa(Dnnl.dnnl_cpu_isa_avx2_vnni_2(), "avx2_vnni_2"),
+            new Isa(Dnnl.dnnl_cpu_isa_avx2_vnni(), "avx2_vnni"),
+            new Isa(Dnnl.dnnl_cpu_isa_avx2(), "avx2"),
+            new Isa(Dnnl.dnnl_cpu_isa_avx(), "avx"),
+            new Isa(Dnnl.dnnl_cpu_isa_sse41(), "sse41")
+        }) {
             if (isa == known.code()) {
                 return known.name();
             }

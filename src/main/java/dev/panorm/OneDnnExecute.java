@@ -48,12 +48,15 @@ final class OneDnnExecute {
     /** The extra pointer parameters: every tensor a call can take, one per caller's {@link Role}. */
     static final int TENSORS = Role.CALLER;
 
-    private static final MethodHandle EXECUTE = bind(Dnnl.dnnl_primitive_execute$address(),
-            Dnnl.dnnl_primitive_execute$descriptor());
-    private static final MethodHandle EXECUTE_CRITICAL = bind(Dnnl.dnnl_primitive_execute$address(),
-            Dnnl.dnnl_primitive_execute$descriptor(), Linker.Option.critical(false));
-    private static final MethodHandle WAIT_CRITICAL = Linker.nativeLinker().downcallHandle(
-            Dnnl.dnnl_stream_wait$address(), Dnnl.dnnl_stream_wait$descriptor(), Linker.Option.critical(false));
+    private static final MethodHandle EXECUTE =
+            bind(Dnnl.dnnl_primitive_execute$address(), Dnnl.dnnl_primitive_execute$descriptor());
+    private static final MethodHandle EXECUTE_CRITICAL = bind(
+            Dnnl.dnnl_primitive_execute$address(),
+            Dnnl.dnnl_primitive_execute$descriptor(),
+            Linker.Option.critical(false));
+    private static final MethodHandle WAIT_CRITICAL = Linker.nativeLinker()
+            .downcallHandle(
+                    Dnnl.dnnl_stream_wait$address(), Dnnl.dnnl_stream_wait$descriptor(), Linker.Option.critical(false));
 
     private OneDnnExecute() {}
 
@@ -71,9 +74,22 @@ final class OneDnnExecute {
      * @param critical whether the call is short enough for a critical downcall
      * @throws IllegalStateException if a tensor's memory has been freed (then oneDNN is not called)
      */
-    static int executeAndWait(boolean critical, MemorySegment primitive, MemorySegment stream, int argCount,
-                              MemorySegment args, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
-                              Tensor variance, Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+    static int executeAndWait(
+            boolean critical,
+            MemorySegment primitive,
+            MemorySegment stream,
+            int argCount,
+            MemorySegment args,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            Tensor diffDst,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         MemorySegment t0 = segment(src);
         MemorySegment t1 = segment(dst);
         MemorySegment t2 = segment(scale);
@@ -86,8 +102,10 @@ final class OneDnnExecute {
         MemorySegment t9 = segment(diffShift);
         try {
             int status = critical
-                    ? (int) EXECUTE_CRITICAL.invokeExact(primitive, stream, argCount, args, t0, t1, t2, t3, t4, t5, t6, t7, t8, t9)
-                    : (int) EXECUTE.invokeExact(primitive, stream, argCount, args, t0, t1, t2, t3, t4, t5, t6, t7, t8, t9);
+                    ? (int) EXECUTE_CRITICAL.invokeExact(
+                            primitive, stream, argCount, args, t0, t1, t2, t3, t4, t5, t6, t7, t8, t9)
+                    : (int) EXECUTE.invokeExact(
+                            primitive, stream, argCount, args, t0, t1, t2, t3, t4, t5, t6, t7, t8, t9);
             if (status != Dnnl.dnnl_success()) {
                 return status;
             }

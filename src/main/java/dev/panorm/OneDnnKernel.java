@@ -14,7 +14,8 @@ import java.lang.foreign.MemorySegment;
 final class OneDnnKernel implements Kernel {
     /**
      * With automatic threads, calls on fewer elements than this use one thread: OpenMP's team start-up
-     * and barrier cost more than a second core saves on small tensors (docs/benchmarks.md, "Measurements behind the code").
+     * and barrier cost more than a second core saves on small tensors (docs/benchmarks.md, "Measurements behind the
+     * code").
      */
     static final long SINGLE_THREAD_BELOW = 1 << 16;
 
@@ -23,9 +24,11 @@ final class OneDnnKernel implements Kernel {
     private final ScalarKernel scalar;
     /** Runs what oneDNN cannot. */
     private final Kernel java;
+
     private final MemorySegment engine;
     /** The threads a call may use, or 0 to choose per shape. */
     private final int threads;
+
     private final int maxThreads;
     private final PlanCache plans;
 
@@ -59,30 +62,53 @@ final class OneDnnKernel implements Kernel {
     }
 
     @Override
-    public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                           long rows) {
+    public Backend forward(
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
         return run(pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
     }
 
     @Override
-    public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                            Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
+    public Backend backward(
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows) {
         return run(pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
     }
 
     /** Runs either pass; the tensors come by role, in {@link Role}'s order, absent ones null. */
-    private Backend run(Pass pass, long rows, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
-                        Tensor variance, Tensor diffDst, Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+    private Backend run(
+            Pass pass,
+            long rows,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            Tensor diffDst,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         int used = threadsFor(src.elementCount());
         long key = CallSignature.key(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
-        PlanCache.Recent recent = plans.recent(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale,
-                diffShift);
+        PlanCache.Recent recent =
+                plans.recent(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
         if (recent == null) {
-            recent = plans.checkOut(new Call(pass, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc,
-                    diffScale, diffShift), used);
+            recent = plans.checkOut(
+                    new Call(
+                            pass, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift),
+                    used);
         }
         if (recent.context() == null) { // oneDNN cannot run this signature
-            return pass.forward ? java.forward(pass, src, dst, scale, shift, mean, variance, rows)
+            return pass.forward
+                    ? java.forward(pass, src, dst, scale, shift, mean, variance, rows)
                     : java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
         recent.context().execute(src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);

@@ -2,11 +2,10 @@ package dev.panorm;
 
 import dev.panorm.internal.dnnl.Dnnl;
 import dev.panorm.internal.dnnl.dnnl_exec_arg_t;
-
 import java.lang.foreign.Arena;
-import java.lang.ref.WeakReference;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.ref.WeakReference;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -61,23 +60,34 @@ final class OneDnnPlan {
     /**
      * One primitive, with per argument the role bound to it, and the Java work it needs first (or null).
      */
-    private record Step(MemorySegment primitive, Role[] roles, int[] arguments, MemorySegment[] descriptors,
-                        MemorySegment scratchpadDesc, long scratchpadBytes, Glue before) {}
+    private record Step(
+            MemorySegment primitive,
+            Role[] roles,
+            int[] arguments,
+            MemorySegment[] descriptors,
+            MemorySegment scratchpadDesc,
+            long scratchpadBytes,
+            Glue before) {}
 
     final Pass pass;
     final long rows;
     final CallSignature signature;
     final String implementation;
-    /** Whether a call is short enough for critical downcalls ({@link OneDnnExecute}): decided once, not per call and step. */
+    /**
+     * Whether a call is short enough for critical downcalls ({@link OneDnnExecute}): decided once, not per call and
+     * step.
+     */
     private final boolean shortCalls;
+
     private final LayerNormConfig config;
     private final MemorySegment engine;
     /** Computes the statistics that precise and RMS forward plans take from Java. */
     private final ScalarKernel scalar;
+
     private final Arena arena = Arena.ofShared();
     private final List<Step> steps = new ArrayList<>();
     private final ArrayDeque<Context> idle = new ArrayDeque<>(); // guarded by the owner's lock
-    private final List<Context> contexts = new ArrayList<>();    // every one made; guarded by the owner's lock
+    private final List<Context> contexts = new ArrayList<>(); // every one made; guarded by the owner's lock
     /** Set when the owner drops the plan from its cache; its memory is freed once no call is in flight. */
     volatile boolean retired;
     /**
@@ -107,7 +117,8 @@ final class OneDnnPlan {
                 implementation = pass.forward ? builder.rmsForward() : builder.rmsBackward();
             } else {
                 implementation = config.preciseStatistics() && pass.forward && !pass.globalStatistics
-                        ? builder.precise() : builder.layer();
+                        ? builder.precise()
+                        : builder.layer();
             }
         } catch (Unsupported | RuntimeException e) {
             arena.close();
@@ -196,7 +207,8 @@ final class OneDnnPlan {
         for (long row = 0; row < rows; row++) {
             float var = variance.segment().getAtIndex(ValueLayout.JAVA_FLOAT_UNALIGNED, row);
             double rstd = 1 / Math.sqrt(var + eps);
-            sums.setAtIndex(ValueLayout.JAVA_FLOAT, row, (float) (rstd * sums.getAtIndex(ValueLayout.JAVA_FLOAT, row) / c));
+            sums.setAtIndex(
+                    ValueLayout.JAVA_FLOAT, row, (float) (rstd * sums.getAtIndex(ValueLayout.JAVA_FLOAT, row) / c));
         }
     }
 
@@ -211,8 +223,8 @@ final class OneDnnPlan {
             for (Role role : new Role[] {Role.SRC, Role.DST, Role.DIFF_DST, Role.DIFF_SRC}) {
                 Tensor tensor = call.tensor(role);
                 if (tensor != null && !tensor.isContiguous()) {
-                    throw new Unsupported("oneDNN's layer normalization takes only C-contiguous data, and "
-                            + tensor + " is strided");
+                    throw new Unsupported(
+                            "oneDNN's layer normalization takes only C-contiguous data, and " + tensor + " is strided");
                 }
             }
             return new Geometry(call.rows(), config.normalizedSize());
@@ -267,8 +279,13 @@ final class OneDnnPlan {
 
         /** Plain layer normalization: one primitive. */
         String layer() throws Unsupported {
-            return layerNormalization(pass, true, given(Role.MEAN, Role.OWN_MEAN), given(Role.VARIANCE, Role.OWN_VARIANCE),
-                    pass.forward ? Role.DST : Role.DIFF_SRC, null);
+            return layerNormalization(
+                    pass,
+                    true,
+                    given(Role.MEAN, Role.OWN_MEAN),
+                    given(Role.VARIANCE, Role.OWN_VARIANCE),
+                    pass.forward ? Role.DST : Role.DIFF_SRC,
+                    null);
         }
 
         /** Statistics in Java, normalization with them, then the row correction with scale and shift. */
@@ -276,11 +293,15 @@ final class OneDnnPlan {
             Role mean = given(Role.MEAN, Role.OWN_MEAN);
             Role variance = given(Role.VARIANCE, Role.OWN_VARIANCE);
             Role normalized = intermediate(Role.DST);
-            Glue statistics = (context, src, givenMean, givenVariance) -> scalar.preciseStatistics(src, rows,
-                    context.segment(givenMean, Role.OWN_MEAN), context.segment(givenVariance, Role.OWN_VARIANCE),
+            Glue statistics = (context, src, givenMean, givenVariance) -> scalar.preciseStatistics(
+                    src,
+                    rows,
+                    context.segment(givenMean, Role.OWN_MEAN),
+                    context.segment(givenVariance, Role.OWN_VARIANCE),
                     context.buffer(Role.ROW_TERM));
-            return "java:statistics + " + layerNormalization(Pass.FORWARD_GLOBAL, false, mean, variance, normalized, statistics)
-                    + " + " + addRowTerm(normalized, Role.DST, config.scale() || config.shift(), null);
+            return "java:statistics + "
+                    + layerNormalization(Pass.FORWARD_GLOBAL, false, mean, variance, normalized, statistics) + " + "
+                    + addRowTerm(normalized, Role.DST, config.scale() || config.shift(), null);
         }
 
         /** The mean square in Java (unless given), then normalization with zero mean. */
@@ -314,8 +335,14 @@ final class OneDnnPlan {
         }
 
         private MemorySegment descriptor(DataType type, long[] dims, long[] strides) {
-            check(Dnnl.dnnl_memory_desc_create_with_strides(out, dims.length, scratch.allocateFrom(ValueLayout.JAVA_LONG, dims),
-                    dnnlType(type), scratch.allocateFrom(ValueLayout.JAVA_LONG, strides)), "dnnl_memory_desc_create_with_strides");
+            check(
+                    Dnnl.dnnl_memory_desc_create_with_strides(
+                            out,
+                            dims.length,
+                            scratch.allocateFrom(ValueLayout.JAVA_LONG, dims),
+                            dnnlType(type),
+                            scratch.allocateFrom(ValueLayout.JAVA_LONG, strides)),
+                    "dnnl_memory_desc_create_with_strides");
             return own(out, arena, Dnnl::dnnl_memory_desc_destroy);
         }
 
@@ -330,7 +357,8 @@ final class OneDnnPlan {
         }
 
         private MemorySegment data(Role role) {
-            return dense(role == Role.NORMALIZED ? DataType.F32 : call.tensor(role).dataType(), geometry.dataDims());
+            return dense(
+                    role == Role.NORMALIZED ? DataType.F32 : call.tensor(role).dataType(), geometry.dataDims());
         }
 
         /**
@@ -345,7 +373,8 @@ final class OneDnnPlan {
             check(Dnnl.dnnl_primitive_attr_create(out), "dnnl_primitive_attr_create");
             MemorySegment attr = own(out, scratch, Dnnl::dnnl_primitive_attr_destroy);
             // User-managed scratchpad: each context owns its own, so concurrent calls never share one.
-            check(Dnnl.dnnl_primitive_attr_set_scratchpad_mode(attr, Dnnl.dnnl_scratchpad_mode_user()),
+            check(
+                    Dnnl.dnnl_primitive_attr_set_scratchpad_mode(attr, Dnnl.dnnl_scratchpad_mode_user()),
                     "dnnl_primitive_attr_set_scratchpad_mode");
             return attr;
         }
@@ -357,7 +386,8 @@ final class OneDnnPlan {
          */
         private MemorySegment primitiveDesc(int status, String function) throws Unsupported {
             if (status != Dnnl.dnnl_success()) {
-                throw new Unsupported(function + " returned " + OneDnnStatus.of(status).nativeName() + " for " + describe());
+                throw new Unsupported(
+                        function + " returned " + OneDnnStatus.of(status).nativeName() + " for " + describe());
             }
             return own(out, arena, Dnnl::dnnl_primitive_desc_destroy);
         }
@@ -368,18 +398,26 @@ final class OneDnnPlan {
          * less accurate (sequential float sums) than the bound the tests hold oneDNN to (README, Data types).
          */
         private String add(MemorySegment primitiveDesc, Arguments arguments, Glue before) throws Unsupported {
-            check(Dnnl.dnnl_primitive_desc_query(primitiveDesc, Dnnl.dnnl_query_impl_info_str(), 0, out),
+            check(
+                    Dnnl.dnnl_primitive_desc_query(primitiveDesc, Dnnl.dnnl_query_impl_info_str(), 0, out),
                     "dnnl_primitive_desc_query");
             String name = out.get(ValueLayout.ADDRESS, 0).reinterpret(256).getString(0);
             if (name.startsWith("ref")) {
                 throw new Unsupported("oneDNN offers only its slow reference code, " + name + ", here");
             }
-            MemorySegment scratchpad = Dnnl.dnnl_primitive_desc_query_md(primitiveDesc, Dnnl.dnnl_query_scratchpad_md(), 0);
-            long scratchpadBytes = scratchpad.equals(MemorySegment.NULL) ? 0 : Dnnl.dnnl_memory_desc_get_size(scratchpad);
+            MemorySegment scratchpad =
+                    Dnnl.dnnl_primitive_desc_query_md(primitiveDesc, Dnnl.dnnl_query_scratchpad_md(), 0);
+            long scratchpadBytes =
+                    scratchpad.equals(MemorySegment.NULL) ? 0 : Dnnl.dnnl_memory_desc_get_size(scratchpad);
             check(Dnnl.dnnl_primitive_create(out, primitiveDesc), "dnnl_primitive_create");
-            steps.add(new Step(own(out, arena, Dnnl::dnnl_primitive_destroy), arguments.roles.toArray(Role[]::new),
+            steps.add(new Step(
+                    own(out, arena, Dnnl::dnnl_primitive_destroy),
+                    arguments.roles.toArray(Role[]::new),
                     arguments.kinds.stream().mapToInt(Integer::intValue).toArray(),
-                    arguments.descriptors.toArray(MemorySegment[]::new), scratchpad, scratchpadBytes, before));
+                    arguments.descriptors.toArray(MemorySegment[]::new),
+                    scratchpad,
+                    scratchpadBytes,
+                    before));
             return name;
         }
 
@@ -387,14 +425,16 @@ final class OneDnnPlan {
          * A layer-normalization primitive for {@code layerPass}, applying the configured scale and shift
          * if {@code affine}, with its mean, variance and output (dst or diff_src) bound to the given roles.
          */
-        private String layerNormalization(Pass layerPass, boolean affine, Role meanRole, Role varianceRole,
-                                          Role outputRole, Glue before) throws Unsupported {
+        private String layerNormalization(
+                Pass layerPass, boolean affine, Role meanRole, Role varianceRole, Role outputRole, Glue before)
+                throws Unsupported {
             boolean scale = config.scale() && affine;
             boolean shift = config.shift() && affine && (layerPass.forward || layerPass.parameterGradients);
             // oneDNN 3.8 has no backward_data with a scale (dnnl_unimplemented), although dx depends on it:
             // that pass runs as a full backward whose scale gradient goes to memory the context owns.
             boolean discardScaleGradient = !layerPass.forward && !layerPass.parameterGradients && scale;
-            int flags = (scale ? Dnnl.dnnl_use_scale() : 0) | (shift ? Dnnl.dnnl_use_shift() : 0)
+            int flags = (scale ? Dnnl.dnnl_use_scale() : 0)
+                    | (shift ? Dnnl.dnnl_use_shift() : 0)
                     | (layerPass.globalStatistics ? Dnnl.dnnl_use_global_stats() : 0);
             DataType parameterType = parameterType(Role.SCALE, Role.SHIFT);
             DataType diffParameterType = parameterType(Role.DIFF_SCALE, Role.DIFF_SHIFT);
@@ -406,13 +446,25 @@ final class OneDnnPlan {
             MemorySegment src = data(Role.SRC);
             MemorySegment output = data(outputRole);
             if (layerPass.forward) {
-                MemorySegment desc = primitiveDesc(Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(out,
-                        engine, layerPass == Pass.FORWARD_TRAINING ? Dnnl.dnnl_forward_training() : Dnnl.dnnl_forward_inference(),
-                        src, output, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
+                MemorySegment desc = primitiveDesc(
+                        Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(
+                                out,
+                                engine,
+                                layerPass == Pass.FORWARD_TRAINING
+                                        ? Dnnl.dnnl_forward_training()
+                                        : Dnnl.dnnl_forward_inference(),
+                                src,
+                                output,
+                                statisticsDesc,
+                                dnnlType(parameterType),
+                                eps,
+                                flags,
+                                attr),
                         "dnnl_layer_normalization_forward_primitive_desc_create_v2");
                 arguments.add(Role.SRC, Dnnl.DNNL_ARG_SRC(), src).add(outputRole, Dnnl.DNNL_ARG_DST(), output);
                 if (layerPass.usesStatistics()) {
-                    arguments.add(meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc)
+                    arguments
+                            .add(meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc)
                             .add(varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
                 }
                 if (scale) {
@@ -424,22 +476,53 @@ final class OneDnnPlan {
                 return add(desc, arguments, before);
             }
             MemorySegment diffDst = data(Role.DIFF_DST);
-            check(Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(out, engine, Dnnl.dnnl_forward_training(),
-                    src, src, statisticsDesc, dnnlType(parameterType), eps, flags, attr),
+            check(
+                    Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(
+                            out,
+                            engine,
+                            Dnnl.dnnl_forward_training(),
+                            src,
+                            src,
+                            statisticsDesc,
+                            dnnlType(parameterType),
+                            eps,
+                            flags,
+                            attr),
                     "dnnl_layer_normalization_forward_primitive_desc_create_v2 (backward hint)");
             MemorySegment hint = own(out, scratch, Dnnl::dnnl_primitive_desc_destroy);
-            int propagation = layerPass.parameterGradients || discardScaleGradient ? Dnnl.dnnl_backward() : Dnnl.dnnl_backward_data();
-            MemorySegment desc = primitiveDesc(Dnnl.dnnl_layer_normalization_backward_primitive_desc_create_v2(out, engine,
-                    propagation, output, diffDst, src, statisticsDesc, dnnlType(diffParameterType), dnnlType(parameterType),
-                    eps, flags, hint, attr), "dnnl_layer_normalization_backward_primitive_desc_create_v2");
-            arguments.add(Role.SRC, Dnnl.DNNL_ARG_SRC(), src).add(Role.DIFF_DST, Dnnl.DNNL_ARG_DIFF_DST(), diffDst)
+            int propagation = layerPass.parameterGradients || discardScaleGradient
+                    ? Dnnl.dnnl_backward()
+                    : Dnnl.dnnl_backward_data();
+            MemorySegment desc = primitiveDesc(
+                    Dnnl.dnnl_layer_normalization_backward_primitive_desc_create_v2(
+                            out,
+                            engine,
+                            propagation,
+                            output,
+                            diffDst,
+                            src,
+                            statisticsDesc,
+                            dnnlType(diffParameterType),
+                            dnnlType(parameterType),
+                            eps,
+                            flags,
+                            hint,
+                            attr),
+                    "dnnl_layer_normalization_backward_primitive_desc_create_v2");
+            arguments
+                    .add(Role.SRC, Dnnl.DNNL_ARG_SRC(), src)
+                    .add(Role.DIFF_DST, Dnnl.DNNL_ARG_DIFF_DST(), diffDst)
                     .add(outputRole, Dnnl.DNNL_ARG_DIFF_SRC(), output)
                     .add(meanRole, Dnnl.DNNL_ARG_MEAN(), statisticsDesc)
                     .add(varianceRole, Dnnl.DNNL_ARG_VARIANCE(), statisticsDesc);
             MemorySegment diffChannels = dense(diffParameterType, new long[] {geometry.c()});
             if (scale) {
-                arguments.add(Role.SCALE, Dnnl.DNNL_ARG_SCALE(), channels)
-                        .add(discardScaleGradient ? Role.DISCARDED : Role.DIFF_SCALE, Dnnl.DNNL_ARG_DIFF_SCALE(), diffChannels);
+                arguments
+                        .add(Role.SCALE, Dnnl.DNNL_ARG_SCALE(), channels)
+                        .add(
+                                discardScaleGradient ? Role.DISCARDED : Role.DIFF_SCALE,
+                                Dnnl.DNNL_ARG_DIFF_SCALE(),
+                                diffChannels);
             }
             if (shift) {
                 arguments.add(Role.DIFF_SHIFT, Dnnl.DNNL_ARG_DIFF_SHIFT(), diffChannels);
@@ -453,17 +536,24 @@ final class OneDnnPlan {
             MemorySegment sums = dense(DataType.F32, geometry.rowColumnDims());
             Arguments arguments = new Arguments().add(Role.DIFF_DST, Dnnl.DNNL_ARG_SRC(), diffDst);
             if (!config.scale()) {
-                MemorySegment desc = primitiveDesc(Dnnl.dnnl_reduction_primitive_desc_create(out, engine,
-                        Dnnl.dnnl_reduction_sum(), diffDst, sums, 0f, 0f, userScratchpadAttr()),
+                MemorySegment desc = primitiveDesc(
+                        Dnnl.dnnl_reduction_primitive_desc_create(
+                                out, engine, Dnnl.dnnl_reduction_sum(), diffDst, sums, 0f, 0f, userScratchpadAttr()),
                         "dnnl_reduction_primitive_desc_create");
                 return add(desc, arguments.add(Role.ROW_TERM, Dnnl.DNNL_ARG_DST(), sums), null);
             }
             // sum_c dy[r, c] * gamma[c]: a matmul of dy [..., C] with gamma as a [C, 1] weight.
             MemorySegment weights = dense(call.scale().dataType(), new long[] {geometry.c(), 1});
-            MemorySegment desc = primitiveDesc(Dnnl.dnnl_matmul_primitive_desc_create(out, engine, diffDst, weights,
-                    MemorySegment.NULL, sums, userScratchpadAttr()), "dnnl_matmul_primitive_desc_create");
-            return add(desc, arguments.add(Role.SCALE, Dnnl.DNNL_ARG_WEIGHTS(), weights)
-                    .add(Role.ROW_TERM, Dnnl.DNNL_ARG_DST(), sums), null);
+            MemorySegment desc = primitiveDesc(
+                    Dnnl.dnnl_matmul_primitive_desc_create(
+                            out, engine, diffDst, weights, MemorySegment.NULL, sums, userScratchpadAttr()),
+                    "dnnl_matmul_primitive_desc_create");
+            return add(
+                    desc,
+                    arguments
+                            .add(Role.SCALE, Dnnl.DNNL_ARG_WEIGHTS(), weights)
+                            .add(Role.ROW_TERM, Dnnl.DNNL_ARG_DST(), sums),
+                    null);
         }
 
         /**
@@ -474,8 +564,10 @@ final class OneDnnPlan {
             MemorySegment input = data(inputRole);
             MemorySegment output = data(outputRole);
             MemorySegment rowTerm = dense(DataType.F32, geometry.rowColumnDims());
-            Arguments arguments = new Arguments().add(inputRole, Dnnl.DNNL_ARG_SRC_0(), input)
-                    .add(Role.ROW_TERM, Dnnl.DNNL_ARG_SRC_1(), rowTerm).add(outputRole, Dnnl.DNNL_ARG_DST(), output);
+            Arguments arguments = new Arguments()
+                    .add(inputRole, Dnnl.DNNL_ARG_SRC_0(), input)
+                    .add(Role.ROW_TERM, Dnnl.DNNL_ARG_SRC_1(), rowTerm)
+                    .add(outputRole, Dnnl.DNNL_ARG_DST(), output);
             MemorySegment attr = userScratchpadAttr();
             if (affine) {
                 check(Dnnl.dnnl_post_ops_create(out), "dnnl_post_ops_create");
@@ -483,27 +575,32 @@ final class OneDnnPlan {
                 int index = 0;
                 if (config.scale()) {
                     MemorySegment gamma = dense(call.scale().dataType(), geometry.channelRowDims());
-                    check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_mul(), gamma),
+                    check(
+                            Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_mul(), gamma),
                             "dnnl_post_ops_append_binary");
                     arguments.add(Role.SCALE, postOpArgument(index++), gamma);
                 }
                 if (config.shift()) {
                     MemorySegment beta = dense(call.shift().dataType(), geometry.channelRowDims());
-                    check(Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), beta),
+                    check(
+                            Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), beta),
                             "dnnl_post_ops_append_binary");
                     arguments.add(Role.SHIFT, postOpArgument(index), beta);
                 }
                 check(Dnnl.dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
             }
-            MemorySegment desc = primitiveDesc(Dnnl.dnnl_binary_primitive_desc_create(out, engine, Dnnl.dnnl_binary_add(),
-                    input, rowTerm, output, attr), "dnnl_binary_primitive_desc_create");
+            MemorySegment desc = primitiveDesc(
+                    Dnnl.dnnl_binary_primitive_desc_create(
+                            out, engine, Dnnl.dnnl_binary_add(), input, rowTerm, output, attr),
+                    "dnnl_binary_primitive_desc_create");
             return add(desc, arguments, before);
         }
 
         /** The one data type of scale and shift (or their gradients); f32 when there are none. */
         private DataType parameterType(Role first, Role second) throws Unsupported {
             DataType a = call.tensor(first) == null ? null : call.tensor(first).dataType();
-            DataType b = call.tensor(second) == null ? null : call.tensor(second).dataType();
+            DataType b =
+                    call.tensor(second) == null ? null : call.tensor(second).dataType();
             if (a != null && b != null && a != b) {
                 throw new Unsupported("oneDNN takes one data type for scale and shift, got " + a + " and " + b);
             }
@@ -525,11 +622,13 @@ final class OneDnnPlan {
         private WeakReference<Thread> holder;
         /** The holder's record of its OpenMP thread count ({@link OpenMp#threadsSetOnCallingThread}). */
         private int[] openMpThreads;
+
         private final MemorySegment stream;
         /** Per step, per argument: the memory object. */
         private final MemorySegment[][] memory;
         /** Per step: the argument array. */
         private final MemorySegment[] args;
+
         private final int[] argCounts;
         /** Per step, per argument: the address bound last, so an unchanged binding costs no native call. */
         private final long[][] bound;
@@ -551,7 +650,8 @@ final class OneDnnPlan {
                     memory[s] = new MemorySegment[count];
                     bound[s] = new long[count];
                     MemorySegment scratchpad = step.scratchpadBytes() > 0
-                            ? memory(out, step.scratchpadDesc(), Dnnl.DNNL_MEMORY_ALLOCATE()) : null;
+                            ? memory(out, step.scratchpadDesc(), Dnnl.DNNL_MEMORY_ALLOCATE())
+                            : null;
                     argCounts[s] = count + (scratchpad != null ? 1 : 0);
                     MemorySegment array = dnnl_exec_arg_t.allocateArray(argCounts[s], arena);
                     for (int i = 0; i < count; i++) {
@@ -608,8 +708,17 @@ final class OneDnnPlan {
          * @throws IllegalStateException if another thread closed a tensor's arena before a step; no step runs on
          *     freed memory, since each holds every tensor's arena open while oneDNN runs
          */
-        void execute(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, Tensor diffDst,
-                     Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+        void execute(
+                Tensor src,
+                Tensor dst,
+                Tensor scale,
+                Tensor shift,
+                Tensor mean,
+                Tensor variance,
+                Tensor diffDst,
+                Tensor diffSrc,
+                Tensor diffScale,
+                Tensor diffShift) {
             OpenMp.setThreads(openMpThreads, signature.threads); // oneDNN reads it when a primitive runs
             for (int s = 0; s < steps.size(); s++) {
                 Step step = steps.get(s);
@@ -618,14 +727,28 @@ final class OneDnnPlan {
                 }
                 Role[] roles = step.roles();
                 for (int i = 0; i < roles.length; i++) {
-                    Tensor tensor = Call.tensor(roles[i], src, dst, scale, shift, mean, variance, diffDst, diffSrc,
-                            diffScale, diffShift);
+                    Tensor tensor = Call.tensor(
+                            roles[i], src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
                     if (tensor != null) { // null: absent, or the plan's own buffer, bound once
                         bind(s, i, tensor.segment());
                     }
                 }
-                int status = OneDnnExecute.executeAndWait(shortCalls, step.primitive(), stream, argCounts[s], args[s],
-                        src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+                int status = OneDnnExecute.executeAndWait(
+                        shortCalls,
+                        step.primitive(),
+                        stream,
+                        argCounts[s],
+                        args[s],
+                        src,
+                        dst,
+                        scale,
+                        shift,
+                        mean,
+                        variance,
+                        diffDst,
+                        diffSrc,
+                        diffScale,
+                        diffShift);
                 if (status != Dnnl.dnnl_success()) {
                     for (long[] addresses : bound) {
                         Arrays.fill(addresses, 0); // re-bind everything next time

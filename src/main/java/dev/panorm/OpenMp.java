@@ -32,8 +32,10 @@ final class OpenMp {
         Linker linker = Linker.nativeLinker();
         Optional<MemorySegment> get = lookup.find("omp_get_max_threads");
         Optional<MemorySegment> set = lookup.find("omp_set_num_threads");
-        GET_MAX_THREADS = get.map(s -> linker.downcallHandle(s, FunctionDescriptor.of(ValueLayout.JAVA_INT))).orElse(null);
-        SET_NUM_THREADS = set.map(s -> linker.downcallHandle(s, FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT))).orElse(null);
+        GET_MAX_THREADS = get.map(s -> linker.downcallHandle(s, FunctionDescriptor.of(ValueLayout.JAVA_INT)))
+                .orElse(null);
+        SET_NUM_THREADS = set.map(s -> linker.downcallHandle(s, FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT)))
+                .orElse(null);
         DEFAULT_THREADS = maxThreads();
     }
 

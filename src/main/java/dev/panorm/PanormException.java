@@ -5,8 +5,7 @@ package dev.panorm;
  * {@link IllegalArgumentException} and use of a closed object with {@link IllegalStateException},
  * always before any native call; this type covers what only the native side can tell.
  */
-public abstract sealed class PanormException extends RuntimeException
-        permits OneDnnException, NativeLibraryException {
+public abstract sealed class PanormException extends RuntimeException permits OneDnnException, NativeLibraryException {
     private static final long serialVersionUID = 1L;
 
     PanormException(String message, Throwable cause) {

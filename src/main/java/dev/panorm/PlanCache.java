@@ -57,8 +57,8 @@ final class PlanCache {
     private final ThreadLocal<Recent[]> recent = ThreadLocal.withInitial(() -> new Recent[RECENT]);
 
     private final Object lock = new Object();
-    private final List<OneDnnPlan> plans = new ArrayList<>();   // guarded by lock
-    private final List<Rejected> rejected = new ArrayList<>();  // guarded by lock
+    private final List<OneDnnPlan> plans = new ArrayList<>(); // guarded by lock
+    private final List<Rejected> rejected = new ArrayList<>(); // guarded by lock
     private final List<OneDnnPlan> retired = new ArrayList<>(); // guarded by lock
     private volatile boolean hasRetired;
     /** Retired plans handed to the {@link Reaper} and not freed yet; guarded by lock. */
@@ -80,11 +80,24 @@ final class PlanCache {
      * or null if it has not run it lately ({@link #checkOut} then). Takes no lock and writes nothing
      * shared in the steady state.
      */
-    Recent recent(long key, Pass pass, int threads, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor diffDst,
-                  Tensor diffSrc, Tensor diffScale, Tensor diffShift) {
+    Recent recent(
+            long key,
+            Pass pass,
+            int threads,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor diffDst,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         for (Recent entry : recent.get()) {
-            if (entry != null && entry.signature().matches(key, pass, threads, src, dst, scale, shift, diffDst, diffSrc,
-                    diffScale, diffShift)) {
+            if (entry != null
+                    && entry.signature()
+                            .matches(
+                                    key, pass, threads, src, dst, scale, shift, diffDst, diffSrc, diffScale,
+                                    diffShift)) {
                 OneDnnPlan.Context context = entry.context();
                 if (context == null) {
                     return entry; // rejected: rejections are never retired
@@ -178,8 +191,18 @@ final class PlanCache {
     }
 
     private static boolean matches(CallSignature known, CallSignature signature, Call call) {
-        return known.matches(signature.key, call.pass(), signature.threads, call.src(), call.dst(), call.scale(),
-                call.shift(), call.diffDst(), call.diffSrc(), call.diffScale(), call.diffShift());
+        return known.matches(
+                signature.key,
+                call.pass(),
+                signature.threads,
+                call.src(),
+                call.dst(),
+                call.scale(),
+                call.shift(),
+                call.diffDst(),
+                call.diffSrc(),
+                call.diffScale(),
+                call.diffShift());
     }
 
     /**

@@ -7,7 +7,16 @@ import java.util.Locale;
  * per-row and scratch buffers a oneDNN plan keeps for itself.
  */
 enum Role {
-    SRC, DST, SCALE, SHIFT, MEAN, VARIANCE, DIFF_DST, DIFF_SRC, DIFF_SCALE, DIFF_SHIFT,
+    SRC,
+    DST,
+    SCALE,
+    SHIFT,
+    MEAN,
+    VARIANCE,
+    DIFF_DST,
+    DIFF_SRC,
+    DIFF_SCALE,
+    DIFF_SHIFT,
     /** All zeros: RMS normalization has no mean. */
     ZERO_MEAN,
     /** The statistics of a call that does not hand them to the caller. */

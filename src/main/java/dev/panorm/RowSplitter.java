@@ -66,12 +66,16 @@ final class RowSplitter {
                 current = pool;
                 if (current == null) {
                     int size = Math.max(1, Runtime.getRuntime().availableProcessors() - 1);
-                    current = pool = new ForkJoinPool(size, p -> {
-                        var thread = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
-                        thread.setName("panorm-rows-" + thread.getPoolIndex());
-                        thread.setDaemon(true);
-                        return thread;
-                    }, null, false);
+                    current = pool = new ForkJoinPool(
+                            size,
+                            p -> {
+                                var thread = ForkJoinPool.defaultForkJoinWorkerThreadFactory.newThread(p);
+                                thread.setName("panorm-rows-" + thread.getPoolIndex());
+                                thread.setDaemon(true);
+                                return thread;
+                            },
+                            null,
+                            false);
                 }
             }
         }

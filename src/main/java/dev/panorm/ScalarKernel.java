@@ -44,8 +44,8 @@ final class ScalarKernel implements Kernel {
     }
 
     @Override
-    public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                           long rows) {
+    public Backend forward(
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
         long xStride = Rows.columnStride(src, axes);
         long yStride = Rows.columnStride(dst, axes);
         MemorySegment gamma = scale == null ? null : scale.segment();
@@ -53,7 +53,8 @@ final class ScalarKernel implements Kernel {
         DataType gammaType = scale == null ? null : scale.dataType();
         DataType betaType = shift == null ? null : shift.dataType();
         double eps = config.eps();
-        boolean fast = isDenseF32(src, xStride) && isDenseF32(dst, yStride) && isDenseF32(scale, 1) && isDenseF32(shift, 1);
+        boolean fast =
+                isDenseF32(src, xStride) && isDenseF32(dst, yStride) && isDenseF32(scale, 1) && isDenseF32(shift, 1);
         for (long row = 0; row < rows; row++) {
             long xBase = Rows.rowOffset(src, axes, row);
             long yBase = Rows.rowOffset(dst, axes, row);
@@ -92,8 +93,18 @@ final class ScalarKernel implements Kernel {
     }
 
     /** One row of the backward pass in the common case (float32, unit stride); see {@link #backward}. */
-    private void backwardRowF32(Pass pass, MemorySegment x, long xBase, MemorySegment dy, long dyBase, MemorySegment dx,
-                                long dxBase, MemorySegment gamma, double mu, double rstd, double[] scratch) {
+    private void backwardRowF32(
+            Pass pass,
+            MemorySegment x,
+            long xBase,
+            MemorySegment dy,
+            long dyBase,
+            MemorySegment dx,
+            long dxBase,
+            MemorySegment gamma,
+            double mu,
+            double rstd,
+            double[] scratch) {
         int n = (int) c;
         double sumG = 0;
         double sumGXhat = 0;
@@ -123,8 +134,15 @@ final class ScalarKernel implements Kernel {
         return tensor == null || tensor.dataType() == DataType.F32 && stride == 1;
     }
 
-    private void normalizeF32(MemorySegment x, long xBase, MemorySegment y, long yBase, MemorySegment gamma,
-                              MemorySegment beta, double mu, double rstd) {
+    private void normalizeF32(
+            MemorySegment x,
+            long xBase,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            double mu,
+            double rstd) {
         for (long i = 0; i < c; i++) {
             double v = (x.getAtIndex(FLOAT, xBase + i) - mu) * rstd;
             if (gamma != null) {
@@ -145,8 +163,17 @@ final class ScalarKernel implements Kernel {
      * {@code dgamma = sum over rows of dy * xhat}, {@code dbeta = sum over rows of dy}.
      */
     @Override
-    public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                            Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
+    public Backend backward(
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows) {
         checkBackwardRowLength(c);
         long xStride = Rows.columnStride(src, axes);
         long dyStride = Rows.columnStride(diffDst, axes);
@@ -157,7 +184,9 @@ final class ScalarKernel implements Kernel {
         boolean gradients = diffScale != null || diffShift != null;
         int n = (int) c;
         double[] scratch = gradients ? takeScratch(2 * n) : null;
-        boolean fast = isDenseF32(src, xStride) && isDenseF32(diffDst, dyStride) && isDenseF32(diffSrc, dxStride)
+        boolean fast = isDenseF32(src, xStride)
+                && isDenseF32(diffDst, dyStride)
+                && isDenseF32(diffSrc, dxStride)
                 && isDenseF32(scale, 1);
         try {
             for (long row = 0; row < rows; row++) {
@@ -167,8 +196,18 @@ final class ScalarKernel implements Kernel {
                 double mu = mean == null ? 0 : Elements.get(mean.segment(), DataType.F32, row);
                 double rstd = 1.0 / Math.sqrt(Elements.get(variance.segment(), DataType.F32, row) + eps);
                 if (fast) {
-                    backwardRowF32(pass, src.segment(), xBase, diffDst.segment(), dyBase, diffSrc.segment(), dxBase,
-                            gamma, mu, rstd, scratch);
+                    backwardRowF32(
+                            pass,
+                            src.segment(),
+                            xBase,
+                            diffDst.segment(),
+                            dyBase,
+                            diffSrc.segment(),
+                            dxBase,
+                            gamma,
+                            mu,
+                            rstd,
+                            scratch);
                     continue;
                 }
                 double sumG = 0;
@@ -241,8 +280,8 @@ final class ScalarKernel implements Kernel {
      * ({@code rstd} as oneDNN computes it from the float variance). Normalizing with the float mean and
      * adding the correction equals normalizing with the exact mean, to float precision.
      */
-    void preciseStatistics(Tensor src, long rows, MemorySegment means, MemorySegment variances,
-                           MemorySegment corrections) {
+    void preciseStatistics(
+            Tensor src, long rows, MemorySegment means, MemorySegment variances, MemorySegment corrections) {
         long stride = Rows.columnStride(src, axes);
         float eps = (float) config.eps();
         for (long row = 0; row < rows; row++) {

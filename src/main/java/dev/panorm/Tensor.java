@@ -49,8 +49,8 @@ public final class Tensor {
         }
         this.layoutHash = hash ^ (hash >>> 31);
         if (byteExtent > segment.byteSize()) {
-            throw new IllegalArgumentException(describe() + " needs " + byteExtent + " bytes but its segment has only "
-                    + segment.byteSize());
+            throw new IllegalArgumentException(
+                    describe() + " needs " + byteExtent + " bytes but its segment has only " + segment.byteSize());
         }
     }
 
@@ -124,8 +124,8 @@ public final class Tensor {
      */
     public static Tensor ofFloats(Arena arena, DataType dataType, float[] values, long... shape) {
         if (elementCount(shape) != values.length) {
-            throw new IllegalArgumentException(values.length + " values do not fill shape " + Arrays.toString(shape) + " ("
-                    + dataType + ")");
+            throw new IllegalArgumentException(
+                    values.length + " values do not fill shape " + Arrays.toString(shape) + " (" + dataType + ")");
         }
         return allocate(arena, dataType, shape).copyFrom(values);
     }
@@ -145,8 +145,8 @@ public final class Tensor {
      */
     public Tensor rows(int trailingAxes, long first, long count) {
         if (trailingAxes < 1 || trailingAxes > shape.length) {
-            throw new IllegalArgumentException("trailingAxes must be between 1 and the rank " + shape.length + ", got "
-                    + trailingAxes);
+            throw new IllegalArgumentException(
+                    "trailingAxes must be between 1 and the rank " + shape.length + ", got " + trailingAxes);
         }
         int leading = shape.length - trailingAxes;
         long rows = 1;
@@ -154,11 +154,11 @@ public final class Tensor {
             rows *= shape[axis];
         }
         if (first < 0 || count < 0 || first > rows - count) {
-            throw new IllegalArgumentException("rows " + first + " to " + (first + count) + " are outside the " + rows
-                    + " rows of " + describe());
+            throw new IllegalArgumentException(
+                    "rows " + first + " to " + (first + count) + " are outside the " + rows + " rows of " + describe());
         }
         long rowStride = 0; // the stride of the innermost leading axis that has more than one index
-        long span = -1;     // what the next outer such axis's stride must be to continue it evenly
+        long span = -1; // what the next outer such axis's stride must be to continue it evenly
         for (int axis = leading - 1; axis >= 0; axis--) {
             if (shape[axis] == 1) {
                 continue; // a single index: its stride never multiplies anything
@@ -357,14 +357,15 @@ public final class Tensor {
      */
     public Tensor copyFrom(float[] values) {
         if (values.length != elementCount) {
-            throw new IllegalArgumentException(values.length + " values do not fill " + describe() + ", which has "
-                    + elementCount + " elements");
+            throw new IllegalArgumentException(
+                    values.length + " values do not fill " + describe() + ", which has " + elementCount + " elements");
         }
         if (segment.isReadOnly()) {
             throw new IllegalArgumentException(describe() + " views a read-only segment and cannot be written");
         }
         if (!nonOverlapping) {
-            throw new IllegalArgumentException(describe() + " has several indices on one element and cannot be written");
+            throw new IllegalArgumentException(
+                    describe() + " has several indices on one element and cannot be written");
         }
         if (contiguous && dataType == DataType.F32) {
             MemorySegment.copy(values, 0, segment, FLOAT, 0, values.length);
@@ -434,8 +435,8 @@ public final class Tensor {
     /** Bytes from the first addressed element to the end of the last one; validates the strides. */
     private static long byteExtent(DataType dataType, long[] shape, long[] strides) {
         if (strides.length != shape.length) {
-            throw new IllegalArgumentException("strides " + Arrays.toString(strides) + " do not match the rank of shape "
-                    + Arrays.toString(shape));
+            throw new IllegalArgumentException("strides " + Arrays.toString(strides)
+                    + " do not match the rank of shape " + Arrays.toString(shape));
         }
         if (elementCount(shape) == 0) {
             return 0;
@@ -444,14 +445,15 @@ public final class Tensor {
         try {
             for (int i = 0; i < shape.length; i++) {
                 if (strides[i] < 0) {
-                    throw new IllegalArgumentException("negative stride " + strides[i] + " in strides " + Arrays.toString(strides));
+                    throw new IllegalArgumentException(
+                            "negative stride " + strides[i] + " in strides " + Arrays.toString(strides));
                 }
                 lastElement = Math.addExact(lastElement, Math.multiplyExact(shape[i] - 1, strides[i]));
             }
             return Math.multiplyExact(lastElement + 1, dataType.byteSize());
         } catch (ArithmeticException e) {
-            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " with strides " + Arrays.toString(strides)
-                    + " addresses more than 2^63 bytes");
+            throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " with strides "
+                    + Arrays.toString(strides) + " addresses more than 2^63 bytes");
         }
     }
 

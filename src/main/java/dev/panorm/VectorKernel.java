@@ -1,8 +1,5 @@
 package dev.panorm;
 
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorSpecies;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -10,6 +7,8 @@ import java.nio.ByteOrder;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.StringJoiner;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * The Java backend's fast kernels, on the Vector API: float32 rows with unit stride (anything else
@@ -33,7 +32,7 @@ final class VectorKernel implements Kernel {
     /** Per thread, where forward calls spill a vector to add up its lanes (see {@link #sumLanes}). */
     private static final ThreadLocal<float[]> SPILL = ThreadLocal.withInitial(() -> new float[LANES]);
     /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
-    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> { });
+    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
 
     /** Rows longer than this run in the scalar kernels: the vector kernels index a row with an {@code int}. */
     static final long MAX_C = Integer.MAX_VALUE;
@@ -44,6 +43,7 @@ final class VectorKernel implements Kernel {
     private final boolean rowsFit;
     /** The row length, when {@link #rowsFit}. */
     private final int c;
+
     private final float eps;
     private final RowSplitter splitter;
     /**
@@ -51,6 +51,7 @@ final class VectorKernel implements Kernel {
      * C ones and C zeros, made on first need, since a configuration with both never needs them.
      */
     private volatile MemorySegment ones;
+
     private volatile MemorySegment zeros;
     /** Per concurrent backward call: float accumulators for dgamma and dbeta, and a row's two sums. */
     private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
@@ -78,7 +79,8 @@ final class VectorKernel implements Kernel {
     private synchronized MemorySegment standIns(boolean one) {
         MemorySegment result = one ? ones : zeros;
         if (result == null) {
-            // Native, like the caller's memory: one kind of segment at the loads keeps C2's vector intrinsics applicable.
+            // Native, like the caller's memory: one kind of segment at the loads keeps C2's vector intrinsics
+            // applicable.
             result = Arena.ofAuto().allocate((long) c * Float.BYTES, 64); // zeroed
             if (one) {
                 for (long i = 0; i < c; i++) {
@@ -122,8 +124,11 @@ final class VectorKernel implements Kernel {
             return tensor;
         }
         MemorySegment segment = tensor.segment();
-        return Tensor.of(MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize()), tensor.dataType(),
-                tensor.shape(), tensor.strides());
+        return Tensor.of(
+                MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize()),
+                tensor.dataType(),
+                tensor.shape(),
+                tensor.strides());
     }
 
     /** Whether the vector kernels take {@code tensor} (null: absent) as it is ({@link JavaKernels#vectorizes}). */
@@ -132,8 +137,8 @@ final class VectorKernel implements Kernel {
     }
 
     @Override
-    public Backend forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance,
-                           long rows) {
+    public Backend forward(
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
         if (!rowsFit || !vectorizes(src) || !vectorizes(dst) || !vectorizes(scale) || !vectorizes(shift)) {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
@@ -147,7 +152,8 @@ final class VectorKernel implements Kernel {
         Tensor beta = forOtherThreads(shift);
         Tensor means = forOtherThreads(mean);
         Tensor variances = forOtherThreads(variance);
-        splitter.run(rows, rows * c, (from, to, part) -> forwardRows(pass, x, y, gamma, beta, means, variances, from, to));
+        splitter.run(
+                rows, rows * c, (from, to, part) -> forwardRows(pass, x, y, gamma, beta, means, variances, from, to));
         return Backend.JAVA;
     }
 
@@ -157,8 +163,16 @@ final class VectorKernel implements Kernel {
      * C2 compiled them badly in some contexts, with boxed vectors (docs/benchmarks.md, "Measurements
      * behind the code").
      */
-    private void forwardRows(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean,
-                             Tensor variance, long from, long to) {
+    private void forwardRows(
+            Pass pass,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            long from,
+            long to) {
         int axes = config.normalizedAxes();
         MemorySegment x = src.segment();
         MemorySegment y = dst.segment();
@@ -170,8 +184,8 @@ final class VectorKernel implements Kernel {
         for (long row = from; row < to; row++) {
             long xBase = Rows.rowOffset(src, axes, xStride, row) * Float.BYTES;
             long yBase = Rows.rowOffset(dst, axes, yStride, row) * Float.BYTES;
-            float origin;   // subtracted from every element before anything else
-            float offset;   // the row's mean relative to origin
+            float origin; // subtracted from every element before anything else
+            float offset; // the row's mean relative to origin
             float var;
             if (pass.globalStatistics) {
                 origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
@@ -244,15 +258,18 @@ final class VectorKernel implements Kernel {
         FloatVector q1 = s0;
         int i = 0;
         for (; i <= c - 2 * LANES; i += 2 * LANES) { // two pairs of accumulators hide the latency
-            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin);
-            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER).sub(origin);
+            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
+                    .sub(origin);
+            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER)
+                    .sub(origin);
             s0 = s0.add(d0);
             s1 = s1.add(d1);
             q0 = d0.fma(d0, q0);
             q1 = d1.fma(d1, q1);
         }
         for (; i <= c - LANES; i += LANES) {
-            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin);
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
+                    .sub(origin);
             s0 = s0.add(d);
             q0 = d.fma(d, q0);
         }
@@ -278,17 +295,29 @@ final class VectorKernel implements Kernel {
         FloatVector a3 = a0;
         int i = 0;
         for (; i <= c - 4 * LANES; i += 4 * LANES) {
-            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin).sub(offset);
-            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER).sub(origin).sub(offset);
-            FloatVector d2 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + 2 * LANES) * Float.BYTES, ORDER).sub(origin).sub(offset);
-            FloatVector d3 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + 3 * LANES) * Float.BYTES, ORDER).sub(origin).sub(offset);
+            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
+                    .sub(origin)
+                    .sub(offset);
+            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER)
+                    .sub(origin)
+                    .sub(offset);
+            FloatVector d2 = FloatVector.fromMemorySegment(
+                            SPECIES, x, base + (long) (i + 2 * LANES) * Float.BYTES, ORDER)
+                    .sub(origin)
+                    .sub(offset);
+            FloatVector d3 = FloatVector.fromMemorySegment(
+                            SPECIES, x, base + (long) (i + 3 * LANES) * Float.BYTES, ORDER)
+                    .sub(origin)
+                    .sub(offset);
             a0 = d0.fma(d0, a0);
             a1 = d1.fma(d1, a1);
             a2 = d2.fma(d2, a2);
             a3 = d3.fma(d3, a3);
         }
         for (; i <= c - LANES; i += LANES) {
-            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER).sub(origin).sub(offset);
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
+                    .sub(origin)
+                    .sub(offset);
             a0 = d.fma(d, a0);
         }
         float tail = 0;
@@ -305,24 +334,44 @@ final class VectorKernel implements Kernel {
      * * gamma + beta}: one subtraction and two fused multiply-adds per element. {@code x - origin} is exact
      * for close values, and {@code offset * rstd} is small, so nothing large cancels.
      */
-    private void normalize(MemorySegment x, long xBase, MemorySegment y, long yBase, MemorySegment gamma,
-                           MemorySegment beta, float origin, float offset, float rstd) {
+    private void normalize(
+            MemorySegment x,
+            long xBase,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd) {
         float shift = -offset * rstd;
         int i = 0;
         for (; i <= c - 2 * LANES; i += 2 * LANES) { // two at a time: independent chains overlap
             long at = (long) i * Float.BYTES;
             long next = at + (long) LANES * Float.BYTES;
-            FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shift);
-            FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER).sub(origin).fma(rstd, shift);
-            v0.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+            FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .sub(origin)
+                    .fma(rstd, shift);
+            FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER)
+                    .sub(origin)
+                    .fma(rstd, shift);
+            v0.fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
                     .intoMemorySegment(y, yBase + at, ORDER);
-            v1.fma(FloatVector.fromMemorySegment(SPECIES, gamma, next, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, next, ORDER))
+            v1.fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, next, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, next, ORDER))
                     .intoMemorySegment(y, yBase + next, ORDER);
         }
         for (; i <= c - LANES; i += LANES) {
             long at = (long) i * Float.BYTES;
-            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER).sub(origin).fma(rstd, shift);
-            v.fma(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER), FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .sub(origin)
+                    .fma(rstd, shift);
+            v.fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
                     .intoMemorySegment(y, yBase + at, ORDER);
         }
         for (; i < c; i++) {
@@ -333,11 +382,25 @@ final class VectorKernel implements Kernel {
     }
 
     @Override
-    public Backend backward(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                            Tensor diffSrc, Tensor diffScale, Tensor diffShift, long rows) {
+    public Backend backward(
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows) {
         ScalarKernel.checkBackwardRowLength(config.normalizedSize()); // the work arrays below hold 2C + 2 + LANES
-        if (!rowsFit || !vectorizes(src) || !vectorizes(diffDst) || !vectorizes(diffSrc) || !vectorizes(scale)
-                || !vectorizes(diffScale) || !vectorizes(diffShift)) {
+        if (!rowsFit
+                || !vectorizes(src)
+                || !vectorizes(diffDst)
+                || !vectorizes(diffSrc)
+                || !vectorizes(scale)
+                || !vectorizes(diffScale)
+                || !vectorizes(diffShift)) {
             return scalar.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
         boolean gradients = diffScale != null || diffShift != null;
@@ -363,8 +426,11 @@ final class VectorKernel implements Kernel {
             Tensor variances = forOtherThreads(variance);
             Tensor gamma = forOtherThreads(scale);
             Tensor dx = forOtherThreads(diffSrc);
-            splitter.run(rows, rows * c, (from, to, part) ->
-                    backwardRows(pass, dy, x, means, variances, gamma, dx, scratch[part], gradients, from, to));
+            splitter.run(
+                    rows,
+                    rows * c,
+                    (from, to, part) ->
+                            backwardRows(pass, dy, x, means, variances, gamma, dx, scratch[part], gradients, from, to));
             for (int p = 1; gradients && p < parts; p++) {
                 for (int i = 0; i < 2 * c; i++) {
                     scratch[0][i] += scratch[p][i];
@@ -393,8 +459,18 @@ final class VectorKernel implements Kernel {
      * {@code work} holds {@code 2C + 2 + LANES} floats: the dgamma and dbeta sums (added to when
      * {@code gradients}), a row's {@code sum(g)} and {@code sum(g * xhat)}, and room to add up lanes.
      */
-    private void backwardRows(Pass pass, Tensor diffDst, Tensor src, Tensor mean, Tensor variance, Tensor scale,
-                              Tensor diffSrc, float[] work, boolean gradients, long from, long to) {
+    private void backwardRows(
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            float[] work,
+            boolean gradients,
+            long from,
+            long to) {
         int axes = config.normalizedAxes();
         MemorySegment x = src.segment();
         MemorySegment dy = diffDst.segment();
@@ -422,8 +498,16 @@ final class VectorKernel implements Kernel {
      * {@code dy * xhat} and {@code dy} added to {@code work[0, C)} and {@code work[C, 2C)}. Two loops
      * rather than one with a branch inside: the branch kept C2 from keeping the sums in registers.
      */
-    private void accumulate(MemorySegment x, long xBase, MemorySegment dy, long dyBase, MemorySegment gamma, float mu,
-                            float rstd, float[] work, boolean gradients) {
+    private void accumulate(
+            MemorySegment x,
+            long xBase,
+            MemorySegment dy,
+            long dyBase,
+            MemorySegment gamma,
+            float mu,
+            float rstd,
+            float[] work,
+            boolean gradients) {
         if (gradients) {
             accumulateWithGradients(x, xBase, dy, dyBase, gamma, mu, rstd, work);
             return;
@@ -432,7 +516,9 @@ final class VectorKernel implements Kernel {
         FloatVector sumGXhat = sumG;
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
-            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER).sub(mu).mul(rstd);
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER)
+                    .sub(mu)
+                    .mul(rstd);
             FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER)
                     .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
             sumG = sumG.add(g);
@@ -453,14 +539,23 @@ final class VectorKernel implements Kernel {
         work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
     }
 
-    private void accumulateWithGradients(MemorySegment x, long xBase, MemorySegment dy, long dyBase, MemorySegment gamma,
-                                         float mu, float rstd, float[] work) {
+    private void accumulateWithGradients(
+            MemorySegment x,
+            long xBase,
+            MemorySegment dy,
+            long dyBase,
+            MemorySegment gamma,
+            float mu,
+            float rstd,
+            float[] work) {
         FloatVector sumG = FloatVector.zero(SPECIES);
         FloatVector sumGXhat = sumG;
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
             FloatVector d = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER);
-            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER).sub(mu).mul(rstd);
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER)
+                    .sub(mu)
+                    .mul(rstd);
             FloatVector g = d.mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
             sumG = sumG.add(g);
             sumGXhat = g.fma(xhat, sumGXhat);
@@ -486,14 +581,29 @@ final class VectorKernel implements Kernel {
     }
 
     /** {@code dx = rstd * (g - meanG - xhat * meanGXhat)}. */
-    private void inputGradient(MemorySegment x, long xBase, MemorySegment dy, long dyBase, MemorySegment dx, long dxBase,
-                               MemorySegment gamma, float mu, float rstd, float meanG, float meanGXhat) {
+    private void inputGradient(
+            MemorySegment x,
+            long xBase,
+            MemorySegment dy,
+            long dyBase,
+            MemorySegment dx,
+            long dxBase,
+            MemorySegment gamma,
+            float mu,
+            float rstd,
+            float meanG,
+            float meanGXhat) {
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
-            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER).sub(mu).mul(rstd);
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER)
+                    .sub(mu)
+                    .mul(rstd);
             FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER)
                     .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
-            g.sub(meanG).sub(xhat.mul(meanGXhat)).mul(rstd).intoMemorySegment(dx, dxBase + (long) i * Float.BYTES, ORDER);
+            g.sub(meanG)
+                    .sub(xhat.mul(meanGXhat))
+                    .mul(rstd)
+                    .intoMemorySegment(dx, dxBase + (long) i * Float.BYTES, ORDER);
         }
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
@@ -503,7 +613,10 @@ final class VectorKernel implements Kernel {
         }
     }
 
-    /** Zeroed {@code 2C + 2 + LANES} floats (see {@link #backwardRows}), reused so that steady-state calls allocate nothing. */
+    /**
+     * Zeroed {@code 2C + 2 + LANES} floats (see {@link #backwardRows}), reused so that steady-state calls allocate
+     * nothing.
+     */
     private float[] takeScratch() {
         float[] work;
         synchronized (gradientScratch) {
@@ -535,12 +648,15 @@ final class VectorKernel implements Kernel {
         return "java:vector " + LANES + "x32" + (parts > 1 ? ", " + parts + " threads" : "");
     }
 
-    /** Why a forward call on these tensors goes to the scalar kernels, naming the tensors at fault; null if it does not. */
+    /**
+     * Why a forward call on these tensors goes to the scalar kernels, naming the tensors at fault; null if it does not.
+     */
     private String refused(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
         if (!rowsFit) {
             return "the vector kernels take rows of at most " + MAX_C + " elements";
         }
-        StringJoiner faults = new StringJoiner(", ", "the vector kernels take float32 with unit stride along the row; ", "");
+        StringJoiner faults =
+                new StringJoiner(", ", "the vector kernels take float32 with unit stride along the row; ", "");
         faults.setEmptyValue("");
         addFault(faults, "src", src);
         addFault(faults, "dst", dst);
@@ -555,8 +671,10 @@ final class VectorKernel implements Kernel {
             return;
         }
         boolean unitStride = tensor.isContiguous() || Rows.columnStride(tensor, config.normalizedAxes()) == 1;
-        faults.add(name + " is " + (tensor.dataType() == DataType.F32 ? "strided"
-                : tensor.dataType() + (unitStride ? "" : " and strided")));
+        faults.add(name + " is "
+                + (tensor.dataType() == DataType.F32
+                        ? "strided"
+                        : tensor.dataType() + (unitStride ? "" : " and strided")));
     }
 
     @Override

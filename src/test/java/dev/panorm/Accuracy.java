@@ -1,8 +1,8 @@
 package dev.panorm;
 
-import java.util.Arrays;
-
 import static org.junit.jupiter.api.Assertions.fail;
+
+import java.util.Arrays;
 
 /**
  * The documented tolerances (README, "Accuracy"), asserted element by element against the reference.
@@ -36,8 +36,8 @@ final class Accuracy {
     }
 
     /** Asserts that {@code actual} is the layer normalization of {@code x} within the backend's tolerance. */
-    static void assertForward(Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta, double eps,
-                              float[] actual) {
+    static void assertForward(
+            Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta, double eps, float[] actual) {
         assertForward(backend, x, rows, c, gamma, beta, eps, false, DataType.F32, actual);
     }
 
@@ -45,27 +45,43 @@ final class Accuracy {
      * The general case: layer or RMS normalization, output rounded to {@code outType}, which adds that
      * type's unit roundoff times |y| (2^-8 for bf16, 2^-11 for f16) to the bound.
      */
-    static void assertForward(Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta, double eps,
-                              boolean rms, DataType outType, float[] actual) {
+    static void assertForward(
+            Backend backend,
+            float[] x,
+            int rows,
+            int c,
+            float[] gamma,
+            float[] beta,
+            double eps,
+            boolean rms,
+            DataType outType,
+            float[] actual) {
         double[] xd = Reference.toDouble(x);
-        double[] expected = rms ? Reference.rmsForward(xd, rows, c, Reference.toDouble(gamma), Reference.toDouble(beta), eps)
+        double[] expected = rms
+                ? Reference.rmsForward(xd, rows, c, Reference.toDouble(gamma), Reference.toDouble(beta), eps)
                 : Reference.forward(xd, rows, c, Reference.toDouble(gamma), Reference.toDouble(beta), eps);
         double k = factor(backend);
         double outputRoundoff = unitRoundoff(outType);
         for (int r = 0; r < rows; r++) {
-            double kappa = rms ? maxAbs(x, r * c, c) / Math.sqrt(Reference.rmsStatistics(
-                    Arrays.copyOfRange(xd, r * c, r * c + c), 1, c).variance()[0] + eps)
+            double kappa = rms
+                    ? maxAbs(x, r * c, c)
+                            / Math.sqrt(Reference.rmsStatistics(Arrays.copyOfRange(xd, r * c, r * c + c), 1, c)
+                                            .variance()[0]
+                                    + eps)
                     : conditionNumber(x, r * c, c, eps);
             for (int i = 0; i < c; i++) {
                 int at = r * c + i;
                 double g = gamma == null ? 1 : Math.abs(gamma[i]);
                 double b = beta == null ? 0 : Math.abs(beta[i]);
                 double tolerance = k * UNIT_ROUNDOFF * (kappa * Math.max(1, g) + b)
-                        + (outType == DataType.F32 ? 0 : outputRoundoff * Math.abs(expected[at])) + underflow(outType);
+                        + (outType == DataType.F32 ? 0 : outputRoundoff * Math.abs(expected[at]))
+                        + underflow(outType);
                 double error = Math.abs(actual[at] - expected[at]);
                 if (!(error <= tolerance)) {
-                    fail(String.format("%s: row %d, channel %d of [%d, %d]: got %s, expected %s (error %.3g > tolerance %.3g,"
-                            + " kappa %.3g)", backend, r, i, rows, c, actual[at], expected[at], error, tolerance, kappa));
+                    fail(String.format(
+                            "%s: row %d, channel %d of [%d, %d]: got %s, expected %s (error %.3g > tolerance %.3g,"
+                                    + " kappa %.3g)",
+                            backend, r, i, rows, c, actual[at], expected[at], error, tolerance, kappa));
                 }
             }
         }
@@ -76,21 +92,38 @@ final class Accuracy {
      * reference fed with the same float statistics, with the bound's condition number taken from what float
      * rounds here, {@code x - mean}: {@code kappa = max(max|x|, |mean|) / sqrt(var + eps)}.
      */
-    static void assertForwardGlobal(Backend backend, float[] x, int rows, int c, float[] mean, float[] variance,
-                                    float[] gamma, float[] beta, double eps, DataType outType, float[] actual) {
-        Reference.Statistics given = new Reference.Statistics(mean == null ? new double[rows] : Reference.toDouble(mean),
-                Reference.toDouble(variance));
-        double[] expected = Reference.forward(Reference.toDouble(x), rows, c, Reference.toDouble(gamma),
-                Reference.toDouble(beta), eps, given);
+    static void assertForwardGlobal(
+            Backend backend,
+            float[] x,
+            int rows,
+            int c,
+            float[] mean,
+            float[] variance,
+            float[] gamma,
+            float[] beta,
+            double eps,
+            DataType outType,
+            float[] actual) {
+        Reference.Statistics given = new Reference.Statistics(
+                mean == null ? new double[rows] : Reference.toDouble(mean), Reference.toDouble(variance));
+        double[] expected = Reference.forward(
+                Reference.toDouble(x), rows, c, Reference.toDouble(gamma), Reference.toDouble(beta), eps, given);
         double k = factor(backend);
         for (int r = 0; r < rows; r++) {
-            double kappa = Math.max(maxAbs(x, r * c, c), Math.abs(given.mean()[r])) / Math.sqrt(given.variance()[r] + eps);
+            double kappa =
+                    Math.max(maxAbs(x, r * c, c), Math.abs(given.mean()[r])) / Math.sqrt(given.variance()[r] + eps);
             for (int i = 0; i < c; i++) {
                 int at = r * c + i;
                 double g = gamma == null ? 1 : Math.abs(gamma[i]);
                 double b = beta == null ? 0 : Math.abs(beta[i]);
-                assertWithin(backend, outType, "y[" + r + ", " + i + "] with given statistics", actual[at], expected[at],
-                        k * UNIT_ROUNDOFF * (kappa * Math.max(1, g) + b) + rounding(outType, expected[at])
+                assertWithin(
+                        backend,
+                        outType,
+                        "y[" + r + ", " + i + "] with given statistics",
+                        actual[at],
+                        expected[at],
+                        k * UNIT_ROUNDOFF * (kappa * Math.max(1, g) + b)
+                                + rounding(outType, expected[at])
                                 + underflow(outType));
             }
         }
@@ -128,7 +161,8 @@ final class Accuracy {
      * centred row, {@code max|x - mean| / sqrt(var + eps)} (about 3 to 5 for Gaussian rows, whatever
      * their mean), because the mean's rounding to float no longer enters.
      */
-    static void assertForwardPrecise(float[] x, int rows, int c, float[] gamma, float[] beta, double eps, float[] actual) {
+    static void assertForwardPrecise(
+            float[] x, int rows, int c, float[] gamma, float[] beta, double eps, float[] actual) {
         double[] expected = Reference.forward(x, rows, c, gamma, beta, eps);
         Reference.Statistics exact = Reference.statistics(Reference.toDouble(x), rows, c);
         double k = factor(Backend.ONEDNN);
@@ -142,7 +176,11 @@ final class Accuracy {
                 int at = r * c + i;
                 double g = gamma == null ? 1 : Math.abs(gamma[i]);
                 double b = beta == null ? 0 : Math.abs(beta[i]);
-                assertWithin(Backend.ONEDNN, "precise y[" + r + ", " + i + "]", actual[at], expected[at],
+                assertWithin(
+                        Backend.ONEDNN,
+                        "precise y[" + r + ", " + i + "]",
+                        actual[at],
+                        expected[at],
                         k * UNIT_ROUNDOFF * (kappa * Math.max(1, g) + b));
             }
         }
@@ -156,7 +194,12 @@ final class Accuracy {
             double maxAbs = maxAbs(x, r * c, c);
             double var = exact.variance()[r];
             assertWithin(backend, "mean[" + r + "]", mean[r], exact.mean()[r], k * UNIT_ROUNDOFF * maxAbs);
-            assertWithin(backend, "variance[" + r + "]", variance[r], var, k * UNIT_ROUNDOFF * (var + Math.sqrt(var) * maxAbs));
+            assertWithin(
+                    backend,
+                    "variance[" + r + "]",
+                    variance[r],
+                    var,
+                    k * UNIT_ROUNDOFF * (var + Math.sqrt(var) * maxAbs));
         }
     }
 
@@ -164,23 +207,72 @@ final class Accuracy {
      * Asserts backward outputs against the reference fed with the same float statistics the backend
      * used; {@code dgamma}/{@code dbeta} may be null when not computed.
      */
-    static void assertBackward(Backend backend, float[] dy, float[] x, int rows, int c, float[] mean, float[] variance,
-                               float[] gamma, double eps, boolean global, float[] dx, float[] dgamma, float[] dbeta) {
-        assertBackward(backend, dy, x, rows, c, mean, variance, gamma, eps, global, false, DataType.F32, DataType.F32,
-                dx, dgamma, dbeta);
+    static void assertBackward(
+            Backend backend,
+            float[] dy,
+            float[] x,
+            int rows,
+            int c,
+            float[] mean,
+            float[] variance,
+            float[] gamma,
+            double eps,
+            boolean global,
+            float[] dx,
+            float[] dgamma,
+            float[] dbeta) {
+        assertBackward(
+                backend,
+                dy,
+                x,
+                rows,
+                c,
+                mean,
+                variance,
+                gamma,
+                eps,
+                global,
+                false,
+                DataType.F32,
+                DataType.F32,
+                dx,
+                dgamma,
+                dbeta);
     }
 
     /**
      * The general case: {@code mean} null for RMS normalization; {@code dxType} and {@code gradientType}
      * add their unit roundoff times the exact value to the bounds, as for the forward output.
      */
-    static void assertBackward(Backend backend, float[] dy, float[] x, int rows, int c, float[] mean, float[] variance,
-                               float[] gamma, double eps, boolean global, boolean rms, DataType dxType,
-                               DataType gradientType, float[] dx, float[] dgamma, float[] dbeta) {
-        Reference.Statistics used = new Reference.Statistics(mean == null ? new double[rows] : Reference.toDouble(mean),
-                Reference.toDouble(variance));
-        Reference.Gradients want = Reference.backward(Reference.toDouble(dy), Reference.toDouble(x), rows, c, used,
-                Reference.toDouble(gamma), eps, global, rms);
+    static void assertBackward(
+            Backend backend,
+            float[] dy,
+            float[] x,
+            int rows,
+            int c,
+            float[] mean,
+            float[] variance,
+            float[] gamma,
+            double eps,
+            boolean global,
+            boolean rms,
+            DataType dxType,
+            DataType gradientType,
+            float[] dx,
+            float[] dgamma,
+            float[] dbeta) {
+        Reference.Statistics used = new Reference.Statistics(
+                mean == null ? new double[rows] : Reference.toDouble(mean), Reference.toDouble(variance));
+        Reference.Gradients want = Reference.backward(
+                Reference.toDouble(dy),
+                Reference.toDouble(x),
+                rows,
+                c,
+                used,
+                Reference.toDouble(gamma),
+                eps,
+                global,
+                rms);
         double k = factor(backend);
         double[] gammaBound = new double[c];
         double[] betaBound = new double[c];
@@ -193,8 +285,15 @@ final class Accuracy {
             }
             for (int i = 0; i < c; i++) {
                 int at = r * c + i;
-                assertWithin(backend, dxType, "dx[" + r + ", " + i + "]", dx[at], want.dx()[at], k * UNIT_ROUNDOFF * rstd * g * (kappa + 1)
-                        + rounding(dxType, want.dx()[at]) + underflow(dxType));
+                assertWithin(
+                        backend,
+                        dxType,
+                        "dx[" + r + ", " + i + "]",
+                        dx[at],
+                        want.dx()[at],
+                        k * UNIT_ROUNDOFF * rstd * g * (kappa + 1)
+                                + rounding(dxType, want.dx()[at])
+                                + underflow(dxType));
                 gammaBound[i] += Math.abs(dy[at]) * (kappa + 1);
                 betaBound[i] += Math.abs(dy[at]);
             }
@@ -202,12 +301,26 @@ final class Accuracy {
         double sumLength = Math.sqrt(Math.max(1, rows)); // float sums over rows drift like a random walk
         for (int i = 0; i < c; i++) {
             if (dgamma != null) {
-                assertWithin(backend, gradientType, "dgamma[" + i + "]", dgamma[i], want.dgamma()[i], k * UNIT_ROUNDOFF * sumLength * gammaBound[i]
-                        + rounding(gradientType, want.dgamma()[i]) + underflow(gradientType));
+                assertWithin(
+                        backend,
+                        gradientType,
+                        "dgamma[" + i + "]",
+                        dgamma[i],
+                        want.dgamma()[i],
+                        k * UNIT_ROUNDOFF * sumLength * gammaBound[i]
+                                + rounding(gradientType, want.dgamma()[i])
+                                + underflow(gradientType));
             }
             if (dbeta != null) {
-                assertWithin(backend, gradientType, "dbeta[" + i + "]", dbeta[i], want.dbeta()[i], k * UNIT_ROUNDOFF * sumLength * betaBound[i]
-                        + rounding(gradientType, want.dbeta()[i]) + underflow(gradientType));
+                assertWithin(
+                        backend,
+                        gradientType,
+                        "dbeta[" + i + "]",
+                        dbeta[i],
+                        want.dbeta()[i],
+                        k * UNIT_ROUNDOFF * sumLength * betaBound[i]
+                                + rounding(gradientType, want.dbeta()[i])
+                                + underflow(gradientType));
             }
         }
     }
@@ -229,9 +342,10 @@ final class Accuracy {
     }
 
     /** As below, where a value beyond {@code type}'s range may also round to the infinity of its sign. */
-    private static void assertWithin(Backend backend, DataType type, String what, double actual, double expected,
-                                     double tolerance) {
-        if (Double.isInfinite(actual) && Math.signum(actual) == Math.signum(expected)
+    private static void assertWithin(
+            Backend backend, DataType type, String what, double actual, double expected, double tolerance) {
+        if (Double.isInfinite(actual)
+                && Math.signum(actual) == Math.signum(expected)
                 && Math.abs(expected) + tolerance >= largest(type)) {
             return;
         }
@@ -250,8 +364,9 @@ final class Accuracy {
     private static void assertWithin(Backend backend, String what, double actual, double expected, double tolerance) {
         double error = Math.abs(actual - expected);
         if (!(error <= tolerance)) {
-            fail(String.format("%s: %s is %s, expected %s (error %.3g > tolerance %.3g)", backend, what, actual, expected,
-                    error, tolerance));
+            fail(String.format(
+                    "%s: %s is %s, expected %s (error %.3g > tolerance %.3g)",
+                    backend, what, actual, expected, error, tolerance));
         }
     }
 

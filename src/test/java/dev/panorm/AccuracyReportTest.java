@@ -1,11 +1,10 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.util.Locale;
-
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /**
  * Measures each mode's error on well- and ill-conditioned rows, prints the table the README
@@ -18,12 +17,16 @@ class AccuracyReportTest {
 
     private record Mode(String name, Backend backend, boolean precise) {}
 
-    private static final Mode[] MODES = {new Mode("oneDNN", Backend.ONEDNN, false),
-            new Mode("oneDNN precise", Backend.ONEDNN, true), new Mode("Java", Backend.JAVA, false)};
+    private static final Mode[] MODES = {
+        new Mode("oneDNN", Backend.ONEDNN, false),
+        new Mode("oneDNN precise", Backend.ONEDNN, true),
+        new Mode("Java", Backend.JAVA, false)
+    };
 
     @Test
     void errorsStayWithinTheDocumentedBounds() {
-        System.out.println("| mean | std | C | mode | max error | max error / (u * (kappa * max(1,|gamma|) + |beta|)) |");
+        System.out.println(
+                "| mean | std | C | mode | max error | max error / (u * (kappa * max(1,|gamma|) + |beta|)) |");
         System.out.println("|---|---|---|---|---|---|");
         for (double[] distribution : DISTRIBUTIONS) {
             for (int c : CHANNELS) {
@@ -39,16 +42,26 @@ class AccuracyReportTest {
                     double maxRatio = 0;
                     for (int r = 0; r < rows; r++) {
                         // kappa as the bound uses it: the precise mode's is the centred row's.
-                        double kappa = mode.precise() ? centredKappa(x, r, c, exact) : Accuracy.conditionNumber(x, r * c, c, 1e-5);
+                        double kappa = mode.precise()
+                                ? centredKappa(x, r, c, exact)
+                                : Accuracy.conditionNumber(x, r * c, c, 1e-5);
                         for (int i = 0; i < c; i++) {
                             double error = Math.abs(y[r * c + i] - expected[r * c + i]);
-                            double unit = Accuracy.UNIT_ROUNDOFF * (kappa * Math.max(1, Math.abs(gamma[i])) + Math.abs(beta[i]));
+                            double unit = Accuracy.UNIT_ROUNDOFF
+                                    * (kappa * Math.max(1, Math.abs(gamma[i])) + Math.abs(beta[i]));
                             maxError = Math.max(maxError, error);
                             maxRatio = Math.max(maxRatio, error / unit);
                         }
                     }
-                    System.out.printf(Locale.ROOT, "| %g | %g | %d | %s | %.2e | %.2f |%n", distribution[0], distribution[1],
-                            c, mode.name(), maxError, maxRatio);
+                    System.out.printf(
+                            Locale.ROOT,
+                            "| %g | %g | %d | %s | %.2e | %.2f |%n",
+                            distribution[0],
+                            distribution[1],
+                            c,
+                            mode.name(),
+                            maxError,
+                            maxRatio);
                     assertTrue(maxRatio <= Accuracy.factor(mode.backend()), mode.name() + " exceeds K at C=" + c);
                 }
             }
@@ -65,9 +78,13 @@ class AccuracyReportTest {
 
     private static float[] run(Mode mode, float[] x, int rows, int c, float[] gamma, float[] beta) {
         LayerNormConfig config = LayerNormConfig.of(c).withPreciseStatistics(mode.precise());
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(config, mode.backend())) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config, mode.backend())) {
             Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
-            norm.forward(Tensor.ofFloats(arena, x, rows, c), dst, Tensor.ofFloats(arena, gamma, c),
+            norm.forward(
+                    Tensor.ofFloats(arena, x, rows, c),
+                    dst,
+                    Tensor.ofFloats(arena, gamma, c),
                     Tensor.ofFloats(arena, beta, c));
             return dst.toFloatArray();
         }

@@ -1,13 +1,12 @@
 package dev.panorm;
 
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.sun.management.ThreadMXBean;
 import java.lang.foreign.Arena;
 import java.lang.management.ManagementFactory;
-
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * Steady-state calls allocate nothing on the Java heap: counted with the JVM's per-thread
@@ -19,15 +18,29 @@ class AllocationTest {
     private static final int ROWS = 8;
     private static final int CALLS_PER_ROUND = 5_000;
 
-    private record Fixture(Tensor src, Tensor[] dst, Tensor gamma, Tensor beta, Tensor mean, Tensor variance, Tensor dy,
-                           Tensor dGamma, Tensor dBeta) {
+    private record Fixture(
+            Tensor src,
+            Tensor[] dst,
+            Tensor gamma,
+            Tensor beta,
+            Tensor mean,
+            Tensor variance,
+            Tensor dy,
+            Tensor dGamma,
+            Tensor dBeta) {
         static Fixture create(Arena arena, int rows, int c) {
-            return new Fixture(Tensor.ofFloats(arena, TestData.gaussian(rows * c, 0, 1, 1), rows, c),
-                    new Tensor[] {Tensor.allocate(arena, DataType.F32, rows, c), Tensor.allocate(arena, DataType.F32, rows, c)},
-                    Tensor.ofFloats(arena, TestData.gaussian(c, 1, 1, 2), c), Tensor.ofFloats(arena, TestData.gaussian(c, 0, 1, 3), c),
-                    Tensor.allocate(arena, DataType.F32, rows), Tensor.allocate(arena, DataType.F32, rows),
+            return new Fixture(
+                    Tensor.ofFloats(arena, TestData.gaussian(rows * c, 0, 1, 1), rows, c),
+                    new Tensor[] {
+                        Tensor.allocate(arena, DataType.F32, rows, c), Tensor.allocate(arena, DataType.F32, rows, c)
+                    },
+                    Tensor.ofFloats(arena, TestData.gaussian(c, 1, 1, 2), c),
+                    Tensor.ofFloats(arena, TestData.gaussian(c, 0, 1, 3), c),
+                    Tensor.allocate(arena, DataType.F32, rows),
+                    Tensor.allocate(arena, DataType.F32, rows),
                     Tensor.ofFloats(arena, TestData.gaussian(rows * c, 0, 1, 4), rows, c),
-                    Tensor.allocate(arena, DataType.F32, c), Tensor.allocate(arena, DataType.F32, c));
+                    Tensor.allocate(arena, DataType.F32, c),
+                    Tensor.allocate(arena, DataType.F32, c));
         }
     }
 
@@ -39,10 +52,12 @@ class AllocationTest {
         assertAllocationFree(backend, what, ROWS, C, CALLS_PER_ROUND, call);
     }
 
-    private static void assertAllocationFree(Backend backend, String what, int rows, int c, int callsPerRound, Call call) {
+    private static void assertAllocationFree(
+            Backend backend, String what, int rows, int c, int callsPerRound, Call call) {
         var threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
         long thread = Thread.currentThread().threadId();
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
             Fixture f = Fixture.create(arena, rows, c);
             norm.forwardTraining(f.src(), f.dst()[0], f.gamma(), f.beta(), f.mean(), f.variance());
             // Steady state: the JIT needs a varying number of rounds (it compiles in the background, on a
@@ -70,15 +85,20 @@ class AllocationTest {
     @ParameterizedTest
     @EnumSource(Backend.class)
     void forwardTrainingAllocatesNothing(Backend backend) {
-        assertAllocationFree(backend, "forwardTraining",
+        assertAllocationFree(
+                backend,
+                "forwardTraining",
                 (norm, f, dst) -> norm.forwardTraining(f.src(), dst, f.gamma(), f.beta(), f.mean(), f.variance()));
     }
 
     @ParameterizedTest
     @EnumSource(Backend.class)
     void backwardAllocatesNothing(Backend backend) {
-        assertAllocationFree(backend, "backward", (norm, f, dst) ->
-                norm.backward(f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
+        assertAllocationFree(
+                backend,
+                "backward",
+                (norm, f, dst) ->
+                        norm.backward(f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
     }
 
     /**
@@ -87,11 +107,24 @@ class AllocationTest {
      * box the vector on every call (VectorKernel.sumLanes).
      */
     @ParameterizedTest
-    @EnumSource(value = Backend.class, names = {"JAVA", "AUTO"})
+    @EnumSource(
+            value = Backend.class,
+            names = {"JAVA", "AUTO"})
     void oneLongRowAllocatesNothing(Backend backend) {
-        assertAllocationFree(backend, "forward of 1 x 65536", 1, 1 << 16, 200,
+        assertAllocationFree(
+                backend,
+                "forward of 1 x 65536",
+                1,
+                1 << 16,
+                200,
                 (norm, f, dst) -> norm.forward(f.src(), dst, f.gamma(), f.beta()));
-        assertAllocationFree(backend, "backward of 1 x 65536", 1, 1 << 16, 200,
-                (norm, f, dst) -> norm.backward(f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
+        assertAllocationFree(
+                backend,
+                "backward of 1 x 65536",
+                1,
+                1 << 16,
+                200,
+                (norm, f, dst) ->
+                        norm.backward(f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
     }
 }

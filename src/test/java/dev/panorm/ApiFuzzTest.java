@@ -1,6 +1,9 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -9,11 +12,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
+import org.junit.jupiter.api.Test;
 
 /**
  * Property-based fuzzing of the public API with a seeded generator: random configurations (eps from
@@ -39,7 +38,13 @@ class ApiFuzzTest {
     private static final float SENTINEL = -12345.5f;
 
     private enum Call {
-        FORWARD, FORWARD_TRAINING, FORWARD_GLOBAL, BACKWARD, BACKWARD_DATA, BACKWARD_GLOBAL, BACKWARD_DATA_GLOBAL;
+        FORWARD,
+        FORWARD_TRAINING,
+        FORWARD_GLOBAL,
+        BACKWARD,
+        BACKWARD_DATA,
+        BACKWARD_GLOBAL,
+        BACKWARD_DATA_GLOBAL;
 
         boolean forward() {
             return this == FORWARD || this == FORWARD_TRAINING || this == FORWARD_GLOBAL;
@@ -55,16 +60,28 @@ class ApiFuzzTest {
         }
     }
 
-    private enum Outcome { RESULT, ILLEGAL_ARGUMENT, ILLEGAL_STATE }
+    private enum Outcome {
+        RESULT,
+        ILLEGAL_ARGUMENT,
+        ILLEGAL_STATE
+    }
 
     private enum Defect {
-        NONE(Outcome.RESULT), SEGMENT_LARGER(Outcome.RESULT), IN_PLACE(Outcome.RESULT),
-        SEGMENT_ELEMENT_SHORT(Outcome.ILLEGAL_ARGUMENT), SEGMENT_BYTE_SHORT(Outcome.ILLEGAL_ARGUMENT),
-        CLOSED_ARENA(Outcome.ILLEGAL_STATE), READ_ONLY_OUTPUT(Outcome.ILLEGAL_ARGUMENT),
-        PARTIAL_OVERLAP(Outcome.ILLEGAL_ARGUMENT), WRONG_OUTPUT_SHAPE(Outcome.ILLEGAL_ARGUMENT),
-        MISSING_SCALE(Outcome.ILLEGAL_ARGUMENT), UNEXPECTED_SCALE(Outcome.ILLEGAL_ARGUMENT),
-        HEAP_SEGMENT(Outcome.RESULT), NEGATIVE_VARIANCE(Outcome.ILLEGAL_ARGUMENT),
-        CLOSED_LAYER_NORM(Outcome.ILLEGAL_STATE), BAD_EPS(Outcome.ILLEGAL_ARGUMENT);
+        NONE(Outcome.RESULT),
+        SEGMENT_LARGER(Outcome.RESULT),
+        IN_PLACE(Outcome.RESULT),
+        SEGMENT_ELEMENT_SHORT(Outcome.ILLEGAL_ARGUMENT),
+        SEGMENT_BYTE_SHORT(Outcome.ILLEGAL_ARGUMENT),
+        CLOSED_ARENA(Outcome.ILLEGAL_STATE),
+        READ_ONLY_OUTPUT(Outcome.ILLEGAL_ARGUMENT),
+        PARTIAL_OVERLAP(Outcome.ILLEGAL_ARGUMENT),
+        WRONG_OUTPUT_SHAPE(Outcome.ILLEGAL_ARGUMENT),
+        MISSING_SCALE(Outcome.ILLEGAL_ARGUMENT),
+        UNEXPECTED_SCALE(Outcome.ILLEGAL_ARGUMENT),
+        HEAP_SEGMENT(Outcome.RESULT),
+        NEGATIVE_VARIANCE(Outcome.ILLEGAL_ARGUMENT),
+        CLOSED_LAYER_NORM(Outcome.ILLEGAL_STATE),
+        BAD_EPS(Outcome.ILLEGAL_ARGUMENT);
 
         final Outcome outcome;
 
@@ -83,8 +100,10 @@ class ApiFuzzTest {
             try {
                 outcomes[fuzz.run().ordinal()]++;
             } catch (AssertionError | RuntimeException e) {
-                throw new AssertionError("fuzz case " + index + " of seed " + SEED + " failed; replay with -Dpanorm.fuzz.seed="
-                        + SEED + " -Dpanorm.fuzz.case=" + index + "\n  " + fuzz + "\n  " + e, e);
+                throw new AssertionError(
+                        "fuzz case " + index + " of seed " + SEED + " failed; replay with -Dpanorm.fuzz.seed=" + SEED
+                                + " -Dpanorm.fuzz.case=" + index + "\n  " + fuzz + "\n  " + e,
+                        e);
             }
         }
         System.out.println("ApiFuzzTest: seed " + SEED + ", cases " + first + ".." + last + ", outcomes "
@@ -130,7 +149,8 @@ class ApiFuzzTest {
             shift = random.nextBoolean();
             eps = pick(random, new double[] {1e-5, 1e-5, 1e-6, 1e-12, 0x1p-23, 0.1, 1, 1000});
             badEps = pick(random, new double[] {0, -1e-5, Double.NaN, Double.POSITIVE_INFINITY, 1e-50, 1e39});
-            normalized = random.nextInt(5) == 0 ? new long[] {small(random), small(random)} : new long[] {pickDim(random)};
+            normalized =
+                    random.nextInt(5) == 0 ? new long[] {small(random), small(random)} : new long[] {pickDim(random)};
             int leading = random.nextInt(4);
             shape = new long[leading + normalized.length];
             long rowCount = 1;
@@ -168,8 +188,16 @@ class ApiFuzzTest {
             double std = pick(random, new double[] {1, 1, 1e-3, 10, 1e3});
             float[] values = TestData.gaussian(n, mean, std, random.nextLong());
             if (n > 0 && random.nextInt(5) == 0) {
-                float[] specials = {Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 1e-40f, Float.MIN_VALUE,
-                        -0f, 1e15f, -1e15f};
+                float[] specials = {
+                    Float.NaN,
+                    Float.POSITIVE_INFINITY,
+                    Float.NEGATIVE_INFINITY,
+                    1e-40f,
+                    Float.MIN_VALUE,
+                    -0f,
+                    1e15f,
+                    -1e15f
+                };
                 for (int k = random.nextInt(1, 4); k > 0; k--) {
                     values[random.nextInt(n)] = pick(random, specials);
                 }
@@ -201,7 +229,8 @@ class ApiFuzzTest {
                 case SEGMENT_ELEMENT_SHORT, SEGMENT_BYTE_SHORT -> rows * c > 0 ? defect : Defect.NONE;
                 case MISSING_SCALE -> scale ? defect : Defect.NONE;
                 case UNEXPECTED_SCALE -> scale ? Defect.NONE : defect;
-                case HEAP_SEGMENT -> isForward() && srcType == DataType.F32 && padding == 0 && !transposed ? defect : Defect.NONE;
+                case HEAP_SEGMENT ->
+                    isForward() && srcType == DataType.F32 && padding == 0 && !transposed ? defect : Defect.NONE;
                 case NEGATIVE_VARIANCE -> call.global() && rows > 0 ? defect : Defect.NONE;
                 default -> defect;
             };
@@ -221,7 +250,9 @@ class ApiFuzzTest {
             try {
                 config = (rms ? LayerNormConfig.rms(normalized) : LayerNormConfig.of(normalized))
                         .withEps(applied == Defect.BAD_EPS ? badEps : eps)
-                        .withScale(scale).withShift(shift).withPreciseStatistics(precise);
+                        .withScale(scale)
+                        .withShift(shift)
+                        .withPreciseStatistics(precise);
             } catch (IllegalArgumentException e) {
                 assertEquals(Outcome.ILLEGAL_ARGUMENT, expected, "config refused: " + e.getMessage());
                 return Outcome.ILLEGAL_ARGUMENT;
@@ -229,7 +260,8 @@ class ApiFuzzTest {
             if (applied == Defect.BAD_EPS) {
                 fail("eps " + badEps + " was accepted");
             }
-            try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(config, backend)) {
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(config, backend)) {
                 Tensor src = layout(arena, srcType, x);
                 Tensor g = scale ? Tensors.make(arena, parameterType, gamma, normalized) : null;
                 Tensor b = shift ? Tensors.make(arena, parameterType, beta, normalized) : null;
@@ -264,7 +296,13 @@ class ApiFuzzTest {
                 case SEGMENT_LARGER -> filled(Tensor.of(arena.allocate(bytes + type.byteSize()), type, outShape));
                 case SEGMENT_ELEMENT_SHORT -> Tensor.of(arena.allocate(bytes - type.byteSize()), type, outShape);
                 case SEGMENT_BYTE_SHORT -> Tensor.of(arena.allocate(bytes - 1), type, outShape);
-                case READ_ONLY_OUTPUT -> Tensor.of(filled(Tensor.allocate(arena, type, outShape)).segment().asReadOnly(), type, outShape);
+                case READ_ONLY_OUTPUT ->
+                    Tensor.of(
+                            filled(Tensor.allocate(arena, type, outShape))
+                                    .segment()
+                                    .asReadOnly(),
+                            type,
+                            outShape);
                 case CLOSED_ARENA -> {
                     Arena gone = Arena.ofConfined();
                     Tensor tensor = Tensor.allocate(gone, type, outShape);
@@ -284,8 +322,10 @@ class ApiFuzzTest {
             long step = input.dataType().byteSize();
             MemorySegment memory = arena.allocate(input.segment().byteSize() + step, 64);
             memory.copyFrom(input.segment());
-            return new Tensor[] {Tensor.of(memory, input.dataType(), input.shape(), input.strides()),
-                    Tensor.of(memory.asSlice(step), input.dataType(), input.shape(), input.strides())};
+            return new Tensor[] {
+                Tensor.of(memory, input.dataType(), input.shape(), input.strides()),
+                Tensor.of(memory.asSlice(step), input.dataType(), input.shape(), input.strides())
+            };
         }
 
         private long[] wrongShape() {
@@ -302,9 +342,11 @@ class ApiFuzzTest {
             return tensor;
         }
 
-        private Outcome forward(Arena arena, LayerNorm norm, Defect applied, Outcome expected, Tensor src, Tensor g, Tensor b) {
-            Tensor input = applied == Defect.HEAP_SEGMENT ? Tensor.of(MemorySegment.ofArray(Tensors.rounded(srcType, x)),
-                    DataType.F32, shape) : src;
+        private Outcome forward(
+                Arena arena, LayerNorm norm, Defect applied, Outcome expected, Tensor src, Tensor g, Tensor b) {
+            Tensor input = applied == Defect.HEAP_SEGMENT
+                    ? Tensor.of(MemorySegment.ofArray(Tensors.rounded(srcType, x)), DataType.F32, shape)
+                    : src;
             Tensor dst;
             if (applied == Defect.PARTIAL_OVERLAP) {
                 Tensor[] pair = partiallyOverlapping(arena, src);
@@ -317,7 +359,8 @@ class ApiFuzzTest {
                     return refused(expected, Outcome.ILLEGAL_ARGUMENT, e, applied);
                 }
             }
-            Tensor scaleArg = applied == Defect.MISSING_SCALE ? null
+            Tensor scaleArg = applied == Defect.MISSING_SCALE
+                    ? null
                     : applied == Defect.UNEXPECTED_SCALE ? Tensor.allocate(arena, DataType.F32, normalized) : g;
             Tensor mean = call != Call.FORWARD && !rms ? Tensor.allocate(arena, DataType.F32, rowShape()) : null;
             Tensor variance = call != Call.FORWARD ? Tensor.allocate(arena, DataType.F32, rowShape()) : null;
@@ -345,8 +388,18 @@ class ApiFuzzTest {
             float[] gammaUsed = g == null ? null : Tensors.read(g);
             float[] betaUsed = b == null ? null : Tensors.read(b);
             if (call == Call.FORWARD_GLOBAL) { // accepted: so the statistics, and the rows, are finite
-                Accuracy.assertForwardGlobal(backend, xs, rows, c, mean == null ? null : mean.toFloatArray(),
-                        variance.toFloatArray(), gammaUsed, betaUsed, config().eps(), dstType, y);
+                Accuracy.assertForwardGlobal(
+                        backend,
+                        xs,
+                        rows,
+                        c,
+                        mean == null ? null : mean.toFloatArray(),
+                        variance.toFloatArray(),
+                        gammaUsed,
+                        betaUsed,
+                        config().eps(),
+                        dstType,
+                        y);
                 return Outcome.RESULT;
             }
             for (int r = 0; r < rows; r++) {
@@ -396,12 +449,15 @@ class ApiFuzzTest {
                     float expected = betaUsed == null ? 0 : Tensors.rounded(dstType, new float[] {betaUsed[i]})[0];
                     assertEquals(expected, out[i], 0, "RMS row " + r + " with an infinity, channel " + i);
                 } else {
-                    assertTrue(Float.isNaN(out[i]), "row " + r + " holds NaN or Inf, so y[" + r + ", " + i + "] must be NaN, got " + out[i]);
+                    assertTrue(
+                            Float.isNaN(out[i]),
+                            "row " + r + " holds NaN or Inf, so y[" + r + ", " + i + "] must be NaN, got " + out[i]);
                 }
             }
         }
 
-        private Outcome backward(Arena arena, LayerNorm norm, Defect applied, Outcome expected, Tensor src, Tensor g, Tensor b) {
+        private Outcome backward(
+                Arena arena, LayerNorm norm, Defect applied, Outcome expected, Tensor src, Tensor g, Tensor b) {
             Tensor mean = rms ? null : Tensor.allocate(arena, DataType.F32, rowShape());
             Tensor variance = Tensor.allocate(arena, DataType.F32, rowShape());
             norm.forwardTraining(src, Tensor.allocate(arena, dstType, shape), g, b, mean, variance);
@@ -421,7 +477,8 @@ class ApiFuzzTest {
                     return refused(expected, Outcome.ILLEGAL_ARGUMENT, e, applied);
                 }
             }
-            Tensor scaleArg = applied == Defect.MISSING_SCALE ? null
+            Tensor scaleArg = applied == Defect.MISSING_SCALE
+                    ? null
                     : applied == Defect.UNEXPECTED_SCALE ? Tensor.allocate(arena, DataType.F32, normalized) : g;
             boolean parameters = call.parameterGradients();
             Tensor dGamma = parameters && scale ? filled(Tensor.allocate(arena, parameterType, normalized)) : null;
@@ -433,8 +490,9 @@ class ApiFuzzTest {
                 switch (call) {
                     case BACKWARD -> norm.backward(diffDst, src, mean, variance, scaleArg, diffSrc, dGamma, dBeta);
                     case BACKWARD_DATA -> norm.backwardData(diffDst, src, mean, variance, scaleArg, diffSrc);
-                    case BACKWARD_GLOBAL -> norm.backwardWithGlobalStatistics(diffDst, src, mean, variance, scaleArg,
-                            diffSrc, dGamma, dBeta);
+                    case BACKWARD_GLOBAL ->
+                        norm.backwardWithGlobalStatistics(
+                                diffDst, src, mean, variance, scaleArg, diffSrc, dGamma, dBeta);
                     default -> norm.backwardDataWithGlobalStatistics(diffDst, src, mean, variance, scaleArg, diffSrc);
                 }
             } catch (IllegalArgumentException | IllegalStateException e) {
@@ -454,8 +512,22 @@ class ApiFuzzTest {
             float[] variances = variance.toFloatArray();
             float[] gammaUsed = g == null ? null : Tensors.read(g);
             if (isFinite(xs) && isFinite(dys)) {
-                Accuracy.assertBackward(backend, dys, xs, rows, c, means, variances, gammaUsed, config().eps(), call.global(),
-                        rms, srcType, parameterType, dx, dGamma == null ? null : Tensors.read(dGamma),
+                Accuracy.assertBackward(
+                        backend,
+                        dys,
+                        xs,
+                        rows,
+                        c,
+                        means,
+                        variances,
+                        gammaUsed,
+                        config().eps(),
+                        call.global(),
+                        rms,
+                        srcType,
+                        parameterType,
+                        dx,
+                        dGamma == null ? null : Tensors.read(dGamma),
                         dBeta == null ? null : Tensors.read(dBeta));
             } else { // rows with NaN or Inf give non-finite gradients; the others are checked row by row
                 for (int r = 0; r < rows; r++) {
@@ -463,9 +535,23 @@ class ApiFuzzTest {
                     float[] rowDy = Arrays.copyOfRange(dys, r * c, r * c + c);
                     float[] rowDx = Arrays.copyOfRange(dx, r * c, r * c + c);
                     if (isFinite(rowX) && isFinite(rowDy)) {
-                        Accuracy.assertBackward(backend, rowDy, rowX, 1, c, means == null ? null : new float[] {means[r]},
-                                new float[] {variances[r]}, gammaUsed, config().eps(), call.global(), rms, srcType, parameterType,
-                                rowDx, null, null);
+                        Accuracy.assertBackward(
+                                backend,
+                                rowDy,
+                                rowX,
+                                1,
+                                c,
+                                means == null ? null : new float[] {means[r]},
+                                new float[] {variances[r]},
+                                gammaUsed,
+                                config().eps(),
+                                call.global(),
+                                rms,
+                                srcType,
+                                parameterType,
+                                rowDx,
+                                null,
+                                null);
                     } else if (call.global()) { // constant statistics: dx = dy * gamma * rstd, element by element
                         double rstd = 1 / Math.sqrt(variances[r] + config().eps());
                         for (int i = 0; i < c; i++) {
@@ -473,13 +559,16 @@ class ApiFuzzTest {
                             String what = "dx[" + r + ", " + i + "] = " + rowDx[i] + " for dy " + rowDy[i];
                             if (!Float.isFinite(rowDy[i])) {
                                 assertTrue(!Float.isFinite(rowDx[i]), what);
-                            } else if (Math.abs(want) < Accuracy.largest(srcType) / 2) { // else it may overflow the type
+                            } else if (Math.abs(want)
+                                    < Accuracy.largest(srcType) / 2) { // else it may overflow the type
                                 assertTrue(Float.isFinite(rowDx[i]), what);
                             }
                         }
                     } else {
                         for (int i = 0; i < c; i++) {
-                            assertTrue(!Float.isFinite(rowDx[i]), "dx[" + r + ", " + i + "] = " + rowDx[i] + " in a poisoned row");
+                            assertTrue(
+                                    !Float.isFinite(rowDx[i]),
+                                    "dx[" + r + ", " + i + "] = " + rowDx[i] + " in a poisoned row");
                         }
                     }
                 }
@@ -495,8 +584,11 @@ class ApiFuzzTest {
 
         /** A refused call writes nothing: an output still holds the sentinel it was filled with. */
         private static void assertUntouched(Tensor output, Defect applied) {
-            if (output == null || applied == Defect.CLOSED_ARENA || applied == Defect.IN_PLACE
-                    || applied == Defect.PARTIAL_OVERLAP || output.elementCount() == 0) {
+            if (output == null
+                    || applied == Defect.CLOSED_ARENA
+                    || applied == Defect.IN_PLACE
+                    || applied == Defect.PARTIAL_OVERLAP
+                    || output.elementCount() == 0) {
                 return;
             }
             float[] values = Tensors.read(output);

@@ -24,9 +24,15 @@ public final class ArenaRaceProbe {
      * downcalls ({@link OneDnnExecute#SHORT_BELOW}).
      */
     private static final long[] ROWS = {256, 15};
+
     private static final int MIN_ROUNDS = 3;
 
-    private enum Call { FORWARD, TRAINING, BACKWARD, BACKWARD_DATA }
+    private enum Call {
+        FORWARD,
+        TRAINING,
+        BACKWARD,
+        BACKWARD_DATA
+    }
 
     /** What ended the worker's loop (null: nothing thrown), and whether a call held the arena at the first close. */
     private record Round(Throwable ended, boolean held) {}
@@ -59,8 +65,9 @@ public final class ArenaRaceProbe {
     }
 
     /** The rounds of one combination; prints its line and returns whether every round ended as it should. */
-    private static boolean rounds(LayerNorm norm, Call call, long rows, int maxRounds, long budget,
-                                  SplittableRandom random) throws InterruptedException {
+    private static boolean rounds(
+            LayerNorm norm, Call call, long rows, int maxRounds, long budget, SplittableRandom random)
+            throws InterruptedException {
         int rounds = 0;
         int failed = 0;
         int held = 0;

@@ -1,7 +1,7 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -11,9 +11,8 @@ import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * A shared arena closed by another thread while calls run on its memory gives the caller an
@@ -24,6 +23,7 @@ class ArenaRaceTest {
     private static final int ROUNDS = 8;
     /** Milliseconds after which a backend, pass and shape stops early, after three rounds. */
     private static final int BUDGET_MILLIS = 250;
+
     private static final Pattern LINE = Pattern.compile("(\\w+) (\\w+) (\\d+x\\d+): (\\d+)/(\\d+) rounds ended with "
             + "IllegalStateException, (\\d+) closes waited for a call.*");
 
@@ -33,10 +33,20 @@ class ArenaRaceTest {
     @Test
     void closingASharedArenaDuringCallsThrowsInTheCallerOnEveryBackend() throws Exception {
         List<String> command = List.of(
-                ProcessHandle.current().info().command().orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()),
-                "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector",
-                "-XX:ErrorFile=" + temp.resolve("hs_err_%p.log"), "-XX:ErrorLogTimeout=5",
-                "-cp", TestJvm.classPath(), ArenaRaceProbe.class.getName(), String.valueOf(ROUNDS),
+                ProcessHandle.current()
+                        .info()
+                        .command()
+                        .orElse(Path.of(System.getProperty("java.home"), "bin", "java")
+                                .toString()),
+                "--enable-native-access=ALL-UNNAMED",
+                "--add-modules",
+                "jdk.incubator.vector",
+                "-XX:ErrorFile=" + temp.resolve("hs_err_%p.log"),
+                "-XX:ErrorLogTimeout=5",
+                "-cp",
+                TestJvm.classPath(),
+                ArenaRaceProbe.class.getName(),
+                String.valueOf(ROUNDS),
                 String.valueOf(BUDGET_MILLIS));
         ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
         // Return freed blocks of 128 KiB and more to the kernel at once, so that oneDNN touching freed

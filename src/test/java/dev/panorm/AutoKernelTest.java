@@ -16,7 +16,8 @@ class AutoKernelTest extends LayerNormContract {
 
     /** Runs one forward call on {@code rows x c} float32 (or bf16) data and returns the backend that ran it. */
     private static Backend ranOn(long rows, int c, DataType type) {
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c))) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c))) {
             Tensor x = Tensor.allocate(arena, type, rows, c);
             norm.forward(x, x, Tensor.allocate(arena, DataType.F32, c), Tensor.allocate(arena, DataType.F32, c));
             return norm.lastBackend();
@@ -42,7 +43,8 @@ class AutoKernelTest extends LayerNormContract {
         float[] x = TestData.gaussian(8 * 768, 0.5, 2, 11);
         float[] first = null;
         for (int run = 0; run < 3; run++) {
-            try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768))) {
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768))) {
                 Tensor src = Tensor.ofFloats(arena, x, 8, 768);
                 Tensor dst = Tensor.allocate(arena, DataType.F32, 8, 768);
                 Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(768, 1, 1, 12), 768);

@@ -1,10 +1,8 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
-import org.junit.jupiter.params.provider.ValueSource;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -22,10 +20,11 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** One LayerNorm shared by many threads; closing it while they run; OpenMP teams under a caller's pool. */
 class ConcurrencyTest {
@@ -33,13 +32,16 @@ class ConcurrencyTest {
     private static final int[] ROW_COUNTS = {1, 7, 64, 300};
 
     @ParameterizedTest
-    @EnumSource(value = Backend.class, names = {"ONEDNN", "JAVA", "JAVA_SCALAR"}) // AUTO is bit-exact only per choice
+    @EnumSource(
+            value = Backend.class,
+            names = {"ONEDNN", "JAVA", "JAVA_SCALAR"}) // AUTO is bit-exact only per choice
     void manyThreadsGetExactlyTheSingleThreadedResults(Backend backend) throws Exception {
         int threads = 8;
         float[] gamma = TestData.gaussian(C, 1, 1, 1);
         float[] beta = TestData.gaussian(C, 0, 1, 2);
-        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend);
-             ExecutorService pool = Executors.newFixedThreadPool(threads)) {
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend);
+                ExecutorService pool = Executors.newFixedThreadPool(threads)) {
             Tensor g = Tensor.ofFloats(arena, gamma, C);
             Tensor b = Tensor.ofFloats(arena, beta, C);
             float[][] inputs = new float[ROW_COUNTS.length][];
@@ -62,7 +64,8 @@ class ConcurrencyTest {
                             Tensor src = Tensor.ofFloats(own, inputs[shape], ROW_COUNTS[shape], C);
                             Tensor dst = Tensor.allocate(own, DataType.F32, ROW_COUNTS[shape], C);
                             norm.forward(src, dst, g, b);
-                            assertArrayEquals(expected[shape], dst.toFloatArray(), "thread " + thread + ", call " + call);
+                            assertArrayEquals(
+                                    expected[shape], dst.toFloatArray(), "thread " + thread + ", call " + call);
                         }
                     }
                     return null;
@@ -76,7 +79,9 @@ class ConcurrencyTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Backend.class, names = {"ONEDNN", "JAVA", "JAVA_SCALAR"}) // AUTO is bit-exact only per choice
+    @EnumSource(
+            value = Backend.class,
+            names = {"ONEDNN", "JAVA", "JAVA_SCALAR"}) // AUTO is bit-exact only per choice
     void closingWhileCallsAreInFlightFailsLateCallersCleanly(Backend backend) throws Exception {
         int threads = 4;
         AtomicLong calls = new AtomicLong();
@@ -118,11 +123,13 @@ class ConcurrencyTest {
         int callers = 4;
         String prefix = "omp-probe-" + threadsPerCall + "-";
         AtomicInteger ids = new AtomicInteger();
-        ExecutorService pool = Executors.newFixedThreadPool(callers, task -> new Thread(task, prefix + ids.getAndIncrement()));
+        ExecutorService pool =
+                Executors.newFixedThreadPool(callers, task -> new Thread(task, prefix + ids.getAndIncrement()));
         int rows = 256;
         int c = 1024; // large enough that oneDNN splits rows across every thread it is given
         try (Arena arena = Arena.ofShared();
-             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), Backend.ONEDNN, threadsPerCall)) {
+                LayerNorm norm =
+                        LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), Backend.ONEDNN, threadsPerCall)) {
             Tensor src = Tensor.ofFloats(arena, TestData.gaussian(rows * c, 0, 1, 5), rows, c);
             CountDownLatch done = new CountDownLatch(callers);
             CountDownLatch counted = new CountDownLatch(1);
@@ -181,7 +188,7 @@ class ConcurrencyTest {
         Assumptions.assumeTrue(cores > 1, "one OpenMP thread in this process");
         Thread caller = new Thread(() -> {
             try (Arena arena = Arena.ofConfined();
-                 LayerNorm small = LayerNorm.create(LayerNormConfig.of(768), Backend.ONEDNN)) {
+                    LayerNorm small = LayerNorm.create(LayerNormConfig.of(768), Backend.ONEDNN)) {
                 Tensor x = Tensor.allocate(arena, DataType.F32, 8, 768);
                 Tensor p = Tensor.allocate(arena, DataType.F32, 768);
                 small.forward(x, x, p, p); // one thread: below the threshold
@@ -189,7 +196,8 @@ class ConcurrencyTest {
                 Tensor q = Tensor.allocate(arena, DataType.F32, 1024);
                 for (Backend backend : List.of(Backend.ONEDNN, Backend.AUTO)) {
                     try (LayerNorm large = LayerNorm.create(LayerNormConfig.of(1024), backend)) {
-                        assertTrue(large.implementation(big, big, q, q).endsWith(", " + cores + " threads"),
+                        assertTrue(
+                                large.implementation(big, big, q, q).endsWith(", " + cores + " threads"),
                                 backend + ": " + large.implementation(big, big, q, q));
                     }
                 }

@@ -1,9 +1,8 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.MethodSource;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -11,10 +10,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Every combination of float32, bfloat16 and float16 for the data, the scale and shift, and the
@@ -45,7 +44,8 @@ class DataTypeTest {
         float[] x = Tensors.rounded(srcType, TestData.gaussian(ROWS * C, 0.5, 2, 1));
         float[] gamma = Tensors.rounded(parameterType, TestData.gaussian(C, 1, 0.5, 2));
         float[] beta = Tensors.rounded(parameterType, TestData.gaussian(C, 0, 1, 3));
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
             Tensor src = Tensors.make(arena, srcType, x, ROWS, C);
             Tensor dst = Tensor.allocate(arena, dstType, ROWS, C);
             Tensor scale = Tensors.make(arena, parameterType, gamma, C);
@@ -61,7 +61,8 @@ class DataTypeTest {
             Accuracy.assertStatistics(backend, x, ROWS, C, mean.toFloatArray(), variance.toFloatArray());
             if (srcType == DataType.F32 && dstType == DataType.F32 && parameterType == DataType.F32) {
                 Backend ran = norm.lastBackend();
-                assertTrue(backend == Backend.AUTO ? ran == Backend.ONEDNN || ran == Backend.JAVA : ran == backend,
+                assertTrue(
+                        backend == Backend.AUTO ? ran == Backend.ONEDNN || ran == Backend.JAVA : ran == backend,
                         "float32 never falls back, but " + backend + " ran on " + ran);
             }
         }
@@ -73,7 +74,8 @@ class DataTypeTest {
             for (DataType src : DataType.values()) {
                 for (DataType diffDst : DataType.values()) {
                     for (DataType diffSrc : DataType.values()) {
-                        cases.add(Arguments.of(backend, src, diffDst, diffSrc, src == diffDst ? DataType.BF16 : DataType.F32));
+                        cases.add(Arguments.of(
+                                backend, src, diffDst, diffSrc, src == diffDst ? DataType.BF16 : DataType.F32));
                     }
                 }
             }
@@ -83,11 +85,13 @@ class DataTypeTest {
 
     @ParameterizedTest(name = "{0}: src {1}, diff_dst {2}, diff_src {3}, parameters {4}")
     @MethodSource("backwardCombinations")
-    void backward(Backend backend, DataType srcType, DataType diffDstType, DataType diffSrcType, DataType parameterType) {
+    void backward(
+            Backend backend, DataType srcType, DataType diffDstType, DataType diffSrcType, DataType parameterType) {
         float[] x = Tensors.rounded(srcType, TestData.gaussian(ROWS * C, -1, 1.5, 4));
         float[] dy = Tensors.rounded(diffDstType, TestData.gaussian(ROWS * C, 0, 1, 5));
         float[] gamma = Tensors.rounded(parameterType, TestData.gaussian(C, 1, 0.5, 6));
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
             Tensor src = Tensors.make(arena, srcType, x, ROWS, C);
             Tensor scale = Tensors.make(arena, parameterType, gamma, C);
             Tensor shift = Tensor.allocate(arena, parameterType, C);
@@ -97,10 +101,32 @@ class DataTypeTest {
             Tensor diffSrc = Tensor.allocate(arena, diffSrcType, ROWS, C);
             Tensor diffScale = Tensor.allocate(arena, parameterType, C);
             Tensor diffShift = Tensor.allocate(arena, parameterType, C);
-            norm.backward(Tensors.make(arena, diffDstType, dy, ROWS, C), src, mean, variance, scale, diffSrc, diffScale,
+            norm.backward(
+                    Tensors.make(arena, diffDstType, dy, ROWS, C),
+                    src,
+                    mean,
+                    variance,
+                    scale,
+                    diffSrc,
+                    diffScale,
                     diffShift);
-            Accuracy.assertBackward(backend, dy, x, ROWS, C, mean.toFloatArray(), variance.toFloatArray(), gamma, EPS, false,
-                    false, diffSrcType, parameterType, Tensors.read(diffSrc), Tensors.read(diffScale), Tensors.read(diffShift));
+            Accuracy.assertBackward(
+                    backend,
+                    dy,
+                    x,
+                    ROWS,
+                    C,
+                    mean.toFloatArray(),
+                    variance.toFloatArray(),
+                    gamma,
+                    EPS,
+                    false,
+                    false,
+                    diffSrcType,
+                    parameterType,
+                    Tensors.read(diffSrc),
+                    Tensors.read(diffScale),
+                    Tensors.read(diffShift));
         }
     }
 
@@ -109,7 +135,8 @@ class DataTypeTest {
         float[] x = TestData.gaussian(ROWS * C, 0, 1, 7);
         float[] gamma = Tensors.rounded(DataType.BF16, TestData.gaussian(C, 1, 0.5, 8));
         float[] beta = TestData.gaussian(C, 0, 1, 9);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
             Tensor src = Tensors.make(arena, DataType.F32, x, ROWS, C);
             Tensor dst = Tensor.allocate(arena, DataType.F32, ROWS, C);
             Tensor scale = Tensors.make(arena, DataType.BF16, gamma, C);
@@ -117,8 +144,10 @@ class DataTypeTest {
             norm.forward(src, dst, scale, shift);
             assertEquals(Backend.JAVA_SCALAR, norm.lastBackend());
             String implementation = norm.implementation(src, dst, scale, shift);
-            assertTrue(implementation.startsWith("java:scalar") && implementation.endsWith(
-                    "(oneDNN takes one data type for scale and shift, got BF16 and F32)"),
+            assertTrue(
+                    implementation.startsWith("java:scalar")
+                            && implementation.endsWith(
+                                    "(oneDNN takes one data type for scale and shift, got BF16 and F32)"),
                     norm.implementation(src, dst, scale, shift));
             Accuracy.assertForward(Backend.JAVA, x, ROWS, C, gamma, beta, EPS, dst.toFloatArray());
             // The same LayerNorm goes back to oneDNN for a combination it takes.
@@ -130,7 +159,8 @@ class DataTypeTest {
     @Test
     void theJavaBackendNamesTheTensorsItsVectorKernelsCannotTake() {
         assumeTrue(JavaKernels.vectorized());
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA)) {
             for (DataType srcType : DataType.values()) {
                 for (DataType dstType : DataType.values()) {
                     for (DataType parameterType : DataType.values()) {
@@ -138,14 +168,20 @@ class DataTypeTest {
                         Tensor dst = Tensor.allocate(arena, dstType, ROWS, C);
                         Tensor parameters = Tensor.allocate(arena, parameterType, C);
                         List<String> problems = new ArrayList<>();
-                        for (var tensor : List.of(Map.entry("src", src), Map.entry("dst", dst), Map.entry("scale", parameters),
+                        for (var tensor : List.of(
+                                Map.entry("src", src),
+                                Map.entry("dst", dst),
+                                Map.entry("scale", parameters),
                                 Map.entry("shift", parameters))) {
                             if (tensor.getValue().dataType() != DataType.F32) {
-                                problems.add(tensor.getKey() + " is " + tensor.getValue().dataType());
+                                problems.add(tensor.getKey() + " is "
+                                        + tensor.getValue().dataType());
                             }
                         }
-                        String expected = problems.isEmpty() ? "java:vector" : "java:scalar (the vector kernels take "
-                                + "float32 with unit stride along the row; " + String.join(", ", problems) + ")";
+                        String expected = problems.isEmpty()
+                                ? "java:vector"
+                                : "java:scalar (the vector kernels take " + "float32 with unit stride along the row; "
+                                        + String.join(", ", problems) + ")";
                         String implementation = norm.implementation(src, dst, parameters, parameters);
                         assertTrue(implementation.startsWith(expected), implementation + ", expected " + expected);
                     }
@@ -155,20 +191,30 @@ class DataTypeTest {
             Tensor wide = Tensor.allocate(arena, DataType.F32, ROWS, 2 * C);
             Tensor strided = Tensor.of(wide.segment(), DataType.F32, new long[] {ROWS, C}, new long[] {2 * C, 2});
             Tensor scale = Tensor.allocate(arena, DataType.F32, C);
-            assertEquals("java:scalar (the vector kernels take float32 with unit stride along the row; src is strided)",
+            assertEquals(
+                    "java:scalar (the vector kernels take float32 with unit stride along the row; src is strided)",
                     norm.implementation(strided, Tensor.allocate(arena, DataType.F32, ROWS, C), scale, scale));
         }
     }
 
     @Test
     void bfloat16RoundsToNearestEven() {
-        assertEquals(1.0f, Elements.bf16ToFloat(Elements.floatToBf16(1.0f + 0x1p-8f)), "a tie goes to the even neighbour");
-        assertEquals(1.015625f, Elements.bf16ToFloat(Elements.floatToBf16(1.0f + 0x3p-8f)), "a tie goes to the even neighbour");
-        assertEquals(1.0078125f, Elements.bf16ToFloat(Elements.floatToBf16(1.0f + 0x1p-8f + 0x1p-20f)), "above a tie rounds up");
+        assertEquals(
+                1.0f, Elements.bf16ToFloat(Elements.floatToBf16(1.0f + 0x1p-8f)), "a tie goes to the even neighbour");
+        assertEquals(
+                1.015625f,
+                Elements.bf16ToFloat(Elements.floatToBf16(1.0f + 0x3p-8f)),
+                "a tie goes to the even neighbour");
+        assertEquals(
+                1.0078125f,
+                Elements.bf16ToFloat(Elements.floatToBf16(1.0f + 0x1p-8f + 0x1p-20f)),
+                "above a tie rounds up");
         assertEquals(-2.0f, Elements.bf16ToFloat(Elements.floatToBf16(-2.0f)));
         assertTrue(Float.isNaN(Elements.bf16ToFloat(Elements.floatToBf16(Float.NaN))));
         assertEquals(Float.POSITIVE_INFINITY, Elements.bf16ToFloat(Elements.floatToBf16(Float.POSITIVE_INFINITY)));
-        assertEquals(Float.POSITIVE_INFINITY, Elements.bf16ToFloat(Elements.floatToBf16(Float.MAX_VALUE)),
+        assertEquals(
+                Float.POSITIVE_INFINITY,
+                Elements.bf16ToFloat(Elements.floatToBf16(Float.MAX_VALUE)),
                 "the largest float is past bfloat16's largest finite value plus half an ulp");
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment half = arena.allocate(2);

@@ -1,12 +1,11 @@
 package dev.panorm;
 
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.CsvSource;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.SplittableRandom;
 import java.util.function.Function;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * The reference backward pass against central finite differences, all in double: the gradient of
@@ -18,8 +17,17 @@ class GradientCheckTest {
     private static final double H = 1e-6;
 
     @ParameterizedTest(name = "[{0}, {1}] global={2}")
-    @CsvSource({"1, 1, false", "3, 2, false", "4, 5, false", "2, 16, false", "5, 7, false",
-            "1, 1, true", "3, 2, true", "4, 5, true", "2, 16, true"})
+    @CsvSource({
+        "1, 1, false",
+        "3, 2, false",
+        "4, 5, false",
+        "2, 16, false",
+        "5, 7, false",
+        "1, 1, true",
+        "3, 2, true",
+        "4, 5, true",
+        "2, 16, true"
+    })
     void referenceGradientsMatchFiniteDifferences(int rows, int c, boolean global) {
         SplittableRandom random = new SplittableRandom(rows * 100L + c);
         double[] x = values(random, rows * c, 0.5, 2);
@@ -28,11 +36,11 @@ class GradientCheckTest {
         double[] w = values(random, rows * c, 0, 1);
         double eps = 1e-3;
         // Global statistics are constants: made up here, and held fixed while x moves.
-        Reference.Statistics fixed = global
-                ? new Reference.Statistics(values(random, rows, 0, 1), values(random, rows, 2, 0.5))
-                : null;
+        Reference.Statistics fixed =
+                global ? new Reference.Statistics(values(random, rows, 0, 1), values(random, rows, 2, 0.5)) : null;
         Function<double[][], Double> loss = p -> {
-            double[] y = fixed == null ? Reference.forward(p[0], rows, c, p[1], p[2], eps)
+            double[] y = fixed == null
+                    ? Reference.forward(p[0], rows, c, p[1], p[2], eps)
                     : Reference.forward(p[0], rows, c, p[1], p[2], eps, fixed);
             double sum = 0;
             for (int i = 0; i < y.length; i++) {
@@ -40,8 +48,8 @@ class GradientCheckTest {
             }
             return sum;
         };
-        Reference.Gradients analytic = Reference.backward(w, x, rows, c,
-                global ? fixed : Reference.statistics(x, rows, c), gamma, eps, global);
+        Reference.Gradients analytic = Reference.backward(
+                w, x, rows, c, global ? fixed : Reference.statistics(x, rows, c), gamma, eps, global);
         double[][] parameters = {x, gamma, beta};
         double[][] expected = {analytic.dx(), analytic.dgamma(), analytic.dbeta()};
         String[] names = {"dx", "dgamma", "dbeta"};
@@ -76,8 +84,8 @@ class GradientCheckTest {
             }
             return sum;
         };
-        Reference.Gradients analytic = Reference.backward(w, x, rows, c, Reference.rmsStatistics(x, rows, c), gamma, eps,
-                false, true);
+        Reference.Gradients analytic =
+                Reference.backward(w, x, rows, c, Reference.rmsStatistics(x, rows, c), gamma, eps, false, true);
         double[][] parameters = {x, gamma, beta};
         double[][] expected = {analytic.dx(), analytic.dgamma(), analytic.dbeta()};
         for (int p = 0; p < parameters.length; p++) {

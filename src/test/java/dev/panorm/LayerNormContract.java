@@ -1,19 +1,18 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.MethodSource;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNull;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * What every backend must do, checked against {@link Reference} within {@link Accuracy}'s tolerance
@@ -26,10 +25,14 @@ abstract class LayerNormContract {
 
     /** Normalizes {@code x} as {@code [rows, c]} (or {@code shape}) and returns the output. */
     private float[] run(LayerNormConfig config, float[] x, long[] shape, float[] gamma, float[] beta) {
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(config, backend())) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config, backend())) {
             Tensor src = Tensor.ofFloats(arena, x, shape);
             Tensor dst = Tensor.allocate(arena, DataType.F32, shape);
-            norm.forward(src, dst, gamma == null ? null : Tensor.ofFloats(arena, gamma, gamma.length),
+            norm.forward(
+                    src,
+                    dst,
+                    gamma == null ? null : Tensor.ofFloats(arena, gamma, gamma.length),
                     beta == null ? null : Tensor.ofFloats(arena, beta, beta.length));
             Contracts.assertRanOn(backend(), norm);
             return dst.toFloatArray();
@@ -91,7 +94,8 @@ abstract class LayerNormContract {
         float[] x = TestData.gaussian(rows * c, 0.5, 2, 11);
         float[] gamma = TestData.gaussian(c, 1, 1, 12);
         float[] beta = TestData.gaussian(c, 0, 1, 13);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
             Tensor data = Tensor.ofFloats(arena, x, rows, c);
             norm.forward(data, data, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c));
             Contracts.assertRanOn(backend(), norm);
@@ -132,17 +136,18 @@ abstract class LayerNormContract {
         // x = [1, 3]: mean 2, biased variance 1, so x_hat = [-1, 1] / sqrt(1 + 1e-5) = [-r, r] with
         // r = 1/sqrt(1.00001) = 0.9999950000374997.
         // gamma = [2, -3], beta = [0.5, 0.25]: y = [-2r + 0.5, -3r + 0.25] = [-1.4999900000749995, -2.749985000112499].
-        float[] y = run(LayerNormConfig.of(2), new float[] {1, 3}, new long[] {1, 2}, new float[] {2, -3},
-                new float[] {0.5f, 0.25f});
-        assertArrayEquals(new float[] {(float) -1.4999900000749995, (float) -2.749985000112499}, y,
-                Math.ulp(2.75f));
+        float[] y = run(LayerNormConfig.of(2), new float[] {1, 3}, new long[] {1, 2}, new float[] {2, -3}, new float[] {
+            0.5f, 0.25f
+        });
+        assertArrayEquals(new float[] {(float) -1.4999900000749995, (float) -2.749985000112499}, y, Math.ulp(2.75f));
 
         float[] plain = run(LayerNormConfig.of(2).withoutAffine(), new float[] {-1, 1}, new long[] {1, 2}, null, null);
         assertArrayEquals(new float[] {(float) -0.9999950000374997, (float) 0.9999950000374997}, plain, Math.ulp(1f));
 
         // C = 1: every row is its own mean, so x - mean = 0 and y = beta whatever x and gamma are.
-        float[] single = run(LayerNormConfig.of(1), new float[] {7, -2e6f, 0}, new long[] {3, 1}, new float[] {4},
-                new float[] {0.75f});
+        float[] single = run(
+                LayerNormConfig.of(1), new float[] {7, -2e6f, 0}, new long[] {3, 1}, new float[] {4}, new float[] {0.75f
+                });
         assertArrayEquals(new float[] {0.75f, 0.75f, 0.75f}, single, 0f);
     }
 
@@ -150,7 +155,8 @@ abstract class LayerNormContract {
     void emptyBatchWritesNothing() {
         // Zero-row views at the start of buffers filled with a sentinel: a kernel that wrote anyway would show.
         float sentinel = -12345.5f;
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(8), backend())) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(8), backend())) {
             MemorySegment outputs = arena.allocate(3 * 16 * Float.BYTES, 64);
             for (long i = 0; i < 3 * 16; i++) {
                 outputs.setAtIndex(ValueLayout.JAVA_FLOAT, i, sentinel);
@@ -179,10 +185,13 @@ abstract class LayerNormContract {
         float[] x = TestData.gaussian(maxRows * c, 1, 2, 5);
         float[] gamma = TestData.gaussian(c, 1, 1, 6);
         float[] beta = TestData.gaussian(c, 0, 1, 7);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
             Tensor g = Tensor.ofFloats(arena, gamma, c);
             Tensor b = Tensor.ofFloats(arena, beta, c);
-            Tensor[] outputs = {Tensor.allocate(arena, DataType.F32, maxRows, c), Tensor.allocate(arena, DataType.F32, maxRows, c)};
+            Tensor[] outputs = {
+                Tensor.allocate(arena, DataType.F32, maxRows, c), Tensor.allocate(arena, DataType.F32, maxRows, c)
+            };
             MemorySegment all = Tensor.ofFloats(arena, x, maxRows, c).segment();
             int[] rowCounts = new int[2 * maxRows];
             for (int i = 0; i < maxRows; i++) {
@@ -196,7 +205,8 @@ abstract class LayerNormContract {
                 Tensor dst = Tensor.of(outputs[call % 2].segment().asSlice(0, bytes), DataType.F32, rows, c);
                 norm.forward(src, dst, g, b);
                 Contracts.assertRanOn(backend(), norm);
-                Accuracy.assertForward(backend(), Arrays.copyOf(x, rows * c), rows, c, gamma, beta, 1e-5, dst.toFloatArray());
+                Accuracy.assertForward(
+                        backend(), Arrays.copyOf(x, rows * c), rows, c, gamma, beta, 1e-5, dst.toFloatArray());
             }
         }
     }
@@ -205,7 +215,8 @@ abstract class LayerNormContract {
     void seesNewContentsOfTheSameBuffers() {
         int rows = 4;
         int c = 768;
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend())) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend())) {
             Tensor src = Tensor.allocate(arena, DataType.F32, rows, c);
             Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
             for (long seed = 0; seed < 3; seed++) {
@@ -226,7 +237,7 @@ abstract class LayerNormContract {
         float[] x = TestData.gaussian(rows * c, 0, 1, 21);
         float[] gamma = TestData.gaussian(c, 1, 1, 22);
         try (Arena arena = Arena.ofConfined();
-             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withShift(false), backend())) {
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withShift(false), backend())) {
             MemorySegment buffer = arena.allocate((rows * c * 2L + c + 8) * Float.BYTES, 64);
             MemorySegment srcBytes = buffer.asSlice(4, (long) rows * c * Float.BYTES);
             MemorySegment dstBytes = buffer.asSlice(4 + srcBytes.byteSize() + 12, srcBytes.byteSize());

@@ -1,14 +1,13 @@
 package dev.panorm;
 
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
-
-import java.lang.foreign.Arena;
-import java.util.Arrays;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * Strided and multi-axis layouts on both backends. oneDNN gets C-contiguous data only: its JIT
@@ -83,15 +82,20 @@ class LayoutTest {
             // Columns 40..103 of a [9, 200] matrix, normalized into columns 100..163 of another.
             Tensor wide = Tensors.make(arena, DataType.F32, values(1800, 2), 9, 200);
             Tensor other = Tensors.make(arena, DataType.F32, new float[1800], 9, 200);
-            Tensor src = Tensor.of(wide.segment().asSlice(40 * 4), DataType.F32, new long[] {9, 64}, new long[] {200, 1});
-            Tensor dst = Tensor.of(other.segment().asSlice(100 * 4), DataType.F32, new long[] {9, 64}, new long[] {200, 1});
+            Tensor src =
+                    Tensor.of(wide.segment().asSlice(40 * 4), DataType.F32, new long[] {9, 64}, new long[] {200, 1});
+            Tensor dst =
+                    Tensor.of(other.segment().asSlice(100 * 4), DataType.F32, new long[] {9, 64}, new long[] {200, 1});
             assertStrided(backend, check(backend, LayerNormConfig.of(64), src, dst, arena));
 
             float[] x = Tensors.read(src);
             try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(64).withoutAffine(), backend)) {
                 norm.forward(src, src);
                 Accuracy.assertForward(backend, x, 9, 64, null, null, EPS, Tensors.read(src));
-                assertEquals(values(1800, 2)[39], Elements.get(wide.segment(), DataType.F32, 39), 0f,
+                assertEquals(
+                        values(1800, 2)[39],
+                        Elements.get(wide.segment(), DataType.F32, 39),
+                        0f,
                         "the columns beside the window are untouched");
             }
         }
@@ -128,13 +132,27 @@ class LayoutTest {
     void transposedBatchAxesAndStridedColumns(Backend backend) {
         try (Arena arena = Arena.ofConfined()) {
             // [B=3, T=5, C=32] stored time-major ([T, B, C] in memory).
-            Tensor timeMajor = Tensors.make(arena, DataType.F32, values(480, 4), new long[] {3, 5, 32}, new long[] {32, 96, 1});
-            assertStrided(backend, check(backend, LayerNormConfig.of(32), timeMajor,
-                    Tensor.allocate(arena, DataType.F32, 3, 5, 32), arena));
+            Tensor timeMajor =
+                    Tensors.make(arena, DataType.F32, values(480, 4), new long[] {3, 5, 32}, new long[] {32, 96, 1});
+            assertStrided(
+                    backend,
+                    check(
+                            backend,
+                            LayerNormConfig.of(32),
+                            timeMajor,
+                            Tensor.allocate(arena, DataType.F32, 3, 5, 32),
+                            arena));
             // Every other element of each row.
-            Tensor everyOther = Tensors.make(arena, DataType.F32, values(4 * 32, 5), new long[] {4, 32}, new long[] {64, 2});
-            assertStrided(backend, check(backend, LayerNormConfig.of(32), everyOther,
-                    Tensor.allocate(arena, DataType.F32, 4, 32), arena));
+            Tensor everyOther =
+                    Tensors.make(arena, DataType.F32, values(4 * 32, 5), new long[] {4, 32}, new long[] {64, 2});
+            assertStrided(
+                    backend,
+                    check(
+                            backend,
+                            LayerNormConfig.of(32),
+                            everyOther,
+                            Tensor.allocate(arena, DataType.F32, 4, 32),
+                            arena));
         }
     }
 
@@ -144,13 +162,28 @@ class LayoutTest {
         try (Arena arena = Arena.ofConfined()) {
             // PyTorch's LayerNorm([6, 8]) on [4, 6, 8], and LayerNorm([2, 3, 4]) on [5, 2, 3, 4].
             Tensor src = Tensors.make(arena, DataType.F32, values(192, 6), 4, 6, 8);
-            assertContiguous(backend, check(backend, LayerNormConfig.of(6, 8), src, Tensor.allocate(arena, DataType.F32, 4, 6, 8), arena));
+            assertContiguous(
+                    backend,
+                    check(
+                            backend,
+                            LayerNormConfig.of(6, 8),
+                            src,
+                            Tensor.allocate(arena, DataType.F32, 4, 6, 8),
+                            arena));
             Tensor deep = Tensors.make(arena, DataType.F32, values(120, 7), 5, 2, 3, 4);
-            assertContiguous(backend, check(backend, LayerNormConfig.of(2, 3, 4), deep, Tensor.allocate(arena, DataType.F32, 5, 2, 3, 4),
-                    arena));
+            assertContiguous(
+                    backend,
+                    check(
+                            backend,
+                            LayerNormConfig.of(2, 3, 4),
+                            deep,
+                            Tensor.allocate(arena, DataType.F32, 5, 2, 3, 4),
+                            arena));
             // The whole tensor as one row.
             Tensor all = Tensors.make(arena, DataType.F32, values(48, 8), 6, 8);
-            assertContiguous(backend, check(backend, LayerNormConfig.of(6, 8), all, Tensor.allocate(arena, DataType.F32, 6, 8), arena));
+            assertContiguous(
+                    backend,
+                    check(backend, LayerNormConfig.of(6, 8), all, Tensor.allocate(arena, DataType.F32, 6, 8), arena));
         }
     }
 
@@ -160,8 +193,14 @@ class LayoutTest {
         try (Arena arena = Arena.ofConfined()) {
             // [3, 4, 10] normalized over (4, 10), each 10-element inner row padded to 16: not one strided run.
             Tensor src = Tensors.padded(arena, DataType.BF16, values(120, 9), new long[] {3, 4, 10}, 6);
-            assertStrided(backend, check(backend, LayerNormConfig.of(4, 10), src, Tensor.allocate(arena, DataType.F32, 3, 4, 10),
-                    arena));
+            assertStrided(
+                    backend,
+                    check(
+                            backend,
+                            LayerNormConfig.of(4, 10),
+                            src,
+                            Tensor.allocate(arena, DataType.F32, 3, 4, 10),
+                            arena));
         }
     }
 
@@ -170,7 +209,8 @@ class LayoutTest {
     void backwardOnStridedTensors(Backend backend) {
         int rows = 6;
         int c = 40;
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
             float[] x = values(rows * c, 10);
             float[] dy = TestData.gaussian(rows * c, 0, 1, 13);
             float[] gamma = TestData.gaussian(c, 1, 0.5, 14);
@@ -186,8 +226,20 @@ class LayoutTest {
             Tensor diffShift = Tensor.allocate(arena, DataType.F32, c);
             norm.backward(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             assertStrided(backend, norm.lastBackend());
-            Accuracy.assertBackward(backend, dy, x, rows, c, mean.toFloatArray(), variance.toFloatArray(), gamma, EPS, false,
-                    Tensors.read(diffSrc), diffScale.toFloatArray(), diffShift.toFloatArray());
+            Accuracy.assertBackward(
+                    backend,
+                    dy,
+                    x,
+                    rows,
+                    c,
+                    mean.toFloatArray(),
+                    variance.toFloatArray(),
+                    gamma,
+                    EPS,
+                    false,
+                    Tensors.read(diffSrc),
+                    diffScale.toFloatArray(),
+                    diffShift.toFloatArray());
         }
     }
 }

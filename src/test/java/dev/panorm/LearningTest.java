@@ -1,18 +1,17 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.SplittableRandom;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * Proof by learning: a small multi-layer perceptron whose first hidden layer is layer-normalized by
@@ -82,7 +81,8 @@ class LearningTest {
         Model m = new Model(7);
         SplittableRandom shuffle = new SplittableRandom(11);
         double[] lossPerEpoch = new double[EPOCHS];
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(HIDDEN), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(HIDDEN), backend)) {
             // Off-heap activations and parameters for the layer norm; everything else stays in Java arrays.
             Tensor h = Tensor.allocate(arena, DataType.F32, BATCH, HIDDEN);
             Tensor hn = Tensor.allocate(arena, DataType.F32, BATCH, HIDDEN);
@@ -110,7 +110,8 @@ class LearningTest {
                 double epochLoss = 0;
                 for (int start = 0; start + BATCH <= order.length; start += BATCH) {
                     int[] batch = Arrays.copyOfRange(order, start, start + BATCH);
-                    epochLoss += step(m, train, batch, norm, h, hn, mean, variance, gamma, beta, dHn, dH, dGamma, dBeta);
+                    epochLoss +=
+                            step(m, train, batch, norm, h, hn, mean, variance, gamma, beta, dHn, dH, dGamma, dBeta);
                 }
                 lossPerEpoch[epoch] = epochLoss / (order.length / BATCH);
             }
@@ -131,9 +132,21 @@ class LearningTest {
     }
 
     /** One SGD step on {@code batch}; returns the batch's mean cross-entropy. */
-    private static double step(Model m, Data data, int[] batch, LayerNorm norm, Tensor h, Tensor hn, Tensor mean,
-                               Tensor variance, Tensor gamma, Tensor beta, Tensor dHn, Tensor dH, Tensor dGamma,
-                               Tensor dBeta) {
+    private static double step(
+            Model m,
+            Data data,
+            int[] batch,
+            LayerNorm norm,
+            Tensor h,
+            Tensor hn,
+            Tensor mean,
+            Tensor variance,
+            Tensor gamma,
+            Tensor beta,
+            Tensor dHn,
+            Tensor dH,
+            Tensor dGamma,
+            Tensor dBeta) {
         for (int b = 0; b < BATCH; b++) {
             linear(data.x(), 2 * batch[b], 2, m.w1, m.b1, HIDDEN, h.segment().asSlice((long) b * HIDDEN * 4));
         }
@@ -156,9 +169,11 @@ class LearningTest {
             int label = data.label()[batch[b]];
             loss -= Math.log(label == 1 ? p1 : 1 - p1);
             // dLoss/dlogits of the mean cross-entropy over the batch.
-            float[] dLogits = {(float) ((1 - p1) - (label == 0 ? 1 : 0)) / BATCH, (float) (p1 - (label == 1 ? 1 : 0)) / BATCH};
-            float[] a = cache[0];   // tanh(hn)
-            float[] a2 = cache[1];  // tanh(a W2 + b2)
+            float[] dLogits = {
+                (float) ((1 - p1) - (label == 0 ? 1 : 0)) / BATCH, (float) (p1 - (label == 1 ? 1 : 0)) / BATCH
+            };
+            float[] a = cache[0]; // tanh(hn)
+            float[] a2 = cache[1]; // tanh(a W2 + b2)
             float[] dA2 = new float[HIDDEN2];
             for (int j = 0; j < HIDDEN2; j++) {
                 for (int k = 0; k < 2; k++) {
@@ -263,8 +278,13 @@ class LearningTest {
         Data test = Data.spirals(200, 2);
         Run onednn = train(Backend.ONEDNN, train, test);
         Run java = train(Backend.JAVA, train, test);
-        System.out.printf("spirals: accuracy oneDNN %.3f, Java %.3f; loss epoch 1 %.4f/%.4f, last %.4f/%.4f%n",
-                onednn.accuracy(), java.accuracy(), onednn.loss()[0], java.loss()[0], onednn.loss()[EPOCHS - 1],
+        System.out.printf(
+                "spirals: accuracy oneDNN %.3f, Java %.3f; loss epoch 1 %.4f/%.4f, last %.4f/%.4f%n",
+                onednn.accuracy(),
+                java.accuracy(),
+                onednn.loss()[0],
+                java.loss()[0],
+                onednn.loss()[EPOCHS - 1],
                 java.loss()[EPOCHS - 1]);
         double maxGap = 0;
         for (int epoch = 0; epoch < EPOCHS; epoch++) {
@@ -278,7 +298,9 @@ class LearningTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Backend.class, names = {"ONEDNN", "JAVA", "JAVA_SCALAR"}) // AUTO is bit-exact only per choice
+    @EnumSource(
+            value = Backend.class,
+            names = {"ONEDNN", "JAVA", "JAVA_SCALAR"}) // AUTO is bit-exact only per choice
     void aRowIsNormalizedAndDifferentiatedTheSameAloneAndInABatch(Backend backend) {
         // The property that separates layer from batch normalization: nothing depends on the other rows.
         int rows = 16;
@@ -287,7 +309,8 @@ class LearningTest {
         float[] dy = TestData.gaussian(rows * c, 0, 1, 22);
         float[] g = TestData.gaussian(c, 1, 1, 23);
         float[] bShift = TestData.gaussian(c, 0, 1, 24);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
             Tensor gamma = Tensor.ofFloats(arena, g, c);
             Tensor beta = Tensor.ofFloats(arena, bShift, c);
             float[][] batch = step(norm, arena, x, dy, rows, c, gamma, beta);
@@ -310,8 +333,8 @@ class LearningTest {
     }
 
     /** forwardTraining then backward on [rows, c]; returns {y, dx, dgamma}. */
-    private static float[][] step(LayerNorm norm, Arena arena, float[] x, float[] dy, int rows, int c, Tensor gamma,
-                                  Tensor beta) {
+    private static float[][] step(
+            LayerNorm norm, Arena arena, float[] x, float[] dy, int rows, int c, Tensor gamma, Tensor beta) {
         Tensor src = Tensor.ofFloats(arena, x, rows, c);
         Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
         Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
@@ -319,7 +342,14 @@ class LearningTest {
         norm.forwardTraining(src, dst, gamma, beta, mean, variance);
         Tensor dx = Tensor.allocate(arena, DataType.F32, rows, c);
         Tensor dGamma = Tensor.allocate(arena, DataType.F32, c);
-        norm.backward(Tensor.ofFloats(arena, dy, rows, c), src, mean, variance, gamma, dx, dGamma,
+        norm.backward(
+                Tensor.ofFloats(arena, dy, rows, c),
+                src,
+                mean,
+                variance,
+                gamma,
+                dx,
+                dGamma,
                 Tensor.allocate(arena, DataType.F32, c));
         return new float[][] {dst.toFloatArray(), dx.toFloatArray(), dGamma.toFloatArray()};
     }

@@ -1,14 +1,13 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /**
  * Native resources of the oneDNN backend: freed by {@code close()}, bounded by the plan cache, and
@@ -21,7 +20,10 @@ class LifecycleTest {
     /** Runs forward on {@code rows} rows: a new row count builds a new plan. */
     private static void forward(LayerNorm norm, Arena arena, int rows) {
         Tensor src = Tensor.ofFloats(arena, TestData.gaussian(rows * C, 0, 1, rows), rows, C);
-        norm.forward(src, Tensor.allocate(arena, DataType.F32, rows, C), Tensor.allocate(arena, DataType.F32, C),
+        norm.forward(
+                src,
+                Tensor.allocate(arena, DataType.F32, rows, C),
+                Tensor.allocate(arena, DataType.F32, C),
                 Tensor.allocate(arena, DataType.F32, C));
     }
 
@@ -47,11 +49,13 @@ class LifecycleTest {
 
     @Test
     void thePlanCacheIsBoundedAndEvictedPlansAreFreed() {
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
             PlanCache plans = plansOf(norm);
             for (int rows = 1; rows <= 3 * PlanCache.MAX_PLANS; rows++) {
                 forward(norm, arena, rows);
-                assertTrue(plans.cachedPlans() <= PlanCache.MAX_PLANS,
+                assertTrue(
+                        plans.cachedPlans() <= PlanCache.MAX_PLANS,
                         plans.cachedPlans() + " plans cached after " + rows + " row counts");
             }
             // Between calls nothing is in flight, so every evicted plan went to the reaper, which frees it.
@@ -66,14 +70,17 @@ class LifecycleTest {
 
     @Test
     void contextsOfThreadsThatEndedAreReusedNotMultiplied() throws Exception {
-        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
             PlanCache plans = plansOf(norm);
             for (int i = 0; i < 200; i++) { // a thread per request, as with virtual threads
                 Thread request = Thread.ofVirtual().start(() -> forward(norm, arena, 3));
                 request.join();
             }
             assertEquals(1, plans.allocatedPlans());
-            assertTrue(plans.allocatedContexts() <= 2, plans.allocatedContexts() + " contexts for 200 threads, one at a time");
+            assertTrue(
+                    plans.allocatedContexts() <= 2,
+                    plans.allocatedContexts() + " contexts for 200 threads, one at a time");
         }
     }
 
@@ -85,7 +92,9 @@ class LifecycleTest {
         }
         long deadline = System.nanoTime() + 30_000_000_000L;
         while (caches.stream().anyMatch(plans -> plans.allocatedPlans() != 0)) {
-            assertTrue(System.nanoTime() < deadline, "the Cleaner did not free the plans of unreachable LayerNorms in 30 s");
+            assertTrue(
+                    System.nanoTime() < deadline,
+                    "the Cleaner did not free the plans of unreachable LayerNorms in 30 s");
             System.gc();
             Thread.sleep(20);
         }

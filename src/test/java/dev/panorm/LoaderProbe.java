@@ -30,7 +30,7 @@ public final class LoaderProbe {
     /** Normalizes [-1, 1] and reports whether the result is right. */
     private static String normalizeOnce(Backend backend) {
         try (Arena arena = Arena.ofConfined();
-             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(2).withoutAffine(), backend)) {
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(2).withoutAffine(), backend)) {
             Tensor data = Tensor.ofFloats(arena, new float[] {-1, 1}, 1, 2);
             norm.forward(data, data);
             float[] y = data.toFloatArray();

@@ -1,17 +1,16 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.BufferPoolMXBean;
 import java.lang.management.ManagementFactory;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** Very long rows: an operation costs nothing until it is called, and a size limit is named where one exists. */
 class LongRowsTest {
@@ -41,31 +40,39 @@ class LongRowsTest {
     void theVectorKernelsNameTheirRowLimit() {
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(THREE_BILLION).withoutAffine(), Backend.JAVA)) {
             Tensor x = unbacked(1L << 44, 1, THREE_BILLION);
-            assertEquals("java:scalar (the vector kernels take rows of at most 2147483647 elements)",
+            assertEquals(
+                    "java:scalar (the vector kernels take rows of at most 2147483647 elements)",
                     norm.implementation(x, x, null, null));
         }
     }
 
     @ParameterizedTest
-    @EnumSource(value = Backend.class, names = {"JAVA", "JAVA_SCALAR"})
+    @EnumSource(
+            value = Backend.class,
+            names = {"JAVA", "JAVA_SCALAR"})
     void theJavaBackwardPassNamesItsRowLimitBeforeReadingAnything(Backend backend) {
         try (Arena arena = Arena.ofConfined();
-             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(THREE_BILLION).withoutAffine(), backend)) {
+                LayerNorm norm =
+                        LayerNorm.create(LayerNormConfig.of(THREE_BILLION).withoutAffine(), backend)) {
             Tensor x = unbacked(1L << 44, 1, THREE_BILLION);
             Tensor dy = unbacked(2L << 44, 1, THREE_BILLION);
             Tensor mean = Tensor.allocate(arena, DataType.F32, 1);
             Tensor variance = Tensor.allocate(arena, DataType.F32, 1);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> norm.backwardData(dy, x, mean, variance, null, dy));
-            assertEquals("the Java kernels' backward pass takes rows of at most 1073741760 elements (its per-channel "
-                    + "sums are Java arrays), and these have 3000000000; use Backend.ONEDNN", e.getMessage());
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class, () -> norm.backwardData(dy, x, mean, variance, null, dy));
+            assertEquals(
+                    "the Java kernels' backward pass takes rows of at most 1073741760 elements (its per-channel "
+                            + "sums are Java arrays), and these have 3000000000; use Backend.ONEDNN",
+                    e.getMessage());
         }
     }
 
     /** Native memory reserved through automatic arenas, which count as direct memory (MaxDirectMemorySize). */
     private static long directMemory() {
         return ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class).stream()
-                .filter(pool -> pool.getName().equals("direct")).mapToLong(BufferPoolMXBean::getMemoryUsed).sum();
+                .filter(pool -> pool.getName().equals("direct"))
+                .mapToLong(BufferPoolMXBean::getMemoryUsed)
+                .sum();
     }
 
     @ParameterizedTest

@@ -1,7 +1,8 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.File;
 import java.io.IOException;
@@ -15,10 +16,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /** Loading scenarios, each in a fresh JVM running {@link LoaderProbe}. */
 class NativeLibraryTest {
@@ -68,7 +67,8 @@ class NativeLibraryTest {
         // panorm's module and the org.bytedeco jars on the module path, the probe patched into panorm's
         // module, no class path and no jdk.incubator.vector: the jars are modules that can never be
         // resolved (they require JavaCPP's modules), so the loader has to find them on the module path itself.
-        List<String> modulePath = new ArrayList<>(List.of(location(NativeLibrary.class).toString()));
+        List<String> modulePath =
+                new ArrayList<>(List.of(location(NativeLibrary.class).toString()));
         for (String entry : TestJvm.classPath().split(File.pathSeparator)) {
             String name = Path.of(entry).getFileName().toString();
             if (name.startsWith("dnnl-") || name.startsWith("opencl-")) {
@@ -76,11 +76,17 @@ class NativeLibraryTest {
             }
         }
         assertEquals(3, modulePath.size(), "the dnnl and opencl jars among " + TestJvm.classPath());
-        Result result = finish(launch(List.of("--enable-native-access=dev.panorm",
-                "-D" + NativeLibrary.CACHE_PROPERTY + "=" + temp.resolve("cache"),
-                "--module-path", String.join(File.pathSeparator, modulePath),
-                "--patch-module", "dev.panorm=" + location(LoaderProbe.class),
-                "--module", "dev.panorm/" + LoaderProbe.class.getName()), Map.of()));
+        Result result = finish(launch(
+                List.of(
+                        "--enable-native-access=dev.panorm",
+                        "-D" + NativeLibrary.CACHE_PROPERTY + "=" + temp.resolve("cache"),
+                        "--module-path",
+                        String.join(File.pathSeparator, modulePath),
+                        "--patch-module",
+                        "dev.panorm=" + location(LoaderProbe.class),
+                        "--module",
+                        "dev.panorm/" + LoaderProbe.class.getName()),
+                Map.of()));
         assertEquals(0, result.exit(), result.output());
         assertTrue(result.has("module=dev.panorm"), result.output());
         assertTrue(result.has("java=ok") && result.has("forward=ok"), result.output());
@@ -100,18 +106,25 @@ class NativeLibraryTest {
         assertEquals(0, result.exit(), result.output());
         assertTrue(result.has("java=ok"), result.output());
         assertTrue(result.has("onednn=unavailable"), result.output());
-        assertTrue(result.output().contains("system property panorm.onednn.library names /nonexistent/libdnnl.so.3, "
-                + "which is not a file"), result.output());
+        assertTrue(
+                result.output()
+                        .contains("system property panorm.onednn.library names /nonexistent/libdnnl.so.3, "
+                                + "which is not a file"),
+                result.output());
     }
 
     @Test
     void autoWithoutOneDnnRunsJavaAndSaysWhyOnce() throws Exception {
         Result result = probe(List.of("-D" + NativeLibrary.LIBRARY_PROPERTY + "=/nonexistent/libdnnl.so.3"), Map.of());
         assertTrue(result.has("auto=ok") && result.has("auto again=ok"), result.output());
-        List<String> warnings = result.output().lines().filter(l -> l.contains("Backend.AUTO")).toList();
+        List<String> warnings =
+                result.output().lines().filter(l -> l.contains("Backend.AUTO")).toList();
         assertEquals(1, warnings.size(), result.output());
-        assertTrue(warnings.getFirst().contains("oneDNN cannot be loaded") && warnings.getFirst().contains(
-                "system property panorm.onednn.library names /nonexistent/libdnnl.so.3"), result.output());
+        assertTrue(
+                warnings.getFirst().contains("oneDNN cannot be loaded")
+                        && warnings.getFirst()
+                                .contains("system property panorm.onednn.library names /nonexistent/libdnnl.so.3"),
+                result.output());
     }
 
     @Test
@@ -119,7 +132,10 @@ class NativeLibraryTest {
         // start() runs the probe without --add-modules jdk.incubator.vector.
         Result result = probeWithCache(temp.resolve("cache"));
         assertTrue(result.has("java=ok") && result.has("java again=ok"), result.output());
-        long warnings = result.output().lines().filter(l -> l.contains("jdk.incubator.vector is not available")).count();
+        long warnings = result.output()
+                .lines()
+                .filter(l -> l.contains("jdk.incubator.vector is not available"))
+                .count();
         assertEquals(1, warnings, result.output());
     }
 
@@ -128,7 +144,9 @@ class NativeLibraryTest {
         Path fake = Files.writeString(temp.resolve("libdnnl.so.3"), "not a library");
         Result result = probe(List.of(), Map.of(NativeLibrary.LIBRARY_ENV, fake.toString()));
         assertTrue(result.has("java=ok"), result.output());
-        assertTrue(result.output().contains("could not load " + fake + " (from environment variable PANORM_ONEDNN_LIBRARY)"),
+        assertTrue(
+                result.output()
+                        .contains("could not load " + fake + " (from environment variable PANORM_ONEDNN_LIBRARY)"),
                 result.output());
     }
 
@@ -144,7 +162,8 @@ class NativeLibraryTest {
     void anUnsupportedPlatformIsNamed() throws Exception {
         Result result = probe(List.of("-Dos.arch=riscv64", "-D" + NativeLibrary.CACHE_PROPERTY + "=" + temp), Map.of());
         assertTrue(result.has("java=ok"), result.output());
-        assertTrue(result.output().contains("panorm bundles oneDNN for linux-x86_64 only; this JVM runs on Linux/riscv64"),
+        assertTrue(
+                result.output().contains("panorm bundles oneDNN for linux-x86_64 only; this JVM runs on Linux/riscv64"),
                 result.output());
     }
 
@@ -184,7 +203,8 @@ class NativeLibraryTest {
         }
         Result result = probeWithCache(cache);
         assertTrue(result.has("forward=ok"), result.output());
-        assertTrue(result.output().contains("does not match the bundled libraries; extracting it again"), result.output());
+        assertTrue(
+                result.output().contains("does not match the bundled libraries; extracting it again"), result.output());
         assertEquals(size, Files.size(library));
     }
 
@@ -198,7 +218,8 @@ class NativeLibraryTest {
         Files.write(library, tampered);
         Result result = probeWithCache(cache);
         assertTrue(result.has("forward=ok"), result.output());
-        assertTrue(result.output().contains("does not match the bundled libraries; extracting it again"), result.output());
+        assertTrue(
+                result.output().contains("does not match the bundled libraries; extracting it again"), result.output());
         assertArrayEquals(original, Files.readAllBytes(library));
     }
 

@@ -1,8 +1,8 @@
 package dev.panorm;
 
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.MethodSource;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
@@ -12,10 +12,9 @@ import java.util.List;
 import java.util.function.Consumer;
 import java.util.function.IntPredicate;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * The NaN and infinity semantics the README states ("NaN and infinity"), on every backend: a non-finite
@@ -57,12 +56,14 @@ class NonFiniteTest {
         float[] x = Tensors.rounded(type, poisoned(c));
         float[] gamma = TestData.gaussian(c, 1, 0.3, c + 1);
         float[] beta = TestData.gaussian(c, 0, 1, c + 2);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
             Tensor src = Tensors.make(arena, type, x, rows, c);
             Tensor dst = Tensor.allocate(arena, type, rows, c);
             Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
             Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
-            norm.forwardTraining(src, dst, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c), mean, variance);
+            norm.forwardTraining(
+                    src, dst, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c), mean, variance);
 
             float[] y = Tensors.read(dst);
             float[] means = mean.toFloatArray();
@@ -71,13 +72,24 @@ class NonFiniteTest {
                 float[] row = Arrays.copyOfRange(y, r * c, r * c + c);
                 if (poisonedRow(r)) {
                     for (float value : row) {
-                        assertTrue(Float.isNaN(value), "row " + r + " holds a non-finite input: every output is NaN, got " + value);
+                        assertTrue(
+                                Float.isNaN(value),
+                                "row " + r + " holds a non-finite input: every output is NaN, got " + value);
                     }
                     assertFalse(Float.isFinite(means[r]), "mean of row " + r + " is NaN or infinite, got " + means[r]);
                     assertTrue(Float.isNaN(variances[r]), "variance of row " + r + " is NaN, got " + variances[r]);
                 } else {
-                    Accuracy.assertForward(backend, Arrays.copyOfRange(x, r * c, r * c + c), 1, c, gamma, beta,
-                            LayerNormConfig.DEFAULT_EPS, false, type, row);
+                    Accuracy.assertForward(
+                            backend,
+                            Arrays.copyOfRange(x, r * c, r * c + c),
+                            1,
+                            c,
+                            gamma,
+                            beta,
+                            LayerNormConfig.DEFAULT_EPS,
+                            false,
+                            type,
+                            row);
                 }
             }
         }
@@ -90,7 +102,8 @@ class NonFiniteTest {
         float[] x = Tensors.rounded(type, TestData.gaussian(rows * c, 0.5, 2, c));
         float[] dy = Tensors.rounded(type, poisoned(c));
         float[] gamma = TestData.gaussian(c, 1, 0.3, c + 1);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
             Tensor src = Tensors.make(arena, type, x, rows, c);
             Tensor scale = Tensor.ofFloats(arena, gamma, c);
             Tensor shift = Tensor.allocate(arena, DataType.F32, c);
@@ -113,7 +126,8 @@ class NonFiniteTest {
             float[] dGammas = dGamma.toFloatArray();
             float[] dBetas = dBeta.toFloatArray();
             for (int i = 0; i < c; i++) {
-                boolean touched = !Float.isFinite(dy[c + i]) || !Float.isFinite(dy[3 * c + i]) || !Float.isFinite(dy[5 * c + i]);
+                boolean touched =
+                        !Float.isFinite(dy[c + i]) || !Float.isFinite(dy[3 * c + i]) || !Float.isFinite(dy[5 * c + i]);
                 assertEquals(touched, !Float.isFinite(dGammas[i]), "dGamma[" + i + "] = " + dGammas[i]);
                 assertEquals(touched, !Float.isFinite(dBetas[i]), "dBeta[" + i + "] = " + dBetas[i]);
             }
@@ -124,8 +138,15 @@ class NonFiniteTest {
     @MethodSource("cases")
     void backwardThroughARowWhoseInputWasNaNGivesThatRowNaNGradients(Backend backend, int c, DataType type) {
         int rows = 7;
-        assertNaNRowsOfBackward(backend, c, type, rows, poisoned(c), TestData.gaussian(rows * c, 0, 1, c + 3),
-                variance -> { }, NonFiniteTest::poisonedRow);
+        assertNaNRowsOfBackward(
+                backend,
+                c,
+                type,
+                rows,
+                poisoned(c),
+                TestData.gaussian(rows * c, 0, 1, c + 3),
+                variance -> {},
+                NonFiniteTest::poisonedRow);
     }
 
     /**
@@ -136,9 +157,15 @@ class NonFiniteTest {
     @MethodSource("cases")
     void backwardUsesTheBatchStatisticsItIsGivenUnchecked(Backend backend, int c, DataType type) {
         int rows = 5;
-        assertNaNRowsOfBackward(backend, c, type, rows, TestData.gaussian(rows * c, 0, 1, c + 4),
+        assertNaNRowsOfBackward(
+                backend,
+                c,
+                type,
+                rows,
+                TestData.gaussian(rows * c, 0, 1, c + 4),
                 TestData.gaussian(rows * c, 0, 1, c + 5),
-                variance -> variance.segment().setAtIndex(ValueLayout.JAVA_FLOAT, 3, -1f), row -> row == 3);
+                variance -> variance.segment().setAtIndex(ValueLayout.JAVA_FLOAT, 3, -1f),
+                row -> row == 3);
     }
 
     /**
@@ -146,16 +173,25 @@ class NonFiniteTest {
      * variance changed by {@code edit} first), and asserts that exactly the rows {@code nanRow} picks have NaN
      * gradients.
      */
-    private static void assertNaNRowsOfBackward(Backend backend, int c, DataType type, int rows, float[] x, float[] dy,
-                                                Consumer<Tensor> edit, IntPredicate nanRow) {
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend)) {
+    private static void assertNaNRowsOfBackward(
+            Backend backend,
+            int c,
+            DataType type,
+            int rows,
+            float[] x,
+            float[] dy,
+            Consumer<Tensor> edit,
+            IntPredicate nanRow) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend)) {
             Tensor src = Tensors.make(arena, type, Tensors.rounded(type, x), rows, c);
             Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
             Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
             norm.forwardTraining(src, Tensor.allocate(arena, type, rows, c), null, null, mean, variance);
             edit.accept(variance);
             Tensor dx = Tensor.allocate(arena, type, rows, c);
-            norm.backwardData(Tensors.make(arena, type, Tensors.rounded(type, dy), rows, c), src, mean, variance, null, dx);
+            norm.backwardData(
+                    Tensors.make(arena, type, Tensors.rounded(type, dy), rows, c), src, mean, variance, null, dx);
 
             float[] gradients = Tensors.read(dx);
             for (int r = 0; r < rows; r++) {
@@ -180,17 +216,21 @@ class NonFiniteTest {
         }
         x = Tensors.rounded(type, x);
         float[] beta = TestData.gaussian(c, 0, 1, c + 2);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withScale(false), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withScale(false), backend)) {
             Tensor dst = Tensor.allocate(arena, DataType.F32, 2, c);
             norm.forward(Tensors.make(arena, type, x, 2, c), dst, null, Tensor.ofFloats(arena, beta, c));
             float[] y = dst.toFloatArray();
             double[] expected = Reference.forward(x, 2, c, null, beta, LayerNormConfig.DEFAULT_EPS);
             for (int i = 0; i < y.length; i++) {
                 boolean right = Math.abs(y[i] - expected[i]) <= 1e-5 * (1 + Math.abs(expected[i]));
-                boolean acceptable = backend == Backend.JAVA_SCALAR ? right // it accumulates in double
+                boolean acceptable = backend == Backend.JAVA_SCALAR
+                        ? right // it accumulates in double
                         : right || Float.isNaN(y[i]) || y[i] == beta[i % c];
-                assertTrue(acceptable, backend + " element " + i + ": got " + y[i] + ", expected " + expected[i]
-                        + ", NaN or the shift " + beta[i % c]);
+                assertTrue(
+                        acceptable,
+                        backend + " element " + i + ": got " + y[i] + ", expected " + expected[i]
+                                + ", NaN or the shift " + beta[i % c]);
             }
         }
     }
@@ -202,7 +242,8 @@ class NonFiniteTest {
         float[] x = Tensors.rounded(type, poisoned(c));
         float[] beta = TestData.gaussian(c, 0, 1, c + 2);
         LayerNormConfig config = LayerNormConfig.rms(c).withScale(false).withShift(true);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(config, backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config, backend)) {
             Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
             norm.forward(Tensors.make(arena, type, x, rows, c), dst, null, Tensor.ofFloats(arena, beta, c));
             float[] y = dst.toFloatArray();

@@ -1,10 +1,14 @@
 package dev.panorm;
 
-import dev.panorm.internal.dnnl.Dnnl;
-import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
 
+import dev.panorm.internal.dnnl.Dnnl;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -13,14 +17,9 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicReference;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertInstanceOf;
-import static org.junit.jupiter.api.Assertions.assertNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The FFM linker behaviour {@link OneDnnExecute} relies on, for ordinary and critical downcalls alike:
@@ -40,7 +39,9 @@ class OneDnnExecuteTest {
     void anExtraArgumentKeepsItsArenaOpenWhileTheCallRuns(boolean critical) throws Exception {
         // usleep(useconds_t): a native call that takes a while, with the extra pointers appended.
         MemorySegment usleep = Linker.nativeLinker().defaultLookup().findOrThrow("usleep");
-        MethodHandle sleep = OneDnnExecute.bind(usleep, FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
+        MethodHandle sleep = OneDnnExecute.bind(
+                usleep,
+                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT),
                 critical ? new Linker.Option[] {Linker.Option.critical(false)} : new Linker.Option[0]);
         for (int attempt = 0; attempt < 10; attempt++) {
             Arena arena = Arena.ofShared();
@@ -51,8 +52,8 @@ class OneDnnExecuteTest {
                 try {
                     int warm = (int) sleep.invokeExact(0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
                     linked.countDown(); // the handle is linked: the next call starts at once
-                    int status = (int) sleep.invokeExact(200_000, NULL, segment, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                            NULL);
+                    int status = (int)
+                            sleep.invokeExact(200_000, NULL, segment, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
                     assertEquals(0, warm + status);
                 } catch (Throwable e) {
                     failure.set(e);
@@ -83,12 +84,17 @@ class OneDnnExecuteTest {
         Tensor closed = Tensor.allocate(arena, DataType.F32, 2, 3);
         arena.close();
         // With a null primitive oneDNN would return dnnl_invalid_arguments; the closed tensor stops it first.
-        assertThrows(IllegalStateException.class, () -> OneDnnExecute.executeAndWait(critical, NULL, NULL, 0, NULL,
-                null, null, null, null, null, null, null, closed, null, null));
+        assertThrows(
+                IllegalStateException.class,
+                () -> OneDnnExecute.executeAndWait(
+                        critical, NULL, NULL, 0, NULL, null, null, null, null, null, null, null, closed, null, null));
         try (Arena open = Arena.ofConfined()) {
             Tensor alive = Tensor.allocate(open, DataType.F32, 2, 3);
-            assertEquals(Dnnl.dnnl_invalid_arguments(), OneDnnExecute.executeAndWait(critical, NULL, NULL, 0, NULL,
-                    alive, alive, null, null, null, null, null, null, null, null));
+            assertEquals(
+                    Dnnl.dnnl_invalid_arguments(),
+                    OneDnnExecute.executeAndWait(
+                            critical, NULL, NULL, 0, NULL, alive, alive, null, null, null, null, null, null, null,
+                            null));
         }
         assertFalse(arena.scope().isAlive());
     }

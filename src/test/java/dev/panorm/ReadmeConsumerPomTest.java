@@ -1,15 +1,14 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /**
  * The pom the README gives users is the one {@code verify} builds and tests: src/it/consumer/pom.xml from
@@ -28,7 +27,8 @@ class ReadmeConsumerPomTest {
         String pom = Files.readString(Path.of("pom.xml"));
         String tested = Files.readString(Path.of("src/it/consumer/pom.xml"));
         String expected = tested.substring(tested.indexOf("<project "))
-                .replace("@project.version@", find(pom, "<artifactId>panorm</artifactId>\\s*<version>([^<]+)</version>"))
+                .replace(
+                        "@project.version@", find(pom, "<artifactId>panorm</artifactId>\\s*<version>([^<]+)</version>"))
                 .replace("@junit.version@", find(pom, "<junit.version>([^<]+)</junit.version>"));
         assertEquals(expected, shown);
     }

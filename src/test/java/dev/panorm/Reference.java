@@ -76,8 +76,8 @@ final class Reference {
      * when the statistics depend on x, {@code dx = rstd * (g - mean(g) - xhat * mean(g * xhat))} (the chain
      * rule through mean and variance); when they are constants ({@code global}), {@code dx = rstd * g}.
      */
-    static Gradients backward(double[] dy, double[] x, int rows, int c, Statistics s, double[] gamma, double eps,
-                              boolean global) {
+    static Gradients backward(
+            double[] dy, double[] x, int rows, int c, Statistics s, double[] gamma, double eps, boolean global) {
         return backward(dy, x, rows, c, s, gamma, eps, global, false);
     }
 
@@ -85,8 +85,16 @@ final class Reference {
      * As above; with {@code rms} the mean is the constant 0 (statistics from {@link #rmsStatistics}), so
      * only the mean square depends on x: {@code dx = rstd * (g - xhat * mean(g * xhat))}.
      */
-    static Gradients backward(double[] dy, double[] x, int rows, int c, Statistics s, double[] gamma, double eps,
-                              boolean global, boolean rms) {
+    static Gradients backward(
+            double[] dy,
+            double[] x,
+            int rows,
+            int c,
+            Statistics s,
+            double[] gamma,
+            double eps,
+            boolean global,
+            boolean rms) {
         double[] dx = new double[x.length];
         double[] dgamma = new double[c];
         double[] dbeta = new double[c];

@@ -1,20 +1,19 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.EnumSource;
-import org.junit.jupiter.params.provider.MethodSource;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /** RMS normalization, forward and backward, on both backends, against the reference. */
 class RmsNormTest {
@@ -41,7 +40,8 @@ class RmsNormTest {
         float[] gamma = scale ? TestData.gaussian(c, 1, 0.5, c + 2) : null;
         float[] beta = shift ? TestData.gaussian(c, 0, 1, c + 3) : null;
         LayerNormConfig config = LayerNormConfig.rms(c).withScale(scale).withShift(shift);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(config, backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config, backend)) {
             Tensor src = Tensor.ofFloats(arena, x, rows, c);
             Tensor g = scale ? Tensor.ofFloats(arena, gamma, c) : null;
             Tensor b = shift ? Tensor.ofFloats(arena, beta, c) : null;
@@ -53,11 +53,15 @@ class RmsNormTest {
             Tensor trained = Tensor.allocate(arena, DataType.F32, rows, c);
             norm.forwardTraining(src, trained, g, b, null, meanSquare);
             Accuracy.assertForward(backend, x, rows, c, gamma, beta, EPS, true, DataType.F32, trained.toFloatArray());
-            double[] exact = Reference.rmsStatistics(Reference.toDouble(x), rows, c).variance();
+            double[] exact =
+                    Reference.rmsStatistics(Reference.toDouble(x), rows, c).variance();
             float[] measured = meanSquare.toFloatArray();
             for (int r = 0; r < rows; r++) {
                 // A sum of c positive terms: relative error at most about c * u, in practice far less.
-                assertEquals(exact[r], measured[r], Accuracy.factor(backend) * Accuracy.UNIT_ROUNDOFF * exact[r] * Math.sqrt(c),
+                assertEquals(
+                        exact[r],
+                        measured[r],
+                        Accuracy.factor(backend) * Accuracy.UNIT_ROUNDOFF * exact[r] * Math.sqrt(c),
                         "mean square of row " + r);
             }
 
@@ -66,18 +70,63 @@ class RmsNormTest {
             Tensor dBeta = shift ? Tensor.allocate(arena, DataType.F32, c) : null;
             Tensor diffDst = Tensor.ofFloats(arena, dy, rows, c);
             norm.backward(diffDst, src, null, meanSquare, g, dx, dGamma, dBeta);
-            Accuracy.assertBackward(backend, dy, x, rows, c, null, measured, gamma, EPS, false, true, DataType.F32,
-                    DataType.F32, dx.toFloatArray(), scale ? dGamma.toFloatArray() : null, shift ? dBeta.toFloatArray() : null);
+            Accuracy.assertBackward(
+                    backend,
+                    dy,
+                    x,
+                    rows,
+                    c,
+                    null,
+                    measured,
+                    gamma,
+                    EPS,
+                    false,
+                    true,
+                    DataType.F32,
+                    DataType.F32,
+                    dx.toFloatArray(),
+                    scale ? dGamma.toFloatArray() : null,
+                    shift ? dBeta.toFloatArray() : null);
 
             Tensor dataOnly = Tensor.allocate(arena, DataType.F32, rows, c);
             norm.backwardData(diffDst, src, null, meanSquare, g, dataOnly);
-            Accuracy.assertBackward(backend, dy, x, rows, c, null, measured, gamma, EPS, false, true, DataType.F32,
-                    DataType.F32, dataOnly.toFloatArray(), null, null);
+            Accuracy.assertBackward(
+                    backend,
+                    dy,
+                    x,
+                    rows,
+                    c,
+                    null,
+                    measured,
+                    gamma,
+                    EPS,
+                    false,
+                    true,
+                    DataType.F32,
+                    DataType.F32,
+                    dataOnly.toFloatArray(),
+                    null,
+                    null);
 
             Tensor global = Tensor.allocate(arena, DataType.F32, rows, c);
             norm.backwardDataWithGlobalStatistics(diffDst, src, null, meanSquare, g, global);
-            Accuracy.assertBackward(backend, dy, x, rows, c, null, measured, gamma, EPS, true, true, DataType.F32,
-                    DataType.F32, global.toFloatArray(), null, null);
+            Accuracy.assertBackward(
+                    backend,
+                    dy,
+                    x,
+                    rows,
+                    c,
+                    null,
+                    measured,
+                    gamma,
+                    EPS,
+                    true,
+                    true,
+                    DataType.F32,
+                    DataType.F32,
+                    global.toFloatArray(),
+                    null,
+                    null);
         }
     }
 
@@ -86,7 +135,8 @@ class RmsNormTest {
     void handComputedValues(Backend backend) {
         // x = [3, 4]: mean square 12.5, so y = x / sqrt(12.5 + eps) = [0.848528..., 1.131370...] (eps = 2^-23).
         double rms = Math.sqrt(12.5 + 0x1p-23);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.rms(2).withoutAffine(), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.rms(2).withoutAffine(), backend)) {
             Tensor x = Tensor.ofFloats(arena, new float[] {3, 4}, 1, 2);
             Tensor y = Tensor.allocate(arena, DataType.F32, 1, 2);
             norm.forward(x, y);
@@ -102,27 +152,41 @@ class RmsNormTest {
         int c = 96;
         float[] x = Tensors.rounded(DataType.BF16, TestData.gaussian(rows * c, -1, 2, 5));
         float[] gamma = TestData.gaussian(c, 1, 0.5, 6);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.rms(normalized), backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.rms(normalized), backend)) {
             Tensor src = Tensors.make(arena, DataType.BF16, x, rows, 4, 24);
             Tensor dst = Tensor.allocate(arena, DataType.F16, rows, 4, 24);
             norm.forward(src, dst, Tensors.make(arena, DataType.F32, gamma, normalized), null);
-            Accuracy.assertForward(backend, x, rows, c, gamma, null, LayerNormConfig.DEFAULT_RMS_EPS, true, DataType.F16,
+            Accuracy.assertForward(
+                    backend,
+                    x,
+                    rows,
+                    c,
+                    gamma,
+                    null,
+                    LayerNormConfig.DEFAULT_RMS_EPS,
+                    true,
+                    DataType.F16,
                     Tensors.read(dst));
         }
     }
 
     @Test
     void rmsHasNoMean() {
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.rms(4).withoutAffine(), Backend.JAVA)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.rms(4).withoutAffine(), Backend.JAVA)) {
             Tensor x = Tensor.allocate(arena, DataType.F32, 2, 4);
             Tensor stat = Tensor.allocate(arena, DataType.F32, 2);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
                     () -> norm.forwardTraining(x, x, null, null, stat, Tensor.allocate(arena, DataType.F32, 2)));
             assertTrue(e.getMessage().contains("RMS normalization has no mean; pass null for mean"), e.getMessage());
         }
     }
 
-    /** oneDNN composes RMS backward from three primitives; in place, the first must not overwrite what the others read. */
+    /**
+     * oneDNN composes RMS backward from three primitives; in place, the first must not overwrite what the others read.
+     */
     @ParameterizedTest
     @EnumSource(Backend.class)
     void inPlaceBackwardMatchesOutOfPlace(Backend backend) {
@@ -131,7 +195,8 @@ class RmsNormTest {
         float[] x = TestData.gaussian(rows * c, 0.3, 1.5, 11);
         float[] dy = TestData.gaussian(rows * c, 0, 1, 12);
         LayerNormConfig config = LayerNormConfig.rms(c).withShift(false);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(config, backend)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config, backend)) {
             Tensor src = Tensor.ofFloats(arena, x, rows, c);
             Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(c, 1, 0.5, 13), c);
             Tensor meanSquare = Tensor.allocate(arena, DataType.F32, rows);

@@ -33,23 +33,33 @@ import javax.management.ObjectName;
 final class Soak {
     /** Growth after warm-up that fails a run; measured growth is in docs/soak.md. */
     static final double RSS_BOUND_MIB = 32;
+
     static final double NMT_BOUND_MIB = 8;
     /** The slope of RSS over the second half that fails a run, judged only when that half is long enough to fit. */
     static final double SLOPE_BOUND_MIB_PER_MINUTE = 8;
+
     static final int SLOPE_MIN_SECONDS = 60;
     static final int WARM_UP_MAX_SECONDS = 30;
     /** Growth compares medians over this many samples, so one sample caught mid-compilation cannot decide it. */
     static final int WINDOW = 5;
-    /** A run stops early once RSS less JIT has grown this many times its bound: the leak is plain, and memory would run out. */
+    /**
+     * A run stops early once RSS less JIT has grown this many times its bound: the leak is plain, and memory would run
+     * out.
+     */
     static final int STOP_FACTOR = 4;
+
     static final int DEFAULT_SECONDS = 180;
 
     private static final boolean FRESH_THREADS = Boolean.parseBoolean(System.getProperty("soak.freshThreads", "true"));
     private static final int WORKERS = 2;
-    /** Normalized shapes: odd and even sizes, one with two axes; none tiny (a 3-element row can be ill-conditioned enough to fail the check's plain tolerance). */
+    /**
+     * Normalized shapes: odd and even sizes, one with two axes; none tiny (a 3-element row can be ill-conditioned
+     * enough to fail the check's plain tolerance).
+     */
     private static final long[][] SHAPES = {{8}, {17}, {64}, {100}, {256}, {4, 24}};
     /** One cycle of calls on a batch; training comes before the backward passes that read its statistics. */
     private static final int CYCLE = 5;
+
     private static final int CALLS_PER_BATCH = 400 * CYCLE;
     /** Elements per tensor at most, so that a call costs microseconds on any backend (the scalar one included). */
     private static final long MAX_ELEMENTS = 1024;
@@ -66,11 +76,14 @@ final class Soak {
      * request does. A fixed rate, so that what they cost does not depend on how fast the machine is.
      */
     private static final int REQUESTS_PER_SECOND = 50;
+
     private static final int CALLS_PER_REQUEST = 10 * CYCLE;
     private static final ObjectName DIAGNOSTIC_COMMAND = diagnosticCommand();
     private static final Pattern NMT_TOTAL = Pattern.compile("Total: reserved=\\d+KB, committed=(\\d+)KB");
     /** A category line of the summary, e.g. {@code -  Compiler (reserved=18432KB, committed=18432KB)}. */
-    private static final Pattern NMT_CATEGORY = Pattern.compile("-\\s+([A-Za-z ]+?) \\(reserved=\\d+KB, committed=(\\d+)KB");
+    private static final Pattern NMT_CATEGORY =
+            Pattern.compile("-\\s+([A-Za-z ]+?) \\(reserved=\\d+KB, committed=(\\d+)KB");
+
     private static final Set<String> NMT_JIT = Set.of("Code", "Compiler", "Arena Chunk");
 
     private final LongAdder calls = new LongAdder();
@@ -104,7 +117,8 @@ final class Soak {
     public static void main(String[] args) throws Exception {
         int seconds = DEFAULT_SECONDS;
         if (args.length > 1 || args.length == 1 && !args[0].matches("[1-9][0-9]{0,6}")) {
-            System.err.println("usage: Soak [SECONDS]   (a positive whole number of seconds, default " + DEFAULT_SECONDS + ")");
+            System.err.println(
+                    "usage: Soak [SECONDS]   (a positive whole number of seconds, default " + DEFAULT_SECONDS + ")");
             System.exit(2);
         }
         if (args.length == 1) {
@@ -116,21 +130,37 @@ final class Soak {
 
     private boolean run(int seconds) throws Exception {
         int warmUp = Math.min(WARM_UP_MAX_SECONDS, Math.max(1, seconds / 4));
-        System.out.printf(Locale.ROOT, "soak: %d s, %d workers%s, warm-up %d s. Fails if, from the warm-up's last %d "
-                        + "samples to the run's last %d (medians), RSS less JIT grows > %.0f MiB or NMT committed less JIT "
-                        + "> %.0f MiB, or if RSS less JIT climbs > %.0f MiB/min over the second half (judged in runs of "
-                        + "%d s or more).%n", seconds, WORKERS,
+        System.out.printf(
+                Locale.ROOT,
+                "soak: %d s, %d workers%s, warm-up %d s. Fails if, from the warm-up's last %d "
+                        + "samples to the run's last %d (medians), RSS less JIT grows > %.0f MiB or NMT committed"
+                        + " less JIT "
+                        + "> %.0f MiB, or if RSS less JIT climbs > %.0f MiB/min over the second half (judged in runs"
+                        + " of "
+                        + "%d s or more).%n",
+                seconds,
+                WORKERS,
                 FRESH_THREADS ? " and " + REQUESTS_PER_SECOND + " fresh threads a second" : " (no fresh threads)",
-                warmUp, WINDOW, WINDOW, RSS_BOUND_MIB, NMT_BOUND_MIB, SLOPE_BOUND_MIB_PER_MINUTE, 2 * SLOPE_MIN_SECONDS);
-        System.out.printf("%6s %11s %8s %8s %8s %8s %12s %12s%n", "time s", "calls", "calls/s", "RSS", "NMT", "JIT",
-                "RSS-JIT MiB", "NMT-JIT MiB");
+                warmUp,
+                WINDOW,
+                WINDOW,
+                RSS_BOUND_MIB,
+                NMT_BOUND_MIB,
+                SLOPE_BOUND_MIB_PER_MINUTE,
+                2 * SLOPE_MIN_SECONDS);
+        System.out.printf(
+                "%6s %11s %8s %8s %8s %8s %12s %12s%n",
+                "time s", "calls", "calls/s", "RSS", "NMT", "JIT", "RSS-JIT MiB", "NMT-JIT MiB");
         List<Thread> workers = new ArrayList<>();
         for (int i = 0; i < WORKERS; i++) {
             long seed = 1000 + i;
-            workers.add(Thread.ofPlatform().name("soak-" + i).start(() -> guarded(() -> work(new SplittableRandom(seed)))));
+            workers.add(
+                    Thread.ofPlatform().name("soak-" + i).start(() -> guarded(() -> work(new SplittableRandom(seed)))));
         }
         if (FRESH_THREADS) {
-            workers.add(Thread.ofPlatform().name("soak-requests").start(() -> guarded(() -> requests(new SplittableRandom(7)))));
+            workers.add(Thread.ofPlatform()
+                    .name("soak-requests")
+                    .start(() -> guarded(() -> requests(new SplittableRandom(7)))));
         }
         List<Sample> samples = new ArrayList<>();
         long start = System.nanoTime();
@@ -143,15 +173,26 @@ final class Soak {
             double rss = rssMiB();
             Sample s = new Sample((System.nanoTime() - start) / 1e9, calls.sum(), rss, nmt[0], nmt[1]);
             samples.add(s);
-            System.out.printf(Locale.ROOT, "%6.0f %11d %8d %8.1f %8.1f %8.1f %12.1f %12.1f%s%n", s.seconds, s.calls,
-                    s.calls - previousCalls, s.rss, s.nmt, s.jit, s.rssLessJit(), s.nmtLessJit(),
+            System.out.printf(
+                    Locale.ROOT,
+                    "%6.0f %11d %8d %8.1f %8.1f %8.1f %12.1f %12.1f%s%n",
+                    s.seconds,
+                    s.calls,
+                    s.calls - previousCalls,
+                    s.rss,
+                    s.nmt,
+                    s.jit,
+                    s.rssLessJit(),
+                    s.nmtLessJit(),
                     second == warmUp ? "  <- baseline" : "");
             previousCalls = s.calls;
             if (second == warmUp) {
                 baselineRss = median(samples.subList(Math.max(0, warmUp - WINDOW), warmUp), Sample::rssLessJit);
             }
             if (s.rssLessJit() - baselineRss > STOP_FACTOR * RSS_BOUND_MIB) {
-                System.out.printf(Locale.ROOT, "soak: stopping early: RSS less JIT grew more than %d times its bound%n",
+                System.out.printf(
+                        Locale.ROOT,
+                        "soak: stopping early: RSS less JIT grew more than %d times its bound%n",
                         STOP_FACTOR);
                 break;
             }
@@ -177,26 +218,41 @@ final class Soak {
             List<Sample> end = samples.subList(Math.max(warmUp, samples.size() - WINDOW), samples.size());
             double rss = median(end, Sample::rssLessJit) - median(baseline, Sample::rssLessJit);
             double nmt = median(end, Sample::nmtLessJit) - median(baseline, Sample::nmtLessJit);
-            growth = String.format(Locale.ROOT, "growth after warm-up: RSS less JIT %+.1f MiB (bound %.0f), NMT less JIT "
-                    + "%+.1f MiB (bound %.0f); RSS %+.1f, JIT %+.1f MiB", rss, RSS_BOUND_MIB, nmt, NMT_BOUND_MIB,
+            growth = String.format(
+                    Locale.ROOT,
+                    "growth after warm-up: RSS less JIT %+.1f MiB (bound %.0f), NMT less JIT "
+                            + "%+.1f MiB (bound %.0f); RSS %+.1f, JIT %+.1f MiB",
+                    rss,
+                    RSS_BOUND_MIB,
+                    nmt,
+                    NMT_BOUND_MIB,
                     median(end, Sample::rss) - median(baseline, Sample::rss),
                     median(end, Sample::jit) - median(baseline, Sample::jit));
             if (rss > RSS_BOUND_MIB) {
-                problems.add(String.format(Locale.ROOT, "RSS less JIT grew %.1f MiB after warm-up, more than %.0f", rss,
-                        RSS_BOUND_MIB));
+                problems.add(String.format(
+                        Locale.ROOT, "RSS less JIT grew %.1f MiB after warm-up, more than %.0f", rss, RSS_BOUND_MIB));
             }
             if (nmt > NMT_BOUND_MIB) {
-                problems.add(String.format(Locale.ROOT, "NMT committed less JIT grew %.1f MiB after warm-up, more than %.0f",
-                        nmt, NMT_BOUND_MIB));
+                problems.add(String.format(
+                        Locale.ROOT,
+                        "NMT committed less JIT grew %.1f MiB after warm-up, more than %.0f",
+                        nmt,
+                        NMT_BOUND_MIB));
             }
             List<Sample> secondHalf = samples.subList(samples.size() / 2, samples.size());
             if (secondHalf.getLast().seconds - secondHalf.getFirst().seconds >= SLOPE_MIN_SECONDS) {
                 double slope = slopeMiBPerMinute(secondHalf);
-                growth += String.format(Locale.ROOT, "; RSS less JIT over the second half %+.1f MiB/min (bound %.0f)",
-                        slope, SLOPE_BOUND_MIB_PER_MINUTE);
+                growth += String.format(
+                        Locale.ROOT,
+                        "; RSS less JIT over the second half %+.1f MiB/min (bound %.0f)",
+                        slope,
+                        SLOPE_BOUND_MIB_PER_MINUTE);
                 if (slope > SLOPE_BOUND_MIB_PER_MINUTE) {
-                    problems.add(String.format(Locale.ROOT, "RSS less JIT still climbs %.1f MiB/min over the second half, "
-                            + "more than %.0f", slope, SLOPE_BOUND_MIB_PER_MINUTE));
+                    problems.add(String.format(
+                            Locale.ROOT,
+                            "RSS less JIT still climbs %.1f MiB/min over the second half, " + "more than %.0f",
+                            slope,
+                            SLOPE_BOUND_MIB_PER_MINUTE));
                 }
             }
         }
@@ -204,10 +260,20 @@ final class Soak {
             problems.add("stopped after " + samples.size() + " of " + seconds + " s");
         }
         long total = calls.sum();
-        System.out.printf(Locale.ROOT, "soak: %s after %d s: %d calls (%.0f/s), %d LayerNorms created (%d left to the "
+        System.out.printf(
+                Locale.ROOT,
+                "soak: %s after %d s: %d calls (%.0f/s), %d LayerNorms created (%d left to the "
                         + "Cleaner), %d arenas, %d fresh threads, %d results checked against the scalar backend; %s%n",
-                problems.isEmpty() ? "PASS" : "FAIL", samples.size(), total, total / Math.max(1.0, samples.size()),
-                created.sum(), abandoned.sum(), arenas.sum(), freshThreads.sum(), checks.sum(), growth);
+                problems.isEmpty() ? "PASS" : "FAIL",
+                samples.size(),
+                total,
+                total / Math.max(1.0, samples.size()),
+                created.sum(),
+                abandoned.sum(),
+                arenas.sum(),
+                freshThreads.sum(),
+                checks.sum(),
+                growth);
         problems.forEach(problem -> System.out.println("soak: FAIL: " + problem));
         return problems.isEmpty();
     }
@@ -263,7 +329,8 @@ final class Soak {
         long[] shape = SHAPES[random.nextInt(SHAPES.length)];
         boolean rms = random.nextInt(6) == 0;
         LayerNormConfig config = (rms ? LayerNormConfig.rms(shape) : LayerNormConfig.of(shape))
-                .withScale(random.nextBoolean()).withShift(random.nextBoolean())
+                .withScale(random.nextBoolean())
+                .withShift(random.nextBoolean())
                 .withPreciseStatistics(!rms && random.nextInt(6) == 0);
         Backend backend = Backend.values()[random.nextInt(Backend.values().length)];
         DataType type = random.nextInt(3) == 0 ? DataType.BF16 : DataType.F32;
@@ -284,7 +351,10 @@ final class Soak {
         }
     }
 
-    /** {@link #REQUESTS_PER_SECOND} times a second, a few calls on the steady LayerNorm from a new thread, which then ends. */
+    /**
+     * {@link #REQUESTS_PER_SECOND} times a second, a few calls on the steady LayerNorm from a new thread, which then
+     * ends.
+     */
     private void requests(SplittableRandom random) throws InterruptedException {
         long start = System.nanoTime();
         for (long n = 0; running; n++) {
@@ -296,7 +366,10 @@ final class Soak {
                     batch(steady, arena, DataType.F32, 4, CALLS_PER_REQUEST, own, check);
                 }
             });
-            (n % 2 == 0 ? Thread.ofVirtual().start(request) : Thread.ofPlatform().start(request)).join();
+            (n % 2 == 0
+                            ? Thread.ofVirtual().start(request)
+                            : Thread.ofPlatform().start(request))
+                    .join();
             freshThreads.increment();
             long next = start + (n + 1) * 1_000_000_000L / REQUESTS_PER_SECOND;
             Thread.sleep(Math.max(0, (next - System.nanoTime()) / 1_000_000));
@@ -304,8 +377,8 @@ final class Soak {
     }
 
     /** {@code count} calls on one set of tensors, cycling through the passes; then, if asked, a check. */
-    private void batch(LayerNorm norm, Arena arena, DataType type, long rows, int count, SplittableRandom random,
-                       boolean check) {
+    private void batch(
+            LayerNorm norm, Arena arena, DataType type, long rows, int count, SplittableRandom random, boolean check) {
         Batch b = Batch.allocate(arena, norm.config(), type, rows, random);
         for (int i = 0; i < count; i++) {
             switch (i % CYCLE) {
@@ -328,8 +401,8 @@ final class Soak {
         norm.backward(b.dy, b.x, b.mean, b.variance, b.gamma, b.dx, b.dGamma, b.dBeta);
         try (LayerNorm scalar = LayerNorm.create(norm.config(), Backend.JAVA_SCALAR)) {
             scalar.forwardTraining(b.x, expected.y, b.gamma, b.beta, expected.mean, expected.variance);
-            scalar.backward(b.dy, b.x, expected.mean, expected.variance, b.gamma, expected.dx, expected.dGamma,
-                    expected.dBeta);
+            scalar.backward(
+                    b.dy, b.x, expected.mean, expected.variance, b.gamma, expected.dx, expected.dGamma, expected.dBeta);
         }
         String call = norm + " on " + b.x;
         compare(call, "y", b.y, expected.y);
@@ -354,15 +427,24 @@ final class Soak {
             float a = Elements.get(actual.segment(), actual.dataType(), i);
             float e = Elements.get(expected.segment(), expected.dataType(), i);
             if (!(Math.abs(a - e) <= tolerance * (1 + Math.abs(e)))) {
-                throw new IllegalStateException(call + ": " + name + "[" + i + "] is " + a + ", the scalar backend gives "
-                        + e);
+                throw new IllegalStateException(
+                        call + ": " + name + "[" + i + "] is " + a + ", the scalar backend gives " + e);
             }
         }
     }
 
     /** The tensors of one batch, contiguous, from one arena; inputs drawn from N(0, 1), gamma around 1. */
-    private record Batch(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor mean, Tensor variance, Tensor dy,
-                         Tensor dx, Tensor dGamma, Tensor dBeta) {
+    private record Batch(
+            Tensor x,
+            Tensor y,
+            Tensor gamma,
+            Tensor beta,
+            Tensor mean,
+            Tensor variance,
+            Tensor dy,
+            Tensor dx,
+            Tensor dGamma,
+            Tensor dBeta) {
 
         /** With {@code random} null, the inputs are left zero (for a batch that only receives outputs). */
         static Batch allocate(Arena arena, LayerNormConfig config, DataType type, long rows, SplittableRandom random) {
@@ -400,8 +482,8 @@ final class Soak {
      * that RSS counts memory in use, not what malloc kept after the JIT's last large compilation.
      */
     private static void trimNativeHeap() throws Exception {
-        ManagementFactory.getPlatformMBeanServer().invoke(DIAGNOSTIC_COMMAND, "systemTrimNativeHeap", new Object[0],
-                new String[0]);
+        ManagementFactory.getPlatformMBeanServer()
+                .invoke(DIAGNOSTIC_COMMAND, "systemTrimNativeHeap", new Object[0], new String[0]);
     }
 
     private static ObjectName diagnosticCommand() {
@@ -429,9 +511,12 @@ final class Soak {
      * code cache's fixed reservation. It would drown a slow leak in noise.
      */
     private static double[] nmt() throws Exception {
-        String summary = (String) ManagementFactory.getPlatformMBeanServer().invoke(
-                DIAGNOSTIC_COMMAND, "vmNativeMemory",
-                new Object[] {new String[] {"summary", "scale=KB"}}, new String[] {String[].class.getName()});
+        String summary = (String) ManagementFactory.getPlatformMBeanServer()
+                .invoke(
+                        DIAGNOSTIC_COMMAND,
+                        "vmNativeMemory",
+                        new Object[] {new String[] {"summary", "scale=KB"}},
+                        new String[] {String[].class.getName()});
         Matcher total = NMT_TOTAL.matcher(summary);
         if (!total.find()) {
             throw new IllegalStateException("no native memory tracking total; run the JVM with "

@@ -1,18 +1,17 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.SplittableRandom;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /**
  * {@link Tensor#toFloatArray()}, {@link Tensor#copyFrom(float[])} and {@link Tensor#ofFloats}: float[]
@@ -24,7 +23,10 @@ class TensorConversionTest {
     /** The 16-bit pattern {@code value} becomes when stored in a one-element tensor of {@code type}. */
     private static int bits(DataType type, float value) {
         try (Arena arena = Arena.ofConfined()) {
-            return Tensor.ofFloats(arena, type, new float[] {value}, 1).segment().get(SHORT, 0) & 0xffff;
+            return Tensor.ofFloats(arena, type, new float[] {value}, 1)
+                            .segment()
+                            .get(SHORT, 0)
+                    & 0xffff;
         }
     }
 
@@ -45,16 +47,20 @@ class TensorConversionTest {
         assertEquals(0x8000, bits(DataType.BF16, -0.0f), "-0 keeps its sign");
         assertEquals(0x7f80, bits(DataType.BF16, Float.POSITIVE_INFINITY));
         assertEquals(0xff80, bits(DataType.BF16, Float.NEGATIVE_INFINITY));
-        assertEquals(0x7f7f, bits(DataType.BF16, Float.intBitsToFloat(0x7f7f7fff)), "just below max + half an ulp: max");
+        assertEquals(
+                0x7f7f, bits(DataType.BF16, Float.intBitsToFloat(0x7f7f7fff)), "just below max + half an ulp: max");
         assertEquals(0x7f80, bits(DataType.BF16, Float.intBitsToFloat(0x7f7f8000)), "max + half an ulp overflows");
         assertEquals(0x7f80, bits(DataType.BF16, Float.MAX_VALUE), "overflow gives infinity");
         assertEquals(0xff80, bits(DataType.BF16, -Float.MAX_VALUE));
         assertEquals(0x0001, bits(DataType.BF16, 0x1p-133f), "bfloat16's smallest subnormal");
         assertEquals(0x0000, bits(DataType.BF16, Float.MIN_VALUE), "far below it: zero");
         assertTrue(Float.isNaN(stored(DataType.BF16, Float.NaN)));
-        assertTrue(Float.isNaN(stored(DataType.BF16, Float.intBitsToFloat(0x7f800001))),
+        assertTrue(
+                Float.isNaN(stored(DataType.BF16, Float.intBitsToFloat(0x7f800001))),
                 "a NaN whose payload lies in the low 16 bits stays NaN, not infinity");
-        assertTrue(Float.isNaN(stored(DataType.BF16, Float.intBitsToFloat(0xffffffff))), "a negative NaN with all bits set");
+        assertTrue(
+                Float.isNaN(stored(DataType.BF16, Float.intBitsToFloat(0xffffffff))),
+                "a negative NaN with all bits set");
     }
 
     @Test
@@ -84,7 +90,8 @@ class TensorConversionTest {
         float[] values = new float[200_000];
         for (int i = 0; i < values.length; i++) {
             int bits = random.nextInt();
-            values[i] = i % 4 == 0 ? Float.intBitsToFloat(bits) // any pattern, NaNs and extremes included
+            values[i] = i % 4 == 0
+                    ? Float.intBitsToFloat(bits) // any pattern, NaNs and extremes included
                     : Float.intBitsToFloat((bits & 0xffff0000) | (i % 2 == 0 ? 0x8000 : bits & 0xffff)); // many ties
         }
         try (Arena arena = Arena.ofConfined()) {
@@ -126,7 +133,9 @@ class TensorConversionTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = DataType.class, names = {"BF16", "F16"})
+    @EnumSource(
+            value = DataType.class,
+            names = {"BF16", "F16"})
     void everyHalfPrecisionValueSurvivesARoundTrip(DataType type) {
         try (Arena arena = Arena.ofConfined()) {
             Tensor all = Tensor.allocate(arena, type, 65536);
@@ -144,7 +153,8 @@ class TensorConversionTest {
                 }
             }
             float[] expected = {1.0f, -2.0f, 0.0f};
-            assertArrayEquals(expected, Tensor.ofFloats(arena, type, expected, 3).toFloatArray(), "exact values stay");
+            assertArrayEquals(
+                    expected, Tensor.ofFloats(arena, type, expected, 3).toFloatArray(), "exact values stay");
         }
     }
 
@@ -154,7 +164,8 @@ class TensorConversionTest {
             Tensor bf16 = Tensor.allocate(arena, DataType.BF16, 5);
             short[] bf16Bits = {0x3f80, (short) 0xc000, 0x0001, 0x7f7f, (short) 0xff80};
             MemorySegment.copy(bf16Bits, 0, bf16.segment(), SHORT, 0, bf16Bits.length);
-            assertArrayEquals(new float[] {1, -2, 0x1p-133f, Float.intBitsToFloat(0x7f7f0000), Float.NEGATIVE_INFINITY},
+            assertArrayEquals(
+                    new float[] {1, -2, 0x1p-133f, Float.intBitsToFloat(0x7f7f0000), Float.NEGATIVE_INFINITY},
                     bf16.toFloatArray());
 
             Tensor f16 = Tensor.allocate(arena, DataType.F16, 5);
@@ -203,7 +214,8 @@ class TensorConversionTest {
     @Test
     void heapSegmentsWork() {
         short[] storage = new short[4];
-        Tensor tensor = Tensor.of(MemorySegment.ofArray(storage), DataType.BF16, 2, 2).copyFrom(new float[] {1, 2, 3, 4});
+        Tensor tensor =
+                Tensor.of(MemorySegment.ofArray(storage), DataType.BF16, 2, 2).copyFrom(new float[] {1, 2, 3, 4});
         assertEquals(0x3f80, storage[0]);
         assertArrayEquals(new float[] {1, 2, 3, 4}, tensor.toFloatArray());
     }
@@ -217,7 +229,9 @@ class TensorConversionTest {
 
             Tensor readOnly = Tensor.of(tensor.segment().asReadOnly(), DataType.BF16, 2, 3);
             var refused = assertThrows(IllegalArgumentException.class, () -> readOnly.copyFrom(new float[6]));
-            assertTrue(refused.getMessage().contains("BF16[2, 3]") && refused.getMessage().contains("read-only"),
+            assertTrue(
+                    refused.getMessage().contains("BF16[2, 3]")
+                            && refused.getMessage().contains("read-only"),
                     refused.getMessage());
 
             Tensor broadcast = Tensor.of(tensor.segment(), DataType.BF16, new long[] {2, 3}, new long[] {0, 1});
@@ -226,8 +240,8 @@ class TensorConversionTest {
             assertTrue(overlapping.getMessage().contains("several indices on one element"), overlapping.getMessage());
             assertArrayEquals(new float[6], tensor.toFloatArray(), "nothing was written");
 
-            var wrongShape = assertThrows(IllegalArgumentException.class,
-                    () -> Tensor.ofFloats(arena, DataType.F16, new float[3], 2, 2));
+            var wrongShape = assertThrows(
+                    IllegalArgumentException.class, () -> Tensor.ofFloats(arena, DataType.F16, new float[3], 2, 2));
             assertEquals("3 values do not fill shape [2, 2] (F16)", wrongShape.getMessage());
             assertThrows(IllegalArgumentException.class, () -> Tensor.ofFloats(arena, new float[3], 2, 2));
         }

@@ -1,14 +1,13 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-
-import java.lang.foreign.Arena;
-import java.util.Arrays;
-
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
 
 /** {@link Tensor#rows}: views of consecutive rows, without copies, for any layout whose rows flatten. */
 class TensorRowsTest {
@@ -23,7 +22,8 @@ class TensorRowsTest {
             Tensor rows = tensor.rows(1, 2, 3); // rows 2, 3, 4 of the 6 rows of 4
             assertArrayEquals(new long[] {3, 4}, rows.shape());
             assertArrayEquals(Arrays.copyOfRange(values, 8, 20), rows.toFloatArray());
-            assertEquals(tensor.segment().address() + 8 * Float.BYTES, rows.segment().address(), "a view, not a copy");
+            assertEquals(
+                    tensor.segment().address() + 8 * Float.BYTES, rows.segment().address(), "a view, not a copy");
 
             Tensor planes = tensor.rows(2, 1, 1); // the second [3, 4] plane
             assertArrayEquals(new long[] {1, 3, 4}, planes.shape());
@@ -35,10 +35,12 @@ class TensorRowsTest {
     @Test
     void paddedRowsAndUnitAxesFlattenTransposedOnesDoNot() {
         try (Arena arena = Arena.ofConfined()) {
-            Tensor padded = Tensor.of(arena.allocate(4L * 5 * 10), DataType.F32, new long[] {5, 1, 8}, new long[] {10, 999, 1});
+            Tensor padded =
+                    Tensor.of(arena.allocate(4L * 5 * 10), DataType.F32, new long[] {5, 1, 8}, new long[] {10, 999, 1});
             Tensor rows = padded.rows(1, 1, 3);
             assertArrayEquals(new long[] {10, 1}, rows.strides());
-            Tensor transposed = Tensor.of(arena.allocate(4L * 24), DataType.F32, new long[] {2, 3, 4}, new long[] {4, 8, 1});
+            Tensor transposed =
+                    Tensor.of(arena.allocate(4L * 24), DataType.F32, new long[] {2, 3, 4}, new long[] {4, 8, 1});
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> transposed.rows(1, 0, 1));
             assertTrue(e.getMessage().contains("not evenly strided"), e.getMessage());
             assertEquals(2, transposed.rows(2, 0, 2).dim(0), "as [2, (3, 4)] its planes are fine");
@@ -49,8 +51,10 @@ class TensorRowsTest {
     void outOfRangeRowsAndAxesAreRefused() {
         try (Arena arena = Arena.ofConfined()) {
             Tensor tensor = Tensor.allocate(arena, DataType.BF16, 6, 4);
-            assertEquals("rows 5 to 7 are outside the 6 rows of BF16[6, 4]",
-                    assertThrows(IllegalArgumentException.class, () -> tensor.rows(1, 5, 2)).getMessage());
+            assertEquals(
+                    "rows 5 to 7 are outside the 6 rows of BF16[6, 4]",
+                    assertThrows(IllegalArgumentException.class, () -> tensor.rows(1, 5, 2))
+                            .getMessage());
             assertThrows(IllegalArgumentException.class, () -> tensor.rows(1, -1, 1));
             assertThrows(IllegalArgumentException.class, () -> tensor.rows(0, 0, 1));
             assertThrows(IllegalArgumentException.class, () -> tensor.rows(3, 0, 1));

@@ -31,9 +31,12 @@ public final class TestAccess {
         return TestData.gaussian(n, mean, std, seed);
     }
 
-    /** Asserts that {@code actual} is the layer normalization of {@code x} within the backend's tolerance (README, "Accuracy"). */
-    public static void assertForward(Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta,
-                                     double eps, float[] actual) {
+    /**
+     * Asserts that {@code actual} is the layer normalization of {@code x} within the backend's tolerance (README,
+     * "Accuracy").
+     */
+    public static void assertForward(
+            Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta, double eps, float[] actual) {
         Accuracy.assertForward(backend, x, rows, c, gamma, beta, eps, actual);
     }
 }

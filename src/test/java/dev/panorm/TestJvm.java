@@ -9,7 +9,9 @@ public final class TestJvm {
 
     /** The {@code java} launcher running this JVM. */
     public static String java() {
-        return ProcessHandle.current().info().command()
+        return ProcessHandle.current()
+                .info()
+                .command()
                 .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString());
     }
 

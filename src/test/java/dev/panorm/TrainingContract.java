@@ -1,17 +1,16 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.Arguments;
-import org.junit.jupiter.params.provider.MethodSource;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import java.util.Arrays;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Forward training, backward (full and data-only) and global statistics on every backend, against
@@ -26,11 +25,18 @@ abstract class TrainingContract {
     /** Everything one forward-training plus backward step produces. */
     private record Step(float[] y, float[] mean, float[] variance, float[] dx, float[] dgamma, float[] dbeta) {}
 
-    private Step step(LayerNormConfig config, long[] shape, float[] x, float[] dy, float[] gamma, float[] beta,
-                      boolean dataOnly) {
+    private Step step(
+            LayerNormConfig config,
+            long[] shape,
+            float[] x,
+            float[] dy,
+            float[] gamma,
+            float[] beta,
+            boolean dataOnly) {
         int c = (int) shape[shape.length - 1];
         long[] rowShape = Arrays.copyOf(shape, shape.length - 1);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(config, backend())) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config, backend())) {
             Tensor src = Tensor.ofFloats(arena, x, shape);
             Tensor dst = Tensor.allocate(arena, DataType.F32, shape);
             Tensor scale = gamma == null ? null : Tensor.ofFloats(arena, gamma, c);
@@ -49,21 +55,46 @@ abstract class TrainingContract {
                 norm.backward(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             }
             Contracts.assertRanOn(backend(), norm);
-            return new Step(dst.toFloatArray(), mean.toFloatArray(), variance.toFloatArray(), diffSrc.toFloatArray(),
-                    diffScale == null ? null : diffScale.toFloatArray(), diffShift == null ? null : diffShift.toFloatArray());
+            return new Step(
+                    dst.toFloatArray(),
+                    mean.toFloatArray(),
+                    variance.toFloatArray(),
+                    diffSrc.toFloatArray(),
+                    diffScale == null ? null : diffScale.toFloatArray(),
+                    diffShift == null ? null : diffShift.toFloatArray());
         }
     }
 
-    private void check(int rows, int c, double mean, double std, boolean scale, boolean shift, boolean dataOnly, long seed) {
+    private void check(
+            int rows, int c, double mean, double std, boolean scale, boolean shift, boolean dataOnly, long seed) {
         float[] x = TestData.gaussian(rows * c, mean, std, seed);
         float[] dy = TestData.gaussian(rows * c, 0, 1, seed + 1);
         float[] gamma = scale ? TestData.gaussian(c, 1, 0.5, seed + 2) : null;
         float[] beta = shift ? TestData.gaussian(c, 0, 1, seed + 3) : null;
-        Step step = step(LayerNormConfig.of(c).withEps(EPS).withScale(scale).withShift(shift), new long[] {rows, c}, x, dy, gamma, beta, dataOnly);
+        Step step = step(
+                LayerNormConfig.of(c).withEps(EPS).withScale(scale).withShift(shift),
+                new long[] {rows, c},
+                x,
+                dy,
+                gamma,
+                beta,
+                dataOnly);
         Accuracy.assertForward(backend(), x, rows, c, gamma, beta, EPS, step.y());
         Accuracy.assertStatistics(backend(), x, rows, c, step.mean(), step.variance());
-        Accuracy.assertBackward(backend(), dy, x, rows, c, step.mean(), step.variance(), gamma, EPS, false, step.dx(),
-                step.dgamma(), step.dbeta());
+        Accuracy.assertBackward(
+                backend(),
+                dy,
+                x,
+                rows,
+                c,
+                step.mean(),
+                step.variance(),
+                gamma,
+                EPS,
+                false,
+                step.dx(),
+                step.dgamma(),
+                step.dbeta());
     }
 
     static Stream<Arguments> shapes() {
@@ -103,8 +134,20 @@ abstract class TrainingContract {
         Step step = step(LayerNormConfig.of(c), shape, x, dy, gamma, beta, false);
         assertEquals(12, step.mean().length);
         Accuracy.assertStatistics(backend(), x, 12, c, step.mean(), step.variance());
-        Accuracy.assertBackward(backend(), dy, x, 12, c, step.mean(), step.variance(), gamma, EPS, false, step.dx(),
-                step.dgamma(), step.dbeta());
+        Accuracy.assertBackward(
+                backend(),
+                dy,
+                x,
+                12,
+                c,
+                step.mean(),
+                step.variance(),
+                gamma,
+                EPS,
+                false,
+                step.dx(),
+                step.dgamma(),
+                step.dbeta());
     }
 
     @Test
@@ -122,8 +165,20 @@ abstract class TrainingContract {
             assertTrue(Float.isFinite(v));
         }
         assertArrayEquals(new float[] {0, 0}, step.variance(), 0f);
-        Accuracy.assertBackward(backend(), dy, x, rows, c, step.mean(), step.variance(), gamma, EPS, false, step.dx(),
-                step.dgamma(), step.dbeta());
+        Accuracy.assertBackward(
+                backend(),
+                dy,
+                x,
+                rows,
+                c,
+                step.mean(),
+                step.variance(),
+                gamma,
+                EPS,
+                false,
+                step.dx(),
+                step.dgamma(),
+                step.dbeta());
         for (int i = 0; i < c; i++) {
             assertEquals(0, step.dgamma()[i], 0f, "dgamma[" + i + "]");
             assertEquals(dy[i] + dy[c + i], step.dbeta()[i], Math.ulp(4f), "dbeta[" + i + "]");
@@ -133,13 +188,21 @@ abstract class TrainingContract {
     @Test
     void handComputedGradients() {
         // x = [1, 3], eps = 1e-5: mean 2, var 1, rstd r = 1/sqrt(1.00001), xhat = [-r, r].
-        // gamma = [2, -3], dy = [1, 1]: g = dy * gamma = [2, -3], mean(g) = -0.5, mean(g * xhat) = (-2r - 3r) / 2 = -2.5r.
-        // dx = r * (g - mean(g) - xhat * mean(g * xhat)) = r * ([2.5, -2.5] - [2.5r^2, -2.5r^2]) = [2.5r(1 - r^2), -2.5r(1 - r^2)];
+        // gamma = [2, -3], dy = [1, 1]: g = dy * gamma = [2, -3], mean(g) = -0.5, mean(g * xhat) = (-2r - 3r) / 2 =
+        // -2.5r.
+        // dx = r * (g - mean(g) - xhat * mean(g * xhat)) = r * ([2.5, -2.5] - [2.5r^2, -2.5r^2]) = [2.5r(1 - r^2),
+        // -2.5r(1 - r^2)];
         // 1 - r^2 = 1e-5 / 1.00001, so dx = +-2.4999750002...e-5. dgamma = dy * xhat = [-r, r], dbeta = dy = [1, 1].
         double r = 1 / Math.sqrt(1.00001);
         double dx0 = 2.5 * r * (1e-5 / 1.00001);
-        Step step = step(LayerNormConfig.of(2), new long[] {1, 2}, new float[] {1, 3}, new float[] {1, 1},
-                new float[] {2, -3}, new float[] {0.5f, 0.25f}, false);
+        Step step = step(
+                LayerNormConfig.of(2),
+                new long[] {1, 2},
+                new float[] {1, 3},
+                new float[] {1, 1},
+                new float[] {2, -3},
+                new float[] {0.5f, 0.25f},
+                false);
         assertArrayEquals(new float[] {2, 0}, new float[] {step.mean()[0], 0}, 0f);
         assertEquals(1, step.variance()[0], 0f);
         // dx is a difference of nearly equal terms (g - xhat * mean(g xhat)); float gives it to about 1e-6 absolute.
@@ -163,7 +226,8 @@ abstract class TrainingContract {
         for (int r = 0; r < rows; r++) {
             variances[r] = 1 + r * 0.5f;
         }
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
             Tensor src = Tensor.ofFloats(arena, x, rows, c);
             Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
             Tensor scale = Tensor.ofFloats(arena, gamma, c);
@@ -172,9 +236,10 @@ abstract class TrainingContract {
             Tensor variance = Tensor.ofFloats(arena, variances, rows);
             norm.forwardWithGlobalStatistics(src, dst, scale, shift, mean, variance);
             Contracts.assertRanOn(backend(), norm);
-            Reference.Statistics given = new Reference.Statistics(Reference.toDouble(means), Reference.toDouble(variances));
-            double[] want = Reference.forward(Reference.toDouble(x), rows, c, Reference.toDouble(gamma),
-                    Reference.toDouble(beta), EPS, given);
+            Reference.Statistics given =
+                    new Reference.Statistics(Reference.toDouble(means), Reference.toDouble(variances));
+            double[] want = Reference.forward(
+                    Reference.toDouble(x), rows, c, Reference.toDouble(gamma), Reference.toDouble(beta), EPS, given);
             float[] y = dst.toFloatArray();
             for (int i = 0; i < y.length; i++) {
                 assertEquals(want[i], y[i], 1e-5 * (1 + Math.abs(want[i])), "y[" + i + "]");
@@ -184,17 +249,30 @@ abstract class TrainingContract {
             Tensor diffSrc = Tensor.allocate(arena, DataType.F32, rows, c);
             Tensor diffScale = Tensor.allocate(arena, DataType.F32, c);
             Tensor diffShift = Tensor.allocate(arena, DataType.F32, c);
-            norm.backwardWithGlobalStatistics(Tensor.ofFloats(arena, dy, rows, c), src, mean, variance, scale, diffSrc,
-                    diffScale, diffShift);
+            norm.backwardWithGlobalStatistics(
+                    Tensor.ofFloats(arena, dy, rows, c), src, mean, variance, scale, diffSrc, diffScale, diffShift);
             Contracts.assertRanOn(backend(), norm);
-            Accuracy.assertBackward(backend(), dy, x, rows, c, means, variances, gamma, EPS, true, diffSrc.toFloatArray(),
-                    diffScale.toFloatArray(), diffShift.toFloatArray());
+            Accuracy.assertBackward(
+                    backend(),
+                    dy,
+                    x,
+                    rows,
+                    c,
+                    means,
+                    variances,
+                    gamma,
+                    EPS,
+                    true,
+                    diffSrc.toFloatArray(),
+                    diffScale.toFloatArray(),
+                    diffShift.toFloatArray());
 
             Tensor dataOnly = Tensor.allocate(arena, DataType.F32, rows, c);
-            norm.backwardDataWithGlobalStatistics(Tensor.ofFloats(arena, dy, rows, c), src, mean, variance, scale, dataOnly);
+            norm.backwardDataWithGlobalStatistics(
+                    Tensor.ofFloats(arena, dy, rows, c), src, mean, variance, scale, dataOnly);
             Contracts.assertRanOn(backend(), norm);
-            Accuracy.assertBackward(backend(), dy, x, rows, c, means, variances, gamma, EPS, true, dataOnly.toFloatArray(),
-                    null, null);
+            Accuracy.assertBackward(
+                    backend(), dy, x, rows, c, means, variances, gamma, EPS, true, dataOnly.toFloatArray(), null, null);
         }
     }
 
@@ -206,7 +284,7 @@ abstract class TrainingContract {
         float[] dy = TestData.gaussian(rows * c, 0, 1, 13);
         float[] gamma = TestData.gaussian(c, 1, 1, 14);
         try (Arena arena = Arena.ofConfined();
-             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withShift(false), backend())) {
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withShift(false), backend())) {
             Tensor src = Tensor.ofFloats(arena, x, rows, c);
             Tensor scale = Tensor.ofFloats(arena, gamma, c);
             Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
@@ -216,20 +294,40 @@ abstract class TrainingContract {
             Tensor diffScale = Tensor.allocate(arena, DataType.F32, c);
             norm.backward(gradient, src, mean, variance, scale, gradient, diffScale, null);
             Contracts.assertRanOn(backend(), norm);
-            Accuracy.assertBackward(backend(), dy, x, rows, c, mean.toFloatArray(), variance.toFloatArray(), gamma, EPS,
-                    false, gradient.toFloatArray(), diffScale.toFloatArray(), null);
+            Accuracy.assertBackward(
+                    backend(),
+                    dy,
+                    x,
+                    rows,
+                    c,
+                    mean.toFloatArray(),
+                    variance.toFloatArray(),
+                    gamma,
+                    EPS,
+                    false,
+                    gradient.toFloatArray(),
+                    diffScale.toFloatArray(),
+                    null);
         }
     }
 
     @Test
     void anEmptyBatchHasZeroParameterGradients() {
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4), backend())) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4), backend())) {
             Tensor empty = Tensor.allocate(arena, DataType.F32, 0, 4);
             Tensor stats = Tensor.allocate(arena, DataType.F32, 0);
             Tensor diffScale = Tensor.ofFloats(arena, new float[] {9, 9, 9, 9}, 4);
             Tensor diffShift = Tensor.ofFloats(arena, new float[] {9, 9, 9, 9}, 4);
-            norm.backward(empty, empty, stats, stats, Tensor.allocate(arena, DataType.F32, 4), Tensor.allocate(arena, DataType.F32, 0, 4),
-                    diffScale, diffShift);
+            norm.backward(
+                    empty,
+                    empty,
+                    stats,
+                    stats,
+                    Tensor.allocate(arena, DataType.F32, 4),
+                    Tensor.allocate(arena, DataType.F32, 0, 4),
+                    diffScale,
+                    diffShift);
             assertArrayEquals(new float[4], diffScale.toFloatArray());
             assertArrayEquals(new float[4], diffShift.toFloatArray());
         }

@@ -1,10 +1,9 @@
 package dev.panorm;
 
-import org.junit.jupiter.api.Test;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
-
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /** The contract, on the Java backend (the Vector API kernels: the tests run with jdk.incubator.vector). */
 class VectorKernelTest extends LayerNormContract {
@@ -20,7 +19,9 @@ class VectorKernelTest extends LayerNormContract {
      */
     @Test
     void theVectorKernelsRun() {
-        assertTrue(JavaKernels.vectorized(), "the Java backend runs its scalar kernels: is jdk.incubator.vector readable?");
+        assertTrue(
+                JavaKernels.vectorized(),
+                "the Java backend runs its scalar kernels: is jdk.incubator.vector readable?");
     }
 
     /**
@@ -40,13 +41,19 @@ class VectorKernelTest extends LayerNormContract {
         }
         float[] gamma = TestData.gaussian(c, 1, 0.5, 8);
         float[] beta = TestData.gaussian(c, 0, 0.5, 9);
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend(), 1)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend(), 1)) {
             Tensor src = Tensors.make(arena, DataType.F32, x, rows, c);
             Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
             Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
             Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
-            norm.forwardTraining(src, dst, Tensors.make(arena, DataType.F32, gamma, c),
-                    Tensors.make(arena, DataType.F32, beta, c), mean, variance);
+            norm.forwardTraining(
+                    src,
+                    dst,
+                    Tensors.make(arena, DataType.F32, gamma, c),
+                    Tensors.make(arena, DataType.F32, beta, c),
+                    mean,
+                    variance);
             Contracts.assertRanOn(backend(), norm);
             Accuracy.assertForward(backend(), x, rows, c, gamma, beta, 1e-5, Tensors.read(dst));
             Accuracy.assertStatistics(backend(), x, rows, c, Tensors.read(mean), Tensors.read(variance));

@@ -39,7 +39,9 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 @Warmup(iterations = 3, time = 1)
 @Measurement(iterations = 6, time = 1)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector", "-Xss4m"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector", "-Xss4m"})
 public class BandwidthBenchmark {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
@@ -56,7 +58,10 @@ public class BandwidthBenchmark {
     public void setUp() {
         fixture = new Fixture(SHAPE, "f32");
         if (impl.startsWith("copy-") || impl.startsWith("scale-")) {
-            copy = new ParallelCopy(fixture.src.segment(), fixture.dst.segment(), impl.endsWith("-2t") ? 2 : 1,
+            copy = new ParallelCopy(
+                    fixture.src.segment(),
+                    fixture.dst.segment(),
+                    impl.endsWith("-2t") ? 2 : 1,
                     impl.startsWith("scale-"));
         } else {
             peer = Peer.create(impl, fixture);
@@ -134,7 +139,9 @@ public class BandwidthBenchmark {
             }
             long step = (long) SPECIES.vectorByteSize();
             for (long at = start; at < start + length; at += step) { // lengths are multiples of 64 bytes
-                FloatVector.fromMemorySegment(SPECIES, from, at, ORDER).fma(2f, 1f).intoMemorySegment(to, at, ORDER);
+                FloatVector.fromMemorySegment(SPECIES, from, at, ORDER)
+                        .fma(2f, 1f)
+                        .intoMemorySegment(to, at, ORDER);
             }
         }
 

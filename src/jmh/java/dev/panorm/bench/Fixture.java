@@ -78,7 +78,8 @@ final class Fixture implements AutoCloseable {
         long n = tensor.elementCount();
         if (tensor.dataType() == DataType.F32) {
             for (long i = 0; i < n; i++) {
-                tensor.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (mean + spread * (2 * random.nextDouble() - 1)));
+                tensor.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, (float)
+                        (mean + spread * (2 * random.nextDouble() - 1)));
             }
         } else { // bf16: the high half of the float's bits (truncation is fine for test data)
             for (long i = 0; i < n; i++) {

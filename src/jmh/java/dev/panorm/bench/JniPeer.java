@@ -63,14 +63,25 @@ final class JniPeer implements Peer {
         int flags = dnnl_use_scale | dnnl_use_shift;
         float eps = (float) fixture.config().eps();
         dnnl_primitive_desc forwardPd = new dnnl_primitive_desc();
-        check(dnnl_layer_normalization_forward_primitive_desc_create(forwardPd, engine,
-                pass == Pass.FORWARD ? dnnl_forward_inference : dnnl_forward_training, data, data, stat, eps, flags, attr),
+        check(
+                dnnl_layer_normalization_forward_primitive_desc_create(
+                        forwardPd,
+                        engine,
+                        pass == Pass.FORWARD ? dnnl_forward_inference : dnnl_forward_training,
+                        data,
+                        data,
+                        stat,
+                        eps,
+                        flags,
+                        attr),
                 "forward primitive_desc_create");
         dnnl_primitive_desc pd = forwardPd;
         if (pass == Pass.BACKWARD) {
             pd = new dnnl_primitive_desc();
-            check(dnnl_layer_normalization_backward_primitive_desc_create(pd, engine, dnnl_backward, data, data, data,
-                    stat, eps, flags, forwardPd, attr), "backward primitive_desc_create");
+            check(
+                    dnnl_layer_normalization_backward_primitive_desc_create(
+                            pd, engine, dnnl_backward, data, data, data, stat, eps, flags, forwardPd, attr),
+                    "backward primitive_desc_create");
         }
         primitive = new dnnl_primitive();
         check(dnnl_primitive_create(primitive, pd), "dnnl_primitive_create");
@@ -104,11 +115,13 @@ final class JniPeer implements Peer {
         for (int i = 0; i < bindings.size(); i++) {
             Object[] binding = bindings.get(i);
             Tensor tensor = (Tensor) binding[1];
-            dnnl_memory memory = memory((dnnl_memory_desc) binding[2], new Pointer(tensor.segment().asByteBuffer()));
+            dnnl_memory memory = memory(
+                    (dnnl_memory_desc) binding[2], new Pointer(tensor.segment().asByteBuffer()));
             args.position(i).arg((Integer) binding[0]).memory(memory);
         }
         if (scratchpadBytes > 0) {
-            Pointer buffer = new Pointer(fixture.arena.allocate(scratchpadBytes, 64).asByteBuffer());
+            Pointer buffer =
+                    new Pointer(fixture.arena.allocate(scratchpadBytes, 64).asByteBuffer());
             args.position(bindings.size()).arg(DNNL_ARG_SCRATCHPAD).memory(memory(scratchpad, buffer));
         }
         args.position(0);
@@ -165,9 +178,11 @@ final class JniPeer implements Peer {
             long copies = Files.readAllLines(Path.of("/proc/self/maps")).stream()
                     .filter(line -> line.endsWith("libdnnl.so.3"))
                     .map(line -> line.substring(line.lastIndexOf(' ') + 1))
-                    .distinct().count();
+                    .distinct()
+                    .count();
             if (copies > 1) {
-                throw new IllegalStateException("two copies of libdnnl.so.3 are loaded; run the JNI peer in its own fork");
+                throw new IllegalStateException(
+                        "two copies of libdnnl.so.3 are loaded; run the JNI peer in its own fork");
             }
         } catch (IOException e) {
             // not Linux-like: nothing to check
@@ -192,9 +207,11 @@ final class JniPeer implements Peer {
 
     /** omp_set_num_threads of the libgomp already loaded (by JavaCPP, with its oneDNN). */
     static final class OpenMpThreads {
-        private static final MethodHandle SET = Linker.nativeLinker().downcallHandle(
-                SymbolLookup.libraryLookup("libgomp.so.1", Arena.global()).findOrThrow("omp_set_num_threads"),
-                FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT));
+        private static final MethodHandle SET = Linker.nativeLinker()
+                .downcallHandle(
+                        SymbolLookup.libraryLookup("libgomp.so.1", Arena.global())
+                                .findOrThrow("omp_set_num_threads"),
+                        FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT));
 
         static void set(int threads) {
             try {

@@ -30,9 +30,12 @@ import org.openjdk.jmh.infra.BenchmarkParams;
 @OutputTimeUnit(TimeUnit.MICROSECONDS)
 @Warmup(iterations = 5, time = 200, timeUnit = TimeUnit.MILLISECONDS)
 @Measurement(iterations = 6, time = 200, timeUnit = TimeUnit.MILLISECONDS)
-@Fork(value = 1, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector", "-Xss4m"})
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector", "-Xss4m"})
 public class LayerNormBenchmark {
-    @Param({"1x768", "8x768", "32x768", "128x1024", "512x1024", "2048x4096", "8192x1024", "1x65536", "3x1000", "257x768"})
+    @Param({"1x768", "8x768", "32x768", "128x1024", "512x1024", "2048x4096", "8192x1024", "1x65536", "3x1000", "257x768"
+    })
     public String shape;
 
     @Param({"f32", "bf16"})

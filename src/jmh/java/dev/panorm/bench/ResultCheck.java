@@ -41,10 +41,19 @@ final class ResultCheck {
         try (LayerNorm reference = fixture.reference()) {
             switch (pass) {
                 case FORWARD -> reference.forward(fixture.src, fixture.dst, fixture.scale, fixture.shift);
-                case TRAINING -> reference.forwardTraining(fixture.src, fixture.dst, fixture.scale, fixture.shift,
-                        fixture.mean, fixture.variance);
-                case BACKWARD -> reference.backward(fixture.diffDst, fixture.src, fixture.mean, fixture.variance,
-                        fixture.scale, fixture.diffSrc, fixture.diffScale, fixture.diffShift);
+                case TRAINING ->
+                    reference.forwardTraining(
+                            fixture.src, fixture.dst, fixture.scale, fixture.shift, fixture.mean, fixture.variance);
+                case BACKWARD ->
+                    reference.backward(
+                            fixture.diffDst,
+                            fixture.src,
+                            fixture.mean,
+                            fixture.variance,
+                            fixture.scale,
+                            fixture.diffSrc,
+                            fixture.diffScale,
+                            fixture.diffShift);
             }
         }
         for (int k = 0; k < outputs.size(); k++) {

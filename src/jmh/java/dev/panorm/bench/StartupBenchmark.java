@@ -45,7 +45,9 @@ public class StartupBenchmark {
     @OutputTimeUnit(TimeUnit.MILLISECONDS)
     @Warmup(iterations = 0)
     @Measurement(iterations = 1)
-    @Fork(value = 10, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
+    @Fork(
+            value = 10,
+            jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
     public Object loadLibrary() {
         LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768), Backend.ONEDNN);
         norm.close();
@@ -117,7 +119,9 @@ public class StartupBenchmark {
     @OutputTimeUnit(TimeUnit.MICROSECONDS)
     @Warmup(iterations = 0)
     @Measurement(iterations = 20)
-    @Fork(value = 3, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
+    @Fork(
+            value = 3,
+            jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
     public void firstCallOnNewShape(WarmProcess process) {
         process.norm.forward(process.src, process.dst, process.scale, process.shift);
     }
@@ -127,7 +131,9 @@ public class StartupBenchmark {
     @OutputTimeUnit(TimeUnit.MICROSECONDS)
     @Warmup(iterations = 0)
     @Measurement(iterations = 1)
-    @Fork(value = 10, jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
+    @Fork(
+            value = 10,
+            jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
     public void firstCallOnNewShapeCold(ColdProcess process) {
         process.norm.forward(process.src, process.src, process.scale, process.shift);
     }

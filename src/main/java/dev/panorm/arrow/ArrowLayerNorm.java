@@ -75,8 +75,8 @@ public final class ArrowLayerNorm {
      *     differ, a non-null row of {@code input} holds a null value, or {@code scale}/{@code shift} do not fit
      * @throws IllegalStateException if a buffer has been released or an allocator closed, or {@code norm} is closed
      */
-    public static void normalizeInto(LayerNorm norm, ValueVector input, ValueVector output, Tensor scale,
-                                     Tensor shift) {
+    public static void normalizeInto(
+            LayerNorm norm, ValueVector input, ValueVector output, Tensor scale, Tensor shift) {
         Objects.requireNonNull(norm, "norm");
         Embeddings in = Embeddings.of("input", input, norm);
         Embeddings out = input == output ? in : Embeddings.of("output", output, norm);
@@ -105,8 +105,8 @@ public final class ArrowLayerNorm {
      * @throws IllegalArgumentException as {@link #normalizeInto}
      * @throws IllegalStateException as {@link #normalizeInto}, or if {@code allocator} is closed
      */
-    public static FixedSizeListVector normalizeIntoNew(LayerNorm norm, ValueVector input, BufferAllocator allocator,
-                                                       Tensor scale, Tensor shift) {
+    public static FixedSizeListVector normalizeIntoNew(
+            LayerNorm norm, ValueVector input, BufferAllocator allocator, Tensor scale, Tensor shift) {
         Objects.requireNonNull(norm, "norm");
         Embeddings in = Embeddings.of("input", input, norm);
         checkOpen("the new vector would come from allocator", allocator);
@@ -132,8 +132,15 @@ public final class ArrowLayerNorm {
         final MemorySegment rowValidity;
         final MemorySegment valueValidity;
 
-        private Embeddings(String name, FixedSizeListVector list, long rows, long size, long[] shape,
-                           MemorySegment data, MemorySegment rowValidity, MemorySegment valueValidity) {
+        private Embeddings(
+                String name,
+                FixedSizeListVector list,
+                long rows,
+                long size,
+                long[] shape,
+                MemorySegment data,
+                MemorySegment rowValidity,
+                MemorySegment valueValidity) {
             this.name = name;
             this.list = list;
             this.rows = rows;
@@ -144,21 +151,25 @@ public final class ArrowLayerNorm {
             this.valueValidity = valueValidity;
         }
 
-        /** Checks that {@code vector} is {@code FixedSizeList<Float32>[C]} with live buffers large enough for its rows. */
+        /**
+         * Checks that {@code vector} is {@code FixedSizeList<Float32>[C]} with live buffers large enough for its rows.
+         */
         static Embeddings of(String role, ValueVector vector, LayerNorm norm) {
             Objects.requireNonNull(vector, role);
             String name = role + " '" + vector.getName() + "'";
             if (!(vector instanceof FixedSizeListVector list)) {
-                throw new IllegalArgumentException(name + " is a " + vector.getClass().getSimpleName() + " of type "
-                        + vector.getField().getType() + "; panorm normalizes a FixedSizeListVector of float32"
-                        + " (FixedSizeList<Float32>[C], one embedding per row)");
+                throw new IllegalArgumentException(
+                        name + " is a " + vector.getClass().getSimpleName() + " of type "
+                                + vector.getField().getType() + "; panorm normalizes a FixedSizeListVector of float32"
+                                + " (FixedSizeList<Float32>[C], one embedding per row)");
             }
             if (!(list.getDataVector() instanceof Float4Vector values)) {
-                String child = list.getDataVector() instanceof ZeroVector ? "no child vector"
+                String child = list.getDataVector() instanceof ZeroVector
+                        ? "no child vector"
                         : "values of type " + list.getDataVector().getField().getType() + " ("
-                        + list.getDataVector().getClass().getSimpleName() + ")";
-                throw new IllegalArgumentException(name + " has " + child
-                        + "; panorm needs float32 values (a Float4Vector child)");
+                                + list.getDataVector().getClass().getSimpleName() + ")";
+                throw new IllegalArgumentException(
+                        name + " has " + child + "; panorm needs float32 values (a Float4Vector child)");
             }
             long size = norm.config().normalizedSize();
             if (list.getListSize() != size) {
@@ -175,7 +186,12 @@ public final class ArrowLayerNorm {
             long[] shape = new long[normalizedShape.length + 1];
             shape[0] = rows;
             System.arraycopy(normalizedShape, 0, shape, 1, normalizedShape.length);
-            return new Embeddings(name, list, rows, size, shape,
+            return new Embeddings(
+                    name,
+                    list,
+                    rows,
+                    size,
+                    shape,
                     segment("the values buffer of " + name, values.getDataBuffer(), count * Float.BYTES),
                     segment("the validity buffer of " + name, list.getValidityBuffer(), bitmapBytes(rows)),
                     segment("the values' validity buffer of " + name, values.getValidityBuffer(), bitmapBytes(count)));
@@ -215,7 +231,8 @@ public final class ArrowLayerNorm {
                 setBits(rowValidity, row, end, valid);
                 setBits(valueValidity, row * size, end * size, valid);
                 if (!valid) {
-                    data.asSlice(row * size * Float.BYTES, (end - row) * size * Float.BYTES).fill((byte) 0);
+                    data.asSlice(row * size * Float.BYTES, (end - row) * size * Float.BYTES)
+                            .fill((byte) 0);
                 }
                 row = end;
             }
@@ -234,8 +251,8 @@ public final class ArrowLayerNorm {
             throw new IllegalStateException(what + " has been released (was the vector or its allocator closed?)");
         }
         if (buffer.capacity() < bytes) {
-            throw new IllegalArgumentException(what + " holds " + buffer.capacity() + " bytes, but the vector's"
-                    + " value count needs " + bytes);
+            throw new IllegalArgumentException(
+                    what + " holds " + buffer.capacity() + " bytes, but the vector's" + " value count needs " + bytes);
         }
         checkOpen(what + " belongs to allocator", buffer.getReferenceManager().getAllocator());
         return MemorySegment.ofAddress(buffer.memoryAddress()).reinterpret(bytes);

@@ -57,8 +57,8 @@ final class Bench {
                 gamma.segment().fill((byte) 0x3f); // about 0.75
                 double bytes = 2.0 * x.byteExtent(); // read src, write dst
                 for (Candidate candidate : candidates) {
-                    try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(shape[1]), candidate.backend(),
-                            candidate.threads())) {
+                    try (LayerNorm norm =
+                            LayerNorm.create(LayerNormConfig.of(shape[1]), candidate.backend(), candidate.threads())) {
                         double perCall = medianSeconds(() -> norm.forward(x, y, gamma, beta), seconds);
                         results.add(new Result(name, candidate.name(), perCall * 1e6, bytes / perCall / 1e9));
                     }
@@ -93,7 +93,8 @@ final class Bench {
             }
             out.printf(Locale.ROOT, " %14.1f %14.1f%n", auto, copy);
         }
-        out.println("\nforward float32, scale and shift; time per call (median); GB/s counts src read and dst written.");
+        out.println(
+                "\nforward float32, scale and shift; time per call (median); GB/s counts src read and dst written.");
         out.println("Full comparison with C and JNI: docs/benchmarks.md (scripts/bench.sh).");
     }
 
@@ -101,9 +102,15 @@ final class Bench {
         out.println("[");
         for (int i = 0; i < results.size(); i++) {
             Result r = results.get(i);
-            out.printf(Locale.ROOT, "  {\"shape\": \"%s\", \"backend\": \"%s\", \"microseconds\": %.4f, "
-                    + "\"gigabytesPerSecond\": %.3f}%s%n", r.shape(), r.candidate(), r.microseconds(),
-                    r.gigabytesPerSecond(), i + 1 < results.size() ? "," : "");
+            out.printf(
+                    Locale.ROOT,
+                    "  {\"shape\": \"%s\", \"backend\": \"%s\", \"microseconds\": %.4f, "
+                            + "\"gigabytesPerSecond\": %.3f}%s%n",
+                    r.shape(),
+                    r.candidate(),
+                    r.microseconds(),
+                    r.gigabytesPerSecond(),
+                    i + 1 < results.size() ? "," : "");
         }
         out.println("]");
     }

@@ -31,14 +31,20 @@ final class BenchChart {
         if (!svg && !name.endsWith(".png")) {
             throw new Main.UsageException("--chart writes .png or .svg, got " + file);
         }
-        XYChart chart = new XYChartBuilder().width(960).height(600)
+        XYChart chart = new XYChartBuilder()
+                .width(960)
+                .height(600)
                 .title("panorm forward float32: throughput against tensor size")
-                .xAxisTitle("bytes read and written per call (MiB, log scale)").yAxisTitle("GB/s").build();
+                .xAxisTitle("bytes read and written per call (MiB, log scale)")
+                .yAxisTitle("GB/s")
+                .build();
         chart.getStyler().setXAxisLogarithmic(true);
         chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
         chart.getStyler().setMarkerSize(6);
-        for (String backend : results.stream().map(Bench.Result::candidate).distinct().toList()) {
-            List<Bench.Result> series = results.stream().filter(r -> r.candidate().equals(backend)).toList();
+        for (String backend :
+                results.stream().map(Bench.Result::candidate).distinct().toList()) {
+            List<Bench.Result> series =
+                    results.stream().filter(r -> r.candidate().equals(backend)).toList();
             double[] x = new double[series.size()];
             double[] y = new double[series.size()];
             for (int i = 0; i < series.size(); i++) {
@@ -52,10 +58,11 @@ final class BenchChart {
             }
         }
         // Created like any new file (not 0600 like createTempFile's), next to the target so the rename is atomic.
-        Path temporary = file.toAbsolutePath().resolveSibling(".panorm-chart-" + ProcessHandle.current().pid() + "-"
-                + System.nanoTime() + ".tmp");
+        Path temporary = file.toAbsolutePath()
+                .resolveSibling(".panorm-chart-" + ProcessHandle.current().pid() + "-" + System.nanoTime() + ".tmp");
         try {
-            try (OutputStream out = Files.newOutputStream(temporary, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            try (OutputStream out =
+                    Files.newOutputStream(temporary, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
                 if (svg) {
                     VectorGraphicsEncoder.saveVectorGraphic(chart, out, VectorGraphicsEncoder.VectorGraphicsFormat.SVG);
                 } else {

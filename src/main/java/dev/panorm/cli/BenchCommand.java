@@ -1,19 +1,22 @@
 package dev.panorm.cli;
 
 import dev.panorm.cli.Main.UsageException;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.Option;
-import picocli.CommandLine.ParentCommand;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
 
 /** {@code panorm bench}: a short version of docs/benchmarks.md. */
-@Command(name = "bench", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, separator = " ",
+@Command(
+        name = "bench",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        separator = " ",
         sortOptions = false,
         description = "Times forward float32 on each backend (oneDNN on 1 and all threads, the vector and scalar Java"
                 + " kernels, AUTO) and a plain copy of the same bytes, per shape; prints a table, or JSON.")
@@ -24,18 +27,26 @@ final class BenchCommand implements Callable<Integer> {
     @ParentCommand
     private Main main;
 
-    @Option(names = "--shapes", paramLabel = "ROWSxC,...", defaultValue = Bench.DEFAULT_SHAPES,
+    @Option(
+            names = "--shapes",
+            paramLabel = "ROWSxC,...",
+            defaultValue = Bench.DEFAULT_SHAPES,
             description = "default: " + Bench.DEFAULT_SHAPES)
     private String shapes;
 
-    @Option(names = "--seconds", paramLabel = "S", defaultValue = "0.3",
+    @Option(
+            names = "--seconds",
+            paramLabel = "S",
+            defaultValue = "0.3",
             description = "seconds of warm-up and of timing, each, per shape and backend; in (0, 60], default 0.3")
     private double seconds;
 
     @Option(names = "--json", description = "JSON instead of a table")
     private boolean json;
 
-    @Option(names = "--chart", paramLabel = "FILE.png|FILE.svg",
+    @Option(
+            names = "--chart",
+            paramLabel = "FILE.png|FILE.svg",
             description = "also draw GB/s against size per backend, with the copy as the roof (needs XChart,"
                     + " which scripts/panorm's class path has)")
     private Path chart;
@@ -65,9 +76,13 @@ final class BenchCommand implements Callable<Integer> {
             Bench.printTable(results, main.out);
         }
         if (seconds * (parsed.size() * 5) < JIT_WARMUP_SECONDS) {
-            main.err.printf(Locale.ROOT, "panorm: note: with --seconds %s the whole warm-up is shorter than the ~%.0f s"
-                    + " the JIT needs to compile the Java vector kernels; their times may be those of interpreted code%n",
-                    seconds, JIT_WARMUP_SECONDS);
+            main.err.printf(
+                    Locale.ROOT,
+                    "panorm: note: with --seconds %s the whole warm-up is shorter than the ~%.0f s"
+                            + " the JIT needs to compile the Java vector kernels; their times may be those of"
+                            + " interpreted code%n",
+                    seconds,
+                    JIT_WARMUP_SECONDS);
         }
         return Main.OK;
     }

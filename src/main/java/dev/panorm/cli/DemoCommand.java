@@ -7,9 +7,6 @@ import dev.panorm.LayerNormConfig;
 import dev.panorm.NativeLibraryException;
 import dev.panorm.OneDnn;
 import dev.panorm.Tensor;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.ParentCommand;
-
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -19,11 +16,17 @@ import java.util.Locale;
 import java.util.Optional;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.ParentCommand;
 
 /** {@code panorm demo}: one tensor through every backend, their agreement and timing side by side. */
-@Command(name = "demo", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
-        description = "Normalizes a sample tensor with every backend; prints each one's timing and its error against the"
-                + " exact result, as a share of the README's bound (exit status 1 if any exceeds it).")
+@Command(
+        name = "demo",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        description =
+                "Normalizes a sample tensor with every backend; prints each one's timing and its error against the"
+                        + " exact result, as a share of the README's bound (exit status 1 if any exceeds it).")
 final class DemoCommand implements Callable<Integer> {
     private static final int ROWS = 64;
     private static final int C = 768;
@@ -35,12 +38,18 @@ final class DemoCommand implements Callable<Integer> {
     public Integer call() {
         PrintStream out = main.out;
         LayerNormConfig config = LayerNormConfig.of(C);
-        out.printf(Locale.ROOT, "panorm demo: layer normalization of F32[%d, %d], eps %.0e, with scale and shift%n%n",
-                ROWS, C, config.eps());
-        List<Backend> backends = new ArrayList<>(List.of(Backend.ONEDNN, Backend.JAVA, Backend.JAVA_SCALAR, Backend.AUTO));
+        out.printf(
+                Locale.ROOT,
+                "panorm demo: layer normalization of F32[%d, %d], eps %.0e, with scale and shift%n%n",
+                ROWS,
+                C,
+                config.eps());
+        List<Backend> backends =
+                new ArrayList<>(List.of(Backend.ONEDNN, Backend.JAVA, Backend.JAVA_SCALAR, Backend.AUTO));
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         if (failure.isPresent()) {
-            out.println("oneDNN is not available (" + failure.get().getMessage() + "); showing the Java backends only.");
+            out.println(
+                    "oneDNN is not available (" + failure.get().getMessage() + "); showing the Java backends only.");
             backends.remove(Backend.ONEDNN);
         }
         try (Arena arena = Arena.ofConfined()) {
@@ -52,8 +61,15 @@ final class DemoCommand implements Callable<Integer> {
             fill(gamma, random, 1);
             fill(beta, random, 1);
             double[][] reference = reference(x.toFloatArray(), gamma.toFloatArray(), beta.toFloatArray(), config.eps());
-            out.printf(Locale.ROOT, "%-12s %-34s %16s %12s %15s %12s%n", "backend", "implementation", "median per call",
-                    "throughput", "max |y - exact|", "of bound");
+            out.printf(
+                    Locale.ROOT,
+                    "%-12s %-34s %16s %12s %15s %12s%n",
+                    "backend",
+                    "implementation",
+                    "median per call",
+                    "throughput",
+                    "max |y - exact|",
+                    "of bound");
             boolean allWithin = true;
             for (Backend backend : backends) {
                 Tensor y = Tensor.allocate(arena, DataType.F32, ROWS, C);
@@ -69,14 +85,25 @@ final class DemoCommand implements Callable<Integer> {
                         worst = Math.max(worst, error / reference[1][i]);
                     }
                     allWithin &= worst <= 1;
-                    out.printf(Locale.ROOT, "%-12s %-34s %13.2f us %7.2f GB/s %15.2e %11.0f%%%n", Options.name(backend),
-                            norm.implementation(x, y, gamma, beta), seconds * 1e6, gigabytes / seconds, maxError,
+                    out.printf(
+                            Locale.ROOT,
+                            "%-12s %-34s %13.2f us %7.2f GB/s %15.2e %11.0f%%%n",
+                            Options.name(backend),
+                            norm.implementation(x, y, gamma, beta),
+                            seconds * 1e6,
+                            gigabytes / seconds,
+                            maxError,
                             worst * 100);
                 }
             }
-            out.printf(Locale.ROOT, "%n%s: the last column is each backend's largest error over %d outputs as a share of"
-                    + " the README's bound for that element (Accuracy: K = 8 u (kappa max(1, |gamma|) + |beta|)), against"
-                    + " the exact result computed in double%n", allWithin ? "agreement" : "DISAGREEMENT", ROWS * C);
+            out.printf(
+                    Locale.ROOT,
+                    "%n%s: the last column is each backend's largest error over %d outputs as a share of"
+                            + " the README's bound for that element (Accuracy: K = 8 u (kappa max(1, |gamma|) +"
+                            + " |beta|)), against"
+                            + " the exact result computed in double%n",
+                    allWithin ? "agreement" : "DISAGREEMENT",
+                    ROWS * C);
             return allWithin ? Main.OK : Main.FAILED;
         }
     }
@@ -101,7 +128,8 @@ final class DemoCommand implements Callable<Integer> {
             double kappa = largest * rstd;
             for (int i = 0; i < C; i++) {
                 y[base + i] = (x[base + i] - mean) * rstd * gamma[i] + beta[i];
-                bound[base + i] = 8 * 0x1p-24 * (kappa * Math.max(1, Math.abs(gamma[i])) + Math.abs(beta[i])) + 0x1p-126;
+                bound[base + i] =
+                        8 * 0x1p-24 * (kappa * Math.max(1, Math.abs(gamma[i])) + Math.abs(beta[i])) + 0x1p-126;
             }
         }
         return new double[][] {y, bound};

@@ -6,20 +6,23 @@ import dev.panorm.LayerNormConfig;
 import dev.panorm.NativeLibraryException;
 import dev.panorm.OneDnn;
 import dev.panorm.Tensor;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
-import java.io.PrintStream;
-import java.lang.foreign.Arena;
-import java.util.Optional;
-import java.util.concurrent.Callable;
-import java.util.Locale;
-
 /** {@code panorm info}: which oneDNN runs, from where, and what it picks on this machine. */
-@Command(name = "info", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
-        description = "oneDNN's version, the CPU ISA it uses, the implementation it picks for a sample shape, its thread"
-                + " count, and the path it was loaded from. Exit status 1 if oneDNN cannot be loaded.")
+@Command(
+        name = "info",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        description =
+                "oneDNN's version, the CPU ISA it uses, the implementation it picks for a sample shape, its thread"
+                        + " count, and the path it was loaded from. Exit status 1 if oneDNN cannot be loaded.")
 final class InfoCommand implements Callable<Integer> {
     private static final long ROWS = 32;
     private static final long C = 768;
@@ -33,8 +36,9 @@ final class InfoCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         PrintStream out = main.out;
-        out.println("panorm       " + Optional.ofNullable(Main.class.getPackage().getImplementationVersion())
-                .orElse("(development build)"));
+        out.println("panorm       "
+                + Optional.ofNullable(Main.class.getPackage().getImplementationVersion())
+                        .orElse("(development build)"));
         out.println("java         " + Runtime.version() + " (" + System.getProperty("java.vendor") + ")");
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         if (failure.isPresent()) {
@@ -42,12 +46,14 @@ final class InfoCommand implements Callable<Integer> {
             out.println("backends     java");
             return Main.FAILED;
         }
-        out.println("oneDNN       " + OneDnn.version() + (OneDnn.gitHash().isEmpty() ? "" : " (git " + OneDnn.gitHash() + ")")
+        out.println("oneDNN       " + OneDnn.version()
+                + (OneDnn.gitHash().isEmpty() ? "" : " (git " + OneDnn.gitHash() + ")")
                 + (OneDnn.isBundled() ? ", bundled" : ", user-provided (bundled: " + OneDnn.bundledVersion() + ")"));
         out.println("library      " + OneDnn.libraryPath());
         out.println("CPU ISA      " + OneDnn.cpuIsa());
         out.println("threads      " + OneDnn.maxThreads() + " (" + OneDnn.cpuRuntime() + ")");
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C))) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C))) {
             Tensor x = Tensor.allocate(arena, DataType.F32, ROWS, C);
             Tensor parameter = Tensor.allocate(arena, DataType.F32, C);
             out.println("sample       layer normalization F32[" + ROWS + ", " + C + "] forward inference -> "
@@ -65,15 +71,21 @@ final class InfoCommand implements Callable<Integer> {
         out.println();
         out.printf(Locale.ROOT, "forward inference on [%d, %d] data, by data type:%n", ROWS, C);
         out.printf(Locale.ROOT, "%-5s %-5s %-12s %s%n", "src", "dst", "scale/shift", "implementation");
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C))) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C))) {
             for (DataType src : DataType.values()) {
                 for (DataType dst : DataType.values()) {
                     for (DataType parameters : DataType.values()) {
                         Tensor x = Tensor.allocate(arena, src, ROWS, C);
                         Tensor y = Tensor.allocate(arena, dst, ROWS, C);
                         Tensor p = Tensor.allocate(arena, parameters, C);
-                        out.printf(Locale.ROOT, "%-5s %-5s %-12s %s%n", Options.name(src), Options.name(dst),
-                                Options.name(parameters), norm.implementation(x, y, p, p));
+                        out.printf(
+                                Locale.ROOT,
+                                "%-5s %-5s %-12s %s%n",
+                                Options.name(src),
+                                Options.name(dst),
+                                Options.name(parameters),
+                                norm.implementation(x, y, p, p));
                     }
                 }
             }

@@ -1,15 +1,6 @@
 package dev.panorm.cli;
 
 import dev.panorm.PanormException;
-import picocli.CommandLine;
-import picocli.CommandLine.Command;
-import picocli.CommandLine.HelpCommand;
-import picocli.CommandLine.IVersionProvider;
-import picocli.CommandLine.Model.CommandSpec;
-import picocli.CommandLine.ParameterException;
-import picocli.CommandLine.Spec;
-import picocli.CommandLine.UnmatchedArgumentException;
-
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
@@ -19,6 +10,14 @@ import java.nio.file.NoSuchFileException;
 import java.util.List;
 import java.util.Properties;
 import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.HelpCommand;
+import picocli.CommandLine.IVersionProvider;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.ParameterException;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.UnmatchedArgumentException;
 
 /**
  * The {@code panorm} command line: {@code info}, {@code normalize}, {@code backward}, {@code demo} and
@@ -26,12 +25,24 @@ import java.util.concurrent.Callable;
  * work fails (bad input file, native failure), 2 for anything wrong on the command line. Every error is
  * one line on stderr. Public only as the jar's entry point.
  */
-@Command(name = "panorm", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+@Command(
+        name = "panorm",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
         description = "Layer normalization of .npy files with oneDNN or panorm's Java kernels.",
-        subcommands = {InfoCommand.class, NormalizeCommand.class, BackwardCommand.class, DemoCommand.class,
-            BenchCommand.class, HelpCommand.class},
-        footer = {"", "Every output is written to a temporary file and renamed when complete, never left partial.",
-            "Exit status: 0 success, 1 failure while running, 2 usage error."})
+        subcommands = {
+            InfoCommand.class,
+            NormalizeCommand.class,
+            BackwardCommand.class,
+            DemoCommand.class,
+            BenchCommand.class,
+            HelpCommand.class
+        },
+        footer = {
+            "",
+            "Every output is written to a temporary file and renamed when complete, never left partial.",
+            "Exit status: 0 success, 1 failure while running, 2 usage error."
+        })
 public final class Main implements Callable<Integer> {
     static final int OK = 0;
     static final int FAILED = 1;
@@ -82,7 +93,8 @@ public final class Main implements Callable<Integer> {
 
     /** Picocli's message, except for unknown words: the first one alone, named as a command or option, with a guess. */
     private static String describe(ParameterException e) {
-        if (!(e instanceof UnmatchedArgumentException unmatched) || unmatched.getUnmatched().isEmpty()) {
+        if (!(e instanceof UnmatchedArgumentException unmatched)
+                || unmatched.getUnmatched().isEmpty()) {
             return e.getMessage();
         }
         String word = unmatched.getUnmatched().getFirst();
@@ -122,7 +134,8 @@ public final class Main implements Callable<Integer> {
     /** "Unknown option" reads as "unknown option" after "panorm: "; "IN.npy" stays as it is. */
     private static String lowerFirst(String text) {
         return text.length() > 1 && Character.isUpperCase(text.charAt(0)) && Character.isLowerCase(text.charAt(1))
-                ? Character.toLowerCase(text.charAt(0)) + text.substring(1) : text;
+                ? Character.toLowerCase(text.charAt(0)) + text.substring(1)
+                : text;
     }
 
     /** Something wrong on the command line that only a command can see: exit status 2, one line. */
@@ -145,8 +158,8 @@ public final class Main implements Callable<Integer> {
                 }
             }
             return new String[] {
-                "panorm " + properties.getProperty("panorm.version", "(development build)")
-                        + " (bundles oneDNN " + properties.getProperty("onednn.version", "?") + ")",
+                "panorm " + properties.getProperty("panorm.version", "(development build)") + " (bundles oneDNN "
+                        + properties.getProperty("onednn.version", "?") + ")",
                 "java " + Runtime.version() + " (" + System.getProperty("java.vendor") + ")"
             };
         }

@@ -6,9 +6,6 @@ import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
 import dev.panorm.cli.Main.UsageException;
 import dev.panorm.io.Npy;
-import picocli.CommandLine.ITypeConverter;
-import picocli.CommandLine.TypeConversionException;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.file.Files;
@@ -17,6 +14,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import picocli.CommandLine.ITypeConverter;
+import picocli.CommandLine.TypeConversionException;
 
 /** What the commands share: option types, checks of the paths given, and how results are reported. */
 final class Options {
@@ -112,8 +111,8 @@ final class Options {
             }
             for (Path input : inputs) {
                 if (input != null && sameFile(input, output)) {
-                    throw new UsageException("output " + output + " is the same file as input " + input
-                            + "; write to another path");
+                    throw new UsageException(
+                            "output " + output + " is the same file as input " + input + "; write to another path");
                 }
             }
             for (Path other : seen) {
@@ -141,8 +140,8 @@ final class Options {
         try {
             long[] shape = reader.shape();
             if (shape.length < axes) {
-                throw new IllegalArgumentException(role + " " + path + " has shape " + Arrays.toString(shape) + ": rank "
-                        + shape.length + ", fewer than the " + axes + " axes to normalize over");
+                throw new IllegalArgumentException(role + " " + path + " has shape " + Arrays.toString(shape)
+                        + ": rank " + shape.length + ", fewer than the " + axes + " axes to normalize over");
             }
             for (int axis = shape.length - axes; axis < shape.length; axis++) {
                 if (shape[axis] < 1) {
@@ -161,8 +160,9 @@ final class Options {
     static Tensor parameter(Path path, String option, long[] normalizedShape, Arena arena) throws IOException {
         try (Npy.Reader reader = Npy.Reader.open(path)) {
             if (!Arrays.equals(reader.shape(), normalizedShape)) {
-                throw new IllegalArgumentException(option + " " + path + " has shape " + Arrays.toString(reader.shape())
-                        + " but must have shape " + Arrays.toString(normalizedShape) + " (the normalized axes of the data)");
+                throw new IllegalArgumentException(
+                        option + " " + path + " has shape " + Arrays.toString(reader.shape()) + " but must have shape "
+                                + Arrays.toString(normalizedShape) + " (the normalized axes of the data)");
             }
             return reader.read(arena);
         }
@@ -175,16 +175,20 @@ final class Options {
 
     /** A duration in the unit that shows it best, the same in every command. */
     static String duration(long nanos) {
-        return nanos >= 1_000_000_000L ? String.format(Locale.ROOT, "%.2f s", nanos / 1e9)
-                : nanos >= 1_000_000L ? String.format(Locale.ROOT, "%.2f ms", nanos / 1e6)
-                : String.format(Locale.ROOT, "%.1f us", nanos / 1e3);
+        return nanos >= 1_000_000_000L
+                ? String.format(Locale.ROOT, "%.2f s", nanos / 1e9)
+                : nanos >= 1_000_000L
+                        ? String.format(Locale.ROOT, "%.2f ms", nanos / 1e6)
+                        : String.format(Locale.ROOT, "%.1f us", nanos / 1e3);
     }
 
     /** Bytes per second in GB/s, MB/s or kB/s (10^9, 10^6, 10^3), so that a small file does not show 0.00. */
     static String rate(long bytes, long nanos) {
         double perSecond = nanos == 0 ? 0 : bytes * 1e9 / nanos;
-        return perSecond >= 1e9 ? String.format(Locale.ROOT, "%.2f GB/s", perSecond / 1e9)
-                : perSecond >= 1e6 ? String.format(Locale.ROOT, "%.2f MB/s", perSecond / 1e6)
-                : String.format(Locale.ROOT, "%.2f kB/s", perSecond / 1e3);
+        return perSecond >= 1e9
+                ? String.format(Locale.ROOT, "%.2f GB/s", perSecond / 1e9)
+                : perSecond >= 1e6
+                        ? String.format(Locale.ROOT, "%.2f MB/s", perSecond / 1e6)
+                        : String.format(Locale.ROOT, "%.2f kB/s", perSecond / 1e3);
     }
 }

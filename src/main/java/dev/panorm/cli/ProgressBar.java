@@ -1,7 +1,6 @@
 package dev.panorm.cli;
 
 import dev.panorm.pipeline.Pipeline;
-
 import java.io.PrintStream;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -32,14 +31,20 @@ final class ProgressBar implements Pipeline.Progress {
     /** {@code isatty(2)}: Java's Console can only tell whether stdin and stdout are terminals. */
     private static boolean stderrIsTerminal() {
         Linker linker = Linker.nativeLinker();
-        return linker.defaultLookup().find("isatty").map(isatty -> {
-            try {
-                return (int) linker.downcallHandle(isatty, FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT))
-                        .invokeExact(2) == 1;
-            } catch (Throwable e) {
-                return false; // no bar rather than no run
-            }
-        }).orElse(false);
+        return linker.defaultLookup()
+                .find("isatty")
+                .map(isatty -> {
+                    try {
+                        return (int) linker.downcallHandle(
+                                                isatty,
+                                                FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT))
+                                        .invokeExact(2)
+                                == 1;
+                    } catch (Throwable e) {
+                        return false; // no bar rather than no run
+                    }
+                })
+                .orElse(false);
     }
 
     @Override
@@ -64,12 +69,22 @@ final class ProgressBar implements Pipeline.Progress {
         double seconds = elapsedNanos / 1e9;
         double rate = seconds > 0 ? rowsDone / seconds : 0;
         long left = rate > 0 ? Math.round((totalRows - rowsDone) / rate) : 0;
-        return String.format(Locale.ROOT, "[%s] %3d%% %d/%d rows, %s rows/s, %d s left", bar, Math.round(fraction * 100),
-                rowsDone, totalRows, compact(rate), left);
+        return String.format(
+                Locale.ROOT,
+                "[%s] %3d%% %d/%d rows, %s rows/s, %d s left",
+                bar,
+                Math.round(fraction * 100),
+                rowsDone,
+                totalRows,
+                compact(rate),
+                left);
     }
 
     private static String compact(double value) {
-        return value >= 1e6 ? String.format(Locale.ROOT, "%.1fM", value / 1e6)
-                : value >= 1e3 ? String.format(Locale.ROOT, "%.0fk", value / 1e3) : String.format(Locale.ROOT, "%.0f", value);
+        return value >= 1e6
+                ? String.format(Locale.ROOT, "%.1fM", value / 1e6)
+                : value >= 1e3
+                        ? String.format(Locale.ROOT, "%.0fk", value / 1e3)
+                        : String.format(Locale.ROOT, "%.0f", value);
     }
 }

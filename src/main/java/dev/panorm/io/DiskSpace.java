@@ -28,19 +28,29 @@ final class DiskSpace {
     private static final StructLayout CAPTURED = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CAPTURED.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     /** Null where the C library has no posix_fallocate (macOS): files are then extended sparsely. */
-    private static final MethodHandle FALLOCATE = downcall("posix_fallocate",
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
-    private static final MethodHandle OPEN = FALLOCATE == null ? null : downcall("open",
-            // open is variadic (a mode follows O_CREAT); panorm passes no mode, so no variadic argument.
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
-            Linker.Option.firstVariadicArg(2), Linker.Option.captureCallState("errno"));
-    private static final MethodHandle CLOSE = FALLOCATE == null ? null : downcall("close",
-            FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+    private static final MethodHandle FALLOCATE = downcall(
+            "posix_fallocate",
+            FunctionDescriptor.of(
+                    ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
+
+    private static final MethodHandle OPEN = FALLOCATE == null
+            ? null
+            : downcall(
+                    "open",
+                    // open is variadic (a mode follows O_CREAT); panorm passes no mode, so no variadic argument.
+                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
+                    Linker.Option.firstVariadicArg(2),
+                    Linker.Option.captureCallState("errno"));
+    private static final MethodHandle CLOSE = FALLOCATE == null
+            ? null
+            : downcall("close", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
     private DiskSpace() {}
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
-        return LINKER.defaultLookup().find(name).map(symbol -> LINKER.downcallHandle(symbol, descriptor, options))
+        return LINKER.defaultLookup()
+                .find(name)
+                .map(symbol -> LINKER.downcallHandle(symbol, descriptor, options))
                 .orElse(null);
     }
 

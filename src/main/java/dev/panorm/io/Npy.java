@@ -2,7 +2,6 @@ package dev.panorm.io;
 
 import dev.panorm.DataType;
 import dev.panorm.Tensor;
-
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -12,7 +11,6 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.security.SecureRandom;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
@@ -23,6 +21,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
+import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -37,7 +36,8 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * NumPy's {@code .npy} format (versions 1.0, 2.0 and 3.0): read through positional reads into off-heap
  * memory ({@link Reader}, safe against files that change meanwhile) or memory mapping ({@link #map}),
- * written through memory mapping, so that no element is copied on the Java heap. Reads little-endian float32 ({@code <f4}) and
+ * written through memory mapping, so that no element is copied on the Java heap. Reads little-endian float32 ({@code
+ * <f4}) and
  * float16 ({@code <f2}) arrays in C order; writes float32, float16, and bfloat16 as its raw bit
  * patterns ({@code <u2}: NumPy has no bfloat16; widen with
  * {@code (a.astype(np.uint32) << 16).view(np.float32)}).
@@ -242,8 +242,8 @@ public final class Npy {
         public Iterable<Tensor> chunks(int trailingAxes, long rowsPerChunk) {
             long[] shape = header.shape();
             if (trailingAxes < 1 || trailingAxes > shape.length) {
-                throw new IllegalArgumentException("trailingAxes must be between 1 and the rank " + shape.length + " of "
-                        + path + ", got " + trailingAxes);
+                throw new IllegalArgumentException("trailingAxes must be between 1 and the rank " + shape.length
+                        + " of " + path + ", got " + trailingAxes);
             }
             if (rowsPerChunk < 1) {
                 throw new IllegalArgumentException("rowsPerChunk must be at least 1, got " + rowsPerChunk);
@@ -272,8 +272,8 @@ public final class Npy {
                         throw new NoSuchElementException();
                     }
                     long count = Math.min(perChunk, rows - next);
-                    MemorySegment memory = buffer.computeIfAbsent(Thread.currentThread(),
-                            thread -> buffers.allocate(perChunk * rowBytes, 64));
+                    MemorySegment memory = buffer.computeIfAbsent(
+                            Thread.currentThread(), thread -> buffers.allocate(perChunk * rowBytes, 64));
                     MemorySegment data = memory.asSlice(0, count * rowBytes);
                     try {
                         readData(next * rowBytes, data);
@@ -296,7 +296,8 @@ public final class Npy {
             long position = header.dataOffset() + offset;
             for (long done = 0; done < into.byteSize(); ) {
                 // A ByteBuffer holds at most 2^31 - 1 bytes: read larger regions in slices.
-                ByteBuffer buffer = into.asSlice(done, Math.min(into.byteSize() - done, 1 << 30)).asByteBuffer();
+                ByteBuffer buffer = into.asSlice(done, Math.min(into.byteSize() - done, 1 << 30))
+                        .asByteBuffer();
                 while (buffer.hasRemaining()) {
                     if (channel.read(buffer, position + done + buffer.position()) < 0) {
                         throw changed("it has " + channel.size() + " bytes now, " + fileSize + " when opened");
@@ -323,14 +324,15 @@ public final class Npy {
             } catch (NoSuchFileException removed) {
                 return; // removed: what was opened is still intact
             }
-            if (Objects.equals(now.fileKey(), fileKey) && !now.lastModifiedTime().equals(modified)) {
+            if (Objects.equals(now.fileKey(), fileKey)
+                    && !now.lastModifiedTime().equals(modified)) {
                 throw changed("it was modified at " + now.lastModifiedTime());
             }
         }
 
         private IOException changed(String how) {
-            return new IOException(path + " changed while it was being read (" + how + "); run again once it is"
-                    + " complete");
+            return new IOException(
+                    path + " changed while it was being read (" + how + "); run again once it is" + " complete");
         }
 
         /** Closes the file and frees the chunk buffers; chunks read from it are invalid afterwards. */
@@ -352,8 +354,8 @@ public final class Npy {
             default -> throw new NpyFormatException(path, describeUnsupported(header.descr()));
         };
         if (header.fortranOrder()) {
-            throw new NpyFormatException(path, "is in Fortran order; save it in C order "
-                    + "(np.save(path, np.ascontiguousarray(a)))");
+            throw new NpyFormatException(
+                    path, "is in Fortran order; save it in C order " + "(np.save(path, np.ascontiguousarray(a)))");
         }
         return type;
     }
@@ -384,7 +386,7 @@ public final class Npy {
      */
     public static void write(Path path, Tensor tensor) throws IOException {
         try (Arena arena = Arena.ofConfined();
-             Output output = Output.create(path, tensor.shape(), tensor.dataType(), arena)) {
+                Output output = Output.create(path, tensor.shape(), tensor.dataType(), arena)) {
             output.tensor().segment().copyFrom(contiguousCopy(tensor, arena));
             output.commit();
         }
@@ -395,8 +397,8 @@ public final class Npy {
             return tensor.segment().asSlice(0, tensor.byteExtent());
         }
         if (tensor.dataType() != DataType.F32) {
-            throw new IllegalArgumentException("only contiguous " + tensor.dataType() + " tensors can be written, got "
-                    + tensor);
+            throw new IllegalArgumentException(
+                    "only contiguous " + tensor.dataType() + " tensors can be written, got " + tensor);
         }
         return arena.allocateFrom(ValueLayout.JAVA_FLOAT, tensor.toFloatArray());
     }
@@ -454,18 +456,21 @@ public final class Npy {
          *
          * @param target where the file will appear on {@link #commit()}; a symbolic link is followed
          * @param shape the array's shape
-         * @param type the element type: float32 ({@code <f4}), float16 ({@code <f2}) or bfloat16 (bit patterns, {@code <u2})
+         * @param type the element type: float32 ({@code <f4}), float16 ({@code <f2}) or bfloat16 (bit patterns,
+         * {@code <u2})
          * @param arena owns the mapping
          * @return the output; close it
          * @throws IOException naming {@code target} and the reason, if the file cannot be created or its space
          *     reserved, or if {@code target} exists and is not a regular file
          */
         public static Output create(Path target, long[] shape, DataType type, Arena arena) throws IOException {
-            byte[] header = header(switch (type) {
-                case F32 -> FLOAT32;
-                case F16 -> FLOAT16;
-                case BF16 -> BFLOAT16_BITS;
-            }, shape);
+            byte[] header = header(
+                    switch (type) {
+                        case F32 -> FLOAT32;
+                        case F16 -> FLOAT16;
+                        case BF16 -> BFLOAT16_BITS;
+                    },
+                    shape);
             long dataBytes;
             try {
                 dataBytes = Math.multiplyExact(elementCount(shape), type.byteSize());
@@ -478,10 +483,14 @@ public final class Npy {
                 String prefix = "." + destination.getFileName() + ".";
                 FileChannel created = null;
                 while (created == null) {
-                    temporary = destination.resolveSibling(prefix + Long.toUnsignedString(NAMES.nextLong(), 36) + ".tmp");
+                    temporary =
+                            destination.resolveSibling(prefix + Long.toUnsignedString(NAMES.nextLong(), 36) + ".tmp");
                     try {
                         // No permissions given: the system applies 0666 & ~umask, as for any file a tool creates.
-                        created = FileChannel.open(temporary, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ,
+                        created = FileChannel.open(
+                                temporary,
+                                StandardOpenOption.CREATE_NEW,
+                                StandardOpenOption.READ,
                                 StandardOpenOption.WRITE);
                     } catch (FileAlreadyExistsException taken) {
                         temporary = null;
@@ -521,7 +530,8 @@ public final class Npy {
                 path = path.resolveSibling(Files.readSymbolicLink(path));
             }
             if (Files.exists(path) && !Files.isRegularFile(path)) {
-                throw new IOException("cannot write " + target + ": " + (path.equals(target.toAbsolutePath()) ? "it" : path)
+                throw new IOException("cannot write " + target + ": "
+                        + (path.equals(target.toAbsolutePath()) ? "it" : path)
                         + " is " + kind(path) + ", not a regular file; panorm writes a new file and renames it into"
                         + " place, so it never replaces one that is not regular");
             }
@@ -648,7 +658,8 @@ public final class Npy {
         for (long dim : shape) {
             dims.append(dim).append(", ");
         }
-        String shapeText = shape.length == 1 ? "(" + shape[0] + ",)"
+        String shapeText = shape.length == 1
+                ? "(" + shape[0] + ",)"
                 : "(" + (dims.isEmpty() ? "" : dims.substring(0, dims.length() - 2)) + ")";
         String dict = "{'descr': '" + descr + "', 'fortran_order': False, 'shape': " + shapeText + ", }";
         int preamble = dict.length() + 1 > 65535 - 64 ? 12 : 10;
@@ -676,8 +687,9 @@ public final class Npy {
         int major = preamble.get(6) & 0xff;
         int minor = preamble.get(7) & 0xff;
         if (major < 1 || major > 3 || minor != 0) {
-            throw new NpyFormatException(path, "has .npy format version " + major + "." + minor
-                    + "; versions 1.0, 2.0 and 3.0 are supported");
+            throw new NpyFormatException(
+                    path,
+                    "has .npy format version " + major + "." + minor + "; versions 1.0, 2.0 and 3.0 are supported");
         }
         int lengthBytes = major == 1 ? 2 : 4;
         if (fileSize < 8 + lengthBytes) {
@@ -685,13 +697,13 @@ public final class Npy {
         }
         long headerLength = major == 1 ? preamble.getShort(8) & 0xffff : preamble.getInt(8) & 0xffffffffL;
         if (headerLength > MAX_HEADER_BYTES) {
-            throw new NpyFormatException(path, "has a header of " + headerLength + " bytes; at most " + MAX_HEADER_BYTES
-                    + " are accepted");
+            throw new NpyFormatException(
+                    path, "has a header of " + headerLength + " bytes; at most " + MAX_HEADER_BYTES + " are accepted");
         }
         long dataOffset = 8 + lengthBytes + headerLength;
         if (fileSize < dataOffset) {
-            throw new NpyFormatException(path, "is truncated inside its header (" + fileSize + " bytes, header ends at "
-                    + dataOffset + ")");
+            throw new NpyFormatException(
+                    path, "is truncated inside its header (" + fileSize + " bytes, header ends at " + dataOffset + ")");
         }
         ByteBuffer text = ByteBuffer.allocate((int) headerLength);
         readFully(channel, text, 8 + lengthBytes);
@@ -721,18 +733,24 @@ public final class Npy {
             }
         } catch (ArithmeticException e) {
             boolean empty = Arrays.stream(header.shape()).anyMatch(dim -> dim == 0);
-            throw new NpyFormatException(path, "claims shape " + Arrays.toString(header.shape())
-                    + ", more than 2^63 bytes" + (empty ? " counting its empty dimensions as 1" : ""));
+            throw new NpyFormatException(
+                    path,
+                    "claims shape " + Arrays.toString(header.shape()) + ", more than 2^63 bytes"
+                            + (empty ? " counting its empty dimensions as 1" : ""));
         }
         long dataBytes = elementCount(header.shape()) * type.byteSize();
         long available = fileSize - header.dataOffset();
         if (available < dataBytes) {
-            throw new NpyFormatException(path, "is truncated: shape " + Arrays.toString(header.shape()) + " of " + type
-                    + " needs " + dataBytes + " bytes of data, the file holds " + available);
+            throw new NpyFormatException(
+                    path,
+                    "is truncated: shape " + Arrays.toString(header.shape()) + " of " + type + " needs " + dataBytes
+                            + " bytes of data, the file holds " + available);
         }
         if (available > dataBytes) {
-            throw new NpyFormatException(path, "has " + (available - dataBytes) + " bytes after the data that shape "
-                    + Arrays.toString(header.shape()) + " describes");
+            throw new NpyFormatException(
+                    path,
+                    "has " + (available - dataBytes) + " bytes after the data that shape "
+                            + Arrays.toString(header.shape()) + " describes");
         }
         return dataBytes;
     }
@@ -774,8 +792,8 @@ public final class Npy {
                 }
                 p.expect(':');
                 switch (key) {
-                    case "descr" -> descr = p.peek('[') ? p.fail("has a structured dtype; only float32 is supported")
-                            : p.string();
+                    case "descr" ->
+                        descr = p.peek('[') ? p.fail("has a structured dtype; only float32 is supported") : p.string();
                     case "fortran_order" -> fortran = p.bool();
                     case "shape" -> shape = p.shape();
                     default -> p.fail("has an unexpected header key '" + key + "'");

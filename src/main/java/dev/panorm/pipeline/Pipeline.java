@@ -4,7 +4,6 @@ import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.Tensor;
 import dev.panorm.io.Npy;
-
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
@@ -190,7 +189,8 @@ public final class Pipeline {
 
     /** Rows per chunk when the pipeline splits a source itself: as set by {@link #chunkRows}, or about 1 MiB. */
     private long chunkRowsFor(DataType type) {
-        return chunkRows > 0 ? chunkRows
+        return chunkRows > 0
+                ? chunkRows
                 : Math.max(1, DEFAULT_CHUNK_BYTES / (norm.config().normalizedSize() * type.byteSize()));
     }
 
@@ -244,7 +244,8 @@ public final class Pipeline {
                 return src.rows(axes, first, Math.min(perChunk, rows - first));
             }
         };
-        return run(() -> views, rowsOf(dst, axes), rows, perRow("mean", mean, rows), perRow("variance", variance, rows));
+        return run(
+                () -> views, rowsOf(dst, axes), rows, perRow("mean", mean, rows), perRow("variance", variance, rows));
     }
 
     /**
@@ -283,7 +284,11 @@ public final class Pipeline {
         long[] shape = src.shape();
         int axes = checkShapes(shape, src.path() + " " + Arrays.toString(shape), dst);
         long rows = dst.elementCount() / norm.config().normalizedSize();
-        return run(src.chunks(axes, chunkRowsFor(src.dataType())), rowsOf(dst, axes), rows, perRow("mean", mean, rows),
+        return run(
+                src.chunks(axes, chunkRowsFor(src.dataType())),
+                rowsOf(dst, axes),
+                rows,
+                perRow("mean", mean, rows),
                 perRow("variance", variance, rows));
     }
 
@@ -382,6 +387,7 @@ public final class Pipeline {
         final long totalRows;
         /** Per-row statistics vectors to write, or null (variance null: an inference run). */
         final Tensor means;
+
         final Tensor variances;
         final long start;
         final AtomicLong rowsDone = new AtomicLong();
@@ -420,12 +426,18 @@ public final class Pipeline {
                     firstRow = nextRow;
                     nextRow += rowsOf(chunk);
                 }
-                Tensor destination = Objects.requireNonNull(sink.destination(firstRow, chunk), "the sink gave no destination");
+                Tensor destination =
+                        Objects.requireNonNull(sink.destination(firstRow, chunk), "the sink gave no destination");
                 long rows = rowsOf(chunk);
                 if (variances == null) {
                     norm.forward(chunk, destination, scale, shift);
                 } else {
-                    norm.forwardTraining(chunk, destination, scale, shift, slice(means, firstRow, rows),
+                    norm.forwardTraining(
+                            chunk,
+                            destination,
+                            scale,
+                            shift,
+                            slice(means, firstRow, rows),
                             slice(variances, firstRow, rows));
                 }
                 sink.written(firstRow, destination);
@@ -434,7 +446,8 @@ public final class Pipeline {
                     release(destination);
                 }
                 rowsDone.addAndGet(rows);
-                bytes.addAndGet(chunk.elementCount() * (chunk.dataType().byteSize() + destination.dataType().byteSize()));
+                bytes.addAndGet(chunk.elementCount()
+                        * (chunk.dataType().byteSize() + destination.dataType().byteSize()));
                 if (progress != null) {
                     synchronized (this) {
                         // The count as it is now, not as this worker left it: another worker may have
@@ -451,8 +464,10 @@ public final class Pipeline {
 
         /** Values {@code first .. first + count - 1} of a per-row statistics vector: the chunk's statistics. */
         private static Tensor slice(Tensor vector, long first, long count) {
-            return vector == null ? null
-                    : Tensor.of(vector.segment().asSlice(first * Float.BYTES, count * Float.BYTES), DataType.F32, count);
+            return vector == null
+                    ? null
+                    : Tensor.of(
+                            vector.segment().asSlice(first * Float.BYTES, count * Float.BYTES), DataType.F32, count);
         }
 
         private long rowsOf(Tensor chunk) {

@@ -56,7 +56,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class ArrowLayerNormTest {
     private static final double EPS = LayerNormConfig.DEFAULT_EPS;
-    private static final FieldType FLOAT32 = FieldType.nullable(new ArrowType.FloatingPoint(FloatingPointPrecision.SINGLE));
+    private static final FieldType FLOAT32 =
+            FieldType.nullable(new ArrowType.FloatingPoint(FloatingPointPrecision.SINGLE));
 
     private BufferAllocator allocator;
     private Arena arena;
@@ -74,8 +75,9 @@ class ArrowLayerNormTest {
     }
 
     static Stream<Arguments> backendsAndShapes() {
-        return Stream.of(Backend.values()).flatMap(backend -> Stream.of(
-                Arguments.of(backend, 1, 768), Arguments.of(backend, 7, 13), Arguments.of(backend, 33, 100)));
+        return Stream.of(Backend.values())
+                .flatMap(backend -> Stream.of(
+                        Arguments.of(backend, 1, 768), Arguments.of(backend, 7, 13), Arguments.of(backend, 33, 100)));
     }
 
     @ParameterizedTest(name = "{0}: {1} x {2}")
@@ -85,8 +87,9 @@ class ArrowLayerNormTest {
         float[] gamma = TestAccess.gaussian(c, 1, 0.5, 2);
         float[] beta = TestAccess.gaussian(c, 0, 1, 3);
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend);
-             FixedSizeListVector vector = embeddings("embedding", x, c)) {
-            ArrowLayerNorm.normalizeInPlace(norm, vector, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c));
+                FixedSizeListVector vector = embeddings("embedding", x, c)) {
+            ArrowLayerNorm.normalizeInPlace(
+                    norm, vector, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c));
             TestAccess.assertForward(backend, x, rows, c, gamma, beta, EPS, values(vector));
             assertEquals(0, vector.getNullCount());
         }
@@ -99,9 +102,10 @@ class ArrowLayerNormTest {
         float[] gamma = TestAccess.gaussian(c, 1, 0.5, 5);
         float[] beta = TestAccess.gaussian(c, 0, 1, 6);
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend);
-             FixedSizeListVector input = embeddings("embedding", x, c);
-             FixedSizeListVector output = emptyLike(c, rows)) {
-            ArrowLayerNorm.normalizeInto(norm, input, output, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c));
+                FixedSizeListVector input = embeddings("embedding", x, c);
+                FixedSizeListVector output = emptyLike(c, rows)) {
+            ArrowLayerNorm.normalizeInto(
+                    norm, input, output, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c));
             TestAccess.assertForward(backend, x, rows, c, gamma, beta, EPS, values(output));
             assertArrayEquals(x, values(input), "the input is only read");
             assertEquals(0, output.getNullCount());
@@ -116,8 +120,8 @@ class ArrowLayerNormTest {
         int c = 64;
         float[] x = TestAccess.gaussian(rows * c, 100, 3, 7);
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend);
-             FixedSizeListVector input = embeddings("embedding", x, c);
-             FixedSizeListVector output = ArrowLayerNorm.normalizeIntoNew(norm, input, allocator, null, null)) {
+                FixedSizeListVector input = embeddings("embedding", x, c);
+                FixedSizeListVector output = ArrowLayerNorm.normalizeIntoNew(norm, input, allocator, null, null)) {
             assertEquals(input.getField(), output.getField());
             assertEquals(rows, output.getValueCount());
             TestAccess.assertForward(backend, x, rows, c, null, null, EPS, values(output));
@@ -138,25 +142,33 @@ class ArrowLayerNormTest {
         int[] nullRows = {2, 7};
         ByteArrayOutputStream stream = new ByteArrayOutputStream();
         try (IntVector ids = new IntVector("id", allocator);
-             FixedSizeListVector embeddings = embeddings("embedding", x, c, nullRows)) {
+                FixedSizeListVector embeddings = embeddings("embedding", x, c, nullRows)) {
             ids.allocateNew(rows);
             for (int row = 0; row < rows; row++) {
                 ids.set(row, 1000 + row);
             }
             ids.setValueCount(rows);
             try (VectorSchemaRoot batch = VectorSchemaRoot.of(ids, embeddings);
-                 ArrowStreamWriter writer = new ArrowStreamWriter(batch, null, stream)) {
+                    ArrowStreamWriter writer = new ArrowStreamWriter(batch, null, stream)) {
                 writer.writeBatch();
             }
         }
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend);
-             ArrowStreamReader reader = new ArrowStreamReader(new ByteArrayInputStream(stream.toByteArray()), allocator)) {
+                ArrowStreamReader reader =
+                        new ArrowStreamReader(new ByteArrayInputStream(stream.toByteArray()), allocator)) {
             assertTrue(reader.loadNextBatch());
             VectorSchemaRoot batch = reader.getVectorSchemaRoot();
             FieldVector embeddings = batch.getVector("embedding");
             ArrowLayerNorm.normalizeInPlace(norm, embeddings, null, null);
             int[] valid = {0, 1, 3, 4, 5, 6, 8, 9};
-            TestAccess.assertForward(backend, rowsOf(x, c, valid), valid.length, c, null, null, EPS,
+            TestAccess.assertForward(
+                    backend,
+                    rowsOf(x, c, valid),
+                    valid.length,
+                    c,
+                    null,
+                    null,
+                    EPS,
                     rowsOf(values((FixedSizeListVector) embeddings), c, valid));
             for (int row : nullRows) {
                 assertTrue(embeddings.isNull(row));
@@ -170,7 +182,7 @@ class ArrowLayerNormTest {
         int rows = 5;
         float[] x = TestAccess.gaussian(rows * 24, 0, 1, 8);
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4, 6).withoutAffine(), Backend.JAVA_SCALAR);
-             FixedSizeListVector vector = embeddings("embedding", x, 24)) {
+                FixedSizeListVector vector = embeddings("embedding", x, 24)) {
             ArrowLayerNorm.normalizeInPlace(norm, vector, null, null);
             TestAccess.assertForward(Backend.JAVA_SCALAR, x, rows, 24, null, null, EPS, values(vector));
         }
@@ -179,8 +191,8 @@ class ArrowLayerNormTest {
     @Test
     void emptyVectorsAreNormalizedToNothing() {
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(8).withoutAffine());
-             FixedSizeListVector input = embeddings("embedding", new float[0], 8);
-             FixedSizeListVector output = ArrowLayerNorm.normalizeIntoNew(norm, input, allocator, null, null)) {
+                FixedSizeListVector input = embeddings("embedding", new float[0], 8);
+                FixedSizeListVector output = ArrowLayerNorm.normalizeIntoNew(norm, input, allocator, null, null)) {
             ArrowLayerNorm.normalizeInPlace(norm, input, null, null);
             assertEquals(0, output.getValueCount());
         }
@@ -194,8 +206,8 @@ class ArrowLayerNormTest {
         float[] x = TestAccess.gaussian(rows * c, 0, 1, 9);
         int[] nullRows = {0, 3, 4};
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend);
-             FixedSizeListVector input = embeddings("embedding", x, c, nullRows);
-             FixedSizeListVector copy = ArrowLayerNorm.normalizeIntoNew(norm, input, allocator, null, null)) {
+                FixedSizeListVector input = embeddings("embedding", x, c, nullRows);
+                FixedSizeListVector copy = ArrowLayerNorm.normalizeIntoNew(norm, input, allocator, null, null)) {
             ArrowLayerNorm.normalizeInPlace(norm, input, null, null);
             for (FixedSizeListVector output : List.of(copy, input)) {
                 Float4Vector values = (Float4Vector) output.getDataVector();
@@ -205,12 +217,20 @@ class ArrowLayerNormTest {
                     for (int i = row * c; i < (row + 1) * c; i++) {
                         assertEquals(isNull, values.isNull(i), "value " + i);
                         if (isNull) {
-                            assertEquals(0f, values.getDataBuffer().getFloat(4L * i), "value " + i + " under a null row");
+                            assertEquals(
+                                    0f, values.getDataBuffer().getFloat(4L * i), "value " + i + " under a null row");
                         }
                     }
                 }
                 int[] valid = {1, 2, 5};
-                TestAccess.assertForward(backend, rowsOf(x, c, valid), valid.length, c, null, null, EPS,
+                TestAccess.assertForward(
+                        backend,
+                        rowsOf(x, c, valid),
+                        valid.length,
+                        c,
+                        null,
+                        null,
+                        EPS,
                         rowsOf(values(output), c, valid));
             }
         }
@@ -221,13 +241,13 @@ class ArrowLayerNormTest {
         int c = 8;
         float[] x = TestAccess.gaussian(4 * c, 0, 1, 10);
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine());
-             FixedSizeListVector vector = embeddings("embedding", x, c, 1)) {
+                FixedSizeListVector vector = embeddings("embedding", x, c, 1)) {
             Float4Vector values = (Float4Vector) vector.getDataVector();
             values.setNull(2 * c + 5);
             values.setNull(1 * c + 3); // under a null row: fine
             float[] before = values(vector);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> ArrowLayerNorm.normalizeInPlace(norm, vector, null, null));
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class, () -> ArrowLayerNorm.normalizeInPlace(norm, vector, null, null));
             assertMessage(e, "'embedding'", "row 2", "value 5");
             assertArrayEquals(before, values(vector));
             assertTrue(values.isNull(2 * c + 5));
@@ -237,10 +257,10 @@ class ArrowLayerNormTest {
     @Test
     void refusesVectorsThatAreNotFixedSizeListsOfFloat32() {
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4).withoutAffine());
-             Float4Vector flat = new Float4Vector("flat", allocator);
-             ListVector list = ListVector.empty("variable", allocator);
-             FixedSizeListVector doubles = FixedSizeListVector.empty("doubles", 4, allocator);
-             FixedSizeListVector childless = FixedSizeListVector.empty("childless", 4, allocator)) {
+                Float4Vector flat = new Float4Vector("flat", allocator);
+                ListVector list = ListVector.empty("variable", allocator);
+                FixedSizeListVector doubles = FixedSizeListVector.empty("doubles", 4, allocator);
+                FixedSizeListVector childless = FixedSizeListVector.empty("childless", 4, allocator)) {
             doubles.addOrGetVector(FieldType.nullable(new ArrowType.FloatingPoint(FloatingPointPrecision.DOUBLE)));
             doubles.setValueCount(2);
             assertRefused(norm, flat, "'flat'", "Float4Vector", "FixedSizeListVector");
@@ -253,7 +273,7 @@ class ArrowLayerNormTest {
     @Test
     void refusesAListSizeOtherThanTheNormalizedSize() {
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768).withoutAffine());
-             FixedSizeListVector vector = embeddings("embedding", new float[2 * 512], 512)) {
+                FixedSizeListVector vector = embeddings("embedding", new float[2 * 512], 512)) {
             assertRefused(norm, vector, "'embedding'", "lists of 512", "768");
         }
     }
@@ -262,21 +282,36 @@ class ArrowLayerNormTest {
     void refusesAnOutputOfTheWrongTypeSizeOrValueCount() {
         int c = 8;
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine());
-             FixedSizeListVector input = embeddings("embedding", TestAccess.gaussian(3 * c, 0, 1, 11), c);
-             FixedSizeListVector doubles = FixedSizeListVector.empty("doubles", c, allocator);
-             FixedSizeListVector shorter = emptyLike(c - 1, 3);
-             FixedSizeListVector fewer = emptyLike(c, 2);
-             Float8Vector flat = new Float8Vector("flat", allocator)) {
+                FixedSizeListVector input = embeddings("embedding", TestAccess.gaussian(3 * c, 0, 1, 11), c);
+                FixedSizeListVector doubles = FixedSizeListVector.empty("doubles", c, allocator);
+                FixedSizeListVector shorter = emptyLike(c - 1, 3);
+                FixedSizeListVector fewer = emptyLike(c, 2);
+                Float8Vector flat = new Float8Vector("flat", allocator)) {
             doubles.addOrGetVector(FieldType.nullable(new ArrowType.FloatingPoint(FloatingPointPrecision.DOUBLE)));
             doubles.setValueCount(3);
-            assertMessage(assertThrows(IllegalArgumentException.class,
-                    () -> ArrowLayerNorm.normalizeInto(norm, input, doubles, null, null)), "output 'doubles'", "DOUBLE");
-            assertMessage(assertThrows(IllegalArgumentException.class,
-                    () -> ArrowLayerNorm.normalizeInto(norm, input, shorter, null, null)), "output", "lists of 7", "8");
-            assertMessage(assertThrows(IllegalArgumentException.class,
-                    () -> ArrowLayerNorm.normalizeInto(norm, input, fewer, null, null)), "output 'embedding' has 2 rows, input 'embedding' has 3");
-            assertMessage(assertThrows(IllegalArgumentException.class,
-                    () -> ArrowLayerNorm.normalizeInto(norm, input, flat, null, null)), "output 'flat'",
+            assertMessage(
+                    assertThrows(
+                            IllegalArgumentException.class,
+                            () -> ArrowLayerNorm.normalizeInto(norm, input, doubles, null, null)),
+                    "output 'doubles'",
+                    "DOUBLE");
+            assertMessage(
+                    assertThrows(
+                            IllegalArgumentException.class,
+                            () -> ArrowLayerNorm.normalizeInto(norm, input, shorter, null, null)),
+                    "output",
+                    "lists of 7",
+                    "8");
+            assertMessage(
+                    assertThrows(
+                            IllegalArgumentException.class,
+                            () -> ArrowLayerNorm.normalizeInto(norm, input, fewer, null, null)),
+                    "output 'embedding' has 2 rows, input 'embedding' has 3");
+            assertMessage(
+                    assertThrows(
+                            IllegalArgumentException.class,
+                            () -> ArrowLayerNorm.normalizeInto(norm, input, flat, null, null)),
+                    "output 'flat'",
                     "FixedSizeListVector");
         }
     }
@@ -285,10 +320,11 @@ class ArrowLayerNormTest {
     void aFailedCallLeavesTheOutputAsItWas() {
         int c = 8;
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c));
-             FixedSizeListVector input = embeddings("embedding", TestAccess.gaussian(3 * c, 0, 1, 12), c);
-             FixedSizeListVector output = emptyLike(c, 3)) {
+                FixedSizeListVector input = embeddings("embedding", TestAccess.gaussian(3 * c, 0, 1, 12), c);
+                FixedSizeListVector output = emptyLike(c, 3)) {
             Tensor wrongScale = Tensor.ofFloats(arena, new float[c - 1], c - 1);
-            assertThrows(IllegalArgumentException.class,
+            assertThrows(
+                    IllegalArgumentException.class,
                     () -> ArrowLayerNorm.normalizeInto(norm, input, output, wrongScale, wrongScale));
             assertEquals(3, output.getNullCount(), "no validity written");
             assertArrayEquals(new float[3 * c], values(output));
@@ -300,14 +336,14 @@ class ArrowLayerNormTest {
         int c = 16;
         int rows = 4;
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine());
-             FixedSizeListVector vector = emptyLike(c, rows);
-             ArrowBuf validity = allocator.buffer(8);
-             ArrowBuf data = allocator.buffer(64)) {
+                FixedSizeListVector vector = emptyLike(c, rows);
+                ArrowBuf validity = allocator.buffer(8);
+                ArrowBuf data = allocator.buffer(64)) {
             validity.setOne(0, 8);
             // loadFieldBuffers trusts the node's length: the child now claims 64 values over 64 bytes.
             vector.getDataVector().loadFieldBuffers(new ArrowFieldNode(rows * c, 0), List.of(validity, data));
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> ArrowLayerNorm.normalizeInPlace(norm, vector, null, null));
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class, () -> ArrowLayerNorm.normalizeInPlace(norm, vector, null, null));
             assertMessage(e, "the values buffer of input 'embedding' holds " + data.capacity() + " bytes", "needs 256");
         }
     }
@@ -319,11 +355,12 @@ class ArrowLayerNormTest {
             FixedSizeListVector vector = embeddings("embedding", TestAccess.gaussian(2 * c, 0, 1, 13), c);
             ArrowBuf data = ((Float4Vector) vector.getDataVector()).getDataBuffer();
             data.getReferenceManager().release(data.refCnt()); // freed, but the vector still points at it
-            IllegalStateException e = assertThrows(IllegalStateException.class,
-                    () -> ArrowLayerNorm.normalizeInPlace(norm, vector, null, null));
+            IllegalStateException e = assertThrows(
+                    IllegalStateException.class, () -> ArrowLayerNorm.normalizeInPlace(norm, vector, null, null));
             assertMessage(e, "the values buffer of input 'embedding' has been released");
             // The vector cannot be closed now (its child's buffers would be released twice): free what is left.
-            for (ArrowBuf buffer : List.of(vector.getValidityBuffer(), ((Float4Vector) vector.getDataVector()).getValidityBuffer())) {
+            for (ArrowBuf buffer :
+                    List.of(vector.getValidityBuffer(), ((Float4Vector) vector.getDataVector()).getValidityBuffer())) {
                 if (buffer.refCnt() > 0) {
                     buffer.getReferenceManager().release(buffer.refCnt());
                 }
@@ -338,8 +375,9 @@ class ArrowLayerNormTest {
         BufferAllocator closed = allocator.newChildAllocator("closed", 0, Long.MAX_VALUE);
         closed.close();
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine());
-             FixedSizeListVector input = embeddings("embedding", TestAccess.gaussian(2 * c, 0, 1, 14), c)) {
-            IllegalStateException e = assertThrows(IllegalStateException.class,
+                FixedSizeListVector input = embeddings("embedding", TestAccess.gaussian(2 * c, 0, 1, 14), c)) {
+            IllegalStateException e = assertThrows(
+                    IllegalStateException.class,
                     () -> ArrowLayerNorm.normalizeIntoNew(norm, input, closed, null, null));
             assertMessage(e, "allocator 'closed', which is closed");
         }
@@ -360,8 +398,8 @@ class ArrowLayerNormTest {
         vector.setValueCount(2);
         assertThrows(IllegalStateException.class, leaking::close);
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine())) {
-            IllegalStateException e = assertThrows(IllegalStateException.class,
-                    () -> ArrowLayerNorm.normalizeInPlace(norm, vector, null, null));
+            IllegalStateException e = assertThrows(
+                    IllegalStateException.class, () -> ArrowLayerNorm.normalizeInPlace(norm, vector, null, null));
             assertMessage(e, "input 'orphan' belongs to allocator 'ROOT', which is closed");
         }
     }
@@ -370,22 +408,27 @@ class ArrowLayerNormTest {
     void aClosedVectorHasNoRowsLeftToNormalize() {
         int c = 8;
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine());
-             FixedSizeListVector input = embeddings("embedding", TestAccess.gaussian(2 * c, 0, 1, 15), c)) {
+                FixedSizeListVector input = embeddings("embedding", TestAccess.gaussian(2 * c, 0, 1, 15), c)) {
             FixedSizeListVector output = emptyLike(c, 2);
             output.close();
-            assertMessage(assertThrows(IllegalArgumentException.class,
-                    () -> ArrowLayerNorm.normalizeInto(norm, input, output, null, null)), "output 'embedding' has 0 rows");
+            assertMessage(
+                    assertThrows(
+                            IllegalArgumentException.class,
+                            () -> ArrowLayerNorm.normalizeInto(norm, input, output, null, null)),
+                    "output 'embedding' has 0 rows");
         }
     }
 
     @Test
     void refusesNullArguments() {
         try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(8).withoutAffine());
-             FixedSizeListVector vector = embeddings("embedding", new float[8], 8)) {
+                FixedSizeListVector vector = embeddings("embedding", new float[8], 8)) {
             assertThrows(NullPointerException.class, () -> ArrowLayerNorm.normalizeInPlace(null, vector, null, null));
             assertThrows(NullPointerException.class, () -> ArrowLayerNorm.normalizeInPlace(norm, null, null, null));
-            assertThrows(NullPointerException.class, () -> ArrowLayerNorm.normalizeInto(norm, vector, null, null, null));
-            assertThrows(NullPointerException.class, () -> ArrowLayerNorm.normalizeIntoNew(norm, vector, null, null, null));
+            assertThrows(
+                    NullPointerException.class, () -> ArrowLayerNorm.normalizeInto(norm, vector, null, null, null));
+            assertThrows(
+                    NullPointerException.class, () -> ArrowLayerNorm.normalizeIntoNew(norm, vector, null, null, null));
         }
     }
 
@@ -402,7 +445,10 @@ class ArrowLayerNormTest {
         }
     }
 
-    /** Rows of float32 embeddings written through Arrow's list writer; {@code nullRows} are left null with garbage under them. */
+    /**
+     * Rows of float32 embeddings written through Arrow's list writer; {@code nullRows} are left null with garbage under
+     * them.
+     */
     private FixedSizeListVector embeddings(String name, float[] x, int c, int... nullRows) {
         FixedSizeListVector vector = FixedSizeListVector.empty(name, c, allocator);
         vector.addOrGetVector(FLOAT32);
@@ -455,7 +501,8 @@ class ArrowLayerNormTest {
     private static void assertRefused(LayerNorm norm, ValueVector vector, String... words) {
         for (Executable call : List.<Executable>of(
                 () -> ArrowLayerNorm.normalizeInPlace(norm, vector, null, null),
-                () -> ArrowLayerNorm.normalizeIntoNew(norm, vector, null, null, null).close())) {
+                () -> ArrowLayerNorm.normalizeIntoNew(norm, vector, null, null, null)
+                        .close())) {
             assertMessage(assertThrows(IllegalArgumentException.class, call), words);
         }
     }

@@ -1,15 +1,14 @@
 package dev.panorm.cli;
 
-import dev.panorm.TestJvm;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import dev.panorm.TestJvm;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
-
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /**
  * Runs the command line ({@link StreamingProbe}) in a JVM of its own, through bash so that a test can set
@@ -23,8 +22,8 @@ final class ChildJvm {
 
     /** Starts the child; {@code shellPrefix} (e.g. {@code "umask 027; "}) runs in bash before it. */
     static Process start(String shellPrefix, List<String> jvmFlags, Path directory, String... args) throws IOException {
-        List<String> command = new ArrayList<>(List.of(
-                TestJvm.java(), "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector"));
+        List<String> command = new ArrayList<>(
+                List.of(TestJvm.java(), "--enable-native-access=ALL-UNNAMED", "--add-modules", "jdk.incubator.vector"));
         command.addAll(jvmFlags);
         command.addAll(List.of("-cp", TestJvm.classPath(), StreamingProbe.class.getName()));
         command.addAll(List.of(args));
@@ -32,7 +31,9 @@ final class ChildJvm {
         for (String word : command) {
             line.append(" '").append(word.replace("'", "'\\''")).append('\'');
         }
-        return new ProcessBuilder("bash", "-c", line.toString()).directory(directory.toFile()).redirectErrorStream(true)
+        return new ProcessBuilder("bash", "-c", line.toString())
+                .directory(directory.toFile())
+                .redirectErrorStream(true)
                 .start();
     }
 

@@ -1,12 +1,12 @@
 package dev.panorm.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import dev.panorm.Tensor;
 import dev.panorm.io.Npy;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
-
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
 import java.nio.channels.FileChannel;
@@ -16,11 +16,10 @@ import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * What a user meets from other processes, in child JVMs: an input truncated while {@code panorm normalize}
@@ -43,8 +42,17 @@ class FileChangeTest {
         for (int attempt = 1; attempt <= 3; attempt++) {
             writeInput(in);
             // Small chunks: many reads, so the truncation lands in the middle of the run.
-            Process child = ChildJvm.start("", List.of("-XX:ErrorFile=" + temp.resolve("hs_err_%p.log")), temp,
-                    "normalize", in.toString(), out.toString(), "--backend", backend, "--chunk-rows", "4");
+            Process child = ChildJvm.start(
+                    "",
+                    List.of("-XX:ErrorFile=" + temp.resolve("hs_err_%p.log")),
+                    temp,
+                    "normalize",
+                    in.toString(),
+                    out.toString(),
+                    "--backend",
+                    backend,
+                    "--chunk-rows",
+                    "4");
             while (child.isAlive() && !temporaryOutputExists()) {
                 Thread.onSpinWait();
             }
@@ -57,12 +65,18 @@ class FileChangeTest {
                 continue;
             }
             assertEquals(1, result.exit(), result.output());
-            List<String> errors = result.output().lines().filter(line -> line.startsWith("panorm")).toList();
+            List<String> errors = result.output()
+                    .lines()
+                    .filter(line -> line.startsWith("panorm"))
+                    .toList();
             assertEquals(1, errors.size(), result.output());
-            assertTrue(errors.getFirst().startsWith("panorm: error: " + in + " changed while it was being read ("),
+            assertTrue(
+                    errors.getFirst().startsWith("panorm: error: " + in + " changed while it was being read ("),
                     result.output());
             try (Stream<Path> left = Files.list(temp)) {
-                assertEquals(List.of("in.npy"), left.map(path -> path.getFileName().toString()).toList(),
+                assertEquals(
+                        List.of("in.npy"),
+                        left.map(path -> path.getFileName().toString()).toList(),
                         "no output, no temporary file, no hs_err file");
             }
             return;
@@ -84,8 +98,8 @@ class FileChangeTest {
             Npy.write(in, Tensor.ofFloats(arena, new float[] {1, 2, 3, 4}, 2, 2));
         }
         Path out = temp.resolve("y.npy");
-        ChildJvm.Result result = ChildJvm.run("umask " + umask + "; touch plain; ", List.of(), temp,
-                "normalize", in.toString(), out.toString());
+        ChildJvm.Result result = ChildJvm.run(
+                "umask " + umask + "; touch plain; ", List.of(), temp, "normalize", in.toString(), out.toString());
         assertEquals(0, result.exit(), result.output());
         String expected = switch (umask) {
             case "022" -> "rw-r--r--";
@@ -104,14 +118,17 @@ class FileChangeTest {
         }
         Path out = Files.writeString(temp.resolve("y.npy"), "old");
         Files.setPosixFilePermissions(out, PosixFilePermissions.fromString("rw-rw-r--"));
-        ChildJvm.Result result = ChildJvm.run("umask 077; ", List.of(), temp, "normalize", in.toString(), out.toString());
+        ChildJvm.Result result =
+                ChildJvm.run("umask 077; ", List.of(), temp, "normalize", in.toString(), out.toString());
         assertEquals(0, result.exit(), result.output());
         assertEquals("rw-rw-r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(out)));
-        assertFalse(Files.readString(out, java.nio.charset.StandardCharsets.ISO_8859_1).equals("old"));
+        assertFalse(Files.readString(out, java.nio.charset.StandardCharsets.ISO_8859_1)
+                .equals("old"));
     }
 
     private static void writeInput(Path in) throws Exception {
-        try (Arena arena = Arena.ofConfined(); Npy.Output output = Npy.Output.create(in, new long[] {ROWS, C}, arena)) {
+        try (Arena arena = Arena.ofConfined();
+                Npy.Output output = Npy.Output.create(in, new long[] {ROWS, C}, arena)) {
             var data = output.tensor().segment();
             for (long i = 0; i < (long) ROWS * C; i += 997) {
                 data.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (i % 13));

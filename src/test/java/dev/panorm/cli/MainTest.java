@@ -1,13 +1,12 @@
 package dev.panorm.cli;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.panorm.Tensor;
 import dev.panorm.io.Npy;
-import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
-
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -24,11 +23,11 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class MainTest {
     @TempDir
@@ -39,7 +38,10 @@ class MainTest {
     private static Run run(String... args) {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int exit = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8));
+        int exit = Main.run(
+                args,
+                new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
         return new Run(exit, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
@@ -83,14 +85,17 @@ class MainTest {
         return sum / c;
     }
 
-    /** Layer normalization in double, row by row: the oracle, written again here to keep the CLI test self-contained. */
+    /**
+     * Layer normalization in double, row by row: the oracle, written again here to keep the CLI test self-contained.
+     */
     private static double[] expected(float[] x, int c, float[] gamma, float[] beta, double eps) {
         double[] y = new double[x.length];
         for (int base = 0; base < x.length; base += c) {
             double mean = mean(x, base, c);
             double rstd = 1 / Math.sqrt(variance(x, base, c, mean) + eps);
             for (int i = 0; i < c; i++) {
-                y[base + i] = (x[base + i] - mean) * rstd * (gamma == null ? 1 : gamma[i]) + (beta == null ? 0 : beta[i]);
+                y[base + i] =
+                        (x[base + i] - mean) * rstd * (gamma == null ? 1 : gamma[i]) + (beta == null ? 0 : beta[i]);
             }
         }
         return y;
@@ -106,8 +111,20 @@ class MainTest {
         Path in = save("x.npy", x, 2, 5, c);
         Path out = temp.resolve("y.npy");
         // Chunks of 3 rows: the last one is short, and chunks cross the first axis.
-        Run run = run("normalize", in.toString(), out.toString(), "--gamma", save("g.npy", gamma, c).toString(),
-                "--beta", save("b.npy", beta, c).toString(), "--eps", "1e-3", "--backend", backend, "--chunk-rows", "3");
+        Run run = run(
+                "normalize",
+                in.toString(),
+                out.toString(),
+                "--gamma",
+                save("g.npy", gamma, c).toString(),
+                "--beta",
+                save("b.npy", beta, c).toString(),
+                "--eps",
+                "1e-3",
+                "--backend",
+                backend,
+                "--chunk-rows",
+                "3");
         assertEquals(0, run.exit(), run.err());
         assertTrue(run.out().startsWith("normalized 10 rows of 100 with " + backend), run.out());
         assertTrue(run.out().contains(", 8000 bytes read and written, "), run.out());
@@ -155,13 +172,24 @@ class MainTest {
         float[] x = random(4 * 3 * c, 5, 2);
         Path mean = temp.resolve("mean.npy");
         Path variance = temp.resolve("var.npy");
-        Run run = run("normalize", save("x.npy", x, 4, 3, c).toString(), temp.resolve("y.npy").toString(), "--stats",
-                mean.toString(), variance.toString(), "--backend", backend, "--chunk-rows", "5"); // 12 rows: 5, 5, 2
+        Run run = run(
+                "normalize",
+                save("x.npy", x, 4, 3, c).toString(),
+                temp.resolve("y.npy").toString(),
+                "--stats",
+                mean.toString(),
+                variance.toString(),
+                "--backend",
+                backend,
+                "--chunk-rows",
+                "5"); // 12 rows: 5, 5, 2
         assertEquals(0, run.exit(), run.err());
         float[] means = load(mean);
         float[] variances = load(variance);
         try (Arena arena = Arena.ofConfined()) {
-            assertEquals(List.of(4L, 3L), Arrays.stream(Npy.mapFloat32(mean, arena).shape()).boxed().toList());
+            assertEquals(
+                    List.of(4L, 3L),
+                    Arrays.stream(Npy.mapFloat32(mean, arena).shape()).boxed().toList());
         }
         for (int r = 0; r < 12; r++) {
             double m = 0;
@@ -188,9 +216,21 @@ class MainTest {
         Path dx = temp.resolve("dx.npy");
         Path dgamma = temp.resolve("dgamma.npy");
         Path dbeta = temp.resolve("dbeta.npy");
-        Run run = run("backward", save("x.npy", x, 6, c).toString(), save("dy.npy", dy, 6, c).toString(), dx.toString(),
-                "--gamma", save("g.npy", gamma, c).toString(), "--out-dgamma", dgamma.toString(), "--out-dbeta",
-                dbeta.toString(), "--eps", "1e-4", "--backend", backend);
+        Run run = run(
+                "backward",
+                save("x.npy", x, 6, c).toString(),
+                save("dy.npy", dy, 6, c).toString(),
+                dx.toString(),
+                "--gamma",
+                save("g.npy", gamma, c).toString(),
+                "--out-dgamma",
+                dgamma.toString(),
+                "--out-dbeta",
+                dbeta.toString(),
+                "--eps",
+                "1e-4",
+                "--backend",
+                backend);
         assertEquals(0, run.exit(), run.err());
         double[][] want = expectedBackward(x, dy, c, gamma, 1e-4);
         float[][] got = {load(dx), load(dgamma), load(dbeta)};
@@ -201,8 +241,18 @@ class MainTest {
         }
         // Input gradient only: no scale gradient asked for, so the cheaper data-only pass runs.
         Path dxOnly = temp.resolve("dx-only.npy");
-        assertEquals(0, run("backward", temp.resolve("x.npy").toString(), temp.resolve("dy.npy").toString(),
-                dxOnly.toString(), "--gamma", temp.resolve("g.npy").toString(), "--backend", backend).exit());
+        assertEquals(
+                0,
+                run(
+                                "backward",
+                                temp.resolve("x.npy").toString(),
+                                temp.resolve("dy.npy").toString(),
+                                dxOnly.toString(),
+                                "--gamma",
+                                temp.resolve("g.npy").toString(),
+                                "--backend",
+                                backend)
+                        .exit());
         float[] onlyDx = load(dxOnly);
         for (int i = 0; i < onlyDx.length; i++) {
             assertEquals(expectedBackward(x, dy, c, gamma, 1e-5)[0][i], onlyDx[i], 2e-5, "dx " + i);
@@ -300,8 +350,18 @@ class MainTest {
         Path out = temp.resolve("y.npy");
         Path mean = temp.resolve("mean.npy");
         Path variance = temp.resolve("var.npy");
-        Run run = run("normalize", save("x.npy", x, 2, 3, 4, 5).toString(), out.toString(), "--rms", "--axes", "2",
-                "--gamma", save("g.npy", gamma, 4, 5).toString(), "--stats", mean.toString(), variance.toString());
+        Run run = run(
+                "normalize",
+                save("x.npy", x, 2, 3, 4, 5).toString(),
+                out.toString(),
+                "--rms",
+                "--axes",
+                "2",
+                "--gamma",
+                save("g.npy", gamma, 4, 5).toString(),
+                "--stats",
+                mean.toString(),
+                variance.toString());
         assertEquals(0, run.exit(), run.err());
         double[] want = expected(x, 20, gamma, true, 0x1p-23);
         float[] got = load(out);
@@ -344,14 +404,40 @@ class MainTest {
     void badVariantOptions() throws IOException {
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
         String out = temp.resolve("y.npy").toString();
-        assertFails(2, "invalid value for option '--axes': must be a whole number >= 1, got '0'", "normalize", in, out,
-                "--axes", "0");
-        assertFails(2, "invalid value for option '--chunk-rows': must be a whole number >= 1, got 'many'", "normalize", in,
-                out, "--chunk-rows", "many");
-        assertFails(2, "invalid value for option '--out-dtype': must be f32, f16 or bf16, got 'f64'", "normalize", in,
-                out, "--out-dtype", "f64");
+        assertFails(
+                2,
+                "invalid value for option '--axes': must be a whole number >= 1, got '0'",
+                "normalize",
+                in,
+                out,
+                "--axes",
+                "0");
+        assertFails(
+                2,
+                "invalid value for option '--chunk-rows': must be a whole number >= 1, got 'many'",
+                "normalize",
+                in,
+                out,
+                "--chunk-rows",
+                "many");
+        assertFails(
+                2,
+                "invalid value for option '--out-dtype': must be f32, f16 or bf16, got 'f64'",
+                "normalize",
+                in,
+                out,
+                "--out-dtype",
+                "f64");
         assertFails(1, "rank 2, fewer than the 3 axes to normalize over", "normalize", in, out, "--axes", "3");
-        assertFails(1, "has shape [4] but must have shape [2, 4]", "normalize", in, out, "--axes", "2", "--gamma",
+        assertFails(
+                1,
+                "has shape [4] but must have shape [2, 4]",
+                "normalize",
+                in,
+                out,
+                "--axes",
+                "2",
+                "--gamma",
                 save("g.npy", random(4, 2, 1), 4).toString());
     }
 
@@ -359,14 +445,22 @@ class MainTest {
     void badBackwardInputsWriteNothing() throws IOException {
         String x = save("x.npy", random(8, 1, 0), 2, 4).toString();
         String dy = save("dy.npy", random(12, 2, 0), 3, 4).toString();
-        assertFails(1, "DY " + dy + " has shape [3, 4] but must have the shape of X, [2, 4]", "backward", x, dy,
+        assertFails(
+                1,
+                "DY " + dy + " has shape [3, 4] but must have the shape of X, [2, 4]",
+                "backward",
+                x,
+                dy,
                 temp.resolve("dx.npy").toString());
     }
 
     @Test
     void normalizeWithoutAffineParametersAndOnAnEmptyBatch() throws IOException {
         Path out = temp.resolve("y.npy");
-        assertEquals(0, run("normalize", save("x.npy", new float[] {1, 3}, 1, 2).toString(), out.toString()).exit());
+        assertEquals(
+                0,
+                run("normalize", save("x.npy", new float[] {1, 3}, 1, 2).toString(), out.toString())
+                        .exit());
         float[] y = load(out);
         assertEquals(-1, y[0], 1e-5);
         assertEquals(1, y[1], 1e-5);
@@ -392,7 +486,12 @@ class MainTest {
         Run run = run("info", "--types");
         assertEquals(0, run.exit(), run.err());
         assertTrue(run.out().contains("bf16  f16   f32          "), run.out());
-        assertEquals(27, run.out().lines().filter(l -> l.matches("^(f32|bf16|f16) +(f32|bf16|f16) +(f32|bf16|f16) +.*")).count());
+        assertEquals(
+                27,
+                run.out()
+                        .lines()
+                        .filter(l -> l.matches("^(f32|bf16|f16) +(f32|bf16|f16) +(f32|bf16|f16) +.*"))
+                        .count());
     }
 
     @Test
@@ -404,7 +503,9 @@ class MainTest {
         assertTrue(run.out().contains("java-scalar"), run.out());
         assertTrue(run.out().contains("\nagreement: the last column is each backend's largest error"), run.out());
         // Each backend's line ends with its largest error as a share of the bound: at most 100%.
-        long rows = run.out().lines().filter(line -> line.matches("(onednn|java|java-scalar|auto) .* ([0-9]|[1-9][0-9]|100)%"))
+        long rows = run.out()
+                .lines()
+                .filter(line -> line.matches("(onednn|java|java-scalar|auto) .* ([0-9]|[1-9][0-9]|100)%"))
                 .count();
         assertEquals(4, rows, run.out());
     }
@@ -413,24 +514,40 @@ class MainTest {
     void benchPrintsATableAndJson() {
         Run table = run("bench", "--shapes", "2x64,1x100", "--seconds", "0.01");
         assertEquals(0, table.exit(), table.err());
-        assertTrue(table.out().contains("2x64") && table.out().contains("1x100") && table.out().contains("auto")
-                && table.out().contains("copy-1t") && table.out().contains("java-scalar"), table.out());
+        assertTrue(
+                table.out().contains("2x64")
+                        && table.out().contains("1x100")
+                        && table.out().contains("auto")
+                        && table.out().contains("copy-1t")
+                        && table.out().contains("java-scalar"),
+                table.out());
         Run json = run("bench", "--shapes", "2x64", "--seconds", "0.01", "--json");
         assertEquals(0, json.exit(), json.err());
-        assertTrue(json.out().strip().startsWith("[") && json.out().strip().endsWith("]")
-                && json.out().contains("\"shape\": \"2x64\"") && json.out().contains("\"backend\": \"auto\""), json.out());
+        assertTrue(
+                json.out().strip().startsWith("[")
+                        && json.out().strip().endsWith("]")
+                        && json.out().contains("\"shape\": \"2x64\"")
+                        && json.out().contains("\"backend\": \"auto\""),
+                json.out());
     }
 
     @Test
     void benchDrawsAChartAsPngOrSvg() throws IOException {
         Path png = temp.resolve("chart.png");
         Path svg = temp.resolve("chart.svg");
-        assertEquals(0, run("bench", "--shapes", "2x64,4x64", "--seconds", "0.01", "--chart", png.toString()).exit());
-        assertEquals(0, run("bench", "--shapes", "2x64,4x64", "--seconds", "0.01", "--chart", svg.toString()).exit());
+        assertEquals(
+                0,
+                run("bench", "--shapes", "2x64,4x64", "--seconds", "0.01", "--chart", png.toString())
+                        .exit());
+        assertEquals(
+                0,
+                run("bench", "--shapes", "2x64,4x64", "--seconds", "0.01", "--chart", svg.toString())
+                        .exit());
         byte[] header = Arrays.copyOf(Files.readAllBytes(png), 4);
         assertArrayEquals(new byte[] {(byte) 0x89, 'P', 'N', 'G'}, header);
         String text = Files.readString(svg);
-        assertTrue(text.contains("<svg") && text.contains("<path") && text.strip().endsWith("</svg>"),
+        assertTrue(
+                text.contains("<svg") && text.contains("<path") && text.strip().endsWith("</svg>"),
                 text.substring(0, Math.min(200, text.length())));
         try (Stream<Path> files = Files.list(temp)) {
             assertEquals(2, files.count(), "no temporary file left behind");
@@ -472,36 +589,125 @@ class MainTest {
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
         String out = temp.resolve("y.npy").toString();
         assertFails(2, "Usage: panorm");
-        assertFails(2, "panorm: unknown command 'normalise'; did you mean normalize? (see 'panorm --help')\n", "normalise",
-                in, out);
-        assertFails(2, "panorm: missing required parameter: 'OUT.npy' (see 'panorm normalize --help')\n", "normalize", in);
+        assertFails(
+                2,
+                "panorm: unknown command 'normalise'; did you mean normalize? (see 'panorm --help')\n",
+                "normalise",
+                in,
+                out);
+        assertFails(
+                2, "panorm: missing required parameter: 'OUT.npy' (see 'panorm normalize --help')\n", "normalize", in);
         assertFails(2, "unknown option '--gama'; did you mean --gamma?", "normalize", in, out, "--gama", in);
-        assertFails(2, "invalid value for option '--backend': must be auto, onednn, java or java-scalar, got 'cuda'",
-                "normalize", in, out, "--backend", "cuda");
-        assertFails(2, "invalid value for option '--eps': must be a number, got 'tiny'", "normalize", in, out, "--eps", "tiny");
+        assertFails(
+                2,
+                "invalid value for option '--backend': must be auto, onednn, java or java-scalar, got 'cuda'",
+                "normalize",
+                in,
+                out,
+                "--backend",
+                "cuda");
+        assertFails(
+                2,
+                "invalid value for option '--eps': must be a number, got 'tiny'",
+                "normalize",
+                in,
+                out,
+                "--eps",
+                "tiny");
         assertFails(2, "missing required parameter for option '--eps' (E)", "normalize", in, out, "--eps");
         // Every bad eps is a usage error, with a message that is true of it.
-        assertFails(2, "invalid value for option '--eps': must be a positive finite number, got -1.0", "normalize", in,
-                out, "--eps", "-1");
-        assertFails(2, "invalid value for option '--eps': must be a positive finite number, got 0.0", "normalize", in,
-                out, "--eps", "0");
-        assertFails(2, "invalid value for option '--eps': must be a positive finite number, got NaN", "normalize", in,
-                out, "--eps", "nan");
-        assertFails(2, "invalid value for option '--eps': must lie within float32's range", "normalize", in, out,
-                "--eps", "1e-50");
+        assertFails(
+                2,
+                "invalid value for option '--eps': must be a positive finite number, got -1.0",
+                "normalize",
+                in,
+                out,
+                "--eps",
+                "-1");
+        assertFails(
+                2,
+                "invalid value for option '--eps': must be a positive finite number, got 0.0",
+                "normalize",
+                in,
+                out,
+                "--eps",
+                "0");
+        assertFails(
+                2,
+                "invalid value for option '--eps': must be a positive finite number, got NaN",
+                "normalize",
+                in,
+                out,
+                "--eps",
+                "nan");
+        assertFails(
+                2,
+                "invalid value for option '--eps': must lie within float32's range",
+                "normalize",
+                in,
+                out,
+                "--eps",
+                "1e-50");
         assertFails(2, "output " + in + " is the same file as input " + in, "normalize", in, in);
-        assertFails(2, "two outputs are the same file", "normalize", in, out, "--stats", out, temp.resolve("v.npy").toString());
-        assertFails(2, "option '--stats' at index 0 (MEAN.npy VAR.npy) requires at least 2 values", "normalize", in, out,
-                "--stats", out);
-        assertFails(2, "option '--eps' (E) should be specified only once", "normalize", in, out, "--eps", "1", "--eps", "2");
-        assertFails(2, "--stats is given twice", "normalize", in, out, "--stats", "a.npy", "b.npy", "--stats", "c.npy",
+        assertFails(
+                2,
+                "two outputs are the same file",
+                "normalize",
+                in,
+                out,
+                "--stats",
+                out,
+                temp.resolve("v.npy").toString());
+        assertFails(
+                2,
+                "option '--stats' at index 0 (MEAN.npy VAR.npy) requires at least 2 values",
+                "normalize",
+                in,
+                out,
+                "--stats",
+                out);
+        assertFails(
+                2,
+                "option '--eps' (E) should be specified only once",
+                "normalize",
+                in,
+                out,
+                "--eps",
+                "1",
+                "--eps",
+                "2");
+        assertFails(
+                2,
+                "--stats is given twice",
+                "normalize",
+                in,
+                out,
+                "--stats",
+                "a.npy",
+                "b.npy",
+                "--stats",
+                "c.npy",
                 "d.npy");
-        assertFails(2, "--out-dgamma needs --gamma", "backward", in, in, out, "--out-dgamma", temp.resolve("dg.npy").toString());
+        assertFails(
+                2,
+                "--out-dgamma needs --gamma",
+                "backward",
+                in,
+                in,
+                out,
+                "--out-dgamma",
+                temp.resolve("dg.npy").toString());
         assertFails(2, "missing required parameter: 'OUT_DX.npy'", "backward", in, out);
         assertFails(2, "is a directory", "normalize", in, temp.toString());
         assertFails(2, "unexpected argument 'now'", "info", "now");
-        assertFails(2, "--chunk-rows 100000000 makes chunks of 1525.9 MiB of " + in + "; at most 64 MiB (4194304 rows here)",
-                "normalize", in, out, "--chunk-rows", "100000000");
+        assertFails(
+                2,
+                "--chunk-rows 100000000 makes chunks of 1525.9 MiB of " + in + "; at most 64 MiB (4194304 rows here)",
+                "normalize",
+                in,
+                out,
+                "--chunk-rows",
+                "100000000");
     }
 
     @Test
@@ -516,11 +722,27 @@ class MainTest {
         String scalar = save("scalar.npy", new float[] {1}).toString();
         String noChannels = save("empty-rows.npy", new float[0], 3, 0).toString();
 
-        assertFails(1, "no such file: " + temp.resolve("missing.npy"), "normalize", temp.resolve("missing.npy").toString(), out);
+        assertFails(
+                1,
+                "no such file: " + temp.resolve("missing.npy"),
+                "normalize",
+                temp.resolve("missing.npy").toString(),
+                out);
         assertFails(1, "is not a .npy file", "normalize", notNpy.toString(), out);
-        assertFails(1, "is truncated: shape [2, 4] of F32 needs 32 bytes of data, the file holds 29", "normalize",
-                truncated.toString(), out);
-        assertFails(1, "--gamma " + gamma5 + " has shape [5] but must have shape [4]", "normalize", in, out, "--gamma", gamma5);
+        assertFails(
+                1,
+                "is truncated: shape [2, 4] of F32 needs 32 bytes of data, the file holds 29",
+                "normalize",
+                truncated.toString(),
+                out);
+        assertFails(
+                1,
+                "--gamma " + gamma5 + " has shape [5] but must have shape [4]",
+                "normalize",
+                in,
+                out,
+                "--gamma",
+                gamma5);
         assertFails(1, "has shape []: rank 0, fewer than the 1 axes to normalize over", "normalize", scalar, out);
         assertFails(1, "the axes to normalize over must not be empty", "normalize", noChannels, out);
         assertFalse(Files.exists(Path.of(out)));
@@ -555,34 +777,57 @@ class MainTest {
             assertTrue(run.out().contains("\n  " + command + " "), command + " in\n" + run.out());
         }
         String normalize = run("normalize", "--help").out();
-        for (String option : List.of("--gamma G.npy", "--beta B.npy", "--eps E", "--backend auto|onednn|java|java-scalar",
-                "--stats MEAN.npy VAR.npy", "--axes K", "--rms", "--precise", "--out-dtype f32|f16|bf16", "--chunk-rows N")) {
+        for (String option : List.of(
+                "--gamma G.npy",
+                "--beta B.npy",
+                "--eps E",
+                "--backend auto|onednn|java|java-scalar",
+                "--stats MEAN.npy VAR.npy",
+                "--axes K",
+                "--rms",
+                "--precise",
+                "--out-dtype f32|f16|bf16",
+                "--chunk-rows N")) {
             assertTrue(normalize.contains(option), option + " in\n" + normalize);
         }
     }
 
     @Test
     void reportsOneRowAndSmallRatesReadably() throws IOException {
-        Run run = run("normalize", save("x.npy", new float[] {1, 2, 3, 4}, 1, 4).toString(), temp.resolve("y.npy").toString());
+        Run run = run(
+                "normalize",
+                save("x.npy", new float[] {1, 2, 3, 4}, 1, 4).toString(),
+                temp.resolve("y.npy").toString());
         assertEquals(0, run.exit(), run.err());
-        assertTrue(run.out().matches("normalized 1 row of 4 with auto \\(.*\\) in [0-9.]+ (s|ms|us), 32 bytes read and"
-                + " written, [1-9][0-9.]* (GB|MB|kB)/s -> .*\n"), run.out());
-        Run backward = run("backward", temp.resolve("x.npy").toString(), temp.resolve("y.npy").toString(),
+        assertTrue(
+                run.out()
+                        .matches("normalized 1 row of 4 with auto \\(.*\\) in [0-9.]+ (s|ms|us), 32 bytes read and"
+                                + " written, [1-9][0-9.]* (GB|MB|kB)/s -> .*\n"),
+                run.out());
+        Run backward = run(
+                "backward",
+                temp.resolve("x.npy").toString(),
+                temp.resolve("y.npy").toString(),
                 temp.resolve("dx.npy").toString());
-        assertTrue(backward.out().matches("backward over 1 row of 4 with auto in [0-9.]+ (s|ms|us) -> .*\n"), backward.out());
+        assertTrue(
+                backward.out().matches("backward over 1 row of 4 with auto in [0-9.]+ (s|ms|us) -> .*\n"),
+                backward.out());
     }
 
     @Test
     void writesThroughASymbolicLinkAndLeavesTheLink() throws IOException {
         Path in = save("x.npy", random(8, 1, 0), 2, 4);
-        Path target = Files.writeString(Files.createDirectory(temp.resolve("data")).resolve("y.npy"), "old");
+        Path target =
+                Files.writeString(Files.createDirectory(temp.resolve("data")).resolve("y.npy"), "old");
         Path link = Files.createSymbolicLink(temp.resolve("link.npy"), Path.of("data", "y.npy"));
         Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rw-r-----"));
         assertEquals(0, run("normalize", in.toString(), link.toString()).exit());
         assertTrue(Files.isSymbolicLink(link), "the link stays a link");
         assertEquals(Path.of("data", "y.npy"), Files.readSymbolicLink(link));
         assertEquals(8, load(target).length, "the target holds the result");
-        assertEquals("rw-r-----", PosixFilePermissions.toString(Files.getPosixFilePermissions(target)),
+        assertEquals(
+                "rw-r-----",
+                PosixFilePermissions.toString(Files.getPosixFilePermissions(target)),
                 "a replaced file keeps its mode");
         try (Stream<Path> files = Files.list(target.getParent())) {
             assertEquals(List.of(target), files.toList(), "no temporary file left");
@@ -599,14 +844,23 @@ class MainTest {
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
         Path fifo = temp.resolve("pipe.npy");
         assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
-        assertFails(1, "cannot write " + fifo + ": it is a FIFO (named pipe), not a regular file", "normalize", in,
+        assertFails(
+                1,
+                "cannot write " + fifo + ": it is a FIFO (named pipe), not a regular file",
+                "normalize",
+                in,
                 fifo.toString());
         assertTrue(Files.readAttributes(fifo, BasicFileAttributes.class).isOther(), "the FIFO is still there");
         Run run = run("normalize", in, "/dev/null");
         assertEquals(1, run.exit());
-        assertEquals("panorm: error: cannot write /dev/null: it is a character device, not a regular file; panorm writes"
-                + " a new file and renames it into place, so it never replaces one that is not regular\n", run.err());
-        assertTrue(Files.readAttributes(Path.of("/dev/null"), BasicFileAttributes.class).isOther(), "/dev/null is still a device");
+        assertEquals(
+                "panorm: error: cannot write /dev/null: it is a character device, not a regular file; panorm writes"
+                        + " a new file and renames it into place, so it never replaces one that is not regular\n",
+                run.err());
+        assertTrue(
+                Files.readAttributes(Path.of("/dev/null"), BasicFileAttributes.class)
+                        .isOther(),
+                "/dev/null is still a device");
         Path link = Files.createSymbolicLink(temp.resolve("null.npy"), Path.of("/dev/null"));
         assertFails(1, "cannot write " + link + ": /dev/null is a character device", "normalize", in, link.toString());
     }
@@ -615,11 +869,22 @@ class MainTest {
     void errorsAboutTheOutputNameItAsGivenAndTheReason() throws IOException {
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
         String missing = temp.resolve("nodir").resolve("y.npy").toString();
-        assertFails(1, "panorm: error: cannot write " + missing + ": directory " + temp.resolve("nodir")
-                + " does not exist\n", "normalize", in, missing);
+        assertFails(
+                1,
+                "panorm: error: cannot write " + missing + ": directory " + temp.resolve("nodir") + " does not exist\n",
+                "normalize",
+                in,
+                missing);
         assertFails(1, "cannot write " + missing + ": directory", "backward", in, in, missing);
-        assertFails(1, "cannot write " + missing + ": directory", "normalize", in, temp.resolve("y.npy").toString(),
-                "--stats", missing, temp.resolve("v.npy").toString());
+        assertFails(
+                1,
+                "cannot write " + missing + ": directory",
+                "normalize",
+                in,
+                temp.resolve("y.npy").toString(),
+                "--stats",
+                missing,
+                temp.resolve("v.npy").toString());
     }
 
     @Test
@@ -635,7 +900,11 @@ class MainTest {
             Assumptions.abort("/sys refuses files with " + other);
         }
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
-        assertFails(1, "panorm: error: cannot write /sys/y.npy: permission denied (directory /sys)\n", "normalize", in,
+        assertFails(
+                1,
+                "panorm: error: cannot write /sys/y.npy: permission denied (directory /sys)\n",
+                "normalize",
+                in,
                 "/sys/y.npy");
     }
 
@@ -644,7 +913,10 @@ class MainTest {
         // Compared with what this process's umask gives any new file; UmaskTest checks 022 and 027 in child processes.
         Path plain = Files.createFile(temp.resolve("plain"));
         Path out = temp.resolve("y.npy");
-        assertEquals(0, run("normalize", save("x.npy", random(8, 1, 0), 2, 4).toString(), out.toString()).exit());
+        assertEquals(
+                0,
+                run("normalize", save("x.npy", random(8, 1, 0), 2, 4).toString(), out.toString())
+                        .exit());
         assertEquals(Files.getPosixFilePermissions(plain), Files.getPosixFilePermissions(out));
     }
 }

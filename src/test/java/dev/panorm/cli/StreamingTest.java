@@ -1,28 +1,23 @@
 package dev.panorm.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.panorm.DataType;
 import dev.panorm.Tensor;
 import dev.panorm.io.Npy;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * {@code panorm normalize} streams a file bigger than the JVM's heap, and than its own resident set,
@@ -50,8 +45,10 @@ class StreamingTest {
         assertTrue(result.output().contains("normalized " + ROWS + " rows of " + C), result.output());
         // Measured: 122 MiB peak (JVM and libraries included); 626 MiB when chunks are not released.
         long peakKib = field(result.output(), "VmHWM");
-        assertTrue(peakKib * 1024 < inputBytes, "peak resident set " + peakKib / 1024 + " MiB, input " + inputBytes / MIB
-                + " MiB: the files were not streamed\n" + result.output());
+        assertTrue(
+                peakKib * 1024 < inputBytes,
+                "peak resident set " + peakKib / 1024 + " MiB, input " + inputBytes / MIB
+                        + " MiB: the files were not streamed\n" + result.output());
         assertNormalized(in, out);
     }
 
@@ -63,29 +60,37 @@ class StreamingTest {
     @Test
     void aFullDiskIsACleanErrorAndLeavesNoFile() throws Exception {
         Path in = temp.resolve("in.npy");
-        try (Arena arena = Arena.ofConfined(); Npy.Output output = Npy.Output.create(in, new long[] {1024, 1024}, arena)) {
+        try (Arena arena = Arena.ofConfined();
+                Npy.Output output = Npy.Output.create(in, new long[] {1024, 1024}, arena)) {
             output.commit();
         }
         Path out = temp.resolve("out.npy");
-        ChildJvm.Result result = ChildJvm.run("ulimit -f 1024; ", List.of(), temp, "normalize", in.toString(), out.toString());
+        ChildJvm.Result result =
+                ChildJvm.run("ulimit -f 1024; ", List.of(), temp, "normalize", in.toString(), out.toString());
         assertEquals(1, result.exit(), result.output());
-        assertTrue(result.output().contains("panorm: error: cannot write " + out + ": file too large (EFBIG), reserving"
-                + " 4194432 bytes"), result.output());
+        assertTrue(
+                result.output()
+                        .contains("panorm: error: cannot write " + out + ": file too large (EFBIG), reserving"
+                                + " 4194432 bytes"),
+                result.output());
         try (var left = Files.list(temp)) {
-            assertEquals(List.of("in.npy"), left.map(p -> p.getFileName().toString()).toList(), "no partial output");
+            assertEquals(
+                    List.of("in.npy"), left.map(p -> p.getFileName().toString()).toList(), "no partial output");
         }
     }
 
     /** Rows with different offsets and spreads, so that a row normalized with another's statistics shows. */
     private static void writeInput(Path in) throws IOException {
-        try (Arena arena = Arena.ofConfined(); Npy.Output output = Npy.Output.create(in, new long[] {ROWS, C}, arena)) {
+        try (Arena arena = Arena.ofConfined();
+                Npy.Output output = Npy.Output.create(in, new long[] {ROWS, C}, arena)) {
             MemorySegment data = output.tensor().segment();
             SplittableRandom random = new SplittableRandom(42);
             for (int row = 0; row < ROWS; row++) {
                 float offset = (row % 17) * 10 - 80;
                 float spread = 1 + row % 5;
                 for (int i = 0; i < C; i++) {
-                    data.setAtIndex(ValueLayout.JAVA_FLOAT, (long) row * C + i, offset + spread * (random.nextFloat() - 0.5f));
+                    data.setAtIndex(
+                            ValueLayout.JAVA_FLOAT, (long) row * C + i, offset + spread * (random.nextFloat() - 0.5f));
                 }
             }
             output.commit();

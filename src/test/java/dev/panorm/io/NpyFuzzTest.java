@@ -1,11 +1,15 @@
 package dev.panorm.io;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
 import dev.panorm.DataType;
 import dev.panorm.Tensor;
 import dev.panorm.TestAccess;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.nio.ByteBuffer;
@@ -20,13 +24,8 @@ import java.util.List;
 import java.util.Random;
 import java.util.SplittableRandom;
 import java.util.function.Supplier;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assertions.fail;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
 /**
  * Feeds {@link Npy} thousands of mutated {@code .npy} files, as an attacker or a broken disk would. Each
@@ -52,30 +51,69 @@ class NpyFuzzTest {
 
     /** Valid starting points: format version, dtype and shape, including empty, scalar and 1-D arrays. */
     private static final List<Base> BASES = List.of(
-            new Base(1, "<f4", 2, 3), new Base(1, "<f2", 5), new Base(1, "<f4", 0, 4), new Base(1, "<f4"),
-            new Base(2, "<f4", 3, 1, 2), new Base(2, "<f2", 0), new Base(3, "<f4", 7), new Base(3, "<f2", 2, 2));
+            new Base(1, "<f4", 2, 3),
+            new Base(1, "<f2", 5),
+            new Base(1, "<f4", 0, 4),
+            new Base(1, "<f4"),
+            new Base(2, "<f4", 3, 1, 2),
+            new Base(2, "<f2", 0),
+            new Base(3, "<f4", 7),
+            new Base(3, "<f2", 2, 2));
 
     /** Shapes that attack the parser or the size arithmetic, with the element count they claim (-1: none). */
     private static final List<ShapeText> HOSTILE_SHAPES = List.of(
-            new ShapeText("(4611686018427387904,)", -1), new ShapeText("(9223372036854775807,)", -1),
-            new ShapeText("(9223372036854775808,)", -1), new ShapeText("(99999999999999999999999,)", -1),
-            new ShapeText("(3037000500, 3037000500)", -1), new ShapeText("(4294967296, 4294967296, 4)", -1),
+            new ShapeText("(4611686018427387904,)", -1),
+            new ShapeText("(9223372036854775807,)", -1),
+            new ShapeText("(9223372036854775808,)", -1),
+            new ShapeText("(99999999999999999999999,)", -1),
+            new ShapeText("(3037000500, 3037000500)", -1),
+            new ShapeText("(4294967296, 4294967296, 4)", -1),
             new ShapeText("(0, 9223372036854775807, 9223372036854775807)", 0),
-            new ShapeText("(0, 4611686018427387904, 4)", 0), new ShapeText("(2305843009213693952, 0)", 0),
-            new ShapeText("(-1,)", -1), new ShapeText("(2, -3)", -1), new ShapeText("(2**62,)", -1),
-            new ShapeText("(1e3,)", -1), new ShapeText("(2.0,)", -1), new ShapeText("(,)", -1),
-            new ShapeText("(1,,2)", -1), new ShapeText("[2, 3]", -1), new ShapeText("(2, 3", -1),
-            new ShapeText("2, 3)", -1), new ShapeText("((2,),)", -1), new ShapeText("(0x10,)", -1),
-            new ShapeText("(+2,)", -1), new ShapeText("(None,)", -1), new ShapeText("(\uff12,)", 2),
-            new ShapeText("(\u0663,)", 3), new ShapeText("(2,\u20033)", 6), new ShapeText("(2,\u00a03)", 6),
-            new ShapeText("(" + "1, ".repeat(64) + ")", 1), new ShapeText("(" + "1, ".repeat(65) + ")", 1));
+            new ShapeText("(0, 4611686018427387904, 4)", 0),
+            new ShapeText("(2305843009213693952, 0)", 0),
+            new ShapeText("(-1,)", -1),
+            new ShapeText("(2, -3)", -1),
+            new ShapeText("(2**62,)", -1),
+            new ShapeText("(1e3,)", -1),
+            new ShapeText("(2.0,)", -1),
+            new ShapeText("(,)", -1),
+            new ShapeText("(1,,2)", -1),
+            new ShapeText("[2, 3]", -1),
+            new ShapeText("(2, 3", -1),
+            new ShapeText("2, 3)", -1),
+            new ShapeText("((2,),)", -1),
+            new ShapeText("(0x10,)", -1),
+            new ShapeText("(+2,)", -1),
+            new ShapeText("(None,)", -1),
+            new ShapeText("(\uff12,)", 2),
+            new ShapeText("(\u0663,)", 3),
+            new ShapeText("(2,\u20033)", 6),
+            new ShapeText("(2,\u00a03)", 6),
+            new ShapeText("(" + "1, ".repeat(64) + ")", 1),
+            new ShapeText("(" + "1, ".repeat(65) + ")", 1));
 
-    private static final List<String> DESCRS = List.of("'|O'", "'O'", "'<f8'", "'>f4'", "'>f2'", "'=f4'", "'|u1'",
-            "'<u2'", "'<f4 '", "''", "[('a', '<f4')]", "('<f4', (2,))", "'<f4", "<f4", "None", "'<f2'", "'<f4'");
-    private static final List<String> FORTRAN_ORDERS = List.of("True", "False", "1", "0", "None", "'False'", "Tru",
-            "FALSE", "False False");
-    private static final List<String> NON_ASCII = List.of("\u00e9", "\u00a0", "\u2003", "\u0663", "\uff12", "\ufeff",
-            "\ud83d\ude00", "\u0000", "\u0085");
+    private static final List<String> DESCRS = List.of(
+            "'|O'",
+            "'O'",
+            "'<f8'",
+            "'>f4'",
+            "'>f2'",
+            "'=f4'",
+            "'|u1'",
+            "'<u2'",
+            "'<f4 '",
+            "''",
+            "[('a', '<f4')]",
+            "('<f4', (2,))",
+            "'<f4",
+            "<f4",
+            "None",
+            "'<f2'",
+            "'<f4'");
+    private static final List<String> FORTRAN_ORDERS =
+            List.of("True", "False", "1", "0", "None", "'False'", "Tru", "FALSE", "False False");
+    private static final List<String> NON_ASCII =
+            List.of("\u00e9", "\u00a0", "\u2003", "\u0663", "\uff12", "\ufeff", "\ud83d\ude00", "\u0000", "\u0085");
     private static final String ASCII_NOISE = "{}()[],:'\" 0123456789-+.eTrueFalsNon\n\t\\";
 
     @TempDir
@@ -148,20 +186,26 @@ class NpyFuzzTest {
             throw new AssertionError("threw " + e + " instead of NpyFormatException; " + replay.get(), e);
         }
         String message = e.getMessage();
-        assertTrue(message != null && message.startsWith(file.toString()) && message.length() > file.toString().length(),
+        assertTrue(
+                message != null
+                        && message.startsWith(file.toString())
+                        && message.length() > file.toString().length(),
                 () -> "the message '" + message + "' should name the file and the problem; " + replay.get());
     }
 
     /** An accepted file: the tensor exactly fills it, and NumPy would have read it too. */
     private static void assertConsistent(Tensor tensor, Npy.Header header, byte[] bytes, Supplier<String> replay) {
         DataType type = header.descr().equals("<f2") ? DataType.F16 : DataType.F32;
-        assertTrue(header.descr().equals("<f4") || header.descr().equals("<f2"),
+        assertTrue(
+                header.descr().equals("<f4") || header.descr().equals("<f2"),
                 () -> "dtype " + header.descr() + "; " + replay.get());
         assertFalse(header.fortranOrder(), replay);
         assertEquals(type, tensor.dataType(), replay);
         assertArrayEquals(header.shape(), tensor.shape(), replay);
         assertTrue(tensor.isContiguous() && tensor.segment().isReadOnly(), replay);
-        assertEquals(bytes.length, header.dataOffset() + tensor.byteExtent(),
+        assertEquals(
+                bytes.length,
+                header.dataOffset() + tensor.byteExtent(),
                 () -> "the data must fill the file; " + replay.get());
         assertEquals(tensor.byteExtent(), tensor.segment().byteSize(), replay);
 
@@ -262,11 +306,13 @@ class NpyFuzzTest {
         int at = random.nextInt(text.length() + 1);
         String edited = switch (random.nextInt(6)) {
             case 0 -> pick(List.of("", "{", "}", "}}", "{{"), random) + text.substring(1);
-            case 1 -> text.substring(0, text.lastIndexOf('}') < 0 ? text.length() : text.lastIndexOf('}'))
-                    + pick(List.of("", "}}", "{", ", }"), random);
+            case 1 ->
+                text.substring(0, text.lastIndexOf('}') < 0 ? text.length() : text.lastIndexOf('}'))
+                        + pick(List.of("", "}}", "{", ", }"), random);
             case 2 -> text.substring(0, at) + pick(NON_ASCII, random) + text.substring(at);
             case 3 -> text.replace(pick(List.of(" ", "0", "2", "3", "5"), random), pick(NON_ASCII, random));
-            case 4 -> text.substring(0, at) + ASCII_NOISE.charAt(random.nextInt(ASCII_NOISE.length())) + text.substring(at);
+            case 4 ->
+                text.substring(0, at) + ASCII_NOISE.charAt(random.nextInt(ASCII_NOISE.length())) + text.substring(at);
             default -> at == text.length() ? text : text.substring(0, at) + text.substring(at + 1);
         };
         draft.text = edited;
@@ -308,10 +354,24 @@ class NpyFuzzTest {
             }
             case 4 -> {
                 long trueLength = draft.dataOffset - 8 - lengthBytes;
-                long length = pick(List.of(trueLength - 1, trueLength + 1, (long) bytes.length,
-                        bytes.length - 8L - lengthBytes + 1, (long) Npy.MAX_HEADER_BYTES, Npy.MAX_HEADER_BYTES + 1L,
-                        0L, 0xffffL, 0x7fffffffL, 0xffffffffL, random.nextLong() & 0xffffffffL), random);
-                byte[] field = ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putInt((int) length).array();
+                long length = pick(
+                        List.of(
+                                trueLength - 1,
+                                trueLength + 1,
+                                (long) bytes.length,
+                                bytes.length - 8L - lengthBytes + 1,
+                                (long) Npy.MAX_HEADER_BYTES,
+                                Npy.MAX_HEADER_BYTES + 1L,
+                                0L,
+                                0xffffL,
+                                0x7fffffffL,
+                                0xffffffffL,
+                                random.nextLong() & 0xffffffffL),
+                        random);
+                byte[] field = ByteBuffer.allocate(4)
+                        .order(ByteOrder.LITTLE_ENDIAN)
+                        .putInt((int) length)
+                        .array();
                 draft.step("header length field " + length);
                 int replaced = Math.min(lengthBytes, Math.max(0, bytes.length - 8));
                 yield splice(bytes, 8, replaced, Arrays.copyOf(field, lengthBytes));
@@ -358,7 +418,8 @@ class NpyFuzzTest {
 
     /** A shape as Python writes a tuple: {@code ()}, {@code (5,)}, {@code (2, 3)}. */
     private static String shapeText(long... shape) {
-        String dims = String.join(", ", Arrays.stream(shape).mapToObj(Long::toString).toList());
+        String dims =
+                String.join(", ", Arrays.stream(shape).mapToObj(Long::toString).toList());
         return shape.length == 1 ? "(" + dims + ",)" : "(" + dims + ")";
     }
 
@@ -393,6 +454,7 @@ class NpyFuzzTest {
         int elementSize;
         /** Elements the shape claims, sizing the data; -1 keeps the data as it was. */
         long elements;
+
         long dataBytes;
         /** The header text once edited directly; null while it is rendered from {@link #entries}. */
         String text;
@@ -436,7 +498,8 @@ class NpyFuzzTest {
             int lengthBytes = major == 1 ? 2 : 4;
             byte[] dict = text().getBytes(StandardCharsets.UTF_8);
             int unpadded = dict.length + 1;
-            int padded = headerLength > unpadded ? headerLength : unpadded + (64 - (8 + lengthBytes + unpadded) % 64) % 64;
+            int padded =
+                    headerLength > unpadded ? headerLength : unpadded + (64 - (8 + lengthBytes + unpadded) % 64) % 64;
             dataOffset = 8 + lengthBytes + padded;
             ByteBuffer out = ByteBuffer.allocate(dataOffset + (int) dataBytes).order(ByteOrder.LITTLE_ENDIAN);
             out.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', (byte) major, 0});
@@ -445,7 +508,9 @@ class NpyFuzzTest {
             } else {
                 out.putInt(padded);
             }
-            out.put(dict).put(" ".repeat(padded - unpadded).getBytes(StandardCharsets.US_ASCII)).put((byte) '\n');
+            out.put(dict)
+                    .put(" ".repeat(padded - unpadded).getBytes(StandardCharsets.US_ASCII))
+                    .put((byte) '\n');
             return out.array();
         }
     }

@@ -1,23 +1,23 @@
 package dev.panorm.io;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.panorm.DataType;
 import dev.panorm.Tensor;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.CsvSource;
-import org.junit.jupiter.params.provider.ValueSource;
-
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
-import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -27,12 +27,11 @@ import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.stream.Stream;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 class NpyTest {
     private static final float[] VALUES = {-2.5f, -1.5f, -0.5f, 0.5f, 1.5f, 2.5f};
@@ -108,7 +107,8 @@ class NpyTest {
             assertArrayEquals(VALUES, back.toFloatArray());
         }
         byte[] bytes = Files.readAllBytes(file);
-        int headerLength = ByteBuffer.wrap(bytes, 8, 2).order(ByteOrder.LITTLE_ENDIAN).getShort();
+        int headerLength =
+                ByteBuffer.wrap(bytes, 8, 2).order(ByteOrder.LITTLE_ENDIAN).getShort();
         assertEquals(0, (10 + headerLength) % 64, "data starts on a 64-byte boundary, as NumPy requires");
         String header = new String(bytes, 10, headerLength, StandardCharsets.US_ASCII);
         assertEquals("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", header.strip());
@@ -120,18 +120,22 @@ class NpyTest {
     void headersForEveryRank() {
         assertTrue(new String(Npy.header("<f4", new long[] {}), StandardCharsets.US_ASCII).contains("'shape': ()"));
         assertTrue(new String(Npy.header("<f4", new long[] {5}), StandardCharsets.US_ASCII).contains("'shape': (5,)"));
-        assertTrue(new String(Npy.header("<f4", new long[] {1, 2, 3}), StandardCharsets.US_ASCII).contains("'shape': (1, 2, 3)"));
+        assertTrue(new String(Npy.header("<f4", new long[] {1, 2, 3}), StandardCharsets.US_ASCII)
+                .contains("'shape': (1, 2, 3)"));
     }
 
     @ParameterizedTest
-    @CsvSource(delimiter = '|', value = {
-            "f64.npy              | holds '<f8'; only float32 ('<f4') and float16 ('<f2') are supported: convert with a.astype(np.float32)",
-            "f16.npy              | holds '<f2' (float16); float32 ('<f4') is needed here",
-            "big_endian_f32.npy   | holds big-endian float32 ('>f4'); convert it with a.astype('<f4')",
-            "fortran_f32.npy      | is in Fortran order",
-            "object.npy           | holds Python objects ('|O')",
-            "structured.npy       | has a structured dtype",
-    })
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "f64.npy              | holds '<f8'; only float32 ('<f4') and float16 ('<f2') are supported: convert"
+                        + " with a.astype(np.float32)",
+                "f16.npy              | holds '<f2' (float16); float32 ('<f4') is needed here",
+                "big_endian_f32.npy   | holds big-endian float32 ('>f4'); convert it with a.astype('<f4')",
+                "fortran_f32.npy      | is in Fortran order",
+                "object.npy           | holds Python objects ('|O')",
+                "structured.npy       | has a structured dtype",
+            })
     void rejectsValidFilesItCannotRead(String name, String message) throws Exception {
         assertRejected(resource(name), message);
     }
@@ -157,14 +161,17 @@ class NpyTest {
         byte[] text = dict.getBytes(StandardCharsets.UTF_8);
         int padding = (64 - (preamble + text.length + 1) % 64) % 64;
         int headerLength = text.length + padding + 1;
-        ByteBuffer buffer = ByteBuffer.allocate(preamble + headerLength + (int) dataBytes).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer buffer =
+                ByteBuffer.allocate(preamble + headerLength + (int) dataBytes).order(ByteOrder.LITTLE_ENDIAN);
         buffer.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', (byte) major, 0});
         if (major == 1) {
             buffer.putShort((short) headerLength);
         } else {
             buffer.putInt(headerLength);
         }
-        buffer.put(text).put(" ".repeat(padding).getBytes(StandardCharsets.US_ASCII)).put((byte) '\n');
+        buffer.put(text)
+                .put(" ".repeat(padding).getBytes(StandardCharsets.US_ASCII))
+                .put((byte) '\n');
         return Files.write(Files.createTempFile(temp, "crafted", ".npy"), buffer.array());
     }
 
@@ -186,11 +193,17 @@ class NpyTest {
         assertRejected(bytes(0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0, 0, 0, 1), "header of 16777216 bytes");
         assertRejected(craft(good, 23), "is truncated: shape [2, 3] of F32 needs 24 bytes of data, the file holds 23");
         assertRejected(craft(good, 25), "has 1 bytes after the data");
-        assertRejected(craft("{'descr': '<f4', 'fortran_order': False}", 0), "without 'descr', 'fortran_order' and 'shape'");
-        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", 8), "unexpected header key 'x'");
+        assertRejected(
+                craft("{'descr': '<f4', 'fortran_order': False}", 0), "without 'descr', 'fortran_order' and 'shape'");
+        assertRejected(
+                craft("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'x': 1}", 8),
+                "unexpected header key 'x'");
         assertRejected(craft("{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }", 8), "expected True or False");
-        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }", 8), "expected a non-negative integer");
-        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 8),
+        assertRejected(
+                craft("{'descr': '<f4', 'fortran_order': False, 'shape': (2, -3), }", 8),
+                "expected a non-negative integer");
+        assertRejected(
+                craft("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 8),
                 "too large for a 64-bit integer");
         assertRejected(craft("['descr', '<f4']", 8), "expected '{'");
         assertRejected(craft(good + " trailing", 24), "text after the header dict");
@@ -200,16 +213,19 @@ class NpyTest {
     @Test
     void aHeaderClaimingAGiganticArrayCostsNothing() throws Exception {
         // 2^62 elements claimed by a 128-byte file: refused from the file size alone, before any mapping.
-        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }", 0),
+        assertRejected(
+                craft("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }", 0),
                 "more than 2^63 bytes");
-        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000, 1000), }", 0),
+        assertRejected(
+                craft("{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000000, 1000), }", 0),
                 "is truncated: shape [1000000, 1000000, 1000] of F32 needs 4000000000000000 bytes");
     }
 
     @Test
     void anEmptyShapeMayNotHideAnOverflow() throws Exception {
         // (0, 2^62, 4) holds nothing, but strides computed from it wrap around; NumPy refuses it as too big.
-        assertRejected(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4), }", 0),
+        assertRejected(
+                craft("{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4611686018427387904, 4), }", 0),
                 "claims shape [0, 4611686018427387904, 4], more than 2^63 bytes counting its empty dimensions as 1");
     }
 
@@ -218,7 +234,10 @@ class NpyTest {
         // A 3.0 header is UTF-8, and Java's isDigit and isWhitespace take far more than Python does.
         String dict = "{'descr':%s'<f4', 'fortran_order': False, 'shape': %s, }";
         try (Arena arena = Arena.ofConfined()) {
-            assertArrayEquals(new long[] {2, 3}, Npy.mapFloat32(craft(3, dict.formatted("\t", "(2,\n3)"), 24), arena).shape());
+            assertArrayEquals(
+                    new long[] {2, 3},
+                    Npy.mapFloat32(craft(3, dict.formatted("\t", "(2,\n3)"), 24), arena)
+                            .shape());
         }
         assertRejected(craft(3, dict.formatted(" ", "(\u0663,)"), 12), "expected a non-negative integer");
         assertRejected(craft(3, dict.formatted(" ", "(\uff12, 3)"), 24), "expected a non-negative integer");
@@ -229,7 +248,8 @@ class NpyTest {
     @Test
     void refusesDuplicateHeaderKeys() throws Exception {
         // Python would keep the last 'descr', another reader the first: the file means two things.
-        assertRejected(craft("{'descr': '<f8', 'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8),
+        assertRejected(
+                craft("{'descr': '<f8', 'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", 8),
                 "has the header key 'descr' twice");
     }
 
@@ -237,7 +257,8 @@ class NpyTest {
     void anAbandonedOutputLeavesNothingBehind() throws Exception {
         Path target = temp.resolve("result.npy");
         Files.writeString(target, "previous contents");
-        try (Arena arena = Arena.ofConfined(); Npy.Output output = Npy.Output.create(target, new long[] {4, 4}, arena)) {
+        try (Arena arena = Arena.ofConfined();
+                Npy.Output output = Npy.Output.create(target, new long[] {4, 4}, arena)) {
             output.tensor().segment().fill((byte) 1);
             // No commit: as if the computation had failed.
         }
@@ -251,7 +272,8 @@ class NpyTest {
     void aCommittedOutputReplacesTheTarget() throws Exception {
         Path target = temp.resolve("result.npy");
         Files.writeString(target, "previous contents");
-        try (Arena arena = Arena.ofConfined(); Npy.Output output = Npy.Output.create(target, new long[] {2, 3}, arena)) {
+        try (Arena arena = Arena.ofConfined();
+                Npy.Output output = Npy.Output.create(target, new long[] {2, 3}, arena)) {
             Tensor tensor = output.tensor();
             MemorySegment.copy(VALUES, 0, tensor.segment(), ValueLayout.JAVA_FLOAT, 0, 6);
             output.commit();
@@ -273,7 +295,8 @@ class NpyTest {
             Tensor wide = Tensor.ofFloats(arena, new float[] {1, 2, 3, 99, 4, 5, 6, 99}, 2, 4);
             Tensor window = Tensor.of(wide.segment(), DataType.F32, new long[] {2, 3}, new long[] {4, 1});
             Npy.write(file, window);
-            assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, Npy.mapFloat32(file, arena).toFloatArray());
+            assertArrayEquals(
+                    new float[] {1, 2, 3, 4, 5, 6}, Npy.mapFloat32(file, arena).toFloatArray());
         }
     }
 
@@ -293,7 +316,8 @@ class NpyTest {
     @Test
     void aReaderReadsTheWholeArrayOrChunksOfRows() throws Exception {
         Path file = counting("x.npy", 10);
-        try (Npy.Reader reader = Npy.Reader.open(file); Arena arena = Arena.ofConfined()) {
+        try (Npy.Reader reader = Npy.Reader.open(file);
+                Arena arena = Arena.ofConfined()) {
             assertEquals(DataType.F32, reader.dataType());
             assertArrayEquals(new long[] {10, 4}, reader.shape());
             float[] all = reader.read(arena).toFloatArray();
@@ -331,8 +355,10 @@ class NpyTest {
                 channel.truncate(200); // as np.save of a smaller array on the same path does first
             }
             UncheckedIOException e = assertThrows(UncheckedIOException.class, chunks::next);
-            assertEquals(file + " changed while it was being read (it has 200 bytes now, 1152 when opened)"
-                    + "; run again once it is complete", e.getCause().getMessage());
+            assertEquals(
+                    file + " changed while it was being read (it has 200 bytes now, 1152 when opened)"
+                            + "; run again once it is complete",
+                    e.getCause().getMessage());
             try (Arena arena = Arena.ofConfined()) {
                 assertThrows(IOException.class, () -> reader.read(arena));
             }
@@ -350,11 +376,15 @@ class NpyTest {
             Thread.sleep(10); // a new modification time, even on coarse clocks
             Files.write(file, other); // same size, same file: truncated and written again
             UncheckedIOException e = assertThrows(UncheckedIOException.class, chunks::next, "the last chunk checks");
-            assertTrue(e.getCause().getMessage().startsWith(file + " changed while it was being read (it was modified at "),
+            assertTrue(
+                    e.getCause()
+                            .getMessage()
+                            .startsWith(file + " changed while it was being read (it was modified at "),
                     e.getCause().getMessage());
         }
         // Replaced by a rename, as an atomic writer does: what was opened is intact, so reading it is fine.
-        try (Npy.Reader reader = Npy.Reader.open(file); Arena arena = Arena.ofConfined()) {
+        try (Npy.Reader reader = Npy.Reader.open(file);
+                Arena arena = Arena.ofConfined()) {
             Path replacement = counting("z.npy", 64);
             Files.move(replacement, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
             assertEquals(256, reader.read(arena).elementCount());
@@ -366,11 +396,16 @@ class NpyTest {
         Path missing = temp.resolve("nodir").resolve("y.npy");
         try (Arena arena = Arena.ofConfined()) {
             IOException e = assertThrows(IOException.class, () -> Npy.Output.create(missing, new long[] {2}, arena));
-            assertEquals("cannot write " + missing + ": directory " + missing.getParent() + " does not exist", e.getMessage());
-            IOException device = assertThrows(IOException.class,
+            assertEquals(
+                    "cannot write " + missing + ": directory " + missing.getParent() + " does not exist",
+                    e.getMessage());
+            IOException device = assertThrows(
+                    IOException.class,
                     () -> Npy.write(Path.of("/dev/null"), Tensor.ofFloats(arena, new float[] {1}, 1)));
-            assertTrue(device.getMessage().startsWith("cannot write /dev/null: it is a character device, not a regular"
-                    + " file"), device.getMessage());
+            assertTrue(
+                    device.getMessage()
+                            .startsWith("cannot write /dev/null: it is a character device, not a regular" + " file"),
+                    device.getMessage());
             Path loop = Files.createSymbolicLink(temp.resolve("loop.npy"), Path.of("loop.npy"));
             IOException looping = assertThrows(IOException.class, () -> Npy.Output.create(loop, new long[] {2}, arena));
             assertEquals("cannot write " + loop + ": too many levels of symbolic links", looping.getMessage());

@@ -1,16 +1,17 @@
 package dev.panorm.pipeline;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.panorm.Backend;
 import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
 import dev.panorm.io.Npy;
-import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.CsvSource;
-
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
@@ -19,12 +20,10 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.concurrent.atomic.AtomicLong;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertSame;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** Chunked runs give exactly what one call over the whole tensor gives, whatever the chunking. */
 class PipelineTest {
@@ -44,11 +43,20 @@ class PipelineTest {
 
     /** The scalar backend computes each row alone, so chunked and whole results are bit-identical. */
     @ParameterizedTest(name = "rows {0}, chunk {1}, parallelism {2}")
-    @CsvSource({"1000, 1, 1", "1000, 7, 1", "1000, 7, 3", "1000, 999, 2", "1000, 1000, 1", "1000, 5000, 2", "0, 3, 2",
-            "37, 0, 1"})
+    @CsvSource({
+        "1000, 1, 1",
+        "1000, 7, 1",
+        "1000, 7, 3",
+        "1000, 999, 2",
+        "1000, 1000, 1",
+        "1000, 5000, 2",
+        "0, 3, 2",
+        "37, 0, 1"
+    })
     void chunkedRunsEqualOneCall(int rows, long chunkRows, int parallelism) {
         float[] x = values(rows * C, rows);
-        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA_SCALAR)) {
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA_SCALAR)) {
             Tensor gamma = Tensor.ofFloats(arena, values(C, 1), C);
             Tensor beta = Tensor.ofFloats(arena, values(C, 2), C);
             Tensor src = Tensor.ofFloats(arena, x, rows, C);
@@ -60,10 +68,11 @@ class PipelineTest {
             pipeline = chunkRows > 0 ? pipeline.chunkRows(chunkRows) : pipeline;
             AtomicLong reported = new AtomicLong(-1);
             Pipeline.Summary summary = pipeline.progress((done, total, nanos) -> {
-                assertEquals(rows, total);
-                assertTrue(done > reported.get() && done <= total, done + " after " + reported.get());
-                reported.set(done);
-            }).run(src, chunked);
+                        assertEquals(rows, total);
+                        assertTrue(done > reported.get() && done <= total, done + " after " + reported.get());
+                        reported.set(done);
+                    })
+                    .run(src, chunked);
 
             assertArrayEquals(whole.toFloatArray(), chunked.toFloatArray());
             assertEquals(rows, summary.rows());
@@ -78,7 +87,8 @@ class PipelineTest {
     void aFileReadInChunksEqualsOneCall(long chunkRows, int parallelism, boolean training) throws IOException {
         int rows = 333;
         Path file = temp.resolve("x.npy");
-        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA_SCALAR)) {
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA_SCALAR)) {
             Tensor gamma = Tensor.ofFloats(arena, values(C, 1), C);
             Tensor beta = Tensor.ofFloats(arena, values(C, 2), C);
             Tensor src = Tensor.ofFloats(arena, values(rows * C, 5), 3, 111, C);
@@ -91,9 +101,13 @@ class PipelineTest {
             Tensor chunked = Tensor.allocate(arena, DataType.F32, 3, 111, C);
             Tensor mean = Tensor.allocate(arena, DataType.F32, 3, 111);
             Tensor variance = Tensor.allocate(arena, DataType.F32, 3, 111);
-            Pipeline pipeline = Pipeline.of(norm).parameters(gamma, beta).chunkRows(chunkRows).parallelism(parallelism);
+            Pipeline pipeline = Pipeline.of(norm)
+                    .parameters(gamma, beta)
+                    .chunkRows(chunkRows)
+                    .parallelism(parallelism);
             try (Npy.Reader reader = Npy.Reader.open(file)) {
-                Pipeline.Summary summary = training ? pipeline.runTraining(reader, chunked, mean, variance)
+                Pipeline.Summary summary = training
+                        ? pipeline.runTraining(reader, chunked, mean, variance)
                         : pipeline.run(reader, chunked);
                 assertEquals(rows, summary.rows());
             }
@@ -110,7 +124,8 @@ class PipelineTest {
     void chunkedTrainingRunsWriteTheStatisticsOfOneCall(boolean rms, int parallelism) {
         int rows = 100;
         LayerNormConfig config = (rms ? LayerNormConfig.rms(C) : LayerNormConfig.of(C)).withoutAffine();
-        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(config, Backend.JAVA_SCALAR)) {
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(config, Backend.JAVA_SCALAR)) {
             Tensor src = Tensor.ofFloats(arena, values(rows * C, 9), 4, 25, C);
             Tensor whole = Tensor.allocate(arena, DataType.F32, 4, 25, C);
             Tensor wholeMean = rms ? null : Tensor.allocate(arena, DataType.F32, 4, 25);
@@ -120,8 +135,8 @@ class PipelineTest {
             Tensor chunked = Tensor.allocate(arena, DataType.F32, 4, 25, C);
             Tensor mean = rms ? null : Tensor.allocate(arena, DataType.F32, 4, 25);
             Tensor variance = Tensor.allocate(arena, DataType.F32, 4, 25);
-            Pipeline.Summary summary = Pipeline.of(norm).chunkRows(7).parallelism(parallelism)
-                    .runTraining(src, chunked, mean, variance);
+            Pipeline.Summary summary =
+                    Pipeline.of(norm).chunkRows(7).parallelism(parallelism).runTraining(src, chunked, mean, variance);
             assertEquals(rows, summary.rows());
             assertArrayEquals(whole.toFloatArray(), chunked.toFloatArray());
             assertArrayEquals(wholeVariance.toFloatArray(), variance.toFloatArray());
@@ -129,22 +144,27 @@ class PipelineTest {
                 assertArrayEquals(wholeMean.toFloatArray(), mean.toFloatArray());
             }
             Tensor tooShort = Tensor.allocate(arena, DataType.F32, 99);
-            assertTrue(assertThrows(IllegalArgumentException.class, () -> Pipeline.of(norm).runTraining(src, chunked,
-                    null, tooShort)).getMessage().contains("one value for each of the 100 rows"));
+            assertTrue(assertThrows(
+                            IllegalArgumentException.class,
+                            () -> Pipeline.of(norm).runTraining(src, chunked, null, tooShort))
+                    .getMessage()
+                    .contains("one value for each of the 100 rows"));
         }
     }
 
     @Test
     void leadingAxesAreFlattenedIntoRowsAndPaddedRowsStayPadded() {
         try (Arena arena = Arena.ofConfined();
-             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR)) {
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR)) {
             float[] x = values(4 * 6 * C, 3);
             Tensor src = Tensor.ofFloats(arena, x, 4, 6, C);
             Tensor expected = Tensor.allocate(arena, DataType.F32, 4, 6, C);
             norm.forward(src, expected);
             // dst: rows padded to C + 5 floats
-            Tensor dst = Tensor.of(arena.allocate(4L * 6 * (C + 5) * Float.BYTES), DataType.F32, new long[] {4, 6, C},
-                    new long[] {6L * (C + 5), C + 5, 1});
+            Tensor dst = Tensor.of(
+                    arena.allocate(4L * 6 * (C + 5) * Float.BYTES), DataType.F32, new long[] {4, 6, C}, new long[] {
+                        6L * (C + 5), C + 5, 1
+                    });
             Pipeline.of(norm).chunkRows(5).run(src, dst);
             for (int row = 0; row < 24; row++) {
                 assertArrayEquals(copy(expected.rows(1, row, 1)), copy(dst.rows(1, row, 1)), "row " + row);
@@ -162,8 +182,8 @@ class PipelineTest {
 
     @Test
     void aSequenceOfChunksGoesToTheSinkInPlaceOrElsewhere() {
-        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(),
-                Backend.JAVA_SCALAR)) {
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR)) {
             List<Tensor> batches = new ArrayList<>();
             List<float[]> expected = new ArrayList<>();
             for (int rows : new int[] {3, 1, 8, 5}) {
@@ -196,11 +216,12 @@ class PipelineTest {
 
     @Test
     void aFailingChunkStopsTheRunAndSurfaces() {
-        try (Arena arena = Arena.ofShared(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(),
-                Backend.JAVA_SCALAR)) {
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR)) {
             Tensor src = Tensor.ofFloats(arena, values(100 * C, 4), 100, C);
             Tensor readOnly = Tensor.of(arena.allocate(100L * C * 4).asReadOnly(), DataType.F32, 100, C);
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
                     () -> Pipeline.of(norm).chunkRows(10).parallelism(3).run(src, readOnly));
             assertTrue(e.getMessage().contains("read-only"), e.getMessage());
         }
@@ -208,15 +229,22 @@ class PipelineTest {
 
     @Test
     void badArgumentsAreNamed() {
-        try (Arena arena = Arena.ofConfined(); LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA_SCALAR)) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA_SCALAR)) {
             Pipeline pipeline = Pipeline.of(norm);
-            assertEquals("chunkRows must be at least 1, got 0",
-                    assertThrows(IllegalArgumentException.class, () -> pipeline.chunkRows(0)).getMessage());
-            assertEquals("parallelism must be at least 1, got 0",
-                    assertThrows(IllegalArgumentException.class, () -> pipeline.parallelism(0)).getMessage());
+            assertEquals(
+                    "chunkRows must be at least 1, got 0",
+                    assertThrows(IllegalArgumentException.class, () -> pipeline.chunkRows(0))
+                            .getMessage());
+            assertEquals(
+                    "parallelism must be at least 1, got 0",
+                    assertThrows(IllegalArgumentException.class, () -> pipeline.parallelism(0))
+                            .getMessage());
             Tensor src = Tensor.allocate(arena, DataType.F32, 4, C);
-            assertTrue(assertThrows(IllegalArgumentException.class,
-                    () -> pipeline.run(src, Tensor.allocate(arena, DataType.F32, 5, C))).getMessage()
+            assertTrue(assertThrows(
+                            IllegalArgumentException.class,
+                            () -> pipeline.run(src, Tensor.allocate(arena, DataType.F32, 5, C)))
+                    .getMessage()
                     .contains("must have the shape of src"));
         }
     }

@@ -4,7 +4,6 @@ import dev.panorm.Backend;
 import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
-
 import java.lang.foreign.Arena;
 import java.util.Arrays;
 
@@ -19,7 +18,7 @@ public final class Embeddings {
     public static void main(String[] args) {
         for (Backend backend : Backend.values()) {
             try (Arena arena = Arena.ofConfined();
-                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4).withoutAffine(), backend)) {
+                    LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4).withoutAffine(), backend)) {
                 Tensor x = Tensor.ofFloats(arena, new float[] {1, 2, 3, 4}, 1, 4);
                 norm.forward(x, x);
                 System.out.println(backend + " ran " + norm.lastBackend() + " " + Arrays.toString(x.toFloatArray()));

@@ -1,12 +1,14 @@
 package example;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.panorm.Backend;
 import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.OneDnn;
 import dev.panorm.Tensor;
-import org.junit.jupiter.api.Test;
-
 import java.io.File;
 import java.lang.foreign.Arena;
 import java.lang.module.ModuleDescriptor;
@@ -16,10 +18,7 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 /** panorm used from a module: Surefire runs these tests on the module path, patched into example.consumer. */
 class ModulePathTest {
@@ -31,16 +30,22 @@ class ModulePathTest {
         assertEquals("example.consumer", getClass().getModule().getName(), "the tests did not run on the module path");
         Module panorm = LayerNorm.class.getModule();
         assertEquals("dev.panorm", panorm.getName());
-        assertEquals(Set.of("dev.panorm", "dev.panorm.io", "dev.panorm.pipeline", "dev.panorm.arrow"),
-                panorm.getDescriptor().exports().stream().map(ModuleDescriptor.Exports::source).collect(Collectors.toSet()));
+        assertEquals(
+                Set.of("dev.panorm", "dev.panorm.io", "dev.panorm.pipeline", "dev.panorm.arrow"),
+                panorm.getDescriptor().exports().stream()
+                        .map(ModuleDescriptor.Exports::source)
+                        .collect(Collectors.toSet()));
         assertTrue(panorm.getPackages().containsAll(Set.of("dev.panorm.internal.dnnl", "dev.panorm.cli")));
     }
 
     @Test
     void oneDnnComesWithTheDependencyAndRuns() {
-        assertTrue(OneDnn.isAvailable(), () -> "oneDNN did not load: " + OneDnn.loadFailure().orElseThrow().getMessage());
+        assertTrue(
+                OneDnn.isAvailable(),
+                () -> "oneDNN did not load: "
+                        + OneDnn.loadFailure().orElseThrow().getMessage());
         try (Arena arena = Arena.ofConfined();
-             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4).withoutAffine(), Backend.ONEDNN)) {
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4).withoutAffine(), Backend.ONEDNN)) {
             Tensor x = Tensor.ofFloats(arena, new float[] {1, 2, 3, 4}, 1, 4);
             norm.forward(x, x);
             assertEquals(Backend.ONEDNN, norm.lastBackend());
@@ -56,19 +61,31 @@ class ModulePathTest {
      */
     @Test
     void everythingOnTheModulePath() throws Exception {
-        String modulePath = System.getProperty("consumer.modules") + File.pathSeparator + System.getProperty("consumer.classes");
-        Process child = new ProcessBuilder(ProcessHandle.current().info().command()
-                .orElse(Path.of(System.getProperty("java.home"), "bin", "java").toString()),
-                "--enable-native-access=dev.panorm", "--module-path", modulePath,
-                "--module", "example.consumer/example.Embeddings").redirectErrorStream(true).start();
+        String modulePath =
+                System.getProperty("consumer.modules") + File.pathSeparator + System.getProperty("consumer.classes");
+        Process child = new ProcessBuilder(
+                        ProcessHandle.current()
+                                .info()
+                                .command()
+                                .orElse(Path.of(System.getProperty("java.home"), "bin", "java")
+                                        .toString()),
+                        "--enable-native-access=dev.panorm",
+                        "--module-path",
+                        modulePath,
+                        "--module",
+                        "example.consumer/example.Embeddings")
+                .redirectErrorStream(true)
+                .start();
         String output = new String(child.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
         assertTrue(child.waitFor(60, TimeUnit.SECONDS), "the child JVM did not finish");
         assertEquals(0, child.exitValue(), output);
-        List<String> lines = output.lines().filter(line -> line.contains(" ran ")).toList();
+        List<String> lines =
+                output.lines().filter(line -> line.contains(" ran ")).toList();
         assertEquals(Backend.values().length, lines.size(), output);
         assertTrue(lines.stream().anyMatch(line -> line.startsWith("ONEDNN ran ONEDNN [")), output);
         for (String line : lines) {
-            String[] values = line.substring(line.indexOf('[') + 1, line.indexOf(']')).split(", ");
+            String[] values =
+                    line.substring(line.indexOf('[') + 1, line.indexOf(']')).split(", ");
             float[] y = new float[values.length];
             for (int i = 0; i < y.length; i++) {
                 y[i] = Float.parseFloat(values[i]);

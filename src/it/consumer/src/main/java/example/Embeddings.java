@@ -3,7 +3,6 @@ package example;
 import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
-
 import java.lang.foreign.Arena;
 
 /** What a user's code looks like: normalize a batch of embeddings in place. */
@@ -13,7 +12,7 @@ public final class Embeddings {
     /** Layer-normalizes each row of {@code rows x dim} floats, without scale or shift, in place. */
     public static float[] normalize(float[] values, int rows, int dim) {
         try (Arena arena = Arena.ofConfined();
-             LayerNorm norm = LayerNorm.create(LayerNormConfig.of(dim).withoutAffine())) {
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(dim).withoutAffine())) {
             Tensor x = Tensor.ofFloats(arena, values, rows, dim);
             norm.forward(x, x);
             return x.toFloatArray();

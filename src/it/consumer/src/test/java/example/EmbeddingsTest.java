@@ -1,17 +1,16 @@
 package example;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import dev.panorm.Backend;
 import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.OneDnn;
 import dev.panorm.Tensor;
-import org.junit.jupiter.api.Test;
-
 import java.lang.foreign.Arena;
-
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertTrue;
+import org.junit.jupiter.api.Test;
 
 class EmbeddingsTest {
     /** [1, 2, 3, 4]: mean 2.5, variance 1.25, so y = (x - 2.5) / sqrt(1.25 + 1e-5). */
@@ -24,10 +23,13 @@ class EmbeddingsTest {
 
     @Test
     void oneDnnComesWithTheDependencyAndEveryBackendAgrees() {
-        assertTrue(OneDnn.isAvailable(), () -> "oneDNN did not load: " + OneDnn.loadFailure().orElseThrow().getMessage());
+        assertTrue(
+                OneDnn.isAvailable(),
+                () -> "oneDNN did not load: "
+                        + OneDnn.loadFailure().orElseThrow().getMessage());
         for (Backend backend : Backend.values()) {
             try (Arena arena = Arena.ofConfined();
-                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4).withoutAffine(), backend)) {
+                    LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4).withoutAffine(), backend)) {
                 Tensor x = Tensor.ofFloats(arena, new float[] {1, 2, 3, 4}, 1, 4);
                 norm.forward(x, x);
                 assertArrayEquals(EXPECTED, x.toFloatArray(), 1e-6f, backend.name());
