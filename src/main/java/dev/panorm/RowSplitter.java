@@ -10,8 +10,8 @@ import java.util.concurrent.ForkJoinTask;
 final class RowSplitter {
     /**
      * Elements per part below which another thread costs more than it saves: waking a pool thread and
-     * joining it costs tens of microseconds on a busy machine (measured: 128 x 1024 took 22 us on one
-     * thread and 75 us split in two; 512 x 1024 took 162 us and 138 us).
+     * joining it costs tens of microseconds on a busy machine (docs/benchmarks.md, "Measurements behind
+     * the code").
      */
     static final long MIN_ELEMENTS_PER_PART = 1 << 18;
 
