@@ -22,6 +22,12 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
 final class Charts {
     private Charts() {}
 
+    /**
+     * Where the test error axis ends (percent): the first epochs' errors of 10 to 25% would otherwise squeeze
+     * the converged region, where the methods differ, into a few pixels.
+     */
+    private static final int ERROR_AXIS_MAX = 10;
+
     /** Writes {@code <network>-b<batch>-loss.png} and {@code -error.png} per group batch; returns the files. */
     static List<Path> write(List<Report.Group> groups, Path dir) throws IOException {
         List<Path> files = new ArrayList<>();
@@ -35,8 +41,8 @@ final class Charts {
             String title = (first.network() == Training.Network.MLP ? "MLP" : "GRU") + ", batch size " + first.batch();
             files.add(chart(panel, dir.resolve(name + "-loss.png"), title + ": training loss", "training loss (log scale)",
                     Training.Result::trainLoss, 1, true));
-            files.add(chart(panel, dir.resolve(name + "-error.png"), title + ": test error", "test error %",
-                    Training.Result::testError, 100, false));
+            files.add(chart(panel, dir.resolve(name + "-error.png"), title + ": test error",
+                    "test error % (cut at " + ERROR_AXIS_MAX + ")", Training.Result::testError, 100, false));
         }
         return files;
     }
@@ -46,9 +52,21 @@ final class Charts {
         XYChart chart = new XYChartBuilder().width(560).height(360).title(title).xAxisTitle("epoch").yAxisTitle(yTitle)
                 .build();
         chart.getStyler().setYAxisLogarithmic(log);
-        chart.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
+        if (!log) {
+            chart.getStyler().setYAxisMin(0.0);
+            chart.getStyler().setYAxisMax((double) ERROR_AXIS_MAX);
+        }
+        chart.getStyler().setLegendPosition(Styler.LegendPosition.OutsideS);
+        chart.getStyler().setLegendLayout(Styler.LegendLayout.Horizontal);
         chart.getStyler().setMarkerSize(5);
-        for (Report.Group g : panel) {
+        // Layer norm first, then none, then batch norm: XChart colors series by their order, so each method keeps
+        // its color in every chart.
+        List<Report.Group> ordered = panel.stream().sorted(java.util.Comparator.comparingInt(g -> switch (g.method()) {
+            case LAYER -> 0;
+            case NONE -> 1;
+            case BATCH -> 2;
+        })).toList();
+        for (Report.Group g : ordered) {
             int epochs = g.epochs();
             double[] x = new double[epochs];
             double[] mean = new double[epochs];

@@ -8,7 +8,9 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Locale;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -25,6 +27,8 @@ public final class PaperExample {
 
     /** Timed epochs per variant in the profile; the fastest counts. */
     private static final int PROFILE_REPETITIONS = 3;
+    /** Fresh JVMs per variant in the cold-start profile; the fastest counts. */
+    private static final int COLD_REPETITIONS = 2;
 
     private static final String USAGE = """
             Usage: scripts/paper.sh [options]        (or: java ... dev.panorm.examples.paper.PaperExample --data FILE [options])
@@ -191,6 +195,7 @@ public final class PaperExample {
     /** Runs the study; returns null for a {@code --cold-start} child, which only prints its epochs. */
     static Outcome run(Options options, PrintStream out, PrintStream err) throws IOException {
         long start = System.nanoTime();
+        String loadBefore = loadAverage();
         Digits all;
         String source;
         if (options.data() != null) {
@@ -242,13 +247,19 @@ public final class PaperExample {
                 throw new Usage("batch " + spec.batch() + " is larger than the " + train.size() + " training examples");
             }
         }
-        long totalEpochs = 0;
+        // The progress line's work: epochs of each network (trained on all threads), then the profile's
+        // epochs and fresh JVMs (one at a time).
+        Map<String, Long> work = new HashMap<>();
         for (Training.Spec spec : specs) {
-            totalEpochs += epochs(options, spec);
+            work.merge(spec.network().name(), (long) epochs(options, spec), Long::sum);
         }
-        int profileEpochs = options.profile() && !"mlp".equals(options.only())
-                ? (PROFILE_REPETITIONS + 1) * (Backend.values().length + 1) : 0;
-        Progress progress = new Progress(err, totalEpochs + profileEpochs);
+        boolean profiling = options.profile() && !"mlp".equals(options.only());
+        int variants = Backend.values().length + 1;
+        if (profiling) {
+            work.put("profile", (long) PROFILE_REPETITIONS * variants);
+            work.put("cold", (long) COLD_REPETITIONS * variants);
+        }
+        Progress progress = new Progress(err, work, Map.of("MLP", options.threads(), "GRU", options.threads()));
         progress.message(String.format(Locale.ROOT, "%d training and %d test examples from %s; %d runs on %d threads",
                 train.size(), test.size(), source, specs.size(), options.threads()));
 
@@ -266,7 +277,8 @@ public final class PaperExample {
                         double lr = spec.network() == Training.Network.MLP ? options.shape().mlpLearningRate()
                                 : options.shape().gruLearningRate();
                         Training.Result result = Training.train(built, train, test, epochs, lr,
-                                (s, epoch) -> progress.epochDone(s.label(), epoch, epochs));
+                                (s, epoch, seconds) -> progress.epochDone(s.network().name(), seconds, s.label(), epoch,
+                                        epochs));
                         List<Integer> batches = spec.network() == Training.Network.MLP ? options.mlpBatches()
                                 : options.gruBatches();
                         if (spec.seed() == 0 && spec.method() == Training.Method.LAYER && spec.batch() == batches.getFirst()) {
@@ -297,14 +309,15 @@ public final class PaperExample {
         List<Profile.Row> profile = List.of();
         List<Profile.Cold> cold = List.of();
         int profileBatch = options.gruBatches().getFirst();
-        if (profileEpochs > 0) {
+        if (profiling) {
             profile = Profile.run(options.shape(), train, profileBatch, options.shape().gruLearningRate(),
-                    PROFILE_REPETITIONS, () -> progress.epochDone("timing panorm per backend", 1, 1));
+                    PROFILE_REPETITIONS, seconds -> progress.epochDone("profile", seconds, "timing panorm per backend",
+                            1, 1));
             List<String> data = options.data() != null ? List.of("--data", options.data().toString())
                     : List.of("--synthetic", Integer.toString(options.synthetic()));
             cold = Profile.coldStarts(options.shape(), data, options.train(), profileBatch,
-                    options.shape().gruLearningRate(), options.coldEpochs(),
-                    () -> progress.epochDone("timing panorm in fresh JVMs", 1, 1));
+                    options.shape().gruLearningRate(), options.coldEpochs(), COLD_REPETITIONS,
+                    seconds -> progress.epochDone("cold", seconds, "timing panorm in fresh JVMs", 1, 1));
         }
         double seconds = (System.nanoTime() - start) / 1e9;
 
@@ -320,10 +333,11 @@ public final class PaperExample {
                         - %d seeds per configuration (seeds 0 to %d: initial weights and order of the examples); \
                         mean ± standard deviation [min, max] over seeds.
                         - panorm backend for training: %s; %d runs trained at once.
+                        - Load average of the machine (1, 5, 15 minutes) before and after: %s; %s. Timings depend on it.
 
                         """, Progress.clock(seconds), Runtime.getRuntime().availableProcessors(),
                 System.getProperty("java.version"), System.getProperty("os.arch"), source, train.size(), test.size(),
-                options.seeds(), options.seeds() - 1, options.backend(), options.threads()));
+                options.seeds(), options.seeds() - 1, options.backend(), options.threads(), loadBefore, loadAverage()));
         if (!mlp.isEmpty()) {
             md.append(String.format(Locale.ROOT, "## Claim 1: MLP %d-%d-%d-%d, Adam (learning rate %s), %d epochs%n%n",
                     Digits.PIXELS, options.shape().mlpHidden(), options.shape().mlpHidden(), Digits.CLASSES,
@@ -351,7 +365,7 @@ public final class PaperExample {
             md.append(Report.profile(profile, train.size() / profileBatch * profileBatch));
             md.append(String.format(Locale.ROOT, "%n### The same from a cold start: %d epochs in a fresh JVM%n%n",
                     options.coldEpochs()));
-            md.append(Report.coldStarts(cold));
+            md.append(Report.coldStarts(cold, COLD_REPETITIONS));
         }
 
         Files.createDirectories(options.out());
@@ -364,6 +378,16 @@ public final class PaperExample {
         out.print(md);
         out.flush();
         return new Outcome(results, List.copyOf(lnChecks), List.copyOf(bnChecks), profile, cold, report);
+    }
+
+    /** The first three fields of /proc/loadavg, or "unknown" where there is none. */
+    private static String loadAverage() {
+        try {
+            String[] fields = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+            return fields[0] + " " + fields[1] + " " + fields[2];
+        } catch (IOException | RuntimeException e) {
+            return "unknown";
+        }
     }
 
     private static int epochs(Options options, Training.Spec spec) {

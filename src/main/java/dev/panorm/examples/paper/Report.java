@@ -48,18 +48,29 @@ final class Report {
         return String.format(Locale.ROOT, "%.4f ± %.4f", s.mean(), s.sd());
     }
 
-    /** The final-epoch table: test error and training loss, mean ± sd [min, max] over seeds. */
+    /** Epochs averaged in the summary's steadier column: one epoch's test error moves by whole examples. */
+    static final int LAST_EPOCHS = 5;
+
+    /**
+     * The summary table, mean ± sd [min, max] over seeds: test error after the last epoch, averaged over the
+     * last {@link #LAST_EPOCHS} epochs of each run, and the lowest of any epoch; training loss of the last epoch.
+     */
     static String summary(List<Group> groups) {
         StringBuilder md = new StringBuilder();
-        md.append("| configuration | seeds | test error % after the last epoch | lowest test error % (any epoch) | training loss, last epoch |\n");
-        md.append("|---|---|---|---|---|\n");
+        md.append("| configuration | seeds | test error % after the last epoch | test error %, mean of the last ")
+                .append(LAST_EPOCHS).append(" epochs | lowest test error % (any epoch) | training loss, last epoch |\n");
+        md.append("|---|---|---|---|---|---|\n");
         for (Group g : groups) {
             int last = g.epochs() - 1;
+            int from = Math.max(0, g.epochs() - LAST_EPOCHS);
+            double[] lastEpochs = g.runs.stream()
+                    .mapToDouble(r -> java.util.Arrays.stream(r.testError(), from, g.epochs()).average().orElseThrow())
+                    .toArray();
             double[] best = g.runs.stream().mapToDouble(r -> java.util.Arrays.stream(r.testError()).min().orElseThrow())
                     .toArray();
-            md.append(String.format(Locale.ROOT, "| %s | %d | %s | %s | %s |%n", g.label(), g.runs.size(),
-                    percent(g.at(last, Training.Result::testError)), percent(Stats.of(best)),
-                    loss(g.at(last, Training.Result::trainLoss))));
+            md.append(String.format(Locale.ROOT, "| %s | %d | %s | %s | %s | %s |%n", g.label(), g.runs.size(),
+                    percent(g.at(last, Training.Result::testError)), percent(Stats.of(lastEpochs)),
+                    percent(Stats.of(best)), loss(g.at(last, Training.Result::trainLoss))));
         }
         return md.toString();
     }
@@ -133,7 +144,7 @@ final class Report {
         return Double.isNaN(nanos) ? "-" : String.format(Locale.ROOT, "%.0f", nanos);
     }
 
-    static String coldStarts(List<Profile.Cold> rows) {
+    static String coldStarts(List<Profile.Cold> rows, int repetitions) {
         int epochs = rows.getFirst().seconds().length;
         StringBuilder md = new StringBuilder("| GRU, fresh JVM |");
         StringBuilder rule = new StringBuilder("|---|");
@@ -153,8 +164,9 @@ final class Report {
             md.append(String.format(Locale.ROOT, " %.2f (%.3f) | %.0f%% |%n", total, panorm, 100 * panorm / total));
         }
         md.append(String.format(Locale.ROOT, "%nEach row is a new JVM that trains from scratch (%d panorm calls per epoch "
-                + "with layer norm), so JIT compilation is included; times in panorm are sums of the calls' durations.%n",
-                rows.get(1).callsPerEpoch()));
+                + "with layer norm), so JIT compilation is included; the fastest of %d such JVMs per row, run "
+                + "interleaved; times in panorm are sums of the calls' durations.%n", rows.get(1).callsPerEpoch(),
+                repetitions));
         return md.toString();
     }
 

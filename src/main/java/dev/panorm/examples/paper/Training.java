@@ -95,9 +95,9 @@ final class Training {
         }
     }
 
-    /** Called after every epoch with the run and the epoch just finished (1-based). */
+    /** Called after every epoch with the run, the epoch just finished (1-based) and how long it took. */
     interface Listener {
-        void epochDone(Spec spec, int epoch);
+        void epochDone(Spec spec, int epoch, double seconds);
     }
 
     /** Trains {@code built} for {@code epochs} epochs with Adam on full batches (the remainder of a shuffle is left out). */
@@ -114,6 +114,7 @@ final class Training {
         float[] x = new float[batch * Digits.PIXELS];
         int[] index = new int[batch];
         for (int epoch = 0; epoch < epochs; epoch++) {
+            long epochStart = System.nanoTime();
             Rng.shuffle(order, shuffle);
             double sum = 0;
             for (int k = 0; k < batches; k++) {
@@ -126,7 +127,7 @@ final class Training {
             }
             loss[epoch] = sum / batches;
             error[epoch] = testError(built.model, test);
-            listener.epochDone(spec, epoch + 1);
+            listener.epochDone(spec, epoch + 1, (System.nanoTime() - epochStart) / 1e9);
         }
         return new Result(spec, loss, error, (System.nanoTime() - start) / 1e9, built.timer);
     }

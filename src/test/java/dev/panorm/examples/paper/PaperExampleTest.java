@@ -68,7 +68,7 @@ class PaperExampleTest {
     void theProfileTimesEveryBackend() {
         Digits train = Digits.synthetic(40, 3);
         Training.Shape shape = new Training.Shape(8, 6, 1e-3, 3e-3);
-        List<Profile.Row> rows = Profile.run(shape, train, 1, 3e-3, 2, () -> { });
+        List<Profile.Row> rows = Profile.run(shape, train, 1, 3e-3, 2, seconds -> { });
         assertEquals(1 + Backend.values().length, rows.size());
         assertEquals(0, rows.getFirst().timer().totalCalls());
         // Per sequence: the two input projections and two calls per time step (8), forward and backward.
@@ -79,6 +79,18 @@ class PaperExampleTest {
         List<String> epochs = lines.toString(StandardCharsets.UTF_8).lines().toList();
         assertEquals(2, epochs.size());
         assertTrue(epochs.get(1).matches("cold-start epoch 2 [0-9.]+ [0-9.]+ 1440"), epochs.get(1));
+    }
+
+    @Test
+    void theColdStartProfileRunsAChildJvmPerBackend() {
+        Training.Shape shape = new Training.Shape(8, 6, 1e-3, 3e-3);
+        List<Profile.Cold> rows = Profile.coldStarts(shape, List.of("--synthetic", "60"), 40, 1, 3e-3, 1, 1, seconds -> { });
+        assertEquals(1 + Backend.values().length, rows.size());
+        assertEquals(0, rows.getFirst().callsPerEpoch());
+        for (Profile.Cold row : rows.subList(1, rows.size())) {
+            assertEquals(40 * 2 * (2 + 2 * 8), row.callsPerEpoch(), String.valueOf(row.backend()));
+            assertTrue(row.panormSeconds()[0] > 0 && row.panormSeconds()[0] < row.seconds()[0], String.valueOf(row.backend()));
+        }
     }
 
     @Test
