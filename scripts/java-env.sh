@@ -31,3 +31,17 @@ panorm_find_java() {
   echo "panorm: install one (e.g. Temurin 25) and set JAVA_HOME to it." >&2
   return 1
 }
+
+# Builds target/panorm.jar (and target/lib) if missing or older than the sources, saying so on stderr as $1.
+panorm_build_jar() {
+  local name=$1 root jar
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  jar="$root/target/panorm.jar"
+  if [ ! -f "$jar" ] || [ ! -d "$root/target/lib" ]; then
+    echo "$name: building $jar (once; this takes a minute)..." >&2
+    "$root/scripts/mvn" -q -DskipTests package >&2
+  elif [ -n "$(find "$root/src/main" "$root/generated" "$root/pom.xml" -newer "$jar" -print -quit 2>/dev/null)" ]; then
+    echo "$name: sources changed since $jar was built; rebuilding..." >&2
+    "$root/scripts/mvn" -q -DskipTests package >&2
+  fi
+}
