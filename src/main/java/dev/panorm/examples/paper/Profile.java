@@ -2,6 +2,7 @@ package dev.panorm.examples.paper;
 
 import dev.panorm.Backend;
 import java.io.BufferedReader;
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
@@ -188,7 +189,7 @@ final class Profile {
                 "--add-modules",
                 "jdk.incubator.vector",
                 "-cp",
-                System.getProperty("java.class.path"),
+                classPath(),
                 PaperExample.class.getName()));
         command.addAll(dataArguments);
         command.addAll(List.of(
@@ -251,5 +252,15 @@ final class Profile {
             built.model.gradients(x, train.labels(), index, batch);
             adam.step();
         }
+    }
+
+    /**
+     * This JVM's class path plus its module path: started as a module (the tests run patched into
+     * dev.panorm), the class path alone lacks panorm; the child runs everything on the class path.
+     */
+    private static String classPath() {
+        String modulePath = System.getProperty("jdk.module.path", "");
+        String classPath = System.getProperty("java.class.path");
+        return modulePath.isEmpty() ? classPath : classPath + File.pathSeparator + modulePath;
     }
 }
