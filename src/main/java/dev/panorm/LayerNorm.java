@@ -50,7 +50,6 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class LayerNorm implements AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();
-    private static final Backend[] BACKENDS = Backend.values();
 
     private final LayerNormConfig config;
     private final Backend backend;
@@ -59,11 +58,11 @@ public final class LayerNorm implements AutoCloseable {
     private final Cleaner.Cleanable cleanable;
 
     /**
-     * Per thread, the backend of its most recent call, as its ordinal + 1 (0: none yet). {@link #lastBackend()}
-     * is per thread and per operation, so it takes a lookup per call; the record is an int, since a reference
-     * stored into the array once it is in the old generation costs G1 a write barrier with a fence.
+     * Per thread, the backend of its most recent call (a one-element array, so updating it allocates nothing).
+     * {@link #lastBackend()} is per thread and per operation, so each call looks this up and stores into it;
+     * an int record, or a store only when the backend changes, measured no cheaper.
      */
-    private final ThreadLocal<int[]> lastBackend = ThreadLocal.withInitial(() -> new int[1]);
+    private final ThreadLocal<Backend[]> lastBackend = ThreadLocal.withInitial(() -> new Backend[1]);
 
     private LayerNorm(LayerNormConfig config, Backend backend, Kernel kernel, CallCounter calls) {
         this.config = config;
@@ -322,8 +321,7 @@ public final class LayerNorm implements AutoCloseable {
         try {
             long rows = checks.forward(pass, src, dst, scale, shift, mean, variance);
             if (rows > 0) {
-                Backend ran = state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
-                lastBackend.get()[0] = ran.ordinal() + 1;
+                lastBackend.get()[0] = state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
             }
         } finally {
             state.exit();
@@ -351,9 +349,8 @@ public final class LayerNorm implements AutoCloseable {
         try {
             long rows = checks.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             if (rows > 0) {
-                Backend ran = state.kernel.backward(
+                lastBackend.get()[0] = state.kernel.backward(
                         pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
-                lastBackend.get()[0] = ran.ordinal() + 1;
             } else {
                 zero(diffScale);
                 zero(diffShift);
@@ -388,8 +385,7 @@ public final class LayerNorm implements AutoCloseable {
      * @return the backend, or null before the thread's first call with at least one row
      */
     public Backend lastBackend() {
-        int last = lastBackend.get()[0];
-        return last == 0 ? null : BACKENDS[last - 1];
+        return lastBackend.get()[0];
     }
 
     /**

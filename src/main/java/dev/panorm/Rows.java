@@ -10,13 +10,9 @@ final class Rows {
 
     /** The element offset of row {@code row}'s first element. */
     static long rowOffset(Tensor tensor, int k, long row) {
-        return rowOffset(tensor, k, rowStride(tensor, k), row);
-    }
-
-    /** As {@link #rowOffset(Tensor, int, long)}, given the tensor's {@link #rowStride} (or -1), for loops over rows. */
-    static long rowOffset(Tensor tensor, int k, long rowStride, long row) {
-        if (rowStride >= 0) { // the common case, without the general case's two long divisions per axis
-            return row * rowStride;
+        long stride = rowStride(tensor, k);
+        if (stride >= 0) { // the common case, without the general case's two long divisions per axis
+            return row * stride;
         }
         long[] shape = tensor.shapeArray();
         long[] strides = tensor.stridesArray();

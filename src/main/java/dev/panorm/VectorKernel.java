@@ -158,10 +158,11 @@ final class VectorKernel implements Kernel {
     }
 
     /**
-     * Rows {@code [from, to)}. Row offsets come from a stride computed once per call, not per row. The
-     * loops are in helpers, each small enough for C2 to compile whole: written out in this one method,
-     * C2 compiled them badly in some contexts, with boxed vectors (docs/benchmarks.md, "Measurements
-     * behind the code").
+     * Rows {@code [from, to)}. Row offsets come from a stride computed once per call, not per row; the
+     * general layout's offset is a call that the common layouts never make, kept out of the loop's code.
+     * The loops are in helpers, each small enough for C2 to compile whole: written out in this one
+     * method, C2 compiled them badly in some contexts, with boxed vectors (docs/benchmarks.md,
+     * "Measurements behind the code").
      */
     private void forwardRows(
             Pass pass,
@@ -182,8 +183,8 @@ final class VectorKernel implements Kernel {
         long yStride = Rows.rowStride(dst, axes);
         float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
-            long xBase = Rows.rowOffset(src, axes, xStride, row) * Float.BYTES;
-            long yBase = Rows.rowOffset(dst, axes, yStride, row) * Float.BYTES;
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
+            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
             float origin; // subtracted from every element before anything else
             float offset; // the row's mean relative to origin
             float var;
@@ -480,9 +481,9 @@ final class VectorKernel implements Kernel {
         long dyStride = Rows.rowStride(diffDst, axes);
         long dxStride = Rows.rowStride(diffSrc, axes);
         for (long row = from; row < to; row++) {
-            long xBase = Rows.rowOffset(src, axes, xStride, row) * Float.BYTES;
-            long dyBase = Rows.rowOffset(diffDst, axes, dyStride, row) * Float.BYTES;
-            long dxBase = Rows.rowOffset(diffSrc, axes, dxStride, row) * Float.BYTES;
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
+            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * Float.BYTES;
+            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * Float.BYTES;
             float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
             float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
             accumulate(x, xBase, dy, dyBase, gamma, mu, rstd, work, gradients);
