@@ -161,6 +161,8 @@ public final class Npy {
         private final Object fileKey;
         private final FileTime modified;
         private final Arena buffers = Arena.ofShared();
+        /** Per thread, its chunk buffer, shared by every {@link #chunks} of this reader; grown when too small. */
+        private final Map<Thread, MemorySegment> buffer = new ConcurrentHashMap<>();
 
         private Reader(Path path, FileChannel channel) throws IOException {
             this.path = path;
@@ -228,9 +230,10 @@ public final class Npy {
          * last chunk also checks that the file did not change since it was opened.
          *
          * <p>A chunk lives in a buffer of the thread that took it, reused for the next chunk that thread
-         * takes: use a chunk before taking the next one, as {@code Pipeline} does (each of its workers
-         * takes a chunk only after writing the last one). Iterate from one thread at a time, or under a
-         * lock, as {@code Pipeline} does. The buffers (one chunk each) are freed when the reader closes.
+         * takes from any iteration of this reader: use a chunk before taking the next one, as
+         * {@code Pipeline} does (each of its workers takes a chunk only after writing the last one). Iterate
+         * from one thread at a time, or under a lock, as {@code Pipeline} does. The buffers (one per thread,
+         * as large as its largest chunk) are freed when the reader closes.
          * Reading failures and changes to the file surface as an {@link UncheckedIOException} from the
          * iterator.
          *
@@ -257,7 +260,6 @@ public final class Npy {
             long rowBytes = rowElements * dataType.byteSize();
             long rows = rowBytes == 0 ? 0 : dataBytes / rowBytes;
             long perChunk = Math.min(rowsPerChunk, Math.max(rows, 1));
-            Map<Thread, MemorySegment> buffer = new ConcurrentHashMap<>();
             return () -> new Iterator<>() {
                 private long next;
 
@@ -272,9 +274,7 @@ public final class Npy {
                         throw new NoSuchElementException();
                     }
                     long count = Math.min(perChunk, rows - next);
-                    MemorySegment memory = buffer.computeIfAbsent(
-                            Thread.currentThread(), thread -> buffers.allocate(perChunk * rowBytes, 64));
-                    MemorySegment data = memory.asSlice(0, count * rowBytes);
+                    MemorySegment data = buffer(perChunk * rowBytes).asSlice(0, count * rowBytes);
                     try {
                         readData(next * rowBytes, data);
                         next += count;
@@ -289,6 +289,16 @@ public final class Npy {
                     return Tensor.of(data, dataType, chunkShape);
                 }
             };
+        }
+
+        /** The calling thread's chunk buffer, of at least {@code bytes}. */
+        private MemorySegment buffer(long bytes) {
+            MemorySegment memory = buffer.get(Thread.currentThread());
+            if (memory == null || memory.byteSize() < bytes) {
+                memory = buffers.allocate(bytes, 64);
+                buffer.put(Thread.currentThread(), memory);
+            }
+            return memory;
         }
 
         /** Fills {@code into} with data bytes from {@code offset} on; the file ending early means it shrank. */

@@ -334,6 +334,10 @@ class NpyTest {
             assertEquals(List.of(3L, 3L, 3L, 1L), sizes);
             assertEquals(40, next);
             // The rank of a row: [10, 4] read as rows of [4] or as one row of [10, 4].
+            // One buffer per thread for every iteration: a second pass, with smaller chunks, reuses it.
+            assertEquals(
+                    reader.chunks(1, 3).iterator().next().segment().address(),
+                    reader.chunks(1, 2).iterator().next().segment().address());
             Tensor whole = reader.chunks(2, 5).iterator().next();
             assertArrayEquals(new long[] {1, 10, 4}, whole.shape());
         }
