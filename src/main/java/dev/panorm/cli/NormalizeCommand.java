@@ -35,8 +35,6 @@ import picocli.CommandLine.ParentCommand;
                     + " rewritten while it is read is an error, not a crash; a progress bar shows on a terminal."
         })
 final class NormalizeCommand implements Callable<Integer> {
-    /** Default chunk: about 1 MiB of input, enough to amortize a call, small enough to stay in cache. */
-    static final long DEFAULT_CHUNK_BYTES = 1 << 20;
     /** Each chunk of IN is held in memory (and its output pages until written): bound it. */
     static final long MAX_CHUNK_BYTES = 64L << 20;
 
@@ -193,7 +191,7 @@ final class NormalizeCommand implements Callable<Integer> {
                     in,
                     Math.max(1, MAX_CHUNK_BYTES / rowBytes)));
         }
-        long perChunk = chunkRows != null ? chunkRows : Math.max(1, DEFAULT_CHUNK_BYTES / rowBytes);
+        long perChunk = chunkRows != null ? chunkRows : Math.max(1, Pipeline.DEFAULT_CHUNK_BYTES / rowBytes);
         return Math.max(1, Math.min(perChunk, rows));
     }
 

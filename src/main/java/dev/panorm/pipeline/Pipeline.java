@@ -51,8 +51,11 @@ import java.util.concurrent.atomic.AtomicLong;
  * finished before it stay written.
  */
 public final class Pipeline {
-    /** Default chunk: about 1 MiB of input, enough to amortize a call, small enough to stay in cache. */
-    private static final long DEFAULT_CHUNK_BYTES = 1 << 20;
+    /**
+     * Bytes of input per chunk unless {@link #chunkRows} says otherwise: enough to amortize a call, small
+     * enough to stay in cache.
+     */
+    public static final long DEFAULT_CHUNK_BYTES = 1 << 20;
 
     private final LayerNorm norm;
     private final Tensor scale;
