@@ -39,4 +39,18 @@ public final class TestAccess {
             Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta, double eps, float[] actual) {
         Accuracy.assertForward(backend, x, rows, c, gamma, beta, eps, actual);
     }
+
+    /** As {@link #assertForward(Backend, float[], int, int, float[], float[], double, float[])}, RMS normalization if {@code rms}. */
+    public static void assertForward(
+            Backend backend,
+            float[] x,
+            int rows,
+            int c,
+            float[] gamma,
+            float[] beta,
+            double eps,
+            boolean rms,
+            float[] actual) {
+        Accuracy.assertForward(backend, x, rows, c, gamma, beta, eps, rms, DataType.F32, actual);
+    }
 }
