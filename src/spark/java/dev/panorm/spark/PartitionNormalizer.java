@@ -13,6 +13,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.NoSuchElementException;
+import org.apache.spark.SparkThrowable;
 import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
@@ -158,8 +159,8 @@ final class PartitionNormalizer
             }
             MemorySegment data = chunk.segment();
             int valid = 0;
-            while (buffered < chunkRows && input.hasNext()) {
-                Tuple4<Row, float[], Boolean, Object> row = input.next();
+            while (buffered < chunkRows && hasNextInput()) {
+                Tuple4<Row, float[], Boolean, Object> row = nextInput();
                 long at = position++;
                 float[] values = row._2();
                 if (row._3() || (values != null && values.length != size)) {
@@ -185,9 +186,34 @@ final class PartitionNormalizer
                     }
                 }
             }
-            if (!input.hasNext()) {
+            if (!hasNextInput()) {
                 close();
             }
+        }
+
+        // Spark decodes a row when it is pulled: a null value inside the array fails there, before this code
+        // sees the row, with Spark's own message; this one names the column and the row.
+        private boolean hasNextInput() {
+            try {
+                return input.hasNext();
+            } catch (RuntimeException e) {
+                throw nullValue(e);
+            }
+        }
+
+        private Tuple4<Row, float[], Boolean, Object> nextInput() {
+            try {
+                return input.next();
+            } catch (RuntimeException e) {
+                throw nullValue(e);
+            }
+        }
+
+        private RuntimeException nullValue(RuntimeException e) {
+            if (e instanceof SparkThrowable spark && "NOT_NULL_ASSERT_VIOLATION".equals(spark.getCondition())) {
+                return new IllegalArgumentException(invalid(null, true, position), e);
+            }
+            return e;
         }
 
         private String invalid(float[] values, boolean hasNull, long at) {
