@@ -4,7 +4,7 @@
 # "Spark"). Usage: scripts/spark-example.sh [ROWS [DIM [DIR [SLOW_ROWS]]]]
 #   ROWS       rows of the data set (default 1000000), DIM floats per row (default 768)
 #   DIR        where the seeded data set is written once and reused (default target/spark-example)
-#   SLOW_ROWS  rows the SQL and UDF passes run on (default 100000; their rates are per row)
+#   SLOW_ROWS  rows the slow SQL pass runs on (default 100000; rates are per row)
 # Builds target/panorm.jar if it is missing or older than the sources, and Spark's class path (Spark is a
 # provided dependency, so target/lib does not hold it) into target/spark.classpath. JAVA_OPTS is passed to the
 # JVM (default -Xmx4g); the data set of 1,000,000 x 768 takes about 3 GB of disk.
