@@ -220,8 +220,8 @@ public final class SparkLayerNorm {
         }
         // Spark's float[] decoder refuses a null value inside an array; the executors turn its error into one that
         // names the row. Only to make such rows null are they found beforehand, with exists(), which Spark
-        // interprets element by element (measured 7x the cost of reading the column), so only then: a row with
-        // a null value then travels as a null array and the flag.
+        // interprets element by element (no code generation for lambdas), costing several times the reading of
+        // the column; a row with a null value then travels as a null array and the flag.
         boolean flagNullValues = kind.containsNull(input) && invalidRowsToNull;
         Column hasNullValue = flagNullValues
                 ? functions.coalesce(
