@@ -31,7 +31,7 @@ exec "$JAVA_HOME/bin/java" --add-modules=jdk.incubator.vector --enable-native-ac
   --add-opens=java.base/java.util=ALL-UNNAMED --add-opens=java.base/java.util.concurrent=ALL-UNNAMED \
   --add-opens=java.base/java.util.concurrent.atomic=ALL-UNNAMED --add-opens=java.base/jdk.internal.ref=ALL-UNNAMED \
   --add-opens=java.base/sun.nio.ch=ALL-UNNAMED --add-opens=java.base/sun.nio.cs=ALL-UNNAMED \
-  --add-opens=java.base/sun.security.action=ALL-UNNAMED --add-opens=java.base/sun.util.calendar=ALL-UNNAMED \
+  --add-opens=java.base/sun.util.calendar=ALL-UNNAMED \
   --sun-misc-unsafe-memory-access=allow -Dlog4j2.configurationFile="$root/scripts/spark-log4j2.properties" \
   ${JAVA_OPTS:--Xmx4g} \
   -cp "$jar:$root/target/lib/*:$(cat "$classpath")" dev.panorm.spark.example.SparkExample "$@"

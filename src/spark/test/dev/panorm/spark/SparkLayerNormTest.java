@@ -174,6 +174,29 @@ class SparkLayerNormTest {
     }
 
     @Test
+    void floatArraysIntoANewColumnKeepTheInput() {
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            rows.add(RowFactory.create(r, r % 3 == 0 ? null : embedding(r, C), "name " + r));
+        }
+        // No null values possible: the input travels typed beside the values instead of in the other columns.
+        Dataset<Row> df = frame(schema(DataTypes.createArrayType(DataTypes.FloatType, false)), rows);
+
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.of(C)).apply(df, "emb", "name");
+
+        assertArrayEquals(new String[] {"id", "emb", "name"}, out.schema().fieldNames(), "name is replaced");
+        for (Row row : out.collectAsList()) {
+            int id = row.getInt(0);
+            if (id % 3 == 0) {
+                assertTrue(row.isNullAt(1) && row.isNullAt(2));
+            } else {
+                assertArrayEquals(embedding(id, C), floats(row, "emb"), "the input column is untouched");
+                TestAccess.assertForward(Backend.AUTO, embedding(id, C), 1, C, null, null, EPS, floats(row, "name"));
+            }
+        }
+    }
+
+    @Test
     void vectorsStayVectors() {
         List<Row> rows = new ArrayList<>();
         for (int r = 0; r < ROWS; r++) {
@@ -182,7 +205,9 @@ class SparkLayerNormTest {
             for (int i = 0; i < C; i++) {
                 values[i] = x[i];
             }
-            rows.add(RowFactory.create(r, r % 3 == 0 ? null : Vectors.dense(values), "name " + r));
+            // Row 1 sparse: vector_to_array densifies it.
+            Vector vector = r == 1 ? Vectors.dense(values).toSparse() : Vectors.dense(values);
+            rows.add(RowFactory.create(r, r % 3 == 0 ? null : vector, "name " + r));
         }
         Dataset<Row> df = frame(schema(new VectorUDT()), rows);
         float[] gamma = TestAccess.gaussian(C, 1, 0.5, 3);
