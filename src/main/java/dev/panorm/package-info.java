@@ -15,6 +15,7 @@
  * call it many times from any threads, close it. {@link Backend} chooses who computes it; the
  * default, {@link Backend#AUTO}, picks per call.
  *
+ * <!-- snippet: given MemorySegment buffer; Tensor dy, dx, dgamma, dbeta -->
  * {@snippet :
  * try (Arena arena = Arena.ofConfined();
  *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768))) {   // nn.LayerNorm(768): eps 1e-5, weight, bias

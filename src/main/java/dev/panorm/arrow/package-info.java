@@ -4,10 +4,10 @@
  * hands the vector's own off-heap buffers to a {@link dev.panorm.LayerNorm}, in place or into another
  * vector, without copying.
  *
+ * <!-- snippet: given FixedSizeListVector embeddings; BufferAllocator allocator -->
  * {@snippet :
- * try (BufferAllocator allocator = new RootAllocator();
- *      FixedSizeListVector embeddings = readEmbeddings(allocator);        // FixedSizeList<Float32>[768]
- *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768).withoutAffine())) {
+ * // embeddings: FixedSizeList<Float32>[768], e.g. from an ArrowStreamReader or a Parquet reader
+ * try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768).withoutAffine())) {
  *     ArrowLayerNorm.normalizeInPlace(norm, embeddings, null, null);
  *     // or: try (FixedSizeListVector normalized =
  *     //          ArrowLayerNorm.normalizeIntoNew(norm, embeddings, allocator, null, null)) { ... }

@@ -22,6 +22,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * that tensors far larger than memory (memory-mapped files) stream through with bounded memory. Chunks
  * are views: nothing is copied between source, kernel and sink.
  *
+ * <!-- snippet: given Path inPath, outPath -->
  * {@snippet :
  * try (Arena arena = Arena.ofShared();                        // shared: parallelism 2 uses other threads
  *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(1024).withoutAffine());
