@@ -161,7 +161,7 @@ class DocSnippetsTest {
         assertFalse(failure.getMessage().contains(page + ":5: "), failure.getMessage());
     }
 
-    /** Compiles the snippets into {@code out}, each as class {@code snippetN.Snippet}; fails naming each error's file and line. */
+    /** Compiles the snippets into {@code out} as {@code snippetN.Snippet}; fails naming each error's file and line. */
     private static void compile(List<DocSnippets> snippets, Path out) throws IOException {
         JavaCompiler javac = ToolProvider.getSystemJavaCompiler();
         var diagnostics = new DiagnosticCollector<JavaFileObject>();
