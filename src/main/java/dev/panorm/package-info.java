@@ -65,5 +65,8 @@
  * line are in the module but not exported: they are not API, on the module path they cannot be
  * reached, and this documentation leaves them out. The module's other dependencies (Arrow, the
  * command line's picocli and XChart, {@code jdk.incubator.vector}) are optional.
+ *
+ * <p>Guide: {@code README.md} for a first program, then {@code docs/}, one page per topic, starting
+ * with {@code docs/api.md}.
  */
 package dev.panorm;

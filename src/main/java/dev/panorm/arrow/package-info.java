@@ -17,6 +17,8 @@
  * <p>Arrow is an optional dependency of panorm: add {@code org.apache.arrow:arrow-vector} and an allocator
  * ({@code arrow-memory-unsafe} or {@code arrow-memory-netty}) to use this package; the rest of panorm never
  * loads it. This package needs no JVM flag of its own; Arrow's IPC readers and writers need
- * {@code --add-opens=java.base/java.nio=ALL-UNNAMED} (README, "Apache Arrow").
+ * {@code --add-opens=java.base/java.nio=ALL-UNNAMED} ({@code docs/arrow.md}).
+ *
+ * <p>Guide: {@code docs/arrow.md}.
  */
 package dev.panorm.arrow;

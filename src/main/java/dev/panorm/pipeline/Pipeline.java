@@ -50,6 +50,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Errors: the first exception of any chunk (from the {@code LayerNorm}, the source or the sink)
  * stops the run, the other workers stop before their next chunk, and {@code run} rethrows it. Chunks
  * finished before it stay written.
+ *
+ * <p>Guide: {@code docs/pipelines.md}.
  */
 public final class Pipeline {
     /**
