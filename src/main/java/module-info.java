@@ -15,8 +15,7 @@
  *
  * <p>Every dependency but {@code java.base} is optional ({@code requires static}) and serves one
  * part: the Vector API kernels, {@link dev.panorm.arrow}, the command line (picocli, XChart).
- * oneDNN's shared libraries come in jars that panorm reads rather than requires (README, "Loading
- * oneDNN").
+ * oneDNN's shared libraries come in jars that panorm reads rather than requires ({@code docs/loading.md}).
  */
 // XChart has no module-info, only a stable Automatic-Module-Name in its manifest.
 @SuppressWarnings("requires-automatic")

@@ -1,8 +1,10 @@
 package dev.panorm;
 
 /**
- * Which implementation computes a {@link LayerNorm}. All of them agree within the tolerances the
- * README documents.
+ * Which implementation computes a {@link LayerNorm}. All of them agree within the tolerances of
+ * {@code docs/accuracy.md}.
+ *
+ * <p>Guide: {@code docs/api.md} (backends); how {@link #AUTO} chooses: {@code docs/performance.md}.
  */
 public enum Backend {
     /**

@@ -32,8 +32,8 @@ public final class TestAccess {
     }
 
     /**
-     * Asserts that {@code actual} is the layer normalization of {@code x} within the backend's tolerance (README,
-     * "Accuracy").
+     * Asserts that {@code actual} is the layer normalization of {@code x} within the backend's tolerance
+     * (docs/accuracy.md).
      */
     public static void assertForward(
             Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta, double eps, float[] actual) {

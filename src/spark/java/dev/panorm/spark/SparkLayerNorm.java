@@ -48,7 +48,9 @@ import scala.Tuple4;
  * boxing), which each task copies into off-heap chunks of about 1 MiB and normalizes a chunk at a time, so
  * there is one native call per chunk, never per row. The {@link LayerNorm}s live once per executor JVM and
  * configuration, shared by its task threads and closed when the executor exits (see {@link ExecutorNorms}).
- * Executors need panorm's jar and its oneDNN jars (README, "Spark").
+ * Executors need panorm's jar and its oneDNN jars ({@code docs/spark.md}).
+ *
+ * <p>Guide: {@code docs/spark.md}.
  *
  * <p>Immutable: each setter returns a modified copy. Thread-safe.
  */

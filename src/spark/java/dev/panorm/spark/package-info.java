@@ -5,6 +5,8 @@
  * <p>A class-path package: Spark runs on the class path, and its jars cannot be named modules, so this
  * package is outside module {@code dev.panorm} (see module-info.java). Spark is a provided dependency; the
  * executors need panorm's jar and its oneDNN jars, and the JVM flags {@code spark-submit} already adds
- * (README, "Spark").
+ * ({@code docs/spark.md}).
+ *
+ * <p>Guide: {@code docs/spark.md}.
  */
 package dev.panorm.spark;

@@ -93,7 +93,7 @@ public final class SparkExample {
             double worst = check(norm.apply(input, "emb", "emb"), rows, dim, gamma, beta);
             out.printf(
                     Locale.ROOT,
-                    "sample check: the worst row's error is %.3f of the documented tolerance (README, Accuracy)%n",
+                    "sample check: the worst row's error is %.3f of the documented tolerance (docs/accuracy.md)%n",
                     worst);
         } finally {
             spark.stop();
@@ -244,7 +244,7 @@ public final class SparkExample {
 
     /**
      * About 1,000 rows of panorm's output against a float64 reference from the seeds; returns the largest
-     * error as a fraction of the documented bound (README, "Accuracy": {@code 8 u (kappa max(1,|gamma|) + |beta|)}),
+     * error as a fraction of the documented bound (docs/accuracy.md: {@code 8 u (kappa max(1,|gamma|) + |beta|)}),
      * and fails above 1.
      */
     private static double check(Dataset<Row> normalized, long rows, int dim, float[] gamma, float[] beta) {
