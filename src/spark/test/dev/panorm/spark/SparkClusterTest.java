@@ -181,7 +181,9 @@ class SparkClusterTest {
         StructType schema = new StructType()
                 .add("id", DataTypes.LongType)
                 .add("emb", DataTypes.createArrayType(DataTypes.FloatType, false));
-        Dataset<Row> df = spark.createDataFrame(data, schema).repartition(4);
+        // Four partitions without a shuffle, so the job is one stage over both executors.
+        Dataset<Row> df = spark.createDataFrame(
+                new org.apache.spark.api.java.JavaSparkContext(spark.sparkContext()).parallelize(data, 4), schema);
 
         List<Row> output = SparkLayerNorm.of(LayerNormConfig.of(C))
                 .backend(Backend.ONEDNN)
