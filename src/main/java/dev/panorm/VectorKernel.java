@@ -8,6 +8,10 @@ import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.StringJoiner;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -27,6 +31,12 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorKernel implements Kernel {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
     private static final int LANES = SPECIES.length();
+    /** Int lanes as wide as the float lanes, for the bit operations of the half-precision conversions. */
+    private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
+    /** {@link #LANES} half-precision values: the bits that widen into, or narrow from, one float vector. */
+    private static final VectorSpecies<Short> HALVES =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(LANES * Short.SIZE));
+
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     /** Per thread, where forward calls spill a vector to add up its lanes (see {@link #sumLanes}). */
@@ -55,6 +65,8 @@ final class VectorKernel implements Kernel {
     private volatile MemorySegment zeros;
     /** Per concurrent backward call: float accumulators for dgamma and dbeta, and a row's two sums. */
     private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
+    /** Per concurrent call on half-precision tensors: its float rows. */
+    private final ArrayDeque<HalfRows> halfRows = new ArrayDeque<>();
 
     VectorKernel(LayerNormConfig config, int threads) {
         this.config = config;
@@ -131,9 +143,9 @@ final class VectorKernel implements Kernel {
                 tensor.strides());
     }
 
-    /** Whether the vector kernels take {@code tensor} (null: absent) as it is ({@link JavaKernels#vectorizes}). */
+    /** Whether the vector kernels take {@code tensor} (null: absent) as it is ({@link JavaKernels#unitStride}). */
     private boolean vectorizes(Tensor tensor) {
-        return JavaKernels.vectorizes(config.normalizedAxes(), tensor);
+        return JavaKernels.unitStride(config.normalizedAxes(), tensor);
     }
 
     @Override
@@ -142,8 +154,14 @@ final class VectorKernel implements Kernel {
         if (!rowsFit || !vectorizes(src) || !vectorizes(dst) || !vectorizes(scale) || !vectorizes(shift)) {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
+        boolean half = isHalf(src) || isHalf(dst) || isHalf(scale) || isHalf(shift);
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
-            forwardRows(pass, src, dst, scale, shift, mean, variance, 0, rows);
+            HalfRows scratch = half ? takeHalfRows() : null;
+            try {
+                forwardRows(pass, src, dst, scale, shift, mean, variance, scratch, 0, rows);
+            } finally {
+                returnHalfRows(scratch);
+            }
             return Backend.JAVA;
         }
         Tensor x = forOtherThreads(src);
@@ -152,8 +170,21 @@ final class VectorKernel implements Kernel {
         Tensor beta = forOtherThreads(shift);
         Tensor means = forOtherThreads(mean);
         Tensor variances = forOtherThreads(variance);
-        splitter.run(
-                rows, rows * c, (from, to, part) -> forwardRows(pass, x, y, gamma, beta, means, variances, from, to));
+        HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
+        try {
+            for (int p = 0; p < scratch.length; p++) {
+                scratch[p] = takeHalfRows();
+            }
+            splitter.run(
+                    rows,
+                    rows * c,
+                    (from, to, part) -> forwardRows(
+                            pass, x, y, gamma, beta, means, variances, half ? scratch[part] : null, from, to));
+        } finally {
+            for (HalfRows rowScratch : scratch) {
+                returnHalfRows(rowScratch);
+            }
+        }
         return Backend.JAVA;
     }
 
@@ -163,6 +194,11 @@ final class VectorKernel implements Kernel {
      * The loops are in helpers, each small enough for C2 to compile whole: written out in this one
      * method, C2 compiled them badly in some contexts, with boxed vectors (docs/benchmarks.md,
      * "Measurements behind the code").
+     *
+     * <p>Half-precision tensors go through {@code scratch} (null when every tensor is float32): a row of
+     * bf16/f16 data is widened into a float row there, and the float loops run on it (one read of the data
+     * from memory, the rest from L1/L2); a half-precision output is normalized into a float row and then
+     * narrowed; half-precision scale and shift are widened once per call.
      */
     private void forwardRows(
             Pass pass,
@@ -172,19 +208,28 @@ final class VectorKernel implements Kernel {
             Tensor shift,
             Tensor mean,
             Tensor variance,
+            HalfRows scratch,
             long from,
             long to) {
         int axes = config.normalizedAxes();
-        MemorySegment x = src.segment();
-        MemorySegment y = dst.segment();
-        MemorySegment gamma = scale == null ? ones() : scale.segment();
-        MemorySegment beta = shift == null ? zeros() : shift.segment();
+        DataType xType = src.dataType();
+        DataType yType = dst.dataType();
+        MemorySegment gamma = floats(scale, ones(), scratch == null ? null : scratch.gamma);
+        MemorySegment beta = floats(shift, zeros(), scratch == null ? null : scratch.beta);
+        // Where the float loops read the row and write the result: the tensors themselves, or the scratch rows.
+        MemorySegment x = xType == DataType.F32 ? src.segment() : scratch.x;
+        MemorySegment y = yType == DataType.F32 ? dst.segment() : scratch.y;
         long xStride = Rows.rowStride(src, axes);
         long yStride = Rows.rowStride(dst, axes);
         float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
-            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * xType.byteSize();
+            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * yType.byteSize();
+            if (xType != DataType.F32) {
+                widen(src.segment(), xBase, xType, x);
+                xBase = 0;
+            }
+            long yAt = yType == DataType.F32 ? yBase : 0;
             float origin; // subtracted from every element before anything else
             float offset; // the row's mean relative to origin
             float var;
@@ -213,7 +258,10 @@ final class VectorKernel implements Kernel {
                 variance.segment().setAtIndex(JAVA_FLOAT, row, var);
             }
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
-            normalize(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
+            normalize(x, xBase, y, yAt, gamma, beta, origin, offset, rstd);
+            if (yType != DataType.F32) {
+                narrow(y, dst.segment(), yBase, yType);
+            }
         }
     }
 
@@ -405,21 +453,28 @@ final class VectorKernel implements Kernel {
             return scalar.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
         boolean gradients = diffScale != null || diffShift != null;
+        boolean half = isHalf(src) || isHalf(diffDst) || isHalf(diffSrc) || isHalf(scale);
         int parts = splitter.parts(rows, rows * c);
         if (parts == 1) { // no lambda, no allocation on the common path
             float[] work = takeScratch();
+            HalfRows rowScratch = half ? takeHalfRows() : null;
             try {
-                backwardRows(pass, diffDst, src, mean, variance, scale, diffSrc, work, gradients, 0, rows);
+                backwardRows(pass, diffDst, src, mean, variance, scale, diffSrc, work, rowScratch, gradients, 0, rows);
                 storeGradients(work, diffScale, diffShift);
             } finally {
                 returnScratch(work);
+                returnHalfRows(rowScratch);
             }
             return Backend.JAVA;
         }
         float[][] scratch = new float[parts][];
+        HalfRows[] rowScratch = new HalfRows[half ? parts : 0];
         try {
             for (int p = 0; p < parts; p++) {
                 scratch[p] = takeScratch();
+            }
+            for (int p = 0; p < rowScratch.length; p++) {
+                rowScratch[p] = takeHalfRows();
             }
             Tensor dy = forOtherThreads(diffDst);
             Tensor x = forOtherThreads(src);
@@ -430,8 +485,19 @@ final class VectorKernel implements Kernel {
             splitter.run(
                     rows,
                     rows * c,
-                    (from, to, part) ->
-                            backwardRows(pass, dy, x, means, variances, gamma, dx, scratch[part], gradients, from, to));
+                    (from, to, part) -> backwardRows(
+                            pass,
+                            dy,
+                            x,
+                            means,
+                            variances,
+                            gamma,
+                            dx,
+                            scratch[part],
+                            half ? rowScratch[part] : null,
+                            gradients,
+                            from,
+                            to));
             for (int p = 1; gradients && p < parts; p++) {
                 for (int i = 0; i < 2 * c; i++) {
                     scratch[0][i] += scratch[p][i];
@@ -442,16 +508,30 @@ final class VectorKernel implements Kernel {
             for (float[] sums : scratch) {
                 returnScratch(sums);
             }
+            for (HalfRows rows16 : rowScratch) {
+                returnHalfRows(rows16);
+            }
         }
         return Backend.JAVA;
     }
 
+    /** Stores the float sums, rounded to each gradient's type: once per call, so scalar code is fine. */
     private void storeGradients(float[] sums, Tensor diffScale, Tensor diffShift) {
-        if (diffScale != null) {
-            MemorySegment.copy(sums, 0, diffScale.segment(), JAVA_FLOAT, 0, c);
+        storeGradient(sums, 0, diffScale);
+        storeGradient(sums, c, diffShift);
+    }
+
+    private void storeGradient(float[] sums, int from, Tensor gradient) {
+        if (gradient == null) {
+            return;
         }
-        if (diffShift != null) {
-            MemorySegment.copy(sums, c, diffShift.segment(), JAVA_FLOAT, 0, c);
+        DataType type = gradient.dataType();
+        if (type == DataType.F32) {
+            MemorySegment.copy(sums, from, gradient.segment(), JAVA_FLOAT, 0, c);
+        } else {
+            for (int i = 0; i < c; i++) {
+                Elements.set(gradient.segment(), type, i, sums[from + i]);
+            }
         }
     }
 
@@ -459,6 +539,8 @@ final class VectorKernel implements Kernel {
      * Rows {@code [from, to)}, their offsets from strides computed once, as in {@link #forwardRows}.
      * {@code work} holds {@code 2C + 2 + LANES} floats: the dgamma and dbeta sums (added to when
      * {@code gradients}), a row's {@code sum(g)} and {@code sum(g * xhat)}, and room to add up lanes.
+     * Half-precision x and dy rows are widened into {@code scratch} and a half-precision dx is narrowed from
+     * it, as in {@link #forwardRows}.
      */
     private void backwardRows(
             Pass pass,
@@ -469,27 +551,43 @@ final class VectorKernel implements Kernel {
             Tensor scale,
             Tensor diffSrc,
             float[] work,
+            HalfRows scratch,
             boolean gradients,
             long from,
             long to) {
         int axes = config.normalizedAxes();
-        MemorySegment x = src.segment();
-        MemorySegment dy = diffDst.segment();
-        MemorySegment dx = diffSrc.segment();
-        MemorySegment gamma = scale == null ? ones() : scale.segment();
+        DataType xType = src.dataType();
+        DataType dyType = diffDst.dataType();
+        DataType dxType = diffSrc.dataType();
+        MemorySegment x = xType == DataType.F32 ? src.segment() : scratch.x;
+        MemorySegment dy = dyType == DataType.F32 ? diffDst.segment() : scratch.y;
+        MemorySegment dx = dxType == DataType.F32 ? diffSrc.segment() : scratch.dx;
+        MemorySegment gamma = floats(scale, ones(), scratch == null ? null : scratch.gamma);
         long xStride = Rows.rowStride(src, axes);
         long dyStride = Rows.rowStride(diffDst, axes);
         long dxStride = Rows.rowStride(diffSrc, axes);
         for (long row = from; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
-            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * Float.BYTES;
-            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * Float.BYTES;
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * xType.byteSize();
+            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * dyType.byteSize();
+            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * dxType.byteSize();
+            if (xType != DataType.F32) {
+                widen(src.segment(), xBase, xType, x);
+                xBase = 0;
+            }
+            if (dyType != DataType.F32) {
+                widen(diffDst.segment(), dyBase, dyType, dy);
+                dyBase = 0;
+            }
+            long dxAt = dxType == DataType.F32 ? dxBase : 0;
             float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
             float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
             accumulate(x, xBase, dy, dyBase, gamma, mu, rstd, work, gradients);
             float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
             float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
-            inputGradient(x, xBase, dy, dyBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
+            inputGradient(x, xBase, dy, dyBase, dx, dxAt, gamma, mu, rstd, meanG, meanGXhat);
+            if (dxType != DataType.F32) {
+                narrow(dx, diffSrc.segment(), dxBase, dxType);
+            }
         }
     }
 
@@ -614,6 +712,180 @@ final class VectorKernel implements Kernel {
         }
     }
 
+    private static boolean isHalf(Tensor tensor) {
+        return tensor != null && tensor.dataType() != DataType.F32;
+    }
+
+    /**
+     * The float values of a scale or shift: {@code standIn} when absent, the tensor's own memory when float32,
+     * else {@code into} with the values widened (once per call and part, not per row).
+     */
+    private MemorySegment floats(Tensor parameter, MemorySegment standIn, MemorySegment into) {
+        if (parameter == null) {
+            return standIn;
+        }
+        if (parameter.dataType() == DataType.F32) {
+            return parameter.segment();
+        }
+        widen(parameter.segment(), 0, parameter.dataType(), into);
+        return into;
+    }
+
+    /**
+     * Float rows for a call on half-precision tensors: a widened src (or x) row, a dst row before it is
+     * narrowed (or a widened dy row), a dx row before it is narrowed, and the widened scale and shift.
+     * Native, like the caller's memory, and reused so that steady-state calls allocate nothing.
+     */
+    private static final class HalfRows {
+        final MemorySegment x;
+        final MemorySegment y;
+        final MemorySegment dx;
+        final MemorySegment gamma;
+        final MemorySegment beta;
+
+        HalfRows(int c) {
+            long bytes = (long) c * Float.BYTES;
+            long stride = (bytes + 63) & -64; // each row on its own cache lines
+            MemorySegment all = Arena.ofAuto().allocate(5 * stride, 64);
+            x = all.asSlice(0, bytes);
+            y = all.asSlice(stride, bytes);
+            dx = all.asSlice(2 * stride, bytes);
+            gamma = all.asSlice(3 * stride, bytes);
+            beta = all.asSlice(4 * stride, bytes);
+        }
+    }
+
+    private HalfRows takeHalfRows() {
+        HalfRows rows;
+        synchronized (halfRows) {
+            rows = halfRows.poll();
+        }
+        return rows != null ? rows : new HalfRows(c);
+    }
+
+    private void returnHalfRows(HalfRows rows) {
+        if (rows == null) {
+            return;
+        }
+        synchronized (halfRows) {
+            halfRows.push(rows);
+        }
+    }
+
+    /** Widens the {@code C} half-precision values at {@code base} in {@code src} into the floats {@code dst}. */
+    void widen(MemorySegment src, long base, DataType type, MemorySegment dst) {
+        if (type == DataType.BF16) {
+            widenBf16(src, base, dst);
+        } else {
+            widenF16(src, base, dst);
+        }
+    }
+
+    /** bfloat16 is the upper half of a float: zero-extended to int lanes and shifted up, exact. */
+    private void widenBf16(MemorySegment src, long base, MemorySegment dst) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            ((IntVector) ShortVector.fromMemorySegment(HALVES, src, base + (long) i * Short.BYTES, ORDER)
+                            .convertShape(VectorOperators.S2I, INTS, 0))
+                    .lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats()
+                    .intoMemorySegment(dst, (long) i * Float.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            dst.setAtIndex(JAVA_FLOAT, i, Elements.get(src, DataType.BF16, base / Short.BYTES + i));
+        }
+    }
+
+    /**
+     * float16 to float, exact, in int lanes (the Vector API of JDK 25 has no half-precision conversion):
+     * the exponent and significand shifted into place and the exponent rebased by 127 - 15; infinities
+     * and NaNs (exponent 31) rebased to exponent 255, payload kept; subnormals, {@code m * 2^-24}, made
+     * as the normal float {@code 2^-14 * (1 + m / 1024)} minus {@code 2^-14}, which is exact (and no
+     * subnormal float ever enters the arithmetic, which would be slow on x86). Same bits as
+     * {@link Float#float16ToFloat}, checked for all 65536 values.
+     */
+    private void widenF16(MemorySegment src, long base, MemorySegment dst) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            IntVector h = (IntVector) ShortVector.fromMemorySegment(HALVES, src, base + (long) i * Short.BYTES, ORDER)
+                    .convertShape(VectorOperators.S2I, INTS, 0);
+            IntVector magnitude = h.and(0x7fff);
+            IntVector rebased = magnitude.lanewise(VectorOperators.LSHL, 13).add((127 - 15) << 23);
+            IntVector subnormal =
+                    rebased.add(1 << 23).reinterpretAsFloats().sub(0x1p-14f).reinterpretAsInts();
+            rebased.blend(rebased.add((255 - 31 - (127 - 15)) << 23), magnitude.compare(VectorOperators.GE, 0x7c00))
+                    .blend(subnormal, magnitude.compare(VectorOperators.LT, 0x0400))
+                    .or(h.and(0x8000).lanewise(VectorOperators.LSHL, 16))
+                    .reinterpretAsFloats()
+                    .intoMemorySegment(dst, (long) i * Float.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            dst.setAtIndex(JAVA_FLOAT, i, Elements.get(src, DataType.F16, base / Short.BYTES + i));
+        }
+    }
+
+    /** Rounds the {@code C} floats {@code src} to {@code type} into {@code dst} at {@code base}, ties to even. */
+    void narrow(MemorySegment src, MemorySegment dst, long base, DataType type) {
+        if (type == DataType.BF16) {
+            narrowBf16(src, dst, base);
+        } else {
+            narrowF16(src, dst, base);
+        }
+    }
+
+    /** As {@link Elements#floatToBf16}, in int lanes: add half an ulp (less one on ties to an even result), truncate. */
+    private void narrowBf16(MemorySegment src, MemorySegment dst, long base) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, src, (long) i * Float.BYTES, ORDER);
+            IntVector bits = v.reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            bits.add(upper.and(1))
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), v.test(VectorOperators.IS_NAN).cast(INTS))
+                    .convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(dst, base + (long) i * Short.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            Elements.set(dst, DataType.BF16, base / Short.BYTES + i, src.getAtIndex(JAVA_FLOAT, i));
+        }
+    }
+
+    /**
+     * As {@link Float#floatToFloat16}, in lanes (NaN becomes a quiet NaN of the same sign). The float
+     * adder does the rounding: {@code |v|} (scaled by 2^112 then 2^-110, which turns what float16 cannot
+     * hold into infinity) is added to a power of two whose ulp is float16's ulp at {@code |v|}'s exponent
+     * (never below float16's subnormal ulp, 2^-24), so the sum is rounded to nearest, ties to even, at
+     * exactly float16's precision, and its bits hold the float16 exponent and significand (as in
+     * Maratyszcza's FP16 library). Checked against {@link Float#floatToFloat16} for all halves, the ties
+     * between them and their neighbours.
+     */
+    private void narrowF16(MemorySegment src, MemorySegment dst, long base) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, src, (long) i * Float.BYTES, ORDER);
+            IntVector bits = v.reinterpretAsInts();
+            IntVector magnitude = bits.and(0x7fff_ffff);
+            IntVector exponent = magnitude.and(0x7f80_0000).max(0x3880_0000).add(0x0780_0000);
+            IntVector rounded = v.abs()
+                    .mul(0x1p112f)
+                    .mul(0x1p-110f)
+                    .add(exponent.reinterpretAsFloats())
+                    .reinterpretAsInts();
+            rounded.lanewise(VectorOperators.LSHR, 13)
+                    .and(0x7c00)
+                    .add(rounded.and(0x0fff))
+                    .blend(0x7e00, magnitude.compare(VectorOperators.GT, 0x7f80_0000))
+                    .or(bits.lanewise(VectorOperators.LSHR, 16).and(0x8000))
+                    .convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(dst, base + (long) i * Short.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            Elements.set(dst, DataType.F16, base / Short.BYTES + i, src.getAtIndex(JAVA_FLOAT, i));
+        }
+    }
+
     /**
      * Zeroed {@code 2C + 2 + LANES} floats (see {@link #backwardRows}), reused so that steady-state calls allocate
      * nothing.
@@ -656,8 +928,7 @@ final class VectorKernel implements Kernel {
         if (!rowsFit) {
             return "the vector kernels take rows of at most " + MAX_C + " elements";
         }
-        StringJoiner faults =
-                new StringJoiner(", ", "the vector kernels take float32 with unit stride along the row; ", "");
+        StringJoiner faults = new StringJoiner(", ", "the vector kernels take rows with unit stride; ", "");
         faults.setEmptyValue("");
         addFault(faults, "src", src);
         addFault(faults, "dst", dst);
@@ -666,16 +937,10 @@ final class VectorKernel implements Kernel {
         return faults.length() == 0 ? null : faults.toString();
     }
 
-    /** Adds what keeps {@code tensor} from the vector kernels ({@link JavaKernels#vectorizes}), if anything. */
     private void addFault(StringJoiner faults, String name, Tensor tensor) {
-        if (tensor == null || vectorizes(tensor)) {
-            return;
+        if (!vectorizes(tensor)) {
+            faults.add(name + " is strided");
         }
-        boolean unitStride = tensor.isContiguous() || Rows.columnStride(tensor, config.normalizedAxes()) == 1;
-        faults.add(name + " is "
-                + (tensor.dataType() == DataType.F32
-                        ? "strided"
-                        : tensor.dataType() + (unitStride ? "" : " and strided")));
     }
 
     @Override
