@@ -206,8 +206,8 @@ final class VectorKernel implements Kernel {
      *
      * <p>Half-precision tensors go through {@code scratch} (null when every tensor is float32): a row of
      * bf16/f16 data is widened into a float row there, and the float loops run on it (one read of the data
-     * from memory, the rest from L1/L2); a half-precision output is normalized into a float row and then
-     * narrowed; half-precision scale and shift are widened once per call.
+     * from memory, the rest from L1/L2); half-precision scale and shift are widened once per call; a
+     * half-precision output is rounded as it is stored.
      */
     private void forwardRows(
             Pass pass,
@@ -225,9 +225,8 @@ final class VectorKernel implements Kernel {
         DataType yType = dst.dataType();
         MemorySegment gamma = floats(scale, ones(), scratch == null ? null : scratch.gamma);
         MemorySegment beta = floats(shift, zeros(), scratch == null ? null : scratch.beta);
-        // Where the float loops read the row and write the result: the tensors themselves, or the scratch rows.
         MemorySegment x = xType == DataType.F32 ? src.segment() : scratch.x;
-        MemorySegment y = yType == DataType.F32 ? dst.segment() : scratch.y;
+        MemorySegment y = dst.segment();
         long xStride = Rows.rowStride(src, axes);
         long yStride = Rows.rowStride(dst, axes);
         float[] spill = SPILL.get();
@@ -238,7 +237,6 @@ final class VectorKernel implements Kernel {
                 widen(src.segment(), xBase, xType, x);
                 xBase = 0;
             }
-            long yAt = yType == DataType.F32 ? yBase : 0;
             float origin; // subtracted from every element before anything else
             float offset; // the row's mean relative to origin
             float var;
@@ -267,9 +265,10 @@ final class VectorKernel implements Kernel {
                 variance.segment().setAtIndex(JAVA_FLOAT, row, var);
             }
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
-            normalize(x, xBase, y, yAt, gamma, beta, origin, offset, rstd);
-            if (yType != DataType.F32) {
-                narrow(y, dst.segment(), yBase, yType);
+            switch (yType) {
+                case F32 -> normalize(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
+                case BF16 -> normalizeToBf16(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
+                case F16 -> normalizeToF16(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
             }
         }
     }
@@ -463,6 +462,95 @@ final class VectorKernel implements Kernel {
         }
     }
 
+    /** {@link #normalize} into bfloat16, each result rounded as {@link #narrowBf16} rounds it. */
+    private void normalizeToBf16(
+            MemorySegment x,
+            long xBase,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            IntVector bits = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            bits.add(upper.and(1))
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000))
+                    .convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(y, yBase + (long) i * Short.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(x.get(JAVA_FLOAT, xBase + at) - origin, rstd, shift);
+            Elements.set(
+                    y,
+                    DataType.BF16,
+                    yBase / Short.BYTES + i,
+                    Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
+        }
+    }
+
+    /** {@link #normalize} into float16, each result rounded as {@link #narrowF16} rounds it. */
+    private void normalizeToF16(
+            MemorySegment x,
+            long xBase,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER));
+            IntVector bits = v.reinterpretAsInts();
+            IntVector magnitude = bits.and(0x7fff_ffff);
+            IntVector exponent = magnitude.and(0x7f80_0000).max(0x3880_0000).add(0x0780_0000);
+            IntVector rounded = v.abs()
+                    .mul(0x1p112f)
+                    .mul(0x1p-110f)
+                    .add(exponent.reinterpretAsFloats())
+                    .reinterpretAsInts();
+            rounded.lanewise(VectorOperators.LSHR, 13)
+                    .and(0x7c00)
+                    .add(rounded.and(0x0fff))
+                    .blend(0x7e00, magnitude.compare(VectorOperators.GT, 0x7f80_0000))
+                    .or(bits.lanewise(VectorOperators.LSHR, 16).and(0x8000))
+                    .convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(y, yBase + (long) i * Short.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(x.get(JAVA_FLOAT, xBase + at) - origin, rstd, shift);
+            Elements.set(
+                    y,
+                    DataType.F16,
+                    yBase / Short.BYTES + i,
+                    Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
+        }
+    }
+
     @Override
     public Backend backward(
             Pass pass,
@@ -593,7 +681,7 @@ final class VectorKernel implements Kernel {
         DataType dyType = diffDst.dataType();
         DataType dxType = diffSrc.dataType();
         MemorySegment x = xType == DataType.F32 ? src.segment() : scratch.x;
-        MemorySegment dy = dyType == DataType.F32 ? diffDst.segment() : scratch.y;
+        MemorySegment dy = dyType == DataType.F32 ? diffDst.segment() : scratch.dy;
         MemorySegment dx = dxType == DataType.F32 ? diffSrc.segment() : scratch.dx;
         MemorySegment gamma = floats(scale, ones(), scratch == null ? null : scratch.gamma);
         long xStride = Rows.rowStride(src, axes);
@@ -765,13 +853,13 @@ final class VectorKernel implements Kernel {
     }
 
     /**
-     * Float rows for a call on half-precision tensors: a widened src (or x) row, a dst row before it is
-     * narrowed (or a widened dy row), a dx row before it is narrowed, and the widened scale and shift.
+     * Float rows for a call on half-precision tensors: a widened src (x) row, a widened dy row, a dx row
+     * before it is narrowed, and the widened scale and shift.
      * Native, like the caller's memory, and reused so that steady-state calls allocate nothing.
      */
     private static final class HalfRows {
         final MemorySegment x;
-        final MemorySegment y;
+        final MemorySegment dy;
         final MemorySegment dx;
         final MemorySegment gamma;
         final MemorySegment beta;
@@ -781,7 +869,7 @@ final class VectorKernel implements Kernel {
             long stride = (bytes + 63) & -64; // each row on its own cache lines
             MemorySegment all = Arena.ofAuto().allocate(5 * stride, 64);
             x = all.asSlice(0, bytes);
-            y = all.asSlice(stride, bytes);
+            dy = all.asSlice(stride, bytes);
             dx = all.asSlice(2 * stride, bytes);
             gamma = all.asSlice(3 * stride, bytes);
             beta = all.asSlice(4 * stride, bytes);
@@ -870,13 +958,13 @@ final class VectorKernel implements Kernel {
     private void narrowBf16(MemorySegment src, MemorySegment dst, long base) {
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
-            FloatVector v = FloatVector.fromMemorySegment(SPECIES, src, (long) i * Float.BYTES, ORDER);
-            IntVector bits = v.reinterpretAsInts();
+            IntVector bits = FloatVector.fromMemorySegment(SPECIES, src, (long) i * Float.BYTES, ORDER)
+                    .reinterpretAsInts();
             IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
             bits.add(upper.and(1))
                     .add(0x7fff)
                     .lanewise(VectorOperators.LSHR, 16)
-                    .blend(upper.or(0x0040), v.test(VectorOperators.IS_NAN).cast(INTS))
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000)) // NaN
                     .convertShape(VectorOperators.I2S, HALVES, 0)
                     .intoMemorySegment(dst, base + (long) i * Short.BYTES, ORDER);
         }
