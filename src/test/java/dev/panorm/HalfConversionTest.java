@@ -38,7 +38,7 @@ class HalfConversionTest {
             for (int i = 0; i < C; i++) {
                 halves.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i + 1, (short) i);
             }
-            kernel().widen(halves, Short.BYTES, type, floats);
+            kernel().widen(halves, Short.BYTES, type, floats, new VectorKernel.HalfRows(C));
             for (int i = 0; i < C; i++) {
                 int bits = Float.floatToRawIntBits(floats.getAtIndex(ValueLayout.JAVA_FLOAT, i));
                 int expected = expectedBits.applyAsInt((short) i);
@@ -93,6 +93,7 @@ class HalfConversionTest {
     private static void checkNarrowing(DataType type) {
         int[] cases = narrowingCases(type);
         VectorKernel kernel = kernel();
+        VectorKernel.HalfRows rows = new VectorKernel.HalfRows(C);
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment floats = arena.allocate((long) C * Float.BYTES);
             MemorySegment halves = arena.allocate((long) C * Short.BYTES + 2);
@@ -101,7 +102,7 @@ class HalfConversionTest {
                     floats.setAtIndex(
                             ValueLayout.JAVA_FLOAT, i, Float.intBitsToFloat(cases[(from + i) % cases.length]));
                 }
-                kernel.narrow(floats, halves, Short.BYTES, type);
+                kernel.narrow(floats, halves, Short.BYTES, type, rows);
                 for (int i = 0; i < C; i++) {
                     float value = floats.getAtIndex(ValueLayout.JAVA_FLOAT, i);
                     short actual = halves.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i + 1);
