@@ -15,8 +15,8 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The Java backend's fast kernels, on the Vector API: float32 rows with unit stride (anything else
- * goes to the scalar {@link ScalarKernel}). Loaded reflectively and only when
+ * The Java backend's fast kernels, on the Vector API: rows with unit stride of any data type (strided
+ * rows go to the scalar {@link ScalarKernel}). Loaded reflectively and only when
  * {@code jdk.incubator.vector} is in the boot layer, so the incubator module stays optional.
  *
  * <p>Statistics are accumulated in float, in several vector accumulators, on data shifted by an
@@ -27,6 +27,10 @@ import jdk.incubator.vector.VectorSpecies;
  * error than a centred sum of squares), and otherwise recomputed by a centred second pass. Then a pass
  * normalizes: two passes over the row where oneDNN takes three. Rows are split across threads for
  * large tensors.
+ *
+ * <p>bfloat16 and float16 rows are widened, exactly, into a float row first, and the same float loops run
+ * on it; half-precision outputs are rounded once, to nearest, ties to even, as the scalar kernels round
+ * them. So a half-precision result is the float32 kernel's result on the same values, rounded.
  */
 final class VectorKernel implements Kernel {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
