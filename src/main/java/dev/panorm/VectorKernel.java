@@ -641,7 +641,7 @@ final class VectorKernel implements Kernel {
         DataType dxType = diffSrc.dataType();
         MemorySegment x = xType == DataType.F32 ? src.segment() : scratch.x;
         MemorySegment dy = dyType == DataType.F32 ? diffDst.segment() : scratch.dy;
-        MemorySegment dx = dxType == DataType.F32 ? diffSrc.segment() : scratch.out;
+        MemorySegment dx = dxType == DataType.F16 ? scratch.out : diffSrc.segment();
         MemorySegment gamma = floats(scale, ones(), scratch, scratch == null ? null : scratch.gamma);
         long xStride = Rows.rowStride(src, axes);
         long dyStride = Rows.rowStride(diffDst, axes);
@@ -658,15 +658,18 @@ final class VectorKernel implements Kernel {
                 widen(diffDst.segment(), dyBase, dyType, dy, scratch);
                 dyBase = 0;
             }
-            long dxAt = dxType == DataType.F32 ? dxBase : 0;
             float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
             float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
             accumulate(x, xBase, dy, dyBase, gamma, mu, rstd, work, gradients);
             float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
             float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
-            inputGradient(x, xBase, dy, dyBase, dx, dxAt, gamma, mu, rstd, meanG, meanGXhat);
-            if (dxType != DataType.F32) {
-                narrow(dx, diffSrc.segment(), dxBase, dxType, scratch);
+            switch (dxType) {
+                case F32 -> inputGradient(x, xBase, dy, dyBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
+                case BF16 -> inputGradientToBf16(x, xBase, dy, dyBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
+                case F16 -> { // through a float row: see narrow
+                    inputGradient(x, xBase, dy, dyBase, dx, 0, gamma, mu, rstd, meanG, meanGXhat);
+                    narrow(dx, diffSrc.segment(), dxBase, DataType.F16, scratch);
+                }
             }
         }
     }
@@ -789,6 +792,43 @@ final class VectorKernel implements Kernel {
             float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
             float g = dy.get(JAVA_FLOAT, dyBase + at) * gamma.get(JAVA_FLOAT, at);
             dx.set(JAVA_FLOAT, dxBase + at, (g - meanG - xhat * meanGXhat) * rstd);
+        }
+    }
+
+    /** {@link #inputGradient} into bfloat16, each result rounded as {@link #narrowBf16} rounds it. */
+    private void inputGradientToBf16(
+            MemorySegment x,
+            long xBase,
+            MemorySegment dy,
+            long dyBase,
+            MemorySegment dx,
+            long dxBase,
+            MemorySegment gamma,
+            float mu,
+            float rstd,
+            float meanG,
+            float meanGXhat) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER)
+                    .sub(mu)
+                    .mul(rstd);
+            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER)
+                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
+            IntVector bits = g.sub(meanG).sub(xhat.mul(meanGXhat)).mul(rstd).reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            bits.add(upper.and(1))
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000))
+                    .convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(dx, dxBase + (long) i * Short.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
+            float g = dy.get(JAVA_FLOAT, dyBase + at) * gamma.get(JAVA_FLOAT, at);
+            Elements.set(dx, DataType.BF16, dxBase / Short.BYTES + i, (g - meanG - xhat * meanGXhat) * rstd);
         }
     }
 
