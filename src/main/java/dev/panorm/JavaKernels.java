@@ -38,13 +38,20 @@ final class JavaKernels {
     }
 
     /**
-     * Whether the vector kernels take this tensor as it is (null counts: absent): float32 with unit
-     * stride along the normalized axes. Other tensors make them delegate to the scalar kernels.
+     * Whether the vector kernels take this tensor as it is (null counts: absent): unit stride along the
+     * normalized axes, any data type. Other tensors make them delegate to the scalar kernels.
+     */
+    static boolean unitStride(int normalizedAxes, Tensor tensor) {
+        return tensor == null || tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1;
+    }
+
+    /**
+     * Whether AUTO's cost model, measured on float32, covers this tensor for the vector kernels: float32
+     * with {@link #unitStride}. (The vector kernels take bfloat16 and float16 too; AUTO's crossovers for
+     * them are not in its model yet.)
      */
     static boolean vectorizes(int normalizedAxes, Tensor tensor) {
-        return tensor == null
-                || tensor.dataType() == DataType.F32
-                        && (tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1);
+        return tensor == null || tensor.dataType() == DataType.F32 && unitStride(normalizedAxes, tensor);
     }
 
     /** The fastest Java kernels available, for {@link Backend#JAVA}. */

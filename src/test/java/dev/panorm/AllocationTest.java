@@ -6,6 +6,7 @@ import com.sun.management.ThreadMXBean;
 import java.lang.foreign.Arena;
 import java.lang.management.ManagementFactory;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
 
 /**
@@ -29,18 +30,21 @@ class AllocationTest {
             Tensor dGamma,
             Tensor dBeta) {
         static Fixture create(Arena arena, int rows, int c) {
+            return create(arena, rows, c, DataType.F32, DataType.F32, DataType.F32);
+        }
+
+        /** With {@code in} for src and dy, {@code out} for dst and dx, {@code parameters} for scale, shift and their gradients. */
+        static Fixture create(Arena arena, int rows, int c, DataType in, DataType out, DataType parameters) {
             return new Fixture(
-                    Tensor.ofFloats(arena, TestData.gaussian(rows * c, 0, 1, 1), rows, c),
-                    new Tensor[] {
-                        Tensor.allocate(arena, DataType.F32, rows, c), Tensor.allocate(arena, DataType.F32, rows, c)
-                    },
-                    Tensor.ofFloats(arena, TestData.gaussian(c, 1, 1, 2), c),
-                    Tensor.ofFloats(arena, TestData.gaussian(c, 0, 1, 3), c),
+                    Tensors.make(arena, in, TestData.gaussian(rows * c, 0, 1, 1), rows, c),
+                    new Tensor[] {Tensor.allocate(arena, out, rows, c), Tensor.allocate(arena, out, rows, c)},
+                    Tensors.make(arena, parameters, TestData.gaussian(c, 1, 1, 2), c),
+                    Tensors.make(arena, parameters, TestData.gaussian(c, 0, 1, 3), c),
                     Tensor.allocate(arena, DataType.F32, rows),
                     Tensor.allocate(arena, DataType.F32, rows),
-                    Tensor.ofFloats(arena, TestData.gaussian(rows * c, 0, 1, 4), rows, c),
-                    Tensor.allocate(arena, DataType.F32, c),
-                    Tensor.allocate(arena, DataType.F32, c));
+                    Tensors.make(arena, in, TestData.gaussian(rows * c, 0, 1, 4), rows, c),
+                    Tensor.allocate(arena, parameters, c),
+                    Tensor.allocate(arena, parameters, c));
         }
     }
 
@@ -54,11 +58,24 @@ class AllocationTest {
 
     private static void assertAllocationFree(
             Backend backend, String what, int rows, int c, int callsPerRound, Call call) {
+        assertAllocationFree(backend, what, rows, c, callsPerRound, DataType.F32, DataType.F32, DataType.F32, call);
+    }
+
+    private static void assertAllocationFree(
+            Backend backend,
+            String what,
+            int rows,
+            int c,
+            int callsPerRound,
+            DataType in,
+            DataType out,
+            DataType parameters,
+            Call call) {
         var threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
         long thread = Thread.currentThread().threadId();
         try (Arena arena = Arena.ofConfined();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
-            Fixture f = Fixture.create(arena, rows, c);
+            Fixture f = Fixture.create(arena, rows, c, in, out, parameters);
             norm.forwardTraining(f.src(), f.dst()[0], f.gamma(), f.beta(), f.mean(), f.variance());
             // Steady state: the JIT needs a varying number of rounds (it compiles in the background, on a
             // busy machine), so warm up until 10 rounds in a row allocate nothing, within 300 rounds.
@@ -72,7 +89,10 @@ class AllocationTest {
                 perCall = (threads.getThreadAllocatedBytes(thread) - before) / (double) callsPerRound;
                 cleanRounds = perCall < 1 ? cleanRounds + 1 : 0;
             }
-            assertTrue(cleanRounds >= 10, backend + " " + what + " still allocates " + perCall + " bytes per call");
+            assertTrue(
+                    cleanRounds >= 10,
+                    backend + " " + what + " (" + in + " in, " + out + " out, " + parameters
+                            + " parameters) still allocates " + perCall + " bytes per call");
         }
     }
 
@@ -126,5 +146,49 @@ class AllocationTest {
                 200,
                 (norm, f, dst) ->
                         norm.backward(f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
+    }
+
+    /**
+     * Half-precision data on the Java backend's vector kernels (float rows of scratch, reused): every pass, a
+     * short and a long row, all bf16, all f16, and mixed types.
+     */
+    @ParameterizedTest
+    @CsvSource({"BF16, BF16, BF16", "F16, F16, F16", "BF16, F32, F16", "F32, F16, BF16"})
+    void halfPrecisionAllocatesNothing(DataType in, DataType out, DataType parameters) {
+        for (int c : new int[] {C, 1 << 16}) {
+            int rows = c == C ? ROWS : 1;
+            int calls = c == C ? CALLS_PER_ROUND : 200;
+            assertAllocationFree(
+                    Backend.JAVA,
+                    "forward of " + rows + " x " + c,
+                    rows,
+                    c,
+                    calls,
+                    in,
+                    out,
+                    parameters,
+                    (norm, f, dst) -> norm.forward(f.src(), dst, f.gamma(), f.beta()));
+            assertAllocationFree(
+                    Backend.JAVA,
+                    "forwardTraining of " + rows + " x " + c,
+                    rows,
+                    c,
+                    calls,
+                    in,
+                    out,
+                    parameters,
+                    (norm, f, dst) -> norm.forwardTraining(f.src(), dst, f.gamma(), f.beta(), f.mean(), f.variance()));
+            assertAllocationFree(
+                    Backend.JAVA,
+                    "backward of " + rows + " x " + c,
+                    rows,
+                    c,
+                    calls,
+                    in,
+                    out,
+                    parameters,
+                    (norm, f, dst) -> norm.backward(
+                            f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
+        }
     }
 }

@@ -28,7 +28,8 @@ final class Fixture implements AutoCloseable {
         type = switch (dataType) {
             case "f32" -> DataType.F32;
             case "bf16" -> DataType.BF16;
-            default -> throw new IllegalArgumentException("dtype is f32 or bf16, got " + dataType);
+            case "f16" -> DataType.F16;
+            default -> throw new IllegalArgumentException("dtype is f32, bf16 or f16, got " + dataType);
         };
         src = Tensor.allocate(arena, type, rows, channels);
         dst = Tensor.allocate(arena, type, rows, channels);
@@ -81,10 +82,15 @@ final class Fixture implements AutoCloseable {
                 tensor.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, (float)
                         (mean + spread * (2 * random.nextDouble() - 1)));
             }
-        } else { // bf16: the high half of the float's bits (truncation is fine for test data)
+        } else if (tensor.dataType() == DataType.BF16) { // the high half of the float's bits (truncation is fine)
             for (long i = 0; i < n; i++) {
                 float value = (float) (mean + spread * (2 * random.nextDouble() - 1));
                 tensor.segment().setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(value) >>> 16));
+            }
+        } else {
+            for (long i = 0; i < n; i++) {
+                float value = (float) (mean + spread * (2 * random.nextDouble() - 1));
+                tensor.segment().setAtIndex(ValueLayout.JAVA_SHORT, i, Float.floatToFloat16(value));
             }
         }
     }

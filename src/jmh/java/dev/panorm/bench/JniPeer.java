@@ -2,7 +2,6 @@ package dev.panorm.bench;
 
 import static org.bytedeco.dnnl.global.dnnl.*;
 
-import dev.panorm.DataType;
 import dev.panorm.Tensor;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -53,7 +52,11 @@ final class JniPeer implements Peer {
     @Override
     public void prepare(Pass pass) {
         OpenMpThreads.set(threads);
-        int type = fixture.type == DataType.F32 ? dnnl_f32 : dnnl_bf16;
+        int type = switch (fixture.type) {
+            case F32 -> dnnl_f32;
+            case BF16 -> dnnl_bf16;
+            case F16 -> dnnl_f16;
+        };
         dnnl_memory_desc data = desc(new long[] {fixture.rows, fixture.channels}, type, dnnl_ab);
         dnnl_memory_desc stat = desc(new long[] {fixture.rows}, dnnl_f32, dnnl_a);
         dnnl_memory_desc param = desc(new long[] {fixture.channels}, dnnl_f32, dnnl_a);

@@ -38,7 +38,7 @@ public class LayerNormBenchmark {
     })
     public String shape;
 
-    @Param({"f32", "bf16"})
+    @Param({"f32", "bf16", "f16"})
     public String dtype;
 
     @Param({"onednn-1t", "onednn-2t", "java-1t", "java-2t", "java-scalar", "auto", "jni-1t", "jni-2t"})

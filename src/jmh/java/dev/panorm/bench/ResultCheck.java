@@ -3,7 +3,6 @@ package dev.panorm.bench;
 import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.Tensor;
-import java.lang.foreign.ValueLayout;
 import java.util.List;
 
 /**
@@ -13,16 +12,9 @@ import java.util.List;
 final class ResultCheck {
     private ResultCheck() {}
 
-    /** A contiguous float32 or bfloat16 tensor's elements, widened to float. */
+    /** A tensor's elements, widened to float. */
     static float[] values(Tensor tensor) {
-        if (tensor.dataType() == DataType.F32) {
-            return tensor.toFloatArray();
-        }
-        float[] values = new float[Math.toIntExact(tensor.elementCount())];
-        for (int i = 0; i < values.length; i++) { // bf16 is the high half of a float's bits
-            values[i] = Float.intBitsToFloat(tensor.segment().getAtIndex(ValueLayout.JAVA_SHORT, i) << 16);
-        }
-        return values;
+        return tensor.toFloatArray();
     }
 
     /**
