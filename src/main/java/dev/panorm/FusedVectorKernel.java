@@ -18,13 +18,14 @@ import jdk.incubator.vector.VectorSpecies;
  * {@link VectorKernel} is.
  *
  * <p>Per row: one pass computes {@code s = (x + r) + bias} into {@code sum}, or into a per-thread row
- * buffer when the caller does not keep it; the statistics and the output are then computed from that
- * row, which is in cache. So x and r are read once from memory and s is never read back from it, where an
+ * buffer when the caller does not keep it, and the sums for the statistics along the way; the output is
+ * then computed from that row, which is in cache. So x and r are read once from memory and s is never read back from it, where an
  * add followed by a norm writes s and reads it again. The statistics and the normalization are
  * {@link VectorKernel}'s (float accumulators on data shifted by an estimate of the mean, one pass for the
  * sums, a centred second one when needed), written out here again so that the two classes can change
  * independently; the same rules keep every vector in registers (see the comment above VectorKernel's
- * loops). int8 output takes one more pass over the cached row for a dynamic scale's {@code max|y|}.
+ * loops). int8 output with a dynamic scale writes y to a per-thread row buffer while it finds {@code max|y|},
+ * then quantizes from there.
  */
 final class FusedVectorKernel implements FusedKernel {
     private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
@@ -56,6 +57,8 @@ final class FusedVectorKernel implements FusedKernel {
     private volatile MemorySegment zeros;
     /** Per thread, where s goes when the caller does not keep it: C floats, made on the thread's first need. */
     private final ThreadLocal<MemorySegment> rowBuffer;
+    /** Per thread, a row's y before a dynamic scale quantizes it: C floats, made on the thread's first need. */
+    private final ThreadLocal<MemorySegment> yBuffer;
     /** Per concurrent backward call: dgamma and dbeta sums, a row's two sums, room to add up lanes. */
     private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
 
@@ -67,6 +70,7 @@ final class FusedVectorKernel implements FusedKernel {
         this.eps = (float) config.eps();
         this.splitter = new RowSplitter(threads);
         this.rowBuffer = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate((long) c * Float.BYTES, 64));
+        this.yBuffer = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate((long) c * Float.BYTES, 64));
     }
 
     private MemorySegment ones() {
@@ -220,16 +224,17 @@ final class FusedVectorKernel implements FusedKernel {
         for (long row = from; row < to; row++) {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
             long sBase = xBase;
-            if (residual != null) {
+            float origin; // subtracted from every element before anything else
+            float offset; // the row's mean relative to origin
+            float var;
+            if (residual != null) { // the add and the statistics' sums in one pass
                 long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Float.BYTES;
                 sBase = sum == null ? 0 : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
-                add(x, xBase, r, rBase, b, s, sBase);
-            }
-            long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
-            float origin;
-            float offset;
-            float var;
-            if (config.rms()) {
+                origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b, spill);
+                long sums = addAndSum(x, xBase, r, rBase, b, s, sBase, origin, spill);
+                offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c;
+                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+            } else if (config.rms()) {
                 origin = 0;
                 offset = 0;
                 var = sumOfSquares(s, sBase, 0, 0, spill) / c;
@@ -238,10 +243,11 @@ final class FusedVectorKernel implements FusedKernel {
                 long sums = sums(s, sBase, origin, spill);
                 offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
-                if (4 * offset * offset > var) { // the origin is far from the mean: centre first
-                    var = sumOfSquares(s, sBase, origin, offset, spill) / c;
-                }
             }
+            if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
+                var = sumOfSquares(s, sBase, origin, offset, spill) / c;
+            }
+            long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
             if (pass.writesStatistics) {
                 if (mean != null) {
                     mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
@@ -253,33 +259,108 @@ final class FusedVectorKernel implements FusedKernel {
                 normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
                 continue;
             }
-            float rowScale = dstScale;
-            if (dstScales != null) {
-                rowScale = Quantize.scale(maxAbs(s, sBase, gamma, beta, origin, offset, rstd, spill));
-                dstScales.segment().setAtIndex(JAVA_FLOAT, row, rowScale);
+            if (dstScales == null) {
+                quantize(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, Quantize.inverse(dstScale));
+                continue;
             }
-            quantize(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, Quantize.inverse(rowScale));
+            MemorySegment values = yBuffer.get();
+            float rowScale =
+                    Quantize.scale(normalizeToBuffer(s, sBase, values, gamma, beta, origin, offset, rstd, spill));
+            dstScales.segment().setAtIndex(JAVA_FLOAT, row, rowScale);
+            float inverse = Quantize.inverse(rowScale);
+            if (rowScale >= Float.MIN_NORMAL && rowScale < Float.POSITIVE_INFINITY) {
+                quantizeInRange(values, y, yIndex, inverse);
+            } else if (!(rowScale > 0) || rowScale == Float.POSITIVE_INFINITY) {
+                y.asSlice(yIndex, c).fill((byte) 0); // zeros, NaN or infinity: all q are 0 (see Quantize)
+            } else { // a subnormal scale, too coarse for the shortcut
+                for (int i = 0; i < c; i++) {
+                    y.set(ValueLayout.JAVA_BYTE, yIndex + i, Elements.toS8(values.getAtIndex(JAVA_FLOAT, i) * inverse));
+                }
+            }
         }
     }
 
-    /** {@code s = (x + r) + b} over one row. */
-    private void add(
-            MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment b, MemorySegment s, long sBase) {
+    /** {@link #sampleMean} of {@code s = (x + r) + b}, before s is written. */
+    private float sampleMeanOfSum(
+            MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment b, float[] spill) {
+        float first = x.get(JAVA_FLOAT, xBase) + r.get(JAVA_FLOAT, rBase) + b.get(JAVA_FLOAT, 0);
+        if (c < 4 * LANES) {
+            return first;
+        }
+        FloatVector total = FloatVector.zero(SPECIES);
+        for (int i = 0; i < 4 * LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            total = total.add(FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER)));
+        }
+        total.intoArray(spill, 0);
+        float mean = sumLanes(spill, 0) / (4 * LANES);
+        return Float.isFinite(mean) ? mean : first;
+    }
+
+    /**
+     * {@code s = (x + r) + b} over one row, written, and in the same pass {@link #sums} of s: the row is read
+     * from memory once, and the statistics cost no pass of their own.
+     */
+    private long addAndSum(
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment b,
+            MemorySegment s,
+            long sBase,
+            float origin,
+            float[] spill) {
+        FloatVector s0 = FloatVector.zero(SPECIES);
+        FloatVector s1 = s0;
+        FloatVector q0 = s0;
+        FloatVector q1 = s0;
         int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) {
+            long at = (long) i * Float.BYTES;
+            long next = at + (long) LANES * Float.BYTES;
+            FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER));
+            FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + next, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, next, ORDER));
+            v0.intoMemorySegment(s, sBase + at, ORDER);
+            v1.intoMemorySegment(s, sBase + next, ORDER);
+            FloatVector d0 = v0.sub(origin);
+            FloatVector d1 = v1.sub(origin);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+        }
         for (; i <= c - LANES; i += LANES) {
             long at = (long) i * Float.BYTES;
-            FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
                     .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
-                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER))
-                    .intoMemorySegment(s, sBase + at, ORDER);
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER));
+            v.intoMemorySegment(s, sBase + at, ORDER);
+            FloatVector d = v.sub(origin);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
         }
+        float tailSum = 0;
+        float tailSquares = 0;
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
-            s.set(
-                    JAVA_FLOAT,
-                    sBase + at,
-                    x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) + b.get(JAVA_FLOAT, at));
+            float v = x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) + b.get(JAVA_FLOAT, at);
+            s.set(JAVA_FLOAT, sBase + at, v);
+            float d = v - origin;
+            tailSum += d;
+            tailSquares = Math.fma(d, d, tailSquares);
         }
+        s0.add(s1).intoArray(spill, 0);
+        float sum = sumLanes(spill, 0) + tailSum;
+        q0.add(q1).intoArray(spill, 0);
+        float squares = sumLanes(spill, 0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
     }
 
     /** The mean of the row's first four vectors (its first element when shorter): see VectorKernel. */
@@ -394,10 +475,11 @@ final class FusedVectorKernel implements FusedKernel {
         }
     }
 
-    /** The row's {@code max|y|}, y as {@link #normalize} computes it, NaN if any y is. */
-    private float maxAbs(
+    /** y as {@link #normalize} computes it, into {@code values}; returns the row's {@code max|y|}, NaN if any y is. */
+    private float normalizeToBuffer(
             MemorySegment s,
             long sBase,
+            MemorySegment values,
             MemorySegment gamma,
             MemorySegment beta,
             float origin,
@@ -409,27 +491,53 @@ final class FusedVectorKernel implements FusedKernel {
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
             long at = (long) i * Float.BYTES;
-            max = max.max(FloatVector.fromMemorySegment(SPECIES, s, sBase + at, ORDER)
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, s, sBase + at, ORDER)
                     .sub(origin)
                     .fma(rstd, shift)
                     .fma(
                             FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
-                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
-                    .abs());
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER));
+            v.intoMemorySegment(values, at, ORDER);
+            max = max.max(v.abs());
         }
         float tail = 0;
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
             float v = Math.fma(s.get(JAVA_FLOAT, sBase + at) - origin, rstd, shift);
-            tail = Quantize.maxAbs(tail, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
+            float y = Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at));
+            values.set(JAVA_FLOAT, at, y);
+            tail = Quantize.maxAbs(tail, y);
         }
         max.intoArray(spill, 0);
         return Math.max(maxLanes(spill), tail);
     }
 
     /**
+     * {@code q = round_half_even(y * inverse)} for a row whose {@code |y * inverse|} is at most 127 and a rounding
+     * error above (a dynamic scale's, when it is a normal float): no clamping. Adding 1.5 * 2^23 leaves the rounded integer in the low bits
+     * of the float, and the int-to-byte conversion keeps the lowest byte: two's complement, so negative values
+     * come out right.
+     */
+    private void quantizeInRange(MemorySegment values, MemorySegment q, long qIndex, float inverse) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, values, (long) i * Float.BYTES, ORDER)
+                    .fma(inverse, ROUND);
+            ((ByteVector) v.viewAsIntegralLanes().convertShape(VectorOperators.I2B, BYTES, 0))
+                    .intoMemorySegment(q, qIndex + i, ORDER);
+        }
+        for (; i < c; i++) {
+            q.set(
+                    ValueLayout.JAVA_BYTE,
+                    qIndex + i,
+                    Elements.toS8(values.get(JAVA_FLOAT, (long) i * Float.BYTES) * inverse));
+        }
+    }
+
+    /**
      * {@code q = round_half_even(y * inverse)} saturated to [-127, 127], y as {@link #normalize} computes it;
-     * {@code qIndex} counts bytes. Clamping first keeps the rounding trick in range; NaN converts to 0.
+     * {@code qIndex} counts bytes. Clamping first keeps the rounding trick of {@link #quantizeInRange} in range;
+     * NaN becomes 0.
      */
     private void quantize(
             MemorySegment s,
@@ -454,10 +562,11 @@ final class FusedVectorKernel implements FusedKernel {
                             FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
                     .mul(inverse)
                     .max(-Quantize.LIMIT)
-                    .min(Quantize.LIMIT)
-                    .add(ROUND)
-                    .sub(ROUND);
-            ((ByteVector) v.convertShape(VectorOperators.F2B, BYTES, 0)).intoMemorySegment(q, qIndex + i, ORDER);
+                    .min(Quantize.LIMIT);
+            // NaN (only from a NaN input) would not survive the trick: blend it to 0 first
+            v = v.blend(0f, v.test(VectorOperators.IS_NAN)).add(ROUND);
+            ((ByteVector) v.viewAsIntegralLanes().convertShape(VectorOperators.I2B, BYTES, 0))
+                    .intoMemorySegment(q, qIndex + i, ORDER);
         }
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;

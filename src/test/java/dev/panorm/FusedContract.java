@@ -28,7 +28,8 @@ abstract class FusedContract {
 
     /** The fused operations of {@link Backend#ONEDNN} and {@link Backend#AUTO} run in Java (see the README). */
     private void assertRanOn(LayerNorm norm) {
-        Contracts.assertRanOn(backend() == Backend.ONEDNN || backend() == Backend.AUTO ? Backend.JAVA : backend(), norm);
+        Contracts.assertRanOn(
+                backend() == Backend.ONEDNN || backend() == Backend.AUTO ? Backend.JAVA : backend(), norm);
     }
 
     /** The float32 sum the operation is defined on: {@code (x + r) + bias}. */
@@ -404,6 +405,10 @@ abstract class FusedContract {
             assertEquals(0f, got[0]);
             assertTrue(Float.isNaN(got[1]), "a NaN row's scale is NaN");
             assertArrayEquals(new byte[2 * c], bytes(q));
+            q.copyFrom(new float[2 * c]);
+            q.segment().fill((byte) 1);
+            norm.forwardQuantized(Tensor.ofFloats(arena, values, 2, c), null, null, null, q, null, null, 0.5f);
+            assertArrayEquals(new byte[2 * c], bytes(q), "static scale: NaN becomes 0");
         }
     }
 
