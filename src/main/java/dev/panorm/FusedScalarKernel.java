@@ -69,7 +69,10 @@ final class FusedScalarKernel implements FusedKernel {
                 for (int i = 0; i < c; i++) {
                     float v = load(src, xStride, xBase, i);
                     if (residual != null) {
-                        v = v + load(residual, rStride, rBase, i) + parameter(bias, i, 0f);
+                        v += load(residual, rStride, rBase, i);
+                        if (bias != null) {
+                            v += Elements.get(bias.segment(), bias.dataType(), i);
+                        }
                     }
                     if (sum != null) { // normalize s as stored, rounded to sum's type
                         store(sum, sStride, sBase, i, v);

@@ -8,6 +8,7 @@ import java.util.ArrayDeque;
 import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -34,6 +35,7 @@ final class FusedVectorKernel implements FusedKernel {
     private static final VectorSpecies<Byte> BYTES =
             VectorSpecies.of(byte.class, VectorShape.forBitSize(LANES * Byte.SIZE));
 
+    private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     /** Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, ties to even. */
@@ -132,15 +134,6 @@ final class FusedVectorKernel implements FusedKernel {
         return lanes[at];
     }
 
-    /** The largest lane of a spilled vector, NaN if any lane is. */
-    private static float maxLanes(float[] lanes) {
-        float max = lanes[0];
-        for (int lane = 1; lane < LANES; lane++) {
-            max = Math.max(max, lanes[lane]);
-        }
-        return max;
-    }
-
     @Override
     public Backend forward(
             Pass pass,
@@ -231,7 +224,9 @@ final class FusedVectorKernel implements FusedKernel {
                 long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Float.BYTES;
                 sBase = sum == null ? 0 : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
                 origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b, spill);
-                long sums = addAndSum(x, xBase, r, rBase, b, s, sBase, origin, spill);
+                long sums = bias == null
+                        ? addAndSum(x, xBase, r, rBase, s, sBase, origin, spill)
+                        : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin, spill);
                 offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c;
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             } else if (config.rms()) {
@@ -303,7 +298,7 @@ final class FusedVectorKernel implements FusedKernel {
      * {@code s = (x + r) + b} over one row, written, and in the same pass {@link #sums} of s: the row is read
      * from memory once, and the statistics cost no pass of their own.
      */
-    private long addAndSum(
+    private long addAndSumWithBias(
             MemorySegment x,
             long xBase,
             MemorySegment r,
@@ -351,6 +346,63 @@ final class FusedVectorKernel implements FusedKernel {
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
             float v = x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) + b.get(JAVA_FLOAT, at);
+            s.set(JAVA_FLOAT, sBase + at, v);
+            float d = v - origin;
+            tailSum += d;
+            tailSquares = Math.fma(d, d, tailSquares);
+        }
+        s0.add(s1).intoArray(spill, 0);
+        float sum = sumLanes(spill, 0) + tailSum;
+        q0.add(q1).intoArray(spill, 0);
+        float squares = sumLanes(spill, 0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+    }
+
+    /** {@link #addAndSumWithBias} without a bias: one load fewer per element, which shows on cached rows. */
+    private long addAndSum(
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment s,
+            long sBase,
+            float origin,
+            float[] spill) {
+        FloatVector s0 = FloatVector.zero(SPECIES);
+        FloatVector s1 = s0;
+        FloatVector q0 = s0;
+        FloatVector q1 = s0;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) {
+            long at = (long) i * Float.BYTES;
+            long next = at + (long) LANES * Float.BYTES;
+            FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER));
+            FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + next, ORDER));
+            v0.intoMemorySegment(s, sBase + at, ORDER);
+            v1.intoMemorySegment(s, sBase + next, ORDER);
+            FloatVector d0 = v0.sub(origin);
+            FloatVector d1 = v1.sub(origin);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER));
+            v.intoMemorySegment(s, sBase + at, ORDER);
+            FloatVector d = v.sub(origin);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+        }
+        float tailSum = 0;
+        float tailSquares = 0;
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at);
             s.set(JAVA_FLOAT, sBase + at, v);
             float d = v - origin;
             tailSum += d;
@@ -487,7 +539,9 @@ final class FusedVectorKernel implements FusedKernel {
             float rstd,
             float[] spill) {
         float shift = -offset * rstd;
-        FloatVector max = FloatVector.zero(SPECIES);
+        // max|y| on the bits: without its sign a float orders as its bits do, and NaN's bits exceed infinity's,
+        // so an integer max (one instruction, where a float max must honour NaN and -0 too) propagates NaN
+        IntVector max = IntVector.zero(INTS);
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
             long at = (long) i * Float.BYTES;
@@ -498,7 +552,7 @@ final class FusedVectorKernel implements FusedKernel {
                             FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
                             FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER));
             v.intoMemorySegment(values, at, ORDER);
-            max = max.max(v.abs());
+            max = max.max(v.viewAsIntegralLanes().and(Integer.MAX_VALUE));
         }
         float tail = 0;
         for (; i < c; i++) {
@@ -508,8 +562,7 @@ final class FusedVectorKernel implements FusedKernel {
             values.set(JAVA_FLOAT, at, y);
             tail = Quantize.maxAbs(tail, y);
         }
-        max.intoArray(spill, 0);
-        return Math.max(maxLanes(spill), tail);
+        return Math.max(Float.intBitsToFloat(max.reduceLanes(VectorOperators.MAX)), tail); // exact in any order
     }
 
     /**
@@ -536,8 +589,9 @@ final class FusedVectorKernel implements FusedKernel {
 
     /**
      * {@code q = round_half_even(y * inverse)} saturated to [-127, 127], y as {@link #normalize} computes it;
-     * {@code qIndex} counts bytes. Clamping first keeps the rounding trick of {@link #quantizeInRange} in range;
-     * NaN becomes 0.
+     * {@code qIndex} counts bytes. The rounding trick of {@link #quantizeInRange} gives the integer while it is
+     * below 2^22; beyond, the value is an integer already or the conversion to int saturates, and the clamp
+     * follows in int; NaN converts to 0.
      */
     private void quantize(
             MemorySegment s,
@@ -560,12 +614,13 @@ final class FusedVectorKernel implements FusedKernel {
                     .fma(
                             FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
                             FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
-                    .mul(inverse)
-                    .max(-Quantize.LIMIT)
-                    .min(Quantize.LIMIT);
-            // NaN (only from a NaN input) would not survive the trick: blend it to 0 first
-            v = v.blend(0f, v.test(VectorOperators.IS_NAN)).add(ROUND);
-            ((ByteVector) v.viewAsIntegralLanes().convertShape(VectorOperators.I2B, BYTES, 0))
+                    .fma(inverse, ROUND)
+                    .sub(ROUND);
+            // an integer clamp: float min and max must honour NaN and -0, which costs several instructions each
+            ((IntVector) v.convert(VectorOperators.F2I, 0))
+                    .max(-127)
+                    .min(127)
+                    .convertShape(VectorOperators.I2B, BYTES, 0)
                     .intoMemorySegment(q, qIndex + i, ORDER);
         }
         for (; i < c; i++) {

@@ -36,7 +36,7 @@ abstract class FusedContract {
     static float[] sum(float[] x, float[] r, float[] bias, int c) {
         float[] s = new float[x.length];
         for (int i = 0; i < s.length; i++) {
-            s[i] = x[i] + r[i] + (bias == null ? 0 : bias[i % c]);
+            s[i] = bias == null ? x[i] + r[i] : x[i] + r[i] + bias[i % c];
         }
         return s;
     }

@@ -226,4 +226,25 @@ class FusedValidationTest {
                 (norm, f) -> norm.backwardResidual(
                         f.q(), null, f.x(), f.mean(), f.variance(), f.gamma(), f.dst(), null, null));
     }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void closedOperationRefusesTheFusedCalls(Backend backend) {
+        try (Arena arena = Arena.ofConfined()) {
+            Fixture f = Fixture.create(arena);
+            LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend);
+            norm.close();
+            assertThrows(
+                    IllegalStateException.class,
+                    () -> norm.forwardResidual(f.x(), f.r(), null, f.sum(), f.dst(), f.gamma(), f.beta()));
+            assertThrows(
+                    IllegalStateException.class,
+                    () -> norm.forwardQuantized(f.x(), null, null, null, f.q(), f.gamma(), f.beta(), f.scales()));
+            assertThrows(
+                    IllegalStateException.class,
+                    () -> norm.backwardResidual(
+                            f.dst(), null, f.x(), f.mean(), f.variance(), f.gamma(), f.sum(), null, null));
+            f.assertUntouched();
+        }
+    }
 }
