@@ -161,8 +161,11 @@ final class FusedVectorKernel implements FusedKernel {
                     pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
         }
         if (splitter.parts(rows, rows * c) == 1) {
-            forwardRows(
-                    pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, 0, rows);
+            if (dst.dataType() == DataType.S8) {
+                quantizedRows(src, residual, bias, sum, dst, scale, shift, dstScales, dstScale, 0, rows);
+            } else {
+                forwardRows(pass, src, residual, bias, sum, dst, scale, shift, mean, variance, 0, rows);
+            }
             return Backend.JAVA;
         }
         Tensor x = forOtherThreads(src);
@@ -175,15 +178,21 @@ final class FusedVectorKernel implements FusedKernel {
         Tensor means = forOtherThreads(mean);
         Tensor variances = forOtherThreads(variance);
         Tensor scales = forOtherThreads(dstScales);
-        splitter.run(
-                rows,
-                rows * c,
-                (from, to, part) ->
-                        forwardRows(pass, x, r, b, s, y, gamma, beta, means, variances, scales, dstScale, from, to));
+        splitter.run(rows, rows * c, (from, to, part) -> {
+            if (y.dataType() == DataType.S8) {
+                quantizedRows(x, r, b, s, y, gamma, beta, scales, dstScale, from, to);
+            } else {
+                forwardRows(pass, x, r, b, s, y, gamma, beta, means, variances, from, to);
+            }
+        });
         return Backend.JAVA;
     }
 
-    /** Rows {@code [from, to)}, their offsets from strides computed once, as in VectorKernel. */
+    /**
+     * Rows {@code [from, to)} into a float {@code dst}, their offsets from strides computed once, as in
+     * VectorKernel. The int8 output has a method of its own, {@link #quantizedRows}: the two in one made a
+     * method so large that C2 could leave vectors boxed in it (AllocationTest).
+     */
     private void forwardRows(
             Pass pass,
             Tensor src,
@@ -195,6 +204,57 @@ final class FusedVectorKernel implements FusedKernel {
             Tensor shift,
             Tensor mean,
             Tensor variance,
+            long from,
+            long to) {
+        int axes = config.normalizedAxes();
+        MemorySegment x = src.segment();
+        MemorySegment r = residual.segment();
+        MemorySegment b = bias == null ? zeros() : bias.segment();
+        MemorySegment s = sum != null ? sum.segment() : rowBuffer.get(); // the caller's sum or the row buffer
+        MemorySegment y = dst.segment();
+        MemorySegment gamma = scale == null ? ones() : scale.segment();
+        MemorySegment beta = shift == null ? zeros() : shift.segment();
+        long xStride = Rows.rowStride(src, axes);
+        long rStride = Rows.rowStride(residual, axes);
+        long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
+        long yStride = Rows.rowStride(dst, axes);
+        float[] spill = SPILL.get();
+        for (long row = from; row < to; row++) {
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
+            long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Float.BYTES;
+            long sBase =
+                    sum == null ? 0 : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
+            // the add and the statistics' sums in one pass
+            float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b, spill);
+            long sums = bias == null
+                    ? addAndSum(x, xBase, r, rBase, s, sBase, origin, spill)
+                    : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin, spill);
+            float offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c; // the mean - origin
+            float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+            if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
+                var = sumOfSquares(s, sBase, origin, offset, spill) / c;
+            }
+            long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
+            if (pass.writesStatistics) {
+                if (mean != null) {
+                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
+                }
+                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
+            }
+            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
+        }
+    }
+
+    /** Rows {@code [from, to)} into an int8 {@code dst} (inference: no statistics are written). */
+    private void quantizedRows(
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
             Tensor dstScales,
             float dstScale,
             long from,
@@ -208,7 +268,6 @@ final class FusedVectorKernel implements FusedKernel {
         MemorySegment y = dst.segment();
         MemorySegment gamma = scale == null ? ones() : scale.segment();
         MemorySegment beta = shift == null ? zeros() : shift.segment();
-        boolean quantized = dst.dataType() == DataType.S8;
         long xStride = Rows.rowStride(src, axes);
         long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
@@ -243,17 +302,7 @@ final class FusedVectorKernel implements FusedKernel {
                 var = sumOfSquares(s, sBase, origin, offset, spill) / c;
             }
             long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
-            if (pass.writesStatistics) {
-                if (mean != null) {
-                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
-                }
-                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
-            }
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
-            if (!quantized) {
-                normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
-                continue;
-            }
             if (dstScales == null) {
                 quantize(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, Quantize.inverse(dstScale));
                 continue;

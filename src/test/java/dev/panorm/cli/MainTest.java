@@ -422,7 +422,7 @@ class MainTest {
                 "many");
         assertFails(
                 2,
-                "invalid value for option '--out-dtype': must be f32, f16 or bf16, got 'f64'",
+                "invalid value for option '--out-dtype': must be f32, f16, bf16 or i8, got 'f64'",
                 "normalize",
                 in,
                 out,
