@@ -27,7 +27,10 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Tensors: data ({@code src}, {@code dst} and their gradients) may be {@link DataType#F32},
  * {@link DataType#BF16} or {@link DataType#F16} in any combination and with any non-negative
  * strides; scale and shift (and their gradients) have exactly the normalized shape, contiguous, in
- * any of the three types; statistics are F32 and contiguous. With {@link Backend#AUTO} and
+ * any of the three types; statistics are F32 and contiguous. {@link DataType#S8} is only the destination of
+ * {@link #forwardQuantized(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor) forwardQuantized}.
+ * The residual add fused with the norm ({@link #forwardResidual}) and int8 output run in the Java kernels on
+ * every backend. With {@link Backend#AUTO} and
  * {@link Backend#ONEDNN} all memory must be native (off-heap); the Java backends also take heap
  * segments.
  *
