@@ -57,11 +57,26 @@ final class CallChecks {
             Tensor diffSrc,
             Tensor diffScale,
             Tensor diffShift) {
-        long rows = checkRows("src", src);
+        return backward(pass, diffDst, "src", src, mean, variance, scale, diffSrc, diffScale, diffShift);
+    }
+
+    /** A backward call whose input is called {@code srcName} ({@code sum} for the residual pass). */
+    private long backward(
+            Pass pass,
+            Tensor diffDst,
+            String srcName,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
+        long rows = checkRows(srcName, src);
         checkData("diffDst", diffDst, false);
-        checkSameShape("diffDst", diffDst, "src", src);
+        checkSameShape("diffDst", diffDst, srcName, src);
         checkData("diffSrc", diffSrc, true);
-        checkSameShape("diffSrc", diffSrc, "src", src);
+        checkSameShape("diffSrc", diffSrc, srcName, src);
         checkMean(mean, src, false);
         checkStatistics("variance", variance, src, false);
         checkParameter("scale", scale, config.scale(), false);
@@ -70,9 +85,9 @@ final class CallChecks {
             checkParameter("diffShift", diffShift, config.shift(), true);
         }
         checkNoPartialOverlap("diffSrc", diffSrc, "diffDst", diffDst);
-        checkDisjointFromBackwardInputs("diffSrc", diffSrc, src, mean, variance, scale);
-        checkDisjointFromBackwardInputs("diffScale", diffScale, src, mean, variance, scale);
-        checkDisjointFromBackwardInputs("diffShift", diffShift, src, mean, variance, scale);
+        checkDisjointFromBackwardInputs("diffSrc", diffSrc, srcName, src, mean, variance, scale);
+        checkDisjointFromBackwardInputs("diffScale", diffScale, srcName, src, mean, variance, scale);
+        checkDisjointFromBackwardInputs("diffShift", diffShift, srcName, src, mean, variance, scale);
         checkDisjoint("diffScale", diffScale, "diffDst", diffDst);
         checkDisjoint("diffShift", diffShift, "diffDst", diffDst);
         checkDisjoint("diffScale", diffScale, "diffSrc", diffSrc);
@@ -84,6 +99,156 @@ final class CallChecks {
         return rows;
     }
 
+    /**
+     * Validates a fused forward call: {@code s = src + residual (+ bias)} into {@code sum} (optional), the
+     * norm of {@code s} into {@code dst}, int8 when {@code quantized}, with per-row {@code dstScales} or, when
+     * those are null, the static {@code dstScale}. {@code residual} is null only for a quantized call
+     * without residual add, and then {@code bias} and {@code sum} are null too. Returns the number of rows.
+     */
+    long forwardFused(
+            Pass pass,
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            boolean quantized,
+            Tensor dstScales,
+            float dstScale) {
+        long rows = checkRows("src", src);
+        if (residual != null) {
+            checkData("residual", residual, false);
+            checkSameShape("residual", residual, "src", src);
+            checkSameType("residual", residual, src);
+        } else if (bias != null || sum != null) {
+            throw new IllegalArgumentException((bias != null ? "bias" : "sum") + " was passed without a residual");
+        }
+        if (bias != null) {
+            checkData("bias", bias, false);
+            if (!config.isNormalizedShape(bias) || !bias.isContiguous()) {
+                throw new IllegalArgumentException("bias " + bias.describe() + " must have shape "
+                        + Arrays.toString(config.normalizedShape()) + " (the normalized shape), contiguous");
+            }
+        }
+        if (sum != null) {
+            checkData("sum", sum, true);
+            checkSameShape("sum", sum, "src", src);
+            checkSameType("sum", sum, src);
+        } else if (pass.writesStatistics) {
+            throw new IllegalArgumentException("sum is null; the training pass writes it for the backward pass");
+        }
+        if (quantized) {
+            Objects.requireNonNull(dst, "dst");
+            checkMemory("dst", dst, true);
+            if (dst.dataType() != DataType.S8) {
+                throw new IllegalArgumentException(
+                        "dst " + dst.describe() + " must be S8 for a quantized forward pass");
+            }
+            if (!dst.isNonOverlapping()) {
+                throw new IllegalArgumentException("dst " + dst.describe()
+                        + " has strides under which several indices address one element; an output needs one"
+                        + " element per index");
+            }
+        } else {
+            checkData("dst", dst, true);
+        }
+        checkSameShape("dst", dst, "src", src);
+        checkParameter("scale", scale, config.scale(), false);
+        checkParameter("shift", shift, config.shift(), false);
+        if (sum != null) {
+            checkNoPartialOverlap("sum", sum, "src", src);
+            checkNoPartialOverlap("sum", sum, "residual", residual);
+            checkDisjoint("sum", sum, "bias", bias);
+            checkDisjoint("sum", sum, "scale", scale);
+            checkDisjoint("sum", sum, "shift", shift);
+        }
+        if (quantized) { // int8 never has the layout of a float input, so "in place" is a partial overlap
+            checkDisjoint("dst", dst, "src", src);
+            checkDisjoint("dst", dst, "residual", residual);
+        } else {
+            checkNoPartialOverlap("dst", dst, "src", src);
+            if (residual != null) {
+                checkNoPartialOverlap("dst", dst, "residual", residual);
+            }
+        }
+        checkDisjoint("dst", dst, "sum", sum);
+        checkDisjoint("dst", dst, "bias", bias);
+        checkDisjoint("dst", dst, "scale", scale);
+        checkDisjoint("dst", dst, "shift", shift);
+        if (pass.writesStatistics) {
+            checkMean(mean, src, true);
+            checkStatistics("variance", variance, src, true);
+            checkDisjointFromFusedTensors("mean", mean, src, residual, bias, sum, dst, scale, shift);
+            checkDisjointFromFusedTensors("variance", variance, src, residual, bias, sum, dst, scale, shift);
+            checkDisjoint("mean", mean, "variance", variance);
+        }
+        if (quantized) {
+            if (dstScales != null) {
+                checkStatistics("dstScales", dstScales, src, true);
+                checkDisjointFromFusedTensors("dstScales", dstScales, src, residual, bias, sum, dst, scale, shift);
+            } else if (!(dstScale > 0) || dstScale == Float.POSITIVE_INFINITY) {
+                throw new IllegalArgumentException(
+                        "the static dstScale is " + dstScale + "; it must be finite and positive");
+            }
+        }
+        return rows;
+    }
+
+    /**
+     * Validates the residual backward pass: {@link #backward} on {@code sum}, plus the incoming gradient
+     * {@code diffSum} (null: none), which {@code diffSrc} may be (in place); returns the number of rows.
+     */
+    long backwardFused(
+            Tensor diffDst,
+            Tensor diffSum,
+            Tensor sum,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
+        long rows = backward(Pass.BACKWARD, diffDst, "sum", sum, mean, variance, scale, diffSrc, diffScale, diffShift);
+        if (diffSum != null) {
+            checkData("diffSum", diffSum, false);
+            checkSameShape("diffSum", diffSum, "sum", sum);
+            checkNoPartialOverlap("diffSrc", diffSrc, "diffSum", diffSum);
+            checkDisjoint("diffScale", diffScale, "diffSum", diffSum);
+            checkDisjoint("diffShift", diffShift, "diffSum", diffSum);
+        }
+        return rows;
+    }
+
+    private static void checkSameType(String name, Tensor tensor, Tensor src) {
+        if (tensor.dataType() != src.dataType()) {
+            throw new IllegalArgumentException(
+                    name + " " + tensor.describe() + " must have the data type of src " + src.describe());
+        }
+    }
+
+    private static void checkDisjointFromFusedTensors(
+            String name,
+            Tensor output,
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift) {
+        checkDisjoint(name, output, "src", src);
+        checkDisjoint(name, output, "residual", residual);
+        checkDisjoint(name, output, "bias", bias);
+        checkDisjoint(name, output, "sum", sum);
+        checkDisjoint(name, output, "dst", dst);
+        checkDisjoint(name, output, "scale", scale);
+        checkDisjoint(name, output, "shift", shift);
+    }
+
     private static void checkDisjointFromForwardTensors(
             String name, Tensor output, Tensor src, Tensor dst, Tensor scale, Tensor shift) {
         checkDisjoint(name, output, "src", src);
@@ -93,8 +258,8 @@ final class CallChecks {
     }
 
     private static void checkDisjointFromBackwardInputs(
-            String name, Tensor output, Tensor src, Tensor mean, Tensor variance, Tensor scale) {
-        checkDisjoint(name, output, "src", src);
+            String name, Tensor output, String srcName, Tensor src, Tensor mean, Tensor variance, Tensor scale) {
+        checkDisjoint(name, output, srcName, src);
         checkDisjoint(name, output, "mean", mean);
         checkDisjoint(name, output, "variance", variance);
         checkDisjoint(name, output, "scale", scale);
@@ -170,9 +335,13 @@ final class CallChecks {
         }
     }
 
-    /** Data tensors may have any data type and any strides; outputs must not overlap themselves. */
+    /** Data tensors may have any floating-point type and any strides; outputs must not overlap themselves. */
     private void checkData(String name, Tensor tensor, boolean written) {
         Objects.requireNonNull(tensor, name);
+        if (!tensor.dataType().isFloatingPoint()) {
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " is int8: S8 is only the dst of "
+                    + "forwardQuantized; every other tensor, and every tensor of a backward pass, is F32, BF16 or F16");
+        }
         checkMemory(name, tensor, written);
         if (written && !tensor.isNonOverlapping()) {
             throw new IllegalArgumentException(name + " " + tensor.describe()

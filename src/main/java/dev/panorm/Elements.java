@@ -5,7 +5,7 @@ import java.lang.foreign.ValueLayout;
 
 /**
  * Reading and writing elements of any {@link DataType} as float. Half-precision values widen
- * exactly; results narrow with round-to-nearest-even, NaN staying NaN.
+ * exactly; results narrow with round-to-nearest-even, NaN staying NaN (int8 saturates, see {@link #toS8}).
  */
 final class Elements {
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
@@ -19,6 +19,7 @@ final class Elements {
             case F32 -> segment.getAtIndex(FLOAT, index);
             case BF16 -> bf16ToFloat(segment.getAtIndex(SHORT, index));
             case F16 -> Float.float16ToFloat(segment.getAtIndex(SHORT, index));
+            case S8 -> segment.get(ValueLayout.JAVA_BYTE, index);
         };
     }
 
@@ -28,7 +29,16 @@ final class Elements {
             case F32 -> segment.setAtIndex(FLOAT, index, value);
             case BF16 -> segment.setAtIndex(SHORT, index, floatToBf16(value));
             case F16 -> segment.setAtIndex(SHORT, index, Float.floatToFloat16(value));
+            case S8 -> segment.set(ValueLayout.JAVA_BYTE, index, toS8(value));
         }
+    }
+
+    /**
+     * Rounds to the nearest integer, ties to even, saturated to {@code [-127, 127]} (the symmetric int8 range,
+     * without -128); NaN becomes 0.
+     */
+    static byte toS8(float value) {
+        return (byte) (int) Math.rint(Math.max(-127f, Math.min(127f, value)));
     }
 
     /** bfloat16 is the upper half of a binary32: widening is a shift. */

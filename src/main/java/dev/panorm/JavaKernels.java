@@ -11,12 +11,13 @@ import java.lang.invoke.MethodType;
  */
 final class JavaKernels {
     private static final System.Logger LOG = System.getLogger("dev.panorm");
-    private static final MethodHandle VECTOR = vectorConstructor();
+    private static final MethodHandle VECTOR = vectorConstructor("dev.panorm.VectorKernel");
+    private static final MethodHandle FUSED_VECTOR = vectorConstructor("dev.panorm.FusedVectorKernel");
     private static volatile boolean warned;
 
     private JavaKernels() {}
 
-    private static MethodHandle vectorConstructor() {
+    private static MethodHandle vectorConstructor(String className) {
         if (Boolean.getBoolean("panorm.vector.disable")
                 || ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
             return null;
@@ -24,7 +25,7 @@ final class JavaKernels {
         try {
             return MethodHandles.lookup()
                     .findConstructor(
-                            Class.forName("dev.panorm.VectorKernel"),
+                            Class.forName(className),
                             MethodType.methodType(void.class, LayerNormConfig.class, int.class));
         } catch (ReflectiveOperationException | LinkageError e) {
             LOG.log(System.Logger.Level.WARNING, "panorm: the Vector API kernels could not be loaded: " + e);
@@ -52,6 +53,18 @@ final class JavaKernels {
      */
     static boolean vectorizes(int normalizedAxes, Tensor tensor) {
         return tensor == null || tensor.dataType() == DataType.F32 && unitStride(normalizedAxes, tensor);
+    }
+
+    /** The fastest Java kernels for the fused operations: Vector API ones if available, else the scalar ones. */
+    static FusedKernel createFused(LayerNormConfig config, int threads) {
+        if (FUSED_VECTOR == null) {
+            return new FusedScalarKernel(config);
+        }
+        try {
+            return (FusedKernel) FUSED_VECTOR.invoke(config, threads);
+        } catch (Throwable e) {
+            throw new IllegalStateException("could not create the Vector API kernels", e);
+        }
     }
 
     /** The fastest Java kernels available, for {@link Backend#JAVA}. */

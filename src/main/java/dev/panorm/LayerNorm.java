@@ -27,7 +27,10 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Tensors: data ({@code src}, {@code dst} and their gradients) may be {@link DataType#F32},
  * {@link DataType#BF16} or {@link DataType#F16} in any combination and with any non-negative
  * strides; scale and shift (and their gradients) have exactly the normalized shape, contiguous, in
- * any of the three types; statistics are F32 and contiguous. With {@link Backend#AUTO} and
+ * any of the three types; statistics are F32 and contiguous. {@link DataType#S8} is only the destination of
+ * {@link #forwardQuantized(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor) forwardQuantized}.
+ * The residual add fused with the norm ({@link #forwardResidual}) and int8 output run in the Java kernels on
+ * every backend. With {@link Backend#AUTO} and
  * {@link Backend#ONEDNN} all memory must be native (off-heap); the Java backends also take heap
  * segments.
  *
@@ -66,11 +69,11 @@ public final class LayerNorm implements AutoCloseable {
      */
     private final ThreadLocal<Backend[]> lastBackend = ThreadLocal.withInitial(() -> new Backend[1]);
 
-    private LayerNorm(LayerNormConfig config, Backend backend, Kernel kernel, CallCounter calls) {
+    private LayerNorm(LayerNormConfig config, Backend backend, Kernel kernel, FusedKernel fused, CallCounter calls) {
         this.config = config;
         this.backend = backend;
         this.checks = new CallChecks(config, backend);
-        this.state = new State(kernel, calls);
+        this.state = new State(kernel, fused, calls);
         this.cleanable = CLEANER.register(this, state);
     }
 
@@ -120,7 +123,11 @@ public final class LayerNorm implements AutoCloseable {
             case JAVA -> JavaKernels.create(config, threads);
             case JAVA_SCALAR -> new ScalarKernel(config);
         };
-        return new LayerNorm(config, backend, kernel, calls);
+        FusedKernel fused = switch (backend) {
+            case AUTO, ONEDNN, JAVA -> JavaKernels.createFused(config, threads);
+            case JAVA_SCALAR -> new FusedScalarKernel(config);
+        };
+        return new LayerNorm(config, backend, kernel, fused, calls);
     }
 
     /** The kernel behind this operation; tests hold it to watch its native resources after the operation is gone. */
@@ -317,6 +324,267 @@ public final class LayerNorm implements AutoCloseable {
         runBackward(Pass.BACKWARD_DATA_GLOBAL, diffDst, src, mean, variance, scale, diffSrc, null, null);
     }
 
+    /**
+     * Residual add fused with the norm (forward inference), as a transformer block does it:
+     * {@code s = (src + residual) + bias}, each addition rounded to float32, written to {@code sum} when it is
+     * given (rounded to its type), and {@code dst = norm(s)} with {@code s} as stored. One pass over memory
+     * instead of an add and a norm. Pre-LN blocks keep {@code sum} as the next residual; post-LN blocks pass
+     * {@code null}. ONNX Runtime calls this SkipLayerNormalization.
+     *
+     * <p>In place: {@code sum} may be {@code src} or {@code residual} itself, and so may {@code dst}; otherwise
+     * outputs must be disjoint from every other tensor.
+     *
+     * @param src x: {@code [..., normalized shape]}, any floating-point type and strides, read
+     * @param residual r: the shape and data type of {@code src}, any strides, read
+     * @param bias added to every row before the norm: the normalized shape, contiguous, read; or {@code null}
+     * @param sum s: the shape and data type of {@code src}, written; or {@code null} not to keep it
+     * @param dst the shape of {@code src}, any floating-point type, written
+     * @param scale gamma, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param shift beta, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @throws IllegalArgumentException if an argument does not fit (such as a residual of another shape or
+     *     data type, or overlapping outputs), naming which and why; nothing is written then
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
+     *     confined to another thread
+     * @throws OneDnnException if oneDNN fails
+     */
+    public void forwardResidual(
+            Tensor src, Tensor residual, Tensor bias, Tensor sum, Tensor dst, Tensor scale, Tensor shift) {
+        runFused(
+                Pass.FORWARD_INFERENCE,
+                src,
+                Objects.requireNonNull(residual, "residual"),
+                bias,
+                sum,
+                dst,
+                scale,
+                shift,
+                null,
+                null,
+                false,
+                null,
+                0);
+    }
+
+    /**
+     * {@link #forwardResidual} for training: also writes each row's statistics of {@code s}, as
+     * {@link #forwardTraining} does, for {@link #backwardResidual}. {@code sum} is required: the backward pass
+     * reads it.
+     *
+     * @param src as for {@link #forwardResidual}
+     * @param residual as for {@link #forwardResidual}
+     * @param bias as for {@link #forwardResidual}
+     * @param sum s, written; not {@code null}
+     * @param dst as for {@link #forwardResidual}
+     * @param scale as for {@link #forwardResidual}
+     * @param shift as for {@link #forwardResidual}
+     * @param mean as for {@link #forwardTraining}: one value per row, written; {@code null} for RMS normalization
+     * @param variance as for {@link #forwardTraining}, written
+     * @throws IllegalArgumentException if an argument does not fit, naming which and why
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
+     *     confined to another thread
+     * @throws OneDnnException if oneDNN fails
+     */
+    public void forwardResidualTraining(
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance) {
+        runFused(
+                Pass.FORWARD_TRAINING,
+                src,
+                Objects.requireNonNull(residual, "residual"),
+                bias,
+                sum,
+                dst,
+                scale,
+                shift,
+                mean,
+                variance,
+                false,
+                null,
+                0);
+    }
+
+    /**
+     * Backward pass of {@link #forwardResidualTraining}: {@code diffSrc = ds}, the gradient with respect to
+     * {@code s}, which is also the gradient for {@code src} and for {@code residual} (and, summed over rows,
+     * for the bias): the norm's backward pass of {@code diffDst} (as {@link #backward} computes it on
+     * {@code sum}) plus {@code diffSum}, the gradient that reaches {@code s} through its other use (the next
+     * residual), when there is one. {@code diffScale} and {@code diffShift} are overwritten with the sums over
+     * all rows. {@code diffSrc} may be {@code diffDst} or {@code diffSum} itself (in place).
+     *
+     * @param diffDst dLoss/dOutput: the shape of {@code sum}, any floating-point type and strides, read
+     * @param diffSum dLoss/ds from the other uses of {@code s}: the shape of {@code sum}, read; or {@code null}
+     * @param sum s, as {@link #forwardResidualTraining} wrote it, read
+     * @param mean from {@link #forwardResidualTraining}, as for {@link #backward}; {@code null} for RMS
+     * @param variance from {@link #forwardResidualTraining}, as for {@link #backward}
+     * @param scale gamma, as for {@link #backward}
+     * @param diffSrc dLoss/ds = dLoss/dsrc = dLoss/dresidual: the shape of {@code sum}, written
+     * @param diffScale dLoss/dScale, written, as for {@link #backward}
+     * @param diffShift dLoss/dShift, written, as for {@link #backward}
+     * @throws IllegalArgumentException if an argument does not fit (an S8 tensor among them), or outputs
+     *     overlap inputs
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
+     *     confined to another thread
+     * @throws OneDnnException if oneDNN fails
+     */
+    public void backwardResidual(
+            Tensor diffDst,
+            Tensor diffSum,
+            Tensor sum,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
+        state.enter();
+        try {
+            long rows =
+                    checks.backwardFused(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift);
+            if (rows > 0) {
+                lastBackend.get()[0] = state.fused.backward(
+                        diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            } else {
+                zero(diffScale);
+                zero(diffShift);
+            }
+        } finally {
+            state.exit();
+            Reference.reachabilityFence(diffDst);
+            Reference.reachabilityFence(diffSum);
+            Reference.reachabilityFence(sum);
+            Reference.reachabilityFence(mean);
+            Reference.reachabilityFence(variance);
+            Reference.reachabilityFence(scale);
+            Reference.reachabilityFence(diffSrc);
+            Reference.reachabilityFence(diffScale);
+            Reference.reachabilityFence(diffShift);
+        }
+    }
+
+    /**
+     * Forward pass into int8 with per-row (per-token) dynamic scales, optionally fused with the residual add:
+     * {@code y} as {@link #forwardResidual} computes it (or as {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * when {@code residual} is null), then for each row {@code scale = max|y| / 127} into {@code dstScales} and
+     * {@code q = round_half_even(y / scale)}, saturated to {@code [-127, 127]}, into {@code dst}; so
+     * {@code q * scale} is within {@code scale / 2} of {@code y}. (The division is a multiplication by the float
+     * {@code 1 / scale}, which can differ only for a value within an ulp of a half-integer.) A row of zeros
+     * gets scale 0 and zeros; one holding NaN or an infinity gets a NaN or infinite scale and zeros. What int8
+     * pipelines feed their next matrix multiplication. Every backend computes it in Java (oneDNN 3.8.1 has no
+     * per-row dynamic quantization for layer normalization).
+     *
+     * @param src as for {@link #forwardResidual}
+     * @param residual as for {@link #forwardResidual}, or {@code null} for the norm alone
+     * @param bias as for {@link #forwardResidual}; {@code null} without a residual
+     * @param sum as for {@link #forwardResidual}; {@code null} without a residual
+     * @param dst {@link DataType#S8}, the shape of {@code src}, any strides, written; disjoint from every other
+     *     tensor
+     * @param scale gamma, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param shift beta, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param dstScales F32, contiguous, one value per row (the shape of {@code src} without its normalized axes),
+     *     written
+     * @throws IllegalArgumentException if an argument does not fit (such as {@code dstScales} of the wrong length
+     *     or a float {@code dst}), naming which and why; nothing is written then
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
+     *     confined to another thread
+     */
+    public void forwardQuantized(
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor dstScales) {
+        runFused(
+                Pass.FORWARD_INFERENCE,
+                src,
+                residual,
+                bias,
+                sum,
+                dst,
+                scale,
+                shift,
+                null,
+                null,
+                true,
+                Objects.requireNonNull(dstScales, "dstScales"),
+                0);
+    }
+
+    /**
+     * Forward pass into int8 with one static scale for the whole tensor (calibrated beforehand):
+     * {@code q = round_half_even(y / dstScale)} saturated to {@code [-127, 127]}, otherwise as
+     * {@link #forwardQuantized(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)}.
+     *
+     * @param src as for {@link #forwardResidual}
+     * @param residual as for {@link #forwardResidual}, or {@code null} for the norm alone
+     * @param bias as for {@link #forwardResidual}; {@code null} without a residual
+     * @param sum as for {@link #forwardResidual}; {@code null} without a residual
+     * @param dst {@link DataType#S8}, as for the dynamic variant
+     * @param scale gamma, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param shift beta, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
+     * @param dstScale the quantization step: finite and positive
+     * @throws IllegalArgumentException if an argument does not fit, naming which and why
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
+     *     confined to another thread
+     */
+    public void forwardQuantized(
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            float dstScale) {
+        runFused(Pass.FORWARD_INFERENCE, src, residual, bias, sum, dst, scale, shift, null, null, true, null, dstScale);
+    }
+
+    private void runFused(
+            Pass pass,
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            boolean quantized,
+            Tensor dstScales,
+            float dstScale) {
+        state.enter();
+        try {
+            long rows = checks.forwardFused(
+                    pass, src, residual, bias, sum, dst, scale, shift, mean, variance, quantized, dstScales, dstScale);
+            if (rows > 0) {
+                lastBackend.get()[0] = state.fused.forward(
+                        pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
+            }
+        } finally {
+            state.exit();
+            Reference.reachabilityFence(src);
+            Reference.reachabilityFence(residual);
+            Reference.reachabilityFence(bias);
+            Reference.reachabilityFence(sum);
+            Reference.reachabilityFence(dst);
+            Reference.reachabilityFence(scale);
+            Reference.reachabilityFence(shift);
+            Reference.reachabilityFence(mean);
+            Reference.reachabilityFence(variance);
+            Reference.reachabilityFence(dstScales);
+        }
+    }
+
     private void runForward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
         state.enter();
@@ -438,11 +706,13 @@ public final class LayerNorm implements AutoCloseable {
      */
     private static final class State implements Runnable {
         final Kernel kernel;
+        final FusedKernel fused;
         private final CallCounter calls;
         private volatile boolean closed;
 
-        State(Kernel kernel, CallCounter calls) {
+        State(Kernel kernel, FusedKernel fused, CallCounter calls) {
             this.kernel = kernel;
+            this.fused = fused;
             this.calls = calls;
         }
 
@@ -468,6 +738,7 @@ public final class LayerNorm implements AutoCloseable {
                 LockSupport.parkNanos(50_000);
             }
             kernel.close();
+            fused.close();
         }
     }
 }

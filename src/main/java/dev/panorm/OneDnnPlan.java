@@ -197,6 +197,7 @@ final class OneDnnPlan {
             case F32 -> Dnnl.dnnl_f32();
             case BF16 -> Dnnl.dnnl_bf16();
             case F16 -> Dnnl.dnnl_f16();
+            case S8 -> throw new IllegalArgumentException("no oneDNN plan takes S8"); // CallChecks rejects it
         };
     }
 

@@ -135,6 +135,7 @@ final class Accuracy {
             case F32 -> 0x1p-24;
             case BF16 -> 0x1p-8;
             case F16 -> 0x1p-11;
+            case S8 -> throw new IllegalArgumentException("int8 has no unit roundoff; see FusedContract");
         };
     }
 
@@ -333,6 +334,7 @@ final class Accuracy {
         return switch (type) {
             case F32, BF16 -> 0x1p-126;
             case F16 -> 0x1p-14;
+            case S8 -> throw new IllegalArgumentException("int8 has no underflow; see FusedContract");
         };
     }
 
@@ -358,6 +360,7 @@ final class Accuracy {
             case F32 -> Float.MAX_VALUE;
             case BF16 -> 0x1.fep127;
             case F16 -> 65504;
+            case S8 -> 127;
         };
     }
 

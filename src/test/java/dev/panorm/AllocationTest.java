@@ -28,7 +28,8 @@ class AllocationTest {
             Tensor variance,
             Tensor dy,
             Tensor dGamma,
-            Tensor dBeta) {
+            Tensor dBeta,
+            Tensor q) {
         static Fixture create(Arena arena, int rows, int c) {
             return create(arena, rows, c, DataType.F32, DataType.F32, DataType.F32);
         }
@@ -44,7 +45,8 @@ class AllocationTest {
                     Tensor.allocate(arena, DataType.F32, rows),
                     Tensors.make(arena, in, TestData.gaussian(rows * c, 0, 1, 4), rows, c),
                     Tensor.allocate(arena, parameters, c),
-                    Tensor.allocate(arena, parameters, c));
+                    Tensor.allocate(arena, parameters, c),
+                    Tensor.allocate(arena, DataType.S8, rows, c));
         }
     }
 
@@ -189,6 +191,66 @@ class AllocationTest {
                     parameters,
                     (norm, f, dst) -> norm.backward(
                             f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
+        }
+    }
+
+    /**
+     * The fused operations: residual add with and without keeping the sum, int8 output with per-row and
+     * static scales, and the residual backward pass with an incoming gradient; {@code dst} doubles as the
+     * residual (and, in backward, as the incoming gradient, in place). Also on one long row (see above).
+     */
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void fusedOperationsAllocateNothing(Backend backend) {
+        for (int c : new int[] {C, 1 << 16}) {
+            int rows = c == C ? ROWS : 1;
+            int calls = c == C ? CALLS_PER_ROUND : 200;
+            assertAllocationFree(
+                    backend,
+                    "forwardResidual",
+                    rows,
+                    c,
+                    calls,
+                    (norm, f, dst) -> norm.forwardResidual(f.src(), dst, null, f.dy(), dst, f.gamma(), f.beta()));
+            assertAllocationFree(
+                    backend,
+                    "forwardResidual without sum",
+                    rows,
+                    c,
+                    calls,
+                    (norm, f, dst) -> norm.forwardResidual(f.src(), dst, f.gamma(), null, dst, f.gamma(), f.beta()));
+            assertAllocationFree(
+                    backend,
+                    "forwardResidualTraining",
+                    rows,
+                    c,
+                    calls,
+                    (norm, f, dst) -> norm.forwardResidualTraining(
+                            f.src(), dst, null, f.dy(), dst, f.gamma(), f.beta(), f.mean(), f.variance()));
+            assertAllocationFree(
+                    backend,
+                    "forwardQuantized",
+                    rows,
+                    c,
+                    calls,
+                    (norm, f, dst) ->
+                            norm.forwardQuantized(f.src(), null, null, null, f.q(), f.gamma(), f.beta(), f.variance()));
+            assertAllocationFree(
+                    backend,
+                    "forwardQuantized with residual and static scale",
+                    rows,
+                    c,
+                    calls,
+                    (norm, f, dst) ->
+                            norm.forwardQuantized(f.src(), dst, null, f.dy(), f.q(), f.gamma(), f.beta(), 0.05f));
+            assertAllocationFree(
+                    backend,
+                    "backwardResidual",
+                    rows,
+                    c,
+                    calls,
+                    (norm, f, dst) -> norm.backwardResidual(
+                            f.dy(), dst, f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
         }
     }
 }

@@ -26,9 +26,9 @@ class DataTypeTest {
     static Stream<Arguments> forwardCombinations() {
         List<Arguments> cases = new ArrayList<>();
         for (Backend backend : Backend.values()) {
-            for (DataType src : DataType.values()) {
-                for (DataType dst : DataType.values()) {
-                    for (DataType parameters : DataType.values()) {
+            for (DataType src : Tensors.FLOAT_TYPES) {
+                for (DataType dst : Tensors.FLOAT_TYPES) {
+                    for (DataType parameters : Tensors.FLOAT_TYPES) {
                         cases.add(Arguments.of(backend, src, dst, parameters));
                     }
                 }
@@ -70,9 +70,9 @@ class DataTypeTest {
     static Stream<Arguments> backwardCombinations() {
         List<Arguments> cases = new ArrayList<>();
         for (Backend backend : Backend.values()) {
-            for (DataType src : DataType.values()) {
-                for (DataType diffDst : DataType.values()) {
-                    for (DataType diffSrc : DataType.values()) {
+            for (DataType src : Tensors.FLOAT_TYPES) {
+                for (DataType diffDst : Tensors.FLOAT_TYPES) {
+                    for (DataType diffSrc : Tensors.FLOAT_TYPES) {
                         cases.add(Arguments.of(
                                 backend, src, diffDst, diffSrc, src == diffDst ? DataType.BF16 : DataType.F32));
                     }
@@ -161,9 +161,9 @@ class DataTypeTest {
         assumeTrue(JavaKernels.vectorized());
         try (Arena arena = Arena.ofConfined();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA)) {
-            for (DataType srcType : DataType.values()) {
-                for (DataType dstType : DataType.values()) {
-                    for (DataType parameterType : DataType.values()) {
+            for (DataType srcType : Tensors.FLOAT_TYPES) {
+                for (DataType dstType : Tensors.FLOAT_TYPES) {
+                    for (DataType parameterType : Tensors.FLOAT_TYPES) {
                         Tensor src = Tensor.allocate(arena, srcType, ROWS, C);
                         Tensor dst = Tensor.allocate(arena, dstType, ROWS, C);
                         Tensor parameters = Tensor.allocate(arena, parameterType, C);
@@ -173,7 +173,7 @@ class DataTypeTest {
                 }
             }
             // A window of a wider matrix: the row is strided.
-            for (DataType type : DataType.values()) {
+            for (DataType type : Tensors.FLOAT_TYPES) {
                 Tensor wide = Tensor.allocate(arena, type, ROWS, 2 * C);
                 Tensor strided = Tensor.of(wide.segment(), type, new long[] {ROWS, C}, new long[] {2 * C, 2});
                 Tensor scale = Tensor.allocate(arena, type, C);

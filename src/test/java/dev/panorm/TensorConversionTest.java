@@ -176,7 +176,9 @@ class TensorConversionTest {
     }
 
     @ParameterizedTest
-    @EnumSource(DataType.class)
+    @EnumSource(
+            value = DataType.class,
+            names = {"F32", "BF16", "F16"})
     void stridedTensorsAreReadAndWrittenInCOrderWithoutTouchingTheGaps(DataType type) {
         try (Arena arena = Arena.ofConfined()) {
             // [2, 3, 4] transposed to axis order (2, 0, 1) in memory, each of its 4 planes padded by 5 elements.

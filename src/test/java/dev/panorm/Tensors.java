@@ -5,6 +5,9 @@ import java.lang.foreign.MemorySegment;
 
 /** Builds tensors of any data type and layout from logical (C-order) values, and reads them back. */
 final class Tensors {
+    /** The types a norm's data and parameters may have (S8 is only a quantized output). */
+    static final DataType[] FLOAT_TYPES = {DataType.F32, DataType.BF16, DataType.F16};
+
     private Tensors() {}
 
     /**

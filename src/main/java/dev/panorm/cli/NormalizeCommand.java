@@ -100,12 +100,38 @@ final class NormalizeCommand implements Callable<Integer> {
 
     @Option(
             names = "--out-dtype",
-            paramLabel = "f32|f16|bf16",
+            paramLabel = "f32|f16|bf16|i8",
             converter = Options.OutType.class,
             defaultValue = "f32",
             description = "OUT's type; bf16 is written as raw bit patterns ('<u2', NumPy has no bfloat16):"
-                    + " (a.astype(np.uint32) << 16).view(np.float32) widens it")
+                    + " (a.astype(np.uint32) << 16).view(np.float32) widens it; i8 is symmetric int8 ('|i1'), with"
+                    + " --out-scales or --scale")
     private DataType outType;
+
+    @Option(
+            names = "--residual",
+            paramLabel = "R.npy",
+            description = "add R (IN's shape and type) to IN before normalizing, in the same pass: s = IN + R")
+    private Path residual;
+
+    @Option(
+            names = "--out-sum",
+            paramLabel = "S.npy",
+            description = "with --residual, also write s = IN + R (IN's shape and type), the next residual")
+    private Path sumPath;
+
+    @Option(
+            names = "--out-scales",
+            paramLabel = "SCALES.npy",
+            description = "with --out-dtype i8: quantize each row with its own scale max|y|/127, written as float32 of"
+                    + " IN's shape without its last K axes; y = OUT * SCALES[..., None]")
+    private Path scalesPath;
+
+    @Option(
+            names = "--scale",
+            paramLabel = "S",
+            description = "with --out-dtype i8: quantize every row with this one scale (finite, > 0); y = OUT * S")
+    private Float staticScale;
 
     @Option(
             names = "--chunk-rows",
@@ -126,7 +152,26 @@ final class NormalizeCommand implements Callable<Integer> {
             throw new UsageException("--axes must be at most 64, got " + axes);
         }
         int k = (int) axes;
-        Options.checkDistinct(Arrays.asList(in, gamma, beta), Arrays.asList(out, meanPath, variancePath));
+        boolean quantized = outType == DataType.S8;
+        if (quantized && (scalesPath == null) == (staticScale == null)) {
+            throw new UsageException("--out-dtype i8 needs either --out-scales SCALES.npy (a scale per row) or"
+                    + " --scale S (one scale)");
+        }
+        if (!quantized && (scalesPath != null || staticScale != null)) {
+            throw new UsageException((scalesPath != null ? "--out-scales" : "--scale") + " needs --out-dtype i8");
+        }
+        if (sumPath != null && residual == null) {
+            throw new UsageException("--out-sum needs --residual");
+        }
+        if (stats != null && (quantized || residual != null && sumPath == null)) {
+            throw new UsageException(
+                    quantized
+                            ? "--stats is not available with --out-dtype i8"
+                            : "--stats with --residual needs --out-sum (the statistics describe s)");
+        }
+        Options.checkDistinct(
+                Arrays.asList(in, gamma, beta, residual),
+                Arrays.asList(out, meanPath, variancePath, sumPath, scalesPath));
         try (Arena arena = Arena.ofConfined();
                 Npy.Reader x = Options.open(in, "IN", k)) {
             long[] shape = x.shape();
@@ -142,6 +187,10 @@ final class NormalizeCommand implements Callable<Integer> {
             long rows = Arrays.stream(shape).reduce(1, Math::multiplyExact) / config.normalizedSize();
             long perChunk = chunkRows(rowBytes, rows);
             long[] rowShape = Arrays.copyOf(shape, shape.length - k);
+            if (residual != null || quantized) {
+                fused(config, x, scale, shift, perChunk, arena);
+                return Main.OK;
+            }
             try (LayerNorm norm = LayerNorm.create(config, backend);
                     Npy.Output output = Npy.Output.create(out, shape, outType, arena);
                     Npy.Output mean = stats == null ? null : Npy.Output.create(meanPath, rowShape, arena);
@@ -177,6 +226,93 @@ final class NormalizeCommand implements Callable<Integer> {
             }
         }
         return Main.OK;
+    }
+
+    /**
+     * The residual add and int8 output: IN and R read in lockstep, a chunk of rows at a time, through
+     * {@link LayerNorm#forwardResidual} or {@link LayerNorm#forwardQuantized}, on this thread.
+     */
+    private void fused(LayerNormConfig config, Npy.Reader x, Tensor scale, Tensor shift, long perChunk, Arena arena)
+            throws IOException {
+        int k = config.normalizedAxes();
+        long[] shape = x.shape();
+        long[] rowShape = Arrays.copyOf(shape, shape.length - k);
+        boolean quantized = outType == DataType.S8;
+        try (Npy.Reader r = residual == null ? null : Options.open(residual, "--residual", k);
+                LayerNorm norm = LayerNorm.create(config, backend);
+                Npy.Output output = Npy.Output.create(out, shape, outType, arena);
+                Npy.Output sum = sumPath == null ? null : Npy.Output.create(sumPath, shape, x.dataType(), arena);
+                Npy.Output scales = scalesPath == null ? null : Npy.Output.create(scalesPath, rowShape, arena);
+                Npy.Output mean =
+                        stats == null || config.rms() ? null : Npy.Output.create(stats.get(0), rowShape, arena);
+                Npy.Output variance = stats == null ? null : Npy.Output.create(stats.get(1), rowShape, arena)) {
+            if (r != null && (!Arrays.equals(r.shape(), shape) || r.dataType() != x.dataType())) {
+                throw new IllegalArgumentException("--residual " + residual + " is " + Options.name(r.dataType())
+                        + Arrays.toString(r.shape()) + " but must have IN's shape and type, "
+                        + Options.name(x.dataType()) + Arrays.toString(shape));
+            }
+            long start = System.nanoTime();
+            Iterator<Tensor> xs = x.chunks(k, perChunk).iterator();
+            Iterator<Tensor> rs = r == null ? null : r.chunks(k, perChunk).iterator();
+            Pipeline.Progress progress = ProgressBar.onTerminal(main.err);
+            long rows = Arrays.stream(rowShape).reduce(1, Math::multiplyExact);
+            long row = 0;
+            while (xs.hasNext()) {
+                Tensor chunk = xs.next();
+                Tensor rChunk = rs == null ? null : rs.next();
+                long n = chunk.dim(0);
+                Tensor y = output.tensor().rows(k, row, n);
+                Tensor s = sum == null ? null : sum.tensor().rows(k, row, n);
+                if (quantized) {
+                    Tensor rowScales = scales == null ? null : perRow(scales.tensor(), row, n);
+                    if (rowScales != null) {
+                        norm.forwardQuantized(chunk, rChunk, null, s, y, scale, shift, rowScales);
+                    } else {
+                        norm.forwardQuantized(chunk, rChunk, null, s, y, scale, shift, staticScale);
+                    }
+                } else if (stats != null) {
+                    norm.forwardResidualTraining(
+                            chunk,
+                            rChunk,
+                            null,
+                            s,
+                            y,
+                            scale,
+                            shift,
+                            mean == null ? null : perRow(mean.tensor(), row, n),
+                            perRow(variance.tensor(), row, n));
+                } else {
+                    norm.forwardResidual(chunk, rChunk, null, s, y, scale, shift);
+                }
+                row += n;
+                if (progress != null) {
+                    progress.update(row, rows, System.nanoTime() - start);
+                }
+            }
+            for (Npy.Output written : new Npy.Output[] {output, sum, scales, mean, variance}) {
+                if (written != null) {
+                    written.commit();
+                }
+            }
+            long nanos = System.nanoTime() - start;
+            main.out.printf(
+                    Locale.ROOT,
+                    "normalized %s of %d with %s (%s%s) in %s -> %s%s%s%n",
+                    Options.rows(row),
+                    config.normalizedSize(),
+                    Options.name(backend),
+                    residual != null ? "residual add fused" : "",
+                    quantized ? (residual != null ? ", " : "") + "int8 output" : "",
+                    Options.duration(nanos),
+                    out,
+                    sumPath == null ? "" : ", " + sumPath,
+                    scalesPath == null ? "" : ", " + scalesPath);
+        }
+    }
+
+    /** Rows {@code [first, first + n)} of a per-row float32 output, as the 1-D tensor a chunk's call takes. */
+    private static Tensor perRow(Tensor values, long first, long n) {
+        return Tensor.of(values.segment().asSlice(first * Float.BYTES, n * Float.BYTES), DataType.F32, n);
     }
 
     /** Rows per chunk: as asked, or about 1 MiB, never more than the file has; asking for over 64 MiB is an error. */

@@ -59,7 +59,7 @@ final class Options {
         }
     }
 
-    /** {@code f32|f16|bf16}. */
+    /** {@code f32|f16|bf16|i8}. */
     static final class OutType implements ITypeConverter<DataType> {
         @Override
         public DataType convert(String text) {
@@ -67,7 +67,8 @@ final class Options {
                 case "f32" -> DataType.F32;
                 case "f16" -> DataType.F16;
                 case "bf16" -> DataType.BF16;
-                default -> throw new TypeConversionException("must be f32, f16 or bf16, got '" + text + "'");
+                case "i8" -> DataType.S8;
+                default -> throw new TypeConversionException("must be f32, f16, bf16 or i8, got '" + text + "'");
             };
         }
     }

@@ -60,6 +60,7 @@ public final class Npy {
     private static final String FLOAT32 = "<f4";
     private static final String FLOAT16 = "<f2";
     private static final String BFLOAT16_BITS = "<u2";
+    private static final String INT8 = "|i1";
 
     private Npy() {}
 
@@ -468,8 +469,8 @@ public final class Npy {
          *
          * @param target where the file will appear on {@link #commit()}; a symbolic link is followed
          * @param shape the array's shape
-         * @param type the element type: float32 ({@code <f4}), float16 ({@code <f2}) or bfloat16 (bit patterns,
-         * {@code <u2})
+         * @param type the element type: float32 ({@code <f4}), float16 ({@code <f2}), bfloat16 (bit patterns,
+         * {@code <u2}) or int8 ({@code |i1})
          * @param arena owns the mapping
          * @return the output; close it
          * @throws IOException naming {@code target} and the reason, if the file cannot be created or its space
@@ -481,6 +482,7 @@ public final class Npy {
                         case F32 -> FLOAT32;
                         case F16 -> FLOAT16;
                         case BF16 -> BFLOAT16_BITS;
+                        case S8 -> INT8;
                     },
                     shape);
             long dataBytes;

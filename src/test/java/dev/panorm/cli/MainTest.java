@@ -422,7 +422,7 @@ class MainTest {
                 "many");
         assertFails(
                 2,
-                "invalid value for option '--out-dtype': must be f32, f16 or bf16, got 'f64'",
+                "invalid value for option '--out-dtype': must be f32, f16, bf16 or i8, got 'f64'",
                 "normalize",
                 in,
                 out,
@@ -918,5 +918,141 @@ class MainTest {
                 run("normalize", save("x.npy", random(8, 1, 0), 2, 4).toString(), out.toString())
                         .exit());
         assertEquals(Files.getPosixFilePermissions(plain), Files.getPosixFilePermissions(out));
+    }
+
+    /** The header and the data of a {@code .npy} file of version 1, as bytes. */
+    private static String npyHeader(byte[] file) {
+        int length = (file[8] & 0xff) | (file[9] & 0xff) << 8;
+        return new String(file, 10, length, StandardCharsets.US_ASCII);
+    }
+
+    private static byte[] npyData(byte[] file) {
+        int length = (file[8] & 0xff) | (file[9] & 0xff) << 8;
+        return Arrays.copyOfRange(file, 10 + length, file.length);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"auto", "onednn", "java", "java-scalar"})
+    void normalizeWithResidualWritesTheSumAndTheNormOfIt(String backend) throws IOException {
+        int c = 100;
+        float[] x = random(7 * c, 1, 3);
+        float[] r = random(7 * c, 4, -1);
+        float[] gamma = random(c, 2, 1);
+        float[] s = new float[x.length];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = x[i] + r[i];
+        }
+        Path out = temp.resolve("y.npy");
+        Path sum = temp.resolve("s.npy");
+        Run run = run(
+                "normalize",
+                save("x.npy", x, 7, c).toString(),
+                out.toString(),
+                "--residual",
+                save("r.npy", r, 7, c).toString(),
+                "--out-sum",
+                sum.toString(),
+                "--gamma",
+                save("g.npy", gamma, c).toString(),
+                "--backend",
+                backend,
+                "--chunk-rows",
+                "3");
+        assertEquals(0, run.exit(), run.err());
+        assertTrue(
+                run.out().startsWith("normalized 7 rows of 100 with " + backend + " (residual add fused)"), run.out());
+        assertArrayEquals(s, load(sum), 0f);
+        double[] want = expected(s, c, gamma, null, 1e-5);
+        float[] got = load(out);
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], got[i], 1e-5, "element " + i);
+        }
+    }
+
+    @Test
+    void normalizeToInt8WithPerRowOrStaticScales() throws IOException {
+        int c = 64;
+        int rows = 5;
+        float[] x = random(rows * c, 1, 3);
+        float[] r = random(rows * c, 4, -1);
+        Path in = save("x.npy", x, rows, c);
+        Path q = temp.resolve("q.npy");
+        Path scales = temp.resolve("scales.npy");
+        Run run = run(
+                "normalize",
+                in.toString(),
+                q.toString(),
+                "--residual",
+                save("r.npy", r, rows, c).toString(),
+                "--out-dtype",
+                "i8",
+                "--out-scales",
+                scales.toString(),
+                "--chunk-rows",
+                "2");
+        assertEquals(0, run.exit(), run.err());
+        byte[] file = Files.readAllBytes(q);
+        assertTrue(npyHeader(file).contains("'descr': '|i1'"), npyHeader(file));
+        assertTrue(npyHeader(file).contains("'shape': (5, 64)"), npyHeader(file));
+        byte[] values = npyData(file);
+        float[] rowScales = load(scales);
+        assertEquals(rows, rowScales.length);
+        float[] s = new float[x.length];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = x[i] + r[i];
+        }
+        double[] want = expected(s, c, null, null, 1e-5);
+        for (int row = 0; row < rows; row++) {
+            double max = 0;
+            for (int i = 0; i < c; i++) {
+                max = Math.max(max, Math.abs(want[row * c + i]));
+            }
+            assertEquals(max / 127, rowScales[row], 1e-6 * max, "scale of row " + row);
+            for (int i = 0; i < c; i++) {
+                int at = row * c + i;
+                assertEquals(want[at], values[at] * rowScales[row], 0.5 * rowScales[row] + 1e-5, "element " + at);
+            }
+        }
+        Run fixed = run("normalize", in.toString(), q.toString(), "--out-dtype", "i8", "--scale", "0.5");
+        assertEquals(0, fixed.exit(), fixed.err());
+        values = npyData(Files.readAllBytes(q));
+        want = expected(x, c, null, null, 1e-5);
+        for (int at = 0; at < want.length; at++) {
+            assertEquals(Math.rint(want[at] / 0.5), values[at], 1e-9, "element " + at);
+        }
+    }
+
+    @Test
+    void badResidualAndInt8Options() throws IOException {
+        String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
+        String out = temp.resolve("y.npy").toString();
+        String scales = temp.resolve("scales.npy").toString();
+        assertFails(2, "--out-dtype i8 needs either --out-scales", "normalize", in, out, "--out-dtype", "i8");
+        assertFails(2, "--out-scales needs --out-dtype i8", "normalize", in, out, "--out-scales", scales);
+        assertFails(2, "--scale needs --out-dtype i8", "normalize", in, out, "--scale", "0.1");
+        assertFails(2, "--out-sum needs --residual", "normalize", in, out, "--out-sum", scales);
+        assertFails(
+                2,
+                "--stats is not available with --out-dtype i8",
+                "normalize",
+                in,
+                out,
+                "--out-dtype",
+                "i8",
+                "--scale",
+                "1",
+                "--stats",
+                scales,
+                temp.resolve("v.npy").toString());
+        String wrong = save("r.npy", random(12, 2, 0), 3, 4).toString();
+        assertFails(
+                1,
+                "--residual " + wrong + " is f32[3, 4] but must have IN's shape and type, f32[2, 4]",
+                "normalize",
+                in,
+                out,
+                "--residual",
+                wrong);
+        assertFails(1, "the static dstScale is -1.0", "normalize", in, out, "--out-dtype", "i8", "--scale", "-1");
     }
 }

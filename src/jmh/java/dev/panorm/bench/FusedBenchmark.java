@@ -1,0 +1,167 @@
+package dev.panorm.bench;
+
+import dev.panorm.Backend;
+import dev.panorm.DataType;
+import dev.panorm.LayerNorm;
+import dev.panorm.LayerNormConfig;
+import dev.panorm.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.SplittableRandom;
+import java.util.concurrent.TimeUnit;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.BenchmarkMode;
+import org.openjdk.jmh.annotations.Fork;
+import org.openjdk.jmh.annotations.Level;
+import org.openjdk.jmh.annotations.Measurement;
+import org.openjdk.jmh.annotations.Mode;
+import org.openjdk.jmh.annotations.OutputTimeUnit;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Scope;
+import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.State;
+import org.openjdk.jmh.annotations.TearDown;
+import org.openjdk.jmh.annotations.Warmup;
+
+/**
+ * The residual add fused with layer normalization, and int8 output, side by side with what they replace,
+ * all float32 with scale and shift, one thread each (the Java backend with {@code threads = 1}):
+ * <ul>
+ *   <li>{@code layerNorm}: the norm alone, {@code dst = LN(x)};
+ *   <li>{@code addThenLayerNorm}: {@code s = x + r} (a Vector API loop) and then {@code LN(s)}, two calls;
+ *   <li>{@code fused}: {@code forwardResidual} keeping s, {@code fusedNoSum} without it;
+ *   <li>{@code int8}: {@code forwardQuantized} with per-row scales, no residual; {@code int8Static} with one
+ *       scale; {@code int8Residual} with the residual add, keeping s.
+ * </ul>
+ * {@code ln} chooses the norm's backend for {@code layerNorm} and {@code addThenLayerNorm} (the fused calls
+ * run in Java on every backend). Time per call, in microseconds.
+ */
+@State(Scope.Benchmark)
+@BenchmarkMode(Mode.AverageTime)
+@OutputTimeUnit(TimeUnit.MICROSECONDS)
+@Warmup(iterations = 4, time = 200, timeUnit = TimeUnit.MILLISECONDS)
+@Measurement(iterations = 6, time = 200, timeUnit = TimeUnit.MILLISECONDS)
+@Fork(
+        value = 1,
+        jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector", "-Xss4m"})
+public class FusedBenchmark {
+    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+
+    @Param({"1x4096", "8x4096", "8192x4096"})
+    public String shape;
+
+    @Param({"java"})
+    public String ln;
+
+    private Arena arena;
+    private LayerNorm fusedNorm;
+    private LayerNorm plainNorm;
+    private Tensor x;
+    private Tensor r;
+    private Tensor s;
+    private Tensor y;
+    private Tensor q;
+    private Tensor scales;
+    private Tensor gamma;
+    private Tensor beta;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+        String[] parts = shape.split("x");
+        int rows = Integer.parseInt(parts[0]);
+        int c = Integer.parseInt(parts[1]);
+        arena = Arena.ofShared();
+        SplittableRandom random = new SplittableRandom(1);
+        x = filled(random, rows, c);
+        r = filled(random, rows, c);
+        s = Tensor.allocate(arena, DataType.F32, rows, c);
+        y = Tensor.allocate(arena, DataType.F32, rows, c);
+        q = Tensor.allocate(arena, DataType.S8, rows, c);
+        scales = Tensor.allocate(arena, DataType.F32, rows);
+        gamma = filled(random, c);
+        beta = filled(random, c);
+        LayerNormConfig config = LayerNormConfig.of(c);
+        fusedNorm = LayerNorm.create(config, Backend.JAVA, 1);
+        plainNorm = LayerNorm.create(config, ln.equals("onednn") ? Backend.ONEDNN : Backend.JAVA, 1);
+        // Checked once, so that a broken kernel cannot post a fast number: fused == add, then norm.
+        addThenLayerNorm();
+        float[] separate = y.toFloatArray();
+        fused();
+        float[] together = y.toFloatArray();
+        for (int i = 0; i < separate.length; i++) {
+            if (Math.abs(separate[i] - together[i]) > 1e-4f * (1 + Math.abs(separate[i]))) {
+                throw new IllegalStateException("fused and separate differ at " + i);
+            }
+        }
+    }
+
+    private Tensor filled(SplittableRandom random, long... dims) {
+        Tensor t = Tensor.allocate(arena, DataType.F32, dims);
+        float[] values = new float[Math.toIntExact(t.elementCount())];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = (float) random.nextDouble(-2, 2);
+        }
+        return t.copyFrom(values);
+    }
+
+    @TearDown(Level.Trial)
+    public void tearDown() {
+        fusedNorm.close();
+        plainNorm.close();
+        arena.close();
+    }
+
+    /** {@code s = x + r}, the fastest plain add: Vector API, one pass. */
+    private void add() {
+        MemorySegment a = x.segment();
+        MemorySegment b = r.segment();
+        MemorySegment out = s.segment();
+        long bytes = x.elementCount() * Float.BYTES;
+        long step = (long) SPECIES.length() * Float.BYTES;
+        for (long at = 0; at < bytes; at += step) { // the shapes are whole vectors
+            FloatVector.fromMemorySegment(SPECIES, a, at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER))
+                    .intoMemorySegment(out, at, ORDER);
+        }
+    }
+
+    @Benchmark
+    public void layerNorm() {
+        plainNorm.forward(x, y, gamma, beta);
+    }
+
+    @Benchmark
+    public void addThenLayerNorm() {
+        add();
+        plainNorm.forward(s, y, gamma, beta);
+    }
+
+    @Benchmark
+    public void fused() {
+        fusedNorm.forwardResidual(x, r, null, s, y, gamma, beta);
+    }
+
+    @Benchmark
+    public void fusedNoSum() {
+        fusedNorm.forwardResidual(x, r, null, null, y, gamma, beta);
+    }
+
+    @Benchmark
+    public void int8() {
+        fusedNorm.forwardQuantized(x, null, null, null, q, gamma, beta, scales);
+    }
+
+    @Benchmark
+    public void int8Static() {
+        fusedNorm.forwardQuantized(x, null, null, null, q, gamma, beta, 0.05f);
+    }
+
+    @Benchmark
+    public void int8Residual() {
+        fusedNorm.forwardQuantized(x, r, null, s, q, gamma, beta, scales);
+    }
+}

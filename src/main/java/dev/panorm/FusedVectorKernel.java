@@ -1,0 +1,939 @@
+package dev.panorm;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import jdk.incubator.vector.ByteVector;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * The fused operations on the Vector API: float32 data with unit stride along the row (and an int8
+ * {@code dst} likewise), anything else in {@link FusedScalarKernel}. Loaded reflectively, as
+ * {@link VectorKernel} is.
+ *
+ * <p>Per row: one pass computes {@code s = (x + r) + bias} into {@code sum}, or into a per-thread row
+ * buffer when the caller does not keep it, and the sums for the statistics along the way; the output is
+ * then computed from that row, which is in cache. So x and r are read once from memory and s is never read back from it, where an
+ * add followed by a norm writes s and reads it again. The statistics and the normalization are
+ * {@link VectorKernel}'s (float accumulators on data shifted by an estimate of the mean, one pass for the
+ * sums, a centred second one when needed), written out here again so that the two classes can change
+ * independently; the same rules keep every vector in registers (see the comment above VectorKernel's
+ * loops). int8 output with a dynamic scale writes y to a per-thread row buffer while it finds {@code max|y|},
+ * then quantizes from there.
+ */
+final class FusedVectorKernel implements FusedKernel {
+    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    private static final int LANES = SPECIES.length();
+    /** As many bytes as {@link #SPECIES} has lanes: the int8 results of one float vector. */
+    private static final VectorSpecies<Byte> BYTES =
+            VectorSpecies.of(byte.class, VectorShape.forBitSize(LANES * Byte.SIZE));
+
+    private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    /** Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, ties to even. */
+    private static final float ROUND = 0x1.8p23f;
+
+    private static final ThreadLocal<float[]> SPILL = ThreadLocal.withInitial(() -> new float[LANES]);
+    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
+
+    private final LayerNormConfig config;
+    private final FusedScalarKernel scalar;
+    private final boolean rowsFit;
+    private final int c;
+    private final float eps;
+    private final RowSplitter splitter;
+    /**
+     * C ones (an absent scale) and C zeros (an absent shift, bias or incoming gradient), native like the data,
+     * made on first need: most operations never need them.
+     */
+    private volatile MemorySegment ones;
+
+    private volatile MemorySegment zeros;
+    /** Per thread, where s goes when the caller does not keep it: C floats, made on the thread's first need. */
+    private final ThreadLocal<MemorySegment> rowBuffer;
+    /** Per thread, a row's y before a dynamic scale quantizes it: C floats, made on the thread's first need. */
+    private final ThreadLocal<MemorySegment> yBuffer;
+    /** Per concurrent backward call: dgamma and dbeta sums, a row's two sums, room to add up lanes. */
+    private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
+
+    FusedVectorKernel(LayerNormConfig config, int threads) {
+        this.config = config;
+        this.scalar = new FusedScalarKernel(config);
+        this.rowsFit = config.normalizedSize() <= ScalarKernel.MAX_BACKWARD_C;
+        this.c = (int) Math.min(config.normalizedSize(), ScalarKernel.MAX_BACKWARD_C);
+        this.eps = (float) config.eps();
+        this.splitter = new RowSplitter(threads);
+        this.rowBuffer = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate((long) c * Float.BYTES, 64));
+        this.yBuffer = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate((long) c * Float.BYTES, 64));
+    }
+
+    private MemorySegment ones() {
+        MemorySegment result = ones;
+        return result != null ? result : standIns(true);
+    }
+
+    private MemorySegment zeros() {
+        MemorySegment result = zeros;
+        return result != null ? result : standIns(false);
+    }
+
+    private synchronized MemorySegment standIns(boolean one) {
+        MemorySegment result = one ? ones : zeros;
+        if (result == null) {
+            result = Arena.ofAuto().allocate((long) c * Float.BYTES, 64); // zeroed
+            if (one) {
+                for (long i = 0; i < c; i++) {
+                    result.setAtIndex(JAVA_FLOAT, i, 1f);
+                }
+                ones = result;
+            } else {
+                zeros = result;
+            }
+        }
+        return result;
+    }
+
+    private boolean vectorizes(Tensor tensor) {
+        return JavaKernels.vectorizes(config.normalizedAxes(), tensor);
+    }
+
+    /** int8 with unit stride along the row, or what {@link #vectorizes} takes. */
+    private boolean vectorizesDst(Tensor dst) {
+        return dst.dataType() == DataType.S8
+                ? dst.isContiguous() || Rows.columnStride(dst, config.normalizedAxes()) == 1
+                : vectorizes(dst);
+    }
+
+    private static Tensor forOtherThreads(Tensor tensor) {
+        if (tensor == null || tensor.segment().isAccessibleBy(OTHER_THREAD)) {
+            return tensor;
+        }
+        MemorySegment segment = tensor.segment();
+        return Tensor.of(
+                MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize()),
+                tensor.dataType(),
+                tensor.shape(),
+                tensor.strides());
+    }
+
+    /** The sum of a vector spilled to {@code lanes[at, at + LANES)}, in a fixed order (see VectorKernel). */
+    private static float sumLanes(float[] lanes, int at) {
+        for (int width = LANES / 2; width > 0; width /= 2) {
+            for (int lane = 0; lane < width; lane++) {
+                lanes[at + lane] += lanes[at + lane + width];
+            }
+        }
+        return lanes[at];
+    }
+
+    @Override
+    public Backend forward(
+            Pass pass,
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            Tensor dstScales,
+            float dstScale,
+            long rows) {
+        if (!rowsFit
+                || !vectorizes(src)
+                || !vectorizes(residual)
+                || !vectorizes(bias)
+                || !vectorizes(sum)
+                || !vectorizesDst(dst)
+                || !vectorizes(scale)
+                || !vectorizes(shift)) {
+            return scalar.forward(
+                    pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
+        }
+        if (splitter.parts(rows, rows * c) == 1) {
+            if (dst.dataType() == DataType.S8) {
+                quantizedRows(src, residual, bias, sum, dst, scale, shift, dstScales, dstScale, 0, rows);
+            } else {
+                forwardRows(pass, src, residual, bias, sum, dst, scale, shift, mean, variance, 0, rows);
+            }
+            return Backend.JAVA;
+        }
+        Tensor x = forOtherThreads(src);
+        Tensor r = forOtherThreads(residual);
+        Tensor b = forOtherThreads(bias);
+        Tensor s = forOtherThreads(sum);
+        Tensor y = forOtherThreads(dst);
+        Tensor gamma = forOtherThreads(scale);
+        Tensor beta = forOtherThreads(shift);
+        Tensor means = forOtherThreads(mean);
+        Tensor variances = forOtherThreads(variance);
+        Tensor scales = forOtherThreads(dstScales);
+        splitter.run(rows, rows * c, (from, to, part) -> {
+            if (y.dataType() == DataType.S8) {
+                quantizedRows(x, r, b, s, y, gamma, beta, scales, dstScale, from, to);
+            } else {
+                forwardRows(pass, x, r, b, s, y, gamma, beta, means, variances, from, to);
+            }
+        });
+        return Backend.JAVA;
+    }
+
+    /**
+     * Rows {@code [from, to)} into a float {@code dst}, their offsets from strides computed once, as in
+     * VectorKernel. The int8 output has a method of its own, {@link #quantizedRows}: the two in one made a
+     * method so large that C2 could leave vectors boxed in it (AllocationTest).
+     */
+    private void forwardRows(
+            Pass pass,
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            long from,
+            long to) {
+        int axes = config.normalizedAxes();
+        MemorySegment x = src.segment();
+        MemorySegment r = residual.segment();
+        MemorySegment b = bias == null ? zeros() : bias.segment();
+        MemorySegment s = sum != null ? sum.segment() : rowBuffer.get(); // the caller's sum or the row buffer
+        MemorySegment y = dst.segment();
+        MemorySegment gamma = scale == null ? ones() : scale.segment();
+        MemorySegment beta = shift == null ? zeros() : shift.segment();
+        long xStride = Rows.rowStride(src, axes);
+        long rStride = Rows.rowStride(residual, axes);
+        long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
+        long yStride = Rows.rowStride(dst, axes);
+        float[] spill = SPILL.get();
+        for (long row = from; row < to; row++) {
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
+            long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Float.BYTES;
+            long sBase =
+                    sum == null ? 0 : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
+            // the add and the statistics' sums in one pass
+            float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b, spill);
+            long sums = bias == null
+                    ? addAndSum(x, xBase, r, rBase, s, sBase, origin, spill)
+                    : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin, spill);
+            float offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c; // the mean - origin
+            float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+            if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
+                var = sumOfSquares(s, sBase, origin, offset, spill) / c;
+            }
+            long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
+            if (pass.writesStatistics) {
+                if (mean != null) {
+                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
+                }
+                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
+            }
+            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
+        }
+    }
+
+    /** Rows {@code [from, to)} into an int8 {@code dst} (inference: no statistics are written). */
+    private void quantizedRows(
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor dstScales,
+            float dstScale,
+            long from,
+            long to) {
+        int axes = config.normalizedAxes();
+        MemorySegment x = src.segment();
+        MemorySegment r = residual == null ? null : residual.segment();
+        MemorySegment b = bias == null ? zeros() : bias.segment();
+        // s: the caller's sum, the thread's row buffer, or x itself when there is nothing to add
+        MemorySegment s = sum != null ? sum.segment() : residual != null ? rowBuffer.get() : x;
+        MemorySegment y = dst.segment();
+        MemorySegment gamma = scale == null ? ones() : scale.segment();
+        MemorySegment beta = shift == null ? zeros() : shift.segment();
+        long xStride = Rows.rowStride(src, axes);
+        long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
+        long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
+        long yStride = Rows.rowStride(dst, axes);
+        float[] spill = SPILL.get();
+        for (long row = from; row < to; row++) {
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
+            long sBase = xBase;
+            float origin; // subtracted from every element before anything else
+            float offset; // the row's mean relative to origin
+            float var;
+            if (residual != null) { // the add and the statistics' sums in one pass
+                long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Float.BYTES;
+                sBase = sum == null ? 0 : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
+                origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b, spill);
+                long sums = bias == null
+                        ? addAndSum(x, xBase, r, rBase, s, sBase, origin, spill)
+                        : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin, spill);
+                offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c;
+                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+            } else if (config.rms()) {
+                origin = 0;
+                offset = 0;
+                var = sumOfSquares(s, sBase, 0, 0, spill) / c;
+            } else {
+                origin = sampleMean(s, sBase, spill);
+                long sums = sums(s, sBase, origin, spill);
+                offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
+                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+            }
+            if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
+                var = sumOfSquares(s, sBase, origin, offset, spill) / c;
+            }
+            long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
+            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            if (dstScales == null) {
+                quantize(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, Quantize.inverse(dstScale));
+                continue;
+            }
+            MemorySegment values = yBuffer.get();
+            float rowScale =
+                    Quantize.scale(normalizeToBuffer(s, sBase, values, gamma, beta, origin, offset, rstd, spill));
+            dstScales.segment().setAtIndex(JAVA_FLOAT, row, rowScale);
+            float inverse = Quantize.inverse(rowScale);
+            if (rowScale >= Float.MIN_NORMAL && rowScale < Float.POSITIVE_INFINITY) {
+                quantizeInRange(values, y, yIndex, inverse);
+            } else if (!(rowScale > 0) || rowScale == Float.POSITIVE_INFINITY) {
+                y.asSlice(yIndex, c).fill((byte) 0); // zeros, NaN or infinity: all q are 0 (see Quantize)
+            } else { // a subnormal scale, too coarse for the shortcut
+                for (int i = 0; i < c; i++) {
+                    y.set(ValueLayout.JAVA_BYTE, yIndex + i, Elements.toS8(values.getAtIndex(JAVA_FLOAT, i) * inverse));
+                }
+            }
+        }
+    }
+
+    /** {@link #sampleMean} of {@code s = (x + r) + b}, before s is written. */
+    private float sampleMeanOfSum(
+            MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment b, float[] spill) {
+        float first = x.get(JAVA_FLOAT, xBase) + r.get(JAVA_FLOAT, rBase) + b.get(JAVA_FLOAT, 0);
+        if (c < 4 * LANES) {
+            return first;
+        }
+        FloatVector total = FloatVector.zero(SPECIES);
+        for (int i = 0; i < 4 * LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            total = total.add(FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER)));
+        }
+        total.intoArray(spill, 0);
+        float mean = sumLanes(spill, 0) / (4 * LANES);
+        return Float.isFinite(mean) ? mean : first;
+    }
+
+    /**
+     * {@code s = (x + r) + b} over one row, written, and in the same pass {@link #sums} of s: the row is read
+     * from memory once, and the statistics cost no pass of their own.
+     */
+    private long addAndSumWithBias(
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment b,
+            MemorySegment s,
+            long sBase,
+            float origin,
+            float[] spill) {
+        FloatVector s0 = FloatVector.zero(SPECIES);
+        FloatVector s1 = s0;
+        FloatVector q0 = s0;
+        FloatVector q1 = s0;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) {
+            long at = (long) i * Float.BYTES;
+            long next = at + (long) LANES * Float.BYTES;
+            FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER));
+            FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + next, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, next, ORDER));
+            v0.intoMemorySegment(s, sBase + at, ORDER);
+            v1.intoMemorySegment(s, sBase + next, ORDER);
+            FloatVector d0 = v0.sub(origin);
+            FloatVector d1 = v1.sub(origin);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER));
+            v.intoMemorySegment(s, sBase + at, ORDER);
+            FloatVector d = v.sub(origin);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+        }
+        float tailSum = 0;
+        float tailSquares = 0;
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) + b.get(JAVA_FLOAT, at);
+            s.set(JAVA_FLOAT, sBase + at, v);
+            float d = v - origin;
+            tailSum += d;
+            tailSquares = Math.fma(d, d, tailSquares);
+        }
+        s0.add(s1).intoArray(spill, 0);
+        float sum = sumLanes(spill, 0) + tailSum;
+        q0.add(q1).intoArray(spill, 0);
+        float squares = sumLanes(spill, 0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+    }
+
+    /** {@link #addAndSumWithBias} without a bias: one load fewer per element, which shows on cached rows. */
+    private long addAndSum(
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment s,
+            long sBase,
+            float origin,
+            float[] spill) {
+        FloatVector s0 = FloatVector.zero(SPECIES);
+        FloatVector s1 = s0;
+        FloatVector q0 = s0;
+        FloatVector q1 = s0;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) {
+            long at = (long) i * Float.BYTES;
+            long next = at + (long) LANES * Float.BYTES;
+            FloatVector v0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER));
+            FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + next, ORDER));
+            v0.intoMemorySegment(s, sBase + at, ORDER);
+            v1.intoMemorySegment(s, sBase + next, ORDER);
+            FloatVector d0 = v0.sub(origin);
+            FloatVector d1 = v1.sub(origin);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER));
+            v.intoMemorySegment(s, sBase + at, ORDER);
+            FloatVector d = v.sub(origin);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+        }
+        float tailSum = 0;
+        float tailSquares = 0;
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at);
+            s.set(JAVA_FLOAT, sBase + at, v);
+            float d = v - origin;
+            tailSum += d;
+            tailSquares = Math.fma(d, d, tailSquares);
+        }
+        s0.add(s1).intoArray(spill, 0);
+        float sum = sumLanes(spill, 0) + tailSum;
+        q0.add(q1).intoArray(spill, 0);
+        float squares = sumLanes(spill, 0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+    }
+
+    /** The mean of the row's first four vectors (its first element when shorter): see VectorKernel. */
+    private float sampleMean(MemorySegment x, long base, float[] spill) {
+        if (c < 4 * LANES) {
+            return x.get(JAVA_FLOAT, base);
+        }
+        long step = (long) LANES * Float.BYTES;
+        FloatVector.fromMemorySegment(SPECIES, x, base, ORDER)
+                .add(FloatVector.fromMemorySegment(SPECIES, x, base + step, ORDER))
+                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 2 * step, ORDER))
+                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 3 * step, ORDER))
+                .intoArray(spill, 0);
+        float mean = sumLanes(spill, 0) / (4 * LANES);
+        return Float.isFinite(mean) ? mean : x.get(JAVA_FLOAT, base);
+    }
+
+    /** The sums of {@code d = x - origin} and {@code d^2}, as the float bits of a long's two halves. */
+    private long sums(MemorySegment x, long base, float origin, float[] spill) {
+        FloatVector s0 = FloatVector.zero(SPECIES);
+        FloatVector s1 = s0;
+        FloatVector q0 = s0;
+        FloatVector q1 = s0;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) {
+            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
+                    .sub(origin);
+            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER)
+                    .sub(origin);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
+                    .sub(origin);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+        }
+        float tailSum = 0;
+        float tailSquares = 0;
+        for (; i < c; i++) {
+            float d = x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin;
+            tailSum += d;
+            tailSquares = Math.fma(d, d, tailSquares);
+        }
+        s0.add(s1).intoArray(spill, 0);
+        float sum = sumLanes(spill, 0) + tailSum;
+        q0.add(q1).intoArray(spill, 0);
+        float squares = sumLanes(spill, 0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+    }
+
+    /** Sum of {@code (x - origin - offset)^2} over the row. */
+    private float sumOfSquares(MemorySegment x, long base, float origin, float offset, float[] spill) {
+        FloatVector a0 = FloatVector.zero(SPECIES);
+        FloatVector a1 = a0;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) {
+            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
+                    .sub(origin)
+                    .sub(offset);
+            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER)
+                    .sub(origin)
+                    .sub(offset);
+            a0 = d0.fma(d0, a0);
+            a1 = d1.fma(d1, a1);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
+                    .sub(origin)
+                    .sub(offset);
+            a0 = d.fma(d, a0);
+        }
+        float tail = 0;
+        for (; i < c; i++) {
+            float d = x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin - offset;
+            tail = Math.fma(d, d, tail);
+        }
+        a0.add(a1).intoArray(spill, 0);
+        return sumLanes(spill, 0) + tail;
+    }
+
+    /** {@code y = ((s - origin) * rstd - offset * rstd) * gamma + beta}, as VectorKernel normalizes. */
+    private void normalize(
+            MemorySegment s,
+            long sBase,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector.fromMemorySegment(SPECIES, s, sBase + at, ORDER)
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .intoMemorySegment(y, yBase + at, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(s.get(JAVA_FLOAT, sBase + at) - origin, rstd, shift);
+            y.set(JAVA_FLOAT, yBase + at, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
+        }
+    }
+
+    /** y as {@link #normalize} computes it, into {@code values}; returns the row's {@code max|y|}, NaN if any y is. */
+    private float normalizeToBuffer(
+            MemorySegment s,
+            long sBase,
+            MemorySegment values,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd,
+            float[] spill) {
+        float shift = -offset * rstd;
+        // max|y| on the bits: without its sign a float orders as its bits do, and NaN's bits exceed infinity's,
+        // so an integer max (one instruction, where a float max must honour NaN and -0 too) propagates NaN
+        IntVector max = IntVector.zero(INTS);
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, s, sBase + at, ORDER)
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER));
+            v.intoMemorySegment(values, at, ORDER);
+            max = max.max(v.viewAsIntegralLanes().and(Integer.MAX_VALUE));
+        }
+        float tail = 0;
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(s.get(JAVA_FLOAT, sBase + at) - origin, rstd, shift);
+            float y = Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at));
+            values.set(JAVA_FLOAT, at, y);
+            tail = Quantize.maxAbs(tail, y);
+        }
+        return Math.max(Float.intBitsToFloat(max.reduceLanes(VectorOperators.MAX)), tail); // exact in any order
+    }
+
+    /**
+     * {@code q = round_half_even(y * inverse)} for a row whose {@code |y * inverse|} is at most 127 and a rounding
+     * error above (a dynamic scale's, when it is a normal float): no clamping. Adding 1.5 * 2^23 leaves the rounded integer in the low bits
+     * of the float, and the int-to-byte conversion keeps the lowest byte: two's complement, so negative values
+     * come out right.
+     */
+    private void quantizeInRange(MemorySegment values, MemorySegment q, long qIndex, float inverse) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, values, (long) i * Float.BYTES, ORDER)
+                    .fma(inverse, ROUND);
+            ((ByteVector) v.viewAsIntegralLanes().convertShape(VectorOperators.I2B, BYTES, 0))
+                    .intoMemorySegment(q, qIndex + i, ORDER);
+        }
+        for (; i < c; i++) {
+            q.set(
+                    ValueLayout.JAVA_BYTE,
+                    qIndex + i,
+                    Elements.toS8(values.get(JAVA_FLOAT, (long) i * Float.BYTES) * inverse));
+        }
+    }
+
+    /**
+     * {@code q = round_half_even(y * inverse)} saturated to [-127, 127], y as {@link #normalize} computes it;
+     * {@code qIndex} counts bytes. The rounding trick of {@link #quantizeInRange} gives the integer while it is
+     * below 2^22; beyond, the value is an integer already or the conversion to int saturates, and the clamp
+     * follows in int; NaN converts to 0.
+     */
+    private void quantize(
+            MemorySegment s,
+            long sBase,
+            MemorySegment q,
+            long qIndex,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd,
+            float inverse) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, s, sBase + at, ORDER)
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .fma(inverse, ROUND)
+                    .sub(ROUND);
+            // an integer clamp: float min and max must honour NaN and -0, which costs several instructions each
+            ((IntVector) v.convert(VectorOperators.F2I, 0))
+                    .max(-127)
+                    .min(127)
+                    .convertShape(VectorOperators.I2B, BYTES, 0)
+                    .intoMemorySegment(q, qIndex + i, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(s.get(JAVA_FLOAT, sBase + at) - origin, rstd, shift);
+            float y = Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at));
+            q.set(ValueLayout.JAVA_BYTE, qIndex + i, Elements.toS8(y * inverse));
+        }
+    }
+
+    @Override
+    public Backend backward(
+            Tensor diffDst,
+            Tensor diffSum,
+            Tensor sum,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows) {
+        ScalarKernel.checkBackwardRowLength(config.normalizedSize());
+        if (!rowsFit
+                || !vectorizes(sum)
+                || !vectorizes(diffDst)
+                || !vectorizes(diffSum)
+                || !vectorizes(diffSrc)
+                || !vectorizes(scale)
+                || !vectorizes(diffScale)
+                || !vectorizes(diffShift)) {
+            return scalar.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+        }
+        boolean gradients = diffScale != null || diffShift != null;
+        int parts = splitter.parts(rows, rows * c);
+        if (parts == 1) {
+            float[] work = takeScratch();
+            try {
+                backwardRows(diffDst, diffSum, sum, mean, variance, scale, diffSrc, work, gradients, 0, rows);
+                storeGradients(work, diffScale, diffShift);
+            } finally {
+                returnScratch(work);
+            }
+            return Backend.JAVA;
+        }
+        float[][] scratch = new float[parts][];
+        try {
+            for (int p = 0; p < parts; p++) {
+                scratch[p] = takeScratch();
+            }
+            Tensor dy = forOtherThreads(diffDst);
+            Tensor dsIn = forOtherThreads(diffSum);
+            Tensor s = forOtherThreads(sum);
+            Tensor means = forOtherThreads(mean);
+            Tensor variances = forOtherThreads(variance);
+            Tensor gamma = forOtherThreads(scale);
+            Tensor dx = forOtherThreads(diffSrc);
+            splitter.run(
+                    rows,
+                    rows * c,
+                    (from, to, part) ->
+                            backwardRows(dy, dsIn, s, means, variances, gamma, dx, scratch[part], gradients, from, to));
+            for (int p = 1; gradients && p < parts; p++) {
+                for (int i = 0; i < 2 * c; i++) {
+                    scratch[0][i] += scratch[p][i];
+                }
+            }
+            storeGradients(scratch[0], diffScale, diffShift);
+        } finally {
+            for (float[] sums : scratch) {
+                returnScratch(sums);
+            }
+        }
+        return Backend.JAVA;
+    }
+
+    private void storeGradients(float[] sums, Tensor diffScale, Tensor diffShift) {
+        if (diffScale != null) {
+            MemorySegment.copy(sums, 0, diffScale.segment(), JAVA_FLOAT, 0, c);
+        }
+        if (diffShift != null) {
+            MemorySegment.copy(sums, c, diffShift.segment(), JAVA_FLOAT, 0, c);
+        }
+    }
+
+    /** Rows {@code [from, to)}; {@code work} as in VectorKernel's backward pass. */
+    private void backwardRows(
+            Tensor diffDst,
+            Tensor diffSum,
+            Tensor sum,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            float[] work,
+            boolean gradients,
+            long from,
+            long to) {
+        int axes = config.normalizedAxes();
+        MemorySegment s = sum.segment();
+        MemorySegment dy = diffDst.segment();
+        MemorySegment ds = diffSum == null ? zeros() : diffSum.segment(); // zeros: one row, read for every row
+        MemorySegment dx = diffSrc.segment();
+        MemorySegment gamma = scale == null ? ones() : scale.segment();
+        long sStride = Rows.rowStride(sum, axes);
+        long dyStride = Rows.rowStride(diffDst, axes);
+        long dsStride = diffSum == null ? 0 : Rows.rowStride(diffSum, axes);
+        long dxStride = Rows.rowStride(diffSrc, axes);
+        for (long row = from; row < to; row++) {
+            long sBase = (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
+            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * Float.BYTES;
+            long dsBase = (dsStride >= 0 ? row * dsStride : Rows.rowOffset(diffSum, axes, row)) * Float.BYTES;
+            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * Float.BYTES;
+            float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+            float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+            if (gradients) {
+                accumulateWithGradients(s, sBase, dy, dyBase, gamma, mu, rstd, work);
+            } else {
+                accumulate(s, sBase, dy, dyBase, gamma, mu, rstd, work);
+            }
+            float meanG = config.rms() ? 0 : work[2 * c] / c;
+            float meanGXhat = work[2 * c + 1] / c;
+            inputGradient(s, sBase, dy, dyBase, ds, dsBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
+        }
+    }
+
+    /** A row's {@code sum(g)} and {@code sum(g * xhat)} into {@code work[2C]} and {@code work[2C + 1]}. */
+    private void accumulate(
+            MemorySegment x,
+            long xBase,
+            MemorySegment dy,
+            long dyBase,
+            MemorySegment gamma,
+            float mu,
+            float rstd,
+            float[] work) {
+        FloatVector sumG = FloatVector.zero(SPECIES);
+        FloatVector sumGXhat = sumG;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER)
+                    .sub(mu)
+                    .mul(rstd);
+            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER)
+                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
+            sumG = sumG.add(g);
+            sumGXhat = g.fma(xhat, sumGXhat);
+        }
+        float tailG = 0;
+        float tailGXhat = 0;
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
+            float g = dy.get(JAVA_FLOAT, dyBase + at) * gamma.get(JAVA_FLOAT, at);
+            tailG += g;
+            tailGXhat = Math.fma(g, xhat, tailGXhat);
+        }
+        sumG.intoArray(work, 2 * c + 2);
+        work[2 * c] = sumLanes(work, 2 * c + 2) + tailG;
+        sumGXhat.intoArray(work, 2 * c + 2);
+        work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
+    }
+
+    /** {@link #accumulate}, and {@code dy * xhat} and {@code dy} added to {@code work[0, C)} and {@code [C, 2C)}. */
+    private void accumulateWithGradients(
+            MemorySegment x,
+            long xBase,
+            MemorySegment dy,
+            long dyBase,
+            MemorySegment gamma,
+            float mu,
+            float rstd,
+            float[] work) {
+        FloatVector sumG = FloatVector.zero(SPECIES);
+        FloatVector sumGXhat = sumG;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER);
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER)
+                    .sub(mu)
+                    .mul(rstd);
+            FloatVector g = d.mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
+            sumG = sumG.add(g);
+            sumGXhat = g.fma(xhat, sumGXhat);
+            d.fma(xhat, FloatVector.fromArray(SPECIES, work, i)).intoArray(work, i);
+            d.add(FloatVector.fromArray(SPECIES, work, c + i)).intoArray(work, c + i);
+        }
+        float tailG = 0;
+        float tailGXhat = 0;
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float d = dy.get(JAVA_FLOAT, dyBase + at);
+            float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
+            float g = d * gamma.get(JAVA_FLOAT, at);
+            tailG += g;
+            tailGXhat = Math.fma(g, xhat, tailGXhat);
+            work[i] = Math.fma(d, xhat, work[i]);
+            work[c + i] += d;
+        }
+        sumG.intoArray(work, 2 * c + 2);
+        work[2 * c] = sumLanes(work, 2 * c + 2) + tailG;
+        sumGXhat.intoArray(work, 2 * c + 2);
+        work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
+    }
+
+    /** {@code dx = rstd * (g - meanG - xhat * meanGXhat) + ds}; ds is read before dx (which may be it) is written. */
+    private void inputGradient(
+            MemorySegment x,
+            long xBase,
+            MemorySegment dy,
+            long dyBase,
+            MemorySegment ds,
+            long dsBase,
+            MemorySegment dx,
+            long dxBase,
+            MemorySegment gamma,
+            float mu,
+            float rstd,
+            float meanG,
+            float meanGXhat) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .sub(mu)
+                    .mul(rstd);
+            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + at, ORDER)
+                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER));
+            g.sub(meanG)
+                    .sub(xhat.mul(meanGXhat))
+                    .fma(
+                            FloatVector.broadcast(SPECIES, rstd),
+                            FloatVector.fromMemorySegment(SPECIES, ds, dsBase + at, ORDER))
+                    .intoMemorySegment(dx, dxBase + at, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
+            float g = dy.get(JAVA_FLOAT, dyBase + at) * gamma.get(JAVA_FLOAT, at);
+            dx.set(
+                    JAVA_FLOAT,
+                    dxBase + at,
+                    Math.fma(g - meanG - xhat * meanGXhat, rstd, ds.get(JAVA_FLOAT, dsBase + at)));
+        }
+    }
+
+    private float[] takeScratch() {
+        float[] work;
+        synchronized (gradientScratch) {
+            work = gradientScratch.poll();
+        }
+        if (work == null) {
+            return new float[2 * c + 2 + LANES];
+        }
+        Arrays.fill(work, 0);
+        return work;
+    }
+
+    private void returnScratch(float[] work) {
+        if (work == null) {
+            return;
+        }
+        synchronized (gradientScratch) {
+            gradientScratch.push(work);
+        }
+    }
+}

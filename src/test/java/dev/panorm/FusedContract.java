@@ -1,0 +1,437 @@
+package dev.panorm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * What every backend's residual add + norm and int8 output must do: {@code sum} exactly the float32 sum
+ * {@code (x + r) + bias}; {@code dst} the norm of that sum within {@link Accuracy}'s tolerance; int8 output
+ * {@code q * scale} within {@code scale / 2} of the float64 reference plus the float32 bound (and
+ * {@code 2^-15 * scale} for the reciprocal, see {@link Quantize}); the backward pass as
+ * {@link LayerNorm#backward} on the sum plus the incoming gradient. Subclassed once per backend. oneDNN has
+ * no fused primitive, so {@link Backend#ONEDNN} runs these in the Java kernels ({@link #assertRanOn}).
+ */
+abstract class FusedContract {
+    private static final double EPS = 1e-5;
+
+    abstract Backend backend();
+
+    /** The fused operations of {@link Backend#ONEDNN} and {@link Backend#AUTO} run in Java (see the README). */
+    private void assertRanOn(LayerNorm norm) {
+        Contracts.assertRanOn(
+                backend() == Backend.ONEDNN || backend() == Backend.AUTO ? Backend.JAVA : backend(), norm);
+    }
+
+    /** The float32 sum the operation is defined on: {@code (x + r) + bias}. */
+    static float[] sum(float[] x, float[] r, float[] bias, int c) {
+        float[] s = new float[x.length];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = bias == null ? x[i] + r[i] : x[i] + r[i] + bias[i % c];
+        }
+        return s;
+    }
+
+    static Stream<Arguments> shapes() {
+        return Contracts.shapes(new int[] {1, 5, 67}, new int[] {1, 3}, new int[] {1, 2});
+    }
+
+    private static float[] gaussianOrNull(boolean present, int n, double mean, double std, long seed) {
+        return present ? TestData.gaussian(n, mean, std, seed) : null;
+    }
+
+    @ParameterizedTest(name = "[{0}, {1}] scale={2} shift={3}")
+    @MethodSource("shapes")
+    void forwardMatchesReference(int rows, int c, boolean scale, boolean shift) {
+        for (boolean rms : new boolean[] {false, true}) {
+            long seed = 31L * rows + c + (rms ? 7 : 0);
+            float[] x = TestData.gaussian(rows * c, 1, 2, seed);
+            float[] r = TestData.gaussian(rows * c, -0.5, 1, seed + 1);
+            float[] bias = gaussianOrNull(scale, c, 0, 1, seed + 2); // with and without bias, along the grid
+            float[] gamma = gaussianOrNull(scale, c, 1, 0.5, seed + 3);
+            float[] beta = gaussianOrNull(shift, c, 0, 1, seed + 4);
+            LayerNormConfig config = (rms ? LayerNormConfig.rms(c) : LayerNormConfig.of(c))
+                    .withEps(EPS)
+                    .withScale(scale)
+                    .withShift(shift);
+            float[] s = sum(x, r, bias, c);
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(config, backend())) {
+                Tensor sumOut = Tensor.allocate(arena, DataType.F32, rows, c);
+                Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
+                for (boolean keepSum : new boolean[] {true, false}) {
+                    norm.forwardResidual(
+                            Tensor.ofFloats(arena, x, rows, c),
+                            Tensor.ofFloats(arena, r, rows, c),
+                            bias == null ? null : Tensor.ofFloats(arena, bias, c),
+                            keepSum ? sumOut : null,
+                            dst,
+                            gamma == null ? null : Tensor.ofFloats(arena, gamma, c),
+                            beta == null ? null : Tensor.ofFloats(arena, beta, c));
+                    assertRanOn(norm);
+                    Accuracy.assertForward(
+                            backend(), s, rows, c, gamma, beta, EPS, rms, DataType.F32, dst.toFloatArray());
+                }
+                assertArrayEquals(s, sumOut.toFloatArray(), 0f, "sum is the float32 (x + r) + bias");
+            }
+        }
+    }
+
+    @Test
+    void stridedViewsAndHalfPrecision() {
+        int rows = 7;
+        int c = 129;
+        float[] x = TestData.gaussian(rows * c, 3, 2, 1);
+        float[] r = TestData.gaussian(rows * c, 0, 1, 2);
+        float[] gamma = TestData.gaussian(c, 1, 0.5, 3);
+        float[] beta = TestData.gaussian(c, 0, 1, 4);
+        long[] shape = {rows, c};
+        for (long columnStride : new long[] {1, 2}) { // 2: every other element, the scalar path
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
+                long[] strides = {c * columnStride + 3, columnStride};
+                Tensor sumOut = Tensors.make(arena, DataType.F32, new float[rows * c], shape, strides);
+                Tensor dst = Tensors.make(arena, DataType.F32, new float[rows * c], shape, strides);
+                norm.forwardResidual(
+                        Tensors.make(arena, DataType.F32, x, shape, strides),
+                        Tensors.padded(arena, DataType.F32, r, shape, 5),
+                        null,
+                        sumOut,
+                        dst,
+                        Tensor.ofFloats(arena, gamma, c),
+                        Tensor.ofFloats(arena, beta, c));
+                float[] s = sum(x, r, null, c);
+                assertArrayEquals(s, sumOut.toFloatArray(), 0f);
+                Accuracy.assertForward(backend(), s, rows, c, gamma, beta, EPS, dst.toFloatArray());
+            }
+        }
+        // bf16 data: s is rounded to bf16 as stored, and y is the norm of the stored s
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
+            Tensor xs = Tensors.make(arena, DataType.BF16, x, shape);
+            Tensor rs = Tensors.make(arena, DataType.BF16, r, shape);
+            Tensor sumOut = Tensor.allocate(arena, DataType.BF16, shape);
+            Tensor dst = Tensor.allocate(arena, DataType.F32, shape);
+            norm.forwardResidual(
+                    xs, rs, null, sumOut, dst, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c));
+            float[] s = Tensors.rounded(DataType.BF16, sum(xs.toFloatArray(), rs.toFloatArray(), null, c));
+            assertArrayEquals(s, sumOut.toFloatArray(), 0f);
+            Accuracy.assertForward(backend(), s, rows, c, gamma, beta, EPS, dst.toFloatArray());
+        }
+    }
+
+    @Test
+    void worksInPlace() {
+        int rows = 9;
+        int c = 768;
+        float[] x = TestData.gaussian(rows * c, 0.5, 2, 11);
+        float[] r = TestData.gaussian(rows * c, 0, 1, 12);
+        float[] bias = TestData.gaussian(c, 0, 1, 13);
+        float[] gamma = TestData.gaussian(c, 1, 1, 14);
+        float[] beta = TestData.gaussian(c, 0, 1, 15);
+        float[] s = sum(x, r, bias, c);
+        // (sum, dst) aliases: 0 = sum is x, 1 = sum is r, 2 = sum is x and dst is r, 3 = dst is x, no sum
+        for (int mode = 0; mode < 4; mode++) {
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
+                Tensor xs = Tensor.ofFloats(arena, x, rows, c);
+                Tensor rs = Tensor.ofFloats(arena, r, rows, c);
+                Tensor sumOut = mode == 0 || mode == 2 ? xs : mode == 1 ? rs : null;
+                Tensor dst = mode == 2 ? rs : mode == 3 ? xs : Tensor.allocate(arena, DataType.F32, rows, c);
+                norm.forwardResidual(
+                        xs,
+                        rs,
+                        Tensor.ofFloats(arena, bias, c),
+                        sumOut,
+                        dst,
+                        Tensor.ofFloats(arena, gamma, c),
+                        Tensor.ofFloats(arena, beta, c));
+                assertRanOn(norm);
+                if (sumOut != null) {
+                    assertArrayEquals(s, sumOut.toFloatArray(), 0f, "mode " + mode);
+                }
+                Accuracy.assertForward(backend(), s, rows, c, gamma, beta, EPS, dst.toFloatArray());
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "[{0}, {1}] scale={2} shift={3}")
+    @MethodSource("shapes")
+    void trainingAndBackwardMatchTheReference(int rows, int c, boolean scale, boolean shift) {
+        for (boolean rms : new boolean[] {false, true}) {
+            long seed = 17L * rows + c + (rms ? 3 : 0);
+            float[] x = TestData.gaussian(rows * c, 1, 2, seed);
+            float[] r = TestData.gaussian(rows * c, 0, 1, seed + 1);
+            float[] gamma = gaussianOrNull(scale, c, 1, 0.5, seed + 2);
+            float[] dyValues = TestData.gaussian(rows * c, 0, 1, seed + 3);
+            float[] dsValues = TestData.gaussian(rows * c, 0, 1, seed + 4);
+            LayerNormConfig config = (rms ? LayerNormConfig.rms(c) : LayerNormConfig.of(c))
+                    .withEps(EPS)
+                    .withScale(scale)
+                    .withShift(shift);
+            float[] s = sum(x, r, null, c);
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(config, backend())) {
+                Tensor g = gamma == null ? null : Tensor.ofFloats(arena, gamma, c);
+                Tensor beta = shift ? Tensor.ofFloats(arena, TestData.gaussian(c, 0, 1, seed + 5), c) : null;
+                Tensor sumOut = Tensor.allocate(arena, DataType.F32, rows, c);
+                Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
+                Tensor mean = rms ? null : Tensor.allocate(arena, DataType.F32, rows);
+                Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+                norm.forwardResidualTraining(
+                        Tensor.ofFloats(arena, x, rows, c),
+                        Tensor.ofFloats(arena, r, rows, c),
+                        null,
+                        sumOut,
+                        dst,
+                        g,
+                        beta,
+                        mean,
+                        variance);
+                assertRanOn(norm);
+                assertArrayEquals(s, sumOut.toFloatArray(), 0f);
+                if (!rms) {
+                    Accuracy.assertStatistics(backend(), s, rows, c, mean.toFloatArray(), variance.toFloatArray());
+                }
+                Tensor dy = Tensor.ofFloats(arena, dyValues, rows, c);
+                Tensor dx = Tensor.allocate(arena, DataType.F32, rows, c);
+                Tensor dGamma = scale ? Tensor.allocate(arena, DataType.F32, c) : null;
+                Tensor dBeta = shift ? Tensor.allocate(arena, DataType.F32, c) : null;
+                norm.backwardResidual(dy, null, sumOut, mean, variance, g, dx, dGamma, dBeta);
+                assertRanOn(norm);
+                float[] plain = dx.toFloatArray();
+                Accuracy.assertBackward(
+                        backend(),
+                        dyValues,
+                        s,
+                        rows,
+                        c,
+                        mean == null ? null : mean.toFloatArray(),
+                        variance.toFloatArray(),
+                        gamma,
+                        EPS,
+                        false,
+                        rms,
+                        DataType.F32,
+                        DataType.F32,
+                        plain,
+                        dGamma == null ? null : dGamma.toFloatArray(),
+                        dBeta == null ? null : dBeta.toFloatArray());
+                // With an incoming gradient, in place in it: dx = the norm's gradient + ds, one more rounding.
+                Tensor ds = Tensor.ofFloats(arena, dsValues, rows, c);
+                norm.backwardResidual(dy, ds, sumOut, mean, variance, g, ds, dGamma, dBeta);
+                assertRanOn(norm);
+                float[] total = ds.toFloatArray();
+                for (int i = 0; i < total.length; i++) {
+                    double expected = (double) plain[i] + dsValues[i];
+                    double tolerance = 0x1p-23 * (Math.abs(plain[i]) + Math.abs(total[i])) + 0x1p-126;
+                    if (!(Math.abs(total[i] - expected) <= tolerance)) {
+                        fail(backend() + ": dx[" + i + "] with diffSum is " + total[i] + ", expected " + expected);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Asserts int8 output against the float64 reference {@code yRef}: the row's scale, when dynamic, within
+     * the f32 bound of {@code max|yRef| / 127}, and {@code |q * scale - yRef| <= scale / 2 (1 + 2^-14) + the
+     * f32 bound} per element.
+     */
+    static void assertQuantized(
+            Backend backend,
+            float[] s,
+            int rows,
+            int c,
+            float[] gamma,
+            float[] beta,
+            boolean rms,
+            byte[] q,
+            float[] scales,
+            float staticScale) {
+        double[] sd = Reference.toDouble(s);
+        double[] yRef = rms
+                ? Reference.rmsForward(sd, rows, c, Reference.toDouble(gamma), Reference.toDouble(beta), EPS)
+                : Reference.forward(sd, rows, c, Reference.toDouble(gamma), Reference.toDouble(beta), EPS);
+        double k = Accuracy.factor(backend);
+        for (int row = 0; row < rows; row++) {
+            double kappa = rms ? rmsKappa(s, row * c, c) : Accuracy.conditionNumber(s, row * c, c, EPS);
+            double maxBound = 0;
+            double maxRef = 0;
+            double[] bound = new double[c];
+            for (int i = 0; i < c; i++) {
+                double g = gamma == null ? 1 : Math.abs(gamma[i]);
+                double b = beta == null ? 0 : Math.abs(beta[i]);
+                bound[i] = k * Accuracy.UNIT_ROUNDOFF * (kappa * Math.max(1, g) + b) + 0x1p-126;
+                maxBound = Math.max(maxBound, bound[i]);
+                maxRef = Math.max(maxRef, Math.abs(yRef[row * c + i]));
+            }
+            double scale = staticScale;
+            if (scales != null) {
+                scale = scales[row];
+                double want = maxRef / 127;
+                assertTrue(
+                        Math.abs(scale - want) <= maxBound / 127 + 0x1p-24 * want,
+                        backend + ": scale of row " + row + " is " + scale + ", expected " + want);
+            }
+            for (int i = 0; i < c; i++) {
+                int at = row * c + i;
+                double tolerance = scale / 2 * (1 + 0x1p-14) + bound[i];
+                double clipped = Math.max(-127 * scale, Math.min(127 * scale, yRef[at])); // static: saturation
+                double error = Math.abs(q[at] * scale - clipped);
+                if (!(error <= tolerance)) {
+                    fail(String.format(
+                            "%s: q[%d, %d] = %d with scale %s is %s, expected %s (error %.3g > %.3g)",
+                            backend, row, i, q[at], scale, q[at] * scale, yRef[at], error, tolerance));
+                }
+            }
+        }
+    }
+
+    private static double rmsKappa(float[] x, int base, int c) {
+        double max = 0;
+        double squares = 0;
+        for (int i = 0; i < c; i++) {
+            max = Math.max(max, Math.abs(x[base + i]));
+            squares += (double) x[base + i] * x[base + i];
+        }
+        return max / Math.sqrt(squares / c + EPS);
+    }
+
+    static byte[] bytes(Tensor tensor) {
+        float[] values = tensor.toFloatArray();
+        byte[] out = new byte[values.length];
+        for (int i = 0; i < values.length; i++) {
+            out[i] = (byte) values[i];
+        }
+        return out;
+    }
+
+    @ParameterizedTest(name = "[{0}, {1}] scale={2} shift={3}")
+    @MethodSource("shapes")
+    void quantizedOutputIsWithinHalfAStepOfTheReference(int rows, int c, boolean scale, boolean shift) {
+        for (int variant = 0; variant < 4; variant++) { // bit 0: residual, bit 1: RMS
+            boolean residual = (variant & 1) != 0;
+            boolean rms = (variant & 2) != 0;
+            long seed = 13L * rows + c + variant;
+            float[] x = TestData.gaussian(rows * c, 1, 2, seed);
+            float[] r = TestData.gaussian(rows * c, 0, 1, seed + 1);
+            float[] bias = residual && scale ? TestData.gaussian(c, 0, 1, seed + 2) : null;
+            float[] gamma = gaussianOrNull(scale, c, 1, 0.5, seed + 3);
+            float[] beta = gaussianOrNull(shift, c, 0, 1, seed + 4);
+            LayerNormConfig config = (rms ? LayerNormConfig.rms(c) : LayerNormConfig.of(c))
+                    .withEps(EPS)
+                    .withScale(scale)
+                    .withShift(shift);
+            float[] s = residual ? sum(x, r, bias, c) : x;
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(config, backend())) {
+                Tensor sumOut = residual ? Tensor.allocate(arena, DataType.F32, rows, c) : null;
+                Tensor q = Tensor.allocate(arena, DataType.S8, rows, c);
+                Tensor scales = Tensor.allocate(arena, DataType.F32, rows);
+                Tensor xs = Tensor.ofFloats(arena, x, rows, c);
+                Tensor rs = residual ? Tensor.ofFloats(arena, r, rows, c) : null;
+                Tensor b = bias == null ? null : Tensor.ofFloats(arena, bias, c);
+                Tensor g = gamma == null ? null : Tensor.ofFloats(arena, gamma, c);
+                Tensor be = beta == null ? null : Tensor.ofFloats(arena, beta, c);
+                norm.forwardQuantized(xs, rs, b, sumOut, q, g, be, scales);
+                assertRanOn(norm);
+                if (sumOut != null) {
+                    assertArrayEquals(s, sumOut.toFloatArray(), 0f);
+                }
+                assertQuantized(backend(), s, rows, c, gamma, beta, rms, bytes(q), scales.toFloatArray(), 0);
+                float step = 0.01f; // static: small enough that some values saturate
+                norm.forwardQuantized(xs, rs, b, null, q, g, be, step);
+                assertRanOn(norm);
+                assertQuantized(backend(), s, rows, c, gamma, beta, rms, bytes(q), null, step);
+            }
+        }
+    }
+
+    @Test
+    void quantizesHandComputedValues() {
+        // Constant rows (5 everywhere): s - mean is exactly 0, so y = beta exactly, whatever gamma is.
+        float[] beta = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 126.5f, 127.5f, 1000f, -1000f, 3.49f, 0f};
+        byte[] atScale1 = {0, 2, 2, 0, -2, -2, 126, 127, 127, -127, 3, 0}; // ties to even, saturated
+        int c = 64; // several vectors and a tail, whatever the vector width
+        int rows = 3;
+        float[] shift = new float[c];
+        for (int i = 0; i < c; i++) {
+            shift[i] = beta[i % beta.length];
+        }
+        float[] x = new float[rows * c];
+        Arrays.fill(x, 2f);
+        float[] r = new float[rows * c];
+        Arrays.fill(r, 3f);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withScale(false), backend())) {
+            Tensor q = Tensor.allocate(arena, DataType.S8, rows, c);
+            Tensor xs = Tensor.ofFloats(arena, x, rows, c);
+            Tensor rs = Tensor.ofFloats(arena, r, rows, c);
+            Tensor b = Tensor.ofFloats(arena, shift, c);
+            norm.forwardQuantized(xs, rs, null, null, q, null, b, 1f);
+            byte[] got = bytes(q);
+            for (int i = 0; i < rows * c; i++) {
+                assertEquals(atScale1[i % c % beta.length], got[i], "q[" + i + "] of " + shift[i % c]);
+            }
+            Tensor scales = Tensor.allocate(arena, DataType.F32, rows);
+            norm.forwardQuantized(xs, rs, null, null, q, null, b, scales);
+            got = bytes(q);
+            for (int row = 0; row < rows; row++) {
+                assertEquals(1000f / 127, scales.toFloatArray()[row], 0f, "max|y| / 127");
+                assertEquals(127, got[row * c + 8]);
+                assertEquals(-127, got[row * c + 9]);
+                assertEquals(0, got[row * c + 11]);
+            }
+        }
+        // Zero rows: scale 0 and zeros; a NaN row: a NaN scale and zeros.
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend())) {
+            float[] values = new float[2 * c];
+            values[c + 5] = Float.NaN;
+            Tensor q = Tensor.allocate(arena, DataType.S8, 2, c);
+            Tensor scales = Tensor.allocate(arena, DataType.F32, 2);
+            norm.forwardQuantized(Tensor.ofFloats(arena, values, 2, c), null, null, null, q, null, null, scales);
+            float[] got = scales.toFloatArray();
+            assertEquals(0f, got[0]);
+            assertTrue(Float.isNaN(got[1]), "a NaN row's scale is NaN");
+            assertArrayEquals(new byte[2 * c], bytes(q));
+            q.copyFrom(new float[2 * c]);
+            q.segment().fill((byte) 1);
+            norm.forwardQuantized(Tensor.ofFloats(arena, values, 2, c), null, null, null, q, null, null, 0.5f);
+            assertArrayEquals(new byte[2 * c], bytes(q), "static scale: NaN becomes 0");
+        }
+    }
+
+    @Test
+    void handComputedResidualValues() {
+        // x + r = [1, 3]: mean 2, variance 1, y = [-1, 1] / sqrt(1 + 1e-5) * gamma + beta (see LayerNormContract).
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(2), backend())) {
+            Tensor sumOut = Tensor.allocate(arena, DataType.F32, 1, 2);
+            Tensor dst = Tensor.allocate(arena, DataType.F32, 1, 2);
+            norm.forwardResidual(
+                    Tensor.ofFloats(arena, new float[] {0.5f, 4}, 1, 2),
+                    Tensor.ofFloats(arena, new float[] {1, -2}, 1, 2),
+                    Tensor.ofFloats(arena, new float[] {-0.5f, 1}, 2),
+                    sumOut,
+                    dst,
+                    Tensor.ofFloats(arena, new float[] {2, -3}, 2),
+                    Tensor.ofFloats(arena, new float[] {0.5f, 0.25f}, 2));
+            assertArrayEquals(new float[] {1, 3}, sumOut.toFloatArray(), 0f);
+            assertArrayEquals(
+                    new float[] {(float) -1.4999900000749995, (float) -2.749985000112499},
+                    dst.toFloatArray(),
+                    Math.ulp(2.75f));
+        }
+    }
+}
