@@ -4,34 +4,27 @@ import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * {@link Backend#AUTO}: per call, the backend a cost model says is fastest, without timing anything,
- * so the same call always takes the same path (and gives the same bits) in every run.
+ * {@link Backend#AUTO}: per call, the backend {@link AutoModel} says is fastest for the call's kind (pass,
+ * RMS or precise statistics), data type and size, without timing anything, so the same call always takes
+ * the same path (and gives the same bits) in every run.
  *
- * <p>The model, from panorm's benchmarks ({@code docs/benchmarks.md}): oneDNN has a fixed cost per
- * call of about 0.8 us, the Java Vector API kernel almost none; per element, on one thread, oneDNN
- * is 1.0 to 1.4 times faster depending on the shape, and its second thread pays off from about 2^16
- * elements. So the Java kernel takes the calls it vectorizes (float32 rows with unit stride) of up to
- * {@link #javaUpTo} elements, and single rows of any length (oneDNN splits work by rows, so one row
- * gets one thread either way); oneDNN takes everything else, on one OpenMP thread below
- * {@link OneDnnKernel#SINGLE_THREAD_BELOW} elements and on all of them above. Layouts oneDNN
- * cannot take, and everything when oneDNN cannot be loaded, run in Java; the latter is logged once per
- * process, with the reason.
+ * <p>The Java kernel takes the calls it vectorizes (float32 rows with unit stride) of up to the model's
+ * crossover for their kind, and single rows of any length where the crossover is not zero (oneDNN
+ * splits work by rows, so one row gets one thread either way); oneDNN takes everything else. Layouts
+ * oneDNN cannot take, and everything when oneDNN cannot be loaded, run in Java; the latter is logged
+ * once per process, with the reason.
  *
- * <p>Override the crossover with the system property {@code panorm.auto.javaUpTo} (elements per
- * call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
+ * <p>Override the float32 crossovers with the system property {@code panorm.auto.javaUpTo} (elements
+ * per call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
  */
 final class AutoKernel implements Kernel {
-    /** Forward calls (inference, training, global statistics) of at most this many elements go to Java. */
-    static final long FORWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 16 * 768);
-    /**
-     * Backward calls of at most this many elements go to Java: oneDNN 3.8.1's backward is the slower one up to there.
-     */
-    static final long BACKWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 1 << 16);
-
     private static final System.Logger LOG = System.getLogger("dev.panorm");
     private static final AtomicBoolean WARNED = new AtomicBoolean();
 
     private final LayerNormConfig config;
+    /** The model's crossovers for this configuration, by data type and pass. */
+    private final long[][] javaUpTo;
+
     private final Kernel java;
     private final boolean vectorized;
     /** Null when oneDNN cannot be loaded. */
@@ -39,6 +32,7 @@ final class AutoKernel implements Kernel {
 
     AutoKernel(LayerNormConfig config, int threads, CallCounter calls) {
         this.config = config;
+        this.javaUpTo = AutoModel.BUILT_IN.byPass(config);
         this.java = JavaKernels.create(config, threads);
         this.vectorized = JavaKernels.vectorized();
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
@@ -56,11 +50,6 @@ final class AutoKernel implements Kernel {
         }
     }
 
-    /** The crossover for {@code pass}: calls of at most this many elements run in Java. */
-    static long javaUpTo(Pass pass) {
-        return pass.forward ? FORWARD_JAVA_UP_TO : BACKWARD_JAVA_UP_TO;
-    }
-
     /** Whether the cost model sends a call on {@code src} and the other tensors (null: absent) to the Java kernels. */
     private boolean runsInJava(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
         if (oneDnn == null) {
@@ -68,7 +57,8 @@ final class AutoKernel implements Kernel {
         }
         int axes = config.normalizedAxes();
         long elements = src.elementCount();
-        boolean small = elements <= javaUpTo(pass) || elements == config.normalizedSize(); // one row
+        long upTo = javaUpTo[src.dataType().ordinal()][pass.ordinal()];
+        boolean small = elements <= upTo || upTo > 0 && elements == config.normalizedSize(); // one row
         return vectorized
                 && small
                 && JavaKernels.vectorizes(axes, src)
