@@ -2,7 +2,6 @@ package dev.panorm.bench;
 
 import static org.bytedeco.dnnl.global.dnnl.*;
 
-import dev.panorm.DataType;
 import dev.panorm.Tensor;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -42,6 +41,9 @@ final class JniPeer implements Peer {
     private int argCount;
 
     JniPeer(Fixture fixture, int threads) {
+        if (!fixture.op.equals("layer")) {
+            throw new IllegalArgumentException("the JNI peer runs layer normalization only, not " + fixture.op);
+        }
         this.fixture = fixture;
         this.threads = threads;
         check(dnnl_engine_create(engine, dnnl_cpu, 0), "dnnl_engine_create");
@@ -53,7 +55,11 @@ final class JniPeer implements Peer {
     @Override
     public void prepare(Pass pass) {
         OpenMpThreads.set(threads);
-        int type = fixture.type == DataType.F32 ? dnnl_f32 : dnnl_bf16;
+        int type = switch (fixture.type) {
+            case F32 -> dnnl_f32;
+            case BF16 -> dnnl_bf16;
+            case F16 -> dnnl_f16;
+        };
         dnnl_memory_desc data = desc(new long[] {fixture.rows, fixture.channels}, type, dnnl_ab);
         dnnl_memory_desc stat = desc(new long[] {fixture.rows}, dnnl_f32, dnnl_a);
         dnnl_memory_desc param = desc(new long[] {fixture.channels}, dnnl_f32, dnnl_a);

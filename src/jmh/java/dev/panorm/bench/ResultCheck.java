@@ -5,6 +5,8 @@ import dev.panorm.LayerNorm;
 import dev.panorm.Tensor;
 import java.lang.foreign.ValueLayout;
 import java.util.List;
+import java.util.Objects;
+import java.util.stream.Stream;
 
 /**
  * Checks, once per fork, that a peer's outputs for a pass agree with the scalar Java kernel's (double
@@ -13,14 +15,17 @@ import java.util.List;
 final class ResultCheck {
     private ResultCheck() {}
 
-    /** A contiguous float32 or bfloat16 tensor's elements, widened to float. */
+    /** A contiguous tensor's elements, widened to float. */
     static float[] values(Tensor tensor) {
         if (tensor.dataType() == DataType.F32) {
             return tensor.toFloatArray();
         }
         float[] values = new float[Math.toIntExact(tensor.elementCount())];
-        for (int i = 0; i < values.length; i++) { // bf16 is the high half of a float's bits
-            values[i] = Float.intBitsToFloat(tensor.segment().getAtIndex(ValueLayout.JAVA_SHORT, i) << 16);
+        for (int i = 0; i < values.length; i++) {
+            short bits = tensor.segment().getAtIndex(ValueLayout.JAVA_SHORT, i);
+            values[i] = tensor.dataType() == DataType.F16
+                    ? Float.float16ToFloat(bits)
+                    : Float.intBitsToFloat(bits << 16); // bf16 is the high half of a float's bits
         }
         return values;
     }
@@ -31,11 +36,14 @@ final class ResultCheck {
      * @throws AssertionError naming the output and the worst element if they disagree
      */
     static void against(Fixture fixture, Peer peer, Pass pass) {
-        List<Tensor> outputs = switch (pass) {
-            case FORWARD -> List.of(fixture.dst);
-            case TRAINING -> List.of(fixture.dst, fixture.mean, fixture.variance);
-            case BACKWARD -> List.of(fixture.diffSrc, fixture.diffScale, fixture.diffShift);
-        };
+        List<Tensor> outputs = Stream.of(
+                        switch (pass) {
+                            case FORWARD -> new Tensor[] {fixture.dst};
+                            case TRAINING -> new Tensor[] {fixture.dst, fixture.mean, fixture.variance};
+                            case BACKWARD -> new Tensor[] {fixture.diffSrc, fixture.diffScale, fixture.diffShift};
+                        })
+                .filter(Objects::nonNull) // RMS normalization has no mean and no shift
+                .toList();
         peer.run(pass);
         float[][] actual = outputs.stream().map(ResultCheck::values).toArray(float[][]::new);
         try (LayerNorm reference = fixture.reference()) {
