@@ -5,14 +5,29 @@ import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * {@link Backend#AUTO}: per call, the backend {@link AutoModel} says is fastest for the call's kind (pass,
- * RMS or precise statistics), data type and size, without timing anything, so the same call always takes
- * the same path (and gives the same bits) in every run.
+ * RMS or precise statistics), data type and size, without timing anything, so in a warm process the same
+ * call always takes the same path (and gives the same bits), whatever ran before it.
  *
  * <p>The Java kernel takes the calls it vectorizes (float32 rows with unit stride) of up to the model's
  * crossover for their kind, and single rows of any length where the crossover is not zero (oneDNN
  * splits work by rows, so one row gets one thread either way); oneDNN takes everything else. Layouts
  * oneDNN cannot take, and everything when oneDNN cannot be loaded, run in Java; the latter is logged
  * once per process, with the reason.
+ *
+ * <p>Two deliberate exceptions, both passing, keep a process's first calls off slow paths:
+ *
+ * <ul>
+ *   <li>Cold kernels: until {@link KernelWarmup} has seen the vector kernels for the call's direction run
+ *       at compiled speed (on a background thread, started when the {@code LayerNorm} is created; about a
+ *       second after the JVM starts, at once later), calls the model sends to Java go to oneDNN.</li>
+ *   <li>New signatures: a call the model sends to oneDNN, on a signature whose plan is not built yet, runs
+ *       in the (warm) Java kernel while a background thread builds the plan; later calls go to oneDNN.
+ *       A first call does not wait about a millisecond for a plan, and batches of varying length never do.</li>
+ * </ul>
+ *
+ * Either can change a result's last bits (not its accuracy) for the calls concerned. The system property
+ * {@code panorm.auto.adaptive=false} turns both off: the model alone decides from the first call, and
+ * plans are built on the calling thread, as {@link Backend#ONEDNN} builds them.
  *
  * <p>Override the float32 crossovers with the system property {@code panorm.auto.javaUpTo} (elements
  * per call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
@@ -29,6 +44,10 @@ final class AutoKernel implements Kernel {
     private final boolean vectorized;
     /** Null when oneDNN cannot be loaded. */
     private final OneDnnKernel oneDnn;
+    /** Whether the vector kernels were seen warm, per direction: plain, since a stale false costs one volatile read. */
+    private boolean forwardWarm;
+
+    private boolean backwardWarm;
 
     AutoKernel(LayerNormConfig config, int threads, CallCounter calls) {
         this.config = config;
@@ -38,6 +57,9 @@ final class AutoKernel implements Kernel {
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         failure.ifPresent(AutoKernel::warnOnce);
         this.oneDnn = failure.isEmpty() ? new OneDnnKernel(config, threads, calls, java) : null;
+        if (oneDnn != null && vectorized) {
+            forwardWarm = KernelWarmup.warm(config, true); // starts the warm-up now, off this thread, if cold
+        }
     }
 
     /** Says once per process why every AUTO call runs in Java: a slower path nobody asked for should not be silent. */
@@ -50,17 +72,17 @@ final class AutoKernel implements Kernel {
         }
     }
 
-    /** Whether the cost model sends a call on {@code src} and the other tensors (null: absent) to the Java kernels. */
-    private boolean runsInJava(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
-        if (oneDnn == null) {
-            return true;
-        }
-        int axes = config.normalizedAxes();
+    /** Whether the cost model sends a call of {@code pass} on {@code src} to Java (given that Java takes it). */
+    private boolean modelPrefersJava(Pass pass, Tensor src) {
         long elements = src.elementCount();
         long upTo = javaUpTo[src.dataType().ordinal()][pass.ordinal()];
-        boolean small = elements <= upTo || upTo > 0 && elements == config.normalizedSize(); // one row
+        return elements <= upTo || upTo > 0 && elements == config.normalizedSize(); // one row
+    }
+
+    /** Whether the vector kernels take these tensors (null: absent) as they are. */
+    private boolean vectorizes(Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
+        int axes = config.normalizedAxes();
         return vectorized
-                && small
                 && JavaKernels.vectorizes(axes, src)
                 && JavaKernels.vectorizes(axes, a)
                 && JavaKernels.vectorizes(axes, b)
@@ -69,11 +91,54 @@ final class AutoKernel implements Kernel {
                 && JavaKernels.vectorizes(axes, e);
     }
 
+    /** Whether the vector kernels for this direction run compiled ({@link KernelWarmup}); starts their warm-up if not. */
+    private boolean javaWarm(boolean forward) {
+        if (forward ? forwardWarm : backwardWarm) {
+            return true;
+        }
+        boolean warm = KernelWarmup.warm(config, forward);
+        if (forward) {
+            forwardWarm = warm;
+        } else {
+            backwardWarm = warm;
+        }
+        return warm;
+    }
+
+    /**
+     * Where a call goes: {@link #JAVA} where the model prefers Java and the kernel is warm, {@link #ONEDNN_OR_JAVA}
+     * where the model prefers oneDNN but Java can run the call while oneDNN's plan is built, else {@link #ONEDNN}
+     * (oneDNN runs what it cannot take in Java itself).
+     */
+    private int route(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
+        if (oneDnn == null) {
+            return JAVA;
+        }
+        if (!vectorizes(src, a, b, c, d, e)) {
+            return ONEDNN;
+        }
+        boolean warm = javaWarm(pass.forward);
+        if (modelPrefersJava(pass, src)) {
+            return warm ? JAVA : ONEDNN; // cold: oneDNN until the Java kernel is compiled
+        }
+        return warm && KernelWarmup.ENABLED ? ONEDNN_OR_JAVA : ONEDNN;
+    }
+
+    private static final int JAVA = 0;
+    private static final int ONEDNN = 1;
+    private static final int ONEDNN_OR_JAVA = 2;
+
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        Kernel kernel = runsInJava(pass, src, dst, scale, shift, null, null) ? java : oneDnn;
-        return kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
+        return switch (route(pass, src, dst, scale, shift, null, null)) {
+            case JAVA -> java.forward(pass, src, dst, scale, shift, mean, variance, rows);
+            case ONEDNN -> oneDnn.forward(pass, src, dst, scale, shift, mean, variance, rows);
+            default -> {
+                Backend ran = oneDnn.forwardIfPlanned(pass, src, dst, scale, shift, mean, variance, rows);
+                yield ran != null ? ran : java.forward(pass, src, dst, scale, shift, mean, variance, rows);
+            }
+        };
     }
 
     @Override
@@ -88,16 +153,34 @@ final class AutoKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        Kernel kernel = runsInJava(pass, src, diffDst, diffSrc, scale, diffScale, diffShift) ? java : oneDnn;
-        return kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+        return switch (route(pass, src, diffDst, diffSrc, scale, diffScale, diffShift)) {
+            case JAVA -> java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            case ONEDNN ->
+                oneDnn.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            default -> {
+                Backend ran = oneDnn.backwardIfPlanned(
+                        pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+                yield ran != null
+                        ? ran
+                        : java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            }
+        };
     }
 
+    /** Names the path a warm process takes for a forward inference on these tensors. */
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE;
-        return "auto: "
-                + (runsInJava(pass, src, dst, scale, shift, null, null) ? java : oneDnn)
-                        .implementation(src, dst, scale, shift, rows);
+        boolean inJava =
+                oneDnn == null || vectorizes(src, dst, scale, shift, null, null) && modelPrefersJava(pass, src);
+        return "auto: " + (inJava ? java : oneDnn).implementation(src, dst, scale, shift, rows);
+    }
+
+    /** Waits until oneDNN's plans are no longer built in the background (for tests). */
+    void awaitPlans() throws InterruptedException {
+        if (oneDnn != null) {
+            oneDnn.plans().awaitBackgroundBuild();
+        }
     }
 
     @Override

@@ -2,6 +2,7 @@ package dev.panorm;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.lang.foreign.Arena;
@@ -18,11 +19,18 @@ class AutoKernelTest extends LayerNormContract {
 
     /** Runs one forward call on {@code rows x c} float32 (or bf16) data and returns the backend that ran it. */
     private static Backend ranOn(long rows, int c, DataType type) {
-        try (Arena arena = Arena.ofConfined();
-                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c))) {
-            Tensor x = Tensor.allocate(arena, type, rows, c);
-            norm.forward(x, x, Tensor.allocate(arena, DataType.F32, c), Tensor.allocate(arena, DataType.F32, c));
-            return norm.lastBackend();
+        return ranOn(LayerNormConfig.of(c), Pass.FORWARD_INFERENCE, rows, type);
+    }
+
+    /** Waits for the kernels' warm-up and {@code norm}'s background plans: AUTO's steady state. */
+    private static void settle(LayerNorm norm, Pass pass) {
+        try {
+            assertTrue(KernelWarmup.await(norm.config(), pass.forward), "the kernels did not warm up");
+            if (norm.kernel() instanceof AutoKernel auto) {
+                auto.awaitPlans();
+            }
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
         }
     }
 
@@ -58,17 +66,33 @@ class AutoKernelTest extends LayerNormContract {
             Tensor dGamma = Tensor.allocate(arena, DataType.F32, c);
             Tensor dBeta = config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null;
             norm.forwardTraining(x, y, gamma, beta, mean, variance);
-            switch (pass) {
-                case FORWARD_INFERENCE -> norm.forward(x, y, gamma, beta);
-                case FORWARD_TRAINING -> norm.forwardTraining(x, y, gamma, beta, mean, variance);
-                case FORWARD_GLOBAL -> norm.forwardWithGlobalStatistics(x, y, gamma, beta, mean, variance);
-                case BACKWARD -> norm.backward(x, x, mean, variance, gamma, y, dGamma, dBeta);
-                case BACKWARD_DATA -> norm.backwardData(x, x, mean, variance, gamma, y);
-                case BACKWARD_GLOBAL ->
-                    norm.backwardWithGlobalStatistics(x, x, mean, variance, gamma, y, dGamma, dBeta);
-                case BACKWARD_DATA_GLOBAL -> norm.backwardDataWithGlobalStatistics(x, x, mean, variance, gamma, y);
-            }
+            settle(norm, Pass.FORWARD_TRAINING);
+            call(norm, pass, x, y, gamma, beta, mean, variance, dGamma, dBeta); // may start a plan's build
+            settle(norm, pass);
+            call(norm, pass, x, y, gamma, beta, mean, variance, dGamma, dBeta);
             return norm.lastBackend();
+        }
+    }
+
+    private static void call(
+            LayerNorm norm,
+            Pass pass,
+            Tensor x,
+            Tensor y,
+            Tensor gamma,
+            Tensor beta,
+            Tensor mean,
+            Tensor variance,
+            Tensor dGamma,
+            Tensor dBeta) {
+        switch (pass) {
+            case FORWARD_INFERENCE -> norm.forward(x, y, gamma, beta);
+            case FORWARD_TRAINING -> norm.forwardTraining(x, y, gamma, beta, mean, variance);
+            case FORWARD_GLOBAL -> norm.forwardWithGlobalStatistics(x, y, gamma, beta, mean, variance);
+            case BACKWARD -> norm.backward(x, x, mean, variance, gamma, y, dGamma, dBeta);
+            case BACKWARD_DATA -> norm.backwardData(x, x, mean, variance, gamma, y);
+            case BACKWARD_GLOBAL -> norm.backwardWithGlobalStatistics(x, x, mean, variance, gamma, y, dGamma, dBeta);
+            case BACKWARD_DATA_GLOBAL -> norm.backwardDataWithGlobalStatistics(x, x, mean, variance, gamma, y);
         }
     }
 
@@ -130,6 +154,35 @@ class AutoKernelTest extends LayerNormContract {
         assertEquals(AutoModel.Kind.BACKWARD_COMPOSED, AutoModel.Kind.of(LayerNormConfig.rms(8), Pass.BACKWARD_DATA));
     }
 
+    /**
+     * A call the model sends to oneDNN, on a shape whose plan is not built yet, runs in the warm Java kernel
+     * while the plan is built off the calling thread, and on oneDNN after; both results are right.
+     */
+    @Test
+    void aNewShapeRunsInJavaWhileItsPlanIsBuilt() throws Exception {
+        assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable() && KernelWarmup.ENABLED);
+        LayerNormConfig config = LayerNormConfig.of(768);
+        long rows = 2 * FORWARD_UP_TO / 768 + 1;
+        float[] xs = TestData.gaussian((int) rows * 768, 0.5, 2, 21);
+        float[] gammas = TestData.gaussian(768, 1, 1, 22);
+        float[] betas = TestData.gaussian(768, 0, 1, 23);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config)) {
+            Tensor x = Tensor.ofFloats(arena, xs, rows, 768);
+            Tensor y = Tensor.allocate(arena, DataType.F32, rows, 768);
+            Tensor gamma = Tensor.ofFloats(arena, gammas, 768);
+            Tensor beta = Tensor.ofFloats(arena, betas, 768);
+            assertTrue(KernelWarmup.await(config, true));
+            norm.forward(x, y, gamma, beta);
+            assertEquals(Backend.JAVA, norm.lastBackend());
+            Accuracy.assertForward(Backend.JAVA, xs, (int) rows, 768, gammas, betas, config.eps(), y.toFloatArray());
+            ((AutoKernel) norm.kernel()).awaitPlans();
+            norm.forward(x, y, gamma, beta);
+            assertEquals(Backend.ONEDNN, norm.lastBackend());
+            Accuracy.assertForward(Backend.ONEDNN, xs, (int) rows, 768, gammas, betas, config.eps(), y.toFloatArray());
+        }
+    }
+
     @Test
     void theChoiceIsDeterministicSoResultsAreReproducible() {
         float[] x = TestData.gaussian(8 * 768, 0.5, 2, 11);
@@ -141,6 +194,7 @@ class AutoKernelTest extends LayerNormContract {
                 Tensor dst = Tensor.allocate(arena, DataType.F32, 8, 768);
                 Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(768, 1, 1, 12), 768);
                 Tensor beta = Tensor.ofFloats(arena, TestData.gaussian(768, 0, 1, 13), 768);
+                settle(norm, Pass.FORWARD_INFERENCE);
                 norm.forward(src, dst, gamma, beta);
                 float[] y = dst.toFloatArray();
                 if (first == null) {

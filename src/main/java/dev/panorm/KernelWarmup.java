@@ -1,0 +1,159 @@
+package dev.panorm;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+/**
+ * Warms the Vector API kernels up on a background thread, and says when they run at compiled speed, so
+ * that {@link Backend#AUTO} does not send calls to them while the JVM still interprets them (about a
+ * millisecond per call of a few thousand elements, for up to a second after start; C1's code is as
+ * slow, since only C2 compiles vector operations to vector instructions).
+ *
+ * <p>Per process there are four warm-ups, for forward and backward of layer and of RMS normalization
+ * (they run different loops), each started by the first {@code AUTO} call that would run it in Java
+ * (forward: by creating the {@code LayerNorm}). Each times batches of calls on 4 rows of 1024 (the loops are
+ * the same for every row length) on one thread, and ends when every pass's fastest call of a batch took at most
+ * {@link #COMPILED_NS_PER_ELEMENT} per element: C2's code takes 0.1 to 0.6 ns per element, C1's and the
+ * interpreter's hundreds (docs/benchmarks.md, "AUTO's cost model"). A warm-up that fails or reaches
+ * {@link #GIVE_UP_NANOS} leaves the kernels cold, and AUTO keeps those calls on oneDNN. The system property
+ * {@code panorm.auto.adaptive=false} turns this off (see {@link AutoKernel}).
+ */
+final class KernelWarmup {
+    /** The slowest a compiled kernel's call may be, per element; 3 to 20 times C2's, 50 times under C1's. */
+    static final double COMPILED_NS_PER_ELEMENT = 2;
+    /** A warm-up that has not seen compiled speed after this long stops: the JIT is not going to compile. */
+    static final long GIVE_UP_NANOS = 30_000_000_000L;
+
+    /** Whether AUTO adapts to cold kernels and new signatures ({@link AutoKernel}); system property {@code panorm.auto.adaptive}. */
+    static final boolean ENABLED = !"false".equals(System.getProperty("panorm.auto.adaptive"));
+
+    private static final int CALLS_PER_BATCH = 64;
+    private static final long ROWS = 4;
+    private static final long C = 1024;
+
+    private static final int COLD = 0;
+    private static final int WARMING = 1;
+    private static final int WARM = 2;
+    /** Indexed by {@link #index}. */
+    private static final AtomicIntegerArray STATE = new AtomicIntegerArray(4);
+
+    private static final System.Logger LOG = System.getLogger("dev.panorm");
+
+    /** The daemon thread that runs the warm-ups; started on first use. */
+    private static final class Background {
+        static final ExecutorService THREAD = Executors.newSingleThreadExecutor(task -> {
+            Thread thread = new Thread(task, "panorm-kernel-warmup");
+            thread.setDaemon(true);
+            return thread;
+        });
+    }
+
+    private KernelWarmup() {}
+
+    private static int index(LayerNormConfig config, boolean forward) {
+        return (forward ? 0 : 2) + (config.rms() ? 1 : 0);
+    }
+
+    /**
+     * Whether the vector kernels for {@code config}'s kind and this direction run compiled; if not, starts their
+     * warm-up unless it is running. Cheap once warm: one volatile read.
+     */
+    static boolean warm(LayerNormConfig config, boolean forward) {
+        if (!ENABLED) {
+            return true;
+        }
+        int index = index(config, forward);
+        int state = STATE.get(index);
+        if (state == COLD && STATE.compareAndSet(index, COLD, WARMING)) {
+            Background.THREAD.execute(() -> run(config, forward, index));
+        }
+        return state == WARM;
+    }
+
+    /** Waits until that warm-up is done (for tests); false if it gave up. */
+    static boolean await(LayerNormConfig config, boolean forward) throws InterruptedException {
+        long deadline = System.nanoTime() + GIVE_UP_NANOS;
+        while (!warm(config, forward)) {
+            if (System.nanoTime() > deadline) {
+                return false;
+            }
+            Thread.sleep(10);
+        }
+        return true;
+    }
+
+    private static void run(LayerNormConfig config, boolean forward, int index) {
+        try {
+            if (warmUp(config.rms() ? LayerNormConfig.rms(C) : LayerNormConfig.of(C), forward)) {
+                STATE.set(index, WARM);
+            }
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.DEBUG, "panorm: the kernel warm-up failed; AUTO keeps oneDNN for them", e);
+        }
+    }
+
+    /** Runs the kernels for {@code config} until they are compiled; false if that did not happen in time. */
+    private static boolean warmUp(LayerNormConfig config, boolean forward) {
+        long rows = ROWS;
+        long c = C;
+        long elements = rows * c;
+        Pass[] passes = forward
+                ? new Pass[] {Pass.FORWARD_INFERENCE, Pass.FORWARD_TRAINING, Pass.FORWARD_GLOBAL}
+                : new Pass[] {Pass.BACKWARD, Pass.BACKWARD_DATA, Pass.BACKWARD_GLOBAL, Pass.BACKWARD_DATA_GLOBAL};
+        Kernel kernel = JavaKernels.create(config, 1);
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor x = Tensor.allocate(arena, DataType.F32, rows, c);
+            Tensor y = Tensor.allocate(arena, DataType.F32, rows, c);
+            Tensor dy = Tensor.allocate(arena, DataType.F32, rows, c);
+            for (long i = 0; i < elements; i++) { // varied data, so no branch sees one outcome only
+                float value = (float) Math.sin(i);
+                x.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, value);
+                dy.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, value * 0.5f);
+            }
+            Tensor scale = config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null;
+            Tensor shift = config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null;
+            Tensor dScale = config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null;
+            Tensor dShift = config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null;
+            Tensor mean = config.rms() ? null : Tensor.allocate(arena, DataType.F32, rows);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+            kernel.forward(Pass.FORWARD_TRAINING, x, y, scale, shift, mean, variance, rows);
+            long start = System.nanoTime();
+            while (System.nanoTime() - start < GIVE_UP_NANOS) {
+                long slowest = 0; // over the passes, of each one's fastest call in the batch
+                for (Pass pass : passes) {
+                    long fastest = Long.MAX_VALUE;
+                    for (int i = 0; i < CALLS_PER_BATCH; i++) {
+                        long before = System.nanoTime();
+                        if (forward) {
+                            kernel.forward(pass, x, y, scale, shift, mean, variance, rows);
+                        } else {
+                            boolean gradients = pass.parameterGradients;
+                            kernel.backward(
+                                    pass,
+                                    dy,
+                                    x,
+                                    mean,
+                                    variance,
+                                    scale,
+                                    y,
+                                    gradients ? dScale : null,
+                                    gradients ? dShift : null,
+                                    rows);
+                        }
+                        fastest = Math.min(fastest, System.nanoTime() - before);
+                    }
+                    slowest = Math.max(slowest, fastest);
+                }
+                if (slowest <= COMPILED_NS_PER_ELEMENT * elements) {
+                    return true;
+                }
+            }
+            return false;
+        } finally {
+            kernel.close();
+        }
+    }
+}
