@@ -18,8 +18,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <ul>
  *   <li>Cold kernels: until {@link KernelWarmup} has seen the vector kernels for the call's direction run
- *       at compiled speed (on a background thread, started when the {@code LayerNorm} is created; about a
- *       second after the JVM starts, at once later), calls the model sends to Java go to oneDNN.</li>
+ *       at compiled speed (on a background thread, started by the first such call; about a second after
+ *       the JVM starts, at once later), calls the model sends to Java go to oneDNN.</li>
  *   <li>New signatures: a call the model sends to oneDNN, on a signature whose plan is not built yet, runs
  *       in the (warm) Java kernel while a background thread builds the plan; later calls go to oneDNN.
  *       A first call does not wait about a millisecond for a plan, and batches of varying length never do.</li>
@@ -41,6 +41,12 @@ final class AutoKernel implements Kernel {
     private final long[][] javaUpTo;
 
     private final Kernel java;
+    /**
+     * The Java kernel on the calling thread alone, for calls that wait for a plan: the plan is built on
+     * another core meanwhile, which a split call would compete with.
+     */
+    private final Kernel javaAlone;
+
     private final boolean vectorized;
     /** Null when oneDNN cannot be loaded. */
     private final OneDnnKernel oneDnn;
@@ -53,13 +59,11 @@ final class AutoKernel implements Kernel {
         this.config = config;
         this.javaUpTo = AutoModel.BUILT_IN.byPass(config);
         this.java = JavaKernels.create(config, threads);
+        this.javaAlone = threads == 1 ? java : JavaKernels.create(config, 1);
         this.vectorized = JavaKernels.vectorized();
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         failure.ifPresent(AutoKernel::warnOnce);
         this.oneDnn = failure.isEmpty() ? new OneDnnKernel(config, threads, calls, java) : null;
-        if (oneDnn != null && vectorized) {
-            forwardWarm = KernelWarmup.warm(config, true); // starts the warm-up now, off this thread, if cold
-        }
     }
 
     /** Says once per process why every AUTO call runs in Java: a slower path nobody asked for should not be silent. */
@@ -92,11 +96,11 @@ final class AutoKernel implements Kernel {
     }
 
     /** Whether the vector kernels for this direction run compiled ({@link KernelWarmup}); starts their warm-up if not. */
-    private boolean javaWarm(boolean forward) {
+    private boolean javaWarm(boolean forward, Tensor src) {
         if (forward ? forwardWarm : backwardWarm) {
             return true;
         }
-        boolean warm = KernelWarmup.warm(config, forward);
+        boolean warm = KernelWarmup.warm(config, forward, src);
         if (forward) {
             forwardWarm = warm;
         } else {
@@ -117,7 +121,7 @@ final class AutoKernel implements Kernel {
         if (!vectorizes(src, a, b, c, d, e)) {
             return ONEDNN;
         }
-        boolean warm = javaWarm(pass.forward);
+        boolean warm = javaWarm(pass.forward, src);
         if (modelPrefersJava(pass, src)) {
             return warm ? JAVA : ONEDNN; // cold: oneDNN until the Java kernel is compiled
         }
@@ -136,7 +140,7 @@ final class AutoKernel implements Kernel {
             case ONEDNN -> oneDnn.forward(pass, src, dst, scale, shift, mean, variance, rows);
             default -> {
                 Backend ran = oneDnn.forwardIfPlanned(pass, src, dst, scale, shift, mean, variance, rows);
-                yield ran != null ? ran : java.forward(pass, src, dst, scale, shift, mean, variance, rows);
+                yield ran != null ? ran : javaAlone.forward(pass, src, dst, scale, shift, mean, variance, rows);
             }
         };
     }
@@ -162,7 +166,8 @@ final class AutoKernel implements Kernel {
                         pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
                 yield ran != null
                         ? ran
-                        : java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+                        : javaAlone.backward(
+                                pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
             }
         };
     }
@@ -196,6 +201,9 @@ final class AutoKernel implements Kernel {
             oneDnn.close(); // closes java too
         } else {
             java.close();
+        }
+        if (javaAlone != java) {
+            javaAlone.close();
         }
     }
 }

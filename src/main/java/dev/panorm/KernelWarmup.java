@@ -13,8 +13,7 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * slow, since only C2 compiles vector operations to vector instructions).
  *
  * <p>Per process there are four warm-ups, for forward and backward of layer and of RMS normalization
- * (they run different loops), each started by the first {@code AUTO} call that would run it in Java
- * (forward: by creating the {@code LayerNorm}). Each times batches of calls on 4 rows of 1024 (the loops are
+ * (they run different loops), each started by the first {@code AUTO} call that would run it in Java. Each times batches of calls on 4 rows of 1024 (the loops are
  * the same for every row length) on one thread, and ends when every pass's fastest call of a batch took at most
  * {@link #COMPILED_NS_PER_ELEMENT} per element: C2's code takes 0.1 to 0.6 ns per element, C1's and the
  * interpreter's hundreds (docs/benchmarks.md, "AUTO's cost model"). A warm-up that fails or reaches
@@ -32,6 +31,7 @@ final class KernelWarmup {
 
     private static final int CALLS_PER_BATCH = 64;
     private static final long ROWS = 4;
+    /** The warm-up's row length: the loops are the same for every length. */
     private static final long C = 1024;
 
     private static final int COLD = 0;
@@ -51,6 +51,9 @@ final class KernelWarmup {
         });
     }
 
+    /** Any thread that is not the caller: a segment it may not access is confined to the caller. */
+    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
+
     private KernelWarmup() {}
 
     private static int index(LayerNormConfig config, boolean forward) {
@@ -59,24 +62,25 @@ final class KernelWarmup {
 
     /**
      * Whether the vector kernels for {@code config}'s kind and this direction run compiled; if not, starts their
-     * warm-up unless it is running. Cheap once warm: one volatile read.
+     * warm-up unless it is running, on memory of the kind {@code like}'s is. Cheap once warm: one volatile read.
      */
-    static boolean warm(LayerNormConfig config, boolean forward) {
+    static boolean warm(LayerNormConfig config, boolean forward, Tensor like) {
         if (!ENABLED) {
             return true;
         }
         int index = index(config, forward);
         int state = STATE.get(index);
         if (state == COLD && STATE.compareAndSet(index, COLD, WARMING)) {
-            Background.THREAD.execute(() -> run(config, forward, index));
+            boolean confined = !like.segment().isAccessibleBy(OTHER_THREAD);
+            Background.THREAD.execute(() -> run(config, forward, confined, index));
         }
         return state == WARM;
     }
 
     /** Waits until that warm-up is done (for tests); false if it gave up. */
-    static boolean await(LayerNormConfig config, boolean forward) throws InterruptedException {
+    static boolean await(LayerNormConfig config, boolean forward, Tensor like) throws InterruptedException {
         long deadline = System.nanoTime() + GIVE_UP_NANOS;
-        while (!warm(config, forward)) {
+        while (!warm(config, forward, like)) {
             if (System.nanoTime() > deadline) {
                 return false;
             }
@@ -85,9 +89,9 @@ final class KernelWarmup {
         return true;
     }
 
-    private static void run(LayerNormConfig config, boolean forward, int index) {
+    private static void run(LayerNormConfig config, boolean forward, boolean confined, int index) {
         try {
-            if (warmUp(config.rms() ? LayerNormConfig.rms(C) : LayerNormConfig.of(C), forward)) {
+            if (warmUp(config.rms() ? LayerNormConfig.rms(C) : LayerNormConfig.of(C), forward, confined)) {
                 STATE.set(index, WARM);
             }
         } catch (RuntimeException e) {
@@ -95,31 +99,74 @@ final class KernelWarmup {
         }
     }
 
-    /** Runs the kernels for {@code config} until they are compiled; false if that did not happen in time. */
-    private static boolean warmUp(LayerNormConfig config, boolean forward) {
-        long rows = ROWS;
-        long c = C;
-        long elements = rows * c;
-        Pass[] passes = forward
-                ? new Pass[] {Pass.FORWARD_INFERENCE, Pass.FORWARD_TRAINING, Pass.FORWARD_GLOBAL}
-                : new Pass[] {Pass.BACKWARD, Pass.BACKWARD_DATA, Pass.BACKWARD_GLOBAL, Pass.BACKWARD_DATA_GLOBAL};
-        Kernel kernel = JavaKernels.create(config, 1);
-        try (Arena arena = Arena.ofConfined()) {
+    /** One call's tensors, filled with varied data (so no branch sees one outcome only) and consistent statistics. */
+    private record Tensors(
+            Tensor x,
+            Tensor y,
+            Tensor dy,
+            Tensor scale,
+            Tensor shift,
+            Tensor dScale,
+            Tensor dShift,
+            Tensor mean,
+            Tensor variance,
+            long rows) {
+        static Tensors allocate(Arena arena, LayerNormConfig config, long rows) {
+            long c = config.normalizedSize();
             Tensor x = Tensor.allocate(arena, DataType.F32, rows, c);
-            Tensor y = Tensor.allocate(arena, DataType.F32, rows, c);
             Tensor dy = Tensor.allocate(arena, DataType.F32, rows, c);
-            for (long i = 0; i < elements; i++) { // varied data, so no branch sees one outcome only
+            for (long i = 0; i < rows * c; i++) {
                 float value = (float) Math.sin(i);
                 x.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, value);
                 dy.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, value * 0.5f);
             }
-            Tensor scale = config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null;
-            Tensor shift = config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null;
-            Tensor dScale = config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null;
-            Tensor dShift = config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null;
-            Tensor mean = config.rms() ? null : Tensor.allocate(arena, DataType.F32, rows);
-            Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
-            kernel.forward(Pass.FORWARD_TRAINING, x, y, scale, shift, mean, variance, rows);
+            return new Tensors(
+                    x,
+                    Tensor.allocate(arena, DataType.F32, rows, c),
+                    dy,
+                    config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null,
+                    config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null,
+                    config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null,
+                    config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null,
+                    config.rms() ? null : Tensor.allocate(arena, DataType.F32, rows),
+                    Tensor.allocate(arena, DataType.F32, rows),
+                    rows);
+        }
+
+        void run(Kernel kernel, Pass pass) {
+            if (pass.forward) {
+                kernel.forward(pass, x, y, scale, shift, mean, variance, rows);
+            } else {
+                boolean gradients = pass.parameterGradients;
+                kernel.backward(
+                        pass,
+                        dy,
+                        x,
+                        mean,
+                        variance,
+                        scale,
+                        y,
+                        gradients ? dScale : null,
+                        gradients ? dShift : null,
+                        rows);
+            }
+        }
+    }
+
+    /**
+     * Runs the kernels for {@code config} until they are compiled; false if that did not happen in time. The
+     * memory is of the kind the first caller's is, confined or shared: on JDK 25, C2's code for the kernels'
+     * loops, compiled on one kind, deoptimized on the other ("profile_predicate") and was compiled again, in
+     * a loop, and the calls ran about 100 times slower for seconds (docs/benchmarks.md, "AUTO's cost model").
+     */
+    private static boolean warmUp(LayerNormConfig config, boolean forward, boolean confined) {
+        Pass[] passes = forward
+                ? new Pass[] {Pass.FORWARD_INFERENCE, Pass.FORWARD_TRAINING, Pass.FORWARD_GLOBAL}
+                : new Pass[] {Pass.BACKWARD, Pass.BACKWARD_DATA, Pass.BACKWARD_GLOBAL, Pass.BACKWARD_DATA_GLOBAL};
+        Kernel kernel = JavaKernels.create(config, 1);
+        try (Arena arena = confined ? Arena.ofConfined() : Arena.ofShared()) {
+            Tensors tensors = Tensors.allocate(arena, config, ROWS);
+            tensors.run(kernel, Pass.FORWARD_TRAINING);
             long start = System.nanoTime();
             while (System.nanoTime() - start < GIVE_UP_NANOS) {
                 long slowest = 0; // over the passes, of each one's fastest call in the batch
@@ -127,31 +174,35 @@ final class KernelWarmup {
                     long fastest = Long.MAX_VALUE;
                     for (int i = 0; i < CALLS_PER_BATCH; i++) {
                         long before = System.nanoTime();
-                        if (forward) {
-                            kernel.forward(pass, x, y, scale, shift, mean, variance, rows);
-                        } else {
-                            boolean gradients = pass.parameterGradients;
-                            kernel.backward(
-                                    pass,
-                                    dy,
-                                    x,
-                                    mean,
-                                    variance,
-                                    scale,
-                                    y,
-                                    gradients ? dScale : null,
-                                    gradients ? dShift : null,
-                                    rows);
-                        }
+                        tensors.run(kernel, pass);
                         fastest = Math.min(fastest, System.nanoTime() - before);
                     }
                     slowest = Math.max(slowest, fastest);
                 }
-                if (slowest <= COMPILED_NS_PER_ELEMENT * elements) {
+                if (slowest <= COMPILED_NS_PER_ELEMENT * ROWS * C) {
+                    splitOnce(config, passes, confined);
                     return true;
                 }
             }
             return false;
+        } finally {
+            kernel.close();
+        }
+    }
+
+    /**
+     * Runs each pass once on a tensor large enough to be split across two threads: the first split call of a
+     * process starts the pool and links its lambda, tens of milliseconds a caller should not pay.
+     */
+    private static void splitOnce(LayerNormConfig config, Pass[] passes, boolean confined) {
+        long rows = 2 * RowSplitter.MIN_ELEMENTS_PER_PART / C;
+        Kernel kernel = JavaKernels.create(config, 2);
+        try (Arena arena = confined ? Arena.ofConfined() : Arena.ofShared()) {
+            Tensors tensors = Tensors.allocate(arena, config, rows);
+            tensors.run(kernel, Pass.FORWARD_TRAINING);
+            for (Pass pass : passes) {
+                tensors.run(kernel, pass);
+            }
         } finally {
             kernel.close();
         }

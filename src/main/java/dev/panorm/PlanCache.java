@@ -159,6 +159,9 @@ final class PlanCache {
             if (plan == null
                     && rejected(signature, call) == null
                     && (failed == null || !matches(failed, signature, call))) {
+                if (building != null) { // another thread started a build since the check above
+                    return null;
+                }
                 building = signature;
                 Background.THREAD.execute(() -> buildInBackground(signature, call));
                 return null;

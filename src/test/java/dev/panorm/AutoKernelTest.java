@@ -23,9 +23,9 @@ class AutoKernelTest extends LayerNormContract {
     }
 
     /** Waits for the kernels' warm-up and {@code norm}'s background plans: AUTO's steady state. */
-    private static void settle(LayerNorm norm, Pass pass) {
+    private static void settle(LayerNorm norm, Pass pass, Tensor like) {
         try {
-            assertTrue(KernelWarmup.await(norm.config(), pass.forward), "the kernels did not warm up");
+            assertTrue(KernelWarmup.await(norm.config(), pass.forward, like), "the kernels did not warm up");
             if (norm.kernel() instanceof AutoKernel auto) {
                 auto.awaitPlans();
             }
@@ -66,9 +66,9 @@ class AutoKernelTest extends LayerNormContract {
             Tensor dGamma = Tensor.allocate(arena, DataType.F32, c);
             Tensor dBeta = config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null;
             norm.forwardTraining(x, y, gamma, beta, mean, variance);
-            settle(norm, Pass.FORWARD_TRAINING);
+            settle(norm, Pass.FORWARD_TRAINING, x);
             call(norm, pass, x, y, gamma, beta, mean, variance, dGamma, dBeta); // may start a plan's build
-            settle(norm, pass);
+            settle(norm, pass, x);
             call(norm, pass, x, y, gamma, beta, mean, variance, dGamma, dBeta);
             return norm.lastBackend();
         }
@@ -172,7 +172,7 @@ class AutoKernelTest extends LayerNormContract {
             Tensor y = Tensor.allocate(arena, DataType.F32, rows, 768);
             Tensor gamma = Tensor.ofFloats(arena, gammas, 768);
             Tensor beta = Tensor.ofFloats(arena, betas, 768);
-            assertTrue(KernelWarmup.await(config, true));
+            assertTrue(KernelWarmup.await(config, true, x));
             norm.forward(x, y, gamma, beta);
             assertEquals(Backend.JAVA, norm.lastBackend());
             Accuracy.assertForward(Backend.JAVA, xs, (int) rows, 768, gammas, betas, config.eps(), y.toFloatArray());
@@ -194,7 +194,7 @@ class AutoKernelTest extends LayerNormContract {
                 Tensor dst = Tensor.allocate(arena, DataType.F32, 8, 768);
                 Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(768, 1, 1, 12), 768);
                 Tensor beta = Tensor.ofFloats(arena, TestData.gaussian(768, 0, 1, 13), 768);
-                settle(norm, Pass.FORWARD_INFERENCE);
+                settle(norm, Pass.FORWARD_INFERENCE, src);
                 norm.forward(src, dst, gamma, beta);
                 float[] y = dst.toFloatArray();
                 if (first == null) {

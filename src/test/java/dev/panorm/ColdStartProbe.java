@@ -18,7 +18,7 @@ public final class ColdStartProbe {
             Tensor beta = Tensor.ofFloats(arena, TestData.gaussian(768, 0, 1, 3), 768);
             norm.forward(x, x, gamma, beta);
             System.out.println("first=" + norm.lastBackend());
-            System.out.println("warm=" + KernelWarmup.await(config, true));
+            System.out.println("warm=" + KernelWarmup.await(config, true, x));
             norm.forward(x, x, gamma, beta);
             System.out.println("warmed=" + norm.lastBackend());
         }

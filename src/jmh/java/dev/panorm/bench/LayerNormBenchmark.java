@@ -18,7 +18,9 @@ import org.openjdk.jmh.infra.BenchmarkParams;
 
 /**
  * Layer normalization of a {@code rows x C} tensor (scale and shift, eps 1e-5), or RMS normalization, or
- * layer normalization with precise statistics ({@code op}), three passes, raced across implementations ({@code impl}): panorm's oneDNN path with 1 or 2 OpenMP threads, its Java
+ * layer normalization with precise statistics ({@code op}), five passes (forward, training, backward, forward
+ * with given statistics, backward for the input only; the JNI peers run the first three), raced across
+ * implementations ({@code impl}): panorm's oneDNN path with 1 or 2 OpenMP threads, its Java
  * Vector API kernel on 1 or 2 threads, its scalar Java kernel, its automatic choice, and the JNI peer
  * (JavaCPP's oneDNN presets) with 1 or 2 threads. Each combination runs in its own fork; its setup
  * checks the result against the scalar Java reference once, so a fast wrong answer cannot be timed.
@@ -79,5 +81,15 @@ public class LayerNormBenchmark {
     @Benchmark
     public void backward() {
         peer.backward();
+    }
+
+    @Benchmark
+    public void globalForward() {
+        peer.globalForward();
+    }
+
+    @Benchmark
+    public void backwardData() {
+        peer.backwardData();
     }
 }

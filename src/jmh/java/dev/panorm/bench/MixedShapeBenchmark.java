@@ -129,6 +129,9 @@ public class MixedShapeBenchmark {
                 case TRAINING -> norm.forwardTraining(f.src, f.dst, f.scale, f.shift, f.mean, f.variance);
                 case BACKWARD ->
                     norm.backward(f.diffDst, f.src, f.mean, f.variance, f.scale, f.diffSrc, f.diffScale, f.diffShift);
+                case GLOBALFORWARD ->
+                    norm.forwardWithGlobalStatistics(f.src, f.dst, f.scale, f.shift, f.mean, f.variance);
+                case BACKWARDDATA -> norm.backwardData(f.diffDst, f.src, f.mean, f.variance, f.scale, f.diffSrc);
             }
             cycle[i] = System.nanoTime() - start;
         }
@@ -147,6 +150,16 @@ public class MixedShapeBenchmark {
 
     @Benchmark
     public void backward(PerShape perShape) {
+        run(perShape);
+    }
+
+    @Benchmark
+    public void globalForward(PerShape perShape) {
+        run(perShape);
+    }
+
+    @Benchmark
+    public void backwardData(PerShape perShape) {
         run(perShape);
     }
 }

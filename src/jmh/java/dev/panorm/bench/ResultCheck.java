@@ -41,6 +41,8 @@ final class ResultCheck {
                             case FORWARD -> new Tensor[] {fixture.dst};
                             case TRAINING -> new Tensor[] {fixture.dst, fixture.mean, fixture.variance};
                             case BACKWARD -> new Tensor[] {fixture.diffSrc, fixture.diffScale, fixture.diffShift};
+                            case GLOBALFORWARD -> new Tensor[] {fixture.dst};
+                            case BACKWARDDATA -> new Tensor[] {fixture.diffSrc};
                         })
                 .filter(Objects::nonNull) // RMS normalization has no mean and no shift
                 .toList();
@@ -52,6 +54,17 @@ final class ResultCheck {
                 case TRAINING ->
                     reference.forwardTraining(
                             fixture.src, fixture.dst, fixture.scale, fixture.shift, fixture.mean, fixture.variance);
+                case GLOBALFORWARD ->
+                    reference.forwardWithGlobalStatistics(
+                            fixture.src, fixture.dst, fixture.scale, fixture.shift, fixture.mean, fixture.variance);
+                case BACKWARDDATA ->
+                    reference.backwardData(
+                            fixture.diffDst,
+                            fixture.src,
+                            fixture.mean,
+                            fixture.variance,
+                            fixture.scale,
+                            fixture.diffSrc);
                 case BACKWARD ->
                     reference.backward(
                             fixture.diffDst,
