@@ -18,8 +18,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *
  * <ul>
  *   <li>Cold kernels: until {@link KernelWarmup} has seen the vector kernels for the call's direction run
- *       at compiled speed (on a background thread, started after {@link KernelWarmup#START_AFTER_CALLS}
- *       such calls; it takes about a second in a fresh JVM, and no time once another operation warmed them), calls the model sends to Java go to oneDNN.</li>
+ *       at compiled speed (on a background thread, started once such calls add up to
+ *       {@link KernelWarmup#START_AFTER_ELEMENTS} elements; it takes about a second in a fresh JVM, and no time
+ *       once another operation warmed them), calls the model sends to Java go to oneDNN.</li>
  *   <li>New signatures: a call the model sends to oneDNN, on a signature whose plan is not built yet, runs
  *       in the (warm) Java kernel while a background thread builds the plan; later calls go to oneDNN.
  *       A first call does not wait about a millisecond for a plan, and batches of varying length never do.</li>
@@ -95,7 +96,7 @@ final class AutoKernel implements Kernel {
                 && JavaKernels.vectorizes(axes, e);
     }
 
-    /** Whether the vector kernels for this direction run compiled ({@link KernelWarmup}); starts their warm-up if not. */
+    /** Whether the vector kernels for this direction run compiled ({@link KernelWarmup}), which counts the call. */
     private boolean javaWarm(boolean forward, Tensor src) {
         if (forward ? forwardWarm : backwardWarm) {
             return true;

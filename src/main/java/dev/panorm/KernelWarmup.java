@@ -13,8 +13,8 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * slow, since only C2 compiles vector operations to vector instructions).
  *
  * <p>Per process there are four warm-ups, for forward and backward of layer and of RMS normalization
- * (they run different loops), each started once {@link #START_AFTER_CALLS} {@code AUTO} calls would have
- * run it in Java. Each times batches of calls on 4 rows of 1024 (the loops are
+ * (they run different loops), each started once {@code AUTO} calls that would have run it in Java add up to
+ * {@link #START_AFTER_ELEMENTS} elements. Each times batches of calls on 4 rows of 1024 (the loops are
  * the same for every row length) on one thread, and ends when every pass's fastest call of a batch took at most
  * {@link #COMPILED_NS_PER_ELEMENT} per element: C2's code takes 0.1 to 0.6 ns per element, C1's and the
  * interpreter's hundreds (docs/benchmarks.md, "AUTO's cost model"). A warm-up that fails or reaches
@@ -23,19 +23,21 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  */
 final class KernelWarmup {
     /**
-     * Calls routed around the cold kernels (per direction and kind) before their warm-up starts. A warm-up costs
-     * a core for about a second and slows the process's other threads meanwhile (C2, the garbage the
-     * interpreted vector code makes), while Java saves under a microsecond per small call over oneDNN: a short
-     * process (a CLI run, a test) never pays it, a long one starts it after a few milliseconds of calls.
+     * Elements of calls routed around the cold kernels (per direction and kind) before their warm-up starts,
+     * 2^26: about 0.05 to 0.1 s of oneDNN's work (11,000 calls of 8 x 768, 32 of 512 x 4096). A warm-up costs a
+     * core for about a second and slows the process's other threads meanwhile (C2, the garbage the interpreted
+     * vector code makes), while Java saves under a microsecond per small call: a short process (a CLI run, a
+     * test) should not pay it, a long one should start it soon. Counting elements rather than calls starts it
+     * sooner where each call saves more.
      */
-    static final int START_AFTER_CALLS = 10_000;
+    static final long START_AFTER_ELEMENTS = 1L << 26;
 
     /** The slowest a compiled kernel's call may be, per element; 3 to 20 times C2's, 50 times under C1's. */
     static final double COMPILED_NS_PER_ELEMENT = 2;
     /** A warm-up that has not seen compiled speed after this long stops: the JIT is not going to compile. */
     static final long GIVE_UP_NANOS = 30_000_000_000L;
 
-    /** Whether AUTO adapts to cold kernels and new signatures ({@link AutoKernel}); system property {@code panorm.auto.adaptive}. */
+    /** Whether AUTO adapts to cold kernels and new signatures ({@link AutoKernel}): {@code panorm.auto.adaptive}. */
     static final boolean ENABLED = !"false".equals(System.getProperty("panorm.auto.adaptive"));
 
     private static final int CALLS_PER_BATCH = 64;
@@ -48,8 +50,8 @@ final class KernelWarmup {
     private static final int WARM = 2;
     /** Indexed by {@link #index}. */
     private static final AtomicIntegerArray STATE = new AtomicIntegerArray(4);
-    /** Calls seen cold, by {@link #index}: plain, so racing threads may lose a count, which only delays the start. */
-    private static final int[] COLD_CALLS = new int[4];
+    /** Elements of calls seen cold, by {@link #index}: plain, as a lost count only delays the start. */
+    private static final long[] COLD_ELEMENTS = new long[4];
 
     private static final System.Logger LOG = System.getLogger("dev.panorm");
 
@@ -73,7 +75,8 @@ final class KernelWarmup {
 
     /**
      * Whether the vector kernels for {@code config}'s kind and this direction run compiled; if not, starts their
-     * warm-up unless it is running, on memory of the kind {@code like}'s is. Cheap once warm: one volatile read.
+     * warm-up once the cold calls' elements add up to {@link #START_AFTER_ELEMENTS}, counting {@code like}'s, on
+     * memory of the kind {@code like}'s is. Cheap once warm: one volatile read.
      */
     static boolean warm(LayerNormConfig config, boolean forward, Tensor like) {
         if (!ENABLED) {
@@ -81,17 +84,19 @@ final class KernelWarmup {
         }
         int index = index(config, forward);
         int state = STATE.get(index);
-        if (state == COLD && ++COLD_CALLS[index] >= START_AFTER_CALLS && STATE.compareAndSet(index, COLD, WARMING)) {
+        if (state == COLD
+                && (COLD_ELEMENTS[index] += like.elementCount()) >= START_AFTER_ELEMENTS
+                && STATE.compareAndSet(index, COLD, WARMING)) {
             boolean confined = !like.segment().isAccessibleBy(OTHER_THREAD);
             Background.THREAD.execute(() -> run(config, forward, confined, index));
         }
         return state == WARM;
     }
 
-    /** Starts that warm-up now, without waiting for {@link #START_AFTER_CALLS}, and waits until it is done (for tests); false if it gave up. */
+    /** Starts that warm-up now and waits until it is done (for tests); false if it gave up. */
     static boolean await(LayerNormConfig config, boolean forward, Tensor like) throws InterruptedException {
         long deadline = System.nanoTime() + GIVE_UP_NANOS;
-        COLD_CALLS[index(config, forward)] = START_AFTER_CALLS;
+        COLD_ELEMENTS[index(config, forward)] = START_AFTER_ELEMENTS;
         while (!warm(config, forward, like)) {
             if (System.nanoTime() > deadline) {
                 return false;

@@ -96,7 +96,7 @@ class AutoKernelTest extends LayerNormContract {
         }
     }
 
-    /** RMS and precise statistics never run oneDNN's compositions with AUTO: the Java kernel is faster at every size. */
+    /** RMS and precise statistics never run oneDNN's compositions with AUTO: Java is faster at every size. */
     @Test
     void composedPassesRunInJavaAtEverySize() {
         assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());

@@ -75,7 +75,7 @@ final class Fixture implements AutoCloseable {
         return new long[] {Long.parseLong(parts[0]), Long.parseLong(parts[1])};
     }
 
-    /** What the benchmark computes: layer normalization with scale and shift, eps 1e-5; or RMS (scale only); or precise. */
+    /** What the benchmark computes: layer normalization (scale, shift, eps 1e-5), RMS (scale only), or precise. */
     LayerNormConfig config() {
         return switch (op) {
             case "rms" -> LayerNormConfig.rms(channels);
