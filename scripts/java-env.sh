@@ -40,7 +40,7 @@ panorm_build_jar() {
   if [ ! -f "$jar" ] || [ ! -d "$root/target/lib" ]; then
     echo "$name: building $jar (once; this takes a minute)..." >&2
     "$root/scripts/mvn" -q -DskipTests package >&2
-  elif [ -n "$(find "$root/src/main" "$root/generated" "$root/pom.xml" -newer "$jar" -print -quit 2>/dev/null)" ]; then
+  elif [ -n "$(find "$root/src/main" "$root/src/spark/java" "$root/generated" "$root/pom.xml" -newer "$jar" -print -quit 2>/dev/null)" ]; then
     echo "$name: sources changed since $jar was built; rebuilding..." >&2
     "$root/scripts/mvn" -q -DskipTests package >&2
   fi

@@ -3,7 +3,7 @@
 random inputs.
 
 Each case writes new random .npy files (seeded; the seed is printed so a run can be replayed),
-runs the CLI with each backend, and checks every element against the README's tolerances,
+runs the CLI with each backend, and checks every element against the tolerances of docs/accuracy.md,
 u = 2**-24, K = 8 (onednn, java: the Vector API kernels) or 2 (java-scalar), per row kappa = max|x| / sqrt(var + eps):
     y:      K * u * (kappa * max(1, |gamma_c|) + |beta_c|)
     mean:   K * u * max|x|;   variance: K * u * (var + sqrt(var) * max|x|)

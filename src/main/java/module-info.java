@@ -8,10 +8,14 @@
  * {@code --enable-native-access=dev.panorm}, and add {@code --add-modules jdk.incubator.vector} for
  * the Vector API kernels.
  *
+ * <p>The jar also holds {@code dev.panorm.spark} (Apache Spark), which is not part of this module: Spark's
+ * jars cannot be named modules (no {@code Automatic-Module-Name}, and names derived from files such as
+ * {@code spark-sql_2.13-4.2.0.jar} are invalid), so nothing here can require them. That package is compiled
+ * on the class path, where Spark runs (pom.xml, execution spark-compile).
+ *
  * <p>Every dependency but {@code java.base} is optional ({@code requires static}) and serves one
  * part: the Vector API kernels, {@link dev.panorm.arrow}, the command line (picocli, XChart).
- * oneDNN's shared libraries come in jars that panorm reads rather than requires (README, "Loading
- * oneDNN").
+ * oneDNN's shared libraries come in jars that panorm reads rather than requires ({@code docs/loading.md}).
  */
 // XChart has no module-info, only a stable Automatic-Module-Name in its manifest.
 @SuppressWarnings("requires-automatic")

@@ -1,8 +1,10 @@
 package dev.panorm;
 
 /**
- * Which implementation computes a {@link LayerNorm}. All of them agree within the tolerances the
- * README documents.
+ * Which implementation computes a {@link LayerNorm}. All of them agree within the tolerances of
+ * {@code docs/accuracy.md}.
+ *
+ * <p>Guide: {@code docs/api.md} (backends); how {@link #AUTO} chooses: {@code docs/performance.md}.
  */
 public enum Backend {
     /**
@@ -10,9 +12,9 @@ public enum Backend {
      * panorm's benchmarks says is faster for the operation (layer or RMS normalization, precise
      * statistics), pass, data types, layout and size. Nothing is timed, so in a warm process a given call
      * always takes the same path and gives the same bits, whatever ran before it. Two passing exceptions
-     * keep a process's first calls fast: calls meant for Java go to oneDNN until a background thread has
-     * seen the Java kernels compiled (about the first second of a JVM), and a call meant for oneDNN on a
-     * new shape runs in Java while oneDNN's plan for it is built in the background; the system property
+     * keep a process's first calls fast: calls meant for Java go to oneDNN until a background thread
+     * (started once they add up to 2^26 elements) has seen the Java kernels compiled, and a call meant for
+     * oneDNN on a new shape runs in Java while oneDNN's plan for it is built in the background; the property
      * {@code panorm.auto.adaptive=false} turns both off. When oneDNN cannot be loaded, everything runs in
      * Java, and one warning per process ({@link System.Logger} {@code dev.panorm}) says why.
      */

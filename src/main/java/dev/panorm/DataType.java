@@ -6,6 +6,8 @@ package dev.panorm;
  * <p>{@link LayerNorm} takes all three for its data and its scale and shift, in any combination, and
  * rounds each result to its output's type to nearest, ties to even; its statistics are always
  * {@link #F32}.
+ *
+ * <p>Guide: {@code docs/data-types.md}.
  */
 public enum DataType {
     /** IEEE 754 binary32, {@code float}. */

@@ -47,6 +47,8 @@ import java.util.concurrent.locks.LockSupport;
  * memory, on every backend; while oneDNN runs on the memory, that arena's {@code close()} throws
  * {@code IllegalStateException} instead (retry it). Memory that no arena owns (a segment made with
  * {@link MemorySegment#reinterpret(long)} from a raw address) must stay allocated until the call returns.
+ *
+ * <p>Guide: {@code docs/api.md}; training: {@code docs/training.md}.
  */
 public final class LayerNorm implements AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();
@@ -223,7 +225,7 @@ public final class LayerNorm implements AutoCloseable {
      * {@code diffScale} and {@code diffShift} are overwritten with the sums over all rows.
      * {@code diffSrc} may be {@code diffDst} itself (in place). Non-finite values propagate as in PyTorch:
      * a row whose statistics or {@code diffDst} hold NaN or Inf gets a NaN {@code diffSrc} row and makes
-     * the affected {@code diffScale}/{@code diffShift} channels NaN (README, "NaN and infinity").
+     * the affected {@code diffScale}/{@code diffShift} channels NaN ({@code docs/api.md}, "NaN and infinity").
      *
      * @param diffDst dLoss/dOutput: the shape of {@code src}, any of the three data types and any strides, read
      * @param src the forward pass's input: {@code [..., normalized shape]}, any data type and strides, read;
@@ -379,7 +381,7 @@ public final class LayerNorm implements AutoCloseable {
      * The backend whose kernel computed the current thread's most recent call on this operation:
      * {@link Backend#ONEDNN}, {@link Backend#JAVA} (the Vector API kernels) or {@link Backend#JAVA_SCALAR},
      * never {@link Backend#AUTO}. A oneDNN operation reports a Java backend for a call whose data types or
-     * layout oneDNN cannot take (see the README), a Java one reports {@code JAVA_SCALAR} where the vector
+     * layout oneDNN cannot take (see {@code docs/data-types.md}), a Java one reports {@code JAVA_SCALAR} where the vector
      * kernels hand a tensor to the scalar ones.
      *
      * @return the backend, or null before the thread's first call with at least one row

@@ -13,6 +13,8 @@ import java.util.Arrays;
  * normalized shape: PyTorch's {@code weight} and {@code bias}, the paper's gain and bias.
  *
  * <p>RMS normalization ({@link #rms(long...)}): {@code y = x / sqrt(mean(x^2) + eps) * scale + shift}.
+ *
+ * <p>Guide: {@code docs/api.md}; RMSNorm: {@code docs/rmsnorm.md}; precise statistics: {@code docs/accuracy.md}.
  */
 public final class LayerNormConfig {
     /** PyTorch's default {@code eps} for {@code LayerNorm}. */
@@ -130,7 +132,7 @@ public final class LayerNormConfig {
     /**
      * {@return whether the oneDNN backend computes the statistics with panorm's accurate
      * (double-accumulated) kernel and hands them to oneDNN, instead of letting oneDNN compute them in
-     * float} The Java backend always does. See the README's "Accuracy" section for the measured
+     * float} The Java backend always does. See {@code docs/accuracy.md} for the measured
      * difference.
      */
     public boolean preciseStatistics() {

@@ -16,6 +16,8 @@ import java.util.Optional;
  * or the environment variable {@code PANORM_ONEDNN_LIBRARY} (any oneDNN 3.x), else the oneDNN
  * bundled in the {@code org.bytedeco:dnnl} runtime jar, extracted once into
  * {@code ~/.cache/panorm} (override with {@code panorm.cache.dir} or {@code PANORM_CACHE_DIR}).
+ *
+ * <p>Guide: {@code docs/loading.md}.
  */
 public final class OneDnn {
     private static volatile Runtime runtime;

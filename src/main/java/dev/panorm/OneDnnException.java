@@ -3,6 +3,8 @@ package dev.panorm;
 /**
  * A oneDNN call returned a status other than success. The message names the C function, oneDNN's
  * status and the operation and shapes involved.
+ *
+ * <p>Guide: {@code docs/api.md} (errors).
  */
 public final class OneDnnException extends PanormException {
     private static final long serialVersionUID = 1L;

@@ -395,7 +395,7 @@ final class OneDnnPlan {
         /**
          * Records a primitive with its arguments and the Java work it needs first (or null). oneDNN's
          * reference implementations ({@code ref:*}) are refused: slower than panorm's scalar Java kernel, and
-         * less accurate (sequential float sums) than the bound the tests hold oneDNN to (README, Data types).
+         * less accurate (sequential float sums) than the bound the tests hold oneDNN to ({@code docs/data-types.md}).
          */
         private String add(MemorySegment primitiveDesc, Arguments arguments, Glue before) throws Unsupported {
             check(

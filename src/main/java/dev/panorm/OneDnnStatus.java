@@ -2,7 +2,11 @@ package dev.panorm;
 
 import dev.panorm.internal.dnnl.Dnnl;
 
-/** oneDNN's {@code dnnl_status_t}, with {@link #UNKNOWN} for codes this version does not know. */
+/**
+ * oneDNN's {@code dnnl_status_t}, with {@link #UNKNOWN} for codes this version does not know.
+ *
+ * <p>Guide: {@code docs/api.md} (errors).
+ */
 public enum OneDnnStatus {
     /** {@code dnnl_success}. */
     SUCCESS(Dnnl.dnnl_success(), "dnnl_success"),

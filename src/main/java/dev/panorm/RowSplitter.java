@@ -39,7 +39,7 @@ final class RowSplitter {
         return (int) Math.max(1, Math.min(Math.min(limit, rows), bySize));
     }
 
-    /** Runs {@code work} over all rows, in {@link #parts} parts, and returns when every part is done. */
+    /** Runs {@code work} over all rows, in {@link #parts} parts, and returns when every part is done, also when one fails. */
     void run(long rows, long elements, RowRange work) {
         int parts = parts(rows, elements);
         if (parts == 1) {
@@ -53,9 +53,16 @@ final class RowSplitter {
             int index = part;
             others[part - 1] = pool().submit(() -> work.run(from, to, index));
         }
-        work.run(0, rows / parts, 0);
+        try {
+            work.run(0, rows / parts, 0);
+        } finally {
+            // Every part ends before the call returns, failed or not: the caller may free the memory next.
+            for (ForkJoinTask<?> task : others) {
+                task.quietlyJoin();
+            }
+        }
         for (ForkJoinTask<?> task : others) {
-            task.join();
+            task.join(); // rethrows a part's failure
         }
     }
 

@@ -19,6 +19,8 @@ import java.util.Objects;
  * <p>The constructor checks that every element the shape and strides address lies inside the
  * segment, so an operation can never read or write past it. Tensors are immutable and
  * thread-safe; the memory they view is not synchronized.
+ *
+ * <p>Guide: {@code docs/api.md}; data types and strides: {@code docs/data-types.md}.
  */
 public final class Tensor {
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;

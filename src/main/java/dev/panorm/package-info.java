@@ -15,6 +15,7 @@
  * call it many times from any threads, close it. {@link Backend} chooses who computes it; the
  * default, {@link Backend#AUTO}, picks per call.
  *
+ * <!-- snippet: given MemorySegment buffer; Tensor dy, dx, dgamma, dbeta -->
  * {@snippet :
  * try (Arena arena = Arena.ofConfined();
  *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768))) {   // nn.LayerNorm(768): eps 1e-5, weight, bias
@@ -64,5 +65,8 @@
  * line are in the module but not exported: they are not API, on the module path they cannot be
  * reached, and this documentation leaves them out. The module's other dependencies (Arrow, the
  * command line's picocli and XChart, {@code jdk.incubator.vector}) are optional.
+ *
+ * <p>Guide: {@code README.md} for a first program, then {@code docs/}, one page per topic, starting
+ * with {@code docs/api.md}.
  */
 package dev.panorm;

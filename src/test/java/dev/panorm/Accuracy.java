@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.fail;
 import java.util.Arrays;
 
 /**
- * The documented tolerances (README, "Accuracy"), asserted element by element against the reference.
+ * The documented tolerances (docs/accuracy.md), asserted element by element against the reference.
  *
  * <p>Float32 has unit roundoff u = 2^-24. Computing {@code x - mean} in float loses about
  * {@code u * max|x|}, and normalizing divides that by {@code sqrt(var + eps)}; so a row's error scales

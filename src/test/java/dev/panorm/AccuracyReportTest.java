@@ -7,7 +7,7 @@ import java.util.Locale;
 import org.junit.jupiter.api.Test;
 
 /**
- * Measures each mode's error on well- and ill-conditioned rows, prints the table the README
+ * Measures each mode's error on well- and ill-conditioned rows, prints the table docs/accuracy.md
  * quotes, and asserts the documented bounds. Reproduce with
  * {@code scripts/mvn test -Dtest=AccuracyReportTest}.
  */

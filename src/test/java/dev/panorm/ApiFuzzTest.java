@@ -22,7 +22,7 @@ import org.junit.jupiter.api.Test;
  * (a segment one element too small or a byte too small, a closed arena, a read-only or partially
  * overlapping destination, a wrong shape, a missing or unexpected scale, a heap segment for oneDNN,
  * a negative global variance, a closed {@code LayerNorm}, a bad eps). Every case either gives the
- * reference's results within the documented tolerance (and the README's NaN semantics) or throws the
+ * reference's results within the documented tolerance (and the NaN semantics of docs/api.md) or throws the
  * documented exception having written nothing.
  *
  * <p>The seed is fixed, so every build runs the same cases; {@code -Dpanorm.fuzz.seed=random} draws a
@@ -438,7 +438,7 @@ class ApiFuzzTest {
             return (rms ? LayerNormConfig.rms(normalized) : LayerNormConfig.of(normalized)).withEps(eps);
         }
 
-        /** The README's semantics: NaN rows; RMSNorm keeps the shift beside an infinity. */
+        /** The documented semantics (docs/api.md): NaN rows; RMSNorm keeps the shift beside an infinity. */
         private void assertNonFiniteRow(float[] row, float[] out, float[] betaUsed, int r) {
             boolean hasNaN = false;
             for (float value : row) {

@@ -17,7 +17,7 @@ import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * The NaN and infinity semantics the README states ("NaN and infinity"), on every backend: a non-finite
+ * The NaN and infinity semantics docs/api.md states ("NaN and infinity"), on every backend: a non-finite
  * input poisons exactly its own row (forward) or its own row and channel (backward), nothing else, and
  * rows whose statistics overflow float32 give NaN, the shift, or the right answer, never garbage.
  */

@@ -414,7 +414,7 @@ final class Soak {
     }
 
     /**
-     * Far looser than the tests' accuracy bounds (README, Accuracy), which these well-conditioned N(0, 1)
+     * Far looser than the tests' accuracy bounds (docs/accuracy.md), which these well-conditioned N(0, 1)
      * rows meet with room to spare: this catches corruption (a stale plan, memory of another call), not
      * rounding. bfloat16 outputs may differ by one rounding of their 8-bit significand.
      */

@@ -32,11 +32,25 @@ public final class TestAccess {
     }
 
     /**
-     * Asserts that {@code actual} is the layer normalization of {@code x} within the backend's tolerance (README,
-     * "Accuracy").
+     * Asserts that {@code actual} is the layer normalization of {@code x} within the backend's tolerance
+     * (docs/accuracy.md).
      */
     public static void assertForward(
             Backend backend, float[] x, int rows, int c, float[] gamma, float[] beta, double eps, float[] actual) {
         Accuracy.assertForward(backend, x, rows, c, gamma, beta, eps, actual);
+    }
+
+    /** As {@link #assertForward(Backend, float[], int, int, float[], float[], double, float[])}, RMS normalization if {@code rms}. */
+    public static void assertForward(
+            Backend backend,
+            float[] x,
+            int rows,
+            int c,
+            float[] gamma,
+            float[] beta,
+            double eps,
+            boolean rms,
+            float[] actual) {
+        Accuracy.assertForward(backend, x, rows, c, gamma, beta, eps, rms, DataType.F32, actual);
     }
 }

@@ -36,6 +36,8 @@ import org.apache.arrow.vector.complex.FixedSizeListVector;
  *
  * <p>Do not close or release the vectors while a call runs: like a shared arena, Arrow's memory can be
  * freed under a running call from another thread, which no check can catch.
+ *
+ * <p>Guide: {@code docs/arrow.md}.
  */
 // Arrow's types in these signatures: panorm requires Arrow static, not transitive (see module-info.java).
 @SuppressWarnings("exports")

@@ -26,7 +26,7 @@ import picocli.CommandLine.ParentCommand;
         versionProvider = Main.Version.class,
         description =
                 "Normalizes a sample tensor with every backend; prints each one's timing and its error against the"
-                        + " exact result, as a share of the README's bound (exit status 1 if any exceeds it).")
+                        + " exact result, as a share of the documented bound (exit status 1 if any exceeds it).")
 final class DemoCommand implements Callable<Integer> {
     private static final int ROWS = 64;
     private static final int C = 768;
@@ -99,7 +99,7 @@ final class DemoCommand implements Callable<Integer> {
             out.printf(
                     Locale.ROOT,
                     "%n%s: the last column is each backend's largest error over %d outputs as a share of"
-                            + " the README's bound for that element (Accuracy: K = 8 u (kappa max(1, |gamma|) +"
+                            + " the bound for that element (docs/accuracy.md: K = 8 u (kappa max(1, |gamma|) +"
                             + " |beta|)), against"
                             + " the exact result computed in double%n",
                     allWithin ? "agreement" : "DISAGREEMENT",
@@ -108,7 +108,7 @@ final class DemoCommand implements Callable<Integer> {
         }
     }
 
-    /** The exact result (in double) and each element's error bound from the README's Accuracy section. */
+    /** The exact result (in double) and each element's error bound from {@code docs/accuracy.md}. */
     private static double[][] reference(float[] x, float[] gamma, float[] beta, double eps) {
         double[] y = new double[x.length];
         double[] bound = new double[x.length];

@@ -95,7 +95,7 @@ final class NormalizeCommand implements Callable<Integer> {
     @Option(names = "--rms", description = "RMS normalization, like torch.nn.RMSNorm")
     private boolean rms;
 
-    @Option(names = "--precise", description = "oneDNN gets statistics computed in double (see the README's Accuracy)")
+    @Option(names = "--precise", description = "oneDNN gets statistics computed in double (see docs/accuracy.md)")
     private boolean precise;
 
     @Option(

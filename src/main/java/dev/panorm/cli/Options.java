@@ -182,13 +182,18 @@ final class Options {
                         : String.format(Locale.ROOT, "%.1f us", nanos / 1e3);
     }
 
-    /** Bytes per second in GB/s, MB/s or kB/s (10^9, 10^6, 10^3), so that a small file does not show 0.00. */
+    /** Bytes per second in GB/s, MB/s, kB/s or B/s (10^9, 10^6, 10^3), so that a small file does not show 0.00. */
     static String rate(long bytes, long nanos) {
         double perSecond = nanos == 0 ? 0 : bytes * 1e9 / nanos;
-        return perSecond >= 1e9
-                ? String.format(Locale.ROOT, "%.2f GB/s", perSecond / 1e9)
-                : perSecond >= 1e6
-                        ? String.format(Locale.ROOT, "%.2f MB/s", perSecond / 1e6)
-                        : String.format(Locale.ROOT, "%.2f kB/s", perSecond / 1e3);
+        if (perSecond >= 1e9) {
+            return String.format(Locale.ROOT, "%.2f GB/s", perSecond / 1e9);
+        }
+        if (perSecond >= 1e6) {
+            return String.format(Locale.ROOT, "%.2f MB/s", perSecond / 1e6);
+        }
+        if (perSecond >= 1e3) {
+            return String.format(Locale.ROOT, "%.2f kB/s", perSecond / 1e3);
+        }
+        return String.format(Locale.ROOT, "%.0f B/s", perSecond);
     }
 }

@@ -49,6 +49,8 @@ import java.util.concurrent.ConcurrentHashMap;
  *
  * <p>Output is written to a temporary file beside the target and renamed over it only once
  * complete, so a failure never leaves a partial file under the target's name.
+ *
+ * <p>Guide: {@code docs/pipelines.md} (.npy files).
  */
 public final class Npy {
     /** The largest header accepted, as in NumPy's {@code max_header_size}. */

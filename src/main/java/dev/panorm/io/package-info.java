@@ -6,5 +6,7 @@
  * not a crash), and {@link Npy.Output#commit()} renames it over the target, so a failure never
  * leaves a partial file; {@link Npy#write} does both for a tensor already in memory. Headers are
  * untrusted input: every problem is an {@link NpyFormatException} naming the file and what is wrong.
+ *
+ * <p>Guide: {@code docs/pipelines.md} (.npy files).
  */
 package dev.panorm.io;

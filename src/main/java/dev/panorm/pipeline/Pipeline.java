@@ -22,6 +22,7 @@ import java.util.concurrent.atomic.AtomicLong;
  * that tensors far larger than memory (memory-mapped files) stream through with bounded memory. Chunks
  * are views: nothing is copied between source, kernel and sink.
  *
+ * <!-- snippet: given Path inPath, outPath -->
  * {@snippet :
  * try (Arena arena = Arena.ofShared();                        // shared: parallelism 2 uses other threads
  *      LayerNorm norm = LayerNorm.create(LayerNormConfig.of(1024).withoutAffine());
@@ -49,6 +50,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * <p>Errors: the first exception of any chunk (from the {@code LayerNorm}, the source or the sink)
  * stops the run, the other workers stop before their next chunk, and {@code run} rethrows it. Chunks
  * finished before it stay written.
+ *
+ * <p>Guide: {@code docs/pipelines.md}.
  */
 public final class Pipeline {
     /**

@@ -4,5 +4,7 @@
  * are views, never copies, and each chunk's memory-mapped pages are released once it is written, so
  * a file far larger than memory goes through with a resident set of about {@code parallelism x chunk}
  * bytes above the JVM's own.
+ *
+ * <p>Guide: {@code docs/pipelines.md}.
  */
 package dev.panorm.pipeline;

@@ -802,7 +802,7 @@ class MainTest {
         assertTrue(
                 run.out()
                         .matches("normalized 1 row of 4 with auto \\(.*\\) in [0-9.]+ (s|ms|us), 32 bytes read and"
-                                + " written, [1-9][0-9.]* (GB|MB|kB)/s -> .*\n"),
+                                + " written, [1-9][0-9.]* (GB|MB|kB|B)/s -> .*\n"),
                 run.out());
         Run backward = run(
                 "backward",

@@ -124,7 +124,8 @@ class StreamingTest {
                     worst = Math.max(worst, Math.abs(ys.getAtIndex(ValueLayout.JAVA_FLOAT, base + i) - expected));
                 }
             }
-            // kappa here is at most (|offset| + spread) / (spread / sqrt(12)) ~ 1000; bound 8 u kappa (README).
+            // kappa here is at most (|offset| + spread) / (spread / sqrt(12)) ~ 1000; bound 8 u kappa
+            // (docs/accuracy.md).
             assertTrue(worst < 8 * 0x1p-24 * 1000, "largest error " + worst);
         }
     }

@@ -1,0 +1,356 @@
+package dev.panorm.spark;
+
+import dev.panorm.Backend;
+import dev.panorm.LayerNorm;
+import dev.panorm.LayerNormConfig;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Objects;
+import org.apache.spark.sql.Column;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Encoder;
+import org.apache.spark.sql.Encoders;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.functions;
+import org.apache.spark.sql.types.ArrayType;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructField;
+import org.apache.spark.sql.types.StructType;
+import org.apache.spark.sql.types.UserDefinedType;
+import scala.Tuple4;
+
+/**
+ * Layer (or RMS) normalization of an embedding column of a Spark {@link Dataset}, computed on the executors
+ * by panorm's kernels, in one call:
+ *
+ * {@snippet :
+ * Dataset<Row> normalized = SparkLayerNorm.of(LayerNormConfig.of(768))
+ *         .gamma(weight)   // PyTorch's weight, 768 floats
+ *         .beta(bias)      // PyTorch's bias
+ *         .apply(df, "embedding", "embedding");
+ * }
+ *
+ * <p>Input column types: {@code array<float>}, {@code array<double>} (rounded to float32 first: panorm
+ * computes in float32) and Spark ML's vectors ({@code VectorUDT}, which needs spark-mllib, converted with
+ * {@code vector_to_array}). Each row holds the {@code C} values of the configuration's normalized shape in
+ * C order, so a multi-axis shape such as {@code [16, 48]} takes rows of 768 values. The output column is
+ * {@code array<float>}, or a dense vector for a vector input; it replaces a column of the same name (the
+ * input itself when both names are equal) or is appended. Every other column is passed through untouched.
+ *
+ * <p>Nulls: a null row stays null. A row whose length is not {@code C}, or which holds a null value, fails
+ * the job with an {@link IllegalArgumentException} that names the column, the expected and actual length
+ * and the row's position (partition and index in it), unless {@link #invalidRowsToNull(boolean)} makes such
+ * rows null. NaN and infinities propagate as in {@link LayerNorm}: a row that holds one comes out NaN.
+ *
+ * <p>How it runs: {@code mapPartitions} over typed {@code float[]} rows (Spark's own row conversion, with no
+ * boxing), which each task copies into off-heap chunks of about 1 MiB and normalizes a chunk at a time, so
+ * there is one native call per chunk, never per row. The {@link LayerNorm}s live once per executor JVM and
+ * configuration, shared by its task threads and closed when the executor exits (see {@link ExecutorNorms}).
+ * Executors need panorm's jar and its oneDNN jars ({@code docs/spark.md}).
+ *
+ * <p>Guide: {@code docs/spark.md}.
+ *
+ * <p>Immutable: each setter returns a modified copy. Thread-safe.
+ */
+public final class SparkLayerNorm {
+    private final LayerNormConfig config;
+    private final float[] gamma;
+    private final float[] beta;
+    private final Backend backend;
+    private final int threadsPerTask;
+    private final boolean invalidRowsToNull;
+    private final int chunkRows;
+
+    private SparkLayerNorm(
+            LayerNormConfig config,
+            float[] gamma,
+            float[] beta,
+            Backend backend,
+            int threadsPerTask,
+            boolean invalidRowsToNull,
+            int chunkRows) {
+        this.config = config;
+        this.gamma = gamma;
+        this.beta = beta;
+        this.backend = backend;
+        this.threadsPerTask = threadsPerTask;
+        this.invalidRowsToNull = invalidRowsToNull;
+        this.chunkRows = chunkRows;
+    }
+
+    /**
+     * A normalization of {@code config}, with gamma all ones and beta all zeros (PyTorch's initial values)
+     * until {@link #gamma(float[])} and {@link #beta(float[])} give others, on {@link Backend#AUTO}.
+     *
+     * @param config what to compute: normalized shape, eps, scale and shift, RMS, precise statistics
+     * @return the normalization; {@link #apply} runs it
+     */
+    public static SparkLayerNorm of(LayerNormConfig config) {
+        Objects.requireNonNull(config, "config");
+        return new SparkLayerNorm(config, null, null, Backend.AUTO, 1, false, 0);
+    }
+
+    /**
+     * This normalization with scale {@code gamma} (PyTorch's {@code weight}).
+     *
+     * @param gamma {@code C} values, copied
+     * @return a modified copy
+     * @throws IllegalArgumentException if the configuration has no scale or the length is not {@code C}
+     */
+    public SparkLayerNorm gamma(float[] gamma) {
+        return new SparkLayerNorm(
+                config,
+                parameter("gamma", gamma, config.scale(), "withScale(true)"),
+                beta,
+                backend,
+                threadsPerTask,
+                invalidRowsToNull,
+                chunkRows);
+    }
+
+    /**
+     * This normalization with shift {@code beta} (PyTorch's {@code bias}).
+     *
+     * @param beta {@code C} values, copied
+     * @return a modified copy
+     * @throws IllegalArgumentException if the configuration has no shift or the length is not {@code C}
+     */
+    public SparkLayerNorm beta(float[] beta) {
+        return new SparkLayerNorm(
+                config,
+                gamma,
+                parameter("beta", beta, config.shift(), "withShift(true)"),
+                backend,
+                threadsPerTask,
+                invalidRowsToNull,
+                chunkRows);
+    }
+
+    /**
+     * This normalization computed by {@code backend} on the executors ({@link Backend#AUTO} by default).
+     * {@link Backend#ONEDNN} fails the job if oneDNN cannot be loaded there, rather than running Java kernels.
+     *
+     * @param backend who computes it
+     * @return a modified copy
+     */
+    public SparkLayerNorm backend(Backend backend) {
+        return new SparkLayerNorm(
+                config,
+                gamma,
+                beta,
+                Objects.requireNonNull(backend, "backend"),
+                threadsPerTask,
+                invalidRowsToNull,
+                chunkRows);
+    }
+
+    /**
+     * The most threads one task's call may use (1 by default: Spark already runs one task per core).
+     *
+     * @param threads at least 1, or 0 for {@link LayerNorm}'s choice per shape
+     * @return a modified copy
+     * @throws IllegalArgumentException if {@code threads} is negative
+     */
+    public SparkLayerNorm threadsPerTask(int threads) {
+        if (threads < 0) {
+            throw new IllegalArgumentException("threadsPerTask must be 0 (automatic) or positive, got " + threads);
+        }
+        return new SparkLayerNorm(config, gamma, beta, backend, threads, invalidRowsToNull, chunkRows);
+    }
+
+    /**
+     * Whether a row of the wrong length, or with a null value, becomes null (true) instead of failing the
+     * job (false, the default).
+     *
+     * @param toNull true to make such rows null
+     * @return a modified copy
+     */
+    public SparkLayerNorm invalidRowsToNull(boolean toNull) {
+        return new SparkLayerNorm(config, gamma, beta, backend, threadsPerTask, toNull, chunkRows);
+    }
+
+    /**
+     * The rows normalized by one native call; by default as many as fill 1 MiB.
+     *
+     * @param rows at least 1, or 0 for the default
+     * @return a modified copy
+     * @throws IllegalArgumentException if {@code rows} is negative
+     */
+    public SparkLayerNorm chunkRows(int rows) {
+        if (rows < 0) {
+            throw new IllegalArgumentException("chunkRows must be 0 (default) or positive, got " + rows);
+        }
+        return new SparkLayerNorm(config, gamma, beta, backend, threadsPerTask, invalidRowsToNull, rows);
+    }
+
+    /**
+     * Normalizes every row of {@code inputColumn} into {@code outputColumn}. Lazy, like every Dataset
+     * transformation: the work runs on the executors when an action runs, and the errors about rows (wrong
+     * length, null values) surface then, as the cause of Spark's job failure.
+     *
+     * @param dataset the rows
+     * @param inputColumn the embeddings: {@code array<float>}, {@code array<double>} or a Spark ML vector
+     * @param outputColumn where the result goes: {@code inputColumn} to replace it, another existing column
+     *     to replace that one, or a new name to append a column
+     * @return {@code dataset} with the output column; every other column untouched
+     * @throws IllegalArgumentException if the input column does not exist or has another type
+     */
+    public Dataset<Row> apply(Dataset<Row> dataset, String inputColumn, String outputColumn) {
+        Objects.requireNonNull(dataset, "dataset");
+        Objects.requireNonNull(inputColumn, "inputColumn");
+        Objects.requireNonNull(outputColumn, "outputColumn");
+        StructType schema = dataset.schema();
+        StructField input = field(schema, inputColumn);
+        InputKind kind = InputKind.of(input);
+        Column in = dataset.col(quote(inputColumn));
+        boolean keepInput = !outputColumn.equals(inputColumn);
+        // The original input travels typed beside the values (no boxing) where an encoder can carry it: arrays
+        // without null values. Otherwise it goes with the other columns, as Spark's Row format holds it.
+        boolean typedOriginal = keepInput && kind != InputKind.VECTOR && !kind.containsNull(input);
+
+        List<Column> rest = new ArrayList<>();
+        List<StructField> restFields = new ArrayList<>();
+        for (StructField field : schema.fields()) {
+            boolean carriedApart = field.name().equals(outputColumn)
+                    || (field.name().equals(inputColumn) && (!keepInput || typedOriginal));
+            if (!carriedApart) {
+                rest.add(dataset.col(quote(field.name())));
+                restFields.add(field);
+            }
+        }
+        // Spark's float[] decoder refuses a null value inside an array; the executors turn its error into one that
+        // names the row. Only to make such rows null are they found beforehand, with exists(), which Spark
+        // interprets element by element (no code generation for lambdas), costing several times the reading of
+        // the column; a row with a null value then travels as a null array and the flag.
+        boolean flagNullValues = kind.containsNull(input) && invalidRowsToNull;
+        Column hasNullValue = flagNullValues
+                ? functions.coalesce(
+                        functions.exists(in, (scala.Function1<Column, Column>) Column::isNull), functions.lit(false))
+                : functions.lit(false);
+        Column values = flagNullValues
+                ? functions.when(hasNullValue, functions.lit(null)).otherwise(kind.toFloatArray(in))
+                : kind.toFloatArray(in);
+        Column original = typedOriginal ? in : functions.lit(false);
+        Encoder<?> originalEncoder = typedOriginal
+                ? (kind == InputKind.DOUBLE_ARRAY
+                        ? dataset.sparkSession().implicits().newDoubleArrayEncoder()
+                        : dataset.sparkSession().implicits().newFloatArrayEncoder())
+                : Encoders.BOOLEAN();
+        @SuppressWarnings("unchecked")
+        Encoder<Tuple4<Row, float[], Boolean, Object>> encoder = Encoders.tuple(
+                Encoders.row(new StructType(restFields.toArray(StructField[]::new))),
+                dataset.sparkSession().implicits().newFloatArrayEncoder(),
+                Encoders.BOOLEAN(),
+                (Encoder<Object>) originalEncoder);
+
+        Dataset<Tuple4<Row, float[], Boolean, Object>> typed = dataset.select(
+                        functions.struct(rest.toArray(Column[]::new)).as("_1"),
+                        values.as("_2"),
+                        hasNullValue.as("_3"),
+                        original.as("_4"))
+                .as(encoder);
+        PartitionNormalizer normalizer = new PartitionNormalizer(
+                config,
+                gamma,
+                beta,
+                backend,
+                threadsPerTask,
+                invalidRowsToNull,
+                chunkRows,
+                inputColumn + " (" + input.dataType().simpleString() + ")");
+        Dataset<Tuple4<Row, float[], Boolean, Object>> normalized = typed.mapPartitions(normalizer, encoder);
+
+        Column result = kind.fromFloatArray(normalized.col("_2")).as(outputColumn);
+        List<Column> columns = new ArrayList<>();
+        boolean placed = false;
+        for (StructField field : schema.fields()) {
+            if (field.name().equals(outputColumn)) {
+                columns.add(result);
+                placed = true;
+            } else if (field.name().equals(inputColumn) && typedOriginal) {
+                columns.add(normalized.col("_4").as(inputColumn));
+            } else {
+                columns.add(normalized.col("_1").getField(field.name()).as(field.name()));
+            }
+        }
+        if (!placed) {
+            columns.add(result);
+        }
+        return normalized.select(columns.toArray(Column[]::new));
+    }
+
+    @Override
+    public String toString() {
+        return "SparkLayerNorm[" + config + ", " + backend + (gamma != null ? ", gamma" : "")
+                + (beta != null ? ", beta" : "") + (invalidRowsToNull ? ", invalid rows to null" : "") + "]";
+    }
+
+    private float[] parameter(String name, float[] values, boolean configured, String fix) {
+        Objects.requireNonNull(values, name);
+        if (!configured) {
+            throw new IllegalArgumentException(config + " has no " + (name.equals("gamma") ? "scale" : "shift")
+                    + ", so it takes no " + name + "; configure it with " + fix);
+        }
+        if (values.length != config.normalizedSize()) {
+            throw new IllegalArgumentException(name + " has " + values.length + " values, but the normalized shape "
+                    + Arrays.toString(config.normalizedShape()) + " has " + config.normalizedSize());
+        }
+        return values.clone();
+    }
+
+    private static StructField field(StructType schema, String name) {
+        for (StructField field : schema.fields()) {
+            if (field.name().equals(name)) {
+                return field;
+            }
+        }
+        throw new IllegalArgumentException(
+                "no column '" + name + "' in " + Arrays.toString(schema.fieldNames()) + " (names are case-sensitive)");
+    }
+
+    /** A column name as Spark's parser reads it literally, dots and backticks included. */
+    private static String quote(String name) {
+        return "`" + name.replace("`", "``") + "`";
+    }
+
+    /** The column types taken, and how each becomes {@code array<float>} and back. */
+    private enum InputKind {
+        FLOAT_ARRAY,
+        DOUBLE_ARRAY,
+        VECTOR;
+
+        static InputKind of(StructField field) {
+            DataType type = field.dataType();
+            if (type instanceof ArrayType array && array.elementType().equals(DataTypes.FloatType)) {
+                return FLOAT_ARRAY;
+            }
+            if (type instanceof ArrayType array && array.elementType().equals(DataTypes.DoubleType)) {
+                return DOUBLE_ARRAY;
+            }
+            if (type instanceof UserDefinedType<?> udt
+                    && udt.userClass().getName().equals("org.apache.spark.ml.linalg.Vector")) {
+                return VECTOR;
+            }
+            throw new IllegalArgumentException("column '" + field.name() + "' is " + type.simpleString()
+                    + "; panorm normalizes array<float>, array<double> or a Spark ML vector column");
+        }
+
+        boolean containsNull(StructField field) {
+            return field.dataType() instanceof ArrayType array && array.containsNull();
+        }
+
+        Column toFloatArray(Column column) {
+            return switch (this) {
+                case FLOAT_ARRAY -> column;
+                case DOUBLE_ARRAY -> column.cast(DataTypes.createArrayType(DataTypes.FloatType));
+                case VECTOR -> functions.when(column.isNotNull(), VectorColumns.toFloatArray(column));
+            };
+        }
+
+        Column fromFloatArray(Column column) {
+            return this == VECTOR ? functions.when(column.isNotNull(), VectorColumns.fromFloatArray(column)) : column;
+        }
+    }
+}

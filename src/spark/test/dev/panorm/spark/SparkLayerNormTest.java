@@ -1,0 +1,339 @@
+package dev.panorm.spark;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.panorm.Backend;
+import dev.panorm.LayerNormConfig;
+import dev.panorm.TestAccess;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.spark.ml.linalg.Vector;
+import org.apache.spark.ml.linalg.VectorUDT;
+import org.apache.spark.ml.linalg.Vectors;
+import org.apache.spark.sql.Dataset;
+import org.apache.spark.sql.Row;
+import org.apache.spark.sql.RowFactory;
+import org.apache.spark.sql.SparkSession;
+import org.apache.spark.sql.types.DataType;
+import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StructType;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@link SparkLayerNorm} in one local session ({@code local[2]}, the driver's JVM as executor), on small
+ * DataFrames in several partitions, checked against the double-precision reference within the documented
+ * tolerance. {@code SparkClusterTest} covers executors in JVMs of their own.
+ */
+class SparkLayerNormTest {
+    private static final int C = 24;
+    private static final int ROWS = 30;
+    private static final int PARTITIONS = 3;
+    private static final double EPS = LayerNormConfig.DEFAULT_EPS;
+
+    private static SparkSession spark;
+
+    @BeforeAll
+    static void start() {
+        spark = SparkSession.builder()
+                .master("local[2]")
+                .appName("SparkLayerNormTest")
+                .config("spark.ui.enabled", "false")
+                .config("spark.sql.shuffle.partitions", "2")
+                .getOrCreate();
+        spark.sparkContext().setLogLevel("WARN");
+    }
+
+    @AfterAll
+    static void stop() {
+        if (spark != null) {
+            spark.stop();
+        }
+    }
+
+    /** Row r's embedding: seeded Gaussian values, a different mean and scale per row. */
+    private static float[] embedding(int r, int c) {
+        return TestAccess.gaussian(c, r - 10, 1 + r % 7, 1000 + r);
+    }
+
+    private static Dataset<Row> frame(StructType schema, List<Row> rows) {
+        return spark.createDataFrame(
+                new org.apache.spark.api.java.JavaSparkContext(spark.sparkContext()).parallelize(rows, PARTITIONS),
+                schema);
+    }
+
+    private static StructType schema(DataType embedding) {
+        return new StructType()
+                .add("id", DataTypes.IntegerType)
+                .add("emb", embedding)
+                .add("name", DataTypes.StringType);
+    }
+
+    private static Float[] boxed(float[] values) {
+        Float[] boxed = new Float[values.length];
+        for (int i = 0; i < values.length; i++) {
+            boxed[i] = values[i];
+        }
+        return boxed;
+    }
+
+    private static Double[] boxedDoubles(float[] values) {
+        Double[] boxed = new Double[values.length];
+        for (int i = 0; i < values.length; i++) {
+            boxed[i] = (double) values[i];
+        }
+        return boxed;
+    }
+
+    private static float[] floats(Row row, String column) {
+        List<Float> list = row.getList(row.fieldIndex(column));
+        float[] values = new float[list.size()];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = list.get(i);
+        }
+        return values;
+    }
+
+    /** Every third row null: the rest normalized as the reference says, the other columns as they were. */
+    private static void assertNormalized(
+            List<Row> output, float[] gamma, float[] beta, boolean rms, String column, boolean vector) {
+        assertEquals(ROWS, output.size());
+        for (Row row : output) {
+            int id = row.getInt(row.fieldIndex("id"));
+            assertEquals("name " + id, row.getString(row.fieldIndex("name")), "a neighbouring column is untouched");
+            if (id % 3 == 0) {
+                assertTrue(row.isNullAt(row.fieldIndex(column)), "row " + id + " stays null");
+                continue;
+            }
+            float[] actual;
+            if (vector) {
+                double[] values = ((Vector) row.getAs(column)).toArray();
+                actual = new float[values.length];
+                for (int i = 0; i < values.length; i++) {
+                    actual[i] = (float) values[i];
+                }
+            } else {
+                actual = floats(row, column);
+            }
+            TestAccess.assertForward(Backend.AUTO, embedding(id, C), 1, C, gamma, beta, EPS, rms, actual);
+        }
+    }
+
+    @Test
+    void floatArraysInPlaceWithNulls() {
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            rows.add(RowFactory.create(r, r % 3 == 0 ? null : embedding(r, C), "name " + r));
+        }
+        Dataset<Row> df = frame(schema(DataTypes.createArrayType(DataTypes.FloatType, false)), rows);
+        float[] gamma = TestAccess.gaussian(C, 1, 0.5, 1);
+        float[] beta = TestAccess.gaussian(C, 0, 0.5, 2);
+
+        // Chunks of 4 rows, so that partitions hold several chunks and a partial one.
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.of(C))
+                .gamma(gamma)
+                .beta(beta)
+                .chunkRows(4)
+                .apply(df, "emb", "emb");
+
+        assertArrayEquals(df.schema().fieldNames(), out.schema().fieldNames(), "the column stays in its place");
+        assertEquals(PARTITIONS, out.rdd().getNumPartitions());
+        assertNormalized(out.collectAsList(), gamma, beta, false, "emb", false);
+    }
+
+    @Test
+    void doubleArraysIntoANewColumnKeepTheInput() {
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            rows.add(RowFactory.create(r, r % 3 == 0 ? null : boxedDoubles(embedding(r, C)), "name " + r));
+        }
+        Dataset<Row> df = frame(schema(DataTypes.createArrayType(DataTypes.DoubleType, true)), rows);
+
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.of(C)).apply(df, "emb", "normalized");
+
+        assertArrayEquals(
+                new String[] {"id", "emb", "name", "normalized"}, out.schema().fieldNames());
+        assertEquals(
+                DataTypes.createArrayType(DataTypes.FloatType, false),
+                out.schema().apply("normalized").dataType());
+        List<Row> output = out.collectAsList();
+        assertNormalized(output, null, null, false, "normalized", false);
+        for (Row row : output) {
+            int id = row.getInt(0);
+            if (id % 3 != 0) {
+                List<Double> input = row.getList(1);
+                assertEquals((double) embedding(id, C)[5], input.get(5), "the input column is untouched");
+            }
+        }
+    }
+
+    @Test
+    void floatArraysIntoANewColumnKeepTheInput() {
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            rows.add(RowFactory.create(r, r % 3 == 0 ? null : embedding(r, C), "name " + r));
+        }
+        // No null values possible: the input travels typed beside the values instead of in the other columns.
+        Dataset<Row> df = frame(schema(DataTypes.createArrayType(DataTypes.FloatType, false)), rows);
+
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.of(C)).apply(df, "emb", "name");
+
+        assertArrayEquals(new String[] {"id", "emb", "name"}, out.schema().fieldNames(), "name is replaced");
+        for (Row row : out.collectAsList()) {
+            int id = row.getInt(0);
+            if (id % 3 == 0) {
+                assertTrue(row.isNullAt(1) && row.isNullAt(2));
+            } else {
+                assertArrayEquals(embedding(id, C), floats(row, "emb"), "the input column is untouched");
+                TestAccess.assertForward(Backend.AUTO, embedding(id, C), 1, C, null, null, EPS, floats(row, "name"));
+            }
+        }
+    }
+
+    @Test
+    void vectorsStayVectors() {
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            float[] x = embedding(r, C);
+            double[] values = new double[C];
+            for (int i = 0; i < C; i++) {
+                values[i] = x[i];
+            }
+            // Row 1 sparse: vector_to_array densifies it.
+            Vector vector = r == 1 ? Vectors.dense(values).toSparse() : Vectors.dense(values);
+            rows.add(RowFactory.create(r, r % 3 == 0 ? null : vector, "name " + r));
+        }
+        Dataset<Row> df = frame(schema(new VectorUDT()), rows);
+        float[] gamma = TestAccess.gaussian(C, 1, 0.5, 3);
+
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.of(C).withShift(false))
+                .gamma(gamma)
+                .apply(df, "emb", "emb");
+
+        assertEquals(new VectorUDT(), out.schema().apply("emb").dataType());
+        assertNormalized(out.collectAsList(), gamma, null, false, "emb", true);
+    }
+
+    @Test
+    void rmsOverTwoAxesWithPreciseStatistics() {
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            rows.add(RowFactory.create(r, r % 3 == 0 ? null : boxed(embedding(r, C)), "name " + r));
+        }
+        Dataset<Row> df = frame(schema(DataTypes.createArrayType(DataTypes.FloatType, true)), rows);
+        float[] gamma = TestAccess.gaussian(C, 1, 0.5, 4);
+        LayerNormConfig config =
+                LayerNormConfig.rms(4, 6).withEps(EPS).withShift(false).withPreciseStatistics(true);
+
+        Dataset<Row> out = SparkLayerNorm.of(config).gamma(gamma).apply(df, "emb", "emb");
+
+        assertNormalized(out.collectAsList(), gamma, null, true, "emb", false);
+    }
+
+    @Test
+    void theOnlyColumn() {
+        List<Row> rows = List.of(RowFactory.create((Object) embedding(1, C)), RowFactory.create((Object) null));
+        StructType schema = new StructType().add("emb", DataTypes.createArrayType(DataTypes.FloatType, false));
+        Dataset<Row> out =
+                SparkLayerNorm.of(LayerNormConfig.of(C)).apply(spark.createDataFrame(rows, schema), "emb", "emb");
+
+        List<Row> output = out.collectAsList();
+        TestAccess.assertForward(Backend.AUTO, embedding(1, C), 1, C, null, null, EPS, floats(output.get(0), "emb"));
+        assertTrue(output.get(1).isNullAt(0));
+    }
+
+    /** Rows 0..29 in 3 partitions of 10: row 17 is row 7 of partition 1. */
+    private static Dataset<Row> withBadRow(Object bad) {
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            rows.add(RowFactory.create(r, r == 17 ? bad : boxed(embedding(r, C)), "name " + r));
+        }
+        return frame(schema(DataTypes.createArrayType(DataTypes.FloatType, true)), rows);
+    }
+
+    private static String rootMessage(Throwable e) {
+        StringBuilder messages = new StringBuilder();
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            messages.append(t.getMessage()).append('\n');
+        }
+        return messages.toString();
+    }
+
+    @Test
+    void aRowOfTheWrongLengthFailsTheJobNamingIt() {
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.of(C))
+                .apply(withBadRow(new Float[] {1f, 2f, 3f, 4f, 5f}), "emb", "emb");
+
+        Exception e = assertThrows(Exception.class, out::collectAsList);
+        String message = rootMessage(e);
+        assertTrue(
+                message.contains("column emb (array<float>): row 7 of partition 1 has 5 values, but the normalized"
+                        + " shape [24] needs 24"),
+                message);
+    }
+
+    @Test
+    void aNullValueFailsTheJobNamingIt() {
+        Float[] holed = boxed(embedding(17, C));
+        holed[3] = null;
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.of(C)).apply(withBadRow(holed), "emb", "emb");
+
+        Exception e = assertThrows(Exception.class, out::collectAsList);
+        assertTrue(rootMessage(e).contains("row 7 of partition 1 holds a null value"), rootMessage(e));
+    }
+
+    @Test
+    void invalidRowsBecomeNullOnRequest() {
+        Float[] holed = boxed(embedding(17, C));
+        holed[3] = null;
+        for (Object bad : new Object[] {new Float[] {1f, 2f}, holed}) {
+            List<Row> output = SparkLayerNorm.of(LayerNormConfig.of(C))
+                    .invalidRowsToNull(true)
+                    .apply(withBadRow(bad), "emb", "emb")
+                    .collectAsList();
+            for (Row row : output) {
+                int id = row.getInt(0);
+                if (id == 17) {
+                    assertNull(row.get(1));
+                } else {
+                    TestAccess.assertForward(Backend.AUTO, embedding(id, C), 1, C, null, null, EPS, floats(row, "emb"));
+                }
+            }
+        }
+    }
+
+    @Test
+    void nonFiniteValuesPropagateAsInTheCoreLibrary() {
+        Float[] withNaN = boxed(embedding(17, C));
+        withNaN[2] = Float.NaN;
+        List<Row> output = SparkLayerNorm.of(LayerNormConfig.of(C))
+                .apply(withBadRow(withNaN), "emb", "emb")
+                .collectAsList();
+        for (float value : floats(output.get(17), "emb")) {
+            assertTrue(Float.isNaN(value), "a row with a NaN comes out NaN, as torch.nn.LayerNorm's");
+        }
+        assertNotNull(output.get(16).get(1));
+    }
+
+    @Test
+    void argumentsAreCheckedOnTheDriver() {
+        Dataset<Row> df = withBadRow(null);
+        SparkLayerNorm norm = SparkLayerNorm.of(LayerNormConfig.of(C));
+        IllegalArgumentException missing = assertThrows(IllegalArgumentException.class, () -> norm.apply(df, "x", "y"));
+        assertTrue(missing.getMessage().contains("no column 'x' in [id, emb, name]"), missing.getMessage());
+        IllegalArgumentException type =
+                assertThrows(IllegalArgumentException.class, () -> norm.apply(df, "name", "name"));
+        assertTrue(type.getMessage().contains("column 'name' is string"), type.getMessage());
+        IllegalArgumentException gamma = assertThrows(IllegalArgumentException.class, () -> norm.gamma(new float[3]));
+        assertTrue(gamma.getMessage().contains("gamma has 3 values"), gamma.getMessage());
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> SparkLayerNorm.of(LayerNormConfig.of(C).withoutAffine()).beta(new float[C]));
+    }
+}
