@@ -4,42 +4,63 @@ import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
- * {@link Backend#AUTO}: per call, the backend a cost model says is fastest, without timing anything,
- * so the same call always takes the same path (and gives the same bits) in every run.
+ * {@link Backend#AUTO}: per call, the backend {@link AutoModel} says is fastest for the call's kind (pass,
+ * RMS or precise statistics), data type and size, without timing anything, so in a warm process the same
+ * call always takes the same path (and gives the same bits), whatever ran before it.
  *
- * <p>The model, from panorm's benchmarks ({@code docs/benchmarks.md}): oneDNN has a fixed cost per
- * call of about 0.8 us, the Java Vector API kernel almost none; per element, on one thread, oneDNN
- * is 1.0 to 1.4 times faster depending on the shape, and its second thread pays off from about 2^16
- * elements. So the Java kernel takes the calls it vectorizes (float32 rows with unit stride) of up to
- * {@link #javaUpTo} elements, and single rows of any length (oneDNN splits work by rows, so one row
- * gets one thread either way); oneDNN takes everything else, on one OpenMP thread below
- * {@link OneDnnKernel#SINGLE_THREAD_BELOW} elements and on all of them above. Layouts oneDNN
- * cannot take, and everything when oneDNN cannot be loaded, run in Java; the latter is logged once per
- * process, with the reason.
+ * <p>The Java kernel takes the calls it vectorizes (float32 rows with unit stride) of up to the model's
+ * crossover for their kind, and single rows of any length where the crossover is not zero (oneDNN
+ * splits work by rows, so one row gets one thread either way); oneDNN takes everything else. Layouts
+ * oneDNN cannot take, and everything when oneDNN cannot be loaded, run in Java; the latter is logged
+ * once per process, with the reason.
  *
- * <p>Override the crossover with the system property {@code panorm.auto.javaUpTo} (elements per
- * call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
+ * <p>Two deliberate exceptions, both passing, keep a process's first calls off slow paths:
+ *
+ * <ul>
+ *   <li>Cold kernels: until {@link KernelWarmup} has seen the vector kernels for the call's direction run
+ *       at compiled speed (on a background thread, started once such calls add up to
+ *       {@link KernelWarmup#START_AFTER_ELEMENTS} elements; it takes about a second in a fresh JVM, and no time
+ *       once another operation warmed them), calls the model sends to Java go to oneDNN.</li>
+ *   <li>New signatures: a call the model sends to oneDNN, on a signature whose plan is not built yet, runs
+ *       in the (warm) Java kernel while a background thread builds the plan; later calls go to oneDNN.
+ *       A first call does not wait about a millisecond for a plan, and batches of varying length never do.</li>
+ * </ul>
+ *
+ * Either can change a result's last bits (not its accuracy) for the calls concerned. The system property
+ * {@code panorm.auto.adaptive=false} turns both off: the model alone decides from the first call, and
+ * plans are built on the calling thread, as {@link Backend#ONEDNN} builds them.
+ *
+ * <p>Override the float32 crossovers with the system property {@code panorm.auto.javaUpTo} (elements
+ * per call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
  */
 final class AutoKernel implements Kernel {
-    /** Forward calls (inference, training, global statistics) of at most this many elements go to Java. */
-    static final long FORWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 16 * 768);
-    /**
-     * Backward calls of at most this many elements go to Java: oneDNN 3.8.1's backward is the slower one up to there.
-     */
-    static final long BACKWARD_JAVA_UP_TO = Long.getLong("panorm.auto.javaUpTo", 1 << 16);
-
     private static final System.Logger LOG = System.getLogger("dev.panorm");
     private static final AtomicBoolean WARNED = new AtomicBoolean();
 
     private final LayerNormConfig config;
+    /** The model's crossovers for this configuration, by data type and pass. */
+    private final long[][] javaUpTo;
+
     private final Kernel java;
+    /**
+     * The Java kernel on the calling thread alone, for calls that wait for a plan: the plan is built on
+     * another core meanwhile, which a split call would compete with.
+     */
+    private final Kernel javaAlone;
+
     private final boolean vectorized;
     /** Null when oneDNN cannot be loaded. */
     private final OneDnnKernel oneDnn;
+    /** Whether the vector kernels were seen warm, per direction: plain, since a stale false costs one volatile read. */
+    private boolean forwardWarm;
+
+    private boolean backwardWarm;
 
     AutoKernel(LayerNormConfig config, int threads, CallCounter calls) {
         this.config = config;
+        this.javaUpTo = AutoModel.BUILT_IN.byPass(config);
         this.java = JavaKernels.create(config, threads);
+        this.javaAlone = threads == 1 ? java : JavaKernels.create(config, 1);
         this.vectorized = JavaKernels.vectorized();
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         failure.ifPresent(AutoKernel::warnOnce);
@@ -56,21 +77,17 @@ final class AutoKernel implements Kernel {
         }
     }
 
-    /** The crossover for {@code pass}: calls of at most this many elements run in Java. */
-    static long javaUpTo(Pass pass) {
-        return pass.forward ? FORWARD_JAVA_UP_TO : BACKWARD_JAVA_UP_TO;
+    /** Whether the cost model sends a call of {@code pass} on {@code src} to Java (given that Java takes it). */
+    private boolean modelPrefersJava(Pass pass, Tensor src) {
+        long elements = src.elementCount();
+        long upTo = javaUpTo[src.dataType().ordinal()][pass.ordinal()];
+        return elements <= upTo || upTo > 0 && elements == config.normalizedSize(); // one row
     }
 
-    /** Whether the cost model sends a call on {@code src} and the other tensors (null: absent) to the Java kernels. */
-    private boolean runsInJava(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
-        if (oneDnn == null) {
-            return true;
-        }
+    /** Whether the vector kernels take these tensors (null: absent) as they are. */
+    private boolean vectorizes(Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
         int axes = config.normalizedAxes();
-        long elements = src.elementCount();
-        boolean small = elements <= javaUpTo(pass) || elements == config.normalizedSize(); // one row
         return vectorized
-                && small
                 && JavaKernels.vectorizes(axes, src)
                 && JavaKernels.vectorizes(axes, a)
                 && JavaKernels.vectorizes(axes, b)
@@ -79,11 +96,54 @@ final class AutoKernel implements Kernel {
                 && JavaKernels.vectorizes(axes, e);
     }
 
+    /** Whether the vector kernels for this direction run compiled ({@link KernelWarmup}), which counts the call. */
+    private boolean javaWarm(boolean forward, Tensor src) {
+        if (forward ? forwardWarm : backwardWarm) {
+            return true;
+        }
+        boolean warm = KernelWarmup.warm(config, forward, src);
+        if (forward) {
+            forwardWarm = warm;
+        } else {
+            backwardWarm = warm;
+        }
+        return warm;
+    }
+
+    /**
+     * Where a call goes: {@link #JAVA} where the model prefers Java and the kernel is warm, {@link #ONEDNN_OR_JAVA}
+     * where the model prefers oneDNN but Java can run the call while oneDNN's plan is built, else {@link #ONEDNN}
+     * (oneDNN runs what it cannot take in Java itself).
+     */
+    private int route(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
+        if (oneDnn == null) {
+            return JAVA;
+        }
+        if (!vectorizes(src, a, b, c, d, e)) {
+            return ONEDNN;
+        }
+        boolean warm = javaWarm(pass.forward, src);
+        if (modelPrefersJava(pass, src)) {
+            return warm ? JAVA : ONEDNN; // cold: oneDNN until the Java kernel is compiled
+        }
+        return warm && KernelWarmup.ENABLED ? ONEDNN_OR_JAVA : ONEDNN;
+    }
+
+    private static final int JAVA = 0;
+    private static final int ONEDNN = 1;
+    private static final int ONEDNN_OR_JAVA = 2;
+
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        Kernel kernel = runsInJava(pass, src, dst, scale, shift, null, null) ? java : oneDnn;
-        return kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
+        return switch (route(pass, src, dst, scale, shift, null, null)) {
+            case JAVA -> java.forward(pass, src, dst, scale, shift, mean, variance, rows);
+            case ONEDNN -> oneDnn.forward(pass, src, dst, scale, shift, mean, variance, rows);
+            default -> {
+                Backend ran = oneDnn.forwardIfPlanned(pass, src, dst, scale, shift, mean, variance, rows);
+                yield ran != null ? ran : javaAlone.forward(pass, src, dst, scale, shift, mean, variance, rows);
+            }
+        };
     }
 
     @Override
@@ -98,16 +158,35 @@ final class AutoKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        Kernel kernel = runsInJava(pass, src, diffDst, diffSrc, scale, diffScale, diffShift) ? java : oneDnn;
-        return kernel.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+        return switch (route(pass, src, diffDst, diffSrc, scale, diffScale, diffShift)) {
+            case JAVA -> java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            case ONEDNN ->
+                oneDnn.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            default -> {
+                Backend ran = oneDnn.backwardIfPlanned(
+                        pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+                yield ran != null
+                        ? ran
+                        : javaAlone.backward(
+                                pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            }
+        };
     }
 
+    /** Names the path a warm process takes for a forward inference on these tensors. */
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE;
-        return "auto: "
-                + (runsInJava(pass, src, dst, scale, shift, null, null) ? java : oneDnn)
-                        .implementation(src, dst, scale, shift, rows);
+        boolean inJava =
+                oneDnn == null || vectorizes(src, dst, scale, shift, null, null) && modelPrefersJava(pass, src);
+        return "auto: " + (inJava ? java : oneDnn).implementation(src, dst, scale, shift, rows);
+    }
+
+    /** Waits until oneDNN's plans are no longer built in the background (for tests). */
+    void awaitPlans() throws InterruptedException {
+        if (oneDnn != null) {
+            oneDnn.plans().awaitBackgroundBuild();
+        }
     }
 
     @Override
@@ -123,6 +202,9 @@ final class AutoKernel implements Kernel {
             oneDnn.close(); // closes java too
         } else {
             java.close();
+        }
+        if (javaAlone != java) {
+            javaAlone.close();
         }
     }
 }

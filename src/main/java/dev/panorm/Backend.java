@@ -9,10 +9,14 @@ package dev.panorm;
 public enum Backend {
     /**
      * The default: per call, oneDNN or the Java Vector API kernels, whichever a fixed cost model from
-     * panorm's benchmarks says is faster for the pass, data types, layout and size. Nothing is timed,
-     * so a given call always takes the same path and gives the same bits. When oneDNN cannot be loaded,
-     * everything runs in Java, and one warning per process ({@link System.Logger} {@code dev.panorm})
-     * says why.
+     * panorm's benchmarks says is faster for the operation (layer or RMS normalization, precise
+     * statistics), pass, data types, layout and size. Nothing is timed, so in a warm process a given call
+     * always takes the same path and gives the same bits, whatever ran before it. Two passing exceptions
+     * keep a process's first calls fast: calls meant for Java go to oneDNN until a background thread
+     * (started once they add up to 2^26 elements) has seen the Java kernels compiled, and a call meant for
+     * oneDNN on a new shape runs in Java while oneDNN's plan for it is built in the background; the property
+     * {@code panorm.auto.adaptive=false} turns both off. When oneDNN cannot be loaded, everything runs in
+     * Java, and one warning per process ({@link System.Logger} {@code dev.panorm}) says why.
      */
     AUTO,
     /**

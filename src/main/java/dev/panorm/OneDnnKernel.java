@@ -64,7 +64,31 @@ final class OneDnnKernel implements Kernel {
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        return run(pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+        return run(true, pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+    }
+
+    /**
+     * As {@link #forward}, but null instead of building a new signature's plan on the calling thread: the
+     * plan is then built on a background thread ({@link PlanCache#tryCheckOut}), and nothing is computed.
+     */
+    Backend forwardIfPlanned(
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
+        return run(false, pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+    }
+
+    /** As {@link #backward}, but null instead of building a new signature's plan, as {@link #forwardIfPlanned}. */
+    Backend backwardIfPlanned(
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows) {
+        return run(false, pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
     }
 
     @Override
@@ -79,11 +103,15 @@ final class OneDnnKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        return run(pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+        return run(true, pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
     }
 
-    /** Runs either pass; the tensors come by role, in {@link Role}'s order, absent ones null. */
+    /**
+     * Runs either pass; the tensors come by role, in {@link Role}'s order, absent ones null. Without {@code wait},
+     * returns null where the plan is still to be built.
+     */
     private Backend run(
+            boolean wait,
             Pass pass,
             long rows,
             Tensor src,
@@ -101,10 +129,12 @@ final class OneDnnKernel implements Kernel {
         PlanCache.Recent recent =
                 plans.recent(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
         if (recent == null) {
-            recent = plans.checkOut(
-                    new Call(
-                            pass, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift),
-                    used);
+            Call call = new Call(
+                    pass, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+            recent = wait ? plans.checkOut(call, used) : plans.tryCheckOut(call, used);
+            if (recent == null) {
+                return null;
+            }
         }
         if (recent.context() == null) { // oneDNN cannot run this signature
             return pass.forward

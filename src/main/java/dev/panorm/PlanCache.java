@@ -45,6 +45,15 @@ final class PlanCache {
         });
     }
 
+    /** The daemon thread that builds plans for {@link #tryCheckOut}, shared by every cache; started on first use. */
+    private static final class Background {
+        static final ExecutorService THREAD = Executors.newSingleThreadExecutor(task -> {
+            Thread thread = new Thread(task, "panorm-plan-builder");
+            thread.setDaemon(true);
+            return thread;
+        });
+    }
+
     /** A signature oneDNN cannot run, and why. */
     private record Rejected(CallSignature signature, String reason) {}
 
@@ -65,6 +74,12 @@ final class PlanCache {
     private int freeing;
     /** Where the eviction sweep stands in {@link #plans}; guarded by lock. */
     private int hand;
+    /** The signature the background thread is building a plan for, or null. */
+    private volatile CallSignature building;
+    /** The last signature whose background build threw, or null. */
+    private volatile CallSignature failed;
+    /** Set by {@link #close}: a background build finishing later frees its plan; guarded by lock. */
+    private boolean closed;
 
     /**
      * @param calls the owning {@code LayerNorm}'s calls in flight
@@ -123,19 +138,77 @@ final class PlanCache {
         Recent[] mine = recent.get();
         synchronized (lock) {
             CallSignature signature = new CallSignature(call, threads);
-            OneDnnPlan plan = find(signature, call);
-            if (plan != null && plan.contexts() > 0) {
-                plan.referenced = true; // it has lent a context before: this is not its first call
-            }
-            Recent entry = new Recent(plan == null ? signature : plan.signature, plan == null ? null : plan.lend());
-            Recent displaced = mine[RECENT - 1];
-            if (displaced != null && displaced.context() != null && !displaced.context().plan.retired) {
-                displaced.context().plan.release(displaced.context());
-            }
-            System.arraycopy(mine, 0, mine, 1, RECENT - 1);
-            mine[0] = entry;
-            return entry;
+            return remember(mine, signature, find(signature, call));
         }
+    }
+
+    /**
+     * As {@link #checkOut}, but never builds a plan on the calling thread: when the signature is new, its
+     * plan (or rejection) is built on a background thread, with a context ready for the first call, and
+     * this returns null, as it does while that build runs (one at a time per cache). A signature whose
+     * background build threw is checked out as {@link #checkOut} does, so the caller sees the exception.
+     */
+    Recent tryCheckOut(Call call, int threads) {
+        if (building != null) { // without the lock: a new build would wait for the running one
+            return null;
+        }
+        Recent[] mine = recent.get();
+        synchronized (lock) {
+            CallSignature signature = new CallSignature(call, threads);
+            OneDnnPlan plan = cached(signature, call);
+            if (plan == null
+                    && rejected(signature, call) == null
+                    && (failed == null || !matches(failed, signature, call))) {
+                if (building != null) { // another thread started a build since the check above
+                    return null;
+                }
+                building = signature;
+                Background.THREAD.execute(() -> buildInBackground(signature, call));
+                return null;
+            }
+            return remember(mine, signature, plan == null ? find(signature, call) : plan);
+        }
+    }
+
+    /** Builds a plan off the callers' threads and admits it with one idle context, unless the cache closed. */
+    private void buildInBackground(CallSignature signature, Call call) {
+        OneDnnPlan plan = null;
+        try {
+            plan = builder.build(signature, call);
+            plan.release(plan.lend()); // the stream and memory objects, made here rather than by the first call
+        } catch (OneDnnPlan.Unsupported e) {
+            synchronized (lock) {
+                reject(signature, e);
+            }
+        } catch (RuntimeException | Error e) {
+            failed = signature; // the caller's next call builds it itself and gets the exception
+        } finally {
+            synchronized (lock) {
+                if (plan != null) {
+                    if (closed || cached(signature, call) != null) {
+                        plan.free();
+                    } else {
+                        admit(plan);
+                    }
+                }
+                building = null;
+            }
+        }
+    }
+
+    /** Lends the thread a context of {@code plan} (null: rejected) and remembers both. Holds the lock. */
+    private Recent remember(Recent[] mine, CallSignature signature, OneDnnPlan plan) {
+        if (plan != null && plan.contexts() > 0) {
+            plan.referenced = true; // it has lent a context before: this is not its first call
+        }
+        Recent entry = new Recent(plan == null ? signature : plan.signature, plan == null ? null : plan.lend());
+        Recent displaced = mine[RECENT - 1];
+        if (displaced != null && displaced.context() != null && !displaced.context().plan.retired) {
+            displaced.context().plan.release(displaced.context());
+        }
+        System.arraycopy(mine, 0, mine, 1, RECENT - 1);
+        mine[0] = entry;
+        return entry;
     }
 
     /**
@@ -159,26 +232,37 @@ final class PlanCache {
 
     /** The plan for this signature, built if new; null if oneDNN cannot run it. Holds the lock. */
     private OneDnnPlan find(CallSignature signature, Call call) {
-        for (OneDnnPlan plan : plans) {
-            if (matches(plan.signature, signature, call)) {
-                return plan;
-            }
-        }
-        if (rejected(signature, call) != null) {
-            return null;
+        OneDnnPlan cached = cached(signature, call);
+        if (cached != null || rejected(signature, call) != null) {
+            return cached;
         }
         OneDnnPlan plan;
         try {
             plan = builder.build(signature, call);
         } catch (OneDnnPlan.Unsupported e) {
-            if (rejected.size() >= MAX_PLANS) {
-                rejected.removeFirst();
-            }
-            rejected.add(new Rejected(signature, e.getMessage()));
+            reject(signature, e);
             return null;
         }
         admit(plan);
         return plan;
+    }
+
+    /** The cached plan for this signature, or null. Holds the lock. */
+    private OneDnnPlan cached(CallSignature signature, Call call) {
+        for (OneDnnPlan plan : plans) {
+            if (matches(plan.signature, signature, call)) {
+                return plan;
+            }
+        }
+        return null;
+    }
+
+    /** Remembers why oneDNN cannot run this signature. Holds the lock. */
+    private void reject(CallSignature signature, OneDnnPlan.Unsupported e) {
+        if (rejected.size() >= MAX_PLANS) {
+            rejected.removeFirst();
+        }
+        rejected.add(new Rejected(signature, e.getMessage()));
     }
 
     private Rejected rejected(CallSignature signature, Call call) {
@@ -263,6 +347,13 @@ final class PlanCache {
         }
     }
 
+    /** Waits until no plan is being built in the background (for tests). */
+    void awaitBackgroundBuild() throws InterruptedException {
+        while (building != null) {
+            Thread.sleep(1);
+        }
+    }
+
     /** Plans in the cache (for tests). */
     int cachedPlans() {
         synchronized (lock) {
@@ -280,6 +371,7 @@ final class PlanCache {
     /** Frees every plan, returning once the reaper has freed what it was handed. Called when no call is in flight. */
     void close() {
         synchronized (lock) {
+            closed = true;
             for (OneDnnPlan plan : plans) {
                 plan.retired = true; // threads holding its contexts must not use them
                 plan.free();

@@ -8,6 +8,7 @@ import java.lang.management.ManagementFactory;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Steady-state calls allocate nothing on the Java heap: counted with the JVM's per-thread
@@ -30,22 +31,23 @@ class AllocationTest {
             Tensor dGamma,
             Tensor dBeta,
             Tensor q) {
-        static Fixture create(Arena arena, int rows, int c) {
-            return create(arena, rows, c, DataType.F32, DataType.F32, DataType.F32);
-        }
-
-        /** With {@code in} for src and dy, {@code out} for dst and dx, {@code parameters} for scale, shift and their gradients. */
-        static Fixture create(Arena arena, int rows, int c, DataType in, DataType out, DataType parameters) {
+        /**
+         * The tensors {@code config} takes (no shift and no mean for RMS normalization), with {@code in} for src
+         * and dy, {@code out} for dst and dx, {@code parameters} for scale, shift and their gradients.
+         */
+        static Fixture create(
+                Arena arena, int rows, LayerNormConfig config, DataType in, DataType out, DataType parameters) {
+            int c = (int) config.normalizedSize();
             return new Fixture(
                     Tensors.make(arena, in, TestData.gaussian(rows * c, 0, 1, 1), rows, c),
                     new Tensor[] {Tensor.allocate(arena, out, rows, c), Tensor.allocate(arena, out, rows, c)},
                     Tensors.make(arena, parameters, TestData.gaussian(c, 1, 1, 2), c),
-                    Tensors.make(arena, parameters, TestData.gaussian(c, 0, 1, 3), c),
-                    Tensor.allocate(arena, DataType.F32, rows),
+                    config.shift() ? Tensors.make(arena, parameters, TestData.gaussian(c, 0, 1, 3), c) : null,
+                    config.rms() ? null : Tensor.allocate(arena, DataType.F32, rows),
                     Tensor.allocate(arena, DataType.F32, rows),
                     Tensors.make(arena, in, TestData.gaussian(rows * c, 0, 1, 4), rows, c),
                     Tensor.allocate(arena, parameters, c),
-                    Tensor.allocate(arena, parameters, c),
+                    config.shift() ? Tensor.allocate(arena, parameters, c) : null,
                     Tensor.allocate(arena, DataType.S8, rows, c));
         }
     }
@@ -60,7 +62,8 @@ class AllocationTest {
 
     private static void assertAllocationFree(
             Backend backend, String what, int rows, int c, int callsPerRound, Call call) {
-        assertAllocationFree(backend, what, rows, c, callsPerRound, DataType.F32, DataType.F32, DataType.F32, call);
+        assertAllocationFree(
+                backend, what, rows, c, callsPerRound, DataType.F32, DataType.F32, DataType.F32, call);
     }
 
     private static void assertAllocationFree(
@@ -73,11 +76,24 @@ class AllocationTest {
             DataType out,
             DataType parameters,
             Call call) {
+        assertAllocationFree(LayerNormConfig.of(c), backend, what, rows, callsPerRound, in, out, parameters, call);
+    }
+
+    private static void assertAllocationFree(
+            LayerNormConfig config,
+            Backend backend,
+            String what,
+            int rows,
+            int callsPerRound,
+            DataType in,
+            DataType out,
+            DataType parameters,
+            Call call) {
         var threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
         long thread = Thread.currentThread().threadId();
         try (Arena arena = Arena.ofConfined();
-                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
-            Fixture f = Fixture.create(arena, rows, c, in, out, parameters);
+                LayerNorm norm = LayerNorm.create(config, backend)) {
+            Fixture f = Fixture.create(arena, rows, config, in, out, parameters);
             norm.forwardTraining(f.src(), f.dst()[0], f.gamma(), f.beta(), f.mean(), f.variance());
             // Steady state: the JIT needs a varying number of rounds (it compiles in the background, on a
             // busy machine), so warm up until 10 rounds in a row allocate nothing, within 300 rounds.
@@ -251,6 +267,71 @@ class AllocationTest {
                     calls,
                     (norm, f, dst) -> norm.backwardResidual(
                             f.dy(), dst, f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
+        }
+    }
+
+    /**
+     * AUTO on every pass of layer, RMS and precise normalization, at a size each kind sends to Java (8 x 64) and
+     * one that sends the one-primitive kinds to oneDNN with all threads and the composed ones to Java (128 x 1024).
+     */
+    @ParameterizedTest
+    @ValueSource(strings = {"layer", "rms", "precise"})
+    void autoAllocatesNothingOnAnyPass(String kind) {
+        for (int[] shape : new int[][] {{ROWS, C}, {128, 1024}}) {
+            int rows = shape[0];
+            int c = shape[1];
+            LayerNormConfig config = switch (kind) {
+                case "layer" -> LayerNormConfig.of(c);
+                case "rms" -> LayerNormConfig.rms(c);
+                default -> LayerNormConfig.of(c).withPreciseStatistics(true);
+            };
+            int calls = rows * c > 4096 ? 100 : CALLS_PER_ROUND;
+            for (Pass pass : Pass.values()) {
+                assertAllocationFree(
+                        config,
+                        Backend.AUTO,
+                        kind + " " + pass + " " + rows + "x" + c,
+                        rows,
+                        calls,
+                        DataType.F32,
+                        DataType.F32,
+                        DataType.F32,
+                        (norm, f, dst) -> {
+                            switch (pass) {
+                                case FORWARD_INFERENCE -> norm.forward(f.src(), dst, f.gamma(), f.beta());
+                                case FORWARD_TRAINING ->
+                                    norm.forwardTraining(f.src(), dst, f.gamma(), f.beta(), f.mean(), f.variance());
+                                case FORWARD_GLOBAL ->
+                                    norm.forwardWithGlobalStatistics(
+                                            f.src(), dst, f.gamma(), f.beta(), f.mean(), f.variance());
+                                case BACKWARD ->
+                                    norm.backward(
+                                            f.dy(),
+                                            f.src(),
+                                            f.mean(),
+                                            f.variance(),
+                                            f.gamma(),
+                                            dst,
+                                            f.dGamma(),
+                                            f.dBeta());
+                                case BACKWARD_DATA ->
+                                    norm.backwardData(f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst);
+                                case BACKWARD_GLOBAL ->
+                                    norm.backwardWithGlobalStatistics(
+                                            f.dy(),
+                                            f.src(),
+                                            f.mean(),
+                                            f.variance(),
+                                            f.gamma(),
+                                            dst,
+                                            f.dGamma(),
+                                            f.dBeta());
+                                case BACKWARD_DATA_GLOBAL ->
+                                    norm.backwardDataWithGlobalStatistics(
+                                            f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst);
+                            }
+                        });
+            }
         }
     }
 }

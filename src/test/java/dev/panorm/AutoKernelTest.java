@@ -2,6 +2,7 @@ package dev.panorm;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.lang.foreign.Arena;
@@ -9,6 +10,8 @@ import org.junit.jupiter.api.Test;
 
 /** The contract, on AUTO, and the cost model's choices. */
 class AutoKernelTest extends LayerNormContract {
+    private static final long FORWARD_UP_TO = AutoModel.BUILT_IN.javaUpTo(AutoModel.Kind.FORWARD, DataType.F32);
+
     @Override
     Backend backend() {
         return Backend.AUTO;
@@ -16,11 +19,18 @@ class AutoKernelTest extends LayerNormContract {
 
     /** Runs one forward call on {@code rows x c} float32 (or bf16) data and returns the backend that ran it. */
     private static Backend ranOn(long rows, int c, DataType type) {
-        try (Arena arena = Arena.ofConfined();
-                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c))) {
-            Tensor x = Tensor.allocate(arena, type, rows, c);
-            norm.forward(x, x, Tensor.allocate(arena, DataType.F32, c), Tensor.allocate(arena, DataType.F32, c));
-            return norm.lastBackend();
+        return ranOn(LayerNormConfig.of(c), Pass.FORWARD_INFERENCE, rows, type);
+    }
+
+    /** Waits for the kernels' warm-up and {@code norm}'s background plans: AUTO's steady state. */
+    private static void settle(LayerNorm norm, Pass pass, Tensor like) {
+        try {
+            assertTrue(KernelWarmup.await(norm.config(), pass.forward, like), "the kernels did not warm up");
+            if (norm.kernel() instanceof AutoKernel auto) {
+                auto.awaitPlans();
+            }
+        } catch (InterruptedException e) {
+            throw new AssertionError(e);
         }
     }
 
@@ -28,14 +38,149 @@ class AutoKernelTest extends LayerNormContract {
     void smallFloatCallsRunInTheVectorKernel() {
         assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());
         assertEquals(Backend.JAVA, ranOn(1, 768, DataType.F32));
-        assertEquals(Backend.JAVA, ranOn(AutoKernel.javaUpTo(Pass.FORWARD_INFERENCE) / 768, 768, DataType.F32));
+        assertEquals(Backend.JAVA, ranOn(FORWARD_UP_TO / 768, 768, DataType.F32));
     }
 
     @Test
     void largerCallsAndOtherTypesRunOnOneDnn() {
         assumeTrue(OneDnn.isAvailable());
-        assertEquals(Backend.ONEDNN, ranOn(AutoKernel.javaUpTo(Pass.FORWARD_INFERENCE) / 768 + 1, 768, DataType.F32));
+        assertEquals(Backend.ONEDNN, ranOn(FORWARD_UP_TO / 768 + 1, 768, DataType.F32));
         assertEquals(Backend.ONEDNN, ranOn(1, 768, DataType.BF16)); // the vector kernel takes float32 only
+    }
+
+    /** Runs one call of {@code pass} on {@code rows x c} data of {@code type} and returns the backend that ran it. */
+    private static Backend ranOn(LayerNormConfig config, Pass pass, long rows, DataType type) {
+        return ranOn(config, Backend.AUTO, pass, rows, type);
+    }
+
+    private static Backend ranOn(LayerNormConfig config, Backend backend, Pass pass, long rows, DataType type) {
+        long c = config.normalizedSize();
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config, backend)) {
+            Tensor x = Tensor.ofFloats(arena, type, TestData.gaussian((int) (rows * c), 0.5, 2, 5), rows, c);
+            Tensor y = Tensor.allocate(arena, type, rows, c);
+            Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian((int) c, 1, 1, 6), c);
+            Tensor beta = config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null;
+            Tensor mean = config.rms() ? null : Tensor.allocate(arena, DataType.F32, rows);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor dGamma = Tensor.allocate(arena, DataType.F32, c);
+            Tensor dBeta = config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null;
+            norm.forwardTraining(x, y, gamma, beta, mean, variance);
+            settle(norm, Pass.FORWARD_TRAINING, x);
+            call(norm, pass, x, y, gamma, beta, mean, variance, dGamma, dBeta); // may start a plan's build
+            settle(norm, pass, x);
+            call(norm, pass, x, y, gamma, beta, mean, variance, dGamma, dBeta);
+            return norm.lastBackend();
+        }
+    }
+
+    private static void call(
+            LayerNorm norm,
+            Pass pass,
+            Tensor x,
+            Tensor y,
+            Tensor gamma,
+            Tensor beta,
+            Tensor mean,
+            Tensor variance,
+            Tensor dGamma,
+            Tensor dBeta) {
+        switch (pass) {
+            case FORWARD_INFERENCE -> norm.forward(x, y, gamma, beta);
+            case FORWARD_TRAINING -> norm.forwardTraining(x, y, gamma, beta, mean, variance);
+            case FORWARD_GLOBAL -> norm.forwardWithGlobalStatistics(x, y, gamma, beta, mean, variance);
+            case BACKWARD -> norm.backward(x, x, mean, variance, gamma, y, dGamma, dBeta);
+            case BACKWARD_DATA -> norm.backwardData(x, x, mean, variance, gamma, y);
+            case BACKWARD_GLOBAL -> norm.backwardWithGlobalStatistics(x, x, mean, variance, gamma, y, dGamma, dBeta);
+            case BACKWARD_DATA_GLOBAL -> norm.backwardDataWithGlobalStatistics(x, x, mean, variance, gamma, y);
+        }
+    }
+
+    /** RMS and precise statistics never run oneDNN's compositions with AUTO: Java is faster at every size. */
+    @Test
+    void composedPassesRunInJavaAtEverySize() {
+        assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());
+        LayerNormConfig rms = LayerNormConfig.rms(1024);
+        LayerNormConfig precise = LayerNormConfig.of(1024).withPreciseStatistics(true);
+        for (Pass pass : new Pass[] {Pass.FORWARD_INFERENCE, Pass.FORWARD_TRAINING}) {
+            assertEquals(Backend.JAVA, ranOn(rms, pass, 256, DataType.F32), "RMS " + pass);
+            assertEquals(Backend.JAVA, ranOn(precise, pass, 256, DataType.F32), "precise " + pass);
+        }
+        assertEquals(Backend.JAVA, ranOn(rms, Pass.BACKWARD, 256, DataType.F32));
+        assertEquals(Backend.JAVA, ranOn(rms, Pass.BACKWARD_DATA, 256, DataType.F32));
+        // One oneDNN primitive each: Java up to the crossover, oneDNN above.
+        assertEquals(Backend.ONEDNN, ranOn(rms, Pass.BACKWARD_GLOBAL, 256, DataType.F32));
+        assertEquals(Backend.JAVA, ranOn(rms, Pass.BACKWARD_GLOBAL, 8, DataType.F32));
+        assertEquals(Backend.ONEDNN, ranOn(precise, Pass.BACKWARD, 256, DataType.F32));
+        assertEquals(Backend.ONEDNN, ranOn(rms, Pass.FORWARD_GLOBAL, 256, DataType.F32));
+    }
+
+    /**
+     * Until the Java kernels for bf16 and f16 are vectorized, every call on them goes where the oneDNN backend
+     * sends it (oneDNN, or Java for what oneDNN cannot take).
+     */
+    @Test
+    void halfPrecisionRunsOnOneDnnForEveryPass() {
+        assumeTrue(OneDnn.isAvailable());
+        assertEquals(Backend.ONEDNN, ranOn(LayerNormConfig.rms(64), Pass.FORWARD_INFERENCE, 2, DataType.BF16));
+        for (DataType type : new DataType[] {DataType.BF16, DataType.F16}) {
+            for (Pass pass : Pass.values()) {
+                for (LayerNormConfig config : new LayerNormConfig[] {LayerNormConfig.of(64), LayerNormConfig.rms(64)}) {
+                    assertEquals(
+                            ranOn(config, Backend.ONEDNN, pass, 2, type),
+                            ranOn(config, pass, 2, type),
+                            config + " " + type + " " + pass);
+                }
+            }
+        }
+    }
+
+    @Test
+    void everyKindHasAModelEntryForEveryType() {
+        for (LayerNormConfig config : new LayerNormConfig[] {
+            LayerNormConfig.of(8), LayerNormConfig.rms(8), LayerNormConfig.of(8).withPreciseStatistics(true)
+        }) {
+            long[][] table = AutoModel.BUILT_IN.byPass(config);
+            assertEquals(DataType.values().length, table.length);
+            for (long[] row : table) {
+                assertEquals(Pass.values().length, row.length);
+            }
+        }
+        assertEquals(AutoModel.Kind.FORWARD_COMPOSED, AutoModel.Kind.of(LayerNormConfig.rms(8), Pass.FORWARD_TRAINING));
+        assertEquals(AutoModel.Kind.FORWARD_GLOBAL, AutoModel.Kind.of(LayerNormConfig.rms(8), Pass.FORWARD_GLOBAL));
+        assertEquals(
+                AutoModel.Kind.BACKWARD,
+                AutoModel.Kind.of(LayerNormConfig.of(8).withPreciseStatistics(true), Pass.BACKWARD));
+        assertEquals(AutoModel.Kind.BACKWARD_COMPOSED, AutoModel.Kind.of(LayerNormConfig.rms(8), Pass.BACKWARD_DATA));
+    }
+
+    /**
+     * A call the model sends to oneDNN, on a shape whose plan is not built yet, runs in the warm Java kernel
+     * while the plan is built off the calling thread, and on oneDNN after; both results are right.
+     */
+    @Test
+    void aNewShapeRunsInJavaWhileItsPlanIsBuilt() throws Exception {
+        assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable() && KernelWarmup.ENABLED);
+        LayerNormConfig config = LayerNormConfig.of(768);
+        long rows = 2 * FORWARD_UP_TO / 768 + 1;
+        float[] xs = TestData.gaussian((int) rows * 768, 0.5, 2, 21);
+        float[] gammas = TestData.gaussian(768, 1, 1, 22);
+        float[] betas = TestData.gaussian(768, 0, 1, 23);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config)) {
+            Tensor x = Tensor.ofFloats(arena, xs, rows, 768);
+            Tensor y = Tensor.allocate(arena, DataType.F32, rows, 768);
+            Tensor gamma = Tensor.ofFloats(arena, gammas, 768);
+            Tensor beta = Tensor.ofFloats(arena, betas, 768);
+            assertTrue(KernelWarmup.await(config, true, x));
+            norm.forward(x, y, gamma, beta);
+            assertEquals(Backend.JAVA, norm.lastBackend());
+            Accuracy.assertForward(Backend.JAVA, xs, (int) rows, 768, gammas, betas, config.eps(), y.toFloatArray());
+            ((AutoKernel) norm.kernel()).awaitPlans();
+            norm.forward(x, y, gamma, beta);
+            assertEquals(Backend.ONEDNN, norm.lastBackend());
+            Accuracy.assertForward(Backend.ONEDNN, xs, (int) rows, 768, gammas, betas, config.eps(), y.toFloatArray());
+        }
     }
 
     @Test
@@ -49,6 +194,7 @@ class AutoKernelTest extends LayerNormContract {
                 Tensor dst = Tensor.allocate(arena, DataType.F32, 8, 768);
                 Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(768, 1, 1, 12), 768);
                 Tensor beta = Tensor.ofFloats(arena, TestData.gaussian(768, 0, 1, 13), 768);
+                settle(norm, Pass.FORWARD_INFERENCE, src);
                 norm.forward(src, dst, gamma, beta);
                 float[] y = dst.toFloatArray();
                 if (first == null) {

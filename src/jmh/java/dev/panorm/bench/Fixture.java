@@ -7,21 +7,33 @@ import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
+import java.util.List;
 import java.util.SplittableRandom;
 
 /**
  * The tensors of one benchmark: a {@code rows x C} input of one data type and every other role of the
  * three passes (scale, shift and statistics float32), filled with seeded data, statistics consistent
- * with the input. Off-heap, in a shared arena, 64-byte aligned.
+ * with the input. Off-heap, in a shared arena, 64-byte aligned. The operation ({@code op}) is layer
+ * normalization ({@code layer}), RMS normalization ({@code rms}: no shift, no mean) or layer
+ * normalization with precise statistics ({@code precise}).
  */
 final class Fixture implements AutoCloseable {
     final long rows;
     final long channels;
     final DataType type;
+    final String op;
     final Arena arena = Arena.ofShared();
     final Tensor src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift;
 
     Fixture(String shape, String dataType) {
+        this(shape, dataType, "layer");
+    }
+
+    Fixture(String shape, String dataType, String op) {
+        if (!List.of("layer", "rms", "precise").contains(op)) {
+            throw new IllegalArgumentException("op is layer, rms or precise, got " + op);
+        }
+        this.op = op;
         long[] dims = parseShape(shape);
         rows = dims[0];
         channels = dims[1];
@@ -36,16 +48,19 @@ final class Fixture implements AutoCloseable {
         diffDst = Tensor.allocate(arena, type, rows, channels);
         diffSrc = Tensor.allocate(arena, type, rows, channels);
         scale = Tensor.allocate(arena, DataType.F32, channels);
-        shift = Tensor.allocate(arena, DataType.F32, channels);
+        boolean rms = op.equals("rms");
+        shift = rms ? null : Tensor.allocate(arena, DataType.F32, channels);
         diffScale = Tensor.allocate(arena, DataType.F32, channels);
-        diffShift = Tensor.allocate(arena, DataType.F32, channels);
-        mean = Tensor.allocate(arena, DataType.F32, rows);
+        diffShift = rms ? null : Tensor.allocate(arena, DataType.F32, channels);
+        mean = rms ? null : Tensor.allocate(arena, DataType.F32, rows);
         variance = Tensor.allocate(arena, DataType.F32, rows);
         SplittableRandom random = new SplittableRandom(20261126);
         fill(src, random, 0.5, 2);
         fill(diffDst, random, 0, 1);
         fill(scale, random, 1, 0.5);
-        fill(shift, random, 0, 0.5);
+        if (shift != null) {
+            fill(shift, random, 0, 0.5);
+        }
         try (LayerNorm reference = reference()) {
             reference.forwardTraining(src, dst, scale, shift, mean, variance);
         }
@@ -60,9 +75,13 @@ final class Fixture implements AutoCloseable {
         return new long[] {Long.parseLong(parts[0]), Long.parseLong(parts[1])};
     }
 
-    /** The layer normalization every benchmark computes: C, scale and shift, eps 1e-5. */
+    /** What the benchmark computes: layer normalization (scale, shift, eps 1e-5), RMS (scale only), or precise. */
     LayerNormConfig config() {
-        return LayerNormConfig.of(channels);
+        return switch (op) {
+            case "rms" -> LayerNormConfig.rms(channels);
+            case "precise" -> LayerNormConfig.of(channels).withPreciseStatistics(true);
+            default -> LayerNormConfig.of(channels);
+        };
     }
 
     /** The scalar Java kernel, which accumulates in double: the results every peer is checked against. */
@@ -85,7 +104,10 @@ final class Fixture implements AutoCloseable {
         } else if (tensor.dataType() == DataType.BF16) { // the high half of the float's bits (truncation is fine)
             for (long i = 0; i < n; i++) {
                 float value = (float) (mean + spread * (2 * random.nextDouble() - 1));
-                tensor.segment().setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(value) >>> 16));
+                short bits = tensor.dataType() == DataType.F16
+                        ? Float.floatToFloat16(value)
+                        : (short) (Float.floatToRawIntBits(value) >>> 16); // bf16: truncation is fine for test data
+                tensor.segment().setAtIndex(ValueLayout.JAVA_SHORT, i, bits);
             }
         } else {
             for (long i = 0; i < n; i++) {

@@ -41,6 +41,9 @@ final class JniPeer implements Peer {
     private int argCount;
 
     JniPeer(Fixture fixture, int threads) {
+        if (!fixture.op.equals("layer")) {
+            throw new IllegalArgumentException("the JNI peer runs layer normalization only, not " + fixture.op);
+        }
         this.fixture = fixture;
         this.threads = threads;
         check(dnnl_engine_create(engine, dnnl_cpu, 0), "dnnl_engine_create");
@@ -51,6 +54,9 @@ final class JniPeer implements Peer {
 
     @Override
     public void prepare(Pass pass) {
+        if (pass == Pass.GLOBALFORWARD || pass == Pass.BACKWARDDATA) {
+            throw new UnsupportedOperationException("the JNI peer runs forward, training and backward only");
+        }
         OpenMpThreads.set(threads);
         int type = switch (fixture.type) {
             case F32 -> dnnl_f32;
@@ -101,6 +107,7 @@ final class JniPeer implements Peer {
                     bindings.add(new Object[] {DNNL_ARG_VARIANCE, fixture.variance, stat});
                 }
             }
+            case GLOBALFORWARD, BACKWARDDATA -> throw new AssertionError(pass);
             case BACKWARD -> {
                 bindings.add(new Object[] {DNNL_ARG_MEAN, fixture.mean, stat});
                 bindings.add(new Object[] {DNNL_ARG_VARIANCE, fixture.variance, stat});

@@ -17,8 +17,10 @@ import org.openjdk.jmh.annotations.Warmup;
 import org.openjdk.jmh.infra.BenchmarkParams;
 
 /**
- * Layer normalization of a {@code rows x C} tensor (scale and shift, eps 1e-5), three passes, raced
- * across implementations ({@code impl}): panorm's oneDNN path with 1 or 2 OpenMP threads, its Java
+ * Layer normalization of a {@code rows x C} tensor (scale and shift, eps 1e-5), or RMS normalization, or
+ * layer normalization with precise statistics ({@code op}), five passes (forward, training, backward, forward
+ * with given statistics, backward for the input only; the JNI peers run the first three), raced across
+ * implementations ({@code impl}): panorm's oneDNN path with 1 or 2 OpenMP threads, its Java
  * Vector API kernel on 1 or 2 threads, its scalar Java kernel, its automatic choice, and the JNI peer
  * (JavaCPP's oneDNN presets) with 1 or 2 threads. Each combination runs in its own fork; its setup
  * checks the result against the scalar Java reference once, so a fast wrong answer cannot be timed.
@@ -41,6 +43,10 @@ public class LayerNormBenchmark {
     @Param({"f32", "bf16", "f16"})
     public String dtype;
 
+    /** {@code layer}, {@code rms} or {@code precise} ({@link Fixture}); the JNI peers run {@code layer} only. */
+    @Param({"layer"})
+    public String op;
+
     @Param({"onednn-1t", "onednn-2t", "java-1t", "java-2t", "java-scalar", "auto", "jni-1t", "jni-2t"})
     public String impl;
 
@@ -49,7 +55,7 @@ public class LayerNormBenchmark {
 
     @Setup(Level.Trial)
     public void setUp(BenchmarkParams params) {
-        fixture = new Fixture(shape, dtype);
+        fixture = new Fixture(shape, dtype, op);
         peer = Peer.create(impl, fixture);
         Pass pass = Pass.ofBenchmark(params.getBenchmark());
         peer.prepare(pass);
@@ -75,5 +81,15 @@ public class LayerNormBenchmark {
     @Benchmark
     public void backward() {
         peer.backward();
+    }
+
+    @Benchmark
+    public void globalForward() {
+        peer.globalForward();
+    }
+
+    @Benchmark
+    public void backwardData() {
+        peer.backwardData();
     }
 }

@@ -19,6 +19,16 @@ sealed interface Peer extends AutoCloseable permits Peer.Panorm, JniPeer {
     /** Backward: diffSrc, diffScale and diffShift from diffDst, src and the statistics. */
     void backward();
 
+    /** Forward with the fixture's statistics given. */
+    default void globalForward() {
+        throw new UnsupportedOperationException(this + " runs forward, training and backward only");
+    }
+
+    /** Backward for diffSrc only. */
+    default void backwardData() {
+        throw new UnsupportedOperationException(this + " runs forward, training and backward only");
+    }
+
     @Override
     void close();
 
@@ -27,6 +37,8 @@ sealed interface Peer extends AutoCloseable permits Peer.Panorm, JniPeer {
             case FORWARD -> forward();
             case TRAINING -> training();
             case BACKWARD -> backward();
+            case GLOBALFORWARD -> globalForward();
+            case BACKWARDDATA -> backwardData();
         }
     }
 
@@ -82,6 +94,16 @@ sealed interface Peer extends AutoCloseable permits Peer.Panorm, JniPeer {
         @Override
         public void backward() {
             norm.backward(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
+        }
+
+        @Override
+        public void globalForward() {
+            norm.forwardWithGlobalStatistics(src, dst, scale, shift, mean, variance);
+        }
+
+        @Override
+        public void backwardData() {
+            norm.backwardData(diffDst, src, mean, variance, scale, diffSrc);
         }
 
         @Override

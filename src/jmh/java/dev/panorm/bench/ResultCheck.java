@@ -4,6 +4,8 @@ import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.Tensor;
 import java.util.List;
+import java.util.Objects;
+import java.util.stream.Stream;
 
 /**
  * Checks, once per fork, that a peer's outputs for a pass agree with the scalar Java kernel's (double
@@ -23,11 +25,16 @@ final class ResultCheck {
      * @throws AssertionError naming the output and the worst element if they disagree
      */
     static void against(Fixture fixture, Peer peer, Pass pass) {
-        List<Tensor> outputs = switch (pass) {
-            case FORWARD -> List.of(fixture.dst);
-            case TRAINING -> List.of(fixture.dst, fixture.mean, fixture.variance);
-            case BACKWARD -> List.of(fixture.diffSrc, fixture.diffScale, fixture.diffShift);
-        };
+        List<Tensor> outputs = Stream.of(
+                        switch (pass) {
+                            case FORWARD -> new Tensor[] {fixture.dst};
+                            case TRAINING -> new Tensor[] {fixture.dst, fixture.mean, fixture.variance};
+                            case BACKWARD -> new Tensor[] {fixture.diffSrc, fixture.diffScale, fixture.diffShift};
+                            case GLOBALFORWARD -> new Tensor[] {fixture.dst};
+                            case BACKWARDDATA -> new Tensor[] {fixture.diffSrc};
+                        })
+                .filter(Objects::nonNull) // RMS normalization has no mean and no shift
+                .toList();
         peer.run(pass);
         float[][] actual = outputs.stream().map(ResultCheck::values).toArray(float[][]::new);
         try (LayerNorm reference = fixture.reference()) {
@@ -36,6 +43,17 @@ final class ResultCheck {
                 case TRAINING ->
                     reference.forwardTraining(
                             fixture.src, fixture.dst, fixture.scale, fixture.shift, fixture.mean, fixture.variance);
+                case GLOBALFORWARD ->
+                    reference.forwardWithGlobalStatistics(
+                            fixture.src, fixture.dst, fixture.scale, fixture.shift, fixture.mean, fixture.variance);
+                case BACKWARDDATA ->
+                    reference.backwardData(
+                            fixture.diffDst,
+                            fixture.src,
+                            fixture.mean,
+                            fixture.variance,
+                            fixture.scale,
+                            fixture.diffSrc);
                 case BACKWARD ->
                     reference.backward(
                             fixture.diffDst,

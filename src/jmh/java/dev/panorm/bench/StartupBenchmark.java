@@ -36,7 +36,12 @@ import org.openjdk.jmh.annotations.Warmup;
  *       capacity; after 80 the cache is full, and each call evicts a plan.</li>
  *   <li>{@code firstCallOnNewShapeCold}: the same right after the library is loaded, before any other
  *       call: panorm's own code still runs in the interpreter.</li>
+ *   <li>{@code firstThousandCalls}: the first 1,000 forward calls on 8 x 768 of a {@code LayerNorm} created
+ *       just before, in a fresh JVM (library loaded): the second in which the Vector API kernels still run
+ *       interpreted.</li>
  * </ul>
+ *
+ * <p>{@code backend} chooses the backend ({@code ONEDNN}, {@code AUTO}, {@code JAVA}).
  */
 public class StartupBenchmark {
 
@@ -58,6 +63,10 @@ public class StartupBenchmark {
     @State(Scope.Benchmark)
     public static class ColdProcess {
         static final int C = 768;
+
+        @Param({"ONEDNN", "AUTO", "JAVA"})
+        public String backend;
+
         Arena arena;
         LayerNorm norm;
         Tensor scale;
@@ -67,7 +76,8 @@ public class StartupBenchmark {
         @Setup(Level.Trial)
         public void load() {
             arena = Arena.ofShared();
-            norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
+            OneDnn.version(); // loads the library whatever the backend
+            norm = LayerNorm.create(LayerNormConfig.of(C), Backend.valueOf(backend));
             scale = Tensor.allocate(arena, DataType.F32, C);
             shift = Tensor.allocate(arena, DataType.F32, C);
             src = Tensor.allocate(arena, DataType.F32, 1000, C);
@@ -136,5 +146,50 @@ public class StartupBenchmark {
             jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
     public void firstCallOnNewShapeCold(ColdProcess process) {
         process.norm.forward(process.src, process.src, process.scale, process.shift);
+    }
+
+    /** A fresh JVM with the library loaded and a {@code LayerNorm} just created; 8 x 768 tensors. */
+    @State(Scope.Benchmark)
+    public static class FreshLayerNorm {
+        @Param({"ONEDNN", "AUTO"})
+        public String backend;
+
+        Arena arena;
+        LayerNorm norm;
+        Tensor src;
+        Tensor dst;
+        Tensor scale;
+        Tensor shift;
+
+        @Setup(Level.Trial)
+        public void create() {
+            OneDnn.version();
+            arena = Arena.ofShared();
+            src = Tensor.allocate(arena, DataType.F32, 8, ColdProcess.C);
+            dst = Tensor.allocate(arena, DataType.F32, 8, ColdProcess.C);
+            scale = Tensor.allocate(arena, DataType.F32, ColdProcess.C);
+            shift = Tensor.allocate(arena, DataType.F32, ColdProcess.C);
+            norm = LayerNorm.create(LayerNormConfig.of(ColdProcess.C), Backend.valueOf(backend));
+        }
+
+        @TearDown(Level.Trial)
+        public void close() {
+            norm.close();
+            arena.close();
+        }
+    }
+
+    @Benchmark
+    @BenchmarkMode(Mode.SingleShotTime)
+    @OutputTimeUnit(TimeUnit.MILLISECONDS)
+    @Warmup(iterations = 0)
+    @Measurement(iterations = 1)
+    @Fork(
+            value = 10,
+            jvmArgsAppend = {"--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"})
+    public void firstThousandCalls(FreshLayerNorm fresh) {
+        for (int i = 0; i < 1000; i++) {
+            fresh.norm.forward(fresh.src, fresh.dst, fresh.scale, fresh.shift);
+        }
     }
 }

@@ -1,0 +1,98 @@
+package dev.panorm;
+
+import java.util.Arrays;
+
+/**
+ * {@link Backend#AUTO}'s cost model: for each kind of call and data type, the most elements a call may
+ * have to run in the Java kernels; larger calls run on oneDNN. Both backends then choose their own
+ * threads by size (oneDNN: one below {@link OneDnnKernel#SINGLE_THREAD_BELOW} elements, all above; Java:
+ * {@link RowSplitter}), so one number per kind says where oneDNN's path overtakes Java's.
+ *
+ * <p>The kinds differ in what oneDNN has to do. Where it runs one primitive (layer normalization's
+ * forward and backward, and both directions with given statistics), its fixed cost per call makes Java
+ * faster on small calls and its threads make it faster on large ones. Where it needs panorm's scalar
+ * statistics first (RMS and precise forward) or three primitives (RMS backward), the Java kernel is
+ * faster at every size measured, so those calls never go to oneDNN. The crossovers are measured
+ * ({@code docs/benchmarks.md}, "AUTO's cost model") on an Intel Xeon (Sapphire Rapids class, AVX-512 with
+ * AMX, 2 cores) and are the model built into panorm.
+ */
+final class AutoModel {
+    /** Kinds of call, by what oneDNN runs for them. */
+    enum Kind {
+        /** Layer normalization forward that computes the statistics (inference, training): one primitive. */
+        FORWARD,
+        /** Forward with the caller's statistics, layer or RMS: one primitive; one pass over the data in Java. */
+        FORWARD_GLOBAL,
+        /** RMS forward, and forward with precise statistics: panorm's scalar statistics, then a primitive. */
+        FORWARD_COMPOSED,
+        /** Layer normalization backward (all four passes) and RMS backward with given statistics: one primitive. */
+        BACKWARD,
+        /** RMS backward through the statistics: a row sum, layer-normalization backward, and a correction. */
+        BACKWARD_COMPOSED;
+
+        static Kind of(LayerNormConfig config, Pass pass) {
+            if (pass.forward) {
+                if (pass.globalStatistics) {
+                    return FORWARD_GLOBAL;
+                }
+                return config.rms() || config.preciseStatistics() ? FORWARD_COMPOSED : FORWARD;
+            }
+            return config.rms() && !pass.globalStatistics ? BACKWARD_COMPOSED : BACKWARD;
+        }
+    }
+
+    /** Sends every call of a kind to Java. */
+    static final long ALWAYS_JAVA = Long.MAX_VALUE;
+    /** Sends every call of a kind that oneDNN can take to oneDNN. */
+    static final long NEVER_JAVA = 0;
+
+    /**
+     * The built-in model. float32: Java up to 16 rows of 768 for forward (one thread each, oneDNN's JIT
+     * kernel is faster per element beyond), up to 2^16 elements with given statistics and for backward
+     * (Java is faster on one thread at every size; oneDNN's second thread pays off from there), always
+     * for the composed kinds. bfloat16 and float16: always oneDNN, since the Java kernels for them are
+     * scalar and 5 to 100 times slower (equal at best, on the composed kinds). The system property
+     * {@code panorm.auto.javaUpTo} replaces every float32 crossover (0: oneDNN whenever it can).
+     */
+    static final AutoModel BUILT_IN = builtIn(Long.getLong("panorm.auto.javaUpTo"));
+
+    /** Indexed by data type, then kind. */
+    private final long[][] javaUpTo;
+
+    private AutoModel(long[][] javaUpTo) {
+        this.javaUpTo = javaUpTo;
+    }
+
+    static AutoModel builtIn(Long override) {
+        long[][] table = new long[DataType.values().length][Kind.values().length];
+        for (long[] row : table) {
+            Arrays.fill(row, NEVER_JAVA);
+        }
+        long[] f32 = table[DataType.F32.ordinal()];
+        f32[Kind.FORWARD.ordinal()] = 16 * 768;
+        f32[Kind.FORWARD_GLOBAL.ordinal()] = 1 << 16;
+        f32[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+        f32[Kind.BACKWARD.ordinal()] = 1 << 16;
+        f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+        if (override != null) {
+            Arrays.fill(f32, override);
+        }
+        return new AutoModel(table);
+    }
+
+    /** Calls of {@code kind} whose data is of {@code type} run in Java up to this many elements. */
+    long javaUpTo(Kind kind, DataType type) {
+        return javaUpTo[type.ordinal()][kind.ordinal()];
+    }
+
+    /** The crossovers for {@code config}, indexed by data type and then pass, for the hot path. */
+    long[][] byPass(LayerNormConfig config) {
+        long[][] table = new long[DataType.values().length][Pass.values().length];
+        for (DataType type : DataType.values()) {
+            for (Pass pass : Pass.values()) {
+                table[type.ordinal()][pass.ordinal()] = javaUpTo(Kind.of(config, pass), type);
+            }
+        }
+        return table;
+    }
+}

@@ -1,0 +1,227 @@
+package dev.panorm;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.ValueLayout;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.atomic.AtomicIntegerArray;
+
+/**
+ * Warms the Vector API kernels up on a background thread, and says when they run at compiled speed, so
+ * that {@link Backend#AUTO} does not send calls to them while the JVM still interprets them (about a
+ * millisecond per call of a few thousand elements, for up to a second after start; C1's code is as
+ * slow, since only C2 compiles vector operations to vector instructions).
+ *
+ * <p>Per process there are four warm-ups, for forward and backward of layer and of RMS normalization
+ * (they run different loops), each started once {@code AUTO} calls that would have run it in Java add up to
+ * {@link #START_AFTER_ELEMENTS} elements. Each times batches of calls on 4 rows of 1024 (the loops are
+ * the same for every row length) on one thread, and ends when every pass's fastest call of a batch took at most
+ * {@link #COMPILED_NS_PER_ELEMENT} per element: C2's code takes 0.1 to 0.6 ns per element, C1's and the
+ * interpreter's hundreds (docs/benchmarks.md, "AUTO's cost model"). A warm-up that fails or reaches
+ * {@link #GIVE_UP_NANOS} leaves the kernels cold, and AUTO keeps those calls on oneDNN. The system property
+ * {@code panorm.auto.adaptive=false} turns this off (see {@link AutoKernel}).
+ */
+final class KernelWarmup {
+    /**
+     * Elements of calls routed around the cold kernels (per direction and kind) before their warm-up starts,
+     * 2^26: about 0.05 to 0.1 s of oneDNN's work (11,000 calls of 8 x 768, 32 of 512 x 4096). A warm-up costs a
+     * core for about a second and slows the process's other threads meanwhile (C2, the garbage the interpreted
+     * vector code makes), while Java saves under a microsecond per small call: a short process (a CLI run, a
+     * test) should not pay it, a long one should start it soon. Counting elements rather than calls starts it
+     * sooner where each call saves more.
+     */
+    static final long START_AFTER_ELEMENTS = 1L << 26;
+
+    /** The slowest a compiled kernel's call may be, per element; 3 to 20 times C2's, 50 times under C1's. */
+    static final double COMPILED_NS_PER_ELEMENT = 2;
+    /** A warm-up that has not seen compiled speed after this long stops: the JIT is not going to compile. */
+    static final long GIVE_UP_NANOS = 30_000_000_000L;
+
+    /** Whether AUTO adapts to cold kernels and new signatures ({@link AutoKernel}): {@code panorm.auto.adaptive}. */
+    static final boolean ENABLED = !"false".equals(System.getProperty("panorm.auto.adaptive"));
+
+    private static final int CALLS_PER_BATCH = 64;
+    private static final long ROWS = 4;
+    /** The warm-up's row length: the loops are the same for every length. */
+    private static final long C = 1024;
+
+    private static final int COLD = 0;
+    private static final int WARMING = 1;
+    private static final int WARM = 2;
+    /** Indexed by {@link #index}. */
+    private static final AtomicIntegerArray STATE = new AtomicIntegerArray(4);
+    /** Elements of calls seen cold, by {@link #index}: plain, as a lost count only delays the start. */
+    private static final long[] COLD_ELEMENTS = new long[4];
+
+    private static final System.Logger LOG = System.getLogger("dev.panorm");
+
+    /** The daemon thread that runs the warm-ups; started on first use. */
+    private static final class Background {
+        static final ExecutorService THREAD = Executors.newSingleThreadExecutor(task -> {
+            Thread thread = new Thread(task, "panorm-kernel-warmup");
+            thread.setDaemon(true);
+            return thread;
+        });
+    }
+
+    /** Any thread that is not the caller: a segment it may not access is confined to the caller. */
+    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
+
+    private KernelWarmup() {}
+
+    private static int index(LayerNormConfig config, boolean forward) {
+        return (forward ? 0 : 2) + (config.rms() ? 1 : 0);
+    }
+
+    /**
+     * Whether the vector kernels for {@code config}'s kind and this direction run compiled; if not, starts their
+     * warm-up once the cold calls' elements add up to {@link #START_AFTER_ELEMENTS}, counting {@code like}'s, on
+     * memory of the kind {@code like}'s is. Cheap once warm: one volatile read.
+     */
+    static boolean warm(LayerNormConfig config, boolean forward, Tensor like) {
+        if (!ENABLED) {
+            return true;
+        }
+        int index = index(config, forward);
+        int state = STATE.get(index);
+        if (state == COLD
+                && (COLD_ELEMENTS[index] += like.elementCount()) >= START_AFTER_ELEMENTS
+                && STATE.compareAndSet(index, COLD, WARMING)) {
+            boolean confined = !like.segment().isAccessibleBy(OTHER_THREAD);
+            Background.THREAD.execute(() -> run(config, forward, confined, index));
+        }
+        return state == WARM;
+    }
+
+    /** Starts that warm-up now and waits until it is done (for tests); false if it gave up. */
+    static boolean await(LayerNormConfig config, boolean forward, Tensor like) throws InterruptedException {
+        long deadline = System.nanoTime() + GIVE_UP_NANOS;
+        COLD_ELEMENTS[index(config, forward)] = START_AFTER_ELEMENTS;
+        while (!warm(config, forward, like)) {
+            if (System.nanoTime() > deadline) {
+                return false;
+            }
+            Thread.sleep(10);
+        }
+        return true;
+    }
+
+    private static void run(LayerNormConfig config, boolean forward, boolean confined, int index) {
+        try {
+            if (warmUp(config.rms() ? LayerNormConfig.rms(C) : LayerNormConfig.of(C), forward, confined)) {
+                STATE.set(index, WARM);
+            }
+        } catch (RuntimeException e) {
+            LOG.log(System.Logger.Level.DEBUG, "panorm: the kernel warm-up failed; AUTO keeps oneDNN for them", e);
+        }
+    }
+
+    /** One call's tensors, filled with varied data (so no branch sees one outcome only) and consistent statistics. */
+    private record Tensors(
+            Tensor x,
+            Tensor y,
+            Tensor dy,
+            Tensor scale,
+            Tensor shift,
+            Tensor dScale,
+            Tensor dShift,
+            Tensor mean,
+            Tensor variance,
+            long rows) {
+        static Tensors allocate(Arena arena, LayerNormConfig config, long rows) {
+            long c = config.normalizedSize();
+            Tensor x = Tensor.allocate(arena, DataType.F32, rows, c);
+            Tensor dy = Tensor.allocate(arena, DataType.F32, rows, c);
+            for (long i = 0; i < rows * c; i++) {
+                float value = (float) Math.sin(i);
+                x.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, value);
+                dy.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, value * 0.5f);
+            }
+            return new Tensors(
+                    x,
+                    Tensor.allocate(arena, DataType.F32, rows, c),
+                    dy,
+                    config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null,
+                    config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null,
+                    config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null,
+                    config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null,
+                    config.rms() ? null : Tensor.allocate(arena, DataType.F32, rows),
+                    Tensor.allocate(arena, DataType.F32, rows),
+                    rows);
+        }
+
+        void run(Kernel kernel, Pass pass) {
+            if (pass.forward) {
+                kernel.forward(pass, x, y, scale, shift, mean, variance, rows);
+            } else {
+                boolean gradients = pass.parameterGradients;
+                kernel.backward(
+                        pass,
+                        dy,
+                        x,
+                        mean,
+                        variance,
+                        scale,
+                        y,
+                        gradients ? dScale : null,
+                        gradients ? dShift : null,
+                        rows);
+            }
+        }
+    }
+
+    /**
+     * Runs the kernels for {@code config} until they are compiled; false if that did not happen in time. The
+     * memory is of the kind the first caller's is, confined or shared: on JDK 25, C2's code for the kernels'
+     * loops, compiled on one kind, deoptimized on the other ("profile_predicate") and was compiled again, in
+     * a loop, and the calls ran about 100 times slower for seconds (docs/benchmarks.md, "AUTO's cost model").
+     */
+    private static boolean warmUp(LayerNormConfig config, boolean forward, boolean confined) {
+        Pass[] passes = forward
+                ? new Pass[] {Pass.FORWARD_INFERENCE, Pass.FORWARD_TRAINING, Pass.FORWARD_GLOBAL}
+                : new Pass[] {Pass.BACKWARD, Pass.BACKWARD_DATA, Pass.BACKWARD_GLOBAL, Pass.BACKWARD_DATA_GLOBAL};
+        Kernel kernel = JavaKernels.create(config, 1);
+        try (Arena arena = confined ? Arena.ofConfined() : Arena.ofShared()) {
+            Tensors tensors = Tensors.allocate(arena, config, ROWS);
+            tensors.run(kernel, Pass.FORWARD_TRAINING);
+            long start = System.nanoTime();
+            while (System.nanoTime() - start < GIVE_UP_NANOS) {
+                long slowest = 0; // over the passes, of each one's fastest call in the batch
+                for (Pass pass : passes) {
+                    long fastest = Long.MAX_VALUE;
+                    for (int i = 0; i < CALLS_PER_BATCH; i++) {
+                        long before = System.nanoTime();
+                        tensors.run(kernel, pass);
+                        fastest = Math.min(fastest, System.nanoTime() - before);
+                    }
+                    slowest = Math.max(slowest, fastest);
+                }
+                if (slowest <= COMPILED_NS_PER_ELEMENT * ROWS * C) {
+                    splitOnce(config, passes, confined);
+                    return true;
+                }
+            }
+            return false;
+        } finally {
+            kernel.close();
+        }
+    }
+
+    /**
+     * Runs each pass once on a tensor large enough to be split across two threads: the first split call of a
+     * process starts the pool and links its lambda, tens of milliseconds a caller should not pay.
+     */
+    private static void splitOnce(LayerNormConfig config, Pass[] passes, boolean confined) {
+        long rows = 2 * RowSplitter.MIN_ELEMENTS_PER_PART / C;
+        Kernel kernel = JavaKernels.create(config, 2);
+        try (Arena arena = confined ? Arena.ofConfined() : Arena.ofShared()) {
+            Tensors tensors = Tensors.allocate(arena, config, rows);
+            tensors.run(kernel, Pass.FORWARD_TRAINING);
+            for (Pass pass : passes) {
+                tensors.run(kernel, pass);
+            }
+        } finally {
+            kernel.close();
+        }
+    }
+}
