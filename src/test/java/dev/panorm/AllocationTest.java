@@ -62,8 +62,7 @@ class AllocationTest {
 
     private static void assertAllocationFree(
             Backend backend, String what, int rows, int c, int callsPerRound, Call call) {
-        assertAllocationFree(
-                backend, what, rows, c, callsPerRound, DataType.F32, DataType.F32, DataType.F32, call);
+        assertAllocationFree(backend, what, rows, c, callsPerRound, DataType.F32, DataType.F32, DataType.F32, call);
     }
 
     private static void assertAllocationFree(

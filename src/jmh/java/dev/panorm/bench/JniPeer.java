@@ -62,6 +62,7 @@ final class JniPeer implements Peer {
             case F32 -> dnnl_f32;
             case BF16 -> dnnl_bf16;
             case F16 -> dnnl_f16;
+            case S8 -> throw new UnsupportedOperationException("the JNI peer benchmarks float data only");
         };
         dnnl_memory_desc data = desc(new long[] {fixture.rows, fixture.channels}, type, dnnl_ab);
         dnnl_memory_desc stat = desc(new long[] {fixture.rows}, dnnl_f32, dnnl_a);
