@@ -53,9 +53,11 @@ final class VectorKernel implements Kernel {
      * sums. On data with few significant bits (bf16 or f16 values, or float32 holding them), the additions
      * of a long running sum all round the same way, so its error grows with the row's length, not with its
      * square root: twice the documented bound on rows of 65536 bf16 values (found by HalfPrecisionTest).
-     * Sums of at most 32 vectors keep that error small, for an add per vector and block.
+     * Blocks of 128 vectors keep that error small (on 65536 elements, 64 additions per accumulator in a
+     * block and 32 blocks), and leave rows of up to 2048 floats (with 16 lanes) one block: more blocks cost
+     * a short row about 10 ns each, for the loop's set-up (docs/benchmarks.md, "Measurements behind the code").
      */
-    private static final int BLOCK = 32 * LANES;
+    private static final int BLOCK = 128 * LANES;
 
     /** Rows longer than this run in the scalar kernels: the vector kernels index a row with an {@code int}. */
     static final long MAX_C = Integer.MAX_VALUE;
