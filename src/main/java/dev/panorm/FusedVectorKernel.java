@@ -4,8 +4,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
-import java.util.ArrayDeque;
-import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -42,7 +40,6 @@ final class FusedVectorKernel implements FusedKernel {
     private static final float ROUND = 0x1.8p23f;
 
     private static final ThreadLocal<float[]> SPILL = ThreadLocal.withInitial(() -> new float[LANES]);
-    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
 
     private final LayerNormConfig config;
     private final FusedScalarKernel scalar;
@@ -51,18 +48,14 @@ final class FusedVectorKernel implements FusedKernel {
     private final float eps;
     private final RowSplitter splitter;
     /**
-     * C ones (an absent scale) and C zeros (an absent shift, bias or incoming gradient), native like the data,
-     * made on first need: most operations never need them.
+     * The plain norm's kernel, whose row loops (statistics, normalization, gradient sums), stand-in scale and
+     * shift, and gradient scratch the fused passes share.
      */
-    private volatile MemorySegment ones;
-
-    private volatile MemorySegment zeros;
+    private final VectorKernel norm;
     /** Per thread, where s goes when the caller does not keep it: C floats, made on the thread's first need. */
     private final ThreadLocal<MemorySegment> rowBuffer;
     /** Per thread, a row's y before a dynamic scale quantizes it: C floats, made on the thread's first need. */
     private final ThreadLocal<MemorySegment> yBuffer;
-    /** Per concurrent backward call: dgamma and dbeta sums, a row's two sums, room to add up lanes. */
-    private final ArrayDeque<float[]> gradientScratch = new ArrayDeque<>();
 
     FusedVectorKernel(LayerNormConfig config, int threads) {
         this.config = config;
@@ -71,34 +64,9 @@ final class FusedVectorKernel implements FusedKernel {
         this.c = (int) Math.min(config.normalizedSize(), ScalarKernel.MAX_BACKWARD_C);
         this.eps = (float) config.eps();
         this.splitter = new RowSplitter(threads);
+        this.norm = new VectorKernel(config, threads);
         this.rowBuffer = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate((long) c * Float.BYTES, 64));
         this.yBuffer = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate((long) c * Float.BYTES, 64));
-    }
-
-    private MemorySegment ones() {
-        MemorySegment result = ones;
-        return result != null ? result : standIns(true);
-    }
-
-    private MemorySegment zeros() {
-        MemorySegment result = zeros;
-        return result != null ? result : standIns(false);
-    }
-
-    private synchronized MemorySegment standIns(boolean one) {
-        MemorySegment result = one ? ones : zeros;
-        if (result == null) {
-            result = Arena.ofAuto().allocate((long) c * Float.BYTES, 64); // zeroed
-            if (one) {
-                for (long i = 0; i < c; i++) {
-                    result.setAtIndex(JAVA_FLOAT, i, 1f);
-                }
-                ones = result;
-            } else {
-                zeros = result;
-            }
-        }
-        return result;
     }
 
     private boolean vectorizes(Tensor tensor) {
@@ -110,28 +78,6 @@ final class FusedVectorKernel implements FusedKernel {
         return dst.dataType() == DataType.S8
                 ? dst.isContiguous() || Rows.columnStride(dst, config.normalizedAxes()) == 1
                 : vectorizes(dst);
-    }
-
-    private static Tensor forOtherThreads(Tensor tensor) {
-        if (tensor == null || tensor.segment().isAccessibleBy(OTHER_THREAD)) {
-            return tensor;
-        }
-        MemorySegment segment = tensor.segment();
-        return Tensor.of(
-                MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize()),
-                tensor.dataType(),
-                tensor.shape(),
-                tensor.strides());
-    }
-
-    /** The sum of a vector spilled to {@code lanes[at, at + LANES)}, in a fixed order (see VectorKernel). */
-    private static float sumLanes(float[] lanes, int at) {
-        for (int width = LANES / 2; width > 0; width /= 2) {
-            for (int lane = 0; lane < width; lane++) {
-                lanes[at + lane] += lanes[at + lane + width];
-            }
-        }
-        return lanes[at];
     }
 
     @Override
@@ -168,16 +114,16 @@ final class FusedVectorKernel implements FusedKernel {
             }
             return Backend.JAVA;
         }
-        Tensor x = forOtherThreads(src);
-        Tensor r = forOtherThreads(residual);
-        Tensor b = forOtherThreads(bias);
-        Tensor s = forOtherThreads(sum);
-        Tensor y = forOtherThreads(dst);
-        Tensor gamma = forOtherThreads(scale);
-        Tensor beta = forOtherThreads(shift);
-        Tensor means = forOtherThreads(mean);
-        Tensor variances = forOtherThreads(variance);
-        Tensor scales = forOtherThreads(dstScales);
+        Tensor x = VectorKernel.forOtherThreads(src);
+        Tensor r = VectorKernel.forOtherThreads(residual);
+        Tensor b = VectorKernel.forOtherThreads(bias);
+        Tensor s = VectorKernel.forOtherThreads(sum);
+        Tensor y = VectorKernel.forOtherThreads(dst);
+        Tensor gamma = VectorKernel.forOtherThreads(scale);
+        Tensor beta = VectorKernel.forOtherThreads(shift);
+        Tensor means = VectorKernel.forOtherThreads(mean);
+        Tensor variances = VectorKernel.forOtherThreads(variance);
+        Tensor scales = VectorKernel.forOtherThreads(dstScales);
         splitter.run(rows, rows * c, (from, to, part) -> {
             if (y.dataType() == DataType.S8) {
                 quantizedRows(x, r, b, s, y, gamma, beta, scales, dstScale, from, to);
@@ -209,11 +155,11 @@ final class FusedVectorKernel implements FusedKernel {
         int axes = config.normalizedAxes();
         MemorySegment x = src.segment();
         MemorySegment r = residual.segment();
-        MemorySegment b = bias == null ? zeros() : bias.segment();
+        MemorySegment b = bias == null ? norm.zeros() : bias.segment();
         MemorySegment s = sum != null ? sum.segment() : rowBuffer.get(); // the caller's sum or the row buffer
         MemorySegment y = dst.segment();
-        MemorySegment gamma = scale == null ? ones() : scale.segment();
-        MemorySegment beta = shift == null ? zeros() : shift.segment();
+        MemorySegment gamma = scale == null ? norm.ones() : scale.segment();
+        MemorySegment beta = shift == null ? norm.zeros() : shift.segment();
         long xStride = Rows.rowStride(src, axes);
         long rStride = Rows.rowStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
@@ -232,7 +178,7 @@ final class FusedVectorKernel implements FusedKernel {
             float offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c; // the mean - origin
             float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
-                var = sumOfSquares(s, sBase, origin, offset, spill) / c;
+                var = norm.sumOfSquares(s, sBase, origin, offset, spill) / c;
             }
             long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
             if (pass.writesStatistics) {
@@ -242,7 +188,7 @@ final class FusedVectorKernel implements FusedKernel {
                 variance.segment().setAtIndex(JAVA_FLOAT, row, var);
             }
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
-            normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
+            norm.normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
         }
     }
 
@@ -262,12 +208,12 @@ final class FusedVectorKernel implements FusedKernel {
         int axes = config.normalizedAxes();
         MemorySegment x = src.segment();
         MemorySegment r = residual == null ? null : residual.segment();
-        MemorySegment b = bias == null ? zeros() : bias.segment();
+        MemorySegment b = bias == null ? norm.zeros() : bias.segment();
         // s: the caller's sum, the thread's row buffer, or x itself when there is nothing to add
         MemorySegment s = sum != null ? sum.segment() : residual != null ? rowBuffer.get() : x;
         MemorySegment y = dst.segment();
-        MemorySegment gamma = scale == null ? ones() : scale.segment();
-        MemorySegment beta = shift == null ? zeros() : shift.segment();
+        MemorySegment gamma = scale == null ? norm.ones() : scale.segment();
+        MemorySegment beta = shift == null ? norm.zeros() : shift.segment();
         long xStride = Rows.rowStride(src, axes);
         long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
@@ -291,15 +237,15 @@ final class FusedVectorKernel implements FusedKernel {
             } else if (config.rms()) {
                 origin = 0;
                 offset = 0;
-                var = sumOfSquares(s, sBase, 0, 0, spill) / c;
+                var = norm.sumOfSquares(s, sBase, 0, 0, spill) / c;
             } else {
-                origin = sampleMean(s, sBase, spill);
-                long sums = sums(s, sBase, origin, spill);
+                origin = norm.sampleMean(s, sBase, spill);
+                long sums = norm.sums(s, sBase, origin, spill);
                 offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             }
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
-                var = sumOfSquares(s, sBase, origin, offset, spill) / c;
+                var = norm.sumOfSquares(s, sBase, origin, offset, spill) / c;
             }
             long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
@@ -339,7 +285,7 @@ final class FusedVectorKernel implements FusedKernel {
                     .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER)));
         }
         total.intoArray(spill, 0);
-        float mean = sumLanes(spill, 0) / (4 * LANES);
+        float mean = VectorKernel.sumLanes(spill, 0) / (4 * LANES);
         return Float.isFinite(mean) ? mean : first;
     }
 
@@ -401,9 +347,9 @@ final class FusedVectorKernel implements FusedKernel {
             tailSquares = Math.fma(d, d, tailSquares);
         }
         s0.add(s1).intoArray(spill, 0);
-        float sum = sumLanes(spill, 0) + tailSum;
+        float sum = VectorKernel.sumLanes(spill, 0) + tailSum;
         q0.add(q1).intoArray(spill, 0);
-        float squares = sumLanes(spill, 0) + tailSquares;
+        float squares = VectorKernel.sumLanes(spill, 0) + tailSquares;
         return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
     }
 
@@ -458,122 +404,10 @@ final class FusedVectorKernel implements FusedKernel {
             tailSquares = Math.fma(d, d, tailSquares);
         }
         s0.add(s1).intoArray(spill, 0);
-        float sum = sumLanes(spill, 0) + tailSum;
+        float sum = VectorKernel.sumLanes(spill, 0) + tailSum;
         q0.add(q1).intoArray(spill, 0);
-        float squares = sumLanes(spill, 0) + tailSquares;
+        float squares = VectorKernel.sumLanes(spill, 0) + tailSquares;
         return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
-    }
-
-    /** The mean of the row's first four vectors (its first element when shorter): see VectorKernel. */
-    private float sampleMean(MemorySegment x, long base, float[] spill) {
-        if (c < 4 * LANES) {
-            return x.get(JAVA_FLOAT, base);
-        }
-        long step = (long) LANES * Float.BYTES;
-        FloatVector.fromMemorySegment(SPECIES, x, base, ORDER)
-                .add(FloatVector.fromMemorySegment(SPECIES, x, base + step, ORDER))
-                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 2 * step, ORDER))
-                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 3 * step, ORDER))
-                .intoArray(spill, 0);
-        float mean = sumLanes(spill, 0) / (4 * LANES);
-        return Float.isFinite(mean) ? mean : x.get(JAVA_FLOAT, base);
-    }
-
-    /** The sums of {@code d = x - origin} and {@code d^2}, as the float bits of a long's two halves. */
-    private long sums(MemorySegment x, long base, float origin, float[] spill) {
-        FloatVector s0 = FloatVector.zero(SPECIES);
-        FloatVector s1 = s0;
-        FloatVector q0 = s0;
-        FloatVector q1 = s0;
-        int i = 0;
-        for (; i <= c - 2 * LANES; i += 2 * LANES) {
-            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
-                    .sub(origin);
-            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER)
-                    .sub(origin);
-            s0 = s0.add(d0);
-            s1 = s1.add(d1);
-            q0 = d0.fma(d0, q0);
-            q1 = d1.fma(d1, q1);
-        }
-        for (; i <= c - LANES; i += LANES) {
-            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
-                    .sub(origin);
-            s0 = s0.add(d);
-            q0 = d.fma(d, q0);
-        }
-        float tailSum = 0;
-        float tailSquares = 0;
-        for (; i < c; i++) {
-            float d = x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin;
-            tailSum += d;
-            tailSquares = Math.fma(d, d, tailSquares);
-        }
-        s0.add(s1).intoArray(spill, 0);
-        float sum = sumLanes(spill, 0) + tailSum;
-        q0.add(q1).intoArray(spill, 0);
-        float squares = sumLanes(spill, 0) + tailSquares;
-        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
-    }
-
-    /** Sum of {@code (x - origin - offset)^2} over the row. */
-    private float sumOfSquares(MemorySegment x, long base, float origin, float offset, float[] spill) {
-        FloatVector a0 = FloatVector.zero(SPECIES);
-        FloatVector a1 = a0;
-        int i = 0;
-        for (; i <= c - 2 * LANES; i += 2 * LANES) {
-            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
-                    .sub(origin)
-                    .sub(offset);
-            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER)
-                    .sub(origin)
-                    .sub(offset);
-            a0 = d0.fma(d0, a0);
-            a1 = d1.fma(d1, a1);
-        }
-        for (; i <= c - LANES; i += LANES) {
-            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
-                    .sub(origin)
-                    .sub(offset);
-            a0 = d.fma(d, a0);
-        }
-        float tail = 0;
-        for (; i < c; i++) {
-            float d = x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin - offset;
-            tail = Math.fma(d, d, tail);
-        }
-        a0.add(a1).intoArray(spill, 0);
-        return sumLanes(spill, 0) + tail;
-    }
-
-    /** {@code y = ((s - origin) * rstd - offset * rstd) * gamma + beta}, as VectorKernel normalizes. */
-    private void normalize(
-            MemorySegment s,
-            long sBase,
-            MemorySegment y,
-            long yBase,
-            MemorySegment gamma,
-            MemorySegment beta,
-            float origin,
-            float offset,
-            float rstd) {
-        float shift = -offset * rstd;
-        int i = 0;
-        for (; i <= c - LANES; i += LANES) {
-            long at = (long) i * Float.BYTES;
-            FloatVector.fromMemorySegment(SPECIES, s, sBase + at, ORDER)
-                    .sub(origin)
-                    .fma(rstd, shift)
-                    .fma(
-                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
-                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
-                    .intoMemorySegment(y, yBase + at, ORDER);
-        }
-        for (; i < c; i++) {
-            long at = (long) i * Float.BYTES;
-            float v = Math.fma(s.get(JAVA_FLOAT, sBase + at) - origin, rstd, shift);
-            y.set(JAVA_FLOAT, yBase + at, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
-        }
     }
 
     /** y as {@link #normalize} computes it, into {@code values}; returns the row's {@code max|y|}, NaN if any y is. */
@@ -706,27 +540,27 @@ final class FusedVectorKernel implements FusedKernel {
         boolean gradients = diffScale != null || diffShift != null;
         int parts = splitter.parts(rows, rows * c);
         if (parts == 1) {
-            float[] work = takeScratch();
+            float[] work = norm.takeScratch();
             try {
                 backwardRows(diffDst, diffSum, sum, mean, variance, scale, diffSrc, work, gradients, 0, rows);
-                storeGradients(work, diffScale, diffShift);
+                norm.storeGradients(work, diffScale, diffShift);
             } finally {
-                returnScratch(work);
+                norm.returnScratch(work);
             }
             return Backend.JAVA;
         }
         float[][] scratch = new float[parts][];
         try {
             for (int p = 0; p < parts; p++) {
-                scratch[p] = takeScratch();
+                scratch[p] = norm.takeScratch();
             }
-            Tensor dy = forOtherThreads(diffDst);
-            Tensor dsIn = forOtherThreads(diffSum);
-            Tensor s = forOtherThreads(sum);
-            Tensor means = forOtherThreads(mean);
-            Tensor variances = forOtherThreads(variance);
-            Tensor gamma = forOtherThreads(scale);
-            Tensor dx = forOtherThreads(diffSrc);
+            Tensor dy = VectorKernel.forOtherThreads(diffDst);
+            Tensor dsIn = VectorKernel.forOtherThreads(diffSum);
+            Tensor s = VectorKernel.forOtherThreads(sum);
+            Tensor means = VectorKernel.forOtherThreads(mean);
+            Tensor variances = VectorKernel.forOtherThreads(variance);
+            Tensor gamma = VectorKernel.forOtherThreads(scale);
+            Tensor dx = VectorKernel.forOtherThreads(diffSrc);
             splitter.run(
                     rows,
                     rows * c,
@@ -737,22 +571,13 @@ final class FusedVectorKernel implements FusedKernel {
                     scratch[0][i] += scratch[p][i];
                 }
             }
-            storeGradients(scratch[0], diffScale, diffShift);
+            norm.storeGradients(scratch[0], diffScale, diffShift);
         } finally {
             for (float[] sums : scratch) {
-                returnScratch(sums);
+                norm.returnScratch(sums);
             }
         }
         return Backend.JAVA;
-    }
-
-    private void storeGradients(float[] sums, Tensor diffScale, Tensor diffShift) {
-        if (diffScale != null) {
-            MemorySegment.copy(sums, 0, diffScale.segment(), JAVA_FLOAT, 0, c);
-        }
-        if (diffShift != null) {
-            MemorySegment.copy(sums, c, diffShift.segment(), JAVA_FLOAT, 0, c);
-        }
     }
 
     /** Rows {@code [from, to)}; {@code work} as in VectorKernel's backward pass. */
@@ -771,9 +596,9 @@ final class FusedVectorKernel implements FusedKernel {
         int axes = config.normalizedAxes();
         MemorySegment s = sum.segment();
         MemorySegment dy = diffDst.segment();
-        MemorySegment ds = diffSum == null ? zeros() : diffSum.segment(); // zeros: one row, read for every row
+        MemorySegment ds = diffSum == null ? norm.zeros() : diffSum.segment(); // zeros: one row, read for every row
         MemorySegment dx = diffSrc.segment();
-        MemorySegment gamma = scale == null ? ones() : scale.segment();
+        MemorySegment gamma = scale == null ? norm.ones() : scale.segment();
         long sStride = Rows.rowStride(sum, axes);
         long dyStride = Rows.rowStride(diffDst, axes);
         long dsStride = diffSum == null ? 0 : Rows.rowStride(diffSum, axes);
@@ -786,93 +611,14 @@ final class FusedVectorKernel implements FusedKernel {
             float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
             float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
             if (gradients) {
-                accumulateWithGradients(s, sBase, dy, dyBase, gamma, mu, rstd, work);
+                norm.accumulateWithGradients(s, sBase, dy, dyBase, gamma, mu, rstd, work);
             } else {
-                accumulate(s, sBase, dy, dyBase, gamma, mu, rstd, work);
+                norm.accumulate(s, sBase, dy, dyBase, gamma, mu, rstd, work, false);
             }
             float meanG = config.rms() ? 0 : work[2 * c] / c;
             float meanGXhat = work[2 * c + 1] / c;
             inputGradient(s, sBase, dy, dyBase, ds, dsBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
         }
-    }
-
-    /** A row's {@code sum(g)} and {@code sum(g * xhat)} into {@code work[2C]} and {@code work[2C + 1]}. */
-    private void accumulate(
-            MemorySegment x,
-            long xBase,
-            MemorySegment dy,
-            long dyBase,
-            MemorySegment gamma,
-            float mu,
-            float rstd,
-            float[] work) {
-        FloatVector sumG = FloatVector.zero(SPECIES);
-        FloatVector sumGXhat = sumG;
-        int i = 0;
-        for (; i <= c - LANES; i += LANES) {
-            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER)
-                    .sub(mu)
-                    .mul(rstd);
-            FloatVector g = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER)
-                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
-            sumG = sumG.add(g);
-            sumGXhat = g.fma(xhat, sumGXhat);
-        }
-        float tailG = 0;
-        float tailGXhat = 0;
-        for (; i < c; i++) {
-            long at = (long) i * Float.BYTES;
-            float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
-            float g = dy.get(JAVA_FLOAT, dyBase + at) * gamma.get(JAVA_FLOAT, at);
-            tailG += g;
-            tailGXhat = Math.fma(g, xhat, tailGXhat);
-        }
-        sumG.intoArray(work, 2 * c + 2);
-        work[2 * c] = sumLanes(work, 2 * c + 2) + tailG;
-        sumGXhat.intoArray(work, 2 * c + 2);
-        work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
-    }
-
-    /** {@link #accumulate}, and {@code dy * xhat} and {@code dy} added to {@code work[0, C)} and {@code [C, 2C)}. */
-    private void accumulateWithGradients(
-            MemorySegment x,
-            long xBase,
-            MemorySegment dy,
-            long dyBase,
-            MemorySegment gamma,
-            float mu,
-            float rstd,
-            float[] work) {
-        FloatVector sumG = FloatVector.zero(SPECIES);
-        FloatVector sumGXhat = sumG;
-        int i = 0;
-        for (; i <= c - LANES; i += LANES) {
-            FloatVector d = FloatVector.fromMemorySegment(SPECIES, dy, dyBase + (long) i * Float.BYTES, ORDER);
-            FloatVector xhat = FloatVector.fromMemorySegment(SPECIES, x, xBase + (long) i * Float.BYTES, ORDER)
-                    .sub(mu)
-                    .mul(rstd);
-            FloatVector g = d.mul(FloatVector.fromMemorySegment(SPECIES, gamma, (long) i * Float.BYTES, ORDER));
-            sumG = sumG.add(g);
-            sumGXhat = g.fma(xhat, sumGXhat);
-            d.fma(xhat, FloatVector.fromArray(SPECIES, work, i)).intoArray(work, i);
-            d.add(FloatVector.fromArray(SPECIES, work, c + i)).intoArray(work, c + i);
-        }
-        float tailG = 0;
-        float tailGXhat = 0;
-        for (; i < c; i++) {
-            long at = (long) i * Float.BYTES;
-            float d = dy.get(JAVA_FLOAT, dyBase + at);
-            float xhat = (x.get(JAVA_FLOAT, xBase + at) - mu) * rstd;
-            float g = d * gamma.get(JAVA_FLOAT, at);
-            tailG += g;
-            tailGXhat = Math.fma(g, xhat, tailGXhat);
-            work[i] = Math.fma(d, xhat, work[i]);
-            work[c + i] += d;
-        }
-        sumG.intoArray(work, 2 * c + 2);
-        work[2 * c] = sumLanes(work, 2 * c + 2) + tailG;
-        sumGXhat.intoArray(work, 2 * c + 2);
-        work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
     }
 
     /** {@code dx = rstd * (g - meanG - xhat * meanGXhat) + ds}; ds is read before dx (which may be it) is written. */
@@ -913,27 +659,6 @@ final class FusedVectorKernel implements FusedKernel {
                     JAVA_FLOAT,
                     dxBase + at,
                     Math.fma(g - meanG - xhat * meanGXhat, rstd, ds.get(JAVA_FLOAT, dsBase + at)));
-        }
-    }
-
-    private float[] takeScratch() {
-        float[] work;
-        synchronized (gradientScratch) {
-            work = gradientScratch.poll();
-        }
-        if (work == null) {
-            return new float[2 * c + 2 + LANES];
-        }
-        Arrays.fill(work, 0);
-        return work;
-    }
-
-    private void returnScratch(float[] work) {
-        if (work == null) {
-            return;
-        }
-        synchronized (gradientScratch) {
-            gradientScratch.push(work);
         }
     }
 }

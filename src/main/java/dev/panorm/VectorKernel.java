@@ -92,12 +92,12 @@ final class VectorKernel implements Kernel {
         this.splitter = new RowSplitter(threads);
     }
 
-    private MemorySegment ones() {
+    MemorySegment ones() {
         MemorySegment result = ones;
         return result != null ? result : standIns(true);
     }
 
-    private MemorySegment zeros() {
+    MemorySegment zeros() {
         MemorySegment result = zeros;
         return result != null ? result : standIns(false);
     }
@@ -132,7 +132,7 @@ final class VectorKernel implements Kernel {
      * profile can make even a tiny callee look cold ("low call site frequency"), so folding in helpers
      * allocated on every call (docs/benchmarks.md, "Measurements behind the code").
      */
-    private static float sumLanes(float[] lanes, int at) {
+    static float sumLanes(float[] lanes, int at) {
         for (int width = LANES / 2; width > 0; width /= 2) {
             for (int lane = 0; lane < width; lane++) {
                 lanes[at + lane] += lanes[at + lane + width];
@@ -146,7 +146,7 @@ final class VectorKernel implements Kernel {
      * A confined segment's arena can only be closed by its owner, which is blocked until every part is
      * done, so the view cannot outlive the memory; other segments are shared already and used as they are.
      */
-    private static Tensor forOtherThreads(Tensor tensor) {
+    static Tensor forOtherThreads(Tensor tensor) {
         if (tensor == null || tensor.segment().isAccessibleBy(OTHER_THREAD)) {
             return tensor;
         }
@@ -297,7 +297,7 @@ final class VectorKernel implements Kernel {
      * sample spread over the row: those are the lines the next pass reads first anyway, and three more
      * cache misses per row cost measurably on tensors served from L3 (docs/benchmarks.md).
      */
-    private float sampleMean(MemorySegment x, long base, float[] spill) {
+    float sampleMean(MemorySegment x, long base, float[] spill) {
         if (c < 4 * LANES) {
             return x.get(JAVA_FLOAT, base);
         }
@@ -317,7 +317,7 @@ final class VectorKernel implements Kernel {
      * One pass instead of two saves a third of the kernel's loads; {@link #forwardRows} falls back to a
      * centred pass when the origin turns out too far from the mean for {@code E[d^2] - E[d]^2}.
      */
-    private long sums(MemorySegment x, long base, float origin, float[] spill) {
+    long sums(MemorySegment x, long base, float origin, float[] spill) {
         FloatVector s0 = FloatVector.zero(SPECIES);
         FloatVector s1 = s0;
         FloatVector q0 = s0;
@@ -366,7 +366,7 @@ final class VectorKernel implements Kernel {
     }
 
     /** Sum of {@code (x - origin - offset)^2} over the row. */
-    private float sumOfSquares(MemorySegment x, long base, float origin, float offset, float[] spill) {
+    float sumOfSquares(MemorySegment x, long base, float origin, float offset, float[] spill) {
         FloatVector a0 = FloatVector.zero(SPECIES);
         FloatVector a1 = a0;
         FloatVector a2 = a0;
@@ -424,7 +424,7 @@ final class VectorKernel implements Kernel {
      * * gamma + beta}: one subtraction and two fused multiply-adds per element. {@code x - origin} is exact
      * for close values, and {@code offset * rstd} is small, so nothing large cancels.
      */
-    private void normalize(
+    void normalize(
             MemorySegment x,
             long xBase,
             MemorySegment y,
@@ -598,7 +598,7 @@ final class VectorKernel implements Kernel {
     }
 
     /** Stores the float sums, rounded to each gradient's type: once per call, so scalar code is fine. */
-    private void storeGradients(float[] sums, Tensor diffScale, Tensor diffShift) {
+    void storeGradients(float[] sums, Tensor diffScale, Tensor diffShift) {
         storeGradient(sums, 0, diffScale);
         storeGradient(sums, c, diffShift);
     }
@@ -682,7 +682,7 @@ final class VectorKernel implements Kernel {
      * {@code dy * xhat} and {@code dy} added to {@code work[0, C)} and {@code work[C, 2C)}. Two loops
      * rather than one with a branch inside: the branch kept C2 from keeping the sums in registers.
      */
-    private void accumulate(
+    void accumulate(
             MemorySegment x,
             long xBase,
             MemorySegment dy,
@@ -723,7 +723,7 @@ final class VectorKernel implements Kernel {
         work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
     }
 
-    private void accumulateWithGradients(
+    void accumulateWithGradients(
             MemorySegment x,
             long xBase,
             MemorySegment dy,
@@ -984,7 +984,7 @@ final class VectorKernel implements Kernel {
      * Zeroed {@code 2C + 2 + LANES} floats (see {@link #backwardRows}), reused so that steady-state calls allocate
      * nothing.
      */
-    private float[] takeScratch() {
+    float[] takeScratch() {
         float[] work;
         synchronized (gradientScratch) {
             work = gradientScratch.poll();
@@ -996,7 +996,7 @@ final class VectorKernel implements Kernel {
         return work;
     }
 
-    private void returnScratch(float[] work) {
+    void returnScratch(float[] work) {
         if (work == null) {
             return;
         }
