@@ -18,16 +18,18 @@ import org.apache.spark.TaskContext;
 import org.apache.spark.api.java.function.MapPartitionsFunction;
 import org.apache.spark.sql.Row;
 import org.apache.spark.util.TaskCompletionListener;
-import scala.Tuple4;
+import scala.Tuple5;
 
 /**
  * The executor side of {@link SparkLayerNorm}: normalizes a partition's rows a chunk at a time. A row is
- * {@code (other columns, values, has a null value, original input or false)}; the values array, which
- * Spark's decoder made for this row alone, is normalized in place and handed back in the same tuple.
+ * {@code (other columns, values, has a null value, original input or false, residual values or null)}; the
+ * values array, which Spark's decoder made for this row alone, is normalized in place and handed back in the
+ * same tuple, and so is the residual array, which receives the sum when it is kept.
  * Serialized to the executors, so it holds the configuration's parts, not a {@link LayerNorm}.
  */
 final class PartitionNormalizer
-        implements MapPartitionsFunction<Tuple4<Row, float[], Boolean, Object>, Tuple4<Row, float[], Boolean, Object>> {
+        implements MapPartitionsFunction<
+                Tuple5<Row, float[], Boolean, Object, float[]>, Tuple5<Row, float[], Boolean, Object, float[]>> {
     @Serial
     private static final long serialVersionUID = 1L;
 
@@ -44,6 +46,8 @@ final class PartitionNormalizer
     private final boolean invalidRowsToNull;
     private final int chunkRows;
     private final String column;
+    private final String residualColumn;
+    private final boolean keepSum;
 
     PartitionNormalizer(
             LayerNormConfig config,
@@ -53,7 +57,9 @@ final class PartitionNormalizer
             int threads,
             boolean invalidRowsToNull,
             int chunkRows,
-            String column) {
+            String column,
+            String residualColumn,
+            boolean keepSum) {
         this.shape = config.normalizedShape();
         this.eps = config.eps();
         this.scale = config.scale();
@@ -70,6 +76,8 @@ final class PartitionNormalizer
                 ? chunkRows
                 : (int) Math.max(1, Math.min(1 << 20, Pipeline.DEFAULT_CHUNK_BYTES / (size * Float.BYTES)));
         this.column = column;
+        this.residualColumn = residualColumn;
+        this.keepSum = keepSum;
     }
 
     LayerNormConfig config() {
@@ -81,30 +89,32 @@ final class PartitionNormalizer
     }
 
     @Override
-    public Iterator<Tuple4<Row, float[], Boolean, Object>> call(Iterator<Tuple4<Row, float[], Boolean, Object>> rows) {
+    public Iterator<Tuple5<Row, float[], Boolean, Object, float[]>> call(
+            Iterator<Tuple5<Row, float[], Boolean, Object, float[]>> rows) {
         return rows.hasNext() ? new Chunks(rows) : rows;
     }
 
     /** The partition's rows, normalized a chunk ahead of the consumer. */
-    private final class Chunks implements Iterator<Tuple4<Row, float[], Boolean, Object>> {
-        private final Iterator<Tuple4<Row, float[], Boolean, Object>> input;
+    private final class Chunks implements Iterator<Tuple5<Row, float[], Boolean, Object, float[]>> {
+        private final Iterator<Tuple5<Row, float[], Boolean, Object, float[]>> input;
         private final LayerNorm norm;
         private final int size;
         private final int partition;
         private final Arena arena = Arena.ofShared();
         private final Tensor chunk;
+        private final Tensor residualChunk;
         private final Tensor gammaTensor;
         private final Tensor betaTensor;
 
         @SuppressWarnings({"unchecked", "rawtypes"})
-        private final Tuple4<Row, float[], Boolean, Object>[] buffer = new Tuple4[chunkRows];
+        private final Tuple5<Row, float[], Boolean, Object, float[]>[] buffer = new Tuple5[chunkRows];
 
         private boolean closed;
         private int buffered;
         private int next;
         private long position;
 
-        Chunks(Iterator<Tuple4<Row, float[], Boolean, Object>> input) {
+        Chunks(Iterator<Tuple5<Row, float[], Boolean, Object, float[]>> input) {
             this.input = input;
             LayerNormConfig config = config();
             this.norm = ExecutorNorms.get(config, backend, threads);
@@ -120,6 +130,7 @@ final class PartitionNormalizer
             chunkShape[0] = chunkRows;
             System.arraycopy(shape, 0, chunkShape, 1, shape.length);
             this.chunk = Tensor.allocate(arena, DataType.F32, chunkShape);
+            this.residualChunk = residualColumn == null ? null : Tensor.allocate(arena, DataType.F32, chunkShape);
             this.gammaTensor = scale ? parameter(gamma, 1) : null;
             this.betaTensor = shift ? parameter(beta, 0) : null;
         }
@@ -141,11 +152,11 @@ final class PartitionNormalizer
         }
 
         @Override
-        public Tuple4<Row, float[], Boolean, Object> next() {
+        public Tuple5<Row, float[], Boolean, Object, float[]> next() {
             if (!hasNext()) {
                 throw new NoSuchElementException();
             }
-            Tuple4<Row, float[], Boolean, Object> row = buffer[next];
+            Tuple5<Row, float[], Boolean, Object, float[]> row = buffer[next];
             buffer[next++] = null;
             return row;
         }
@@ -157,38 +168,72 @@ final class PartitionNormalizer
             if (closed) {
                 return;
             }
-            MemorySegment data = chunk.segment();
             int valid = 0;
             while (buffered < chunkRows && hasNextInput()) {
-                Tuple4<Row, float[], Boolean, Object> row = nextInput();
+                Tuple5<Row, float[], Boolean, Object, float[]> row = nextInput();
                 long at = position++;
                 float[] values = row._2();
-                if (row._3() || (values != null && values.length != size)) {
-                    if (!invalidRowsToNull) {
-                        throw new IllegalArgumentException(invalid(values, row._3(), at));
-                    }
-                    row = new Tuple4<>(row._1(), null, false, row._4());
+                float[] residual = row._5();
+                String problem = problem(row, at);
+                if (problem != null && !invalidRowsToNull) {
+                    throw new IllegalArgumentException(problem);
+                }
+                // With a residual, a row is normalized only when both arrays are there; otherwise both outputs
+                // (the norm, and the sum that travels in the residual's array) are null.
+                if (problem != null || (residualColumn != null && (values == null || residual == null))) {
+                    row = new Tuple5<>(row._1(), null, false, row._4(), null);
                 } else if (values != null) {
-                    MemorySegment.copy(
-                            values, 0, data, ValueLayout.JAVA_FLOAT, (long) valid++ * size * Float.BYTES, size);
+                    long offset = (long) valid++ * size * Float.BYTES;
+                    MemorySegment.copy(values, 0, chunk.segment(), ValueLayout.JAVA_FLOAT, offset, size);
+                    if (residual != null) {
+                        MemorySegment.copy(residual, 0, residualChunk.segment(), ValueLayout.JAVA_FLOAT, offset, size);
+                    }
                 }
                 buffer[buffered++] = row;
             }
             if (valid > 0) {
-                Tensor rows = chunk.rows(shape.length, 0, valid);
-                norm.forward(rows, rows, gammaTensor, betaTensor);
-                int k = 0;
-                for (int i = 0; i < buffered; i++) {
-                    float[] values = buffer[i]._2();
-                    if (values != null) {
-                        MemorySegment.copy(
-                                data, ValueLayout.JAVA_FLOAT, (long) k++ * size * Float.BYTES, values, 0, size);
-                    }
-                }
+                normalize(valid);
             }
             if (!hasNextInput()) {
                 close();
             }
+        }
+
+        private void normalize(int rows) {
+            Tensor x = chunk.rows(shape.length, 0, rows);
+            Tensor r = residualChunk == null ? null : residualChunk.rows(shape.length, 0, rows);
+            if (r == null) {
+                norm.forward(x, x, gammaTensor, betaTensor);
+            } else {
+                norm.forwardResidual(x, r, null, keepSum ? r : null, x, gammaTensor, betaTensor);
+            }
+            int k = 0;
+            for (int i = 0; i < buffered; i++) {
+                Tuple5<Row, float[], Boolean, Object, float[]> row = buffer[i];
+                if (row._2() != null) {
+                    long offset = (long) k++ * size * Float.BYTES;
+                    MemorySegment.copy(chunk.segment(), ValueLayout.JAVA_FLOAT, offset, row._2(), 0, size);
+                    if (keepSum) {
+                        MemorySegment.copy(residualChunk.segment(), ValueLayout.JAVA_FLOAT, offset, row._5(), 0, size);
+                    }
+                }
+            }
+        }
+
+        /** What is wrong with the row at {@code at}, or null. */
+        private String problem(Tuple5<Row, float[], Boolean, Object, float[]> row, long at) {
+            if (row._2() != null && row._2().length != size) {
+                return invalid(column, at, wrongLength(row._2().length));
+            }
+            if (row._5() != null && row._5().length != size) {
+                return invalid(residualColumn, at, wrongLength(row._5().length));
+            }
+            // Only flagged with invalidRowsToNull, when the message is not shown.
+            return row._3() ? invalid(column, at, "holds a null value") : null;
+        }
+
+        private String wrongLength(int length) {
+            return "has " + length + " values, but the normalized shape " + Arrays.toString(shape) + " needs " + size;
         }
 
         // Spark decodes a row when it is pulled: a null value inside the array fails there, before this code
@@ -201,7 +246,7 @@ final class PartitionNormalizer
             }
         }
 
-        private Tuple4<Row, float[], Boolean, Object> nextInput() {
+        private Tuple5<Row, float[], Boolean, Object, float[]> nextInput() {
             try {
                 return input.next();
             } catch (RuntimeException e) {
@@ -211,17 +256,17 @@ final class PartitionNormalizer
 
         private RuntimeException nullValue(RuntimeException e) {
             if (e instanceof SparkThrowable spark && "NOT_NULL_ASSERT_VIOLATION".equals(spark.getCondition())) {
-                return new IllegalArgumentException(invalid(null, true, position), e);
+                // Spark's message names the tuple field whose decoding failed: _5 is the residual.
+                boolean inResidual =
+                        residualColumn != null && String.valueOf(e.getMessage()).contains("\"_5\"");
+                return new IllegalArgumentException(
+                        invalid(inResidual ? residualColumn : column, position, "holds a null value"), e);
             }
             return e;
         }
 
-        private String invalid(float[] values, boolean hasNull, long at) {
+        private String invalid(String column, long at, String problem) {
             String where = "row " + at + " of partition " + (partition < 0 ? "?" : partition);
-            String problem = hasNull
-                    ? "holds a null value"
-                    : "has " + values.length + " values, but the normalized shape " + Arrays.toString(shape) + " needs "
-                            + size;
             return "column " + column + ": " + where + " " + problem
                     + "; SparkLayerNorm.invalidRowsToNull(true) makes such rows null instead";
         }

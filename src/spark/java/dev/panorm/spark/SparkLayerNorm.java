@@ -19,7 +19,7 @@ import org.apache.spark.sql.types.DataTypes;
 import org.apache.spark.sql.types.StructField;
 import org.apache.spark.sql.types.StructType;
 import org.apache.spark.sql.types.UserDefinedType;
-import scala.Tuple4;
+import scala.Tuple5;
 
 /**
  * Layer (or RMS) normalization of an embedding column of a Spark {@link Dataset}, computed on the executors
@@ -62,6 +62,8 @@ public final class SparkLayerNorm {
     private final int threadsPerTask;
     private final boolean invalidRowsToNull;
     private final int chunkRows;
+    private final String residualColumn;
+    private final String sumColumn;
 
     private SparkLayerNorm(
             LayerNormConfig config,
@@ -70,7 +72,9 @@ public final class SparkLayerNorm {
             Backend backend,
             int threadsPerTask,
             boolean invalidRowsToNull,
-            int chunkRows) {
+            int chunkRows,
+            String residualColumn,
+            String sumColumn) {
         this.config = config;
         this.gamma = gamma;
         this.beta = beta;
@@ -78,6 +82,8 @@ public final class SparkLayerNorm {
         this.threadsPerTask = threadsPerTask;
         this.invalidRowsToNull = invalidRowsToNull;
         this.chunkRows = chunkRows;
+        this.residualColumn = residualColumn;
+        this.sumColumn = sumColumn;
     }
 
     /**
@@ -89,7 +95,7 @@ public final class SparkLayerNorm {
      */
     public static SparkLayerNorm of(LayerNormConfig config) {
         Objects.requireNonNull(config, "config");
-        return new SparkLayerNorm(config, null, null, Backend.AUTO, 1, false, 0);
+        return new SparkLayerNorm(config, null, null, Backend.AUTO, 1, false, 0, null, null);
     }
 
     /**
@@ -107,7 +113,9 @@ public final class SparkLayerNorm {
                 backend,
                 threadsPerTask,
                 invalidRowsToNull,
-                chunkRows);
+                chunkRows,
+                residualColumn,
+                sumColumn);
     }
 
     /**
@@ -125,7 +133,9 @@ public final class SparkLayerNorm {
                 backend,
                 threadsPerTask,
                 invalidRowsToNull,
-                chunkRows);
+                chunkRows,
+                residualColumn,
+                sumColumn);
     }
 
     /**
@@ -143,7 +153,9 @@ public final class SparkLayerNorm {
                 Objects.requireNonNull(backend, "backend"),
                 threadsPerTask,
                 invalidRowsToNull,
-                chunkRows);
+                chunkRows,
+                residualColumn,
+                sumColumn);
     }
 
     /**
@@ -157,7 +169,8 @@ public final class SparkLayerNorm {
         if (threads < 0) {
             throw new IllegalArgumentException("threadsPerTask must be 0 (automatic) or positive, got " + threads);
         }
-        return new SparkLayerNorm(config, gamma, beta, backend, threads, invalidRowsToNull, chunkRows);
+        return new SparkLayerNorm(
+                config, gamma, beta, backend, threads, invalidRowsToNull, chunkRows, residualColumn, sumColumn);
     }
 
     /**
@@ -168,7 +181,8 @@ public final class SparkLayerNorm {
      * @return a modified copy
      */
     public SparkLayerNorm invalidRowsToNull(boolean toNull) {
-        return new SparkLayerNorm(config, gamma, beta, backend, threadsPerTask, toNull, chunkRows);
+        return new SparkLayerNorm(
+                config, gamma, beta, backend, threadsPerTask, toNull, chunkRows, residualColumn, sumColumn);
     }
 
     /**
@@ -182,20 +196,60 @@ public final class SparkLayerNorm {
         if (rows < 0) {
             throw new IllegalArgumentException("chunkRows must be 0 (default) or positive, got " + rows);
         }
-        return new SparkLayerNorm(config, gamma, beta, backend, threadsPerTask, invalidRowsToNull, rows);
+        return new SparkLayerNorm(
+                config, gamma, beta, backend, threadsPerTask, invalidRowsToNull, rows, residualColumn, sumColumn);
+    }
+    /**
+     * This normalization of the sum of the input and {@code residualColumn}: the output is {@code norm(x + r)}
+     * per row, the residual add of a transformer block fused with the norm ({@link LayerNorm#forwardResidual}:
+     * each sum rounded to float32, one pass over memory on the executors). The residual column takes the types
+     * the input column takes, independently of the input's type, and rows of the same length {@code C}. A null
+     * input or a null residual makes the row's outputs null; a residual row of another length, or with a null
+     * value, fails the job with an error that names the residual column, or becomes null as the input's would
+     * ({@link #invalidRowsToNull(boolean)}).
+     *
+     * @param residualColumn the residual r, a column of the dataset given to {@link #apply}
+     * @return a modified copy
+     */
+    public SparkLayerNorm residual(String residualColumn) {
+        return withResidual(Objects.requireNonNull(residualColumn, "residualColumn"), null);
     }
 
     /**
-     * Normalizes every row of {@code inputColumn} into {@code outputColumn}. Lazy, like every Dataset
-     * transformation: the work runs on the executors when an action runs, and the errors about rows (wrong
-     * length, null values) surface then, as the cause of Spark's job failure.
+     * As {@link #residual(String)}, and the sum {@code x + r} (float32, the norm's input) also goes into
+     * {@code sumColumn}, as a pre-LN block keeps it for its next residual. Its type is the output's: a dense
+     * vector for vector input, else {@code array<float>}. It is placed as the output column is: it replaces a
+     * column of that name (the input or the residual included), or is appended after the output.
+     *
+     * @param residualColumn the residual r, a column of the dataset given to {@link #apply}
+     * @param sumColumn where {@code x + r} goes; not the output column
+     * @return a modified copy
+     */
+    public SparkLayerNorm residual(String residualColumn, String sumColumn) {
+        return withResidual(
+                Objects.requireNonNull(residualColumn, "residualColumn"),
+                Objects.requireNonNull(sumColumn, "sumColumn"));
+    }
+
+    private SparkLayerNorm withResidual(String residualColumn, String sumColumn) {
+        return new SparkLayerNorm(
+                config, gamma, beta, backend, threadsPerTask, invalidRowsToNull, chunkRows, residualColumn, sumColumn);
+    }
+
+    /**
+     * Normalizes every row of {@code inputColumn} (plus the residual column's, if {@link #residual(String)}
+     * gave one) into {@code outputColumn}. Lazy, like every Dataset transformation: the work runs on the
+     * executors when an action runs, and the errors about rows (wrong length, null values) surface then, as
+     * the cause of Spark's job failure.
      *
      * @param dataset the rows
      * @param inputColumn the embeddings: {@code array<float>}, {@code array<double>} or a Spark ML vector
      * @param outputColumn where the result goes: {@code inputColumn} to replace it, another existing column
      *     to replace that one, or a new name to append a column
-     * @return {@code dataset} with the output column; every other column untouched
-     * @throws IllegalArgumentException if the input column does not exist or has another type
+     * @return {@code dataset} with the output column (and the sum column, if asked for); every other column
+     *     untouched
+     * @throws IllegalArgumentException if the input or residual column does not exist or has another type, or
+     *     the sum column is the output column
      */
     public Dataset<Row> apply(Dataset<Row> dataset, String inputColumn, String outputColumn) {
         Objects.requireNonNull(dataset, "dataset");
@@ -204,52 +258,71 @@ public final class SparkLayerNorm {
         StructType schema = dataset.schema();
         StructField input = field(schema, inputColumn);
         InputKind kind = InputKind.of(input);
+        StructField residual = residualColumn == null ? null : field(schema, residualColumn);
+        InputKind residualKind = residual == null ? null : InputKind.of(residual);
+        if (outputColumn.equals(sumColumn)) {
+            throw new IllegalArgumentException(
+                    "the output and the sum x + r would both go to column '" + outputColumn + "'; name two columns");
+        }
         Column in = dataset.col(quote(inputColumn));
-        boolean keepInput = !outputColumn.equals(inputColumn);
+        Column res = residual == null ? null : dataset.col(quote(residualColumn));
+        boolean inputReplaced = inputColumn.equals(outputColumn) || inputColumn.equals(sumColumn);
         // The original input travels typed beside the values (no boxing) where an encoder can carry it: arrays
-        // without null values. Otherwise it goes with the other columns, as Spark's Row format holds it.
-        boolean typedOriginal = keepInput && kind != InputKind.VECTOR && !kind.containsNull(input);
+        // without null values. Otherwise it goes with the other columns, as Spark's Row format holds it; so
+        // does a residual column that stays, since its values array may become the sum.
+        boolean typedOriginal = !inputReplaced && kind != InputKind.VECTOR && !kind.containsNull(input);
 
         List<Column> rest = new ArrayList<>();
         List<StructField> restFields = new ArrayList<>();
         for (StructField field : schema.fields()) {
-            boolean carriedApart = field.name().equals(outputColumn)
-                    || (field.name().equals(inputColumn) && (!keepInput || typedOriginal));
+            String name = field.name();
+            boolean carriedApart = name.equals(outputColumn)
+                    || name.equals(sumColumn)
+                    || (name.equals(inputColumn) && (inputReplaced || typedOriginal));
             if (!carriedApart) {
-                rest.add(dataset.col(quote(field.name())));
+                rest.add(dataset.col(quote(name)));
                 restFields.add(field);
             }
         }
         // Spark's float[] decoder refuses a null value inside an array; the executors turn its error into one that
-        // names the row. Only to make such rows null are they found beforehand, with exists(), which Spark
-        // interprets element by element (no code generation for lambdas), costing several times the reading of
-        // the column; a row with a null value then travels as a null array and the flag.
-        boolean flagNullValues = kind.containsNull(input) && invalidRowsToNull;
+        // names the column and the row. Only to make such rows null are they found beforehand, with exists(),
+        // which Spark interprets element by element (no code generation for lambdas), costing several times the
+        // reading of the column; a row with a null value then travels as null arrays and the flag.
+        boolean flagNullValues = invalidRowsToNull
+                && (kind.containsNull(input) || (residual != null && residualKind.containsNull(residual)));
         Column hasNullValue = flagNullValues
-                ? functions.coalesce(
-                        functions.exists(in, (scala.Function1<Column, Column>) Column::isNull), functions.lit(false))
+                ? kind.hasNullValue(in, input)
+                        .or(residual == null ? functions.lit(false) : residualKind.hasNullValue(res, residual))
                 : functions.lit(false);
-        Column values = flagNullValues
-                ? functions.when(hasNullValue, functions.lit(null)).otherwise(kind.toFloatArray(in))
-                : kind.toFloatArray(in);
+        Column values = kind.toFloatArray(in);
+        Column residualValues = residual == null
+                ? functions.lit(null).cast(DataTypes.createArrayType(DataTypes.FloatType))
+                : residualKind.toFloatArray(res);
+        if (flagNullValues) {
+            values = functions.when(hasNullValue, functions.lit(null)).otherwise(values);
+            residualValues = functions.when(hasNullValue, functions.lit(null)).otherwise(residualValues);
+        }
         Column original = typedOriginal ? in : functions.lit(false);
         Encoder<?> originalEncoder = typedOriginal
                 ? (kind == InputKind.DOUBLE_ARRAY
                         ? dataset.sparkSession().implicits().newDoubleArrayEncoder()
                         : dataset.sparkSession().implicits().newFloatArrayEncoder())
                 : Encoders.BOOLEAN();
+        Encoder<float[]> floats = dataset.sparkSession().implicits().newFloatArrayEncoder();
         @SuppressWarnings("unchecked")
-        Encoder<Tuple4<Row, float[], Boolean, Object>> encoder = Encoders.tuple(
+        Encoder<Tuple5<Row, float[], Boolean, Object, float[]>> encoder = Encoders.tuple(
                 Encoders.row(new StructType(restFields.toArray(StructField[]::new))),
-                dataset.sparkSession().implicits().newFloatArrayEncoder(),
+                floats,
                 Encoders.BOOLEAN(),
-                (Encoder<Object>) originalEncoder);
+                (Encoder<Object>) originalEncoder,
+                floats);
 
-        Dataset<Tuple4<Row, float[], Boolean, Object>> typed = dataset.select(
+        Dataset<Tuple5<Row, float[], Boolean, Object, float[]>> typed = dataset.select(
                         functions.struct(rest.toArray(Column[]::new)).as("_1"),
                         values.as("_2"),
                         hasNullValue.as("_3"),
-                        original.as("_4"))
+                        original.as("_4"),
+                        residualValues.as("_5"))
                 .as(encoder);
         PartitionNormalizer normalizer = new PartitionNormalizer(
                 config,
@@ -259,24 +332,39 @@ public final class SparkLayerNorm {
                 threadsPerTask,
                 invalidRowsToNull,
                 chunkRows,
-                inputColumn + " (" + input.dataType().simpleString() + ")");
-        Dataset<Tuple4<Row, float[], Boolean, Object>> normalized = typed.mapPartitions(normalizer, encoder);
+                inputColumn + " (" + input.dataType().simpleString() + ")",
+                residual == null
+                        ? null
+                        : residualColumn + " (" + residual.dataType().simpleString() + ")",
+                sumColumn != null);
+        Dataset<Tuple5<Row, float[], Boolean, Object, float[]>> normalized = typed.mapPartitions(normalizer, encoder);
 
         Column result = kind.fromFloatArray(normalized.col("_2")).as(outputColumn);
+        Column sum = sumColumn == null
+                ? null
+                : kind.fromFloatArray(normalized.col("_5")).as(sumColumn);
         List<Column> columns = new ArrayList<>();
-        boolean placed = false;
+        boolean resultPlaced = false;
+        boolean sumPlaced = sum == null;
         for (StructField field : schema.fields()) {
-            if (field.name().equals(outputColumn)) {
+            String name = field.name();
+            if (name.equals(outputColumn)) {
                 columns.add(result);
-                placed = true;
-            } else if (field.name().equals(inputColumn) && typedOriginal) {
+                resultPlaced = true;
+            } else if (name.equals(sumColumn)) {
+                columns.add(sum);
+                sumPlaced = true;
+            } else if (name.equals(inputColumn) && typedOriginal) {
                 columns.add(normalized.col("_4").as(inputColumn));
             } else {
-                columns.add(normalized.col("_1").getField(field.name()).as(field.name()));
+                columns.add(normalized.col("_1").getField(name).as(name));
             }
         }
-        if (!placed) {
+        if (!resultPlaced) {
             columns.add(result);
+        }
+        if (!sumPlaced) {
+            columns.add(sum);
         }
         return normalized.select(columns.toArray(Column[]::new));
     }
@@ -284,7 +372,10 @@ public final class SparkLayerNorm {
     @Override
     public String toString() {
         return "SparkLayerNorm[" + config + ", " + backend + (gamma != null ? ", gamma" : "")
-                + (beta != null ? ", beta" : "") + (invalidRowsToNull ? ", invalid rows to null" : "") + "]";
+                + (beta != null ? ", beta" : "") + (residualColumn != null ? ", residual " + residualColumn : "")
+                + (sumColumn != null ? ", sum to " + sumColumn : "")
+                + (invalidRowsToNull ? ", invalid rows to null" : "")
+                + "]";
     }
 
     private float[] parameter(String name, float[] values, boolean configured, String fix) {
@@ -339,6 +430,15 @@ public final class SparkLayerNorm {
 
         boolean containsNull(StructField field) {
             return field.dataType() instanceof ArrayType array && array.containsNull();
+        }
+
+        /** Whether a row holds a null value: never for a type that cannot, and never for a null row. */
+        Column hasNullValue(Column column, StructField field) {
+            return containsNull(field)
+                    ? functions.coalesce(
+                            functions.exists(column, (scala.Function1<Column, Column>) Column::isNull),
+                            functions.lit(false))
+                    : functions.lit(false);
         }
 
         Column toFloatArray(Column column) {

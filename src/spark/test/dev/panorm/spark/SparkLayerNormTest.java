@@ -100,6 +100,23 @@ class SparkLayerNormTest {
         return values;
     }
 
+    private static Vector vector(float[] values) {
+        double[] doubles = new double[values.length];
+        for (int i = 0; i < values.length; i++) {
+            doubles[i] = values[i];
+        }
+        return Vectors.dense(doubles);
+    }
+
+    private static float[] floats(Vector vector) {
+        double[] values = vector.toArray();
+        float[] floats = new float[values.length];
+        for (int i = 0; i < floats.length; i++) {
+            floats[i] = (float) values[i];
+        }
+        return floats;
+    }
+
     /** Every third row null: the rest normalized as the reference says, the other columns as they were. */
     private static void assertNormalized(
             List<Row> output, float[] gamma, float[] beta, boolean rms, String column, boolean vector) {
@@ -248,6 +265,128 @@ class SparkLayerNormTest {
         assertTrue(output.get(1).isNullAt(0));
     }
 
+    /** Row r's residual: of another scale than the embedding, so that the sum is not a multiple of either. */
+    private static float[] residual(int r) {
+        return TestAccess.gaussian(C, 3 - r % 5, 0.25 + r % 3, 2000 + r);
+    }
+
+    /** The float32 sum the fused operation normalizes. */
+    private static float[] sum(float[] x, float[] r) {
+        float[] s = new float[x.length];
+        for (int i = 0; i < s.length; i++) {
+            s[i] = x[i] + r[i];
+        }
+        return s;
+    }
+
+    @Test
+    void residualOfAnotherTypeWithNullsKeepsTheSum() {
+        // Input null on every third row, residual null on every fifth (row 0, 15: both); array<double> residual.
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            rows.add(RowFactory.create(
+                    r,
+                    r % 3 == 0 ? null : embedding(r, C),
+                    r % 5 == 0 ? null : boxedDoubles(residual(r)),
+                    "name " + r));
+        }
+        StructType schema = new StructType()
+                .add("id", DataTypes.IntegerType)
+                .add("emb", DataTypes.createArrayType(DataTypes.FloatType, false))
+                .add("res", DataTypes.createArrayType(DataTypes.DoubleType, false))
+                .add("name", DataTypes.StringType);
+        float[] gamma = TestAccess.gaussian(C, 1, 0.5, 5);
+        float[] beta = TestAccess.gaussian(C, 0, 0.5, 6);
+
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.of(C))
+                .gamma(gamma)
+                .beta(beta)
+                .residual("res", "sum")
+                .chunkRows(4)
+                .apply(frame(schema, rows), "emb", "out");
+
+        assertArrayEquals(
+                new String[] {"id", "emb", "res", "name", "out", "sum"},
+                out.schema().fieldNames());
+        for (Row row : out.collectAsList()) {
+            int id = row.getInt(0);
+            assertEquals("name " + id, row.getString(3));
+            if (id % 3 == 0 || id % 5 == 0) {
+                assertTrue(row.isNullAt(4) && row.isNullAt(5), "row " + id + ": a null operand makes null outputs");
+                assertEquals(id % 3 == 0, row.isNullAt(1), "the input stays as it was");
+                assertEquals(id % 5 == 0, row.isNullAt(2), "the residual stays as it was");
+                continue;
+            }
+            float[] s = sum(embedding(id, C), residual(id));
+            assertArrayEquals(s, floats(row, "sum"), 0f, "the sum is x + r in float32");
+            TestAccess.assertForward(Backend.AUTO, s, 1, C, gamma, beta, EPS, floats(row, "out"));
+            assertArrayEquals(embedding(id, C), floats(row, "emb"), "the input column is untouched");
+            assertEquals((double) residual(id)[7], row.<Double>getList(2).get(7), "the residual is untouched");
+        }
+    }
+
+    @Test
+    void vectorResidualInPlaceAsAPreLnBlock() {
+        // RMSNorm of x + r into x's column, the sum replacing r, as a pre-LN block carries its residual stream.
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            rows.add(RowFactory.create(r, r % 3 == 0 ? null : vector(embedding(r, C)), "name", vector(residual(r))));
+        }
+        StructType schema = schema(new VectorUDT()).add("res", new VectorUDT());
+
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.rms(C).withEps(EPS).withShift(false))
+                .residual("res", "res")
+                .apply(frame(schema, rows), "emb", "emb");
+
+        assertArrayEquals(
+                new String[] {"id", "emb", "name", "res"}, out.schema().fieldNames());
+        assertEquals(new VectorUDT(), out.schema().apply("res").dataType());
+        for (Row row : out.collectAsList()) {
+            int id = row.getInt(0);
+            if (id % 3 == 0) {
+                assertTrue(row.isNullAt(1) && row.isNullAt(3), "row " + id);
+                continue;
+            }
+            float[] s = sum(embedding(id, C), residual(id));
+            assertArrayEquals(s, floats((Vector) row.getAs("res")), 0f);
+            TestAccess.assertForward(Backend.AUTO, s, 1, C, null, null, EPS, true, floats((Vector) row.getAs("emb")));
+        }
+    }
+
+    @Test
+    void aBadResidualFailsTheJobNamingItOrBecomesNull() {
+        Float[] holed = boxed(residual(17));
+        holed[3] = null;
+        for (Object bad : new Object[] {new Float[] {1f, 2f, 3f}, holed}) {
+            List<Row> rows = new ArrayList<>();
+            for (int r = 0; r < ROWS; r++) {
+                rows.add(RowFactory.create(r, embedding(r, C), "name " + r, r == 17 ? bad : boxed(residual(r))));
+            }
+            StructType schema = schema(DataTypes.createArrayType(DataTypes.FloatType, false))
+                    .add("res", DataTypes.createArrayType(DataTypes.FloatType, true));
+            Dataset<Row> df = frame(schema, rows);
+            SparkLayerNorm norm = SparkLayerNorm.of(LayerNormConfig.of(C)).residual("res");
+
+            Exception e = assertThrows(
+                    Exception.class, () -> norm.apply(df, "emb", "emb").collectAsList());
+            String expected = bad == holed
+                    ? "column res (array<float>): row 7 of partition 1 holds a null value"
+                    : "column res (array<float>): row 7 of partition 1 has 3 values, but the normalized shape [24]"
+                            + " needs 24";
+            assertTrue(rootMessage(e).contains(expected), rootMessage(e));
+
+            for (Row row : norm.invalidRowsToNull(true).apply(df, "emb", "emb").collectAsList()) {
+                int id = row.getInt(0);
+                if (id == 17) {
+                    assertTrue(row.isNullAt(1));
+                } else {
+                    float[] s = sum(embedding(id, C), residual(id));
+                    TestAccess.assertForward(Backend.AUTO, s, 1, C, null, null, EPS, floats(row, "emb"));
+                }
+            }
+        }
+    }
+
     /** Rows 0..29 in 3 partitions of 10: row 17 is row 7 of partition 1. */
     private static Dataset<Row> withBadRow(Object bad) {
         List<Row> rows = new ArrayList<>();
@@ -335,5 +474,11 @@ class SparkLayerNormTest {
         assertThrows(
                 IllegalArgumentException.class,
                 () -> SparkLayerNorm.of(LayerNormConfig.of(C).withoutAffine()).beta(new float[C]));
+        IllegalArgumentException residual = assertThrows(
+                IllegalArgumentException.class, () -> norm.residual("r").apply(df, "emb", "emb"));
+        assertTrue(residual.getMessage().contains("no column 'r'"), residual.getMessage());
+        IllegalArgumentException sum = assertThrows(
+                IllegalArgumentException.class, () -> norm.residual("emb", "y").apply(df, "emb", "y"));
+        assertTrue(sum.getMessage().contains("would both go to column 'y'"), sum.getMessage());
     }
 }
