@@ -45,3 +45,15 @@ panorm_build_jar() {
     "$root/scripts/mvn" -q -DskipTests package >&2
   fi
 }
+
+# Writes Spark's class path (a provided dependency, so target/lib does not hold it) into
+# target/spark.classpath if it is missing or older than pom.xml, saying so on stderr as $1.
+panorm_spark_classpath() {
+  local name=$1 root classpath
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  classpath="$root/target/spark.classpath"
+  if [ ! -s "$classpath" ] || [ "$root/pom.xml" -nt "$classpath" ]; then
+    echo "$name: resolving Spark's class path into $classpath (once)..." >&2
+    "$root/scripts/mvn" -q dependency:build-classpath -Dmdep.includeScope=compile -Dmdep.outputFile="$classpath" >&2
+  fi
+}

@@ -15,11 +15,8 @@ panorm_find_java
 
 jar="$root/target/panorm.jar"
 panorm_build_jar spark-example
+panorm_spark_classpath spark-example
 classpath="$root/target/spark.classpath"
-if [ ! -s "$classpath" ] || [ "$root/pom.xml" -nt "$classpath" ]; then
-  echo "spark-example: resolving Spark's class path into $classpath (once)..." >&2
-  "$root/scripts/mvn" -q dependency:build-classpath -Dmdep.includeScope=compile -Dmdep.outputFile="$classpath" >&2
-fi
 
 cd "$root"
 # shellcheck disable=SC2086 # JAVA_OPTS and the flags are lists of options

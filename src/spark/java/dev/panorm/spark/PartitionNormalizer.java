@@ -179,9 +179,10 @@ final class PartitionNormalizer
                     throw new IllegalArgumentException(problem);
                 }
                 // With a residual, a row is normalized only when both arrays are there; otherwise both outputs
-                // (the norm, and the sum that travels in the residual's array) are null.
+                // are null: the norm, and the sum if it is kept in the residual's array (else that array is the
+                // residual column itself, untouched).
                 if (problem != null || (residualColumn != null && (values == null || residual == null))) {
-                    row = new Tuple5<>(row._1(), null, false, row._4(), null);
+                    row = new Tuple5<>(row._1(), null, false, row._4(), keepSum ? null : residual);
                 } else if (values != null) {
                     long offset = (long) valid++ * size * Float.BYTES;
                     MemorySegment.copy(values, 0, chunk.segment(), ValueLayout.JAVA_FLOAT, offset, size);

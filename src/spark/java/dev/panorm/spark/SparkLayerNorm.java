@@ -44,6 +44,9 @@ import scala.Tuple5;
  * and the row's position (partition and index in it), unless {@link #invalidRowsToNull(boolean)} makes such
  * rows null. NaN and infinities propagate as in {@link LayerNorm}: a row that holds one comes out NaN.
  *
+ * <p>Residual add: {@link #residual(String)} normalizes {@code x + r}, the input plus another column, as a
+ * transformer block does, and {@link #residual(String, String)} also keeps the sum as a column.
+ *
  * <p>How it runs: {@code mapPartitions} over typed {@code float[]} rows (Spark's own row conversion, with no
  * boxing), which each task copies into off-heap chunks of about 1 MiB and normalizes a chunk at a time, so
  * there is one native call per chunk, never per row. The {@link LayerNorm}s live once per executor JVM and
@@ -267,10 +270,16 @@ public final class SparkLayerNorm {
         Column in = dataset.col(quote(inputColumn));
         Column res = residual == null ? null : dataset.col(quote(residualColumn));
         boolean inputReplaced = inputColumn.equals(outputColumn) || inputColumn.equals(sumColumn);
-        // The original input travels typed beside the values (no boxing) where an encoder can carry it: arrays
-        // without null values. Otherwise it goes with the other columns, as Spark's Row format holds it; so
-        // does a residual column that stays, since its values array may become the sum.
+        // The original input travels typed beside the values where an encoder can carry it: arrays without null
+        // values. Otherwise it goes with the other columns, in Spark's Row format, which costs more. So does the
+        // residual, unless its values array is the original itself: array<float>, not turned into the sum.
         boolean typedOriginal = !inputReplaced && kind != InputKind.VECTOR && !kind.containsNull(input);
+        boolean typedResidual = residual != null
+                && sumColumn == null
+                && !residualColumn.equals(inputColumn)
+                && !residualColumn.equals(outputColumn)
+                && residualKind == InputKind.FLOAT_ARRAY
+                && !residualKind.containsNull(residual);
 
         List<Column> rest = new ArrayList<>();
         List<StructField> restFields = new ArrayList<>();
@@ -278,7 +287,8 @@ public final class SparkLayerNorm {
             String name = field.name();
             boolean carriedApart = name.equals(outputColumn)
                     || name.equals(sumColumn)
-                    || (name.equals(inputColumn) && (inputReplaced || typedOriginal));
+                    || (name.equals(inputColumn) && (inputReplaced || typedOriginal))
+                    || (name.equals(residualColumn) && typedResidual);
             if (!carriedApart) {
                 rest.add(dataset.col(quote(name)));
                 restFields.add(field);
@@ -298,8 +308,10 @@ public final class SparkLayerNorm {
         Column residualValues = residual == null
                 ? functions.lit(null).cast(DataTypes.createArrayType(DataTypes.FloatType))
                 : residualKind.toFloatArray(res);
-        if (flagNullValues) {
+        if (flagNullValues && kind.containsNull(input)) {
             values = functions.when(hasNullValue, functions.lit(null)).otherwise(values);
+        }
+        if (flagNullValues && residual != null && residualKind.containsNull(residual)) {
             residualValues = functions.when(hasNullValue, functions.lit(null)).otherwise(residualValues);
         }
         Column original = typedOriginal ? in : functions.lit(false);
@@ -356,6 +368,8 @@ public final class SparkLayerNorm {
                 sumPlaced = true;
             } else if (name.equals(inputColumn) && typedOriginal) {
                 columns.add(normalized.col("_4").as(inputColumn));
+            } else if (name.equals(residualColumn) && typedResidual) {
+                columns.add(normalized.col("_5").as(residualColumn));
             } else {
                 columns.add(normalized.col("_1").getField(name).as(name));
             }

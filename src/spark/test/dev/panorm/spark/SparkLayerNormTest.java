@@ -326,6 +326,42 @@ class SparkLayerNormTest {
     }
 
     @Test
+    void aFloatResidualThatStaysIsUntouched() {
+        // The residual's array travels typed and is handed back as the column: it must come back as it was on
+        // rows whose input is null (every third) or whose residual has the wrong length (row 17, made null).
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < ROWS; r++) {
+            float[] res = r == 17 ? new float[] {1, 2, 3} : r % 5 == 0 ? null : residual(r);
+            rows.add(RowFactory.create(r, r % 3 == 0 ? null : embedding(r, C), "name " + r, res));
+        }
+        StructType schema = schema(DataTypes.createArrayType(DataTypes.FloatType, false))
+                .add("res", DataTypes.createArrayType(DataTypes.FloatType, false));
+
+        Dataset<Row> out = SparkLayerNorm.of(LayerNormConfig.of(C))
+                .residual("res")
+                .invalidRowsToNull(true)
+                .apply(frame(schema, rows), "emb", "y");
+
+        assertArrayEquals(
+                new String[] {"id", "emb", "name", "res", "y"}, out.schema().fieldNames());
+        for (Row row : out.collectAsList()) {
+            int id = row.getInt(0);
+            float[] res = id == 17 ? new float[] {1, 2, 3} : id % 5 == 0 ? null : residual(id);
+            if (res == null) {
+                assertTrue(row.isNullAt(3), "row " + id);
+            } else {
+                assertArrayEquals(res, floats(row, "res"), "row " + id + ": the residual is untouched");
+            }
+            if (id % 3 == 0 || id % 5 == 0 || id == 17) {
+                assertTrue(row.isNullAt(4), "row " + id);
+            } else {
+                TestAccess.assertForward(
+                        Backend.AUTO, sum(embedding(id, C), res), 1, C, null, null, EPS, floats(row, "y"));
+            }
+        }
+    }
+
+    @Test
     void vectorResidualInPlaceAsAPreLnBlock() {
         // RMSNorm of x + r into x's column, the sum replacing r, as a pre-LN block carries its residual stream.
         List<Row> rows = new ArrayList<>();
