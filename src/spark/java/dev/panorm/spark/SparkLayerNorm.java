@@ -202,6 +202,7 @@ public final class SparkLayerNorm {
         return new SparkLayerNorm(
                 config, gamma, beta, backend, threadsPerTask, invalidRowsToNull, rows, residualColumn, sumColumn);
     }
+
     /**
      * This normalization of the sum of the input and {@code residualColumn}: the output is {@code norm(x + r)}
      * per row, the residual add of a transformer block fused with the norm ({@link LayerNorm#forwardResidual}:
