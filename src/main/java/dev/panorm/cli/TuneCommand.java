@@ -60,8 +60,10 @@ import picocli.CommandLine.ParentCommand;
         })
 final class TuneCommand implements Callable<Integer> {
     private static final String DEFAULT_WIDTHS = "768,1024,4096";
-    /** The Java kernels are compiled by C2 once their fastest call takes at most this (KernelWarmup's bound). */
+    /** The Java kernels are compiled by C2 once their fastest call takes at most this per element (KernelWarmup's). */
     private static final double COMPILED_NS_PER_ELEMENT = 2;
+    /** And a few microseconds per call (a single row's backward takes about 2), a hundredth of interpreted time. */
+    private static final double COMPILED_NS_FIXED = 3000;
     /** Batches of about this long, so that a small call's time is not the clock's. */
     private static final long BATCH_NANOS = 100_000;
 
@@ -169,9 +171,11 @@ final class TuneCommand implements Callable<Integer> {
     /**
      * One point of the sweep: nanoseconds per call in Java and on oneDNN's faster thread count.
      *
+     * @param call the call measured (inference, training, ...)
+     * @param kind the model's kind it stands for
      * @param oneDnnThreads the thread count of that faster oneDNN time
      */
-    record Point(String kind, long rows, long c, double javaNanos, double oneDnnNanos, int oneDnnThreads) {
+    record Point(String call, String kind, long rows, long c, double javaNanos, double oneDnnNanos, int oneDnnThreads) {
         long elements() {
             return rows * c;
         }
@@ -221,75 +225,107 @@ final class TuneCommand implements Callable<Integer> {
         }
     }
 
-    /** The sweep: kind by kind, width by width, rows doubling; {@code progress} (may be null) counts points. */
+    /**
+     * The sweep: twice over every call, width and row count (the second time in reverse order), keeping each
+     * candidate's faster median of the two, so that a busy moment of the machine or a recompilation in one pass
+     * does not decide; {@code progress} (may be null) counts measurements.
+     */
     private List<Point> sweep(long[] cs, Pipeline.Progress progress) {
-        record Shape(long rows, long c) {}
-        List<Shape> shapes = new ArrayList<>();
-        for (long c : cs) {
-            for (long rows = 1; rows * c <= Math.max(maxElements, c); rows *= 2) {
-                shapes.add(new Shape(rows, c));
-            }
-        }
-        Op[] ops = Op.values();
-        int total = shapes.size() * ops.length;
-        int cores = Runtime.getRuntime().availableProcessors();
-        long start = System.nanoTime();
-        long end = start + (long) (seconds * 1e9);
-        if (!warmUp(start + (long) (seconds * 0.2e9))) {
-            main.err.println("panorm: warning: the Java kernels still ran interpreted after the warm-up, so this"
-                    + " profile favours oneDNN; give tune more --seconds");
-        }
-        List<Point> points = new ArrayList<>();
-        for (Op op : ops) {
+        record Task(Op op, long rows, long c) {}
+        List<Task> tasks = new ArrayList<>();
+        for (Op op : Op.values()) {
             for (long c : cs) {
-                try (LayerNorm java = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA, 1);
-                        LayerNorm oneDnn1 = LayerNorm.create(LayerNormConfig.of(c), Backend.ONEDNN, 1);
-                        LayerNorm oneDnnAll = LayerNorm.create(LayerNormConfig.of(c), Backend.ONEDNN, cores)) {
-                    List<LayerNorm> candidates = cores > 1 ? List.of(java, oneDnn1, oneDnnAll) : List.of(java, oneDnn1);
-                    for (Shape shape : shapes) {
-                        if (shape.c() != c) {
-                            continue;
-                        }
-                        long budget = (end - System.nanoTime()) / (total - points.size());
-                        try (Arena arena = Arena.ofConfined()) {
-                            Data data = Data.allocate(arena, shape.rows(), c);
-                            double[] nanos = time(op, data, candidates, budget);
-                            boolean all = nanos.length > 2 && nanos[2] < nanos[1];
-                            points.add(new Point(
-                                    op.kind, shape.rows(), c, nanos[0], all ? nanos[2] : nanos[1], all ? cores : 1));
-                        }
-                        if (progress != null) {
-                            progress.update(points.size(), total, System.nanoTime() - start);
-                        }
-                    }
+                for (long rows = 1; rows * c <= Math.max(maxElements, c); rows *= 2) {
+                    tasks.add(new Task(op, rows, c));
                 }
             }
         }
+        int total = 2 * tasks.size();
+        int cores = Runtime.getRuntime().availableProcessors();
+        long start = System.nanoTime();
+        long end = start + (long) (seconds * 1e9);
+        if (!warmUp(cs, start + (long) (seconds * 0.2e9))) {
+            main.err.println("panorm: warning: the Java kernels still ran interpreted after the warm-up, so this"
+                    + " profile favours oneDNN; give tune more --seconds");
+        }
+        Map<Long, List<LayerNorm>> candidates = new LinkedHashMap<>(); // per width: Java 1t, oneDNN 1t and all
+        Map<Task, double[]> fastest = new LinkedHashMap<>();
+        try {
+            for (long c : cs) {
+                List<LayerNorm> norms = new ArrayList<>();
+                candidates.put(c, norms);
+                norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA, 1));
+                norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.ONEDNN, 1));
+                if (cores > 1) {
+                    norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.ONEDNN, cores));
+                }
+            }
+            int done = 0;
+            for (int pass = 0; pass < 2; pass++) {
+                for (Task task : pass == 0 ? tasks : tasks.reversed()) {
+                    long budget = (end - System.nanoTime()) / (total - done);
+                    try (Arena arena = Arena.ofConfined()) {
+                        Data data = Data.allocate(arena, task.rows(), task.c());
+                        double[] nanos = time(task.op(), data, candidates.get(task.c()), budget);
+                        fastest.merge(task, nanos, (a, b) -> {
+                            for (int i = 0; i < a.length; i++) {
+                                a[i] = Math.min(a[i], b[i]);
+                            }
+                            return a;
+                        });
+                    }
+                    done++;
+                    if (progress != null) {
+                        progress.update(done, total, System.nanoTime() - start);
+                    }
+                }
+            }
+        } finally {
+            candidates.values().forEach(norms -> norms.forEach(LayerNorm::close));
+        }
+        List<Point> points = new ArrayList<>();
+        fastest.forEach((task, nanos) -> {
+            boolean all = nanos.length > 2 && nanos[2] < nanos[1];
+            points.add(new Point(
+                    task.op().name().toLowerCase(Locale.ROOT),
+                    task.op().kind,
+                    task.rows(),
+                    task.c(),
+                    nanos[0],
+                    all ? nanos[2] : nanos[1],
+                    all ? cores : 1));
+        });
         return points;
     }
 
     /**
-     * Runs the Java kernels until C2 has compiled them (or until {@code deadline}): interpreted, they are about a
-     * thousand times slower, and the first points would say nothing about the compiled code AUTO runs. False if
-     * they were not compiled in time.
+     * Runs the Java kernels until C2 has compiled them for every call, on 1 and 4 rows of every width (or until
+     * {@code deadline}): interpreted, they are about a hundred times slower, and the first points would say
+     * nothing about the compiled code AUTO runs. False if they were not compiled in time.
      */
-    private static boolean warmUp(long deadline) {
-        long c = 1024;
-        try (Arena arena = Arena.ofConfined();
-                LayerNorm java = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA, 1)) {
-            Data data = Data.allocate(arena, 4, c);
+    private static boolean warmUp(long[] cs, long deadline) {
+        try (Arena arena = Arena.ofConfined()) { // the kind of memory the sweep uses: see KernelWarmup.warmUp
+            List<Data> shapes = new ArrayList<>();
+            for (long c : cs) {
+                shapes.add(Data.allocate(arena, 1, c));
+                shapes.add(Data.allocate(arena, 4, c));
+            }
             while (System.nanoTime() < deadline) {
-                long slowest = 0;
-                for (Op op : Op.values()) {
-                    long fastest = Long.MAX_VALUE;
-                    for (int i = 0; i < 64; i++) {
-                        long before = System.nanoTime();
-                        op.run(java, data);
-                        fastest = Math.min(fastest, System.nanoTime() - before);
+                boolean compiled = true;
+                for (Data data : shapes) {
+                    try (LayerNorm java = LayerNorm.create(LayerNormConfig.of(data.c()), Backend.JAVA, 1)) {
+                        for (Op op : Op.values()) {
+                            long fastest = Long.MAX_VALUE;
+                            for (int i = 0; i < 16; i++) {
+                                long before = System.nanoTime();
+                                op.run(java, data);
+                                fastest = Math.min(fastest, System.nanoTime() - before);
+                            }
+                            compiled &= fastest <= COMPILED_NS_PER_ELEMENT * data.rows() * data.c() + COMPILED_NS_FIXED;
+                        }
                     }
-                    slowest = Math.max(slowest, fastest);
                 }
-                if (slowest <= COMPILED_NS_PER_ELEMENT * 4 * c) {
+                if (compiled) {
                     return true;
                 }
             }
@@ -348,17 +384,23 @@ final class TuneCommand implements Callable<Integer> {
         long best = 0;
         double bestLoss = Double.POSITIVE_INFINITY;
         for (long threshold : thresholds) {
-            double loss = 0;
-            for (Point p : points) {
-                boolean java = p.elements() <= threshold || threshold > 0 && p.rows() == 1;
-                loss += (java ? p.javaNanos() : p.oneDnnNanos()) / Math.min(p.javaNanos(), p.oneDnnNanos());
-            }
+            double loss = Arrays.stream(slowdowns(points, threshold)).sum();
             if (loss < bestLoss) {
                 bestLoss = loss;
                 best = threshold;
             }
         }
         return best;
+    }
+
+    /** Per point, AUTO's time over the best time if it routes with this crossover (as AutoKernel does). */
+    static double[] slowdowns(List<Point> points, long crossover) {
+        return points.stream()
+                .mapToDouble(p -> {
+                    boolean java = p.elements() <= crossover || crossover > 0 && p.rows() == 1;
+                    return (java ? p.javaNanos() : p.oneDnnNanos()) / Math.min(p.javaNanos(), p.oneDnnNanos());
+                })
+                .toArray();
     }
 
     private void print(
@@ -371,7 +413,8 @@ final class TuneCommand implements Callable<Integer> {
         if (verbose) {
             out.printf(
                     Locale.ROOT,
-                    "%-15s %11s %12s %12s %8s %s%n",
+                    "%-10s %-15s %11s %12s %12s %8s %s%n",
+                    "call",
                     "kind",
                     "rows x C",
                     "java-1t us",
@@ -381,7 +424,8 @@ final class TuneCommand implements Callable<Integer> {
             for (Point p : points) {
                 out.printf(
                         Locale.ROOT,
-                        "%-15s %11s %12.2f %12.2f %8d %s%n",
+                        "%-10s %-15s %11s %12.2f %12.2f %8d %s%n",
+                        p.call(),
                         p.kind(),
                         p.rows() + "x" + p.c(),
                         p.javaNanos() / 1e3,
@@ -392,8 +436,20 @@ final class TuneCommand implements Callable<Integer> {
             out.println();
         }
         out.println("machine  " + key);
-        crossovers.forEach((name, elements) ->
-                out.printf(Locale.ROOT, "%-18s Java up to %d elements per call, oneDNN above%n", name, elements));
-        out.printf(Locale.ROOT, "profile  %s (%d measurements in %.0f s)%n", file, points.size(), elapsed);
+        crossovers.forEach((name, elements) -> {
+            String kind = name.substring(name.indexOf('.') + 1);
+            double[] slowdowns =
+                    slowdowns(points.stream().filter(p -> p.kind().equals(kind)).toList(), elements);
+            out.printf(
+                    Locale.ROOT,
+                    "%-18s Java up to %d elements per call, oneDNN above (time / best time over the sweep: mean"
+                            + " %.3f, worst %.2f)%n",
+                    name,
+                    elements,
+                    Arrays.stream(slowdowns).average().orElse(1),
+                    Arrays.stream(slowdowns).max().orElse(1));
+        });
+        out.printf(
+                Locale.ROOT, "profile  %s (%d points, each measured twice, in %.0f s)%n", file, points.size(), elapsed);
     }
 }

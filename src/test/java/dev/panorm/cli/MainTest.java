@@ -585,7 +585,7 @@ class MainTest {
     private static List<TuneCommand.Point> points(double[] java, double[] oneDnn) {
         List<TuneCommand.Point> points = new ArrayList<>();
         for (int i = 0; i < java.length; i++) {
-            points.add(new TuneCommand.Point("forward", 1L << i, 64, java[i], oneDnn[i], 1));
+            points.add(new TuneCommand.Point("inference", "forward", 1L << i, 64, java[i], oneDnn[i], 1));
         }
         return points;
     }
