@@ -94,7 +94,7 @@ final class TuneCommand implements Callable<Integer> {
     @Option(
             names = "--dir",
             paramLabel = "DIR",
-            description = "where to write the profile; default the folder AUTO reads it from, ${panorm.cache.dir}"
+            description = "where to write the profile; default the folder AUTO reads it from: -Dpanorm.cache.dir"
                     + " or $PANORM_CACHE_DIR or $XDG_CACHE_HOME/panorm or ~/.cache/panorm")
     private Path dir;
 

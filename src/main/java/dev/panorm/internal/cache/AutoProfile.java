@@ -237,8 +237,16 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
     public record InUse(Path file, AutoProfile profile) {}
 
     private static final class Holder {
-        static final Optional<InUse> IN_USE =
-                lookUp(setting(), CacheFolder.root(), Key.thisMachine(), AutoProfile::warn);
+        static final Optional<InUse> IN_USE = lookUp();
+
+        private static Optional<InUse> lookUp() {
+            try {
+                return AutoProfile.lookUp(setting(), CacheFolder.root(), Key.thisMachine(), AutoProfile::warn);
+            } catch (RuntimeException e) { // no cache folder (no user.home), an odd /proc: never the caller's problem
+                warn("cannot look for a profile: " + e);
+                return Optional.empty();
+            }
+        }
     }
 
     private static String setting() {
