@@ -35,7 +35,8 @@ import picocli.CommandLine.ParentCommand;
  * then uses in place of its built-in ones.
  *
  * <p>For each kind, width and row count of a geometric sweep it times the Java vector kernel on one thread
- * against oneDNN on one thread and on all cores, in turn in the same process (median of batches), and takes
+ * against oneDNN on one thread and on all cores, in turn in the same process (median of batches, each point
+ * twice, the faster median kept), after warming the Java kernels up until C2 has compiled them, and takes
  * as the crossover the size up to which AUTO should send calls to Java: the one that makes the sum over the
  * sweep of (AUTO's time / the best time) least, routing as AUTO does (a single row goes to Java whenever the
  * crossover is not 0). Java's time is its one-thread time, which is what it runs below 2^19 elements.
