@@ -30,8 +30,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code panorm.auto.adaptive=false} turns both off: the model alone decides from the first call, and
  * plans are built on the calling thread, as {@link Backend#ONEDNN} builds them.
  *
- * <p>Override the float32 crossovers with the system property {@code panorm.auto.javaUpTo} (elements
- * per call; 0 sends every call oneDNN can take to oneDNN), or pick a backend explicitly.
+ * <p>The crossovers are the built-in model's, or those of the profile {@code panorm tune} wrote for this machine
+ * ({@link AutoModel#current()}). Override the float32 ones with the system property {@code
+ * panorm.auto.javaUpTo} (elements per call; 0 sends every call oneDNN can take to oneDNN), or pick a backend
+ * explicitly.
  */
 final class AutoKernel implements Kernel {
     private static final System.Logger LOG = System.getLogger("dev.panorm");
@@ -57,8 +59,13 @@ final class AutoKernel implements Kernel {
     private boolean backwardWarm;
 
     AutoKernel(LayerNormConfig config, int threads, CallCounter calls) {
+        this(config, threads, calls, AutoModel.current());
+    }
+
+    /** With {@code model} in place of the process's (for tests). */
+    AutoKernel(LayerNormConfig config, int threads, CallCounter calls, AutoModel model) {
         this.config = config;
-        this.javaUpTo = AutoModel.BUILT_IN.byPass(config);
+        this.javaUpTo = model.byPass(config);
         this.java = JavaKernels.create(config, threads);
         this.javaAlone = threads == 1 ? java : JavaKernels.create(config, 1);
         this.vectorized = JavaKernels.vectorized();

@@ -1,6 +1,9 @@
 package dev.panorm;
 
+import dev.panorm.internal.cache.AutoProfile;
 import java.util.Arrays;
+import java.util.Locale;
+import java.util.Map;
 
 /**
  * {@link Backend#AUTO}'s cost model: for each kind of call and data type, the most elements a call may
@@ -15,6 +18,10 @@ import java.util.Arrays;
  * faster at every size measured, so those calls never go to oneDNN. The crossovers are measured
  * ({@code docs/benchmarks.md}, "AUTO's cost model") on an Intel Xeon (Sapphire Rapids class, AVX-512 with
  * AMX, 2 cores) and are the model built into panorm.
+ *
+ * <p>{@code panorm tune} measures them on the machine it runs on and writes an {@link AutoProfile}; AUTO uses the
+ * profile that matches the machine, if there is one, in place of the built-in crossovers it names ({@link
+ * #current()}).
  */
 final class AutoModel {
     /** Kinds of call, by what oneDNN runs for them. */
@@ -29,6 +36,11 @@ final class AutoModel {
         BACKWARD,
         /** RMS backward through the statistics: a row sum, layer-normalization backward, and a correction. */
         BACKWARD_COMPOSED;
+
+        /** {@return this kind's name in a profile} */
+        String profileName() {
+            return name().toLowerCase(Locale.ROOT);
+        }
 
         static Kind of(LayerNormConfig config, Pass pass) {
             if (pass.forward) {
@@ -63,7 +75,27 @@ final class AutoModel {
         this.javaUpTo = javaUpTo;
     }
 
+    /** The model AUTO uses: the built-in one, with the crossovers of this machine's profile if there is one. */
+    static AutoModel current() {
+        return Current.MODEL;
+    }
+
+    /** Looks the profile up once, when the first AUTO operation is created: never on a call's path. */
+    private static final class Current {
+        static final AutoModel MODEL = AutoProfile.inUse()
+                .map(used -> of(used.profile(), Long.getLong("panorm.auto.javaUpTo")))
+                .orElse(BUILT_IN);
+    }
+
     static AutoModel builtIn(Long override) {
+        return of(null, override);
+    }
+
+    /**
+     * The built-in model with {@code profile}'s crossovers (null: none) in place of its own, then {@code override}
+     * (null: none) for every float32 one.
+     */
+    static AutoModel of(AutoProfile profile, Long override) {
         long[][] table = new long[DataType.values().length][Kind.values().length];
         for (long[] row : table) {
             Arrays.fill(row, NEVER_JAVA);
@@ -74,6 +106,14 @@ final class AutoModel {
         f32[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         f32[Kind.BACKWARD.ordinal()] = 1 << 16;
         f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+        if (profile != null) {
+            for (Map.Entry<String, Long> entry : profile.javaUpTo().entrySet()) {
+                String[] typeAndKind = entry.getKey().split("\\.");
+                DataType type = DataType.valueOf(typeAndKind[0].toUpperCase(Locale.ROOT));
+                Kind kind = Kind.valueOf(typeAndKind[1].toUpperCase(Locale.ROOT));
+                table[type.ordinal()][kind.ordinal()] = entry.getValue();
+            }
+        }
         if (override != null) {
             Arrays.fill(f32, override);
         }

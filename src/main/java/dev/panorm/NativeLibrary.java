@@ -1,5 +1,6 @@
 package dev.panorm;
 
+import dev.panorm.internal.cache.CacheFolder;
 import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
@@ -48,8 +49,8 @@ import java.util.zip.CRC32;
 final class NativeLibrary {
     static final String LIBRARY_PROPERTY = "panorm.onednn.library";
     static final String LIBRARY_ENV = "PANORM_ONEDNN_LIBRARY";
-    static final String CACHE_PROPERTY = "panorm.cache.dir";
-    static final String CACHE_ENV = "PANORM_CACHE_DIR";
+    static final String CACHE_PROPERTY = CacheFolder.PROPERTY;
+    static final String CACHE_ENV = CacheFolder.ENV;
 
     private static final String PLATFORM = "linux-x86_64";
     /** libdnnl first: it is the one that is loaded; the others sit beside it ($ORIGIN RUNPATH). */
@@ -264,16 +265,7 @@ final class NativeLibrary {
     }
 
     static Path cacheRoot() {
-        String configured = System.getProperty(CACHE_PROPERTY);
-        if (configured == null || configured.isBlank()) {
-            configured = System.getenv(CACHE_ENV);
-        }
-        if (configured != null && !configured.isBlank()) {
-            return Path.of(configured).toAbsolutePath();
-        }
-        String xdg = System.getenv("XDG_CACHE_HOME");
-        Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
-        return base.resolve("panorm").toAbsolutePath();
+        return CacheFolder.root();
     }
 
     private static Path extractInto(Path root, String folderName, List<Entry> entries) throws IOException {

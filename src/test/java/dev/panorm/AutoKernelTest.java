@@ -10,7 +10,7 @@ import org.junit.jupiter.api.Test;
 
 /** The contract, on AUTO, and the cost model's choices. */
 class AutoKernelTest extends LayerNormContract {
-    private static final long FORWARD_UP_TO = AutoModel.BUILT_IN.javaUpTo(AutoModel.Kind.FORWARD, DataType.F32);
+    private static final long FORWARD_UP_TO = AutoModel.current().javaUpTo(AutoModel.Kind.FORWARD, DataType.F32);
 
     @Override
     Backend backend() {

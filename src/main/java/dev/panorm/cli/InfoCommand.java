@@ -6,6 +6,7 @@ import dev.panorm.LayerNormConfig;
 import dev.panorm.NativeLibraryException;
 import dev.panorm.OneDnn;
 import dev.panorm.Tensor;
+import dev.panorm.internal.cache.AutoProfile;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.util.Locale;
@@ -15,14 +16,15 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
-/** {@code panorm info}: which oneDNN runs, from where, and what it picks on this machine. */
+/** {@code panorm info}: which oneDNN runs, from where, what it picks on this machine, and which model AUTO uses. */
 @Command(
         name = "info",
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description =
                 "oneDNN's version, the CPU ISA it uses, the implementation it picks for a sample shape, its thread"
-                        + " count, and the path it was loaded from. Exit status 1 if oneDNN cannot be loaded.")
+                        + " count, the path it was loaded from, and AUTO's model: this machine's profile from 'panorm tune',"
+                        + " or the built-in one. Exit status 1 if oneDNN cannot be loaded.")
 final class InfoCommand implements Callable<Integer> {
     private static final long ROWS = 32;
     private static final long C = 768;
@@ -60,6 +62,7 @@ final class InfoCommand implements Callable<Integer> {
                     + norm.implementation(x, x, parameter, parameter));
         }
         out.println("backends     onednn, java");
+        out.println("auto model   " + AutoProfile.describeInUse());
         if (types) {
             printTypeTable(out);
         }

@@ -20,8 +20,8 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.UnmatchedArgumentException;
 
 /**
- * The {@code panorm} command line: {@code info}, {@code normalize}, {@code backward}, {@code demo} and
- * {@code bench}, each with {@code --help} and {@code --version}. Exit status: 0 on success, 1 when the
+ * The {@code panorm} command line: {@code info}, {@code normalize}, {@code backward}, {@code demo},
+ * {@code bench} and {@code tune}, each with {@code --help} and {@code --version}. Exit status: 0 on success, 1 when the
  * work fails (bad input file, native failure), 2 for anything wrong on the command line. Every error is
  * one line on stderr. Public only as the jar's entry point.
  */
@@ -36,6 +36,7 @@ import picocli.CommandLine.UnmatchedArgumentException;
             BackwardCommand.class,
             DemoCommand.class,
             BenchCommand.class,
+            TuneCommand.class,
             HelpCommand.class
         },
         footer = {
@@ -62,8 +63,8 @@ public final class Main implements Callable<Integer> {
     /**
      * Runs the command line and exits the JVM with its status.
      *
-     * @param args a command ({@code info}, {@code normalize}, {@code backward}, {@code demo}, {@code bench}
-     *     or {@code help}) and its arguments; {@code panorm --help} lists them
+     * @param args a command ({@code info}, {@code normalize}, {@code backward}, {@code demo}, {@code bench},
+     *     {@code tune} or {@code help}) and its arguments; {@code panorm --help} lists them
      */
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));

@@ -8,7 +8,7 @@ import java.lang.foreign.ValueLayout;
 import java.util.Locale;
 
 /**
- * A one-line progress bar on a terminal: rows done, rate and time left, redrawn at most five times a
+ * A one-line progress bar on a terminal: units done (rows, measurements), rate and time left, redrawn at most five times a
  * second and erased at the end. Not drawn when stderr is not a terminal (a pipe, a file, a test).
  */
 final class ProgressBar implements Pipeline.Progress {
@@ -17,15 +17,22 @@ final class ProgressBar implements Pipeline.Progress {
     private static final int WIDTH = 30;
 
     private final PrintStream err;
+    private final String unit;
     private long lastDraw;
 
-    private ProgressBar(PrintStream err) {
+    private ProgressBar(PrintStream err, String unit) {
         this.err = err;
+        this.unit = unit;
     }
 
-    /** A bar on {@code err} if it is the process's stderr and that is a terminal, else nothing. */
+    /** A bar counting rows on {@code err} if it is the process's stderr and that is a terminal, else nothing. */
     static Pipeline.Progress onTerminal(PrintStream err) {
-        return err == System.err && stderrIsTerminal() ? new ProgressBar(err) : null;
+        return onTerminal(err, "rows");
+    }
+
+    /** A bar counting {@code unit} on {@code err} if it is the process's stderr and that is a terminal, else nothing. */
+    static Pipeline.Progress onTerminal(PrintStream err, String unit) {
+        return err == System.err && stderrIsTerminal() ? new ProgressBar(err, unit) : null;
     }
 
     /** {@code isatty(2)}: Java's Console can only tell whether stdin and stdout are terminals. */
@@ -54,7 +61,7 @@ final class ProgressBar implements Pipeline.Progress {
             return;
         }
         lastDraw = elapsedNanos;
-        err.print("\r" + line(rowsDone, totalRows, elapsedNanos));
+        err.print("\r" + line(rowsDone, totalRows, elapsedNanos, unit));
         if (finished) {
             err.print("\r" + " ".repeat(WIDTH + 60) + "\r"); // the summary line replaces the bar
         }
@@ -63,6 +70,10 @@ final class ProgressBar implements Pipeline.Progress {
 
     /** E.g. {@code [=========>          ]  31% 1200000/3866624 rows, 412k rows/s, 6 s left}. */
     static String line(long rowsDone, long totalRows, long elapsedNanos) {
+        return line(rowsDone, totalRows, elapsedNanos, "rows");
+    }
+
+    static String line(long rowsDone, long totalRows, long elapsedNanos, String unit) {
         double fraction = totalRows > 0 ? (double) rowsDone / totalRows : 0;
         int filled = (int) (fraction * WIDTH);
         String bar = "=".repeat(filled) + (filled < WIDTH ? ">" + " ".repeat(WIDTH - filled - 1) : "");
@@ -71,12 +82,14 @@ final class ProgressBar implements Pipeline.Progress {
         long left = rate > 0 ? Math.round((totalRows - rowsDone) / rate) : 0;
         return String.format(
                 Locale.ROOT,
-                "[%s] %3d%% %d/%d rows, %s rows/s, %d s left",
+                "[%s] %3d%% %d/%d %s, %s %s/s, %d s left",
                 bar,
                 Math.round(fraction * 100),
                 rowsDone,
                 totalRows,
+                unit,
                 compact(rate),
+                unit,
                 left);
     }
 

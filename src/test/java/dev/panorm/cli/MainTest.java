@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panorm.Tensor;
+import dev.panorm.internal.cache.AutoProfile;
 import dev.panorm.io.Npy;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -479,6 +480,8 @@ class MainTest {
         assertTrue(run.out().contains("CPU ISA      "), run.out());
         assertTrue(run.out().contains("forward inference -> "), run.out());
         assertTrue(run.out().contains("libdnnl.so.3"), run.out());
+        // The tests run with PANORM_AUTO_PROFILE=none (pom.xml), whatever the user's cache holds.
+        assertTrue(run.out().contains("auto model   built-in (measured on Intel Xeon"), run.out());
     }
 
     @Test
@@ -552,6 +555,64 @@ class MainTest {
         try (Stream<Path> files = Files.list(temp)) {
             assertEquals(2, files.count(), "no temporary file left behind");
         }
+    }
+
+    @Test
+    void tuneWritesThisMachinesProfile() throws IOException {
+        Assumptions.assumeTrue(dev.panorm.OneDnn.isAvailable());
+        Path folder = temp.resolve("profiles");
+        Run run = run(
+                "tune", "--seconds", "0.05", "--widths", "16,32", "--max-elements", "64", "--dir", folder.toString());
+        assertEquals(0, run.exit(), run.err());
+        AutoProfile.Key here = AutoProfile.Key.thisMachine();
+        Path file = AutoProfile.fileFor(folder, here);
+        try (Stream<Path> files = Files.list(folder)) {
+            assertEquals(List.of(file), files.toList(), "one profile, no temporary file");
+        }
+        AutoProfile profile = AutoProfile.read(file);
+        assertEquals(here, profile.key());
+        assertEquals(
+                List.of("f32.forward", "f32.forward_global", "f32.backward"),
+                List.copyOf(profile.javaUpTo().keySet()));
+        for (long crossover : profile.javaUpTo().values()) { // 0 or one of the sizes measured, whichever was faster
+            assertTrue(List.of(0L, 16L, 32L, 64L).contains(crossover), profile.toString());
+        }
+        assertTrue(run.out().contains("profile  " + file), run.out());
+        assertTrue(run.out().contains("machine  " + here), run.out());
+    }
+
+    /** Points on rows 1, 2, 4, ... of 64 with these Java and oneDNN times. */
+    private static List<TuneCommand.Point> points(double[] java, double[] oneDnn) {
+        List<TuneCommand.Point> points = new ArrayList<>();
+        for (int i = 0; i < java.length; i++) {
+            points.add(new TuneCommand.Point("inference", "forward", 1L << i, 64, java[i], oneDnn[i], 1));
+        }
+        return points;
+    }
+
+    @Test
+    void tuneTakesTheCrossoverThatCostsAutoTheLeast() {
+        double[] oneDnn = {10, 10, 10, 10, 10};
+        assertEquals(4 * 64, TuneCommand.crossover(points(new double[] {1, 2, 4, 16, 32}, oneDnn)));
+        assertEquals(0, TuneCommand.crossover(points(new double[] {11, 12, 14, 16, 32}, oneDnn)));
+        assertEquals(16 * 64, TuneCommand.crossover(points(new double[] {1, 2, 4, 8, 9}, oneDnn)));
+        // One point a little the other way does not move the crossover: a whole kind's cost decides.
+        assertEquals(4 * 64, TuneCommand.crossover(points(new double[] {1, 10.5, 4, 16, 32}, oneDnn)));
+        // A single row runs in Java whenever the crossover is not 0, as AUTO routes it.
+        assertEquals(4 * 64, TuneCommand.crossover(points(new double[] {10.1, 2, 4, 16, 32}, oneDnn)));
+    }
+
+    @Test
+    void tuneRejectsBadOptions() {
+        Run seconds = run("tune", "--seconds", "0");
+        assertEquals(2, seconds.exit());
+        assertTrue(seconds.err().contains("--seconds"), seconds.err());
+        Run widths = run("tune", "--widths", "768,x");
+        assertEquals(2, widths.exit());
+        assertTrue(widths.err().contains("--widths takes C"), widths.err());
+        Run elements = run("tune", "--max-elements", "0");
+        assertEquals(2, elements.exit());
+        assertTrue(elements.err().contains("--max-elements"), elements.err());
     }
 
     @Test
@@ -758,7 +819,7 @@ class MainTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"info", "normalize", "backward", "demo", "bench"})
+    @ValueSource(strings = {"info", "normalize", "backward", "demo", "bench", "tune"})
     void everyCommandHasHelpAndVersion(String command) {
         Run help = run(command, "--help");
         assertEquals(0, help.exit(), help.err());
@@ -773,7 +834,7 @@ class MainTest {
     void helpListsTheCommandsAndOptions() {
         Run run = run("--help");
         assertEquals(0, run.exit());
-        for (String command : List.of("info", "normalize", "backward", "demo", "bench", "help")) {
+        for (String command : List.of("info", "normalize", "backward", "demo", "bench", "tune", "help")) {
             assertTrue(run.out().contains("\n  " + command + " "), command + " in\n" + run.out());
         }
         String normalize = run("normalize", "--help").out();

@@ -1,0 +1,456 @@
+package dev.panorm.cli;
+
+import dev.panorm.Backend;
+import dev.panorm.DataType;
+import dev.panorm.LayerNorm;
+import dev.panorm.LayerNormConfig;
+import dev.panorm.OneDnn;
+import dev.panorm.Tensor;
+import dev.panorm.cli.Main.UsageException;
+import dev.panorm.internal.cache.AutoProfile;
+import dev.panorm.internal.cache.CacheFolder;
+import dev.panorm.pipeline.Pipeline;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+/**
+ * {@code panorm tune}: measures where oneDNN overtakes the Java kernels on this machine, per kind of call that
+ * AUTO routes by size, and writes the crossovers as this machine's profile ({@link AutoProfile}), which AUTO
+ * then uses in place of its built-in ones.
+ *
+ * <p>For each kind, width and row count of a geometric sweep it times the Java vector kernel on one thread
+ * against oneDNN on one thread and on all cores, in turn in the same process (median of batches, each point
+ * twice, the faster median kept), after warming the Java kernels up until C2 has compiled them, and takes
+ * as the crossover the size up to which AUTO should send calls to Java: the one that makes the sum over the
+ * sweep of (AUTO's time / the best time) least, routing as AUTO does (a single row goes to Java whenever the
+ * crossover is not 0). Java's time is its one-thread time, which is what it runs below 2^19 elements.
+ */
+@Command(
+        name = "tune",
+        mixinStandardHelpOptions = true,
+        versionProvider = Main.Version.class,
+        separator = " ",
+        sortOptions = false,
+        description = {
+            "Measures this machine's crossovers between the Java kernels and oneDNN for AUTO (layer-norm forward"
+                    + " inference and training, forward with given statistics, backward; float32) and writes them"
+                    + " as a profile that AUTO uses on this machine (same CPU model, core count, JDK and oneDNN).",
+            "Run it on an otherwise idle machine: it times the candidates against each other."
+        },
+        footer = {
+            "",
+            "AUTO reads the profile once per process. -Dpanorm.auto.profile=none (or PANORM_AUTO_PROFILE=none) makes"
+                    + " it ignore profiles, -Dpanorm.auto.profile=FILE names one; 'panorm info' says which model"
+                    + " AUTO uses."
+        })
+final class TuneCommand implements Callable<Integer> {
+    private static final String DEFAULT_WIDTHS = "768,1024,4096";
+    /** The Java kernels are compiled by C2 once their fastest call takes at most this per element (KernelWarmup's). */
+    private static final double COMPILED_NS_PER_ELEMENT = 2;
+    /** And a few microseconds per call (a single row's backward takes about 2), a hundredth of interpreted time. */
+    private static final double COMPILED_NS_FIXED = 3000;
+    /** Batches of about this long, so that a small call's time is not the clock's. */
+    private static final long BATCH_NANOS = 100_000;
+
+    @ParentCommand
+    private Main main;
+
+    @Option(
+            names = "--seconds",
+            paramLabel = "S",
+            defaultValue = "60",
+            description = "about how long to measure, JIT warm-up included; in (0, 3600], default 60")
+    private double seconds;
+
+    @Option(
+            names = "--widths",
+            paramLabel = "C,...",
+            defaultValue = DEFAULT_WIDTHS,
+            description = "row lengths to sweep; default " + DEFAULT_WIDTHS)
+    private String widths;
+
+    @Option(
+            names = "--max-elements",
+            paramLabel = "N",
+            defaultValue = "1048576",
+            description = "the sweep doubles the rows, from 1, up to this many elements per call; default 2^20")
+    private long maxElements;
+
+    @Option(
+            names = "--dir",
+            paramLabel = "DIR",
+            description = "where to write the profile; default the folder AUTO reads it from: -Dpanorm.cache.dir"
+                    + " or $PANORM_CACHE_DIR or $XDG_CACHE_HOME/panorm or ~/.cache/panorm")
+    private Path dir;
+
+    @Option(names = "--verbose", description = "also print every measurement")
+    private boolean verbose;
+
+    /** A call that stands for a kind of the model, as the profile names the kind. */
+    private enum Op {
+        INFERENCE("forward"),
+        TRAINING("forward"),
+        GLOBAL("forward_global"),
+        BACKWARD("backward");
+
+        final String kind;
+
+        Op(String kind) {
+            this.kind = kind;
+        }
+
+        void run(LayerNorm norm, Data d) {
+            switch (this) {
+                case INFERENCE -> norm.forward(d.x, d.y, d.gamma, d.beta);
+                case TRAINING -> norm.forwardTraining(d.x, d.y, d.gamma, d.beta, d.mean, d.variance);
+                case GLOBAL -> norm.forwardWithGlobalStatistics(d.x, d.y, d.gamma, d.beta, d.mean, d.variance);
+                case BACKWARD -> norm.backward(d.dy, d.x, d.mean, d.variance, d.gamma, d.dx, d.dGamma, d.dBeta);
+            }
+        }
+    }
+
+    /** One call's tensors, with statistics that forwardTraining wrote. */
+    private record Data(
+            long rows,
+            long c,
+            Tensor x,
+            Tensor y,
+            Tensor dy,
+            Tensor dx,
+            Tensor gamma,
+            Tensor beta,
+            Tensor dGamma,
+            Tensor dBeta,
+            Tensor mean,
+            Tensor variance) {
+        static Data allocate(Arena arena, long rows, long c) {
+            SplittableRandom random = new SplittableRandom(rows * 31 + c);
+            Data d = new Data(
+                    rows,
+                    c,
+                    filled(Tensor.allocate(arena, DataType.F32, rows, c), random),
+                    Tensor.allocate(arena, DataType.F32, rows, c),
+                    filled(Tensor.allocate(arena, DataType.F32, rows, c), random),
+                    Tensor.allocate(arena, DataType.F32, rows, c),
+                    filled(Tensor.allocate(arena, DataType.F32, c), random),
+                    filled(Tensor.allocate(arena, DataType.F32, c), random),
+                    Tensor.allocate(arena, DataType.F32, c),
+                    Tensor.allocate(arena, DataType.F32, c),
+                    Tensor.allocate(arena, DataType.F32, rows),
+                    Tensor.allocate(arena, DataType.F32, rows));
+            try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA_SCALAR)) {
+                Op.TRAINING.run(norm, d);
+            }
+            return d;
+        }
+
+        private static Tensor filled(Tensor tensor, SplittableRandom random) {
+            MemorySegment segment = tensor.segment();
+            for (long i = 0; i < tensor.elementCount(); i++) {
+                segment.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) random.nextDouble(-2, 2));
+            }
+            return tensor;
+        }
+    }
+
+    /**
+     * One point of the sweep: nanoseconds per call in Java and on oneDNN's faster thread count.
+     *
+     * @param call the call measured (inference, training, ...)
+     * @param kind the model's kind it stands for
+     * @param oneDnnThreads the thread count of that faster oneDNN time
+     */
+    record Point(String call, String kind, long rows, long c, double javaNanos, double oneDnnNanos, int oneDnnThreads) {
+        long elements() {
+            return rows * c;
+        }
+    }
+
+    @Override
+    public Integer call() throws IOException {
+        if (!(seconds > 0 && seconds <= 3600)) {
+            throw new UsageException("--seconds takes a number of seconds in (0, 3600], got " + seconds);
+        }
+        long[] parsedWidths = parseWidths(widths);
+        if (maxElements < 1 || maxElements > 1L << 26) {
+            throw new UsageException("--max-elements takes a count in [1, 2^26], got " + maxElements);
+        }
+        if (!OneDnn.isAvailable()) {
+            throw new IllegalStateException("oneDNN cannot be loaded, so AUTO runs every call in Java and there is"
+                    + " nothing to tune: " + OneDnn.loadFailure().orElseThrow().getMessage());
+        }
+        AutoProfile.Key key = AutoProfile.Key.thisMachine();
+        Path file = AutoProfile.fileFor(dir != null ? dir : CacheFolder.root(), key);
+        long start = System.nanoTime();
+        List<Point> points = sweep(parsedWidths, ProgressBar.onTerminal(main.err, "measurements"));
+        Map<String, Long> crossovers = new LinkedHashMap<>();
+        for (String kind :
+                Arrays.stream(Op.values()).map(op -> op.kind).distinct().toList()) {
+            crossovers.put(
+                    "f32." + kind,
+                    crossover(points.stream().filter(p -> p.kind().equals(kind)).toList()));
+        }
+        AutoProfile profile = new AutoProfile(key, Instant.now(), crossovers);
+        profile.write(file);
+        print(main.out, key, points, crossovers, file, (System.nanoTime() - start) / 1e9);
+        return Main.OK;
+    }
+
+    private static long[] parseWidths(String text) {
+        try {
+            long[] parsed = Arrays.stream(text.split(","))
+                    .mapToLong(w -> Long.parseLong(w.strip()))
+                    .toArray();
+            if (parsed.length == 0 || Arrays.stream(parsed).anyMatch(w -> w < 1 || w > 1 << 20)) {
+                throw new NumberFormatException();
+            }
+            return parsed;
+        } catch (NumberFormatException e) {
+            throw new UsageException("--widths takes C[,C...] with row lengths in [1, 2^20], got '" + text + "'");
+        }
+    }
+
+    /**
+     * The sweep: twice over every call, width and row count (the second time in reverse order), keeping each
+     * candidate's faster median of the two, so that a busy moment of the machine or a recompilation in one pass
+     * does not decide; {@code progress} (may be null) counts measurements.
+     */
+    private List<Point> sweep(long[] cs, Pipeline.Progress progress) {
+        record Task(Op op, long rows, long c) {}
+        List<Task> tasks = new ArrayList<>();
+        for (Op op : Op.values()) {
+            for (long c : cs) {
+                for (long rows = 1; rows * c <= Math.max(maxElements, c); rows *= 2) {
+                    tasks.add(new Task(op, rows, c));
+                }
+            }
+        }
+        int total = 2 * tasks.size();
+        int cores = Runtime.getRuntime().availableProcessors();
+        long start = System.nanoTime();
+        long end = start + (long) (seconds * 1e9);
+        if (!warmUp(cs, start + (long) (seconds * 0.2e9))) {
+            main.err.println("panorm: warning: the Java kernels still ran interpreted after the warm-up, so this"
+                    + " profile favours oneDNN; give tune more --seconds");
+        }
+        Map<Long, List<LayerNorm>> candidates = new LinkedHashMap<>(); // per width: Java 1t, oneDNN 1t and all
+        Map<Task, double[]> fastest = new LinkedHashMap<>();
+        try {
+            for (long c : cs) {
+                List<LayerNorm> norms = new ArrayList<>();
+                candidates.put(c, norms);
+                norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA, 1));
+                norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.ONEDNN, 1));
+                if (cores > 1) {
+                    norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.ONEDNN, cores));
+                }
+            }
+            int done = 0;
+            for (int pass = 0; pass < 2; pass++) {
+                for (Task task : pass == 0 ? tasks : tasks.reversed()) {
+                    long budget = (end - System.nanoTime()) / (total - done);
+                    try (Arena arena = Arena.ofConfined()) {
+                        Data data = Data.allocate(arena, task.rows(), task.c());
+                        double[] nanos = time(task.op(), data, candidates.get(task.c()), budget);
+                        fastest.merge(task, nanos, (a, b) -> {
+                            for (int i = 0; i < a.length; i++) {
+                                a[i] = Math.min(a[i], b[i]);
+                            }
+                            return a;
+                        });
+                    }
+                    done++;
+                    if (progress != null) {
+                        progress.update(done, total, System.nanoTime() - start);
+                    }
+                }
+            }
+        } finally {
+            candidates.values().forEach(norms -> norms.forEach(LayerNorm::close));
+        }
+        List<Point> points = new ArrayList<>();
+        fastest.forEach((task, nanos) -> {
+            boolean all = nanos.length > 2 && nanos[2] < nanos[1];
+            points.add(new Point(
+                    task.op().name().toLowerCase(Locale.ROOT),
+                    task.op().kind,
+                    task.rows(),
+                    task.c(),
+                    nanos[0],
+                    all ? nanos[2] : nanos[1],
+                    all ? cores : 1));
+        });
+        return points;
+    }
+
+    /**
+     * Runs the Java kernels until C2 has compiled them for every call, on 1 and 4 rows of every width (or until
+     * {@code deadline}): interpreted, they are about a hundred times slower, and the first points would say
+     * nothing about the compiled code AUTO runs. False if they were not compiled in time.
+     */
+    private static boolean warmUp(long[] cs, long deadline) {
+        try (Arena arena = Arena.ofConfined()) { // the kind of memory the sweep uses: see KernelWarmup.warmUp
+            List<Data> shapes = new ArrayList<>();
+            for (long c : cs) {
+                shapes.add(Data.allocate(arena, 1, c));
+                shapes.add(Data.allocate(arena, 4, c));
+            }
+            while (System.nanoTime() < deadline) {
+                boolean compiled = true;
+                for (Data data : shapes) {
+                    try (LayerNorm java = LayerNorm.create(LayerNormConfig.of(data.c()), Backend.JAVA, 1)) {
+                        for (Op op : Op.values()) {
+                            long fastest = Long.MAX_VALUE;
+                            for (int i = 0; i < 16; i++) {
+                                long before = System.nanoTime();
+                                op.run(java, data);
+                                fastest = Math.min(fastest, System.nanoTime() - before);
+                            }
+                            compiled &= fastest <= COMPILED_NS_PER_ELEMENT * data.rows() * data.c() + COMPILED_NS_FIXED;
+                        }
+                    }
+                }
+                if (compiled) {
+                    return true;
+                }
+            }
+            return false;
+        }
+    }
+
+    /**
+     * The median nanoseconds per call of each candidate on {@code op}: batches of each in turn (so that a busy
+     * moment of the machine falls on all of them), for about {@code budget} nanoseconds, at least 5 rounds.
+     */
+    private static double[] time(Op op, Data data, List<LayerNorm> candidates, long budget) {
+        int n = candidates.size();
+        int[] batch = new int[n];
+        for (int i = 0; i < n; i++) {
+            LayerNorm norm = candidates.get(i);
+            op.run(norm, data); // builds oneDNN's plan
+            long before = System.nanoTime();
+            op.run(norm, data);
+            op.run(norm, data);
+            long perCall = Math.max(1, (System.nanoTime() - before) / 2);
+            batch[i] = Math.clamp(BATCH_NANOS / perCall, 1, 10_000);
+        }
+        List<List<Double>> samples = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            samples.add(new ArrayList<>());
+        }
+        long deadline = System.nanoTime() + budget;
+        for (int round = 0; round < 5 || System.nanoTime() < deadline; round++) {
+            for (int k = 0; k < n; k++) {
+                int i = (k + round) % n;
+                LayerNorm norm = candidates.get(i);
+                long before = System.nanoTime();
+                for (int j = 0; j < batch[i]; j++) {
+                    op.run(norm, data);
+                }
+                samples.get(i).add((System.nanoTime() - before) / (double) batch[i]);
+            }
+        }
+        double[] medians = new double[n];
+        for (int i = 0; i < n; i++) {
+            List<Double> sorted = samples.get(i).stream().sorted().toList();
+            medians[i] = sorted.get(sorted.size() / 2);
+        }
+        return medians;
+    }
+
+    /**
+     * The crossover for one kind's points: among 0 and the points' element counts, the one whose routing (Java up
+     * to it, and single rows too unless it is 0, as AUTO routes) makes the sum of (time / best time) over the
+     * points least; the smallest such. Deterministic for given points.
+     */
+    static long crossover(List<Point> points) {
+        List<Long> thresholds = new ArrayList<>(List.of(0L));
+        points.stream().map(Point::elements).sorted().distinct().forEach(thresholds::add);
+        long best = 0;
+        double bestLoss = Double.POSITIVE_INFINITY;
+        for (long threshold : thresholds) {
+            double loss = Arrays.stream(slowdowns(points, threshold)).sum();
+            if (loss < bestLoss) {
+                bestLoss = loss;
+                best = threshold;
+            }
+        }
+        return best;
+    }
+
+    /** Per point, AUTO's time over the best time if it routes with this crossover (as AutoKernel does). */
+    static double[] slowdowns(List<Point> points, long crossover) {
+        return points.stream()
+                .mapToDouble(p -> {
+                    boolean java = p.elements() <= crossover || crossover > 0 && p.rows() == 1;
+                    return (java ? p.javaNanos() : p.oneDnnNanos()) / Math.min(p.javaNanos(), p.oneDnnNanos());
+                })
+                .toArray();
+    }
+
+    private void print(
+            PrintStream out,
+            AutoProfile.Key key,
+            List<Point> points,
+            Map<String, Long> crossovers,
+            Path file,
+            double elapsed) {
+        if (verbose) {
+            out.printf(
+                    Locale.ROOT,
+                    "%-10s %-15s %11s %12s %12s %8s %s%n",
+                    "call",
+                    "kind",
+                    "rows x C",
+                    "java-1t us",
+                    "onednn us",
+                    "threads",
+                    "faster");
+            for (Point p : points) {
+                out.printf(
+                        Locale.ROOT,
+                        "%-10s %-15s %11s %12.2f %12.2f %8d %s%n",
+                        p.call(),
+                        p.kind(),
+                        p.rows() + "x" + p.c(),
+                        p.javaNanos() / 1e3,
+                        p.oneDnnNanos() / 1e3,
+                        p.oneDnnThreads(),
+                        p.javaNanos() <= p.oneDnnNanos() ? "java" : "onednn");
+            }
+            out.println();
+        }
+        out.println("machine  " + key);
+        crossovers.forEach((name, elements) -> {
+            String kind = name.substring(name.indexOf('.') + 1);
+            double[] slowdowns =
+                    slowdowns(points.stream().filter(p -> p.kind().equals(kind)).toList(), elements);
+            out.printf(
+                    Locale.ROOT,
+                    "%-18s Java up to %d elements per call, oneDNN above (time / best time over the sweep: mean"
+                            + " %.3f, worst %.2f)%n",
+                    name,
+                    elements,
+                    Arrays.stream(slowdowns).average().orElse(1),
+                    Arrays.stream(slowdowns).max().orElse(1));
+        });
+        out.printf(
+                Locale.ROOT, "profile  %s (%d points, each measured twice, in %.0f s)%n", file, points.size(), elapsed);
+    }
+}

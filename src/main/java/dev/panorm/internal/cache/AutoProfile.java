@@ -1,0 +1,304 @@
+package dev.panorm.internal.cache;
+
+import dev.panorm.OneDnn;
+import java.io.IOException;
+import java.io.Reader;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.time.Instant;
+import java.time.format.DateTimeParseException;
+import java.time.temporal.ChronoUnit;
+import java.util.Collections;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+
+/**
+ * One machine's crossovers for {@code Backend.AUTO}, as {@code panorm tune} measures them: per data type and
+ * kind of call, the most elements a call may have to run in the Java kernels. A profile records the machine
+ * it was measured on ({@link Key}); AUTO uses it only on a machine with the same key, and its built-in model
+ * otherwise. Public for the module's own packages (AUTO's model, the command line) only: this package is not
+ * exported.
+ *
+ * <p>The file is a properties file written in a fixed order, e.g.
+ *
+ * <pre>{@code
+ * format=1
+ * cpu=Intel(R) Xeon(R) Platinum 8488C
+ * cores=2
+ * java=25+36-LTS
+ * onednn=3.8.1
+ * tuned=2026-11-30T20:41:07Z
+ * f32.forward=12288
+ * }</pre>
+ *
+ * @param key the machine the crossovers were measured on
+ * @param tuned when
+ * @param javaUpTo crossovers by {@code <data type>.<kind>} (names from {@link #DATA_TYPES} and {@link #KINDS}):
+ *     calls of up to this many elements run in Java; {@link Long#MAX_VALUE} for all of them
+ */
+public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
+    /** The system property: {@code none} for the built-in model, or a profile file to use instead of the cached one. */
+    public static final String PROPERTY = "panorm.auto.profile";
+    /** The environment variable read when {@link #PROPERTY} is not set. */
+    public static final String ENV = "PANORM_AUTO_PROFILE";
+    /** The CPU the built-in model was measured on (docs/benchmarks.md, "AUTO's cost model"). */
+    public static final String BUILT_IN_MEASURED_ON =
+            "Intel Xeon (Sapphire Rapids class, AVX-512 with AMX), 2 cores, JDK 25, oneDNN 3.8.1";
+    /** The kinds of call AUTO's model has, by the names a profile uses (the model's kinds, lower case). */
+    public static final List<String> KINDS =
+            List.of("forward", "forward_global", "forward_composed", "backward", "backward_composed");
+    /** The data types a profile may name (panorm's floating-point types, lower case). */
+    public static final List<String> DATA_TYPES = List.of("f32", "bf16", "f16");
+
+    private static final String FORMAT = "1";
+    private static final List<String> HEADER = List.of("format", "cpu", "cores", "java", "onednn", "tuned");
+    private static final System.Logger LOG = System.getLogger("dev.panorm");
+
+    /**
+     * What a profile is valid for: the same CPU model, core count, JDK and oneDNN.
+     *
+     * @param cpu the CPU model, as /proc/cpuinfo names it
+     * @param cores {@link Runtime#availableProcessors()}
+     * @param java {@link Runtime#version()}
+     * @param onednn oneDNN's version, or {@code unavailable}
+     */
+    public record Key(String cpu, int cores, String java, String onednn) {
+        /** {@return the key of the running machine and JVM} Loads oneDNN if it is not loaded yet. */
+        public static Key thisMachine() {
+            return new Key(
+                    cpuModel(),
+                    Runtime.getRuntime().availableProcessors(),
+                    Runtime.version().toString(),
+                    OneDnn.isAvailable() ? OneDnn.version() : "unavailable");
+        }
+
+        private static String cpuModel() {
+            try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"))) {
+                return lines.filter(line -> line.startsWith("model name"))
+                        .map(line -> line.substring(line.indexOf(':') + 1).strip())
+                        .findFirst()
+                        .orElse(unknownCpu());
+            } catch (IOException | UncheckedIOException e) {
+                return unknownCpu();
+            }
+        }
+
+        private static String unknownCpu() {
+            return "unknown " + System.getProperty("os.arch") + " CPU";
+        }
+
+        /** {@return e.g. {@code Intel(R) Xeon(R) Platinum 8488C, 2 cores, JDK 25+36-LTS, oneDNN 3.8.1}} */
+        @Override
+        public String toString() {
+            return cpu + ", " + cores + " cores, JDK " + java + ", oneDNN " + onednn;
+        }
+    }
+
+    /** Checks the crossovers' names and values, and keeps them in a fixed order (by data type, then kind). */
+    public AutoProfile {
+        for (Map.Entry<String, Long> entry : javaUpTo.entrySet()) {
+            if (order(entry.getKey()) < 0) {
+                throw new IllegalArgumentException("unknown crossover '" + entry.getKey() + "'; expected <type>.<kind>"
+                        + " with a type of " + DATA_TYPES + " and a kind of " + KINDS);
+            }
+            if (entry.getValue() < 0) {
+                throw new IllegalArgumentException(
+                        "crossover " + entry.getKey() + " must not be negative, got " + entry.getValue());
+            }
+        }
+        Map<String, Long> ordered = new LinkedHashMap<>();
+        javaUpTo.entrySet().stream()
+                .sorted(Comparator.comparingInt(entry -> order(entry.getKey())))
+                .forEach(entry -> ordered.put(entry.getKey(), entry.getValue()));
+        javaUpTo = Collections.unmodifiableMap(ordered);
+        tuned = tuned.truncatedTo(ChronoUnit.SECONDS);
+    }
+
+    /** The position of a crossover's name in the file, or -1 if it names no data type and kind. */
+    private static int order(String name) {
+        int dot = name.indexOf('.');
+        int type = dot < 0 ? -1 : DATA_TYPES.indexOf(name.substring(0, dot));
+        int kind = dot < 0 ? -1 : KINDS.indexOf(name.substring(dot + 1));
+        return type < 0 || kind < 0 ? -1 : type * KINDS.size() + kind;
+    }
+
+    /** {@return where the profile for {@code key} lives in {@code folder}: one file per key, so machines can share a home} */
+    public static Path fileFor(Path folder, Key key) {
+        try {
+            byte[] digest =
+                    MessageDigest.getInstance("SHA-256").digest(key.toString().getBytes(StandardCharsets.UTF_8));
+            return folder.resolve("auto-" + HexFormat.of().formatHex(digest, 0, 8) + ".properties");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("SHA-256 is missing from this JDK", e);
+        }
+    }
+
+    /**
+     * Writes this profile to {@code file}, creating its folder: to a temporary file first, renamed into place,
+     * so that a reader never sees half a profile.
+     *
+     * @throws IOException if it cannot be written
+     */
+    public void write(Path file) throws IOException {
+        StringBuilder text = new StringBuilder(
+                "# panorm AUTO profile, written by panorm tune: calls of up to this many elements run in Java\n");
+        line(text, "format", FORMAT);
+        line(text, "cpu", key.cpu());
+        line(text, "cores", Integer.toString(key.cores()));
+        line(text, "java", key.java());
+        line(text, "onednn", key.onednn());
+        line(text, "tuned", tuned.toString());
+        javaUpTo.forEach((name, elements) -> line(text, name, Long.toString(elements)));
+        Path folder = file.toAbsolutePath().getParent();
+        Files.createDirectories(folder);
+        Path temporary = Files.createTempFile(folder, file.getFileName() + ".", ".tmp");
+        try {
+            Files.writeString(temporary, text);
+            Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        } finally {
+            Files.deleteIfExists(temporary);
+        }
+    }
+
+    private static void line(StringBuilder text, String name, String value) {
+        // Properties escapes: a backslash, and a leading space that load would strip; no line breaks.
+        String escaped = value.replace("\\", "\\\\").replaceAll("[\\r\\n]", " ");
+        text.append(name)
+                .append('=')
+                .append(escaped.startsWith(" ") ? "\\" + escaped : escaped)
+                .append('\n');
+    }
+
+    /**
+     * Reads a profile.
+     *
+     * @throws IOException if it cannot be read, or is not a profile of this format (the message says why)
+     */
+    public static AutoProfile read(Path file) throws IOException {
+        Properties properties = new Properties();
+        try (Reader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            properties.load(in);
+        } catch (IOException e) {
+            throw new IOException("cannot read the profile " + file + ": " + e, e);
+        } catch (IllegalArgumentException e) { // a malformed Unicode escape
+            throw new IOException(file + " is not a panorm profile: " + e.getMessage(), e);
+        }
+        try {
+            if (!FORMAT.equals(properties.getProperty("format"))) {
+                throw new IllegalArgumentException(
+                        "format must be " + FORMAT + ", got " + properties.getProperty("format"));
+            }
+            Key key = new Key(
+                    required(properties, "cpu"),
+                    Integer.parseInt(required(properties, "cores")),
+                    required(properties, "java"),
+                    required(properties, "onednn"));
+            Instant tuned = Instant.parse(required(properties, "tuned"));
+            Map<String, Long> javaUpTo = new LinkedHashMap<>();
+            for (String name : properties.stringPropertyNames()) {
+                if (!HEADER.contains(name)) {
+                    javaUpTo.put(
+                            name, Long.parseLong(properties.getProperty(name).strip()));
+                }
+            }
+            return new AutoProfile(key, tuned, javaUpTo);
+        } catch (IllegalArgumentException | DateTimeParseException e) {
+            throw new IOException(file + " is not a panorm profile: " + e.getMessage(), e);
+        }
+    }
+
+    private static String required(Properties properties, String name) {
+        String value = properties.getProperty(name);
+        if (value == null || value.isBlank()) {
+            throw new IllegalArgumentException("no " + name);
+        }
+        return value.strip();
+    }
+
+    /**
+     * Where AUTO's crossovers come from in this process.
+     *
+     * @param file the profile's file
+     * @param profile the profile
+     */
+    public record InUse(Path file, AutoProfile profile) {}
+
+    private static final class Holder {
+        static final Optional<InUse> IN_USE = lookUp();
+
+        private static Optional<InUse> lookUp() {
+            try {
+                return AutoProfile.lookUp(setting(), CacheFolder.root(), Key.thisMachine(), AutoProfile::warn);
+            } catch (RuntimeException e) { // no cache folder (no user.home), an odd /proc: never the caller's problem
+                warn("cannot look for a profile: " + e);
+                return Optional.empty();
+            }
+        }
+    }
+
+    private static String setting() {
+        String setting = System.getProperty(PROPERTY);
+        return setting == null || setting.isBlank() ? System.getenv(ENV) : setting;
+    }
+
+    /**
+     * {@return the profile AUTO uses in this process, if any} Looked up once, on first use: {@link #PROPERTY}
+     * ({@code none}, or a file), else the file for this machine's key in {@link CacheFolder#root()}. A profile
+     * that cannot be read, is malformed, or was measured on another machine is ignored with one warning.
+     */
+    public static Optional<InUse> inUse() {
+        return Holder.IN_USE;
+    }
+
+    /** {@return what {@link #inUse()} says, for {@code panorm info}} */
+    public static String describeInUse() {
+        return inUse().map(used ->
+                        "profile " + used.file() + " (tuned " + used.profile().tuned() + ")")
+                .orElse("built-in (measured on " + BUILT_IN_MEASURED_ON + ")");
+    }
+
+    /**
+     * The lookup behind {@link #inUse()}: {@code setting} is {@link #PROPERTY}'s value (null: unset); without
+     * one, a missing file in {@code folder} means the built-in model, silently. Says why it ignores a profile
+     * to {@code warn}, once.
+     */
+    static Optional<InUse> lookUp(String setting, Path folder, Key here, Consumer<String> warn) {
+        if (setting != null && setting.strip().toLowerCase(Locale.ROOT).equals("none")) {
+            return Optional.empty();
+        }
+        boolean named = setting != null && !setting.isBlank();
+        Path file = named ? Path.of(setting.strip()).toAbsolutePath() : fileFor(folder, here);
+        if (!named && !Files.exists(file)) {
+            return Optional.empty();
+        }
+        try {
+            AutoProfile profile = read(file);
+            if (!profile.key().equals(here)) {
+                warn.accept("the profile " + file + " was measured on " + profile.key() + ", not on this machine ("
+                        + here + ")");
+                return Optional.empty();
+            }
+            return Optional.of(new InUse(file, profile));
+        } catch (IOException | RuntimeException e) {
+            warn.accept(e instanceof IOException ? e.getMessage() : "cannot use the profile " + file + ": " + e);
+            return Optional.empty();
+        }
+    }
+
+    private static void warn(String why) {
+        LOG.log(System.Logger.Level.WARNING, "panorm: " + why + "; AUTO uses its built-in model");
+    }
+}

@@ -1,0 +1,113 @@
+package dev.panorm;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import dev.panorm.internal.cache.AutoProfile;
+import java.lang.foreign.Arena;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** AUTO's model with a profile from {@code panorm tune}: the crossovers it names, and the calls they route. */
+class AutoModelTest {
+    private static final int C = 64;
+    /** The profile's forward crossover: 8 rows of 64 run in Java, 9 on oneDNN (the built-in model: both in Java). */
+    private static final long CROSSOVER = 8 * C;
+
+    @TempDir
+    Path temp;
+
+    private static AutoProfile profile(AutoProfile.Key key) {
+        return new AutoProfile(key, Instant.parse("2026-11-30T20:00:00Z"), Map.of("f32.forward", CROSSOVER));
+    }
+
+    @Test
+    void aProfileNamesTheModelsKindsAndTypes() {
+        assertEquals(
+                AutoProfile.KINDS,
+                Arrays.stream(AutoModel.Kind.values())
+                        .map(AutoModel.Kind::profileName)
+                        .toList());
+        for (String type : AutoProfile.DATA_TYPES) {
+            assertTrue(DataType.valueOf(type.toUpperCase(java.util.Locale.ROOT)).isFloatingPoint(), type);
+        }
+    }
+
+    @Test
+    void aProfileReplacesTheCrossoversItNamesOnly() {
+        AutoModel model = AutoModel.of(profile(AutoProfile.Key.thisMachine()), null);
+        for (AutoModel.Kind kind : AutoModel.Kind.values()) {
+            for (DataType type : DataType.values()) {
+                long expected = kind == AutoModel.Kind.FORWARD && type == DataType.F32
+                        ? CROSSOVER
+                        : AutoModel.BUILT_IN.javaUpTo(kind, type);
+                assertEquals(expected, model.javaUpTo(kind, type), kind + " " + type);
+            }
+        }
+        AutoModel overridden = AutoModel.of(profile(AutoProfile.Key.thisMachine()), 5L); // -Dpanorm.auto.javaUpTo wins
+        for (AutoModel.Kind kind : AutoModel.Kind.values()) {
+            assertEquals(5, overridden.javaUpTo(kind, DataType.F32), kind.name());
+        }
+    }
+
+    @Test
+    void autoSendsCallsUpToTheProfilesCrossoverToJavaAndLargerOnesToOneDnn() {
+        assumeTrue(OneDnn.isAvailable() && JavaKernels.vectorized());
+        AutoModel model = AutoModel.of(profile(AutoProfile.Key.thisMachine()), null);
+        LayerNormConfig config = LayerNormConfig.of(C);
+        AutoKernel auto = new AutoKernel(config, 1, new CallCounter(), model);
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor below = Tensor.allocate(arena, DataType.F32, CROSSOVER / C, C);
+            Tensor above = Tensor.allocate(arena, DataType.F32, CROSSOVER / C + 1, C);
+            Tensor parameter = Tensor.allocate(arena, DataType.F32, C);
+            String java = auto.implementation(below, below, parameter, parameter, CROSSOVER / C);
+            String oneDnn = auto.implementation(above, above, parameter, parameter, CROSSOVER / C + 1);
+            assertTrue(java.startsWith("auto: java:vector"), java);
+            assertTrue(oneDnn.startsWith("auto: ") && !oneDnn.contains("java"), oneDnn);
+        } finally {
+            auto.close();
+        }
+    }
+
+    /** Runs {@link ProfileProbe} in a fresh JVM with these options; its output. */
+    private static String probe(String... options) throws Exception {
+        List<String> command = new ArrayList<>(
+                List.of(TestJvm.java(), "--enable-native-access=ALL-UNNAMED", "--add-modules=jdk.incubator.vector"));
+        command.addAll(List.of(options));
+        command.addAll(List.of("-cp", TestJvm.classPath(), ProfileProbe.class.getName(), Integer.toString(C)));
+        command.addAll(List.of(Long.toString(CROSSOVER / C), Long.toString(CROSSOVER / C + 1)));
+        Process process = new ProcessBuilder(command).redirectErrorStream(true).start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(process.waitFor(90, TimeUnit.SECONDS), "probe JVM did not finish");
+        assertEquals(0, process.exitValue(), output);
+        return output;
+    }
+
+    @Test
+    void aFreshJvmRoutesByTheProfileThePropertyNamesIfItIsThisMachines() throws Exception {
+        assumeTrue(OneDnn.isAvailable() && JavaKernels.vectorized());
+        Path mine = temp.resolve("mine.properties");
+        profile(AutoProfile.Key.thisMachine()).write(mine);
+        String output = probe("-Dpanorm.auto.profile=" + mine, "-Dpanorm.auto.adaptive=false");
+        assertTrue(output.contains("model=profile " + mine + " (tuned 2026-11-30T20:00:00Z)"), output);
+        assertTrue(output.contains("rows=8 JAVA") && output.contains("rows=9 ONEDNN"), output);
+
+        AutoProfile.Key here = AutoProfile.Key.thisMachine();
+        Path other = temp.resolve("other.properties");
+        profile(new AutoProfile.Key("another CPU", here.cores(), here.java(), here.onednn()))
+                .write(other);
+        output = probe("-Dpanorm.auto.profile=" + other, "-Dpanorm.auto.adaptive=false");
+        assertTrue(output.contains("model=built-in"), output);
+        assertTrue(output.contains("rows=8 JAVA") && output.contains("rows=9 JAVA"), output);
+        assertTrue(output.contains("was measured on another CPU"), output); // the one warning
+    }
+}

@@ -1,0 +1,150 @@
+package dev.panorm.internal.cache;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The profile file: its format, its key, and which profile the lookup takes or ignores (and says so). */
+class AutoProfileTest {
+    private static final AutoProfile.Key HERE = new AutoProfile.Key("Test CPU\\ 9000 = fast", 8, "25+36", "3.8.1");
+    private static final Instant TUNED = Instant.parse("2026-11-30T20:00:00Z");
+
+    @TempDir
+    Path temp;
+
+    private static AutoProfile profile(AutoProfile.Key key) {
+        return new AutoProfile(key, TUNED, Map.of("f32.backward", 65536L, "f32.forward", 3072L));
+    }
+
+    /** Runs {@code lookUp} and returns its result with the warnings it gave. */
+    private static Map.Entry<Optional<AutoProfile.InUse>, List<String>> lookUp(String setting, Path folder) {
+        List<String> warnings = new ArrayList<>();
+        return Map.entry(AutoProfile.lookUp(setting, folder, HERE, warnings::add), warnings);
+    }
+
+    @Test
+    void aProfileReadsBackAsItWasWritten() throws IOException {
+        Path file = AutoProfile.fileFor(temp.resolve("new/folder"), HERE);
+        profile(HERE).write(file);
+        AutoProfile read = AutoProfile.read(file);
+        assertEquals(profile(HERE), read);
+        assertEquals(
+                List.of("f32.forward", "f32.backward"),
+                List.copyOf(read.javaUpTo().keySet()));
+        assertEquals(List.of(file), Files.list(file.getParent()).toList()); // no temporary file left
+    }
+
+    @Test
+    void eachKeyHasItsOwnFile() {
+        AutoProfile.Key other = new AutoProfile.Key(HERE.cpu(), 4, HERE.java(), HERE.onednn());
+        assertNotEquals(AutoProfile.fileFor(temp, HERE), AutoProfile.fileFor(temp, other));
+        assertEquals(AutoProfile.fileFor(temp, HERE), AutoProfile.fileFor(temp, HERE));
+    }
+
+    @Test
+    void theLookupTakesThisMachinesProfileFromTheFolder() throws IOException {
+        Path file = AutoProfile.fileFor(temp, HERE);
+        profile(HERE).write(file);
+        var found = lookUp(null, temp);
+        assertEquals(Optional.of(new AutoProfile.InUse(file, profile(HERE))), found.getKey());
+        assertEquals(List.of(), found.getValue());
+    }
+
+    @Test
+    void noProfileMeansTheBuiltInModelSilently() {
+        var found = lookUp(null, temp);
+        assertEquals(Optional.empty(), found.getKey());
+        assertEquals(List.of(), found.getValue());
+    }
+
+    @Test
+    void noneTurnsProfilesOff() throws IOException {
+        profile(HERE).write(AutoProfile.fileFor(temp, HERE));
+        assertEquals(Optional.empty(), lookUp("none", temp).getKey());
+    }
+
+    @Test
+    void aNamedFileIsUsedWhereverItIs() throws IOException {
+        Path file = temp.resolve("mine.properties");
+        profile(HERE).write(file);
+        assertEquals(
+                Optional.of(new AutoProfile.InUse(file, profile(HERE))),
+                lookUp(file.toString(), temp).getKey());
+    }
+
+    @Test
+    void aProfileOfAnotherMachineIsIgnoredWithAWarning() throws IOException {
+        AutoProfile.Key other = new AutoProfile.Key(HERE.cpu(), HERE.cores(), "26+1", HERE.onednn());
+        Path file = temp.resolve("other.properties");
+        profile(other).write(file);
+        var found = lookUp(file.toString(), temp);
+        assertEquals(Optional.empty(), found.getKey());
+        assertEquals(1, found.getValue().size(), found.getValue().toString());
+        assertTrue(
+                found.getValue().getFirst().contains("JDK 26+1"),
+                found.getValue().toString());
+    }
+
+    @Test
+    void malformedOrMissingProfilesAreIgnoredWithAWarning() throws IOException {
+        String valid = Files.readString(writeValid());
+        List<String> broken = List.of(
+                valid.replace("format=1", "format=2"),
+                valid.replace("cores=8", "cores=eight"),
+                valid.replace("f32.forward=3072", "f32.forward=-1"),
+                valid.replace("f32.forward=", "f32.sideways="),
+                valid.replace("f32.forward=", "f64.forward="),
+                valid.replaceAll("tuned=.*", "tuned=yesterday"),
+                valid.replaceAll("cpu=.*\n", ""),
+                "\\uZZZZ=1\n");
+        for (String text : broken) {
+            Path file = Files.writeString(temp.resolve("broken.properties"), text);
+            assertThrows(IOException.class, () -> AutoProfile.read(file), text);
+            var found = lookUp(file.toString(), temp);
+            assertEquals(Optional.empty(), found.getKey(), text);
+            assertEquals(1, found.getValue().size(), text);
+            assertTrue(
+                    found.getValue().getFirst().contains("broken.properties"),
+                    found.getValue().toString());
+        }
+        var missing = lookUp(temp.resolve("missing.properties").toString(), temp);
+        assertEquals(Optional.empty(), missing.getKey());
+        assertEquals(1, missing.getValue().size());
+        // In the folder, the machine's file broken is ignored with a warning too.
+        Files.writeString(AutoProfile.fileFor(temp, HERE), "format=1\n");
+        assertEquals(1, lookUp(null, temp).getValue().size());
+    }
+
+    private Path writeValid() throws IOException {
+        Path file = temp.resolve("valid.properties");
+        profile(HERE).write(file);
+        return file;
+    }
+
+    @Test
+    void crossoversNameADataTypeAndAKind() {
+        assertThrows(IllegalArgumentException.class, () -> new AutoProfile(HERE, TUNED, Map.of("f32.sideways", 1L)));
+        assertThrows(IllegalArgumentException.class, () -> new AutoProfile(HERE, TUNED, Map.of("forward", 1L)));
+        assertThrows(IllegalArgumentException.class, () -> new AutoProfile(HERE, TUNED, Map.of("f32.forward", -1L)));
+    }
+
+    @Test
+    void theRunningMachineHasAKey() {
+        AutoProfile.Key here = AutoProfile.Key.thisMachine();
+        assertEquals(Runtime.getRuntime().availableProcessors(), here.cores());
+        assertEquals(Runtime.version().toString(), here.java());
+        assertTrue(!here.cpu().isBlank() && !here.onednn().isBlank(), here.toString());
+    }
+}
