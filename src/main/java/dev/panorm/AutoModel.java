@@ -50,21 +50,31 @@ final class AutoModel {
      * The built-in model. float32: Java up to 16 rows of 768 for forward (one thread each, oneDNN's JIT
      * kernel is faster per element beyond), up to 2^16 elements with given statistics and for backward
      * (Java is faster on one thread at every size; oneDNN's second thread pays off from there), always
-     * for the composed kinds. bfloat16 and float16: always oneDNN, since the Java kernels for them are
-     * scalar and 5 to 100 times slower (equal at best, on the composed kinds). The system property
+     * for the composed kinds; single rows of any length in Java wherever Java takes some calls (oneDNN
+     * splits work by rows, so one row gets one thread either way). bfloat16 and float16, whose rows the
+     * Java kernels widen to float32 and round back: always Java for the composed kinds, forward up to 1,024
+     * elements (oneDNN's fixed cost per call; per element its half-precision kernel is faster, so no long
+     * single rows), backward up to 8 rows of 768 and single rows of any length (Java's backward is faster
+     * per element), oneDNN for given statistics (not measured). The system property
      * {@code panorm.auto.javaUpTo} replaces every float32 crossover (0: oneDNN whenever it can).
      */
     static final AutoModel BUILT_IN = builtIn(Long.getLong("panorm.auto.javaUpTo"));
 
     /** Indexed by data type, then kind. */
     private final long[][] javaUpTo;
+    /** Whether single rows of any length run in Java, indexed as {@link #javaUpTo}. */
+    private final boolean[][] singleRows;
 
-    private AutoModel(long[][] javaUpTo) {
+    private AutoModel(long[][] javaUpTo, boolean[][] singleRows) {
         this.javaUpTo = javaUpTo;
+        this.singleRows = singleRows;
     }
 
     static AutoModel builtIn(Long override) {
-        long[][] table = new long[DataType.values().length][Kind.values().length];
+        int types = DataType.values().length;
+        int kinds = Kind.values().length;
+        long[][] table = new long[types][kinds];
+        boolean[][] singleRows = new boolean[types][kinds];
         for (long[] row : table) {
             Arrays.fill(row, NEVER_JAVA);
         }
@@ -77,12 +87,28 @@ final class AutoModel {
         if (override != null) {
             Arrays.fill(f32, override);
         }
-        return new AutoModel(table);
+        for (int kind = 0; kind < kinds; kind++) {
+            singleRows[DataType.F32.ordinal()][kind] = f32[kind] > 0;
+        }
+        for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
+            long[] row = table[half.ordinal()];
+            row[Kind.FORWARD.ordinal()] = 1024;
+            row[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+            row[Kind.BACKWARD.ordinal()] = 8 * 768;
+            row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+            singleRows[half.ordinal()][Kind.BACKWARD.ordinal()] = true;
+        }
+        return new AutoModel(table, singleRows);
     }
 
     /** Calls of {@code kind} whose data is of {@code type} run in Java up to this many elements. */
     long javaUpTo(Kind kind, DataType type) {
         return javaUpTo[type.ordinal()][kind.ordinal()];
+    }
+
+    /** Whether calls of {@code kind} on {@code type} that are a single row run in Java, whatever their length. */
+    boolean singleRowsInJava(Kind kind, DataType type) {
+        return singleRows[type.ordinal()][kind.ordinal()];
     }
 
     /** The crossovers for {@code config}, indexed by data type and then pass, for the hot path. */
@@ -91,6 +117,17 @@ final class AutoModel {
         for (DataType type : DataType.values()) {
             for (Pass pass : Pass.values()) {
                 table[type.ordinal()][pass.ordinal()] = javaUpTo(Kind.of(config, pass), type);
+            }
+        }
+        return table;
+    }
+
+    /** {@link #singleRowsInJava} for {@code config}, indexed as {@link #byPass}. */
+    boolean[][] singleRowsByPass(LayerNormConfig config) {
+        boolean[][] table = new boolean[DataType.values().length][Pass.values().length];
+        for (DataType type : DataType.values()) {
+            for (Pass pass : Pass.values()) {
+                table[type.ordinal()][pass.ordinal()] = singleRowsInJava(Kind.of(config, pass), type);
             }
         }
         return table;
