@@ -52,9 +52,9 @@ final class AutoModel {
      * (Java is faster on one thread at every size; oneDNN's second thread pays off from there), always
      * for the composed kinds; single rows of any length in Java wherever Java takes some calls (oneDNN
      * splits work by rows, so one row gets one thread either way). bfloat16 and float16, whose rows the
-     * Java kernels widen to float32 and round back: always Java for the composed kinds, forward up to 1,024
-     * elements (oneDNN's fixed cost per call; per element its half-precision kernel is faster, so no long
-     * single rows), backward up to 8 rows of 768 and single rows of any length (Java's backward is faster
+     * Java kernels widen to float32 and round back: always Java for the composed kinds, forward up to 4,096
+     * elements of bfloat16 and 1,024 of float16 (oneDNN's fixed cost per call; per element its half-precision
+     * kernel is faster, so no long single rows), backward up to 8 rows of 768 and single rows of any length (Java's backward is faster
      * per element), oneDNN for given statistics (not measured). The system property
      * {@code panorm.auto.javaUpTo} replaces every float32 crossover (0: oneDNN whenever it can).
      */
@@ -90,9 +90,10 @@ final class AutoModel {
         for (int kind = 0; kind < kinds; kind++) {
             singleRows[DataType.F32.ordinal()][kind] = f32[kind] > 0;
         }
+        table[DataType.BF16.ordinal()][Kind.FORWARD.ordinal()] = 4096;
+        table[DataType.F16.ordinal()][Kind.FORWARD.ordinal()] = 1024;
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             long[] row = table[half.ordinal()];
-            row[Kind.FORWARD.ordinal()] = 1024;
             row[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
             row[Kind.BACKWARD.ordinal()] = 8 * 768;
             row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
