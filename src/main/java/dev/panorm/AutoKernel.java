@@ -8,9 +8,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * RMS or precise statistics), data type and size, without timing anything, so in a warm process the same
  * call always takes the same path (and gives the same bits), whatever ran before it.
  *
- * <p>The Java kernel takes the calls it vectorizes (float32 rows with unit stride) of up to the model's
- * crossover for their kind, and single rows of any length where the crossover is not zero (oneDNN
- * splits work by rows, so one row gets one thread either way); oneDNN takes everything else. Layouts
+ * <p>The Java kernel takes the calls it vectorizes (rows with unit stride) of up to the model's crossover
+ * for their kind and data type, and single rows of any length where the model says so; oneDNN takes
+ * everything else. Layouts
  * oneDNN cannot take, and everything when oneDNN cannot be loaded, run in Java; the latter is logged
  * once per process, with the reason.
  *
@@ -42,6 +42,8 @@ final class AutoKernel implements Kernel {
     private final LayerNormConfig config;
     /** The model's crossovers for this configuration, by data type and pass. */
     private final long[][] javaUpTo;
+    /** Whether the model sends single rows of any length to Java, indexed as {@link #javaUpTo}. */
+    private final boolean[][] singleRows;
 
     private final Kernel java;
     /**
@@ -53,10 +55,11 @@ final class AutoKernel implements Kernel {
     private final boolean vectorized;
     /** Null when oneDNN cannot be loaded. */
     private final OneDnnKernel oneDnn;
-    /** Whether the vector kernels were seen warm, per direction: plain, since a stale false costs one volatile read. */
-    private boolean forwardWarm;
-
-    private boolean backwardWarm;
+    /**
+     * Whether the vector kernels were seen warm, by {@link #warmIndex}: plain, since a stale false costs one
+     * volatile read.
+     */
+    private final boolean[] warm = new boolean[2 * DataType.values().length];
 
     AutoKernel(LayerNormConfig config, int threads, CallCounter calls) {
         this(config, threads, calls, AutoModel.current());
@@ -66,6 +69,7 @@ final class AutoKernel implements Kernel {
     AutoKernel(LayerNormConfig config, int threads, CallCounter calls, AutoModel model) {
         this.config = config;
         this.javaUpTo = model.byPass(config);
+        this.singleRows = model.singleRowsByPass(config);
         this.java = JavaKernels.create(config, threads);
         this.javaAlone = threads == 1 ? java : JavaKernels.create(config, 1);
         this.vectorized = JavaKernels.vectorized();
@@ -87,34 +91,37 @@ final class AutoKernel implements Kernel {
     /** Whether the cost model sends a call of {@code pass} on {@code src} to Java (given that Java takes it). */
     private boolean modelPrefersJava(Pass pass, Tensor src) {
         long elements = src.elementCount();
-        long upTo = javaUpTo[src.dataType().ordinal()][pass.ordinal()];
-        return elements <= upTo || upTo > 0 && elements == config.normalizedSize(); // one row
+        int type = src.dataType().ordinal();
+        return elements <= javaUpTo[type][pass.ordinal()]
+                || singleRows[type][pass.ordinal()] && elements == config.normalizedSize();
     }
 
     /** Whether the vector kernels take these tensors (null: absent) as they are. */
     private boolean vectorizes(Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
         int axes = config.normalizedAxes();
         return vectorized
-                && JavaKernels.vectorizes(axes, src)
-                && JavaKernels.vectorizes(axes, a)
-                && JavaKernels.vectorizes(axes, b)
-                && JavaKernels.vectorizes(axes, c)
-                && JavaKernels.vectorizes(axes, d)
-                && JavaKernels.vectorizes(axes, e);
+                && JavaKernels.unitStride(axes, src)
+                && JavaKernels.unitStride(axes, a)
+                && JavaKernels.unitStride(axes, b)
+                && JavaKernels.unitStride(axes, c)
+                && JavaKernels.unitStride(axes, d)
+                && JavaKernels.unitStride(axes, e);
     }
 
-    /** Whether the vector kernels for this direction run compiled ({@link KernelWarmup}), which counts the call. */
+    private static int warmIndex(boolean forward, Tensor src) {
+        return 2 * src.dataType().ordinal() + (forward ? 0 : 1);
+    }
+
+    /**
+     * Whether the vector kernels for this direction and {@code src}'s data type run compiled
+     * ({@link KernelWarmup}), which counts the call.
+     */
     private boolean javaWarm(boolean forward, Tensor src) {
-        if (forward ? forwardWarm : backwardWarm) {
+        int index = warmIndex(forward, src);
+        if (warm[index]) {
             return true;
         }
-        boolean warm = KernelWarmup.warm(config, forward, src);
-        if (forward) {
-            forwardWarm = warm;
-        } else {
-            backwardWarm = warm;
-        }
-        return warm;
+        return warm[index] = KernelWarmup.warm(config, forward, src);
     }
 
     /**

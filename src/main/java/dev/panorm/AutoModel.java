@@ -62,17 +62,24 @@ final class AutoModel {
      * The built-in model. float32: Java up to 16 rows of 768 for forward (one thread each, oneDNN's JIT
      * kernel is faster per element beyond), up to 2^16 elements with given statistics and for backward
      * (Java is faster on one thread at every size; oneDNN's second thread pays off from there), always
-     * for the composed kinds. bfloat16 and float16: always oneDNN, since the Java kernels for them are
-     * scalar and 5 to 100 times slower (equal at best, on the composed kinds). The system property
+     * for the composed kinds; single rows of any length in Java wherever Java takes some calls (oneDNN
+     * splits work by rows, so one row gets one thread either way). bfloat16 and float16, whose rows the
+     * Java kernels widen to float32 and round back: always Java for the composed kinds, forward up to 4,096
+     * elements of bfloat16 and 1,024 of float16 (oneDNN's fixed cost per call; per element its half-precision
+     * kernel is faster, so no long single rows), backward up to 8 rows of 768 and single rows of any length (Java's backward is faster
+     * per element), oneDNN for given statistics (not measured). The system property
      * {@code panorm.auto.javaUpTo} replaces every float32 crossover (0: oneDNN whenever it can).
      */
     static final AutoModel BUILT_IN = builtIn(Long.getLong("panorm.auto.javaUpTo"));
 
     /** Indexed by data type, then kind. */
     private final long[][] javaUpTo;
+    /** Whether single rows of any length run in Java, indexed as {@link #javaUpTo}. */
+    private final boolean[][] singleRows;
 
-    private AutoModel(long[][] javaUpTo) {
+    private AutoModel(long[][] javaUpTo, boolean[][] singleRows) {
         this.javaUpTo = javaUpTo;
+        this.singleRows = singleRows;
     }
 
     /** The model AUTO uses: the built-in one, with the crossovers of this machine's profile if there is one. */
@@ -96,7 +103,9 @@ final class AutoModel {
      * (null: none) for every float32 one.
      */
     static AutoModel of(AutoProfile profile, Long override) {
-        long[][] table = new long[DataType.values().length][Kind.values().length];
+        int types = DataType.values().length;
+        int kinds = Kind.values().length;
+        long[][] table = new long[types][kinds];
         for (long[] row : table) {
             Arrays.fill(row, NEVER_JAVA);
         }
@@ -106,6 +115,14 @@ final class AutoModel {
         f32[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         f32[Kind.BACKWARD.ordinal()] = 1 << 16;
         f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+        table[DataType.BF16.ordinal()][Kind.FORWARD.ordinal()] = 4096;
+        table[DataType.F16.ordinal()][Kind.FORWARD.ordinal()] = 1024;
+        for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
+            long[] row = table[half.ordinal()];
+            row[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+            row[Kind.BACKWARD.ordinal()] = 8 * 768;
+            row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+        }
         if (profile != null) {
             for (Map.Entry<String, Long> entry : profile.javaUpTo().entrySet()) {
                 String[] typeAndKind = entry.getKey().split("\\.");
@@ -117,12 +134,25 @@ final class AutoModel {
         if (override != null) {
             Arrays.fill(f32, override);
         }
-        return new AutoModel(table);
+        // Single rows: float32 wherever Java takes some calls; half precision backward only.
+        boolean[][] singleRows = new boolean[types][kinds];
+        for (int kind = 0; kind < kinds; kind++) {
+            singleRows[DataType.F32.ordinal()][kind] = f32[kind] > 0;
+        }
+        for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
+            singleRows[half.ordinal()][Kind.BACKWARD.ordinal()] = table[half.ordinal()][Kind.BACKWARD.ordinal()] > 0;
+        }
+        return new AutoModel(table, singleRows);
     }
 
     /** Calls of {@code kind} whose data is of {@code type} run in Java up to this many elements. */
     long javaUpTo(Kind kind, DataType type) {
         return javaUpTo[type.ordinal()][kind.ordinal()];
+    }
+
+    /** Whether calls of {@code kind} on {@code type} that are a single row run in Java, whatever their length. */
+    boolean singleRowsInJava(Kind kind, DataType type) {
+        return singleRows[type.ordinal()][kind.ordinal()];
     }
 
     /** The crossovers for {@code config}, indexed by data type and then pass, for the hot path. */
@@ -131,6 +161,17 @@ final class AutoModel {
         for (DataType type : DataType.values()) {
             for (Pass pass : Pass.values()) {
                 table[type.ordinal()][pass.ordinal()] = javaUpTo(Kind.of(config, pass), type);
+            }
+        }
+        return table;
+    }
+
+    /** {@link #singleRowsInJava} for {@code config}, indexed as {@link #byPass}. */
+    boolean[][] singleRowsByPass(LayerNormConfig config) {
+        boolean[][] table = new boolean[DataType.values().length][Pass.values().length];
+        for (DataType type : DataType.values()) {
+            for (Pass pass : Pass.values()) {
+                table[type.ordinal()][pass.ordinal()] = singleRowsInJava(Kind.of(config, pass), type);
             }
         }
         return table;

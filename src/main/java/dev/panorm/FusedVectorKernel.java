@@ -69,8 +69,10 @@ final class FusedVectorKernel implements FusedKernel {
         this.yBuffer = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate((long) c * Float.BYTES, 64));
     }
 
+    /** float32 with unit stride along the row (null: absent); the fused kernels take half precision in Java's scalar code. */
     private boolean vectorizes(Tensor tensor) {
-        return JavaKernels.vectorizes(config.normalizedAxes(), tensor);
+        return tensor == null
+                || tensor.dataType() == DataType.F32 && JavaKernels.unitStride(config.normalizedAxes(), tensor);
     }
 
     /** int8 with unit stride along the row, or what {@link #vectorizes} takes. */

@@ -46,15 +46,6 @@ final class JavaKernels {
         return tensor == null || tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1;
     }
 
-    /**
-     * Whether AUTO's cost model, measured on float32, covers this tensor for the vector kernels: float32
-     * with {@link #unitStride}. (The vector kernels take bfloat16 and float16 too; AUTO's crossovers for
-     * them are not in its model yet.)
-     */
-    static boolean vectorizes(int normalizedAxes, Tensor tensor) {
-        return tensor == null || tensor.dataType() == DataType.F32 && unitStride(normalizedAxes, tensor);
-    }
-
     /** The fastest Java kernels for the fused operations: Vector API ones if available, else the scalar ones. */
     static FusedKernel createFused(LayerNormConfig config, int threads) {
         if (FUSED_VECTOR == null) {

@@ -1,7 +1,6 @@
 package dev.panorm;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.ValueLayout;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicIntegerArray;
@@ -12,11 +11,13 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  * millisecond per call of a few thousand elements, for up to a second after start; C1's code is as
  * slow, since only C2 compiles vector operations to vector instructions).
  *
- * <p>Per process there are four warm-ups, for forward and backward of layer and of RMS normalization
- * (they run different loops), each started once {@code AUTO} calls that would have run it in Java add up to
+ * <p>Per process and data type of the data there are four warm-ups, for forward and backward of layer and of RMS
+ * normalization (they run different loops; half-precision rows run widening and rounding loops besides), each
+ * started once {@code AUTO} calls that would have run it in Java add up to
  * {@link #START_AFTER_ELEMENTS} elements. Each times batches of calls on 4 rows of 1024 (the loops are
  * the same for every row length) on one thread, and ends when every pass's fastest call of a batch took at most
- * {@link #COMPILED_NS_PER_ELEMENT} per element: C2's code takes 0.1 to 0.6 ns per element, C1's and the
+ * {@link #COMPILED_NS_PER_ELEMENT} per element (three times that for half precision): C2's code takes 0.1 to 0.6 ns
+ * per element on float32 data and up to about three times that on half precision, C1's and the
  * interpreter's hundreds (docs/benchmarks.md, "AUTO's cost model"). A warm-up that fails or reaches
  * {@link #GIVE_UP_NANOS} leaves the kernels cold, and AUTO keeps those calls on oneDNN. The system property
  * {@code panorm.auto.adaptive=false} turns this off (see {@link AutoKernel}).
@@ -49,9 +50,9 @@ final class KernelWarmup {
     private static final int WARMING = 1;
     private static final int WARM = 2;
     /** Indexed by {@link #index}. */
-    private static final AtomicIntegerArray STATE = new AtomicIntegerArray(4);
+    private static final AtomicIntegerArray STATE = new AtomicIntegerArray(4 * DataType.values().length);
     /** Elements of calls seen cold, by {@link #index}: plain, as a lost count only delays the start. */
-    private static final long[] COLD_ELEMENTS = new long[4];
+    private static final long[] COLD_ELEMENTS = new long[4 * DataType.values().length];
 
     private static final System.Logger LOG = System.getLogger("dev.panorm");
 
@@ -69,26 +70,27 @@ final class KernelWarmup {
 
     private KernelWarmup() {}
 
-    private static int index(LayerNormConfig config, boolean forward) {
-        return (forward ? 0 : 2) + (config.rms() ? 1 : 0);
+    private static int index(LayerNormConfig config, boolean forward, DataType type) {
+        return 4 * type.ordinal() + (forward ? 0 : 2) + (config.rms() ? 1 : 0);
     }
 
     /**
-     * Whether the vector kernels for {@code config}'s kind and this direction run compiled; if not, starts their
-     * warm-up once the cold calls' elements add up to {@link #START_AFTER_ELEMENTS}, counting {@code like}'s, on
-     * memory of the kind {@code like}'s is. Cheap once warm: one volatile read.
+     * Whether the vector kernels for {@code config}'s kind, this direction and {@code like}'s data type run
+     * compiled; if not, starts their warm-up once the cold calls' elements add up to {@link #START_AFTER_ELEMENTS},
+     * counting {@code like}'s, on memory of the kind {@code like}'s is. Cheap once warm: one volatile read.
      */
     static boolean warm(LayerNormConfig config, boolean forward, Tensor like) {
         if (!ENABLED) {
             return true;
         }
-        int index = index(config, forward);
+        int index = index(config, forward, like.dataType());
         int state = STATE.get(index);
         if (state == COLD
                 && (COLD_ELEMENTS[index] += like.elementCount()) >= START_AFTER_ELEMENTS
                 && STATE.compareAndSet(index, COLD, WARMING)) {
             boolean confined = !like.segment().isAccessibleBy(OTHER_THREAD);
-            Background.THREAD.execute(() -> run(config, forward, confined, index));
+            DataType type = like.dataType();
+            Background.THREAD.execute(() -> run(config, forward, confined, type, index));
         }
         return state == WARM;
     }
@@ -96,7 +98,7 @@ final class KernelWarmup {
     /** Starts that warm-up now and waits until it is done (for tests); false if it gave up. */
     static boolean await(LayerNormConfig config, boolean forward, Tensor like) throws InterruptedException {
         long deadline = System.nanoTime() + GIVE_UP_NANOS;
-        COLD_ELEMENTS[index(config, forward)] = START_AFTER_ELEMENTS;
+        COLD_ELEMENTS[index(config, forward, like.dataType())] = START_AFTER_ELEMENTS;
         while (!warm(config, forward, like)) {
             if (System.nanoTime() > deadline) {
                 return false;
@@ -106,9 +108,9 @@ final class KernelWarmup {
         return true;
     }
 
-    private static void run(LayerNormConfig config, boolean forward, boolean confined, int index) {
+    private static void run(LayerNormConfig config, boolean forward, boolean confined, DataType type, int index) {
         try {
-            if (warmUp(config.rms() ? LayerNormConfig.rms(C) : LayerNormConfig.of(C), forward, confined)) {
+            if (warmUp(config.rms() ? LayerNormConfig.rms(C) : LayerNormConfig.of(C), forward, confined, type)) {
                 STATE.set(index, WARM);
             }
         } catch (RuntimeException e) {
@@ -128,19 +130,19 @@ final class KernelWarmup {
             Tensor mean,
             Tensor variance,
             long rows) {
-        static Tensors allocate(Arena arena, LayerNormConfig config, long rows) {
+        /** Data of {@code type} ({@code x}, {@code y}, {@code dy}), float32 parameters and statistics. */
+        static Tensors allocate(Arena arena, LayerNormConfig config, long rows, DataType type) {
             long c = config.normalizedSize();
-            Tensor x = Tensor.allocate(arena, DataType.F32, rows, c);
-            Tensor dy = Tensor.allocate(arena, DataType.F32, rows, c);
-            for (long i = 0; i < rows * c; i++) {
-                float value = (float) Math.sin(i);
-                x.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, value);
-                dy.segment().setAtIndex(ValueLayout.JAVA_FLOAT, i, value * 0.5f);
+            float[] values = new float[Math.toIntExact(rows * c)];
+            float[] gradients = new float[values.length];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = (float) Math.sin(i);
+                gradients[i] = values[i] * 0.5f;
             }
             return new Tensors(
-                    x,
-                    Tensor.allocate(arena, DataType.F32, rows, c),
-                    dy,
+                    Tensor.ofFloats(arena, type, values, rows, c),
+                    Tensor.allocate(arena, type, rows, c),
+                    Tensor.ofFloats(arena, type, gradients, rows, c),
                     config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null,
                     config.shift() ? Tensor.allocate(arena, DataType.F32, c) : null,
                     config.scale() ? Tensor.allocate(arena, DataType.F32, c) : null,
@@ -176,14 +178,15 @@ final class KernelWarmup {
      * loops, compiled on one kind, deoptimized on the other ("profile_predicate") and was compiled again, in
      * a loop, and the calls ran about 100 times slower for seconds (docs/benchmarks.md, "AUTO's cost model").
      */
-    private static boolean warmUp(LayerNormConfig config, boolean forward, boolean confined) {
+    private static boolean warmUp(LayerNormConfig config, boolean forward, boolean confined, DataType type) {
         Pass[] passes = forward
                 ? new Pass[] {Pass.FORWARD_INFERENCE, Pass.FORWARD_TRAINING, Pass.FORWARD_GLOBAL}
                 : new Pass[] {Pass.BACKWARD, Pass.BACKWARD_DATA, Pass.BACKWARD_GLOBAL, Pass.BACKWARD_DATA_GLOBAL};
         Kernel kernel = JavaKernels.create(config, 1);
         try (Arena arena = confined ? Arena.ofConfined() : Arena.ofShared()) {
-            Tensors tensors = Tensors.allocate(arena, config, ROWS);
+            Tensors tensors = Tensors.allocate(arena, config, ROWS, type);
             tensors.run(kernel, Pass.FORWARD_TRAINING);
+            double compiledNanos = COMPILED_NS_PER_ELEMENT * (type == DataType.F32 ? 1 : 3) * ROWS * C;
             long start = System.nanoTime();
             while (System.nanoTime() - start < GIVE_UP_NANOS) {
                 long slowest = 0; // over the passes, of each one's fastest call in the batch
@@ -196,8 +199,8 @@ final class KernelWarmup {
                     }
                     slowest = Math.max(slowest, fastest);
                 }
-                if (slowest <= COMPILED_NS_PER_ELEMENT * ROWS * C) {
-                    splitOnce(config, passes, confined);
+                if (slowest <= compiledNanos) {
+                    splitOnce(config, passes, confined, type);
                     return true;
                 }
             }
@@ -211,11 +214,11 @@ final class KernelWarmup {
      * Runs each pass once on a tensor large enough to be split across two threads: the first split call of a
      * process starts the pool and links its lambda, tens of milliseconds a caller should not pay.
      */
-    private static void splitOnce(LayerNormConfig config, Pass[] passes, boolean confined) {
+    private static void splitOnce(LayerNormConfig config, Pass[] passes, boolean confined, DataType type) {
         long rows = 2 * RowSplitter.MIN_ELEMENTS_PER_PART / C;
         Kernel kernel = JavaKernels.create(config, 2);
         try (Arena arena = confined ? Arena.ofConfined() : Arena.ofShared()) {
-            Tensors tensors = Tensors.allocate(arena, config, rows);
+            Tensors tensors = Tensors.allocate(arena, config, rows, type);
             tensors.run(kernel, Pass.FORWARD_TRAINING);
             for (Pass pass : passes) {
                 tensors.run(kernel, pass);

@@ -47,12 +47,15 @@ final class OneDnnKernel implements Kernel {
         this.plans = new PlanCache(calls, this::build);
     }
 
-    /** The OpenMP threads for a call on {@code elements} elements. */
-    private int threadsFor(long elements) {
+    /**
+     * The OpenMP threads for a call of {@code pass} on {@code rows} rows of {@code elements} elements. A forward
+     * pass on one row gets one thread: oneDNN splits forward work by rows, so a second thread would only wait.
+     */
+    private int threadsFor(Pass pass, long rows, long elements) {
         if (threads > 0) {
             return threads;
         }
-        return elements < SINGLE_THREAD_BELOW ? 1 : maxThreads;
+        return elements < SINGLE_THREAD_BELOW || rows == 1 && pass.forward ? 1 : maxThreads;
     }
 
     private OneDnnPlan build(CallSignature signature, Call call) throws OneDnnPlan.Unsupported {
@@ -124,7 +127,7 @@ final class OneDnnKernel implements Kernel {
             Tensor diffSrc,
             Tensor diffScale,
             Tensor diffShift) {
-        int used = threadsFor(src.elementCount());
+        int used = threadsFor(pass, rows, src.elementCount());
         long key = CallSignature.key(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
         PlanCache.Recent recent =
                 plans.recent(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
@@ -153,7 +156,7 @@ final class OneDnnKernel implements Kernel {
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         Call call = Call.forward(Pass.FORWARD_INFERENCE, src, dst, scale, shift, null, null, rows);
-        int used = threadsFor(src.elementCount());
+        int used = threadsFor(Pass.FORWARD_INFERENCE, rows, src.elementCount());
         OneDnnPlan plan = plans.plan(call, used);
         if (plan != null) {
             return plan.implementation + (used > 1 ? ", " + used + " threads" : "");

@@ -8,7 +8,6 @@ import java.lang.management.ManagementFactory;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.EnumSource;
-import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Steady-state calls allocate nothing on the Java heap: counted with the JVM's per-thread
@@ -271,11 +270,12 @@ class AllocationTest {
 
     /**
      * AUTO on every pass of layer, RMS and precise normalization, at a size each kind sends to Java (8 x 64) and
-     * one that sends the one-primitive kinds to oneDNN with all threads and the composed ones to Java (128 x 1024).
+     * one that sends the one-primitive kinds to oneDNN with all threads and the composed ones to Java (128 x 1024);
+     * float32 data, and half precision, which has crossovers of its own.
      */
     @ParameterizedTest
-    @ValueSource(strings = {"layer", "rms", "precise"})
-    void autoAllocatesNothingOnAnyPass(String kind) {
+    @CsvSource({"layer, F32", "rms, F32", "precise, F32", "layer, BF16", "rms, F16"})
+    void autoAllocatesNothingOnAnyPass(String kind, DataType type) {
         for (int[] shape : new int[][] {{ROWS, C}, {128, 1024}}) {
             int rows = shape[0];
             int c = shape[1];
@@ -292,8 +292,8 @@ class AllocationTest {
                         kind + " " + pass + " " + rows + "x" + c,
                         rows,
                         calls,
-                        DataType.F32,
-                        DataType.F32,
+                        type,
+                        type,
                         DataType.F32,
                         (norm, f, dst) -> {
                             switch (pass) {

@@ -45,7 +45,6 @@ class AutoKernelTest extends LayerNormContract {
     void largerCallsAndOtherTypesRunOnOneDnn() {
         assumeTrue(OneDnn.isAvailable());
         assertEquals(Backend.ONEDNN, ranOn(FORWARD_UP_TO / 768 + 1, 768, DataType.F32));
-        assertEquals(Backend.ONEDNN, ranOn(1, 768, DataType.BF16)); // the vector kernel takes float32 only
     }
 
     /** Runs one call of {@code pass} on {@code rows x c} data of {@code type} and returns the backend that ran it. */
@@ -116,22 +115,34 @@ class AutoKernelTest extends LayerNormContract {
     }
 
     /**
-     * Until the Java kernels for bf16 and f16 are vectorized, every call on them goes where the oneDNN backend
-     * sends it (oneDNN, or Java for what oneDNN cannot take).
+     * bfloat16 and float16 follow entries of their own: Java for small calls and the composed kinds, single
+     * rows of any length backward but not forward, oneDNN above the crossovers and with given statistics.
      */
     @Test
-    void halfPrecisionRunsOnOneDnnForEveryPass() {
-        assumeTrue(OneDnn.isAvailable());
-        assertEquals(Backend.ONEDNN, ranOn(LayerNormConfig.rms(64), Pass.FORWARD_INFERENCE, 2, DataType.BF16));
+    void halfPrecisionFollowsItsOwnCrossovers() {
+        assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());
+        LayerNormConfig layer = LayerNormConfig.of(768);
+        LayerNormConfig rms = LayerNormConfig.rms(768);
         for (DataType type : new DataType[] {DataType.BF16, DataType.F16}) {
-            for (Pass pass : Pass.values()) {
-                for (LayerNormConfig config : new LayerNormConfig[] {LayerNormConfig.of(64), LayerNormConfig.rms(64)}) {
-                    assertEquals(
-                            ranOn(config, Backend.ONEDNN, pass, 2, type),
-                            ranOn(config, pass, 2, type),
-                            config + " " + type + " " + pass);
-                }
-            }
+            long forwardRows = AutoModel.BUILT_IN.javaUpTo(AutoModel.Kind.FORWARD, type) / 768;
+            long backwardRows = AutoModel.BUILT_IN.javaUpTo(AutoModel.Kind.BACKWARD, type) / 768;
+            assertTrue(forwardRows > 0 && backwardRows > 0, type + " sends some layer-norm calls to Java");
+            assertEquals(Backend.JAVA, ranOn(layer, Pass.FORWARD_INFERENCE, forwardRows, type), type + " forward");
+            assertEquals(
+                    Backend.ONEDNN, ranOn(layer, Pass.FORWARD_INFERENCE, forwardRows + 1, type), type + " forward");
+            assertEquals(
+                    Backend.ONEDNN,
+                    ranOn(LayerNormConfig.of(16384), Pass.FORWARD_INFERENCE, 1, type),
+                    type + " forward, one long row");
+            assertEquals(Backend.JAVA, ranOn(layer, Pass.BACKWARD, backwardRows, type), type + " backward");
+            assertEquals(Backend.ONEDNN, ranOn(layer, Pass.BACKWARD, backwardRows + 1, type), type + " backward");
+            assertEquals(
+                    Backend.JAVA,
+                    ranOn(LayerNormConfig.of(16384), Pass.BACKWARD, 1, type),
+                    type + " backward, one row");
+            assertEquals(Backend.JAVA, ranOn(rms, Pass.FORWARD_INFERENCE, 64, type), type + " RMS forward");
+            assertEquals(Backend.JAVA, ranOn(rms, Pass.BACKWARD, 64, type), type + " RMS backward");
+            assertEquals(Backend.ONEDNN, ranOn(layer, Pass.FORWARD_GLOBAL, 1, type), type + " given statistics");
         }
     }
 
