@@ -173,7 +173,11 @@ final class VectorKernel implements Kernel {
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
             HalfRows scratch = half ? takeHalfRows() : null;
             try {
-                forwardRows(pass, src, dst, scale, shift, mean, variance, scratch, 0, rows);
+                if (half) {
+                    forwardRows(pass, src, dst, scale, shift, mean, variance, scratch, 0, rows);
+                } else {
+                    forwardFloatRows(pass, src, dst, scale, shift, mean, variance, 0, rows);
+                }
             } finally {
                 returnHalfRows(scratch);
             }
@@ -190,11 +194,13 @@ final class VectorKernel implements Kernel {
             for (int p = 0; p < scratch.length; p++) {
                 scratch[p] = takeHalfRows();
             }
-            splitter.run(
-                    rows,
-                    rows * c,
-                    (from, to, part) -> forwardRows(
-                            pass, x, y, gamma, beta, means, variances, half ? scratch[part] : null, from, to));
+            splitter.run(rows, rows * c, (from, to, part) -> {
+                if (half) {
+                    forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part], from, to);
+                } else {
+                    forwardFloatRows(pass, x, y, gamma, beta, means, variances, from, to);
+                }
+            });
         } finally {
             for (HalfRows rowScratch : scratch) {
                 returnHalfRows(rowScratch);
@@ -210,7 +216,8 @@ final class VectorKernel implements Kernel {
      * method, C2 compiled them badly in some contexts, with boxed vectors (docs/benchmarks.md,
      * "Measurements behind the code").
      *
-     * <p>Half-precision tensors go through {@code scratch} (null when every tensor is float32): a row of
+     * <p>For calls with a half-precision tensor ({@link #forwardFloatRows} takes the others). They go through
+     * {@code scratch}: a row of
      * bf16/f16 data is widened into a float row there, and the float loops run on it (one read of the data
      * from memory, the rest from L1/L2); half-precision scale and shift are widened once per call; a
      * half-precision output is rounded as it is stored.
@@ -279,6 +286,63 @@ final class VectorKernel implements Kernel {
                     narrow(scratch.out, y, yBase, DataType.F16, scratch);
                 }
             }
+        }
+    }
+
+    /**
+     * {@link #forwardRows} when every tensor is float32: the same loops without the half-precision steps,
+     * whose per-row type checks and rounding dispatch cost rows of 768 floats about 10 ns each, 5 to 9% of a
+     * one-thread call on 8 x 768 (docs/benchmarks.md, "Before and after the restructuring (issue 13)").
+     */
+    private void forwardFloatRows(
+            Pass pass,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            long from,
+            long to) {
+        int axes = config.normalizedAxes();
+        MemorySegment x = src.segment();
+        MemorySegment y = dst.segment();
+        MemorySegment gamma = scale == null ? ones() : scale.segment();
+        MemorySegment beta = shift == null ? zeros() : shift.segment();
+        long xStride = Rows.rowStride(src, axes);
+        long yStride = Rows.rowStride(dst, axes);
+        float[] spill = SPILL.get();
+        for (long row = from; row < to; row++) {
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
+            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
+            float origin;
+            float offset;
+            float var;
+            if (pass.globalStatistics) {
+                origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+                offset = 0;
+                var = variance.segment().getAtIndex(JAVA_FLOAT, row);
+            } else if (config.rms()) {
+                origin = 0;
+                offset = 0;
+                var = sumOfSquares(x, xBase, 0, 0, spill) / c;
+            } else {
+                origin = sampleMean(x, xBase, spill);
+                long sums = sums(x, xBase, origin, spill);
+                offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
+                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+                if (4 * offset * offset > var) {
+                    var = sumOfSquares(x, xBase, origin, offset, spill) / c;
+                }
+            }
+            if (pass.writesStatistics) {
+                if (mean != null) {
+                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
+                }
+                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
+            }
+            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            normalize(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
         }
     }
 
