@@ -66,8 +66,8 @@ final class AutoModel {
      * splits work by rows, so one row gets one thread either way). bfloat16 and float16, whose rows the
      * Java kernels widen to float32 and round back: always Java for the composed kinds, forward up to 4,096
      * elements of bfloat16 and 1,024 of float16 (oneDNN's fixed cost per call; per element its half-precision
-     * kernel is faster, so no long single rows), backward up to 8 rows of 768 and single rows of any length (Java's backward is faster
-     * per element), oneDNN for given statistics (not measured). The system property
+     * kernel is faster, so no long single rows), backward up to 8 rows of 768 and single rows of any length
+     * (Java's backward is faster per element), oneDNN for given statistics (not measured). The system property
      * {@code panorm.auto.javaUpTo} replaces every float32 crossover (0: oneDNN whenever it can).
      */
     static final AutoModel BUILT_IN = builtIn(Long.getLong("panorm.auto.javaUpTo"));
