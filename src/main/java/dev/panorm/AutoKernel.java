@@ -78,6 +78,11 @@ final class AutoKernel implements Kernel {
         this.oneDnn = failure.isEmpty() ? new OneDnnKernel(config, threads, calls, java) : null;
     }
 
+    /** The oneDNN kernel, or null when oneDNN cannot be loaded: {@link AutoFusedKernel} shares its plans. */
+    OneDnnKernel oneDnn() {
+        return oneDnn;
+    }
+
     /** Says once per process why every AUTO call runs in Java: a slower path nobody asked for should not be silent. */
     private static void warnOnce(NativeLibraryException failure) {
         if (WARNED.compareAndSet(false, true)) {

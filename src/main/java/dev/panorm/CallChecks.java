@@ -409,7 +409,8 @@ final class CallChecks {
         }
     }
 
-    private static boolean overlaps(Tensor a, Tensor b) {
+    /** Whether two tensors share memory; after the checks, tensors that do are the same tensor (in place). */
+    static boolean overlaps(Tensor a, Tensor b) {
         if (a.byteExtent() == 0 || b.byteExtent() == 0) {
             return false;
         }

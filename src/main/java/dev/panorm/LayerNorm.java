@@ -124,7 +124,9 @@ public final class LayerNorm implements AutoCloseable {
             case JAVA_SCALAR -> new ScalarKernel(config);
         };
         FusedKernel fused = switch (backend) {
-            case AUTO, ONEDNN, JAVA -> JavaKernels.createFused(config, threads);
+            case AUTO -> new AutoFusedKernel(config, threads, (AutoKernel) kernel);
+            case ONEDNN -> new OneDnnFusedKernel((OneDnnKernel) kernel, JavaKernels.createFused(config, threads));
+            case JAVA -> JavaKernels.createFused(config, threads);
             case JAVA_SCALAR -> new FusedScalarKernel(config);
         };
         return new LayerNorm(config, backend, kernel, fused, calls);

@@ -31,6 +31,8 @@ final class OneDnnKernel implements Kernel {
 
     private final int maxThreads;
     private final PlanCache plans;
+    /** The residual adds of the fused operations ({@link #add}), kept apart from the normalizations' plans. */
+    private final PlanCache sums;
 
     /**
      * @param threads the OpenMP threads a call may use; 0 for one on small tensors and all on large ones
@@ -45,13 +47,14 @@ final class OneDnnKernel implements Kernel {
         this.maxThreads = OpenMp.defaultThreads();
         this.threads = threads;
         this.plans = new PlanCache(calls, this::build);
+        this.sums = new PlanCache(calls, this::buildSum);
     }
 
     /**
      * The OpenMP threads for a call of {@code pass} on {@code rows} rows of {@code elements} elements. A forward
      * pass on one row gets one thread: oneDNN splits forward work by rows, so a second thread would only wait.
      */
-    private int threadsFor(Pass pass, long rows, long elements) {
+    int threadsFor(Pass pass, long rows, long elements) {
         if (threads > 0) {
             return threads;
         }
@@ -62,6 +65,42 @@ final class OneDnnKernel implements Kernel {
         // oneDNN reads the calling thread's OpenMP thread count when it creates a primitive.
         OpenMp.setThreads(OpenMp.threadsSetOnCallingThread(), signature.threads);
         return new OneDnnPlan(config, engine, scalar, signature, call);
+    }
+
+    private OneDnnPlan buildSum(CallSignature signature, Call call) throws OneDnnPlan.Unsupported {
+        OpenMp.setThreads(OpenMp.threadsSetOnCallingThread(), signature.threads);
+        return OneDnnPlan.residualAdd(config, engine, signature, call);
+    }
+
+    /**
+     * {@code sum = (first + second) + bias} (bias per channel, or null) on {@code rows} rows, each addition rounded
+     * to float32 and the result to {@code sum}'s type; {@code sum} may be {@code first} itself. Returns false, having
+     * written nothing, where oneDNN cannot run it (a strided layout, or only reference code for the types).
+     */
+    boolean add(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
+        PlanCache.Recent recent = sumContext(first, second, bias, sum, rows);
+        if (recent.context() == null) {
+            return false;
+        }
+        recent.context().execute(first, sum, null, bias, null, null, second, null, null, null);
+        return true;
+    }
+
+    /** Whether {@link #add} would run these tensors on oneDNN; builds the plan if new. */
+    boolean adds(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
+        return sumContext(first, second, bias, sum, rows).context() != null;
+    }
+
+    /** The calling thread's context for a residual add (the roles as {@link OneDnnPlan#residualAdd} binds them). */
+    private PlanCache.Recent sumContext(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
+        Pass pass = Pass.FORWARD_INFERENCE; // the add's plans have a cache of their own, so no pass of their own
+        int used = threadsFor(pass, rows, first.elementCount());
+        long key = CallSignature.key(pass, used, first, sum, null, bias, second, null, null, null);
+        PlanCache.Recent recent = sums.recent(key, pass, used, first, sum, null, bias, second, null, null, null);
+        return recent != null
+                ? recent
+                : sums.checkOut(
+                        new Call(pass, rows, first, sum, null, bias, null, null, second, null, null, null), used);
     }
 
     @Override
@@ -151,6 +190,7 @@ final class OneDnnKernel implements Kernel {
     @Override
     public void quiescent() {
         plans.quiescent();
+        sums.quiescent();
     }
 
     @Override
@@ -173,6 +213,7 @@ final class OneDnnKernel implements Kernel {
     @Override
     public void close() {
         plans.close();
+        sums.close();
         java.close();
     }
 }

@@ -30,6 +30,10 @@ import java.util.function.Consumer;
  *   <li>RMS backward: layer-normalization backward with zero mean gives the RMS gradient minus
  *       {@code rstd * mean(dy * gamma)}; a matmul (or reduction) computes {@code sum(dy * gamma)} per
  *       row and a binary primitive adds the missing term.</li>
+ *   <li>Residual add ({@link #residualAdd}), the first half of the fused operations on oneDNN: one binary
+ *       primitive, {@code dst = src + diff_dst}, plus {@code shift} per channel as a post-op when given. The
+ *       roles carry the addends because a plan binds tensors by role: src and diff_dst are the two
+ *       addends, shift the bias, dst the sum.</li>
  * </ul>
  *
  * <p>Each of these builds its own steps; Java work a step needs first (the statistics, the RMS row
@@ -71,6 +75,9 @@ final class OneDnnPlan {
 
     final Pass pass;
     final long rows;
+    /** Whether this is a residual-add plan, not a normalization. */
+    private final boolean residualAdd;
+
     final CallSignature signature;
     final String implementation;
     /**
@@ -104,7 +111,30 @@ final class OneDnnPlan {
      */
     OneDnnPlan(LayerNormConfig config, MemorySegment engine, ScalarKernel scalar, CallSignature signature, Call call)
             throws Unsupported {
+        this(config, engine, scalar, signature, call, false);
+    }
+
+    /**
+     * Builds the residual add {@code dst = (src + diffDst) + shift} for {@code call}'s signature (the roles as the
+     * class comment says).
+     *
+     * @throws Unsupported if oneDNN cannot run it
+     */
+    static OneDnnPlan residualAdd(LayerNormConfig config, MemorySegment engine, CallSignature signature, Call call)
+            throws Unsupported {
+        return new OneDnnPlan(config, engine, null, signature, call, true);
+    }
+
+    private OneDnnPlan(
+            LayerNormConfig config,
+            MemorySegment engine,
+            ScalarKernel scalar,
+            CallSignature signature,
+            Call call,
+            boolean residualAdd)
+            throws Unsupported {
         this.config = config;
+        this.residualAdd = residualAdd;
         this.engine = engine;
         this.scalar = scalar;
         this.pass = signature.pass;
@@ -113,7 +143,9 @@ final class OneDnnPlan {
         this.signature = signature;
         try (Arena scratch = Arena.ofConfined()) {
             Builder builder = new Builder(scratch, Geometry.of(config, call), call);
-            if (config.rms()) {
+            if (residualAdd) {
+                implementation = builder.residualAdd();
+            } else if (config.rms()) {
                 implementation = pass.forward ? builder.rmsForward() : builder.rmsBackward();
             } else {
                 implementation = config.preciseStatistics() && pass.forward && !pass.globalStatistics
@@ -178,6 +210,10 @@ final class OneDnnPlan {
     }
 
     String describe() {
+        if (residualAdd) {
+            return "residual add (src + diff_dst + shift)" + signature.describeTensors() + ", " + signature.threads
+                    + (signature.threads == 1 ? " thread" : " threads");
+        }
         return (config.rms() ? "RMS normalization " : "layer normalization ")
                 + pass.name().toLowerCase(Locale.ROOT).replace('_', ' ') + signature.describeTensors() + ", eps "
                 + (float) config.eps() + ", " + signature.threads + (signature.threads == 1 ? " thread" : " threads");
@@ -328,6 +364,33 @@ final class OneDnnPlan {
             String layer = layerNormalization(pass, true, Role.ZERO_MEAN, Role.VARIANCE, normalized, null);
             Glue rowTerm = (context, src, mean, variance) -> rmsRowTerm(context.buffer(Role.ROW_TERM), variance);
             return dot + " + " + layer + " + " + addRowTerm(normalized, Role.DIFF_SRC, false, rowTerm);
+        }
+
+        /** {@code dst = (src + diff_dst) + shift}: one binary primitive, the bias broadcast per channel as a post-op. */
+        String residualAdd() throws Unsupported {
+            MemorySegment first = data(Role.SRC);
+            MemorySegment second = data(Role.DIFF_DST);
+            MemorySegment output = data(Role.DST);
+            Arguments arguments = new Arguments()
+                    .add(Role.SRC, Dnnl.DNNL_ARG_SRC_0(), first)
+                    .add(Role.DIFF_DST, Dnnl.DNNL_ARG_SRC_1(), second)
+                    .add(Role.DST, Dnnl.DNNL_ARG_DST(), output);
+            MemorySegment attr = userScratchpadAttr();
+            if (call.shift() != null) {
+                check(Dnnl.dnnl_post_ops_create(out), "dnnl_post_ops_create");
+                MemorySegment postOps = own(out, scratch, Dnnl::dnnl_post_ops_destroy);
+                MemorySegment bias = dense(call.shift().dataType(), geometry.channelRowDims());
+                check(
+                        Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), bias),
+                        "dnnl_post_ops_append_binary");
+                arguments.add(Role.SHIFT, postOpArgument(0), bias);
+                check(Dnnl.dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
+            }
+            MemorySegment desc = primitiveDesc(
+                    Dnnl.dnnl_binary_primitive_desc_create(
+                            out, engine, Dnnl.dnnl_binary_add(), first, second, output, attr),
+                    "dnnl_binary_primitive_desc_create");
+            return add(desc, arguments, null);
         }
 
         /** {@code role} if the caller passes that tensor, else the plan's own buffer {@code own}. */
@@ -491,7 +554,8 @@ final class OneDnnPlan {
                             attr),
                     "dnnl_layer_normalization_forward_primitive_desc_create_v2 (backward hint)");
             MemorySegment hint = own(out, scratch, Dnnl::dnnl_primitive_desc_destroy);
-            int propagation = layerPass.parameterGradients || discardScaleGradient
+            // Without scale and shift there are no parameter gradients, and oneDNN takes only backward_data.
+            int propagation = layerPass.parameterGradients && (scale || shift) || discardScaleGradient
                     ? Dnnl.dnnl_backward()
                     : Dnnl.dnnl_backward_data();
             MemorySegment desc = primitiveDesc(

@@ -265,6 +265,14 @@ class AllocationTest {
                     calls,
                     (norm, f, dst) -> norm.backwardResidual(
                             f.dy(), dst, f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
+            assertAllocationFree( // not in place: oneDNN's norm backward, then its add
+                    backend,
+                    "backwardResidual into a third tensor",
+                    rows,
+                    c,
+                    calls,
+                    (norm, f, dst) -> norm.backwardResidual(
+                            f.dy(), f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
         }
     }
 

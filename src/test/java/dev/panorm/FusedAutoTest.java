@@ -1,9 +1,70 @@
 package dev.panorm;
 
-/** {@link FusedContract} on {@link Backend#AUTO}. */
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.lang.foreign.Arena;
+import org.junit.jupiter.api.Test;
+
+/** {@link FusedContract} on {@link Backend#AUTO}, and how AUTO routes the fused operations ({@link AutoFusedKernel}). */
 class FusedAutoTest extends FusedContract {
     @Override
     Backend backend() {
         return Backend.AUTO;
+    }
+
+    /** Runs forwardResidual and backwardResidual on AUTO and returns the backends that ran them. */
+    private static Backend[] ranOn(DataType type, int rows, int c, int threads) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.AUTO, threads)) {
+            Tensor x = Tensors.make(arena, type, TestData.gaussian(rows * c, 0, 1, 1), new long[] {rows, c});
+            Tensor r = Tensors.make(arena, type, TestData.gaussian(rows * c, 0, 1, 2), new long[] {rows, c});
+            Tensor s = Tensor.allocate(arena, type, rows, c);
+            Tensor y = Tensor.allocate(arena, type, rows, c);
+            Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(c, 1, 0.5, 3), c);
+            Tensor beta = Tensor.ofFloats(arena, TestData.gaussian(c, 0, 1, 4), c);
+            norm.forwardResidualTraining(x, r, null, s, y, gamma, beta, mean, variance);
+            Backend forward = norm.lastBackend();
+            Tensor dx = Tensor.allocate(arena, type, rows, c);
+            Tensor dGamma = Tensor.allocate(arena, DataType.F32, c);
+            Tensor dBeta = Tensor.allocate(arena, DataType.F32, c);
+            norm.backwardResidual(y, x, s, mean, variance, gamma, dx, dGamma, dBeta);
+            return new Backend[] {forward, norm.lastBackend()};
+        }
+    }
+
+    @Test
+    void float32GoesToOneDnnWhereItRunsMoreThreadsThanJava() {
+        assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());
+        Backend[] java = {Backend.JAVA, Backend.JAVA};
+        Backend[] oneDnn = {Backend.ONEDNN, Backend.ONEDNN};
+        // 2^18 elements: oneDNN's two threads against one Java part; 2^19: two Java parts.
+        assertEquals(java[0], ranOn(DataType.F32, 64, 4096, 1)[0], "one thread: Java");
+        assertEquals(java[1], ranOn(DataType.F32, 64, 4096, 1)[1], "one thread: Java");
+        assertEquals(java[0], ranOn(DataType.F32, 8, 768, 2)[0], "small: Java");
+        assertEquals(oneDnn[0], ranOn(DataType.F32, 64, 4096, 2)[0]);
+        assertEquals(oneDnn[1], ranOn(DataType.F32, 64, 4096, 2)[1]);
+        assertEquals(java[0], ranOn(DataType.F32, 128, 4096, 2)[0], "Java splits as oneDNN does: Java");
+    }
+
+    @Test
+    void halfPrecisionGoesToOneDnnWhereItHasAKernel() {
+        assumeTrue(OneDnn.isAvailable());
+        int c = 768;
+        for (DataType type : new DataType[] {DataType.BF16, DataType.F16}) {
+            Backend plain; // whether oneDNN has more than reference code for the type on this CPU
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.ONEDNN)) {
+                Tensor x = Tensors.make(arena, type, TestData.gaussian(8 * c, 0, 1, 1), new long[] {8, c});
+                Tensor gamma = Tensor.ofFloats(arena, TestData.gaussian(c, 1, 0.5, 3), c);
+                norm.forward(x, Tensor.allocate(arena, type, 8, c), gamma, gamma);
+                plain = norm.lastBackend();
+            }
+            assumeTrue(plain == Backend.ONEDNN, type + " has only reference code in oneDNN here");
+            assertEquals(Backend.ONEDNN, ranOn(type, 8, c, 1)[0], type + " forward");
+            assertEquals(Backend.ONEDNN, ranOn(type, 8, c, 1)[1], type + " backward");
+        }
     }
 }

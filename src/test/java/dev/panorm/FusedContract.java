@@ -19,17 +19,26 @@ import org.junit.jupiter.params.provider.MethodSource;
  * {@code q * scale} within {@code scale / 2} of the float64 reference plus the float32 bound (and
  * {@code 2^-15 * scale} for the reciprocal, see {@link Quantize}); the backward pass as
  * {@link LayerNorm#backward} on the sum plus the incoming gradient. Subclassed once per backend. oneDNN has
- * no fused primitive, so {@link Backend#ONEDNN} runs these in the Java kernels ({@link #assertRanOn}).
+ * no fused primitive: {@link Backend#ONEDNN} composes a binary add with its norm, and runs int8 output and
+ * in-place gradients in the Java kernels ({@link #assertRanOn}).
  */
 abstract class FusedContract {
     private static final double EPS = 1e-5;
 
     abstract Backend backend();
 
-    /** The fused operations of {@link Backend#ONEDNN} and {@link Backend#AUTO} run in Java (see the README). */
+    /** Float32 fused operations run on the backend named (AUTO: either); {@link Backend#ONEDNN}'s others in Java. */
     private void assertRanOn(LayerNorm norm) {
-        Contracts.assertRanOn(
-                backend() == Backend.ONEDNN || backend() == Backend.AUTO ? Backend.JAVA : backend(), norm);
+        Contracts.assertRanOn(backend(), norm);
+    }
+
+    /** A fused call {@link Backend#ONEDNN} hands to the Java kernel whole (int8 output, an in-place gradient). */
+    private void assertRanInJava(LayerNorm norm) {
+        assertRanOn(norm, true);
+    }
+
+    private void assertRanOn(LayerNorm norm, boolean javaOnOneDnn) {
+        Contracts.assertRanOn(backend() == Backend.ONEDNN && javaOnOneDnn ? Backend.JAVA : backend(), norm);
     }
 
     /** The float32 sum the operation is defined on: {@code (x + r) + bias}. */
@@ -206,8 +215,10 @@ abstract class FusedContract {
                 Tensor dx = Tensor.allocate(arena, DataType.F32, rows, c);
                 Tensor dGamma = scale ? Tensor.allocate(arena, DataType.F32, c) : null;
                 Tensor dBeta = shift ? Tensor.allocate(arena, DataType.F32, c) : null;
+                // Without a scale oneDNN sums RMS backward's rows by a reduction, which it refuses over one element.
+                boolean oneDnnRefuses = rms && c == 1 && !scale;
                 norm.backwardResidual(dy, null, sumOut, mean, variance, g, dx, dGamma, dBeta);
-                assertRanOn(norm);
+                assertRanOn(norm, oneDnnRefuses);
                 float[] plain = dx.toFloatArray();
                 Accuracy.assertBackward(
                         backend(),
@@ -226,18 +237,22 @@ abstract class FusedContract {
                         plain,
                         dGamma == null ? null : dGamma.toFloatArray(),
                         dBeta == null ? null : dBeta.toFloatArray());
-                // With an incoming gradient, in place in it: dx = the norm's gradient + ds, one more rounding.
+                // With an incoming gradient: dx = the norm's gradient + ds, one more rounding; then in place in ds.
                 Tensor ds = Tensor.ofFloats(arena, dsValues, rows, c);
-                norm.backwardResidual(dy, ds, sumOut, mean, variance, g, ds, dGamma, dBeta);
-                assertRanOn(norm);
-                float[] total = ds.toFloatArray();
-                for (int i = 0; i < total.length; i++) {
-                    double expected = (double) plain[i] + dsValues[i];
-                    double tolerance = 0x1p-23 * (Math.abs(plain[i]) + Math.abs(total[i])) + 0x1p-126;
-                    if (!(Math.abs(total[i] - expected) <= tolerance)) {
-                        fail(backend() + ": dx[" + i + "] with diffSum is " + total[i] + ", expected " + expected);
+                norm.backwardResidual(dy, ds, sumOut, mean, variance, g, dx, dGamma, dBeta);
+                assertRanOn(norm, oneDnnRefuses);
+                assertAddedIncomingGradient(plain, dsValues, dx.toFloatArray());
+                float[] inPlaceBase = plain;
+                // In place, the Java kernel runs it (on AUTO and ONEDNN too): its own norm gradient.
+                if (backend() == Backend.ONEDNN || backend() == Backend.AUTO) {
+                    try (LayerNorm java = LayerNorm.create(config, Backend.JAVA)) {
+                        java.backwardResidual(dy, null, sumOut, mean, variance, g, dx, dGamma, dBeta);
+                        inPlaceBase = dx.toFloatArray();
                     }
                 }
+                norm.backwardResidual(dy, ds, sumOut, mean, variance, g, ds, dGamma, dBeta);
+                assertRanInJava(norm);
+                assertAddedIncomingGradient(inPlaceBase, dsValues, ds.toFloatArray());
             }
         }
     }
@@ -316,6 +331,17 @@ abstract class FusedContract {
         return out;
     }
 
+    /** {@code total} is {@code plain + ds} rounded once (the Java and oneDNN norms' gradients may differ a little). */
+    private void assertAddedIncomingGradient(float[] plain, float[] ds, float[] total) {
+        for (int i = 0; i < total.length; i++) {
+            double expected = (double) plain[i] + ds[i];
+            double tolerance = 0x1p-23 * (Math.abs(plain[i]) + Math.abs(total[i])) + 0x1p-126;
+            if (!(Math.abs(total[i] - expected) <= tolerance)) {
+                fail(backend() + ": dx[" + i + "] with diffSum is " + total[i] + ", expected " + expected);
+            }
+        }
+    }
+
     @ParameterizedTest(name = "[{0}, {1}] scale={2} shift={3}")
     @MethodSource("shapes")
     void quantizedOutputIsWithinHalfAStepOfTheReference(int rows, int c, boolean scale, boolean shift) {
@@ -344,14 +370,14 @@ abstract class FusedContract {
                 Tensor g = gamma == null ? null : Tensor.ofFloats(arena, gamma, c);
                 Tensor be = beta == null ? null : Tensor.ofFloats(arena, beta, c);
                 norm.forwardQuantized(xs, rs, b, sumOut, q, g, be, scales);
-                assertRanOn(norm);
+                assertRanInJava(norm);
                 if (sumOut != null) {
                     assertArrayEquals(s, sumOut.toFloatArray(), 0f);
                 }
                 assertQuantized(backend(), s, rows, c, gamma, beta, rms, bytes(q), scales.toFloatArray(), 0);
                 float step = 0.01f; // static: small enough that some values saturate
                 norm.forwardQuantized(xs, rs, b, null, q, g, be, step);
-                assertRanOn(norm);
+                assertRanInJava(norm);
                 assertQuantized(backend(), s, rows, c, gamma, beta, rms, bytes(q), null, step);
             }
         }

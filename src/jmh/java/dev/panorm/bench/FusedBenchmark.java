@@ -36,8 +36,10 @@ import org.openjdk.jmh.annotations.Warmup;
  *   <li>{@code int8}: {@code forwardQuantized} with per-row scales, no residual; {@code int8Static} with one
  *       scale; {@code int8Residual} with the residual add, keeping s.
  * </ul>
- * {@code ln} chooses the norm's backend for {@code layerNorm} and {@code addThenLayerNorm} (the fused calls
- * run in Java on every backend). Time per call, in microseconds.
+ * and {@code backwardResidual}: the fused backward pass with an incoming gradient for s, into a third tensor.
+ * {@code ln} chooses the backend of every call ({@code onednn}: oneDNN's norm; for the fused calls its binary add,
+ * then its norm; int8 output runs in Java on every backend), {@code threads} the threads a call may use
+ * ({@code 0}: the backend's choice per shape). Time per call, in microseconds.
  */
 @State(Scope.Benchmark)
 @BenchmarkMode(Mode.AverageTime)
@@ -57,6 +59,9 @@ public class FusedBenchmark {
     @Param({"java"})
     public String ln;
 
+    @Param({"1"})
+    public int threads;
+
     private Arena arena;
     private LayerNorm fusedNorm;
     private LayerNorm plainNorm;
@@ -68,6 +73,11 @@ public class FusedBenchmark {
     private Tensor scales;
     private Tensor gamma;
     private Tensor beta;
+    private Tensor mean;
+    private Tensor variance;
+    private Tensor dx;
+    private Tensor dGamma;
+    private Tensor dBeta;
 
     @Setup(Level.Trial)
     public void setUp() {
@@ -84,9 +94,16 @@ public class FusedBenchmark {
         scales = Tensor.allocate(arena, DataType.F32, rows);
         gamma = filled(random, c);
         beta = filled(random, c);
+        mean = Tensor.allocate(arena, DataType.F32, rows);
+        variance = Tensor.allocate(arena, DataType.F32, rows);
+        dx = Tensor.allocate(arena, DataType.F32, rows, c);
+        dGamma = Tensor.allocate(arena, DataType.F32, c);
+        dBeta = Tensor.allocate(arena, DataType.F32, c);
         LayerNormConfig config = LayerNormConfig.of(c);
-        fusedNorm = LayerNorm.create(config, Backend.JAVA, 1);
-        plainNorm = LayerNorm.create(config, ln.equals("onednn") ? Backend.ONEDNN : Backend.JAVA, 1);
+        Backend backend = ln.equals("onednn") ? Backend.ONEDNN : Backend.JAVA;
+        fusedNorm = LayerNorm.create(config, backend, threads);
+        plainNorm = LayerNorm.create(config, backend, threads);
+        fusedNorm.forwardResidualTraining(x, r, null, s, y, gamma, beta, mean, variance);
         // Checked once, so that a broken kernel cannot post a fast number: fused == add, then norm.
         addThenLayerNorm();
         float[] separate = y.toFloatArray();
@@ -148,6 +165,11 @@ public class FusedBenchmark {
     @Benchmark
     public void fusedNoSum() {
         fusedNorm.forwardResidual(x, r, null, null, y, gamma, beta);
+    }
+
+    @Benchmark
+    public void backwardResidual() {
+        fusedNorm.backwardResidual(r, x, s, mean, variance, gamma, dx, dGamma, dBeta);
     }
 
     @Benchmark

@@ -1,6 +1,7 @@
 package dev.panorm.bench;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -14,18 +15,10 @@ import java.util.Locale;
  * [ROWSxC ...]}, after {@code scripts/bench.sh -l} has built the benchmarks.
  */
 public final class FusedInterleaved {
-    private static final String[] NAMES = {
-        "layerNorm",
-        "addThenLayerNorm",
-        "addThenLayerNorm(onednn)",
-        "fused",
-        "fusedNoSum",
-        "int8",
-        "int8Static",
-        "int8Residual"
-    };
-
     private FusedInterleaved() {}
+
+    /** One implementation: a name and a call. */
+    private record Implementation(String name, Runnable call) {}
 
     public static void main(String[] args) {
         String[] shapes = args.length > 0 ? args : new String[] {"1x4096", "8x4096", "8192x4096"};
@@ -35,51 +28,64 @@ public final class FusedInterleaved {
     }
 
     private static void run(String shape) {
-        FusedBenchmark java = create(shape, "java");
-        FusedBenchmark oneDnn = create(shape, "onednn");
+        FusedBenchmark java = create(shape, "java", 1);
+        FusedBenchmark oneDnn = create(shape, "onednn", 1);
+        FusedBenchmark javaAll = create(shape, "java", 0);
+        FusedBenchmark oneDnnAll = create(shape, "onednn", 0);
+        List<Implementation> implementations = List.of(
+                new Implementation("layerNorm", java::layerNorm),
+                new Implementation("addThenLayerNorm", java::addThenLayerNorm),
+                new Implementation("addThenLayerNorm(onednn)", oneDnn::addThenLayerNorm),
+                new Implementation("fused", java::fused),
+                new Implementation("fused(onednn)", oneDnn::fused),
+                new Implementation("fused(java, auto threads)", javaAll::fused),
+                new Implementation("fused(onednn, auto threads)", oneDnnAll::fused),
+                new Implementation("fusedNoSum", java::fusedNoSum),
+                new Implementation("fusedNoSum(onednn)", oneDnn::fusedNoSum),
+                new Implementation("backwardResidual", java::backwardResidual),
+                new Implementation("backwardResidual(onednn)", oneDnn::backwardResidual),
+                new Implementation("backwardResidual(java, auto)", javaAll::backwardResidual),
+                new Implementation("backwardResidual(onednn, auto)", oneDnnAll::backwardResidual),
+                new Implementation("int8", java::int8),
+                new Implementation("int8Static", java::int8Static),
+                new Implementation("int8Residual", java::int8Residual));
         long elements = Long.parseLong(shape.split("x")[0]) * Long.parseLong(shape.split("x")[1]);
         int batch = (int) Math.max(1, Math.min(20_000, 50_000_000 / elements)); // about 10 ms per batch
         int rounds = 40;
-        double[][] perCall = new double[NAMES.length][rounds];
+        double[][] perCall = new double[implementations.size()][rounds];
         for (int round = -10; round < rounds; round++) { // the first 10 rounds warm up
-            for (int k = 0; k < NAMES.length; k++) {
+            for (int k = 0; k < implementations.size(); k++) {
+                Runnable call = implementations.get(k).call();
                 long start = System.nanoTime();
                 for (int i = 0; i < batch; i++) {
-                    switch (k) {
-                        case 0 -> java.layerNorm();
-                        case 1 -> java.addThenLayerNorm();
-                        case 2 -> oneDnn.addThenLayerNorm();
-                        case 3 -> java.fused();
-                        case 4 -> java.fusedNoSum();
-                        case 5 -> java.int8();
-                        case 6 -> java.int8Static();
-                        default -> java.int8Residual();
-                    }
+                    call.run();
                 }
                 if (round >= 0) {
                     perCall[k][round] = (System.nanoTime() - start) / 1e3 / batch;
                 }
             }
         }
-        java.tearDown();
-        oneDnn.tearDown();
+        for (FusedBenchmark benchmark : List.of(java, oneDnn, javaAll, oneDnnAll)) {
+            benchmark.tearDown();
+        }
         double base = median(perCall[0]);
         System.out.printf(Locale.ROOT, "%s (%d calls per batch, %d rounds)%n", shape, batch, rounds);
-        for (int k = 0; k < NAMES.length; k++) {
+        for (int k = 0; k < implementations.size(); k++) {
             System.out.printf(
                     Locale.ROOT,
-                    "  %-26s median %10.2f us  best %10.2f us  median / layerNorm %5.2f%n",
-                    NAMES[k],
+                    "  %-32s median %10.2f us  best %10.2f us  median / layerNorm %5.2f%n",
+                    implementations.get(k).name(),
                     median(perCall[k]),
                     Arrays.stream(perCall[k]).min().orElseThrow(),
                     median(perCall[k]) / base);
         }
     }
 
-    private static FusedBenchmark create(String shape, String ln) {
+    private static FusedBenchmark create(String shape, String ln, int threads) {
         FusedBenchmark benchmark = new FusedBenchmark();
         benchmark.shape = shape;
         benchmark.ln = ln;
+        benchmark.threads = threads;
         benchmark.setUp();
         return benchmark;
     }

@@ -1,0 +1,95 @@
+package dev.panorm;
+
+/**
+ * {@link Backend#AUTO} for the fused operations: per call, the Java fused kernel or oneDNN's composition
+ * ({@link OneDnnFusedKernel}: a binary add, then the norm), by two rules measured in {@code docs/benchmarks.md}
+ * ("Residual add and int8 output"):
+ *
+ * <ul>
+ *   <li>Half-precision data goes to oneDNN: the Java fused kernel takes it on its scalar path, 2 to 60 times
+ *       slower.</li>
+ *   <li>Float32 layer normalization goes to oneDNN only where oneDNN would put more threads on the call than the
+ *       Java kernel splits it into (with two cores: from 2^16 to 2^19 elements). On equal threads the Java kernel
+ *       wins at every size measured, since it makes one pass over memory where the composition makes two; and
+ *       below 2^16 elements a second thread costs more than it saves.</li>
+ * </ul>
+ *
+ * RMS and precise statistics stay in Java: oneDNN's compositions for them compute statistics in scalar Java
+ * first. Whatever oneDNN cannot take runs in Java as a whole call.
+ */
+final class AutoFusedKernel implements FusedKernel {
+    private final LayerNormConfig config;
+    private final FusedKernel java;
+    /** Null when oneDNN cannot be loaded. */
+    private final OneDnnKernel oneDnnKernel;
+
+    private final OneDnnFusedKernel oneDnn;
+    /** How the Java kernel splits a call: the same threads as {@link #java}. */
+    private final RowSplitter splitter;
+
+    AutoFusedKernel(LayerNormConfig config, int threads, AutoKernel auto) {
+        this.config = config;
+        this.java = JavaKernels.createFused(config, threads);
+        this.oneDnnKernel = auto.oneDnn();
+        this.oneDnn = oneDnnKernel == null ? null : new OneDnnFusedKernel(oneDnnKernel, java);
+        this.splitter = new RowSplitter(threads);
+    }
+
+    /** Whether a call on these rows of {@code data}'s type goes to oneDNN. */
+    private boolean toOneDnn(Pass pass, Tensor data, long rows) {
+        if (oneDnn == null) {
+            return false;
+        }
+        if (data.dataType() != DataType.F32) {
+            return true;
+        }
+        if (config.rms() || config.preciseStatistics()) {
+            return false;
+        }
+        long elements = rows * config.normalizedSize();
+        // Below oneDNN's own single-thread size a second thread costs more than it saves, whatever was allowed.
+        return elements > OneDnnKernel.SINGLE_THREAD_BELOW
+                && oneDnnKernel.threadsFor(pass, rows, elements) > splitter.parts(rows, elements);
+    }
+
+    @Override
+    public Backend forward(
+            Pass pass,
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            Tensor dstScales,
+            float dstScale,
+            long rows) {
+        FusedKernel kernel = toOneDnn(pass, src, rows) ? oneDnn : java;
+        return kernel.forward(
+                pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
+    }
+
+    @Override
+    public Backend backward(
+            Tensor diffDst,
+            Tensor diffSum,
+            Tensor sum,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows) {
+        FusedKernel kernel = toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
+        return kernel.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+    }
+
+    @Override
+    public void close() {
+        java.close();
+    }
+}
