@@ -90,7 +90,8 @@ static score_t measure(operation_t operation, void *context, const timing_t *tim
 
 // ---- layer normalization ----
 
-enum { SRC, DST, SCALE, SHIFT, MEAN, VARIANCE, DIFF_DST, DIFF_SRC, DIFF_SCALE, DIFF_SHIFT, SCRATCHPAD, ROLE_COUNT };
+enum { SRC, DST, SCALE, SHIFT, MEAN, VARIANCE, DIFF_DST, DIFF_SRC, DIFF_SCALE, DIFF_SHIFT, SCRATCHPAD, DST_SCALE,
+       ROLE_COUNT };
 
 typedef struct {
     dnnl_primitive_t primitive;
@@ -139,23 +140,30 @@ static dnnl_memory_t memory_for(dnnl_engine_t engine, const_dnnl_memory_desc_t d
     return memory;
 }
 
-static score_t time_layernorm(dnnl_engine_t engine, pass_t pass, dnnl_data_type_t type, long rows, long channels,
-                              int threads, const timing_t *timing) {
+// dst_type differs from type only for int8 output (f32-s8): dst is s8, quantized with one static scale (the
+// attribute scales, mask 0), which oneDNN divides by and saturates to [-128, 127].
+static score_t time_layernorm(dnnl_engine_t engine, pass_t pass, dnnl_data_type_t type, dnnl_data_type_t dst_type,
+                              long rows, long channels, int threads, const timing_t *timing) {
     omp_set_num_threads(threads); // oneDNN reads it when it creates a primitive and when it runs one
     dnnl_dims_t data_dims = {rows, channels}, stat_dims = {rows}, param_dims = {channels};
-    dnnl_memory_desc_t data_md, stat_md, param_md;
+    dnnl_memory_desc_t data_md, dst_md, stat_md, param_md, scale_md;
+    dnnl_dims_t one = {1};
     check(dnnl_memory_desc_create_with_tag(&data_md, 2, data_dims, type, dnnl_ab), "dnnl_memory_desc_create_with_tag");
+    check(dnnl_memory_desc_create_with_tag(&dst_md, 2, data_dims, dst_type, dnnl_ab), "dnnl_memory_desc_create_with_tag");
+    check(dnnl_memory_desc_create_with_tag(&scale_md, 1, one, dnnl_f32, dnnl_a), "dnnl_memory_desc_create_with_tag");
     check(dnnl_memory_desc_create_with_tag(&stat_md, 1, stat_dims, dnnl_f32, dnnl_a), "dnnl_memory_desc_create_with_tag");
     check(dnnl_memory_desc_create_with_tag(&param_md, 1, param_dims, dnnl_f32, dnnl_a), "dnnl_memory_desc_create_with_tag");
     dnnl_primitive_attr_t attr;
     check(dnnl_primitive_attr_create(&attr), "dnnl_primitive_attr_create");
     check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "dnnl_primitive_attr_set_scratchpad_mode");
+    int quantized = dst_type != type;
+    if (quantized) check(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_DST, 0), "dnnl_primitive_attr_set_scales_mask");
     unsigned flags = dnnl_use_scale | dnnl_use_shift;
     float eps = 1e-5f;
 
     dnnl_primitive_desc_t forward_pd, pd;
     check(dnnl_layer_normalization_forward_primitive_desc_create(&forward_pd, engine,
-            pass == FORWARD_INFERENCE ? dnnl_forward_inference : dnnl_forward_training, data_md, data_md, stat_md, eps,
+            pass == FORWARD_INFERENCE ? dnnl_forward_inference : dnnl_forward_training, data_md, dst_md, stat_md, eps,
             flags, attr), "dnnl_layer_normalization_forward_primitive_desc_create");
     if (pass == BACKWARD) {
         check(dnnl_layer_normalization_backward_primitive_desc_create(&pd, engine, dnnl_backward, data_md, data_md,
@@ -169,7 +177,7 @@ static score_t time_layernorm(dnnl_engine_t engine, pass_t pass, dnnl_data_type_
     check(dnnl_stream_create(&ln.stream, engine, dnnl_stream_default_flags), "dnnl_stream_create");
     static const int arg_kinds[ROLE_COUNT] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT,
             DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE,
-            DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SCRATCHPAD};
+            DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SCRATCHPAD, DNNL_ARG_ATTR_SCALES | DNNL_ARG_DST};
     int used[ROLE_COUNT] = {0};
     used[SRC] = used[SCALE] = 1;
     if (pass == BACKWARD) {
@@ -180,16 +188,20 @@ static score_t time_layernorm(dnnl_engine_t engine, pass_t pass, dnnl_data_type_
     }
     const_dnnl_memory_desc_t scratchpad_md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     used[SCRATCHPAD] = scratchpad_md && dnnl_memory_desc_get_size(scratchpad_md) > 0;
+    used[DST_SCALE] = quantized;
 
     void *data[ROLE_COUNT] = {0};
     dnnl_memory_t memory[ROLE_COUNT] = {0};
     for (int role = 0; role < ROLE_COUNT; role++) {
         if (!used[role]) continue;
         const_dnnl_memory_desc_t desc = role == SCRATCHPAD ? scratchpad_md
+                : role == DST ? dst_md
+                : role == DST_SCALE ? scale_md
                 : role == MEAN || role == VARIANCE ? stat_md
                 : role == SCALE || role == SHIFT || role == DIFF_SCALE || role == DIFF_SHIFT ? param_md : data_md;
-        dnnl_data_type_t element = desc == data_md ? type : dnnl_f32;
+        dnnl_data_type_t element = desc == data_md ? type : desc == dst_md ? dst_type : dnnl_f32;
         memory[role] = memory_for(engine, desc, &data[role], element, 12345u + (uint32_t)role);
+        if (role == DST_SCALE) *(float *)data[role] = 0.05f;
         if (role == VARIANCE) { // a plausible variance: positive
             for (long r = 0; r < rows; r++) ((float *)data[role])[r] = 1.0f + (float)(r % 7) * 0.25f;
         }
@@ -210,6 +222,8 @@ static score_t time_layernorm(dnnl_engine_t engine, pass_t pass, dnnl_data_type_
     dnnl_primitive_desc_destroy(forward_pd);
     dnnl_primitive_attr_destroy(attr);
     dnnl_memory_desc_destroy(data_md);
+    dnnl_memory_desc_destroy(dst_md);
+    dnnl_memory_desc_destroy(scale_md);
     dnnl_memory_desc_destroy(stat_md);
     dnnl_memory_desc_destroy(param_md);
     return score;
@@ -273,7 +287,8 @@ static void usage(FILE *out) {
         "Times oneDNN's layer normalization (scale and shift, eps 1e-5) from C on each shape, and a plain\n"
         "memory copy, printing one tab-separated line per measurement.\n"
         "  --pass forward|training|backward[,...]  passes to time (default forward)\n"
-        "  --dtype f32|bf16[,...]                  data types of src/dst (default f32; scale/shift are f32)\n"
+        "  --dtype f32|bf16|f32-s8[,...]           data types of src/dst (default f32; scale/shift are f32); f32-s8:\n"
+        "                                          f32 src, s8 dst with one static scale (forward only)\n"
         "  --threads N[,...]                       OpenMP threads (default 1,2)\n"
         "  --copy MiB                              also time copying MiB mebibytes (default 0: no copy)\n"
         "  --multithreaded-process                 start (and join) a thread first, as every JVM has many: glibc's\n"
@@ -302,7 +317,7 @@ int main(int argc, char **argv) {
     static const char *default_shapes[] = {"1x768", "8x768", "32x768", "128x1024", "512x1024", "2048x4096",
             "8192x1024", "1x65536", "3x1000", "257x768"};
     timing_t timing = {3, 6, 0.2};
-    char *passes[3], *dtypes[2], *thread_items[16];
+    char *passes[3], *dtypes[3], *thread_items[16];
     char pass_list[] = "forward", dtype_list[] = "f32", thread_list[] = "1,2";
     int pass_count = split(pass_list, passes, 3), dtype_count = split(dtype_list, dtypes, 2);
     int thread_count = split(thread_list, thread_items, 16);
@@ -329,7 +344,7 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) die("missing value after", option);
         char *value = argv[++i];
         if (!strcmp(option, "--pass")) pass_count = split(value, passes, 3);
-        else if (!strcmp(option, "--dtype")) dtype_count = split(value, dtypes, 2);
+        else if (!strcmp(option, "--dtype")) dtype_count = split(value, dtypes, 3);
         else if (!strcmp(option, "--threads")) thread_count = split(value, thread_items, 16);
         else if (!strcmp(option, "--copy")) copy_mib = parse_long(value, option);
         else if (!strcmp(option, "--warmup")) timing.warmup_iterations = (int)parse_long(value, option);
@@ -382,12 +397,14 @@ int main(int argc, char **argv) {
             else if (!strcmp(passes[p], "backward")) pass = BACKWARD;
             else die("unknown pass", passes[p]);
             for (int d = 0; d < dtype_count; d++) {
-                dnnl_data_type_t type;
-                if (!strcmp(dtypes[d], "f32")) type = dnnl_f32;
-                else if (!strcmp(dtypes[d], "bf16")) type = dnnl_bf16;
+                dnnl_data_type_t type, dst_type;
+                if (!strcmp(dtypes[d], "f32")) type = dst_type = dnnl_f32;
+                else if (!strcmp(dtypes[d], "bf16")) type = dst_type = dnnl_bf16;
+                else if (!strcmp(dtypes[d], "f32-s8")) type = dnnl_f32, dst_type = dnnl_s8;
                 else die("unknown dtype", dtypes[d]);
+                if (dst_type != type && pass != FORWARD_INFERENCE) die("f32-s8 is forward only, not", passes[p]);
                 for (int t = 0; t < thread_count; t++) {
-                    score_t score = time_layernorm(engine, pass, type, rows, channels, threads[t], &timing);
+                    score_t score = time_layernorm(engine, pass, type, dst_type, rows, channels, threads[t], &timing);
                     printf("layernorm\t%s\t%s\t%ld\t%ld\t%d\t%.1f\t%.1f\n", pass_names[pass], dtypes[d], rows, channels,
                            threads[t], score.median_ns, score.min_ns);
                     fflush(stdout);
