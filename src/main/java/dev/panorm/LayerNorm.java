@@ -29,7 +29,8 @@ import java.util.concurrent.locks.LockSupport;
  * strides; scale and shift (and their gradients) have exactly the normalized shape, contiguous, in
  * any of the three types; statistics are F32 and contiguous. {@link DataType#S8} is only the destination of
  * {@link #forwardQuantized(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor) forwardQuantized}.
- * The residual add fused with the norm ({@link #forwardResidual}) and int8 output run in the Java kernels on
+ * The residual add fused with the norm ({@link #forwardResidual}) runs on oneDNN as its binary add followed by
+ * its norm ({@code docs/rmsnorm.md} says where each backend runs it); int8 output runs in the Java kernels on
  * every backend. With {@link Backend#AUTO} and
  * {@link Backend#ONEDNN} all memory must be native (off-heap); the Java backends also take heap
  * segments.

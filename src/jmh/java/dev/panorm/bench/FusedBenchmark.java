@@ -37,8 +37,8 @@ import org.openjdk.jmh.annotations.Warmup;
  *       scale; {@code int8Residual} with the residual add, keeping s.
  * </ul>
  * and {@code backwardResidual}: the fused backward pass with an incoming gradient for s, into a third tensor.
- * {@code ln} chooses the backend of every call ({@code onednn}: oneDNN's norm; for the fused calls its binary add,
- * then its norm; int8 output runs in Java on every backend), {@code threads} the threads a call may use
+ * {@code ln} chooses the backend of every call ({@code java}, {@code auto}, or {@code onednn}: oneDNN's norm, and
+ * for the fused calls its binary add, then its norm; int8 output runs in Java on every backend), {@code threads} the threads a call may use
  * ({@code 0}: the backend's choice per shape). Time per call, in microseconds.
  */
 @State(Scope.Benchmark)
@@ -61,6 +61,10 @@ public class FusedBenchmark {
 
     @Param({"1"})
     public int threads;
+
+    /** The data's type ({@code f32}, {@code bf16}, {@code f16}); scale and shift are float32. */
+    @Param({"f32"})
+    public String dtype;
 
     private Arena arena;
     private LayerNorm fusedNorm;
@@ -86,24 +90,32 @@ public class FusedBenchmark {
         int c = Integer.parseInt(parts[1]);
         arena = Arena.ofShared();
         SplittableRandom random = new SplittableRandom(1);
-        x = filled(random, rows, c);
-        r = filled(random, rows, c);
-        s = Tensor.allocate(arena, DataType.F32, rows, c);
-        y = Tensor.allocate(arena, DataType.F32, rows, c);
+        DataType type = DataType.valueOf(dtype.toUpperCase(java.util.Locale.ROOT));
+        x = filled(random, type, rows, c);
+        r = filled(random, type, rows, c);
+        s = Tensor.allocate(arena, type, rows, c);
+        y = Tensor.allocate(arena, type, rows, c);
         q = Tensor.allocate(arena, DataType.S8, rows, c);
         scales = Tensor.allocate(arena, DataType.F32, rows);
-        gamma = filled(random, c);
-        beta = filled(random, c);
+        gamma = filled(random, DataType.F32, c);
+        beta = filled(random, DataType.F32, c);
         mean = Tensor.allocate(arena, DataType.F32, rows);
         variance = Tensor.allocate(arena, DataType.F32, rows);
-        dx = Tensor.allocate(arena, DataType.F32, rows, c);
+        dx = Tensor.allocate(arena, type, rows, c);
         dGamma = Tensor.allocate(arena, DataType.F32, c);
         dBeta = Tensor.allocate(arena, DataType.F32, c);
         LayerNormConfig config = LayerNormConfig.of(c);
-        Backend backend = ln.equals("onednn") ? Backend.ONEDNN : Backend.JAVA;
+        Backend backend = switch (ln) {
+            case "onednn" -> Backend.ONEDNN;
+            case "auto" -> Backend.AUTO;
+            default -> Backend.JAVA;
+        };
         fusedNorm = LayerNorm.create(config, backend, threads);
         plainNorm = LayerNorm.create(config, backend, threads);
         fusedNorm.forwardResidualTraining(x, r, null, s, y, gamma, beta, mean, variance);
+        if (type != DataType.F32) {
+            return; // the plain add below, and so the check, are float32 only
+        }
         // Checked once, so that a broken kernel cannot post a fast number: fused == add, then norm.
         addThenLayerNorm();
         float[] separate = y.toFloatArray();
@@ -116,8 +128,8 @@ public class FusedBenchmark {
         }
     }
 
-    private Tensor filled(SplittableRandom random, long... dims) {
-        Tensor t = Tensor.allocate(arena, DataType.F32, dims);
+    private Tensor filled(SplittableRandom random, DataType type, long... dims) {
+        Tensor t = Tensor.allocate(arena, type, dims);
         float[] values = new float[Math.toIntExact(t.elementCount())];
         for (int i = 0; i < values.length; i++) {
             values[i] = (float) random.nextDouble(-2, 2);
