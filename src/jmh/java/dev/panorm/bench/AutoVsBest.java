@@ -15,7 +15,8 @@ import java.util.Map;
  * combination cannot do that. Each group of shapes is a cycle that one thread runs call by call on one
  * {@code LayerNorm} per row length (a single shape: that shape alone; several: a model interleaving them,
  * as {@link MixedShapeBenchmark}). Prints a Markdown table: per shape, the median over rounds of each
- * implementation's mean time per call, and AUTO over the best fixed choice. Results are not checked here;
+ * implementation's mean time per call, and AUTO over the best fixed choice; for a cycle of several shapes also
+ * the whole cycle's time (the sum over its shapes, median over rounds). Results are not checked here;
  * {@link LayerNormBenchmark} checks the same calls.
  *
  * <p>Usage: {@code AutoVsBest OPS PASSES GROUPS [DTYPE [ROUNDS]]}, e.g.
@@ -99,6 +100,29 @@ public final class AutoVsBest {
                 double[] times = perCall[k][i].clone();
                 Arrays.sort(times);
                 double median = times[rounds / 2];
+                line.append(String.format(Locale.ROOT, " %.3g us |", median));
+                if (k == 0) {
+                    auto = median;
+                } else {
+                    best = Math.min(best, median);
+                }
+            }
+            System.out.println(line.append(String.format(Locale.ROOT, " %.2f |", auto / best)));
+        }
+        if (shapes.length > 1) { // a switch between backends costs the call after it cold caches: see the cycle whole
+            StringBuilder line = new StringBuilder(
+                    "| " + op + " | " + pass.name().toLowerCase(Locale.ROOT) + " | " + cycle + " | whole cycle |");
+            double best = Double.MAX_VALUE;
+            double auto = 0;
+            for (int k = 0; k < IMPLS.length; k++) {
+                double[] totals = new double[rounds];
+                for (int round = 0; round < rounds; round++) {
+                    for (int i = 0; i < shapes.length; i++) {
+                        totals[round] += perCall[k][i][round];
+                    }
+                }
+                Arrays.sort(totals);
+                double median = totals[rounds / 2];
                 line.append(String.format(Locale.ROOT, " %.3g us |", median));
                 if (k == 0) {
                     auto = median;
