@@ -8,6 +8,7 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -35,6 +36,10 @@ final class FusedVectorKernel implements FusedKernel {
             VectorSpecies.of(byte.class, VectorShape.forBitSize(LANES * Byte.SIZE));
 
     private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
+    /** As many bfloat16 values as {@link #SPECIES} has lanes: one float vector, widened or narrowed. */
+    private static final VectorSpecies<Short> HALVES =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(LANES * Short.SIZE));
+
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     /** Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, ties to even. */
@@ -375,26 +380,36 @@ final class FusedVectorKernel implements FusedKernel {
         for (long row = from; row < to; row++) {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * type.byteSize();
             long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
-            if (widens) {
-                norm.widen(src.segment(), xBase, type, x, scratch);
-                xBase = 0;
-            }
-            long sBase = xBase; // s is x when there is no residual
-            if (residual != null) {
+            long sBase;
+            if (residual == null) { // s is x
+                if (widens) {
+                    norm.widen(src.segment(), xBase, type, x, scratch);
+                    xBase = 0;
+                }
+                sBase = xBase;
+            } else {
                 long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * type.byteSize();
                 long sumBase = sum == null
                         ? 0
                         : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * type.byteSize();
-                if (widens) {
-                    norm.widen(residual.segment(), rBase, type, r, scratch);
-                    rBase = 0;
-                }
                 sBase = sumInPlace ? sumBase : 0;
-                add(x, xBase, r, rBase, s, sBase);
+                if (type == DataType.BF16) { // widened as they are added: one pass instead of three
+                    addBf16(src.segment(), xBase, residual.segment(), rBase, s);
+                } else {
+                    if (widens) {
+                        norm.widen(src.segment(), xBase, type, x, scratch);
+                        norm.widen(residual.segment(), rBase, type, r, scratch);
+                        xBase = 0;
+                        rBase = 0;
+                    }
+                    add(x, xBase, r, rBase, s, sBase);
+                }
                 if (bias != null) {
                     add(s, sBase, b, 0, s, sBase);
                 }
-                if (sum != null && widens) { // round s as sum stores it, and go on from the stored values
+                if (sum != null && type == DataType.BF16) { // y is the norm of s as stored: s rounded in place
+                    roundBf16(s, sum.segment(), sumBase);
+                } else if (sum != null && widens) {
                     norm.narrow(s, sum.segment(), sumBase, type, scratch);
                     norm.widen(sum.segment(), sumBase, type, s, scratch);
                 }
@@ -433,6 +448,56 @@ final class FusedVectorKernel implements FusedKernel {
                     quantizeRow(
                             s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row, spill);
             }
+        }
+    }
+
+    /** {@code s = x + r} over one row, x and r bfloat16 (widened exactly, as VectorKernel widens them), s float. */
+    private void addBf16(MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment s) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Short.BYTES;
+            FloatVector xv = ((IntVector) ShortVector.fromMemorySegment(HALVES, x, xBase + at, ORDER)
+                            .convertShape(VectorOperators.S2I, INTS, 0))
+                    .lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats();
+            FloatVector rv = ((IntVector) ShortVector.fromMemorySegment(HALVES, r, rBase + at, ORDER)
+                            .convertShape(VectorOperators.S2I, INTS, 0))
+                    .lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats();
+            xv.add(rv).intoMemorySegment(s, (long) i * Float.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            float v = Elements.get(x, DataType.BF16, xBase / Short.BYTES + i)
+                    + Elements.get(r, DataType.BF16, rBase / Short.BYTES + i);
+            s.setAtIndex(JAVA_FLOAT, i, v);
+        }
+    }
+
+    /**
+     * Rounds the float row {@code s} to bfloat16 into {@code sum} at {@code sumBase} (bytes), as
+     * VectorKernel.narrow rounds (to nearest, ties to even, NaN kept quiet), and replaces s with the rounded
+     * values: narrowing and widening back in one pass.
+     */
+    private void roundBf16(MemorySegment s, MemorySegment sum, long sumBase) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            IntVector bits = FloatVector.fromMemorySegment(SPECIES, s, (long) i * Float.BYTES, ORDER)
+                    .reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            IntVector rounded = bits.add(upper.and(1))
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000));
+            rounded.convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(sum, sumBase + (long) i * Short.BYTES, ORDER);
+            rounded.lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats()
+                    .intoMemorySegment(s, (long) i * Float.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = sumBase / Short.BYTES + i;
+            Elements.set(sum, DataType.BF16, at, s.getAtIndex(JAVA_FLOAT, i));
+            s.setAtIndex(JAVA_FLOAT, i, Elements.get(sum, DataType.BF16, at));
         }
     }
 
