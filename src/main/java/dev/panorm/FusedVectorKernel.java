@@ -14,9 +14,10 @@ import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The fused operations on the Vector API: float32 data with unit stride along the row (and an int8
- * {@code dst} likewise), anything else in {@link FusedScalarKernel}. Loaded reflectively, as
- * {@link VectorKernel} is.
+ * The fused operations on the Vector API: data of any type with unit stride along the row, strided rows in
+ * {@link FusedScalarKernel}. Loaded reflectively, as {@link VectorKernel} is. Calls with a bfloat16 or float16
+ * tensor take {@link #halfRows} and {@link #halfBackwardRows}, through float rows; float32 calls the loops
+ * described here.
  *
  * <p>Per row: one pass computes {@code s = (x + r) + bias} into {@code sum}, or into a per-thread row
  * buffer when the caller does not keep it, and the sums for the statistics along the way; the output is
@@ -336,12 +337,13 @@ final class FusedVectorKernel implements FusedKernel {
     /**
      * Rows {@code [from, to)} of a call with a bfloat16 or float16 tensor, float or int8 {@code dst}: the rows go
      * through float rows in {@code scratch}, as in VectorKernel, and the plain norm's float loops run on them.
-     * x and r are widened (exactly) into {@code scratch.x} and {@code scratch.dy}, {@code s = (x + r) + b} is
-     * added into {@code scratch.out} (or straight into a float32 {@code sum}), then, when {@code sum} is half
-     * precision, rounded into it and widened back, so that y is the norm of s as stored; otherwise s stays
-     * float32. A half-precision y is rounded once as it is stored. The adds, the statistics and the output take
-     * a pass each over rows in L1/L2, where the float32 path fuses the first two: the rows are read from memory
-     * once either way.
+     * {@code s = (x + r) + b} is computed in float32 into {@code scratch.out} (or straight into a float32
+     * {@code sum}): bf16 x and r widened (exactly) as they are added, f16 ones first widened into
+     * {@code scratch.x} and {@code scratch.dy}. When {@code sum} is half precision, s is rounded into it and
+     * replaced by the rounded values, so that y is the norm of s as stored; otherwise s stays float32. A
+     * half-precision y is rounded once as it is stored. The add, the statistics and the output take a pass
+     * each over rows in L1/L2, where the float32 path fuses the first two: the rows are read from memory once
+     * either way.
      */
     private void halfRows(
             Pass pass,
