@@ -6,8 +6,8 @@ package dev.panorm;
  * ("Residual add and int8 output"):
  *
  * <ul>
- *   <li>Half-precision data goes to oneDNN: the Java fused kernel takes it on its scalar path, 2 to 60 times
- *       slower.</li>
+ *   <li>Half-precision data goes to oneDNN: from 8x768 up the Java fused kernel's forward pass takes 1.15 to
+ *       3.9 times its time (it is faster on a row of 768).</li>
  *   <li>Float32 layer normalization goes to oneDNN only where oneDNN would put more threads on the call than the
  *       Java kernel splits it into (with two cores: from 2^16 to 2^19 elements). On equal threads the Java kernel
  *       wins at every size measured, since it makes one pass over memory where the composition makes two; and

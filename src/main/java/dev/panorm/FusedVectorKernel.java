@@ -1,5 +1,6 @@
 package dev.panorm;
 
+import dev.panorm.VectorKernel.HalfRows;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -7,14 +8,16 @@ import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * The fused operations on the Vector API: float32 data with unit stride along the row (and an int8
- * {@code dst} likewise), anything else in {@link FusedScalarKernel}. Loaded reflectively, as
- * {@link VectorKernel} is.
+ * The fused operations on the Vector API: data of any type with unit stride along the row, strided rows in
+ * {@link FusedScalarKernel}. Loaded reflectively, as {@link VectorKernel} is. Calls with a bfloat16 or float16
+ * tensor take {@link #halfRows} and {@link #halfBackwardRows}, through float rows; float32 calls the loops
+ * described here.
  *
  * <p>Per row: one pass computes {@code s = (x + r) + bias} into {@code sum}, or into a per-thread row
  * buffer when the caller does not keep it, and the sums for the statistics along the way; the output is
@@ -34,6 +37,10 @@ final class FusedVectorKernel implements FusedKernel {
             VectorSpecies.of(byte.class, VectorShape.forBitSize(LANES * Byte.SIZE));
 
     private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
+    /** As many bfloat16 values as {@link #SPECIES} has lanes: one float vector, widened or narrowed. */
+    private static final VectorSpecies<Short> HALVES =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(LANES * Short.SIZE));
+
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     /** Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, ties to even. */
@@ -69,17 +76,13 @@ final class FusedVectorKernel implements FusedKernel {
         this.yBuffer = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate((long) c * Float.BYTES, 64));
     }
 
-    /** float32 with unit stride along the row (null: absent); the fused kernels take half precision in Java's scalar code. */
+    /** Unit stride along the row, any data type (null: absent): what the vector kernels take. */
     private boolean vectorizes(Tensor tensor) {
-        return tensor == null
-                || tensor.dataType() == DataType.F32 && JavaKernels.unitStride(config.normalizedAxes(), tensor);
+        return JavaKernels.unitStride(config.normalizedAxes(), tensor);
     }
 
-    /** int8 with unit stride along the row, or what {@link #vectorizes} takes. */
-    private boolean vectorizesDst(Tensor dst) {
-        return dst.dataType() == DataType.S8
-                ? dst.isContiguous() || Rows.columnStride(dst, config.normalizedAxes()) == 1
-                : vectorizes(dst);
+    private static boolean isHalf(Tensor tensor) {
+        return tensor != null && (tensor.dataType() == DataType.BF16 || tensor.dataType() == DataType.F16);
     }
 
     @Override
@@ -102,14 +105,25 @@ final class FusedVectorKernel implements FusedKernel {
                 || !vectorizes(residual)
                 || !vectorizes(bias)
                 || !vectorizes(sum)
-                || !vectorizesDst(dst)
+                || !vectorizes(dst)
                 || !vectorizes(scale)
                 || !vectorizes(shift)) {
             return scalar.forward(
                     pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
         }
+        // residual and sum have src's type
+        boolean half = isHalf(src) || isHalf(bias) || isHalf(dst) || isHalf(scale) || isHalf(shift);
         if (splitter.parts(rows, rows * c) == 1) {
-            if (dst.dataType() == DataType.S8) {
+            if (half) {
+                HalfRows scratch = norm.takeHalfRows();
+                try {
+                    halfRows(
+                            pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale,
+                            scratch, 0, rows);
+                } finally {
+                    norm.returnHalfRows(scratch);
+                }
+            } else if (dst.dataType() == DataType.S8) {
                 quantizedRows(src, residual, bias, sum, dst, scale, shift, dstScales, dstScale, 0, rows);
             } else {
                 forwardRows(pass, src, residual, bias, sum, dst, scale, shift, mean, variance, 0, rows);
@@ -126,13 +140,40 @@ final class FusedVectorKernel implements FusedKernel {
         Tensor means = VectorKernel.forOtherThreads(mean);
         Tensor variances = VectorKernel.forOtherThreads(variance);
         Tensor scales = VectorKernel.forOtherThreads(dstScales);
-        splitter.run(rows, rows * c, (from, to, part) -> {
-            if (y.dataType() == DataType.S8) {
-                quantizedRows(x, r, b, s, y, gamma, beta, scales, dstScale, from, to);
-            } else {
-                forwardRows(pass, x, r, b, s, y, gamma, beta, means, variances, from, to);
+        HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
+        try {
+            for (int p = 0; p < scratch.length; p++) {
+                scratch[p] = norm.takeHalfRows();
             }
-        });
+            splitter.run(rows, rows * c, (from, to, part) -> {
+                if (half) {
+                    halfRows(
+                            pass,
+                            x,
+                            r,
+                            b,
+                            s,
+                            y,
+                            gamma,
+                            beta,
+                            means,
+                            variances,
+                            scales,
+                            dstScale,
+                            scratch[part],
+                            from,
+                            to);
+                } else if (y.dataType() == DataType.S8) {
+                    quantizedRows(x, r, b, s, y, gamma, beta, scales, dstScale, from, to);
+                } else {
+                    forwardRows(pass, x, r, b, s, y, gamma, beta, means, variances, from, to);
+                }
+            });
+        } finally {
+            for (HalfRows rowScratch : scratch) {
+                norm.returnHalfRows(rowScratch);
+            }
+        }
         return Backend.JAVA;
     }
 
@@ -251,24 +292,229 @@ final class FusedVectorKernel implements FusedKernel {
             }
             long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
-            if (dstScales == null) {
-                quantize(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, Quantize.inverse(dstScale));
-                continue;
+            quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row, spill);
+        }
+    }
+
+    /**
+     * One row's y, from the float row s at {@code sBase} and its statistics, quantized into {@code q} at
+     * {@code qIndex} (bytes): with the static {@code dstScale}, or with the row's own scale, written to
+     * {@code dstScales}.
+     */
+    private void quantizeRow(
+            MemorySegment s,
+            long sBase,
+            MemorySegment q,
+            long qIndex,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd,
+            Tensor dstScales,
+            float dstScale,
+            long row,
+            float[] spill) {
+        if (dstScales == null) {
+            quantize(s, sBase, q, qIndex, gamma, beta, origin, offset, rstd, Quantize.inverse(dstScale));
+            return;
+        }
+        MemorySegment values = yBuffer.get();
+        float rowScale = Quantize.scale(normalizeToBuffer(s, sBase, values, gamma, beta, origin, offset, rstd, spill));
+        dstScales.segment().setAtIndex(JAVA_FLOAT, row, rowScale);
+        float inverse = Quantize.inverse(rowScale);
+        if (rowScale >= Float.MIN_NORMAL && rowScale < Float.POSITIVE_INFINITY) {
+            quantizeInRange(values, q, qIndex, inverse);
+        } else if (!(rowScale > 0) || rowScale == Float.POSITIVE_INFINITY) {
+            q.asSlice(qIndex, c).fill((byte) 0); // zeros, NaN or infinity: all q are 0 (see Quantize)
+        } else { // a subnormal scale, too coarse for the shortcut
+            for (int i = 0; i < c; i++) {
+                q.set(ValueLayout.JAVA_BYTE, qIndex + i, Elements.toS8(values.getAtIndex(JAVA_FLOAT, i) * inverse));
             }
-            MemorySegment values = yBuffer.get();
-            float rowScale =
-                    Quantize.scale(normalizeToBuffer(s, sBase, values, gamma, beta, origin, offset, rstd, spill));
-            dstScales.segment().setAtIndex(JAVA_FLOAT, row, rowScale);
-            float inverse = Quantize.inverse(rowScale);
-            if (rowScale >= Float.MIN_NORMAL && rowScale < Float.POSITIVE_INFINITY) {
-                quantizeInRange(values, y, yIndex, inverse);
-            } else if (!(rowScale > 0) || rowScale == Float.POSITIVE_INFINITY) {
-                y.asSlice(yIndex, c).fill((byte) 0); // zeros, NaN or infinity: all q are 0 (see Quantize)
-            } else { // a subnormal scale, too coarse for the shortcut
-                for (int i = 0; i < c; i++) {
-                    y.set(ValueLayout.JAVA_BYTE, yIndex + i, Elements.toS8(values.getAtIndex(JAVA_FLOAT, i) * inverse));
+        }
+    }
+
+    /**
+     * Rows {@code [from, to)} of a call with a bfloat16 or float16 tensor, float or int8 {@code dst}: the rows go
+     * through float rows in {@code scratch}, as in VectorKernel, and the plain norm's float loops run on them.
+     * {@code s = (x + r) + b} is computed in float32 into {@code scratch.out} (or straight into a float32
+     * {@code sum}): bf16 x and r widened (exactly) as they are added, f16 ones first widened into
+     * {@code scratch.x} and {@code scratch.dy}. When {@code sum} is half precision, s is rounded into it and
+     * replaced by the rounded values, so that y is the norm of s as stored; otherwise s stays float32. A
+     * half-precision y is rounded once as it is stored. The add, the statistics and the output take a pass
+     * each over rows in L1/L2, where the float32 path fuses the first two: the rows are read from memory once
+     * either way.
+     */
+    private void halfRows(
+            Pass pass,
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            Tensor dstScales,
+            float dstScale,
+            HalfRows scratch,
+            long from,
+            long to) {
+        int axes = config.normalizedAxes();
+        DataType type = src.dataType(); // residual's and sum's too
+        DataType yType = dst.dataType();
+        boolean widens = type != DataType.F32;
+        boolean sumInPlace = sum != null && !widens; // a float32 sum is s's float row
+        MemorySegment gamma = norm.floats(scale, norm.ones(), scratch, scratch.gamma);
+        MemorySegment beta = norm.floats(shift, norm.zeros(), scratch, scratch.beta);
+        MemorySegment b = bias == null ? null : norm.floats(bias, null, scratch, rowBuffer.get()); // free on this path
+        MemorySegment x = widens ? scratch.x : src.segment();
+        MemorySegment r = residual == null ? null : widens ? scratch.dy : residual.segment();
+        MemorySegment s = residual == null ? x : sumInPlace ? sum.segment() : scratch.out;
+        MemorySegment y = dst.segment();
+        MemorySegment yRow = scratch.dy; // a float16 y before it is rounded: r's row is free once s is made
+        long xStride = Rows.rowStride(src, axes);
+        long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
+        long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
+        long yStride = Rows.rowStride(dst, axes);
+        float[] spill = SPILL.get();
+        for (long row = from; row < to; row++) {
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * type.byteSize();
+            long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
+            long sBase;
+            if (residual == null) { // s is x
+                if (widens) {
+                    norm.widen(src.segment(), xBase, type, x, scratch);
+                    xBase = 0;
+                }
+                sBase = xBase;
+            } else {
+                long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * type.byteSize();
+                long sumBase = sum == null
+                        ? 0
+                        : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * type.byteSize();
+                sBase = sumInPlace ? sumBase : 0;
+                if (type == DataType.BF16) { // widened as they are added: one pass instead of three
+                    addBf16(src.segment(), xBase, residual.segment(), rBase, s);
+                } else {
+                    if (widens) {
+                        norm.widen(src.segment(), xBase, type, x, scratch);
+                        norm.widen(residual.segment(), rBase, type, r, scratch);
+                        xBase = 0;
+                        rBase = 0;
+                    }
+                    add(x, xBase, r, rBase, s, sBase);
+                }
+                if (bias != null) {
+                    add(s, sBase, b, 0, s, sBase);
+                }
+                if (sum != null && type == DataType.BF16) { // y is the norm of s as stored: s rounded in place
+                    roundBf16(s, sum.segment(), sumBase);
+                } else if (sum != null && widens) {
+                    norm.narrow(s, sum.segment(), sumBase, type, scratch);
+                    norm.widen(sum.segment(), sumBase, type, s, scratch);
                 }
             }
+            float origin; // as in VectorKernel's forward pass
+            float offset;
+            float var;
+            if (config.rms()) {
+                origin = 0;
+                offset = 0;
+                var = norm.sumOfSquares(s, sBase, 0, 0, spill) / c;
+            } else {
+                origin = norm.sampleMean(s, sBase, spill);
+                long sums = norm.sums(s, sBase, origin, spill);
+                offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
+                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+                if (4 * offset * offset > var) { // the origin is far from the mean: centre first
+                    var = norm.sumOfSquares(s, sBase, origin, offset, spill) / c;
+                }
+            }
+            if (pass.writesStatistics) {
+                if (mean != null) {
+                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
+                }
+                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
+            }
+            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            switch (yType) {
+                case F32 -> norm.normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
+                case BF16 -> norm.normalizeToBf16(s, sBase, y, yIndex * Short.BYTES, gamma, beta, origin, offset, rstd);
+                case F16 -> { // through a float row: see VectorKernel.narrow
+                    norm.normalize(s, sBase, yRow, 0, gamma, beta, origin, offset, rstd);
+                    norm.narrow(yRow, y, yIndex * Short.BYTES, DataType.F16, scratch);
+                }
+                case S8 ->
+                    quantizeRow(
+                            s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row, spill);
+            }
+        }
+    }
+
+    /** {@code s = x + r} over one row, x and r bfloat16 (widened exactly, as VectorKernel widens them), s float. */
+    private void addBf16(MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment s) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Short.BYTES;
+            FloatVector xv = ((IntVector) ShortVector.fromMemorySegment(HALVES, x, xBase + at, ORDER)
+                            .convertShape(VectorOperators.S2I, INTS, 0))
+                    .lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats();
+            FloatVector rv = ((IntVector) ShortVector.fromMemorySegment(HALVES, r, rBase + at, ORDER)
+                            .convertShape(VectorOperators.S2I, INTS, 0))
+                    .lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats();
+            xv.add(rv).intoMemorySegment(s, (long) i * Float.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            float v = Elements.get(x, DataType.BF16, xBase / Short.BYTES + i)
+                    + Elements.get(r, DataType.BF16, rBase / Short.BYTES + i);
+            s.setAtIndex(JAVA_FLOAT, i, v);
+        }
+    }
+
+    /**
+     * Rounds the float row {@code s} to bfloat16 into {@code sum} at {@code sumBase} (bytes), as
+     * VectorKernel.narrow rounds (to nearest, ties to even, NaN kept quiet), and replaces s with the rounded
+     * values: narrowing and widening back in one pass.
+     */
+    private void roundBf16(MemorySegment s, MemorySegment sum, long sumBase) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            IntVector bits = FloatVector.fromMemorySegment(SPECIES, s, (long) i * Float.BYTES, ORDER)
+                    .reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            IntVector rounded = bits.add(upper.and(1))
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000));
+            rounded.convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(sum, sumBase + (long) i * Short.BYTES, ORDER);
+            rounded.lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats()
+                    .intoMemorySegment(s, (long) i * Float.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = sumBase / Short.BYTES + i;
+            Elements.set(sum, DataType.BF16, at, s.getAtIndex(JAVA_FLOAT, i));
+            s.setAtIndex(JAVA_FLOAT, i, Elements.get(sum, DataType.BF16, at));
+        }
+    }
+
+    /** {@code s = x + r} over one row of floats; s may be x or r. */
+    private void add(MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment s, long sBase) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .intoMemorySegment(s, sBase + at, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            s.set(JAVA_FLOAT, sBase + at, x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at));
         }
     }
 
@@ -540,21 +786,44 @@ final class FusedVectorKernel implements FusedKernel {
             return scalar.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
         boolean gradients = diffScale != null || diffShift != null;
+        boolean half = isHalf(diffDst) || isHalf(diffSum) || isHalf(sum) || isHalf(scale) || isHalf(diffSrc);
         int parts = splitter.parts(rows, rows * c);
         if (parts == 1) {
             float[] work = norm.takeScratch();
+            HalfRows rowScratch = half ? norm.takeHalfRows() : null;
             try {
-                backwardRows(diffDst, diffSum, sum, mean, variance, scale, diffSrc, work, gradients, 0, rows);
+                if (half) {
+                    halfBackwardRows(
+                            diffDst,
+                            diffSum,
+                            sum,
+                            mean,
+                            variance,
+                            scale,
+                            diffSrc,
+                            work,
+                            rowScratch,
+                            gradients,
+                            0,
+                            rows);
+                } else {
+                    backwardRows(diffDst, diffSum, sum, mean, variance, scale, diffSrc, work, gradients, 0, rows);
+                }
                 norm.storeGradients(work, diffScale, diffShift);
             } finally {
                 norm.returnScratch(work);
+                norm.returnHalfRows(rowScratch);
             }
             return Backend.JAVA;
         }
         float[][] scratch = new float[parts][];
+        HalfRows[] rowScratch = new HalfRows[half ? parts : 0];
         try {
             for (int p = 0; p < parts; p++) {
                 scratch[p] = norm.takeScratch();
+            }
+            for (int p = 0; p < rowScratch.length; p++) {
+                rowScratch[p] = norm.takeHalfRows();
             }
             Tensor dy = VectorKernel.forOtherThreads(diffDst);
             Tensor dsIn = VectorKernel.forOtherThreads(diffSum);
@@ -563,11 +832,25 @@ final class FusedVectorKernel implements FusedKernel {
             Tensor variances = VectorKernel.forOtherThreads(variance);
             Tensor gamma = VectorKernel.forOtherThreads(scale);
             Tensor dx = VectorKernel.forOtherThreads(diffSrc);
-            splitter.run(
-                    rows,
-                    rows * c,
-                    (from, to, part) ->
-                            backwardRows(dy, dsIn, s, means, variances, gamma, dx, scratch[part], gradients, from, to));
+            splitter.run(rows, rows * c, (from, to, part) -> {
+                if (half) {
+                    halfBackwardRows(
+                            dy,
+                            dsIn,
+                            s,
+                            means,
+                            variances,
+                            gamma,
+                            dx,
+                            scratch[part],
+                            rowScratch[part],
+                            gradients,
+                            from,
+                            to);
+                } else {
+                    backwardRows(dy, dsIn, s, means, variances, gamma, dx, scratch[part], gradients, from, to);
+                }
+            });
             for (int p = 1; gradients && p < parts; p++) {
                 for (int i = 0; i < 2 * c; i++) {
                     scratch[0][i] += scratch[p][i];
@@ -577,6 +860,9 @@ final class FusedVectorKernel implements FusedKernel {
         } finally {
             for (float[] sums : scratch) {
                 norm.returnScratch(sums);
+            }
+            for (HalfRows rows16 : rowScratch) {
+                norm.returnHalfRows(rows16);
             }
         }
         return Backend.JAVA;
@@ -620,6 +906,73 @@ final class FusedVectorKernel implements FusedKernel {
             float meanG = config.rms() ? 0 : work[2 * c] / c;
             float meanGXhat = work[2 * c + 1] / c;
             inputGradient(s, sBase, dy, dyBase, ds, dsBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
+        }
+    }
+
+    /**
+     * {@link #backwardRows} for calls with a bfloat16 or float16 tensor: s, dy and ds rows are widened into
+     * {@code scratch.x}, {@code scratch.dy} and {@code scratch.out}, and a half-precision dx is computed into
+     * {@code scratch.out} (over ds, read first) and rounded once as it is stored.
+     */
+    private void halfBackwardRows(
+            Tensor diffDst,
+            Tensor diffSum,
+            Tensor sum,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            float[] work,
+            HalfRows scratch,
+            boolean gradients,
+            long from,
+            long to) {
+        int axes = config.normalizedAxes();
+        DataType sType = sum.dataType();
+        DataType dyType = diffDst.dataType();
+        DataType dsType = diffSum == null ? DataType.F32 : diffSum.dataType();
+        DataType dxType = diffSrc.dataType();
+        MemorySegment s = sType == DataType.F32 ? sum.segment() : scratch.x;
+        MemorySegment dy = dyType == DataType.F32 ? diffDst.segment() : scratch.dy;
+        MemorySegment ds = diffSum == null ? norm.zeros() : dsType == DataType.F32 ? diffSum.segment() : scratch.out;
+        MemorySegment dx = dxType == DataType.F32 ? diffSrc.segment() : scratch.out;
+        MemorySegment gamma = norm.floats(scale, norm.ones(), scratch, scratch.gamma);
+        long sStride = Rows.rowStride(sum, axes);
+        long dyStride = Rows.rowStride(diffDst, axes);
+        long dsStride = diffSum == null ? 0 : Rows.rowStride(diffSum, axes);
+        long dxStride = Rows.rowStride(diffSrc, axes);
+        for (long row = from; row < to; row++) {
+            long sBase = (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * sType.byteSize();
+            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * dyType.byteSize();
+            long dsBase = (dsStride >= 0 ? row * dsStride : Rows.rowOffset(diffSum, axes, row)) * dsType.byteSize();
+            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * dxType.byteSize();
+            if (sType != DataType.F32) {
+                norm.widen(sum.segment(), sBase, sType, s, scratch);
+                sBase = 0;
+            }
+            if (dyType != DataType.F32) {
+                norm.widen(diffDst.segment(), dyBase, dyType, dy, scratch);
+                dyBase = 0;
+            }
+            if (dsType != DataType.F32) {
+                norm.widen(diffSum.segment(), dsBase, dsType, ds, scratch);
+                dsBase = 0;
+            }
+            float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+            float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+            if (gradients) {
+                norm.accumulateWithGradients(s, sBase, dy, dyBase, gamma, mu, rstd, work);
+            } else {
+                norm.accumulate(s, sBase, dy, dyBase, gamma, mu, rstd, work, false);
+            }
+            float meanG = config.rms() ? 0 : work[2 * c] / c;
+            float meanGXhat = work[2 * c + 1] / c;
+            if (dxType == DataType.F32) {
+                inputGradient(s, sBase, dy, dyBase, ds, dsBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
+            } else {
+                inputGradient(s, sBase, dy, dyBase, ds, dsBase, dx, 0, gamma, mu, rstd, meanG, meanGXhat);
+                norm.narrow(dx, diffSrc.segment(), dxBase, dxType, scratch);
+            }
         }
     }
 

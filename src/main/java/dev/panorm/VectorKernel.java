@@ -536,7 +536,7 @@ final class VectorKernel implements Kernel {
     }
 
     /** {@link #normalize} into bfloat16, each result rounded as {@link #narrowBf16} rounds it. */
-    private void normalizeToBf16(
+    void normalizeToBf16(
             MemorySegment x,
             long xBase,
             MemorySegment y,
@@ -906,7 +906,7 @@ final class VectorKernel implements Kernel {
      * The float values of a scale or shift: {@code standIn} when absent, the tensor's own memory when float32,
      * else {@code into} with the values widened (once per call and part, not per row).
      */
-    private MemorySegment floats(Tensor parameter, MemorySegment standIn, HalfRows scratch, MemorySegment into) {
+    MemorySegment floats(Tensor parameter, MemorySegment standIn, HalfRows scratch, MemorySegment into) {
         if (parameter == null) {
             return standIn;
         }
@@ -946,7 +946,7 @@ final class VectorKernel implements Kernel {
         }
     }
 
-    private HalfRows takeHalfRows() {
+    HalfRows takeHalfRows() {
         HalfRows rows;
         synchronized (halfRows) {
             rows = halfRows.poll();
@@ -954,7 +954,7 @@ final class VectorKernel implements Kernel {
         return rows != null ? rows : new HalfRows(c);
     }
 
-    private void returnHalfRows(HalfRows rows) {
+    void returnHalfRows(HalfRows rows) {
         if (rows == null) {
             return;
         }

@@ -216,6 +216,17 @@ class AllocationTest {
     @ParameterizedTest
     @EnumSource(Backend.class)
     void fusedOperationsAllocateNothing(Backend backend) {
+        assertFusedAllocationFree(backend, DataType.F32, DataType.F32);
+    }
+
+    /** The same on bf16 data (with bf16 and with float32 scale, shift and bias) in the Java vector kernels. */
+    @ParameterizedTest
+    @CsvSource({"BF16, BF16", "BF16, F32"})
+    void fusedHalfPrecisionAllocatesNothing(DataType type, DataType parameters) {
+        assertFusedAllocationFree(Backend.JAVA, type, parameters);
+    }
+
+    private static void assertFusedAllocationFree(Backend backend, DataType type, DataType parameters) {
         for (int c : new int[] {C, 1 << 16}) {
             int rows = c == C ? ROWS : 1;
             int calls = c == C ? CALLS_PER_ROUND : 200;
@@ -225,6 +236,9 @@ class AllocationTest {
                     rows,
                     c,
                     calls,
+                    type,
+                    type,
+                    parameters,
                     (norm, f, dst) -> norm.forwardResidual(f.src(), dst, null, f.dy(), dst, f.gamma(), f.beta()));
             assertAllocationFree(
                     backend,
@@ -232,6 +246,9 @@ class AllocationTest {
                     rows,
                     c,
                     calls,
+                    type,
+                    type,
+                    parameters,
                     (norm, f, dst) -> norm.forwardResidual(f.src(), dst, f.gamma(), null, dst, f.gamma(), f.beta()));
             assertAllocationFree(
                     backend,
@@ -239,6 +256,9 @@ class AllocationTest {
                     rows,
                     c,
                     calls,
+                    type,
+                    type,
+                    parameters,
                     (norm, f, dst) -> norm.forwardResidualTraining(
                             f.src(), dst, null, f.dy(), dst, f.gamma(), f.beta(), f.mean(), f.variance()));
             assertAllocationFree(
@@ -247,6 +267,9 @@ class AllocationTest {
                     rows,
                     c,
                     calls,
+                    type,
+                    type,
+                    parameters,
                     (norm, f, dst) ->
                             norm.forwardQuantized(f.src(), null, null, null, f.q(), f.gamma(), f.beta(), f.variance()));
             assertAllocationFree(
@@ -255,6 +278,9 @@ class AllocationTest {
                     rows,
                     c,
                     calls,
+                    type,
+                    type,
+                    parameters,
                     (norm, f, dst) ->
                             norm.forwardQuantized(f.src(), dst, null, f.dy(), f.q(), f.gamma(), f.beta(), 0.05f));
             assertAllocationFree(
@@ -263,6 +289,9 @@ class AllocationTest {
                     rows,
                     c,
                     calls,
+                    type,
+                    type,
+                    parameters,
                     (norm, f, dst) -> norm.backwardResidual(
                             f.dy(), dst, f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
             assertAllocationFree( // not in place: oneDNN's norm backward, then its add
@@ -271,6 +300,9 @@ class AllocationTest {
                     rows,
                     c,
                     calls,
+                    type,
+                    type,
+                    parameters,
                     (norm, f, dst) -> norm.backwardResidual(
                             f.dy(), f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
         }

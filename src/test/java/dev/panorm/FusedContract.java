@@ -138,6 +138,118 @@ abstract class FusedContract {
         }
     }
 
+    /**
+     * bf16 and f16 data (x, r, s, y, dy, ds, dx), with scale, shift and bias in float32 or a half type, on odd
+     * shapes: the forward pass with and without s, training, quantized output and backward with an incoming
+     * gradient. s is the float32 {@code (x + r) + bias} rounded to s's type, bit for bit, and y the norm of s as
+     * stored; without s, the norm of the float32 sum. (rows, c, data type, parameters' type, y's type).
+     */
+    static Stream<Arguments> halfPrecisionCases() {
+        int[][] shapes = {{1, 1}, {5, 3}, {7, 129}, {3, 4096}};
+        DataType[] parameterTypes = {DataType.F32, DataType.BF16, DataType.F16};
+        Stream.Builder<Arguments> cases = Stream.builder();
+        int k = 0;
+        for (int[] shape : shapes) {
+            for (DataType type : new DataType[] {DataType.BF16, DataType.F16}) {
+                DataType parameters = parameterTypes[k % parameterTypes.length];
+                DataType yType = k % 4 == 3 ? DataType.F32 : type; // half in, float out too
+                cases.add(Arguments.of(shape[0], shape[1], type, parameters, yType));
+                k++;
+            }
+        }
+        return cases.build();
+    }
+
+    /** Half-precision calls: on JAVA and JAVA_SCALAR, that backend; ONEDNN hands some to Java, AUTO chooses. */
+    private void assertHalfRanOn(LayerNorm norm) {
+        Backend ran = norm.lastBackend();
+        Backend java = JavaKernels.vectorized() ? Backend.JAVA : Backend.JAVA_SCALAR;
+        switch (backend()) {
+            case JAVA, JAVA_SCALAR -> Contracts.assertRanOn(backend(), norm);
+            case ONEDNN, AUTO -> assertTrue(ran == Backend.ONEDNN || ran == java, backend() + " ran " + ran);
+        }
+    }
+
+    @ParameterizedTest(name = "[{0}, {1}] {2}, parameters {3}, y {4}")
+    @MethodSource("halfPrecisionCases")
+    void halfPrecisionMatchesTheReference(int rows, int c, DataType type, DataType parameters, DataType yType) {
+        for (boolean rms : new boolean[] {false, true}) {
+            long seed = 41L * rows + c + type.ordinal() + (rms ? 5 : 0);
+            LayerNormConfig config = (rms ? LayerNormConfig.rms(c) : LayerNormConfig.of(c))
+                    .withEps(EPS)
+                    .withShift(true);
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(config, backend())) {
+                Tensor x = Tensors.make(arena, type, TestData.gaussian(rows * c, 1, 2, seed), rows, c);
+                Tensor r = Tensors.make(arena, type, TestData.gaussian(rows * c, -0.5, 1, seed + 1), rows, c);
+                Tensor bias = Tensors.make(arena, parameters, TestData.gaussian(c, 0, 1, seed + 2), c);
+                Tensor gamma = Tensors.make(arena, parameters, TestData.gaussian(c, 1, 0.5, seed + 3), c);
+                Tensor beta = Tensors.make(arena, parameters, TestData.gaussian(c, 0, 1, seed + 4), c);
+                float[] g = gamma.toFloatArray();
+                float[] b = beta.toFloatArray();
+                float[] exact = sum(x.toFloatArray(), r.toFloatArray(), bias.toFloatArray(), c); // float32
+                float[] s = Tensors.rounded(type, exact); // as a tensor of the data type stores it
+                Tensor sumOut = Tensor.allocate(arena, type, rows, c);
+                Tensor dst = Tensor.allocate(arena, yType, rows, c);
+
+                norm.forwardResidual(x, r, bias, sumOut, dst, gamma, beta);
+                assertHalfRanOn(norm);
+                assertArrayEquals(s, sumOut.toFloatArray(), 0f, "sum is the float32 (x + r) + bias, rounded");
+                Accuracy.assertForward(backend(), s, rows, c, g, b, EPS, rms, yType, dst.toFloatArray());
+                norm.forwardResidual(x, r, bias, null, dst, gamma, beta); // s stays float32
+                assertHalfRanOn(norm);
+                Accuracy.assertForward(backend(), exact, rows, c, g, b, EPS, rms, yType, dst.toFloatArray());
+
+                Tensor q = Tensor.allocate(arena, DataType.S8, rows, c);
+                Tensor scales = Tensor.allocate(arena, DataType.F32, rows);
+                norm.forwardQuantized(x, r, bias, sumOut, q, gamma, beta, scales);
+                assertHalfRanOn(norm);
+                assertArrayEquals(s, sumOut.toFloatArray(), 0f);
+                assertQuantized(backend(), s, rows, c, g, b, rms, bytes(q), scales.toFloatArray(), 0);
+
+                Tensor mean = rms ? null : Tensor.allocate(arena, DataType.F32, rows);
+                Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+                sumOut.segment().fill((byte) 0);
+                norm.forwardResidualTraining(x, r, bias, sumOut, dst, gamma, beta, mean, variance);
+                assertHalfRanOn(norm);
+                assertArrayEquals(s, sumOut.toFloatArray(), 0f);
+                Accuracy.assertForward(backend(), s, rows, c, g, b, EPS, rms, yType, dst.toFloatArray());
+                if (!rms) {
+                    Accuracy.assertStatistics(backend(), s, rows, c, mean.toFloatArray(), variance.toFloatArray());
+                }
+
+                Tensor dy = Tensors.make(arena, type, TestData.gaussian(rows * c, 0, 1, seed + 5), rows, c);
+                Tensor ds = Tensors.make(arena, type, TestData.gaussian(rows * c, 0, 1, seed + 6), rows, c);
+                Tensor dx = Tensor.allocate(arena, type, rows, c);
+                Tensor dGamma = Tensor.allocate(arena, parameters, c);
+                Tensor dBeta = Tensor.allocate(arena, parameters, c);
+                norm.backwardResidual(dy, null, sumOut, mean, variance, gamma, dx, dGamma, dBeta);
+                assertHalfRanOn(norm);
+                float[] plain = dx.toFloatArray();
+                Accuracy.assertBackward(
+                        backend(),
+                        dy.toFloatArray(),
+                        s,
+                        rows,
+                        c,
+                        mean == null ? null : mean.toFloatArray(),
+                        variance.toFloatArray(),
+                        g,
+                        EPS,
+                        false,
+                        rms,
+                        type,
+                        parameters,
+                        plain,
+                        dGamma.toFloatArray(),
+                        dBeta.toFloatArray());
+                norm.backwardResidual(dy, ds, sumOut, mean, variance, gamma, dx, dGamma, dBeta);
+                assertHalfRanOn(norm);
+                assertAddedIncomingGradient(type, plain, ds.toFloatArray(), dx.toFloatArray());
+            }
+        }
+    }
+
     @Test
     void worksInPlace() {
         int rows = 9;
@@ -333,9 +445,18 @@ abstract class FusedContract {
 
     /** {@code total} is {@code plain + ds} rounded once (the Java and oneDNN norms' gradients may differ a little). */
     private void assertAddedIncomingGradient(float[] plain, float[] ds, float[] total) {
+        assertAddedIncomingGradient(DataType.F32, plain, ds, total);
+    }
+
+    /**
+     * As above for a dx of {@code type}: {@code plain} is the norm's gradient rounded to it, {@code total} that
+     * gradient plus ds rounded to it, once in Java and twice in oneDNN's composition (gradient, then sum).
+     */
+    private void assertAddedIncomingGradient(DataType type, float[] plain, float[] ds, float[] total) {
         for (int i = 0; i < total.length; i++) {
             double expected = (double) plain[i] + ds[i];
-            double tolerance = 0x1p-23 * (Math.abs(plain[i]) + Math.abs(total[i])) + 0x1p-126;
+            double tolerance = 2 * Accuracy.unitRoundoff(type) * (Math.abs(plain[i]) + Math.abs(total[i]))
+                    + Accuracy.underflow(type);
             if (!(Math.abs(total[i] - expected) <= tolerance)) {
                 fail(backend() + ": dx[" + i + "] with diffSum is " + total[i] + ", expected " + expected);
             }
