@@ -6,8 +6,10 @@ package dev.panorm;
  * ("Residual add and int8 output"):
  *
  * <ul>
- *   <li>Half-precision data goes to oneDNN: from 8x768 up the Java fused kernel's forward pass takes 1.15 to
- *       3.9 times its time (it is faster on a row of 768).</li>
+ *   <li>Half-precision data follows the plain norm's crossovers for its type ({@link AutoModel}): Java on small
+ *       calls and single rows where the model says so, oneDNN above. The fused kernels' half-precision rows
+ *       measured alike: Java 0.18 to 0.83 of oneDNN's time on a row of 768 or 4096, and 1.15 to 3.9 times it from
+ *       8x768 up, except f16 backward at 8x768 (0.68).</li>
  *   <li>Float32 layer normalization goes to oneDNN only where oneDNN would put more threads on the call than the
  *       Java kernel splits it into (with two cores: from 2^16 to 2^19 elements). On equal threads the Java kernel
  *       wins at every size measured, since it makes one pass over memory where the composition makes two; and
@@ -26,9 +28,12 @@ final class AutoFusedKernel implements FusedKernel {
     private final OneDnnFusedKernel oneDnn;
     /** How the Java kernel splits a call: the same threads as {@link #java}. */
     private final RowSplitter splitter;
+    /** The plain norm's AUTO, whose model routes half precision. */
+    private final AutoKernel auto;
 
     AutoFusedKernel(LayerNormConfig config, int threads, AutoKernel auto) {
         this.config = config;
+        this.auto = auto;
         this.java = JavaKernels.createFused(config, threads);
         this.oneDnnKernel = auto.oneDnn();
         this.oneDnn = oneDnnKernel == null ? null : new OneDnnFusedKernel(oneDnnKernel, java);
@@ -41,7 +46,7 @@ final class AutoFusedKernel implements FusedKernel {
             return false;
         }
         if (data.dataType() != DataType.F32) {
-            return true;
+            return !auto.modelPrefersJava(pass, data);
         }
         if (config.rms() || config.preciseStatistics()) {
             return false;

@@ -94,7 +94,7 @@ final class AutoKernel implements Kernel {
     }
 
     /** Whether the cost model sends a call of {@code pass} on {@code src} to Java (given that Java takes it). */
-    private boolean modelPrefersJava(Pass pass, Tensor src) {
+    boolean modelPrefersJava(Pass pass, Tensor src) {
         long elements = src.elementCount();
         int type = src.dataType().ordinal();
         return elements <= javaUpTo[type][pass.ordinal()]
