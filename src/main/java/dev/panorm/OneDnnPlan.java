@@ -368,29 +368,7 @@ final class OneDnnPlan {
 
         /** {@code dst = (src + diff_dst) + shift}: one binary primitive, the bias broadcast per channel as a post-op. */
         String residualAdd() throws Unsupported {
-            MemorySegment first = data(Role.SRC);
-            MemorySegment second = data(Role.DIFF_DST);
-            MemorySegment output = data(Role.DST);
-            Arguments arguments = new Arguments()
-                    .add(Role.SRC, Dnnl.DNNL_ARG_SRC_0(), first)
-                    .add(Role.DIFF_DST, Dnnl.DNNL_ARG_SRC_1(), second)
-                    .add(Role.DST, Dnnl.DNNL_ARG_DST(), output);
-            MemorySegment attr = userScratchpadAttr();
-            if (call.shift() != null) {
-                check(Dnnl.dnnl_post_ops_create(out), "dnnl_post_ops_create");
-                MemorySegment postOps = own(out, scratch, Dnnl::dnnl_post_ops_destroy);
-                MemorySegment bias = dense(call.shift().dataType(), geometry.channelRowDims());
-                check(
-                        Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), bias),
-                        "dnnl_post_ops_append_binary");
-                arguments.add(Role.SHIFT, postOpArgument(0), bias);
-                check(Dnnl.dnnl_primitive_attr_set_post_ops(attr, postOps), "dnnl_primitive_attr_set_post_ops");
-            }
-            MemorySegment desc = primitiveDesc(
-                    Dnnl.dnnl_binary_primitive_desc_create(
-                            out, engine, Dnnl.dnnl_binary_add(), first, second, output, attr),
-                    "dnnl_binary_primitive_desc_create");
-            return add(desc, arguments, null);
+            return binaryAdd(Role.SRC, Role.DIFF_DST, data(Role.DIFF_DST), Role.DST, false, call.shift() != null, null);
         }
 
         /** {@code role} if the caller passes that tensor, else the plan's own buffer {@code own}. */
@@ -626,26 +604,50 @@ final class OneDnnPlan {
          * {@code affine} then multiplied by the scale and shifted, as post-ops (the precise forward's last step).
          */
         private String addRowTerm(Role inputRole, Role outputRole, boolean affine, Glue before) throws Unsupported {
-            MemorySegment input = data(inputRole);
-            MemorySegment output = data(outputRole);
             MemorySegment rowTerm = dense(DataType.F32, geometry.rowColumnDims());
+            return binaryAdd(
+                    inputRole,
+                    Role.ROW_TERM,
+                    rowTerm,
+                    outputRole,
+                    affine && config.scale(),
+                    affine && config.shift(),
+                    before);
+        }
+
+        /**
+         * {@code output = first + second} (in place when the first and output roles are equal), one binary
+         * primitive; then, as post-ops per channel, multiplied by the call's scale if {@code scale} and plus its
+         * shift if {@code shift}.
+         */
+        private String binaryAdd(
+                Role firstRole,
+                Role secondRole,
+                MemorySegment second,
+                Role outputRole,
+                boolean scale,
+                boolean shift,
+                Glue before)
+                throws Unsupported {
+            MemorySegment first = data(firstRole);
+            MemorySegment output = data(outputRole);
             Arguments arguments = new Arguments()
-                    .add(inputRole, Dnnl.DNNL_ARG_SRC_0(), input)
-                    .add(Role.ROW_TERM, Dnnl.DNNL_ARG_SRC_1(), rowTerm)
+                    .add(firstRole, Dnnl.DNNL_ARG_SRC_0(), first)
+                    .add(secondRole, Dnnl.DNNL_ARG_SRC_1(), second)
                     .add(outputRole, Dnnl.DNNL_ARG_DST(), output);
             MemorySegment attr = userScratchpadAttr();
-            if (affine) {
+            if (scale || shift) {
                 check(Dnnl.dnnl_post_ops_create(out), "dnnl_post_ops_create");
                 MemorySegment postOps = own(out, scratch, Dnnl::dnnl_post_ops_destroy);
                 int index = 0;
-                if (config.scale()) {
+                if (scale) {
                     MemorySegment gamma = dense(call.scale().dataType(), geometry.channelRowDims());
                     check(
                             Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_mul(), gamma),
                             "dnnl_post_ops_append_binary");
                     arguments.add(Role.SCALE, postOpArgument(index++), gamma);
                 }
-                if (config.shift()) {
+                if (shift) {
                     MemorySegment beta = dense(call.shift().dataType(), geometry.channelRowDims());
                     check(
                             Dnnl.dnnl_post_ops_append_binary(postOps, Dnnl.dnnl_binary_add(), beta),
@@ -656,7 +658,7 @@ final class OneDnnPlan {
             }
             MemorySegment desc = primitiveDesc(
                     Dnnl.dnnl_binary_primitive_desc_create(
-                            out, engine, Dnnl.dnnl_binary_add(), input, rowTerm, output, attr),
+                            out, engine, Dnnl.dnnl_binary_add(), first, second, output, attr),
                     "dnnl_binary_primitive_desc_create");
             return add(desc, arguments, before);
         }
