@@ -43,10 +43,14 @@ final class OneDnnFusedKernel implements FusedKernel {
         }
         // In place, s is src or residual: make it the first addend, which oneDNN may overwrite as it goes.
         boolean swap = CallChecks.overlaps(s, residual);
-        if (!oneDnn.add(swap ? residual : src, swap ? src : residual, bias, s, rows)) {
+        Tensor first = swap ? residual : src;
+        Tensor second = swap ? src : residual;
+        OneDnnPlan.Context add = oneDnn.addPlan(first, second, bias, s, rows);
+        if (add == null) {
             return java.forward(
                     pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
         }
+        OneDnnKernel.add(add, first, second, bias, s);
         return oneDnn.forward(pass, s, dst, scale, shift, mean, variance, rows);
     }
 
@@ -63,14 +67,17 @@ final class OneDnnFusedKernel implements FusedKernel {
             Tensor diffShift,
             long rows) {
         // diffSum must be read after the norm's backward pass has written diffSrc: not in place, and addable.
-        if (diffSum != null
-                && (CallChecks.overlaps(diffSrc, diffSum) || !oneDnn.adds(diffSrc, diffSum, null, diffSrc, rows))) {
-            return java.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+        OneDnnPlan.Context add = null;
+        if (diffSum != null) {
+            add = CallChecks.overlaps(diffSrc, diffSum) ? null : oneDnn.addPlan(diffSrc, diffSum, null, diffSrc, rows);
+            if (add == null) {
+                return java.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+            }
         }
         Backend ran = oneDnn.backward(
                 Pass.BACKWARD, diffDst, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
-        if (diffSum != null) {
-            oneDnn.add(diffSrc, diffSum, null, diffSrc, rows);
+        if (add != null) {
+            OneDnnKernel.add(add, diffSrc, diffSum, null, diffSrc);
         }
         return ran;
     }

@@ -73,34 +73,26 @@ final class OneDnnKernel implements Kernel {
     }
 
     /**
-     * {@code sum = (first + second) + bias} (bias per channel, or null) on {@code rows} rows, each addition rounded
-     * to float32 and the result to {@code sum}'s type; {@code sum} may be {@code first} itself. Returns false, having
-     * written nothing, where oneDNN cannot run it (a strided layout, or only reference code for the types).
+     * The calling thread's plan for {@code sum = (first + second) + bias} (bias per channel, or null) on {@code rows}
+     * rows, built if new, for {@link #add}; null where oneDNN cannot run it (a strided layout, or only reference
+     * code for the types). Each addition is rounded to float32 and the result to {@code sum}'s type; {@code sum}
+     * may be {@code first} itself.
      */
-    boolean add(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
-        PlanCache.Recent recent = sumContext(first, second, bias, sum, rows);
-        if (recent.context() == null) {
-            return false;
-        }
-        recent.context().execute(first, sum, null, bias, null, null, second, null, null, null);
-        return true;
-    }
-
-    /** Whether {@link #add} would run these tensors on oneDNN; builds the plan if new. */
-    boolean adds(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
-        return sumContext(first, second, bias, sum, rows).context() != null;
-    }
-
-    /** The calling thread's context for a residual add (the roles as {@link OneDnnPlan#residualAdd} binds them). */
-    private PlanCache.Recent sumContext(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
+    OneDnnPlan.Context addPlan(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE; // the add's plans have a cache of their own, so no pass of their own
         int used = threadsFor(pass, rows, first.elementCount());
         long key = CallSignature.key(pass, used, first, sum, null, bias, second, null, null, null);
         PlanCache.Recent recent = sums.recent(key, pass, used, first, sum, null, bias, second, null, null, null);
-        return recent != null
-                ? recent
-                : sums.checkOut(
-                        new Call(pass, rows, first, sum, null, bias, null, null, second, null, null, null), used);
+        if (recent == null) {
+            recent = sums.checkOut(
+                    new Call(pass, rows, first, sum, null, bias, null, null, second, null, null, null), used);
+        }
+        return recent.context();
+    }
+
+    /** Runs {@code plan}, from {@link #addPlan} on these tensors' layouts, on these tensors. */
+    static void add(OneDnnPlan.Context plan, Tensor first, Tensor second, Tensor bias, Tensor sum) {
+        plan.execute(first, sum, null, bias, null, null, second, null, null, null);
     }
 
     @Override
