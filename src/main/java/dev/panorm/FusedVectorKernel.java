@@ -1,5 +1,7 @@
 package dev.panorm;
 
+import static dev.panorm.VectorKernel.FOLDS;
+
 import dev.panorm.VectorKernel.HalfRows;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -11,6 +13,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -45,8 +48,6 @@ final class FusedVectorKernel implements FusedKernel {
     private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     /** Adding and subtracting 1.5 * 2^23 rounds a float of magnitude below 2^22 to an integer, ties to even. */
     private static final float ROUND = 0x1.8p23f;
-
-    private static final ThreadLocal<float[]> SPILL = ThreadLocal.withInitial(() -> new float[LANES]);
 
     private final LayerNormConfig config;
     private final FusedScalarKernel scalar;
@@ -207,21 +208,20 @@ final class FusedVectorKernel implements FusedKernel {
         long rStride = Rows.rowStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
-        float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
             long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Float.BYTES;
             long sBase =
                     sum == null ? 0 : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
             // the add and the statistics' sums in one pass
-            float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b, spill);
+            float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
             long sums = bias == null
-                    ? addAndSum(x, xBase, r, rBase, s, sBase, origin, spill)
-                    : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin, spill);
+                    ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
+                    : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
             float offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c; // the mean - origin
             float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
-                var = norm.sumOfSquares(s, sBase, origin, offset, spill) / c;
+                var = norm.sumOfSquares(s, sBase, origin, offset) / c;
             }
             long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
             if (pass.writesStatistics) {
@@ -261,7 +261,6 @@ final class FusedVectorKernel implements FusedKernel {
         long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
-        float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
             long sBase = xBase;
@@ -271,28 +270,28 @@ final class FusedVectorKernel implements FusedKernel {
             if (residual != null) { // the add and the statistics' sums in one pass
                 long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Float.BYTES;
                 sBase = sum == null ? 0 : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
-                origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b, spill);
+                origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
                 long sums = bias == null
-                        ? addAndSum(x, xBase, r, rBase, s, sBase, origin, spill)
-                        : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin, spill);
+                        ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
+                        : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
                 offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c;
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             } else if (config.rms()) {
                 origin = 0;
                 offset = 0;
-                var = norm.sumOfSquares(s, sBase, 0, 0, spill) / c;
+                var = norm.sumOfSquares(s, sBase, 0, 0) / c;
             } else {
-                origin = norm.sampleMean(s, sBase, spill);
-                long sums = norm.sums(s, sBase, origin, spill);
+                origin = norm.sampleMean(s, sBase);
+                long sums = norm.sums(s, sBase, origin);
                 offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             }
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
-                var = norm.sumOfSquares(s, sBase, origin, offset, spill) / c;
+                var = norm.sumOfSquares(s, sBase, origin, offset) / c;
             }
             long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
-            quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row, spill);
+            quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
         }
     }
 
@@ -313,14 +312,13 @@ final class FusedVectorKernel implements FusedKernel {
             float rstd,
             Tensor dstScales,
             float dstScale,
-            long row,
-            float[] spill) {
+            long row) {
         if (dstScales == null) {
             quantize(s, sBase, q, qIndex, gamma, beta, origin, offset, rstd, Quantize.inverse(dstScale));
             return;
         }
         MemorySegment values = yBuffer.get();
-        float rowScale = Quantize.scale(normalizeToBuffer(s, sBase, values, gamma, beta, origin, offset, rstd, spill));
+        float rowScale = Quantize.scale(normalizeToBuffer(s, sBase, values, gamma, beta, origin, offset, rstd));
         dstScales.segment().setAtIndex(JAVA_FLOAT, row, rowScale);
         float inverse = Quantize.inverse(rowScale);
         if (rowScale >= Float.MIN_NORMAL && rowScale < Float.POSITIVE_INFINITY) {
@@ -378,7 +376,6 @@ final class FusedVectorKernel implements FusedKernel {
         long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
-        float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * type.byteSize();
             long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
@@ -422,14 +419,14 @@ final class FusedVectorKernel implements FusedKernel {
             if (config.rms()) {
                 origin = 0;
                 offset = 0;
-                var = norm.sumOfSquares(s, sBase, 0, 0, spill) / c;
+                var = norm.sumOfSquares(s, sBase, 0, 0) / c;
             } else {
-                origin = norm.sampleMean(s, sBase, spill);
-                long sums = norm.sums(s, sBase, origin, spill);
+                origin = norm.sampleMean(s, sBase);
+                long sums = norm.sums(s, sBase, origin);
                 offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
                 if (4 * offset * offset > var) { // the origin is far from the mean: centre first
-                    var = norm.sumOfSquares(s, sBase, origin, offset, spill) / c;
+                    var = norm.sumOfSquares(s, sBase, origin, offset) / c;
                 }
             }
             if (pass.writesStatistics) {
@@ -447,8 +444,7 @@ final class FusedVectorKernel implements FusedKernel {
                     norm.narrow(yRow, y, yIndex * Short.BYTES, DataType.F16, scratch);
                 }
                 case S8 ->
-                    quantizeRow(
-                            s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row, spill);
+                    quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
             }
         }
     }
@@ -519,8 +515,7 @@ final class FusedVectorKernel implements FusedKernel {
     }
 
     /** {@link #sampleMean} of {@code s = (x + r) + b}, before s is written. */
-    private float sampleMeanOfSum(
-            MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment b, float[] spill) {
+    private float sampleMeanOfSum(MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment b) {
         float first = x.get(JAVA_FLOAT, xBase) + r.get(JAVA_FLOAT, rBase) + b.get(JAVA_FLOAT, 0);
         if (c < 4 * LANES) {
             return first;
@@ -532,8 +527,10 @@ final class FusedVectorKernel implements FusedKernel {
                     .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
                     .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER)));
         }
-        total.intoArray(spill, 0);
-        float mean = VectorKernel.sumLanes(spill, 0) / (4 * LANES);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            total = total.add(total.rearrange(fold));
+        }
+        float mean = total.lane(0) / (4 * LANES);
         return Float.isFinite(mean) ? mean : first;
     }
 
@@ -549,8 +546,7 @@ final class FusedVectorKernel implements FusedKernel {
             MemorySegment b,
             MemorySegment s,
             long sBase,
-            float origin,
-            float[] spill) {
+            float origin) {
         FloatVector s0 = FloatVector.zero(SPECIES);
         FloatVector s1 = s0;
         FloatVector q0 = s0;
@@ -594,23 +590,20 @@ final class FusedVectorKernel implements FusedKernel {
             tailSum += d;
             tailSquares = Math.fma(d, d, tailSquares);
         }
-        s0.add(s1).intoArray(spill, 0);
-        float sum = VectorKernel.sumLanes(spill, 0) + tailSum;
-        q0.add(q1).intoArray(spill, 0);
-        float squares = VectorKernel.sumLanes(spill, 0) + tailSquares;
+        FloatVector sums = s0.add(s1);
+        FloatVector squareSums = q0.add(q1);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sums = sums.add(sums.rearrange(fold));
+            squareSums = squareSums.add(squareSums.rearrange(fold));
+        }
+        float sum = sums.lane(0) + tailSum;
+        float squares = squareSums.lane(0) + tailSquares;
         return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
     }
 
     /** {@link #addAndSumWithBias} without a bias: one load fewer per element, which shows on cached rows. */
     private long addAndSum(
-            MemorySegment x,
-            long xBase,
-            MemorySegment r,
-            long rBase,
-            MemorySegment s,
-            long sBase,
-            float origin,
-            float[] spill) {
+            MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment s, long sBase, float origin) {
         FloatVector s0 = FloatVector.zero(SPECIES);
         FloatVector s1 = s0;
         FloatVector q0 = s0;
@@ -651,10 +644,14 @@ final class FusedVectorKernel implements FusedKernel {
             tailSum += d;
             tailSquares = Math.fma(d, d, tailSquares);
         }
-        s0.add(s1).intoArray(spill, 0);
-        float sum = VectorKernel.sumLanes(spill, 0) + tailSum;
-        q0.add(q1).intoArray(spill, 0);
-        float squares = VectorKernel.sumLanes(spill, 0) + tailSquares;
+        FloatVector sums = s0.add(s1);
+        FloatVector squareSums = q0.add(q1);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sums = sums.add(sums.rearrange(fold));
+            squareSums = squareSums.add(squareSums.rearrange(fold));
+        }
+        float sum = sums.lane(0) + tailSum;
+        float squares = squareSums.lane(0) + tailSquares;
         return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
     }
 
@@ -667,8 +664,7 @@ final class FusedVectorKernel implements FusedKernel {
             MemorySegment beta,
             float origin,
             float offset,
-            float rstd,
-            float[] spill) {
+            float rstd) {
         float shift = -offset * rstd;
         // max|y| on the bits: without its sign a float orders as its bits do, and NaN's bits exceed infinity's,
         // so an integer max (one instruction, where a float max must honour NaN and -0 too) propagates NaN
@@ -809,7 +805,7 @@ final class FusedVectorKernel implements FusedKernel {
                 } else {
                     backwardRows(diffDst, diffSum, sum, mean, variance, scale, diffSrc, work, gradients, 0, rows);
                 }
-                norm.storeGradients(work, diffScale, diffShift);
+                norm.storeGradients(work, diffScale, diffShift, false);
             } finally {
                 norm.returnScratch(work);
                 norm.returnHalfRows(rowScratch);
@@ -856,7 +852,7 @@ final class FusedVectorKernel implements FusedKernel {
                     scratch[0][i] += scratch[p][i];
                 }
             }
-            norm.storeGradients(scratch[0], diffScale, diffShift);
+            norm.storeGradients(scratch[0], diffScale, diffShift, false);
         } finally {
             for (float[] sums : scratch) {
                 norm.returnScratch(sums);

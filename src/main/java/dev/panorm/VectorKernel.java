@@ -12,6 +12,7 @@ import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -33,18 +34,16 @@ import jdk.incubator.vector.VectorSpecies;
  * them. So a half-precision result is the float32 kernel's result on the same values, rounded.
  */
 final class VectorKernel implements Kernel {
-    private static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
-    private static final int LANES = SPECIES.length();
+    static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
+    static final int LANES = SPECIES.length();
     /** Int lanes as wide as the float lanes, for the bit operations of the half-precision conversions. */
-    private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
+    static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
     /** {@link #LANES} half-precision values: the bits that widen into, or narrow from, one float vector. */
     private static final VectorSpecies<Short> HALVES =
             VectorSpecies.of(short.class, VectorShape.forBitSize(LANES * Short.SIZE));
 
-    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
-    /** Per thread, where forward calls spill a vector to add up its lanes (see {@link #sumLanes}). */
-    private static final ThreadLocal<float[]> SPILL = ThreadLocal.withInitial(() -> new float[LANES]);
     /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
     private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
 
@@ -57,7 +56,7 @@ final class VectorKernel implements Kernel {
      * block and 32 blocks), and leave rows of up to 2048 floats (with 16 lanes) one block: more blocks cost
      * a short row about 10 ns each, for the loop's set-up (docs/benchmarks.md, "Measurements behind the code").
      */
-    private static final int BLOCK = 128 * LANES;
+    static final int BLOCK = 128 * LANES;
 
     /** Rows longer than this run in the scalar kernels: the vector kernels index a row with an {@code int}. */
     static final long MAX_C = Integer.MAX_VALUE;
@@ -122,24 +121,18 @@ final class VectorKernel implements Kernel {
     }
 
     /**
-     * The sum of {@code lanes[at, at + LANES)}, a vector spilled there by {@code intoArray}, always added
-     * in the same order (lane i + LANES/2 onto lane i, then + LANES/4, ...), so compiled and interpreted
-     * code give the same bits; {@code reduceLanes(ADD)} leaves the order unspecified, and its result can
-     * change by an ulp once a method is compiled.
-     *
-     * <p>Why spill instead of folding with shuffles: no vector may be passed to a method of ours. C2 boxes
-     * a vector argument on the heap whenever it does not inline the callee, and after a long loop the
-     * profile can make even a tiny callee look cold ("low call site frequency"), so folding in helpers
-     * allocated on every call (docs/benchmarks.md, "Measurements behind the code").
+     * The shuffles that add up a vector's lanes in registers: lane i gets lane {@code (i + w) % LANES} added, for
+     * w = LANES/2, LANES/4, ..., 1, and lane 0 ends with the sum. Used inline, as {@code for (fold : FOLDS) v =
+     * v.add(v.rearrange(fold))} and then {@code v.lane(0)}: no vector may be passed to a method of ours (see the
+     * rules above the loops). The order is fixed, so compiled and interpreted code give the same bits; {@code
+     * reduceLanes(ADD)} leaves it unspecified, and its result can change by an ulp once a method is compiled.
+     * Spilling the vector to an array and adding there, as the kernels did before, cost rows of 768 floats
+     * about 20 ns each (docs/benchmarks.md, "Lanes added in registers").
      */
-    static float sumLanes(float[] lanes, int at) {
-        for (int width = LANES / 2; width > 0; width /= 2) {
-            for (int lane = 0; lane < width; lane++) {
-                lanes[at + lane] += lanes[at + lane + width];
-            }
-        }
-        return lanes[at];
-    }
+    @SuppressWarnings("unchecked")
+    static final VectorShuffle<Float>[] FOLDS = java.util.stream.IntStream.iterate(LANES / 2, w -> w > 0, w -> w / 2)
+            .mapToObj(w -> VectorShuffle.fromOp(SPECIES, lane -> (lane + w) % LANES))
+            .toArray(VectorShuffle[]::new);
 
     /**
      * A view of {@code tensor} that other threads may read and write while its owner waits in this call.
@@ -238,14 +231,22 @@ final class VectorKernel implements Kernel {
         DataType yType = dst.dataType();
         MemorySegment gamma = floats(scale, ones(), scratch, scratch == null ? null : scratch.gamma);
         MemorySegment beta = floats(shift, zeros(), scratch, scratch == null ? null : scratch.beta);
-        MemorySegment x = xType == DataType.F32 ? src.segment() : scratch.x;
+        boolean paired = xType == DataType.BF16 && yType == DataType.BF16; // see Bf16Pairs
+        if (paired) {
+            gamma = pairs(scale, gamma, scratch.gamma);
+            beta = pairs(shift, beta, scratch.beta);
+        }
+        MemorySegment x = xType == DataType.F32 || paired ? src.segment() : scratch.x;
         MemorySegment y = dst.segment();
         long xStride = Rows.rowStride(src, axes);
         long yStride = Rows.rowStride(dst, axes);
-        float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * xType.byteSize();
             long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * yType.byteSize();
+            if (paired) {
+                pairedRow(pass, x, xBase, y, yBase, gamma, beta, mean, variance, row);
+                continue;
+            }
             if (xType != DataType.F32) {
                 widen(src.segment(), xBase, xType, x, scratch);
                 xBase = 0;
@@ -260,15 +261,15 @@ final class VectorKernel implements Kernel {
             } else if (config.rms()) {
                 origin = 0;
                 offset = 0;
-                var = sumOfSquares(x, xBase, 0, 0, spill) / c;
+                var = sumOfSquares(x, xBase, 0, 0) / c;
             } else {
-                origin = sampleMean(x, xBase, spill);
-                long sums = sums(x, xBase, origin, spill);
+                origin = sampleMean(x, xBase);
+                long sums = sums(x, xBase, origin);
                 offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
                 if (4 * offset * offset > var) { // also false for NaN, which then makes the row NaN
                     // The origin is far from the mean: E[d^2] - E[d]^2 would cancel digits. Centre first.
-                    var = sumOfSquares(x, xBase, origin, offset, spill) / c;
+                    var = sumOfSquares(x, xBase, origin, offset) / c;
                 }
             }
             if (pass.writesStatistics) {
@@ -287,6 +288,60 @@ final class VectorKernel implements Kernel {
                 }
             }
         }
+    }
+
+    /** {@link #forwardRows}' row on bf16 x and y, read and written where they lie: see {@link Bf16Pairs}. */
+    private void pairedRow(
+            Pass pass,
+            MemorySegment x,
+            long xBase,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            Tensor mean,
+            Tensor variance,
+            long row) {
+        float origin;
+        float offset;
+        float var;
+        if (pass.globalStatistics) {
+            origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+            offset = 0;
+            var = variance.segment().getAtIndex(JAVA_FLOAT, row);
+        } else if (config.rms()) {
+            origin = 0;
+            offset = 0;
+            var = Bf16Pairs.sumOfSquares(x, xBase, c, 0, 0) / c;
+        } else {
+            origin = Bf16Pairs.sampleMean(x, xBase, c);
+            long sums = Bf16Pairs.sums(x, xBase, c, origin);
+            offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
+            var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+            if (4 * offset * offset > var) { // as in forwardRows
+                var = Bf16Pairs.sumOfSquares(x, xBase, c, origin, offset) / c;
+            }
+        }
+        if (pass.writesStatistics) {
+            if (mean != null) {
+                mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
+            }
+            variance.segment().setAtIndex(JAVA_FLOAT, row, var);
+        }
+        float rstd = (float) (1 / Math.sqrt((double) var + eps));
+        Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offset, rstd);
+    }
+
+    /**
+     * The float values {@code columns} of a scale or shift in {@link Bf16Pairs}' paired order: in {@code into}, or
+     * the stand-in {@code columns} itself when {@code parameter} is absent (ones and zeros need no reordering).
+     */
+    private MemorySegment pairs(Tensor parameter, MemorySegment columns, MemorySegment into) {
+        if (parameter == null) {
+            return columns;
+        }
+        Bf16Pairs.toPairs(columns, into, c);
+        return into;
     }
 
     /**
@@ -311,7 +366,6 @@ final class VectorKernel implements Kernel {
         MemorySegment beta = shift == null ? zeros() : shift.segment();
         long xStride = Rows.rowStride(src, axes);
         long yStride = Rows.rowStride(dst, axes);
-        float[] spill = SPILL.get();
         for (long row = from; row < to; row++) {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
             long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
@@ -325,14 +379,14 @@ final class VectorKernel implements Kernel {
             } else if (config.rms()) {
                 origin = 0;
                 offset = 0;
-                var = sumOfSquares(x, xBase, 0, 0, spill) / c;
+                var = sumOfSquares(x, xBase, 0, 0) / c;
             } else {
-                origin = sampleMean(x, xBase, spill);
-                long sums = sums(x, xBase, origin, spill);
+                origin = sampleMean(x, xBase);
+                long sums = sums(x, xBase, origin);
                 offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
                 if (4 * offset * offset > var) {
-                    var = sumOfSquares(x, xBase, origin, offset, spill) / c;
+                    var = sumOfSquares(x, xBase, origin, offset) / c;
                 }
             }
             if (pass.writesStatistics) {
@@ -351,7 +405,7 @@ final class VectorKernel implements Kernel {
      * there is boxed on the heap: thousands of bytes per call). No vector crosses an if-join or a call
      * of panorm's own: loads and stores call the Vector API directly (its methods are always inlined;
      * a helper of ours may not be, once it is compiled on its own), accumulators are added up by
-     * spilling them to an array ({@link #sumLanes}), each tail's contribution is reduced to a scalar
+     * shuffles written out in place ({@link #FOLDS}), each tail's contribution is reduced to a scalar
      * inside its block, and an absent scale or shift is replaced by ones or zeros instead of a branch.
      */
 
@@ -361,17 +415,19 @@ final class VectorKernel implements Kernel {
      * sample spread over the row: those are the lines the next pass reads first anyway, and three more
      * cache misses per row cost measurably on tensors served from L3 (docs/benchmarks.md).
      */
-    float sampleMean(MemorySegment x, long base, float[] spill) {
+    float sampleMean(MemorySegment x, long base) {
         if (c < 4 * LANES) {
             return x.get(JAVA_FLOAT, base);
         }
         long step = (long) LANES * Float.BYTES;
-        FloatVector.fromMemorySegment(SPECIES, x, base, ORDER)
+        FloatVector sum = FloatVector.fromMemorySegment(SPECIES, x, base, ORDER)
                 .add(FloatVector.fromMemorySegment(SPECIES, x, base + step, ORDER))
                 .add(FloatVector.fromMemorySegment(SPECIES, x, base + 2 * step, ORDER))
-                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 3 * step, ORDER))
-                .intoArray(spill, 0);
-        float mean = sumLanes(spill, 0) / (4 * LANES);
+                .add(FloatVector.fromMemorySegment(SPECIES, x, base + 3 * step, ORDER));
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sum = sum.add(sum.rearrange(fold));
+        }
+        float mean = sum.lane(0) / (4 * LANES);
         return Float.isFinite(mean) ? mean : x.get(JAVA_FLOAT, base); // huge values may overflow the sum
     }
 
@@ -381,7 +437,7 @@ final class VectorKernel implements Kernel {
      * One pass instead of two saves a third of the kernel's loads; {@link #forwardRows} falls back to a
      * centred pass when the origin turns out too far from the mean for {@code E[d^2] - E[d]^2}.
      */
-    long sums(MemorySegment x, long base, float origin, float[] spill) {
+    long sums(MemorySegment x, long base, float origin) {
         FloatVector s0 = FloatVector.zero(SPECIES);
         FloatVector s1 = s0;
         FloatVector q0 = s0;
@@ -422,15 +478,19 @@ final class VectorKernel implements Kernel {
             tailSum += d;
             tailSquares = Math.fma(d, d, tailSquares);
         }
-        s0.add(s1).intoArray(spill, 0);
-        float sum = sumLanes(spill, 0) + tailSum;
-        q0.add(q1).intoArray(spill, 0);
-        float squares = sumLanes(spill, 0) + tailSquares;
-        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+        FloatVector sums = s0.add(s1);
+        FloatVector squares = q0.add(q1);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sums = sums.add(sums.rearrange(fold));
+            squares = squares.add(squares.rearrange(fold));
+        }
+        float sum = sums.lane(0) + tailSum;
+        float square = squares.lane(0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(square) & 0xFFFF_FFFFL;
     }
 
     /** Sum of {@code (x - origin - offset)^2} over the row. */
-    float sumOfSquares(MemorySegment x, long base, float origin, float offset, float[] spill) {
+    float sumOfSquares(MemorySegment x, long base, float origin, float offset) {
         FloatVector a0 = FloatVector.zero(SPECIES);
         FloatVector a1 = a0;
         FloatVector a2 = a0;
@@ -479,8 +539,11 @@ final class VectorKernel implements Kernel {
             float d = x.get(JAVA_FLOAT, base + (long) i * Float.BYTES) - origin - offset;
             tail = Math.fma(d, d, tail);
         }
-        a0.add(a1).add(a2.add(a3)).intoArray(spill, 0);
-        return sumLanes(spill, 0) + tail;
+        FloatVector sum = a0.add(a1).add(a2.add(a3));
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sum = sum.add(sum.rearrange(fold));
+        }
+        return sum.lane(0) + tail;
     }
 
     /**
@@ -600,13 +663,14 @@ final class VectorKernel implements Kernel {
         }
         boolean gradients = diffScale != null || diffShift != null;
         boolean half = isHalf(src) || isHalf(diffDst) || isHalf(diffSrc) || isHalf(scale);
+        boolean paired = pairedBackward(src, diffDst, diffSrc);
         int parts = splitter.parts(rows, rows * c);
         if (parts == 1) { // no lambda, no allocation on the common path
             float[] work = takeScratch();
             HalfRows rowScratch = half ? takeHalfRows() : null;
             try {
                 backwardRows(pass, diffDst, src, mean, variance, scale, diffSrc, work, rowScratch, gradients, 0, rows);
-                storeGradients(work, diffScale, diffShift);
+                storeGradients(work, diffScale, diffShift, paired);
             } finally {
                 returnScratch(work);
                 returnHalfRows(rowScratch);
@@ -649,7 +713,7 @@ final class VectorKernel implements Kernel {
                     scratch[0][i] += scratch[p][i];
                 }
             }
-            storeGradients(scratch[0], diffScale, diffShift);
+            storeGradients(scratch[0], diffScale, diffShift, paired);
         } finally {
             for (float[] sums : scratch) {
                 returnScratch(sums);
@@ -661,8 +725,22 @@ final class VectorKernel implements Kernel {
         return Backend.JAVA;
     }
 
-    /** Stores the float sums, rounded to each gradient's type: once per call, so scalar code is fine. */
-    void storeGradients(float[] sums, Tensor diffScale, Tensor diffShift) {
+    /** Whether a backward call reads and writes its bf16 rows in {@link Bf16Pairs}' order. */
+    private static boolean pairedBackward(Tensor src, Tensor diffDst, Tensor diffSrc) {
+        return src.dataType() == DataType.BF16
+                && diffDst.dataType() == DataType.BF16
+                && diffSrc.dataType() == DataType.BF16;
+    }
+
+    /**
+     * Stores the float sums, rounded to each gradient's type: once per call, so scalar code is fine. {@code paired}:
+     * the sums are in {@link Bf16Pairs}' order, and are put back in column order first.
+     */
+    void storeGradients(float[] sums, Tensor diffScale, Tensor diffShift, boolean paired) {
+        if (paired) {
+            Bf16Pairs.fromPairs(sums, 0, c);
+            Bf16Pairs.fromPairs(sums, c, c);
+        }
         storeGradient(sums, 0, diffScale);
         storeGradient(sums, c, diffShift);
     }
@@ -705,10 +783,14 @@ final class VectorKernel implements Kernel {
         DataType xType = src.dataType();
         DataType dyType = diffDst.dataType();
         DataType dxType = diffSrc.dataType();
-        MemorySegment x = xType == DataType.F32 ? src.segment() : scratch.x;
-        MemorySegment dy = dyType == DataType.F32 ? diffDst.segment() : scratch.dy;
+        boolean paired = pairedBackward(src, diffDst, diffSrc);
+        MemorySegment x = xType == DataType.F32 || paired ? src.segment() : scratch.x;
+        MemorySegment dy = dyType == DataType.F32 || paired ? diffDst.segment() : scratch.dy;
         MemorySegment dx = dxType == DataType.F16 ? scratch.out : diffSrc.segment();
         MemorySegment gamma = floats(scale, ones(), scratch, scratch == null ? null : scratch.gamma);
+        if (paired) {
+            gamma = pairs(scale, gamma, scratch.gamma);
+        }
         long xStride = Rows.rowStride(src, axes);
         long dyStride = Rows.rowStride(diffDst, axes);
         long dxStride = Rows.rowStride(diffSrc, axes);
@@ -716,6 +798,15 @@ final class VectorKernel implements Kernel {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * xType.byteSize();
             long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * dyType.byteSize();
             long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * dxType.byteSize();
+            if (paired) {
+                float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+                float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+                Bf16Pairs.accumulate(x, xBase, dy, dyBase, c, gamma, mu, rstd, work, gradients);
+                float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
+                float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
+                Bf16Pairs.inputGradient(x, xBase, dy, dyBase, dx, dxBase, c, gamma, mu, rstd, meanG, meanGXhat);
+                continue;
+            }
             if (xType != DataType.F32) {
                 widen(src.segment(), xBase, xType, x, scratch);
                 xBase = 0;
@@ -781,10 +872,12 @@ final class VectorKernel implements Kernel {
             tailG += g;
             tailGXhat = Math.fma(g, xhat, tailGXhat);
         }
-        sumG.intoArray(work, 2 * c + 2);
-        work[2 * c] = sumLanes(work, 2 * c + 2) + tailG;
-        sumGXhat.intoArray(work, 2 * c + 2);
-        work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sumG = sumG.add(sumG.rearrange(fold));
+            sumGXhat = sumGXhat.add(sumGXhat.rearrange(fold));
+        }
+        work[2 * c] = sumG.lane(0) + tailG;
+        work[2 * c + 1] = sumGXhat.lane(0) + tailGXhat;
     }
 
     void accumulateWithGradients(
@@ -822,10 +915,12 @@ final class VectorKernel implements Kernel {
             work[i] = Math.fma(d, xhat, work[i]);
             work[c + i] += d;
         }
-        sumG.intoArray(work, 2 * c + 2);
-        work[2 * c] = sumLanes(work, 2 * c + 2) + tailG;
-        sumGXhat.intoArray(work, 2 * c + 2);
-        work[2 * c + 1] = sumLanes(work, 2 * c + 2) + tailGXhat;
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sumG = sumG.add(sumG.rearrange(fold));
+            sumGXhat = sumGXhat.add(sumGXhat.rearrange(fold));
+        }
+        work[2 * c] = sumG.lane(0) + tailG;
+        work[2 * c + 1] = sumGXhat.lane(0) + tailGXhat;
     }
 
     /** {@code dx = rstd * (g - meanG - xhat * meanGXhat)}. */

@@ -140,7 +140,7 @@ class AllocationTest {
     /**
      * One long row: the vector kernels' loops run thousands of times per call, so C2's profile sees
      * the code after them rarely: a helper that took a vector there would not be inlined, and C2 would
-     * box the vector on every call (VectorKernel.sumLanes).
+     * box the vector on every call (see VectorKernel.FOLDS).
      */
     @ParameterizedTest
     @EnumSource(
