@@ -28,6 +28,13 @@ final class AutoFusedKernel implements FusedKernel {
     private final OneDnnFusedKernel oneDnn;
     /** How the Java kernel splits a call: the same threads as {@link #java}. */
     private final RowSplitter splitter;
+    /**
+     * Half-precision backward calls above this many elements (single rows aside) go to oneDNN, whatever the plain
+     * norm's crossover: the plain backward reads bf16 rows in place ({@link Bf16Pairs}) and goes to 2^16 elements,
+     * but the fused backward widens its rows first, and measured 1.15 to 2.3 times oneDNN's time from 8x768 up.
+     */
+    static final long HALF_BACKWARD_JAVA_UP_TO = 8 * 768;
+
     /** The plain norm's AUTO, whose model routes half precision. */
     private final AutoKernel auto;
 
@@ -46,6 +53,9 @@ final class AutoFusedKernel implements FusedKernel {
             return false;
         }
         if (data.dataType() != DataType.F32) {
+            if (!pass.forward && rows > 1 && rows * config.normalizedSize() > HALF_BACKWARD_JAVA_UP_TO) {
+                return true;
+            }
             return !auto.modelPrefersJava(pass, data);
         }
         if (config.rms() || config.preciseStatistics()) {

@@ -63,11 +63,12 @@ final class AutoModel {
      * kernel is faster per element beyond), up to 2^16 elements with given statistics and for backward
      * (Java is faster on one thread at every size; oneDNN's second thread pays off from there), always
      * for the composed kinds; single rows of any length in Java wherever Java takes some calls (oneDNN
-     * splits work by rows, so one row gets one thread either way). bfloat16 and float16, whose rows the
-     * Java kernels widen to float32 and round back: always Java for the composed kinds, forward up to 4,096
+     * splits work by rows, so one row gets one thread either way). bfloat16 and float16, which the Java
+     * kernels compute in float32 and round: always Java for the composed kinds, forward up to 4,096
      * elements of bfloat16 and 1,024 of float16 (oneDNN's fixed cost per call; per element its half-precision
-     * kernel is faster, so no long single rows), backward up to 8 rows of 768 and single rows of any length
-     * (Java's backward is faster per element), oneDNN for given statistics (not measured). The system property
+     * kernel is faster, so no long single rows), backward up to 2^16 elements of bfloat16 (read in place, {@link
+     * Bf16Pairs}) and 8 rows of 768 of float16, and single rows of any length (Java's backward is faster per
+     * element), oneDNN for given statistics (not measured). The system property
      * {@code panorm.auto.javaUpTo} replaces every float32 crossover (0: oneDNN whenever it can).
      */
     static final AutoModel BUILT_IN = builtIn(Long.getLong("panorm.auto.javaUpTo"));
@@ -120,7 +121,7 @@ final class AutoModel {
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             long[] row = table[half.ordinal()];
             row[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
-            row[Kind.BACKWARD.ordinal()] = 8 * 768;
+            row[Kind.BACKWARD.ordinal()] = half == DataType.BF16 ? 1 << 16 : 8 * 768;
             row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         }
         if (profile != null) {
