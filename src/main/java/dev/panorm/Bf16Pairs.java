@@ -64,10 +64,11 @@ final class Bf16Pairs {
      * Copies the {@code c} floats of {@code columns} into {@code pairs} in paired order; a NaN is made quiet and
      * loses the lower half of its payload (see the class comment).
      */
-    static void toPairs(MemorySegment columns, MemorySegment pairs, int c) {
+    static void toPairs(MemorySegment columns, float[] pairs, int c) {
         int end = paired(c);
         long step = (long) LANES * Float.BYTES;
-        for (long at = 0; at < (long) end * Float.BYTES; at += 2 * step) {
+        for (int i = 0; i < end; i += 2 * LANES) {
+            long at = (long) i * Float.BYTES;
             FloatVector first = FloatVector.fromMemorySegment(SPECIES, columns, at, ORDER);
             FloatVector second = FloatVector.fromMemorySegment(SPECIES, columns, at + step, ORDER);
             FloatVector even = first.rearrange(EVENS, second);
@@ -75,18 +76,15 @@ final class Bf16Pairs {
             even.blend(
                             even.reinterpretAsInts().and(ODD).or(QUIET).reinterpretAsFloats(),
                             even.test(VectorOperators.IS_NAN))
-                    .intoMemorySegment(pairs, at, ORDER);
+                    .intoArray(pairs, i);
             odd.blend(
                             odd.reinterpretAsInts().and(ODD).or(QUIET).reinterpretAsFloats(),
                             odd.test(VectorOperators.IS_NAN))
-                    .intoMemorySegment(pairs, at + step, ORDER);
+                    .intoArray(pairs, i + LANES);
         }
         for (int i = end; i < c; i++) { // the tail's NaNs reach the row's sums in the backward pass
             float value = columns.getAtIndex(FLOAT, i);
-            pairs.setAtIndex(
-                    FLOAT,
-                    i,
-                    value == value ? value : Float.intBitsToFloat(Float.floatToRawIntBits(value) & ODD | QUIET));
+            pairs[i] = value == value ? value : Float.intBitsToFloat(Float.floatToRawIntBits(value) & ODD | QUIET);
         }
     }
 
@@ -213,8 +211,8 @@ final class Bf16Pairs {
             MemorySegment y,
             long yBase,
             int c,
-            MemorySegment gamma,
-            MemorySegment beta,
+            float[] gamma,
+            float[] beta,
             float origin,
             float offset,
             float rstd) {
@@ -229,16 +227,14 @@ final class Bf16Pairs {
                     .reinterpretAsFloats()
                     .sub(origin)
                     .fma(rstd, shift)
-                    .fma(
-                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
-                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER));
+                    .fma(FloatVector.fromArray(SPECIES, gamma, i), FloatVector.fromArray(SPECIES, beta, i));
             FloatVector oddY = bits.and(ODD)
                     .reinterpretAsFloats()
                     .sub(origin)
                     .fma(rstd, shift)
                     .fma(
-                            FloatVector.fromMemorySegment(SPECIES, gamma, next, ORDER),
-                            FloatVector.fromMemorySegment(SPECIES, beta, next, ORDER));
+                            FloatVector.fromArray(SPECIES, gamma, i + LANES),
+                            FloatVector.fromArray(SPECIES, beta, i + LANES));
             // Round to nearest even: add 0x7fff and the lowest kept bit, truncate (NaN: see the class comment).
             IntVector even = evenY.reinterpretAsInts();
             IntVector odd = oddY.reinterpretAsInts();
@@ -254,8 +250,7 @@ final class Bf16Pairs {
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
             float v = Math.fma(bf16(x, xBase, i) - origin, rstd, shift);
-            Elements.set(
-                    y, DataType.BF16, yBase / Short.BYTES + i, Math.fma(v, gamma.get(FLOAT, at), beta.get(FLOAT, at)));
+            Elements.set(y, DataType.BF16, yBase / Short.BYTES + i, Math.fma(v, gamma[i], beta[i]));
         }
     }
 
@@ -269,7 +264,7 @@ final class Bf16Pairs {
             MemorySegment dy,
             long dyBase,
             int c,
-            MemorySegment gamma,
+            float[] gamma,
             float mu,
             float rstd,
             float[] work,
@@ -293,10 +288,9 @@ final class Bf16Pairs {
             FloatVector xhat1 = xBits.and(ODD).reinterpretAsFloats().sub(mu).mul(rstd);
             FloatVector g0 = dyBits.lanewise(VectorOperators.LSHL, 16)
                     .reinterpretAsFloats()
-                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER));
-            FloatVector g1 = dyBits.and(ODD)
-                    .reinterpretAsFloats()
-                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, at + (long) LANES * Float.BYTES, ORDER));
+                    .mul(FloatVector.fromArray(SPECIES, gamma, i));
+            FloatVector g1 =
+                    dyBits.and(ODD).reinterpretAsFloats().mul(FloatVector.fromArray(SPECIES, gamma, i + LANES));
             sumG = sumG.add(g0).add(g1);
             sumGXhat = g1.fma(xhat1, g0.fma(xhat0, sumGXhat));
         }
@@ -304,7 +298,7 @@ final class Bf16Pairs {
         float tailGXhat = 0;
         for (; i < c; i++) {
             float xhat = (bf16(x, xBase, i) - mu) * rstd;
-            float g = bf16(dy, dyBase, i) * gamma.get(FLOAT, (long) i * Float.BYTES);
+            float g = bf16(dy, dyBase, i) * gamma[i];
             tailG += g;
             tailGXhat = Math.fma(g, xhat, tailGXhat);
         }
@@ -322,7 +316,7 @@ final class Bf16Pairs {
             MemorySegment dy,
             long dyBase,
             int c,
-            MemorySegment gamma,
+            float[] gamma,
             float mu,
             float rstd,
             float[] work) {
@@ -341,9 +335,8 @@ final class Bf16Pairs {
             FloatVector xhat1 = xBits.and(ODD).reinterpretAsFloats().sub(mu).mul(rstd);
             FloatVector d0 = dyBits.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
             FloatVector d1 = dyBits.and(ODD).reinterpretAsFloats();
-            FloatVector g0 = d0.mul(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER));
-            FloatVector g1 =
-                    d1.mul(FloatVector.fromMemorySegment(SPECIES, gamma, at + (long) LANES * Float.BYTES, ORDER));
+            FloatVector g0 = d0.mul(FloatVector.fromArray(SPECIES, gamma, i));
+            FloatVector g1 = d1.mul(FloatVector.fromArray(SPECIES, gamma, i + LANES));
             sumG = sumG.add(g0).add(g1);
             sumGXhat = g1.fma(xhat1, g0.fma(xhat0, sumGXhat));
             d0.fma(xhat0, FloatVector.fromArray(SPECIES, work, i)).intoArray(work, i);
@@ -356,7 +349,7 @@ final class Bf16Pairs {
         for (; i < c; i++) {
             float d = bf16(dy, dyBase, i);
             float xhat = (bf16(x, xBase, i) - mu) * rstd;
-            float g = d * gamma.get(FLOAT, (long) i * Float.BYTES);
+            float g = d * gamma[i];
             tailG += g;
             tailGXhat = Math.fma(g, xhat, tailGXhat);
             work[i] = Math.fma(d, xhat, work[i]);
@@ -382,7 +375,7 @@ final class Bf16Pairs {
             MemorySegment dx,
             long dxBase,
             int c,
-            MemorySegment gamma,
+            float[] gamma,
             float mu,
             float rstd,
             float meanG,
@@ -400,14 +393,14 @@ final class Bf16Pairs {
             FloatVector xhat1 = xBits.and(ODD).reinterpretAsFloats().sub(mu).mul(rstd);
             IntVector even = dyBits.lanewise(VectorOperators.LSHL, 16)
                     .reinterpretAsFloats()
-                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER))
+                    .mul(FloatVector.fromArray(SPECIES, gamma, i))
                     .sub(meanG)
                     .sub(xhat0.mul(meanGXhat))
                     .mul(rstd)
                     .reinterpretAsInts();
             IntVector odd = dyBits.and(ODD)
                     .reinterpretAsFloats()
-                    .mul(FloatVector.fromMemorySegment(SPECIES, gamma, at + (long) LANES * Float.BYTES, ORDER))
+                    .mul(FloatVector.fromArray(SPECIES, gamma, i + LANES))
                     .sub(meanG)
                     .sub(xhat1.mul(meanGXhat))
                     .mul(rstd)
@@ -422,7 +415,7 @@ final class Bf16Pairs {
         }
         for (; i < c; i++) {
             float xhat = (bf16(x, xBase, i) - mu) * rstd;
-            float g = bf16(dy, dyBase, i) * gamma.get(FLOAT, (long) i * Float.BYTES);
+            float g = bf16(dy, dyBase, i) * gamma[i];
             Elements.set(dx, DataType.BF16, dxBase / Short.BYTES + i, (g - meanG - xhat * meanGXhat) * rstd);
         }
     }

@@ -232,10 +232,8 @@ final class VectorKernel implements Kernel {
         MemorySegment gamma = floats(scale, ones(), scratch, scratch == null ? null : scratch.gamma);
         MemorySegment beta = floats(shift, zeros(), scratch, scratch == null ? null : scratch.beta);
         boolean paired = xType == DataType.BF16 && yType == DataType.BF16; // see Bf16Pairs
-        if (paired) {
-            gamma = pairs(scale, gamma, scratch.gamma);
-            beta = pairs(shift, beta, scratch.beta);
-        }
+        float[] gammaPairs = paired ? pairs(scale, gamma, scratch.gammaPairs, 1) : null;
+        float[] betaPairs = paired ? pairs(shift, beta, scratch.betaPairs, 0) : null;
         MemorySegment x = xType == DataType.F32 || paired ? src.segment() : scratch.x;
         MemorySegment y = dst.segment();
         long xStride = Rows.rowStride(src, axes);
@@ -244,7 +242,7 @@ final class VectorKernel implements Kernel {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * xType.byteSize();
             long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * yType.byteSize();
             if (paired) {
-                pairedRow(pass, x, xBase, y, yBase, gamma, beta, mean, variance, row);
+                pairedRow(pass, x, xBase, y, yBase, gammaPairs, betaPairs, mean, variance, row);
                 continue;
             }
             if (xType != DataType.F32) {
@@ -297,8 +295,8 @@ final class VectorKernel implements Kernel {
             long xBase,
             MemorySegment y,
             long yBase,
-            MemorySegment gamma,
-            MemorySegment beta,
+            float[] gamma,
+            float[] beta,
             Tensor mean,
             Tensor variance,
             long row) {
@@ -333,14 +331,16 @@ final class VectorKernel implements Kernel {
     }
 
     /**
-     * The float values {@code columns} of a scale or shift in {@link Bf16Pairs}' paired order: in {@code into}, or
-     * the stand-in {@code columns} itself when {@code parameter} is absent (ones and zeros need no reordering).
+     * The float values {@code columns} of a scale or shift in {@link Bf16Pairs}' paired order, in {@code into}: on the
+     * heap, where C2 checks the loops' loads once rather than per load as for a memory segment. An absent parameter
+     * fills it with {@code absent} (1 for a scale, 0 for a shift).
      */
-    private MemorySegment pairs(Tensor parameter, MemorySegment columns, MemorySegment into) {
+    private float[] pairs(Tensor parameter, MemorySegment columns, float[] into, float absent) {
         if (parameter == null) {
-            return columns;
+            Arrays.fill(into, absent);
+        } else {
+            Bf16Pairs.toPairs(columns, into, c);
         }
-        Bf16Pairs.toPairs(columns, into, c);
         return into;
     }
 
@@ -788,9 +788,7 @@ final class VectorKernel implements Kernel {
         MemorySegment dy = dyType == DataType.F32 || paired ? diffDst.segment() : scratch.dy;
         MemorySegment dx = dxType == DataType.F16 ? scratch.out : diffSrc.segment();
         MemorySegment gamma = floats(scale, ones(), scratch, scratch == null ? null : scratch.gamma);
-        if (paired) {
-            gamma = pairs(scale, gamma, scratch.gamma);
-        }
+        float[] gammaPairs = paired ? pairs(scale, gamma, scratch.gammaPairs, 1) : null;
         long xStride = Rows.rowStride(src, axes);
         long dyStride = Rows.rowStride(diffDst, axes);
         long dxStride = Rows.rowStride(diffSrc, axes);
@@ -801,10 +799,10 @@ final class VectorKernel implements Kernel {
             if (paired) {
                 float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
                 float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
-                Bf16Pairs.accumulate(x, xBase, dy, dyBase, c, gamma, mu, rstd, work, gradients);
+                Bf16Pairs.accumulate(x, xBase, dy, dyBase, c, gammaPairs, mu, rstd, work, gradients);
                 float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
                 float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
-                Bf16Pairs.inputGradient(x, xBase, dy, dyBase, dx, dxBase, c, gamma, mu, rstd, meanG, meanGXhat);
+                Bf16Pairs.inputGradient(x, xBase, dy, dyBase, dx, dxBase, c, gammaPairs, mu, rstd, meanG, meanGXhat);
                 continue;
             }
             if (xType != DataType.F32) {
@@ -1026,6 +1024,10 @@ final class VectorKernel implements Kernel {
         final MemorySegment beta;
         final short[] halves;
         final float[] floats;
+        /** Scale and shift in {@link Bf16Pairs}' order. */
+        final float[] gammaPairs;
+
+        final float[] betaPairs;
 
         HalfRows(int c) {
             long bytes = (long) c * Float.BYTES;
@@ -1038,6 +1040,8 @@ final class VectorKernel implements Kernel {
             beta = all.asSlice(4 * stride, bytes);
             halves = new short[c];
             floats = new float[c];
+            gammaPairs = new float[c];
+            betaPairs = new float[c];
         }
     }
 
