@@ -29,10 +29,13 @@ final class AutoFusedKernel implements FusedKernel {
     /** How the Java kernel splits a call: the same threads as {@link #java}. */
     private final RowSplitter splitter;
     /**
-     * Half-precision backward calls above this many elements (single rows aside) go to oneDNN, whatever the plain
-     * norm's crossover: the plain backward reads bf16 rows in place ({@link Bf16Pairs}) and goes to 2^16 elements,
-     * but the fused backward widens its rows first, and measured 1.15 to 2.3 times oneDNN's time from 8x768 up.
+     * Half-precision calls above these many elements (single rows aside) go to oneDNN, whatever the plain norm's
+     * crossovers: the plain kernels read bf16 rows in place ({@link Bf16Pairs}) and take larger calls, but the fused
+     * kernels widen their rows first, and measured 1.15 to 3.9 times oneDNN's time from 8x768 up. These are the
+     * plain crossovers from before {@link Bf16Pairs}.
      */
+    static final long HALF_FORWARD_JAVA_UP_TO = 4096;
+
     static final long HALF_BACKWARD_JAVA_UP_TO = 8 * 768;
 
     /** The plain norm's AUTO, whose model routes half precision. */
@@ -53,7 +56,8 @@ final class AutoFusedKernel implements FusedKernel {
             return false;
         }
         if (data.dataType() != DataType.F32) {
-            if (!pass.forward && rows > 1 && rows * config.normalizedSize() > HALF_BACKWARD_JAVA_UP_TO) {
+            long limit = pass.forward ? HALF_FORWARD_JAVA_UP_TO : HALF_BACKWARD_JAVA_UP_TO;
+            if (rows > 1 && rows * config.normalizedSize() > limit) {
                 return true;
             }
             return !auto.modelPrefersJava(pass, data);

@@ -64,8 +64,8 @@ final class AutoModel {
      * (Java is faster on one thread at every size; oneDNN's second thread pays off from there), always
      * for the composed kinds; single rows of any length in Java wherever Java takes some calls (oneDNN
      * splits work by rows, so one row gets one thread either way). bfloat16 and float16, which the Java
-     * kernels compute in float32 and round: always Java for the composed kinds, forward up to 4,096
-     * elements of bfloat16 and 1,024 of float16 (oneDNN's fixed cost per call; per element its half-precision
+     * kernels compute in float32 and round: always Java for the composed kinds, forward up to 16 rows of
+     * 768 of bfloat16 (read in place, {@link Bf16Pairs}) and 1,024 elements of float16 (oneDNN's fixed cost per call; per element its half-precision
      * kernel is faster, so no long single rows), backward up to 2^16 elements of bfloat16 (read in place, {@link
      * Bf16Pairs}) and 8 rows of 768 of float16, and single rows of any length (Java's backward is faster per
      * element), oneDNN for given statistics (not measured). The system property
@@ -116,7 +116,7 @@ final class AutoModel {
         f32[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         f32[Kind.BACKWARD.ordinal()] = 1 << 16;
         f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
-        table[DataType.BF16.ordinal()][Kind.FORWARD.ordinal()] = 4096;
+        table[DataType.BF16.ordinal()][Kind.FORWARD.ordinal()] = 16 * 768;
         table[DataType.F16.ordinal()][Kind.FORWARD.ordinal()] = 1024;
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             long[] row = table[half.ordinal()];
