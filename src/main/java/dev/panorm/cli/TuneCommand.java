@@ -13,8 +13,6 @@ import dev.panorm.pipeline.Pipeline;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -30,8 +28,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 /**
- * {@code panorm tune}: measures where oneDNN overtakes the Java kernels on this machine, per kind of call that
- * AUTO routes by size, and writes the crossovers as this machine's profile ({@link AutoProfile}), which AUTO
+ * {@code panorm tune}: measures where oneDNN overtakes the Java kernels on this machine, per kind of call and data
+ * type that AUTO routes by size, and writes the crossovers as this machine's profile ({@link AutoProfile}), which AUTO
  * then uses in place of its built-in ones.
  *
  * <p>For each kind, width and row count of a geometric sweep it times the Java vector kernel on one thread
@@ -39,7 +37,7 @@ import picocli.CommandLine.ParentCommand;
  * twice, the faster median kept), after warming the Java kernels up until C2 has compiled them, and takes
  * as the crossover the size up to which AUTO should send calls to Java: the one that makes the sum over the
  * sweep of (AUTO's time / the best time) least, routing as AUTO does (a single row goes to Java whenever the
- * crossover is not 0). Java's time is its one-thread time, which is what it runs below 2^19 elements.
+ * crossover is not 0, except in half-precision forward calls). Java's time is its one-thread time, which is what it runs below 2^19 elements.
  */
 @Command(
         name = "tune",
@@ -49,7 +47,7 @@ import picocli.CommandLine.ParentCommand;
         sortOptions = false,
         description = {
             "Measures this machine's crossovers between the Java kernels and oneDNN for AUTO (layer-norm forward"
-                    + " inference and training, forward with given statistics, backward; float32) and writes them"
+                    + " inference and training, forward with given statistics, backward; float32, bf16 and float16) and writes them"
                     + " as a profile that AUTO uses on this machine (same CPU model, core count, JDK and oneDNN).",
             "Run it on an otherwise idle machine: it times the candidates against each other."
         },
@@ -61,6 +59,7 @@ import picocli.CommandLine.ParentCommand;
         })
 final class TuneCommand implements Callable<Integer> {
     private static final String DEFAULT_WIDTHS = "768,1024,4096";
+    private static final String DEFAULT_TYPES = "f32,bf16,f16";
     /** The Java kernels are compiled by C2 once their fastest call takes at most this per element (KernelWarmup's). */
     private static final double COMPILED_NS_PER_ELEMENT = 2;
     /** And a few microseconds per call (a single row's backward takes about 2), a hundredth of interpreted time. */
@@ -98,6 +97,13 @@ final class TuneCommand implements Callable<Integer> {
             description = "where to write the profile; default the folder AUTO reads it from: -Dpanorm.cache.dir"
                     + " or $PANORM_CACHE_DIR or $XDG_CACHE_HOME/panorm or ~/.cache/panorm")
     private Path dir;
+
+    @Option(
+            names = "--types",
+            paramLabel = "T,...",
+            defaultValue = DEFAULT_TYPES,
+            description = "data types to measure (f32, bf16, f16); default " + DEFAULT_TYPES)
+    private String types;
 
     @Option(names = "--verbose", description = "also print every measurement")
     private boolean verbose;
@@ -139,15 +145,16 @@ final class TuneCommand implements Callable<Integer> {
             Tensor dBeta,
             Tensor mean,
             Tensor variance) {
-        static Data allocate(Arena arena, long rows, long c) {
+        /** Data of {@code type}; scale, shift, their gradients and the statistics float32, as in a mixed-precision model. */
+        static Data allocate(Arena arena, DataType type, long rows, long c) {
             SplittableRandom random = new SplittableRandom(rows * 31 + c);
             Data d = new Data(
                     rows,
                     c,
-                    filled(Tensor.allocate(arena, DataType.F32, rows, c), random),
-                    Tensor.allocate(arena, DataType.F32, rows, c),
-                    filled(Tensor.allocate(arena, DataType.F32, rows, c), random),
-                    Tensor.allocate(arena, DataType.F32, rows, c),
+                    filled(Tensor.allocate(arena, type, rows, c), random),
+                    Tensor.allocate(arena, type, rows, c),
+                    filled(Tensor.allocate(arena, type, rows, c), random),
+                    Tensor.allocate(arena, type, rows, c),
                     filled(Tensor.allocate(arena, DataType.F32, c), random),
                     filled(Tensor.allocate(arena, DataType.F32, c), random),
                     Tensor.allocate(arena, DataType.F32, c),
@@ -161,10 +168,11 @@ final class TuneCommand implements Callable<Integer> {
         }
 
         private static Tensor filled(Tensor tensor, SplittableRandom random) {
-            MemorySegment segment = tensor.segment();
-            for (long i = 0; i < tensor.elementCount(); i++) {
-                segment.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) random.nextDouble(-2, 2));
+            float[] values = new float[Math.toIntExact(tensor.elementCount())];
+            for (int i = 0; i < values.length; i++) {
+                values[i] = (float) random.nextDouble(-2, 2);
             }
+            tensor.copyFrom(values);
             return tensor;
         }
     }
@@ -173,12 +181,20 @@ final class TuneCommand implements Callable<Integer> {
      * One point of the sweep: nanoseconds per call in Java and on oneDNN's faster thread count.
      *
      * @param call the call measured (inference, training, ...)
-     * @param kind the model's kind it stands for
+     * @param kind the model's kind it stands for, with its data type, as the profile names it ({@code f32.forward})
      * @param oneDnnThreads the thread count of that faster oneDNN time
      */
     record Point(String call, String kind, long rows, long c, double javaNanos, double oneDnnNanos, int oneDnnThreads) {
         long elements() {
             return rows * c;
+        }
+
+        /**
+         * Whether AUTO sends a single row of any length to Java when the crossover is not 0: for every kind but
+         * half-precision forward ones, whose oneDNN kernels are faster per element ({@code AutoModel}).
+         */
+        boolean singleRowsInJava() {
+            return !(kind.startsWith("bf16.") || kind.startsWith("f16.")) || kind.endsWith(".backward");
         }
     }
 
@@ -188,6 +204,7 @@ final class TuneCommand implements Callable<Integer> {
             throw new UsageException("--seconds takes a number of seconds in (0, 3600], got " + seconds);
         }
         long[] parsedWidths = parseWidths(widths);
+        List<DataType> parsedTypes = parseTypes(types);
         if (maxElements < 1 || maxElements > 1L << 26) {
             throw new UsageException("--max-elements takes a count in [1, 2^26], got " + maxElements);
         }
@@ -198,12 +215,11 @@ final class TuneCommand implements Callable<Integer> {
         AutoProfile.Key key = AutoProfile.Key.thisMachine();
         Path file = AutoProfile.fileFor(dir != null ? dir : CacheFolder.root(), key);
         long start = System.nanoTime();
-        List<Point> points = sweep(parsedWidths, ProgressBar.onTerminal(main.err, "measurements"));
+        List<Point> points = sweep(parsedWidths, parsedTypes, ProgressBar.onTerminal(main.err, "measurements"));
         Map<String, Long> crossovers = new LinkedHashMap<>();
-        for (String kind :
-                Arrays.stream(Op.values()).map(op -> op.kind).distinct().toList()) {
+        for (String kind : points.stream().map(Point::kind).distinct().toList()) {
             crossovers.put(
-                    "f32." + kind,
+                    kind,
                     crossover(points.stream().filter(p -> p.kind().equals(kind)).toList()));
         }
         AutoProfile profile = new AutoProfile(key, Instant.now(), crossovers);
@@ -226,18 +242,43 @@ final class TuneCommand implements Callable<Integer> {
         }
     }
 
+    private static List<DataType> parseTypes(String text) {
+        List<DataType> parsed = new ArrayList<>();
+        for (String name : text.split(",")) {
+            DataType type = switch (name.strip()) {
+                case "f32" -> DataType.F32;
+                case "bf16" -> DataType.BF16;
+                case "f16" -> DataType.F16;
+                default -> null;
+            };
+            if (type == null || parsed.contains(type)) {
+                throw new UsageException(
+                        "--types takes T[,T...] with data types f32, bf16 or f16, each once, got '" + text + "'");
+            }
+            parsed.add(type);
+        }
+        return parsed;
+    }
+
+    /** A data type's name in a profile. */
+    private static String profileName(DataType type) {
+        return type.name().toLowerCase(Locale.ROOT);
+    }
+
     /**
      * The sweep: twice over every call, width and row count (the second time in reverse order), keeping each
      * candidate's faster median of the two, so that a busy moment of the machine or a recompilation in one pass
      * does not decide; {@code progress} (may be null) counts measurements.
      */
-    private List<Point> sweep(long[] cs, Pipeline.Progress progress) {
-        record Task(Op op, long rows, long c) {}
+    private List<Point> sweep(long[] cs, List<DataType> dataTypes, Pipeline.Progress progress) {
+        record Task(DataType type, Op op, long rows, long c) {}
         List<Task> tasks = new ArrayList<>();
-        for (Op op : Op.values()) {
-            for (long c : cs) {
-                for (long rows = 1; rows * c <= Math.max(maxElements, c); rows *= 2) {
-                    tasks.add(new Task(op, rows, c));
+        for (DataType type : dataTypes) {
+            for (Op op : Op.values()) {
+                for (long c : cs) {
+                    for (long rows = 1; rows * c <= Math.max(maxElements, c); rows *= 2) {
+                        tasks.add(new Task(type, op, rows, c));
+                    }
                 }
             }
         }
@@ -245,7 +286,7 @@ final class TuneCommand implements Callable<Integer> {
         int cores = Runtime.getRuntime().availableProcessors();
         long start = System.nanoTime();
         long end = start + (long) (seconds * 1e9);
-        if (!warmUp(cs, start + (long) (seconds * 0.2e9))) {
+        if (!warmUp(cs, dataTypes, start + (long) (seconds * 0.2e9))) {
             main.err.println("panorm: warning: the Java kernels still ran interpreted after the warm-up, so this"
                     + " profile favours oneDNN; give tune more --seconds");
         }
@@ -266,7 +307,7 @@ final class TuneCommand implements Callable<Integer> {
                 for (Task task : pass == 0 ? tasks : tasks.reversed()) {
                     long budget = (end - System.nanoTime()) / (total - done);
                     try (Arena arena = Arena.ofConfined()) {
-                        Data data = Data.allocate(arena, task.rows(), task.c());
+                        Data data = Data.allocate(arena, task.type(), task.rows(), task.c());
                         double[] nanos = time(task.op(), data, candidates.get(task.c()), budget);
                         fastest.merge(task, nanos, (a, b) -> {
                             for (int i = 0; i < a.length; i++) {
@@ -289,7 +330,7 @@ final class TuneCommand implements Callable<Integer> {
             boolean all = nanos.length > 2 && nanos[2] < nanos[1];
             points.add(new Point(
                     task.op().name().toLowerCase(Locale.ROOT),
-                    task.op().kind,
+                    profileName(task.type()) + "." + task.op().kind,
                     task.rows(),
                     task.c(),
                     nanos[0],
@@ -304,12 +345,14 @@ final class TuneCommand implements Callable<Integer> {
      * {@code deadline}): interpreted, they are about a hundred times slower, and the first points would say
      * nothing about the compiled code AUTO runs. False if they were not compiled in time.
      */
-    private static boolean warmUp(long[] cs, long deadline) {
+    private static boolean warmUp(long[] cs, List<DataType> dataTypes, long deadline) {
         try (Arena arena = Arena.ofConfined()) { // the kind of memory the sweep uses: see KernelWarmup.warmUp
             List<Data> shapes = new ArrayList<>();
-            for (long c : cs) {
-                shapes.add(Data.allocate(arena, 1, c));
-                shapes.add(Data.allocate(arena, 4, c));
+            for (DataType type : dataTypes) {
+                for (long c : cs) {
+                    shapes.add(Data.allocate(arena, type, 1, c));
+                    shapes.add(Data.allocate(arena, type, 4, c));
+                }
             }
             while (System.nanoTime() < deadline) {
                 boolean compiled = true;
@@ -398,7 +441,7 @@ final class TuneCommand implements Callable<Integer> {
     static double[] slowdowns(List<Point> points, long crossover) {
         return points.stream()
                 .mapToDouble(p -> {
-                    boolean java = p.elements() <= crossover || crossover > 0 && p.rows() == 1;
+                    boolean java = p.elements() <= crossover || crossover > 0 && p.rows() == 1 && p.singleRowsInJava();
                     return (java ? p.javaNanos() : p.oneDnnNanos()) / Math.min(p.javaNanos(), p.oneDnnNanos());
                 })
                 .toArray();
@@ -437,15 +480,14 @@ final class TuneCommand implements Callable<Integer> {
             out.println();
         }
         out.println("machine  " + key);
-        crossovers.forEach((name, elements) -> {
-            String kind = name.substring(name.indexOf('.') + 1);
+        crossovers.forEach((kind, elements) -> {
             double[] slowdowns =
                     slowdowns(points.stream().filter(p -> p.kind().equals(kind)).toList(), elements);
             out.printf(
                     Locale.ROOT,
                     "%-18s Java up to %d elements per call, oneDNN above (time / best time over the sweep: mean"
                             + " %.3f, worst %.2f)%n",
-                    name,
+                    kind,
                     elements,
                     Arrays.stream(slowdowns).average().orElse(1),
                     Arrays.stream(slowdowns).max().orElse(1));

@@ -572,7 +572,16 @@ class MainTest {
         AutoProfile profile = AutoProfile.read(file);
         assertEquals(here, profile.key());
         assertEquals(
-                List.of("f32.forward", "f32.forward_global", "f32.backward"),
+                List.of(
+                        "f32.forward",
+                        "f32.forward_global",
+                        "f32.backward",
+                        "bf16.forward",
+                        "bf16.forward_global",
+                        "bf16.backward",
+                        "f16.forward",
+                        "f16.forward_global",
+                        "f16.backward"),
                 List.copyOf(profile.javaUpTo().keySet()));
         for (long crossover : profile.javaUpTo().values()) { // 0 or one of the sizes measured, whichever was faster
             assertTrue(List.of(0L, 16L, 32L, 64L).contains(crossover), profile.toString());
@@ -598,8 +607,14 @@ class MainTest {
         assertEquals(16 * 64, TuneCommand.crossover(points(new double[] {1, 2, 4, 8, 9}, oneDnn)));
         // One point a little the other way does not move the crossover: a whole kind's cost decides.
         assertEquals(4 * 64, TuneCommand.crossover(points(new double[] {1, 10.5, 4, 16, 32}, oneDnn)));
-        // A single row runs in Java whenever the crossover is not 0, as AUTO routes it.
+        // A single row runs in Java whenever the crossover is not 0, as AUTO routes it...
         assertEquals(4 * 64, TuneCommand.crossover(points(new double[] {10.1, 2, 4, 16, 32}, oneDnn)));
+        // ... of any length, except in a half-precision forward call (as AutoModel routes them).
+        for (String kind : List.of("forward", "f32.forward", "bf16.backward", "bf16.forward", "f16.forward")) {
+            TuneCommand.Point longRow = new TuneCommand.Point("inference", kind, 1, 4096, 20, 10, 1);
+            boolean java = !kind.endsWith("16.forward");
+            assertEquals(java ? 2.0 : 1.0, TuneCommand.slowdowns(List.of(longRow), 256)[0], kind);
+        }
     }
 
     @Test
@@ -613,6 +628,9 @@ class MainTest {
         Run elements = run("tune", "--max-elements", "0");
         assertEquals(2, elements.exit());
         assertTrue(elements.err().contains("--max-elements"), elements.err());
+        Run types = run("tune", "--types", "f32,i8");
+        assertEquals(2, types.exit());
+        assertTrue(types.err().contains("--types takes T"), types.err());
     }
 
     @Test
