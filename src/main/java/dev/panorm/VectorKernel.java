@@ -31,7 +31,9 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>bfloat16 and float16 rows are widened, exactly, into a float row first, and the same float loops run
  * on it; half-precision outputs are rounded once, to nearest, ties to even, as the scalar kernels round
- * them. So a half-precision result is the float32 kernel's result on the same values, rounded.
+ * them. So a half-precision result is the float32 kernel's result on the same values, rounded. Calls whose
+ * data is all bf16 read and write it in place instead ({@link Bf16Pairs}), summing in another order: their
+ * results may differ from the float32 kernel's rounded by an ulp.
  */
 final class VectorKernel implements Kernel {
     static final VectorSpecies<Float> SPECIES = FloatVector.SPECIES_PREFERRED;
