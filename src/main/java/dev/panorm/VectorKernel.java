@@ -236,6 +236,11 @@ final class VectorKernel implements Kernel {
         boolean paired = xType == DataType.BF16 && yType == DataType.BF16; // see Bf16Pairs
         float[] gammaPairs = paired ? pairs(scale, gamma, scratch.gammaPairs, 1) : null;
         float[] betaPairs = paired ? pairs(shift, beta, scratch.betaPairs, 0) : null;
+        boolean onHeap = xType == DataType.F16 && yType == DataType.F16; // see HeapRows
+        if (onHeap) {
+            MemorySegment.copy(gamma, JAVA_FLOAT, 0, scratch.gammaPairs, 0, c);
+            MemorySegment.copy(beta, JAVA_FLOAT, 0, scratch.betaPairs, 0, c);
+        }
         MemorySegment x = xType == DataType.F32 || paired ? src.segment() : scratch.x;
         MemorySegment y = dst.segment();
         long xStride = Rows.rowStride(src, axes);
@@ -245,6 +250,10 @@ final class VectorKernel implements Kernel {
             long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * yType.byteSize();
             if (paired) {
                 pairedRow(pass, x, xBase, y, yBase, gammaPairs, betaPairs, mean, variance, row);
+                continue;
+            }
+            if (onHeap) {
+                heapRow(pass, src.segment(), xBase, y, yBase, scratch, mean, variance, row);
                 continue;
             }
             if (xType != DataType.F32) {
@@ -330,6 +339,56 @@ final class VectorKernel implements Kernel {
         }
         float rstd = (float) (1 / Math.sqrt((double) var + eps));
         Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offset, rstd);
+    }
+
+    /**
+     * {@link #forwardRows}' row on float16 x and y, through float rows on the heap ({@link HeapRows}): x is
+     * widened into {@code scratch.floats}, normalized there in place, and narrowed into y; scale and shift are in
+     * {@code scratch.gammaPairs} and {@code scratch.betaPairs}, in column order.
+     */
+    private void heapRow(
+            Pass pass,
+            MemorySegment src,
+            long xBase,
+            MemorySegment y,
+            long yBase,
+            HalfRows scratch,
+            Tensor mean,
+            Tensor variance,
+            long row) {
+        float[] x = scratch.floats;
+        MemorySegment.copy(src, ValueLayout.JAVA_SHORT_UNALIGNED, xBase, scratch.halves, 0, c);
+        float16ToFloat(scratch.halves, x);
+        float origin;
+        float offset;
+        float var;
+        if (pass.globalStatistics) {
+            origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+            offset = 0;
+            var = variance.segment().getAtIndex(JAVA_FLOAT, row);
+        } else if (config.rms()) {
+            origin = 0;
+            offset = 0;
+            var = HeapRows.sumOfSquares(x, c, 0, 0) / c;
+        } else {
+            origin = HeapRows.sampleMean(x, c);
+            long sums = HeapRows.sums(x, c, origin);
+            offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
+            var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+            if (4 * offset * offset > var) { // as in forwardRows
+                var = HeapRows.sumOfSquares(x, c, origin, offset) / c;
+            }
+        }
+        if (pass.writesStatistics) {
+            if (mean != null) {
+                mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
+            }
+            variance.segment().setAtIndex(JAVA_FLOAT, row, var);
+        }
+        float rstd = (float) (1 / Math.sqrt((double) var + eps));
+        HeapRows.normalize(x, x, scratch.gammaPairs, scratch.betaPairs, c, origin, offset, rstd);
+        floatToFloat16(x, scratch.halves);
+        MemorySegment.copy(scratch.halves, 0, y, ValueLayout.JAVA_SHORT_UNALIGNED, yBase, c);
     }
 
     /**

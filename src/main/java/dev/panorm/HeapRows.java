@@ -1,0 +1,160 @@
+package dev.panorm;
+
+import static dev.panorm.VectorKernel.BLOCK;
+import static dev.panorm.VectorKernel.FOLDS;
+import static dev.panorm.VectorKernel.LANES;
+import static dev.panorm.VectorKernel.SPECIES;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShuffle;
+
+/**
+ * {@link VectorKernel}'s forward loops over float rows on the heap, for float16 data: its rows are converted
+ * through heap arrays anyway (C2 compiles the conversions into {@code vcvtph2ps}/{@code vcvtps2ph} only over
+ * arrays: {@link VectorKernel#narrow}), and on an array the loops need neither a copy into native memory nor
+ * the memory segment checks that C2 repeats at every access. The loops are {@link VectorKernel}'s, line for
+ * line, so the results have the same bits.
+ */
+final class HeapRows {
+    private HeapRows() {}
+
+    /** As {@link VectorKernel#sampleMean}. */
+    static float sampleMean(float[] x, int c) {
+        if (c < 4 * LANES) {
+            return x[0];
+        }
+        FloatVector sum = FloatVector.fromArray(SPECIES, x, 0)
+                .add(FloatVector.fromArray(SPECIES, x, LANES))
+                .add(FloatVector.fromArray(SPECIES, x, 2 * LANES))
+                .add(FloatVector.fromArray(SPECIES, x, 3 * LANES));
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sum = sum.add(sum.rearrange(fold));
+        }
+        float mean = sum.lane(0) / (4 * LANES);
+        return Float.isFinite(mean) ? mean : x[0];
+    }
+
+    /** As {@link VectorKernel#sums}. */
+    static long sums(float[] x, int c, float origin) {
+        FloatVector s0 = FloatVector.zero(SPECIES);
+        FloatVector s1 = s0;
+        FloatVector q0 = s0;
+        FloatVector q1 = s0;
+        int i = 0;
+        while (i <= c - 2 * LANES) {
+            int blockEnd = Math.min(c - 2 * LANES, i + BLOCK - 2 * LANES);
+            FloatVector b0 = FloatVector.zero(SPECIES);
+            FloatVector b1 = b0;
+            FloatVector p0 = b0;
+            FloatVector p1 = b0;
+            for (; i <= blockEnd; i += 2 * LANES) {
+                FloatVector d0 = FloatVector.fromArray(SPECIES, x, i).sub(origin);
+                FloatVector d1 = FloatVector.fromArray(SPECIES, x, i + LANES).sub(origin);
+                b0 = b0.add(d0);
+                b1 = b1.add(d1);
+                p0 = d0.fma(d0, p0);
+                p1 = d1.fma(d1, p1);
+            }
+            s0 = s0.add(b0);
+            s1 = s1.add(b1);
+            q0 = q0.add(p0);
+            q1 = q1.add(p1);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector d = FloatVector.fromArray(SPECIES, x, i).sub(origin);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+        }
+        float tailSum = 0;
+        float tailSquares = 0;
+        for (; i < c; i++) {
+            float d = x[i] - origin;
+            tailSum += d;
+            tailSquares = Math.fma(d, d, tailSquares);
+        }
+        FloatVector sums = s0.add(s1);
+        FloatVector squares = q0.add(q1);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sums = sums.add(sums.rearrange(fold));
+            squares = squares.add(squares.rearrange(fold));
+        }
+        float sum = sums.lane(0) + tailSum;
+        float square = squares.lane(0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(square) & 0xFFFF_FFFFL;
+    }
+
+    /** As {@link VectorKernel#sumOfSquares}. */
+    static float sumOfSquares(float[] x, int c, float origin, float offset) {
+        FloatVector a0 = FloatVector.zero(SPECIES);
+        FloatVector a1 = a0;
+        FloatVector a2 = a0;
+        FloatVector a3 = a0;
+        int i = 0;
+        while (i <= c - 4 * LANES) {
+            int blockEnd = Math.min(c - 4 * LANES, i + BLOCK - 4 * LANES);
+            FloatVector b0 = FloatVector.zero(SPECIES);
+            FloatVector b1 = b0;
+            FloatVector b2 = b0;
+            FloatVector b3 = b0;
+            for (; i <= blockEnd; i += 4 * LANES) {
+                FloatVector d0 =
+                        FloatVector.fromArray(SPECIES, x, i).sub(origin).sub(offset);
+                FloatVector d1 =
+                        FloatVector.fromArray(SPECIES, x, i + LANES).sub(origin).sub(offset);
+                FloatVector d2 = FloatVector.fromArray(SPECIES, x, i + 2 * LANES)
+                        .sub(origin)
+                        .sub(offset);
+                FloatVector d3 = FloatVector.fromArray(SPECIES, x, i + 3 * LANES)
+                        .sub(origin)
+                        .sub(offset);
+                b0 = d0.fma(d0, b0);
+                b1 = d1.fma(d1, b1);
+                b2 = d2.fma(d2, b2);
+                b3 = d3.fma(d3, b3);
+            }
+            a0 = a0.add(b0);
+            a1 = a1.add(b1);
+            a2 = a2.add(b2);
+            a3 = a3.add(b3);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector d = FloatVector.fromArray(SPECIES, x, i).sub(origin).sub(offset);
+            a0 = d.fma(d, a0);
+        }
+        float tail = 0;
+        for (; i < c; i++) {
+            float d = x[i] - origin - offset;
+            tail = Math.fma(d, d, tail);
+        }
+        FloatVector sum = a0.add(a1).add(a2.add(a3));
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sum = sum.add(sum.rearrange(fold));
+        }
+        return sum.lane(0) + tail;
+    }
+
+    /** As {@link VectorKernel#normalize}, from {@code x} into {@code y}. */
+    static void normalize(
+            float[] x, float[] y, float[] gamma, float[] beta, int c, float origin, float offset, float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) {
+            FloatVector v0 = FloatVector.fromArray(SPECIES, x, i).sub(origin).fma(rstd, shift);
+            FloatVector v1 =
+                    FloatVector.fromArray(SPECIES, x, i + LANES).sub(origin).fma(rstd, shift);
+            v0.fma(FloatVector.fromArray(SPECIES, gamma, i), FloatVector.fromArray(SPECIES, beta, i))
+                    .intoArray(y, i);
+            v1.fma(FloatVector.fromArray(SPECIES, gamma, i + LANES), FloatVector.fromArray(SPECIES, beta, i + LANES))
+                    .intoArray(y, i + LANES);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector v = FloatVector.fromArray(SPECIES, x, i).sub(origin).fma(rstd, shift);
+            v.fma(FloatVector.fromArray(SPECIES, gamma, i), FloatVector.fromArray(SPECIES, beta, i))
+                    .intoArray(y, i);
+        }
+        for (; i < c; i++) {
+            float v = Math.fma(x[i] - origin, rstd, shift);
+            y[i] = Math.fma(v, gamma[i], beta[i]);
+        }
+    }
+}
