@@ -9,7 +9,7 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShuffle;
 
 /**
- * {@link VectorKernel}'s forward loops over float rows on the heap, for float16 data: its rows are converted
+ * {@link VectorKernel}'s loops over float rows on the heap, for float16 data: its rows are converted
  * through heap arrays anyway (C2 compiles the conversions into {@code vcvtph2ps}/{@code vcvtps2ph} only over
  * arrays: {@link VectorKernel#narrow}), and on an array the loops need neither a copy into native memory nor
  * the memory segment checks that C2 repeats at every access. The loops are {@link VectorKernel}'s, line for
@@ -155,6 +155,95 @@ final class HeapRows {
         for (; i < c; i++) {
             float v = Math.fma(x[i] - origin, rstd, shift);
             y[i] = Math.fma(v, gamma[i], beta[i]);
+        }
+    }
+
+    /** As {@link VectorKernel#accumulate}, on heap rows. */
+    static void accumulate(
+            float[] x, float[] dy, float[] gamma, int c, float mu, float rstd, float[] work, boolean gradients) {
+        if (gradients) {
+            accumulateWithGradients(x, dy, gamma, c, mu, rstd, work);
+            return;
+        }
+        FloatVector sumG = FloatVector.zero(SPECIES);
+        FloatVector sumGXhat = sumG;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector xhat = FloatVector.fromArray(SPECIES, x, i).sub(mu).mul(rstd);
+            FloatVector g = FloatVector.fromArray(SPECIES, dy, i).mul(FloatVector.fromArray(SPECIES, gamma, i));
+            sumG = sumG.add(g);
+            sumGXhat = g.fma(xhat, sumGXhat);
+        }
+        float tailG = 0;
+        float tailGXhat = 0;
+        for (; i < c; i++) {
+            float xhat = (x[i] - mu) * rstd;
+            float g = dy[i] * gamma[i];
+            tailG += g;
+            tailGXhat = Math.fma(g, xhat, tailGXhat);
+        }
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sumG = sumG.add(sumG.rearrange(fold));
+            sumGXhat = sumGXhat.add(sumGXhat.rearrange(fold));
+        }
+        work[2 * c] = sumG.lane(0) + tailG;
+        work[2 * c + 1] = sumGXhat.lane(0) + tailGXhat;
+    }
+
+    private static void accumulateWithGradients(
+            float[] x, float[] dy, float[] gamma, int c, float mu, float rstd, float[] work) {
+        FloatVector sumG = FloatVector.zero(SPECIES);
+        FloatVector sumGXhat = sumG;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector d = FloatVector.fromArray(SPECIES, dy, i);
+            FloatVector xhat = FloatVector.fromArray(SPECIES, x, i).sub(mu).mul(rstd);
+            FloatVector g = d.mul(FloatVector.fromArray(SPECIES, gamma, i));
+            sumG = sumG.add(g);
+            sumGXhat = g.fma(xhat, sumGXhat);
+            d.fma(xhat, FloatVector.fromArray(SPECIES, work, i)).intoArray(work, i);
+            d.add(FloatVector.fromArray(SPECIES, work, c + i)).intoArray(work, c + i);
+        }
+        float tailG = 0;
+        float tailGXhat = 0;
+        for (; i < c; i++) {
+            float d = dy[i];
+            float xhat = (x[i] - mu) * rstd;
+            float g = d * gamma[i];
+            tailG += g;
+            tailGXhat = Math.fma(g, xhat, tailGXhat);
+            work[i] = Math.fma(d, xhat, work[i]);
+            work[c + i] += d;
+        }
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sumG = sumG.add(sumG.rearrange(fold));
+            sumGXhat = sumGXhat.add(sumGXhat.rearrange(fold));
+        }
+        work[2 * c] = sumG.lane(0) + tailG;
+        work[2 * c + 1] = sumGXhat.lane(0) + tailGXhat;
+    }
+
+    /** As {@link VectorKernel}'s input gradient, into {@code dx} (which may be {@code x}: each element reads its own). */
+    static void inputGradient(
+            float[] x,
+            float[] dy,
+            float[] dx,
+            float[] gamma,
+            int c,
+            float mu,
+            float rstd,
+            float meanG,
+            float meanGXhat) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector xhat = FloatVector.fromArray(SPECIES, x, i).sub(mu).mul(rstd);
+            FloatVector g = FloatVector.fromArray(SPECIES, dy, i).mul(FloatVector.fromArray(SPECIES, gamma, i));
+            g.sub(meanG).sub(xhat.mul(meanGXhat)).mul(rstd).intoArray(dx, i);
+        }
+        for (; i < c; i++) {
+            float xhat = (x[i] - mu) * rstd;
+            float g = dy[i] * gamma[i];
+            dx[i] = (g - meanG - xhat * meanGXhat) * rstd;
         }
     }
 }

@@ -234,12 +234,12 @@ final class VectorKernel implements Kernel {
         MemorySegment gamma = floats(scale, ones(), scratch, scratch == null ? null : scratch.gamma);
         MemorySegment beta = floats(shift, zeros(), scratch, scratch == null ? null : scratch.beta);
         boolean paired = xType == DataType.BF16 && yType == DataType.BF16; // see Bf16Pairs
-        float[] gammaPairs = paired ? pairs(scale, gamma, scratch.gammaPairs, 1) : null;
-        float[] betaPairs = paired ? pairs(shift, beta, scratch.betaPairs, 0) : null;
+        float[] gammaPairs = paired ? pairs(scale, gamma, scratch.gammaRow, 1) : null;
+        float[] betaPairs = paired ? pairs(shift, beta, scratch.betaRow, 0) : null;
         boolean onHeap = xType == DataType.F16 && yType == DataType.F16; // see HeapRows
         if (onHeap) {
-            MemorySegment.copy(gamma, JAVA_FLOAT, 0, scratch.gammaPairs, 0, c);
-            MemorySegment.copy(beta, JAVA_FLOAT, 0, scratch.betaPairs, 0, c);
+            MemorySegment.copy(gamma, JAVA_FLOAT, 0, scratch.gammaRow, 0, c);
+            MemorySegment.copy(beta, JAVA_FLOAT, 0, scratch.betaRow, 0, c);
         }
         MemorySegment x = xType == DataType.F32 || paired ? src.segment() : scratch.x;
         MemorySegment y = dst.segment();
@@ -344,7 +344,7 @@ final class VectorKernel implements Kernel {
     /**
      * {@link #forwardRows}' row on float16 x and y, through float rows on the heap ({@link HeapRows}): x is
      * widened into {@code scratch.floats}, normalized there in place, and narrowed into y; scale and shift are in
-     * {@code scratch.gammaPairs} and {@code scratch.betaPairs}, in column order.
+     * {@code scratch.gammaRow} and {@code scratch.betaRow}, in column order.
      */
     private void heapRow(
             Pass pass,
@@ -386,7 +386,7 @@ final class VectorKernel implements Kernel {
             variance.segment().setAtIndex(JAVA_FLOAT, row, var);
         }
         float rstd = (float) (1 / Math.sqrt((double) var + eps));
-        HeapRows.normalize(x, x, scratch.gammaPairs, scratch.betaPairs, c, origin, offset, rstd);
+        HeapRows.normalize(x, x, scratch.gammaRow, scratch.betaRow, c, origin, offset, rstd);
         floatToFloat16(x, scratch.halves);
         MemorySegment.copy(scratch.halves, 0, y, ValueLayout.JAVA_SHORT_UNALIGNED, yBase, c);
     }
@@ -849,7 +849,11 @@ final class VectorKernel implements Kernel {
         MemorySegment dy = dyType == DataType.F32 || paired ? diffDst.segment() : scratch.dy;
         MemorySegment dx = dxType == DataType.F16 ? scratch.out : diffSrc.segment();
         MemorySegment gamma = floats(scale, ones(), scratch, scratch == null ? null : scratch.gamma);
-        float[] gammaPairs = paired ? pairs(scale, gamma, scratch.gammaPairs, 1) : null;
+        float[] gammaPairs = paired ? pairs(scale, gamma, scratch.gammaRow, 1) : null;
+        boolean onHeap = xType == DataType.F16 && dyType == DataType.F16 && dxType == DataType.F16; // HeapRows
+        if (onHeap) {
+            MemorySegment.copy(gamma, JAVA_FLOAT, 0, scratch.gammaRow, 0, c);
+        }
         long xStride = Rows.rowStride(src, axes);
         long dyStride = Rows.rowStride(diffDst, axes);
         long dxStride = Rows.rowStride(diffSrc, axes);
@@ -864,6 +868,22 @@ final class VectorKernel implements Kernel {
                 float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
                 float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
                 Bf16Pairs.inputGradient(x, xBase, dy, dyBase, dx, dxBase, c, gammaPairs, mu, rstd, meanG, meanGXhat);
+                continue;
+            }
+            if (onHeap) { // widened into heap rows, dx computed over x's row and narrowed from it
+                float[] xRow = scratch.floats;
+                MemorySegment.copy(src.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, xBase, scratch.halves, 0, c);
+                float16ToFloat(scratch.halves, xRow);
+                MemorySegment.copy(diffDst.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, dyBase, scratch.halves, 0, c);
+                float16ToFloat(scratch.halves, scratch.dyRow);
+                float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+                float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+                HeapRows.accumulate(xRow, scratch.dyRow, scratch.gammaRow, c, mu, rstd, work, gradients);
+                float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
+                float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
+                HeapRows.inputGradient(xRow, scratch.dyRow, xRow, scratch.gammaRow, c, mu, rstd, meanG, meanGXhat);
+                floatToFloat16(xRow, scratch.halves);
+                MemorySegment.copy(scratch.halves, 0, diffSrc.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, dxBase, c);
                 continue;
             }
             if (xType != DataType.F32) {
@@ -1085,10 +1105,15 @@ final class VectorKernel implements Kernel {
         final MemorySegment beta;
         final short[] halves;
         final float[] floats;
-        /** Scale and shift in {@link Bf16Pairs}' order. */
-        final float[] gammaPairs;
+        /**
+         * Scale and shift on the heap: in {@link Bf16Pairs}' order for all-bf16 calls, in column order for float16
+         * rows ({@link HeapRows}).
+         */
+        final float[] gammaRow;
 
-        final float[] betaPairs;
+        final float[] betaRow;
+        /** A float16 dy row, widened, for {@link HeapRows}; {@link #floats} holds x's. */
+        final float[] dyRow;
 
         HalfRows(int c) {
             long bytes = (long) c * Float.BYTES;
@@ -1101,8 +1126,9 @@ final class VectorKernel implements Kernel {
             beta = all.asSlice(4 * stride, bytes);
             halves = new short[c];
             floats = new float[c];
-            gammaPairs = new float[c];
-            betaPairs = new float[c];
+            gammaRow = new float[c];
+            betaRow = new float[c];
+            dyRow = new float[c];
         }
     }
 
