@@ -249,7 +249,7 @@ final class VectorKernel implements Kernel {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * xType.byteSize();
             long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * yType.byteSize();
             if (paired) {
-                pairedRow(pass, x, xBase, y, yBase, gammaPairs, betaPairs, mean, variance, row);
+                pairedRow(pass, x, xBase, y, yBase, gammaPairs, betaPairs, mean, variance, row, scratch.joined);
                 continue;
             }
             if (onHeap) {
@@ -310,7 +310,8 @@ final class VectorKernel implements Kernel {
             float[] beta,
             Tensor mean,
             Tensor variance,
-            long row) {
+            long row,
+            int[] joined) {
         float origin;
         float offset;
         float var;
@@ -338,7 +339,7 @@ final class VectorKernel implements Kernel {
             variance.segment().setAtIndex(JAVA_FLOAT, row, var);
         }
         float rstd = (float) (1 / Math.sqrt((double) var + eps));
-        Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offset, rstd);
+        Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offset, rstd, joined);
     }
 
     /**
@@ -1114,6 +1115,8 @@ final class VectorKernel implements Kernel {
         final float[] betaRow;
         /** A float16 dy row, widened, for {@link HeapRows}; {@link #floats} holds x's. */
         final float[] dyRow;
+        /** A bf16 output row, two values per int, before {@link Bf16Pairs} copies it out. */
+        final int[] joined;
 
         HalfRows(int c) {
             long bytes = (long) c * Float.BYTES;
@@ -1129,6 +1132,7 @@ final class VectorKernel implements Kernel {
             gammaRow = new float[c];
             betaRow = new float[c];
             dyRow = new float[c];
+            joined = new int[c / 2];
         }
     }
 
