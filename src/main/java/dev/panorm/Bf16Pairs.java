@@ -427,8 +427,8 @@ final class Bf16Pairs {
         }
     }
 
-    /** Value {@code i} of the bf16 row at {@code base}. */
+    /** Value {@code i} of the bf16 row at byte {@code base}: the loops' tails count bytes, Elements elements. */
     static float bf16(MemorySegment x, long base, int i) {
-        return Float.intBitsToFloat(x.get(BF16, base + (long) i * Short.BYTES) << 16);
+        return Elements.get(x, DataType.BF16, base / Short.BYTES + i);
     }
 }
