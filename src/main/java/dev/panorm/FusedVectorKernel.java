@@ -224,13 +224,7 @@ final class FusedVectorKernel implements FusedKernel {
                 var = norm.sumOfSquares(s, sBase, origin, offset) / c;
             }
             long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
-            if (pass.writesStatistics) {
-                if (mean != null) {
-                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
-                }
-                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
-            }
-            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            float rstd = norm.storeStatistics(pass, mean, variance, row, origin, offset, var);
             norm.normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
         }
     }
@@ -429,13 +423,7 @@ final class FusedVectorKernel implements FusedKernel {
                     var = norm.sumOfSquares(s, sBase, origin, offset) / c;
                 }
             }
-            if (pass.writesStatistics) {
-                if (mean != null) {
-                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
-                }
-                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
-            }
-            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            float rstd = norm.storeStatistics(pass, mean, variance, row, origin, offset, var);
             switch (yType) {
                 case F32 -> norm.normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
                 case BF16 -> norm.normalizeToBf16(s, sBase, y, yIndex * Short.BYTES, gamma, beta, origin, offset, rstd);

@@ -281,13 +281,7 @@ final class VectorKernel implements Kernel {
                     var = sumOfSquares(x, xBase, origin, offset) / c;
                 }
             }
-            if (pass.writesStatistics) {
-                if (mean != null) {
-                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
-                }
-                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
-            }
-            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
             switch (yType) {
                 case F32 -> normalize(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
                 case BF16 -> normalizeToBf16(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
@@ -332,13 +326,7 @@ final class VectorKernel implements Kernel {
                 var = Bf16Pairs.sumOfSquares(x, xBase, c, origin, offset) / c;
             }
         }
-        if (pass.writesStatistics) {
-            if (mean != null) {
-                mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
-            }
-            variance.segment().setAtIndex(JAVA_FLOAT, row, var);
-        }
-        float rstd = (float) (1 / Math.sqrt((double) var + eps));
+        float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
         Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offset, rstd, joined);
     }
 
@@ -380,16 +368,24 @@ final class VectorKernel implements Kernel {
                 var = HeapRows.sumOfSquares(x, c, origin, offset) / c;
             }
         }
+        float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
+        HeapRows.normalize(x, x, scratch.gammaRow, scratch.betaRow, c, origin, offset, rstd);
+        floatToFloat16(x, scratch.halves);
+        MemorySegment.copy(scratch.halves, 0, y, ValueLayout.JAVA_SHORT_UNALIGNED, yBase, c);
+    }
+
+    /**
+     * Stores a row's mean ({@code origin + offset}, when there is a mean tensor) and variance if the pass writes
+     * statistics, and returns its {@code 1 / sqrt(var + eps)}.
+     */
+    float storeStatistics(Pass pass, Tensor mean, Tensor variance, long row, float origin, float offset, float var) {
         if (pass.writesStatistics) {
             if (mean != null) {
                 mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
             }
             variance.segment().setAtIndex(JAVA_FLOAT, row, var);
         }
-        float rstd = (float) (1 / Math.sqrt((double) var + eps));
-        HeapRows.normalize(x, x, scratch.gammaRow, scratch.betaRow, c, origin, offset, rstd);
-        floatToFloat16(x, scratch.halves);
-        MemorySegment.copy(scratch.halves, 0, y, ValueLayout.JAVA_SHORT_UNALIGNED, yBase, c);
+        return (float) (1 / Math.sqrt((double) var + eps));
     }
 
     /**
@@ -451,13 +447,7 @@ final class VectorKernel implements Kernel {
                     var = sumOfSquares(x, xBase, origin, offset) / c;
                 }
             }
-            if (pass.writesStatistics) {
-                if (mean != null) {
-                    mean.segment().setAtIndex(JAVA_FLOAT, row, origin + offset);
-                }
-                variance.segment().setAtIndex(JAVA_FLOAT, row, var);
-            }
-            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
             normalize(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
         }
     }
@@ -862,44 +852,40 @@ final class VectorKernel implements Kernel {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * xType.byteSize();
             long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * dyType.byteSize();
             long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * dxType.byteSize();
+            float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+            float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
             if (paired) {
-                float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-                float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
                 Bf16Pairs.accumulate(x, xBase, dy, dyBase, c, gammaPairs, mu, rstd, work, gradients);
-                float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
-                float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
+            } else if (onHeap) { // widened into heap rows; dx is computed over x's row and narrowed from it
+                MemorySegment.copy(src.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, xBase, scratch.halves, 0, c);
+                float16ToFloat(scratch.halves, scratch.floats);
+                MemorySegment.copy(diffDst.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, dyBase, scratch.halves, 0, c);
+                float16ToFloat(scratch.halves, scratch.dyRow);
+                HeapRows.accumulate(scratch.floats, scratch.dyRow, scratch.gammaRow, c, mu, rstd, work, gradients);
+            } else {
+                if (xType != DataType.F32) {
+                    widen(src.segment(), xBase, xType, x, scratch);
+                    xBase = 0;
+                }
+                if (dyType != DataType.F32) {
+                    widen(diffDst.segment(), dyBase, dyType, dy, scratch);
+                    dyBase = 0;
+                }
+                accumulate(x, xBase, dy, dyBase, gamma, mu, rstd, work, gradients);
+            }
+            float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
+            float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
+            if (paired) {
                 Bf16Pairs.inputGradient(x, xBase, dy, dyBase, dx, dxBase, c, gammaPairs, mu, rstd, meanG, meanGXhat);
                 continue;
             }
-            if (onHeap) { // widened into heap rows, dx computed over x's row and narrowed from it
+            if (onHeap) {
                 float[] xRow = scratch.floats;
-                MemorySegment.copy(src.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, xBase, scratch.halves, 0, c);
-                float16ToFloat(scratch.halves, xRow);
-                MemorySegment.copy(diffDst.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, dyBase, scratch.halves, 0, c);
-                float16ToFloat(scratch.halves, scratch.dyRow);
-                float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-                float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
-                HeapRows.accumulate(xRow, scratch.dyRow, scratch.gammaRow, c, mu, rstd, work, gradients);
-                float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
-                float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
                 HeapRows.inputGradient(xRow, scratch.dyRow, xRow, scratch.gammaRow, c, mu, rstd, meanG, meanGXhat);
                 floatToFloat16(xRow, scratch.halves);
                 MemorySegment.copy(scratch.halves, 0, diffSrc.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, dxBase, c);
                 continue;
             }
-            if (xType != DataType.F32) {
-                widen(src.segment(), xBase, xType, x, scratch);
-                xBase = 0;
-            }
-            if (dyType != DataType.F32) {
-                widen(diffDst.segment(), dyBase, dyType, dy, scratch);
-                dyBase = 0;
-            }
-            float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-            float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
-            accumulate(x, xBase, dy, dyBase, gamma, mu, rstd, work, gradients);
-            float meanG = pass.globalStatistics || config.rms() ? 0 : work[2 * c] / c;
-            float meanGXhat = pass.globalStatistics ? 0 : work[2 * c + 1] / c;
             switch (dxType) {
                 case F32 -> inputGradient(x, xBase, dy, dyBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
                 case BF16 -> inputGradientToBf16(x, xBase, dy, dyBase, dx, dxBase, gamma, mu, rstd, meanG, meanGXhat);
