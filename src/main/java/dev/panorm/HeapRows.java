@@ -4,16 +4,18 @@ import static dev.panorm.VectorKernel.BLOCK;
 import static dev.panorm.VectorKernel.FOLDS;
 import static dev.panorm.VectorKernel.LANES;
 import static dev.panorm.VectorKernel.SPECIES;
+import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
+import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorShuffle;
 
 /**
- * {@link VectorKernel}'s loops over float rows on the heap, for float16 data: its rows are converted
- * through heap arrays anyway (C2 compiles the conversions into {@code vcvtph2ps}/{@code vcvtps2ph} only over
- * arrays: {@link VectorKernel#narrow}), and on an array the loops need neither a copy into native memory nor
- * the memory segment checks that C2 repeats at every access. The loops are {@link VectorKernel}'s, line for
- * line, so the results have the same bits.
+ * {@link VectorKernel}'s loops over float rows on the heap, for float16 data: its rows are widened into
+ * float rows anyway (JDK 25's Vector API has no float16 conversion: {@link VectorKernel#narrow}), and on an
+ * array the loops need neither a copy into native memory nor the memory segment checks that C2 repeats at
+ * every access. The loops are {@link VectorKernel}'s, line for line, so the results have the same bits; the
+ * ones that write float16 do each element's operations in a plain loop that C2 vectorizes with the rounding.
  */
 final class HeapRows {
     private HeapRows() {}
@@ -158,6 +160,31 @@ final class HeapRows {
         }
     }
 
+    /**
+     * {@link #normalize} rounded to float16 into {@code y} at byte {@code base}: the same operations on each
+     * element, written as a loop that C2 compiles into vector FMAs and {@code vcvtps2ph} (see
+     * {@link VectorKernel#narrow}), with no float row stored in between.
+     */
+    static void normalizeToF16(
+            float[] x,
+            MemorySegment y,
+            long base,
+            float[] gamma,
+            float[] beta,
+            int c,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        for (int i = 0; i < c; i++) {
+            float v = Math.fma(x[i] - origin, rstd, shift);
+            y.set(
+                    JAVA_SHORT_UNALIGNED,
+                    base + (long) i * Short.BYTES,
+                    Float.floatToFloat16(Math.fma(v, gamma[i], beta[i])));
+        }
+    }
+
     /** As {@link VectorKernel#accumulate}, on heap rows. */
     static void accumulate(
             float[] x, float[] dy, float[] gamma, int c, float mu, float rstd, float[] work, boolean gradients) {
@@ -223,27 +250,28 @@ final class HeapRows {
         work[2 * c + 1] = sumGXhat.lane(0) + tailGXhat;
     }
 
-    /** As {@link VectorKernel}'s input gradient, into {@code dx} (which may be {@code x}: each element reads its own). */
-    static void inputGradient(
+    /**
+     * As {@link VectorKernel}'s input gradient, rounded to float16 into {@code dx} at byte {@code base}: the same
+     * operations on each element, in a loop that C2 vectorizes, as {@link #normalizeToF16}.
+     */
+    static void inputGradientToF16(
             float[] x,
             float[] dy,
-            float[] dx,
+            MemorySegment dx,
+            long base,
             float[] gamma,
             int c,
             float mu,
             float rstd,
             float meanG,
             float meanGXhat) {
-        int i = 0;
-        for (; i <= c - LANES; i += LANES) {
-            FloatVector xhat = FloatVector.fromArray(SPECIES, x, i).sub(mu).mul(rstd);
-            FloatVector g = FloatVector.fromArray(SPECIES, dy, i).mul(FloatVector.fromArray(SPECIES, gamma, i));
-            g.sub(meanG).sub(xhat.mul(meanGXhat)).mul(rstd).intoArray(dx, i);
-        }
-        for (; i < c; i++) {
+        for (int i = 0; i < c; i++) {
             float xhat = (x[i] - mu) * rstd;
             float g = dy[i] * gamma[i];
-            dx[i] = (g - meanG - xhat * meanGXhat) * rstd;
+            dx.set(
+                    JAVA_SHORT_UNALIGNED,
+                    base + (long) i * Short.BYTES,
+                    Float.floatToFloat16((g - meanG - xhat * meanGXhat) * rstd));
         }
     }
 }

@@ -46,6 +46,7 @@ final class VectorKernel implements Kernel {
 
     static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ValueLayout.OfShort JAVA_SHORT_UNALIGNED = ValueLayout.JAVA_SHORT_UNALIGNED;
     /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
     private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
 
@@ -346,8 +347,7 @@ final class VectorKernel implements Kernel {
             Tensor variance,
             long row) {
         float[] x = scratch.floats;
-        MemorySegment.copy(src, ValueLayout.JAVA_SHORT_UNALIGNED, xBase, scratch.halves, 0, c);
-        float16ToFloat(scratch.halves, x);
+        float16ToFloat(src, xBase, x);
         float origin;
         float offset;
         float var;
@@ -369,9 +369,7 @@ final class VectorKernel implements Kernel {
             }
         }
         float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
-        HeapRows.normalize(x, x, scratch.gammaRow, scratch.betaRow, c, origin, offset, rstd);
-        floatToFloat16(x, scratch.halves);
-        MemorySegment.copy(scratch.halves, 0, y, ValueLayout.JAVA_SHORT_UNALIGNED, yBase, c);
+        HeapRows.normalizeToF16(x, y, yBase, scratch.gammaRow, scratch.betaRow, c, origin, offset, rstd);
     }
 
     /**
@@ -857,10 +855,8 @@ final class VectorKernel implements Kernel {
             if (paired) {
                 Bf16Pairs.accumulate(x, xBase, dy, dyBase, c, gammaPairs, mu, rstd, work, gradients);
             } else if (onHeap) { // widened into heap rows; dx is computed over x's row and narrowed from it
-                MemorySegment.copy(src.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, xBase, scratch.halves, 0, c);
-                float16ToFloat(scratch.halves, scratch.floats);
-                MemorySegment.copy(diffDst.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, dyBase, scratch.halves, 0, c);
-                float16ToFloat(scratch.halves, scratch.dyRow);
+                float16ToFloat(src.segment(), xBase, scratch.floats);
+                float16ToFloat(diffDst.segment(), dyBase, scratch.dyRow);
                 HeapRows.accumulate(scratch.floats, scratch.dyRow, scratch.gammaRow, c, mu, rstd, work, gradients);
             } else {
                 if (xType != DataType.F32) {
@@ -880,10 +876,17 @@ final class VectorKernel implements Kernel {
                 continue;
             }
             if (onHeap) {
-                float[] xRow = scratch.floats;
-                HeapRows.inputGradient(xRow, scratch.dyRow, xRow, scratch.gammaRow, c, mu, rstd, meanG, meanGXhat);
-                floatToFloat16(xRow, scratch.halves);
-                MemorySegment.copy(scratch.halves, 0, diffSrc.segment(), ValueLayout.JAVA_SHORT_UNALIGNED, dxBase, c);
+                HeapRows.inputGradientToF16(
+                        scratch.floats,
+                        scratch.dyRow,
+                        diffSrc.segment(),
+                        dxBase,
+                        scratch.gammaRow,
+                        c,
+                        mu,
+                        rstd,
+                        meanG,
+                        meanGXhat);
                 continue;
             }
             switch (dxType) {
@@ -1080,8 +1083,8 @@ final class VectorKernel implements Kernel {
 
     /**
      * Float rows for a call on half-precision tensors: a widened src (x) row, a widened dy row, a y or dx row
-     * before it is narrowed, the widened scale and shift; and a row of each on the heap for the float16
-     * conversions (see {@link #narrow}). Native, like the caller's memory, and reused so that steady-state
+     * before it is narrowed, the widened scale and shift; and float rows on the heap for the float16
+     * conversions (see {@link #narrow}) and {@link HeapRows}. Native, like the caller's memory, and reused so that steady-state
      * calls allocate nothing.
      */
     static final class HalfRows {
@@ -1090,7 +1093,6 @@ final class VectorKernel implements Kernel {
         final MemorySegment out;
         final MemorySegment gamma;
         final MemorySegment beta;
-        final short[] halves;
         final float[] floats;
         /**
          * Scale and shift on the heap: in {@link Bf16Pairs}' order for all-bf16 calls, in column order for float16
@@ -1113,7 +1115,6 @@ final class VectorKernel implements Kernel {
             out = all.asSlice(2 * stride, bytes);
             gamma = all.asSlice(3 * stride, bytes);
             beta = all.asSlice(4 * stride, bytes);
-            halves = new short[c];
             floats = new float[c];
             gammaRow = new float[c];
             betaRow = new float[c];
@@ -1141,14 +1142,13 @@ final class VectorKernel implements Kernel {
 
     /**
      * Widens the {@code C} half-precision values at {@code base} in {@code src} into the floats {@code dst},
-     * exactly; float16 through {@code scratch}'s heap rows (see {@link #narrow}).
+     * exactly; float16 through {@code scratch}'s float row on the heap (see {@link #narrow}).
      */
     void widen(MemorySegment src, long base, DataType type, MemorySegment dst, HalfRows scratch) {
         if (type == DataType.BF16) {
             widenBf16(src, base, dst);
         } else {
-            MemorySegment.copy(src, ValueLayout.JAVA_SHORT_UNALIGNED, base, scratch.halves, 0, c);
-            float16ToFloat(scratch.halves, scratch.floats);
+            float16ToFloat(src, base, scratch.floats);
             MemorySegment.copy(scratch.floats, 0, dst, JAVA_FLOAT, 0, c);
         }
     }
@@ -1168,36 +1168,33 @@ final class VectorKernel implements Kernel {
         }
     }
 
-    /** Compiled by C2 into vector conversions ({@code vcvtph2ps} on x86): see {@link #narrow}. */
-    private static void float16ToFloat(short[] halves, float[] floats) {
+    /** The {@code C} float16 values at byte {@code base} in {@code src}, widened into {@code floats}: see {@link #narrow}. */
+    private static void float16ToFloat(MemorySegment src, long base, float[] floats) {
         for (int i = 0; i < floats.length; i++) {
-            floats[i] = Float.float16ToFloat(halves[i]);
+            floats[i] = Float.float16ToFloat(src.get(JAVA_SHORT_UNALIGNED, base + (long) i * Short.BYTES));
         }
     }
 
-    /** Compiled by C2 into vector conversions ({@code vcvtps2ph} on x86): see {@link #narrow}. */
-    private static void floatToFloat16(float[] floats, short[] halves) {
+    /** {@code floats} rounded to float16 into {@code dst} at byte {@code base}: see {@link #narrow}. */
+    private static void floatToFloat16(float[] floats, MemorySegment dst, long base) {
         for (int i = 0; i < floats.length; i++) {
-            halves[i] = Float.floatToFloat16(floats[i]);
+            dst.set(JAVA_SHORT_UNALIGNED, base + (long) i * Short.BYTES, Float.floatToFloat16(floats[i]));
         }
     }
 
     /**
      * Rounds the {@code C} floats {@code src} to {@code type} into {@code dst} at {@code base}, ties to even.
-     * float16 goes through {@code scratch}'s heap rows, in both directions: JDK 25's Vector API has no float16
-     * conversion, and C2 compiles {@link Float#floatToFloat16} and {@link Float#float16ToFloat} in loops over
-     * arrays (not over memory segments) into the CPU's conversion instructions. Measured on a row of 768,
-     * best of 12 interleaved rounds in one JVM: 23 ns to widen and 33 ns to narrow, against 167 and 125 ns
-     * for the same conversions written as bit operations in int lanes (which were exact, subnormals included)
-     * and 744 and 268 ns for the scalar loops over memory segments; the two copies cost less than that gap.
+     * float16 goes through {@code scratch}'s float row on the heap, in both directions: JDK 25's Vector API has
+     * no float16 conversion, but C2 compiles {@link Float#floatToFloat16} and {@link Float#float16ToFloat} in a
+     * plain loop with an int index, between a memory segment and a heap array, into the CPU's conversion
+     * instructions ({@code vcvtps2ph}/{@code vcvtph2ps}); docs/benchmarks.md, "Measurements behind the code".
      */
     void narrow(MemorySegment src, MemorySegment dst, long base, DataType type, HalfRows scratch) {
         if (type == DataType.BF16) {
             narrowBf16(src, dst, base);
         } else {
             MemorySegment.copy(src, JAVA_FLOAT, 0, scratch.floats, 0, c);
-            floatToFloat16(scratch.floats, scratch.halves);
-            MemorySegment.copy(scratch.halves, 0, dst, ValueLayout.JAVA_SHORT_UNALIGNED, base, c);
+            floatToFloat16(scratch.floats, dst, base);
         }
     }
 
