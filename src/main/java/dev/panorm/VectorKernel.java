@@ -493,27 +493,41 @@ final class VectorKernel implements Kernel {
         FloatVector q0 = s0;
         FloatVector q1 = s0;
         int i = 0;
-        while (i <= c - 2 * LANES) { // blocks of BLOCK elements, see BLOCK
-            int blockEnd = Math.min(c - 2 * LANES, i + BLOCK - 2 * LANES);
+        while (i <= c - 4 * LANES) { // blocks of BLOCK elements, see BLOCK
+            int blockEnd = Math.min(c - 4 * LANES, i + BLOCK - 4 * LANES);
             FloatVector b0 = FloatVector.zero(SPECIES);
             FloatVector b1 = b0;
+            FloatVector b2 = b0;
+            FloatVector b3 = b0;
             FloatVector p0 = b0;
             FloatVector p1 = b0;
-            for (; i <= blockEnd; i += 2 * LANES) { // two pairs of accumulators hide the latency
+            FloatVector p2 = b0;
+            FloatVector p3 = b0;
+            for (; i <= blockEnd; i += 4 * LANES) { // eight accumulators hide the adds' latency
                 FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
                         .sub(origin);
                 FloatVector d1 = FloatVector.fromMemorySegment(
                                 SPECIES, x, base + (long) (i + LANES) * Float.BYTES, ORDER)
                         .sub(origin);
+                FloatVector d2 = FloatVector.fromMemorySegment(
+                                SPECIES, x, base + (long) (i + 2 * LANES) * Float.BYTES, ORDER)
+                        .sub(origin);
+                FloatVector d3 = FloatVector.fromMemorySegment(
+                                SPECIES, x, base + (long) (i + 3 * LANES) * Float.BYTES, ORDER)
+                        .sub(origin);
                 b0 = b0.add(d0);
                 b1 = b1.add(d1);
+                b2 = b2.add(d2);
+                b3 = b3.add(d3);
                 p0 = d0.fma(d0, p0);
                 p1 = d1.fma(d1, p1);
+                p2 = d2.fma(d2, p2);
+                p3 = d3.fma(d3, p3);
             }
-            s0 = s0.add(b0);
-            s1 = s1.add(b1);
-            q0 = q0.add(p0);
-            q1 = q1.add(p1);
+            s0 = s0.add(b0.add(b2));
+            s1 = s1.add(b1.add(b3));
+            q0 = q0.add(p0.add(p2));
+            q1 = q1.add(p1.add(p3));
         }
         for (; i <= c - LANES; i += LANES) {
             FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, base + (long) (i) * Float.BYTES, ORDER)
