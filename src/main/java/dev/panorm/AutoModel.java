@@ -64,11 +64,12 @@ final class AutoModel {
      * (Java is faster on one thread at every size; oneDNN's second thread pays off from there), always
      * for the composed kinds; single rows of any length in Java wherever Java takes some calls (oneDNN
      * splits work by rows, so one row gets one thread either way). bfloat16 and float16, which the Java
-     * kernels compute in float32 and round: always Java for the composed kinds, forward up to 16 rows of
-     * 768 of bfloat16 (read in place, {@link Bf16Pairs}) and 1,024 elements of float16 (oneDNN's fixed cost per call; per element its half-precision
-     * kernel is faster, so no long single rows), backward up to 2^16 elements of bfloat16 (read in place, {@link
-     * Bf16Pairs}) and 8 rows of 768 of float16, and single rows of any length (Java's backward is faster per
-     * element), oneDNN for given statistics (not measured). The system property
+     * kernels compute in float32 and round (bf16 read in place, {@link Bf16Pairs}; f16 converted on the way,
+     * {@link HeapRows}): always Java for the composed kinds, forward (also with given statistics) up to 16 rows
+     * of 768 (oneDNN's fixed cost per call; per element its half-precision kernel is faster, so no long single
+     * rows), backward up to 2^16 elements and single rows of any length (Java's backward is faster per element
+     * up to there), as {@code panorm tune} measured them on the machine named in docs/benchmarks.md. The system
+     * property
      * {@code panorm.auto.javaUpTo} replaces every float32 crossover (0: oneDNN whenever it can).
      */
     static final AutoModel BUILT_IN = builtIn(Long.getLong("panorm.auto.javaUpTo"));
@@ -116,12 +117,12 @@ final class AutoModel {
         f32[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         f32[Kind.BACKWARD.ordinal()] = 1 << 16;
         f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
-        table[DataType.BF16.ordinal()][Kind.FORWARD.ordinal()] = 16 * 768;
-        table[DataType.F16.ordinal()][Kind.FORWARD.ordinal()] = 1024;
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             long[] row = table[half.ordinal()];
+            row[Kind.FORWARD.ordinal()] = 16 * 768;
+            row[Kind.FORWARD_GLOBAL.ordinal()] = 16 * 768;
             row[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
-            row[Kind.BACKWARD.ordinal()] = half == DataType.BF16 ? 1 << 16 : 8 * 768;
+            row[Kind.BACKWARD.ordinal()] = 1 << 16;
             row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         }
         if (profile != null) {
