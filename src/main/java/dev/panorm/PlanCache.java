@@ -3,7 +3,6 @@ package dev.panorm;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 
 /**
  * The oneDNN kernel's plans, one per call signature (pass, thread count, and the data type, shape
@@ -38,20 +37,12 @@ final class PlanCache {
 
     /** The daemon thread that frees retired plans, shared by every oneDNN {@code LayerNorm}; started on first use. */
     private static final class Reaper {
-        static final ExecutorService THREAD = Executors.newSingleThreadExecutor(task -> {
-            Thread thread = new Thread(task, "panorm-plan-reaper");
-            thread.setDaemon(true);
-            return thread;
-        });
+        static final ExecutorService THREAD = BackgroundThreads.single("panorm-plan-reaper");
     }
 
     /** The daemon thread that builds plans for {@link #tryCheckOut}, shared by every cache; started on first use. */
     private static final class Background {
-        static final ExecutorService THREAD = Executors.newSingleThreadExecutor(task -> {
-            Thread thread = new Thread(task, "panorm-plan-builder");
-            thread.setDaemon(true);
-            return thread;
-        });
+        static final ExecutorService THREAD = BackgroundThreads.single("panorm-plan-builder");
     }
 
     /** A signature oneDNN cannot run, and why. */

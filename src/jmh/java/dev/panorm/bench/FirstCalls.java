@@ -1,0 +1,77 @@
+package dev.panorm.bench;
+
+import dev.panorm.Backend;
+import dev.panorm.DataType;
+import dev.panorm.LayerNorm;
+import dev.panorm.LayerNormConfig;
+import dev.panorm.Tensor;
+import java.lang.foreign.Arena;
+import java.util.Arrays;
+import java.util.Locale;
+
+/**
+ * The first forward call on each of {@code SHAPES} new row counts (1000, 1001, ... rows of 768), in a process
+ * warmed as {@code StartupBenchmark.firstCallOnNewShape} warms it (40 other shapes, 300 calls each), idling
+ * {@code PAUSE} milliseconds before each new shape, as a server does between requests. Unlike that single-shot
+ * JMH benchmark, the calls run on the program's main thread, which a woken background thread can preempt.
+ * Prints the median and quartiles of the first calls, and of the second call on each shape.
+ *
+ * <p>{@code java -cp target/test-classes:target/classes:$(cat target/benchmarks.classpath)
+ * --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector dev.panorm.bench.FirstCalls BACKEND
+ * [SHAPES [PAUSE]]}, e.g. {@code FirstCalls AUTO 40 20}.
+ */
+public final class FirstCalls {
+    private static final int C = 768;
+
+    private FirstCalls() {}
+
+    public static void main(String[] args) throws InterruptedException {
+        Backend backend = Backend.valueOf(args[0].toUpperCase(Locale.ROOT));
+        int shapes = args.length > 1 ? Integer.parseInt(args[1]) : 40;
+        int pauseMillis = args.length > 2 ? Integer.parseInt(args[2]) : 20;
+        long[] first = new long[shapes];
+        long[] second = new long[shapes];
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
+            Tensor scale = Tensor.allocate(arena, DataType.F32, C);
+            Tensor shift = Tensor.allocate(arena, DataType.F32, C);
+            for (int rows = 1; rows <= 40; rows++) {
+                Tensor x = Tensor.allocate(arena, DataType.F32, rows * 30, C);
+                for (int i = 0; i < 300; i++) {
+                    norm.forward(x, x, scale, shift);
+                }
+            }
+            for (int shape = 0; shape < shapes; shape++) {
+                Thread.sleep(pauseMillis);
+                Tensor src = Tensor.allocate(arena, DataType.F32, 1000 + shape, C);
+                Tensor dst = Tensor.allocate(arena, DataType.F32, 1000 + shape, C);
+                long start = System.nanoTime();
+                norm.forward(src, dst, scale, shift);
+                long between = System.nanoTime();
+                norm.forward(src, dst, scale, shift);
+                first[shape] = between - start;
+                second[shape] = System.nanoTime() - between;
+            }
+        }
+        System.out.printf(
+                Locale.ROOT,
+                "%s, %d new shapes, %d ms pause: first call %s, second call %s%n",
+                backend,
+                shapes,
+                pauseMillis,
+                quartiles(first),
+                quartiles(second));
+    }
+
+    private static String quartiles(long[] nanos) {
+        long[] sorted = nanos.clone();
+        Arrays.sort(sorted);
+        int n = sorted.length;
+        return String.format(
+                Locale.ROOT,
+                "median %.0f us (quartiles %.0f, %.0f)",
+                sorted[n / 2] / 1e3,
+                sorted[n / 4] / 1e3,
+                sorted[3 * n / 4] / 1e3);
+    }
+}
