@@ -38,6 +38,12 @@ final class AutoFusedKernel implements FusedKernel {
 
     static final long HALF_BACKWARD_JAVA_UP_TO = 8 * 768;
 
+    /**
+     * float32 calls of at most this many elements stay in Java even where oneDNN would run more threads: its
+     * composition (two primitives) was measured slower there, when oneDNN still ran one thread up to this size.
+     */
+    static final long COMPOSITION_ABOVE = 1 << 16;
+
     /** The plain norm's AUTO, whose model routes half precision. */
     private final AutoKernel auto;
 
@@ -66,8 +72,7 @@ final class AutoFusedKernel implements FusedKernel {
             return false;
         }
         long elements = rows * config.normalizedSize();
-        // Below oneDNN's own single-thread size a second thread costs more than it saves, whatever was allowed.
-        return elements > OneDnnKernel.SINGLE_THREAD_BELOW
+        return elements > COMPOSITION_ABOVE
                 && oneDnnKernel.threadsFor(pass, rows, elements) > splitter.parts(rows, elements);
     }
 

@@ -17,7 +17,7 @@ final class OneDnnKernel implements Kernel {
      * and barrier cost more than a second core saves on small tensors (docs/benchmarks.md, "Measurements behind the
      * code").
      */
-    static final long SINGLE_THREAD_BELOW = 1 << 16;
+    static final long SINGLE_THREAD_BELOW = 1 << 15;
 
     private final LayerNormConfig config;
     /** Computes the statistics that precise and RMS plans take from Java. */
