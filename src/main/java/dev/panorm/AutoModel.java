@@ -59,15 +59,16 @@ final class AutoModel {
     static final long NEVER_JAVA = 0;
 
     /**
-     * The built-in model. float32: Java up to 16 rows of 768 for forward (one thread each, oneDNN's JIT
-     * kernel is faster per element beyond), up to 2^16 elements with given statistics and for backward
+     * The built-in model. float32: Java up to 2^15 elements for forward (one thread each; from there oneDNN
+     * runs two, {@link OneDnnKernel#SINGLE_THREAD_BELOW}, and its JIT kernel is faster per element), up to 2^16
+     * elements with given statistics and for backward
      * (Java is faster on one thread at every size; oneDNN's second thread pays off from there), always
      * for the composed kinds; single rows of any length in Java wherever Java takes some calls (oneDNN
      * splits work by rows, so one row gets one thread either way). bfloat16 and float16, which the Java
      * kernels compute in float32 and round (bf16 read in place, {@link Bf16Pairs}; f16 converted on the way,
-     * {@link HeapRows}): always Java for the composed kinds, forward (also with given statistics) up to 16 rows
-     * of 768 (oneDNN's fixed cost per call; per element its half-precision kernel is faster, so no long single
-     * rows), backward up to 2^16 elements and single rows of any length (Java's backward is faster per element
+     * {@link HeapRows}): always Java for the composed kinds, forward up to 32 rows of 768 and with given
+     * statistics up to 16 (oneDNN's fixed cost per call; per element its half-precision kernel is faster, so no
+     * long single rows), backward up to 2^16 elements and single rows of any length (Java's backward is faster per element
      * up to there), as {@code panorm tune} measured them on the machine named in docs/benchmarks.md. The system
      * property
      * {@code panorm.auto.javaUpTo} replaces every float32 crossover (0: oneDNN whenever it can).
@@ -112,14 +113,14 @@ final class AutoModel {
             Arrays.fill(row, NEVER_JAVA);
         }
         long[] f32 = table[DataType.F32.ordinal()];
-        f32[Kind.FORWARD.ordinal()] = 16 * 768;
+        f32[Kind.FORWARD.ordinal()] = 1 << 15;
         f32[Kind.FORWARD_GLOBAL.ordinal()] = 1 << 16;
         f32[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         f32[Kind.BACKWARD.ordinal()] = 1 << 16;
         f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             long[] row = table[half.ordinal()];
-            row[Kind.FORWARD.ordinal()] = 16 * 768;
+            row[Kind.FORWARD.ordinal()] = 32 * 768;
             row[Kind.FORWARD_GLOBAL.ordinal()] = 16 * 768;
             row[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
             row[Kind.BACKWARD.ordinal()] = 1 << 16;
