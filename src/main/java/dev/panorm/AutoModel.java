@@ -61,8 +61,8 @@ final class AutoModel {
     /**
      * The built-in model. float32: Java up to 2^15 elements for forward (one thread each; from there oneDNN
      * runs two, {@link OneDnnKernel#SINGLE_THREAD_BELOW}, and its JIT kernel is faster per element), up to 2^16
-     * elements with given statistics and for backward
-     * (Java is faster on one thread at every size; oneDNN's second thread pays off from there), always
+     * elements with given statistics and 128 rows of 768 for backward (Java is faster on one thread at every
+     * size; oneDNN's second thread pays off from there), always
      * for the composed kinds; single rows of any length in Java wherever Java takes some calls (oneDNN
      * splits work by rows, so one row gets one thread either way). bfloat16 and float16, which the Java
      * kernels compute in float32 and round (bf16 read in place, {@link Bf16Pairs}; f16 converted on the way,
@@ -116,7 +116,7 @@ final class AutoModel {
         f32[Kind.FORWARD.ordinal()] = 1 << 15;
         f32[Kind.FORWARD_GLOBAL.ordinal()] = 1 << 16;
         f32[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
-        f32[Kind.BACKWARD.ordinal()] = 1 << 16;
+        f32[Kind.BACKWARD.ordinal()] = 128 * 768;
         f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             long[] row = table[half.ordinal()];
