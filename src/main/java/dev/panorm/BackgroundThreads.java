@@ -51,17 +51,22 @@ final class BackgroundThreads {
         }
     }
 
+    /** null where libc has no {@code setpriority} or native access is denied: the threads then keep their priority. */
     private static MethodHandle setPriority() {
-        Linker linker = Linker.nativeLinker();
-        return linker.defaultLookup()
-                .find("setpriority")
-                .map(address -> linker.downcallHandle(
-                        address,
-                        FunctionDescriptor.of(
-                                ValueLayout.JAVA_INT,
-                                ValueLayout.JAVA_INT,
-                                ValueLayout.JAVA_INT,
-                                ValueLayout.JAVA_INT)))
-                .orElse(null);
+        try {
+            Linker linker = Linker.nativeLinker();
+            return linker.defaultLookup()
+                    .find("setpriority")
+                    .map(address -> linker.downcallHandle(
+                            address,
+                            FunctionDescriptor.of(
+                                    ValueLayout.JAVA_INT,
+                                    ValueLayout.JAVA_INT,
+                                    ValueLayout.JAVA_INT,
+                                    ValueLayout.JAVA_INT)))
+                    .orElse(null);
+        } catch (RuntimeException e) {
+            return null;
+        }
     }
 }
