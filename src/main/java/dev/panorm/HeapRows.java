@@ -147,33 +147,8 @@ final class HeapRows {
         return sum.lane(0) + tail;
     }
 
-    /** As {@link VectorKernel#normalize}, from {@code x} into {@code y}. */
-    static void normalize(
-            float[] x, float[] y, float[] gamma, float[] beta, int c, float origin, float offset, float rstd) {
-        float shift = -offset * rstd;
-        int i = 0;
-        for (; i <= c - 2 * LANES; i += 2 * LANES) {
-            FloatVector v0 = FloatVector.fromArray(SPECIES, x, i).sub(origin).fma(rstd, shift);
-            FloatVector v1 =
-                    FloatVector.fromArray(SPECIES, x, i + LANES).sub(origin).fma(rstd, shift);
-            v0.fma(FloatVector.fromArray(SPECIES, gamma, i), FloatVector.fromArray(SPECIES, beta, i))
-                    .intoArray(y, i);
-            v1.fma(FloatVector.fromArray(SPECIES, gamma, i + LANES), FloatVector.fromArray(SPECIES, beta, i + LANES))
-                    .intoArray(y, i + LANES);
-        }
-        for (; i <= c - LANES; i += LANES) {
-            FloatVector v = FloatVector.fromArray(SPECIES, x, i).sub(origin).fma(rstd, shift);
-            v.fma(FloatVector.fromArray(SPECIES, gamma, i), FloatVector.fromArray(SPECIES, beta, i))
-                    .intoArray(y, i);
-        }
-        for (; i < c; i++) {
-            float v = Math.fma(x[i] - origin, rstd, shift);
-            y[i] = Math.fma(v, gamma[i], beta[i]);
-        }
-    }
-
     /**
-     * {@link #normalize} rounded to float16 into {@code y} at byte {@code base}: the same operations on each
+     * {@link VectorKernel#normalize} rounded to float16 into {@code y} at byte {@code base}: the same operations on each
      * element, written as a loop that C2 compiles into vector FMAs and {@code vcvtps2ph} (see
      * {@link VectorKernel#narrow}), with no float row stored in between.
      */
