@@ -2,7 +2,6 @@ package dev.panorm;
 
 import java.lang.foreign.Arena;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
 import java.util.concurrent.atomic.AtomicIntegerArray;
 
 /**
@@ -58,11 +57,7 @@ final class KernelWarmup {
 
     /** The daemon thread that runs the warm-ups; started on first use. */
     private static final class Background {
-        static final ExecutorService THREAD = Executors.newSingleThreadExecutor(task -> {
-            Thread thread = new Thread(task, "panorm-kernel-warmup");
-            thread.setDaemon(true);
-            return thread;
-        });
+        static final ExecutorService THREAD = BackgroundThreads.normalPriority("panorm-kernel-warmup");
     }
 
     /** Any thread that is not the caller: a segment it may not access is confined to the caller. */

@@ -37,12 +37,12 @@ final class PlanCache {
 
     /** The daemon thread that frees retired plans, shared by every oneDNN {@code LayerNorm}; started on first use. */
     private static final class Reaper {
-        static final ExecutorService THREAD = BackgroundThreads.single("panorm-plan-reaper");
+        static final ExecutorService THREAD = BackgroundThreads.lowestPriority("panorm-plan-reaper");
     }
 
     /** The daemon thread that builds plans for {@link #tryCheckOut}, shared by every cache; started on first use. */
     private static final class Background {
-        static final ExecutorService THREAD = BackgroundThreads.single("panorm-plan-builder");
+        static final ExecutorService THREAD = BackgroundThreads.lowestPriority("panorm-plan-builder");
     }
 
     /** A signature oneDNN cannot run, and why. */

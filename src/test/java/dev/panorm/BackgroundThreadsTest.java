@@ -29,7 +29,7 @@ class BackgroundThreadsTest {
     void backgroundWorkRunsAtTheLowestPriorityAndLeavesTheCallersAlone() throws Exception {
         assumeTrue(Files.isReadable(OWN_STAT), "Linux /proc");
         int callers = niceness();
-        ExecutorService executor = BackgroundThreads.single("panorm-test-background");
+        ExecutorService executor = BackgroundThreads.lowestPriority("panorm-test-background");
         try {
             Thread thread = executor.submit(Thread::currentThread).get();
             assertEquals("panorm-test-background", thread.getName());
@@ -39,5 +39,11 @@ class BackgroundThreadsTest {
             executor.shutdown();
         }
         assertEquals(callers, niceness(), "the caller's own priority");
+        ExecutorService normal = BackgroundThreads.normalPriority("panorm-test-normal");
+        try {
+            assertEquals(callers, normal.submit(BackgroundThreadsTest::niceness).get(), "normal priority");
+        } finally {
+            normal.shutdown();
+        }
     }
 }
