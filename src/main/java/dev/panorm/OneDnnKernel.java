@@ -163,6 +163,9 @@ final class OneDnnKernel implements Kernel {
         PlanCache.Recent recent =
                 plans.recent(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
         if (recent == null) {
+            if (!wait && plans.buildingInBackground()) {
+                return null; // as tryCheckOut would, without making a Call: calls meanwhile allocate nothing
+            }
             Call call = new Call(
                     pass, rows, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);
             recent = wait ? plans.checkOut(call, used) : plans.tryCheckOut(call, used);

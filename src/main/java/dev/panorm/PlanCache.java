@@ -338,6 +338,16 @@ final class PlanCache {
         }
     }
 
+    /** Whether a plan is being built in the background, when {@link #tryCheckOut} returns null at once. */
+    boolean buildingInBackground() {
+        return building != null;
+    }
+
+    /** Runs {@code task} on the thread that builds plans in the background, before builds queued later (for tests). */
+    static void runOnBuilder(Runnable task) {
+        Background.THREAD.execute(task);
+    }
+
     /** Waits until no plan is being built in the background (for tests). */
     void awaitBackgroundBuild() throws InterruptedException {
         while (building != null) {
