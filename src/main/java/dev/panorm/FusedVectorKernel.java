@@ -7,6 +7,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
@@ -356,6 +357,10 @@ final class FusedVectorKernel implements FusedKernel {
         int axes = config.normalizedAxes();
         DataType type = src.dataType(); // residual's and sum's too
         DataType yType = dst.dataType();
+        if (type != DataType.F32 && type == yType) { // bf16 or float16 throughout
+            heapRows(pass, src, residual, bias, sum, dst, scale, shift, mean, variance, scratch, from, to);
+            return;
+        }
         boolean widens = type != DataType.F32;
         boolean sumInPlace = sum != null && !widens; // a float32 sum is s's float row
         MemorySegment gamma = norm.floats(scale, norm.ones(), scratch, scratch.gamma);
@@ -434,6 +439,70 @@ final class FusedVectorKernel implements FusedKernel {
                 case S8 ->
                     quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
             }
+        }
+    }
+
+    /**
+     * {@link #halfRows} for x and y of one half-precision type, through float rows on the heap ({@link HeapRows}),
+     * as the plain norm's float16 rows: {@code s = (x + r) + b} is made in {@code scratch.floats}, x and r widened
+     * as they are added (bias in {@code scratch.dyRow}); a kept sum is rounded into {@code sum} and s replaced by
+     * the rounded values; then {@link VectorKernel#heapRow} normalizes s and rounds y as it is stored.
+     */
+    private void heapRows(
+            Pass pass,
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            HalfRows scratch,
+            long from,
+            long to) {
+        int axes = config.normalizedAxes();
+        DataType type = src.dataType();
+        boolean f16 = type == DataType.F16;
+        float[] s = scratch.floats;
+        float[] b = scratch.dyRow; // free: r is widened as it is added
+        MemorySegment.copy(
+                norm.floats(scale, norm.ones(), scratch, scratch.gamma), JAVA_FLOAT, 0, scratch.gammaRow, 0, c);
+        MemorySegment.copy(
+                norm.floats(shift, norm.zeros(), scratch, scratch.beta), JAVA_FLOAT, 0, scratch.betaRow, 0, c);
+        if (bias != null) {
+            MemorySegment.copy(norm.floats(bias, null, scratch, rowBuffer.get()), JAVA_FLOAT, 0, b, 0, c);
+        }
+        long xStride = Rows.rowStride(src, axes);
+        long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
+        long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
+        long yStride = Rows.rowStride(dst, axes);
+        for (long row = from; row < to; row++) {
+            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Short.BYTES;
+            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Short.BYTES;
+            if (residual == null) {
+                widen(src.segment(), xBase, f16, s);
+            } else {
+                long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Short.BYTES;
+                if (f16) {
+                    HeapRows.addF16(src.segment(), xBase, residual.segment(), rBase, s, c);
+                } else {
+                    HeapRows.addBf16(src.segment(), xBase, residual.segment(), rBase, s, c);
+                }
+                if (bias != null) {
+                    HeapRows.add(s, b, c);
+                }
+                if (sum != null) {
+                    long sumBase = (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Short.BYTES;
+                    if (f16) {
+                        HeapRows.roundToF16(s, sum.segment(), sumBase, c);
+                    } else {
+                        HeapRows.roundToBf16(s, sum.segment(), sumBase, c);
+                    }
+                }
+            }
+            norm.heapRow(pass, dst.segment(), yBase, type, scratch, mean, variance, row);
         }
     }
 
@@ -916,6 +985,10 @@ final class FusedVectorKernel implements FusedKernel {
         DataType dyType = diffDst.dataType();
         DataType dsType = diffSum == null ? DataType.F32 : diffSum.dataType();
         DataType dxType = diffSrc.dataType();
+        if (sType != DataType.F32 && dyType == sType && dxType == sType && (diffSum == null || dsType == sType)) {
+            heapBackwardRows(diffDst, diffSum, sum, mean, variance, scale, diffSrc, work, scratch, gradients, from, to);
+            return;
+        }
         MemorySegment s = sType == DataType.F32 ? sum.segment() : scratch.x;
         MemorySegment dy = dyType == DataType.F32 ? diffDst.segment() : scratch.dy;
         MemorySegment ds = diffSum == null ? norm.zeros() : dsType == DataType.F32 ? diffSum.segment() : scratch.out;
@@ -957,6 +1030,72 @@ final class FusedVectorKernel implements FusedKernel {
                 inputGradient(s, sBase, dy, dyBase, ds, dsBase, dx, 0, gamma, mu, rstd, meanG, meanGXhat);
                 norm.narrow(dx, diffSrc.segment(), dxBase, dxType, scratch);
             }
+        }
+    }
+
+    /**
+     * {@link #halfBackwardRows} for s, dy, dx and ds of one half-precision type, through float rows on the heap
+     * ({@link HeapRows}), as the plain norm's float16 backward pass: s, dy and ds are widened into {@code
+     * scratch.floats}, {@code scratch.dyRow} and {@code scratch.betaRow} (shift's row, free in a backward pass;
+     * zeros without ds), and dx is rounded as it is stored, after ds (which may be dx's memory) was read.
+     */
+    private void heapBackwardRows(
+            Tensor diffDst,
+            Tensor diffSum,
+            Tensor sum,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            float[] work,
+            HalfRows scratch,
+            boolean gradients,
+            long from,
+            long to) {
+        int axes = config.normalizedAxes();
+        boolean f16 = sum.dataType() == DataType.F16;
+        float[] s = scratch.floats;
+        float[] dy = scratch.dyRow;
+        float[] ds = scratch.betaRow;
+        float[] gamma = scratch.gammaRow;
+        MemorySegment.copy(norm.floats(scale, norm.ones(), scratch, scratch.gamma), JAVA_FLOAT, 0, gamma, 0, c);
+        if (diffSum == null) {
+            Arrays.fill(ds, 0);
+        }
+        long sStride = Rows.rowStride(sum, axes);
+        long dyStride = Rows.rowStride(diffDst, axes);
+        long dsStride = diffSum == null ? 0 : Rows.rowStride(diffSum, axes);
+        long dxStride = Rows.rowStride(diffSrc, axes);
+        for (long row = from; row < to; row++) {
+            long sBase = (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Short.BYTES;
+            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * Short.BYTES;
+            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * Short.BYTES;
+            widen(sum.segment(), sBase, f16, s);
+            widen(diffDst.segment(), dyBase, f16, dy);
+            if (diffSum != null) {
+                long dsBase = (dsStride >= 0 ? row * dsStride : Rows.rowOffset(diffSum, axes, row)) * Short.BYTES;
+                widen(diffSum.segment(), dsBase, f16, ds);
+            }
+            float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+            float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
+            HeapRows.accumulate(s, dy, gamma, c, mu, rstd, work, gradients);
+            float meanG = config.rms() ? 0 : work[2 * c] / c;
+            float meanGXhat = work[2 * c + 1] / c;
+            if (f16) {
+                HeapRows.inputGradientToF16(s, dy, ds, diffSrc.segment(), dxBase, gamma, c, mu, rstd, meanG, meanGXhat);
+            } else {
+                HeapRows.inputGradientToBf16(
+                        s, dy, ds, diffSrc.segment(), dxBase, gamma, c, mu, rstd, meanG, meanGXhat);
+            }
+        }
+    }
+
+    /** The {@code c} float16 (or else bf16) values at byte {@code base} in {@code src}, widened into {@code floats}. */
+    private void widen(MemorySegment src, long base, boolean f16, float[] floats) {
+        if (f16) {
+            VectorKernel.float16ToFloat(src, base, floats);
+        } else {
+            HeapRows.bf16ToFloat(src, base, floats, c);
         }
     }
 

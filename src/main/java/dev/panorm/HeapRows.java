@@ -2,20 +2,28 @@ package dev.panorm;
 
 import static dev.panorm.VectorKernel.BLOCK;
 import static dev.panorm.VectorKernel.FOLDS;
+import static dev.panorm.VectorKernel.HALVES;
+import static dev.panorm.VectorKernel.INTS;
 import static dev.panorm.VectorKernel.LANES;
+import static dev.panorm.VectorKernel.ORDER;
 import static dev.panorm.VectorKernel.SPECIES;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 import java.lang.foreign.MemorySegment;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShuffle;
 
 /**
- * {@link VectorKernel}'s loops over float rows on the heap, for float16 data: its rows are widened into
- * float rows anyway (JDK 25's Vector API has no float16 conversion: {@link VectorKernel#narrow}), and on an
- * array the loops need neither a copy into native memory nor the memory segment checks that C2 repeats at
- * every access. The loops are {@link VectorKernel}'s, line for line, so the results have the same bits; the
- * ones that write float16 do each element's operations in a plain loop that C2 vectorizes with the rounding.
+ * {@link VectorKernel}'s loops over float rows on the heap, for float16 data, and for bf16 data in the fused
+ * kernel: their rows are widened into float rows anyway (JDK 25's Vector API has no float16 conversion:
+ * {@link VectorKernel#narrow}), and on an array the loops need neither a copy into native memory nor the memory
+ * segment checks that C2 repeats at every access. The loops are {@link VectorKernel}'s, line for line, so the
+ * results have the same bits; the ones that write float16 do each element's operations in a plain loop that C2
+ * vectorizes with the rounding, the ones that read or write bf16 convert in int lanes as {@link VectorKernel}
+ * does (C2 does not vectorize the scalar bf16 conversions).
  */
 final class HeapRows {
     private HeapRows() {}
@@ -172,6 +180,36 @@ final class HeapRows {
         }
     }
 
+    /**
+     * {@code s = x + r} over the {@code c} float16 values at bytes {@code xBase} of {@code x} and {@code rBase} of
+     * {@code r}, widened (exactly) as they are added, in a loop that C2 vectorizes as {@link #normalizeToF16}.
+     */
+    static void addF16(MemorySegment x, long xBase, MemorySegment r, long rBase, float[] s, int c) {
+        for (int i = 0; i < c; i++) {
+            s[i] = Float.float16ToFloat(x.get(JAVA_SHORT_UNALIGNED, xBase + (long) i * Short.BYTES))
+                    + Float.float16ToFloat(r.get(JAVA_SHORT_UNALIGNED, rBase + (long) i * Short.BYTES));
+        }
+    }
+
+    /** {@code s += b} over {@code c} floats. */
+    static void add(float[] s, float[] b, int c) {
+        for (int i = 0; i < c; i++) {
+            s[i] += b[i];
+        }
+    }
+
+    /**
+     * Rounds the {@code c} floats {@code s} to float16 into {@code sum} at byte {@code base}, and replaces them by the
+     * rounded values, so that what is normalized next is s as stored.
+     */
+    static void roundToF16(float[] s, MemorySegment sum, long base, int c) {
+        for (int i = 0; i < c; i++) {
+            short rounded = Float.floatToFloat16(s[i]);
+            sum.set(JAVA_SHORT_UNALIGNED, base + (long) i * Short.BYTES, rounded);
+            s[i] = Float.float16ToFloat(rounded);
+        }
+    }
+
     /** As {@link VectorKernel#accumulate}, on heap rows. */
     static void accumulate(
             float[] x, float[] dy, float[] gamma, int c, float mu, float rstd, float[] work, boolean gradients) {
@@ -260,5 +298,152 @@ final class HeapRows {
                     base + (long) i * Short.BYTES,
                     Float.floatToFloat16((g - meanG - xhat * meanGXhat) * rstd));
         }
+    }
+
+    /**
+     * The fused kernel's input gradient {@code dx = rstd * (g - meanG - xhat * meanGXhat) + ds}, rounded to float16
+     * into {@code dx} at byte {@code base}, as {@link #inputGradientToF16}.
+     */
+    static void inputGradientToF16(
+            float[] x,
+            float[] dy,
+            float[] ds,
+            MemorySegment dx,
+            long base,
+            float[] gamma,
+            int c,
+            float mu,
+            float rstd,
+            float meanG,
+            float meanGXhat) {
+        for (int i = 0; i < c; i++) {
+            float xhat = (x[i] - mu) * rstd;
+            float g = dy[i] * gamma[i];
+            dx.set(
+                    JAVA_SHORT_UNALIGNED,
+                    base + (long) i * Short.BYTES,
+                    Float.floatToFloat16(Math.fma(g - meanG - xhat * meanGXhat, rstd, ds[i])));
+        }
+    }
+
+    /** The {@code c} bf16 values at byte {@code base} in {@code src}, widened (exactly) into {@code floats}. */
+    static void bf16ToFloat(MemorySegment src, long base, float[] floats, int c) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            bf16s(src, base + (long) i * Short.BYTES).intoArray(floats, i);
+        }
+        for (; i < c; i++) {
+            floats[i] = Elements.get(src, DataType.BF16, base / Short.BYTES + i);
+        }
+    }
+
+    /** {@code s = x + r} over the {@code c} bf16 values at bytes {@code xBase} and {@code rBase}, widened exactly. */
+    static void addBf16(MemorySegment x, long xBase, MemorySegment r, long rBase, float[] s, int c) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Short.BYTES;
+            bf16s(x, xBase + at).add(bf16s(r, rBase + at)).intoArray(s, i);
+        }
+        for (; i < c; i++) {
+            s[i] = Elements.get(x, DataType.BF16, xBase / Short.BYTES + i)
+                    + Elements.get(r, DataType.BF16, rBase / Short.BYTES + i);
+        }
+    }
+
+    /** As {@link #roundToF16}, to bf16. */
+    static void roundToBf16(float[] s, MemorySegment sum, long base, int c) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            IntVector rounded = bf16Bits(FloatVector.fromArray(SPECIES, s, i));
+            rounded.convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(sum, base + (long) i * Short.BYTES, ORDER);
+            rounded.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(s, i);
+        }
+        for (; i < c; i++) {
+            long at = base / Short.BYTES + i;
+            Elements.set(sum, DataType.BF16, at, s[i]);
+            s[i] = Elements.get(sum, DataType.BF16, at);
+        }
+    }
+
+    /** As {@link #normalizeToF16}, to bf16. */
+    static void normalizeToBf16(
+            float[] x,
+            MemorySegment y,
+            long base,
+            float[] gamma,
+            float[] beta,
+            int c,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector v = FloatVector.fromArray(SPECIES, x, i)
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(FloatVector.fromArray(SPECIES, gamma, i), FloatVector.fromArray(SPECIES, beta, i));
+            bf16Bits(v)
+                    .convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(y, base + (long) i * Short.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            float v = Math.fma(x[i] - origin, rstd, shift);
+            Elements.set(y, DataType.BF16, base / Short.BYTES + i, Math.fma(v, gamma[i], beta[i]));
+        }
+    }
+
+    /** As the float16 {@link #inputGradientToF16} with an incoming gradient, to bf16. */
+    static void inputGradientToBf16(
+            float[] x,
+            float[] dy,
+            float[] ds,
+            MemorySegment dx,
+            long base,
+            float[] gamma,
+            int c,
+            float mu,
+            float rstd,
+            float meanG,
+            float meanGXhat) {
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            FloatVector xhat = FloatVector.fromArray(SPECIES, x, i).sub(mu).mul(rstd);
+            FloatVector g = FloatVector.fromArray(SPECIES, dy, i).mul(FloatVector.fromArray(SPECIES, gamma, i));
+            FloatVector v = g.sub(meanG)
+                    .sub(xhat.mul(meanGXhat))
+                    .fma(FloatVector.broadcast(SPECIES, rstd), FloatVector.fromArray(SPECIES, ds, i));
+            bf16Bits(v)
+                    .convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(dx, base + (long) i * Short.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            float xhat = (x[i] - mu) * rstd;
+            float g = dy[i] * gamma[i];
+            Elements.set(
+                    dx, DataType.BF16, base / Short.BYTES + i, Math.fma(g - meanG - xhat * meanGXhat, rstd, ds[i]));
+        }
+    }
+
+    /** {@link #LANES} bf16 values at byte {@code at}, widened: zero-extended to int lanes and shifted up, exact. */
+    private static FloatVector bf16s(MemorySegment src, long at) {
+        return ((IntVector) ShortVector.fromMemorySegment(HALVES, src, at, ORDER)
+                        .convertShape(VectorOperators.S2I, INTS, 0))
+                .lanewise(VectorOperators.LSHL, 16)
+                .reinterpretAsFloats();
+    }
+
+    /**
+     * {@code v} rounded to bf16, ties to even, as {@link Elements#floatToBf16}: the bf16 bits in the lower half of
+     * each int lane (add half an ulp, less one on ties to an even result, and truncate; a NaN made quiet).
+     */
+    private static IntVector bf16Bits(FloatVector v) {
+        IntVector bits = v.reinterpretAsInts();
+        IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+        return bits.add(upper.and(1))
+                .add(0x7fff)
+                .lanewise(VectorOperators.LSHR, 16)
+                .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000));
     }
 }

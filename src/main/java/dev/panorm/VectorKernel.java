@@ -41,7 +41,7 @@ final class VectorKernel implements Kernel {
     /** Int lanes as wide as the float lanes, for the bit operations of the half-precision conversions. */
     static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
     /** {@link #LANES} half-precision values: the bits that widen into, or narrow from, one float vector. */
-    private static final VectorSpecies<Short> HALVES =
+    static final VectorSpecies<Short> HALVES =
             VectorSpecies.of(short.class, VectorShape.forBitSize(LANES * Short.SIZE));
 
     static final ByteOrder ORDER = ByteOrder.nativeOrder();
@@ -254,7 +254,8 @@ final class VectorKernel implements Kernel {
                 continue;
             }
             if (onHeap) {
-                heapRow(pass, src.segment(), xBase, y, yBase, scratch, mean, variance, row);
+                float16ToFloat(src.segment(), xBase, scratch.floats);
+                heapRow(pass, y, yBase, DataType.F16, scratch, mean, variance, row);
                 continue;
             }
             if (xType != DataType.F32) {
@@ -332,22 +333,21 @@ final class VectorKernel implements Kernel {
     }
 
     /**
-     * {@link #forwardRows}' row on float16 x and y, through float rows on the heap ({@link HeapRows}): x is
-     * widened into {@code scratch.floats}, normalized there in place, and narrowed into y; scale and shift are in
-     * {@code scratch.gammaRow} and {@code scratch.betaRow}, in column order.
+     * {@link #forwardRows}' row on float16 x and y, through float rows on the heap ({@link HeapRows}): x, widened
+     * into {@code scratch.floats} by the caller, is normalized and rounded into y (float16 or bf16, {@code yType})
+     * at byte {@code yBase}; scale and shift are in {@code scratch.gammaRow} and {@code scratch.betaRow}, in column
+     * order. The fused kernel's half-precision rows end here too, with s in {@code scratch.floats}.
      */
-    private void heapRow(
+    void heapRow(
             Pass pass,
-            MemorySegment src,
-            long xBase,
             MemorySegment y,
             long yBase,
+            DataType yType,
             HalfRows scratch,
             Tensor mean,
             Tensor variance,
             long row) {
         float[] x = scratch.floats;
-        float16ToFloat(src, xBase, x);
         float origin;
         float offset;
         float var;
@@ -369,7 +369,11 @@ final class VectorKernel implements Kernel {
             }
         }
         float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
-        HeapRows.normalizeToF16(x, y, yBase, scratch.gammaRow, scratch.betaRow, c, origin, offset, rstd);
+        if (yType == DataType.F16) {
+            HeapRows.normalizeToF16(x, y, yBase, scratch.gammaRow, scratch.betaRow, c, origin, offset, rstd);
+        } else {
+            HeapRows.normalizeToBf16(x, y, yBase, scratch.gammaRow, scratch.betaRow, c, origin, offset, rstd);
+        }
     }
 
     /**
@@ -1183,7 +1187,7 @@ final class VectorKernel implements Kernel {
     }
 
     /** The {@code C} float16 values at byte {@code base} in {@code src}, widened into {@code floats}: see {@link #narrow}. */
-    private static void float16ToFloat(MemorySegment src, long base, float[] floats) {
+    static void float16ToFloat(MemorySegment src, long base, float[] floats) {
         for (int i = 0; i < floats.length; i++) {
             floats[i] = Float.float16ToFloat(src.get(JAVA_SHORT_UNALIGNED, base + (long) i * Short.BYTES));
         }

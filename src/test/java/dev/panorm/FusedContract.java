@@ -11,6 +11,7 @@ import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -281,6 +282,127 @@ abstract class FusedContract {
                     assertArrayEquals(s, sumOut.toFloatArray(), 0f, "mode " + mode);
                 }
                 Accuracy.assertForward(backend(), s, rows, c, gamma, beta, EPS, dst.toFloatArray());
+            }
+        }
+    }
+
+    /**
+     * As {@link #worksInPlace} on bf16 and f16 data, which the Java kernel widens into float rows first; and the
+     * backward pass with its incoming gradient ds written over by dx.
+     */
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(
+            value = DataType.class,
+            names = {"BF16", "F16"})
+    void halfPrecisionWorksInPlace(DataType type) {
+        int rows = 9;
+        int c = 768;
+        float[] gamma = TestData.gaussian(c, 1, 1, 14);
+        float[] beta = TestData.gaussian(c, 0, 1, 15);
+        float[] bias = TestData.gaussian(c, 0, 1, 13);
+        for (int mode = 0; mode < 4; mode++) { // as in worksInPlace
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
+                Tensor xs = Tensors.make(arena, type, TestData.gaussian(rows * c, 0.5, 2, 11), rows, c);
+                Tensor rs = Tensors.make(arena, type, TestData.gaussian(rows * c, 0, 1, 12), rows, c);
+                float[] exact = sum(xs.toFloatArray(), rs.toFloatArray(), bias, c);
+                float[] s = Tensors.rounded(type, exact);
+                Tensor sumOut = mode == 0 || mode == 2 ? xs : mode == 1 ? rs : null;
+                Tensor dst = mode == 2 ? rs : mode == 3 ? xs : Tensor.allocate(arena, type, rows, c);
+                norm.forwardResidual(
+                        xs,
+                        rs,
+                        Tensor.ofFloats(arena, bias, c),
+                        sumOut,
+                        dst,
+                        Tensor.ofFloats(arena, gamma, c),
+                        Tensor.ofFloats(arena, beta, c));
+                assertHalfRanOn(norm);
+                if (sumOut != null) {
+                    assertArrayEquals(s, sumOut.toFloatArray(), 0f, "mode " + mode);
+                }
+                Accuracy.assertForward(
+                        backend(),
+                        sumOut != null ? s : exact,
+                        rows,
+                        c,
+                        gamma,
+                        beta,
+                        EPS,
+                        false,
+                        type,
+                        dst.toFloatArray());
+            }
+        }
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend());
+                LayerNorm java = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA)) {
+            Tensor sumOut = Tensors.make(arena, type, TestData.gaussian(rows * c, 0.5, 2, 16), rows, c);
+            Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor g = Tensor.ofFloats(arena, gamma, c);
+            java.forwardTraining(
+                    sumOut, Tensor.allocate(arena, type, rows, c), g, Tensor.ofFloats(arena, beta, c), mean, variance);
+            Tensor dy = Tensors.make(arena, type, TestData.gaussian(rows * c, 0, 1, 17), rows, c);
+            Tensor ds = Tensors.make(arena, type, TestData.gaussian(rows * c, 0, 1, 18), rows, c);
+            float[] dsValues = ds.toFloatArray();
+            Tensor dx = Tensor.allocate(arena, type, rows, c);
+            // In place, the Java kernel runs it (on AUTO and ONEDNN too): its own norm gradient is the base.
+            LayerNorm base = backend() == Backend.ONEDNN || backend() == Backend.AUTO ? java : norm;
+            Tensor dGamma = Tensor.allocate(arena, DataType.F32, c);
+            Tensor dBeta = Tensor.allocate(arena, DataType.F32, c);
+            base.backwardResidual(dy, null, sumOut, mean, variance, g, dx, dGamma, dBeta);
+            norm.backwardResidual(dy, ds, sumOut, mean, variance, g, ds, dGamma, dBeta);
+            assertRanInJava(norm);
+            assertAddedIncomingGradient(type, dx.toFloatArray(), dsValues, ds.toFloatArray());
+        }
+    }
+
+    /**
+     * Half-precision rows holding a NaN or an infinity: s keeps them, rounded as a tensor of the type stores them,
+     * their rows of y are NaN, and the finite rows between them are normalized as usual.
+     */
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(
+            value = DataType.class,
+            names = {"BF16", "F16"})
+    void halfPrecisionRowsWithNonFiniteValues(DataType type) {
+        int rows = 4;
+        int c = 100; // a vector tail too
+        float[] xValues = TestData.gaussian(rows * c, 0, 1, 21);
+        xValues[3] = Float.NaN;
+        xValues[2 * c + c - 1] = Float.POSITIVE_INFINITY; // in the tail
+        float[] gamma = TestData.gaussian(c, 1, 0.5, 22);
+        float[] beta = TestData.gaussian(c, 0, 1, 23);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
+            Tensor x = Tensors.make(arena, type, xValues, rows, c);
+            Tensor r = Tensors.make(arena, type, TestData.gaussian(rows * c, 0, 1, 24), rows, c);
+            float[] s = Tensors.rounded(type, sum(x.toFloatArray(), r.toFloatArray(), null, c));
+            Tensor sumOut = Tensor.allocate(arena, type, rows, c);
+            Tensor dst = Tensor.allocate(arena, type, rows, c);
+            norm.forwardResidual(
+                    x, r, null, sumOut, dst, Tensor.ofFloats(arena, gamma, c), Tensor.ofFloats(arena, beta, c));
+            assertHalfRanOn(norm);
+            assertArrayEquals(s, sumOut.toFloatArray(), 0f);
+            float[] y = dst.toFloatArray();
+            for (int row : new int[] {0, 2}) {
+                for (int i = 0; i < c; i++) {
+                    assertTrue(Float.isNaN(y[row * c + i]), "row " + row + ", y[" + i + "] = " + y[row * c + i]);
+                }
+            }
+            for (int row : new int[] {1, 3}) {
+                Accuracy.assertForward(
+                        backend(),
+                        Arrays.copyOfRange(s, row * c, (row + 1) * c),
+                        1,
+                        c,
+                        gamma,
+                        beta,
+                        EPS,
+                        false,
+                        type,
+                        Arrays.copyOfRange(y, row * c, (row + 1) * c));
             }
         }
     }
