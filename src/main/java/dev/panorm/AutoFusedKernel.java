@@ -7,9 +7,8 @@ package dev.panorm;
  *
  * <ul>
  *   <li>Half-precision data follows the plain norm's crossovers for its type ({@link AutoModel}): Java on small
- *       calls and single rows where the model says so, oneDNN above. The fused kernels' half-precision rows
- *       measured alike: Java 0.18 to 0.83 of oneDNN's time on a row of 768 or 4096, and 1.15 to 3.9 times it from
- *       8x768 up, except f16 backward at 8x768 (0.68).</li>
+ *       calls and single rows where the model says so, oneDNN above; bf16 also goes to oneDNN above lower bounds of
+ *       its own ({@link #BF16_FORWARD_JAVA_UP_TO}).</li>
  *   <li>Float32 layer normalization goes to oneDNN only where oneDNN would put more threads on the call than the
  *       Java kernel splits it into (with two cores: from 2^16 to 2^19 elements). On equal threads the Java kernel
  *       wins at every size measured, since it makes one pass over memory where the composition makes two; and
@@ -29,14 +28,15 @@ final class AutoFusedKernel implements FusedKernel {
     /** How the Java kernel splits a call: the same threads as {@link #java}. */
     private final RowSplitter splitter;
     /**
-     * Half-precision calls above these many elements (single rows aside) go to oneDNN, whatever the plain norm's
-     * crossovers: the plain kernels read bf16 rows in place ({@link Bf16Pairs}) and take larger calls, but the fused
-     * kernels widen their rows first, and measured 1.15 to 3.9 times oneDNN's time from 8x768 up. These are the
-     * plain crossovers from before {@link Bf16Pairs}.
+     * bf16 calls above these many elements (single rows aside) go to oneDNN, below the plain norm's crossovers: the
+     * plain kernel reads bf16 rows in place ({@link Bf16Pairs}), the fused kernel widens them into float rows first.
+     * Java's fused forward beat oneDNN's composition up to 16x768 and lost from 32x768 and 4x4096; its backward won
+     * up to 64x768 and 8x4096 and lost at 16x4096 (docs/benchmarks.md, "Fused half precision through heap rows").
+     * float16 calls follow the plain crossovers, where the fused kernel measured alike.
      */
-    static final long HALF_FORWARD_JAVA_UP_TO = 4096;
+    static final long BF16_FORWARD_JAVA_UP_TO = 16 * 768;
 
-    static final long HALF_BACKWARD_JAVA_UP_TO = 8 * 768;
+    static final long BF16_BACKWARD_JAVA_UP_TO = 64 * 768;
 
     /**
      * float32 calls of at most this many elements stay in Java even where oneDNN would run more threads: its
@@ -62,8 +62,8 @@ final class AutoFusedKernel implements FusedKernel {
             return false;
         }
         if (data.dataType() != DataType.F32) {
-            long limit = pass.forward ? HALF_FORWARD_JAVA_UP_TO : HALF_BACKWARD_JAVA_UP_TO;
-            if (rows > 1 && rows * config.normalizedSize() > limit) {
+            long limit = pass.forward ? BF16_FORWARD_JAVA_UP_TO : BF16_BACKWARD_JAVA_UP_TO;
+            if (data.dataType() == DataType.BF16 && rows > 1 && rows * config.normalizedSize() > limit) {
                 return true;
             }
             return !auto.modelPrefersJava(pass, data);
