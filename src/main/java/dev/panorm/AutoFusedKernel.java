@@ -30,11 +30,11 @@ final class AutoFusedKernel implements FusedKernel {
     /**
      * bf16 calls above these many elements (single rows aside) go to oneDNN, below the plain norm's crossovers: the
      * plain kernel reads bf16 rows in place ({@link Bf16Pairs}), the fused kernel widens them into float rows first.
-     * Java's fused forward beat oneDNN's composition up to 16x768 and lost from 32x768 and 4x4096; its backward won
-     * up to 64x768 and 8x4096 and lost at 16x4096 (docs/benchmarks.md, "Fused half precision through heap rows").
+     * Java's fused forward beat oneDNN's composition at 8x768 and lost from 16x768 and 2x4096; its backward won up
+     * to 64x768 and 8x4096 and lost at 16x4096 (docs/benchmarks.md, "Fused half precision through heap rows").
      * float16 calls follow the plain crossovers, where the fused kernel measured alike.
      */
-    static final long BF16_FORWARD_JAVA_UP_TO = 16 * 768;
+    static final long BF16_FORWARD_JAVA_UP_TO = 8 * 768;
 
     static final long BF16_BACKWARD_JAVA_UP_TO = 64 * 768;
 

@@ -23,7 +23,9 @@ import jdk.incubator.vector.VectorShuffle;
  * segment checks that C2 repeats at every access. The loops are {@link VectorKernel}'s, line for line, so the
  * results have the same bits; the ones that write float16 do each element's operations in a plain loop that C2
  * vectorizes with the rounding, the ones that read or write bf16 convert in int lanes as {@link VectorKernel}
- * does (C2 does not vectorize the scalar bf16 conversions).
+ * does (C2 does not vectorize the scalar bf16 conversions), written out in each loop: a vector passed to or
+ * from a helper of ours is boxed once C2 compiles the helper on its own (see the comment above VectorKernel's
+ * loops).
  */
 final class HeapRows {
     private HeapRows() {}
@@ -330,7 +332,11 @@ final class HeapRows {
     static void bf16ToFloat(MemorySegment src, long base, float[] floats, int c) {
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
-            bf16s(src, base + (long) i * Short.BYTES).intoArray(floats, i);
+            ((IntVector) ShortVector.fromMemorySegment(HALVES, src, base + (long) i * Short.BYTES, ORDER)
+                            .convertShape(VectorOperators.S2I, INTS, 0))
+                    .lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats()
+                    .intoArray(floats, i);
         }
         for (; i < c; i++) {
             floats[i] = Elements.get(src, DataType.BF16, base / Short.BYTES + i);
@@ -339,14 +345,18 @@ final class HeapRows {
 
     /** {@code s = x + r} over the {@code c} bf16 values at bytes {@code xBase} and {@code rBase}, widened exactly. */
     static void addBf16(MemorySegment x, long xBase, MemorySegment r, long rBase, float[] s, int c) {
+        bf16ToFloat(x, xBase, s, c);
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
-            long at = (long) i * Short.BYTES;
-            bf16s(x, xBase + at).add(bf16s(r, rBase + at)).intoArray(s, i);
+            ((IntVector) ShortVector.fromMemorySegment(HALVES, r, rBase + (long) i * Short.BYTES, ORDER)
+                            .convertShape(VectorOperators.S2I, INTS, 0))
+                    .lanewise(VectorOperators.LSHL, 16)
+                    .reinterpretAsFloats()
+                    .add(FloatVector.fromArray(SPECIES, s, i))
+                    .intoArray(s, i);
         }
         for (; i < c; i++) {
-            s[i] = Elements.get(x, DataType.BF16, xBase / Short.BYTES + i)
-                    + Elements.get(r, DataType.BF16, rBase / Short.BYTES + i);
+            s[i] += Elements.get(r, DataType.BF16, rBase / Short.BYTES + i);
         }
     }
 
@@ -354,7 +364,12 @@ final class HeapRows {
     static void roundToBf16(float[] s, MemorySegment sum, long base, int c) {
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
-            IntVector rounded = bf16Bits(FloatVector.fromArray(SPECIES, s, i));
+            IntVector bits = FloatVector.fromArray(SPECIES, s, i).reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            IntVector rounded = bits.add(upper.and(1)) // ties to even, as Elements.floatToBf16
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000));
             rounded.convertShape(VectorOperators.I2S, HALVES, 0)
                     .intoMemorySegment(sum, base + (long) i * Short.BYTES, ORDER);
             rounded.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(s, i);
@@ -384,8 +399,13 @@ final class HeapRows {
                     .sub(origin)
                     .fma(rstd, shift)
                     .fma(FloatVector.fromArray(SPECIES, gamma, i), FloatVector.fromArray(SPECIES, beta, i));
-            bf16Bits(v)
-                    .convertShape(VectorOperators.I2S, HALVES, 0)
+            IntVector bits = v.reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            IntVector rounded = bits.add(upper.and(1)) // ties to even, as Elements.floatToBf16
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000));
+            rounded.convertShape(VectorOperators.I2S, HALVES, 0)
                     .intoMemorySegment(y, base + (long) i * Short.BYTES, ORDER);
         }
         for (; i < c; i++) {
@@ -414,8 +434,13 @@ final class HeapRows {
             FloatVector v = g.sub(meanG)
                     .sub(xhat.mul(meanGXhat))
                     .fma(FloatVector.broadcast(SPECIES, rstd), FloatVector.fromArray(SPECIES, ds, i));
-            bf16Bits(v)
-                    .convertShape(VectorOperators.I2S, HALVES, 0)
+            IntVector bits = v.reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            IntVector rounded = bits.add(upper.and(1)) // ties to even, as Elements.floatToBf16
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000));
+            rounded.convertShape(VectorOperators.I2S, HALVES, 0)
                     .intoMemorySegment(dx, base + (long) i * Short.BYTES, ORDER);
         }
         for (; i < c; i++) {
@@ -424,26 +449,5 @@ final class HeapRows {
             Elements.set(
                     dx, DataType.BF16, base / Short.BYTES + i, Math.fma(g - meanG - xhat * meanGXhat, rstd, ds[i]));
         }
-    }
-
-    /** {@link #LANES} bf16 values at byte {@code at}, widened: zero-extended to int lanes and shifted up, exact. */
-    private static FloatVector bf16s(MemorySegment src, long at) {
-        return ((IntVector) ShortVector.fromMemorySegment(HALVES, src, at, ORDER)
-                        .convertShape(VectorOperators.S2I, INTS, 0))
-                .lanewise(VectorOperators.LSHL, 16)
-                .reinterpretAsFloats();
-    }
-
-    /**
-     * {@code v} rounded to bf16, ties to even, as {@link Elements#floatToBf16}: the bf16 bits in the lower half of
-     * each int lane (add half an ulp, less one on ties to an even result, and truncate; a NaN made quiet).
-     */
-    private static IntVector bf16Bits(FloatVector v) {
-        IntVector bits = v.reinterpretAsInts();
-        IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
-        return bits.add(upper.and(1))
-                .add(0x7fff)
-                .lanewise(VectorOperators.LSHR, 16)
-                .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000));
     }
 }

@@ -223,9 +223,12 @@ class AllocationTest {
         assertFusedAllocationFree(backend, DataType.F32, DataType.F32);
     }
 
-    /** The same on bf16 data (with bf16 and with float32 scale, shift and bias) in the Java vector kernels. */
+    /**
+     * The same on bf16 and float16 data (with scale, shift and bias of the data's type and float32) in the Java
+     * vector kernels.
+     */
     @ParameterizedTest
-    @CsvSource({"BF16, BF16", "BF16, F32"})
+    @CsvSource({"BF16, BF16", "BF16, F32", "F16, F16", "F16, F32"})
     void fusedHalfPrecisionAllocatesNothing(DataType type, DataType parameters) {
         assertFusedAllocationFree(Backend.JAVA, type, parameters);
     }

@@ -63,7 +63,7 @@ class FusedAutoTest extends FusedContract {
             assumeTrue(plain == Backend.ONEDNN, type + " has only reference code in oneDNN here");
             // The built-in model (the tests run without a profile): a row of 768 in Java; 32 rows in Java for
             // float16 (the plain crossovers, 32x768 forward and 2^16 elements backward), and for bf16 forward on
-            // oneDNN (AutoFusedKernel's own bound, 16x768); 128 rows on oneDNN.
+            // oneDNN (AutoFusedKernel's own bound, 8x768); 128 rows on oneDNN.
             Backend[] java = {Backend.JAVA, Backend.JAVA};
             Backend[] oneDnn = {Backend.ONEDNN, Backend.ONEDNN};
             assertArrayEquals(java, ranOn(type, 1, c, 1), type + ", one row");
