@@ -14,11 +14,14 @@ import java.util.Locale;
  * warmed as {@code StartupBenchmark.firstCallOnNewShape} warms it (40 other shapes, 300 calls each), idling
  * {@code PAUSE} milliseconds before each new shape, as a server does between requests. Unlike that single-shot
  * JMH benchmark, the calls run on the program's main thread, which a woken background thread can preempt.
- * Prints the median and quartiles of the first calls, and of the second call on each shape.
+ * Prints the median and quartiles of the first calls, of the second call on each shape, and of the steady state
+ * on the same tensors (the median of 20 more calls on each shape). With {@code reuse} as a fourth argument the
+ * new shapes are views of two tensors allocated (and written) once, as a server's batches of varying length are;
+ * without it each shape gets tensors just allocated, whose memory the first call meets cold.
  *
  * <p>{@code java -cp target/test-classes:target/classes:$(cat target/benchmarks.classpath)
  * --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector dev.panorm.bench.FirstCalls BACKEND
- * [SHAPES [PAUSE]]}, e.g. {@code FirstCalls AUTO 40 20}.
+ * [SHAPES [PAUSE [reuse]]]}, e.g. {@code FirstCalls AUTO 40 20}.
  */
 public final class FirstCalls {
     private static final int C = 768;
@@ -29,8 +32,11 @@ public final class FirstCalls {
         Backend backend = Backend.valueOf(args[0].toUpperCase(Locale.ROOT));
         int shapes = args.length > 1 ? Integer.parseInt(args[1]) : 40;
         int pauseMillis = args.length > 2 ? Integer.parseInt(args[2]) : 20;
+        boolean reuse = args.length > 3 && args[3].equals("reuse");
         long[] first = new long[shapes];
         long[] second = new long[shapes];
+        long[] steady = new long[shapes];
+        long[] more = new long[20];
         try (Arena arena = Arena.ofShared();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
             Tensor scale = Tensor.allocate(arena, DataType.F32, C);
@@ -41,26 +47,46 @@ public final class FirstCalls {
                     norm.forward(x, x, scale, shift);
                 }
             }
+            Tensor srcs = Tensor.allocate(arena, DataType.F32, 1000 + shapes, C);
+            Tensor dsts = Tensor.allocate(arena, DataType.F32, 1000 + shapes, C);
+            if (reuse) {
+                norm.forward(srcs, dsts, scale, shift);
+            }
             for (int shape = 0; shape < shapes; shape++) {
                 Thread.sleep(pauseMillis);
-                Tensor src = Tensor.allocate(arena, DataType.F32, 1000 + shape, C);
-                Tensor dst = Tensor.allocate(arena, DataType.F32, 1000 + shape, C);
+                int rows = 1000 + shape;
+                Tensor src = reuse ? view(srcs, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
+                Tensor dst = reuse ? view(dsts, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
                 long start = System.nanoTime();
                 norm.forward(src, dst, scale, shift);
                 long between = System.nanoTime();
                 norm.forward(src, dst, scale, shift);
                 first[shape] = between - start;
                 second[shape] = System.nanoTime() - between;
+                for (int i = 0; i < more.length; i++) {
+                    long before = System.nanoTime();
+                    norm.forward(src, dst, scale, shift);
+                    more[i] = System.nanoTime() - before;
+                }
+                Arrays.sort(more);
+                steady[shape] = more[more.length / 2];
             }
         }
         System.out.printf(
                 Locale.ROOT,
-                "%s, %d new shapes, %d ms pause: first call %s, second call %s%n",
+                "%s, %d new shapes, %d ms pause%s: first call %s, second call %s, steady %s%n",
                 backend,
                 shapes,
                 pauseMillis,
+                reuse ? ", tensors reused" : "",
                 quartiles(first),
-                quartiles(second));
+                quartiles(second),
+                quartiles(steady));
+    }
+
+    /** The first {@code rows} rows of {@code all}. */
+    private static Tensor view(Tensor all, int rows) {
+        return Tensor.of(all.segment().asSlice(0, (long) rows * C * Float.BYTES), DataType.F32, rows, C);
     }
 
     private static String quartiles(long[] nanos) {
