@@ -252,56 +252,23 @@ abstract class FusedContract {
         }
     }
 
-    @Test
-    void worksInPlace() {
-        int rows = 9;
-        int c = 768;
-        float[] x = TestData.gaussian(rows * c, 0.5, 2, 11);
-        float[] r = TestData.gaussian(rows * c, 0, 1, 12);
-        float[] bias = TestData.gaussian(c, 0, 1, 13);
-        float[] gamma = TestData.gaussian(c, 1, 1, 14);
-        float[] beta = TestData.gaussian(c, 0, 1, 15);
-        float[] s = sum(x, r, bias, c);
-        // (sum, dst) aliases: 0 = sum is x, 1 = sum is r, 2 = sum is x and dst is r, 3 = dst is x, no sum
-        for (int mode = 0; mode < 4; mode++) {
-            try (Arena arena = Arena.ofConfined();
-                    LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
-                Tensor xs = Tensor.ofFloats(arena, x, rows, c);
-                Tensor rs = Tensor.ofFloats(arena, r, rows, c);
-                Tensor sumOut = mode == 0 || mode == 2 ? xs : mode == 1 ? rs : null;
-                Tensor dst = mode == 2 ? rs : mode == 3 ? xs : Tensor.allocate(arena, DataType.F32, rows, c);
-                norm.forwardResidual(
-                        xs,
-                        rs,
-                        Tensor.ofFloats(arena, bias, c),
-                        sumOut,
-                        dst,
-                        Tensor.ofFloats(arena, gamma, c),
-                        Tensor.ofFloats(arena, beta, c));
-                assertRanOn(norm);
-                if (sumOut != null) {
-                    assertArrayEquals(s, sumOut.toFloatArray(), 0f, "mode " + mode);
-                }
-                Accuracy.assertForward(backend(), s, rows, c, gamma, beta, EPS, dst.toFloatArray());
-            }
-        }
-    }
-
     /**
-     * As {@link #worksInPlace} on bf16 and f16 data, which the Java kernel widens into float rows first; and the
-     * backward pass with its incoming gradient ds written over by dx.
+     * s written over x or r, y over r or x, on float32 data and on bf16 and f16, which the Java kernel widens into
+     * float rows first. A half-precision s is the float32 sum rounded; y the norm of s as stored, or without s of
+     * the float32 sum.
      */
     @ParameterizedTest(name = "{0}")
     @EnumSource(
             value = DataType.class,
-            names = {"BF16", "F16"})
-    void halfPrecisionWorksInPlace(DataType type) {
+            names = {"F32", "BF16", "F16"})
+    void worksInPlace(DataType type) {
         int rows = 9;
         int c = 768;
         float[] gamma = TestData.gaussian(c, 1, 1, 14);
         float[] beta = TestData.gaussian(c, 0, 1, 15);
         float[] bias = TestData.gaussian(c, 0, 1, 13);
-        for (int mode = 0; mode < 4; mode++) { // as in worksInPlace
+        // (sum, dst) aliases: 0 = sum is x, 1 = sum is r, 2 = sum is x and dst is r, 3 = dst is x, no sum
+        for (int mode = 0; mode < 4; mode++) {
             try (Arena arena = Arena.ofConfined();
                     LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
                 Tensor xs = Tensors.make(arena, type, TestData.gaussian(rows * c, 0.5, 2, 11), rows, c);
@@ -318,7 +285,11 @@ abstract class FusedContract {
                         dst,
                         Tensor.ofFloats(arena, gamma, c),
                         Tensor.ofFloats(arena, beta, c));
-                assertHalfRanOn(norm);
+                if (type == DataType.F32) {
+                    assertRanOn(norm);
+                } else {
+                    assertHalfRanOn(norm);
+                }
                 if (sumOut != null) {
                     assertArrayEquals(s, sumOut.toFloatArray(), 0f, "mode " + mode);
                 }
@@ -335,6 +306,18 @@ abstract class FusedContract {
                         dst.toFloatArray());
             }
         }
+    }
+
+    /** The backward pass on bf16 and f16 data with its incoming gradient ds written over by dx. */
+    @ParameterizedTest(name = "{0}")
+    @EnumSource(
+            value = DataType.class,
+            names = {"BF16", "F16"})
+    void halfPrecisionBackwardWorksInPlace(DataType type) {
+        int rows = 9;
+        int c = 768;
+        float[] gamma = TestData.gaussian(c, 1, 1, 14);
+        float[] beta = TestData.gaussian(c, 0, 1, 15);
         try (Arena arena = Arena.ofConfined();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend());
                 LayerNorm java = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA)) {
@@ -376,7 +359,7 @@ abstract class FusedContract {
         float[] r = TestData.gaussian(rows * c, 0, 1, 32);
         float[] dy = TestData.gaussian(rows * c, 0, 1, 33);
         float[] ds = TestData.gaussian(rows * c, 0, 1, 34);
-        float[][] results = new float[2][];
+        float[][][] results = new float[2][][];
         for (int padding : new int[] {0, 5}) {
             try (Arena arena = Arena.ofConfined();
                     LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend())) {
@@ -404,7 +387,7 @@ abstract class FusedContract {
                         dx,
                         dGamma,
                         dBeta);
-                float[][] parts = {
+                results[padding == 0 ? 0 : 1] = new float[][] {
                     sum.toFloatArray(),
                     y.toFloatArray(),
                     yNoSum.toFloatArray(),
@@ -412,20 +395,12 @@ abstract class FusedContract {
                     dGamma.toFloatArray(),
                     dBeta.toFloatArray()
                 };
-                results[padding == 0 ? 0 : 1] = concat(parts);
             }
         }
-        assertArrayEquals(results[0], results[1], 0f);
-    }
-
-    private static float[] concat(float[][] parts) {
-        float[] all = new float[Arrays.stream(parts).mapToInt(p -> p.length).sum()];
-        int at = 0;
-        for (float[] part : parts) {
-            System.arraycopy(part, 0, all, at, part.length);
-            at += part.length;
+        String[] names = {"s", "y", "y without s", "dx", "dGamma", "dBeta"};
+        for (int k = 0; k < names.length; k++) {
+            assertArrayEquals(results[0][k], results[1][k], 0f, names[k]);
         }
-        return all;
     }
 
     /**

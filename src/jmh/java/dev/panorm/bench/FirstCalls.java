@@ -55,8 +55,8 @@ public final class FirstCalls {
             for (int shape = 0; shape < shapes; shape++) {
                 Thread.sleep(pauseMillis);
                 int rows = 1000 + shape;
-                Tensor src = reuse ? view(srcs, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
-                Tensor dst = reuse ? view(dsts, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
+                Tensor src = reuse ? srcs.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
+                Tensor dst = reuse ? dsts.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
                 long start = System.nanoTime();
                 norm.forward(src, dst, scale, shift);
                 long between = System.nanoTime();
@@ -82,11 +82,6 @@ public final class FirstCalls {
                 quartiles(first),
                 quartiles(second),
                 quartiles(steady));
-    }
-
-    /** The first {@code rows} rows of {@code all}. */
-    private static Tensor view(Tensor all, int rows) {
-        return Tensor.of(all.segment().asSlice(0, (long) rows * C * Float.BYTES), DataType.F32, rows, C);
     }
 
     private static String quartiles(long[] nanos) {
