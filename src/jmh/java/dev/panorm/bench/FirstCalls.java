@@ -14,8 +14,9 @@ import java.util.Locale;
  * warmed as {@code StartupBenchmark.firstCallOnNewShape} warms it (40 other shapes, 300 calls each), idling
  * {@code PAUSE} milliseconds before each new shape, as a server does between requests. Unlike that single-shot
  * JMH benchmark, the calls run on the program's main thread, which a woken background thread can preempt.
- * Prints the median and quartiles of the first calls, of the second call on each shape, and of the steady state
- * on the same tensors (the median of 20 more calls on each shape). With {@code reuse} as a fourth argument the
+ * Prints the median and quartiles of the first calls, of the second call on each shape, of the steady state
+ * on the same tensors (the median of 20 more calls on each shape), and of the Java kernel's steady state on one
+ * thread there, the reference of issue 14's first-call target. With {@code reuse} as a fourth argument the
  * new shapes are views of two tensors allocated (and written) once, as a server's batches of varying length are;
  * without it each shape gets tensors just allocated, whose memory the first call meets cold.
  *
@@ -36,15 +37,18 @@ public final class FirstCalls {
         long[] first = new long[shapes];
         long[] second = new long[shapes];
         long[] steady = new long[shapes];
+        long[] javaSteady = new long[shapes];
         long[] more = new long[20];
         try (Arena arena = Arena.ofShared();
-                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend);
+                LayerNorm java = LayerNorm.create(LayerNormConfig.of(C), Backend.JAVA, 1)) {
             Tensor scale = Tensor.allocate(arena, DataType.F32, C);
             Tensor shift = Tensor.allocate(arena, DataType.F32, C);
             for (int rows = 1; rows <= 40; rows++) {
                 Tensor x = Tensor.allocate(arena, DataType.F32, rows * 30, C);
                 for (int i = 0; i < 300; i++) {
                     norm.forward(x, x, scale, shift);
+                    java.forward(x, x, scale, shift);
                 }
             }
             Tensor srcs = Tensor.allocate(arena, DataType.F32, 1000 + shapes, C);
@@ -68,20 +72,32 @@ public final class FirstCalls {
                     norm.forward(src, dst, scale, shift);
                     more[i] = System.nanoTime() - before;
                 }
-                Arrays.sort(more);
-                steady[shape] = more[more.length / 2];
+                steady[shape] = median(more);
+                for (int i = 0; i < more.length; i++) {
+                    long before = System.nanoTime();
+                    java.forward(src, dst, scale, shift);
+                    more[i] = System.nanoTime() - before;
+                }
+                javaSteady[shape] = median(more);
             }
         }
         System.out.printf(
                 Locale.ROOT,
-                "%s, %d new shapes, %d ms pause%s: first call %s, second call %s, steady %s%n",
+                "%s, %d new shapes, %d ms pause%s: first call %s, second call %s, steady %s; Java on one thread, steady"
+                        + " %s%n",
                 backend,
                 shapes,
                 pauseMillis,
                 reuse ? ", tensors reused" : "",
                 quartiles(first),
                 quartiles(second),
-                quartiles(steady));
+                quartiles(steady),
+                quartiles(javaSteady));
+    }
+
+    private static long median(long[] nanos) {
+        Arrays.sort(nanos);
+        return nanos[nanos.length / 2];
     }
 
     private static String quartiles(long[] nanos) {
