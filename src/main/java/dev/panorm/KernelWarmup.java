@@ -210,7 +210,7 @@ final class KernelWarmup {
      * process starts the pool and links its lambda, tens of milliseconds a caller should not pay.
      */
     private static void splitOnce(LayerNormConfig config, Pass[] passes, boolean confined, DataType type) {
-        long rows = 2 * RowSplitter.MIN_ELEMENTS_PER_PART / C;
+        long rows = 2 * RowSplitter.MIN_ELEMENTS_PER_THREAD / C;
         Kernel kernel = JavaKernels.create(config, 2);
         try (Arena arena = confined ? Arena.ofConfined() : Arena.ofShared()) {
             Tensors tensors = Tensors.allocate(arena, config, rows, type);

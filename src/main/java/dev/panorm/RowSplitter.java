@@ -1,19 +1,31 @@
 package dev.panorm;
 
 import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.ForkJoinTask;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 
 /**
- * Splits the rows of a large call across threads: the caller computes the first part, a shared
- * pool of daemon threads the others. Small calls run on the caller alone and allocate nothing.
+ * Splits the rows of a large call across threads: the rows are cut into a fixed number of parts, which the
+ * caller and threads of a shared pool of daemon threads take one at a time until none is left. Small calls run
+ * on the caller alone and allocate nothing.
+ *
+ * <p>The caller starts on the parts at once and a pool thread joins whenever it gets a core, so a thread that is
+ * slow to wake (tens of microseconds on a VM), or a core taken by another runtime's spinning threads (oneDNN's
+ * OpenMP worker spins for a while after each call), costs the call about the time it is late, not the caller's
+ * wait for a fixed half of the rows. Which thread runs a part does not change a result: a part's rows and its
+ * index are fixed by the call's size, and callers combine per-part sums in part order.
  */
 final class RowSplitter {
     /**
-     * Elements per part below which another thread costs more than it saves: waking a pool thread and
+     * Elements per thread below which another thread costs more than it saves: waking a pool thread and
      * joining it costs tens of microseconds on a busy machine (docs/benchmarks.md, "Measurements behind
      * the code").
      */
-    static final long MIN_ELEMENTS_PER_PART = 1 << 18;
+    static final long MIN_ELEMENTS_PER_THREAD = 1 << 18;
+    /** Parts per thread of a split call: enough for the caller to take over most of a late thread's share. */
+    static final int PARTS_PER_THREAD = 4;
+    /** How long a caller that has run out of parts spins for the pool's last ones before it parks. */
+    private static final long SPIN_NANOS = 200_000;
 
     private static volatile ForkJoinPool pool;
 
@@ -29,14 +41,20 @@ final class RowSplitter {
         this.threads = threads;
     }
 
-    /** How many parts a call on {@code rows} rows of {@code elements} elements in all is split into. */
-    int parts(long rows, long elements) {
-        long bySize = elements / MIN_ELEMENTS_PER_PART;
+    /** How many threads a call on {@code rows} rows of {@code elements} elements in all runs on. */
+    int threads(long rows, long elements) {
+        long bySize = elements / MIN_ELEMENTS_PER_THREAD;
         if (bySize <= 1 || rows <= 1) {
             return 1; // without asking for the core count, which costs more than a small call
         }
         int limit = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
         return (int) Math.max(1, Math.min(Math.min(limit, rows), bySize));
+    }
+
+    /** How many parts such a call is cut into: 1 on one thread, else {@link #PARTS_PER_THREAD} per thread. */
+    int parts(long rows, long elements) {
+        int threads = threads(rows, elements);
+        return threads == 1 ? 1 : (int) Math.min(rows, (long) threads * PARTS_PER_THREAD);
     }
 
     /** Runs {@code work} over all rows, in {@link #parts} parts, and returns when every part is done, also when one fails. */
@@ -46,23 +64,69 @@ final class RowSplitter {
             work.run(0, rows, 0);
             return;
         }
-        ForkJoinTask<?>[] others = new ForkJoinTask<?>[parts - 1];
-        for (int part = 1; part < parts; part++) {
-            long from = rows * part / parts;
-            long to = rows * (part + 1) / parts;
-            int index = part;
-            others[part - 1] = pool().submit(() -> work.run(from, to, index));
+        Job job = new Job(rows, parts, work);
+        for (int helper = 1; helper < threads(rows, elements); helper++) {
+            pool().execute(job::take);
         }
-        try {
-            work.run(0, rows / parts, 0);
-        } finally {
-            // Every part ends before the call returns, failed or not: the caller may free the memory next.
-            for (ForkJoinTask<?> task : others) {
-                task.quietlyJoin();
+        job.take();
+        job.awaitParts();
+        if (job.failure instanceof RuntimeException e) {
+            throw e;
+        }
+        if (job.failure instanceof Error e) {
+            throw e;
+        }
+    }
+
+    /** One split call: its parts, taken in order by whichever thread asks next. */
+    private static final class Job {
+        private final long rows;
+        private final int parts;
+        private final RowRange work;
+        private final AtomicInteger next = new AtomicInteger();
+        private final AtomicInteger done = new AtomicInteger();
+        private final Thread caller = Thread.currentThread();
+        /** The first part's failure; parts not started after it are skipped. */
+        private volatile Throwable failure;
+
+        Job(long rows, int parts, RowRange work) {
+            this.rows = rows;
+            this.parts = parts;
+            this.work = work;
+        }
+
+        /**
+         * Runs parts until none is left. A pool thread that comes after the call returned finds none and touches
+         * nothing of it but this object: the rows may be freed by then.
+         */
+        void take() {
+            for (int part = next.getAndIncrement(); part < parts; part = next.getAndIncrement()) {
+                try {
+                    if (failure == null) {
+                        work.run(rows * part / parts, rows * (part + 1) / parts, part);
+                    }
+                } catch (Throwable e) {
+                    if (failure == null) {
+                        failure = e;
+                    }
+                } finally {
+                    if (done.incrementAndGet() == parts && Thread.currentThread() != caller) {
+                        LockSupport.unpark(caller);
+                    }
+                }
             }
         }
-        for (ForkJoinTask<?> task : others) {
-            task.join(); // rethrows a part's failure
+
+        /** Waits for the parts that pool threads are still running: spinning first, since a woken caller is late. */
+        void awaitParts() {
+            long spinUntil = System.nanoTime() + SPIN_NANOS;
+            while (done.get() < parts) {
+                if (System.nanoTime() < spinUntil) {
+                    Thread.onSpinWait();
+                } else {
+                    LockSupport.park(this);
+                }
+            }
         }
     }
 

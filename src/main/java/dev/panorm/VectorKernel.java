@@ -1266,8 +1266,8 @@ final class VectorKernel implements Kernel {
         if (refused != null) {
             return scalar.implementation(src, dst, scale, shift, rows) + " (" + refused + ")";
         }
-        int parts = splitter.parts(rows, rows * c);
-        return "java:vector " + LANES + "x32" + (parts > 1 ? ", " + parts + " threads" : "");
+        int threads = splitter.threads(rows, rows * c);
+        return "java:vector " + LANES + "x32" + (threads > 1 ? ", " + threads + " threads" : "");
     }
 
     /**

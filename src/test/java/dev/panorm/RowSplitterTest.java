@@ -11,8 +11,8 @@ import java.util.concurrent.atomic.AtomicLongArray;
 import org.junit.jupiter.api.Test;
 
 class RowSplitterTest {
-    /** Enough elements for two parts of at least {@link RowSplitter#MIN_ELEMENTS_PER_PART} each. */
-    private static final long ELEMENTS = 2 * RowSplitter.MIN_ELEMENTS_PER_PART;
+    /** Enough elements for two threads of at least {@link RowSplitter#MIN_ELEMENTS_PER_THREAD} each. */
+    private static final long ELEMENTS = 2 * RowSplitter.MIN_ELEMENTS_PER_THREAD;
 
     @Test
     void theCallersFailureWaitsForTheOtherParts() {
@@ -49,12 +49,59 @@ class RowSplitterTest {
     void everyRowIsInExactlyOnePart() {
         long rows = 1001;
         var covered = new AtomicLongArray((int) rows);
-        new RowSplitter(2).run(rows, rows * RowSplitter.MIN_ELEMENTS_PER_PART, (from, to, part) -> {
+        new RowSplitter(2).run(rows, rows * RowSplitter.MIN_ELEMENTS_PER_THREAD, (from, to, part) -> {
             for (long row = from; row < to; row++) {
                 covered.incrementAndGet((int) row);
             }
         });
         for (int row = 0; row < rows; row++) {
+            assertEquals(1, covered.get(row), "row " + row);
+        }
+    }
+
+    @Test
+    void partsAreFixedBySizeAndEachRunsOnce() {
+        RowSplitter splitter = new RowSplitter(2);
+        assertEquals(1, splitter.parts(1000, RowSplitter.MIN_ELEMENTS_PER_THREAD));
+        assertEquals(2, splitter.threads(1000, ELEMENTS));
+        assertEquals(2 * RowSplitter.PARTS_PER_THREAD, splitter.parts(1000, ELEMENTS));
+        assertEquals(3, splitter.parts(3, ELEMENTS), "no part without rows");
+        var runs = new AtomicLongArray(splitter.parts(1000, ELEMENTS));
+        splitter.run(1000, ELEMENTS, (from, to, part) -> {
+            assertEquals(1000L * part / runs.length(), from);
+            assertEquals(1000L * (part + 1) / runs.length(), to);
+            runs.incrementAndGet(part);
+        });
+        for (int part = 0; part < runs.length(); part++) {
+            assertEquals(1, runs.get(part), "part " + part);
+        }
+    }
+
+    /**
+     * A pool thread that is late (asleep, or its core taken) costs a call no more than the part it runs: the caller
+     * takes every other part rather than wait for a fixed share.
+     */
+    @Test
+    void theCallerTakesThePartsALatePoolThreadHasNotStarted() {
+        Thread caller = Thread.currentThread();
+        int parts = new RowSplitter(2).parts(1000, ELEMENTS);
+        var byCaller = new AtomicLongArray(1);
+        var callerDone = new CountDownLatch(1);
+        var covered = new AtomicLongArray(1000);
+        new RowSplitter(2).run(1000, ELEMENTS, (from, to, part) -> {
+            if (Thread.currentThread() == caller) {
+                if (byCaller.incrementAndGet(0) == parts - 1) {
+                    callerDone.countDown();
+                }
+            } else {
+                await(callerDone); // held up until the caller has done all the rest
+            }
+            for (long row = from; row < to; row++) {
+                covered.incrementAndGet((int) row);
+            }
+        });
+        assertTrue(byCaller.get(0) >= parts - 1, byCaller.get(0) + " of " + parts + " parts on the caller");
+        for (int row = 0; row < 1000; row++) {
             assertEquals(1, covered.get(row), "row " + row);
         }
     }
