@@ -76,6 +76,9 @@ final class RowSplitter {
         if (job.failure instanceof Error e) {
             throw e;
         }
+        if (job.failure != null) { // a checked exception thrown past the compiler
+            throw new IllegalStateException(job.failure);
+        }
     }
 
     /** One split call: its parts, taken in order by whichever thread asks next. */
