@@ -9,8 +9,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * call always takes the same path (and gives the same bits), whatever ran before it.
  *
  * <p>The Java kernel takes the calls it vectorizes (rows with unit stride) of up to the model's crossover
- * for their kind and data type, and single rows of any length where the model says so; oneDNN takes
- * everything else. Layouts
+ * for their kind and data type, from its second crossover on where it has one, and single rows of any length
+ * where the model says so; oneDNN takes everything else. Layouts
  * oneDNN cannot take, and everything when oneDNN cannot be loaded, run in Java; the latter is logged
  * once per process, with the reason.
  *
@@ -42,6 +42,8 @@ final class AutoKernel implements Kernel {
     private final LayerNormConfig config;
     /** The model's crossovers for this configuration, by data type and pass. */
     private final long[][] javaUpTo;
+    /** Its second crossovers: Java again from there, indexed as {@link #javaUpTo}. */
+    private final long[][] javaFrom;
     /** Whether the model sends single rows of any length to Java, indexed as {@link #javaUpTo}. */
     private final boolean[][] singleRows;
 
@@ -69,6 +71,7 @@ final class AutoKernel implements Kernel {
     AutoKernel(LayerNormConfig config, int threads, CallCounter calls, AutoModel model) {
         this.config = config;
         this.javaUpTo = model.byPass(config);
+        this.javaFrom = model.javaFromByPass(config);
         this.singleRows = model.singleRowsByPass(config);
         this.java = JavaKernels.create(config, threads);
         this.javaAlone = threads == 1 ? java : JavaKernels.create(config, 1);
@@ -98,6 +101,7 @@ final class AutoKernel implements Kernel {
         long elements = src.elementCount();
         int type = src.dataType().ordinal();
         return elements <= javaUpTo[type][pass.ordinal()]
+                || elements >= javaFrom[type][pass.ordinal()]
                 || singleRows[type][pass.ordinal()] && elements == config.normalizedSize();
     }
 

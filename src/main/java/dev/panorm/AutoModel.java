@@ -4,12 +4,17 @@ import dev.panorm.internal.cache.AutoProfile;
 import java.util.Arrays;
 import java.util.Locale;
 import java.util.Map;
+import java.util.function.ToLongBiFunction;
 
 /**
  * {@link Backend#AUTO}'s cost model: for each kind of call and data type, the most elements a call may
- * have to run in the Java kernels; larger calls run on oneDNN. Both backends then choose their own
- * threads by size (oneDNN: one below {@link OneDnnKernel#SINGLE_THREAD_BELOW} elements, all above; Java:
- * {@link RowSplitter}), so one number per kind says where oneDNN's path overtakes Java's.
+ * have to run in the Java kernels; larger calls run on oneDNN, up to a second crossover from which Java takes
+ * them again (where there is one). Both backends choose their own threads by size (oneDNN: one below {@link
+ * OneDnnKernel#SINGLE_THREAD_BELOW} elements, all above; Java: {@link RowSplitter}, from 2^19 elements), so
+ * the first number says where oneDNN's path overtakes Java's, and the second where Java's split overtakes it
+ * back: Java's float32 backward is faster than oneDNN's on equal threads at every size, but it splits a call
+ * only from 2^19 elements, since a pool thread takes tens of microseconds to wake, while oneDNN's OpenMP
+ * threads wait spinning.
  *
  * <p>The kinds differ in what oneDNN has to do. Where it runs one primitive (layer normalization's
  * forward and backward, and both directions with given statistics), its fixed cost per call makes Java
@@ -57,13 +62,19 @@ final class AutoModel {
     static final long ALWAYS_JAVA = Long.MAX_VALUE;
     /** Sends every call of a kind that oneDNN can take to oneDNN. */
     static final long NEVER_JAVA = 0;
+    /** A second crossover ({@link #javaFrom}) that no call reaches. */
+    static final long NEVER = Long.MAX_VALUE;
 
     /**
      * The built-in model. float32: Java up to 2^15 elements for forward (one thread each; from there oneDNN
      * runs two, {@link OneDnnKernel#SINGLE_THREAD_BELOW}, and its JIT kernel is faster per element), up to 2^16
      * elements with given statistics and 128 rows of 768 for backward (Java is faster on one thread at every
      * size; oneDNN's second thread pays off from there), always
-     * for the composed kinds; single rows of any length in Java wherever Java takes some calls (oneDNN
+     * for the composed kinds, and backward again from 2^22 elements. Java's split on two threads beats oneDNN's from
+     * about 2^20 (alone, 2048x1024: 575 against 756 us), but a split that follows a oneDNN call finds oneDNN's
+     * OpenMP worker still spinning on the other core, a cost that does not grow with the call: in mixed order a
+     * second crossover at 2^20 made AUTO slower, at 2^22 it did not (docs/benchmarks.md, "Large backward calls");
+     * single rows of any length in Java wherever Java takes some calls (oneDNN
      * splits work by rows, so one row gets one thread either way). bfloat16 and float16, which the Java
      * kernels compute in float32 and round (bf16 read in place, {@link Bf16Pairs}; f16 converted on the way,
      * {@link HeapRows}): always Java for the composed kinds, forward up to 32 rows of 768 and with given
@@ -71,17 +82,21 @@ final class AutoModel {
      * long single rows), backward up to 2^16 elements and single rows of any length (Java's backward is faster per element
      * up to there), as {@code panorm tune} measured them on the machine named in docs/benchmarks.md. The system
      * property
-     * {@code panorm.auto.javaUpTo} replaces every float32 crossover (0: oneDNN whenever it can).
+     * {@code panorm.auto.javaUpTo} replaces every float32 crossover, with no second one (0: oneDNN whenever it
+     * can).
      */
     static final AutoModel BUILT_IN = builtIn(Long.getLong("panorm.auto.javaUpTo"));
 
     /** Indexed by data type, then kind. */
     private final long[][] javaUpTo;
+    /** Calls of at least this many elements run in Java again, indexed as {@link #javaUpTo}; {@link #NEVER}: none. */
+    private final long[][] javaFrom;
     /** Whether single rows of any length run in Java, indexed as {@link #javaUpTo}. */
     private final boolean[][] singleRows;
 
-    private AutoModel(long[][] javaUpTo, boolean[][] singleRows) {
+    private AutoModel(long[][] javaUpTo, long[][] javaFrom, boolean[][] singleRows) {
         this.javaUpTo = javaUpTo;
+        this.javaFrom = javaFrom;
         this.singleRows = singleRows;
     }
 
@@ -103,14 +118,16 @@ final class AutoModel {
 
     /**
      * The built-in model with {@code profile}'s crossovers (null: none) in place of its own, then {@code override}
-     * (null: none) for every float32 one.
+     * (null: none) for every float32 one, without second crossovers.
      */
     static AutoModel of(AutoProfile profile, Long override) {
         int types = DataType.values().length;
         int kinds = Kind.values().length;
         long[][] table = new long[types][kinds];
-        for (long[] row : table) {
-            Arrays.fill(row, NEVER_JAVA);
+        long[][] from = new long[types][kinds];
+        for (int type = 0; type < types; type++) {
+            Arrays.fill(table[type], NEVER_JAVA);
+            Arrays.fill(from[type], NEVER);
         }
         long[] f32 = table[DataType.F32.ordinal()];
         f32[Kind.FORWARD.ordinal()] = 1 << 15;
@@ -118,6 +135,7 @@ final class AutoModel {
         f32[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         f32[Kind.BACKWARD.ordinal()] = 128 * 768;
         f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+        from[DataType.F32.ordinal()][Kind.BACKWARD.ordinal()] = 1 << 22;
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             long[] row = table[half.ordinal()];
             row[Kind.FORWARD.ordinal()] = 32 * 768;
@@ -127,15 +145,19 @@ final class AutoModel {
             row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         }
         if (profile != null) {
+            // A profile names both crossovers of each kind it measured (NEVER: no second one).
             for (Map.Entry<String, Long> entry : profile.javaUpTo().entrySet()) {
                 String[] typeAndKind = entry.getKey().split("\\.");
-                DataType type = DataType.valueOf(typeAndKind[0].toUpperCase(Locale.ROOT));
-                Kind kind = Kind.valueOf(typeAndKind[1].toUpperCase(Locale.ROOT));
-                table[type.ordinal()][kind.ordinal()] = entry.getValue();
+                int type = DataType.valueOf(typeAndKind[0].toUpperCase(Locale.ROOT))
+                        .ordinal();
+                int kind = Kind.valueOf(typeAndKind[1].toUpperCase(Locale.ROOT)).ordinal();
+                table[type][kind] = entry.getValue();
+                from[type][kind] = profile.javaFrom().getOrDefault(entry.getKey(), NEVER);
             }
         }
         if (override != null) {
             Arrays.fill(f32, override);
+            Arrays.fill(from[DataType.F32.ordinal()], NEVER);
         }
         // Single rows: float32 wherever Java takes some calls; half precision backward only.
         boolean[][] singleRows = new boolean[types][kinds];
@@ -145,7 +167,7 @@ final class AutoModel {
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             singleRows[half.ordinal()][Kind.BACKWARD.ordinal()] = table[half.ordinal()][Kind.BACKWARD.ordinal()] > 0;
         }
-        return new AutoModel(table, singleRows);
+        return new AutoModel(table, from, singleRows);
     }
 
     /** Calls of {@code kind} whose data is of {@code type} run in Java up to this many elements. */
@@ -153,17 +175,31 @@ final class AutoModel {
         return javaUpTo[type.ordinal()][kind.ordinal()];
     }
 
+    /** And again from this many elements on ({@link #NEVER}: no second crossover). */
+    long javaFrom(Kind kind, DataType type) {
+        return javaFrom[type.ordinal()][kind.ordinal()];
+    }
+
     /** Whether calls of {@code kind} on {@code type} that are a single row run in Java, whatever their length. */
     boolean singleRowsInJava(Kind kind, DataType type) {
         return singleRows[type.ordinal()][kind.ordinal()];
     }
 
-    /** The crossovers for {@code config}, indexed by data type and then pass, for the hot path. */
+    /** The first crossovers for {@code config}, indexed by data type and then pass, for the hot path. */
     long[][] byPass(LayerNormConfig config) {
+        return byPass(config, this::javaUpTo);
+    }
+
+    /** The second crossovers ({@link #javaFrom}), indexed as {@link #byPass}. */
+    long[][] javaFromByPass(LayerNormConfig config) {
+        return byPass(config, this::javaFrom);
+    }
+
+    private static long[][] byPass(LayerNormConfig config, ToLongBiFunction<Kind, DataType> of) {
         long[][] table = new long[DataType.values().length][Pass.values().length];
         for (DataType type : DataType.values()) {
             for (Pass pass : Pass.values()) {
-                table[type.ordinal()][pass.ordinal()] = javaUpTo(Kind.of(config, pass), type);
+                table[type.ordinal()][pass.ordinal()] = of.applyAsLong(Kind.of(config, pass), type);
             }
         }
         return table;

@@ -114,6 +114,21 @@ class AutoKernelTest extends LayerNormContract {
         assertEquals(Backend.ONEDNN, ranOn(rms, Pass.FORWARD_GLOBAL, 256, DataType.F32));
     }
 
+    /** float32 backward goes to Java again from the model's second crossover: its split beats oneDNN there. */
+    @Test
+    void largeFloatBackwardRunsInJavaAgain() {
+        assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());
+        long from = AutoModel.current().javaFrom(AutoModel.Kind.BACKWARD, DataType.F32);
+        long upTo = AutoModel.current().javaUpTo(AutoModel.Kind.BACKWARD, DataType.F32);
+        assumeTrue(from != AutoModel.NEVER && from % 1024 == 0 && from - 1024 > upTo, "the model has " + from);
+        LayerNormConfig config = LayerNormConfig.of(1024);
+        for (Pass pass : new Pass[] {Pass.BACKWARD, Pass.BACKWARD_DATA}) {
+            assertEquals(Backend.ONEDNN, ranOn(config, pass, from / 1024 - 1, DataType.F32), pass.name());
+            assertEquals(Backend.JAVA, ranOn(config, pass, from / 1024, DataType.F32), pass.name());
+        }
+        assertEquals(Backend.ONEDNN, ranOn(config, Pass.FORWARD_INFERENCE, from / 1024, DataType.F32));
+    }
+
     /**
      * bfloat16 and float16 follow entries of their own: Java for small calls and the composed kinds, single
      * rows of any length backward but not forward, oneDNN above the crossovers.

@@ -60,6 +60,30 @@ class AutoModelTest {
     }
 
     @Test
+    void aProfileGivesBothCrossoversOfTheKindsItNames() {
+        assertEquals(1 << 22, AutoModel.BUILT_IN.javaFrom(AutoModel.Kind.BACKWARD, DataType.F32));
+        assertEquals(AutoModel.NEVER, AutoModel.BUILT_IN.javaFrom(AutoModel.Kind.FORWARD, DataType.F32));
+        AutoProfile.Key here = AutoProfile.Key.thisMachine();
+        Instant tuned = Instant.parse("2026-12-01T08:00:00Z");
+        AutoModel withSecond = AutoModel.of(
+                new AutoProfile(
+                        here,
+                        tuned,
+                        Map.of("f32.backward", 64L * C, "bf16.backward", 8L * C),
+                        Map.of("f32.backward", 1024L * C)),
+                null);
+        assertEquals(64 * C, withSecond.javaUpTo(AutoModel.Kind.BACKWARD, DataType.F32));
+        assertEquals(1024 * C, withSecond.javaFrom(AutoModel.Kind.BACKWARD, DataType.F32));
+        assertEquals(AutoModel.NEVER, withSecond.javaFrom(AutoModel.Kind.BACKWARD, DataType.BF16));
+        // A profile that names a kind without a second crossover measured none: the built-in one goes too.
+        AutoModel withoutSecond = AutoModel.of(new AutoProfile(here, tuned, Map.of("f32.backward", 64L * C)), null);
+        assertEquals(AutoModel.NEVER, withoutSecond.javaFrom(AutoModel.Kind.BACKWARD, DataType.F32));
+        // -Dpanorm.auto.javaUpTo makes one crossover of each float32 kind.
+        AutoModel overridden = AutoModel.builtIn(5L);
+        assertEquals(AutoModel.NEVER, overridden.javaFrom(AutoModel.Kind.BACKWARD, DataType.F32));
+    }
+
+    @Test
     void autoSendsCallsUpToTheProfilesCrossoverToJavaAndLargerOnesToOneDnn() {
         assumeTrue(OneDnn.isAvailable() && JavaKernels.vectorized());
         AutoModel model = AutoModel.of(profile(AutoProfile.Key.thisMachine()), null);

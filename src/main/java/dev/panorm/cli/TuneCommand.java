@@ -28,16 +28,17 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 /**
- * {@code panorm tune}: measures where oneDNN overtakes the Java kernels on this machine, per kind of call and data
- * type that AUTO routes by size, and writes the crossovers as this machine's profile ({@link AutoProfile}), which AUTO
- * then uses in place of its built-in ones.
+ * {@code panorm tune}: measures where oneDNN overtakes the Java kernels on this machine, and where the Java
+ * kernels overtake it back, per kind of call and data type that AUTO routes by size, and writes the crossovers
+ * as this machine's profile ({@link AutoProfile}), which AUTO then uses in place of its built-in ones.
  *
- * <p>For each kind, width and row count of a geometric sweep it times the Java vector kernel on one thread
- * against oneDNN on one thread and on all cores, in turn in the same process (median of batches, each point
- * twice, the faster median kept), after warming the Java kernels up until C2 has compiled them, and takes
- * as the crossover the size up to which AUTO should send calls to Java: the one that makes the sum over the
- * sweep of (AUTO's time / the best time) least, routing as AUTO does (a single row goes to Java whenever the
- * crossover is not 0, except in half-precision forward calls). Java's time is its one-thread time, which is what it runs below 2^19 elements.
+ * <p>For each kind, width and row count of a geometric sweep it times the Java vector kernel on all cores (it
+ * splits a call from 2^19 elements, as AUTO runs it) against oneDNN on one thread and on all cores, in turn in
+ * the same process (median of batches, each point twice, the faster median kept), after warming the Java
+ * kernels up until C2 has compiled them, and takes as the crossovers the sizes up to which, and from which on,
+ * AUTO should send calls to Java: the pair that makes the sum over the sweep of (AUTO's time / the best time)
+ * least, routing as AUTO does (a single row goes to Java whenever the first crossover is not 0, except in
+ * half-precision forward calls).
  */
 @Command(
         name = "tune",
@@ -87,8 +88,8 @@ final class TuneCommand implements Callable<Integer> {
     @Option(
             names = "--max-elements",
             paramLabel = "N",
-            defaultValue = "1048576",
-            description = "the sweep doubles the rows, from 1, up to this many elements per call; default 2^20")
+            defaultValue = "4194304",
+            description = "the sweep doubles the rows, from 1, up to this many elements per call; default 2^22")
     private long maxElements;
 
     @Option(
@@ -182,6 +183,7 @@ final class TuneCommand implements Callable<Integer> {
      *
      * @param call the call measured (inference, training, ...)
      * @param kind the model's kind it stands for, with its data type, as the profile names it ({@code f32.forward})
+     * @param javaNanos the Java kernel's time on all cores (one thread below 2^19 elements)
      * @param oneDnnThreads the thread count of that faster oneDNN time
      */
     record Point(String call, String kind, long rows, long c, double javaNanos, double oneDnnNanos, int oneDnnThreads) {
@@ -195,6 +197,22 @@ final class TuneCommand implements Callable<Integer> {
          */
         boolean singleRowsInJava() {
             return !(kind.startsWith("bf16.") || kind.startsWith("f16.")) || kind.endsWith(".backward");
+        }
+    }
+
+    /**
+     * A kind's crossovers.
+     *
+     * @param javaUpTo calls of up to this many elements run in Java
+     * @param javaFrom and from this many on; {@link #NEVER} for none
+     */
+    record Crossovers(long javaUpTo, long javaFrom) {
+        static final long NEVER = Long.MAX_VALUE;
+
+        boolean java(Point p) {
+            return p.elements() <= javaUpTo
+                    || p.elements() >= javaFrom
+                    || javaUpTo > 0 && p.rows() == 1 && p.singleRowsInJava();
         }
     }
 
@@ -216,13 +234,22 @@ final class TuneCommand implements Callable<Integer> {
         Path file = AutoProfile.fileFor(dir != null ? dir : CacheFolder.root(), key);
         long start = System.nanoTime();
         List<Point> points = sweep(parsedWidths, parsedTypes, ProgressBar.onTerminal(main.err, "measurements"));
-        Map<String, Long> crossovers = new LinkedHashMap<>();
+        Map<String, Crossovers> crossovers = new LinkedHashMap<>();
         for (String kind : points.stream().map(Point::kind).distinct().toList()) {
             crossovers.put(
                     kind,
-                    crossover(points.stream().filter(p -> p.kind().equals(kind)).toList()));
+                    crossovers(
+                            points.stream().filter(p -> p.kind().equals(kind)).toList()));
         }
-        AutoProfile profile = new AutoProfile(key, Instant.now(), crossovers);
+        Map<String, Long> javaUpTo = new LinkedHashMap<>();
+        Map<String, Long> javaFrom = new LinkedHashMap<>();
+        crossovers.forEach((kind, found) -> {
+            javaUpTo.put(kind, found.javaUpTo());
+            if (found.javaFrom() != Crossovers.NEVER) {
+                javaFrom.put(kind, found.javaFrom());
+            }
+        });
+        AutoProfile profile = new AutoProfile(key, Instant.now(), javaUpTo, javaFrom);
         profile.write(file);
         print(main.out, key, points, crossovers, file, (System.nanoTime() - start) / 1e9);
         return Main.OK;
@@ -290,13 +317,13 @@ final class TuneCommand implements Callable<Integer> {
             main.err.println("panorm: warning: the Java kernels still ran interpreted after the warm-up, so this"
                     + " profile favours oneDNN; give tune more --seconds");
         }
-        Map<Long, List<LayerNorm>> candidates = new LinkedHashMap<>(); // per width: Java 1t, oneDNN 1t and all
+        Map<Long, List<LayerNorm>> candidates = new LinkedHashMap<>(); // per width: Java, oneDNN 1t and all
         Map<Task, double[]> fastest = new LinkedHashMap<>();
         try {
             for (long c : cs) {
                 List<LayerNorm> norms = new ArrayList<>();
                 candidates.put(c, norms);
-                norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA, 1));
+                norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA, cores));
                 norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.ONEDNN, 1));
                 if (cores > 1) {
                     norms.add(LayerNorm.create(LayerNormConfig.of(c), Backend.ONEDNN, cores));
@@ -418,32 +445,39 @@ final class TuneCommand implements Callable<Integer> {
     }
 
     /**
-     * The crossover for one kind's points: among 0 and the points' element counts, the one whose routing (Java up
-     * to it, and single rows too unless it is 0, as AUTO routes) makes the sum of (time / best time) over the
-     * points least; the smallest such. Deterministic for given points.
+     * The crossovers for one kind's points: among 0 and the points' element counts for the first, and the larger
+     * element counts for the second, the routing (as AUTO routes: Java up to the first and from the second on, and
+     * single rows unless the first is 0) that makes the sum of (time / best time) over the points least. Ties go to
+     * no second crossover, then to the smallest first and the largest second. Deterministic for given points.
      */
-    static long crossover(List<Point> points) {
-        List<Long> thresholds = new ArrayList<>(List.of(0L));
-        points.stream().map(Point::elements).sorted().distinct().forEach(thresholds::add);
-        long best = 0;
+    static Crossovers crossovers(List<Point> points) {
+        List<Long> sizes =
+                points.stream().map(Point::elements).sorted().distinct().toList();
+        List<Crossovers> candidates = new ArrayList<>();
+        candidates.add(new Crossovers(0, Crossovers.NEVER));
+        sizes.forEach(size -> candidates.add(new Crossovers(size, Crossovers.NEVER)));
+        for (long first : candidates.stream().map(Crossovers::javaUpTo).toList()) {
+            sizes.reversed().stream()
+                    .filter(size -> size > first)
+                    .forEach(second -> candidates.add(new Crossovers(first, second)));
+        }
+        Crossovers best = null;
         double bestLoss = Double.POSITIVE_INFINITY;
-        for (long threshold : thresholds) {
-            double loss = Arrays.stream(slowdowns(points, threshold)).sum();
+        for (Crossovers candidate : candidates) {
+            double loss = Arrays.stream(slowdowns(points, candidate)).sum();
             if (loss < bestLoss) {
                 bestLoss = loss;
-                best = threshold;
+                best = candidate;
             }
         }
         return best;
     }
 
-    /** Per point, AUTO's time over the best time if it routes with this crossover (as AutoKernel does). */
-    static double[] slowdowns(List<Point> points, long crossover) {
+    /** Per point, AUTO's time over the best time if it routes with these crossovers (as AutoKernel does). */
+    static double[] slowdowns(List<Point> points, Crossovers crossovers) {
         return points.stream()
-                .mapToDouble(p -> {
-                    boolean java = p.elements() <= crossover || crossover > 0 && p.rows() == 1 && p.singleRowsInJava();
-                    return (java ? p.javaNanos() : p.oneDnnNanos()) / Math.min(p.javaNanos(), p.oneDnnNanos());
-                })
+                .mapToDouble(p -> (crossovers.java(p) ? p.javaNanos() : p.oneDnnNanos())
+                        / Math.min(p.javaNanos(), p.oneDnnNanos()))
                 .toArray();
     }
 
@@ -451,7 +485,7 @@ final class TuneCommand implements Callable<Integer> {
             PrintStream out,
             AutoProfile.Key key,
             List<Point> points,
-            Map<String, Long> crossovers,
+            Map<String, Crossovers> crossovers,
             Path file,
             double elapsed) {
         if (verbose) {
@@ -461,7 +495,7 @@ final class TuneCommand implements Callable<Integer> {
                     "call",
                     "kind",
                     "rows x C",
-                    "java-1t us",
+                    "java us",
                     "onednn us",
                     "threads",
                     "faster");
@@ -480,15 +514,16 @@ final class TuneCommand implements Callable<Integer> {
             out.println();
         }
         out.println("machine  " + key);
-        crossovers.forEach((kind, elements) -> {
+        crossovers.forEach((kind, found) -> {
             double[] slowdowns =
-                    slowdowns(points.stream().filter(p -> p.kind().equals(kind)).toList(), elements);
+                    slowdowns(points.stream().filter(p -> p.kind().equals(kind)).toList(), found);
             out.printf(
                     Locale.ROOT,
-                    "%-18s Java up to %d elements per call, oneDNN above (time / best time over the sweep: mean"
+                    "%-18s Java up to %d elements per call, oneDNN above%s (time / best time over the sweep: mean"
                             + " %.3f, worst %.2f)%n",
                     kind,
-                    elements,
+                    found.javaUpTo(),
+                    found.javaFrom() == Crossovers.NEVER ? "" : ", Java again from " + found.javaFrom(),
                     Arrays.stream(slowdowns).average().orElse(1),
                     Arrays.stream(slowdowns).max().orElse(1));
         });

@@ -586,6 +586,11 @@ class MainTest {
         for (long crossover : profile.javaUpTo().values()) { // 0 or one of the sizes measured, whichever was faster
             assertTrue(List.of(0L, 16L, 32L, 64L).contains(crossover), profile.toString());
         }
+        profile.javaFrom()
+                .forEach((kind, from) -> assertTrue( // second crossovers, where Java won again: sizes too
+                        List.of(32L, 64L).contains(from)
+                                && from > profile.javaUpTo().get(kind),
+                        profile.toString()));
         assertTrue(run.out().contains("profile  " + file), run.out());
         assertTrue(run.out().contains("machine  " + here), run.out());
     }
@@ -599,22 +604,45 @@ class MainTest {
         return points;
     }
 
+    /** The first crossover the sweep's points give, with no second one. */
+    private static long crossover(double[] java, double[] oneDnn) {
+        TuneCommand.Crossovers found = TuneCommand.crossovers(points(java, oneDnn));
+        assertEquals(TuneCommand.Crossovers.NEVER, found.javaFrom(), found.toString());
+        return found.javaUpTo();
+    }
+
     @Test
     void tuneTakesTheCrossoverThatCostsAutoTheLeast() {
         double[] oneDnn = {10, 10, 10, 10, 10};
-        assertEquals(4 * 64, TuneCommand.crossover(points(new double[] {1, 2, 4, 16, 32}, oneDnn)));
-        assertEquals(0, TuneCommand.crossover(points(new double[] {11, 12, 14, 16, 32}, oneDnn)));
-        assertEquals(16 * 64, TuneCommand.crossover(points(new double[] {1, 2, 4, 8, 9}, oneDnn)));
+        assertEquals(4 * 64, crossover(new double[] {1, 2, 4, 16, 32}, oneDnn));
+        assertEquals(0, crossover(new double[] {11, 12, 14, 16, 32}, oneDnn));
+        assertEquals(16 * 64, crossover(new double[] {1, 2, 4, 8, 9}, oneDnn));
         // One point a little the other way does not move the crossover: a whole kind's cost decides.
-        assertEquals(4 * 64, TuneCommand.crossover(points(new double[] {1, 10.5, 4, 16, 32}, oneDnn)));
+        assertEquals(4 * 64, crossover(new double[] {1, 10.5, 4, 16, 32}, oneDnn));
         // A single row runs in Java whenever the crossover is not 0, as AUTO routes it...
-        assertEquals(4 * 64, TuneCommand.crossover(points(new double[] {10.1, 2, 4, 16, 32}, oneDnn)));
+        assertEquals(4 * 64, crossover(new double[] {10.1, 2, 4, 16, 32}, oneDnn));
         // ... of any length, except in a half-precision forward call (as AutoModel routes them).
         for (String kind : List.of("forward", "f32.forward", "bf16.backward", "bf16.forward", "f16.forward")) {
             TuneCommand.Point longRow = new TuneCommand.Point("inference", kind, 1, 4096, 20, 10, 1);
             boolean java = !kind.endsWith("16.forward");
-            assertEquals(java ? 2.0 : 1.0, TuneCommand.slowdowns(List.of(longRow), 256)[0], kind);
+            TuneCommand.Crossovers crossovers = new TuneCommand.Crossovers(256, TuneCommand.Crossovers.NEVER);
+            assertEquals(java ? 2.0 : 1.0, TuneCommand.slowdowns(List.of(longRow), crossovers)[0], kind);
         }
+    }
+
+    @Test
+    void tuneFindsWhereJavaOvertakesOneDnnAgain() {
+        // Java faster on small calls and again on the largest two (its split on all cores beats oneDNN's there).
+        double[] oneDnn = {10, 10, 10, 10, 10, 10};
+        TuneCommand.Crossovers found = TuneCommand.crossovers(points(new double[] {1, 2, 14, 16, 9, 8}, oneDnn));
+        assertEquals(new TuneCommand.Crossovers(2 * 64, 16 * 64), found);
+        assertArrayEquals(
+                new double[] {1, 1, 1, 1, 1, 1},
+                TuneCommand.slowdowns(points(new double[] {1, 2, 14, 16, 9, 8}, oneDnn), found));
+        // Java faster only at the top: no first crossover, single rows on oneDNN too.
+        assertEquals(
+                new TuneCommand.Crossovers(0, 16 * 64),
+                TuneCommand.crossovers(points(new double[] {11, 12, 14, 16, 9, 8}, oneDnn)));
     }
 
     @Test

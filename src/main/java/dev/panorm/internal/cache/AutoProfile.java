@@ -42,14 +42,20 @@ import java.util.stream.Stream;
  * onednn=3.8.1
  * tuned=2026-11-30T20:41:07Z
  * f32.forward=12288
+ * f32.backward=98304
+ * f32.backward.java_from=1048576
  * }</pre>
+ *
+ * <p>Format 1, from before second crossovers, is read as a profile without them.
  *
  * @param key the machine the crossovers were measured on
  * @param tuned when
  * @param javaUpTo crossovers by {@code <data type>.<kind>} (names from {@link #DATA_TYPES} and {@link #KINDS}):
  *     calls of up to this many elements run in Java; {@link Long#MAX_VALUE} for all of them
+ * @param javaFrom second crossovers, named as in {@code javaUpTo} (kinds without one are absent): calls of at least
+ *     this many elements run in Java again; in the file as {@code <data type>.<kind>.java_from}
  */
-public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
+public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Map<String, Long> javaFrom) {
     /** The system property: {@code none} for the built-in model, or a profile file to use instead of the cached one. */
     public static final String PROPERTY = "panorm.auto.profile";
     /** The environment variable read when {@link #PROPERTY} is not set. */
@@ -63,7 +69,8 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
     /** The data types a profile may name (panorm's floating-point types, lower case). */
     public static final List<String> DATA_TYPES = List.of("f32", "bf16", "f16");
 
-    private static final String FORMAT = "1";
+    private static final String FORMAT = "2";
+    private static final String SECOND_CROSSOVER = ".java_from";
     private static final List<String> HEADER = List.of("format", "cpu", "cores", "java", "onednn", "tuned");
     private static final System.Logger LOG = System.getLogger("dev.panorm");
 
@@ -107,24 +114,49 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
         }
     }
 
-    /** Checks the crossovers' names and values, and keeps them in a fixed order (by data type, then kind). */
+    /** A profile without second crossovers. */
+    public AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
+        this(key, tuned, javaUpTo, Map.of());
+    }
+
+    /**
+     * Checks the crossovers' names and values (a second crossover above its kind's first), and keeps them in a fixed
+     * order (by data type, then kind).
+     */
     public AutoProfile {
         for (Map.Entry<String, Long> entry : javaUpTo.entrySet()) {
-            if (order(entry.getKey()) < 0) {
-                throw new IllegalArgumentException("unknown crossover '" + entry.getKey() + "'; expected <type>.<kind>"
-                        + " with a type of " + DATA_TYPES + " and a kind of " + KINDS);
-            }
-            if (entry.getValue() < 0) {
-                throw new IllegalArgumentException(
-                        "crossover " + entry.getKey() + " must not be negative, got " + entry.getValue());
+            check(entry.getKey(), entry.getValue(), "crossover");
+        }
+        for (Map.Entry<String, Long> entry : javaFrom.entrySet()) {
+            String name = entry.getKey();
+            check(name, entry.getValue(), "second crossover");
+            Long first = javaUpTo.get(name);
+            if (first == null || entry.getValue() <= first) {
+                throw new IllegalArgumentException("second crossover " + name + " must be above its first ("
+                        + (first == null ? "none given" : first) + "), got " + entry.getValue());
             }
         }
+        javaUpTo = ordered(javaUpTo);
+        javaFrom = ordered(javaFrom);
+        tuned = tuned.truncatedTo(ChronoUnit.SECONDS);
+    }
+
+    private static void check(String name, long elements, String what) {
+        if (order(name) < 0) {
+            throw new IllegalArgumentException("unknown " + what + " '" + name + "'; expected <type>.<kind>"
+                    + " with a type of " + DATA_TYPES + " and a kind of " + KINDS);
+        }
+        if (elements < 0) {
+            throw new IllegalArgumentException(what + " " + name + " must not be negative, got " + elements);
+        }
+    }
+
+    private static Map<String, Long> ordered(Map<String, Long> crossovers) {
         Map<String, Long> ordered = new LinkedHashMap<>();
-        javaUpTo.entrySet().stream()
+        crossovers.entrySet().stream()
                 .sorted(Comparator.comparingInt(entry -> order(entry.getKey())))
                 .forEach(entry -> ordered.put(entry.getKey(), entry.getValue()));
-        javaUpTo = Collections.unmodifiableMap(ordered);
-        tuned = tuned.truncatedTo(ChronoUnit.SECONDS);
+        return Collections.unmodifiableMap(ordered);
     }
 
     /** The position of a crossover's name in the file, or -1 if it names no data type and kind. */
@@ -154,14 +186,20 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
      */
     public void write(Path file) throws IOException {
         StringBuilder text = new StringBuilder(
-                "# panorm AUTO profile, written by panorm tune: calls of up to this many elements run in Java\n");
+                "# panorm AUTO profile, written by panorm tune: calls of up to this many elements run in Java, and"
+                        + " from java_from on again\n");
         line(text, "format", FORMAT);
         line(text, "cpu", key.cpu());
         line(text, "cores", Integer.toString(key.cores()));
         line(text, "java", key.java());
         line(text, "onednn", key.onednn());
         line(text, "tuned", tuned.toString());
-        javaUpTo.forEach((name, elements) -> line(text, name, Long.toString(elements)));
+        javaUpTo.forEach((name, elements) -> {
+            line(text, name, Long.toString(elements));
+            if (javaFrom.containsKey(name)) {
+                line(text, name + SECOND_CROSSOVER, Long.toString(javaFrom.get(name)));
+            }
+        });
         Path folder = file.toAbsolutePath().getParent();
         Files.createDirectories(folder);
         Path temporary = Files.createTempFile(folder, file.getFileName() + ".", ".tmp");
@@ -197,9 +235,9 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
             throw new IOException(file + " is not a panorm profile: " + e.getMessage(), e);
         }
         try {
-            if (!FORMAT.equals(properties.getProperty("format"))) {
-                throw new IllegalArgumentException(
-                        "format must be " + FORMAT + ", got " + properties.getProperty("format"));
+            String format = properties.getProperty("format");
+            if (!FORMAT.equals(format) && !"1".equals(format)) {
+                throw new IllegalArgumentException("format must be 1 or " + FORMAT + ", got " + format);
             }
             Key key = new Key(
                     required(properties, "cpu"),
@@ -208,13 +246,18 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
                     required(properties, "onednn"));
             Instant tuned = Instant.parse(required(properties, "tuned"));
             Map<String, Long> javaUpTo = new LinkedHashMap<>();
+            Map<String, Long> javaFrom = new LinkedHashMap<>();
             for (String name : properties.stringPropertyNames()) {
                 if (!HEADER.contains(name)) {
-                    javaUpTo.put(
-                            name, Long.parseLong(properties.getProperty(name).strip()));
+                    long elements = Long.parseLong(properties.getProperty(name).strip());
+                    if (name.endsWith(SECOND_CROSSOVER) && format.equals(FORMAT)) {
+                        javaFrom.put(name.substring(0, name.length() - SECOND_CROSSOVER.length()), elements);
+                    } else {
+                        javaUpTo.put(name, elements);
+                    }
                 }
             }
-            return new AutoProfile(key, tuned, javaUpTo);
+            return new AutoProfile(key, tuned, javaUpTo, javaFrom);
         } catch (IllegalArgumentException | DateTimeParseException e) {
             throw new IOException(file + " is not a panorm profile: " + e.getMessage(), e);
         }

@@ -25,7 +25,8 @@ class AutoProfileTest {
     Path temp;
 
     private static AutoProfile profile(AutoProfile.Key key) {
-        return new AutoProfile(key, TUNED, Map.of("f32.backward", 65536L, "f32.forward", 3072L));
+        return new AutoProfile(
+                key, TUNED, Map.of("f32.backward", 65536L, "f32.forward", 3072L), Map.of("f32.backward", 1L << 20));
     }
 
     /** Runs {@code lookUp} and returns its result with the warnings it gave. */
@@ -43,7 +44,29 @@ class AutoProfileTest {
         assertEquals(
                 List.of("f32.forward", "f32.backward"),
                 List.copyOf(read.javaUpTo().keySet()));
+        assertEquals(Map.of("f32.backward", 1L << 20), read.javaFrom());
+        assertTrue(Files.readString(file).contains("\nf32.backward=65536\nf32.backward.java_from=1048576\n"));
         assertEquals(List.of(file), Files.list(file.getParent()).toList()); // no temporary file left
+    }
+
+    /** A profile of format 1, written before second crossovers: its crossovers, none second. */
+    @Test
+    void aProfileOfTheFirstFormatReadsWithoutSecondCrossovers() throws IOException {
+        Path file = temp.resolve("format1.properties");
+        Files.writeString(
+                file,
+                String.join(
+                        "\n",
+                        "format=1",
+                        "cpu=" + HERE.cpu().replace("\\", "\\\\"),
+                        "cores=8",
+                        "java=25+36",
+                        "onednn=3.8.1",
+                        "tuned=2026-11-30T20:00:00Z",
+                        "f32.backward=65536",
+                        ""));
+        AutoProfile read = AutoProfile.read(file);
+        assertEquals(new AutoProfile(HERE, TUNED, Map.of("f32.backward", 65536L)), read);
     }
 
     @Test
@@ -101,7 +124,9 @@ class AutoProfileTest {
     void malformedOrMissingProfilesAreIgnoredWithAWarning() throws IOException {
         String valid = Files.readString(writeValid());
         List<String> broken = List.of(
-                valid.replace("format=1", "format=2"),
+                valid.replace("format=2", "format=3"),
+                valid.replace("format=2", "format=1"), // format 1 has no second crossovers
+                valid.replace("java_from=1048576", "java_from=4096"),
                 valid.replace("cores=8", "cores=eight"),
                 valid.replace("f32.forward=3072", "f32.forward=-1"),
                 valid.replace("f32.forward=", "f32.sideways="),
@@ -138,6 +163,17 @@ class AutoProfileTest {
         assertThrows(IllegalArgumentException.class, () -> new AutoProfile(HERE, TUNED, Map.of("f32.sideways", 1L)));
         assertThrows(IllegalArgumentException.class, () -> new AutoProfile(HERE, TUNED, Map.of("forward", 1L)));
         assertThrows(IllegalArgumentException.class, () -> new AutoProfile(HERE, TUNED, Map.of("f32.forward", -1L)));
+        // A second crossover lies above its kind's first one.
+        Map<String, Long> first = Map.of("f32.backward", 4096L);
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> new AutoProfile(HERE, TUNED, first, Map.of("f32.backward", 4096L)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> new AutoProfile(HERE, TUNED, first, Map.of("f32.forward", 1L << 20)));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> new AutoProfile(HERE, TUNED, first, Map.of("f32.backwards", 1L << 20)));
     }
 
     @Test
