@@ -37,8 +37,16 @@ final class AutoModel {
         FORWARD_GLOBAL,
         /** RMS forward, and forward with precise statistics: panorm's scalar statistics, then a primitive. */
         FORWARD_COMPOSED,
-        /** Layer normalization backward (all four passes) and RMS backward with given statistics: one primitive. */
+        /**
+         * Backward with gradients for scale and shift (statistics computed or given), layer normalization and RMS with
+         * given statistics: one primitive.
+         */
         BACKWARD,
+        /**
+         * The same for the input only (frozen parameters): one primitive, which costs oneDNN about what {@link
+         * #BACKWARD} does while the Java kernel skips the parameters' sums, so Java wins more of these calls.
+         */
+        BACKWARD_DATA,
         /** RMS backward through the statistics: a row sum, layer-normalization backward, and a correction. */
         BACKWARD_COMPOSED;
 
@@ -54,7 +62,10 @@ final class AutoModel {
                 }
                 return config.rms() || config.preciseStatistics() ? FORWARD_COMPOSED : FORWARD;
             }
-            return config.rms() && !pass.globalStatistics ? BACKWARD_COMPOSED : BACKWARD;
+            if (config.rms() && !pass.globalStatistics) {
+                return BACKWARD_COMPOSED;
+            }
+            return pass.parameterGradients ? BACKWARD : BACKWARD_DATA;
         }
     }
 
@@ -70,10 +81,12 @@ final class AutoModel {
      * runs two, {@link OneDnnKernel#SINGLE_THREAD_BELOW}, and its JIT kernel is faster per element), up to 2^16
      * elements with given statistics and 128 rows of 768 for backward (Java is faster on one thread at every
      * size; oneDNN's second thread pays off from there), always
-     * for the composed kinds, and backward again from 2^22 elements. Java's split on two threads beats oneDNN's from
-     * about 2^20 (alone, 2048x1024: 575 against 756 us), but a split that follows a oneDNN call finds oneDNN's
-     * OpenMP worker still spinning on the other core, a cost that does not grow with the call: in mixed order a
-     * second crossover at 2^20 made AUTO slower, at 2^22 it did not (docs/benchmarks.md, "Large backward calls");
+     * for the composed kinds, and backward again from 2^22 elements (for the input only from 2^20). Java's split on
+     * two threads beats oneDNN's from about 2^20 (alone, 2048x1024: 575 against 756 us; for the input only 461
+     * against 810), but a split that follows a oneDNN call finds oneDNN's OpenMP worker still spinning on the
+     * other core, a cost that does not grow with the call: in mixed order a second crossover at 2^20 made AUTO's
+     * backward slower, at 2^22 it did not, and backward for the input only gains enough from 2^20
+     * (docs/benchmarks.md, "Java's split takes parts as threads come");
      * single rows of any length in Java wherever Java takes some calls (oneDNN
      * splits work by rows, so one row gets one thread either way). bfloat16 and float16, which the Java
      * kernels compute in float32 and round (bf16 read in place, {@link Bf16Pairs}; f16 converted on the way,
@@ -134,14 +147,17 @@ final class AutoModel {
         f32[Kind.FORWARD_GLOBAL.ordinal()] = 1 << 16;
         f32[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         f32[Kind.BACKWARD.ordinal()] = 128 * 768;
+        f32[Kind.BACKWARD_DATA.ordinal()] = 128 * 768;
         f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         from[DataType.F32.ordinal()][Kind.BACKWARD.ordinal()] = 1 << 22;
+        from[DataType.F32.ordinal()][Kind.BACKWARD_DATA.ordinal()] = 1 << 20;
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             long[] row = table[half.ordinal()];
             row[Kind.FORWARD.ordinal()] = 32 * 768;
             row[Kind.FORWARD_GLOBAL.ordinal()] = 16 * 768;
             row[Kind.FORWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
             row[Kind.BACKWARD.ordinal()] = 1 << 16;
+            row[Kind.BACKWARD_DATA.ordinal()] = 1 << 16;
             row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         }
         if (profile != null) {
@@ -165,7 +181,9 @@ final class AutoModel {
             singleRows[DataType.F32.ordinal()][kind] = f32[kind] > 0;
         }
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
-            singleRows[half.ordinal()][Kind.BACKWARD.ordinal()] = table[half.ordinal()][Kind.BACKWARD.ordinal()] > 0;
+            for (Kind backward : new Kind[] {Kind.BACKWARD, Kind.BACKWARD_DATA}) {
+                singleRows[half.ordinal()][backward.ordinal()] = table[half.ordinal()][backward.ordinal()] > 0;
+            }
         }
         return new AutoModel(table, from, singleRows);
     }

@@ -114,18 +114,20 @@ class AutoKernelTest extends LayerNormContract {
         assertEquals(Backend.ONEDNN, ranOn(rms, Pass.FORWARD_GLOBAL, 256, DataType.F32));
     }
 
-    /** float32 backward goes to Java again from the model's second crossover: its split beats oneDNN there. */
+    /** float32 backward goes to Java again from the model's second crossovers: its split beats oneDNN there. */
     @Test
     void largeFloatBackwardRunsInJavaAgain() {
         assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());
-        long from = AutoModel.current().javaFrom(AutoModel.Kind.BACKWARD, DataType.F32);
-        long upTo = AutoModel.current().javaUpTo(AutoModel.Kind.BACKWARD, DataType.F32);
-        assumeTrue(from != AutoModel.NEVER && from % 1024 == 0 && from - 1024 > upTo, "the model has " + from);
         LayerNormConfig config = LayerNormConfig.of(1024);
         for (Pass pass : new Pass[] {Pass.BACKWARD, Pass.BACKWARD_DATA}) {
+            AutoModel.Kind kind = AutoModel.Kind.of(config, pass);
+            long from = AutoModel.current().javaFrom(kind, DataType.F32);
+            long upTo = AutoModel.current().javaUpTo(kind, DataType.F32);
+            assumeTrue(from != AutoModel.NEVER && from % 1024 == 0 && from - 1024 > upTo, "the model has " + from);
             assertEquals(Backend.ONEDNN, ranOn(config, pass, from / 1024 - 1, DataType.F32), pass.name());
             assertEquals(Backend.JAVA, ranOn(config, pass, from / 1024, DataType.F32), pass.name());
         }
+        long from = AutoModel.current().javaFrom(AutoModel.Kind.BACKWARD, DataType.F32);
         assertEquals(Backend.ONEDNN, ranOn(config, Pass.FORWARD_INFERENCE, from / 1024, DataType.F32));
     }
 
@@ -184,6 +186,10 @@ class AutoKernelTest extends LayerNormContract {
                 AutoModel.Kind.BACKWARD,
                 AutoModel.Kind.of(LayerNormConfig.of(8).withPreciseStatistics(true), Pass.BACKWARD));
         assertEquals(AutoModel.Kind.BACKWARD_COMPOSED, AutoModel.Kind.of(LayerNormConfig.rms(8), Pass.BACKWARD_DATA));
+        assertEquals(AutoModel.Kind.BACKWARD_DATA, AutoModel.Kind.of(LayerNormConfig.of(8), Pass.BACKWARD_DATA));
+        assertEquals(
+                AutoModel.Kind.BACKWARD_DATA, AutoModel.Kind.of(LayerNormConfig.rms(8), Pass.BACKWARD_DATA_GLOBAL));
+        assertEquals(AutoModel.Kind.BACKWARD, AutoModel.Kind.of(LayerNormConfig.rms(8), Pass.BACKWARD_GLOBAL));
     }
 
     /**

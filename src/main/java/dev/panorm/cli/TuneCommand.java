@@ -48,7 +48,7 @@ import picocli.CommandLine.ParentCommand;
         sortOptions = false,
         description = {
             "Measures this machine's crossovers between the Java kernels and oneDNN for AUTO (layer-norm forward"
-                    + " inference and training, forward with given statistics, backward; float32, bf16 and float16) and writes them"
+                    + " inference and training, forward with given statistics, backward, backward for the input only; float32, bf16 and float16) and writes them"
                     + " as a profile that AUTO uses on this machine (same CPU model, core count, JDK and oneDNN).",
             "Run it on an otherwise idle machine: it times the candidates against each other."
         },
@@ -114,7 +114,8 @@ final class TuneCommand implements Callable<Integer> {
         INFERENCE("forward"),
         TRAINING("forward"),
         GLOBAL("forward_global"),
-        BACKWARD("backward");
+        BACKWARD("backward"),
+        BACKWARD_DATA("backward_data");
 
         final String kind;
 
@@ -128,6 +129,7 @@ final class TuneCommand implements Callable<Integer> {
                 case TRAINING -> norm.forwardTraining(d.x, d.y, d.gamma, d.beta, d.mean, d.variance);
                 case GLOBAL -> norm.forwardWithGlobalStatistics(d.x, d.y, d.gamma, d.beta, d.mean, d.variance);
                 case BACKWARD -> norm.backward(d.dy, d.x, d.mean, d.variance, d.gamma, d.dx, d.dGamma, d.dBeta);
+                case BACKWARD_DATA -> norm.backwardData(d.dy, d.x, d.mean, d.variance, d.gamma, d.dx);
             }
         }
     }
@@ -197,7 +199,7 @@ final class TuneCommand implements Callable<Integer> {
          * half-precision forward ones, whose oneDNN kernels are faster per element ({@code AutoModel}).
          */
         boolean singleRowsInJava() {
-            return !(kind.startsWith("bf16.") || kind.startsWith("f16.")) || kind.endsWith(".backward");
+            return !(kind.startsWith("bf16.") || kind.startsWith("f16.")) || kind.contains(".backward");
         }
     }
 

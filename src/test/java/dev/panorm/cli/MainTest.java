@@ -576,12 +576,15 @@ class MainTest {
                         "f32.forward",
                         "f32.forward_global",
                         "f32.backward",
+                        "f32.backward_data",
                         "bf16.forward",
                         "bf16.forward_global",
                         "bf16.backward",
+                        "bf16.backward_data",
                         "f16.forward",
                         "f16.forward_global",
-                        "f16.backward"),
+                        "f16.backward",
+                        "f16.backward_data"),
                 List.copyOf(profile.javaUpTo().keySet()));
         for (long crossover : profile.javaUpTo().values()) { // 0 or one of the sizes measured, whichever was faster
             assertTrue(List.of(0L, 16L, 32L, 64L).contains(crossover), profile.toString());
@@ -622,7 +625,8 @@ class MainTest {
         // A single row runs in Java whenever the crossover is not 0, as AUTO routes it...
         assertEquals(4 * 64, crossover(new double[] {10.1, 2, 4, 16, 32}, oneDnn));
         // ... of any length, except in a half-precision forward call (as AutoModel routes them).
-        for (String kind : List.of("forward", "f32.forward", "bf16.backward", "bf16.forward", "f16.forward")) {
+        for (String kind : List.of(
+                "forward", "f32.forward", "bf16.backward", "f16.backward_data", "bf16.forward", "f16.forward")) {
             TuneCommand.Point longRow = new TuneCommand.Point("inference", kind, 1, 4096, 20, 10, 1);
             boolean java = !kind.endsWith("16.forward");
             TuneCommand.Crossovers crossovers = new TuneCommand.Crossovers(256, TuneCommand.Crossovers.NEVER);

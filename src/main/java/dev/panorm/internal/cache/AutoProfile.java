@@ -65,7 +65,7 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Ma
             "Intel Xeon (Sapphire Rapids class, AVX-512 with AMX), 2 cores, JDK 25, oneDNN 3.8.1";
     /** The kinds of call AUTO's model has, by the names a profile uses (the model's kinds, lower case). */
     public static final List<String> KINDS =
-            List.of("forward", "forward_global", "forward_composed", "backward", "backward_composed");
+            List.of("forward", "forward_global", "forward_composed", "backward", "backward_data", "backward_composed");
     /** The data types a profile may name (panorm's floating-point types, lower case). */
     public static final List<String> DATA_TYPES = List.of("f32", "bf16", "f16");
 
