@@ -6,7 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.lang.foreign.Arena;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -70,6 +74,30 @@ class SplitCallTest {
                     assertArrayEquals(split.dGamma(), again.dGamma(), what + ", dgamma again");
                     assertArrayEquals(split.dBeta(), again.dBeta(), what + ", dbeta again");
                 }
+            }
+        }
+    }
+
+    /**
+     * Callers on several threads share one pool: each caller takes the parts no pool thread has started, so none
+     * waits on another's, and each call's results are the same bits as alone.
+     */
+    @Test
+    void concurrentSplitCallsShareThePool() throws Exception {
+        assumeTrue(JavaKernels.vectorized());
+        Outputs alone = run(DataType.F32, 2, false);
+        List<Future<Outputs>> calls = new ArrayList<>();
+        try (var callers = Executors.newFixedThreadPool(4)) {
+            for (int i = 0; i < 12; i++) {
+                calls.add(callers.submit(() -> run(DataType.F32, 2, false)));
+            }
+            for (var call : calls) {
+                Outputs outputs = call.get(60, TimeUnit.SECONDS);
+                for (int i = 0; i < alone.rows().size(); i++) {
+                    assertArrayEquals(alone.rows().get(i), outputs.rows().get(i), "output " + i);
+                }
+                assertArrayEquals(alone.dGamma(), outputs.dGamma(), "dgamma");
+                assertArrayEquals(alone.dBeta(), outputs.dBeta(), "dbeta");
             }
         }
     }
