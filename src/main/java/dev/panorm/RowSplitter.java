@@ -53,19 +53,23 @@ final class RowSplitter {
 
     /** How many parts such a call is cut into: 1 on one thread, else {@link #PARTS_PER_THREAD} per thread. */
     int parts(long rows, long elements) {
-        int threads = threads(rows, elements);
+        return parts(rows, threads(rows, elements));
+    }
+
+    private static int parts(long rows, int threads) {
         return threads == 1 ? 1 : (int) Math.min(rows, (long) threads * PARTS_PER_THREAD);
     }
 
     /** Runs {@code work} over all rows, in {@link #parts} parts, and returns when every part is done, also when one fails. */
     void run(long rows, long elements, RowRange work) {
-        int parts = parts(rows, elements);
+        int threads = threads(rows, elements);
+        int parts = parts(rows, threads);
         if (parts == 1) {
             work.run(0, rows, 0);
             return;
         }
         Job job = new Job(rows, parts, work);
-        for (int helper = 1; helper < threads(rows, elements); helper++) {
+        for (int helper = 1; helper < threads; helper++) {
             pool().execute(job::take);
         }
         job.take();
