@@ -81,12 +81,13 @@ final class AutoModel {
      * runs two, {@link OneDnnKernel#SINGLE_THREAD_BELOW}, and its JIT kernel is faster per element), up to 2^16
      * elements with given statistics and 128 rows of 768 for backward (Java is faster on one thread at every
      * size; oneDNN's second thread pays off from there), always
-     * for the composed kinds, and backward again from 2^22 elements (for the input only from 2^20). Java's split on
-     * two threads beats oneDNN's from about 2^20 (alone, 2048x1024: 575 against 756 us; for the input only 461
-     * against 810), but a split that follows a oneDNN call finds oneDNN's OpenMP worker still spinning on the
-     * other core, a cost that does not grow with the call: in mixed order a second crossover at 2^20 made AUTO's
-     * backward slower, at 2^22 it did not, and backward for the input only gains enough from 2^20
-     * (docs/benchmarks.md, "Java's split takes parts as threads come");
+     * for the composed kinds, and backward for the input only again from 2^20 elements. Java's split on two
+     * threads beats oneDNN's from about 2^20 (alone, 2048x1024: 575 against 756 us for the full backward, 461
+     * against 810 for the input only), but a split that follows a oneDNN call finds oneDNN's OpenMP worker still
+     * spinning on the other core, for milliseconds: in mixed order the full backward in Java again from 2^22 took
+     * 8192x1024 after 2048x768 on oneDNN in 5.28 ms against 3.63, while backward for the input only, whose Java
+     * kernel skips the parameters' sums, gained in every order measured (docs/benchmarks.md, "Java's split takes
+     * parts as threads come");
      * single rows of any length in Java wherever Java takes some calls (oneDNN
      * splits work by rows, so one row gets one thread either way). bfloat16 and float16, which the Java
      * kernels compute in float32 and round (bf16 read in place, {@link Bf16Pairs}; f16 converted on the way,
@@ -149,7 +150,6 @@ final class AutoModel {
         f32[Kind.BACKWARD.ordinal()] = 128 * 768;
         f32[Kind.BACKWARD_DATA.ordinal()] = 128 * 768;
         f32[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
-        from[DataType.F32.ordinal()][Kind.BACKWARD.ordinal()] = 1 << 22;
         from[DataType.F32.ordinal()][Kind.BACKWARD_DATA.ordinal()] = 1 << 20;
         for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
             long[] row = table[half.ordinal()];
