@@ -1,9 +1,12 @@
 package dev.panorm;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 
 /** The contract, on the Java backend (the Vector API kernels: the tests run with jdk.incubator.vector). */
 class VectorKernelTest extends LayerNormContract {
@@ -57,6 +60,57 @@ class VectorKernelTest extends LayerNormContract {
             Contracts.assertRanOn(backend(), norm);
             Accuracy.assertForward(backend(), x, rows, c, gamma, beta, 1e-5, Tensors.read(dst));
             Accuracy.assertStatistics(backend(), x, rows, c, Tensors.read(mean), Tensors.read(variance));
+        }
+    }
+
+    /**
+     * Short rows run two at a time ({@link VectorKernel#PAIRED_ROWS_MAX_BYTES}). Each row of a five-row call, the
+     * last one left over, must equal the same row normalized alone, bit for bit, statistics included: also the
+     * second row of a pair and the odd last row, whose samples are far from their means (the centred pass) while
+     * their partners' are not.
+     */
+    @ParameterizedTest
+    @EnumSource(
+            value = DataType.class,
+            names = {"F32", "BF16", "F16"})
+    void rowsRunTwoAtATimeAsEachAlone(DataType type) {
+        int c = 1024;
+        int rows = 5;
+        float[] x = TestData.gaussian(rows * c, 0.5, 1, 11);
+        for (int row : new int[] {1, 4}) {
+            for (int i = 0; i < 256; i++) { // the first four vectors of any species up to 2048 bits
+                x[row * c + i] = 40;
+            }
+        }
+        float[] gamma = TestData.gaussian(c, 1, 0.5, 12);
+        float[] beta = TestData.gaussian(c, 0, 0.5, 13);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend(), 1)) {
+            Tensor scale = Tensors.make(arena, DataType.F32, gamma, c);
+            Tensor shift = Tensors.make(arena, DataType.F32, beta, c);
+            Tensor dst = Tensor.allocate(arena, type, rows, c);
+            Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+            norm.forwardTraining(Tensors.make(arena, type, x, rows, c), dst, scale, shift, mean, variance);
+            float[] y = Tensors.read(dst);
+            for (int row = 0; row < rows; row++) {
+                float[] xRow = java.util.Arrays.copyOfRange(x, row * c, (row + 1) * c);
+                Tensor rowDst = Tensor.allocate(arena, type, 1, c);
+                Tensor rowMean = Tensor.allocate(arena, DataType.F32, 1);
+                Tensor rowVariance = Tensor.allocate(arena, DataType.F32, 1);
+                norm.forwardTraining(Tensors.make(arena, type, xRow, 1, c), rowDst, scale, shift, rowMean, rowVariance);
+                assertArrayEquals(
+                        Tensors.read(rowDst),
+                        java.util.Arrays.copyOfRange(y, row * c, (row + 1) * c),
+                        0f,
+                        "row " + row);
+                assertArrayEquals(Tensors.read(rowMean), new float[] {Tensors.read(mean)[row]}, 0f, "mean " + row);
+                assertArrayEquals(
+                        Tensors.read(rowVariance), new float[] {Tensors.read(variance)[row]}, 0f, "variance " + row);
+            }
+            if (type == DataType.F32) {
+                Accuracy.assertForward(backend(), x, rows, c, gamma, beta, 1e-5, y);
+            }
         }
     }
 }
