@@ -66,8 +66,7 @@ final class VectorKernel implements Kernel {
      * out): both rows' statistics, then both rows' outputs. A row's
      * statistics end in a chain of dependent steps (the sample mean's fold, the sums' folds, the square root)
      * that the next loop waits for; with two rows in turn the CPU runs one row's chain under the other row's
-     * loop. That saves about a third of a float32 row's fixed cost (4096 x 128 forward, one thread: 222 against
-     * 288 us; 128 x 768: 13.8 against 15.5 us). Two longer rows no longer fit the L1 cache together, and
+     * loop (float32 forward on one thread, 4096 x 128: 222 against 288 us; 128 x 768: 13.8 against 15.5 us). Two longer rows no longer fit the L1 cache together, and
      * float32 128 x 4096 lost 4 to 7%.
      */
     static final int PAIRED_ROWS_MAX_BYTES = 8192;
