@@ -63,11 +63,11 @@ final class VectorKernel implements Kernel {
 
     /**
      * Forward rows of up to this many bytes of x are normalized two at a time (float32, and bf16 or float16 in and
-     * out): both rows' statistics, then both rows' outputs. A row's
-     * statistics end in a chain of dependent steps (the sample mean's fold, the sums' folds, the square root)
-     * that the next loop waits for; with two rows in turn the CPU runs one row's chain under the other row's
-     * loop (float32 forward on one thread, 4096 x 128: 222 against 288 us; 128 x 768: 13.8 against 15.5 us). Two longer rows no longer fit the L1 cache together, and
-     * float32 128 x 4096 lost 4 to 7%.
+     * out): both rows' statistics, then both rows' outputs. A row's statistics end in a chain of dependent steps (the
+     * sample mean's fold, the sums' folds, the square root) that the next loop waits for; with two rows in turn the CPU
+     * runs one row's chain under the other row's loop (float32 forward on one thread, 4096 x 128: 222 against 288 us;
+     * 128 x 768: 13.8 against 15.5 us). Two longer rows no longer fit the L1 cache together, and float32 128 x 4096
+     * lost 4 to 7%.
      */
     static final int PAIRED_ROWS_MAX_BYTES = 8192;
 
