@@ -66,8 +66,8 @@ final class VectorKernel implements Kernel {
      * out): both rows' statistics, then both rows' outputs. A row's statistics end in a chain of dependent steps (the
      * sample mean's fold, the sums' folds, the square root) that the next loop waits for; with two rows in turn the CPU
      * runs one row's chain under the other row's loop (float32 forward on one thread, 4096 x 128: 222 against 288 us;
-     * 128 x 768: 13.8 against 15.5 us). Two longer rows no longer fit the L1 cache together, and float32 128 x 4096
-     * lost 4 to 7%.
+     * 128 x 768: 13.8 against 15.5 us). Two longer rows no longer fit the L1 cache together: float32 128 x 4096 lost
+     * 4 to 7%, and float16 rows of 4096, widened to floats, 8 to 10%.
      */
     static final int PAIRED_ROWS_MAX_BYTES = 8192;
 
@@ -279,8 +279,8 @@ final class VectorKernel implements Kernel {
                         scratch.joined);
             }
         }
-        if (onHeap && !pass.globalStatistics && (long) c * Short.BYTES <= PAIRED_ROWS_MAX_BYTES) {
-            for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_BYTES
+        if (onHeap && !pass.globalStatistics && (long) c * Float.BYTES <= PAIRED_ROWS_MAX_BYTES) {
+            for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_BYTES; these rows are widened to floats first
                 long xBase0 = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Short.BYTES;
                 long xBase1 = (xStride >= 0 ? (row + 1) * xStride : Rows.rowOffset(src, axes, row + 1)) * Short.BYTES;
                 long yBase0 = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Short.BYTES;
