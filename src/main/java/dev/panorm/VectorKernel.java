@@ -62,14 +62,15 @@ final class VectorKernel implements Kernel {
     static final int BLOCK = 128 * LANES;
 
     /**
-     * Forward rows of up to this many bytes of x are normalized two at a time (float32, and bf16 or float16 in and
-     * out): both rows' statistics, then both rows' outputs. A row's statistics end in a chain of dependent steps (the
-     * sample mean's fold, the sums' folds, the square root) that the next loop waits for; with two rows in turn the CPU
-     * runs one row's chain under the other row's loop (float32 forward on one thread, 4096 x 128: 222 against 288 us;
-     * 128 x 768: 13.8 against 15.5 us). Two longer rows no longer fit the L1 cache together: float32 128 x 4096 lost
-     * 4 to 7%, and float16 rows of 4096, widened to floats, 8 to 10%.
+     * Forward rows of up to this many columns are normalized two at a time (float32, and bf16 or float16 in and out):
+     * both rows' statistics, then both rows' outputs. A row's statistics end in a chain of dependent steps (the sample
+     * mean's fold, the sums' folds, the square root) that the next loop waits for; with two rows in turn the CPU runs
+     * one row's chain under the other row's loop (forward on one thread, float32 4096 x 128: 222 against 285 us, 128 x
+     * 768: 13.9 against 15.2 us; bf16 512 x 1024: 99 against 115 us). Two longer rows and what they are read with no
+     * longer fit the L1 cache together: float32 128 x 4096 lost 4 to 7%, float16 rows of 4096 (widened to floats) 8 to
+     * 10%, bf16 ones nothing either way.
      */
-    static final int PAIRED_ROWS_MAX_BYTES = 8192;
+    static final int PAIRED_ROWS_MAX_C = 2048;
 
     /** Rows longer than this run in the scalar kernels: the vector kernels index a row with an {@code int}. */
     static final long MAX_C = Integer.MAX_VALUE;
@@ -257,8 +258,8 @@ final class VectorKernel implements Kernel {
         long xStride = Rows.rowStride(src, axes);
         long yStride = Rows.rowStride(dst, axes);
         long row = from;
-        if (paired && !pass.globalStatistics && (long) c * Short.BYTES <= PAIRED_ROWS_MAX_BYTES) {
-            for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_BYTES
+        if (paired && !pass.globalStatistics && c <= PAIRED_ROWS_MAX_C) {
+            for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_C
                 long xBase0 = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Short.BYTES;
                 long xBase1 = (xStride >= 0 ? (row + 1) * xStride : Rows.rowOffset(src, axes, row + 1)) * Short.BYTES;
                 long yBase0 = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Short.BYTES;
@@ -279,8 +280,8 @@ final class VectorKernel implements Kernel {
                         scratch.joined);
             }
         }
-        if (onHeap && !pass.globalStatistics && (long) c * Float.BYTES <= PAIRED_ROWS_MAX_BYTES) {
-            for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_BYTES; these rows are widened to floats first
+        if (onHeap && !pass.globalStatistics && c <= PAIRED_ROWS_MAX_C) {
+            for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_C
                 long xBase0 = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Short.BYTES;
                 long xBase1 = (xStride >= 0 ? (row + 1) * xStride : Rows.rowOffset(src, axes, row + 1)) * Short.BYTES;
                 long yBase0 = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Short.BYTES;
@@ -378,7 +379,7 @@ final class VectorKernel implements Kernel {
 
     /**
      * {@link #pairedRow} on rows {@code row} and {@code row + 1}, each step on both rows before the next (see {@link
-     * #PAIRED_ROWS_MAX_BYTES}); not for given statistics.
+     * #PAIRED_ROWS_MAX_C}); not for given statistics.
      */
     private void pairedRows(
             Pass pass,
@@ -471,7 +472,7 @@ final class VectorKernel implements Kernel {
 
     /**
      * {@link #heapRow} with float16 y on rows {@code row} (in {@code scratch.floats}) and {@code row + 1} (in {@code
-     * scratch.secondFloats}), each step on both rows before the next (see {@link #PAIRED_ROWS_MAX_BYTES}); not for
+     * scratch.secondFloats}), each step on both rows before the next (see {@link #PAIRED_ROWS_MAX_C}); not for
      * given statistics.
      */
     private void heapRows(
@@ -567,8 +568,8 @@ final class VectorKernel implements Kernel {
         long xStride = Rows.rowStride(src, axes);
         long yStride = Rows.rowStride(dst, axes);
         long row = from;
-        if (!pass.globalStatistics && (long) c * Float.BYTES <= PAIRED_ROWS_MAX_BYTES) {
-            for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_BYTES
+        if (!pass.globalStatistics && c <= PAIRED_ROWS_MAX_C) {
+            for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_C
                 long xBase0 = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
                 long xBase1 = (xStride >= 0 ? (row + 1) * xStride : Rows.rowOffset(src, axes, row + 1)) * Float.BYTES;
                 float origin0 = 0;
@@ -1290,7 +1291,7 @@ final class VectorKernel implements Kernel {
         final MemorySegment gamma;
         final MemorySegment beta;
         final float[] floats;
-        /** A second widened x row, for two float16 rows at a time ({@link #PAIRED_ROWS_MAX_BYTES}). */
+        /** A second widened x row, for two float16 rows at a time ({@link #PAIRED_ROWS_MAX_C}). */
         final float[] secondFloats;
         /**
          * Scale and shift on the heap: in {@link Bf16Pairs}' order for all-bf16 calls, in column order for float16

@@ -64,7 +64,7 @@ class VectorKernelTest extends LayerNormContract {
     }
 
     /**
-     * Short rows run two at a time ({@link VectorKernel#PAIRED_ROWS_MAX_BYTES}). Each row of a five-row call, the
+     * Short rows run two at a time ({@link VectorKernel#PAIRED_ROWS_MAX_C}). Each row of a five-row call, the
      * last one left over, must equal the same row normalized alone, bit for bit, statistics included: also the
      * second row of a pair and the odd last row, whose samples are far from their means (the centred pass) while
      * their partners' are not.
