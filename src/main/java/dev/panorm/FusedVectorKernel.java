@@ -416,23 +416,10 @@ final class FusedVectorKernel implements FusedKernel {
                     norm.widen(sum.segment(), sumBase, type, s, scratch);
                 }
             }
-            float origin; // as in VectorKernel's forward pass
-            float offset;
-            float var;
-            if (config.rms()) {
-                origin = 0;
-                offset = 0;
-                var = norm.sumOfSquares(s, sBase, 0, 0) / c;
-            } else {
-                origin = norm.sampleMean(s, sBase);
-                long sums = norm.sums(s, sBase, origin);
-                offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
-                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
-                if (4 * offset * offset > var) { // the origin is far from the mean: centre first
-                    var = norm.sumOfSquares(s, sBase, origin, offset) / c;
-                }
-            }
-            float rstd = norm.storeStatistics(pass, mean, variance, row, origin, offset, var);
+            float origin = config.rms() ? 0 : norm.sampleMean(s, sBase); // as in VectorKernel's forward pass
+            long moments = norm.moments(s, sBase, origin);
+            float rstd = norm.storeStatistics(pass, mean, variance, row, origin, moments);
+            float offset = VectorKernel.offsetOf(moments);
             switch (yType) {
                 case F32 -> norm.normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
                 case BF16 -> norm.normalizeToBf16(s, sBase, y, yIndex * Short.BYTES, gamma, beta, origin, offset, rstd);

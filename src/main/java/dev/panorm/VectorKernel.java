@@ -307,28 +307,11 @@ final class VectorKernel implements Kernel {
                 widen(src.segment(), xBase, xType, x, scratch);
                 xBase = 0;
             }
-            float origin; // subtracted from every element before anything else
-            float offset; // the row's mean relative to origin
-            float var;
-            if (pass.globalStatistics) {
-                origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-                offset = 0;
-                var = variance.segment().getAtIndex(JAVA_FLOAT, row);
-            } else if (config.rms()) {
-                origin = 0;
-                offset = 0;
-                var = sumOfSquares(x, xBase, 0, 0) / c;
-            } else {
-                origin = sampleMean(x, xBase);
-                long sums = sums(x, xBase, origin);
-                offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
-                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
-                if (4 * offset * offset > var) { // also false for NaN, which then makes the row NaN
-                    // The origin is far from the mean: E[d^2] - E[d]^2 would cancel digits. Centre first.
-                    var = sumOfSquares(x, xBase, origin, offset) / c;
-                }
-            }
-            float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
+            // origin: subtracted from every element before anything else; see moments
+            float origin = pass.globalStatistics ? givenMean(mean, row) : config.rms() ? 0 : sampleMean(x, xBase);
+            long moments = pass.globalStatistics ? givenMoments(variance, row) : moments(x, xBase, origin);
+            float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
+            float offset = offsetOf(moments); // the row's mean relative to origin
             switch (yType) {
                 case F32 -> normalize(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
                 case BF16 -> normalizeToBf16(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
@@ -353,28 +336,11 @@ final class VectorKernel implements Kernel {
             Tensor variance,
             long row,
             int[] joined) {
-        float origin;
-        float offset;
-        float var;
-        if (pass.globalStatistics) {
-            origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-            offset = 0;
-            var = variance.segment().getAtIndex(JAVA_FLOAT, row);
-        } else if (config.rms()) {
-            origin = 0;
-            offset = 0;
-            var = Bf16Pairs.sumOfSquares(x, xBase, c, 0, 0) / c;
-        } else {
-            origin = Bf16Pairs.sampleMean(x, xBase, c);
-            long sums = Bf16Pairs.sums(x, xBase, c, origin);
-            offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
-            var = Float.intBitsToFloat((int) sums) / c - offset * offset;
-            if (4 * offset * offset > var) { // as in forwardRows
-                var = Bf16Pairs.sumOfSquares(x, xBase, c, origin, offset) / c;
-            }
-        }
-        float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
-        Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offset, rstd, joined);
+        float origin =
+                pass.globalStatistics ? givenMean(mean, row) : config.rms() ? 0 : Bf16Pairs.sampleMean(x, xBase, c);
+        long moments = pass.globalStatistics ? givenMoments(variance, row) : pairedMoments(x, xBase, origin);
+        float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
+        Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offsetOf(moments), rstd, joined);
     }
 
     /**
@@ -395,35 +361,14 @@ final class VectorKernel implements Kernel {
             Tensor variance,
             long row,
             int[] joined) {
-        float origin0 = 0;
-        float origin1 = 0;
-        float offset0 = 0;
-        float offset1 = 0;
-        float var0;
-        float var1;
-        if (config.rms()) {
-            var0 = Bf16Pairs.sumOfSquares(x, xBase0, c, 0, 0) / c;
-            var1 = Bf16Pairs.sumOfSquares(x, xBase1, c, 0, 0) / c;
-        } else {
-            origin0 = Bf16Pairs.sampleMean(x, xBase0, c);
-            origin1 = Bf16Pairs.sampleMean(x, xBase1, c);
-            long sums0 = Bf16Pairs.sums(x, xBase0, c, origin0);
-            long sums1 = Bf16Pairs.sums(x, xBase1, c, origin1);
-            offset0 = Float.intBitsToFloat((int) (sums0 >>> 32)) / c;
-            var0 = Float.intBitsToFloat((int) sums0) / c - offset0 * offset0;
-            offset1 = Float.intBitsToFloat((int) (sums1 >>> 32)) / c;
-            var1 = Float.intBitsToFloat((int) sums1) / c - offset1 * offset1;
-            if (4 * offset0 * offset0 > var0) { // as in forwardRows
-                var0 = Bf16Pairs.sumOfSquares(x, xBase0, c, origin0, offset0) / c;
-            }
-            if (4 * offset1 * offset1 > var1) {
-                var1 = Bf16Pairs.sumOfSquares(x, xBase1, c, origin1, offset1) / c;
-            }
-        }
-        float rstd0 = storeStatistics(pass, mean, variance, row, origin0, offset0, var0);
-        float rstd1 = storeStatistics(pass, mean, variance, row + 1, origin1, offset1, var1);
-        Bf16Pairs.normalize(x, xBase0, y, yBase0, c, gamma, beta, origin0, offset0, rstd0, joined);
-        Bf16Pairs.normalize(x, xBase1, y, yBase1, c, gamma, beta, origin1, offset1, rstd1, joined);
+        float origin0 = config.rms() ? 0 : Bf16Pairs.sampleMean(x, xBase0, c);
+        float origin1 = config.rms() ? 0 : Bf16Pairs.sampleMean(x, xBase1, c);
+        long moments0 = pairedMoments(x, xBase0, origin0);
+        long moments1 = pairedMoments(x, xBase1, origin1);
+        float rstd0 = storeStatistics(pass, mean, variance, row, origin0, moments0);
+        float rstd1 = storeStatistics(pass, mean, variance, row + 1, origin1, moments1);
+        Bf16Pairs.normalize(x, xBase0, y, yBase0, c, gamma, beta, origin0, offsetOf(moments0), rstd0, joined);
+        Bf16Pairs.normalize(x, xBase1, y, yBase1, c, gamma, beta, origin1, offsetOf(moments1), rstd1, joined);
     }
 
     /**
@@ -442,27 +387,10 @@ final class VectorKernel implements Kernel {
             Tensor variance,
             long row) {
         float[] x = scratch.floats;
-        float origin;
-        float offset;
-        float var;
-        if (pass.globalStatistics) {
-            origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-            offset = 0;
-            var = variance.segment().getAtIndex(JAVA_FLOAT, row);
-        } else if (config.rms()) {
-            origin = 0;
-            offset = 0;
-            var = HeapRows.sumOfSquares(x, c, 0, 0) / c;
-        } else {
-            origin = HeapRows.sampleMean(x, c);
-            long sums = HeapRows.sums(x, c, origin);
-            offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
-            var = Float.intBitsToFloat((int) sums) / c - offset * offset;
-            if (4 * offset * offset > var) { // as in forwardRows
-                var = HeapRows.sumOfSquares(x, c, origin, offset) / c;
-            }
-        }
-        float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
+        float origin = pass.globalStatistics ? givenMean(mean, row) : config.rms() ? 0 : HeapRows.sampleMean(x, c);
+        long moments = pass.globalStatistics ? givenMoments(variance, row) : heapMoments(x, origin);
+        float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
+        float offset = offsetOf(moments);
         if (yType == DataType.F16) {
             HeapRows.normalizeToF16(x, y, yBase, scratch.gammaRow, scratch.betaRow, c, origin, offset, rstd);
         } else {
@@ -486,35 +414,16 @@ final class VectorKernel implements Kernel {
             long row) {
         float[] x0 = scratch.floats;
         float[] x1 = scratch.secondFloats;
-        float origin0 = 0;
-        float origin1 = 0;
-        float offset0 = 0;
-        float offset1 = 0;
-        float var0;
-        float var1;
-        if (config.rms()) {
-            var0 = HeapRows.sumOfSquares(x0, c, 0, 0) / c;
-            var1 = HeapRows.sumOfSquares(x1, c, 0, 0) / c;
-        } else {
-            origin0 = HeapRows.sampleMean(x0, c);
-            origin1 = HeapRows.sampleMean(x1, c);
-            long sums0 = HeapRows.sums(x0, c, origin0);
-            long sums1 = HeapRows.sums(x1, c, origin1);
-            offset0 = Float.intBitsToFloat((int) (sums0 >>> 32)) / c;
-            var0 = Float.intBitsToFloat((int) sums0) / c - offset0 * offset0;
-            offset1 = Float.intBitsToFloat((int) (sums1 >>> 32)) / c;
-            var1 = Float.intBitsToFloat((int) sums1) / c - offset1 * offset1;
-            if (4 * offset0 * offset0 > var0) { // as in forwardRows
-                var0 = HeapRows.sumOfSquares(x0, c, origin0, offset0) / c;
-            }
-            if (4 * offset1 * offset1 > var1) {
-                var1 = HeapRows.sumOfSquares(x1, c, origin1, offset1) / c;
-            }
-        }
-        float rstd0 = storeStatistics(pass, mean, variance, row, origin0, offset0, var0);
-        float rstd1 = storeStatistics(pass, mean, variance, row + 1, origin1, offset1, var1);
-        HeapRows.normalizeToF16(x0, y, yBase0, scratch.gammaRow, scratch.betaRow, c, origin0, offset0, rstd0);
-        HeapRows.normalizeToF16(x1, y, yBase1, scratch.gammaRow, scratch.betaRow, c, origin1, offset1, rstd1);
+        float origin0 = config.rms() ? 0 : HeapRows.sampleMean(x0, c);
+        float origin1 = config.rms() ? 0 : HeapRows.sampleMean(x1, c);
+        long moments0 = heapMoments(x0, origin0);
+        long moments1 = heapMoments(x1, origin1);
+        float rstd0 = storeStatistics(pass, mean, variance, row, origin0, moments0);
+        float rstd1 = storeStatistics(pass, mean, variance, row + 1, origin1, moments1);
+        HeapRows.normalizeToF16(
+                x0, y, yBase0, scratch.gammaRow, scratch.betaRow, c, origin0, offsetOf(moments0), rstd0);
+        HeapRows.normalizeToF16(
+                x1, y, yBase1, scratch.gammaRow, scratch.betaRow, c, origin1, offsetOf(moments1), rstd1);
     }
 
     /**
@@ -529,6 +438,76 @@ final class VectorKernel implements Kernel {
             variance.segment().setAtIndex(JAVA_FLOAT, row, var);
         }
         return (float) (1 / Math.sqrt((double) var + eps));
+    }
+
+    /** {@link #storeStatistics} with the offset and variance of {@link #moments}. */
+    float storeStatistics(Pass pass, Tensor mean, Tensor variance, long row, float origin, long moments) {
+        return storeStatistics(pass, mean, variance, row, origin, offsetOf(moments), varianceOf(moments));
+    }
+
+    /**
+     * A row's statistics around {@code origin} ({@link #sampleMean}; 0 for RMS): its offset, the mean minus origin
+     * (0 for RMS), and its variance (for RMS the mean square), packed by {@link #moments(float, float)}. One pass
+     * gives both, unless the origin turns out so far from the mean that {@code E[d^2] - E[d]^2} would cancel
+     * digits: then a second, centred pass gives the variance. The test is also false for NaN, which then makes the
+     * row NaN.
+     */
+    long moments(MemorySegment x, long base, float origin) {
+        if (config.rms()) {
+            return moments(0, sumOfSquares(x, base, 0, 0) / c);
+        }
+        long sums = sums(x, base, origin);
+        float offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
+        float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+        return moments(offset, 4 * offset * offset > var ? sumOfSquares(x, base, origin, offset) / c : var);
+    }
+
+    /** {@link #moments} of a bf16 row read where it lies ({@link Bf16Pairs}). */
+    private long pairedMoments(MemorySegment x, long base, float origin) {
+        if (config.rms()) {
+            return moments(0, Bf16Pairs.sumOfSquares(x, base, c, 0, 0) / c);
+        }
+        long sums = Bf16Pairs.sums(x, base, c, origin);
+        float offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
+        float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+        return moments(
+                offset, 4 * offset * offset > var ? Bf16Pairs.sumOfSquares(x, base, c, origin, offset) / c : var);
+    }
+
+    /** {@link #moments} of a float row on the heap ({@link HeapRows}). */
+    private long heapMoments(float[] x, float origin) {
+        if (config.rms()) {
+            return moments(0, HeapRows.sumOfSquares(x, c, 0, 0) / c);
+        }
+        long sums = HeapRows.sums(x, c, origin);
+        float offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
+        float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+        return moments(offset, 4 * offset * offset > var ? HeapRows.sumOfSquares(x, c, origin, offset) / c : var);
+    }
+
+    /** With given statistics: the row's mean, the origin (0 without a mean tensor, as for RMS). */
+    private static float givenMean(Tensor mean, long row) {
+        return mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
+    }
+
+    /** With given statistics: the row's {@link #moments}, offset 0 from {@link #givenMean} and the given variance. */
+    private static long givenMoments(Tensor variance, long row) {
+        return moments(0, variance.segment().getAtIndex(JAVA_FLOAT, row));
+    }
+
+    /** An offset and a variance as the float bits of a long's high and low halves, as {@link #sums} packs its sums. */
+    private static long moments(float offset, float var) {
+        return (long) Float.floatToRawIntBits(offset) << 32 | Float.floatToRawIntBits(var) & 0xFFFF_FFFFL;
+    }
+
+    /** The offset of {@link #moments}. */
+    static float offsetOf(long moments) {
+        return Float.intBitsToFloat((int) (moments >>> 32));
+    }
+
+    /** The variance of {@link #moments}. */
+    private static float varianceOf(long moments) {
+        return Float.intBitsToFloat((int) moments);
     }
 
     /**
@@ -572,64 +551,25 @@ final class VectorKernel implements Kernel {
             for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_C
                 long xBase0 = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
                 long xBase1 = (xStride >= 0 ? (row + 1) * xStride : Rows.rowOffset(src, axes, row + 1)) * Float.BYTES;
-                float origin0 = 0;
-                float origin1 = 0;
-                float offset0 = 0;
-                float offset1 = 0;
-                float var0;
-                float var1;
-                if (config.rms()) {
-                    var0 = sumOfSquares(x, xBase0, 0, 0) / c;
-                    var1 = sumOfSquares(x, xBase1, 0, 0) / c;
-                } else {
-                    origin0 = sampleMean(x, xBase0);
-                    origin1 = sampleMean(x, xBase1);
-                    long sums0 = sums(x, xBase0, origin0);
-                    long sums1 = sums(x, xBase1, origin1);
-                    offset0 = Float.intBitsToFloat((int) (sums0 >>> 32)) / c;
-                    var0 = Float.intBitsToFloat((int) sums0) / c - offset0 * offset0;
-                    offset1 = Float.intBitsToFloat((int) (sums1 >>> 32)) / c;
-                    var1 = Float.intBitsToFloat((int) sums1) / c - offset1 * offset1;
-                    if (4 * offset0 * offset0 > var0) {
-                        var0 = sumOfSquares(x, xBase0, origin0, offset0) / c;
-                    }
-                    if (4 * offset1 * offset1 > var1) {
-                        var1 = sumOfSquares(x, xBase1, origin1, offset1) / c;
-                    }
-                }
-                float rstd0 = storeStatistics(pass, mean, variance, row, origin0, offset0, var0);
-                float rstd1 = storeStatistics(pass, mean, variance, row + 1, origin1, offset1, var1);
+                float origin0 = config.rms() ? 0 : sampleMean(x, xBase0);
+                float origin1 = config.rms() ? 0 : sampleMean(x, xBase1);
+                long moments0 = moments(x, xBase0, origin0);
+                long moments1 = moments(x, xBase1, origin1);
+                float rstd0 = storeStatistics(pass, mean, variance, row, origin0, moments0);
+                float rstd1 = storeStatistics(pass, mean, variance, row + 1, origin1, moments1);
                 long yBase0 = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
                 long yBase1 = (yStride >= 0 ? (row + 1) * yStride : Rows.rowOffset(dst, axes, row + 1)) * Float.BYTES;
-                normalize(x, xBase0, y, yBase0, gamma, beta, origin0, offset0, rstd0);
-                normalize(x, xBase1, y, yBase1, gamma, beta, origin1, offset1, rstd1);
+                normalize(x, xBase0, y, yBase0, gamma, beta, origin0, offsetOf(moments0), rstd0);
+                normalize(x, xBase1, y, yBase1, gamma, beta, origin1, offsetOf(moments1), rstd1);
             }
         }
         for (; row < to; row++) {
             long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
             long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
-            float origin;
-            float offset;
-            float var;
-            if (pass.globalStatistics) {
-                origin = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
-                offset = 0;
-                var = variance.segment().getAtIndex(JAVA_FLOAT, row);
-            } else if (config.rms()) {
-                origin = 0;
-                offset = 0;
-                var = sumOfSquares(x, xBase, 0, 0) / c;
-            } else {
-                origin = sampleMean(x, xBase);
-                long sums = sums(x, xBase, origin);
-                offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
-                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
-                if (4 * offset * offset > var) {
-                    var = sumOfSquares(x, xBase, origin, offset) / c;
-                }
-            }
-            float rstd = storeStatistics(pass, mean, variance, row, origin, offset, var);
-            normalize(x, xBase, y, yBase, gamma, beta, origin, offset, rstd);
+            float origin = pass.globalStatistics ? givenMean(mean, row) : config.rms() ? 0 : sampleMean(x, xBase);
+            long moments = pass.globalStatistics ? givenMoments(variance, row) : moments(x, xBase, origin);
+            float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
+            normalize(x, xBase, y, yBase, gamma, beta, origin, offsetOf(moments), rstd);
         }
     }
 
@@ -667,7 +607,7 @@ final class VectorKernel implements Kernel {
     /**
      * In one pass, the sums of {@code d = x - origin} and of {@code d^2} over the row, returned as the
      * float bits of the first in the high and of the second in the low half of a long (no allocation).
-     * One pass instead of two saves a third of the kernel's loads; {@link #forwardRows} falls back to a
+     * One pass instead of two saves a third of the kernel's loads; {@link #moments} falls back to a
      * centred pass when the origin turns out too far from the mean for {@code E[d^2] - E[d]^2}.
      */
     long sums(MemorySegment x, long base, float origin) {
