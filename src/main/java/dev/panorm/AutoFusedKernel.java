@@ -73,7 +73,7 @@ final class AutoFusedKernel implements FusedKernel {
         }
         long elements = rows * config.normalizedSize();
         return elements > COMPOSITION_ABOVE
-                && oneDnnKernel.threadsFor(pass, rows, elements) > splitter.threads(rows, elements);
+                && oneDnnKernel.threadsFor(pass, DataType.F32, rows, elements) > splitter.threads(rows, elements);
     }
 
     @Override

@@ -13,11 +13,20 @@ import java.lang.foreign.MemorySegment;
  */
 final class OneDnnKernel implements Kernel {
     /**
-     * With automatic threads, calls on fewer elements than this use one thread: OpenMP's team start-up
+     * With automatic threads, float32 calls on fewer elements than this use one thread: OpenMP's team start-up
      * and barrier cost more than a second core saves on small tensors (docs/benchmarks.md, "Measurements behind the
      * code").
      */
     static final long SINGLE_THREAD_BELOW = 1 << 15;
+
+    /**
+     * The same for half-precision data where the call computes the statistics: oneDNN's bf16 and f16 kernels spend
+     * more per element there, so the second thread pays off earlier, alone and after other shapes (bf16 32x768: 5.09
+     * us on one thread, 4.77 on two; 24x768: 4.09 and 4.20; 7x4096 in a cycle of shapes: 11.9 and 10.6;
+     * docs/benchmarks.md, "Half precision: oneDNN's threads and wide rows"). With given statistics, where one thread
+     * won alone up to about 2^16 elements but lost in the cycle, half precision keeps float32's threshold.
+     */
+    static final long HALF_SINGLE_THREAD_BELOW = 3 << 13;
 
     private final LayerNormConfig config;
     /** Computes the statistics that precise and RMS plans take from Java. */
@@ -51,14 +60,22 @@ final class OneDnnKernel implements Kernel {
     }
 
     /**
-     * The OpenMP threads for a call of {@code pass} on {@code rows} rows of {@code elements} elements. A forward
-     * pass on one row gets one thread: oneDNN splits forward work by rows, so a second thread would only wait.
+     * The OpenMP threads for a call of {@code pass} on {@code rows} rows of {@code elements} elements of {@code
+     * type}. A forward pass on one row gets one thread: oneDNN splits forward work by rows, so a second thread would
+     * only wait.
      */
-    int threadsFor(Pass pass, long rows, long elements) {
+    int threadsFor(Pass pass, DataType type, long rows, long elements) {
         if (threads > 0) {
             return threads;
         }
-        return elements < SINGLE_THREAD_BELOW || rows == 1 && pass.forward ? 1 : maxThreads;
+        return elements < singleThreadBelow(pass, type) || rows == 1 && pass.forward ? 1 : maxThreads;
+    }
+
+    /** With automatic threads, calls of {@code pass} on {@code type} use one thread below this many elements. */
+    static long singleThreadBelow(Pass pass, DataType type) {
+        return type != DataType.F32 && pass.forward && !pass.globalStatistics
+                ? HALF_SINGLE_THREAD_BELOW
+                : SINGLE_THREAD_BELOW;
     }
 
     private OneDnnPlan build(CallSignature signature, Call call) throws OneDnnPlan.Unsupported {
@@ -80,7 +97,8 @@ final class OneDnnKernel implements Kernel {
      */
     OneDnnPlan.Context addPlan(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE; // the add's plans have a cache of their own, so no pass of their own
-        int used = threadsFor(pass, rows, first.elementCount());
+        // float32's threshold for every type: the composition was measured with it (AutoFusedKernel)
+        int used = threadsFor(pass, DataType.F32, rows, first.elementCount());
         long key = CallSignature.key(pass, used, first, sum, null, bias, second, null, null, null);
         PlanCache.Recent recent = sums.recent(key, pass, used, first, sum, null, bias, second, null, null, null);
         if (recent == null) {
@@ -158,7 +176,7 @@ final class OneDnnKernel implements Kernel {
             Tensor diffSrc,
             Tensor diffScale,
             Tensor diffShift) {
-        int used = threadsFor(pass, rows, src.elementCount());
+        int used = threadsFor(pass, src.dataType(), rows, src.elementCount());
         long key = CallSignature.key(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
         PlanCache.Recent recent =
                 plans.recent(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
@@ -191,7 +209,7 @@ final class OneDnnKernel implements Kernel {
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         Call call = Call.forward(Pass.FORWARD_INFERENCE, src, dst, scale, shift, null, null, rows);
-        int used = threadsFor(Pass.FORWARD_INFERENCE, rows, src.elementCount());
+        int used = threadsFor(Pass.FORWARD_INFERENCE, src.dataType(), rows, src.elementCount());
         OneDnnPlan plan = plans.plan(call, used);
         if (plan != null) {
             return plan.implementation + (used > 1 ? ", " + used + " threads" : "");
