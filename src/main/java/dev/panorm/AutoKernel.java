@@ -78,7 +78,9 @@ final class AutoKernel implements Kernel {
         this.vectorized = JavaKernels.vectorized();
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         failure.ifPresent(AutoKernel::warnOnce);
-        this.oneDnn = failure.isEmpty() ? new OneDnnKernel(config, threads, calls, java) : null;
+        this.oneDnn = failure.isEmpty()
+                ? new OneDnnKernel(config, threads, calls, java, model.oneDnnSingleThreadBelowByPass(config))
+                : null;
     }
 
     /** The oneDNN kernel, or null when oneDNN cannot be loaded: {@link AutoFusedKernel} shares its plans. */

@@ -26,7 +26,8 @@ import java.util.function.ToLongBiFunction;
  *
  * <p>{@code panorm tune} measures them on the machine it runs on and writes an {@link AutoProfile}; AUTO uses the
  * profile that matches the machine, if there is one, in place of the built-in crossovers it names ({@link
- * #current()}).
+ * #current()}), and in place of oneDNN's built-in thread counts ({@link OneDnnKernel#singleThreadBelow}) those it
+ * names: from how many elements on the calls AUTO sends to oneDNN run on all cores.
  */
 final class AutoModel {
     /** Kinds of call, by what oneDNN runs for them. */
@@ -108,11 +109,19 @@ final class AutoModel {
     private final long[][] javaFrom;
     /** Whether single rows of any length run in Java, indexed as {@link #javaUpTo}. */
     private final boolean[][] singleRows;
+    /**
+     * oneDNN runs calls of at least this many elements on all cores, indexed as {@link #javaUpTo}; {@link
+     * #BUILT_IN_THREADS}: as {@link OneDnnKernel#singleThreadBelow} says.
+     */
+    private final long[][] oneDnnThreadsFrom;
 
-    private AutoModel(long[][] javaUpTo, long[][] javaFrom, boolean[][] singleRows) {
+    private static final long BUILT_IN_THREADS = -1;
+
+    private AutoModel(long[][] javaUpTo, long[][] javaFrom, boolean[][] singleRows, long[][] oneDnnThreadsFrom) {
         this.javaUpTo = javaUpTo;
         this.javaFrom = javaFrom;
         this.singleRows = singleRows;
+        this.oneDnnThreadsFrom = oneDnnThreadsFrom;
     }
 
     /** The model AUTO uses: the built-in one, with the crossovers of this machine's profile if there is one. */
@@ -140,9 +149,11 @@ final class AutoModel {
         int kinds = Kind.values().length;
         long[][] table = new long[types][kinds];
         long[][] from = new long[types][kinds];
+        long[][] threadsFrom = new long[types][kinds];
         for (int type = 0; type < types; type++) {
             Arrays.fill(table[type], NEVER_JAVA);
             Arrays.fill(from[type], NEVER);
+            Arrays.fill(threadsFrom[type], BUILT_IN_THREADS);
         }
         long[] f32 = table[DataType.F32.ordinal()];
         f32[Kind.FORWARD.ordinal()] = 1 << 15;
@@ -171,6 +182,13 @@ final class AutoModel {
                 table[type][kind] = entry.getValue();
                 from[type][kind] = profile.javaFrom().getOrDefault(entry.getKey(), NEVER);
             }
+            for (Map.Entry<String, Long> entry : profile.oneDnnThreadsFrom().entrySet()) {
+                String[] typeAndKind = entry.getKey().split("\\.");
+                int type = DataType.valueOf(typeAndKind[0].toUpperCase(Locale.ROOT))
+                        .ordinal();
+                int kind = Kind.valueOf(typeAndKind[1].toUpperCase(Locale.ROOT)).ordinal();
+                threadsFrom[type][kind] = entry.getValue();
+            }
         }
         if (override != null) {
             Arrays.fill(f32, override);
@@ -186,7 +204,7 @@ final class AutoModel {
                 singleRows[half.ordinal()][backward.ordinal()] = table[half.ordinal()][backward.ordinal()] > 0;
             }
         }
-        return new AutoModel(table, from, singleRows);
+        return new AutoModel(table, from, singleRows, threadsFrom);
     }
 
     /** Calls of {@code kind} whose data is of {@code type} run in Java up to this many elements. */
@@ -219,6 +237,24 @@ final class AutoModel {
         for (DataType type : DataType.values()) {
             for (Pass pass : Pass.values()) {
                 table[type.ordinal()][pass.ordinal()] = of.applyAsLong(Kind.of(config, pass), type);
+            }
+        }
+        return table;
+    }
+
+    /**
+     * For {@code config}, indexed as {@link #byPass}: the calls AUTO sends to oneDNN run on one thread below this many
+     * elements and on all cores from there (a forward call on one row always on one), as the profile says or else
+     * as {@link OneDnnKernel#singleThreadBelow} does.
+     */
+    long[][] oneDnnSingleThreadBelowByPass(LayerNormConfig config) {
+        long[][] table = new long[DataType.values().length][Pass.values().length];
+        for (DataType type : DataType.values()) {
+            for (Pass pass : Pass.values()) {
+                long tuned =
+                        oneDnnThreadsFrom[type.ordinal()][Kind.of(config, pass).ordinal()];
+                table[type.ordinal()][pass.ordinal()] =
+                        tuned == BUILT_IN_THREADS ? OneDnnKernel.singleThreadBelow(pass, type) : tuned;
             }
         }
         return table;

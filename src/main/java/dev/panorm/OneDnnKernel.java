@@ -37,6 +37,8 @@ final class OneDnnKernel implements Kernel {
     private final MemorySegment engine;
     /** The threads a call may use, or 0 to choose per shape. */
     private final int threads;
+    /** With {@code threads} 0: one thread below this many elements, by data type and pass; null: the built-in rule. */
+    private final long[][] singleThreadBelowByPass;
 
     private final int maxThreads;
     private final PlanCache plans;
@@ -49,12 +51,21 @@ final class OneDnnKernel implements Kernel {
      * @param java the kernel for the signatures oneDNN cannot run
      */
     OneDnnKernel(LayerNormConfig config, int threads, CallCounter calls, Kernel java) {
+        this(config, threads, calls, java, null);
+    }
+
+    /**
+     * As above, with {@code threads} 0 taking one thread below {@code singleThreadBelow[type][pass]} elements (AUTO's
+     * model: a profile's thread counts), or as {@link #singleThreadBelow} says where that is null.
+     */
+    OneDnnKernel(LayerNormConfig config, int threads, CallCounter calls, Kernel java, long[][] singleThreadBelow) {
         this.config = config;
         this.scalar = new ScalarKernel(config);
         this.java = java;
         this.engine = OneDnn.runtime().engine();
         this.maxThreads = OpenMp.defaultThreads();
         this.threads = threads;
+        this.singleThreadBelowByPass = singleThreadBelow;
         this.plans = new PlanCache(calls, this::build);
         this.sums = new PlanCache(calls, this::buildSum);
     }
@@ -68,7 +79,10 @@ final class OneDnnKernel implements Kernel {
         if (threads > 0) {
             return threads;
         }
-        return elements < singleThreadBelow(pass, type) || rows == 1 && pass.forward ? 1 : maxThreads;
+        long below = singleThreadBelowByPass != null
+                ? singleThreadBelowByPass[type.ordinal()][pass.ordinal()]
+                : singleThreadBelow(pass, type);
+        return elements < below || rows == 1 && pass.forward ? 1 : maxThreads;
     }
 
     /** With automatic threads, calls of {@code pass} on {@code type} use one thread below this many elements. */
@@ -97,7 +111,7 @@ final class OneDnnKernel implements Kernel {
      */
     OneDnnPlan.Context addPlan(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE; // the add's plans have a cache of their own, so no pass of their own
-        // float32's threshold for every type: the composition was measured with it (AutoFusedKernel)
+        // float32's forward threshold for every type: the composition was measured with it (AutoFusedKernel)
         int used = threadsFor(pass, DataType.F32, rows, first.elementCount());
         long key = CallSignature.key(pass, used, first, sum, null, bias, second, null, null, null);
         PlanCache.Recent recent = sums.recent(key, pass, used, first, sum, null, bias, second, null, null, null);

@@ -103,6 +103,49 @@ class AutoModelTest {
         }
     }
 
+    /**
+     * A profile's thread counts decide how many threads the calls AUTO sends to oneDNN run on; the kinds it does not
+     * name, and {@link Backend#ONEDNN}, keep the built-in ones.
+     */
+    @Test
+    void aProfilesThreadCountsReachOneDnn() {
+        assumeTrue(OneDnn.isAvailable());
+        int cores = OneDnn.maxThreads();
+        assumeTrue(cores > 1, "one OpenMP thread in this process");
+        long rows = 8;
+        assumeTrue(rows * C < OneDnnKernel.singleThreadBelow(Pass.FORWARD_INFERENCE, DataType.F32));
+        AutoProfile profile = new AutoProfile(
+                AutoProfile.Key.thisMachine(),
+                Instant.parse("2026-12-01T12:00:00Z"),
+                Map.of("f32.forward", 0L, "bf16.forward", 0L),
+                Map.of(),
+                Map.of("f32.forward", 4L * C, "bf16.forward", AutoModel.NEVER));
+        AutoModel model = AutoModel.of(profile, null);
+        LayerNormConfig config = LayerNormConfig.of(C);
+        long[][] threadsBelow = model.oneDnnSingleThreadBelowByPass(config);
+        assertEquals(4 * C, threadsBelow[DataType.F32.ordinal()][Pass.FORWARD_TRAINING.ordinal()]);
+        assertEquals(AutoModel.NEVER, threadsBelow[DataType.BF16.ordinal()][Pass.FORWARD_INFERENCE.ordinal()]);
+        assertEquals( // not named: built in
+                OneDnnKernel.singleThreadBelow(Pass.BACKWARD, DataType.F32),
+                threadsBelow[DataType.F32.ordinal()][Pass.BACKWARD.ordinal()]);
+        AutoKernel auto = new AutoKernel(config, 0, new CallCounter(), model);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm oneDnn = LayerNorm.create(config, Backend.ONEDNN)) {
+            Tensor parameter = Tensor.allocate(arena, DataType.F32, C);
+            Tensor x = Tensor.allocate(arena, DataType.F32, rows, C);
+            String tuned = auto.implementation(x, x, parameter, parameter, rows);
+            assertTrue(tuned.startsWith("auto: ") && tuned.endsWith(", " + cores + " threads"), tuned);
+            String builtIn = oneDnn.implementation(x, x, parameter, parameter);
+            assertTrue(!builtIn.endsWith(" threads"), builtIn);
+            Tensor half = Tensor.allocate(arena, DataType.BF16, 1024, C); // 2^16 elements: all cores, built in
+            String oneThread = auto.implementation(half, half, parameter, parameter, 1024);
+            assertTrue(oneThread.startsWith("auto: ") && !oneThread.endsWith(" threads"), oneThread);
+            assertTrue(oneDnn.implementation(half, half, parameter, parameter).endsWith(", " + cores + " threads"));
+        } finally {
+            auto.close();
+        }
+    }
+
     /** Runs {@link ProfileProbe} in a fresh JVM with these options; its output. */
     private static String probe(String... options) throws Exception {
         List<String> command = new ArrayList<>(

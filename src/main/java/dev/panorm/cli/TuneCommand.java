@@ -35,10 +35,11 @@ import picocli.CommandLine.ParentCommand;
  * <p>For each kind, width and row count of a geometric sweep it times the Java vector kernel on all cores (it
  * splits a call from 2^19 elements, as AUTO runs it) against oneDNN on one thread and on all cores, in turn in
  * the same process (median of batches, each point twice, the faster median kept), after warming the Java
- * kernels up until C2 has compiled them, and takes as the crossovers the sizes up to which, and from which on,
- * AUTO should send calls to Java: the pair that makes the sum over the sweep of (AUTO's time / the best time)
- * least, routing as AUTO does (a single row goes to Java whenever the first crossover is not 0, except in
- * half-precision forward calls).
+ * kernels up until C2 has compiled them. Per kind it takes first the size from which oneDNN should run all
+ * cores rather than one, then the sizes up to which, and from which on, AUTO should send calls to Java, each
+ * the choice that makes the sum over the sweep of (AUTO's time / the best time) least, routing as AUTO does (a
+ * single row goes to Java whenever the first crossover is not 0, except in half-precision forward calls; a
+ * forward call on one row runs oneDNN on one thread).
  */
 @Command(
         name = "tune",
@@ -48,8 +49,8 @@ import picocli.CommandLine.ParentCommand;
         sortOptions = false,
         description = {
             "Measures this machine's crossovers between the Java kernels and oneDNN for AUTO (layer-norm forward"
-                    + " inference and training, forward with given statistics, backward, backward for the input only; float32, bf16 and float16) and writes them"
-                    + " as a profile that AUTO uses on this machine (same CPU model, core count, JDK and oneDNN).",
+                    + " inference and training, forward with given statistics, backward, backward for the input only; float32, bf16 and float16),"
+                    + " and from which size oneDNN should run all cores, and writes them as a profile that AUTO uses on this machine (same CPU model, core count, JDK and oneDNN).",
             "Run it on an otherwise idle machine: it times the candidates against each other."
         },
         footer = {
@@ -182,16 +183,35 @@ final class TuneCommand implements Callable<Integer> {
     }
 
     /**
-     * One point of the sweep: nanoseconds per call in Java and on oneDNN's faster thread count.
+     * One point of the sweep: nanoseconds per call in Java and on oneDNN.
      *
      * @param call the call measured (inference, training, ...)
      * @param kind the model's kind it stands for, with its data type, as the profile names it ({@code f32.forward})
      * @param javaNanos the Java kernel's time on all cores (one thread below 2^19 elements)
-     * @param oneDnnThreads the thread count of that faster oneDNN time
+     * @param oneThreadNanos oneDNN's time on one thread
+     * @param allThreadsNanos oneDNN's time on all cores (on a machine of one core, on one thread)
      */
-    record Point(String call, String kind, long rows, long c, double javaNanos, double oneDnnNanos, int oneDnnThreads) {
+    record Point(
+            String call,
+            String kind,
+            long rows,
+            long c,
+            double javaNanos,
+            double oneThreadNanos,
+            double allThreadsNanos) {
         long elements() {
             return rows * c;
+        }
+
+        /** oneDNN's time where it runs all cores from {@code threadsFrom} elements on, as {@code OneDnnKernel} does. */
+        double oneDnnNanos(long threadsFrom) {
+            boolean forward = !kind.contains("backward");
+            return elements() >= threadsFrom && !(rows == 1 && forward) ? allThreadsNanos : oneThreadNanos;
+        }
+
+        /** The fastest of the three. */
+        double bestNanos() {
+            return Math.min(javaNanos, Math.min(oneThreadNanos, allThreadsNanos));
         }
 
         /**
@@ -208,14 +228,21 @@ final class TuneCommand implements Callable<Integer> {
      *
      * @param javaUpTo calls of up to this many elements run in Java
      * @param javaFrom and from this many on; {@link #NEVER} for none
+     * @param oneDnnThreadsFrom the others run on oneDNN, on all cores from this many elements on; {@link #NEVER}: on one
+     *     thread always
      */
-    record Crossovers(long javaUpTo, long javaFrom) {
+    record Crossovers(long javaUpTo, long javaFrom, long oneDnnThreadsFrom) {
         static final long NEVER = Long.MAX_VALUE;
 
         boolean java(Point p) {
             return p.elements() <= javaUpTo
                     || p.elements() >= javaFrom
                     || javaUpTo > 0 && p.rows() == 1 && p.singleRowsInJava();
+        }
+
+        /** AUTO's time on {@code p}, routed by these crossovers. */
+        double nanos(Point p) {
+            return java(p) ? p.javaNanos() : p.oneDnnNanos(oneDnnThreadsFrom);
         }
     }
 
@@ -246,13 +273,15 @@ final class TuneCommand implements Callable<Integer> {
         }
         Map<String, Long> javaUpTo = new LinkedHashMap<>();
         Map<String, Long> javaFrom = new LinkedHashMap<>();
+        Map<String, Long> threadsFrom = new LinkedHashMap<>();
         crossovers.forEach((kind, found) -> {
             javaUpTo.put(kind, found.javaUpTo());
             if (found.javaFrom() != Crossovers.NEVER) {
                 javaFrom.put(kind, found.javaFrom());
             }
+            threadsFrom.put(kind, found.oneDnnThreadsFrom());
         });
-        AutoProfile profile = new AutoProfile(key, Instant.now(), javaUpTo, javaFrom);
+        AutoProfile profile = new AutoProfile(key, Instant.now(), javaUpTo, javaFrom, threadsFrom);
         profile.write(file);
         print(main.out, key, points, crossovers, file, (System.nanoTime() - start) / 1e9);
         return Main.OK;
@@ -356,17 +385,14 @@ final class TuneCommand implements Callable<Integer> {
             candidates.values().forEach(norms -> norms.forEach(LayerNorm::close));
         }
         List<Point> points = new ArrayList<>();
-        fastest.forEach((task, nanos) -> {
-            boolean all = nanos.length > 2 && nanos[2] < nanos[1];
-            points.add(new Point(
-                    task.op().name().toLowerCase(Locale.ROOT),
-                    profileName(task.type()) + "." + task.op().kind,
-                    task.rows(),
-                    task.c(),
-                    nanos[0],
-                    all ? nanos[2] : nanos[1],
-                    all ? cores : 1));
-        });
+        fastest.forEach((task, nanos) -> points.add(new Point(
+                task.op().name().toLowerCase(Locale.ROOT),
+                profileName(task.type()) + "." + task.op().kind,
+                task.rows(),
+                task.c(),
+                nanos[0],
+                nanos[1],
+                nanos.length > 2 ? nanos[2] : nanos[1])));
         return points;
     }
 
@@ -448,21 +474,23 @@ final class TuneCommand implements Callable<Integer> {
     }
 
     /**
-     * The crossovers for one kind's points: among 0 and the points' element counts for the first, and the larger
-     * element counts for the second, the routing (as AUTO routes: Java up to the first and from the second on, and
-     * single rows unless the first is 0) that makes the sum of (time / best time) over the points least. Ties go to
-     * no second crossover, then to the smallest first and the largest second. Deterministic for given points.
+     * The crossovers for one kind's points. First oneDNN's thread count ({@link #oneDnnThreadsFrom}); then, with it,
+     * among 0 and the points' element counts for the first crossover, and the larger element counts for the second,
+     * the routing (as AUTO routes: Java up to the first and from the second on, and single rows unless the first is
+     * 0) that makes the sum of (time / best time) over the points least. Ties go to no second crossover, then to the
+     * smallest first and the largest second. Deterministic for given points.
      */
     static Crossovers crossovers(List<Point> points) {
+        long threadsFrom = oneDnnThreadsFrom(points);
         List<Long> sizes =
                 points.stream().map(Point::elements).sorted().distinct().toList();
         List<Crossovers> candidates = new ArrayList<>();
-        candidates.add(new Crossovers(0, Crossovers.NEVER));
-        sizes.forEach(size -> candidates.add(new Crossovers(size, Crossovers.NEVER)));
+        candidates.add(new Crossovers(0, Crossovers.NEVER, threadsFrom));
+        sizes.forEach(size -> candidates.add(new Crossovers(size, Crossovers.NEVER, threadsFrom)));
         for (long first : candidates.stream().map(Crossovers::javaUpTo).toList()) {
             sizes.reversed().stream()
                     .filter(size -> size > first)
-                    .forEach(second -> candidates.add(new Crossovers(first, second)));
+                    .forEach(second -> candidates.add(new Crossovers(first, second, threadsFrom)));
         }
         Crossovers best = null;
         double bestLoss = Double.POSITIVE_INFINITY;
@@ -476,11 +504,34 @@ final class TuneCommand implements Callable<Integer> {
         return best;
     }
 
+    /**
+     * From how many elements on oneDNN should run all cores on one kind's points: among the points' element counts
+     * and {@link Crossovers#NEVER}, the one that makes the sum over the points of (oneDNN's time / its time on the
+     * faster thread count) least; ties go to the larger, fewer threads for the same time. Each point counts, whether
+     * AUTO sends it to oneDNN or not: the thread count is oneDNN's, whatever the crossovers.
+     */
+    static long oneDnnThreadsFrom(List<Point> points) {
+        List<Long> candidates = new ArrayList<>(
+                points.stream().map(Point::elements).sorted().distinct().toList());
+        candidates.add(Crossovers.NEVER);
+        long best = Crossovers.NEVER;
+        double bestLoss = Double.POSITIVE_INFINITY;
+        for (long threadsFrom : candidates.reversed()) {
+            double loss = points.stream()
+                    .mapToDouble(p -> p.oneDnnNanos(threadsFrom) / Math.min(p.oneThreadNanos(), p.allThreadsNanos()))
+                    .sum();
+            if (loss < bestLoss) {
+                bestLoss = loss;
+                best = threadsFrom;
+            }
+        }
+        return best;
+    }
+
     /** Per point, AUTO's time over the best time if it routes with these crossovers (as AutoKernel does). */
     static double[] slowdowns(List<Point> points, Crossovers crossovers) {
         return points.stream()
-                .mapToDouble(p -> (crossovers.java(p) ? p.javaNanos() : p.oneDnnNanos())
-                        / Math.min(p.javaNanos(), p.oneDnnNanos()))
+                .mapToDouble(p -> crossovers.nanos(p) / p.bestNanos())
                 .toArray();
     }
 
@@ -494,25 +545,27 @@ final class TuneCommand implements Callable<Integer> {
         if (verbose) {
             out.printf(
                     Locale.ROOT,
-                    "%-10s %-15s %11s %12s %12s %8s %s%n",
+                    "%-10s %-15s %11s %12s %14s %14s %s%n",
                     "call",
                     "kind",
                     "rows x C",
                     "java us",
-                    "onednn us",
-                    "threads",
-                    "faster");
+                    "onednn 1t us",
+                    "onednn all us",
+                    "fastest");
             for (Point p : points) {
                 out.printf(
                         Locale.ROOT,
-                        "%-10s %-15s %11s %12.2f %12.2f %8d %s%n",
+                        "%-10s %-15s %11s %12.2f %14.2f %14.2f %s%n",
                         p.call(),
                         p.kind(),
                         p.rows() + "x" + p.c(),
                         p.javaNanos() / 1e3,
-                        p.oneDnnNanos() / 1e3,
-                        p.oneDnnThreads(),
-                        p.javaNanos() <= p.oneDnnNanos() ? "java" : "onednn");
+                        p.oneThreadNanos() / 1e3,
+                        p.allThreadsNanos() / 1e3,
+                        p.javaNanos() == p.bestNanos()
+                                ? "java"
+                                : p.oneThreadNanos() == p.bestNanos() ? "onednn 1t" : "onednn all");
             }
             out.println();
         }
@@ -522,11 +575,14 @@ final class TuneCommand implements Callable<Integer> {
                     slowdowns(points.stream().filter(p -> p.kind().equals(kind)).toList(), found);
             out.printf(
                     Locale.ROOT,
-                    "%-18s Java up to %d elements per call, oneDNN above%s (time / best time over the sweep: mean"
-                            + " %.3f, worst %.2f)%n",
+                    "%-18s Java up to %d elements per call, oneDNN above%s; oneDNN %s (time / best time over the"
+                            + " sweep: mean %.3f, worst %.2f)%n",
                     kind,
                     found.javaUpTo(),
                     found.javaFrom() == Crossovers.NEVER ? "" : ", Java again from " + found.javaFrom(),
+                    found.oneDnnThreadsFrom() == Crossovers.NEVER
+                            ? "on one thread"
+                            : "on all cores from " + found.oneDnnThreadsFrom() + " elements",
                     Arrays.stream(slowdowns).average().orElse(1),
                     Arrays.stream(slowdowns).max().orElse(1));
         });

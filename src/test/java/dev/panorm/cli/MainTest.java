@@ -594,6 +594,10 @@ class MainTest {
                         List.of(32L, 64L).contains(from)
                                 && from > profile.javaUpTo().get(kind),
                         profile.toString()));
+        assertEquals(profile.javaUpTo().keySet(), profile.oneDnnThreadsFrom().keySet());
+        for (long threadsFrom : profile.oneDnnThreadsFrom().values()) { // a size measured, or one thread always
+            assertTrue(List.of(16L, 32L, 64L, Long.MAX_VALUE).contains(threadsFrom), profile.toString());
+        }
         assertTrue(run.out().contains("profile  " + file), run.out());
         assertTrue(run.out().contains("machine  " + here), run.out());
     }
@@ -602,7 +606,7 @@ class MainTest {
     private static List<TuneCommand.Point> points(double[] java, double[] oneDnn) {
         List<TuneCommand.Point> points = new ArrayList<>();
         for (int i = 0; i < java.length; i++) {
-            points.add(new TuneCommand.Point("inference", "forward", 1L << i, 64, java[i], oneDnn[i], 1));
+            points.add(new TuneCommand.Point("inference", "forward", 1L << i, 64, java[i], oneDnn[i], oneDnn[i]));
         }
         return points;
     }
@@ -627,9 +631,10 @@ class MainTest {
         // ... of any length, except in a half-precision forward call (as AutoModel routes them).
         for (String kind : List.of(
                 "forward", "f32.forward", "bf16.backward", "f16.backward_data", "bf16.forward", "f16.forward")) {
-            TuneCommand.Point longRow = new TuneCommand.Point("inference", kind, 1, 4096, 20, 10, 1);
+            TuneCommand.Point longRow = new TuneCommand.Point("inference", kind, 1, 4096, 20, 10, 10);
             boolean java = !kind.endsWith("16.forward");
-            TuneCommand.Crossovers crossovers = new TuneCommand.Crossovers(256, TuneCommand.Crossovers.NEVER);
+            TuneCommand.Crossovers crossovers =
+                    new TuneCommand.Crossovers(256, TuneCommand.Crossovers.NEVER, TuneCommand.Crossovers.NEVER);
             assertEquals(java ? 2.0 : 1.0, TuneCommand.slowdowns(List.of(longRow), crossovers)[0], kind);
         }
     }
@@ -639,14 +644,47 @@ class MainTest {
         // Java faster on small calls and again on the largest two (its split on all cores beats oneDNN's there).
         double[] oneDnn = {10, 10, 10, 10, 10, 10};
         TuneCommand.Crossovers found = TuneCommand.crossovers(points(new double[] {1, 2, 14, 16, 9, 8}, oneDnn));
-        assertEquals(new TuneCommand.Crossovers(2 * 64, 16 * 64), found);
+        assertEquals(new TuneCommand.Crossovers(2 * 64, 16 * 64, TuneCommand.Crossovers.NEVER), found);
         assertArrayEquals(
                 new double[] {1, 1, 1, 1, 1, 1},
                 TuneCommand.slowdowns(points(new double[] {1, 2, 14, 16, 9, 8}, oneDnn), found));
         // Java faster only at the top: no first crossover, single rows on oneDNN too.
         assertEquals(
-                new TuneCommand.Crossovers(0, 16 * 64),
+                new TuneCommand.Crossovers(0, 16 * 64, TuneCommand.Crossovers.NEVER),
                 TuneCommand.crossovers(points(new double[] {11, 12, 14, 16, 9, 8}, oneDnn)));
+    }
+
+    /** Points on rows 1, 2, 4, ... of 64, Java slower than oneDNN throughout, with these oneDNN times. */
+    private static List<TuneCommand.Point> threadPoints(String kind, double[] oneThread, double[] allThreads) {
+        List<TuneCommand.Point> points = new ArrayList<>();
+        for (int i = 0; i < oneThread.length; i++) {
+            points.add(new TuneCommand.Point("inference", kind, 1L << i, 64, 100, oneThread[i], allThreads[i]));
+        }
+        return points;
+    }
+
+    @Test
+    void tuneFindsWhereOneDnnsSecondThreadPaysOff() {
+        double[] oneThread = {1, 2, 4, 8, 16, 32};
+        double[] allThreads = {3, 3.5, 4.5, 6, 10, 18}; // faster from 8 rows of 64 on
+        List<TuneCommand.Point> points = threadPoints("f32.backward", oneThread, allThreads);
+        assertEquals(8 * 64, TuneCommand.oneDnnThreadsFrom(points));
+        TuneCommand.Crossovers found = TuneCommand.crossovers(points);
+        assertEquals(new TuneCommand.Crossovers(0, TuneCommand.Crossovers.NEVER, 8 * 64), found);
+        assertArrayEquals(new double[] {1, 1, 1, 1, 1, 1}, TuneCommand.slowdowns(points, found));
+        // One thread at every size; all cores at every size, but for a forward call's single row (one thread there).
+        assertEquals(
+                TuneCommand.Crossovers.NEVER,
+                TuneCommand.oneDnnThreadsFrom(
+                        threadPoints("f32.backward", oneThread, new double[] {9, 9, 9, 9, 99, 99})));
+        double[] slow = {1, 9, 9, 9, 9, 9};
+        double[] fast = {0.5, 2, 2, 2, 2, 2};
+        assertEquals(64, TuneCommand.oneDnnThreadsFrom(threadPoints("f32.backward", slow, fast)));
+        assertEquals(2 * 64, TuneCommand.oneDnnThreadsFrom(threadPoints("f32.forward", slow, fast)));
+        // Equal times everywhere: one thread, which costs the machine less.
+        assertEquals(
+                TuneCommand.Crossovers.NEVER,
+                TuneCommand.oneDnnThreadsFrom(threadPoints("f32.forward", oneThread, oneThread)));
     }
 
     @Test

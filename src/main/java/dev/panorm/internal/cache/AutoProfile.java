@@ -27,7 +27,8 @@ import java.util.stream.Stream;
 
 /**
  * One machine's crossovers for {@code Backend.AUTO}, as {@code panorm tune} measures them: per data type and
- * kind of call, the most elements a call may have to run in the Java kernels. A profile records the machine
+ * kind of call, the most elements a call may have to run in the Java kernels, and from how many elements on
+ * oneDNN runs it on all cores rather than one. A profile records the machine
  * it was measured on ({@link Key}); AUTO uses it only on a machine with the same key, and its built-in model
  * otherwise. Public for the module's own packages (AUTO's model, the command line) only: this package is not
  * exported.
@@ -35,18 +36,21 @@ import java.util.stream.Stream;
  * <p>The file is a properties file written in a fixed order, e.g.
  *
  * <pre>{@code
- * format=1
+ * format=3
  * cpu=Intel(R) Xeon(R) Platinum 8488C
  * cores=2
  * java=25+36-LTS
  * onednn=3.8.1
  * tuned=2026-11-30T20:41:07Z
  * f32.forward=12288
+ * f32.forward.onednn_threads_from=32768
  * f32.backward=98304
  * f32.backward.java_from=1048576
+ * f32.backward.onednn_threads_from=32768
  * }</pre>
  *
- * <p>Format 1, from before second crossovers, is read as a profile without them.
+ * <p>Format 1, from before second crossovers, is read as a profile without them; formats 1 and 2, from before
+ * oneDNN's thread counts, as a profile without those.
  *
  * @param key the machine the crossovers were measured on
  * @param tuned when
@@ -54,8 +58,16 @@ import java.util.stream.Stream;
  *     calls of up to this many elements run in Java; {@link Long#MAX_VALUE} for all of them
  * @param javaFrom second crossovers, named as in {@code javaUpTo} (kinds without one are absent): calls of at least
  *     this many elements run in Java again; in the file as {@code <data type>.<kind>.java_from}
+ * @param oneDnnThreadsFrom named as in {@code javaUpTo} (kinds not measured are absent): calls that AUTO sends to
+ *     oneDNN run on all cores from this many elements on, on one thread below ({@link Long#MAX_VALUE}: always one);
+ *     in the file as {@code <data type>.<kind>.onednn_threads_from}
  */
-public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Map<String, Long> javaFrom) {
+public record AutoProfile(
+        Key key,
+        Instant tuned,
+        Map<String, Long> javaUpTo,
+        Map<String, Long> javaFrom,
+        Map<String, Long> oneDnnThreadsFrom) {
     /** The system property: {@code none} for the built-in model, or a profile file to use instead of the cached one. */
     public static final String PROPERTY = "panorm.auto.profile";
     /** The environment variable read when {@link #PROPERTY} is not set. */
@@ -69,8 +81,9 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Ma
     /** The data types a profile may name (panorm's floating-point types, lower case). */
     public static final List<String> DATA_TYPES = List.of("f32", "bf16", "f16");
 
-    private static final String FORMAT = "2";
+    private static final String FORMAT = "3";
     private static final String SECOND_CROSSOVER = ".java_from";
+    private static final String THREADS_FROM = ".onednn_threads_from";
     private static final List<String> HEADER = List.of("format", "cpu", "cores", "java", "onednn", "tuned");
     private static final System.Logger LOG = System.getLogger("dev.panorm");
 
@@ -114,9 +127,14 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Ma
         }
     }
 
-    /** A profile without second crossovers. */
+    /** A profile without second crossovers or thread counts. */
     public AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo) {
         this(key, tuned, javaUpTo, Map.of());
+    }
+
+    /** A profile without thread counts. */
+    public AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Map<String, Long> javaFrom) {
+        this(key, tuned, javaUpTo, javaFrom, Map.of());
     }
 
     /**
@@ -136,8 +154,12 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Ma
                         + (first == null ? "none given" : first) + "), got " + entry.getValue());
             }
         }
+        for (Map.Entry<String, Long> entry : oneDnnThreadsFrom.entrySet()) {
+            check(entry.getKey(), entry.getValue(), "oneDNN thread crossover");
+        }
         javaUpTo = ordered(javaUpTo);
         javaFrom = ordered(javaFrom);
+        oneDnnThreadsFrom = ordered(oneDnnThreadsFrom);
         tuned = tuned.truncatedTo(ChronoUnit.SECONDS);
     }
 
@@ -187,7 +209,7 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Ma
     public void write(Path file) throws IOException {
         StringBuilder text = new StringBuilder(
                 "# panorm AUTO profile, written by panorm tune: calls of up to this many elements run in Java, and"
-                        + " from java_from on again\n");
+                        + " from java_from on again; oneDNN runs all cores from onednn_threads_from on\n");
         line(text, "format", FORMAT);
         line(text, "cpu", key.cpu());
         line(text, "cores", Integer.toString(key.cores()));
@@ -198,6 +220,14 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Ma
             line(text, name, Long.toString(elements));
             if (javaFrom.containsKey(name)) {
                 line(text, name + SECOND_CROSSOVER, Long.toString(javaFrom.get(name)));
+            }
+            if (oneDnnThreadsFrom.containsKey(name)) {
+                line(text, name + THREADS_FROM, Long.toString(oneDnnThreadsFrom.get(name)));
+            }
+        });
+        oneDnnThreadsFrom.forEach((name, elements) -> { // those of kinds without crossovers
+            if (!javaUpTo.containsKey(name)) {
+                line(text, name + THREADS_FROM, Long.toString(elements));
             }
         });
         Path folder = file.toAbsolutePath().getParent();
@@ -236,8 +266,8 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Ma
         }
         try {
             String format = properties.getProperty("format");
-            if (!FORMAT.equals(format) && !"1".equals(format)) {
-                throw new IllegalArgumentException("format must be 1 or " + FORMAT + ", got " + format);
+            if (!List.of("1", "2", FORMAT).contains(format)) {
+                throw new IllegalArgumentException("format must be 1, 2 or " + FORMAT + ", got " + format);
             }
             Key key = new Key(
                     required(properties, "cpu"),
@@ -247,17 +277,20 @@ public record AutoProfile(Key key, Instant tuned, Map<String, Long> javaUpTo, Ma
             Instant tuned = Instant.parse(required(properties, "tuned"));
             Map<String, Long> javaUpTo = new LinkedHashMap<>();
             Map<String, Long> javaFrom = new LinkedHashMap<>();
+            Map<String, Long> threadsFrom = new LinkedHashMap<>();
             for (String name : properties.stringPropertyNames()) {
                 if (!HEADER.contains(name)) {
                     long elements = Long.parseLong(properties.getProperty(name).strip());
-                    if (name.endsWith(SECOND_CROSSOVER) && format.equals(FORMAT)) {
+                    if (name.endsWith(SECOND_CROSSOVER) && !format.equals("1")) {
                         javaFrom.put(name.substring(0, name.length() - SECOND_CROSSOVER.length()), elements);
+                    } else if (name.endsWith(THREADS_FROM) && format.equals(FORMAT)) {
+                        threadsFrom.put(name.substring(0, name.length() - THREADS_FROM.length()), elements);
                     } else {
                         javaUpTo.put(name, elements);
                     }
                 }
             }
-            return new AutoProfile(key, tuned, javaUpTo, javaFrom);
+            return new AutoProfile(key, tuned, javaUpTo, javaFrom, threadsFrom);
         } catch (IllegalArgumentException | DateTimeParseException e) {
             throw new IOException(file + " is not a panorm profile: " + e.getMessage(), e);
         }

@@ -26,7 +26,11 @@ class AutoProfileTest {
 
     private static AutoProfile profile(AutoProfile.Key key) {
         return new AutoProfile(
-                key, TUNED, Map.of("f32.backward", 65536L, "f32.forward", 3072L), Map.of("f32.backward", 1L << 20));
+                key,
+                TUNED,
+                Map.of("f32.backward", 65536L, "f32.forward", 3072L),
+                Map.of("f32.backward", 1L << 20),
+                Map.of("f32.forward", 32768L, "bf16.forward", Long.MAX_VALUE));
     }
 
     /** Runs {@code lookUp} and returns its result with the warnings it gave. */
@@ -45,7 +49,13 @@ class AutoProfileTest {
                 List.of("f32.forward", "f32.backward"),
                 List.copyOf(read.javaUpTo().keySet()));
         assertEquals(Map.of("f32.backward", 1L << 20), read.javaFrom());
-        assertTrue(Files.readString(file).contains("\nf32.backward=65536\nf32.backward.java_from=1048576\n"));
+        assertEquals(
+                List.of("f32.forward", "bf16.forward"),
+                List.copyOf(read.oneDnnThreadsFrom().keySet()));
+        String text = Files.readString(file);
+        assertTrue(text.contains("\nf32.forward=3072\nf32.forward.onednn_threads_from=32768\n"), text);
+        assertTrue(text.contains("\nf32.backward=65536\nf32.backward.java_from=1048576\n"), text);
+        assertTrue(text.contains("\nbf16.forward.onednn_threads_from=" + Long.MAX_VALUE + "\n"), text);
         assertEquals(List.of(file), Files.list(file.getParent()).toList()); // no temporary file left
     }
 
@@ -67,6 +77,29 @@ class AutoProfileTest {
                         ""));
         AutoProfile read = AutoProfile.read(file);
         assertEquals(new AutoProfile(HERE, TUNED, Map.of("f32.backward", 65536L)), read);
+    }
+
+    /** A profile of format 2, written before oneDNN's thread counts: its crossovers, no thread counts. */
+    @Test
+    void aProfileOfTheSecondFormatReadsWithoutThreadCounts() throws IOException {
+        Path file = temp.resolve("format2.properties");
+        List<String> lines = new ArrayList<>(List.of(
+                "format=2",
+                "cpu=" + HERE.cpu().replace("\\", "\\\\"),
+                "cores=8",
+                "java=25+36",
+                "onednn=3.8.1",
+                "tuned=2026-11-30T20:00:00Z",
+                "f32.backward=65536",
+                "f32.backward.java_from=1048576"));
+        Files.writeString(file, String.join("\n", lines) + "\n");
+        assertEquals(
+                new AutoProfile(HERE, TUNED, Map.of("f32.backward", 65536L), Map.of("f32.backward", 1L << 20)),
+                AutoProfile.read(file));
+        lines.add("f32.backward.onednn_threads_from=32768"); // not a name of format 2
+        Files.writeString(file, String.join("\n", lines) + "\n");
+        IOException wrong = assertThrows(IOException.class, () -> AutoProfile.read(file));
+        assertTrue(wrong.getMessage().contains("onednn_threads_from"), wrong.getMessage());
     }
 
     @Test
@@ -124,8 +157,11 @@ class AutoProfileTest {
     void malformedOrMissingProfilesAreIgnoredWithAWarning() throws IOException {
         String valid = Files.readString(writeValid());
         List<String> broken = List.of(
-                valid.replace("format=2", "format=3"),
-                valid.replace("format=2", "format=1"), // format 1 has no second crossovers
+                valid.replace("format=3", "format=4"),
+                valid.replace("format=3", "format=1"), // format 1 has no second crossovers
+                valid.replace("format=3", "format=2"), // nor does format 2 have thread counts
+                valid.replace("onednn_threads_from=32768", "onednn_threads_from=-1"),
+                valid.replace("f32.forward.onednn_threads_from", "f32.sideways.onednn_threads_from"),
                 valid.replace("java_from=1048576", "java_from=4096"),
                 valid.replace("cores=8", "cores=eight"),
                 valid.replace("f32.forward=3072", "f32.forward=-1"),
