@@ -418,6 +418,7 @@ final class Bf16Pairs {
                     .or(odd.add(odd.lanewise(VectorOperators.LSHR, 16).and(1))
                             .add(0x7fff)
                             .and(ODD))
+                    .reinterpretAsLongs()
                     .intoMemorySegment(dx, dxBase + (long) i * Short.BYTES, ORDER);
         }
         for (; i < c; i++) {

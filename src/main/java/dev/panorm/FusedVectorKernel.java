@@ -510,7 +510,7 @@ final class FusedVectorKernel implements FusedKernel {
                             .convertShape(VectorOperators.S2I, INTS, 0))
                     .lanewise(VectorOperators.LSHL, 16)
                     .reinterpretAsFloats();
-            xv.add(rv).intoMemorySegment(s, (long) i * Float.BYTES, ORDER);
+            xv.add(rv).reinterpretAsLongs().intoMemorySegment(s, (long) i * Float.BYTES, ORDER);
         }
         for (; i < c; i++) {
             float v = Elements.get(x, DataType.BF16, xBase / Short.BYTES + i)
@@ -538,6 +538,7 @@ final class FusedVectorKernel implements FusedKernel {
                     .intoMemorySegment(sum, sumBase + (long) i * Short.BYTES, ORDER);
             rounded.lanewise(VectorOperators.LSHL, 16)
                     .reinterpretAsFloats()
+                    .reinterpretAsLongs()
                     .intoMemorySegment(s, (long) i * Float.BYTES, ORDER);
         }
         for (; i < c; i++) {
@@ -554,6 +555,7 @@ final class FusedVectorKernel implements FusedKernel {
             long at = (long) i * Float.BYTES;
             FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
                     .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .reinterpretAsLongs()
                     .intoMemorySegment(s, sBase + at, ORDER);
         }
         for (; i < c; i++) {
@@ -609,8 +611,8 @@ final class FusedVectorKernel implements FusedKernel {
             FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER)
                     .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + next, ORDER))
                     .add(FloatVector.fromMemorySegment(SPECIES, b, next, ORDER));
-            v0.intoMemorySegment(s, sBase + at, ORDER);
-            v1.intoMemorySegment(s, sBase + next, ORDER);
+            v0.reinterpretAsLongs().intoMemorySegment(s, sBase + at, ORDER);
+            v1.reinterpretAsLongs().intoMemorySegment(s, sBase + next, ORDER);
             FloatVector d0 = v0.sub(origin);
             FloatVector d1 = v1.sub(origin);
             s0 = s0.add(d0);
@@ -623,7 +625,7 @@ final class FusedVectorKernel implements FusedKernel {
             FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
                     .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
                     .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER));
-            v.intoMemorySegment(s, sBase + at, ORDER);
+            v.reinterpretAsLongs().intoMemorySegment(s, sBase + at, ORDER);
             FloatVector d = v.sub(origin);
             s0 = s0.add(d);
             q0 = d.fma(d, q0);
@@ -664,8 +666,8 @@ final class FusedVectorKernel implements FusedKernel {
                     .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER));
             FloatVector v1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER)
                     .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + next, ORDER));
-            v0.intoMemorySegment(s, sBase + at, ORDER);
-            v1.intoMemorySegment(s, sBase + next, ORDER);
+            v0.reinterpretAsLongs().intoMemorySegment(s, sBase + at, ORDER);
+            v1.reinterpretAsLongs().intoMemorySegment(s, sBase + next, ORDER);
             FloatVector d0 = v0.sub(origin);
             FloatVector d1 = v1.sub(origin);
             s0 = s0.add(d0);
@@ -677,7 +679,7 @@ final class FusedVectorKernel implements FusedKernel {
             long at = (long) i * Float.BYTES;
             FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
                     .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER));
-            v.intoMemorySegment(s, sBase + at, ORDER);
+            v.reinterpretAsLongs().intoMemorySegment(s, sBase + at, ORDER);
             FloatVector d = v.sub(origin);
             s0 = s0.add(d);
             q0 = d.fma(d, q0);
@@ -1114,6 +1116,7 @@ final class FusedVectorKernel implements FusedKernel {
                     .fma(
                             FloatVector.broadcast(SPECIES, rstd),
                             FloatVector.fromMemorySegment(SPECIES, ds, dsBase + at, ORDER))
+                    .reinterpretAsLongs()
                     .intoMemorySegment(dx, dxBase + at, ORDER);
         }
         for (; i < c; i++) {

@@ -580,6 +580,14 @@ final class VectorKernel implements Kernel {
      * a helper of ours may not be, once it is compiled on its own), accumulators are added up by
      * shuffles written out in place ({@link #FOLDS}), each tail's contribution is reduced to a scalar
      * inside its block, and an absent scale or shift is replaced by ones or zeros instead of a branch.
+     *
+     * Float and int vectors are stored through their LongVector view ({@code v.reinterpretAsLongs()
+     * .intoMemorySegment(...)}, free in compiled code). C2 compiles every FloatVector store into a memory segment
+     * from one call site in the JDK, whose profile of segment types is shared by all callers; a reinterpretation
+     * (float bits as ints and back, as the half-precision kernels do) that runs before C2 has compiled it stores
+     * through a heap segment there, and a store compiled after that took the slow path: float32 forward on 32 x
+     * 768 went from 3.5 to 9.4 us for the rest of the process once a bf16 call had run (docs/benchmarks.md, "One
+     * process, several data types"). panorm reinterprets no LongVector, so that site only ever sees native memory.
      */
 
     /**
@@ -762,10 +770,12 @@ final class VectorKernel implements Kernel {
             v0.fma(
                             FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
                             FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .reinterpretAsLongs()
                     .intoMemorySegment(y, yBase + at, ORDER);
             v1.fma(
                             FloatVector.fromMemorySegment(SPECIES, gamma, next, ORDER),
                             FloatVector.fromMemorySegment(SPECIES, beta, next, ORDER))
+                    .reinterpretAsLongs()
                     .intoMemorySegment(y, yBase + next, ORDER);
         }
         for (; i <= c - LANES; i += LANES) {
@@ -776,6 +786,7 @@ final class VectorKernel implements Kernel {
             v.fma(
                             FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
                             FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .reinterpretAsLongs()
                     .intoMemorySegment(y, yBase + at, ORDER);
         }
         for (; i < c; i++) {
@@ -1152,6 +1163,7 @@ final class VectorKernel implements Kernel {
             g.sub(meanG)
                     .sub(xhat.mul(meanGXhat))
                     .mul(rstd)
+                    .reinterpretAsLongs()
                     .intoMemorySegment(dx, dxBase + (long) i * Float.BYTES, ORDER);
         }
         for (; i < c; i++) {
@@ -1301,6 +1313,7 @@ final class VectorKernel implements Kernel {
                             .convertShape(VectorOperators.S2I, INTS, 0))
                     .lanewise(VectorOperators.LSHL, 16)
                     .reinterpretAsFloats()
+                    .reinterpretAsLongs()
                     .intoMemorySegment(dst, (long) i * Float.BYTES, ORDER);
         }
         for (; i < c; i++) {
