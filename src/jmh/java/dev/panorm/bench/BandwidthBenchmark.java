@@ -141,6 +141,7 @@ public class BandwidthBenchmark {
             for (long at = start; at < start + length; at += step) { // lengths are multiples of 64 bytes
                 FloatVector.fromMemorySegment(SPECIES, from, at, ORDER)
                         .fma(2f, 1f)
+                        .reinterpretAsLongs() // as panorm stores: see VectorKernel's rules for loops
                         .intoMemorySegment(to, at, ORDER);
             }
         }

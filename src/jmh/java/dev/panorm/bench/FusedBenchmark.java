@@ -154,6 +154,7 @@ public class FusedBenchmark {
         for (long at = 0; at < bytes; at += step) { // the shapes are whole vectors
             FloatVector.fromMemorySegment(SPECIES, a, at, ORDER)
                     .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER))
+                    .reinterpretAsLongs() // as panorm stores: see VectorKernel's rules for loops
                     .intoMemorySegment(out, at, ORDER);
         }
     }
