@@ -1,52 +1,69 @@
 #!/usr/bin/env python3
 """AUTO's slowdown over the best path on `panorm tune --verbose` measurements, per kind, for the built-in
-crossovers and for each run's tuned ones (so run A's crossovers are also judged on run B's measurements).
+model and for each run's tuned one (so run A's choices are also judged on run B's measurements).
 
 Usage: scripts/tune-vs-built-in.py RUN.txt [RUN.txt ...]   (each the stdout of `panorm tune --verbose`)
 
-Routes as AutoKernel does: Java up to the crossover, and a single row in Java whenever it is not 0;
-"best" is the faster of Java on one thread and oneDNN on its faster thread count, as tune measures them.
+Routes as AutoKernel does: Java up to the first crossover and from the second on, a single row in Java
+whenever the first is not 0 (half-precision forward kinds aside), oneDNN on all cores from its thread
+crossover on (a forward call on one row on one thread); "best" is the fastest of Java, oneDNN on one thread
+and oneDNN on all cores, as tune measures them.
 """
 import re
 import sys
 
-# AutoModel's built-in float32 crossovers for the kinds tune measures.
-BUILT_IN = {"forward": 16 * 768, "forward_global": 1 << 16, "backward": 1 << 16}
+NEVER = 1 << 62
+# AutoModel's built-in crossovers (first, second) and OneDnnKernel's thread crossovers, per kind tune measures.
+BUILT_IN = {}
+for t in ("f32", "bf16", "f16"):
+    half = t != "f32"
+    BUILT_IN[f"{t}.forward"] = (24576 if half else 32768, NEVER, 24576 if half else 32768)
+    BUILT_IN[f"{t}.forward_global"] = (12288 if half else 49152, NEVER, 32768)
+    BUILT_IN[f"{t}.backward"] = (65536 if half else 98304, NEVER, 32768)
+    BUILT_IN[f"{t}.backward_data"] = (65536 if half else 98304, NEVER if half else 1 << 20, 32768)
+
+SUMMARY = re.compile(r"(\w+\.\w+)\s+Java up to (\d+) elements per call, oneDNN above(?:, Java again from (\d+))?;"
+                     r" oneDNN (?:on all cores from (\d+) elements|on one thread)")
 
 
 def load(path):
-    points, crossovers = [], {}
+    points, tuned = [], {}
     for line in open(path):
         fields = line.split()
-        if len(fields) == 7 and fields[0] in ("inference", "training", "global", "backward"):
+        if len(fields) >= 7 and fields[0] in ("inference", "training", "global", "backward", "backward_data"):
             rows, c = map(int, fields[2].split("x"))
-            points.append((fields[1], rows, c, float(fields[3]), float(fields[4])))
-        match = re.match(r"f32\.(\w+)\s+Java up to (\d+)", line)
+            points.append((fields[1], rows, c, float(fields[3]), float(fields[4]), float(fields[5])))
+        match = SUMMARY.match(line)
         if match:
-            crossovers[match.group(1)] = int(match.group(2))
-    return points, crossovers
+            first, second, threads = match.group(2), match.group(3), match.group(4)
+            tuned[match.group(1)] = (int(first), int(second) if second else NEVER, int(threads) if threads else NEVER)
+    return points, tuned
 
 
-def slowdown(points, kind, crossover):
+def slowdown(points, kind, choice):
+    first, second, threads = choice
+    half_forward = not kind.startswith("f32.") and "backward" not in kind
     ratios = []
-    for k, rows, c, java, onednn in points:
-        if k == kind:
-            in_java = rows * c <= crossover or (crossover > 0 and rows == 1)
-            ratios.append((java if in_java else onednn) / min(java, onednn))
+    for k, rows, c, java, one, every in points:
+        if k != kind:
+            continue
+        elements = rows * c
+        in_java = elements <= first or elements >= second or (first > 0 and rows == 1 and not half_forward)
+        all_cores = elements >= threads and not (rows == 1 and "backward" not in kind)
+        ratios.append((java if in_java else every if all_cores else one) / min(java, one, every))
     return sum(ratios) / len(ratios), max(ratios)
 
 
 def main(paths):
     runs = {path: load(path) for path in paths}
-    print("| measured in | kind | built-in: crossover, mean, worst | " + " | ".join(
-        f"tuned in {path}: crossover, mean, worst" for path in paths) + " |")
+    print("| measured in | kind | built-in: mean, worst | " + " | ".join(
+        f"tuned in {path}: mean, worst" for path in paths) + " |")
     print("|---" * (3 + len(paths)) + "|")
     for path, (points, _) in runs.items():
-        for kind, built_in in BUILT_IN.items():
-            cells = [f"{built_in}, {'%.3f, %.2f' % slowdown(points, kind, built_in)}"]
-            for _, (_, crossovers) in runs.items():
-                tuned = crossovers[kind]
-                cells.append(f"{tuned}, {'%.3f, %.2f' % slowdown(points, kind, tuned)}")
+        for kind in sorted({p[0] for p in points}, key=lambda k: list(BUILT_IN).index(k)):
+            cells = ["%.3f, %.2f" % slowdown(points, kind, BUILT_IN[kind])]
+            for _, (_, tuned) in runs.items():
+                cells.append("%.3f, %.2f" % slowdown(points, kind, tuned[kind]) if kind in tuned else "-")
             print(f"| {path} | {kind} | " + " | ".join(cells) + " |")
 
 
