@@ -82,9 +82,9 @@ final class FusedVectorKernel implements FusedKernel {
         this.yBuffer = ThreadLocal.withInitial(() -> new float[c]);
     }
 
-    /** Unit stride along the row, any data type (null: absent): what the vector kernels take. */
+    /** Unit stride along the row in native memory, any data type (null: absent): what the vector kernels take. */
     private boolean vectorizes(Tensor tensor) {
-        return JavaKernels.unitStride(config.normalizedAxes(), tensor);
+        return JavaKernels.vectorizes(config.normalizedAxes(), tensor);
     }
 
     private static boolean isHalf(Tensor tensor) {

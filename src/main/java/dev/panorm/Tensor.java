@@ -75,7 +75,8 @@ public final class Tensor {
      * Views an existing segment as a C-ordered tensor, without copying. The segment may be larger
      * than the tensor; the tensor starts at its first byte.
      *
-     * @param segment native or heap memory, e.g. a memory-mapped file or a buffer owned by another library
+     * @param segment native or heap memory, e.g. a memory-mapped file or a buffer owned by another library (heap
+     *     memory only for {@link Backend#JAVA}, which runs it in its scalar kernels: see docs/performance.md)
      * @param dataType the element type
      * @param shape the dimensions, each {@code >= 0}
      * @return a view of {@code segment}

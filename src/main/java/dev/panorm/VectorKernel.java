@@ -165,9 +165,9 @@ final class VectorKernel implements Kernel {
                 tensor.strides());
     }
 
-    /** Whether the vector kernels take {@code tensor} (null: absent) as it is ({@link JavaKernels#unitStride}). */
+    /** Whether the vector kernels take {@code tensor} (null: absent) as it is ({@link JavaKernels#vectorizes}). */
     private boolean vectorizes(Tensor tensor) {
-        return JavaKernels.unitStride(config.normalizedAxes(), tensor);
+        return JavaKernels.vectorizes(config.normalizedAxes(), tensor);
     }
 
     @Override
@@ -1412,7 +1412,8 @@ final class VectorKernel implements Kernel {
         if (!rowsFit) {
             return "the vector kernels take rows of at most " + MAX_C + " elements";
         }
-        StringJoiner faults = new StringJoiner(", ", "the vector kernels take rows with unit stride; ", "");
+        StringJoiner faults =
+                new StringJoiner(", ", "the vector kernels take rows with unit stride in native memory; ", "");
         faults.setEmptyValue("");
         addFault(faults, "src", src);
         addFault(faults, "dst", dst);
@@ -1422,7 +1423,9 @@ final class VectorKernel implements Kernel {
     }
 
     private void addFault(StringJoiner faults, String name, Tensor tensor) {
-        if (!vectorizes(tensor)) {
+        if (tensor != null && !tensor.segment().isNative()) {
+            faults.add(name + " is on the heap");
+        } else if (!vectorizes(tensor)) {
             faults.add(name + " is strided");
         }
     }

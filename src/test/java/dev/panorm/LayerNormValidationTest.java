@@ -187,6 +187,11 @@ class LayerNormValidationTest {
         try (LayerNorm norm = LayerNorm.create(config, Backend.JAVA)) {
             norm.forward(heapSrc, heapDst);
             Accuracy.assertForward(Backend.JAVA, x, 2, C, null, null, 1e-5, heapDst.toFloatArray());
+            // In the scalar kernels: a vector access to a heap segment would slow the vector kernels process-wide.
+            assertEquals(
+                    "java:scalar (the vector kernels take rows with unit stride in native memory; src is on the heap,"
+                            + " dst is on the heap)",
+                    norm.implementation(heapSrc, heapDst, null, null));
         }
     }
 

@@ -6,6 +6,7 @@ import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -13,11 +14,12 @@ import java.util.Map;
 /**
  * The float32 Java kernels' speed in one process, before and after calls on other data types ran in it: one JVM,
  * one {@code LayerNorm} (Java backend, one thread) on 32 x 768, and for each step of the cycle given (a data type:
- * f32, bf16 or f16) three seconds of that type's forward, backward, fused residual forward and int8 forward, after
+ * f32, bf16 or f16; or heap: float32 on heap arrays) three seconds of that step's forward, backward, fused residual
+ * forward and int8 forward, after
  * which it prints the float32 calls' best time per call over 7 batches. Results are not checked here; {@link
  * LayerNormBenchmark} and {@link FusedBenchmark} check the same calls.
  *
- * <p>Usage: {@code TypeMix STEPS}, e.g. {@code TypeMix f32,bf16,f32,f16,f32} (the command at the end of
+ * <p>Usage: {@code TypeMix STEPS}, e.g. {@code TypeMix f32,bf16,f32,f16,f32,heap,f32} (the command at the end of
  * docs/benchmarks.md, "One process, several data types").
  */
 public final class TypeMix {
@@ -57,10 +59,23 @@ public final class TypeMix {
                     () -> norm.forwardQuantized(x, null, null, null, q, gamma, beta, scales)
                 });
             }
+            // The float32 calls on heap arrays, as Backend.JAVA takes them.
+            Tensor hx = Tensor.of(MemorySegment.ofArray(values.clone()), DataType.F32, ROWS, C);
+            Tensor hr = Tensor.of(MemorySegment.ofArray(values.clone()), DataType.F32, ROWS, C);
+            Tensor hy = Tensor.of(MemorySegment.ofArray(new float[ROWS * C]), DataType.F32, ROWS, C);
+            Tensor hs = Tensor.of(MemorySegment.ofArray(new float[ROWS * C]), DataType.F32, ROWS, C);
+            Tensor hdx = Tensor.of(MemorySegment.ofArray(new float[ROWS * C]), DataType.F32, ROWS, C);
+            Tensor hq = Tensor.of(MemorySegment.ofArray(new byte[ROWS * C]), DataType.S8, ROWS, C);
+            calls.put("heap", new Runnable[] {
+                () -> norm.forward(hx, hy, gamma, beta),
+                () -> norm.backward(hx, hx, mean, variance, gamma, hdx, dGamma, dBeta),
+                () -> norm.forwardResidual(hx, hr, null, hs, hy, gamma, beta),
+                () -> norm.forwardQuantized(hx, null, null, null, hq, gamma, beta, scales)
+            });
             for (String step : args[0].split(",")) {
                 Runnable[] run = calls.get(step);
                 if (run == null) {
-                    throw new IllegalArgumentException("steps are f32, bf16 or f16, got " + step);
+                    throw new IllegalArgumentException("steps are f32, bf16, f16 or heap, got " + step);
                 }
                 long end = System.nanoTime() + 3_000_000_000L;
                 while (System.nanoTime() < end) {
