@@ -51,7 +51,7 @@ final class OneDnnFusedKernel implements FusedKernel {
                     pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
         }
         OneDnnKernel.add(add, first, second, bias, s);
-        return oneDnn.forward(pass, s, dst, scale, shift, mean, variance, rows);
+        return oneDnn.forwardAfterAdd(pass, s, dst, scale, shift, mean, variance, rows);
     }
 
     @Override

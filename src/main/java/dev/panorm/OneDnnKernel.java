@@ -111,7 +111,7 @@ final class OneDnnKernel implements Kernel {
      */
     OneDnnPlan.Context addPlan(Tensor first, Tensor second, Tensor bias, Tensor sum, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE; // the add's plans have a cache of their own, so no pass of their own
-        // float32's forward threshold for every type: the composition was measured with it (AutoFusedKernel)
+        // float32's thresholds for every type, as for the norm after it (forwardAfterAdd)
         int used = threadsFor(pass, DataType.F32, rows, first.elementCount());
         long key = CallSignature.key(pass, used, first, sum, null, bias, second, null, null, null);
         PlanCache.Recent recent = sums.recent(key, pass, used, first, sum, null, bias, second, null, null, null);
@@ -130,7 +130,18 @@ final class OneDnnKernel implements Kernel {
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        return run(true, pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+        return run(true, src.dataType(), pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+    }
+
+    /**
+     * As {@link #forward}, on the sum that {@link #add} wrote: with float32's thread thresholds whatever the data type,
+     * as the add had. Two primitives per call start the OpenMP team twice, and half precision's earlier second thread
+     * lost there (fused bf16 forward 7x4096: 8.2 us with one thread for both, 9.1 with two, 11.3 with one for the add
+     * and two for the norm; docs/benchmarks.md, "Half precision: oneDNN's threads and wide rows").
+     */
+    Backend forwardAfterAdd(
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
+        return run(true, DataType.F32, pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
     }
 
     /**
@@ -139,7 +150,7 @@ final class OneDnnKernel implements Kernel {
      */
     Backend forwardIfPlanned(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        return run(false, pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+        return run(false, src.dataType(), pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
     }
 
     /** As {@link #backward}, but null instead of building a new signature's plan, as {@link #forwardIfPlanned}. */
@@ -154,7 +165,21 @@ final class OneDnnKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        return run(false, pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+        return run(
+                false,
+                src.dataType(),
+                pass,
+                rows,
+                src,
+                null,
+                scale,
+                null,
+                mean,
+                variance,
+                diffDst,
+                diffSrc,
+                diffScale,
+                diffShift);
     }
 
     @Override
@@ -169,7 +194,21 @@ final class OneDnnKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        return run(true, pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+        return run(
+                true,
+                src.dataType(),
+                pass,
+                rows,
+                src,
+                null,
+                scale,
+                null,
+                mean,
+                variance,
+                diffDst,
+                diffSrc,
+                diffScale,
+                diffShift);
     }
 
     /**
@@ -178,6 +217,7 @@ final class OneDnnKernel implements Kernel {
      */
     private Backend run(
             boolean wait,
+            DataType threadsAs,
             Pass pass,
             long rows,
             Tensor src,
@@ -190,7 +230,7 @@ final class OneDnnKernel implements Kernel {
             Tensor diffSrc,
             Tensor diffScale,
             Tensor diffShift) {
-        int used = threadsFor(pass, src.dataType(), rows, src.elementCount());
+        int used = threadsFor(pass, threadsAs, rows, src.elementCount());
         long key = CallSignature.key(pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
         PlanCache.Recent recent =
                 plans.recent(key, pass, used, src, dst, scale, shift, diffDst, diffSrc, diffScale, diffShift);
