@@ -175,19 +175,13 @@ final class AutoModel {
         if (profile != null) {
             // A profile names both crossovers of each kind it measured (NEVER: no second one).
             for (Map.Entry<String, Long> entry : profile.javaUpTo().entrySet()) {
-                String[] typeAndKind = entry.getKey().split("\\.");
-                int type = DataType.valueOf(typeAndKind[0].toUpperCase(Locale.ROOT))
-                        .ordinal();
-                int kind = Kind.valueOf(typeAndKind[1].toUpperCase(Locale.ROOT)).ordinal();
-                table[type][kind] = entry.getValue();
-                from[type][kind] = profile.javaFrom().getOrDefault(entry.getKey(), NEVER);
+                int[] at = typeAndKind(entry.getKey());
+                table[at[0]][at[1]] = entry.getValue();
+                from[at[0]][at[1]] = profile.javaFrom().getOrDefault(entry.getKey(), NEVER);
             }
             for (Map.Entry<String, Long> entry : profile.oneDnnThreadsFrom().entrySet()) {
-                String[] typeAndKind = entry.getKey().split("\\.");
-                int type = DataType.valueOf(typeAndKind[0].toUpperCase(Locale.ROOT))
-                        .ordinal();
-                int kind = Kind.valueOf(typeAndKind[1].toUpperCase(Locale.ROOT)).ordinal();
-                threadsFrom[type][kind] = entry.getValue();
+                int[] at = typeAndKind(entry.getKey());
+                threadsFrom[at[0]][at[1]] = entry.getValue();
             }
         }
         if (override != null) {
@@ -205,6 +199,15 @@ final class AutoModel {
             }
         }
         return new AutoModel(table, from, singleRows, threadsFrom);
+    }
+
+    /** The data type's and the kind's ordinals that a profile's {@code <type>.<kind>} names. */
+    private static int[] typeAndKind(String name) {
+        String[] parts = name.split("\\.");
+        return new int[] {
+            DataType.valueOf(parts[0].toUpperCase(Locale.ROOT)).ordinal(),
+            Kind.valueOf(parts[1].toUpperCase(Locale.ROOT)).ordinal()
+        };
     }
 
     /** Calls of {@code kind} whose data is of {@code type} run in Java up to this many elements. */
