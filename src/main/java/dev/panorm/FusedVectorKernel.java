@@ -214,10 +214,9 @@ final class FusedVectorKernel implements FusedKernel {
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
         for (long row = from; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
-            long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Float.BYTES;
-            long sBase =
-                    sum == null ? 0 : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
+            long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
+            long rBase = Rows.row(residual, axes, rStride, row) * Float.BYTES;
+            long sBase = sum == null ? 0 : Rows.row(sum, axes, sStride, row) * Float.BYTES;
             // the add and the statistics' sums in one pass
             float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
             long sums = bias == null
@@ -228,7 +227,7 @@ final class FusedVectorKernel implements FusedKernel {
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
                 var = norm.sumOfSquares(s, sBase, origin, offset) / c;
             }
-            long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
+            long yIndex = Rows.row(dst, axes, yStride, row);
             float rstd = norm.storeStatistics(pass, mean, variance, row, origin, offset, var);
             norm.normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
         }
@@ -261,14 +260,14 @@ final class FusedVectorKernel implements FusedKernel {
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
         for (long row = from; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
+            long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
             long sBase = xBase;
             float origin; // subtracted from every element before anything else
             float offset; // the row's mean relative to origin
             float var;
             if (residual != null) { // the add and the statistics' sums in one pass
-                long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Float.BYTES;
-                sBase = sum == null ? 0 : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
+                long rBase = Rows.row(residual, axes, rStride, row) * Float.BYTES;
+                sBase = sum == null ? 0 : Rows.row(sum, axes, sStride, row) * Float.BYTES;
                 origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
                 long sums = bias == null
                         ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
@@ -288,7 +287,7 @@ final class FusedVectorKernel implements FusedKernel {
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
                 var = norm.sumOfSquares(s, sBase, origin, offset) / c;
             }
-            long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
+            long yIndex = Rows.row(dst, axes, yStride, row);
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
             quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
         }
@@ -380,8 +379,8 @@ final class FusedVectorKernel implements FusedKernel {
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
         for (long row = from; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * type.byteSize();
-            long yIndex = yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row);
+            long xBase = Rows.row(src, axes, xStride, row) * type.byteSize();
+            long yIndex = Rows.row(dst, axes, yStride, row);
             long sBase;
             if (residual == null) { // s is x
                 if (widens) {
@@ -390,10 +389,8 @@ final class FusedVectorKernel implements FusedKernel {
                 }
                 sBase = xBase;
             } else {
-                long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * type.byteSize();
-                long sumBase = sum == null
-                        ? 0
-                        : (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * type.byteSize();
+                long rBase = Rows.row(residual, axes, rStride, row) * type.byteSize();
+                long sumBase = sum == null ? 0 : Rows.row(sum, axes, sStride, row) * type.byteSize();
                 sBase = sumInPlace ? sumBase : 0;
                 if (type == DataType.BF16) { // widened as they are added: one pass instead of three
                     addBf16(src.segment(), xBase, residual.segment(), rBase, s);
@@ -470,12 +467,12 @@ final class FusedVectorKernel implements FusedKernel {
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
         for (long row = from; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Short.BYTES;
-            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Short.BYTES;
+            long xBase = Rows.row(src, axes, xStride, row) * Short.BYTES;
+            long yBase = Rows.row(dst, axes, yStride, row) * Short.BYTES;
             if (residual == null) {
                 widen(src.segment(), xBase, f16, s);
             } else {
-                long rBase = (rStride >= 0 ? row * rStride : Rows.rowOffset(residual, axes, row)) * Short.BYTES;
+                long rBase = Rows.row(residual, axes, rStride, row) * Short.BYTES;
                 if (f16) {
                     HeapRows.addF16(src.segment(), xBase, residual.segment(), rBase, s, c);
                 } else {
@@ -485,7 +482,7 @@ final class FusedVectorKernel implements FusedKernel {
                     HeapRows.add(s, b, c);
                 }
                 if (sum != null) {
-                    long sumBase = (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Short.BYTES;
+                    long sumBase = Rows.row(sum, axes, sStride, row) * Short.BYTES;
                     if (f16) {
                         HeapRows.roundToF16(s, sum.segment(), sumBase, c);
                     } else {
@@ -934,10 +931,10 @@ final class FusedVectorKernel implements FusedKernel {
         long dsStride = diffSum == null ? 0 : Rows.rowStride(diffSum, axes);
         long dxStride = Rows.rowStride(diffSrc, axes);
         for (long row = from; row < to; row++) {
-            long sBase = (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Float.BYTES;
-            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * Float.BYTES;
-            long dsBase = (dsStride >= 0 ? row * dsStride : Rows.rowOffset(diffSum, axes, row)) * Float.BYTES;
-            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * Float.BYTES;
+            long sBase = Rows.row(sum, axes, sStride, row) * Float.BYTES;
+            long dyBase = Rows.row(diffDst, axes, dyStride, row) * Float.BYTES;
+            long dsBase = Rows.row(diffSum, axes, dsStride, row) * Float.BYTES;
+            long dxBase = Rows.row(diffSrc, axes, dxStride, row) * Float.BYTES;
             float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
             float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
             if (gradients) {
@@ -988,10 +985,10 @@ final class FusedVectorKernel implements FusedKernel {
         long dsStride = diffSum == null ? 0 : Rows.rowStride(diffSum, axes);
         long dxStride = Rows.rowStride(diffSrc, axes);
         for (long row = from; row < to; row++) {
-            long sBase = (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * sType.byteSize();
-            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * dyType.byteSize();
-            long dsBase = (dsStride >= 0 ? row * dsStride : Rows.rowOffset(diffSum, axes, row)) * dsType.byteSize();
-            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * dxType.byteSize();
+            long sBase = Rows.row(sum, axes, sStride, row) * sType.byteSize();
+            long dyBase = Rows.row(diffDst, axes, dyStride, row) * dyType.byteSize();
+            long dsBase = Rows.row(diffSum, axes, dsStride, row) * dsType.byteSize();
+            long dxBase = Rows.row(diffSrc, axes, dxStride, row) * dxType.byteSize();
             if (sType != DataType.F32) {
                 norm.widen(sum.segment(), sBase, sType, s, scratch);
                 sBase = 0;
@@ -1056,13 +1053,13 @@ final class FusedVectorKernel implements FusedKernel {
         long dsStride = diffSum == null ? 0 : Rows.rowStride(diffSum, axes);
         long dxStride = Rows.rowStride(diffSrc, axes);
         for (long row = from; row < to; row++) {
-            long sBase = (sStride >= 0 ? row * sStride : Rows.rowOffset(sum, axes, row)) * Short.BYTES;
-            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * Short.BYTES;
-            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * Short.BYTES;
+            long sBase = Rows.row(sum, axes, sStride, row) * Short.BYTES;
+            long dyBase = Rows.row(diffDst, axes, dyStride, row) * Short.BYTES;
+            long dxBase = Rows.row(diffSrc, axes, dxStride, row) * Short.BYTES;
             widen(sum.segment(), sBase, f16, s);
             widen(diffDst.segment(), dyBase, f16, dy);
             if (diffSum != null) {
-                long dsBase = (dsStride >= 0 ? row * dsStride : Rows.rowOffset(diffSum, axes, row)) * Short.BYTES;
+                long dsBase = Rows.row(diffSum, axes, dsStride, row) * Short.BYTES;
                 widen(diffSum.segment(), dsBase, f16, ds);
             }
             float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);

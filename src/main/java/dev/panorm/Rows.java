@@ -25,6 +25,14 @@ final class Rows {
     }
 
     /**
+     * The offset of row {@code row}'s first element, given the tensor's {@link #rowStride} (or -1): the general
+     * layout's {@link #rowOffset} is a call the common layouts never make.
+     */
+    static long row(Tensor tensor, int k, long rowStride, long row) {
+        return rowStride >= 0 ? row * rowStride : rowOffset(tensor, k, row);
+    }
+
+    /**
      * The distance in elements from one row to the next when every row is that far from the previous
      * (one leading axis, or a contiguous tensor), or -1 when the rows follow a more general pattern.
      * Kernels compute it once per call, so their rows loops call nothing.

@@ -260,10 +260,10 @@ final class VectorKernel implements Kernel {
         long row = from;
         if (paired && !pass.globalStatistics && c <= PAIRED_ROWS_MAX_C) {
             for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_C
-                long xBase0 = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Short.BYTES;
-                long xBase1 = (xStride >= 0 ? (row + 1) * xStride : Rows.rowOffset(src, axes, row + 1)) * Short.BYTES;
-                long yBase0 = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Short.BYTES;
-                long yBase1 = (yStride >= 0 ? (row + 1) * yStride : Rows.rowOffset(dst, axes, row + 1)) * Short.BYTES;
+                long xBase0 = Rows.row(src, axes, xStride, row) * Short.BYTES;
+                long xBase1 = Rows.row(src, axes, xStride, row + 1) * Short.BYTES;
+                long yBase0 = Rows.row(dst, axes, yStride, row) * Short.BYTES;
+                long yBase1 = Rows.row(dst, axes, yStride, row + 1) * Short.BYTES;
                 pairedRows(
                         pass,
                         x,
@@ -282,18 +282,18 @@ final class VectorKernel implements Kernel {
         }
         if (onHeap && !pass.globalStatistics && c <= PAIRED_ROWS_MAX_C) {
             for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_C
-                long xBase0 = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Short.BYTES;
-                long xBase1 = (xStride >= 0 ? (row + 1) * xStride : Rows.rowOffset(src, axes, row + 1)) * Short.BYTES;
-                long yBase0 = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Short.BYTES;
-                long yBase1 = (yStride >= 0 ? (row + 1) * yStride : Rows.rowOffset(dst, axes, row + 1)) * Short.BYTES;
+                long xBase0 = Rows.row(src, axes, xStride, row) * Short.BYTES;
+                long xBase1 = Rows.row(src, axes, xStride, row + 1) * Short.BYTES;
+                long yBase0 = Rows.row(dst, axes, yStride, row) * Short.BYTES;
+                long yBase1 = Rows.row(dst, axes, yStride, row + 1) * Short.BYTES;
                 float16ToFloat(src.segment(), xBase0, scratch.floats);
                 float16ToFloat(src.segment(), xBase1, scratch.secondFloats);
                 heapRows(pass, y, yBase0, yBase1, scratch, mean, variance, row);
             }
         }
         for (; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * xType.byteSize();
-            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * yType.byteSize();
+            long xBase = Rows.row(src, axes, xStride, row) * xType.byteSize();
+            long yBase = Rows.row(dst, axes, yStride, row) * yType.byteSize();
             if (paired) {
                 pairedRow(pass, x, xBase, y, yBase, gammaPairs, betaPairs, mean, variance, row, scratch.joined);
                 continue;
@@ -549,23 +549,23 @@ final class VectorKernel implements Kernel {
         long row = from;
         if (!pass.globalStatistics && c <= PAIRED_ROWS_MAX_C) {
             for (; row + 1 < to; row += 2) { // see PAIRED_ROWS_MAX_C
-                long xBase0 = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
-                long xBase1 = (xStride >= 0 ? (row + 1) * xStride : Rows.rowOffset(src, axes, row + 1)) * Float.BYTES;
+                long xBase0 = Rows.row(src, axes, xStride, row) * Float.BYTES;
+                long xBase1 = Rows.row(src, axes, xStride, row + 1) * Float.BYTES;
                 float origin0 = config.rms() ? 0 : sampleMean(x, xBase0);
                 float origin1 = config.rms() ? 0 : sampleMean(x, xBase1);
                 long moments0 = moments(x, xBase0, origin0);
                 long moments1 = moments(x, xBase1, origin1);
                 float rstd0 = storeStatistics(pass, mean, variance, row, origin0, moments0);
                 float rstd1 = storeStatistics(pass, mean, variance, row + 1, origin1, moments1);
-                long yBase0 = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
-                long yBase1 = (yStride >= 0 ? (row + 1) * yStride : Rows.rowOffset(dst, axes, row + 1)) * Float.BYTES;
+                long yBase0 = Rows.row(dst, axes, yStride, row) * Float.BYTES;
+                long yBase1 = Rows.row(dst, axes, yStride, row + 1) * Float.BYTES;
                 normalize(x, xBase0, y, yBase0, gamma, beta, origin0, offsetOf(moments0), rstd0);
                 normalize(x, xBase1, y, yBase1, gamma, beta, origin1, offsetOf(moments1), rstd1);
             }
         }
         for (; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * Float.BYTES;
-            long yBase = (yStride >= 0 ? row * yStride : Rows.rowOffset(dst, axes, row)) * Float.BYTES;
+            long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
+            long yBase = Rows.row(dst, axes, yStride, row) * Float.BYTES;
             float origin = pass.globalStatistics ? givenMean(mean, row) : config.rms() ? 0 : sampleMean(x, xBase);
             long moments = pass.globalStatistics ? givenMoments(variance, row) : moments(x, xBase, origin);
             float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
@@ -995,9 +995,9 @@ final class VectorKernel implements Kernel {
         long dyStride = Rows.rowStride(diffDst, axes);
         long dxStride = Rows.rowStride(diffSrc, axes);
         for (long row = from; row < to; row++) {
-            long xBase = (xStride >= 0 ? row * xStride : Rows.rowOffset(src, axes, row)) * xType.byteSize();
-            long dyBase = (dyStride >= 0 ? row * dyStride : Rows.rowOffset(diffDst, axes, row)) * dyType.byteSize();
-            long dxBase = (dxStride >= 0 ? row * dxStride : Rows.rowOffset(diffSrc, axes, row)) * dxType.byteSize();
+            long xBase = Rows.row(src, axes, xStride, row) * xType.byteSize();
+            long dyBase = Rows.row(diffDst, axes, dyStride, row) * dyType.byteSize();
+            long dxBase = Rows.row(diffSrc, axes, dxStride, row) * dxType.byteSize();
             float mu = mean == null ? 0 : mean.segment().getAtIndex(JAVA_FLOAT, row);
             float rstd = (float) (1 / Math.sqrt((double) variance.segment().getAtIndex(JAVA_FLOAT, row) + eps));
             if (paired) {
