@@ -130,7 +130,7 @@ final class OneDnnKernel implements Kernel {
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        return run(true, src.dataType(), pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+        return run(true, pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
     }
 
     /**
@@ -150,7 +150,7 @@ final class OneDnnKernel implements Kernel {
      */
     Backend forwardIfPlanned(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        return run(false, src.dataType(), pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+        return run(false, pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
     }
 
     /** As {@link #backward}, but null instead of building a new signature's plan, as {@link #forwardIfPlanned}. */
@@ -165,21 +165,7 @@ final class OneDnnKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        return run(
-                false,
-                src.dataType(),
-                pass,
-                rows,
-                src,
-                null,
-                scale,
-                null,
-                mean,
-                variance,
-                diffDst,
-                diffSrc,
-                diffScale,
-                diffShift);
+        return run(false, pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
     }
 
     @Override
@@ -194,15 +180,33 @@ final class OneDnnKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
+        return run(true, pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+    }
+
+    /** {@link #run} with the thread count of {@code src}'s data type. */
+    private Backend run(
+            boolean wait,
+            Pass pass,
+            long rows,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            Tensor diffDst,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
         return run(
-                true,
+                wait,
                 src.dataType(),
                 pass,
                 rows,
                 src,
-                null,
+                dst,
                 scale,
-                null,
+                shift,
                 mean,
                 variance,
                 diffDst,
