@@ -111,12 +111,12 @@ final class AutoKernel implements Kernel {
     private boolean vectorizes(Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
         int axes = config.normalizedAxes();
         return vectorized
-                && JavaKernels.unitStride(axes, src)
-                && JavaKernels.unitStride(axes, a)
-                && JavaKernels.unitStride(axes, b)
-                && JavaKernels.unitStride(axes, c)
-                && JavaKernels.unitStride(axes, d)
-                && JavaKernels.unitStride(axes, e);
+                && JavaKernels.vectorizes(axes, src)
+                && JavaKernels.vectorizes(axes, a)
+                && JavaKernels.vectorizes(axes, b)
+                && JavaKernels.vectorizes(axes, c)
+                && JavaKernels.vectorizes(axes, d)
+                && JavaKernels.vectorizes(axes, e);
     }
 
     private static int warmIndex(boolean forward, Tensor src) {

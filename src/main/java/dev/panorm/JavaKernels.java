@@ -39,22 +39,17 @@ final class JavaKernels {
     }
 
     /**
-     * Whether the vector kernels take this tensor as it is (null counts: absent): unit stride along the
-     * normalized axes, any data type. Other tensors make them delegate to the scalar kernels.
-     */
-    static boolean unitStride(int normalizedAxes, Tensor tensor) {
-        return tensor == null || tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1;
-    }
-
-    /**
-     * Whether the vector kernels take {@code tensor} (null: absent): {@link #unitStride} and in native memory. Heap
-     * segments go to the scalar kernels: a vector load or store on one marks the JDK's profile of segment types at
-     * the call site that every vector access of its lane type shares, and the vector kernels compiled after that
-     * ran about 3 times slower on native memory as well, for the rest of the process (docs/benchmarks.md, "One
-     * process, several data types").
+     * Whether the vector kernels take {@code tensor} as it is (null: absent): unit stride along the normalized axes,
+     * any data type, in native memory; other tensors make them delegate to the scalar kernels. Heap segments go to
+     * the scalar kernels because a vector load or store on one marks the JDK's profile of segment types at the call
+     * site that every vector access of its lane type shares, and the vector kernels compiled after that ran about 3
+     * times slower on native memory as well, for the rest of the process (docs/benchmarks.md, "One process, several
+     * data types").
      */
     static boolean vectorizes(int normalizedAxes, Tensor tensor) {
-        return tensor == null || tensor.segment().isNative() && unitStride(normalizedAxes, tensor);
+        return tensor == null
+                || tensor.segment().isNative()
+                        && (tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1);
     }
 
     /** The fastest Java kernels for the fused operations: Vector API ones if available, else the scalar ones. */
