@@ -203,10 +203,14 @@ final class TuneCommand implements Callable<Integer> {
             return rows * c;
         }
 
+        /** Whether the kind is a forward one. */
+        boolean forward() {
+            return !kind.contains("backward");
+        }
+
         /** oneDNN's time where it runs all cores from {@code threadsFrom} elements on, as {@code OneDnnKernel} does. */
         double oneDnnNanos(long threadsFrom) {
-            boolean forward = !kind.contains("backward");
-            return elements() >= threadsFrom && !(rows == 1 && forward) ? allThreadsNanos : oneThreadNanos;
+            return elements() >= threadsFrom && !(rows == 1 && forward()) ? allThreadsNanos : oneThreadNanos;
         }
 
         /** The fastest of the three. */
@@ -219,7 +223,7 @@ final class TuneCommand implements Callable<Integer> {
          * half-precision forward ones, whose oneDNN kernels are faster per element ({@code AutoModel}).
          */
         boolean singleRowsInJava() {
-            return !(kind.startsWith("bf16.") || kind.startsWith("f16.")) || kind.contains(".backward");
+            return !(kind.startsWith("bf16.") || kind.startsWith("f16.")) || !forward();
         }
     }
 
