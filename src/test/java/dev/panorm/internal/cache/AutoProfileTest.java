@@ -59,22 +59,24 @@ class AutoProfileTest {
         assertEquals(List.of(file), Files.list(file.getParent()).toList()); // no temporary file left
     }
 
+    /** The lines of a profile file of {@code format} for {@link #HERE}, tuned at {@link #TUNED}, then {@code entries}. */
+    private static List<String> profileLines(String format, String... entries) {
+        List<String> lines = new ArrayList<>(List.of(
+                "format=" + format,
+                "cpu=" + HERE.cpu().replace("\\", "\\\\"),
+                "cores=8",
+                "java=25+36",
+                "onednn=3.8.1",
+                "tuned=2026-11-30T20:00:00Z"));
+        lines.addAll(List.of(entries));
+        return lines;
+    }
+
     /** A profile of format 1, written before second crossovers: its crossovers, none second. */
     @Test
     void aProfileOfTheFirstFormatReadsWithoutSecondCrossovers() throws IOException {
         Path file = temp.resolve("format1.properties");
-        Files.writeString(
-                file,
-                String.join(
-                        "\n",
-                        "format=1",
-                        "cpu=" + HERE.cpu().replace("\\", "\\\\"),
-                        "cores=8",
-                        "java=25+36",
-                        "onednn=3.8.1",
-                        "tuned=2026-11-30T20:00:00Z",
-                        "f32.backward=65536",
-                        ""));
+        Files.writeString(file, String.join("\n", profileLines("1", "f32.backward=65536")) + "\n");
         AutoProfile read = AutoProfile.read(file);
         assertEquals(new AutoProfile(HERE, TUNED, Map.of("f32.backward", 65536L)), read);
     }
@@ -83,15 +85,7 @@ class AutoProfileTest {
     @Test
     void aProfileOfTheSecondFormatReadsWithoutThreadCounts() throws IOException {
         Path file = temp.resolve("format2.properties");
-        List<String> lines = new ArrayList<>(List.of(
-                "format=2",
-                "cpu=" + HERE.cpu().replace("\\", "\\\\"),
-                "cores=8",
-                "java=25+36",
-                "onednn=3.8.1",
-                "tuned=2026-11-30T20:00:00Z",
-                "f32.backward=65536",
-                "f32.backward.java_from=1048576"));
+        List<String> lines = profileLines("2", "f32.backward=65536", "f32.backward.java_from=1048576");
         Files.writeString(file, String.join("\n", lines) + "\n");
         assertEquals(
                 new AutoProfile(HERE, TUNED, Map.of("f32.backward", 65536L), Map.of("f32.backward", 1L << 20)),
