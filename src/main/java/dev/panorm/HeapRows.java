@@ -7,6 +7,7 @@ import static dev.panorm.VectorKernel.INTS;
 import static dev.panorm.VectorKernel.LANES;
 import static dev.panorm.VectorKernel.ORDER;
 import static dev.panorm.VectorKernel.SPECIES;
+import static java.lang.foreign.ValueLayout.JAVA_FLOAT_UNALIGNED;
 import static java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
 
 import java.lang.foreign.MemorySegment;
@@ -179,6 +180,37 @@ final class HeapRows {
                     JAVA_SHORT_UNALIGNED,
                     base + (long) i * Short.BYTES,
                     Float.floatToFloat16(Math.fma(v, gamma[i], beta[i])));
+        }
+    }
+
+    /**
+     * {@link VectorKernel#normalize} from a float row into one, {@code y}, with scale and shift in the caller's float32
+     * memory: {@link #normalizeToF16} before its rounding.
+     */
+    static void normalize(
+            float[] x,
+            float[] y,
+            MemorySegment gamma,
+            MemorySegment beta,
+            int c,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector.fromArray(SPECIES, x, i)
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .intoArray(y, i);
+        }
+        for (; i < c; i++) {
+            float v = Math.fma(x[i] - origin, rstd, shift);
+            y[i] = Math.fma(v, gamma.getAtIndex(JAVA_FLOAT_UNALIGNED, i), beta.getAtIndex(JAVA_FLOAT_UNALIGNED, i));
         }
     }
 

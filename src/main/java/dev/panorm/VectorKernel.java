@@ -72,6 +72,23 @@ final class VectorKernel implements Kernel {
      */
     static final int PAIRED_ROWS_MAX_C = 2048;
 
+    /**
+     * bf16 rows are normalized in place ({@link Bf16Pairs}) from this many rows in a call's part; fewer are widened
+     * into a float row for it ({@link #widenedBf16Row}). In place, scale and shift are converted into paired order
+     * once per part, which costs about as much as widening two or three rows: on one thread, bf16 1 x 8192 took 3.4
+     * us in place against 2.0 widened, 3 x 4096 3.1 to 3.3 against 2.9, 4 x 4096 about the same, 32 x 768 4.8
+     * against 6.3.
+     */
+    static final int BF16_IN_PLACE_FROM_ROWS = 4;
+
+    /**
+     * float16 rows use copies of scale and shift on the heap ({@link HeapRows}) from this many rows in a call's part;
+     * a single row reads them where they lie ({@link #f16Row}) and pays a float row for y instead, which costs more
+     * per row than the copies save from the second row on. On one thread: 1 x 4096 1.20 against 1.46 us with the
+     * copies, 1 x 8192 2.3 to 2.6 against 3.1; with every row reading them in place, 3 x 4096 took 3.5 against 2.8.
+     */
+    static final int HALF_SCALE_COPIED_FROM_ROWS = 2;
+
     /** Rows longer than this run in the scalar kernels: the vector kernels index a row with an {@code int}. */
     static final long MAX_C = Integer.MAX_VALUE;
 
@@ -245,10 +262,12 @@ final class VectorKernel implements Kernel {
         DataType yType = dst.dataType();
         MemorySegment gamma = floats(scale, ones(), scratch, scratch == null ? null : scratch.gamma);
         MemorySegment beta = floats(shift, zeros(), scratch, scratch == null ? null : scratch.beta);
-        boolean paired = xType == DataType.BF16 && yType == DataType.BF16; // see Bf16Pairs
+        boolean bf16 = xType == DataType.BF16 && yType == DataType.BF16;
+        boolean paired = bf16 && to - from >= BF16_IN_PLACE_FROM_ROWS; // see Bf16Pairs
         float[] gammaPairs = paired ? pairs(scale, gamma, scratch.gammaRow, 1) : null;
         float[] betaPairs = paired ? pairs(shift, beta, scratch.betaRow, 0) : null;
-        boolean onHeap = xType == DataType.F16 && yType == DataType.F16; // see HeapRows
+        boolean f16 = xType == DataType.F16 && yType == DataType.F16;
+        boolean onHeap = f16 && to - from >= HALF_SCALE_COPIED_FROM_ROWS; // see HeapRows
         if (onHeap) {
             MemorySegment.copy(gamma, JAVA_FLOAT, 0, scratch.gammaRow, 0, c);
             MemorySegment.copy(beta, JAVA_FLOAT, 0, scratch.betaRow, 0, c);
@@ -303,6 +322,15 @@ final class VectorKernel implements Kernel {
                 heapRow(pass, y, yBase, DataType.F16, scratch, mean, variance, row);
                 continue;
             }
+            if (f16) {
+                float16ToFloat(src.segment(), xBase, scratch.floats);
+                f16Row(pass, y, yBase, gamma, beta, scratch, mean, variance, row);
+                continue;
+            }
+            if (bf16) {
+                widenedBf16Row(pass, src.segment(), xBase, x, y, yBase, gamma, beta, mean, variance, row);
+                continue;
+            }
             if (xType != DataType.F32) {
                 widen(src.segment(), xBase, xType, x, scratch);
                 xBase = 0;
@@ -341,6 +369,55 @@ final class VectorKernel implements Kernel {
         long moments = pass.globalStatistics ? givenMoments(variance, row) : pairedMoments(x, xBase, origin);
         float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
         Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offsetOf(moments), rstd, joined);
+    }
+
+    /**
+     * {@link #forwardRows}' row on bf16 x and y in a part of fewer than {@link #BF16_IN_PLACE_FROM_ROWS} rows: the
+     * statistics as {@link #pairedRow} computes them, from x where it lies (so a row's results do not depend on how
+     * many rows share its call), then x widened into the float row {@code widened} and normalized from there with
+     * scale and shift in column order, element by element as {@link Bf16Pairs#normalize} does.
+     */
+    private void widenedBf16Row(
+            Pass pass,
+            MemorySegment x,
+            long xBase,
+            MemorySegment widened,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            Tensor mean,
+            Tensor variance,
+            long row) {
+        float origin =
+                pass.globalStatistics ? givenMean(mean, row) : config.rms() ? 0 : Bf16Pairs.sampleMean(x, xBase, c);
+        long moments = pass.globalStatistics ? givenMoments(variance, row) : pairedMoments(x, xBase, origin);
+        float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
+        widenBf16(x, xBase, widened);
+        normalizeToBf16(widened, 0, y, yBase, gamma, beta, origin, offsetOf(moments), rstd);
+    }
+
+    /**
+     * {@link #heapRow} in a part of fewer than {@link #HALF_SCALE_COPIED_FROM_ROWS} rows, with scale and shift read
+     * where they lie, not from copies on the heap: y goes through a float row ({@code scratch.secondFloats}) before
+     * it is rounded, the same operations on each element.
+     */
+    private void f16Row(
+            Pass pass,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            HalfRows scratch,
+            Tensor mean,
+            Tensor variance,
+            long row) {
+        float[] x = scratch.floats;
+        float origin = pass.globalStatistics ? givenMean(mean, row) : config.rms() ? 0 : HeapRows.sampleMean(x, c);
+        long moments = pass.globalStatistics ? givenMoments(variance, row) : heapMoments(x, origin);
+        float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
+        HeapRows.normalize(x, scratch.secondFloats, gamma, beta, c, origin, offsetOf(moments), rstd);
+        floatToFloat16(scratch.secondFloats, y, yBase);
     }
 
     /**

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.lang.foreign.Arena;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /** The contract, on the Java backend (the Vector API kernels: the tests run with jdk.incubator.vector). */
 class VectorKernelTest extends LayerNormContract {
@@ -67,14 +67,13 @@ class VectorKernelTest extends LayerNormContract {
      * Short rows run two at a time ({@link VectorKernel#PAIRED_ROWS_MAX_C}). Each row of a five-row call, the
      * last one left over, must equal the same row normalized alone, bit for bit, statistics included: also the
      * second row of a pair and the odd last row, whose samples are far from their means (the centred pass) while
-     * their partners' are not.
+     * their partners' are not. For bf16 this also compares the two ways a row is normalized: in place in a call of
+     * five rows, widened into a float row alone ({@link VectorKernel#BF16_IN_PLACE_FROM_ROWS}); 1000 columns leave
+     * a tail after the paired columns.
      */
     @ParameterizedTest
-    @EnumSource(
-            value = DataType.class,
-            names = {"F32", "BF16", "F16"})
-    void rowsRunTwoAtATimeAsEachAlone(DataType type) {
-        int c = 1024;
+    @CsvSource({"F32, 1024", "BF16, 1024", "F16, 1024", "BF16, 1000", "F16, 1000"})
+    void rowsRunTwoAtATimeAsEachAlone(DataType type, int c) {
         int rows = 5;
         float[] x = TestData.gaussian(rows * c, 0.5, 1, 11);
         for (int row : new int[] {1, 4}) {
