@@ -217,19 +217,31 @@ final class FusedVectorKernel implements FusedKernel {
             long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
             long rBase = Rows.row(residual, axes, rStride, row) * Float.BYTES;
             long sBase = sum == null ? 0 : Rows.row(sum, axes, sStride, row) * Float.BYTES;
-            // the add and the statistics' sums in one pass
+            // the add and the statistics' sums in one pass; s is stored there only if the caller keeps it or it has
+            // a bias: otherwise the normalize pass adds x and r again, which costs less than a row of stores and loads
+            boolean stored = sum != null || bias != null;
             float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
-            long sums = bias == null
-                    ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
-                    : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
+            long sums = !stored
+                    ? sumsOfSum(x, xBase, r, rBase, origin)
+                    : bias == null
+                            ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
+                            : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
             float offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c; // the mean - origin
             float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
+                if (!stored) {
+                    add(x, xBase, r, rBase, s, sBase);
+                    stored = true;
+                }
                 var = norm.sumOfSquares(s, sBase, origin, offset) / c;
             }
-            long yIndex = Rows.row(dst, axes, yStride, row);
+            long yBase = Rows.row(dst, axes, yStride, row) * Float.BYTES;
             float rstd = norm.storeStatistics(pass, mean, variance, row, origin, offset, var);
-            norm.normalize(s, sBase, y, yIndex * Float.BYTES, gamma, beta, origin, offset, rstd);
+            if (stored) {
+                norm.normalize(s, sBase, y, yBase, gamma, beta, origin, offset, rstd);
+            } else {
+                normalizeSum(x, xBase, r, rBase, y, yBase, gamma, beta, origin, offset, rstd);
+            }
         }
     }
 
@@ -700,6 +712,88 @@ final class FusedVectorKernel implements FusedKernel {
         float sum = sums.lane(0) + tailSum;
         float squares = squareSums.lane(0) + tailSquares;
         return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+    }
+
+    /** The statistics' sums of {@code s = x + r}, as {@link #addAndSum} computes them, without storing s. */
+    private long sumsOfSum(MemorySegment x, long xBase, MemorySegment r, long rBase, float origin) {
+        FloatVector s0 = FloatVector.zero(SPECIES);
+        FloatVector s1 = s0;
+        FloatVector q0 = s0;
+        FloatVector q1 = s0;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) {
+            long at = (long) i * Float.BYTES;
+            long next = at + (long) LANES * Float.BYTES;
+            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .sub(origin);
+            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + next, ORDER))
+                    .sub(origin);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .sub(origin);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+        }
+        float tailSum = 0;
+        float tailSquares = 0;
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float d = x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) - origin;
+            tailSum += d;
+            tailSquares = Math.fma(d, d, tailSquares);
+        }
+        FloatVector sums = s0.add(s1);
+        FloatVector squareSums = q0.add(q1);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sums = sums.add(sums.rearrange(fold));
+            squareSums = squareSums.add(squareSums.rearrange(fold));
+        }
+        float sum = sums.lane(0) + tailSum;
+        float squares = squareSums.lane(0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+    }
+
+    /** y as VectorKernel's normalize computes it from {@code s = x + r}, s added again here. */
+    private void normalizeSum(
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .reinterpretAsLongs()
+                    .intoMemorySegment(y, yBase + at, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) - origin, rstd, shift);
+            y.set(JAVA_FLOAT, yBase + at, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
+        }
     }
 
     /** y as {@link #normalize} computes it, into {@code values}; returns the row's {@code max|y|}, NaN if any y is. */

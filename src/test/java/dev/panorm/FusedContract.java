@@ -748,4 +748,53 @@ abstract class FusedContract {
                     Math.ulp(2.75f));
         }
     }
+
+    /**
+     * y does not depend on whether the caller keeps s, bit for bit: the Java kernel stores s only when it is kept,
+     * and otherwise adds x and r again where y needs them. Rows 1 and 3 start far from their means, which takes the
+     * centred pass (for which s is stored after all); 1000 columns leave a tail.
+     */
+    @Test
+    void keepingTheSumChangesNoOtherResult() {
+        int rows = 4;
+        int c = 1000;
+        float[] x = TestData.gaussian(rows * c, 0.5, 1, 41);
+        for (int row : new int[] {1, 3}) {
+            Arrays.fill(x, row * c, row * c + 256, 40); // the first four vectors of any species up to 2048 bits
+        }
+        float[] r = TestData.gaussian(rows * c, -0.25, 1, 42);
+        float[] gamma = TestData.gaussian(c, 1, 0.5, 43);
+        float[] beta = TestData.gaussian(c, 0, 0.5, 44);
+        for (boolean rms : new boolean[] {false, true}) {
+            LayerNormConfig config = rms ? LayerNormConfig.rms(c) : LayerNormConfig.of(c);
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(config, backend())) {
+                float[][] results = new float[2][];
+                for (int keep = 0; keep < 2; keep++) {
+                    Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
+                    norm.forwardResidual(
+                            Tensor.ofFloats(arena, x, rows, c),
+                            Tensor.ofFloats(arena, r, rows, c),
+                            null,
+                            keep == 1 ? Tensor.allocate(arena, DataType.F32, rows, c) : null,
+                            dst,
+                            Tensor.ofFloats(arena, gamma, c),
+                            rms ? null : Tensor.ofFloats(arena, beta, c)); // RMS has no shift
+                    results[keep] = dst.toFloatArray();
+                }
+                assertArrayEquals(results[1], results[0], 0f, "rms=" + rms);
+                Accuracy.assertForward(
+                        backend(),
+                        sum(x, r, null, c),
+                        rows,
+                        c,
+                        gamma,
+                        rms ? null : beta,
+                        config.eps(),
+                        rms,
+                        DataType.F32,
+                        results[0]);
+            }
+        }
+    }
 }
