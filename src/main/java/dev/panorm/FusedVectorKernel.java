@@ -117,6 +117,16 @@ final class FusedVectorKernel implements FusedKernel {
             return scalar.forward(
                     pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
         }
+        src = VectorKernel.unowned(src);
+        residual = VectorKernel.unowned(residual);
+        bias = VectorKernel.unowned(bias);
+        sum = VectorKernel.unowned(sum);
+        dst = VectorKernel.unowned(dst);
+        scale = VectorKernel.unowned(scale);
+        shift = VectorKernel.unowned(shift);
+        mean = VectorKernel.unowned(mean);
+        variance = VectorKernel.unowned(variance);
+        dstScales = VectorKernel.unowned(dstScales);
         // residual and sum have src's type
         boolean half = isHalf(src) || isHalf(bias) || isHalf(dst) || isHalf(scale) || isHalf(shift);
         if (splitter.parts(rows, rows * c) == 1) {
@@ -136,16 +146,17 @@ final class FusedVectorKernel implements FusedKernel {
             }
             return Backend.JAVA;
         }
-        Tensor x = VectorKernel.forOtherThreads(src);
-        Tensor r = VectorKernel.forOtherThreads(residual);
-        Tensor b = VectorKernel.forOtherThreads(bias);
-        Tensor s = VectorKernel.forOtherThreads(sum);
-        Tensor y = VectorKernel.forOtherThreads(dst);
-        Tensor gamma = VectorKernel.forOtherThreads(scale);
-        Tensor beta = VectorKernel.forOtherThreads(shift);
-        Tensor means = VectorKernel.forOtherThreads(mean);
-        Tensor variances = VectorKernel.forOtherThreads(variance);
-        Tensor scales = VectorKernel.forOtherThreads(dstScales);
+        // effectively final copies for the parts' lambda
+        Tensor x = src;
+        Tensor r = residual;
+        Tensor b = bias;
+        Tensor s = sum;
+        Tensor y = dst;
+        Tensor gamma = scale;
+        Tensor beta = shift;
+        Tensor means = mean;
+        Tensor variances = variance;
+        Tensor scales = dstScales;
         HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
         try {
             for (int p = 0; p < scratch.length; p++) {
@@ -219,6 +230,7 @@ final class FusedVectorKernel implements FusedKernel {
             long sBase = sum == null ? 0 : Rows.row(sum, axes, sStride, row) * Float.BYTES;
             // the add and the statistics' sums in one pass; s is stored there only if the caller keeps it or it has
             // a bias: otherwise the normalize pass adds x and r again, which costs less than a row of stores and loads
+            // (with a bias, the third load each time costs as much as it saves)
             boolean stored = sum != null || bias != null;
             float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
             long sums = !stored
@@ -229,7 +241,7 @@ final class FusedVectorKernel implements FusedKernel {
             float offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c; // the mean - origin
             float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
-                if (!stored) {
+                if (!stored) { // s into the row buffer after all
                     add(x, xBase, r, rBase, s, sBase);
                     stored = true;
                 }
@@ -918,6 +930,15 @@ final class FusedVectorKernel implements FusedKernel {
                 || !vectorizes(diffShift)) {
             return scalar.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
+        diffDst = VectorKernel.unowned(diffDst);
+        diffSum = VectorKernel.unowned(diffSum);
+        sum = VectorKernel.unowned(sum);
+        mean = VectorKernel.unowned(mean);
+        variance = VectorKernel.unowned(variance);
+        scale = VectorKernel.unowned(scale);
+        diffSrc = VectorKernel.unowned(diffSrc);
+        diffScale = VectorKernel.unowned(diffScale);
+        diffShift = VectorKernel.unowned(diffShift);
         boolean gradients = diffScale != null || diffShift != null;
         boolean half = isHalf(diffDst) || isHalf(diffSum) || isHalf(sum) || isHalf(scale) || isHalf(diffSrc);
         int parts = splitter.parts(rows, rows * c);
@@ -958,13 +979,14 @@ final class FusedVectorKernel implements FusedKernel {
             for (int p = 0; p < rowScratch.length; p++) {
                 rowScratch[p] = norm.takeHalfRows();
             }
-            Tensor dy = VectorKernel.forOtherThreads(diffDst);
-            Tensor dsIn = VectorKernel.forOtherThreads(diffSum);
-            Tensor s = VectorKernel.forOtherThreads(sum);
-            Tensor means = VectorKernel.forOtherThreads(mean);
-            Tensor variances = VectorKernel.forOtherThreads(variance);
-            Tensor gamma = VectorKernel.forOtherThreads(scale);
-            Tensor dx = VectorKernel.forOtherThreads(diffSrc);
+            // effectively final copies for the parts' lambda
+            Tensor dy = diffDst;
+            Tensor dsIn = diffSum;
+            Tensor s = sum;
+            Tensor means = mean;
+            Tensor variances = variance;
+            Tensor gamma = scale;
+            Tensor dx = diffSrc;
             splitter.run(rows, rows * c, (from, to, part) -> {
                 if (half) {
                     halfBackwardRows(

@@ -750,9 +750,9 @@ abstract class FusedContract {
     }
 
     /**
-     * y does not depend on whether the caller keeps s, bit for bit: the Java kernel stores s only when it is kept,
-     * and otherwise adds x and r again where y needs them. Rows 1 and 3 start far from their means, which takes the
-     * centred pass (for which s is stored after all); 1000 columns leave a tail.
+     * y does not depend on whether the caller keeps s, bit for bit, with and without a bias: the Java kernel stores s
+     * only when it is kept, and otherwise adds x, r and the bias again where y needs them. Rows 1 and 3 start far from
+     * their means, which takes the centred pass (for which s is stored after all); 1000 columns leave a tail.
      */
     @Test
     void keepingTheSumChangesNoOtherResult() {
@@ -765,7 +765,10 @@ abstract class FusedContract {
         float[] r = TestData.gaussian(rows * c, -0.25, 1, 42);
         float[] gamma = TestData.gaussian(c, 1, 0.5, 43);
         float[] beta = TestData.gaussian(c, 0, 0.5, 44);
-        for (boolean rms : new boolean[] {false, true}) {
+        float[] bias = TestData.gaussian(c, 0.5, 1, 45);
+        for (int variant = 0; variant < 4; variant++) {
+            boolean rms = variant % 2 == 1;
+            float[] b = variant < 2 ? null : bias;
             LayerNormConfig config = rms ? LayerNormConfig.rms(c) : LayerNormConfig.of(c);
             try (Arena arena = Arena.ofConfined();
                     LayerNorm norm = LayerNorm.create(config, backend())) {
@@ -775,17 +778,17 @@ abstract class FusedContract {
                     norm.forwardResidual(
                             Tensor.ofFloats(arena, x, rows, c),
                             Tensor.ofFloats(arena, r, rows, c),
-                            null,
+                            b == null ? null : Tensor.ofFloats(arena, b, c),
                             keep == 1 ? Tensor.allocate(arena, DataType.F32, rows, c) : null,
                             dst,
                             Tensor.ofFloats(arena, gamma, c),
                             rms ? null : Tensor.ofFloats(arena, beta, c)); // RMS has no shift
                     results[keep] = dst.toFloatArray();
                 }
-                assertArrayEquals(results[1], results[0], 0f, "rms=" + rms);
+                assertArrayEquals(results[1], results[0], 0f, "rms=" + rms + ", bias=" + (b != null));
                 Accuracy.assertForward(
                         backend(),
-                        sum(x, r, null, c),
+                        sum(x, r, b, c),
                         rows,
                         c,
                         gamma,

@@ -14,9 +14,9 @@ import java.util.Map;
 /**
  * The float32 Java kernels' speed in one process, before and after calls on other data types ran in it: one JVM,
  * one {@code LayerNorm} (Java backend, one thread) on 32 x 768, and for each step of the cycle given (a data type:
- * f32, bf16 or f16; or heap: float32 on heap arrays) three seconds of that step's forward, backward, fused residual
- * forward and int8 forward, after
- * which it prints the float32 calls' best time per call over 7 batches. Results are not checked here; {@link
+ * f32, bf16 or f16; heap: float32 on heap arrays; arenas: float32 with its outputs in an automatic arena and its
+ * inputs in a confined one) three seconds of that step's forward, backward, fused residual forward and int8 forward,
+ * after which it prints the float32 calls' best time per call over 7 batches, and the step's own. Results are not checked here; {@link
  * LayerNormBenchmark} and {@link FusedBenchmark} check the same calls.
  *
  * <p>Usage: {@code TypeMix STEPS}, e.g. {@code TypeMix f32,bf16,f32,f16,f32,heap,f32} (the command at the end of
@@ -72,10 +72,24 @@ public final class TypeMix {
                 () -> norm.forwardResidual(hx, hr, null, hs, hy, gamma, beta),
                 () -> norm.forwardQuantized(hx, null, null, null, hq, gamma, beta, scales)
             });
+            // float32 with its outputs in an automatic arena and its inputs in the confined one
+            Arena auto = Arena.ofAuto();
+            Tensor mx = Tensor.ofFloats(arena, DataType.F32, values, ROWS, C);
+            Tensor my = Tensor.allocate(auto, DataType.F32, ROWS, C);
+            Tensor ms = Tensor.allocate(auto, DataType.F32, ROWS, C);
+            Tensor mdx = Tensor.allocate(auto, DataType.F32, ROWS, C);
+            Tensor mq = Tensor.allocate(auto, DataType.S8, ROWS, C);
+            Tensor mScales = Tensor.allocate(auto, DataType.F32, ROWS);
+            calls.put("arenas", new Runnable[] {
+                () -> norm.forward(mx, my, gamma, beta),
+                () -> norm.backward(mx, mx, mean, variance, gamma, mdx, dGamma, dBeta),
+                () -> norm.forwardResidual(mx, mx, null, ms, my, gamma, beta),
+                () -> norm.forwardQuantized(mx, null, null, null, mq, gamma, beta, mScales)
+            });
             for (String step : args[0].split(",")) {
                 Runnable[] run = calls.get(step);
                 if (run == null) {
-                    throw new IllegalArgumentException("steps are f32, bf16, f16 or heap, got " + step);
+                    throw new IllegalArgumentException("steps are f32, bf16, f16, heap or arenas, got " + step);
                 }
                 long end = System.nanoTime() + 3_000_000_000L;
                 while (System.nanoTime() < end) {
@@ -87,6 +101,12 @@ public final class TypeMix {
                 for (int k = 0; k < CALLS.length; k++) {
                     line.append(
                             String.format(Locale.ROOT, " %s %.2f", CALLS[k], bestMicros(calls.get("f32")[k], 1000)));
+                }
+                if (!step.equals("f32")) {
+                    line.append("; " + step + " itself:");
+                    for (int k = 0; k < CALLS.length; k++) {
+                        line.append(String.format(Locale.ROOT, " %s %.2f", CALLS[k], bestMicros(run[k], 1000)));
+                    }
                 }
                 System.out.println(line);
             }
