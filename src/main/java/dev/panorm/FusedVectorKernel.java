@@ -61,7 +61,12 @@ final class FusedVectorKernel implements FusedKernel {
      * shift, and gradient scratch the fused passes share.
      */
     private final VectorKernel norm;
-    /** Per thread, where s goes when the caller does not keep it: C floats, made on the thread's first need. */
+    /**
+     * Per thread, where s goes when the caller does not keep it: C floats, made on the thread's first need. The float
+     * forward keeps it out of its loops: on JDK 25 a loop that read the caller's confined segments and stored into
+     * this automatic one was recompiled by C2 again and again and ran about 60 times slower (docs/benchmarks.md,
+     * "Segments of different arenas in one call"), as the int8 output with a residual and a bias still does.
+     */
     private final ThreadLocal<MemorySegment> rowBuffer;
     /**
      * Per thread, a row's y before a dynamic scale quantizes it: C floats, made on the thread's first need. A heap
@@ -117,16 +122,6 @@ final class FusedVectorKernel implements FusedKernel {
             return scalar.forward(
                     pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
         }
-        src = VectorKernel.unowned(src);
-        residual = VectorKernel.unowned(residual);
-        bias = VectorKernel.unowned(bias);
-        sum = VectorKernel.unowned(sum);
-        dst = VectorKernel.unowned(dst);
-        scale = VectorKernel.unowned(scale);
-        shift = VectorKernel.unowned(shift);
-        mean = VectorKernel.unowned(mean);
-        variance = VectorKernel.unowned(variance);
-        dstScales = VectorKernel.unowned(dstScales);
         // residual and sum have src's type
         boolean half = isHalf(src) || isHalf(bias) || isHalf(dst) || isHalf(scale) || isHalf(shift);
         if (splitter.parts(rows, rows * c) == 1) {
@@ -146,17 +141,16 @@ final class FusedVectorKernel implements FusedKernel {
             }
             return Backend.JAVA;
         }
-        // effectively final copies for the parts' lambda
-        Tensor x = src;
-        Tensor r = residual;
-        Tensor b = bias;
-        Tensor s = sum;
-        Tensor y = dst;
-        Tensor gamma = scale;
-        Tensor beta = shift;
-        Tensor means = mean;
-        Tensor variances = variance;
-        Tensor scales = dstScales;
+        Tensor x = VectorKernel.forOtherThreads(src);
+        Tensor r = VectorKernel.forOtherThreads(residual);
+        Tensor b = VectorKernel.forOtherThreads(bias);
+        Tensor s = VectorKernel.forOtherThreads(sum);
+        Tensor y = VectorKernel.forOtherThreads(dst);
+        Tensor gamma = VectorKernel.forOtherThreads(scale);
+        Tensor beta = VectorKernel.forOtherThreads(shift);
+        Tensor means = VectorKernel.forOtherThreads(mean);
+        Tensor variances = VectorKernel.forOtherThreads(variance);
+        Tensor scales = VectorKernel.forOtherThreads(dstScales);
         HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
         try {
             for (int p = 0; p < scratch.length; p++) {
@@ -228,13 +222,15 @@ final class FusedVectorKernel implements FusedKernel {
             long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
             long rBase = Rows.row(residual, axes, rStride, row) * Float.BYTES;
             long sBase = sum == null ? 0 : Rows.row(sum, axes, sStride, row) * Float.BYTES;
-            // the add and the statistics' sums in one pass; s is stored there only if the caller keeps it or it has
-            // a bias: otherwise the normalize pass adds x and r again, which costs less than a row of stores and loads
-            // (with a bias, the third load each time costs as much as it saves)
-            boolean stored = sum != null || bias != null;
+            // the add and the statistics' sums in one pass; s is stored there only if the caller keeps it: otherwise
+            // the normalize pass adds x, r and the bias again, which costs less than a row of stores and loads, and
+            // keeps the row buffer out of these loops (see rowBuffer)
+            boolean stored = sum != null;
             float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
             long sums = !stored
-                    ? sumsOfSum(x, xBase, r, rBase, origin)
+                    ? bias == null
+                            ? sumsOfSum(x, xBase, r, rBase, origin)
+                            : sumsOfSumWithBias(x, xBase, r, rBase, b, origin)
                     : bias == null
                             ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
                             : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
@@ -242,7 +238,11 @@ final class FusedVectorKernel implements FusedKernel {
             float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
                 if (!stored) { // s into the row buffer after all
-                    add(x, xBase, r, rBase, s, sBase);
+                    if (bias == null) {
+                        add(x, xBase, r, rBase, s, sBase);
+                    } else {
+                        addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
+                    }
                     stored = true;
                 }
                 var = norm.sumOfSquares(s, sBase, origin, offset) / c;
@@ -251,8 +251,10 @@ final class FusedVectorKernel implements FusedKernel {
             float rstd = norm.storeStatistics(pass, mean, variance, row, origin, offset, var);
             if (stored) {
                 norm.normalize(s, sBase, y, yBase, gamma, beta, origin, offset, rstd);
-            } else {
+            } else if (bias == null) {
                 normalizeSum(x, xBase, r, rBase, y, yBase, gamma, beta, origin, offset, rstd);
+            } else {
+                normalizeSumWithBias(x, xBase, r, rBase, b, y, yBase, gamma, beta, origin, offset, rstd);
             }
         }
     }
@@ -808,6 +810,97 @@ final class FusedVectorKernel implements FusedKernel {
         }
     }
 
+    /** {@link #sumsOfSum} of {@code s = (x + r) + b}, as {@link #addAndSumWithBias} computes them. */
+    private long sumsOfSumWithBias(
+            MemorySegment x, long xBase, MemorySegment r, long rBase, MemorySegment b, float origin) {
+        FloatVector s0 = FloatVector.zero(SPECIES);
+        FloatVector s1 = s0;
+        FloatVector q0 = s0;
+        FloatVector q1 = s0;
+        int i = 0;
+        for (; i <= c - 2 * LANES; i += 2 * LANES) {
+            long at = (long) i * Float.BYTES;
+            long next = at + (long) LANES * Float.BYTES;
+            FloatVector d0 = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER))
+                    .sub(origin);
+            FloatVector d1 = FloatVector.fromMemorySegment(SPECIES, x, xBase + next, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + next, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, next, ORDER))
+                    .sub(origin);
+            s0 = s0.add(d0);
+            s1 = s1.add(d1);
+            q0 = d0.fma(d0, q0);
+            q1 = d1.fma(d1, q1);
+        }
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector d = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER))
+                    .sub(origin);
+            s0 = s0.add(d);
+            q0 = d.fma(d, q0);
+        }
+        float tailSum = 0;
+        float tailSquares = 0;
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float d = x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) + b.get(JAVA_FLOAT, at) - origin;
+            tailSum += d;
+            tailSquares = Math.fma(d, d, tailSquares);
+        }
+        FloatVector sums = s0.add(s1);
+        FloatVector squareSums = q0.add(q1);
+        for (VectorShuffle<Float> fold : FOLDS) {
+            sums = sums.add(sums.rearrange(fold));
+            squareSums = squareSums.add(squareSums.rearrange(fold));
+        }
+        float sum = sums.lane(0) + tailSum;
+        float squares = squareSums.lane(0) + tailSquares;
+        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+    }
+
+    /** {@link #normalizeSum} from {@code s = (x + r) + b}. */
+    private void normalizeSumWithBias(
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment b,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER))
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .reinterpretAsLongs()
+                    .intoMemorySegment(y, yBase + at, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(
+                    x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) + b.get(JAVA_FLOAT, at) - origin,
+                    rstd,
+                    shift);
+            y.set(JAVA_FLOAT, yBase + at, Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
+        }
+    }
+
     /** y as {@link #normalize} computes it, into {@code values}; returns the row's {@code max|y|}, NaN if any y is. */
     private float normalizeToBuffer(
             MemorySegment s,
@@ -930,15 +1023,6 @@ final class FusedVectorKernel implements FusedKernel {
                 || !vectorizes(diffShift)) {
             return scalar.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
-        diffDst = VectorKernel.unowned(diffDst);
-        diffSum = VectorKernel.unowned(diffSum);
-        sum = VectorKernel.unowned(sum);
-        mean = VectorKernel.unowned(mean);
-        variance = VectorKernel.unowned(variance);
-        scale = VectorKernel.unowned(scale);
-        diffSrc = VectorKernel.unowned(diffSrc);
-        diffScale = VectorKernel.unowned(diffScale);
-        diffShift = VectorKernel.unowned(diffShift);
         boolean gradients = diffScale != null || diffShift != null;
         boolean half = isHalf(diffDst) || isHalf(diffSum) || isHalf(sum) || isHalf(scale) || isHalf(diffSrc);
         int parts = splitter.parts(rows, rows * c);
@@ -979,14 +1063,13 @@ final class FusedVectorKernel implements FusedKernel {
             for (int p = 0; p < rowScratch.length; p++) {
                 rowScratch[p] = norm.takeHalfRows();
             }
-            // effectively final copies for the parts' lambda
-            Tensor dy = diffDst;
-            Tensor dsIn = diffSum;
-            Tensor s = sum;
-            Tensor means = mean;
-            Tensor variances = variance;
-            Tensor gamma = scale;
-            Tensor dx = diffSrc;
+            Tensor dy = VectorKernel.forOtherThreads(diffDst);
+            Tensor dsIn = VectorKernel.forOtherThreads(diffSum);
+            Tensor s = VectorKernel.forOtherThreads(sum);
+            Tensor means = VectorKernel.forOtherThreads(mean);
+            Tensor variances = VectorKernel.forOtherThreads(variance);
+            Tensor gamma = VectorKernel.forOtherThreads(scale);
+            Tensor dx = VectorKernel.forOtherThreads(diffSrc);
             splitter.run(rows, rows * c, (from, to, part) -> {
                 if (half) {
                     halfBackwardRows(

@@ -35,8 +35,6 @@ public final class Tensor {
     private final long layoutHash;
     /** Computed once: every call checks it, some several times. */
     private final boolean contiguous;
-    /** {@link #unowned()}'s view, made on its first need (two threads racing make it twice, harmlessly). */
-    private Tensor unowned;
 
     private Tensor(MemorySegment segment, DataType dataType, long[] shape, long[] strides) {
         this.segment = Objects.requireNonNull(segment, "segment");
@@ -56,24 +54,6 @@ public final class Tensor {
             throw new IllegalArgumentException(
                     describe() + " needs " + byteExtent + " bytes but its segment has only " + segment.byteSize());
         }
-    }
-
-    /**
-     * This tensor over the same memory through a segment that no thread owns, made once and kept; only for a
-     * segment of a confined arena during a call on its owner thread, which alone can close it (see {@code
-     * VectorKernel.unowned}).
-     */
-    Tensor unowned() {
-        Tensor view = unowned;
-        if (view == null) {
-            view = new Tensor(
-                    MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize()),
-                    dataType,
-                    shape,
-                    strides);
-            unowned = view; // its fields are final: safe to publish through a race
-        }
-        return view;
     }
 
     /**

@@ -166,17 +166,20 @@ final class VectorKernel implements Kernel {
             .toArray(VectorShuffle[]::new);
 
     /**
-     * {@code tensor} (null: absent) as the vector kernels use it: a segment of a confined arena through a view that no
-     * thread owns ({@link Tensor#unowned}, made once per tensor), other segments as they are. Other threads may then
-     * read and write it while the owner waits in the call, which also keeps the owner from closing the arena before
-     * the view is done with. And the kernels' loops see one kind of segment: a vector loop that stored to a segment
-     * of an automatic or shared arena while it read from a confined one (or the other way round) was recompiled by C2
-     * every few hundred milliseconds, after a failed loop predicate, and ran about 100 times slower in between (float32
-     * 1 x 4096 forward with y from {@code Arena.ofAuto()} and x from a confined arena: 66 against 0.66 us;
-     * docs/benchmarks.md, "Segments of different arenas in one call").
+     * A view of {@code tensor} that other threads may read and write while its owner waits in this call.
+     * A confined segment's arena can only be closed by its owner, which is blocked until every part is
+     * done, so the view cannot outlive the memory; other segments are shared already and used as they are.
      */
-    static Tensor unowned(Tensor tensor) {
-        return tensor == null || tensor.segment().isAccessibleBy(OTHER_THREAD) ? tensor : tensor.unowned();
+    static Tensor forOtherThreads(Tensor tensor) {
+        if (tensor == null || tensor.segment().isAccessibleBy(OTHER_THREAD)) {
+            return tensor;
+        }
+        MemorySegment segment = tensor.segment();
+        return Tensor.of(
+                MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize()),
+                tensor.dataType(),
+                tensor.shape(),
+                tensor.strides());
     }
 
     /** Whether the vector kernels take {@code tensor} (null: absent) as it is ({@link JavaKernels#vectorizes}). */
@@ -190,12 +193,6 @@ final class VectorKernel implements Kernel {
         if (!rowsFit || !vectorizes(src) || !vectorizes(dst) || !vectorizes(scale) || !vectorizes(shift)) {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
-        src = unowned(src);
-        dst = unowned(dst);
-        scale = unowned(scale);
-        shift = unowned(shift);
-        mean = unowned(mean);
-        variance = unowned(variance);
         boolean half = isHalf(src) || isHalf(dst) || isHalf(scale) || isHalf(shift);
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
             HalfRows scratch = half ? takeHalfRows() : null;
@@ -210,13 +207,12 @@ final class VectorKernel implements Kernel {
             }
             return Backend.JAVA;
         }
-        // effectively final copies for the parts' lambda
-        Tensor x = src;
-        Tensor y = dst;
-        Tensor gamma = scale;
-        Tensor beta = shift;
-        Tensor means = mean;
-        Tensor variances = variance;
+        Tensor x = forOtherThreads(src);
+        Tensor y = forOtherThreads(dst);
+        Tensor gamma = forOtherThreads(scale);
+        Tensor beta = forOtherThreads(shift);
+        Tensor means = forOtherThreads(mean);
+        Tensor variances = forOtherThreads(variance);
         HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
         try {
             for (int p = 0; p < scratch.length; p++) {
@@ -940,14 +936,6 @@ final class VectorKernel implements Kernel {
                 || !vectorizes(diffShift)) {
             return scalar.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
         }
-        diffDst = unowned(diffDst);
-        src = unowned(src);
-        mean = unowned(mean);
-        variance = unowned(variance);
-        scale = unowned(scale);
-        diffSrc = unowned(diffSrc);
-        diffScale = unowned(diffScale);
-        diffShift = unowned(diffShift);
         boolean gradients = diffScale != null || diffShift != null;
         boolean half = isHalf(src) || isHalf(diffDst) || isHalf(diffSrc) || isHalf(scale);
         boolean paired = pairedBackward(src, diffDst, diffSrc);
@@ -973,13 +961,12 @@ final class VectorKernel implements Kernel {
             for (int p = 0; p < rowScratch.length; p++) {
                 rowScratch[p] = takeHalfRows();
             }
-            // effectively final copies for the parts' lambda
-            Tensor dy = diffDst;
-            Tensor x = src;
-            Tensor means = mean;
-            Tensor variances = variance;
-            Tensor gamma = scale;
-            Tensor dx = diffSrc;
+            Tensor dy = forOtherThreads(diffDst);
+            Tensor x = forOtherThreads(src);
+            Tensor means = forOtherThreads(mean);
+            Tensor variances = forOtherThreads(variance);
+            Tensor gamma = forOtherThreads(scale);
+            Tensor dx = forOtherThreads(diffSrc);
             splitter.run(
                     rows,
                     rows * c,

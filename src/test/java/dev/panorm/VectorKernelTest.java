@@ -114,30 +114,9 @@ class VectorKernelTest extends LayerNormContract {
     }
 
     /**
-     * The kernels see a confined segment through a view that no thread owns, made once per tensor, and other
-     * segments as they are ({@link VectorKernel#unowned}).
-     */
-    @Test
-    void confinedSegmentsGetOneUnownedView() {
-        try (Arena confined = Arena.ofConfined();
-                Arena shared = Arena.ofShared()) {
-            Tensor tensor = Tensor.allocate(confined, DataType.F32, 2, 8);
-            Tensor view = VectorKernel.unowned(tensor);
-            assertTrue(view != tensor && view.segment().isAccessibleBy(new Thread(() -> {})));
-            assertTrue(view.segment().address() == tensor.segment().address());
-            assertTrue(VectorKernel.unowned(tensor) == view, "made once");
-            assertTrue(VectorKernel.unowned(view) == view);
-            for (Arena other : new Arena[] {shared, Arena.ofAuto(), Arena.global()}) {
-                Tensor same = Tensor.allocate(other, DataType.F32, 2, 8);
-                assertTrue(VectorKernel.unowned(same) == same);
-            }
-            assertTrue(VectorKernel.unowned(null) == null);
-        }
-    }
-
-    /**
      * Inputs and outputs from arenas of every kind in one call, forward and backward: the same bits as with all of
-     * them in one confined arena (before {@link VectorKernel#unowned} these calls ran about 100 times slower).
+     * them in one confined arena (such calls run about 100 times slower: docs/benchmarks.md, "Segments of different
+     * arenas in one call").
      */
     @Test
     void tensorsFromDifferentArenasGiveTheSameResults() {
