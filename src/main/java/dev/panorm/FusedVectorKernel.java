@@ -65,7 +65,8 @@ final class FusedVectorKernel implements FusedKernel {
      * Per thread, where s goes when the caller does not keep it: C floats, made on the thread's first need. The float
      * forward keeps it out of its loops: on JDK 25 a loop that read the caller's confined segments and stored into
      * this automatic one was recompiled by C2 again and again and ran about 60 times slower (docs/benchmarks.md,
-     * "Segments of different arenas in one call"), as the int8 output with a residual and a bias still does.
+     * "Segments of different arenas in one call"). The float and int8 forward passes keep it out of their loops
+     * unless a row's origin is far from its mean.
      */
     private final ThreadLocal<MemorySegment> rowBuffer;
     /**
@@ -287,17 +288,22 @@ final class FusedVectorKernel implements FusedKernel {
         long yStride = Rows.rowStride(dst, axes);
         for (long row = from; row < to; row++) {
             long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
+            long rBase = residual == null ? 0 : Rows.row(residual, axes, rStride, row) * Float.BYTES;
             long sBase = xBase;
+            // a residual and a bias, s not kept: y from x, r and the bias where they lie, s never stored (see
+            // rowBuffer)
+            boolean fromSum = sum == null && bias != null;
             float origin; // subtracted from every element before anything else
             float offset; // the row's mean relative to origin
             float var;
             if (residual != null) { // the add and the statistics' sums in one pass
-                long rBase = Rows.row(residual, axes, rStride, row) * Float.BYTES;
                 sBase = sum == null ? 0 : Rows.row(sum, axes, sStride, row) * Float.BYTES;
                 origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
-                long sums = bias == null
-                        ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
-                        : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
+                long sums = fromSum
+                        ? sumsOfSumWithBias(x, xBase, r, rBase, b, origin)
+                        : bias == null
+                                ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
+                                : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
                 offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c;
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             } else if (config.rms()) {
@@ -311,11 +317,36 @@ final class FusedVectorKernel implements FusedKernel {
                 var = Float.intBitsToFloat((int) sums) / c - offset * offset;
             }
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
+                if (fromSum) { // s into the row buffer after all
+                    addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
+                    fromSum = false;
+                }
                 var = norm.sumOfSquares(s, sBase, origin, offset) / c;
             }
             long yIndex = Rows.row(dst, axes, yStride, row);
             float rstd = (float) (1 / Math.sqrt((double) var + eps));
-            quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
+            if (fromSum && dstScales == null) {
+                quantizeSum(
+                        x,
+                        xBase,
+                        r,
+                        rBase,
+                        b,
+                        y,
+                        yIndex,
+                        gamma,
+                        beta,
+                        origin,
+                        offset,
+                        rstd,
+                        Quantize.inverse(dstScale));
+            } else if (fromSum) {
+                float[] values = yBuffer.get();
+                float maxAbs = normalizeSumToBuffer(x, xBase, r, rBase, b, values, gamma, beta, origin, offset, rstd);
+                quantizeBuffered(values, maxAbs, y, yIndex, dstScales, row);
+            } else {
+                quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
+            }
         }
     }
 
@@ -342,7 +373,19 @@ final class FusedVectorKernel implements FusedKernel {
             return;
         }
         float[] values = yBuffer.get();
-        float rowScale = Quantize.scale(normalizeToBuffer(s, sBase, values, gamma, beta, origin, offset, rstd));
+        quantizeBuffered(
+                values,
+                normalizeToBuffer(s, sBase, values, gamma, beta, origin, offset, rstd),
+                q,
+                qIndex,
+                dstScales,
+                row);
+    }
+
+    /** The dynamic scale's end of {@link #quantizeRow}: y in {@code values}, {@code max|y|} given. */
+    private void quantizeBuffered(
+            float[] values, float maxAbs, MemorySegment q, long qIndex, Tensor dstScales, long row) {
+        float rowScale = Quantize.scale(maxAbs);
         dstScales.segment().setAtIndex(JAVA_FLOAT, row, rowScale);
         float inverse = Quantize.inverse(rowScale);
         if (rowScale >= Float.MIN_NORMAL && rowScale < Float.POSITIVE_INFINITY) {
@@ -938,6 +981,51 @@ final class FusedVectorKernel implements FusedKernel {
         return Math.max(Float.intBitsToFloat(max.reduceLanes(VectorOperators.MAX)), tail); // exact in any order
     }
 
+    /** {@link #normalizeToBuffer} from {@code s = (x + r) + b}, s added again here. */
+    private float normalizeSumToBuffer(
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment b,
+            float[] values,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        // max|y| on the bits: without its sign a float orders as its bits do, and NaN's bits exceed infinity's,
+        // so an integer max (one instruction, where a float max must honour NaN and -0 too) propagates NaN
+        IntVector max = IntVector.zero(INTS);
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER))
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER));
+            v.intoArray(values, i);
+            max = max.max(v.viewAsIntegralLanes().and(Integer.MAX_VALUE));
+        }
+        float tail = 0;
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(
+                    x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) + b.get(JAVA_FLOAT, at) - origin,
+                    rstd,
+                    shift);
+            float y = Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at));
+            values[i] = y;
+            tail = Quantize.maxAbs(tail, y);
+        }
+        return Math.max(Float.intBitsToFloat(max.reduceLanes(VectorOperators.MAX)), tail); // exact in any order
+    }
+
     /**
      * {@code q = round_half_even(y * inverse)} for a row whose {@code |y * inverse|} is at most 127 and a rounding
      * error above (a dynamic scale's, when it is a normal float): no clamping. Adding 1.5 * 2^23 leaves the rounded integer in the low bits
@@ -995,6 +1083,53 @@ final class FusedVectorKernel implements FusedKernel {
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
             float v = Math.fma(s.get(JAVA_FLOAT, sBase + at) - origin, rstd, shift);
+            float y = Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at));
+            q.set(ValueLayout.JAVA_BYTE, qIndex + i, Elements.toS8(y * inverse));
+        }
+    }
+
+    /** {@link #quantize} from {@code s = (x + r) + b}, s added again here. */
+    private void quantizeSum(
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment b,
+            MemorySegment q,
+            long qIndex,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd,
+            float inverse) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            FloatVector v = FloatVector.fromMemorySegment(SPECIES, x, xBase + at, ORDER)
+                    .add(FloatVector.fromMemorySegment(SPECIES, r, rBase + at, ORDER))
+                    .add(FloatVector.fromMemorySegment(SPECIES, b, at, ORDER))
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .fma(inverse, ROUND)
+                    .sub(ROUND);
+            // an integer clamp: float min and max must honour NaN and -0, which costs several instructions each
+            ((IntVector) v.convert(VectorOperators.F2I, 0))
+                    .max(-127)
+                    .min(127)
+                    .convertShape(VectorOperators.I2B, BYTES, 0)
+                    .intoMemorySegment(q, qIndex + i, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(
+                    x.get(JAVA_FLOAT, xBase + at) + r.get(JAVA_FLOAT, rBase + at) + b.get(JAVA_FLOAT, at) - origin,
+                    rstd,
+                    shift);
             float y = Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at));
             q.set(ValueLayout.JAVA_BYTE, qIndex + i, Elements.toS8(y * inverse));
         }

@@ -750,8 +750,9 @@ abstract class FusedContract {
     }
 
     /**
-     * y does not depend on whether the caller keeps s, bit for bit, with and without a bias: the Java kernel stores s
-     * only when it is kept, and otherwise adds x, r and the bias again where y needs them. Rows 1 and 3 start far from
+     * y (and the int8 output, per-row or static) does not depend on whether the caller keeps s, bit for bit, with
+     * and without a bias: the Java kernel stores s only when it is kept, and otherwise adds x, r and the bias again
+     * where y needs them. Rows 1 and 3 start far from
      * their means, which takes the centred pass (for which s is stored after all); 1000 columns leave a tail.
      */
     @Test
@@ -786,6 +787,28 @@ abstract class FusedContract {
                     results[keep] = dst.toFloatArray();
                 }
                 assertArrayEquals(results[1], results[0], 0f, "rms=" + rms + ", bias=" + (b != null));
+                // the int8 output, with per-row scales and with one static scale: the same q and scales either way
+                byte[][] quantized = new byte[4][];
+                float[][] scales = new float[2][];
+                for (int keep = 0; keep < 2; keep++) {
+                    Tensor q = Tensor.allocate(arena, DataType.S8, rows, c);
+                    Tensor rowScales = Tensor.allocate(arena, DataType.F32, rows);
+                    Tensor staticQ = Tensor.allocate(arena, DataType.S8, rows, c);
+                    Tensor src = Tensor.ofFloats(arena, x, rows, c);
+                    Tensor residual = Tensor.ofFloats(arena, r, rows, c);
+                    Tensor biasTensor = b == null ? null : Tensor.ofFloats(arena, b, c);
+                    Tensor scale = Tensor.ofFloats(arena, gamma, c);
+                    Tensor shift = rms ? null : Tensor.ofFloats(arena, beta, c);
+                    Tensor kept = keep == 1 ? Tensor.allocate(arena, DataType.F32, rows, c) : null;
+                    norm.forwardQuantized(src, residual, biasTensor, kept, q, scale, shift, rowScales);
+                    norm.forwardQuantized(src, residual, biasTensor, kept, staticQ, scale, shift, 0.02f);
+                    quantized[keep] = bytes(q);
+                    quantized[2 + keep] = bytes(staticQ);
+                    scales[keep] = rowScales.toFloatArray();
+                }
+                assertArrayEquals(quantized[1], quantized[0], "int8, rms=" + rms);
+                assertArrayEquals(quantized[3], quantized[2], "int8 with a static scale, rms=" + rms);
+                assertArrayEquals(scales[1], scales[0], 0f, "scales, rms=" + rms);
                 Accuracy.assertForward(
                         backend(),
                         sum(x, r, b, c),
