@@ -235,8 +235,8 @@ final class FusedVectorKernel implements FusedKernel {
                     : bias == null
                             ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
                             : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
-            float offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c; // the mean - origin
-            float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+            float offset = config.rms() ? 0 : VectorKernel.high(sums) / c; // the mean - origin
+            float var = VectorKernel.low(sums) / c - offset * offset;
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
                 if (!stored) { // s into the row buffer after all
                     if (bias == null) {
@@ -304,8 +304,8 @@ final class FusedVectorKernel implements FusedKernel {
                         : bias == null
                                 ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
                                 : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
-                offset = config.rms() ? 0 : Float.intBitsToFloat((int) (sums >>> 32)) / c;
-                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+                offset = config.rms() ? 0 : VectorKernel.high(sums) / c;
+                var = VectorKernel.low(sums) / c - offset * offset;
             } else if (config.rms()) {
                 origin = 0;
                 offset = 0;
@@ -313,8 +313,8 @@ final class FusedVectorKernel implements FusedKernel {
             } else {
                 origin = norm.sampleMean(s, sBase);
                 long sums = norm.sums(s, sBase, origin);
-                offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
-                var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+                offset = VectorKernel.high(sums) / c;
+                var = VectorKernel.low(sums) / c - offset * offset;
             }
             if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
                 if (fromSum) { // s into the row buffer after all
@@ -714,7 +714,7 @@ final class FusedVectorKernel implements FusedKernel {
         }
         float sum = sums.lane(0) + tailSum;
         float squares = squareSums.lane(0) + tailSquares;
-        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+        return VectorKernel.pack(sum, squares);
     }
 
     /** {@link #addAndSumWithBias} without a bias: one load fewer per element, which shows on cached rows. */
@@ -768,7 +768,7 @@ final class FusedVectorKernel implements FusedKernel {
         }
         float sum = sums.lane(0) + tailSum;
         float squares = squareSums.lane(0) + tailSquares;
-        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+        return VectorKernel.pack(sum, squares);
     }
 
     /** The statistics' sums of {@code s = x + r}, as {@link #addAndSum} computes them, without storing s. */
@@ -816,7 +816,7 @@ final class FusedVectorKernel implements FusedKernel {
         }
         float sum = sums.lane(0) + tailSum;
         float squares = squareSums.lane(0) + tailSquares;
-        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+        return VectorKernel.pack(sum, squares);
     }
 
     /** y as VectorKernel's normalize computes it from {@code s = x + r}, s added again here. */
@@ -902,7 +902,7 @@ final class FusedVectorKernel implements FusedKernel {
         }
         float sum = sums.lane(0) + tailSum;
         float squares = squareSums.lane(0) + tailSquares;
-        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(squares) & 0xFFFF_FFFFL;
+        return VectorKernel.pack(sum, squares);
     }
 
     /** {@link #normalizeSum} from {@code s = (x + r) + b}. */

@@ -105,7 +105,7 @@ final class HeapRows {
         }
         float sum = sums.lane(0) + tailSum;
         float square = squares.lane(0) + tailSquares;
-        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(square) & 0xFFFF_FFFFL;
+        return VectorKernel.pack(sum, square);
     }
 
     /** As {@link VectorKernel#sumOfSquares}. */

@@ -534,8 +534,8 @@ final class VectorKernel implements Kernel {
             return moments(0, sumOfSquares(x, base, 0, 0) / c);
         }
         long sums = sums(x, base, origin);
-        float offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
-        float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+        float offset = high(sums) / c;
+        float var = low(sums) / c - offset * offset;
         return moments(offset, 4 * offset * offset > var ? sumOfSquares(x, base, origin, offset) / c : var);
     }
 
@@ -545,8 +545,8 @@ final class VectorKernel implements Kernel {
             return moments(0, Bf16Pairs.sumOfSquares(x, base, c, 0, 0) / c);
         }
         long sums = Bf16Pairs.sums(x, base, c, origin);
-        float offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
-        float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+        float offset = high(sums) / c;
+        float var = low(sums) / c - offset * offset;
         return moments(
                 offset, 4 * offset * offset > var ? Bf16Pairs.sumOfSquares(x, base, c, origin, offset) / c : var);
     }
@@ -557,8 +557,8 @@ final class VectorKernel implements Kernel {
             return moments(0, HeapRows.sumOfSquares(x, c, 0, 0) / c);
         }
         long sums = HeapRows.sums(x, c, origin);
-        float offset = Float.intBitsToFloat((int) (sums >>> 32)) / c;
-        float var = Float.intBitsToFloat((int) sums) / c - offset * offset;
+        float offset = high(sums) / c;
+        float var = low(sums) / c - offset * offset;
         return moments(offset, 4 * offset * offset > var ? HeapRows.sumOfSquares(x, c, origin, offset) / c : var);
     }
 
@@ -572,19 +572,37 @@ final class VectorKernel implements Kernel {
         return moments(0, variance.segment().getAtIndex(JAVA_FLOAT, row));
     }
 
-    /** An offset and a variance as the float bits of a long's high and low halves, as {@link #sums} packs its sums. */
+    /**
+     * Two floats as the bits of a long's high and low halves: how the row loops return two results (the sums of
+     * {@link #sums}, the offset and variance of {@link #moments}) without an object.
+     */
+    static long pack(float high, float low) {
+        return (long) Float.floatToRawIntBits(high) << 32 | Float.floatToRawIntBits(low) & 0xFFFF_FFFFL;
+    }
+
+    /** The high half of {@link #pack}. */
+    static float high(long packed) {
+        return Float.intBitsToFloat((int) (packed >>> 32));
+    }
+
+    /** The low half of {@link #pack}. */
+    static float low(long packed) {
+        return Float.intBitsToFloat((int) packed);
+    }
+
+    /** An offset and a variance, {@link #pack}ed. */
     private static long moments(float offset, float var) {
-        return (long) Float.floatToRawIntBits(offset) << 32 | Float.floatToRawIntBits(var) & 0xFFFF_FFFFL;
+        return pack(offset, var);
     }
 
     /** The offset of {@link #moments}. */
     static float offsetOf(long moments) {
-        return Float.intBitsToFloat((int) (moments >>> 32));
+        return high(moments);
     }
 
     /** The variance of {@link #moments}. */
     private static float varianceOf(long moments) {
-        return Float.intBitsToFloat((int) moments);
+        return low(moments);
     }
 
     /**
@@ -758,7 +776,7 @@ final class VectorKernel implements Kernel {
         }
         float sum = sums.lane(0) + tailSum;
         float square = squares.lane(0) + tailSquares;
-        return (long) Float.floatToRawIntBits(sum) << 32 | Float.floatToRawIntBits(square) & 0xFFFF_FFFFL;
+        return pack(sum, square);
     }
 
     /** Sum of {@code (x - origin - offset)^2} over the row. */
