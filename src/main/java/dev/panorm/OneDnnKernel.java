@@ -130,7 +130,7 @@ final class OneDnnKernel implements Kernel {
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        return run(true, pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+        return run(true, src.dataType(), pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
     }
 
     /**
@@ -150,7 +150,7 @@ final class OneDnnKernel implements Kernel {
      */
     Backend forwardIfPlanned(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        return run(false, pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
+        return run(false, src.dataType(), pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
     }
 
     /** As {@link #backward}, but null instead of building a new signature's plan, as {@link #forwardIfPlanned}. */
@@ -165,7 +165,21 @@ final class OneDnnKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        return run(false, pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
+        return run(
+                false,
+                src.dataType(),
+                pass,
+                rows,
+                src,
+                null,
+                scale,
+                null,
+                mean,
+                variance,
+                diffDst,
+                diffSrc,
+                diffScale,
+                diffShift);
     }
 
     @Override
@@ -180,33 +194,15 @@ final class OneDnnKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        return run(true, pass, rows, src, null, scale, null, mean, variance, diffDst, diffSrc, diffScale, diffShift);
-    }
-
-    /** {@link #run} with the thread count of {@code src}'s data type. */
-    private Backend run(
-            boolean wait,
-            Pass pass,
-            long rows,
-            Tensor src,
-            Tensor dst,
-            Tensor scale,
-            Tensor shift,
-            Tensor mean,
-            Tensor variance,
-            Tensor diffDst,
-            Tensor diffSrc,
-            Tensor diffScale,
-            Tensor diffShift) {
         return run(
-                wait,
+                true,
                 src.dataType(),
                 pass,
                 rows,
                 src,
-                dst,
+                null,
                 scale,
-                shift,
+                null,
                 mean,
                 variance,
                 diffDst,
@@ -217,7 +213,8 @@ final class OneDnnKernel implements Kernel {
 
     /**
      * Runs either pass; the tensors come by role, in {@link Role}'s order, absent ones null. Without {@code wait},
-     * returns null where the plan is still to be built.
+     * returns null where the plan is still to be built. The thread count follows {@code threadsAs}'s thresholds:
+     * src's data type, except after the fused add ({@link #forwardAfterAdd}).
      */
     private Backend run(
             boolean wait,
