@@ -427,11 +427,16 @@ final class OneDnnPlan {
          * reduction over a single element): {@link Unsupported}, so Java runs it instead.
          */
         private MemorySegment primitiveDesc(int status, String function) throws Unsupported {
+            return primitiveDesc(status, function, arena);
+        }
+
+        /** As above, the descriptor freed with {@code owner}: a hint the plan needs only while it is built. */
+        private MemorySegment primitiveDesc(int status, String function, Arena owner) throws Unsupported {
             if (status != Dnnl.dnnl_success()) {
                 throw new Unsupported(
                         function + " returned " + OneDnnStatus.of(status).nativeName() + " for " + describe());
             }
-            return own(out, arena, Dnnl::dnnl_primitive_desc_destroy);
+            return own(out, owner, Dnnl::dnnl_primitive_desc_destroy);
         }
 
         /**
@@ -518,7 +523,8 @@ final class OneDnnPlan {
                 return add(desc, arguments, before);
             }
             MemorySegment diffDst = data(Role.DIFF_DST);
-            check(
+            // On CPUs without native float16 (AMD Zen 5) oneDNN has no forward training for f16, not even as a hint.
+            MemorySegment hint = primitiveDesc(
                     Dnnl.dnnl_layer_normalization_forward_primitive_desc_create_v2(
                             out,
                             engine,
@@ -530,8 +536,8 @@ final class OneDnnPlan {
                             eps,
                             flags,
                             attr),
-                    "dnnl_layer_normalization_forward_primitive_desc_create_v2 (backward hint)");
-            MemorySegment hint = own(out, scratch, Dnnl::dnnl_primitive_desc_destroy);
+                    "dnnl_layer_normalization_forward_primitive_desc_create_v2 (backward hint)",
+                    scratch);
             // Without scale and shift there are no parameter gradients, and oneDNN takes only backward_data.
             int propagation = layerPass.parameterGradients && (scale || shift) || discardScaleGradient
                     ? Dnnl.dnnl_backward()

@@ -28,20 +28,27 @@ class OneDnnKernelTest extends LayerNormContract {
         int rows = (int) (half / 768);
         assertEquals(1, threadsOn(DataType.BF16, rows - 1));
         assertEquals(cores, threadsOn(DataType.BF16, rows));
-        assertEquals(cores, threadsOn(DataType.F16, rows));
+        if (!implementationOn(DataType.F16, rows).startsWith("java")) { // AMD Zen 5: no oneDNN code for float16
+            assertEquals(cores, threadsOn(DataType.F16, rows));
+        }
         assertEquals(1, threadsOn(DataType.F32, rows), "float32 at the same size");
     }
 
     /** The OpenMP threads ONEDNN reports for a forward call on {@code rows x 768} elements of {@code type}. */
     private static int threadsOn(DataType type, int rows) {
+        String implementation = implementationOn(type, rows);
+        return implementation.endsWith(" threads")
+                ? Integer.parseInt(implementation.replaceFirst(".*, (\\d+) threads$", "$1"))
+                : 1;
+    }
+
+    /** What ONEDNN says runs a forward call on {@code rows x 768} elements of {@code type}. */
+    private static String implementationOn(DataType type, int rows) {
         try (Arena arena = Arena.ofConfined();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(768), Backend.ONEDNN)) {
             Tensor x = Tensor.allocate(arena, type, rows, 768);
             Tensor gamma = Tensor.allocate(arena, DataType.F32, 768);
-            String implementation = norm.implementation(x, x, gamma, gamma);
-            return implementation.endsWith(" threads")
-                    ? Integer.parseInt(implementation.replaceFirst(".*, (\\d+) threads$", "$1"))
-                    : 1;
+            return norm.implementation(x, x, gamma, gamma);
         }
     }
 }

@@ -17,11 +17,14 @@ import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -267,7 +270,8 @@ final class TuneCommand implements Callable<Integer> {
         AutoProfile.Key key = AutoProfile.Key.thisMachine();
         Path file = AutoProfile.fileFor(dir != null ? dir : CacheFolder.root(), key);
         long start = System.nanoTime();
-        List<Point> points = sweep(parsedWidths, parsedTypes, ProgressBar.onTerminal(main.err, "measurements"));
+        Sweep sweep = sweep(parsedWidths, parsedTypes, ProgressBar.onTerminal(main.err, "measurements"));
+        List<Point> points = sweep.points();
         Map<String, Crossovers> crossovers = new LinkedHashMap<>();
         for (String kind : points.stream().map(Point::kind).distinct().toList()) {
             crossovers.put(
@@ -287,7 +291,7 @@ final class TuneCommand implements Callable<Integer> {
         });
         AutoProfile profile = new AutoProfile(key, Instant.now(), javaUpTo, javaFrom, threadsFrom);
         profile.write(file);
-        print(main.out, key, points, crossovers, file, (System.nanoTime() - start) / 1e9);
+        print(main.out, key, sweep, crossovers, file, (System.nanoTime() - start) / 1e9);
         return Main.OK;
     }
 
@@ -329,11 +333,17 @@ final class TuneCommand implements Callable<Integer> {
     }
 
     /**
+     * What the sweep measured: the points, and the kinds of which oneDNN could run no call on this CPU (float16 where
+     * it lacks native float16, as on AMD's Zen 5), which AUTO runs in Java whatever a profile says.
+     */
+    private record Sweep(List<Point> points, Set<String> withoutOneDnn) {}
+
+    /**
      * The sweep: twice over every call, width and row count (the second time in reverse order), keeping each
      * candidate's faster median of the two, so that a busy moment of the machine or a recompilation in one pass
-     * does not decide; {@code progress} (may be null) counts measurements.
+     * does not decide; {@code progress} (may be null) counts measurements. Calls oneDNN cannot run are left out.
      */
-    private List<Point> sweep(long[] cs, List<DataType> dataTypes, Pipeline.Progress progress) {
+    private Sweep sweep(long[] cs, List<DataType> dataTypes, Pipeline.Progress progress) {
         record Task(DataType type, Op op, long rows, long c) {}
         List<Task> tasks = new ArrayList<>();
         for (DataType type : dataTypes) {
@@ -355,6 +365,7 @@ final class TuneCommand implements Callable<Integer> {
         }
         Map<Long, List<LayerNorm>> candidates = new LinkedHashMap<>(); // per width: Java, oneDNN 1t and all
         Map<Task, double[]> fastest = new LinkedHashMap<>();
+        Set<Task> withoutOneDnn = new HashSet<>();
         try {
             for (long c : cs) {
                 List<LayerNorm> norms = new ArrayList<>();
@@ -371,13 +382,19 @@ final class TuneCommand implements Callable<Integer> {
                     long budget = (end - System.nanoTime()) / (total - done);
                     try (Arena arena = Arena.ofConfined()) {
                         Data data = Data.allocate(arena, task.type(), task.rows(), task.c());
-                        double[] nanos = time(task.op(), data, candidates.get(task.c()), budget);
-                        fastest.merge(task, nanos, (a, b) -> {
-                            for (int i = 0; i < a.length; i++) {
-                                a[i] = Math.min(a[i], b[i]);
-                            }
-                            return a;
-                        });
+                        double[] nanos = withoutOneDnn.contains(task)
+                                ? null
+                                : time(task.op(), data, candidates.get(task.c()), budget);
+                        if (nanos == null) {
+                            withoutOneDnn.add(task);
+                        } else {
+                            fastest.merge(task, nanos, (a, b) -> {
+                                for (int i = 0; i < a.length; i++) {
+                                    a[i] = Math.min(a[i], b[i]);
+                                }
+                                return a;
+                            });
+                        }
                     }
                     done++;
                     if (progress != null) {
@@ -397,7 +414,10 @@ final class TuneCommand implements Callable<Integer> {
                 nanos[0],
                 nanos[1],
                 nanos.length > 2 ? nanos[2] : nanos[1])));
-        return points;
+        Set<String> javaOnly = new TreeSet<>();
+        withoutOneDnn.forEach(task -> javaOnly.add(profileName(task.type()) + "." + task.op().kind));
+        points.forEach(p -> javaOnly.remove(p.kind()));
+        return new Sweep(points, javaOnly);
     }
 
     /**
@@ -439,7 +459,8 @@ final class TuneCommand implements Callable<Integer> {
 
     /**
      * The median nanoseconds per call of each candidate on {@code op}: batches of each in turn (so that a busy
-     * moment of the machine falls on all of them), for about {@code budget} nanoseconds, at least 5 rounds.
+     * moment of the machine falls on all of them), for about {@code budget} nanoseconds, at least 5 rounds; null
+     * where oneDNN cannot run the call.
      */
     private static double[] time(Op op, Data data, List<LayerNorm> candidates, long budget) {
         int n = candidates.size();
@@ -447,6 +468,10 @@ final class TuneCommand implements Callable<Integer> {
         for (int i = 0; i < n; i++) {
             LayerNorm norm = candidates.get(i);
             op.run(norm, data); // builds oneDNN's plan
+            if (norm.lastBackend() != norm.backend()) {
+                // oneDNN cannot run the call here (only its reference code): ONEDNN ran it in Java, and so will AUTO
+                return null;
+            }
             long before = System.nanoTime();
             op.run(norm, data);
             op.run(norm, data);
@@ -542,10 +567,11 @@ final class TuneCommand implements Callable<Integer> {
     private void print(
             PrintStream out,
             AutoProfile.Key key,
-            List<Point> points,
+            Sweep sweep,
             Map<String, Crossovers> crossovers,
             Path file,
             double elapsed) {
+        List<Point> points = sweep.points();
         if (verbose) {
             out.printf(
                     Locale.ROOT,
@@ -590,6 +616,11 @@ final class TuneCommand implements Callable<Integer> {
                     Arrays.stream(slowdowns).average().orElse(1),
                     Arrays.stream(slowdowns).max().orElse(1));
         });
+        sweep.withoutOneDnn()
+                .forEach(kind -> out.printf(
+                        Locale.ROOT,
+                        "%-18s oneDNN has only reference code for these calls on this CPU: AUTO runs them in Java%n",
+                        kind));
         out.printf(
                 Locale.ROOT, "profile  %s (%d points, each measured twice, in %.0f s)%n", file, points.size(), elapsed);
     }
