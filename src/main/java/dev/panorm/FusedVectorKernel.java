@@ -142,22 +142,22 @@ final class FusedVectorKernel implements FusedKernel {
             }
             return Backend.JAVA;
         }
-        Tensor x = VectorKernel.forOtherThreads(src);
-        Tensor r = VectorKernel.forOtherThreads(residual);
-        Tensor b = VectorKernel.forOtherThreads(bias);
-        Tensor s = VectorKernel.forOtherThreads(sum);
-        Tensor y = VectorKernel.forOtherThreads(dst);
-        Tensor gamma = VectorKernel.forOtherThreads(scale);
-        Tensor beta = VectorKernel.forOtherThreads(shift);
-        Tensor means = VectorKernel.forOtherThreads(mean);
-        Tensor variances = VectorKernel.forOtherThreads(variance);
-        Tensor scales = VectorKernel.forOtherThreads(dstScales);
         HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
         try {
             for (int p = 0; p < scratch.length; p++) {
                 scratch[p] = norm.takeHalfRows();
             }
             splitter.run(rows, rows * c, (from, to, part) -> {
+                Tensor x = VectorKernel.onThisThread(src);
+                Tensor r = VectorKernel.onThisThread(residual);
+                Tensor b = VectorKernel.onThisThread(bias);
+                Tensor s = VectorKernel.onThisThread(sum);
+                Tensor y = VectorKernel.onThisThread(dst);
+                Tensor gamma = VectorKernel.onThisThread(scale);
+                Tensor beta = VectorKernel.onThisThread(shift);
+                Tensor means = VectorKernel.onThisThread(mean);
+                Tensor variances = VectorKernel.onThisThread(variance);
+                Tensor scales = VectorKernel.onThisThread(dstScales);
                 if (half) {
                     halfRows(
                             pass,
@@ -1198,14 +1198,14 @@ final class FusedVectorKernel implements FusedKernel {
             for (int p = 0; p < rowScratch.length; p++) {
                 rowScratch[p] = norm.takeHalfRows();
             }
-            Tensor dy = VectorKernel.forOtherThreads(diffDst);
-            Tensor dsIn = VectorKernel.forOtherThreads(diffSum);
-            Tensor s = VectorKernel.forOtherThreads(sum);
-            Tensor means = VectorKernel.forOtherThreads(mean);
-            Tensor variances = VectorKernel.forOtherThreads(variance);
-            Tensor gamma = VectorKernel.forOtherThreads(scale);
-            Tensor dx = VectorKernel.forOtherThreads(diffSrc);
             splitter.run(rows, rows * c, (from, to, part) -> {
+                Tensor dy = VectorKernel.onThisThread(diffDst);
+                Tensor dsIn = VectorKernel.onThisThread(diffSum);
+                Tensor s = VectorKernel.onThisThread(sum);
+                Tensor means = VectorKernel.onThisThread(mean);
+                Tensor variances = VectorKernel.onThisThread(variance);
+                Tensor gamma = VectorKernel.onThisThread(scale);
+                Tensor dx = VectorKernel.onThisThread(diffSrc);
                 if (half) {
                     halfBackwardRows(
                             dy,

@@ -47,8 +47,6 @@ final class VectorKernel implements Kernel {
     static final ByteOrder ORDER = ByteOrder.nativeOrder();
     private static final ValueLayout.OfFloat JAVA_FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfShort JAVA_SHORT_UNALIGNED = ValueLayout.JAVA_SHORT_UNALIGNED;
-    /** Any thread that is not the caller: a segment this thread may not access is confined to the caller. */
-    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
 
     /**
      * The sums run over blocks of this many elements, each summed from zero and then added to the row's
@@ -165,18 +163,27 @@ final class VectorKernel implements Kernel {
             .mapToObj(w -> VectorShuffle.fromOp(SPECIES, lane -> (lane + w) % LANES))
             .toArray(VectorShuffle[]::new);
 
+    /** Each thread's own arena for {@link #onThisThread}'s views: never closed, it owns no memory. */
+    private static final ThreadLocal<Arena> VIEWS = ThreadLocal.withInitial(Arena::ofConfined);
+
     /**
-     * A view of {@code tensor} that other threads may read and write while its owner waits in this call.
-     * A confined segment's arena can only be closed by its owner, which is blocked until every part is
-     * done, so the view cannot outlive the memory; other segments are shared already and used as they are.
+     * {@code tensor} (null: absent) as the current thread, running a part of a split call, may use it: as it is
+     * where it may (the caller's own memory, memory of a shared arena), else as a view confined to this thread. A
+     * confined segment's arena can only be closed by its owner, which waits in this call until every part is done,
+     * so the view cannot outlive the memory.
+     *
+     * <p>Confined to this thread, not global: a view of the global arena has no owner thread, and C2 on JDK 25,
+     * once its profile of the session check has seen confined memory, compiles loops on such memory with a loop
+     * predicate that fails on every call and recompiles them for seconds, about a hundred times slower
+     * (docs/benchmarks.md, "Segments of different arenas in one call").
      */
-    static Tensor forOtherThreads(Tensor tensor) {
-        if (tensor == null || tensor.segment().isAccessibleBy(OTHER_THREAD)) {
+    static Tensor onThisThread(Tensor tensor) {
+        if (tensor == null || tensor.segment().isAccessibleBy(Thread.currentThread())) {
             return tensor;
         }
         MemorySegment segment = tensor.segment();
         return Tensor.of(
-                MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize()),
+                MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize(), VIEWS.get(), null),
                 tensor.dataType(),
                 tensor.shape(),
                 tensor.strides());
@@ -207,18 +214,18 @@ final class VectorKernel implements Kernel {
             }
             return Backend.JAVA;
         }
-        Tensor x = forOtherThreads(src);
-        Tensor y = forOtherThreads(dst);
-        Tensor gamma = forOtherThreads(scale);
-        Tensor beta = forOtherThreads(shift);
-        Tensor means = forOtherThreads(mean);
-        Tensor variances = forOtherThreads(variance);
         HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
         try {
             for (int p = 0; p < scratch.length; p++) {
                 scratch[p] = takeHalfRows();
             }
             splitter.run(rows, rows * c, (from, to, part) -> {
+                Tensor x = onThisThread(src);
+                Tensor y = onThisThread(dst);
+                Tensor gamma = onThisThread(scale);
+                Tensor beta = onThisThread(shift);
+                Tensor means = onThisThread(mean);
+                Tensor variances = onThisThread(variance);
                 if (half) {
                     forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part], from, to);
                 } else {
@@ -979,23 +986,17 @@ final class VectorKernel implements Kernel {
             for (int p = 0; p < rowScratch.length; p++) {
                 rowScratch[p] = takeHalfRows();
             }
-            Tensor dy = forOtherThreads(diffDst);
-            Tensor x = forOtherThreads(src);
-            Tensor means = forOtherThreads(mean);
-            Tensor variances = forOtherThreads(variance);
-            Tensor gamma = forOtherThreads(scale);
-            Tensor dx = forOtherThreads(diffSrc);
             splitter.run(
                     rows,
                     rows * c,
                     (from, to, part) -> backwardRows(
                             pass,
-                            dy,
-                            x,
-                            means,
-                            variances,
-                            gamma,
-                            dx,
+                            onThisThread(diffDst),
+                            onThisThread(src),
+                            onThisThread(mean),
+                            onThisThread(variance),
+                            onThisThread(scale),
+                            onThisThread(diffSrc),
                             scratch[part],
                             half ? rowScratch[part] : null,
                             gradients,

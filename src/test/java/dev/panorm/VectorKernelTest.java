@@ -1,6 +1,8 @@
 package dev.panorm;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
@@ -118,6 +120,37 @@ class VectorKernelTest extends LayerNormContract {
      * them in one confined arena (such calls run about 100 times slower: docs/benchmarks.md, "Segments of different
      * arenas in one call").
      */
+    /**
+     * A split call's part on another thread sees the caller's confined tensors through views confined to itself
+     * (an owner thread, unlike a global view: "Segments of different arenas in one call" in docs/benchmarks.md), and
+     * shared tensors as they are.
+     */
+    @Test
+    void partsOnOtherThreadsSeeTheCallersConfinedMemoryThroughTheirOwnViews() throws Exception {
+        try (Arena confined = Arena.ofConfined();
+                Arena shared = Arena.ofShared()) {
+            Tensor mine = Tensor.ofFloats(confined, DataType.F32, new float[] {1, 2, 3, 4, 5, 6}, 2, 3);
+            Tensor everyone = Tensor.allocate(shared, DataType.F32, 2, 3);
+            assertSame(mine, VectorKernel.onThisThread(mine), "the caller's own memory as it is");
+            Thread caller = Thread.currentThread();
+            Object[] seen = new Object[4];
+            Thread part = Thread.ofPlatform().start(() -> {
+                Tensor view = VectorKernel.onThisThread(mine);
+                seen[0] = view.segment().isAccessibleBy(Thread.currentThread())
+                        && !view.segment().isAccessibleBy(caller);
+                seen[1] = view.segment().address() == mine.segment().address()
+                        && java.util.Arrays.equals(view.shape(), mine.shape());
+                seen[2] = view.toFloatArray();
+                seen[3] = VectorKernel.onThisThread(everyone) == everyone;
+            });
+            part.join();
+            assertEquals(true, seen[0], "confined to the thread that runs the part");
+            assertEquals(true, seen[1], "the same memory and shape");
+            assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, (float[]) seen[2]);
+            assertEquals(true, seen[3], "shared memory as it is");
+        }
+    }
+
     @Test
     void tensorsFromDifferentArenasGiveTheSameResults() {
         int rows = 8;
