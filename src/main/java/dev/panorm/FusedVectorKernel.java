@@ -3,9 +3,9 @@ package dev.panorm;
 import static dev.panorm.VectorKernel.FOLDS;
 
 import dev.panorm.VectorKernel.HalfRows;
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.ref.Reference;
 import java.nio.ByteOrder;
 import java.util.Arrays;
 import jdk.incubator.vector.ByteVector;
@@ -63,12 +63,12 @@ final class FusedVectorKernel implements FusedKernel {
     private final VectorKernel norm;
     /**
      * Per thread, where s goes when the caller does not keep it: C floats, made on the thread's first need. The float
-     * forward keeps it out of its loops: on JDK 25 a loop that read the caller's confined segments and stored into
-     * this automatic one was recompiled by C2 again and again and ran about 60 times slower (docs/benchmarks.md,
-     * "Segments of different arenas in one call"). The float and int8 forward passes keep it out of their loops
-     * unless a row's origin is far from its mean.
+     * and int8 forward passes keep it out of their loops unless a row's origin is far from its mean. The thread owns
+     * the view its loops store through: on JDK 25 a loop that read the caller's confined segments and stored into
+     * memory without an owner thread was recompiled by C2 again and again and ran about 60 times slower
+     * (docs/benchmarks.md, "Segments of different arenas in one call").
      */
-    private final ThreadLocal<MemorySegment> rowBuffer;
+    private final ThreadLocal<VectorKernel.ThreadRow> rowBuffer;
     /**
      * Per thread, a row's y before a dynamic scale quantizes it: C floats, made on the thread's first need. A heap
      * array, since C2 checks a memory segment at every vector access in these loops and an array once per loop
@@ -84,7 +84,7 @@ final class FusedVectorKernel implements FusedKernel {
         this.eps = (float) config.eps();
         this.splitter = new RowSplitter(threads);
         this.norm = new VectorKernel(config, threads);
-        this.rowBuffer = ThreadLocal.withInitial(() -> Arena.ofAuto().allocate((long) c * Float.BYTES, 64));
+        this.rowBuffer = ThreadLocal.withInitial(() -> VectorKernel.ThreadRow.of((long) c * Float.BYTES));
         this.yBuffer = ThreadLocal.withInitial(() -> new float[c]);
     }
 
@@ -211,7 +211,8 @@ final class FusedVectorKernel implements FusedKernel {
         MemorySegment x = src.segment();
         MemorySegment r = residual.segment();
         MemorySegment b = bias == null ? norm.zeros() : bias.segment();
-        MemorySegment s = sum != null ? sum.segment() : rowBuffer.get(); // the caller's sum or the row buffer
+        VectorKernel.ThreadRow buffer = sum != null ? null : rowBuffer.get();
+        MemorySegment s = sum != null ? sum.segment() : buffer.view(); // the caller's sum or the row buffer
         MemorySegment y = dst.segment();
         MemorySegment gamma = scale == null ? norm.ones() : scale.segment();
         MemorySegment beta = shift == null ? norm.zeros() : shift.segment();
@@ -258,6 +259,7 @@ final class FusedVectorKernel implements FusedKernel {
                 normalizeSumWithBias(x, xBase, r, rBase, b, y, yBase, gamma, beta, origin, offset, rstd);
             }
         }
+        Reference.reachabilityFence(buffer); // the row buffer's memory: its view does not keep it alive
     }
 
     /** Rows {@code [from, to)} into an int8 {@code dst} (inference: no statistics are written). */
@@ -278,7 +280,8 @@ final class FusedVectorKernel implements FusedKernel {
         MemorySegment r = residual == null ? null : residual.segment();
         MemorySegment b = bias == null ? norm.zeros() : bias.segment();
         // s: the caller's sum, the thread's row buffer, or x itself when there is nothing to add
-        MemorySegment s = sum != null ? sum.segment() : residual != null ? rowBuffer.get() : x;
+        VectorKernel.ThreadRow buffer = sum == null && residual != null ? rowBuffer.get() : null;
+        MemorySegment s = sum != null ? sum.segment() : residual != null ? buffer.view() : x;
         MemorySegment y = dst.segment();
         MemorySegment gamma = scale == null ? norm.ones() : scale.segment();
         MemorySegment beta = shift == null ? norm.zeros() : shift.segment();
@@ -348,6 +351,7 @@ final class FusedVectorKernel implements FusedKernel {
                 quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
             }
         }
+        Reference.reachabilityFence(buffer); // the row buffer's memory: its view does not keep it alive
     }
 
     /**
@@ -437,7 +441,8 @@ final class FusedVectorKernel implements FusedKernel {
         boolean sumInPlace = sum != null && !widens; // a float32 sum is s's float row
         MemorySegment gamma = norm.floats(scale, norm.ones(), scratch, scratch.gamma);
         MemorySegment beta = norm.floats(shift, norm.zeros(), scratch, scratch.beta);
-        MemorySegment b = bias == null ? null : norm.floats(bias, null, scratch, rowBuffer.get()); // free on this path
+        VectorKernel.ThreadRow buffer = bias == null ? null : rowBuffer.get();
+        MemorySegment b = bias == null ? null : norm.floats(bias, null, scratch, buffer.view()); // free on this path
         MemorySegment x = widens ? scratch.x : src.segment();
         MemorySegment r = residual == null ? null : widens ? scratch.dy : residual.segment();
         MemorySegment s = residual == null ? x : sumInPlace ? sum.segment() : scratch.out;
@@ -497,6 +502,7 @@ final class FusedVectorKernel implements FusedKernel {
                     quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
             }
         }
+        Reference.reachabilityFence(buffer); // the row buffer's memory: its view does not keep it alive
     }
 
     /**
@@ -528,8 +534,9 @@ final class FusedVectorKernel implements FusedKernel {
                 norm.floats(scale, norm.ones(), scratch, scratch.gamma), JAVA_FLOAT, 0, scratch.gammaRow, 0, c);
         MemorySegment.copy(
                 norm.floats(shift, norm.zeros(), scratch, scratch.beta), JAVA_FLOAT, 0, scratch.betaRow, 0, c);
+        VectorKernel.ThreadRow buffer = bias == null ? null : rowBuffer.get();
         if (bias != null) {
-            MemorySegment.copy(norm.floats(bias, null, scratch, rowBuffer.get()), JAVA_FLOAT, 0, b, 0, c);
+            MemorySegment.copy(norm.floats(bias, null, scratch, buffer.view()), JAVA_FLOAT, 0, b, 0, c);
         }
         long xStride = Rows.rowStride(src, axes);
         long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
@@ -561,6 +568,7 @@ final class FusedVectorKernel implements FusedKernel {
             }
             norm.heapRow(pass, dst.segment(), yBase, type, scratch, mean, variance, row);
         }
+        Reference.reachabilityFence(buffer); // the row buffer's memory: its view does not keep it alive
     }
 
     /** {@code s = x + r} over one row, x and r bfloat16 (widened exactly, as VectorKernel widens them), s float. */

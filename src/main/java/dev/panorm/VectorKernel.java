@@ -189,6 +189,20 @@ final class VectorKernel implements Kernel {
                 tensor.strides());
     }
 
+    /**
+     * A scratch row for one thread: memory of an automatic arena, so that the collector frees it with its holder, seen
+     * through a view that the thread owns, so that the loops storing into it meet only memory with an owner thread,
+     * like the caller's confined tensors (see {@link #onThisThread}). Use {@code view} only while the record is
+     * reachable, and only on the thread that made it.
+     */
+    record ThreadRow(MemorySegment memory, MemorySegment view) {
+        static ThreadRow of(long bytes) {
+            MemorySegment memory = Arena.ofAuto().allocate(bytes, 64);
+            return new ThreadRow(
+                    memory, MemorySegment.ofAddress(memory.address()).reinterpret(bytes, VIEWS.get(), null));
+        }
+    }
+
     /** Whether the vector kernels take {@code tensor} (null: absent) as it is ({@link JavaKernels#vectorizes}). */
     private boolean vectorizes(Tensor tensor) {
         return JavaKernels.vectorizes(config.normalizedAxes(), tensor);
