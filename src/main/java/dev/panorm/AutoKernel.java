@@ -30,6 +30,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code panorm.auto.adaptive=false} turns both off: the model alone decides from the first call, and
  * plans are built on the calling thread, as {@link Backend#ONEDNN} builds them.
  *
+ * <p>A third: a call that would store into memory without an owner thread (a shared, automatic or global arena) while
+ * it reads the caller's confined memory goes to oneDNN. C2 on JDK 25 recompiles the Java loops on such a mix for
+ * seconds or for good, and they run about a hundred times slower ({@link #mixesOwners}).
+ *
  * <p>The crossovers are the built-in model's, or those of the profile {@code panorm tune} wrote for this machine
  * ({@link AutoModel#current()}). Override the float32 ones with the system property {@code
  * panorm.auto.javaUpTo} (elements per call; 0 sends every call oneDNN can take to oneDNN), or pick a backend
@@ -158,9 +162,45 @@ final class AutoKernel implements Kernel {
     private static final int ONEDNN = 1;
     private static final int ONEDNN_OR_JAVA = 2;
 
+    /** Any thread but the caller: memory it may not access is confined to the caller. */
+    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
+
+    /**
+     * Whether a Java loop would store into an output without an owner thread (null: absent) while it reads an input
+     * confined to the caller. C2 hoists the JDK's session-owner check out of such loops as a profiled predicate that
+     * fails on every call (docs/benchmarks.md, "Segments of different arenas in one call"): float32 forward on 32 x
+     * 768 took 424 us instead of 3.6. Outputs confined with inputs of other arenas were not affected.
+     */
+    static boolean mixesOwners(
+            Tensor out1, Tensor out2, Tensor out3, Tensor in1, Tensor in2, Tensor in3, Tensor in4, Tensor in5) {
+        return (unowned(out1) || unowned(out2) || unowned(out3))
+                && (confined(in1) || confined(in2) || confined(in3) || confined(in4) || confined(in5));
+    }
+
+    private static boolean unowned(Tensor tensor) {
+        return tensor != null && tensor.segment().isAccessibleBy(OTHER_THREAD);
+    }
+
+    private static boolean confined(Tensor tensor) {
+        return tensor != null && !tensor.segment().isAccessibleBy(OTHER_THREAD);
+    }
+
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
+        boolean statisticsOut = pass.writesStatistics;
+        if (oneDnn != null
+                && mixesOwners(
+                        dst,
+                        statisticsOut ? mean : null,
+                        statisticsOut ? variance : null,
+                        src,
+                        scale,
+                        shift,
+                        statisticsOut ? null : mean,
+                        statisticsOut ? null : variance)) {
+            return oneDnn.forward(pass, src, dst, scale, shift, mean, variance, rows);
+        }
         return switch (route(pass, src, dst, scale, shift, null, null)) {
             case JAVA -> java.forward(pass, src, dst, scale, shift, mean, variance, rows);
             case ONEDNN -> oneDnn.forward(pass, src, dst, scale, shift, mean, variance, rows);
@@ -183,6 +223,9 @@ final class AutoKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
+        if (oneDnn != null && mixesOwners(diffSrc, diffScale, diffShift, diffDst, src, mean, variance, scale)) {
+            return oneDnn.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+        }
         return switch (route(pass, src, diffDst, diffSrc, scale, diffScale, diffShift)) {
             case JAVA -> java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
             case ONEDNN ->
@@ -202,8 +245,10 @@ final class AutoKernel implements Kernel {
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE;
-        boolean inJava =
-                oneDnn == null || vectorizes(src, dst, scale, shift, null, null) && modelPrefersJava(pass, src);
+        boolean inJava = oneDnn == null
+                || vectorizes(src, dst, scale, shift, null, null)
+                        && modelPrefersJava(pass, src)
+                        && !mixesOwners(dst, null, null, src, scale, shift, null, null);
         return "auto: " + (inJava ? java : oneDnn).implementation(src, dst, scale, shift, rows);
     }
 

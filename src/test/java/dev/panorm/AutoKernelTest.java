@@ -41,6 +41,39 @@ class AutoKernelTest extends LayerNormContract {
         assertEquals(Backend.JAVA, ranOn(FORWARD_UP_TO / 768, 768, DataType.F32));
     }
 
+    /**
+     * A call that would store into memory without an owner thread while reading the caller's confined memory goes to
+     * oneDNN (C2's recompilation loop, AutoKernel.mixesOwners), with the reference result; outputs confined with
+     * inputs from elsewhere (weights in an automatic arena, say) stay in Java.
+     */
+    @Test
+    void confinedInputsWithOutputsOfOtherArenasRunOnOneDnn() {
+        assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());
+        int rows = 8;
+        int c = 768;
+        float[] values = TestData.gaussian(rows * c, 0.5, 2, 7);
+        float[] weights = TestData.gaussian(c, 1, 0.5, 8);
+        try (Arena confined = Arena.ofConfined();
+                Arena shared = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.AUTO)) {
+            Tensor x = Tensor.ofFloats(confined, DataType.F32, values, rows, c);
+            Tensor gamma = Tensor.ofFloats(confined, DataType.F32, weights, c);
+            Tensor sharedGamma = Tensor.ofFloats(shared, DataType.F32, weights, c);
+            Tensor y = Tensor.allocate(confined, DataType.F32, rows, c);
+            Tensor sharedY = Tensor.allocate(shared, DataType.F32, rows, c);
+            norm.forward(x, y, gamma, gamma);
+            settle(norm, Pass.FORWARD_INFERENCE, x);
+            norm.forward(x, y, gamma, gamma);
+            assertEquals(Backend.JAVA, norm.lastBackend(), "all confined");
+            norm.forward(x, y, sharedGamma, sharedGamma);
+            assertEquals(Backend.JAVA, norm.lastBackend(), "confined output, shared weights");
+            norm.forward(x, sharedY, gamma, gamma);
+            assertEquals(Backend.ONEDNN, norm.lastBackend(), "shared output, confined input");
+            assertTrue(norm.implementation(x, sharedY, gamma, gamma).startsWith("auto: jit"));
+            TestAccess.assertForward(Backend.ONEDNN, values, rows, c, weights, weights, 1e-5, sharedY.toFloatArray());
+        }
+    }
+
     @Test
     void largerCallsAndOtherTypesRunOnOneDnn() {
         assumeTrue(OneDnn.isAvailable());
