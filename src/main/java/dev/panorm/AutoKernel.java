@@ -30,9 +30,10 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code panorm.auto.adaptive=false} turns both off: the model alone decides from the first call, and
  * plans are built on the calling thread, as {@link Backend#ONEDNN} builds them.
  *
- * <p>A third: a call that would store into memory without an owner thread (a shared, automatic or global arena) while
- * it reads the caller's confined memory goes to oneDNN. C2 on JDK 25 recompiles the Java loops on such a mix for
- * seconds or for good, and they run about a hundred times slower ({@link #mixesOwners}).
+ * <p>One more rule keeps calls off a slow path at any time: a call that would store into memory without an owner
+ * thread (a shared, automatic or global arena) while it reads the caller's confined memory goes to oneDNN. C2 on JDK
+ * 25 recompiles the Java loops on such a mix for seconds or for good, and they run about a hundred times slower
+ * ({@link #mixesOwners}).
  *
  * <p>The crossovers are the built-in model's, or those of the profile {@code panorm tune} wrote for this machine
  * ({@link AutoModel#current()}). Override the float32 ones with the system property {@code
