@@ -56,7 +56,10 @@ final class AutoFusedKernel implements FusedKernel {
         this.splitter = new RowSplitter(threads);
     }
 
-    /** Whether a call on these rows of {@code data}'s type goes to oneDNN. */
+    /**
+     * Whether a call on these rows of {@code data}'s type goes to oneDNN by the model. Calls that mix memory as {@link
+     * AutoKernel#mixesOwners} says go there too, but for the int8 output, which oneDNN's path quantizes in Java.
+     */
     private boolean toOneDnn(Pass pass, Tensor data, long rows) {
         if (oneDnn == null) {
             return false;
@@ -91,7 +94,13 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor dstScales,
             float dstScale,
             long rows) {
-        FusedKernel kernel = toOneDnn(pass, src, rows) ? oneDnn : java;
+        boolean statisticsOut = pass.writesStatistics;
+        boolean mixes = oneDnn != null
+                && dst.dataType() != DataType.S8 // oneDNN's fused path quantizes in Java as well
+                && (AutoKernel.mixesOwners(sum, dst, statisticsOut ? mean : null, src, residual, bias, scale, shift)
+                        || AutoKernel.mixesOwners(
+                                statisticsOut ? variance : null, null, null, src, residual, bias, scale, shift));
+        FusedKernel kernel = mixes || toOneDnn(pass, src, rows) ? oneDnn : java;
         return kernel.forward(
                 pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
     }
@@ -108,7 +117,10 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        FusedKernel kernel = toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
+        boolean mixes = oneDnn != null
+                && (AutoKernel.mixesOwners(diffSrc, diffScale, diffShift, diffDst, diffSum, sum, mean, variance)
+                        || AutoKernel.mixesOwners(diffSrc, diffScale, diffShift, scale, null, null, null, null));
+        FusedKernel kernel = mixes || toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
         return kernel.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
     }
 

@@ -71,6 +71,12 @@ class AutoKernelTest extends LayerNormContract {
             assertEquals(Backend.ONEDNN, norm.lastBackend(), "shared output, confined input");
             assertTrue(norm.implementation(x, sharedY, gamma, gamma).startsWith("auto: jit"));
             TestAccess.assertForward(Backend.ONEDNN, values, rows, c, weights, weights, 1e-5, sharedY.toFloatArray());
+            Tensor zeros = Tensor.allocate(confined, DataType.F32, rows, c); // x + 0: the same norm, fused
+            norm.forwardResidual(x, zeros, null, null, y, gamma, gamma);
+            assertEquals(Backend.JAVA, norm.lastBackend(), "fused, all confined");
+            norm.forwardResidual(x, zeros, null, null, sharedY, gamma, gamma);
+            assertEquals(Backend.ONEDNN, norm.lastBackend(), "fused, shared output, confined input");
+            TestAccess.assertForward(Backend.ONEDNN, values, rows, c, weights, weights, 1e-5, sharedY.toFloatArray());
         }
     }
 
