@@ -181,12 +181,12 @@ final class VectorKernel implements Kernel {
         if (tensor == null || tensor.segment().isAccessibleBy(Thread.currentThread())) {
             return tensor;
         }
-        MemorySegment segment = tensor.segment();
-        return Tensor.of(
-                MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize(), VIEWS.get(), null),
-                tensor.dataType(),
-                tensor.shape(),
-                tensor.strides());
+        return Tensor.of(ownedView(tensor.segment()), tensor.dataType(), tensor.shape(), tensor.strides());
+    }
+
+    /** {@code segment}'s memory through a view that the current thread owns; it does not keep the memory alive. */
+    private static MemorySegment ownedView(MemorySegment segment) {
+        return MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize(), VIEWS.get(), null);
     }
 
     /**
@@ -198,8 +198,7 @@ final class VectorKernel implements Kernel {
     record ThreadRow(MemorySegment memory, MemorySegment view) {
         static ThreadRow of(long bytes) {
             MemorySegment memory = Arena.ofAuto().allocate(bytes, 64);
-            return new ThreadRow(
-                    memory, MemorySegment.ofAddress(memory.address()).reinterpret(bytes, VIEWS.get(), null));
+            return new ThreadRow(memory, ownedView(memory));
         }
     }
 
