@@ -97,9 +97,14 @@ final class AutoFusedKernel implements FusedKernel {
         boolean statisticsOut = pass.writesStatistics;
         boolean mixes = oneDnn != null
                 && dst.dataType() != DataType.S8 // oneDNN's fused path quantizes in Java as well
-                && (AutoKernel.mixesOwners(sum, dst, statisticsOut ? mean : null, src, residual, bias, scale, shift)
-                        || AutoKernel.mixesOwners(
-                                statisticsOut ? variance : null, null, null, src, residual, bias, scale, shift));
+                && (AutoKernel.unowned(sum)
+                        || AutoKernel.unowned(dst)
+                        || statisticsOut && (AutoKernel.unowned(mean) || AutoKernel.unowned(variance)))
+                && (AutoKernel.confined(src)
+                        || AutoKernel.confined(residual)
+                        || AutoKernel.confined(bias)
+                        || AutoKernel.confined(scale)
+                        || AutoKernel.confined(shift));
         FusedKernel kernel = mixes || toOneDnn(pass, src, rows) ? oneDnn : java;
         return kernel.forward(
                 pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
@@ -118,8 +123,13 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor diffShift,
             long rows) {
         boolean mixes = oneDnn != null
-                && (AutoKernel.mixesOwners(diffSrc, diffScale, diffShift, diffDst, diffSum, sum, mean, variance)
-                        || AutoKernel.mixesOwners(diffSrc, diffScale, diffShift, scale, null, null, null, null));
+                && (AutoKernel.unowned(diffSrc) || AutoKernel.unowned(diffScale) || AutoKernel.unowned(diffShift))
+                && (AutoKernel.confined(diffDst)
+                        || AutoKernel.confined(diffSum)
+                        || AutoKernel.confined(sum)
+                        || AutoKernel.confined(mean)
+                        || AutoKernel.confined(variance)
+                        || AutoKernel.confined(scale));
         FusedKernel kernel = mixes || toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
         return kernel.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
     }

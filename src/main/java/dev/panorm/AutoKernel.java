@@ -143,13 +143,13 @@ final class AutoKernel implements Kernel {
     /**
      * Where a call goes: {@link #JAVA} where the model prefers Java and the kernel is warm, {@link #ONEDNN_OR_JAVA}
      * where the model prefers oneDNN but Java can run the call while oneDNN's plan is built, else {@link #ONEDNN}
-     * (oneDNN runs what it cannot take in Java itself).
+     * (oneDNN runs what it cannot take in Java itself), always for calls that {@link #mixesOwners} memory.
      */
-    private int route(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
+    private int route(Pass pass, boolean mixesOwners, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
         if (oneDnn == null) {
             return JAVA;
         }
-        if (!vectorizes(src, a, b, c, d, e)) {
+        if (mixesOwners || !vectorizes(src, a, b, c, d, e)) {
             return ONEDNN;
         }
         boolean warm = javaWarm(pass.forward, src);
@@ -167,42 +167,50 @@ final class AutoKernel implements Kernel {
     private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
 
     /**
-     * Whether a Java loop would store into an output without an owner thread (null: absent) while it reads an input
+     * Whether a forward call's Java loops would store into an output without an owner thread while they read an input
      * confined to the caller. C2 hoists the JDK's session-owner check out of such loops as a profiled predicate that
      * fails on every call (docs/benchmarks.md, "Segments of different arenas in one call"): float32 forward on 32 x
      * 768 took 424 us instead of 3.6. Outputs confined with inputs of other arenas were not affected.
      */
     static boolean mixesOwners(
-            Tensor out1, Tensor out2, Tensor out3, Tensor in1, Tensor in2, Tensor in3, Tensor in4, Tensor in5) {
-        return (unowned(out1) || unowned(out2) || unowned(out3))
-                && (confined(in1) || confined(in2) || confined(in3) || confined(in4) || confined(in5));
+            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
+        boolean statisticsOut = pass.writesStatistics;
+        return (unowned(dst) || statisticsOut && (unowned(mean) || unowned(variance)))
+                && (confined(src)
+                        || confined(scale)
+                        || confined(shift)
+                        || !statisticsOut && (confined(mean) || confined(variance)));
     }
 
-    private static boolean unowned(Tensor tensor) {
+    /** The same for a backward call. */
+    private static boolean mixesOwners(
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift) {
+        return (unowned(diffSrc) || unowned(diffScale) || unowned(diffShift))
+                && (confined(diffDst) || confined(src) || confined(mean) || confined(variance) || confined(scale));
+    }
+
+    /** Whether {@code tensor} (null: absent) lies in memory without an owner thread (shared, automatic, global). */
+    static boolean unowned(Tensor tensor) {
         return tensor != null && tensor.segment().isAccessibleBy(OTHER_THREAD);
     }
 
-    private static boolean confined(Tensor tensor) {
+    /** Whether {@code tensor} (null: absent) lies in memory confined to the calling thread. */
+    static boolean confined(Tensor tensor) {
         return tensor != null && !tensor.segment().isAccessibleBy(OTHER_THREAD);
     }
 
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        boolean statisticsOut = pass.writesStatistics;
-        if (oneDnn != null
-                && mixesOwners(
-                        dst,
-                        statisticsOut ? mean : null,
-                        statisticsOut ? variance : null,
-                        src,
-                        scale,
-                        shift,
-                        statisticsOut ? null : mean,
-                        statisticsOut ? null : variance)) {
-            return oneDnn.forward(pass, src, dst, scale, shift, mean, variance, rows);
-        }
-        return switch (route(pass, src, dst, scale, shift, null, null)) {
+        boolean mixed = mixesOwners(pass, src, dst, scale, shift, mean, variance);
+        return switch (route(pass, mixed, src, dst, scale, shift, null, null)) {
             case JAVA -> java.forward(pass, src, dst, scale, shift, mean, variance, rows);
             case ONEDNN -> oneDnn.forward(pass, src, dst, scale, shift, mean, variance, rows);
             default -> {
@@ -224,10 +232,8 @@ final class AutoKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        if (oneDnn != null && mixesOwners(diffSrc, diffScale, diffShift, diffDst, src, mean, variance, scale)) {
-            return oneDnn.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
-        }
-        return switch (route(pass, src, diffDst, diffSrc, scale, diffScale, diffShift)) {
+        boolean mixed = mixesOwners(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
+        return switch (route(pass, mixed, src, diffDst, diffSrc, scale, diffScale, diffShift)) {
             case JAVA -> java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
             case ONEDNN ->
                 oneDnn.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
@@ -249,7 +255,7 @@ final class AutoKernel implements Kernel {
         boolean inJava = oneDnn == null
                 || vectorizes(src, dst, scale, shift, null, null)
                         && modelPrefersJava(pass, src)
-                        && !mixesOwners(dst, null, null, src, scale, shift, null, null);
+                        && !mixesOwners(pass, src, dst, scale, shift, null, null);
         return "auto: " + (inJava ? java : oneDnn).implementation(src, dst, scale, shift, rows);
     }
 

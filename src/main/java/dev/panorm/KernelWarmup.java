@@ -60,9 +60,6 @@ final class KernelWarmup {
         static final ExecutorService THREAD = BackgroundThreads.normalPriority("panorm-kernel-warmup");
     }
 
-    /** Any thread that is not the caller: a segment it may not access is confined to the caller. */
-    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
-
     private KernelWarmup() {}
 
     private static int index(LayerNormConfig config, boolean forward, DataType type) {
@@ -83,7 +80,7 @@ final class KernelWarmup {
         if (state == COLD
                 && (COLD_ELEMENTS[index] += like.elementCount()) >= START_AFTER_ELEMENTS
                 && STATE.compareAndSet(index, COLD, WARMING)) {
-            boolean confined = !like.segment().isAccessibleBy(OTHER_THREAD);
+            boolean confined = AutoKernel.confined(like);
             DataType type = like.dataType();
             Background.THREAD.execute(() -> run(config, forward, confined, type, index));
         }
