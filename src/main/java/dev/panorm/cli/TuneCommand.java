@@ -380,11 +380,15 @@ final class TuneCommand implements Callable<Integer> {
             for (int pass = 0; pass < 2; pass++) {
                 for (Task task : pass == 0 ? tasks : tasks.reversed()) {
                     long budget = (end - System.nanoTime()) / (total - done);
+                    // the second pass skips, without making its data, the calls oneDNN could not run in the first
                     try (Arena arena = Arena.ofConfined()) {
-                        Data data = Data.allocate(arena, task.type(), task.rows(), task.c());
                         double[] nanos = withoutOneDnn.contains(task)
                                 ? null
-                                : time(task.op(), data, candidates.get(task.c()), budget);
+                                : time(
+                                        task.op(),
+                                        Data.allocate(arena, task.type(), task.rows(), task.c()),
+                                        candidates.get(task.c()),
+                                        budget);
                         if (nanos == null) {
                             withoutOneDnn.add(task);
                         } else {
