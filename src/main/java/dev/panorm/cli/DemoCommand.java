@@ -7,6 +7,7 @@ import dev.panorm.LayerNormConfig;
 import dev.panorm.NativeLibraryException;
 import dev.panorm.OneDnn;
 import dev.panorm.Tensor;
+import dev.panorm.internal.cache.AutoProfile;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -104,6 +105,12 @@ final class DemoCommand implements Callable<Integer> {
                             + " the exact result computed in double%n",
                     allWithin ? "agreement" : "DISAGREEMENT",
                     ROWS * C);
+            // AUTO's crossovers depend on the machine: say whose it used, and how to measure this one's.
+            boolean builtIn = !AutoProfile.inUse().isPresent();
+            out.printf(
+                    "%nauto's model: %s%s%n",
+                    AutoProfile.describeInUse(),
+                    builtIn ? "; `panorm tune` measures this machine's crossovers (about a minute)" : "");
             return allWithin ? Main.OK : Main.FAILED;
         }
     }

@@ -505,6 +505,7 @@ class MainTest {
         assertTrue(run.out().contains("java"), run.out());
         assertTrue(run.out().contains("java-scalar"), run.out());
         assertTrue(run.out().contains("\nagreement: the last column is each backend's largest error"), run.out());
+        assertTrue(run.out().contains("\nauto's model: "), run.out()); // whose crossovers AUTO used
         // Each backend's line ends with its largest error as a share of the bound: at most 100%.
         long rows = run.out()
                 .lines()
