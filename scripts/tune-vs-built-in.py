@@ -2,7 +2,8 @@
 """AUTO's slowdown over the best path on `panorm tune --verbose` measurements, per kind, for the built-in
 model and for each run's tuned one (so run A's choices are also judged on run B's measurements).
 
-Usage: scripts/tune-vs-built-in.py RUN.txt [RUN.txt ...]   (each the stdout of `panorm tune --verbose`)
+Usage: scripts/tune-vs-built-in.py [--amd] RUN.txt [RUN.txt ...]   (each the stdout of `panorm tune --verbose`;
+--amd: the built-in model's thread counts for AMD CPUs, OneDnnKernel.AMD)
 
 Routes as AutoKernel does: Java up to the first crossover and from the second on, a single row in Java
 whenever the first is not 0 (half-precision forward kinds aside), oneDNN on all cores from its thread
@@ -21,6 +22,8 @@ for t in ("f32", "bf16", "f16"):
     BUILT_IN[f"{t}.forward_global"] = (12288 if half else 49152, NEVER, 32768)
     BUILT_IN[f"{t}.backward"] = (65536 if half else 98304, NEVER, 32768)
     BUILT_IN[f"{t}.backward_data"] = (65536 if half else 98304, NEVER if half else 1 << 20, 32768)
+# OneDnnKernel.singleThreadBelow on AMD CPUs: oneDNN's second thread from these sizes instead.
+AMD_THREADS = {"forward": 3 << 15, "forward_global": 1 << 17, "backward": 3 << 15, "backward_data": 3 << 15}
 
 SUMMARY = re.compile(r"(\w+\.\w+)\s+Java up to (\d+) elements per call, oneDNN above(?:, Java again from (\d+))?;"
                      r" oneDNN (?:on all cores from (\d+) elements|on one thread)")
@@ -55,6 +58,19 @@ def slowdown(points, kind, choice):
 
 
 def main(paths):
+    if paths and paths[0] == "--amd":
+        paths = paths[1:]
+        for kind, (first, second, _) in list(BUILT_IN.items()):
+            name = kind.split(".")[1]
+            half_global = not kind.startswith("f32.") and name == "forward_global"
+            half_backward = not kind.startswith("f32.") and name.startswith("backward")
+            threads = 1 << 18 if half_global else 1 << 17 if half_backward else AMD_THREADS[name]
+            BUILT_IN[kind] = (first, second, threads)
+        # AutoModel's Java crossovers for AMD CPUs
+        BUILT_IN["f32.backward_data"] = (1 << 17,) + BUILT_IN["f32.backward_data"][1:]
+        for t in ("bf16", "f16"):
+            BUILT_IN[f"{t}.backward"] = (1 << 17,) + BUILT_IN[f"{t}.backward"][1:]
+            BUILT_IN[f"{t}.backward_data"] = (1 << 18,) + BUILT_IN[f"{t}.backward_data"][1:]
     runs = {path: load(path) for path in paths}
     print("| measured in | kind | built-in: mean, worst | " + " | ".join(
         f"tuned in {path}: mean, worst" for path in paths) + " |")

@@ -10,7 +10,7 @@ import java.util.function.ToLongBiFunction;
  * {@link Backend#AUTO}'s cost model: for each kind of call and data type, the most elements a call may
  * have to run in the Java kernels; larger calls run on oneDNN, up to a second crossover from which Java takes
  * them again (where there is one). Both backends choose their own threads by size (oneDNN: one below {@link
- * OneDnnKernel#SINGLE_THREAD_BELOW} elements, all above; Java: {@link RowSplitter}, from 2^19 elements), so
+ * OneDnnKernel#singleThreadBelow} elements, all above; Java: {@link RowSplitter}, from 2^19 elements), so
  * the first number says where oneDNN's path overtakes Java's, and the second where Java's split overtakes it
  * back: Java's float32 backward is faster than oneDNN's on equal threads at every size, but it splits a call
  * only from 2^19 elements, since a pool thread takes tens of microseconds to wake, while oneDNN's OpenMP
@@ -22,7 +22,8 @@ import java.util.function.ToLongBiFunction;
  * statistics first (RMS and precise forward) or three primitives (RMS backward), the Java kernel is
  * faster at every size measured, so those calls never go to oneDNN. The crossovers are measured
  * ({@code docs/benchmarks.md}, "AUTO's cost model") on an Intel Xeon (Sapphire Rapids class, AVX-512 with
- * AMX, 2 cores) and are the model built into panorm.
+ * AMX, 2 cores) and are the model built into panorm; on AMD CPUs oneDNN's thread counts are those measured on an
+ * AMD EPYC (Zen 5, 2 cores), where a second thread costs more ({@link OneDnnKernel#AMD}).
  *
  * <p>{@code panorm tune} measures them on the machine it runs on and writes an {@link AutoProfile}; AUTO uses the
  * profile that matches the machine, if there is one, in place of the built-in crossovers it names ({@link
@@ -171,6 +172,15 @@ final class AutoModel {
             row[Kind.BACKWARD.ordinal()] = 1 << 16;
             row[Kind.BACKWARD_DATA.ordinal()] = 1 << 16;
             row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
+        }
+        if (OneDnnKernel.AMD) {
+            // Where oneDNN's backward is slower against Java's on the AMD EPYC (Zen 5) measured: as panorm tune's runs
+            // there chose (131,072 to 262,144 elements; docs/benchmarks.md, "oneDNN's second thread on AMD").
+            f32[Kind.BACKWARD_DATA.ordinal()] = 1 << 17;
+            for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
+                table[half.ordinal()][Kind.BACKWARD.ordinal()] = 1 << 17;
+                table[half.ordinal()][Kind.BACKWARD_DATA.ordinal()] = 1 << 18;
+            }
         }
         if (profile != null) {
             // A profile names both crossovers of each kind it measured (NEVER: no second one).

@@ -1,5 +1,6 @@
 package dev.panorm;
 
+import dev.panorm.internal.cache.AutoProfile;
 import java.lang.foreign.MemorySegment;
 
 /**
@@ -27,6 +28,17 @@ final class OneDnnKernel implements Kernel {
      * won alone up to about 2^16 elements but lost in the cycle, half precision keeps float32's threshold.
      */
     static final long HALF_SINGLE_THREAD_BELOW = 3 << 13;
+
+    /**
+     * Whether the CPU is AMD's. The two thresholds above were measured on an Intel Xeon, where oneDNN's second
+     * thread costs 2 to 3 us per call. On the AMD EPYC (Zen 5) measured it cost 5 to 7 us (float32 forward 64x768:
+     * 6.3 us on one thread, 10.4 on two), and AUTO took up to 2.2 times the best choice on float32 and 3.3 on bf16
+     * between 2^15 and 2^17 elements. There the second thread pays off from 3 x 2^15 elements for forward and float32
+     * backward, 2^17 for float32 with given statistics and half-precision backward, and 2^18 for half precision with
+     * given statistics, as {@code panorm tune} measured it there (three runs on float32, two on bf16;
+     * docs/benchmarks.md, "oneDNN's second thread on AMD"). {@code panorm tune} measures any other machine.
+     */
+    static final boolean AMD = AutoProfile.Key.cpuVendor().equals("AuthenticAMD");
 
     private final LayerNormConfig config;
     /** Computes the statistics that precise and RMS plans take from Java. */
@@ -87,9 +99,15 @@ final class OneDnnKernel implements Kernel {
 
     /** With automatic threads, calls of {@code pass} on {@code type} use one thread below this many elements. */
     static long singleThreadBelow(Pass pass, DataType type) {
-        return type != DataType.F32 && pass.forward && !pass.globalStatistics
-                ? HALF_SINGLE_THREAD_BELOW
-                : SINGLE_THREAD_BELOW;
+        boolean computesStatistics = pass.forward && !pass.globalStatistics;
+        boolean half = type != DataType.F32;
+        if (AMD) {
+            if (pass.forward) {
+                return computesStatistics ? 3 << 15 : half ? 1 << 18 : 1 << 17;
+            }
+            return half ? 1 << 17 : 3 << 15;
+        }
+        return half && computesStatistics ? HALF_SINGLE_THREAD_BELOW : SINGLE_THREAD_BELOW;
     }
 
     private OneDnnPlan build(CallSignature signature, Call call) throws OneDnnPlan.Unsupported {

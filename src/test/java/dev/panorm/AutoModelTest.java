@@ -137,8 +137,10 @@ class AutoModelTest {
             assertTrue(tuned.startsWith("auto: ") && tuned.endsWith(", " + cores + " threads"), tuned);
             String builtIn = oneDnn.implementation(x, x, parameter, parameter);
             assertTrue(!builtIn.endsWith(" threads"), builtIn);
-            Tensor half = Tensor.allocate(arena, DataType.BF16, 1024, C); // 2^16 elements: all cores, built in
-            String oneThread = auto.implementation(half, half, parameter, parameter, 1024);
+            // All cores, built in: the size from which the built-in rule gives them (a multiple of C).
+            int halfRows = (int) (OneDnnKernel.singleThreadBelow(Pass.FORWARD_INFERENCE, DataType.BF16) / C);
+            Tensor half = Tensor.allocate(arena, DataType.BF16, halfRows, C);
+            String oneThread = auto.implementation(half, half, parameter, parameter, halfRows);
             assertTrue(oneThread.startsWith("auto: ") && !oneThread.endsWith(" threads"), oneThread);
             assertTrue(oneDnn.implementation(half, half, parameter, parameter).endsWith(", " + cores + " threads"));
         } finally {

@@ -74,7 +74,8 @@ public record AutoProfile(
     public static final String ENV = "PANORM_AUTO_PROFILE";
     /** The CPU the built-in model was measured on (docs/benchmarks.md, "AUTO's cost model"). */
     public static final String BUILT_IN_MEASURED_ON =
-            "Intel Xeon (Sapphire Rapids class, AVX-512 with AMX), 2 cores, JDK 25, oneDNN 3.8.1";
+            "Intel Xeon (Sapphire Rapids class, AVX-512 with AMX), and for oneDNN's thread counts on AMD CPUs AMD EPYC"
+                    + " (Zen 5); 2 cores, JDK 25, oneDNN 3.8.1";
     /** The kinds of call AUTO's model has, by the names a profile uses (the model's kinds, lower case). */
     public static final List<String> KINDS =
             List.of("forward", "forward_global", "forward_composed", "backward", "backward_data", "backward_composed");
@@ -105,14 +106,26 @@ public record AutoProfile(
                     OneDnn.isAvailable() ? OneDnn.version() : "unavailable");
         }
 
+        /** {@return the CPU's vendor, as /proc/cpuinfo names it (e.g. {@code AuthenticAMD}), or an empty string} */
+        public static String cpuVendor() {
+            String vendor = cpuInfo("vendor_id");
+            return vendor != null ? vendor : "";
+        }
+
         private static String cpuModel() {
+            String model = cpuInfo("model name");
+            return model != null ? model : unknownCpu();
+        }
+
+        /** {@return the first CPU's {@code field} in /proc/cpuinfo, or null where there is none} */
+        private static String cpuInfo(String field) {
             try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"))) {
-                return lines.filter(line -> line.startsWith("model name"))
+                return lines.filter(line -> line.startsWith(field) && line.indexOf(':') > 0)
                         .map(line -> line.substring(line.indexOf(':') + 1).strip())
                         .findFirst()
-                        .orElse(unknownCpu());
+                        .orElse(null);
             } catch (IOException | UncheckedIOException e) {
-                return unknownCpu();
+                return null;
             }
         }
 

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -94,6 +95,18 @@ class AutoProfileTest {
         Files.writeString(file, String.join("\n", lines) + "\n");
         IOException wrong = assertThrows(IOException.class, () -> AutoProfile.read(file));
         assertTrue(wrong.getMessage().contains("onednn_threads_from"), wrong.getMessage());
+    }
+
+    /** The vendor that picks the built-in thread counts (OneDnnKernel.AMD) is the one /proc/cpuinfo names. */
+    @Test
+    void theCpuVendorIsReadFromProcCpuinfo() throws IOException {
+        Path cpuinfo = Path.of("/proc/cpuinfo");
+        assumeTrue(Files.isReadable(cpuinfo), "no /proc/cpuinfo here");
+        String vendorLine = Files.readAllLines(cpuinfo).stream()
+                .filter(line -> line.startsWith("vendor_id"))
+                .findFirst()
+                .orElse(":");
+        assertEquals(vendorLine.substring(vendorLine.indexOf(':') + 1).strip(), AutoProfile.Key.cpuVendor());
     }
 
     @Test
