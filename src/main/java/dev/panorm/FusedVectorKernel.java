@@ -172,7 +172,7 @@ final class FusedVectorKernel implements FusedKernel {
                             variances,
                             scales,
                             dstScale,
-                            scratch[part],
+                            scratch[part].forThisThread(),
                             from,
                             to);
                 } else if (y.dataType() == DataType.S8) {
@@ -1224,7 +1224,7 @@ final class FusedVectorKernel implements FusedKernel {
                             gamma,
                             dx,
                             scratch[part],
-                            rowScratch[part],
+                            rowScratch[part].forThisThread(),
                             gradients,
                             from,
                             to);

@@ -240,7 +240,7 @@ final class VectorKernel implements Kernel {
                 Tensor means = onThisThread(mean);
                 Tensor variances = onThisThread(variance);
                 if (half) {
-                    forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part], from, to);
+                    forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part].forThisThread(), from, to);
                 } else {
                     forwardFloatRows(pass, x, y, gamma, beta, means, variances, from, to);
                 }
@@ -1011,7 +1011,7 @@ final class VectorKernel implements Kernel {
                             onThisThread(scale),
                             onThisThread(diffSrc),
                             scratch[part],
-                            half ? rowScratch[part] : null,
+                            half ? rowScratch[part].forThisThread() : null,
                             gradients,
                             from,
                             to));
@@ -1343,14 +1343,25 @@ final class VectorKernel implements Kernel {
      * Float rows for a call on half-precision tensors: a widened src (x) row, a widened dy row, a y or dx row
      * before it is narrowed, the widened scale and shift; and float rows on the heap for the float16
      * conversions (see {@link #narrow}) and {@link HeapRows}. Native, like the caller's memory, and reused so that steady-state
-     * calls allocate nothing.
+     * calls allocate nothing. The native rows are memory of an automatic arena, freed with this object, seen through
+     * views that the thread using them owns ({@link #forThisThread}), as {@link ThreadRow}'s: with memory that has no
+     * owner thread next to the caller's confined tensors, C2 recompiled the loops for seconds (float32 in, float16
+     * out and bf16 scale and shift took 6 to 23 s to stop allocating in backward after other types had run).
      */
     static final class HalfRows {
-        final MemorySegment x;
-        final MemorySegment dy;
-        final MemorySegment out;
-        final MemorySegment gamma;
-        final MemorySegment beta;
+        /** The five native rows, each on its own cache lines. */
+        private final MemorySegment memory;
+
+        private final long bytes;
+        private final long stride;
+        /** The thread that owns the views below; null before the first {@link #forThisThread}. */
+        private Thread owner;
+
+        MemorySegment x;
+        MemorySegment dy;
+        MemorySegment out;
+        MemorySegment gamma;
+        MemorySegment beta;
         final float[] floats;
         /** A second widened x row, for two float16 rows at a time ({@link #PAIRED_ROWS_MAX_C}). */
         final float[] secondFloats;
@@ -1367,20 +1378,33 @@ final class VectorKernel implements Kernel {
         final int[] joined;
 
         HalfRows(int c) {
-            long bytes = (long) c * Float.BYTES;
-            long stride = (bytes + 63) & -64; // each row on its own cache lines
-            MemorySegment all = Arena.ofAuto().allocate(5 * stride, 64);
-            x = all.asSlice(0, bytes);
-            dy = all.asSlice(stride, bytes);
-            out = all.asSlice(2 * stride, bytes);
-            gamma = all.asSlice(3 * stride, bytes);
-            beta = all.asSlice(4 * stride, bytes);
+            bytes = (long) c * Float.BYTES;
+            stride = (bytes + 63) & -64; // each row on its own cache lines
+            memory = Arena.ofAuto().allocate(5 * stride, 64);
             floats = new float[c];
             secondFloats = new float[c];
             gammaRow = new float[c];
             betaRow = new float[c];
             dyRow = new float[c];
             joined = new int[c / 2];
+        }
+
+        /**
+         * These rows with their native views owned by the current thread, made anew when another thread used them
+         * last. Call it on the thread that runs the loops, and keep this object reachable while they run.
+         */
+        HalfRows forThisThread() {
+            Thread current = Thread.currentThread();
+            if (owner != current) {
+                MemorySegment view = ownedView(memory);
+                x = view.asSlice(0, bytes);
+                dy = view.asSlice(stride, bytes);
+                out = view.asSlice(2 * stride, bytes);
+                gamma = view.asSlice(3 * stride, bytes);
+                beta = view.asSlice(4 * stride, bytes);
+                owner = current;
+            }
+            return this;
         }
     }
 
@@ -1389,7 +1413,7 @@ final class VectorKernel implements Kernel {
         synchronized (halfRows) {
             rows = halfRows.poll();
         }
-        return rows != null ? rows : new HalfRows(c);
+        return (rows != null ? rows : new HalfRows(c)).forThisThread();
     }
 
     void returnHalfRows(HalfRows rows) {
