@@ -986,7 +986,12 @@ final class FusedVectorKernel implements FusedKernel {
             values[i] = y;
             tail = Quantize.maxAbs(tail, y);
         }
-        return Math.max(Float.intBitsToFloat(max.reduceLanes(VectorOperators.MAX)), tail); // exact in any order
+        // max|y| of the lanes in registers, as VectorKernel.FOLDS adds them: reduceLanes(MAX) was compiled in some
+        // processes without its intrinsic, and then allocated a boxed vector per row for good
+        for (VectorShuffle<Float> fold : FOLDS) {
+            max = max.max(max.reinterpretAsFloats().rearrange(fold).reinterpretAsInts());
+        }
+        return Math.max(Float.intBitsToFloat(max.lane(0)), tail); // exact in any order
     }
 
     /** {@link #normalizeToBuffer} from {@code s = (x + r) + b}, s added again here. */
@@ -1031,7 +1036,10 @@ final class FusedVectorKernel implements FusedKernel {
             values[i] = y;
             tail = Quantize.maxAbs(tail, y);
         }
-        return Math.max(Float.intBitsToFloat(max.reduceLanes(VectorOperators.MAX)), tail); // exact in any order
+        for (VectorShuffle<Float> fold : FOLDS) { // as normalizeToBuffer
+            max = max.max(max.reinterpretAsFloats().rearrange(fold).reinterpretAsInts());
+        }
+        return Math.max(Float.intBitsToFloat(max.lane(0)), tail); // exact in any order
     }
 
     /**
