@@ -57,6 +57,30 @@ class VectorStoreRuleTest {
         assertEquals(List.of(), broken);
     }
 
+    /**
+     * Nor do they call {@code reduceLanes}: C2 compiled {@code IntVector.reduceLanes(MAX)} without its intrinsic in
+     * some processes, and every call then allocated a boxed vector per row for good (docs/benchmarks.md, "Half-precision
+     * scratch rows and the recompilation loop"). The kernels fold lanes in registers ({@link VectorKernel#FOLDS}).
+     */
+    @Test
+    void kernelsFoldLanesInRegistersNotThroughReduceLanes() throws IOException {
+        List<String> calls = new ArrayList<>();
+        try (Stream<Path> sources = Files.list(Path.of("src/main/java/dev/panorm"))) {
+            for (Path source :
+                    sources.filter(p -> p.toString().endsWith(".java")).toList()) {
+                for (String line : Files.readAllLines(source)) {
+                    String code = line.contains("//") ? line.substring(0, line.indexOf("//")) : line;
+                    boolean comment =
+                            code.strip().startsWith("*") || code.strip().startsWith("/*");
+                    if (!comment && code.contains(".reduceLanes(")) {
+                        calls.add(source.getFileName() + ": " + line.strip());
+                    }
+                }
+            }
+        }
+        assertEquals(List.of(), calls);
+    }
+
     @Test
     void theScanSeesADirectStore() {
         String source = "{ FloatVector v = a.add(b);\n v.intoMemorySegment(s, at, ORDER);\n"
