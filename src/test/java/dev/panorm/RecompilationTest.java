@@ -1,0 +1,54 @@
+package dev.panorm;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+
+/**
+ * C2's recompilation loop stays away from panorm's own memory. Once confined memory has passed the JDK's session
+ * check, C2 compiles vector loops with a profiled loop predicate that fails on memory without an owner thread, and
+ * then recompiles them every few hundred milliseconds, the loop running up to a hundred times slower meanwhile
+ * (docs/performance.md). panorm's scratch rows therefore reach the loops through views the running thread owns; when
+ * they did not (before bc5578d), 108 compilations of {@link RecompilationProbe}'s loops failed their predicate, where 4
+ * fail now (methods compiled before they first met memory of the other kind, once each). Counted in the JIT's own log.
+ */
+class RecompilationTest {
+    private static final Pattern TRAP =
+            Pattern.compile("cid=\\s*(\\d+).* (dev\\.panorm\\.[\\w.$]+)\\(.*profile_predicate");
+
+    @Test
+    void panormsScratchRowsDoNotSetOffTheRecompilationLoop() throws Exception {
+        Process process = new ProcessBuilder(List.of(
+                        TestJvm.java(),
+                        "--enable-native-access=ALL-UNNAMED",
+                        "--add-modules=jdk.incubator.vector",
+                        "-Xlog:deoptimization=debug:stdout",
+                        "-cp",
+                        TestJvm.classPath(),
+                        RecompilationProbe.class.getName()))
+                .redirectErrorStream(true)
+                .start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(process.waitFor(120, TimeUnit.SECONDS), "probe JVM did not finish");
+        assertEquals(0, process.exitValue(), output);
+        assertTrue(output.contains("done"), output);
+        Set<String> compilations = new TreeSet<>(); // each failing compilation, once, however often it trapped
+        Matcher trap = TRAP.matcher(output);
+        while (trap.find()) {
+            if (!trap.group(2).startsWith("dev.panorm.Tensors.")) { // the test's own helper
+                compilations.add(trap.group(2) + " cid " + trap.group(1));
+            }
+        }
+        assertTrue(
+                compilations.size() <= 12,
+                compilations.size() + " compilations failed their loop predicate: " + compilations);
+    }
+}
