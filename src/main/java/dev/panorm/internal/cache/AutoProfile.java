@@ -1,9 +1,9 @@
 package dev.panorm.internal.cache;
 
 import dev.panorm.OneDnn;
+import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.Reader;
-import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -23,7 +23,6 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
 import java.util.function.Consumer;
-import java.util.stream.Stream;
 
 /**
  * One machine's crossovers for {@code Backend.AUTO}, as {@code panorm tune} measures them: per data type and
@@ -117,14 +116,21 @@ public record AutoProfile(
             return model != null ? model : unknownCpu();
         }
 
-        /** {@return the first CPU's {@code field} in /proc/cpuinfo, or null where there is none} */
+        /**
+         * {@return the first CPU's {@code field} in /proc/cpuinfo, or null where there is none} A plain loop: the first
+         * oneDNN kernel of a process asks for the vendor, and a stream with lambdas cost that first call 10 to 15 ms of
+         * class loading and linking.
+         */
         private static String cpuInfo(String field) {
-            try (Stream<String> lines = Files.lines(Path.of("/proc/cpuinfo"))) {
-                return lines.filter(line -> line.startsWith(field) && line.indexOf(':') > 0)
-                        .map(line -> line.substring(line.indexOf(':') + 1).strip())
-                        .findFirst()
-                        .orElse(null);
-            } catch (IOException | UncheckedIOException e) {
+            try (BufferedReader lines = Files.newBufferedReader(Path.of("/proc/cpuinfo"))) {
+                for (String line = lines.readLine(); line != null; line = lines.readLine()) {
+                    int colon = line.indexOf(':');
+                    if (colon > 0 && line.startsWith(field)) {
+                        return line.substring(colon + 1).strip();
+                    }
+                }
+                return null;
+            } catch (IOException e) {
                 return null;
             }
         }
