@@ -38,8 +38,6 @@ import jdk.incubator.vector.VectorShuffle;
 final class Bf16Pairs {
     private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final ValueLayout.OfFloat FLOAT = ValueLayout.JAVA_FLOAT_UNALIGNED;
-    /** Two bf16 values joined in an int, as the loops store them. */
-    private static final ValueLayout.OfInt JOINED = ValueLayout.JAVA_INT_UNALIGNED;
     /** The upper halves of int lanes: the odd bf16 values of a pair as floats. */
     private static final int ODD = 0xFFFF_0000;
     /** A float NaN's quiet bit. */
@@ -205,11 +203,11 @@ final class Bf16Pairs {
 
     /**
      * As {@link VectorKernel#normalizeToBf16}, from a bf16 row, with {@code gamma} and {@code beta} in paired
-     * order. Each result is rounded as {@link Elements#floatToBf16} rounds it. The joined pairs go to {@code
-     * joined} (at least {@code C / 2} ints) and then into y in one copy: C2 checks a memory segment at every
-     * vector store but an array once per loop, and the copy costs less (32x768: 5.6 against 5.1 us). Reading x
-     * through an array the same way was slower (5.3 us), since that copy is the row's first touch, and so was
-     * storing the backward pass's dx this way (512x1024: 201 against 183 us).
+     * order. Each result is rounded as {@link Elements#floatToBf16} rounds it, and each pair of rounded vectors is
+     * stored into y as one joined vector, through its {@code LongVector} view (see docs/performance.md, "Other Vector
+     * API code in the same process"). Before that view, stores of int vectors into a segment took a slow path, and the
+     * joined pairs went through an int array copied into y per row; the direct store is 11 to 20% faster on AMD Zen 5
+     * (docs/benchmarks.md, "bf16 forward stores its rows directly").
      */
     static void normalize(
             MemorySegment x,
@@ -221,8 +219,7 @@ final class Bf16Pairs {
             float[] beta,
             float origin,
             float offset,
-            float rstd,
-            int[] joined) {
+            float rstd) {
         float shift = -offset * rstd;
         int end = paired(c);
 
@@ -251,9 +248,9 @@ final class Bf16Pairs {
             roundedEven
                     .lanewise(VectorOperators.LSHR, 16)
                     .or(roundedOdd.and(ODD))
-                    .intoArray(joined, i / 2);
+                    .reinterpretAsLongs()
+                    .intoMemorySegment(y, yBase + (long) i * Short.BYTES, ORDER);
         }
-        MemorySegment.copy(joined, 0, y, JOINED, yBase, end / 2);
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
             float v = Math.fma(bf16(x, xBase, i) - origin, rstd, shift);

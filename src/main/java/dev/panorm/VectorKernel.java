@@ -303,20 +303,7 @@ final class VectorKernel implements Kernel {
                 long xBase1 = Rows.row(src, axes, xStride, row + 1) * Short.BYTES;
                 long yBase0 = Rows.row(dst, axes, yStride, row) * Short.BYTES;
                 long yBase1 = Rows.row(dst, axes, yStride, row + 1) * Short.BYTES;
-                pairedRows(
-                        pass,
-                        x,
-                        xBase0,
-                        xBase1,
-                        y,
-                        yBase0,
-                        yBase1,
-                        gammaPairs,
-                        betaPairs,
-                        mean,
-                        variance,
-                        row,
-                        scratch.joined);
+                pairedRows(pass, x, xBase0, xBase1, y, yBase0, yBase1, gammaPairs, betaPairs, mean, variance, row);
             }
         }
         if (onHeap && !pass.globalStatistics && c <= PAIRED_ROWS_MAX_C) {
@@ -334,7 +321,7 @@ final class VectorKernel implements Kernel {
             long xBase = Rows.row(src, axes, xStride, row) * xType.byteSize();
             long yBase = Rows.row(dst, axes, yStride, row) * yType.byteSize();
             if (paired) {
-                pairedRow(pass, x, xBase, y, yBase, gammaPairs, betaPairs, mean, variance, row, scratch.joined);
+                pairedRow(pass, x, xBase, y, yBase, gammaPairs, betaPairs, mean, variance, row);
                 continue;
             }
             if (onHeap) {
@@ -382,13 +369,12 @@ final class VectorKernel implements Kernel {
             float[] beta,
             Tensor mean,
             Tensor variance,
-            long row,
-            int[] joined) {
+            long row) {
         float origin =
                 pass.globalStatistics ? givenMean(mean, row) : config.rms() ? 0 : Bf16Pairs.sampleMean(x, xBase, c);
         long moments = pass.globalStatistics ? givenMoments(variance, row) : pairedMoments(x, xBase, origin);
         float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
-        Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offsetOf(moments), rstd, joined);
+        Bf16Pairs.normalize(x, xBase, y, yBase, c, gamma, beta, origin, offsetOf(moments), rstd);
     }
 
     /**
@@ -456,16 +442,15 @@ final class VectorKernel implements Kernel {
             float[] beta,
             Tensor mean,
             Tensor variance,
-            long row,
-            int[] joined) {
+            long row) {
         float origin0 = config.rms() ? 0 : Bf16Pairs.sampleMean(x, xBase0, c);
         float origin1 = config.rms() ? 0 : Bf16Pairs.sampleMean(x, xBase1, c);
         long moments0 = pairedMoments(x, xBase0, origin0);
         long moments1 = pairedMoments(x, xBase1, origin1);
         float rstd0 = storeStatistics(pass, mean, variance, row, origin0, moments0);
         float rstd1 = storeStatistics(pass, mean, variance, row + 1, origin1, moments1);
-        Bf16Pairs.normalize(x, xBase0, y, yBase0, c, gamma, beta, origin0, offsetOf(moments0), rstd0, joined);
-        Bf16Pairs.normalize(x, xBase1, y, yBase1, c, gamma, beta, origin1, offsetOf(moments1), rstd1, joined);
+        Bf16Pairs.normalize(x, xBase0, y, yBase0, c, gamma, beta, origin0, offsetOf(moments0), rstd0);
+        Bf16Pairs.normalize(x, xBase1, y, yBase1, c, gamma, beta, origin1, offsetOf(moments1), rstd1);
     }
 
     /**
@@ -1374,8 +1359,6 @@ final class VectorKernel implements Kernel {
         final float[] betaRow;
         /** A float16 dy row, widened, for {@link HeapRows}; {@link #floats} holds x's. */
         final float[] dyRow;
-        /** A bf16 output row, two values per int, before {@link Bf16Pairs} copies it out. */
-        final int[] joined;
 
         HalfRows(int c) {
             bytes = (long) c * Float.BYTES;
@@ -1386,7 +1369,6 @@ final class VectorKernel implements Kernel {
             gammaRow = new float[c];
             betaRow = new float[c];
             dyRow = new float[c];
-            joined = new int[c / 2];
         }
 
         /**
