@@ -181,6 +181,11 @@ final class AutoModel {
                 table[half.ordinal()][Kind.BACKWARD.ordinal()] = 1 << 17;
                 table[half.ordinal()][Kind.BACKWARD_DATA.ordinal()] = 1 << 18;
             }
+            // bf16 forward, since its rows are stored straight into y: Java beats oneDNN's one thread there up to
+            // 64 rows of 768, and with given statistics up to 32 (docs/benchmarks.md, "bf16 forward stores its rows
+            // directly").
+            table[DataType.BF16.ordinal()][Kind.FORWARD.ordinal()] = 3 << 14;
+            table[DataType.BF16.ordinal()][Kind.FORWARD_GLOBAL.ordinal()] = 3 << 13;
         }
         if (profile != null) {
             // A profile names both crossovers of each kind it measured (NEVER: no second one).
