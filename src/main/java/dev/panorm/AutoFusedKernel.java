@@ -97,14 +97,14 @@ final class AutoFusedKernel implements FusedKernel {
         boolean statisticsOut = pass.writesStatistics;
         boolean mixes = oneDnn != null
                 && dst.dataType() != DataType.S8 // oneDNN's fused path quantizes in Java as well
-                && (AutoKernel.unowned(sum)
-                        || AutoKernel.unowned(dst)
-                        || statisticsOut && (AutoKernel.unowned(mean) || AutoKernel.unowned(variance)))
-                && (AutoKernel.confined(src)
-                        || AutoKernel.confined(residual)
-                        || AutoKernel.confined(bias)
-                        || AutoKernel.confined(scale)
-                        || AutoKernel.confined(shift));
+                && (Owners.unowned(sum)
+                        || Owners.unowned(dst)
+                        || statisticsOut && (Owners.unowned(mean) || Owners.unowned(variance)))
+                && (Owners.confined(src)
+                        || Owners.confined(residual)
+                        || Owners.confined(bias)
+                        || Owners.confined(scale)
+                        || Owners.confined(shift));
         FusedKernel kernel = mixes || toOneDnn(pass, src, rows) ? oneDnn : java;
         return kernel.forward(
                 pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
@@ -123,13 +123,13 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor diffShift,
             long rows) {
         boolean mixes = oneDnn != null
-                && (AutoKernel.unowned(diffSrc) || AutoKernel.unowned(diffScale) || AutoKernel.unowned(diffShift))
-                && (AutoKernel.confined(diffDst)
-                        || AutoKernel.confined(diffSum)
-                        || AutoKernel.confined(sum)
-                        || AutoKernel.confined(mean)
-                        || AutoKernel.confined(variance)
-                        || AutoKernel.confined(scale));
+                && (Owners.unowned(diffSrc) || Owners.unowned(diffScale) || Owners.unowned(diffShift))
+                && (Owners.confined(diffDst)
+                        || Owners.confined(diffSum)
+                        || Owners.confined(sum)
+                        || Owners.confined(mean)
+                        || Owners.confined(variance)
+                        || Owners.confined(scale));
         FusedKernel kernel = mixes || toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
         return kernel.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
     }

@@ -163,9 +163,6 @@ final class AutoKernel implements Kernel {
     private static final int ONEDNN = 1;
     private static final int ONEDNN_OR_JAVA = 2;
 
-    /** Any thread but the caller: memory it may not access is confined to the caller. */
-    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
-
     /**
      * Whether a forward call's Java loops would store into an output without an owner thread while they read an input
      * confined to the caller. C2 hoists the JDK's session-owner check out of such loops as a profiled predicate that
@@ -175,11 +172,11 @@ final class AutoKernel implements Kernel {
     static boolean mixesOwners(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
         boolean statisticsOut = pass.writesStatistics;
-        return (unowned(dst) || statisticsOut && (unowned(mean) || unowned(variance)))
-                && (confined(src)
-                        || confined(scale)
-                        || confined(shift)
-                        || !statisticsOut && (confined(mean) || confined(variance)));
+        return (Owners.unowned(dst) || statisticsOut && (Owners.unowned(mean) || Owners.unowned(variance)))
+                && (Owners.confined(src)
+                        || Owners.confined(scale)
+                        || Owners.confined(shift)
+                        || !statisticsOut && (Owners.confined(mean) || Owners.confined(variance)));
     }
 
     /** The same for a backward call. */
@@ -192,18 +189,12 @@ final class AutoKernel implements Kernel {
             Tensor diffSrc,
             Tensor diffScale,
             Tensor diffShift) {
-        return (unowned(diffSrc) || unowned(diffScale) || unowned(diffShift))
-                && (confined(diffDst) || confined(src) || confined(mean) || confined(variance) || confined(scale));
-    }
-
-    /** Whether {@code tensor} (null: absent) lies in memory without an owner thread (shared, automatic, global). */
-    static boolean unowned(Tensor tensor) {
-        return tensor != null && tensor.segment().isAccessibleBy(OTHER_THREAD);
-    }
-
-    /** Whether {@code tensor} (null: absent) lies in memory confined to the calling thread. */
-    static boolean confined(Tensor tensor) {
-        return tensor != null && !tensor.segment().isAccessibleBy(OTHER_THREAD);
+        return (Owners.unowned(diffSrc) || Owners.unowned(diffScale) || Owners.unowned(diffShift))
+                && (Owners.confined(diffDst)
+                        || Owners.confined(src)
+                        || Owners.confined(mean)
+                        || Owners.confined(variance)
+                        || Owners.confined(scale));
     }
 
     @Override

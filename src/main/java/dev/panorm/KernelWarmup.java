@@ -80,7 +80,7 @@ final class KernelWarmup {
         if (state == COLD
                 && (COLD_ELEMENTS[index] += like.elementCount()) >= START_AFTER_ELEMENTS
                 && STATE.compareAndSet(index, COLD, WARMING)) {
-            boolean confined = AutoKernel.confined(like);
+            boolean confined = Owners.confined(like);
             DataType type = like.dataType();
             Background.THREAD.execute(() -> run(config, forward, confined, type, index));
         }

@@ -189,16 +189,28 @@ final class VectorKernel implements Kernel {
         return MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize(), VIEWS.get(), null);
     }
 
+    /** {@code segment}'s memory through a view without an owner thread; it does not keep the memory alive. */
+    private static MemorySegment unownedView(MemorySegment segment) {
+        return MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize());
+    }
+
     /**
      * A scratch row for one thread: memory of an automatic arena, so that the collector frees it with its holder, seen
-     * through a view that the thread owns, so that the loops storing into it meet only memory with an owner thread,
-     * like the caller's confined tensors (see {@link #onThisThread}). Use {@code view} only while the record is
-     * reachable, and only on the thread that made it.
+     * through a view of the same kind as the call's output ({@link #view(boolean)}). Use the views only while the
+     * record is reachable, and the owned one only on the thread that made it.
      */
-    record ThreadRow(MemorySegment memory, MemorySegment view) {
+    record ThreadRow(MemorySegment memory, MemorySegment owned, MemorySegment unowned) {
         static ThreadRow of(long bytes) {
             MemorySegment memory = Arena.ofAuto().allocate(bytes, 64);
-            return new ThreadRow(memory, ownedView(memory));
+            return new ThreadRow(memory, ownedView(memory), unownedView(memory));
+        }
+
+        /**
+         * The row as loops that store into {@code unowned} memory (the call's output) may use it: their segments must
+         * all have an owner thread or none (see {@link HalfRows#forCall}).
+         */
+        MemorySegment view(boolean unowned) {
+            return unowned ? this.unowned : owned;
         }
     }
 
@@ -214,8 +226,9 @@ final class VectorKernel implements Kernel {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
         boolean half = isHalf(src) || isHalf(dst) || isHalf(scale) || isHalf(shift);
+        boolean unowned = Owners.unowned(dst); // the kind of memory the scratch rows are seen as (HalfRows.forCall)
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
-            HalfRows scratch = half ? takeHalfRows() : null;
+            HalfRows scratch = half ? takeHalfRows(unowned) : null;
             try {
                 if (half) {
                     forwardRows(pass, src, dst, scale, shift, mean, variance, scratch, 0, rows);
@@ -230,7 +243,7 @@ final class VectorKernel implements Kernel {
         HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
         try {
             for (int p = 0; p < scratch.length; p++) {
-                scratch[p] = takeHalfRows();
+                scratch[p] = takeHalfRows(unowned);
             }
             splitter.run(rows, rows * c, (from, to, part) -> {
                 Tensor x = onThisThread(src);
@@ -240,7 +253,7 @@ final class VectorKernel implements Kernel {
                 Tensor means = onThisThread(mean);
                 Tensor variances = onThisThread(variance);
                 if (half) {
-                    forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part].forThisThread(), from, to);
+                    forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part].forCall(unowned), from, to);
                 } else {
                     forwardFloatRows(pass, x, y, gamma, beta, means, variances, from, to);
                 }
@@ -335,7 +348,7 @@ final class VectorKernel implements Kernel {
                 continue;
             }
             if (bf16) {
-                widenedBf16Row(pass, src.segment(), xBase, x, y, yBase, gamma, beta, mean, variance, row);
+                widenedBf16Row(pass, src.segment(), xBase, scratch.floats, y, yBase, gamma, beta, mean, variance, row);
                 continue;
             }
             if (xType != DataType.F32) {
@@ -387,7 +400,7 @@ final class VectorKernel implements Kernel {
             Pass pass,
             MemorySegment x,
             long xBase,
-            MemorySegment widened,
+            float[] widened,
             MemorySegment y,
             long yBase,
             MemorySegment gamma,
@@ -399,8 +412,8 @@ final class VectorKernel implements Kernel {
                 pass.globalStatistics ? givenMean(mean, row) : config.rms() ? 0 : Bf16Pairs.sampleMean(x, xBase, c);
         long moments = pass.globalStatistics ? givenMoments(variance, row) : pairedMoments(x, xBase, origin);
         float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
-        widenBf16(x, xBase, widened);
-        normalizeToBf16(widened, 0, y, yBase, gamma, beta, origin, offsetOf(moments), rstd);
+        HeapRows.bf16ToFloat(x, xBase, widened, c);
+        normalizeToBf16(widened, y, yBase, gamma, beta, origin, offsetOf(moments), rstd);
     }
 
     /**
@@ -896,6 +909,46 @@ final class VectorKernel implements Kernel {
         }
     }
 
+    /** {@link #normalizeToBf16} from a float row on the heap: a bf16 row widened by {@link #widenedBf16Row}. */
+    void normalizeToBf16(
+            float[] x,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            IntVector bits = FloatVector.fromArray(SPECIES, x, i)
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            bits.add(upper.and(1))
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000))
+                    .convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(y, yBase + (long) i * Short.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            long at = (long) i * Float.BYTES;
+            float v = Math.fma(x[i] - origin, rstd, shift);
+            Elements.set(
+                    y,
+                    DataType.BF16,
+                    yBase / Short.BYTES + i,
+                    Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
+        }
+    }
+
     /** {@link #normalize} into bfloat16, each result rounded as {@link #narrowBf16} rounds it. */
     void normalizeToBf16(
             MemorySegment x,
@@ -962,10 +1015,11 @@ final class VectorKernel implements Kernel {
         boolean gradients = diffScale != null || diffShift != null;
         boolean half = isHalf(src) || isHalf(diffDst) || isHalf(diffSrc) || isHalf(scale);
         boolean paired = pairedBackward(src, diffDst, diffSrc);
+        boolean unowned = Owners.unowned(diffSrc); // the kind of memory the scratch rows are seen as (HalfRows.forCall)
         int parts = splitter.parts(rows, rows * c);
         if (parts == 1) { // no lambda, no allocation on the common path
             float[] work = takeScratch();
-            HalfRows rowScratch = half ? takeHalfRows() : null;
+            HalfRows rowScratch = half ? takeHalfRows(unowned) : null;
             try {
                 backwardRows(pass, diffDst, src, mean, variance, scale, diffSrc, work, rowScratch, gradients, 0, rows);
                 storeGradients(work, diffScale, diffShift, paired);
@@ -982,7 +1036,7 @@ final class VectorKernel implements Kernel {
                 scratch[p] = takeScratch();
             }
             for (int p = 0; p < rowScratch.length; p++) {
-                rowScratch[p] = takeHalfRows();
+                rowScratch[p] = takeHalfRows(unowned);
             }
             splitter.run(
                     rows,
@@ -996,7 +1050,7 @@ final class VectorKernel implements Kernel {
                             onThisThread(scale),
                             onThisThread(diffSrc),
                             scratch[part],
-                            half ? rowScratch[part].forThisThread() : null,
+                            half ? rowScratch[part].forCall(unowned) : null,
                             gradients,
                             from,
                             to));
@@ -1329,9 +1383,11 @@ final class VectorKernel implements Kernel {
      * before it is narrowed, the widened scale and shift; and float rows on the heap for the float16
      * conversions (see {@link #narrow}) and {@link HeapRows}. Native, like the caller's memory, and reused so that steady-state
      * calls allocate nothing. The native rows are memory of an automatic arena, freed with this object, seen through
-     * views that the thread using them owns ({@link #forThisThread}), as {@link ThreadRow}'s: with memory that has no
-     * owner thread next to the caller's confined tensors, C2 recompiled the loops for seconds (float32 in, float16
-     * out and bf16 scale and shift took 6 to 23 s to stop allocating in backward after other types had run).
+     * views of the kind of memory the call's output lies in ({@link #forCall}), as {@link ThreadRow}'s: with memory that
+     * has no owner thread next to the caller's confined tensors, C2 recompiled the loops for seconds (float32 in,
+     * float16 out and bf16 scale and shift took 6 to 23 s to stop allocating in backward after other types had run);
+     * with rows owned by the thread next to the caller's shared tensors, for good (bf16 1 x 768 forward: 36 us
+     * instead of 0.3).
      */
     static final class HalfRows {
         /** The five native rows, each on its own cache lines. */
@@ -1339,7 +1395,11 @@ final class VectorKernel implements Kernel {
 
         private final long bytes;
         private final long stride;
-        /** The thread that owns the views below; null before the first {@link #forThisThread}. */
+        /** Views of the rows without an owner thread, made once: for calls whose output has none. */
+        private final MemorySegment[] unownedRows;
+        /** Views of the rows that {@link #owner} owns; null before the first owned {@link #forCall}. */
+        private MemorySegment[] ownedRows;
+
         private Thread owner;
 
         MemorySegment x;
@@ -1364,6 +1424,7 @@ final class VectorKernel implements Kernel {
             bytes = (long) c * Float.BYTES;
             stride = (bytes + 63) & -64; // each row on its own cache lines
             memory = Arena.ofAuto().allocate(5 * stride, 64);
+            unownedRows = rows(unownedView(memory));
             floats = new float[c];
             secondFloats = new float[c];
             gammaRow = new float[c];
@@ -1372,30 +1433,48 @@ final class VectorKernel implements Kernel {
         }
 
         /**
-         * These rows with their native views owned by the current thread, made anew when another thread used them
-         * last. Call it on the thread that runs the loops, and keep this object reachable while they run.
+         * These rows for a call on the current thread whose output lies in memory without an owner thread ({@code
+         * unowned}) or confined to a thread: seen through views of the same kind, owned by the current thread in the
+         * second case. C2 on JDK 25, once its profile of the JDK's session check has seen both kinds, compiles a loop
+         * that reads memory with an owner and stores into memory without one with a loop predicate that fails on
+         * every call, and recompiles it for seconds, about a hundred times slower; so every loop here must meet one
+         * kind (docs/benchmarks.md, "Segments of different arenas in one call"). Keep this object reachable while
+         * the loops run.
          */
-        HalfRows forThisThread() {
-            Thread current = Thread.currentThread();
-            if (owner != current) {
-                MemorySegment view = ownedView(memory);
-                x = view.asSlice(0, bytes);
-                dy = view.asSlice(stride, bytes);
-                out = view.asSlice(2 * stride, bytes);
-                gamma = view.asSlice(3 * stride, bytes);
-                beta = view.asSlice(4 * stride, bytes);
-                owner = current;
+        HalfRows forCall(boolean unowned) {
+            MemorySegment[] rows = unownedRows;
+            if (!unowned) {
+                Thread current = Thread.currentThread();
+                if (owner != current) {
+                    ownedRows = rows(ownedView(memory));
+                    owner = current;
+                }
+                rows = ownedRows;
             }
+            x = rows[0];
+            dy = rows[1];
+            out = rows[2];
+            gamma = rows[3];
+            beta = rows[4];
             return this;
+        }
+
+        /** The five rows of {@code view}, a view of {@link #memory}. */
+        private MemorySegment[] rows(MemorySegment view) {
+            MemorySegment[] rows = new MemorySegment[5];
+            for (int i = 0; i < rows.length; i++) {
+                rows[i] = view.asSlice(i * stride, bytes);
+            }
+            return rows;
         }
     }
 
-    HalfRows takeHalfRows() {
+    HalfRows takeHalfRows(boolean unowned) {
         HalfRows rows;
         synchronized (halfRows) {
             rows = halfRows.poll();
         }
-        return (rows != null ? rows : new HalfRows(c)).forThisThread();
+        return (rows != null ? rows : new HalfRows(c)).forCall(unowned);
     }
 
     void returnHalfRows(HalfRows rows) {

@@ -4,9 +4,11 @@ import java.lang.foreign.Arena;
 
 /**
  * Run in a fresh JVM by {@link RecompilationTest}: the Java backend's forward, training and backward passes on one type
- * mix after another (all bf16, all float16, bf16 in with float32 out, float32 in with float16 out), rows of 64 and of
- * 65536, each for a fixed number of calls. Calls with a half-precision tensor run the loops on panorm's scratch rows
- * next to the caller's confined tensors.
+ * mix after another (all bf16, all float16, bf16 in with float32 out, float32 in with float16 out, all float32), rows of
+ * 64 and of
+ * 65536, each for a fixed number of calls, on tensors of a confined arena or, with the argument {@code shared}, of a
+ * shared one. Calls with a half-precision tensor run the loops on panorm's scratch rows next to the caller's tensors, and
+ * so does the fused forward that does not keep the sum (its row buffer).
  */
 public final class RecompilationProbe {
     private RecompilationProbe() {}
@@ -16,31 +18,38 @@ public final class RecompilationProbe {
             {DataType.BF16, DataType.BF16, DataType.BF16},
             {DataType.F16, DataType.F16, DataType.F16},
             {DataType.BF16, DataType.F32, DataType.F16},
-            {DataType.F32, DataType.F16, DataType.BF16}
+            {DataType.F32, DataType.F16, DataType.BF16},
+            {DataType.F32, DataType.F32, DataType.F32}
         };
+        boolean shared = args[0].equals("shared");
         for (DataType[] mix : mixes) {
             for (int c : new int[] {64, 1 << 16}) {
-                int rows = c == 64 ? 8 : 1;
-                int calls = c == 64 ? 200_000 : 4_000;
-                try (Arena arena = Arena.ofConfined();
-                        LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA)) {
-                    Tensor x = Tensors.make(arena, mix[0], TestData.gaussian(rows * c, 0, 1, 1), rows, c);
-                    Tensor dy = Tensors.make(arena, mix[0], TestData.gaussian(rows * c, 0, 1, 2), rows, c);
-                    Tensor y = Tensor.allocate(arena, mix[1], rows, c);
-                    Tensor gamma = Tensors.make(arena, mix[2], TestData.gaussian(c, 1, 1, 3), c);
-                    Tensor beta = Tensors.make(arena, mix[2], TestData.gaussian(c, 0, 1, 4), c);
-                    Tensor dGamma = Tensor.allocate(arena, mix[2], c);
-                    Tensor dBeta = Tensor.allocate(arena, mix[2], c);
-                    Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
-                    Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
-                    for (int i = 0; i < calls; i++) {
-                        norm.forward(x, y, gamma, beta);
-                        norm.forwardTraining(x, y, gamma, beta, mean, variance);
-                        norm.backward(dy, x, mean, variance, gamma, y, dGamma, dBeta);
-                    }
-                }
+                run(mix, c, shared);
             }
         }
         System.out.println("done");
+    }
+
+    private static void run(DataType[] mix, int c, boolean shared) {
+        int rows = c == 64 ? 8 : 1;
+        int calls = c == 64 ? 100_000 : 2_000;
+        try (Arena arena = shared ? Arena.ofShared() : Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA)) {
+            Tensor x = Tensors.make(arena, mix[0], TestData.gaussian(rows * c, 0, 1, 1), rows, c);
+            Tensor dy = Tensors.make(arena, mix[0], TestData.gaussian(rows * c, 0, 1, 2), rows, c);
+            Tensor y = Tensor.allocate(arena, mix[1], rows, c);
+            Tensor gamma = Tensors.make(arena, mix[2], TestData.gaussian(c, 1, 1, 3), c);
+            Tensor beta = Tensors.make(arena, mix[2], TestData.gaussian(c, 0, 1, 4), c);
+            Tensor dGamma = Tensor.allocate(arena, mix[2], c);
+            Tensor dBeta = Tensor.allocate(arena, mix[2], c);
+            Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+            for (int i = 0; i < calls; i++) {
+                norm.forward(x, y, gamma, beta);
+                norm.forwardTraining(x, y, gamma, beta, mean, variance);
+                norm.backward(dy, x, mean, variance, gamma, y, dGamma, dBeta);
+                norm.forwardResidual(x, dy, null, null, y, gamma, beta);
+            }
+        }
     }
 }
