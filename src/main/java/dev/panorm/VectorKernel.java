@@ -181,8 +181,24 @@ final class VectorKernel implements Kernel {
         if (tensor == null || tensor.segment().isAccessibleBy(Thread.currentThread())) {
             return tensor;
         }
-        return Tensor.of(ownedView(tensor.segment()), tensor.dataType(), tensor.shape(), tensor.strides());
+        // The views this thread made last, by the caller's tensor: callers pass the same tensors call after call, and
+        // a view per part cost split calls about 4 KB each. A tensor's memory never changes, and it is alive while a
+        // call on it runs, so its view is valid in every call that passes it.
+        Tensor[] views = LAST_VIEWS.get();
+        for (int i = 0; i < views.length; i += 2) {
+            if (views[i] == tensor) {
+                return views[i + 1];
+            }
+        }
+        Tensor view = Tensor.of(ownedView(tensor.segment()), tensor.dataType(), tensor.shape(), tensor.strides());
+        System.arraycopy(views, 0, views, 2, views.length - 2); // the oldest falls out
+        views[0] = tensor;
+        views[1] = view;
+        return view;
     }
+
+    /** Per thread: the caller's tensors and their views ({@link #onThisThread}), newest first; a call has at most 10. */
+    private static final ThreadLocal<Tensor[]> LAST_VIEWS = ThreadLocal.withInitial(() -> new Tensor[2 * 16]);
 
     /** {@code segment}'s memory through a view that the current thread owns; it does not keep the memory alive. */
     private static MemorySegment ownedView(MemorySegment segment) {
@@ -1397,10 +1413,13 @@ final class VectorKernel implements Kernel {
         private final long stride;
         /** Views of the rows without an owner thread, made once: for calls whose output has none. */
         private final MemorySegment[] unownedRows;
-        /** Views of the rows that {@link #owner} owns; null before the first owned {@link #forCall}. */
-        private MemorySegment[] ownedRows;
+        /**
+         * The threads that owned views of the rows were made for, newest first, and those views ({@link #forCall}): a
+         * split call's parts take rows on one thread and use them on another, so each thread's are kept.
+         */
+        private final Thread[] owners = new Thread[4];
 
-        private Thread owner;
+        private final MemorySegment[][] ownedRows = new MemorySegment[4][];
 
         MemorySegment x;
         MemorySegment dy;
@@ -1442,21 +1461,27 @@ final class VectorKernel implements Kernel {
          * the loops run.
          */
         HalfRows forCall(boolean unowned) {
-            MemorySegment[] rows = unownedRows;
-            if (!unowned) {
-                Thread current = Thread.currentThread();
-                if (owner != current) {
-                    ownedRows = rows(ownedView(memory));
-                    owner = current;
-                }
-                rows = ownedRows;
-            }
+            MemorySegment[] rows = unowned ? unownedRows : ownedRows(Thread.currentThread());
             x = rows[0];
             dy = rows[1];
             out = rows[2];
             gamma = rows[3];
             beta = rows[4];
             return this;
+        }
+
+        /** Views of the rows that {@code thread} owns, made once per thread (the oldest thread's are dropped). */
+        private MemorySegment[] ownedRows(Thread thread) {
+            for (int i = 0; i < owners.length; i++) {
+                if (owners[i] == thread) {
+                    return ownedRows[i];
+                }
+            }
+            System.arraycopy(owners, 0, owners, 1, owners.length - 1);
+            System.arraycopy(ownedRows, 0, ownedRows, 1, ownedRows.length - 1);
+            owners[0] = thread;
+            ownedRows[0] = rows(ownedView(memory));
+            return ownedRows[0];
         }
 
         /** The five rows of {@code view}, a view of {@link #memory}. */

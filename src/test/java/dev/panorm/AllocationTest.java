@@ -213,6 +213,58 @@ class AllocationTest {
     }
 
     /**
+     * A call split across threads allocates its job on the caller (about 200 bytes), and nothing on the pool threads
+     * once warm: the views of the caller's confined tensors and of the scratch rows are made once per thread, where
+     * they took about 4 KB per call before. Counted on the pool's threads, which the calls above do not use.
+     */
+    @ParameterizedTest
+    @CsvSource({"F32, F32, F32", "BF16, BF16, BF16", "F16, F16, F16", "BF16, F32, F16"})
+    void splitCallsAllocateNothingOnThePoolThreads(DataType in, DataType out, DataType parameters) {
+        var threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
+        int rows = 512; // 512 x 1024: 2^19 elements, two threads' worth (RowSplitter)
+        LayerNormConfig config = LayerNormConfig.of(1024);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(config, Backend.JAVA, 2)) {
+            Fixture f = Fixture.create(arena, rows, config, in, out, parameters);
+            norm.forwardTraining(f.src(), f.dst()[0], f.gamma(), f.beta(), f.mean(), f.variance());
+            int cleanRounds = 0;
+            double perCall = Double.NaN;
+            for (int round = 0; round < 300 && cleanRounds < 10; round++) {
+                long[] pool = poolThreadIds();
+                long before = allocated(threads, pool);
+                for (int i = 0; i < 20; i++) {
+                    Tensor dst = f.dst()[i & 1];
+                    norm.forward(f.src(), dst, f.gamma(), f.beta());
+                    norm.backward(f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta());
+                }
+                perCall = (allocated(threads, pool) - before) / 40.0;
+                cleanRounds = pool.length > 0 && perCall < 1 ? cleanRounds + 1 : 0;
+            }
+            assertTrue(
+                    cleanRounds >= 10,
+                    "split calls (" + in + " in, " + out + " out, " + parameters + " parameters) still allocate "
+                            + perCall + " bytes per call on the pool threads");
+        }
+    }
+
+    /** The ids of the row splitter's pool threads. */
+    private static long[] poolThreadIds() {
+        return Thread.getAllStackTraces().keySet().stream()
+                .filter(t -> t.getName().startsWith("panorm-rows-"))
+                .mapToLong(Thread::threadId)
+                .toArray();
+    }
+
+    /** Bytes the threads {@code ids} allocated so far (a thread that ended counts nothing). */
+    private static long allocated(ThreadMXBean threads, long[] ids) {
+        long sum = 0;
+        for (long bytes : threads.getThreadAllocatedBytes(ids)) {
+            sum += Math.max(0, bytes);
+        }
+        return sum;
+    }
+
+    /**
      * The fused operations: residual add with and without keeping the sum, int8 output with per-row and
      * static scales, and the residual backward pass with an incoming gradient; {@code dst} doubles as the
      * residual (and, in backward, as the incoming gradient, in place). Also on one long row (see above).
