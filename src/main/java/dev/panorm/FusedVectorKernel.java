@@ -125,7 +125,7 @@ final class FusedVectorKernel implements FusedKernel {
         }
         // residual and sum have src's type
         boolean half = isHalf(src) || isHalf(bias) || isHalf(dst) || isHalf(scale) || isHalf(shift);
-        boolean unowned = Owners.unowned(dst); // the kind of memory the scratch rows are seen as
+        boolean unowned = half && Owners.unowned(dst); // how the scratch rows are seen (HalfRows.forCall)
         if (splitter.parts(rows, rows * c) == 1) {
             if (half) {
                 HalfRows scratch = norm.takeHalfRows(unowned);
@@ -1181,7 +1181,7 @@ final class FusedVectorKernel implements FusedKernel {
         }
         boolean gradients = diffScale != null || diffShift != null;
         boolean half = isHalf(diffDst) || isHalf(diffSum) || isHalf(sum) || isHalf(scale) || isHalf(diffSrc);
-        boolean unowned = Owners.unowned(diffSrc); // the kind of memory the scratch rows are seen as
+        boolean unowned = half && Owners.unowned(diffSrc); // how the scratch rows are seen (HalfRows.forCall)
         int parts = splitter.parts(rows, rows * c);
         if (parts == 1) {
             float[] work = norm.takeScratch();

@@ -215,6 +215,49 @@ final class HeapRows {
     }
 
     /**
+     * {@link #normalize} rounded to bf16 into {@code y} at byte {@code base}, with scale and shift in the caller's
+     * float32 memory: a bf16 row widened for a small call (VectorKernel's {@code widenedBf16Row}).
+     */
+    static void normalizeToBf16(
+            float[] x,
+            MemorySegment y,
+            long base,
+            MemorySegment gamma,
+            MemorySegment beta,
+            int c,
+            float origin,
+            float offset,
+            float rstd) {
+        float shift = -offset * rstd;
+        int i = 0;
+        for (; i <= c - LANES; i += LANES) {
+            long at = (long) i * Float.BYTES;
+            IntVector bits = FloatVector.fromArray(SPECIES, x, i)
+                    .sub(origin)
+                    .fma(rstd, shift)
+                    .fma(
+                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
+                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
+                    .reinterpretAsInts();
+            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
+            bits.add(upper.and(1)) // ties to even, as Elements.floatToBf16
+                    .add(0x7fff)
+                    .lanewise(VectorOperators.LSHR, 16)
+                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000))
+                    .convertShape(VectorOperators.I2S, HALVES, 0)
+                    .intoMemorySegment(y, base + (long) i * Short.BYTES, ORDER);
+        }
+        for (; i < c; i++) {
+            float v = Math.fma(x[i] - origin, rstd, shift);
+            Elements.set(
+                    y,
+                    DataType.BF16,
+                    base / Short.BYTES + i,
+                    Math.fma(v, gamma.getAtIndex(JAVA_FLOAT_UNALIGNED, i), beta.getAtIndex(JAVA_FLOAT_UNALIGNED, i)));
+        }
+    }
+
+    /**
      * {@code s = x + r} over the {@code c} float16 values at bytes {@code xBase} of {@code x} and {@code rBase} of
      * {@code r}, widened (exactly) as they are added, in a loop that C2 vectorizes as {@link #normalizeToF16}.
      */

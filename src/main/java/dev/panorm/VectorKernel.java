@@ -242,7 +242,7 @@ final class VectorKernel implements Kernel {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
         boolean half = isHalf(src) || isHalf(dst) || isHalf(scale) || isHalf(shift);
-        boolean unowned = Owners.unowned(dst); // the kind of memory the scratch rows are seen as (HalfRows.forCall)
+        boolean unowned = half && Owners.unowned(dst); // how the scratch rows are seen (HalfRows.forCall)
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
             HalfRows scratch = half ? takeHalfRows(unowned) : null;
             try {
@@ -409,8 +409,10 @@ final class VectorKernel implements Kernel {
     /**
      * {@link #forwardRows}' row on bf16 x and y in a part of fewer than {@link #BF16_IN_PLACE_FROM_ROWS} rows: the
      * statistics as {@link #pairedRow} computes them, from x where it lies (so a row's results do not depend on how
-     * many rows share its call), then x widened into the float row {@code widened} and normalized from there with
-     * scale and shift in column order, element by element as {@link Bf16Pairs#normalize} does.
+     * many rows share its call), then x widened into the heap row {@code widened} and normalized from there with
+     * scale and shift in column order, element by element as {@link Bf16Pairs#normalize} does. A heap row, not a native
+     * one: no session check sees it, and a process that ran such calls on confined memory and then on shared memory
+     * recompiled the native row's loop again and again (docs/benchmarks.md, "Shared arenas and panorm's scratch rows").
      */
     private void widenedBf16Row(
             Pass pass,
@@ -429,7 +431,7 @@ final class VectorKernel implements Kernel {
         long moments = pass.globalStatistics ? givenMoments(variance, row) : pairedMoments(x, xBase, origin);
         float rstd = storeStatistics(pass, mean, variance, row, origin, moments);
         HeapRows.bf16ToFloat(x, xBase, widened, c);
-        normalizeToBf16(widened, y, yBase, gamma, beta, origin, offsetOf(moments), rstd);
+        HeapRows.normalizeToBf16(widened, y, yBase, gamma, beta, c, origin, offsetOf(moments), rstd);
     }
 
     /**
@@ -925,46 +927,6 @@ final class VectorKernel implements Kernel {
         }
     }
 
-    /** {@link #normalizeToBf16} from a float row on the heap: a bf16 row widened by {@link #widenedBf16Row}. */
-    void normalizeToBf16(
-            float[] x,
-            MemorySegment y,
-            long yBase,
-            MemorySegment gamma,
-            MemorySegment beta,
-            float origin,
-            float offset,
-            float rstd) {
-        float shift = -offset * rstd;
-        int i = 0;
-        for (; i <= c - LANES; i += LANES) {
-            long at = (long) i * Float.BYTES;
-            IntVector bits = FloatVector.fromArray(SPECIES, x, i)
-                    .sub(origin)
-                    .fma(rstd, shift)
-                    .fma(
-                            FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
-                            FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
-                    .reinterpretAsInts();
-            IntVector upper = bits.lanewise(VectorOperators.LSHR, 16);
-            bits.add(upper.and(1))
-                    .add(0x7fff)
-                    .lanewise(VectorOperators.LSHR, 16)
-                    .blend(upper.or(0x0040), bits.and(0x7fff_ffff).compare(VectorOperators.GT, 0x7f80_0000))
-                    .convertShape(VectorOperators.I2S, HALVES, 0)
-                    .intoMemorySegment(y, yBase + (long) i * Short.BYTES, ORDER);
-        }
-        for (; i < c; i++) {
-            long at = (long) i * Float.BYTES;
-            float v = Math.fma(x[i] - origin, rstd, shift);
-            Elements.set(
-                    y,
-                    DataType.BF16,
-                    yBase / Short.BYTES + i,
-                    Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at)));
-        }
-    }
-
     /** {@link #normalize} into bfloat16, each result rounded as {@link #narrowBf16} rounds it. */
     void normalizeToBf16(
             MemorySegment x,
@@ -1031,7 +993,7 @@ final class VectorKernel implements Kernel {
         boolean gradients = diffScale != null || diffShift != null;
         boolean half = isHalf(src) || isHalf(diffDst) || isHalf(diffSrc) || isHalf(scale);
         boolean paired = pairedBackward(src, diffDst, diffSrc);
-        boolean unowned = Owners.unowned(diffSrc); // the kind of memory the scratch rows are seen as (HalfRows.forCall)
+        boolean unowned = half && Owners.unowned(diffSrc); // how the scratch rows are seen (HalfRows.forCall)
         int parts = splitter.parts(rows, rows * c);
         if (parts == 1) { // no lambda, no allocation on the common path
             float[] work = takeScratch();
