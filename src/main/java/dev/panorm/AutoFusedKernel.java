@@ -56,10 +56,7 @@ final class AutoFusedKernel implements FusedKernel {
         this.splitter = new RowSplitter(threads);
     }
 
-    /**
-     * Whether a call on these rows of {@code data}'s type goes to oneDNN by the model. Calls that mix memory as {@link
-     * AutoKernel#mixesOwners} says go there too, but for the int8 output, which oneDNN's path quantizes in Java.
-     */
+    /** Whether a call on these rows of {@code data}'s type goes to oneDNN by the model. */
     private boolean toOneDnn(Pass pass, Tensor data, long rows) {
         if (oneDnn == null) {
             return false;
@@ -94,18 +91,7 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor dstScales,
             float dstScale,
             long rows) {
-        boolean statisticsOut = pass.writesStatistics;
-        boolean mixes = oneDnn != null
-                && dst.dataType() != DataType.S8 // oneDNN's fused path quantizes in Java as well
-                && (Owners.unowned(sum)
-                        || Owners.unowned(dst)
-                        || statisticsOut && (Owners.unowned(mean) || Owners.unowned(variance)))
-                && (Owners.confined(src)
-                        || Owners.confined(residual)
-                        || Owners.confined(bias)
-                        || Owners.confined(scale)
-                        || Owners.confined(shift));
-        FusedKernel kernel = mixes || toOneDnn(pass, src, rows) ? oneDnn : java;
+        FusedKernel kernel = toOneDnn(pass, src, rows) ? oneDnn : java;
         return kernel.forward(
                 pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
     }
@@ -122,15 +108,7 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        boolean mixes = oneDnn != null
-                && (Owners.unowned(diffSrc) || Owners.unowned(diffScale) || Owners.unowned(diffShift))
-                && (Owners.confined(diffDst)
-                        || Owners.confined(diffSum)
-                        || Owners.confined(sum)
-                        || Owners.confined(mean)
-                        || Owners.confined(variance)
-                        || Owners.confined(scale));
-        FusedKernel kernel = mixes || toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
+        FusedKernel kernel = toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
         return kernel.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
     }
 

@@ -30,11 +30,6 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * {@code panorm.auto.adaptive=false} turns both off: the model alone decides from the first call, and
  * plans are built on the calling thread, as {@link Backend#ONEDNN} builds them.
  *
- * <p>One more rule keeps calls off a slow path at any time: a call that would store into memory without an owner
- * thread (a shared, automatic or global arena) while it reads the caller's confined memory goes to oneDNN. C2 on JDK
- * 25 recompiles the Java loops on such a mix for seconds or for good, and they run about a hundred times slower
- * ({@link #mixesOwners}).
- *
  * <p>The crossovers are the built-in model's, or those of the profile {@code panorm tune} wrote for this machine
  * ({@link AutoModel#current()}). Override the float32 ones with the system property {@code
  * panorm.auto.javaUpTo} (elements per call; 0 sends every call oneDNN can take to oneDNN), or pick a backend
@@ -143,13 +138,13 @@ final class AutoKernel implements Kernel {
     /**
      * Where a call goes: {@link #JAVA} where the model prefers Java and the kernel is warm, {@link #ONEDNN_OR_JAVA}
      * where the model prefers oneDNN but Java can run the call while oneDNN's plan is built, else {@link #ONEDNN}
-     * (oneDNN runs what it cannot take in Java itself), always for calls that {@link #mixesOwners} memory.
+     * (oneDNN runs what it cannot take in Java itself).
      */
-    private int route(Pass pass, boolean mixesOwners, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
+    private int route(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
         if (oneDnn == null) {
             return JAVA;
         }
-        if (mixesOwners || !vectorizes(src, a, b, c, d, e)) {
+        if (!vectorizes(src, a, b, c, d, e)) {
             return ONEDNN;
         }
         boolean warm = javaWarm(pass.forward, src);
@@ -163,45 +158,10 @@ final class AutoKernel implements Kernel {
     private static final int ONEDNN = 1;
     private static final int ONEDNN_OR_JAVA = 2;
 
-    /**
-     * Whether a forward call's Java loops would store into an output without an owner thread while they read an input
-     * confined to the caller. C2 hoists the JDK's session-owner check out of such loops as a profiled predicate that
-     * fails on every call (docs/benchmarks.md, "Segments of different arenas in one call"): float32 forward on 32 x
-     * 768 took 424 us instead of 3.6. Outputs confined with inputs of other arenas were not affected.
-     */
-    static boolean mixesOwners(
-            Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
-        boolean statisticsOut = pass.writesStatistics;
-        return (Owners.unowned(dst) || statisticsOut && (Owners.unowned(mean) || Owners.unowned(variance)))
-                && (Owners.confined(src)
-                        || Owners.confined(scale)
-                        || Owners.confined(shift)
-                        || !statisticsOut && (Owners.confined(mean) || Owners.confined(variance)));
-    }
-
-    /** The same for a backward call. */
-    private static boolean mixesOwners(
-            Tensor diffDst,
-            Tensor src,
-            Tensor mean,
-            Tensor variance,
-            Tensor scale,
-            Tensor diffSrc,
-            Tensor diffScale,
-            Tensor diffShift) {
-        return (Owners.unowned(diffSrc) || Owners.unowned(diffScale) || Owners.unowned(diffShift))
-                && (Owners.confined(diffDst)
-                        || Owners.confined(src)
-                        || Owners.confined(mean)
-                        || Owners.confined(variance)
-                        || Owners.confined(scale));
-    }
-
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        boolean mixed = mixesOwners(pass, src, dst, scale, shift, mean, variance);
-        return switch (route(pass, mixed, src, dst, scale, shift, null, null)) {
+        return switch (route(pass, src, dst, scale, shift, null, null)) {
             case JAVA -> java.forward(pass, src, dst, scale, shift, mean, variance, rows);
             case ONEDNN -> oneDnn.forward(pass, src, dst, scale, shift, mean, variance, rows);
             default -> {
@@ -223,8 +183,7 @@ final class AutoKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        boolean mixed = mixesOwners(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
-        return switch (route(pass, mixed, src, diffDst, diffSrc, scale, diffScale, diffShift)) {
+        return switch (route(pass, src, diffDst, diffSrc, scale, diffScale, diffShift)) {
             case JAVA -> java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
             case ONEDNN ->
                 oneDnn.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
@@ -243,10 +202,8 @@ final class AutoKernel implements Kernel {
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE;
-        boolean inJava = oneDnn == null
-                || vectorizes(src, dst, scale, shift, null, null)
-                        && modelPrefersJava(pass, src)
-                        && !mixesOwners(pass, src, dst, scale, shift, null, null);
+        boolean inJava =
+                oneDnn == null || vectorizes(src, dst, scale, shift, null, null) && modelPrefersJava(pass, src);
         return "auto: " + (inJava ? java : oneDnn).implementation(src, dst, scale, shift, rows);
     }
 

@@ -125,10 +125,9 @@ final class FusedVectorKernel implements FusedKernel {
         }
         // residual and sum have src's type
         boolean half = isHalf(src) || isHalf(bias) || isHalf(dst) || isHalf(scale) || isHalf(shift);
-        boolean unowned = half && Owners.unowned(dst); // how the scratch rows are seen (HalfRows.forCall)
         if (splitter.parts(rows, rows * c) == 1) {
             if (half) {
-                HalfRows scratch = norm.takeHalfRows(unowned);
+                HalfRows scratch = norm.takeHalfRows();
                 try {
                     halfRows(
                             pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale,
@@ -146,7 +145,7 @@ final class FusedVectorKernel implements FusedKernel {
         HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
         try {
             for (int p = 0; p < scratch.length; p++) {
-                scratch[p] = norm.takeHalfRows(unowned);
+                scratch[p] = norm.takeHalfRows();
             }
             splitter.run(rows, rows * c, (from, to, part) -> {
                 Tensor x = VectorKernel.onThisThread(src);
@@ -173,7 +172,7 @@ final class FusedVectorKernel implements FusedKernel {
                             variances,
                             scales,
                             dstScale,
-                            scratch[part].forCall(unowned),
+                            scratch[part].forCall(),
                             from,
                             to);
                 } else if (y.dataType() == DataType.S8) {
@@ -213,8 +212,7 @@ final class FusedVectorKernel implements FusedKernel {
         MemorySegment r = residual.segment();
         MemorySegment b = bias == null ? norm.zeros() : bias.segment();
         VectorKernel.ThreadRow buffer = sum != null ? null : rowBuffer.get();
-        MemorySegment s =
-                sum != null ? sum.segment() : buffer.view(Owners.unowned(dst)); // the caller's sum or the row buffer
+        MemorySegment s = sum != null ? sum.segment() : buffer.view(); // the caller's sum or the row buffer
         MemorySegment y = dst.segment();
         MemorySegment gamma = scale == null ? norm.ones() : scale.segment();
         MemorySegment beta = shift == null ? norm.zeros() : shift.segment();
@@ -283,7 +281,7 @@ final class FusedVectorKernel implements FusedKernel {
         MemorySegment b = bias == null ? norm.zeros() : bias.segment();
         // s: the caller's sum, the thread's row buffer, or x itself when there is nothing to add
         VectorKernel.ThreadRow buffer = sum == null && residual != null ? rowBuffer.get() : null;
-        MemorySegment s = sum != null ? sum.segment() : residual != null ? buffer.view(Owners.unowned(dst)) : x;
+        MemorySegment s = sum != null ? sum.segment() : residual != null ? buffer.view() : x;
         MemorySegment y = dst.segment();
         MemorySegment gamma = scale == null ? norm.ones() : scale.segment();
         MemorySegment beta = shift == null ? norm.zeros() : shift.segment();
@@ -444,9 +442,7 @@ final class FusedVectorKernel implements FusedKernel {
         MemorySegment gamma = norm.floats(scale, norm.ones(), scratch, scratch.gamma);
         MemorySegment beta = norm.floats(shift, norm.zeros(), scratch, scratch.beta);
         VectorKernel.ThreadRow buffer = bias == null ? null : rowBuffer.get();
-        MemorySegment b = bias == null
-                ? null
-                : norm.floats(bias, null, scratch, buffer.view(Owners.unowned(dst))); // free on this path
+        MemorySegment b = bias == null ? null : norm.floats(bias, null, scratch, buffer.view()); // free on this path
         MemorySegment x = widens ? scratch.x : src.segment();
         MemorySegment r = residual == null ? null : widens ? scratch.dy : residual.segment();
         MemorySegment s = residual == null ? x : sumInPlace ? sum.segment() : scratch.out;
@@ -540,8 +536,7 @@ final class FusedVectorKernel implements FusedKernel {
                 norm.floats(shift, norm.zeros(), scratch, scratch.beta), JAVA_FLOAT, 0, scratch.betaRow, 0, c);
         VectorKernel.ThreadRow buffer = bias == null ? null : rowBuffer.get();
         if (bias != null) {
-            MemorySegment.copy(
-                    norm.floats(bias, null, scratch, buffer.view(Owners.unowned(dst))), JAVA_FLOAT, 0, b, 0, c);
+            MemorySegment.copy(norm.floats(bias, null, scratch, buffer.view()), JAVA_FLOAT, 0, b, 0, c);
         }
         long xStride = Rows.rowStride(src, axes);
         long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
@@ -1181,11 +1176,10 @@ final class FusedVectorKernel implements FusedKernel {
         }
         boolean gradients = diffScale != null || diffShift != null;
         boolean half = isHalf(diffDst) || isHalf(diffSum) || isHalf(sum) || isHalf(scale) || isHalf(diffSrc);
-        boolean unowned = half && Owners.unowned(diffSrc); // how the scratch rows are seen (HalfRows.forCall)
         int parts = splitter.parts(rows, rows * c);
         if (parts == 1) {
             float[] work = norm.takeScratch();
-            HalfRows rowScratch = half ? norm.takeHalfRows(unowned) : null;
+            HalfRows rowScratch = half ? norm.takeHalfRows() : null;
             try {
                 if (half) {
                     halfBackwardRows(
@@ -1218,7 +1212,7 @@ final class FusedVectorKernel implements FusedKernel {
                 scratch[p] = norm.takeScratch();
             }
             for (int p = 0; p < rowScratch.length; p++) {
-                rowScratch[p] = norm.takeHalfRows(unowned);
+                rowScratch[p] = norm.takeHalfRows();
             }
             splitter.run(rows, rows * c, (from, to, part) -> {
                 Tensor dy = VectorKernel.onThisThread(diffDst);
@@ -1238,7 +1232,7 @@ final class FusedVectorKernel implements FusedKernel {
                             gamma,
                             dx,
                             scratch[part],
-                            rowScratch[part].forCall(unowned),
+                            rowScratch[part].forCall(),
                             gradients,
                             from,
                             to);

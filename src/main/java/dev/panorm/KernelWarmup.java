@@ -69,7 +69,7 @@ final class KernelWarmup {
     /**
      * Whether the vector kernels for {@code config}'s kind, this direction and {@code like}'s data type run
      * compiled; if not, starts their warm-up once the cold calls' elements add up to {@link #START_AFTER_ELEMENTS},
-     * counting {@code like}'s, on memory of the kind {@code like}'s is. Cheap once warm: one volatile read.
+     * counting {@code like}'s. Cheap once warm: one volatile read.
      */
     static boolean warm(LayerNormConfig config, boolean forward, Tensor like) {
         if (!ENABLED) {
@@ -80,9 +80,8 @@ final class KernelWarmup {
         if (state == COLD
                 && (COLD_ELEMENTS[index] += like.elementCount()) >= START_AFTER_ELEMENTS
                 && STATE.compareAndSet(index, COLD, WARMING)) {
-            boolean confined = Owners.confined(like);
             DataType type = like.dataType();
-            Background.THREAD.execute(() -> run(config, forward, confined, type, index));
+            Background.THREAD.execute(() -> run(config, forward, type, index));
         }
         return state == WARM;
     }
@@ -100,9 +99,9 @@ final class KernelWarmup {
         return true;
     }
 
-    private static void run(LayerNormConfig config, boolean forward, boolean confined, DataType type, int index) {
+    private static void run(LayerNormConfig config, boolean forward, DataType type, int index) {
         try {
-            if (warmUp(config.rms() ? LayerNormConfig.rms(C) : LayerNormConfig.of(C), forward, confined, type)) {
+            if (warmUp(config.rms() ? LayerNormConfig.rms(C) : LayerNormConfig.of(C), forward, type)) {
                 STATE.set(index, WARM);
             }
         } catch (RuntimeException e) {
@@ -165,17 +164,17 @@ final class KernelWarmup {
     }
 
     /**
-     * Runs the kernels for {@code config} until they are compiled; false if that did not happen in time. The
-     * memory is of the kind the first caller's is, confined or shared: on JDK 25, C2's code for the kernels'
-     * loops, compiled on one kind, deoptimized on the other ("profile_predicate") and was compiled again, in
-     * a loop, and the calls ran about 100 times slower for seconds (docs/benchmarks.md, "AUTO's cost model").
+     * Runs the kernels for {@code config} until they are compiled; false if that did not happen in time. On memory
+     * the warm-up thread owns, the only kind the kernels meet ({@link OwnedMemory}): code compiled on another kind was
+     * deoptimized on this one ("profile_predicate") and compiled again, in a loop, and the calls ran about 100 times
+     * slower for seconds (docs/benchmarks.md, "AUTO's cost model").
      */
-    private static boolean warmUp(LayerNormConfig config, boolean forward, boolean confined, DataType type) {
+    private static boolean warmUp(LayerNormConfig config, boolean forward, DataType type) {
         Pass[] passes = forward
                 ? new Pass[] {Pass.FORWARD_INFERENCE, Pass.FORWARD_TRAINING, Pass.FORWARD_GLOBAL}
                 : new Pass[] {Pass.BACKWARD, Pass.BACKWARD_DATA, Pass.BACKWARD_GLOBAL, Pass.BACKWARD_DATA_GLOBAL};
         Kernel kernel = JavaKernels.create(config, 1);
-        try (Arena arena = confined ? Arena.ofConfined() : Arena.ofShared()) {
+        try (Arena arena = Arena.ofConfined()) {
             Tensors tensors = Tensors.allocate(arena, config, ROWS, type);
             tensors.run(kernel, Pass.FORWARD_TRAINING);
             double compiledNanos = COMPILED_NS_PER_ELEMENT * (type == DataType.F32 ? 1 : 3) * ROWS * C;
@@ -192,7 +191,7 @@ final class KernelWarmup {
                     slowest = Math.max(slowest, fastest);
                 }
                 if (slowest <= compiledNanos) {
-                    splitOnce(config, passes, confined, type);
+                    splitOnce(config, passes, type);
                     return true;
                 }
             }
@@ -206,10 +205,10 @@ final class KernelWarmup {
      * Runs each pass once on a tensor large enough to be split across two threads: the first split call of a
      * process starts the pool and links its lambda, tens of milliseconds a caller should not pay.
      */
-    private static void splitOnce(LayerNormConfig config, Pass[] passes, boolean confined, DataType type) {
+    private static void splitOnce(LayerNormConfig config, Pass[] passes, DataType type) {
         long rows = 2 * RowSplitter.MIN_ELEMENTS_PER_THREAD / C;
         Kernel kernel = JavaKernels.create(config, 2);
-        try (Arena arena = confined ? Arena.ofConfined() : Arena.ofShared()) {
+        try (Arena arena = Arena.ofConfined()) {
             Tensors tensors = Tensors.allocate(arena, config, rows, type);
             tensors.run(kernel, Pass.FORWARD_TRAINING);
             for (Pass pass : passes) {

@@ -46,10 +46,10 @@ import java.util.concurrent.locks.LockSupport;
  * {@link IllegalStateException}. A {@code LayerNorm} that is never closed releases its native
  * resources when it becomes unreachable.
  *
- * <p>Memory lifetime: a call uses its tensors' memory only until it returns. If another thread closes
- * a shared arena during a call, the call throws {@link IllegalStateException} and touches no freed
- * memory, on every backend; while oneDNN runs on the memory, that arena's {@code close()} throws
- * {@code IllegalStateException} instead (retry it). Memory that no arena owns (a segment made with
+ * <p>Memory lifetime: a call uses its tensors' memory only until it returns, and holds their shared arenas
+ * open meanwhile: another thread's {@code close()} throws {@link IllegalStateException} until the call
+ * returns (retry it), and a call on memory whose arena is closed throws {@code IllegalStateException},
+ * on every backend. Memory that no arena owns (a segment made with
  * {@link MemorySegment#reinterpret(long)} from a raw address) must stay allocated until the call returns.
  *
  * <p>Guide: {@code docs/api.md}; training: {@code docs/training.md}.
@@ -451,8 +451,22 @@ public final class LayerNorm implements AutoCloseable {
             long rows =
                     checks.backwardFused(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift);
             if (rows > 0) {
-                lastBackend.get()[0] = state.fused.backward(
-                        diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+                lastBackend.get()[0] = OwnedMemory.owned(
+                                diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, null, null)
+                        ? state.fused.backward(
+                                diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
+                        : OwnedMemory.fusedBackward(
+                                state.fused,
+                                diffDst,
+                                diffSum,
+                                sum,
+                                mean,
+                                variance,
+                                scale,
+                                diffSrc,
+                                diffScale,
+                                diffShift,
+                                rows);
             } else {
                 zero(diffScale);
                 zero(diffShift);
@@ -570,8 +584,26 @@ public final class LayerNorm implements AutoCloseable {
             long rows = checks.forwardFused(
                     pass, src, residual, bias, sum, dst, scale, shift, mean, variance, quantized, dstScales, dstScale);
             if (rows > 0) {
-                lastBackend.get()[0] = state.fused.forward(
-                        pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
+                lastBackend.get()[0] = OwnedMemory.owned(
+                                src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, null)
+                        ? state.fused.forward(
+                                pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale,
+                                rows)
+                        : OwnedMemory.fusedForward(
+                                state.fused,
+                                pass,
+                                src,
+                                residual,
+                                bias,
+                                sum,
+                                dst,
+                                scale,
+                                shift,
+                                mean,
+                                variance,
+                                dstScales,
+                                dstScale,
+                                rows);
             }
         } finally {
             state.exit();
@@ -594,7 +626,10 @@ public final class LayerNorm implements AutoCloseable {
         try {
             long rows = checks.forward(pass, src, dst, scale, shift, mean, variance);
             if (rows > 0) {
-                lastBackend.get()[0] = state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
+                lastBackend.get()[0] = OwnedMemory.owned(
+                                src, dst, scale, shift, mean, variance, null, null, null, null, null)
+                        ? state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows)
+                        : OwnedMemory.forward(state.kernel, pass, src, dst, scale, shift, mean, variance, rows);
             }
         } finally {
             state.exit();
@@ -622,8 +657,22 @@ public final class LayerNorm implements AutoCloseable {
         try {
             long rows = checks.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             if (rows > 0) {
-                lastBackend.get()[0] = state.kernel.backward(
-                        pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+                lastBackend.get()[0] = OwnedMemory.owned(
+                                diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, null, null, null)
+                        ? state.kernel.backward(
+                                pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
+                        : OwnedMemory.backward(
+                                state.kernel,
+                                pass,
+                                diffDst,
+                                src,
+                                mean,
+                                variance,
+                                scale,
+                                diffSrc,
+                                diffScale,
+                                diffShift,
+                                rows);
             } else {
                 zero(diffScale);
                 zero(diffShift);

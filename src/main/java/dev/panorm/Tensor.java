@@ -35,6 +35,10 @@ public final class Tensor {
     private final long layoutHash;
     /** Computed once: every call checks it, some several times. */
     private final boolean contiguous;
+    /** How the kernels see this tensor's memory ({@link OwnedMemory}), from its arena: fixed, so computed once. */
+    private final OwnedMemory.Kind memoryKind;
+    /** The last view of this tensor's memory that a thread owns ({@link OwnedMemory#onThisThread}), or null. */
+    private OwnedView ownedView;
 
     private Tensor(MemorySegment segment, DataType dataType, long[] shape, long[] strides) {
         this.segment = Objects.requireNonNull(segment, "segment");
@@ -45,6 +49,7 @@ public final class Tensor {
         this.byteExtent = byteExtent(dataType, shape, strides);
         this.nonOverlapping = nonOverlapping(shape, strides);
         this.contiguous = contiguous(shape, strides, elementCount);
+        this.memoryKind = OwnedMemory.kind(segment);
         long hash = dataType.ordinal() + 1;
         for (int i = 0; i < shape.length; i++) {
             hash = (hash * 0x9E3779B97F4A7C15L + shape[i]) * 0xBF58476D1CE4E5B9L + strides[i];
@@ -291,6 +296,21 @@ public final class Tensor {
             }
         }
         return true;
+    }
+
+    /** A view of a tensor's memory that {@code owner} owns; one object, so that threads read both or neither. */
+    record OwnedView(Thread owner, Tensor view) {}
+
+    OwnedMemory.Kind memoryKind() {
+        return memoryKind;
+    }
+
+    OwnedView ownedView() {
+        return ownedView;
+    }
+
+    void ownedView(OwnedView view) {
+        ownedView = view;
     }
 
     /** The shape itself, not a copy: for panorm's own checks, never to be modified. */

@@ -120,14 +120,29 @@ final class VectorKernel implements Kernel {
         this.splitter = new RowSplitter(threads);
     }
 
+    /**
+     * Per thread, views of {@link #ones} and {@link #zeros} that it owns: the loops meet the caller's memory through
+     * such views, and must meet no other kind ({@link OwnedMemory}).
+     */
+    private final ThreadLocal<MemorySegment[]> standInViews = ThreadLocal.withInitial(() -> new MemorySegment[2]);
+
     MemorySegment ones() {
-        MemorySegment result = ones;
-        return result != null ? result : standIns(true);
+        return standIn(0);
     }
 
     MemorySegment zeros() {
-        MemorySegment result = zeros;
-        return result != null ? result : standIns(false);
+        return standIn(1);
+    }
+
+    private MemorySegment standIn(int which) {
+        MemorySegment[] views = standInViews.get();
+        MemorySegment view = views[which];
+        if (view == null) {
+            MemorySegment memory = which == 0 ? ones : zeros;
+            view = OwnedMemory.ownedView(memory != null ? memory : standIns(which == 0));
+            views[which] = view;
+        }
+        return view;
     }
 
     /** Makes the ones or the zeros, once. */
@@ -163,19 +178,11 @@ final class VectorKernel implements Kernel {
             .mapToObj(w -> VectorShuffle.fromOp(SPECIES, lane -> (lane + w) % LANES))
             .toArray(VectorShuffle[]::new);
 
-    /** Each thread's own arena for {@link #onThisThread}'s views: never closed, it owns no memory. */
-    private static final ThreadLocal<Arena> VIEWS = ThreadLocal.withInitial(Arena::ofConfined);
-
     /**
-     * {@code tensor} (null: absent) as the current thread, running a part of a split call, may use it: as it is
-     * where it may (the caller's own memory, memory of a shared arena), else as a view confined to this thread. A
-     * confined segment's arena can only be closed by its owner, which waits in this call until every part is done,
-     * so the view cannot outlive the memory.
-     *
-     * <p>Confined to this thread, not global: a view of the global arena has no owner thread, and C2 on JDK 25,
-     * once its profile of the session check has seen confined memory, compiles loops on such memory with a loop
-     * predicate that fails on every call and recompiles them for seconds, about a hundred times slower
-     * (docs/benchmarks.md, "Segments of different arenas in one call").
+     * {@code tensor} (null: absent) as the current thread, running a part of a split call, may use it: the caller's
+     * tensors lie in memory the caller owns ({@link OwnedMemory}), so this thread sees them through views it owns
+     * itself. The caller waits in this call until every part is done, and holds the memory allocated meanwhile, so the
+     * view cannot outlive the memory.
      */
     static Tensor onThisThread(Tensor tensor) {
         if (tensor == null || tensor.segment().isAccessibleBy(Thread.currentThread())) {
@@ -190,7 +197,8 @@ final class VectorKernel implements Kernel {
                 return views[i + 1];
             }
         }
-        Tensor view = Tensor.of(ownedView(tensor.segment()), tensor.dataType(), tensor.shape(), tensor.strides());
+        Tensor view =
+                Tensor.of(OwnedMemory.ownedView(tensor.segment()), tensor.dataType(), tensor.shape(), tensor.strides());
         System.arraycopy(views, 0, views, 2, views.length - 2); // the oldest falls out
         views[0] = tensor;
         views[1] = view;
@@ -200,33 +208,15 @@ final class VectorKernel implements Kernel {
     /** Per thread: the caller's tensors and their views ({@link #onThisThread}), newest first; a call has at most 10. */
     private static final ThreadLocal<Tensor[]> LAST_VIEWS = ThreadLocal.withInitial(() -> new Tensor[2 * 16]);
 
-    /** {@code segment}'s memory through a view that the current thread owns; it does not keep the memory alive. */
-    private static MemorySegment ownedView(MemorySegment segment) {
-        return MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize(), VIEWS.get(), null);
-    }
-
-    /** {@code segment}'s memory through a view without an owner thread; it does not keep the memory alive. */
-    private static MemorySegment unownedView(MemorySegment segment) {
-        return MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize());
-    }
-
     /**
      * A scratch row for one thread: memory of an automatic arena, so that the collector frees it with its holder, seen
-     * through a view of the same kind as the call's output ({@link #view(boolean)}). Use the views only while the
-     * record is reachable, and the owned one only on the thread that made it.
+     * through a view that thread owns ({@link OwnedMemory}). Use the view only while the record is reachable, and only
+     * on the thread that made it.
      */
-    record ThreadRow(MemorySegment memory, MemorySegment owned, MemorySegment unowned) {
+    record ThreadRow(MemorySegment memory, MemorySegment view) {
         static ThreadRow of(long bytes) {
             MemorySegment memory = Arena.ofAuto().allocate(bytes, 64);
-            return new ThreadRow(memory, ownedView(memory), unownedView(memory));
-        }
-
-        /**
-         * The row as loops that store into {@code unowned} memory (the call's output) may use it: their segments must
-         * all have an owner thread or none (see {@link HalfRows#forCall}).
-         */
-        MemorySegment view(boolean unowned) {
-            return unowned ? this.unowned : owned;
+            return new ThreadRow(memory, OwnedMemory.ownedView(memory));
         }
     }
 
@@ -242,9 +232,8 @@ final class VectorKernel implements Kernel {
             return scalar.forward(pass, src, dst, scale, shift, mean, variance, rows);
         }
         boolean half = isHalf(src) || isHalf(dst) || isHalf(scale) || isHalf(shift);
-        boolean unowned = half && Owners.unowned(dst); // how the scratch rows are seen (HalfRows.forCall)
         if (splitter.parts(rows, rows * c) == 1) { // no lambda, no allocation on the common path
-            HalfRows scratch = half ? takeHalfRows(unowned) : null;
+            HalfRows scratch = half ? takeHalfRows() : null;
             try {
                 if (half) {
                     forwardRows(pass, src, dst, scale, shift, mean, variance, scratch, 0, rows);
@@ -259,7 +248,7 @@ final class VectorKernel implements Kernel {
         HalfRows[] scratch = new HalfRows[half ? splitter.parts(rows, rows * c) : 0];
         try {
             for (int p = 0; p < scratch.length; p++) {
-                scratch[p] = takeHalfRows(unowned);
+                scratch[p] = takeHalfRows();
             }
             splitter.run(rows, rows * c, (from, to, part) -> {
                 Tensor x = onThisThread(src);
@@ -269,7 +258,7 @@ final class VectorKernel implements Kernel {
                 Tensor means = onThisThread(mean);
                 Tensor variances = onThisThread(variance);
                 if (half) {
-                    forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part].forCall(unowned), from, to);
+                    forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part].forCall(), from, to);
                 } else {
                     forwardFloatRows(pass, x, y, gamma, beta, means, variances, from, to);
                 }
@@ -993,11 +982,10 @@ final class VectorKernel implements Kernel {
         boolean gradients = diffScale != null || diffShift != null;
         boolean half = isHalf(src) || isHalf(diffDst) || isHalf(diffSrc) || isHalf(scale);
         boolean paired = pairedBackward(src, diffDst, diffSrc);
-        boolean unowned = half && Owners.unowned(diffSrc); // how the scratch rows are seen (HalfRows.forCall)
         int parts = splitter.parts(rows, rows * c);
         if (parts == 1) { // no lambda, no allocation on the common path
             float[] work = takeScratch();
-            HalfRows rowScratch = half ? takeHalfRows(unowned) : null;
+            HalfRows rowScratch = half ? takeHalfRows() : null;
             try {
                 backwardRows(pass, diffDst, src, mean, variance, scale, diffSrc, work, rowScratch, gradients, 0, rows);
                 storeGradients(work, diffScale, diffShift, paired);
@@ -1014,7 +1002,7 @@ final class VectorKernel implements Kernel {
                 scratch[p] = takeScratch();
             }
             for (int p = 0; p < rowScratch.length; p++) {
-                rowScratch[p] = takeHalfRows(unowned);
+                rowScratch[p] = takeHalfRows();
             }
             splitter.run(
                     rows,
@@ -1028,7 +1016,7 @@ final class VectorKernel implements Kernel {
                             onThisThread(scale),
                             onThisThread(diffSrc),
                             scratch[part],
-                            half ? rowScratch[part].forCall(unowned) : null,
+                            half ? rowScratch[part].forCall() : null,
                             gradients,
                             from,
                             to));
@@ -1361,11 +1349,10 @@ final class VectorKernel implements Kernel {
      * before it is narrowed, the widened scale and shift; and float rows on the heap for the float16
      * conversions (see {@link #narrow}) and {@link HeapRows}. Native, like the caller's memory, and reused so that steady-state
      * calls allocate nothing. The native rows are memory of an automatic arena, freed with this object, seen through
-     * views of the kind of memory the call's output lies in ({@link #forCall}), as {@link ThreadRow}'s: with memory that
-     * has no owner thread next to the caller's confined tensors, C2 recompiled the loops for seconds (float32 in,
-     * float16 out and bf16 scale and shift took 6 to 23 s to stop allocating in backward after other types had run);
-     * with rows owned by the thread next to the caller's shared tensors, for good (bf16 1 x 768 forward: 36 us
-     * instead of 0.3).
+     * views that the thread using them owns ({@link #forCall}), as {@link ThreadRow}'s and as the caller's tensors are
+     * ({@link OwnedMemory}): with memory that has no owner thread next to them, C2 recompiled the loops for seconds
+     * (float32 in, float16 out and bf16 scale and shift took 6 to 23 s to stop allocating in backward after other types
+     * had run).
      */
     static final class HalfRows {
         /** The five native rows, each on its own cache lines. */
@@ -1373,8 +1360,6 @@ final class VectorKernel implements Kernel {
 
         private final long bytes;
         private final long stride;
-        /** Views of the rows without an owner thread, made once: for calls whose output has none. */
-        private final MemorySegment[] unownedRows;
         /**
          * The threads that owned views of the rows were made for, newest first, and those views ({@link #forCall}): a
          * split call's parts take rows on one thread and use them on another, so each thread's are kept.
@@ -1405,7 +1390,6 @@ final class VectorKernel implements Kernel {
             bytes = (long) c * Float.BYTES;
             stride = (bytes + 63) & -64; // each row on its own cache lines
             memory = Arena.ofAuto().allocate(5 * stride, 64);
-            unownedRows = rows(unownedView(memory));
             floats = new float[c];
             secondFloats = new float[c];
             gammaRow = new float[c];
@@ -1414,16 +1398,11 @@ final class VectorKernel implements Kernel {
         }
 
         /**
-         * These rows for a call on the current thread whose output lies in memory without an owner thread ({@code
-         * unowned}) or confined to a thread: seen through views of the same kind, owned by the current thread in the
-         * second case. C2 on JDK 25, once its profile of the JDK's session check has seen both kinds, compiles a loop
-         * that reads memory with an owner and stores into memory without one with a loop predicate that fails on
-         * every call, and recompiles it for seconds, about a hundred times slower; so every loop here must meet one
-         * kind (docs/benchmarks.md, "Segments of different arenas in one call"). Keep this object reachable while
-         * the loops run.
+         * These rows for a call on the current thread, seen through views it owns: every loop must meet memory of one
+         * kind ({@link OwnedMemory}). Keep this object reachable while the loops run.
          */
-        HalfRows forCall(boolean unowned) {
-            MemorySegment[] rows = unowned ? unownedRows : ownedRows(Thread.currentThread());
+        HalfRows forCall() {
+            MemorySegment[] rows = ownedRows(Thread.currentThread());
             x = rows[0];
             dy = rows[1];
             out = rows[2];
@@ -1442,7 +1421,7 @@ final class VectorKernel implements Kernel {
             System.arraycopy(owners, 0, owners, 1, owners.length - 1);
             System.arraycopy(ownedRows, 0, ownedRows, 1, ownedRows.length - 1);
             owners[0] = thread;
-            ownedRows[0] = rows(ownedView(memory));
+            ownedRows[0] = rows(OwnedMemory.ownedView(memory));
             return ownedRows[0];
         }
 
@@ -1456,12 +1435,12 @@ final class VectorKernel implements Kernel {
         }
     }
 
-    HalfRows takeHalfRows(boolean unowned) {
+    HalfRows takeHalfRows() {
         HalfRows rows;
         synchronized (halfRows) {
             rows = halfRows.poll();
         }
-        return (rows != null ? rows : new HalfRows(c)).forCall(unowned);
+        return (rows != null ? rows : new HalfRows(c)).forCall();
     }
 
     void returnHalfRows(HalfRows rows) {

@@ -91,10 +91,25 @@ class AllocationTest {
             DataType out,
             DataType parameters,
             Call call) {
+        try (Arena arena = Arena.ofConfined()) {
+            assertAllocationFree(arena, config, backend, what, rows, callsPerRound, in, out, parameters, call);
+        }
+    }
+
+    private static void assertAllocationFree(
+            Arena arena,
+            LayerNormConfig config,
+            Backend backend,
+            String what,
+            int rows,
+            int callsPerRound,
+            DataType in,
+            DataType out,
+            DataType parameters,
+            Call call) {
         var threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
         long thread = Thread.currentThread().threadId();
-        try (Arena arena = Arena.ofConfined();
-                LayerNorm norm = LayerNorm.create(config, backend)) {
+        try (LayerNorm norm = LayerNorm.create(config, backend)) {
             Fixture f = Fixture.create(arena, rows, config, in, out, parameters);
             norm.forwardTraining(f.src(), f.dst()[0], f.gamma(), f.beta(), f.mean(), f.variance());
             // Steady state: the JIT needs a varying number of rounds (it compiles in the background, on a
@@ -120,6 +135,69 @@ class AllocationTest {
     @EnumSource(Backend.class)
     void forwardAllocatesNothing(Backend backend) {
         assertAllocationFree(backend, "forward", (norm, f, dst) -> norm.forward(f.src(), dst, f.gamma(), f.beta()));
+    }
+
+    /**
+     * Tensors of shared, automatic and global arenas: the kernels see them through views the calling thread owns, made
+     * once per tensor and thread, inside a downcall that holds the arenas open ({@link OwnedMemory}).
+     */
+    @ParameterizedTest
+    @CsvSource({
+        "JAVA, shared",
+        "JAVA, auto",
+        "JAVA, global",
+        "AUTO, shared",
+        "AUTO, auto",
+        "ONEDNN, shared",
+        "JAVA_SCALAR, shared"
+    })
+    void callsOnMemoryOfOtherArenasAllocateNothing(Backend backend, String kind) {
+        Arena arena = switch (kind) {
+            case "shared" -> Arena.ofShared();
+            case "auto" -> Arena.ofAuto();
+            default -> Arena.global();
+        };
+        LayerNormConfig config = LayerNormConfig.of(C);
+        try {
+            assertAllocationFree(
+                    arena,
+                    config,
+                    backend,
+                    "forward, " + kind,
+                    ROWS,
+                    CALLS_PER_ROUND,
+                    DataType.F32,
+                    DataType.F32,
+                    DataType.F32,
+                    (norm, f, dst) -> norm.forward(f.src(), dst, f.gamma(), f.beta()));
+            assertAllocationFree(
+                    arena,
+                    config,
+                    backend,
+                    "backward, " + kind,
+                    ROWS,
+                    CALLS_PER_ROUND,
+                    DataType.F32,
+                    DataType.F32,
+                    DataType.F32,
+                    (norm, f, dst) -> norm.backward(
+                            f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta()));
+            assertAllocationFree(
+                    arena,
+                    config,
+                    backend,
+                    "fused forward, " + kind,
+                    ROWS,
+                    CALLS_PER_ROUND,
+                    DataType.BF16,
+                    DataType.BF16,
+                    DataType.F32,
+                    (norm, f, dst) -> norm.forwardResidual(f.src(), f.dy(), null, null, dst, f.gamma(), f.beta()));
+        } finally {
+            if (kind.equals("shared")) {
+                arena.close();
+            }
+        }
     }
 
     @ParameterizedTest

@@ -3,12 +3,13 @@ package dev.panorm;
 import java.lang.foreign.Arena;
 
 /**
- * Run in a fresh JVM by {@link RecompilationTest}: the Java backend's forward, training and backward passes on one type
- * mix after another (all bf16, all float16, bf16 in with float32 out, float32 in with float16 out, all float32), rows of
- * 64 and of
- * 65536, each for a fixed number of calls, on tensors of a confined arena or, with the argument {@code shared}, of a
- * shared one. Calls with a half-precision tensor run the loops on panorm's scratch rows next to the caller's tensors, and
- * so does the fused forward that does not keep the sum (its row buffer).
+ * Run in a fresh JVM by {@link RecompilationTest}: the Java backend's forward, training and backward passes and the fused
+ * forward on one type mix after another (all bf16, all float16, bf16 in with float32 out, float32 in with float16 out,
+ * all float32), rows of 64 and of 65536, each for a fixed number of calls, on tensors of the arenas the argument names:
+ * {@code confined}, {@code shared}, {@code switch} (every mix on a confined arena, then every mix on a shared one, as a
+ * program that warms up on one kind and serves on another), or {@code mixed} (data confined to the caller, outputs and
+ * scale and shift from automatic arenas). Calls with a half-precision tensor run the loops on panorm's scratch rows next
+ * to the caller's tensors, and so does the fused forward that does not keep the sum (its row buffer).
  */
 public final class RecompilationProbe {
     private RecompilationProbe() {}
@@ -21,29 +22,32 @@ public final class RecompilationProbe {
             {DataType.F32, DataType.F16, DataType.BF16},
             {DataType.F32, DataType.F32, DataType.F32}
         };
-        boolean shared = args[0].equals("shared");
-        for (DataType[] mix : mixes) {
-            for (int c : new int[] {64, 1 << 16}) {
-                run(mix, c, shared);
+        String mode = args[0];
+        for (String phase : mode.equals("switch") ? new String[] {"confined", "shared"} : new String[] {mode}) {
+            for (DataType[] mix : mixes) {
+                for (int c : new int[] {64, 1 << 16}) {
+                    run(mix, c, phase);
+                }
             }
         }
         System.out.println("done");
     }
 
-    private static void run(DataType[] mix, int c, boolean shared) {
+    private static void run(DataType[] mix, int c, String phase) {
         int rows = c == 64 ? 8 : 1;
         int calls = c == 64 ? 100_000 : 2_000;
-        try (Arena arena = shared ? Arena.ofShared() : Arena.ofConfined();
+        try (Arena arena = phase.equals("shared") ? Arena.ofShared() : Arena.ofConfined();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA)) {
+            Arena other = phase.equals("mixed") ? Arena.ofAuto() : arena; // outputs, scale and shift
             Tensor x = Tensors.make(arena, mix[0], TestData.gaussian(rows * c, 0, 1, 1), rows, c);
             Tensor dy = Tensors.make(arena, mix[0], TestData.gaussian(rows * c, 0, 1, 2), rows, c);
-            Tensor y = Tensor.allocate(arena, mix[1], rows, c);
-            Tensor gamma = Tensors.make(arena, mix[2], TestData.gaussian(c, 1, 1, 3), c);
-            Tensor beta = Tensors.make(arena, mix[2], TestData.gaussian(c, 0, 1, 4), c);
-            Tensor dGamma = Tensor.allocate(arena, mix[2], c);
-            Tensor dBeta = Tensor.allocate(arena, mix[2], c);
-            Tensor mean = Tensor.allocate(arena, DataType.F32, rows);
-            Tensor variance = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor y = Tensor.allocate(other, mix[1], rows, c);
+            Tensor gamma = Tensors.make(other, mix[2], TestData.gaussian(c, 1, 1, 3), c);
+            Tensor beta = Tensors.make(other, mix[2], TestData.gaussian(c, 0, 1, 4), c);
+            Tensor dGamma = Tensor.allocate(other, mix[2], c);
+            Tensor dBeta = Tensor.allocate(other, mix[2], c);
+            Tensor mean = Tensor.allocate(other, DataType.F32, rows);
+            Tensor variance = Tensor.allocate(other, DataType.F32, rows);
             for (int i = 0; i < calls; i++) {
                 norm.forward(x, y, gamma, beta);
                 norm.forwardTraining(x, y, gamma, beta, mean, variance);

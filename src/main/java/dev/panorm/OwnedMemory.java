@@ -1,0 +1,365 @@
+package dev.panorm;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
+import java.lang.foreign.MemoryLayout;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.MethodType;
+import java.util.Arrays;
+
+/**
+ * Runs kernel calls on memory that the calling thread owns, whatever arenas the caller's tensors come from.
+ *
+ * <p>Why: the JDK checks every access's session with {@code owner != null && owner != Thread.currentThread()}, in one
+ * method whose profile the whole process shares. Once confined memory (which has an owner thread) is what that profile
+ * has mostly seen, C2 hoists the owner comparison out of vector loops as a profiled loop predicate, which fails for
+ * memory without an owner thread (shared, automatic, global arenas); C2 then recompiles the loop again and again, each
+ * time with the same predicate, and the loop runs about a hundred times slower for seconds or for good. Which memory the
+ * profile has seen depends on the whole process, the caller's own code included, so the one kind of memory that never
+ * fails that predicate is memory the running thread owns. panorm's kernels therefore see only such memory: the caller's
+ * confined tensors as they are, every other tensor in native memory through a view that the calling thread owns
+ * ({@link #onThisThread}; split calls' threads make their own, {@code VectorKernel.onThisThread}), and panorm's scratch
+ * rows through such views too (docs/benchmarks.md, "One kind of memory for every loop").
+ *
+ * <p>A view does not keep memory alive, so the memory must stay allocated while the call runs. A confined arena can
+ * only be closed by its owner, which is in the call; an automatic one only frees memory that is unreachable, and
+ * {@link LayerNorm} keeps the caller's tensors reachable; the global arena never frees. A shared arena can be closed by
+ * any thread at any time, so a call on a view of its memory runs inside a downcall that takes the caller's segments as
+ * arguments: the FFM linker keeps their arenas open until the downcall returns ({@code close()} throws
+ * {@link IllegalStateException} meanwhile, as it does for oneDNN's calls, {@link OneDnnExecute}), and refuses an arena
+ * that is closed already. The downcall's target is an upcall stub into {@link #runHeld}: no native code of panorm's own.
+ * It costs about 60 ns per call, paid only by calls with a tensor outside the caller's confined memory.
+ */
+final class OwnedMemory {
+    /** Any thread but the caller: memory it may access has no owner thread. */
+    private static final Thread OTHER_THREAD = Thread.ofPlatform().unstarted(() -> {});
+    /** The most tensors a call takes ({@link LayerNorm#forwardQuantized}). */
+    private static final int SLOTS = 11;
+    /** Each thread's pending call, run by {@link #runHeld}. */
+    private static final ThreadLocal<Pending> PENDING = ThreadLocal.withInitial(Pending::new);
+    /** The global arena's lifetime: memory in it is never freed. */
+    private static final MemorySegment.Scope GLOBAL = Arena.global().scope();
+    /** Each thread's own arena for its views: never closed, it owns no memory. */
+    private static final ThreadLocal<Arena> VIEWS = ThreadLocal.withInitial(Arena::ofConfined);
+
+    private OwnedMemory() {}
+
+    /**
+     * A downcall to the upcall stub into {@link #runHeld}, with {@link #SLOTS} pointer arguments to hold; made on the
+     * first call that needs it, so that calls on confined memory never touch the linker.
+     */
+    private static final class Hold {
+        static final MethodHandle HANDLE = holdHandle();
+    }
+
+    private static MethodHandle holdHandle() {
+        // The linker takes its ABI from os.arch; a JVM started with another os.arch than its own (as a test of
+        // unsupported platforms does) crashes making an upcall stub, so only the ABIs panorm is tested on are used.
+        String arch = System.getProperty("os.arch", "");
+        if (!(arch.equals("amd64") || arch.equals("x86_64") || arch.equals("aarch64"))) {
+            return null;
+        }
+        try {
+            Linker linker = Linker.nativeLinker();
+            MemorySegment stub = linker.upcallStub(
+                    MethodHandles.lookup().findStatic(OwnedMemory.class, "runHeld", MethodType.methodType(void.class)),
+                    FunctionDescriptor.ofVoid(),
+                    Arena.global());
+            MemoryLayout[] pointers = new MemoryLayout[SLOTS];
+            Arrays.fill(pointers, ValueLayout.ADDRESS);
+            return linker.downcallHandle(stub, FunctionDescriptor.ofVoid(pointers));
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            // No linker here, or native access denied: calls run on the caller's segments as they are.
+            System.getLogger("dev.panorm")
+                    .log(System.Logger.Level.DEBUG, "panorm: calls on unowned memory run without views", e);
+            return null;
+        }
+    }
+
+    /** How the kernels see a segment's memory. */
+    enum Kind {
+        /** Confined to a thread (the caller, once a call has checked it), or on the heap: as it is. */
+        AS_IS,
+        /** Native memory of the global arena: through a view, with nothing to hold. */
+        VIEWED,
+        /** Native memory of a shared or automatic arena: through a view, its arena held open. */
+        HELD
+    }
+
+    static Kind kind(MemorySegment segment) {
+        if (!segment.isNative() || !segment.isAccessibleBy(OTHER_THREAD)) {
+            return Kind.AS_IS; // heap memory (the scalar kernels) has no address to view, and nothing can free it
+        }
+        return GLOBAL.equals(segment.scope()) ? Kind.VIEWED : Kind.HELD;
+    }
+
+    /** Whether kernels on the caller's thread see {@code tensor} (null: absent) through a view. */
+    private static boolean unowned(Tensor tensor) {
+        return tensor != null && tensor.memoryKind() != Kind.AS_IS;
+    }
+
+    /**
+     * {@code tensor} (null: absent) as kernels running on the calling thread see it: itself if it lies in memory the
+     * thread owns or on the heap, else a view of its memory owned by the thread, kept in the tensor for the thread's
+     * next call. Only for a caller's tensors that a call has checked, whose memory stays allocated while the view is
+     * used (see the class comment).
+     */
+    static Tensor onThisThread(Tensor tensor) {
+        if (!unowned(tensor)) {
+            return tensor;
+        }
+        Thread thread = Thread.currentThread();
+        Tensor.OwnedView last = tensor.ownedView();
+        if (last != null && last.owner() == thread) {
+            return last.view();
+        }
+        Tensor view =
+                Tensor.of(ownedView(tensor.segment()), tensor.dataType(), tensor.shapeArray(), tensor.stridesArray());
+        tensor.ownedView(new Tensor.OwnedView(thread, view));
+        return view;
+    }
+
+    /** {@code segment}'s memory through a view that the current thread owns; it does not keep the memory alive. */
+    static MemorySegment ownedView(MemorySegment segment) {
+        return MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize(), VIEWS.get(), null);
+    }
+
+    /**
+     * Whether a call on these tensors (null: absent) runs as it is: all in the caller's own or heap memory, or no
+     * downcall can hold the others' arenas here.
+     */
+    static boolean owned(
+            Tensor t0,
+            Tensor t1,
+            Tensor t2,
+            Tensor t3,
+            Tensor t4,
+            Tensor t5,
+            Tensor t6,
+            Tensor t7,
+            Tensor t8,
+            Tensor t9,
+            Tensor t10) {
+        return !(unowned(t0)
+                        || unowned(t1)
+                        || unowned(t2)
+                        || unowned(t3)
+                        || unowned(t4)
+                        || unowned(t5)
+                        || unowned(t6)
+                        || unowned(t7)
+                        || unowned(t8)
+                        || unowned(t9)
+                        || unowned(t10))
+                || Hold.HANDLE == null;
+    }
+
+    /** {@link Kernel#forward} on views, the caller's arenas held open. */
+    static Backend forward(
+            Kernel kernel,
+            Pass pass,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            long rows) {
+        Pending call = PENDING.get();
+        call.kernel = kernel;
+        call.operation = Operation.FORWARD;
+        return call.run(pass, rows, 0, src, dst, scale, shift, mean, variance, null, null, null, null, null);
+    }
+
+    /** {@link Kernel#backward} on views, the caller's arenas held open. */
+    static Backend backward(
+            Kernel kernel,
+            Pass pass,
+            Tensor diffDst,
+            Tensor src,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows) {
+        Pending call = PENDING.get();
+        call.kernel = kernel;
+        call.operation = Operation.BACKWARD;
+        return call.run(
+                pass, rows, 0, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, null, null, null);
+    }
+
+    /** {@link FusedKernel#forward} on views, the caller's arenas held open. */
+    static Backend fusedForward(
+            FusedKernel kernel,
+            Pass pass,
+            Tensor src,
+            Tensor residual,
+            Tensor bias,
+            Tensor sum,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance,
+            Tensor dstScales,
+            float dstScale,
+            long rows) {
+        Pending call = PENDING.get();
+        call.fused = kernel;
+        call.operation = Operation.FUSED_FORWARD;
+        return call.run(
+                pass, rows, dstScale, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, null);
+    }
+
+    /** {@link FusedKernel#backward} on views, the caller's arenas held open. */
+    static Backend fusedBackward(
+            FusedKernel kernel,
+            Tensor diffDst,
+            Tensor diffSum,
+            Tensor sum,
+            Tensor mean,
+            Tensor variance,
+            Tensor scale,
+            Tensor diffSrc,
+            Tensor diffScale,
+            Tensor diffShift,
+            long rows) {
+        Pending call = PENDING.get();
+        call.fused = kernel;
+        call.operation = Operation.FUSED_BACKWARD;
+        return call.run(
+                null, rows, 0, diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, null, null);
+    }
+
+    /** The upcall: runs the current thread's pending call. An exception must not leave an upcall (the JVM exits). */
+    private static void runHeld() {
+        Pending call = PENDING.get();
+        try {
+            call.result = call.runOnViews();
+        } catch (Throwable e) {
+            call.failure = e;
+        }
+    }
+
+    private enum Operation {
+        FORWARD,
+        BACKWARD,
+        FUSED_FORWARD,
+        FUSED_BACKWARD
+    }
+
+    /** One thread's call in flight, reused: set, run through {@link Hold#HANDLE}, cleared. */
+    private static final class Pending {
+        private final Tensor[] tensors = new Tensor[SLOTS];
+        private Operation operation;
+        private Kernel kernel;
+        private FusedKernel fused;
+        private Pass pass;
+        private long rows;
+        private float dstScale;
+        private Backend result;
+        private Throwable failure;
+
+        Backend run(
+                Pass pass,
+                long rows,
+                float dstScale,
+                Tensor t0,
+                Tensor t1,
+                Tensor t2,
+                Tensor t3,
+                Tensor t4,
+                Tensor t5,
+                Tensor t6,
+                Tensor t7,
+                Tensor t8,
+                Tensor t9,
+                Tensor t10) {
+            this.pass = pass;
+            this.rows = rows;
+            this.dstScale = dstScale;
+            Tensor[] t = tensors;
+            t[0] = t0;
+            t[1] = t1;
+            t[2] = t2;
+            t[3] = t3;
+            t[4] = t4;
+            t[5] = t5;
+            t[6] = t6;
+            t[7] = t7;
+            t[8] = t8;
+            t[9] = t9;
+            t[10] = t10;
+            try {
+                if (held(t0) || held(t1) || held(t2) || held(t3) || held(t4) || held(t5) || held(t6) || held(t7)
+                        || held(t8) || held(t9) || held(t10)) {
+                    Hold.HANDLE.invokeExact(
+                            segment(t0),
+                            segment(t1),
+                            segment(t2),
+                            segment(t3),
+                            segment(t4),
+                            segment(t5),
+                            segment(t6),
+                            segment(t7),
+                            segment(t8),
+                            segment(t9),
+                            segment(t10));
+                } else { // only global memory besides the caller's: nothing can free it during the call
+                    runHeld();
+                }
+            } catch (RuntimeException | Error e) {
+                throw e; // the linker refused a closed arena: IllegalStateException
+            } catch (Throwable e) {
+                throw new IllegalStateException(e);
+            } finally {
+                Arrays.fill(t, null);
+                kernel = null;
+                fused = null;
+            }
+            Throwable thrown = failure;
+            Backend backend = result;
+            failure = null;
+            result = null;
+            if (thrown instanceof RuntimeException e) {
+                throw e;
+            } else if (thrown instanceof Error e) {
+                throw e;
+            } else if (thrown != null) {
+                throw new IllegalStateException(thrown);
+            }
+            return backend;
+        }
+
+        /** Whether the downcall must hold {@code tensor}'s arena open. */
+        private static boolean held(Tensor tensor) {
+            return tensor != null && tensor.memoryKind() == Kind.HELD;
+        }
+
+        /** The downcall's argument for {@code tensor}: its segment where {@link #held}, else NULL. */
+        private static MemorySegment segment(Tensor tensor) {
+            return held(tensor) ? tensor.segment() : MemorySegment.NULL;
+        }
+
+        Backend runOnViews() {
+            Tensor[] t = tensors;
+            for (int i = 0; i < SLOTS; i++) {
+                t[i] = onThisThread(t[i]);
+            }
+            return switch (operation) {
+                case FORWARD -> kernel.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], rows);
+                case BACKWARD -> kernel.backward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], rows);
+                case FUSED_FORWARD ->
+                    fused.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], dstScale, rows);
+                case FUSED_BACKWARD -> fused.backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], rows);
+            };
+        }
+    }
+}
