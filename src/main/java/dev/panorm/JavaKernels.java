@@ -55,10 +55,10 @@ final class JavaKernels {
     /** The fastest Java kernels for the fused operations: Vector API ones if available, else the scalar ones. */
     static FusedKernel createFused(LayerNormConfig config, int threads) {
         if (FUSED_VECTOR == null) {
-            return new FusedScalarKernel(config);
+            return OwnedMemory.javaFused(new FusedScalarKernel(config));
         }
         try {
-            return (FusedKernel) FUSED_VECTOR.invoke(config, threads);
+            return OwnedMemory.javaFused((FusedKernel) FUSED_VECTOR.invoke(config, threads));
         } catch (Throwable e) {
             throw new IllegalStateException("could not create the Vector API kernels", e);
         }
@@ -75,10 +75,10 @@ final class JavaKernels {
                                 + "uses its scalar kernels; run the JVM with --add-modules jdk.incubator.vector for"
                                 + " the vector ones");
             }
-            return new ScalarKernel(config);
+            return OwnedMemory.javaKernel(new ScalarKernel(config));
         }
         try {
-            return (Kernel) VECTOR.invoke(config, threads);
+            return OwnedMemory.javaKernel((Kernel) VECTOR.invoke(config, threads));
         } catch (Throwable e) {
             throw new IllegalStateException("could not create the Vector API kernels", e);
         }

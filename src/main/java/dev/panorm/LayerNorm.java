@@ -122,13 +122,13 @@ public final class LayerNorm implements AutoCloseable {
             case AUTO -> new AutoKernel(config, threads, calls);
             case ONEDNN -> new OneDnnKernel(config, threads, calls, JavaKernels.create(config, threads));
             case JAVA -> JavaKernels.create(config, threads);
-            case JAVA_SCALAR -> new ScalarKernel(config);
+            case JAVA_SCALAR -> OwnedMemory.javaKernel(new ScalarKernel(config));
         };
         FusedKernel fused = switch (backend) {
             case AUTO -> new AutoFusedKernel(config, threads, (AutoKernel) kernel);
             case ONEDNN -> new OneDnnFusedKernel((OneDnnKernel) kernel, JavaKernels.createFused(config, threads));
             case JAVA -> JavaKernels.createFused(config, threads);
-            case JAVA_SCALAR -> new FusedScalarKernel(config);
+            case JAVA_SCALAR -> OwnedMemory.javaFused(new FusedScalarKernel(config));
         };
         return new LayerNorm(config, backend, kernel, fused, calls);
     }
@@ -451,22 +451,8 @@ public final class LayerNorm implements AutoCloseable {
             long rows =
                     checks.backwardFused(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift);
             if (rows > 0) {
-                lastBackend.get()[0] = OwnedMemory.owned(
-                                diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, null, null)
-                        ? state.fused.backward(
-                                diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
-                        : OwnedMemory.fusedBackward(
-                                state.fused,
-                                diffDst,
-                                diffSum,
-                                sum,
-                                mean,
-                                variance,
-                                scale,
-                                diffSrc,
-                                diffScale,
-                                diffShift,
-                                rows);
+                lastBackend.get()[0] = state.fused.backward(
+                        diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
             } else {
                 zero(diffScale);
                 zero(diffShift);
@@ -584,26 +570,8 @@ public final class LayerNorm implements AutoCloseable {
             long rows = checks.forwardFused(
                     pass, src, residual, bias, sum, dst, scale, shift, mean, variance, quantized, dstScales, dstScale);
             if (rows > 0) {
-                lastBackend.get()[0] = OwnedMemory.owned(
-                                src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, null)
-                        ? state.fused.forward(
-                                pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale,
-                                rows)
-                        : OwnedMemory.fusedForward(
-                                state.fused,
-                                pass,
-                                src,
-                                residual,
-                                bias,
-                                sum,
-                                dst,
-                                scale,
-                                shift,
-                                mean,
-                                variance,
-                                dstScales,
-                                dstScale,
-                                rows);
+                lastBackend.get()[0] = state.fused.forward(
+                        pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
             }
         } finally {
             state.exit();
@@ -626,10 +594,7 @@ public final class LayerNorm implements AutoCloseable {
         try {
             long rows = checks.forward(pass, src, dst, scale, shift, mean, variance);
             if (rows > 0) {
-                lastBackend.get()[0] = OwnedMemory.owned(
-                                src, dst, scale, shift, mean, variance, null, null, null, null, null)
-                        ? state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows)
-                        : OwnedMemory.forward(state.kernel, pass, src, dst, scale, shift, mean, variance, rows);
+                lastBackend.get()[0] = state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
             }
         } finally {
             state.exit();
@@ -657,22 +622,8 @@ public final class LayerNorm implements AutoCloseable {
         try {
             long rows = checks.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             if (rows > 0) {
-                lastBackend.get()[0] = OwnedMemory.owned(
-                                diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, null, null, null)
-                        ? state.kernel.backward(
-                                pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
-                        : OwnedMemory.backward(
-                                state.kernel,
-                                pass,
-                                diffDst,
-                                src,
-                                mean,
-                                variance,
-                                scale,
-                                diffSrc,
-                                diffScale,
-                                diffShift,
-                                rows);
+                lastBackend.get()[0] = state.kernel.backward(
+                        pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
             } else {
                 zero(diffScale);
                 zero(diffShift);
