@@ -2,6 +2,7 @@ package dev.panorm.bench;
 
 import dev.panorm.Backend;
 import dev.panorm.LayerNorm;
+import java.lang.foreign.Arena;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -17,7 +18,7 @@ import java.util.Map;
  * as {@link MixedShapeBenchmark}). Prints a Markdown table: per shape, the median over rounds of each
  * implementation's mean time per call, and AUTO over the best fixed choice; for a cycle of several shapes also
  * the whole cycle's time (the sum over its shapes, median over rounds). Results are not checked here;
- * {@link LayerNormBenchmark} checks the same calls.
+ * {@link LayerNormBenchmark} checks the same calls. The tensors lie in confined arenas, as in {@code panorm tune}.
  *
  * <p>Usage: {@code AutoVsBest OPS PASSES GROUPS [DTYPE [ROUNDS]]}, e.g.
  * {@code AutoVsBest layer,rms,precise forward,backward "1x4096,32x4096,512x4096,8x768,2048x768;8x768;512x1024"}.
@@ -48,7 +49,7 @@ public final class AutoVsBest {
     private static void run(String op, Pass pass, String[] shapes, String dtype, int rounds) {
         Fixture[] fixtures = new Fixture[shapes.length];
         for (int i = 0; i < shapes.length; i++) {
-            fixtures[i] = new Fixture(shapes[i], dtype, op);
+            fixtures[i] = new Fixture(shapes[i], dtype, op, Arena.ofConfined()); // as panorm tune measures
         }
         List<LayerNorm[]> norms = new ArrayList<>(); // per implementation, per shape
         for (String impl : IMPLS) {

@@ -13,7 +13,9 @@ import java.util.SplittableRandom;
 /**
  * The tensors of one benchmark: a {@code rows x C} input of one data type and every other role of the
  * three passes (scale, shift and statistics float32), filled with seeded data, statistics consistent
- * with the input. Off-heap, in a shared arena, 64-byte aligned. The operation ({@code op}) is layer
+ * with the input. Off-heap, 64-byte aligned, in a shared arena (JMH may set up on another thread than it measures on)
+ * or, for drivers that run on one thread, a confined one: the Java kernels take a shared arena's memory through views
+ * and a downcall that cost about 0.1 us per call (docs/benchmarks.md, "One kind of memory for every loop"). The operation ({@code op}) is layer
  * normalization ({@code layer}), RMS normalization ({@code rms}: no shift, no mean) or layer
  * normalization with precise statistics ({@code precise}).
  */
@@ -22,7 +24,7 @@ final class Fixture implements AutoCloseable {
     final long channels;
     final DataType type;
     final String op;
-    final Arena arena = Arena.ofShared();
+    final Arena arena;
     final Tensor src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift;
 
     Fixture(String shape, String dataType) {
@@ -30,6 +32,12 @@ final class Fixture implements AutoCloseable {
     }
 
     Fixture(String shape, String dataType, String op) {
+        this(shape, dataType, op, Arena.ofShared());
+    }
+
+    /** In {@code arena}, which {@link #close()} closes. */
+    Fixture(String shape, String dataType, String op, Arena arena) {
+        this.arena = arena;
         if (!List.of("layer", "rms", "precise").contains(op)) {
             throw new IllegalArgumentException("op is layer, rms or precise, got " + op);
         }
