@@ -9,6 +9,7 @@ import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.lang.invoke.MethodHandles;
 import java.lang.invoke.MethodType;
+import java.lang.ref.WeakReference;
 import java.util.Arrays;
 
 /**
@@ -106,9 +107,10 @@ final class OwnedMemory {
 
     /**
      * {@code tensor} (null: absent) as kernels running on the calling thread see it: itself if it lies in memory the
-     * thread owns or on the heap, else a view of its memory owned by the thread, kept in the tensor for the thread's
-     * next call. Only for a caller's tensors that a call has checked, whose memory stays allocated while the view is
-     * used (see the class comment).
+     * thread owns or on the heap, else a view of its memory owned by the thread, made once per tensor and thread. The
+     * tensor keeps the last thread's view, and each thread its own ({@link ViewTable}), so that threads taking turns on
+     * shared weights allocate nothing either. Only for a caller's tensors that a call has checked, whose memory stays
+     * allocated while the view is used (see the class comment).
      */
     static Tensor onThisThread(Tensor tensor) {
         if (!unowned(tensor)) {
@@ -119,10 +121,59 @@ final class OwnedMemory {
         if (last != null && last.owner() == thread) {
             return last.view();
         }
-        Tensor view =
-                Tensor.of(ownedView(tensor.segment()), tensor.dataType(), tensor.shapeArray(), tensor.stridesArray());
-        tensor.ownedView(new Tensor.OwnedView(thread, view));
-        return view;
+        ViewTable table = TABLES.get();
+        Tensor.OwnedView mine = table.find(tensor);
+        if (mine == null) {
+            Tensor view = Tensor.of(
+                    ownedView(tensor.segment()), tensor.dataType(), tensor.shapeArray(), tensor.stridesArray());
+            mine = new Tensor.OwnedView(thread, view);
+            table.put(tensor, mine);
+        }
+        tensor.ownedView(mine);
+        return mine.view();
+    }
+
+    /** Each thread's views of the tensors it ran calls on ({@link #onThisThread}). */
+    private static final ThreadLocal<ViewTable> TABLES = ThreadLocal.withInitial(ViewTable::new);
+
+    /**
+     * One thread's views, by the caller's tensor: an open-addressed table on identity hashes, a few probes, the oldest
+     * entry at a full spot overwritten. Weak keys: a tensor of an automatic arena must not outlive its last use here.
+     */
+    private static final class ViewTable {
+        private static final int SIZE = 64;
+        private static final int PROBES = 4;
+
+        @SuppressWarnings({"unchecked", "rawtypes"})
+        private final WeakReference<Tensor>[] keys = new WeakReference[SIZE];
+
+        private final Tensor.OwnedView[] views = new Tensor.OwnedView[SIZE];
+
+        Tensor.OwnedView find(Tensor tensor) {
+            int hash = System.identityHashCode(tensor);
+            for (int i = 0; i < PROBES; i++) {
+                int at = (hash + i) & (SIZE - 1);
+                WeakReference<Tensor> key = keys[at];
+                if (key != null && key.get() == tensor) {
+                    return views[at];
+                }
+            }
+            return null;
+        }
+
+        void put(Tensor tensor, Tensor.OwnedView view) {
+            int hash = System.identityHashCode(tensor);
+            int slot = hash & (SIZE - 1);
+            for (int i = 0; i < PROBES; i++) {
+                int at = (hash + i) & (SIZE - 1);
+                if (keys[at] == null || keys[at].get() == null) {
+                    slot = at;
+                    break;
+                }
+            }
+            keys[slot] = new WeakReference<>(tensor);
+            views[slot] = view;
+        }
     }
 
     /** {@code segment}'s memory through a view that the current thread owns; it does not keep the memory alive. */

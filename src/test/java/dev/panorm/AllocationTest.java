@@ -7,7 +7,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import com.sun.management.ThreadMXBean;
 import java.lang.foreign.Arena;
 import java.lang.management.ManagementFactory;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -197,6 +200,43 @@ class AllocationTest {
             if (kind.equals("shared")) {
                 arena.close();
             }
+        }
+    }
+
+    /**
+     * Two threads taking turns on the same tensors of a shared arena, as a server's request threads share weights:
+     * each thread keeps its own views of them ({@link OwnedMemory}), so neither allocates per call. When only the
+     * tensor kept a view, for the last thread, every turn made a new one.
+     */
+    @ParameterizedTest
+    @EnumSource(
+            value = Backend.class,
+            names = {"JAVA", "AUTO"})
+    void threadsTakingTurnsOnSharedTensorsAllocateNothing(Backend backend) throws Exception {
+        var threads = (ThreadMXBean) ManagementFactory.getThreadMXBean();
+        ExecutorService other = Executors.newSingleThreadExecutor();
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend)) {
+            Fixture f = Fixture.create(arena, ROWS, LayerNormConfig.of(C), DataType.F32, DataType.F32, DataType.F32);
+            Callable<Long> turn = () -> { // one call; the bytes this thread allocated in it
+                long before = threads.getCurrentThreadAllocatedBytes();
+                norm.forward(f.src(), f.dst()[0], f.gamma(), f.beta());
+                return threads.getCurrentThreadAllocatedBytes() - before;
+            };
+            int cleanRounds = 0;
+            long bytes = -1;
+            for (int round = 0; round < 300 && cleanRounds < 10; round++) {
+                bytes = 0;
+                for (int i = 0; i < 1_000; i++) {
+                    bytes += turn.call() + other.submit(turn).get();
+                }
+                cleanRounds = bytes == 0 ? cleanRounds + 1 : 0;
+            }
+            assertTrue(
+                    cleanRounds >= 10,
+                    backend + ": two threads taking turns still allocate " + bytes + " bytes per round");
+        } finally {
+            other.shutdownNow();
         }
     }
 
