@@ -93,6 +93,7 @@ final class OwnedMemory {
         HELD
     }
 
+    /** The kind of {@code segment}'s memory, fixed for its life ({@link Tensor} computes it once). */
     static Kind kind(MemorySegment segment) {
         if (!segment.isNative() || !segment.isAccessibleBy(OTHER_THREAD)) {
             return Kind.AS_IS; // heap memory (the scalar kernels) has no address to view, and nothing can free it
