@@ -114,15 +114,20 @@ final class OwnedMemory {
      * allocated while the view is used (see the class comment).
      */
     static Tensor onThisThread(Tensor tensor) {
-        if (!unowned(tensor)) {
-            return tensor;
-        }
+        return unowned(tensor) ? ownedView(tensor) : tensor;
+    }
+
+    /**
+     * A view of {@code tensor}'s memory that the current thread owns, made once per tensor and thread, as {@link
+     * #onThisThread} says; also for the parts of a split call on other threads ({@code VectorKernel.onThisThread}).
+     */
+    static Tensor ownedView(Tensor tensor) {
         Thread thread = Thread.currentThread();
         Tensor.OwnedView last = tensor.ownedView();
         if (last != null && last.owner() == thread) {
             return last.view();
         }
-        ViewTable table = TABLES.get();
+        ViewTable table = TABLES.get(); // a view per call cost split calls about 4 KB each, on each pool thread
         Tensor.OwnedView mine = table.find(tensor);
         if (mine == null) {
             Tensor view = Tensor.of(

@@ -188,25 +188,8 @@ final class VectorKernel implements Kernel {
         if (tensor == null || tensor.segment().isAccessibleBy(Thread.currentThread())) {
             return tensor;
         }
-        // The views this thread made last, by the caller's tensor: callers pass the same tensors call after call, and
-        // a view per part cost split calls about 4 KB each. A tensor's memory never changes, and it is alive while a
-        // call on it runs, so its view is valid in every call that passes it.
-        Tensor[] views = LAST_VIEWS.get();
-        for (int i = 0; i < views.length; i += 2) {
-            if (views[i] == tensor) {
-                return views[i + 1];
-            }
-        }
-        Tensor view =
-                Tensor.of(OwnedMemory.ownedView(tensor.segment()), tensor.dataType(), tensor.shape(), tensor.strides());
-        System.arraycopy(views, 0, views, 2, views.length - 2); // the oldest falls out
-        views[0] = tensor;
-        views[1] = view;
-        return view;
+        return OwnedMemory.ownedView(tensor);
     }
-
-    /** Per thread: the caller's tensors and their views ({@link #onThisThread}), newest first; a call has at most 10. */
-    private static final ThreadLocal<Tensor[]> LAST_VIEWS = ThreadLocal.withInitial(() -> new Tensor[2 * 16]);
 
     /**
      * A scratch row for one thread: memory of an automatic arena, so that the collector frees it with its holder, seen
