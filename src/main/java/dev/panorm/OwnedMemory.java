@@ -240,7 +240,8 @@ final class OwnedMemory {
                 long rows) {
             return owned(src, dst, scale, shift, mean, variance, null, null, null, null, null)
                     ? inner.forward(pass, src, dst, scale, shift, mean, variance, rows)
-                    : OwnedMemory.forward(inner, pass, src, dst, scale, shift, mean, variance, rows);
+                    : pending(Operation.FORWARD, inner, null)
+                            .run(pass, rows, 0, src, dst, scale, shift, mean, variance, null, null, null, null, null);
         }
 
         @Override
@@ -257,8 +258,10 @@ final class OwnedMemory {
                 long rows) {
             return owned(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, null, null, null)
                     ? inner.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
-                    : OwnedMemory.backward(
-                            inner, pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+                    : pending(Operation.BACKWARD, inner, null)
+                            .run(
+                                    pass, rows, 0, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift,
+                                    null, null, null);
         }
 
         @Override
@@ -297,9 +300,10 @@ final class OwnedMemory {
                     ? inner.forward(
                             pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale,
                             rows)
-                    : fusedForward(
-                            inner, pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales,
-                            dstScale, rows);
+                    : pending(Operation.FUSED_FORWARD, null, inner)
+                            .run(
+                                    pass, rows, dstScale, src, residual, bias, sum, dst, scale, shift, mean, variance,
+                                    dstScales, null);
         }
 
         @Override
@@ -316,8 +320,10 @@ final class OwnedMemory {
                 long rows) {
             return owned(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, null, null)
                     ? inner.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
-                    : fusedBackward(
-                            inner, diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
+                    : pending(Operation.FUSED_BACKWARD, null, inner)
+                            .run(
+                                    null, rows, 0, diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale,
+                                    diffShift, null, null);
         }
 
         @Override
@@ -326,84 +332,13 @@ final class OwnedMemory {
         }
     }
 
-    /** {@link Kernel#forward} on views, the caller's arenas held open. */
-    private static Backend forward(
-            Kernel kernel,
-            Pass pass,
-            Tensor src,
-            Tensor dst,
-            Tensor scale,
-            Tensor shift,
-            Tensor mean,
-            Tensor variance,
-            long rows) {
+    /** The current thread's {@link Pending}, set to run {@code operation} on one of these kernels. */
+    private static Pending pending(Operation operation, Kernel kernel, FusedKernel fused) {
         Pending call = PENDING.get();
+        call.operation = operation;
         call.kernel = kernel;
-        call.operation = Operation.FORWARD;
-        return call.run(pass, rows, 0, src, dst, scale, shift, mean, variance, null, null, null, null, null);
-    }
-
-    /** {@link Kernel#backward} on views, the caller's arenas held open. */
-    private static Backend backward(
-            Kernel kernel,
-            Pass pass,
-            Tensor diffDst,
-            Tensor src,
-            Tensor mean,
-            Tensor variance,
-            Tensor scale,
-            Tensor diffSrc,
-            Tensor diffScale,
-            Tensor diffShift,
-            long rows) {
-        Pending call = PENDING.get();
-        call.kernel = kernel;
-        call.operation = Operation.BACKWARD;
-        return call.run(
-                pass, rows, 0, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, null, null, null);
-    }
-
-    /** {@link FusedKernel#forward} on views, the caller's arenas held open. */
-    private static Backend fusedForward(
-            FusedKernel kernel,
-            Pass pass,
-            Tensor src,
-            Tensor residual,
-            Tensor bias,
-            Tensor sum,
-            Tensor dst,
-            Tensor scale,
-            Tensor shift,
-            Tensor mean,
-            Tensor variance,
-            Tensor dstScales,
-            float dstScale,
-            long rows) {
-        Pending call = PENDING.get();
-        call.fused = kernel;
-        call.operation = Operation.FUSED_FORWARD;
-        return call.run(
-                pass, rows, dstScale, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, null);
-    }
-
-    /** {@link FusedKernel#backward} on views, the caller's arenas held open. */
-    private static Backend fusedBackward(
-            FusedKernel kernel,
-            Tensor diffDst,
-            Tensor diffSum,
-            Tensor sum,
-            Tensor mean,
-            Tensor variance,
-            Tensor scale,
-            Tensor diffSrc,
-            Tensor diffScale,
-            Tensor diffShift,
-            long rows) {
-        Pending call = PENDING.get();
-        call.fused = kernel;
-        call.operation = Operation.FUSED_BACKWARD;
-        return call.run(
-                null, rows, 0, diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, null, null);
+        call.fused = fused;
+        return call;
     }
 
     /** The upcall: runs the current thread's pending call. An exception must not leave an upcall (the JVM exits). */
