@@ -172,7 +172,7 @@ final class FusedVectorKernel implements FusedKernel {
                             variances,
                             scales,
                             dstScale,
-                            scratch[part].forCall(),
+                            scratch[part].forThisThread(),
                             from,
                             to);
                 } else if (y.dataType() == DataType.S8) {
@@ -1232,7 +1232,7 @@ final class FusedVectorKernel implements FusedKernel {
                             gamma,
                             dx,
                             scratch[part],
-                            rowScratch[part].forCall(),
+                            rowScratch[part].forThisThread(),
                             gradients,
                             from,
                             to);

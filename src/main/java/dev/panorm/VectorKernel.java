@@ -241,7 +241,7 @@ final class VectorKernel implements Kernel {
                 Tensor means = onThisThread(mean);
                 Tensor variances = onThisThread(variance);
                 if (half) {
-                    forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part].forCall(), from, to);
+                    forwardRows(pass, x, y, gamma, beta, means, variances, scratch[part].forThisThread(), from, to);
                 } else {
                     forwardFloatRows(pass, x, y, gamma, beta, means, variances, from, to);
                 }
@@ -999,7 +999,7 @@ final class VectorKernel implements Kernel {
                             onThisThread(scale),
                             onThisThread(diffSrc),
                             scratch[part],
-                            half ? rowScratch[part].forCall() : null,
+                            half ? rowScratch[part].forThisThread() : null,
                             gradients,
                             from,
                             to));
@@ -1332,7 +1332,7 @@ final class VectorKernel implements Kernel {
      * before it is narrowed, the widened scale and shift; and float rows on the heap for the float16
      * conversions (see {@link #narrow}) and {@link HeapRows}. Native, like the caller's memory, and reused so that steady-state
      * calls allocate nothing. The native rows are memory of an automatic arena, freed with this object, seen through
-     * views that the thread using them owns ({@link #forCall}), as {@link ThreadRow}'s and as the caller's tensors are
+     * views that the thread using them owns ({@link #forThisThread}), as {@link ThreadRow}'s and as the caller's tensors are
      * ({@link OwnedMemory}): with memory that has no owner thread next to them, C2 recompiled the loops for seconds
      * (float32 in, float16 out and bf16 scale and shift took 6 to 23 s to stop allocating in backward after other types
      * had run).
@@ -1344,7 +1344,7 @@ final class VectorKernel implements Kernel {
         private final long bytes;
         private final long stride;
         /**
-         * The threads that owned views of the rows were made for, newest first, and those views ({@link #forCall}): a
+         * The threads that owned views of the rows were made for, newest first, and those views ({@link #forThisThread}): a
          * split call's parts take rows on one thread and use them on another, so each thread's are kept.
          */
         private final Thread[] owners = new Thread[4];
@@ -1384,7 +1384,7 @@ final class VectorKernel implements Kernel {
          * These rows for a call on the current thread, seen through views it owns: every loop must meet memory of one
          * kind ({@link OwnedMemory}). Keep this object reachable while the loops run.
          */
-        HalfRows forCall() {
+        HalfRows forThisThread() {
             MemorySegment[] rows = ownedRows(Thread.currentThread());
             x = rows[0];
             dy = rows[1];
@@ -1423,7 +1423,7 @@ final class VectorKernel implements Kernel {
         synchronized (halfRows) {
             rows = halfRows.poll();
         }
-        return (rows != null ? rows : new HalfRows(c)).forCall();
+        return (rows != null ? rows : new HalfRows(c)).forThisThread();
     }
 
     void returnHalfRows(HalfRows rows) {
