@@ -416,13 +416,21 @@ final class CallChecks {
         }
         MemorySegment x = a.segment();
         MemorySegment y = b.segment();
-        if (x.isNative() && y.isNative()) {
-            long xStart = x.address();
-            long yStart = y.address();
-            return xStart < yStart + b.byteExtent() && yStart < xStart + a.byteExtent();
+        if (x.isNative() != y.isNative()) {
+            return false;
         }
-        return x.asSlice(0, a.byteExtent())
-                .asOverlappingSlice(y.asSlice(0, b.byteExtent()))
-                .isPresent();
+        // a native segment's address is where it starts in memory, a heap segment's where it starts in its array
+        if (!x.isNative() && !x.isReadOnly() && !y.isReadOnly()) { // a read-only one does not tell its array
+            if (x.heapBase().orElseThrow() != y.heapBase().orElseThrow()) {
+                return false;
+            }
+        } else if (!x.isNative()) {
+            return x.asSlice(0, a.byteExtent())
+                    .asOverlappingSlice(y.asSlice(0, b.byteExtent()))
+                    .isPresent();
+        }
+        long xStart = x.address();
+        long yStart = y.address();
+        return xStart < yStart + b.byteExtent() && yStart < xStart + a.byteExtent();
     }
 }

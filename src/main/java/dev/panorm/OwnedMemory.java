@@ -24,8 +24,9 @@ import java.util.Arrays;
  * profile has seen depends on the whole process, the caller's own code included, so the one kind of memory that never
  * fails that predicate is memory the running thread owns. panorm's kernels therefore see only such memory: the caller's
  * confined tensors as they are, every other tensor in native memory through a view that the calling thread owns
- * ({@link #onThisThread}; split calls' threads make their own, {@code VectorKernel.onThisThread}), and panorm's scratch
- * rows through such views too (docs/benchmarks.md, "One kind of memory for every loop").
+ * ({@link #onThisThread}; split calls' threads make their own, {@code VectorKernel.onThisThread}), a contiguous tensor
+ * on the heap through a copy in native memory the thread owns ({@link HeapCopies}), and panorm's scratch rows through
+ * owned views too (docs/benchmarks.md, "One kind of memory for every loop" and "Heap tensors through native copies").
  *
  * <p>A view does not keep memory alive, so the memory must stay allocated while the call runs. A confined arena can
  * only be closed by its owner, which is in the call; an automatic one only frees memory that is unreachable, and
@@ -83,27 +84,50 @@ final class OwnedMemory {
         }
     }
 
-    /** How the kernels see a segment's memory. */
+    /** How the kernels see a tensor's memory. */
     enum Kind {
-        /** Confined to a thread (the caller, once a call has checked it), or on the heap: as it is. */
-        AS_IS,
+        /**
+         * Confined to a thread (the caller, once a call has checked it), or a strided tensor on the heap (the scalar
+         * kernels): as it is.
+         */
+        AS_IS(0),
         /** Native memory of the global arena: through a view, with nothing to hold. */
-        VIEWED,
+        VIEWED(1),
         /** Native memory of a shared or automatic arena: through a view, its arena held open. */
-        HELD
+        HELD(2),
+        /** A contiguous tensor on the heap: through a copy in native memory the thread owns ({@link HeapCopies}). */
+        COPIED(4);
+
+        /** This kind's bit, for the set of kinds of a call's tensors ({@link #owned}). */
+        final int bit;
+
+        Kind(int bit) {
+            this.bit = bit;
+        }
     }
 
-    /** The kind of {@code segment}'s memory, fixed for its life ({@link Tensor} computes it once). */
-    static Kind kind(MemorySegment segment) {
-        if (!segment.isNative() || !segment.isAccessibleBy(OTHER_THREAD)) {
-            return Kind.AS_IS; // heap memory (the scalar kernels) has no address to view, and nothing can free it
+    /**
+     * The kind of a tensor's memory, {@code segment}, fixed for its life ({@link Tensor} computes it once). A heap
+     * segment has no address to view; a contiguous tensor on it is copied instead, one block each way.
+     */
+    static Kind kind(MemorySegment segment, boolean contiguous) {
+        if (!segment.isNative()) {
+            return contiguous ? Kind.COPIED : Kind.AS_IS;
+        }
+        if (!segment.isAccessibleBy(OTHER_THREAD)) {
+            return Kind.AS_IS;
         }
         return GLOBAL.equals(segment.scope()) ? Kind.VIEWED : Kind.HELD;
     }
 
+    /** {@code tensor}'s {@link Kind#bit} (null: absent, 0). */
+    private static int kindBit(Tensor tensor) {
+        return tensor == null ? 0 : tensor.memoryKind().bit;
+    }
+
     /** Whether kernels on the caller's thread see {@code tensor} (null: absent) through a view. */
     private static boolean unowned(Tensor tensor) {
-        return tensor != null && tensor.memoryKind() != Kind.AS_IS;
+        return tensor != null && (tensor.memoryKind() == Kind.VIEWED || tensor.memoryKind() == Kind.HELD);
     }
 
     /**
@@ -188,8 +212,8 @@ final class OwnedMemory {
     }
 
     /**
-     * Whether a call on these tensors (null: absent) runs as it is: all in the caller's own or heap memory, or no
-     * downcall can hold the others' arenas here.
+     * Whether a call on these tensors (null: absent) runs as it is: all in the caller's own memory or strided on the
+     * heap, or nothing to copy and no downcall to hold the others' arenas here.
      */
     private static boolean owned(
             Tensor t0,
@@ -203,18 +227,18 @@ final class OwnedMemory {
             Tensor t8,
             Tensor t9,
             Tensor t10) {
-        return !(unowned(t0)
-                        || unowned(t1)
-                        || unowned(t2)
-                        || unowned(t3)
-                        || unowned(t4)
-                        || unowned(t5)
-                        || unowned(t6)
-                        || unowned(t7)
-                        || unowned(t8)
-                        || unowned(t9)
-                        || unowned(t10))
-                || Hold.HANDLE == null;
+        int kinds = kindBit(t0)
+                | kindBit(t1)
+                | kindBit(t2)
+                | kindBit(t3)
+                | kindBit(t4)
+                | kindBit(t5)
+                | kindBit(t6)
+                | kindBit(t7)
+                | kindBit(t8)
+                | kindBit(t9)
+                | kindBit(t10);
+        return kinds == 0 || (kinds & Kind.COPIED.bit) == 0 && Hold.HANDLE == null;
     }
 
     /** {@code kernel}, a Java one, with each call's tensors seen as this class says. */
@@ -266,7 +290,10 @@ final class OwnedMemory {
 
         @Override
         public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
-            return inner.implementation(src, dst, scale, shift, rows);
+            String implementation = inner.implementation(src, dst, scale, shift, rows);
+            return ((kindBit(src) | kindBit(dst) | kindBit(scale) | kindBit(shift)) & Kind.COPIED.bit) != 0
+                    ? implementation + ", heap tensors copied to and from native memory"
+                    : implementation;
         }
 
         @Override
@@ -361,6 +388,9 @@ final class OwnedMemory {
     /** One thread's call in flight, reused: set, run through {@link Hold#HANDLE}, cleared. */
     private static final class Pending {
         private final Tensor[] tensors = new Tensor[SLOTS];
+        /** The caller's tensors, while {@link #tensors} holds what the kernel sees. */
+        private final Tensor[] callers = new Tensor[SLOTS];
+
         private Operation operation;
         private Kernel kernel;
         private FusedKernel fused;
@@ -401,8 +431,9 @@ final class OwnedMemory {
             t[9] = t9;
             t[10] = t10;
             try {
-                if (held(t0) || held(t1) || held(t2) || held(t3) || held(t4) || held(t5) || held(t6) || held(t7)
-                        || held(t8) || held(t9) || held(t10)) {
+                if ((held(t0) || held(t1) || held(t2) || held(t3) || held(t4) || held(t5) || held(t6) || held(t7)
+                                || held(t8) || held(t9) || held(t10))
+                        && Hold.HANDLE != null) {
                     Hold.HANDLE.invokeExact(
                             segment(t0),
                             segment(t1),
@@ -415,7 +446,7 @@ final class OwnedMemory {
                             segment(t8),
                             segment(t9),
                             segment(t10));
-                } else { // only global memory besides the caller's: nothing can free it during the call
+                } else { // global or heap memory besides the caller's: nothing can free it during the call
                     runHeld();
                 }
             } catch (RuntimeException | Error e) {
@@ -424,6 +455,7 @@ final class OwnedMemory {
                 throw new IllegalStateException(e);
             } finally {
                 Arrays.fill(t, null);
+                Arrays.fill(callers, null);
                 kernel = null;
                 fused = null;
             }
@@ -453,16 +485,152 @@ final class OwnedMemory {
 
         Backend runOnViews() {
             Tensor[] t = tensors;
-            for (int i = 0; i < SLOTS; i++) {
-                t[i] = onThisThread(t[i]);
+            System.arraycopy(t, 0, callers, 0, SLOTS);
+            long copyBytes = 0;
+            for (Tensor tensor : t) {
+                copyBytes += tensor != null && tensor.memoryKind() == Kind.COPIED ? HeapCopies.size(tensor) : 0;
             }
+            HeapCopies copies = copyBytes == 0 ? null : HeapCopies.forThisThread(copyBytes);
+            try {
+                for (int i = 0; i < SLOTS; i++) {
+                    Tensor tensor = t[i];
+                    if (tensor != null && tensor.memoryKind() == Kind.COPIED) {
+                        t[i] = copies == null ? tensor : copyOf(tensor, i, copies); // no elements: nothing to copy
+                    } else if (Hold.HANDLE != null || !held(tensor)) { // no view where nothing holds the arena
+                        t[i] = onThisThread(tensor);
+                    }
+                }
+                Backend backend = switch (operation) {
+                    case FORWARD -> kernel.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], rows);
+                    case BACKWARD -> kernel.backward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], rows);
+                    case FUSED_FORWARD ->
+                        fused.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], dstScale, rows);
+                    case FUSED_BACKWARD -> fused.backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], rows);
+                };
+                if (copies != null) { // the outputs back into the caller's heap tensors, only once the call succeeded
+                    for (int i = 0; i < SLOTS; i++) {
+                        if (callers[i] != null && callers[i].memoryKind() == Kind.COPIED && isOutput(i)) {
+                            MemorySegment.copy(t[i].segment(), 0, callers[i].segment(), 0, callers[i].byteExtent());
+                        }
+                    }
+                }
+                return backend;
+            } finally {
+                if (copies != null) {
+                    copies.release();
+                }
+            }
+        }
+
+        /**
+         * The copy of {@code tensor}, a heap one in {@code slot}: the copy made for an earlier slot if the same tensor
+         * was there (a tensor passed as input and output is updated in place, as in native memory), else a new one.
+         */
+        private Tensor copyOf(Tensor tensor, int slot, HeapCopies copies) {
+            for (int i = 0; i < slot; i++) {
+                if (callers[i] == tensor) {
+                    return tensors[i];
+                }
+            }
+            return copies.copyIn(tensor);
+        }
+
+        /** Whether the tensor in {@code slot} is one the call writes. */
+        private boolean isOutput(int slot) {
             return switch (operation) {
-                case FORWARD -> kernel.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], rows);
-                case BACKWARD -> kernel.backward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], rows);
-                case FUSED_FORWARD ->
-                    fused.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], dstScale, rows);
-                case FUSED_BACKWARD -> fused.backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], rows);
+                case FORWARD -> slot == 1 || (slot == 4 || slot == 5) && pass.writesStatistics; // dst, mean, variance
+                case BACKWARD -> slot >= 5; // diffSrc, diffScale, diffShift
+                case FUSED_FORWARD -> // sum, dst, dstScales; mean, variance
+                    slot == 3 || slot == 4 || slot == 9 || (slot == 7 || slot == 8) && pass.writesStatistics;
+                case FUSED_BACKWARD -> slot >= 6; // diffSrc, diffScale, diffShift
             };
+        }
+    }
+
+    /**
+     * One thread's native memory for copies of heap tensors: kernels running on the thread own it, so the Java kernels
+     * see a contiguous heap tensor (any primitive array, through {@code MemorySegment.ofArray}) as owned memory like
+     * every other tensor, and run their vector loops on it instead of scalar loops on the heap. Every copied tensor is
+     * copied in (one block) and every output copied back (one block) after the call; an output's old values are copied
+     * in too, so a kernel that leaves some of an output alone leaves it as it was. Kept for the thread's next calls up
+     * to {@link #KEPT_BYTES}; a larger call takes memory of its own, freed when it returns.
+     */
+    static final class HeapCopies {
+        /** The most memory a thread keeps for copies between calls. */
+        static final long KEPT_BYTES = 64L << 20;
+
+        private static final long ALIGNMENT = 64;
+        private static final ThreadLocal<HeapCopies> KEPT = ThreadLocal.withInitial(HeapCopies::new);
+
+        private Arena arena;
+        private MemorySegment memory;
+        private long used;
+        private boolean temporary;
+
+        /** Bytes {@code tensor}'s copy takes in the buffer. */
+        static long size(Tensor tensor) {
+            return (tensor.byteExtent() + ALIGNMENT - 1) & -ALIGNMENT;
+        }
+
+        /** The current thread's copies, with room for {@code bytes}; {@link #release} them after the call. */
+        static HeapCopies forThisThread(long bytes) {
+            if (bytes > KEPT_BYTES) {
+                HeapCopies once = new HeapCopies();
+                once.arena = Arena.ofConfined();
+                once.memory = once.arena.allocate(bytes, ALIGNMENT);
+                once.temporary = true;
+                return once;
+            }
+            HeapCopies copies = KEPT.get();
+            if (copies.memory == null || copies.memory.byteSize() < bytes) {
+                if (copies.arena != null) {
+                    copies.arena.close();
+                }
+                copies.arena = Arena.ofConfined();
+                copies.memory =
+                        copies.arena.allocate(Math.min(KEPT_BYTES, Math.max(bytes, 2 * copies.size())), ALIGNMENT);
+            }
+            return copies;
+        }
+
+        private long size() {
+            return memory == null ? 0 : memory.byteSize();
+        }
+
+        /**
+         * A copy of {@code tensor}, a contiguous one on the heap, in this thread's memory. The tensor keeps its copy's
+         * tensor (in the field that other tensors keep their views in), for the thread's next call with it in the same
+         * place: a steady-state call allocates nothing.
+         */
+        Tensor copyIn(Tensor tensor) {
+            long bytes = tensor.byteExtent();
+            Thread thread = Thread.currentThread();
+            Tensor.OwnedView last = tensor.ownedView();
+            Tensor copy;
+            if (!temporary
+                    && last != null
+                    && last.owner() == thread
+                    && last.view().segment().scope().isAlive()
+                    && last.view().segment().address() == memory.address() + used) {
+                copy = last.view();
+            } else {
+                copy = Tensor.of(
+                        memory.asSlice(used, bytes), tensor.dataType(), tensor.shapeArray(), tensor.stridesArray());
+                if (!temporary) {
+                    tensor.ownedView(new Tensor.OwnedView(thread, copy));
+                }
+            }
+            used += size(tensor);
+            MemorySegment.copy(tensor.segment(), 0, copy.segment(), 0, bytes);
+            return copy;
+        }
+
+        /** Ends a call's use of the copies. */
+        void release() {
+            used = 0;
+            if (temporary) {
+                arena.close();
+            }
         }
     }
 }

@@ -49,7 +49,7 @@ public final class Tensor {
         this.byteExtent = byteExtent(dataType, shape, strides);
         this.nonOverlapping = nonOverlapping(shape, strides);
         this.contiguous = contiguous(shape, strides, elementCount);
-        this.memoryKind = OwnedMemory.kind(segment);
+        this.memoryKind = OwnedMemory.kind(segment, contiguous);
         long hash = dataType.ordinal() + 1;
         for (int i = 0; i < shape.length; i++) {
             hash = (hash * 0x9E3779B97F4A7C15L + shape[i]) * 0xBF58476D1CE4E5B9L + strides[i];
@@ -81,7 +81,8 @@ public final class Tensor {
      * than the tensor; the tensor starts at its first byte.
      *
      * @param segment native or heap memory, e.g. a memory-mapped file or a buffer owned by another library (heap
-     *     memory only for {@link Backend#JAVA}, which runs it in its scalar kernels: see docs/performance.md)
+     *     memory only for the Java backends, which copy a contiguous heap tensor to native memory and back on every
+     *     call: see docs/performance.md)
      * @param dataType the element type
      * @param shape the dimensions, each {@code >= 0}
      * @return a view of {@code segment}

@@ -1555,8 +1555,8 @@ final class VectorKernel implements Kernel {
         if (!rowsFit) {
             return "the vector kernels take rows of at most " + MAX_C + " elements";
         }
-        StringJoiner faults =
-                new StringJoiner(", ", "the vector kernels take rows with unit stride in native memory; ", "");
+        StringJoiner faults = new StringJoiner(
+                ", ", "the vector kernels take rows with unit stride, and heap tensors only contiguous; ", "");
         faults.setEmptyValue("");
         addFault(faults, "src", src);
         addFault(faults, "dst", dst);
@@ -1566,8 +1566,8 @@ final class VectorKernel implements Kernel {
     }
 
     private void addFault(StringJoiner faults, String name, Tensor tensor) {
-        if (tensor != null && !tensor.segment().isNative()) {
-            faults.add(name + " is on the heap");
+        if (!vectorizes(tensor) && !tensor.segment().isNative()) {
+            faults.add(name + " is strided on the heap");
         } else if (!vectorizes(tensor)) {
             faults.add(name + " is strided");
         }

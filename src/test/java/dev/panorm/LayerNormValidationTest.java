@@ -187,11 +187,19 @@ class LayerNormValidationTest {
         try (LayerNorm norm = LayerNorm.create(config, Backend.JAVA)) {
             norm.forward(heapSrc, heapDst);
             Accuracy.assertForward(Backend.JAVA, x, 2, C, null, null, 1e-5, heapDst.toFloatArray());
-            // In the scalar kernels: a vector access to a heap segment would slow the vector kernels process-wide.
+            // Contiguous heap tensors run through native copies: a vector access to a heap segment would slow the
+            // vector kernels process-wide, and so would the scalar kernels' loops on heap memory.
+            String implementation = norm.implementation(heapSrc, heapDst, null, null);
+            assertTrue(implementation.startsWith("java:vector "), implementation);
+            assertTrue(implementation.endsWith(", heap tensors copied to and from native memory"), implementation);
+            // A strided one runs in the scalar kernels as it is.
+            Tensor stridedSrc = Tensor.of(
+                    MemorySegment.ofArray(new float[4 * C]), DataType.F32, new long[] {2, C}, new long[] {2L * C, 2});
+            norm.forward(stridedSrc, heapDst);
             assertEquals(
-                    "java:scalar (the vector kernels take rows with unit stride in native memory; src is on the heap,"
-                            + " dst is on the heap)",
-                    norm.implementation(heapSrc, heapDst, null, null));
+                    "java:scalar (the vector kernels take rows with unit stride, and heap tensors only contiguous; src"
+                            + " is strided on the heap), heap tensors copied to and from native memory",
+                    norm.implementation(stridedSrc, heapDst, null, null));
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.panorm;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
@@ -7,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.Test;
@@ -128,5 +130,37 @@ class OwnedMemoryTest {
             recording.during = () -> {};
             assertEquals(Backend.JAVA, kernel.forward(Pass.FORWARD_INFERENCE, x, x, null, null, null, null, 1));
         }
+    }
+
+    @Test
+    void contiguousHeapTensorsRunOnCopiesAndOnlyTheOutputsComeBackAfterACallThatSucceeded() {
+        Recording recording = new Recording();
+        Kernel kernel = OwnedMemory.javaKernel(recording);
+        float[] xs = {1, 2, 3, 4};
+        float[] ys = new float[4];
+        Tensor x = Tensor.of(MemorySegment.ofArray(xs), DataType.F32, 1, 4);
+        Tensor y = Tensor.of(MemorySegment.ofArray(ys), DataType.F32, 1, 4);
+        recording.during = () -> {
+            Tensor xCopy = recording.seen.get(recording.seen.size() - 3);
+            Tensor yCopy = recording.seen.get(recording.seen.size() - 2);
+            for (Tensor copy : new Tensor[] {xCopy, yCopy}) {
+                assertTrue(copy.segment().isNative());
+                assertFalse(copy.segment().isAccessibleBy(OTHER), "owned by the calling thread");
+            }
+            assertArrayEquals(new float[] {1, 2, 3, 4}, xCopy.toFloatArray());
+            xCopy.copyFrom(new float[] {9, 9, 9, 9});
+            yCopy.copyFrom(new float[] {5, 6, 7, 8});
+        };
+        kernel.forward(Pass.FORWARD_INFERENCE, x, y, null, null, null, null, 1);
+        assertArrayEquals(new float[] {1, 2, 3, 4}, xs, "an input is not copied back");
+        assertArrayEquals(new float[] {5, 6, 7, 8}, ys);
+        recording.during = () -> {
+            recording.seen.get(recording.seen.size() - 2).copyFrom(new float[] {0, 0, 0, 0});
+            throw new IllegalStateException("from the kernel");
+        };
+        assertThrows(
+                IllegalStateException.class,
+                () -> kernel.forward(Pass.FORWARD_INFERENCE, x, y, null, null, null, null, 1));
+        assertArrayEquals(new float[] {5, 6, 7, 8}, ys, "a call that failed writes nothing");
     }
 }

@@ -1,14 +1,16 @@
 package dev.panorm;
 
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 
 /**
  * Run in a fresh JVM by {@link RecompilationTest}: the Java backend's forward, training and backward passes and the fused
  * forward on one type mix after another (all bf16, all float16, bf16 in with float32 out, float32 in with float16 out,
  * all float32), rows of 64 and of 65536, each for a fixed number of calls, on tensors of the arenas the argument names:
  * {@code confined}, {@code shared}, {@code switch} (every mix on a confined arena, then every mix on a shared one, as a
- * program that warms up on one kind and serves on another), or {@code mixed} (data confined to the caller, outputs and
- * scale and shift from automatic arenas). Calls with a half-precision tensor run the loops on panorm's scratch rows next
+ * program that warms up on one kind and serves on another), {@code mixed} (data confined to the caller, outputs and
+ * scale and shift from automatic arenas), or {@code heap} (every mix on a confined arena, then every mix on Java
+ * arrays). Calls with a half-precision tensor run the loops on panorm's scratch rows next
  * to the caller's tensors, and so does the fused forward that does not keep the sum (its row buffer).
  */
 public final class RecompilationProbe {
@@ -23,7 +25,9 @@ public final class RecompilationProbe {
             {DataType.F32, DataType.F32, DataType.F32}
         };
         String mode = args[0];
-        for (String phase : mode.equals("switch") ? new String[] {"confined", "shared"} : new String[] {mode}) {
+        for (String phase : mode.equals("switch")
+                ? new String[] {"confined", "shared"}
+                : mode.equals("heap") ? new String[] {"confined", "heap"} : new String[] {mode}) {
             for (DataType[] mix : mixes) {
                 for (int c : new int[] {64, 1 << 16}) {
                     run(mix, c, phase);
@@ -38,16 +42,17 @@ public final class RecompilationProbe {
         int calls = c == 64 ? 100_000 : 2_000;
         try (Arena arena = phase.equals("shared") ? Arena.ofShared() : Arena.ofConfined();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA)) {
-            Arena other = phase.equals("mixed") ? Arena.ofAuto() : arena; // outputs, scale and shift
-            Tensor x = Tensors.make(arena, mix[0], TestData.gaussian(rows * c, 0, 1, 1), rows, c);
-            Tensor dy = Tensors.make(arena, mix[0], TestData.gaussian(rows * c, 0, 1, 2), rows, c);
-            Tensor y = Tensor.allocate(other, mix[1], rows, c);
-            Tensor gamma = Tensors.make(other, mix[2], TestData.gaussian(c, 1, 1, 3), c);
-            Tensor beta = Tensors.make(other, mix[2], TestData.gaussian(c, 0, 1, 4), c);
-            Tensor dGamma = Tensor.allocate(other, mix[2], c);
-            Tensor dBeta = Tensor.allocate(other, mix[2], c);
-            Tensor mean = Tensor.allocate(other, DataType.F32, rows);
-            Tensor variance = Tensor.allocate(other, DataType.F32, rows);
+            Arena data = phase.equals("heap") ? null : arena; // null: on the heap
+            Arena other = phase.equals("mixed") ? Arena.ofAuto() : data; // outputs, scale and shift
+            Tensor x = make(data, mix[0], TestData.gaussian(rows * c, 0, 1, 1), rows, c);
+            Tensor dy = make(data, mix[0], TestData.gaussian(rows * c, 0, 1, 2), rows, c);
+            Tensor y = make(other, mix[1], new float[rows * c], rows, c);
+            Tensor gamma = make(other, mix[2], TestData.gaussian(c, 1, 1, 3), c);
+            Tensor beta = make(other, mix[2], TestData.gaussian(c, 0, 1, 4), c);
+            Tensor dGamma = make(other, mix[2], new float[c], c);
+            Tensor dBeta = make(other, mix[2], new float[c], c);
+            Tensor mean = make(other, DataType.F32, new float[rows], rows);
+            Tensor variance = make(other, DataType.F32, new float[rows], rows);
             for (int i = 0; i < calls; i++) {
                 norm.forward(x, y, gamma, beta);
                 norm.forwardTraining(x, y, gamma, beta, mean, variance);
@@ -55,5 +60,16 @@ public final class RecompilationProbe {
                 norm.forwardResidual(x, dy, null, null, y, gamma, beta);
             }
         }
+    }
+
+    /** A tensor of {@code values} in {@code arena}, or in a Java array of the type's width when it is null. */
+    private static Tensor make(Arena arena, DataType type, float[] values, long... shape) {
+        if (arena != null) {
+            return Tensors.make(arena, type, values, shape);
+        }
+        MemorySegment heap = type == DataType.F32
+                ? MemorySegment.ofArray(new float[values.length])
+                : MemorySegment.ofArray(new short[values.length]);
+        return Tensor.of(heap, type, shape).copyFrom(values);
     }
 }

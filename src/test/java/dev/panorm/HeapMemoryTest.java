@@ -1,0 +1,163 @@
+package dev.panorm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Tensors on the heap, which the Java backends take: contiguous ones run through native copies ({@link
+ * OwnedMemory.HeapCopies}), and every operation gives bit for bit what it gives on the same values in an arena, in
+ * place too; inputs stay as they were, read-only ones included.
+ */
+class HeapMemoryTest {
+    private static final int ROWS = 5;
+
+    /** One set of tensors, on the heap or in an arena. */
+    private static final class Operands {
+        final List<Tensor> all = new ArrayList<>();
+        final Tensor x;
+        final Tensor r;
+        final Tensor dy;
+        final Tensor ds;
+        final Tensor y;
+        final Tensor dx;
+        final Tensor gamma;
+        final Tensor beta;
+        final Tensor dGamma;
+        final Tensor dBeta;
+        final Tensor mean;
+        final Tensor variance;
+        final Tensor q;
+        final Tensor scales;
+        final Tensor readOnlyX;
+
+        Operands(Arena arena, DataType type, int c) {
+            x = make(arena, type, TestData.gaussian(ROWS * c, 3, 2, 1), ROWS, c);
+            r = make(arena, type, TestData.gaussian(ROWS * c, 0, 1, 2), ROWS, c);
+            dy = make(arena, type, TestData.gaussian(ROWS * c, 0, 1, 3), ROWS, c);
+            ds = make(arena, type, TestData.gaussian(ROWS * c, 0, 1, 4), ROWS, c);
+            y = make(arena, type, new float[ROWS * c], ROWS, c);
+            dx = make(arena, type, new float[ROWS * c], ROWS, c);
+            gamma = make(arena, type, TestData.gaussian(c, 1, 0.5, 5), c);
+            beta = make(arena, type, TestData.gaussian(c, 0, 0.5, 6), c);
+            dGamma = make(arena, type, new float[c], c);
+            dBeta = make(arena, type, new float[c], c);
+            mean = make(arena, DataType.F32, new float[ROWS], ROWS);
+            variance = make(arena, DataType.F32, new float[ROWS], ROWS);
+            q = arena == null
+                    ? Tensor.of(MemorySegment.ofArray(new byte[ROWS * c]), DataType.S8, ROWS, c)
+                    : Tensor.allocate(arena, DataType.S8, ROWS, c);
+            scales = make(arena, DataType.F32, new float[ROWS], ROWS);
+            Tensor source = make(arena, type, TestData.gaussian(ROWS * c, -1, 3, 7), ROWS, c);
+            readOnlyX = Tensor.of(source.segment().asReadOnly(), type, ROWS, c);
+            all.addAll(List.of(x, r, dy, ds, y, dx, gamma, beta, dGamma, dBeta, mean, variance, q, scales, readOnlyX));
+        }
+
+        /** A tensor of {@code values} in {@code arena}, or on the heap (an array of the type's width) when null. */
+        private static Tensor make(Arena arena, DataType type, float[] values, long... shape) {
+            if (arena != null) {
+                return Tensors.make(arena, type, values, shape);
+            }
+            MemorySegment heap = type == DataType.F32
+                    ? MemorySegment.ofArray(new float[values.length])
+                    : MemorySegment.ofArray(new short[values.length]);
+            return Tensor.of(heap, type, shape).copyFrom(values);
+        }
+
+        /** Every operation in turn, each on the results of the ones before. */
+        void run(LayerNorm norm) {
+            norm.forwardTraining(x, y, gamma, beta, mean, variance);
+            norm.backward(dy, x, mean, variance, gamma, dx, dGamma, dBeta);
+            norm.forward(readOnlyX, y, gamma, beta);
+            norm.forwardResidualTraining(x, r, null, x, y, gamma, beta, mean, variance); // the sum into x, in place
+            norm.backwardResidual(dy, ds, x, mean, variance, gamma, dx, dGamma, dBeta);
+            norm.forwardQuantized(x, r, beta, null, q, gamma, beta, scales);
+            norm.forward(y, y, gamma, beta); // in place
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(
+            value = Backend.class,
+            names = {"JAVA", "JAVA_SCALAR"})
+    void everyOperationGivesOnTheHeapWhatItGivesInAnArena(Backend backend) {
+        for (DataType type : new DataType[] {DataType.F32, DataType.BF16, DataType.F16}) {
+            for (int c : new int[] {1, 37, 768}) {
+                try (Arena arena = Arena.ofConfined();
+                        LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
+                    Operands heap = new Operands(null, type, c);
+                    Operands inArena = new Operands(arena, type, c);
+                    float[] readOnlyBefore = heap.readOnlyX.toFloatArray();
+                    heap.run(norm);
+                    inArena.run(norm);
+                    for (int i = 0; i < heap.all.size(); i++) {
+                        assertArrayEquals(
+                                inArena.all.get(i).toFloatArray(),
+                                heap.all.get(i).toFloatArray(),
+                                backend + " " + type + " c=" + c + ", tensor " + i);
+                    }
+                    assertArrayEquals(readOnlyBefore, heap.readOnlyX.toFloatArray());
+                }
+            }
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(
+            value = Backend.class,
+            names = {"JAVA", "JAVA_SCALAR"})
+    void stridedHeapTensorsRunAsTheyAre(Backend backend) {
+        int c = 24;
+        float[] values = TestData.gaussian(2 * ROWS * c, 1, 2, 8);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend)) {
+            long[] shape = {ROWS, c};
+            long[] strides = {2L * c, 2};
+            Tensor heapX = Tensor.of(MemorySegment.ofArray(values.clone()), DataType.F32, shape, strides);
+            Tensor heapY = Tensor.of(MemorySegment.ofArray(new float[2 * ROWS * c]), DataType.F32, shape, strides);
+            Tensor x = Tensor.of(arena.allocateFrom(ValueLayout.JAVA_FLOAT, values), DataType.F32, shape, strides);
+            Tensor y = Tensor.of(arena.allocate(4L * values.length), DataType.F32, shape, strides);
+            norm.forward(heapX, heapY);
+            norm.forward(x, y);
+            assertArrayEquals(y.toFloatArray(), heapY.toFloatArray());
+            float[] written = new float[2 * ROWS * c];
+            MemorySegment.copy(heapY.segment(), ValueLayout.JAVA_FLOAT, 0, written, 0, written.length);
+            for (int i = 1; i < written.length; i += 2) {
+                assertEquals(0, written[i], "the gaps between a strided output's elements stay as they were");
+            }
+        }
+    }
+
+    @Test
+    void overlapsOnOneArrayAreFoundAndSeparateArraysDoNotOverlap() {
+        int c = 16;
+        float[] array = TestData.gaussian(4 * c, 0, 1, 9);
+        MemorySegment whole = MemorySegment.ofArray(array);
+        Tensor src = Tensor.of(whole, DataType.F32, 3, c);
+        Tensor shifted = Tensor.of(whole.asSlice(4L * c), DataType.F32, 3, c);
+        Tensor readOnlySrc = Tensor.of(whole.asReadOnly(), DataType.F32, 3, c);
+        Tensor elsewhere = Tensor.of(MemorySegment.ofArray(new float[4 * c]), DataType.F32, 3, c);
+        try (LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), Backend.JAVA)) {
+            for (Tensor input : new Tensor[] {src, readOnlySrc}) {
+                IllegalArgumentException thrown =
+                        assertThrows(IllegalArgumentException.class, () -> norm.forward(input, shifted));
+                assertTrue(thrown.getMessage().contains("dst partially overlaps src"), thrown.getMessage());
+            }
+            norm.forward(src, elsewhere); // the same offsets in another array
+            norm.forward(readOnlySrc, elsewhere);
+            float[] expected = elsewhere.toFloatArray();
+            norm.forward(src, src); // in place
+            assertArrayEquals(expected, src.toFloatArray());
+        }
+    }
+}
