@@ -420,8 +420,8 @@ final class CallChecks {
             return false;
         }
         // a native segment's address is where it starts in memory, a heap segment's where it starts in its array
-        if (!x.isNative() && !x.isReadOnly() && !y.isReadOnly()) { // a read-only one does not tell its array
-            if (x.heapBase().orElseThrow() != y.heapBase().orElseThrow()) {
+        if (a.heapArray() != null && b.heapArray() != null) { // a read-only one does not tell its array
+            if (a.heapArray() != b.heapArray()) {
                 return false;
             }
         } else if (!x.isNative()) {

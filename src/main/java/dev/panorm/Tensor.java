@@ -35,6 +35,8 @@ public final class Tensor {
     private final long layoutHash;
     /** Computed once: every call checks it, some several times. */
     private final boolean contiguous;
+    /** The array a writable heap segment lies in, else null: computed once, since asking allocates. */
+    private final Object heapArray;
     /** How the kernels see this tensor's memory ({@link OwnedMemory}), from its arena: fixed, so computed once. */
     private final OwnedMemory.Kind memoryKind;
     /** The last view of this tensor's memory that a thread owns ({@link OwnedMemory#onThisThread}), or null. */
@@ -50,6 +52,7 @@ public final class Tensor {
         this.nonOverlapping = nonOverlapping(shape, strides);
         this.contiguous = contiguous(shape, strides, elementCount);
         this.memoryKind = OwnedMemory.kind(segment, contiguous);
+        this.heapArray = segment.heapBase().orElse(null);
         long hash = dataType.ordinal() + 1;
         for (int i = 0; i < shape.length; i++) {
             hash = (hash * 0x9E3779B97F4A7C15L + shape[i]) * 0xBF58476D1CE4E5B9L + strides[i];
@@ -304,6 +307,11 @@ public final class Tensor {
 
     OwnedMemory.Kind memoryKind() {
         return memoryKind;
+    }
+
+    /** The array this tensor's segment lies in, if it is a writable heap segment; else null. */
+    Object heapArray() {
+        return heapArray;
     }
 
     OwnedView ownedView() {
