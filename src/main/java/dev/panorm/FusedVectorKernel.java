@@ -85,7 +85,7 @@ final class FusedVectorKernel implements FusedKernel {
         this.splitter = new RowSplitter(threads);
         this.norm = new VectorKernel(config, threads);
         this.rowBuffer = ThreadLocal.withInitial(() -> VectorKernel.ThreadRow.of((long) c * Float.BYTES));
-        this.yBuffer = ThreadLocal.withInitial(() -> new float[c]);
+        this.yBuffer = ThreadLocal.withInitial(() -> new float[c <= VectorKernel.PAIRED_ROWS_MAX_C ? 2 * c : c]);
     }
 
     /** Unit stride along the row in native memory, any data type (null: absent): what the vector kernels take. */
@@ -289,7 +289,13 @@ final class FusedVectorKernel implements FusedKernel {
         long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
-        for (long row = from; row < to; row++) {
+        long row = from;
+        if (residual == null && c <= VectorKernel.PAIRED_ROWS_MAX_C) {
+            for (; row + 1 < to; row += 2) { // see VectorKernel.PAIRED_ROWS_MAX_C
+                quantizedPair(src, xStride, dst, yStride, gamma, beta, dstScales, dstScale, row);
+            }
+        }
+        for (; row < to; row++) {
             long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
             long rBase = residual == null ? 0 : Rows.row(residual, axes, rStride, row) * Float.BYTES;
             long sBase = xBase;
@@ -346,12 +352,74 @@ final class FusedVectorKernel implements FusedKernel {
             } else if (fromSum) {
                 float[] values = yBuffer.get();
                 float maxAbs = normalizeSumToBuffer(x, xBase, r, rBase, b, values, gamma, beta, origin, offset, rstd);
-                quantizeBuffered(values, maxAbs, y, yIndex, dstScales, row);
+                quantizeBuffered(values, 0, maxAbs, y, yIndex, dstScales, row);
             } else {
                 quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
             }
         }
         Reference.reachabilityFence(buffer); // the row buffer's memory: its view does not keep it alive
+    }
+
+    /**
+     * Rows {@code row} and {@code row + 1} of {@link #quantizedRows} without a residual, each step for both rows in
+     * turn, so that one row's chain of dependent steps (the statistics' folds, the square root, the scale) runs under
+     * the other row's loop ({@link VectorKernel#PAIRED_ROWS_MAX_C}); each row's results as {@link #quantizeRow} gives.
+     */
+    private void quantizedPair(
+            Tensor src,
+            long xStride,
+            Tensor dst,
+            long yStride,
+            MemorySegment gamma,
+            MemorySegment beta,
+            Tensor dstScales,
+            float dstScale,
+            long row) {
+        int axes = config.normalizedAxes();
+        MemorySegment x = src.segment();
+        MemorySegment q = dst.segment();
+        long base0 = Rows.row(src, axes, xStride, row) * Float.BYTES;
+        long base1 = Rows.row(src, axes, xStride, row + 1) * Float.BYTES;
+        float origin0 = 0;
+        float origin1 = 0;
+        float offset0 = 0;
+        float offset1 = 0;
+        float var0;
+        float var1;
+        if (config.rms()) {
+            var0 = norm.sumOfSquares(x, base0, 0, 0) / c;
+            var1 = norm.sumOfSquares(x, base1, 0, 0) / c;
+        } else {
+            origin0 = norm.sampleMean(x, base0);
+            origin1 = norm.sampleMean(x, base1);
+            long sums0 = norm.sums(x, base0, origin0);
+            long sums1 = norm.sums(x, base1, origin1);
+            offset0 = VectorKernel.high(sums0) / c;
+            offset1 = VectorKernel.high(sums1) / c;
+            var0 = VectorKernel.low(sums0) / c - offset0 * offset0;
+            var1 = VectorKernel.low(sums1) / c - offset1 * offset1;
+            if (4 * offset0 * offset0 > var0) { // the origin is far from the mean: centre first
+                var0 = norm.sumOfSquares(x, base0, origin0, offset0) / c;
+            }
+            if (4 * offset1 * offset1 > var1) {
+                var1 = norm.sumOfSquares(x, base1, origin1, offset1) / c;
+            }
+        }
+        float rstd0 = (float) (1 / Math.sqrt((double) var0 + eps));
+        float rstd1 = (float) (1 / Math.sqrt((double) var1 + eps));
+        long q0 = Rows.row(dst, axes, yStride, row);
+        long q1 = Rows.row(dst, axes, yStride, row + 1);
+        if (dstScales == null) {
+            float inverse = Quantize.inverse(dstScale);
+            quantize(x, base0, q, q0, gamma, beta, origin0, offset0, rstd0, inverse);
+            quantize(x, base1, q, q1, gamma, beta, origin1, offset1, rstd1, inverse);
+            return;
+        }
+        float[] values = yBuffer.get(); // room for two rows
+        float max0 = normalizeToBuffer(x, base0, values, 0, gamma, beta, origin0, offset0, rstd0);
+        float max1 = normalizeToBuffer(x, base1, values, c, gamma, beta, origin1, offset1, rstd1);
+        quantizeBuffered(values, 0, max0, q, q0, dstScales, row);
+        quantizeBuffered(values, c, max1, q, q1, dstScales, row + 1);
     }
 
     /**
@@ -379,26 +447,27 @@ final class FusedVectorKernel implements FusedKernel {
         float[] values = yBuffer.get();
         quantizeBuffered(
                 values,
-                normalizeToBuffer(s, sBase, values, gamma, beta, origin, offset, rstd),
+                0,
+                normalizeToBuffer(s, sBase, values, 0, gamma, beta, origin, offset, rstd),
                 q,
                 qIndex,
                 dstScales,
                 row);
     }
 
-    /** The dynamic scale's end of {@link #quantizeRow}: y in {@code values}, {@code max|y|} given. */
+    /** The dynamic scale's end of {@link #quantizeRow}: y in {@code values} from {@code from}, {@code max|y|} given. */
     private void quantizeBuffered(
-            float[] values, float maxAbs, MemorySegment q, long qIndex, Tensor dstScales, long row) {
+            float[] values, int from, float maxAbs, MemorySegment q, long qIndex, Tensor dstScales, long row) {
         float rowScale = Quantize.scale(maxAbs);
         dstScales.segment().setAtIndex(JAVA_FLOAT, row, rowScale);
         float inverse = Quantize.inverse(rowScale);
         if (rowScale >= Float.MIN_NORMAL && rowScale < Float.POSITIVE_INFINITY) {
-            quantizeInRange(values, q, qIndex, inverse);
+            quantizeInRange(values, from, q, qIndex, inverse);
         } else if (!(rowScale > 0) || rowScale == Float.POSITIVE_INFINITY) {
             q.asSlice(qIndex, c).fill((byte) 0); // zeros, NaN or infinity: all q are 0 (see Quantize)
         } else { // a subnormal scale, too coarse for the shortcut
             for (int i = 0; i < c; i++) {
-                q.set(ValueLayout.JAVA_BYTE, qIndex + i, Elements.toS8(values[i] * inverse));
+                q.set(ValueLayout.JAVA_BYTE, qIndex + i, Elements.toS8(values[from + i] * inverse));
             }
         }
     }
@@ -952,11 +1021,15 @@ final class FusedVectorKernel implements FusedKernel {
         }
     }
 
-    /** y as {@link #normalize} computes it, into {@code values}; returns the row's {@code max|y|}, NaN if any y is. */
+    /**
+     * y as {@link #normalize} computes it, into {@code values} from {@code from}; returns the row's {@code max|y|}, NaN
+     * if any y is.
+     */
     private float normalizeToBuffer(
             MemorySegment s,
             long sBase,
             float[] values,
+            int from,
             MemorySegment gamma,
             MemorySegment beta,
             float origin,
@@ -975,7 +1048,7 @@ final class FusedVectorKernel implements FusedKernel {
                     .fma(
                             FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
                             FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER));
-            v.intoArray(values, i);
+            v.intoArray(values, from + i);
             max = max.max(v.viewAsIntegralLanes().and(Integer.MAX_VALUE));
         }
         float tail = 0;
@@ -983,7 +1056,7 @@ final class FusedVectorKernel implements FusedKernel {
             long at = (long) i * Float.BYTES;
             float v = Math.fma(s.get(JAVA_FLOAT, sBase + at) - origin, rstd, shift);
             float y = Math.fma(v, gamma.get(JAVA_FLOAT, at), beta.get(JAVA_FLOAT, at));
-            values[i] = y;
+            values[from + i] = y;
             tail = Quantize.maxAbs(tail, y);
         }
         // max|y| of the lanes in registers, as VectorKernel.FOLDS adds them: reduceLanes(MAX) was compiled in some
@@ -1048,15 +1121,15 @@ final class FusedVectorKernel implements FusedKernel {
      * of the float, and the int-to-byte conversion keeps the lowest byte: two's complement, so negative values
      * come out right.
      */
-    private void quantizeInRange(float[] values, MemorySegment q, long qIndex, float inverse) {
+    private void quantizeInRange(float[] values, int from, MemorySegment q, long qIndex, float inverse) {
         int i = 0;
         for (; i <= c - LANES; i += LANES) {
-            FloatVector v = FloatVector.fromArray(SPECIES, values, i).fma(inverse, ROUND);
+            FloatVector v = FloatVector.fromArray(SPECIES, values, from + i).fma(inverse, ROUND);
             ((ByteVector) v.viewAsIntegralLanes().convertShape(VectorOperators.I2B, BYTES, 0))
                     .intoMemorySegment(q, qIndex + i, ORDER);
         }
         for (; i < c; i++) {
-            q.set(ValueLayout.JAVA_BYTE, qIndex + i, Elements.toS8(values[i] * inverse));
+            q.set(ValueLayout.JAVA_BYTE, qIndex + i, Elements.toS8(values[from + i] * inverse));
         }
     }
 
