@@ -220,46 +220,165 @@ final class FusedVectorKernel implements FusedKernel {
         long rStride = Rows.rowStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
-        for (long row = from; row < to; row++) {
-            long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
-            long rBase = Rows.row(residual, axes, rStride, row) * Float.BYTES;
-            long sBase = sum == null ? 0 : Rows.row(sum, axes, sStride, row) * Float.BYTES;
-            // the add and the statistics' sums in one pass; s is stored there only if the caller keeps it: otherwise
-            // the normalize pass adds x, r and the bias again, which costs less than a row of stores and loads, and
-            // keeps the row buffer out of these loops (see rowBuffer)
-            boolean stored = sum != null;
-            float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
-            long sums = !stored
-                    ? bias == null
-                            ? sumsOfSum(x, xBase, r, rBase, origin)
-                            : sumsOfSumWithBias(x, xBase, r, rBase, b, origin)
-                    : bias == null
-                            ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
-                            : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
-            float offset = config.rms() ? 0 : VectorKernel.high(sums) / c; // the mean - origin
-            float var = VectorKernel.low(sums) / c - offset * offset;
-            if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
-                if (!stored) { // s into the row buffer after all
-                    if (bias == null) {
-                        add(x, xBase, r, rBase, s, sBase);
-                    } else {
-                        addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
-                    }
-                    stored = true;
-                }
-                var = norm.sumOfSquares(s, sBase, origin, offset) / c;
-            }
-            long yBase = Rows.row(dst, axes, yStride, row) * Float.BYTES;
-            float rstd = norm.storeStatistics(pass, mean, variance, row, origin, offset, var);
-            if (stored) {
-                norm.normalize(s, sBase, y, yBase, gamma, beta, origin, offset, rstd);
-            } else if (bias == null) {
-                normalizeSum(x, xBase, r, rBase, y, yBase, gamma, beta, origin, offset, rstd);
-            } else {
-                normalizeSumWithBias(x, xBase, r, rBase, b, y, yBase, gamma, beta, origin, offset, rstd);
+        // the add and the statistics' sums in one pass; s is stored there only if the caller keeps it: otherwise the
+        // normalize pass adds x, r and the bias again, which costs less than a row of stores and loads, and keeps the
+        // row buffer out of these loops (see rowBuffer)
+        boolean kept = sum != null;
+        long row = from;
+        if (c <= VectorKernel.PAIRED_ROWS_MAX_C) {
+            for (; row + 1 < to; row += 2) { // both rows' sums, then each row's output: see PAIRED_ROWS_MAX_C
+                long xBase0 = Rows.row(src, axes, xStride, row) * Float.BYTES;
+                long xBase1 = Rows.row(src, axes, xStride, row + 1) * Float.BYTES;
+                long rBase0 = Rows.row(residual, axes, rStride, row) * Float.BYTES;
+                long rBase1 = Rows.row(residual, axes, rStride, row + 1) * Float.BYTES;
+                long sBase0 = kept ? Rows.row(sum, axes, sStride, row) * Float.BYTES : 0;
+                long sBase1 = kept ? Rows.row(sum, axes, sStride, row + 1) * Float.BYTES : 0;
+                float origin0 = config.rms() ? 0 : sampleMeanOfSum(x, xBase0, r, rBase0, b);
+                float origin1 = config.rms() ? 0 : sampleMeanOfSum(x, xBase1, r, rBase1, b);
+                long sums0 = rowSums(x, xBase0, r, rBase0, b, bias != null, s, sBase0, kept, origin0);
+                long sums1 = rowSums(x, xBase1, r, rBase1, b, bias != null, s, sBase1, kept, origin1);
+                long yBase0 = Rows.row(dst, axes, yStride, row) * Float.BYTES;
+                long yBase1 = Rows.row(dst, axes, yStride, row + 1) * Float.BYTES;
+                finishRow(
+                        pass,
+                        x,
+                        xBase0,
+                        r,
+                        rBase0,
+                        b,
+                        bias != null,
+                        s,
+                        sBase0,
+                        kept,
+                        y,
+                        yBase0,
+                        gamma,
+                        beta,
+                        mean,
+                        variance,
+                        row,
+                        origin0,
+                        sums0);
+                finishRow(
+                        pass,
+                        x,
+                        xBase1,
+                        r,
+                        rBase1,
+                        b,
+                        bias != null,
+                        s,
+                        sBase1,
+                        kept,
+                        y,
+                        yBase1,
+                        gamma,
+                        beta,
+                        mean,
+                        variance,
+                        row + 1,
+                        origin1,
+                        sums1);
             }
         }
+        for (; row < to; row++) {
+            long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
+            long rBase = Rows.row(residual, axes, rStride, row) * Float.BYTES;
+            long sBase = kept ? Rows.row(sum, axes, sStride, row) * Float.BYTES : 0;
+            float origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
+            long sums = rowSums(x, xBase, r, rBase, b, bias != null, s, sBase, kept, origin);
+            long yBase = Rows.row(dst, axes, yStride, row) * Float.BYTES;
+            finishRow(
+                    pass,
+                    x,
+                    xBase,
+                    r,
+                    rBase,
+                    b,
+                    bias != null,
+                    s,
+                    sBase,
+                    kept,
+                    y,
+                    yBase,
+                    gamma,
+                    beta,
+                    mean,
+                    variance,
+                    row,
+                    origin,
+                    sums);
+        }
         Reference.reachabilityFence(buffer); // the row buffer's memory: its view does not keep it alive
+    }
+
+    /**
+     * The statistics' sums of one row of {@code s = x + r (+ b)}, from the loop that fits: storing s at {@code sBase}
+     * when the caller keeps it ({@code stored}), adding the bias when there is one.
+     */
+    private long rowSums(
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment b,
+            boolean hasBias,
+            MemorySegment s,
+            long sBase,
+            boolean stored,
+            float origin) {
+        return !stored
+                ? hasBias ? sumsOfSumWithBias(x, xBase, r, rBase, b, origin) : sumsOfSum(x, xBase, r, rBase, origin)
+                : hasBias
+                        ? addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin)
+                        : addAndSum(x, xBase, r, rBase, s, sBase, origin);
+    }
+
+    /**
+     * One row of {@link #forwardRows} after its sums: the variance (centred first when the origin is far from the
+     * mean, s then stored in the row buffer if the caller does not keep it), the statistics, and y.
+     */
+    private void finishRow(
+            Pass pass,
+            MemorySegment x,
+            long xBase,
+            MemorySegment r,
+            long rBase,
+            MemorySegment b,
+            boolean hasBias,
+            MemorySegment s,
+            long sBase,
+            boolean stored,
+            MemorySegment y,
+            long yBase,
+            MemorySegment gamma,
+            MemorySegment beta,
+            Tensor mean,
+            Tensor variance,
+            long row,
+            float origin,
+            long sums) {
+        float offset = config.rms() ? 0 : VectorKernel.high(sums) / c; // the mean - origin
+        float var = VectorKernel.low(sums) / c - offset * offset;
+        if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
+            if (!stored) { // s into the row buffer after all
+                if (hasBias) {
+                    addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
+                } else {
+                    add(x, xBase, r, rBase, s, sBase);
+                }
+                stored = true;
+            }
+            var = norm.sumOfSquares(s, sBase, origin, offset) / c;
+        }
+        float rstd = norm.storeStatistics(pass, mean, variance, row, origin, offset, var);
+        if (stored) {
+            norm.normalize(s, sBase, y, yBase, gamma, beta, origin, offset, rstd);
+        } else if (hasBias) {
+            normalizeSumWithBias(x, xBase, r, rBase, b, y, yBase, gamma, beta, origin, offset, rstd);
+        } else {
+            normalizeSum(x, xBase, r, rBase, y, yBase, gamma, beta, origin, offset, rstd);
+        }
     }
 
     /** Rows {@code [from, to)} into an int8 {@code dst} (inference: no statistics are written). */
