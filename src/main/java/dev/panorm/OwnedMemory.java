@@ -532,7 +532,21 @@ final class OwnedMemory {
                     return tensors[i];
                 }
             }
-            return copies.copyIn(tensor);
+            return copies.copyIn(tensor, !isWrittenWhole(slot));
+        }
+
+        /**
+         * Whether the call writes every element of the tensor in {@code slot}, whatever its values were: such an
+         * output's copy needs no old values (the outputs whose rows it writes, not the parameter gradients).
+         */
+        private boolean isWrittenWhole(int slot) {
+            return switch (operation) {
+                case FORWARD -> slot == 1 || (slot == 4 || slot == 5) && pass.writesStatistics; // dst, mean, variance
+                case BACKWARD -> slot == 5; // diffSrc
+                case FUSED_FORWARD -> // sum, dst, dstScales; mean, variance
+                    slot == 3 || slot == 4 || slot == 9 || (slot == 7 || slot == 8) && pass.writesStatistics;
+                case FUSED_BACKWARD -> slot == 6; // diffSrc
+            };
         }
 
         /** Whether the tensor in {@code slot} is one the call writes. */
@@ -550,9 +564,10 @@ final class OwnedMemory {
     /**
      * One thread's native memory for copies of heap tensors: kernels running on the thread own it, so the Java kernels
      * see a contiguous heap tensor (any primitive array, through {@code MemorySegment.ofArray}) as owned memory like
-     * every other tensor, and run their vector loops on it instead of scalar loops on the heap. Every copied tensor is
-     * copied in (one block) and every output copied back (one block) after the call; an output's old values are copied
-     * in too, so a kernel that leaves some of an output alone leaves it as it was. Kept for the thread's next calls up
+     * every other tensor, and run their vector loops on it instead of scalar loops on the heap. Every input is copied in
+     * (one block) and every output copied back (one block) after the call; so is an output's old content, except where
+     * the call writes every element (y, dx, s, the statistics it computes), so that an output a call leaves partly alone
+     * keeps the rest as it was. Kept for the thread's next calls up
      * to {@link #KEPT_BYTES}; a larger call takes memory of its own, freed when it returns.
      */
     static final class HeapCopies {
@@ -602,7 +617,7 @@ final class OwnedMemory {
          * tensor (in the field that other tensors keep their views in), for the thread's next call with it in the same
          * place: a steady-state call allocates nothing.
          */
-        Tensor copyIn(Tensor tensor) {
+        Tensor copyIn(Tensor tensor, boolean withValues) {
             long bytes = tensor.byteExtent();
             Thread thread = Thread.currentThread();
             Tensor.OwnedView last = tensor.ownedView();
@@ -621,7 +636,9 @@ final class OwnedMemory {
                 }
             }
             used += size(tensor);
-            MemorySegment.copy(tensor.segment(), 0, copy.segment(), 0, bytes);
+            if (withValues) {
+                MemorySegment.copy(tensor.segment(), 0, copy.segment(), 0, bytes);
+            }
             return copy;
         }
 
