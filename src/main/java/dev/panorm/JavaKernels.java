@@ -40,16 +40,15 @@ final class JavaKernels {
 
     /**
      * Whether the vector kernels take {@code tensor} as it is (null: absent): unit stride along the normalized axes,
-     * any data type, in native memory or contiguous on the heap (which they see through a native copy, {@link
-     * OwnedMemory.HeapCopies}); other tensors make them delegate to the scalar kernels. A strided heap tensor goes to
-     * the scalar kernels because a vector load or store on a heap segment marks the JDK's profile of segment types at
-     * the call site that every vector access of its lane type shares, and the vector kernels compiled after that ran
-     * about 3 times slower on native memory as well, for the rest of the process (docs/benchmarks.md, "One process,
-     * several data types").
+     * any data type, in native memory; other tensors make them delegate to the scalar kernels. A tensor on the heap
+     * reaches them through a native copy ({@link OwnedMemory.HeapCopies}) where it can; one that reaches them as it is
+     * goes to the scalar kernels, because a vector load or store on a heap segment marks the JDK's profile of segment
+     * types at the call site that every vector access of its lane type shares, and the vector kernels compiled after
+     * that ran about 3 times slower on native memory as well, for the rest of the process (docs/benchmarks.md, "One
+     * process, several data types").
      */
     static boolean vectorizes(int normalizedAxes, Tensor tensor) {
         return tensor == null
-                || tensor.memoryKind() == OwnedMemory.Kind.COPIED
                 || tensor.segment().isNative()
                         && (tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1);
     }

@@ -1566,7 +1566,9 @@ final class VectorKernel implements Kernel {
     }
 
     private void addFault(StringJoiner faults, String name, Tensor tensor) {
-        if (!vectorizes(tensor) && !tensor.segment().isNative()) {
+        if (tensor != null && tensor.memoryKind() == OwnedMemory.Kind.COPIED) {
+            return; // the kernels see its native copy (OwnedMemory.HeapCopies)
+        } else if (!vectorizes(tensor) && !tensor.segment().isNative()) {
             faults.add(name + " is strided on the heap");
         } else if (!vectorizes(tensor)) {
             faults.add(name + " is strided");

@@ -160,4 +160,26 @@ class HeapMemoryTest {
             assertArrayEquals(expected, src.toFloatArray());
         }
     }
+
+    @Test
+    void aCallWithMoreHeapThanAThreadKeepsForCopiesRunsOnTheHeapInTheScalarKernels() {
+        int c = 4096;
+        int rows = (int) (OwnedMemory.HeapCopies.KEPT_BYTES / 2 / (4L * c)) + 1; // x and y: just over the limit
+        float[] values = TestData.gaussian(rows * c, 1, 2, 10);
+        LayerNormConfig config = LayerNormConfig.of(c).withoutAffine();
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm java = LayerNorm.create(config, Backend.JAVA);
+                LayerNorm scalar = LayerNorm.create(config, Backend.JAVA_SCALAR)) {
+            Tensor heapX = Tensor.of(MemorySegment.ofArray(values.clone()), DataType.F32, rows, c);
+            Tensor heapY = Tensor.of(MemorySegment.ofArray(new float[rows * c]), DataType.F32, rows, c);
+            Tensor x = Tensor.ofFloats(arena, values, rows, c);
+            Tensor y = Tensor.allocate(arena, DataType.F32, rows, c);
+            java.forward(heapX, heapY);
+            scalar.forward(x, y);
+            assertArrayEquals(y.toFloatArray(), heapY.toFloatArray(), "the scalar kernels' result");
+            assertEquals(
+                    "java:scalar (heap tensors of more than 64 MiB in one call run on the heap as they are)",
+                    java.implementation(heapX, heapY, null, null));
+        }
+    }
 }
