@@ -408,8 +408,6 @@ final class FusedVectorKernel implements FusedKernel {
         long rStride = residual == null ? 0 : Rows.rowStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.rowStride(sum, axes);
         long yStride = Rows.rowStride(dst, axes);
-        // a residual and a bias, s not kept: y from x, r and the bias where they lie, s never stored (see rowBuffer)
-        boolean fromSum = sum == null && bias != null;
         long row = from;
         if (residual == null && c <= VectorKernel.PAIRED_ROWS_MAX_C) {
             for (; row + 1 < to; row += 2) { // see VectorKernel.PAIRED_ROWS_MAX_C
@@ -418,87 +416,67 @@ final class FusedVectorKernel implements FusedKernel {
         }
         for (; row < to; row++) {
             long xBase = Rows.row(src, axes, xStride, row) * Float.BYTES;
-            float origin; // subtracted from every element before anything else
-            long sums; // the statistics' sums, as VectorKernel.sums packs them
-            long rBase = 0;
+            long rBase = residual == null ? 0 : Rows.row(residual, axes, rStride, row) * Float.BYTES;
             long sBase = xBase;
+            // a residual and a bias, s not kept: y from x, r and the bias where they lie, s never stored (see
+            // rowBuffer)
+            boolean fromSum = sum == null && bias != null;
+            float origin; // subtracted from every element before anything else
+            float offset; // the row's mean relative to origin
+            float var;
             if (residual != null) { // the add and the statistics' sums in one pass
-                rBase = Rows.row(residual, axes, rStride, row) * Float.BYTES;
                 sBase = sum == null ? 0 : Rows.row(sum, axes, sStride, row) * Float.BYTES;
                 origin = config.rms() ? 0 : sampleMeanOfSum(x, xBase, r, rBase, b);
-                sums = rowSums(x, xBase, r, rBase, b, bias != null, s, sBase, !fromSum, origin);
+                long sums = fromSum
+                        ? sumsOfSumWithBias(x, xBase, r, rBase, b, origin)
+                        : bias == null
+                                ? addAndSum(x, xBase, r, rBase, s, sBase, origin)
+                                : addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
+                offset = config.rms() ? 0 : VectorKernel.high(sums) / c;
+                var = VectorKernel.low(sums) / c - offset * offset;
             } else if (config.rms()) {
                 origin = 0;
-                sums = VectorKernel.pack(0, norm.sumOfSquares(s, sBase, 0, 0));
+                offset = 0;
+                var = norm.sumOfSquares(s, sBase, 0, 0) / c;
             } else {
                 origin = norm.sampleMean(s, sBase);
-                sums = norm.sums(s, sBase, origin);
+                long sums = norm.sums(s, sBase, origin);
+                offset = VectorKernel.high(sums) / c;
+                var = VectorKernel.low(sums) / c - offset * offset;
             }
-            finishQuantizedRow(
-                    x,
-                    xBase,
-                    r,
-                    rBase,
-                    b,
-                    s,
-                    sBase,
-                    fromSum,
-                    y,
-                    Rows.row(dst, axes, yStride, row),
-                    gamma,
-                    beta,
-                    dstScales,
-                    dstScale,
-                    row,
-                    origin,
-                    sums);
+            if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
+                if (fromSum) { // s into the row buffer after all
+                    addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
+                    fromSum = false;
+                }
+                var = norm.sumOfSquares(s, sBase, origin, offset) / c;
+            }
+            long yIndex = Rows.row(dst, axes, yStride, row);
+            float rstd = (float) (1 / Math.sqrt((double) var + eps));
+            if (fromSum && dstScales == null) {
+                quantizeSum(
+                        x,
+                        xBase,
+                        r,
+                        rBase,
+                        b,
+                        y,
+                        yIndex,
+                        gamma,
+                        beta,
+                        origin,
+                        offset,
+                        rstd,
+                        Quantize.inverse(dstScale));
+            } else if (fromSum) {
+                float[] values = yBuffer.get();
+                float maxAbs = normalizeSumToBuffer(x, xBase, r, rBase, b, values, gamma, beta, origin, offset, rstd);
+                quantizeBuffered(values, 0, maxAbs, y, yIndex, dstScales, row);
+            } else {
+                quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
+            }
         }
         Reference.reachabilityFence(buffer); // the row buffer's memory: its view does not keep it alive
-    }
-
-    /**
-     * One row of {@link #quantizedRows} after its sums: the variance (centred first when the origin is far from the
-     * mean, s then stored in the row buffer if it was not), and the int8 output, with the static {@code dstScale} or the
-     * row's own scale into {@code dstScales}.
-     */
-    private void finishQuantizedRow(
-            MemorySegment x,
-            long xBase,
-            MemorySegment r,
-            long rBase,
-            MemorySegment b,
-            MemorySegment s,
-            long sBase,
-            boolean fromSum,
-            MemorySegment y,
-            long yIndex,
-            MemorySegment gamma,
-            MemorySegment beta,
-            Tensor dstScales,
-            float dstScale,
-            long row,
-            float origin,
-            long sums) {
-        float offset = config.rms() ? 0 : VectorKernel.high(sums) / c; // the row's mean relative to origin
-        float var = VectorKernel.low(sums) / c - offset * offset;
-        if (4 * offset * offset > var) { // the origin is far from the mean: centre first (never for RMS)
-            if (fromSum) { // s into the row buffer after all
-                addAndSumWithBias(x, xBase, r, rBase, b, s, sBase, origin);
-                fromSum = false;
-            }
-            var = norm.sumOfSquares(s, sBase, origin, offset) / c;
-        }
-        float rstd = (float) (1 / Math.sqrt((double) var + eps));
-        if (fromSum && dstScales == null) {
-            quantizeSum(
-                    x, xBase, r, rBase, b, y, yIndex, gamma, beta, origin, offset, rstd, Quantize.inverse(dstScale));
-        } else if (fromSum) {
-            float[] values = yBuffer.get();
-            float maxAbs = normalizeSumToBuffer(x, xBase, r, rBase, b, values, gamma, beta, origin, offset, rstd);
-            quantizeBuffered(values, 0, maxAbs, y, yIndex, dstScales, row);
-        } else {
-            quantizeRow(s, sBase, y, yIndex, gamma, beta, origin, offset, rstd, dstScales, dstScale, row);
-        }
     }
 
     /**
