@@ -499,31 +499,14 @@ final class FusedVectorKernel implements FusedKernel {
         MemorySegment q = dst.segment();
         long base0 = Rows.row(src, axes, xStride, row) * Float.BYTES;
         long base1 = Rows.row(src, axes, xStride, row + 1) * Float.BYTES;
-        float origin0 = 0;
-        float origin1 = 0;
-        float offset0 = 0;
-        float offset1 = 0;
-        float var0;
-        float var1;
-        if (config.rms()) {
-            var0 = norm.sumOfSquares(x, base0, 0, 0) / c;
-            var1 = norm.sumOfSquares(x, base1, 0, 0) / c;
-        } else {
-            origin0 = norm.sampleMean(x, base0);
-            origin1 = norm.sampleMean(x, base1);
-            long sums0 = norm.sums(x, base0, origin0);
-            long sums1 = norm.sums(x, base1, origin1);
-            offset0 = VectorKernel.high(sums0) / c;
-            offset1 = VectorKernel.high(sums1) / c;
-            var0 = VectorKernel.low(sums0) / c - offset0 * offset0;
-            var1 = VectorKernel.low(sums1) / c - offset1 * offset1;
-            if (4 * offset0 * offset0 > var0) { // the origin is far from the mean: centre first
-                var0 = norm.sumOfSquares(x, base0, origin0, offset0) / c;
-            }
-            if (4 * offset1 * offset1 > var1) {
-                var1 = norm.sumOfSquares(x, base1, origin1, offset1) / c;
-            }
-        }
+        float origin0 = config.rms() ? 0 : norm.sampleMean(x, base0);
+        float origin1 = config.rms() ? 0 : norm.sampleMean(x, base1);
+        long moments0 = norm.moments(x, base0, origin0);
+        long moments1 = norm.moments(x, base1, origin1);
+        float offset0 = VectorKernel.offsetOf(moments0);
+        float offset1 = VectorKernel.offsetOf(moments1);
+        float var0 = VectorKernel.varianceOf(moments0);
+        float var1 = VectorKernel.varianceOf(moments1);
         float rstd0 = (float) (1 / Math.sqrt((double) var0 + eps));
         float rstd1 = (float) (1 / Math.sqrt((double) var1 + eps));
         long q0 = Rows.row(dst, axes, yStride, row);

@@ -562,15 +562,11 @@ final class OwnedMemory {
             };
         }
 
-        /** Whether the tensor in {@code slot} is one the call writes. */
+        /** Whether the tensor in {@code slot} is one the call writes: one written whole, or a parameter gradient. */
         private boolean isOutput(int slot) {
-            return switch (operation) {
-                case FORWARD -> slot == 1 || (slot == 4 || slot == 5) && pass.writesStatistics; // dst, mean, variance
-                case BACKWARD -> slot >= 5; // diffSrc, diffScale, diffShift
-                case FUSED_FORWARD -> // sum, dst, dstScales; mean, variance
-                    slot == 3 || slot == 4 || slot == 9 || (slot == 7 || slot == 8) && pass.writesStatistics;
-                case FUSED_BACKWARD -> slot >= 6; // diffSrc, diffScale, diffShift
-            };
+            return isWrittenWhole(slot)
+                    || operation == Operation.BACKWARD && slot >= 6 // diffScale, diffShift
+                    || operation == Operation.FUSED_BACKWARD && slot >= 7;
         }
     }
 

@@ -609,7 +609,7 @@ final class VectorKernel implements Kernel {
     }
 
     /** The variance of {@link #moments}. */
-    private static float varianceOf(long moments) {
+    static float varianceOf(long moments) {
         return low(moments);
     }
 
