@@ -6,9 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.sun.management.ThreadMXBean;
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
-import java.util.Arrays;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -47,37 +45,21 @@ class AllocationTest {
                 Arena arena, int rows, LayerNormConfig config, DataType in, DataType out, DataType parameters) {
             int c = (int) config.normalizedSize();
             return new Fixture(
-                    make(arena, in, TestData.gaussian(rows * c, 0, 1, 1), rows, c),
+                    Tensors.makeOrOnHeap(arena, in, TestData.gaussian(rows * c, 0, 1, 1), rows, c),
                     new Tensor[] {allocate(arena, out, rows, c), allocate(arena, out, rows, c)},
-                    make(arena, parameters, TestData.gaussian(c, 1, 1, 2), c),
-                    config.shift() ? make(arena, parameters, TestData.gaussian(c, 0, 1, 3), c) : null,
+                    Tensors.makeOrOnHeap(arena, parameters, TestData.gaussian(c, 1, 1, 2), c),
+                    config.shift() ? Tensors.makeOrOnHeap(arena, parameters, TestData.gaussian(c, 0, 1, 3), c) : null,
                     config.rms() ? null : allocate(arena, DataType.F32, rows),
                     allocate(arena, DataType.F32, rows),
-                    make(arena, in, TestData.gaussian(rows * c, 0, 1, 4), rows, c),
+                    Tensors.makeOrOnHeap(arena, in, TestData.gaussian(rows * c, 0, 1, 4), rows, c),
                     allocate(arena, parameters, c),
                     config.shift() ? allocate(arena, parameters, c) : null,
                     allocate(arena, DataType.S8, rows, c));
         }
 
-        /** A tensor of {@code values} in {@code arena}, or in a Java array when it is null. */
-        private static Tensor make(Arena arena, DataType type, float[] values, long... shape) {
-            return arena != null
-                    ? Tensors.make(arena, type, values, shape)
-                    : allocate(null, type, shape).copyFrom(values);
-        }
-
-        /** A tensor of zeros in {@code arena}, or in a Java array of the type's width when it is null. */
+        /** A tensor of zeros in {@code arena}, or in a Java array when it is null. */
         private static Tensor allocate(Arena arena, DataType type, long... shape) {
-            if (arena != null) {
-                return Tensor.allocate(arena, type, shape);
-            }
-            int n = (int) Arrays.stream(shape).reduce(1, Math::multiplyExact);
-            MemorySegment heap = switch (type) {
-                case F32 -> MemorySegment.ofArray(new float[n]);
-                case S8 -> MemorySegment.ofArray(new byte[n]);
-                default -> MemorySegment.ofArray(new short[n]);
-            };
-            return Tensor.of(heap, type, shape);
+            return arena != null ? Tensor.allocate(arena, type, shape) : Tensors.onHeap(type, shape);
         }
     }
 

@@ -42,36 +42,23 @@ class HeapMemoryTest {
         final Tensor readOnlyX;
 
         Operands(Arena arena, DataType type, int c) {
-            x = make(arena, type, TestData.gaussian(ROWS * c, 3, 2, 1), ROWS, c);
-            r = make(arena, type, TestData.gaussian(ROWS * c, 0, 1, 2), ROWS, c);
-            dy = make(arena, type, TestData.gaussian(ROWS * c, 0, 1, 3), ROWS, c);
-            ds = make(arena, type, TestData.gaussian(ROWS * c, 0, 1, 4), ROWS, c);
-            y = make(arena, type, new float[ROWS * c], ROWS, c);
-            dx = make(arena, type, new float[ROWS * c], ROWS, c);
-            gamma = make(arena, type, TestData.gaussian(c, 1, 0.5, 5), c);
-            beta = make(arena, type, TestData.gaussian(c, 0, 0.5, 6), c);
-            dGamma = make(arena, type, new float[c], c);
-            dBeta = make(arena, type, new float[c], c);
-            mean = make(arena, DataType.F32, new float[ROWS], ROWS);
-            variance = make(arena, DataType.F32, new float[ROWS], ROWS);
-            q = arena == null
-                    ? Tensor.of(MemorySegment.ofArray(new byte[ROWS * c]), DataType.S8, ROWS, c)
-                    : Tensor.allocate(arena, DataType.S8, ROWS, c);
-            scales = make(arena, DataType.F32, new float[ROWS], ROWS);
-            Tensor source = make(arena, type, TestData.gaussian(ROWS * c, -1, 3, 7), ROWS, c);
+            x = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, 3, 2, 1), ROWS, c);
+            r = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, 0, 1, 2), ROWS, c);
+            dy = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, 0, 1, 3), ROWS, c);
+            ds = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, 0, 1, 4), ROWS, c);
+            y = Tensors.makeOrOnHeap(arena, type, new float[ROWS * c], ROWS, c);
+            dx = Tensors.makeOrOnHeap(arena, type, new float[ROWS * c], ROWS, c);
+            gamma = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(c, 1, 0.5, 5), c);
+            beta = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(c, 0, 0.5, 6), c);
+            dGamma = Tensors.makeOrOnHeap(arena, type, new float[c], c);
+            dBeta = Tensors.makeOrOnHeap(arena, type, new float[c], c);
+            mean = Tensors.makeOrOnHeap(arena, DataType.F32, new float[ROWS], ROWS);
+            variance = Tensors.makeOrOnHeap(arena, DataType.F32, new float[ROWS], ROWS);
+            q = arena == null ? Tensors.onHeap(DataType.S8, ROWS, c) : Tensor.allocate(arena, DataType.S8, ROWS, c);
+            scales = Tensors.makeOrOnHeap(arena, DataType.F32, new float[ROWS], ROWS);
+            Tensor source = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, -1, 3, 7), ROWS, c);
             readOnlyX = Tensor.of(source.segment().asReadOnly(), type, ROWS, c);
             all.addAll(List.of(x, r, dy, ds, y, dx, gamma, beta, dGamma, dBeta, mean, variance, q, scales, readOnlyX));
-        }
-
-        /** A tensor of {@code values} in {@code arena}, or on the heap (an array of the type's width) when null. */
-        private static Tensor make(Arena arena, DataType type, float[] values, long... shape) {
-            if (arena != null) {
-                return Tensors.make(arena, type, values, shape);
-            }
-            MemorySegment heap = type == DataType.F32
-                    ? MemorySegment.ofArray(new float[values.length])
-                    : MemorySegment.ofArray(new short[values.length]);
-            return Tensor.of(heap, type, shape).copyFrom(values);
         }
 
         /** Every operation in turn, each on the results of the ones before. */

@@ -1,7 +1,6 @@
 package dev.panorm;
 
 import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
 
 /**
  * Run in a fresh JVM by {@link RecompilationTest}: the Java backend's forward, training and backward passes and the fused
@@ -44,15 +43,15 @@ public final class RecompilationProbe {
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA)) {
             Arena data = phase.equals("heap") ? null : arena; // null: on the heap
             Arena other = phase.equals("mixed") ? Arena.ofAuto() : data; // outputs, scale and shift
-            Tensor x = make(data, mix[0], TestData.gaussian(rows * c, 0, 1, 1), rows, c);
-            Tensor dy = make(data, mix[0], TestData.gaussian(rows * c, 0, 1, 2), rows, c);
-            Tensor y = make(other, mix[1], new float[rows * c], rows, c);
-            Tensor gamma = make(other, mix[2], TestData.gaussian(c, 1, 1, 3), c);
-            Tensor beta = make(other, mix[2], TestData.gaussian(c, 0, 1, 4), c);
-            Tensor dGamma = make(other, mix[2], new float[c], c);
-            Tensor dBeta = make(other, mix[2], new float[c], c);
-            Tensor mean = make(other, DataType.F32, new float[rows], rows);
-            Tensor variance = make(other, DataType.F32, new float[rows], rows);
+            Tensor x = Tensors.makeOrOnHeap(data, mix[0], TestData.gaussian(rows * c, 0, 1, 1), rows, c);
+            Tensor dy = Tensors.makeOrOnHeap(data, mix[0], TestData.gaussian(rows * c, 0, 1, 2), rows, c);
+            Tensor y = Tensors.makeOrOnHeap(other, mix[1], new float[rows * c], rows, c);
+            Tensor gamma = Tensors.makeOrOnHeap(other, mix[2], TestData.gaussian(c, 1, 1, 3), c);
+            Tensor beta = Tensors.makeOrOnHeap(other, mix[2], TestData.gaussian(c, 0, 1, 4), c);
+            Tensor dGamma = Tensors.makeOrOnHeap(other, mix[2], new float[c], c);
+            Tensor dBeta = Tensors.makeOrOnHeap(other, mix[2], new float[c], c);
+            Tensor mean = Tensors.makeOrOnHeap(other, DataType.F32, new float[rows], rows);
+            Tensor variance = Tensors.makeOrOnHeap(other, DataType.F32, new float[rows], rows);
             for (int i = 0; i < calls; i++) {
                 norm.forward(x, y, gamma, beta);
                 norm.forwardTraining(x, y, gamma, beta, mean, variance);
@@ -60,16 +59,5 @@ public final class RecompilationProbe {
                 norm.forwardResidual(x, dy, null, null, y, gamma, beta);
             }
         }
-    }
-
-    /** A tensor of {@code values} in {@code arena}, or in a Java array of the type's width when it is null. */
-    private static Tensor make(Arena arena, DataType type, float[] values, long... shape) {
-        if (arena != null) {
-            return Tensors.make(arena, type, values, shape);
-        }
-        MemorySegment heap = type == DataType.F32
-                ? MemorySegment.ofArray(new float[values.length])
-                : MemorySegment.ofArray(new short[values.length]);
-        return Tensor.of(heap, type, shape).copyFrom(values);
     }
 }

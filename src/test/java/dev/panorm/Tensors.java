@@ -2,6 +2,7 @@ package dev.panorm;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
 
 /** Builds tensors of any data type and layout from logical (C-order) values, and reads them back. */
 final class Tensors {
@@ -30,6 +31,24 @@ final class Tensors {
     /** A C-ordered tensor of {@code type} holding {@code values}, rounded to the type. */
     static Tensor make(Arena arena, DataType type, float[] values, long... shape) {
         return make(arena, type, values, shape, Tensor.contiguousStrides(shape));
+    }
+
+    /** A C-ordered tensor of zeros of {@code type} in a Java array of the type's width, as the Java backends take. */
+    static Tensor onHeap(DataType type, long... shape) {
+        int n = Math.toIntExact(Arrays.stream(shape).reduce(1, Math::multiplyExact));
+        MemorySegment heap = switch (type) {
+            case F32 -> MemorySegment.ofArray(new float[n]);
+            case S8 -> MemorySegment.ofArray(new byte[n]);
+            default -> MemorySegment.ofArray(new short[n]);
+        };
+        return Tensor.of(heap, type, shape);
+    }
+
+    /** {@link #make} in {@code arena}, or {@link #onHeap} holding {@code values} when {@code arena} is null. */
+    static Tensor makeOrOnHeap(Arena arena, DataType type, float[] values, long... shape) {
+        return arena != null
+                ? make(arena, type, values, shape)
+                : onHeap(type, shape).copyFrom(values);
     }
 
     /** A tensor of {@code shape} whose rows (the last axis) are followed by {@code padding} unused elements. */
