@@ -7,6 +7,7 @@ import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
 import java.lang.foreign.Arena;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Locale;
 
 /**
@@ -14,15 +15,23 @@ import java.util.Locale;
  * warmed as {@code StartupBenchmark.firstCallOnNewShape} warms it (40 other shapes, 300 calls each), idling
  * {@code PAUSE} milliseconds before each new shape, as a server does between requests. Unlike that single-shot
  * JMH benchmark, the calls run on the program's main thread, which a woken background thread can preempt.
- * Prints the median and quartiles of the first calls, of the second call on each shape, of the steady state
- * on the same tensors (the median of 20 more calls on each shape), and of the Java kernel's steady state on one
- * thread there, the reference of issue 14's first-call target. With {@code reuse} as a fourth argument the
- * new shapes are views of two tensors allocated (and written) once, as a server's batches of varying length are;
- * without it each shape gets tensors just allocated, whose memory the first call meets cold.
+ * Prints the median and quartiles of the first calls, of the second call on each shape, of the 20 calls after it
+ * (for AUTO partly in Java while the shape's plan is built), and of the Java kernel's steady state on one thread
+ * on the same tensors, the reference of issue 14's first-call target, timed after all shapes (with the flag
+ * {@code interleaved}, as before 2026-12-02: after each shape, so that each first call follows 20 calls of
+ * another {@code LayerNorm}). With the flag {@code reuse} the new shapes are views of two tensors allocated (and
+ * written) once, as a server's batches of varying length are; without it each shape gets tensors just allocated,
+ * whose memory the first call meets cold.
+ *
+ * <p>A control separates what a shape's newness costs from what every call pays after the same history (the
+ * pause, and with {@code interleaved} the switch from the reference): before each new shape the same steps
+ * (pause, one call, 20 more, with {@code interleaved} the reference's 20) run on a shape the backend has seen
+ * (1000 + SHAPES + k rows, run and planned during the warm-up), on tensors of the same kind, and the line prints
+ * that call's median as {@code seen shape, same history}.
  *
  * <p>{@code java -cp target/test-classes:target/classes:$(cat target/benchmarks.classpath)
  * --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector dev.panorm.bench.FirstCalls BACKEND
- * [SHAPES [PAUSE [reuse]]]}, e.g. {@code FirstCalls AUTO 40 20}.
+ * [SHAPES [PAUSE [reuse] [interleaved]]]}, e.g. {@code FirstCalls AUTO 40 20 reuse}.
  */
 public final class FirstCalls {
     private static final int C = 768;
@@ -33,11 +42,14 @@ public final class FirstCalls {
         Backend backend = Backend.valueOf(args[0].toUpperCase(Locale.ROOT));
         int shapes = args.length > 1 ? Integer.parseInt(args[1]) : 40;
         int pauseMillis = args.length > 2 ? Integer.parseInt(args[2]) : 20;
-        boolean reuse = args.length > 3 && args[3].equals("reuse");
+        List<String> flags = Arrays.asList(args).subList(Math.min(3, args.length), args.length);
+        boolean reuse = flags.contains("reuse");
+        boolean interleaved = flags.contains("interleaved");
         long[] first = new long[shapes];
         long[] second = new long[shapes];
         long[] steady = new long[shapes];
         long[] javaSteady = new long[shapes];
+        long[] seen = new long[shapes];
         long[] more = new long[20];
         try (Arena arena = Arena.ofShared();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), backend);
@@ -51,12 +63,38 @@ public final class FirstCalls {
                     java.forward(x, x, scale, shift);
                 }
             }
-            Tensor srcs = Tensor.allocate(arena, DataType.F32, 1000 + shapes, C);
-            Tensor dsts = Tensor.allocate(arena, DataType.F32, 1000 + shapes, C);
+            Tensor srcs = Tensor.allocate(arena, DataType.F32, 1000 + 2 * shapes, C);
+            Tensor dsts = Tensor.allocate(arena, DataType.F32, 1000 + 2 * shapes, C);
+            for (int shape = 0; shape < shapes; shape++) { // the control's shapes, seen and planned
+                for (int i = 0; i < 3; i++) {
+                    norm.forward(
+                            srcs.rows(1, 0, 1000 + shapes + shape),
+                            dsts.rows(1, 0, 1000 + shapes + shape),
+                            scale,
+                            shift);
+                }
+            }
             if (reuse) {
                 norm.forward(srcs, dsts, scale, shift);
             }
+            Thread.sleep(100); // plans built in the background finish
             for (int shape = 0; shape < shapes; shape++) {
+                Thread.sleep(pauseMillis);
+                int seenRows = 1000 + shapes + shape;
+                Tensor seenSrc = reuse ? srcs.rows(1, 0, seenRows) : Tensor.allocate(arena, DataType.F32, seenRows, C);
+                Tensor seenDst = reuse ? dsts.rows(1, 0, seenRows) : Tensor.allocate(arena, DataType.F32, seenRows, C);
+                long control = System.nanoTime();
+                norm.forward(seenSrc, seenDst, scale, shift);
+                seen[shape] = System.nanoTime() - control;
+                for (int i = 0; i < more.length; i++) {
+                    norm.forward(seenSrc, seenDst, scale, shift);
+                }
+                if (interleaved) {
+                    for (int i = 0; i < more.length; i++) {
+                        java.forward(seenSrc, seenDst, scale, shift);
+                    }
+                }
+
                 Thread.sleep(pauseMillis);
                 int rows = 1000 + shape;
                 Tensor src = reuse ? srcs.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
@@ -73,26 +111,40 @@ public final class FirstCalls {
                     more[i] = System.nanoTime() - before;
                 }
                 steady[shape] = median(more);
-                for (int i = 0; i < more.length; i++) {
-                    long before = System.nanoTime();
-                    java.forward(src, dst, scale, shift);
-                    more[i] = System.nanoTime() - before;
+                if (interleaved) {
+                    javaSteady[shape] = javaSteady(java, src, dst, scale, shift, more);
                 }
-                javaSteady[shape] = median(more);
+            }
+            for (int shape = 0; shape < shapes && !interleaved; shape++) {
+                int rows = 1000 + shape;
+                Tensor src = reuse ? srcs.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
+                Tensor dst = reuse ? dsts.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
+                javaSteady[shape] = javaSteady(java, src, dst, scale, shift, more);
             }
         }
         System.out.printf(
                 Locale.ROOT,
                 "%s, %d new shapes, %d ms pause%s: first call %s, second call %s, steady %s; Java on one thread, steady"
-                        + " %s%n",
+                        + " %s; seen shape, same history: %s%n",
                 backend,
                 shapes,
                 pauseMillis,
-                reuse ? ", tensors reused" : "",
+                (reuse ? ", tensors reused" : "") + (interleaved ? ", reference interleaved" : ""),
                 quartiles(first),
                 quartiles(second),
                 quartiles(steady),
-                quartiles(javaSteady));
+                quartiles(javaSteady),
+                quartiles(seen));
+    }
+
+    /** The median of {@code times.length} calls of {@code java} on these tensors. */
+    private static long javaSteady(LayerNorm java, Tensor src, Tensor dst, Tensor scale, Tensor shift, long[] times) {
+        for (int i = 0; i < times.length; i++) {
+            long before = System.nanoTime();
+            java.forward(src, dst, scale, shift);
+            times[i] = System.nanoTime() - before;
+        }
+        return median(times);
     }
 
     private static long median(long[] nanos) {
