@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the native baseline (native/layernorm_bench.c) with the system's C compiler against the headers
 # and shared libraries of the oneDNN artifact that panorm pins in pom.xml, so C and Java run the very same
-# libdnnl.so.3. Output: native/build/layernorm_bench (the libraries sit next to it, in native/build/onednn).
-# Usage: native/build.sh    (then native/build/layernorm_bench --help)
+# libdnnl.so.3. Output: native/build/layernorm_bench (the libraries sit next to it, in native/build/onednn), and
+# native/build/fused_floor (native/fused_floor.c: the fused residual add and norm in plain C, no oneDNN).
+# Usage: native/build.sh    (then native/build/layernorm_bench --help, native/build/fused_floor 1x4096)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="$root/native/build"
@@ -36,3 +37,9 @@ rm -rf "$build/onednn.tmp"
   -Wl,-rpath,'$ORIGIN/onednn' -o "$build/layernorm_bench.tmp"
 mv "$build/layernorm_bench.tmp" "$build/layernorm_bench"
 echo "built $build/layernorm_bench (oneDNN from $(basename "$dnnl_jar"))"
+
+# AVX-512 intrinsics: compiled for that instruction set, checked at run time.
+"$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -mavx512f -mfma -Wall -Wextra -Werror \
+  "$root/native/fused_floor.c" -lm -o "$build/fused_floor.tmp"
+mv "$build/fused_floor.tmp" "$build/fused_floor"
+echo "built $build/fused_floor"
