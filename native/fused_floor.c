@@ -9,6 +9,8 @@
 //   addThenNorm   s = x + r, then y = norm(s)             (two passes over memory more than fused)
 //   fused         s = x + r stored, its sums in the same pass, y = norm(s) from s
 //   fusedNoSum    the sums of x + r, then y from x + r added again (s not kept)
+//   int8          q = round(y / scale) in [-127, 127] with scale = max|y| / 127 per row, no residual: y waits in
+//                 a row buffer for its row's scale, as in the Java kernel
 // Timing: the four in turn, batch after batch (about 2 million elements per batch), 10 rounds of warm-up and 60
 // measured; prints each one's median time per call and its ratio to norm's, the way FusedInterleaved does for
 // the Java kernels.
@@ -18,6 +20,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -26,6 +29,9 @@ typedef struct {
     int rows, c;
     const float *x, *r, *gamma, *beta;
     float *s, *y;
+    float *row;      // int8: y waits here for the row's scale
+    int8_t *q;       // int8: the output
+    float *scales;   // int8: one per row
 } call_t;
 
 static double now_seconds(void) {
@@ -135,6 +141,43 @@ static void fused_no_sum(const call_t *k) {
     }
 }
 
+static void int8_rows(const call_t *k) {
+    int c = k->c;
+    for (int row = 0; row < k->rows; row++) {
+        const float *xr = k->x + (size_t)row * c;
+        float origin = origin_of(xr, c);
+        __m512 vo = _mm512_set1_ps(origin), s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
+        for (int i = 0; i < c; i += 32) {
+            __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + i), vo), d1 = _mm512_sub_ps(_mm512_loadu_ps(xr + i + 16), vo);
+            s0 = _mm512_add_ps(s0, d0);
+            s1 = _mm512_add_ps(s1, d1);
+            q0 = _mm512_fmadd_ps(d0, d0, q0);
+            q1 = _mm512_fmadd_ps(d1, d1, q1);
+        }
+        float offset = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / c;
+        float variance = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) / c - offset * offset;
+        float rstd = 1.0f / sqrtf(variance + 1e-5f);
+        __m512 vr = _mm512_set1_ps(rstd), vs = _mm512_set1_ps(-offset * rstd), m = _mm512_setzero_ps();
+        for (int i = 0; i < c; i += 16) {
+            __m512 t = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + i), vo), vr, vs);
+            __m512 y = _mm512_fmadd_ps(t, _mm512_loadu_ps(k->gamma + i), _mm512_loadu_ps(k->beta + i));
+            _mm512_storeu_ps(k->row + i, y);
+            m = _mm512_max_ps(m, _mm512_abs_ps(y));
+        }
+        float max = _mm512_reduce_max_ps(m);
+        float scale = max > 0 ? max / 127 : 1;
+        k->scales[row] = scale;
+        __m512 inverse = _mm512_set1_ps(1 / scale);
+        __m512i low = _mm512_set1_epi32(-127), high = _mm512_set1_epi32(127);
+        int8_t *qr = k->q + (size_t)row * c;
+        for (int i = 0; i < c; i += 16) {
+            __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(k->row + i), inverse),
+                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            _mm_storeu_si128((__m128i *)(qr + i), _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, low), high)));
+        }
+    }
+}
+
 static float *allocate(size_t n) {
     float *p = aligned_alloc(64, n * sizeof(float));
     if (!p) {
@@ -144,11 +187,12 @@ static float *allocate(size_t n) {
     return p;
 }
 
-enum { WARMUP = 10, ROUNDS = 60, KINDS = 4 };
+enum { WARMUP = 10, ROUNDS = 60, KINDS = 5 };
 
 static void run(int rows, int c) {
     size_t n = (size_t)rows * c;
-    call_t k = {rows, c, allocate(n), allocate(n), allocate((size_t)c), allocate((size_t)c), allocate(n), allocate(n)};
+    call_t k = {rows, c, allocate(n), allocate(n), allocate((size_t)c), allocate((size_t)c), allocate(n), allocate(n),
+                allocate((size_t)c), (int8_t *)allocate(n / 4 + 16), allocate((size_t)rows)};
     for (size_t i = 0; i < n; i++) {
         ((float *)k.x)[i] = sinf((float)i * 0.1f);
         ((float *)k.r)[i] = cosf((float)i * 0.07f);
@@ -157,8 +201,8 @@ static void run(int rows, int c) {
         ((float *)k.gamma)[i] = 1 + (float)i * 1e-4f;
         ((float *)k.beta)[i] = (float)i * 1e-3f;
     }
-    void (*kinds[KINDS])(const call_t *) = {norm, add_then_norm, fused, fused_no_sum};
-    const char *names[KINDS] = {"norm", "addThenNorm", "fused", "fusedNoSum"};
+    void (*kinds[KINDS])(const call_t *) = {norm, add_then_norm, fused, fused_no_sum, int8_rows};
+    const char *names[KINDS] = {"norm", "addThenNorm", "fused", "fusedNoSum", "int8"};
     long calls = (long)(2e6 / (double)n) + 1;
     static double times[KINDS][ROUNDS];
     for (int round = 0; round < WARMUP + ROUNDS; round++) {
@@ -177,9 +221,10 @@ static void run(int rows, int c) {
         printf("  %-12s median %9.3f us  best %9.3f us  median / norm %5.2f\n", names[kind], median * 1e6,
                times[kind][0] * 1e6, median / first);
     }
-    volatile float sink = k.y[n / 2] + k.s[n / 2]; // keeps the results live
+    volatile float sink = k.y[n / 2] + k.s[n / 2] + k.q[n / 2] * k.scales[0]; // keeps the results live
     (void)sink;
     free((void *)k.x), free((void *)k.r), free((void *)k.gamma), free((void *)k.beta), free(k.s), free(k.y);
+    free(k.row), free(k.q), free(k.scales);
 }
 
 int main(int argc, char **argv) {
