@@ -48,9 +48,12 @@ final class JavaKernels {
      * process, several data types").
      */
     static boolean vectorizes(int normalizedAxes, Tensor tensor) {
-        return tensor == null
-                || tensor.segment().isNative()
-                        && (tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1);
+        return tensor == null || tensor.segment().isNative() && hasUnitStrideRows(normalizedAxes, tensor);
+    }
+
+    /** Whether {@code tensor}'s rows of {@code normalizedAxes} axes have unit stride, wherever it lies. */
+    static boolean hasUnitStrideRows(int normalizedAxes, Tensor tensor) {
+        return tensor.isContiguous() || Rows.columnStride(tensor, normalizedAxes) == 1;
     }
 
     /** The fastest Java kernels for the fused operations: Vector API ones if available, else the scalar ones. */

@@ -33,7 +33,7 @@ import java.util.concurrent.locks.LockSupport;
  * its norm ({@code docs/rmsnorm.md} says where each backend runs it); int8 output runs in the Java kernels on
  * every backend. With {@link Backend#AUTO} and
  * {@link Backend#ONEDNN} all memory must be native (off-heap); the Java backends also take heap
- * segments, and run a contiguous tensor on one through a copy in native memory (copied back if written): allocate
+ * segments, and run a tensor on one through a copy in native memory (copied back if written): allocate
  * tensors in an {@link java.lang.foreign.Arena} where speed matters.
  *
  * <p>Every argument is checked before any native call: data type, shapes, memory that is too

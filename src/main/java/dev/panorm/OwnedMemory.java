@@ -25,7 +25,7 @@ import java.util.Arrays;
  * profile has seen depends on the whole process, the caller's own code included, so the one kind of memory that never
  * fails that predicate is memory the running thread owns. panorm's kernels therefore see only such memory: the caller's
  * confined tensors as they are, every other tensor in native memory through a view that the calling thread owns
- * ({@link #onThisThread}; split calls' threads make their own, {@code VectorKernel.onThisThread}), a contiguous tensor
+ * ({@link #onThisThread}; split calls' threads make their own, {@code VectorKernel.onThisThread}), a tensor
  * on the heap through a copy in native memory the thread owns ({@link HeapCopies}), and panorm's scratch rows through
  * owned views too (docs/benchmarks.md, "One kind of memory for every loop" and "Heap tensors through native copies").
  *
@@ -87,16 +87,13 @@ final class OwnedMemory {
 
     /** How the kernels see a tensor's memory. */
     enum Kind {
-        /**
-         * Confined to a thread (the caller, once a call has checked it), or a strided tensor on the heap (the scalar
-         * kernels): as it is.
-         */
+        /** Confined to a thread (the caller, once a call has checked it): as it is. */
         AS_IS(0),
         /** Native memory of the global arena: through a view, with nothing to hold. */
         VIEWED(1),
         /** Native memory of a shared or automatic arena: through a view, its arena held open. */
         HELD(2),
-        /** A contiguous tensor on the heap: through a copy in native memory the thread owns ({@link HeapCopies}). */
+        /** A tensor on the heap: through a copy in native memory the thread owns ({@link HeapCopies}). */
         COPIED(4);
 
         /** This kind's bit, for the set of kinds of a call's tensors ({@link #owned}). */
@@ -109,11 +106,11 @@ final class OwnedMemory {
 
     /**
      * The kind of a tensor's memory, {@code segment}, fixed for its life ({@link Tensor} computes it once). A heap
-     * segment has no address to view; a contiguous tensor on it is copied instead, one block each way.
+     * segment has no address to view; a tensor on it is copied instead ({@link HeapCopies}).
      */
-    static Kind kind(MemorySegment segment, boolean contiguous) {
+    static Kind kind(MemorySegment segment) {
         if (!segment.isNative()) {
-            return contiguous ? Kind.COPIED : Kind.AS_IS;
+            return Kind.COPIED;
         }
         if (!segment.isAccessibleBy(OTHER_THREAD)) {
             return Kind.AS_IS;
@@ -523,7 +520,7 @@ final class OwnedMemory {
                 if (copies != null) { // the outputs back into the caller's heap tensors, only once the call succeeded
                     for (int i = 0; i < SLOTS; i++) {
                         if (callers[i] != null && callers[i].memoryKind() == Kind.COPIED && isOutput(i)) {
-                            MemorySegment.copy(t[i].segment(), 0, callers[i].segment(), 0, callers[i].byteExtent());
+                            HeapCopies.copyOut(t[i], callers[i]);
                         }
                     }
                 }
@@ -572,11 +569,12 @@ final class OwnedMemory {
 
     /**
      * One thread's native memory for copies of heap tensors: kernels running on the thread own it, so the Java kernels
-     * see a contiguous heap tensor (any primitive array, through {@code MemorySegment.ofArray}) as owned memory like
-     * every other tensor, and run their vector loops on it instead of scalar loops on the heap. Every input is copied in
-     * (one block) and every output copied back (one block) after the call; so is an output's old content, except where
-     * the call writes every element (y, dx, s, the statistics it computes), so that an output a call leaves partly alone
-     * keeps the rest as it was. The memory is kept for the thread's next calls, at most {@link #KEPT_BYTES}; it comes
+     * see a heap tensor (any primitive array, through {@code MemorySegment.ofArray}) as owned memory like every other
+     * tensor, and run their vector loops on it (where its rows have unit stride) instead of scalar loops on the heap.
+     * Every input is copied in (its extent, one block) and every output copied back after the call (one block, or a
+     * strided one's elements only: {@link #copyOut}); so is an output's old content, except where the call writes
+     * every element (y, dx, s, the statistics it computes), so that an output a call leaves partly alone keeps the rest
+     * as it was. The memory is kept for the thread's next calls, at most {@link #KEPT_BYTES}; it comes
      * from an automatic arena, so the collector frees it once the thread has ended. A call whose heap tensors need more
      * runs them on the heap as they are, in the scalar kernels: fresh memory of that size for each call cost more than
      * the scalar loops (128 MiB: about 0.4 s of page faults on a virtual machine, against 31 ms for the scalar forward).
@@ -616,8 +614,8 @@ final class OwnedMemory {
         }
 
         /**
-         * A copy of {@code tensor}, a contiguous one on the heap, in this thread's memory, with its values if {@code
-         * withValues}. The tensor keeps its copy's tensor (in the field that other tensors keep their views in), for the
+         * A copy of {@code tensor}, one on the heap, in this thread's memory (its whole extent, gaps included, in its
+         * layout), with its values if {@code withValues}. The tensor keeps its copy's tensor (in the field that other tensors keep their views in), for the
          * thread's next call with it in the same place of the same memory: a steady-state call allocates nothing.
          */
         Tensor copyIn(Tensor tensor, boolean withValues) {
@@ -639,6 +637,44 @@ final class OwnedMemory {
                 MemorySegment.copy(tensor.segment(), 0, copy.segment(), 0, bytes);
             }
             return copy;
+        }
+
+        /**
+         * {@code copy}'s elements into {@code tensor}, whose layout it has: one block for a contiguous tensor, else
+         * each run of elements along the last axis, so that the gaps between a strided tensor's elements keep what
+         * the caller has there (another thread may be writing them).
+         */
+        static void copyOut(Tensor copy, Tensor tensor) {
+            if (tensor.isContiguous()) {
+                MemorySegment.copy(copy.segment(), 0, tensor.segment(), 0, tensor.byteExtent());
+            } else if (tensor.elementCount() > 0) {
+                copyRuns(
+                        copy.segment(),
+                        tensor.segment(),
+                        tensor.shapeArray(),
+                        tensor.stridesArray(),
+                        0,
+                        0,
+                        tensor.dataType().byteSize());
+            }
+        }
+
+        /** The elements of axes {@code axis} on, from element {@code offset}, as {@link #copyOut} copies them. */
+        private static void copyRuns(
+                MemorySegment from, MemorySegment to, long[] shape, long[] strides, int axis, long offset, int bytes) {
+            int last = shape.length - 1;
+            if (axis < last) {
+                for (long i = 0; i < shape[axis]; i++) {
+                    copyRuns(from, to, shape, strides, axis + 1, offset + i * strides[axis], bytes);
+                }
+            } else if (strides[last] == 1) {
+                MemorySegment.copy(from, offset * bytes, to, offset * bytes, shape[last] * bytes);
+            } else {
+                for (long i = 0; i < shape[last]; i++) {
+                    long at = (offset + i * strides[last]) * bytes;
+                    MemorySegment.copy(from, at, to, at, bytes);
+                }
+            }
         }
 
         /** Ends a call's use of the copies. */

@@ -51,7 +51,7 @@ public final class Tensor {
         this.byteExtent = byteExtent(dataType, shape, strides);
         this.nonOverlapping = nonOverlapping(shape, strides);
         this.contiguous = contiguous(shape, strides, elementCount);
-        this.memoryKind = OwnedMemory.kind(segment, contiguous);
+        this.memoryKind = OwnedMemory.kind(segment);
         this.heapArray = segment.heapBase().orElse(null);
         long hash = dataType.ordinal() + 1;
         for (int i = 0; i < shape.length; i++) {
@@ -84,8 +84,8 @@ public final class Tensor {
      * than the tensor; the tensor starts at its first byte.
      *
      * @param segment native or heap memory, e.g. a memory-mapped file or a buffer owned by another library (heap
-     *     memory only for the Java backends, which copy a contiguous heap tensor to native memory and back on every
-     *     call: see docs/performance.md)
+     *     memory only for the Java backends, which copy a heap tensor to native memory and back on every call: see
+     *     docs/performance.md)
      * @param dataType the element type
      * @param shape the dimensions, each {@code >= 0}
      * @return a view of {@code segment}

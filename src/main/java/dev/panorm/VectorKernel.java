@@ -1555,8 +1555,7 @@ final class VectorKernel implements Kernel {
         if (!rowsFit) {
             return "the vector kernels take rows of at most " + MAX_C + " elements";
         }
-        StringJoiner faults = new StringJoiner(
-                ", ", "the vector kernels take rows with unit stride, and heap tensors only contiguous; ", "");
+        StringJoiner faults = new StringJoiner(", ", "the vector kernels take rows with unit stride; ", "");
         faults.setEmptyValue("");
         addFault(faults, "src", src);
         addFault(faults, "dst", dst);
@@ -1566,11 +1565,8 @@ final class VectorKernel implements Kernel {
     }
 
     private void addFault(StringJoiner faults, String name, Tensor tensor) {
-        if (tensor != null && tensor.memoryKind() == OwnedMemory.Kind.COPIED) {
-            return; // the kernels see its native copy (OwnedMemory.HeapCopies)
-        } else if (!vectorizes(tensor) && !tensor.segment().isNative()) {
-            faults.add(name + " is strided on the heap");
-        } else if (!vectorizes(tensor)) {
+        // a tensor on the heap: the kernels see its native copy, in its layout (OwnedMemory.HeapCopies)
+        if (tensor != null && !JavaKernels.hasUnitStrideRows(config.normalizedAxes(), tensor)) {
             faults.add(name + " is strided");
         }
     }

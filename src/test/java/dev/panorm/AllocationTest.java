@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import com.sun.management.ThreadMXBean;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -251,6 +252,35 @@ class AllocationTest {
                 f32,
                 (norm, f, dst) ->
                         norm.forwardQuantized(f.src(), f.dy(), null, dst, f.q(), f.gamma(), f.beta(), f.mean()));
+        // strided: rows with gaps between them (vector kernels), and with gaps inside (scalar ones, copied back element
+        // by element)
+        long[] shape = {ROWS, C};
+        Tensor stridedSrc = Tensor.of(
+                MemorySegment.ofArray(TestData.gaussian(2 * ROWS * C, 0, 1, 1)), f32, shape, new long[] {2L * C, 1});
+        Tensor stridedDst =
+                Tensor.of(MemorySegment.ofArray(new float[2 * ROWS * C]), f32, shape, new long[] {2L * C, 2});
+        assertAllocationFree(
+                null,
+                config,
+                backend,
+                "forward, strided on the heap",
+                ROWS,
+                CALLS_PER_ROUND,
+                f32,
+                f32,
+                f32,
+                (norm, f, dst) -> norm.forward(stridedSrc, stridedDst, f.gamma(), f.beta()));
+        assertAllocationFree(
+                null,
+                config,
+                backend,
+                "forward in place, strided on the heap",
+                ROWS,
+                CALLS_PER_ROUND,
+                f32,
+                f32,
+                f32,
+                (norm, f, dst) -> norm.forward(stridedSrc, stridedSrc, f.gamma(), f.beta()));
     }
 
     /**

@@ -99,28 +99,101 @@ class HeapMemoryTest {
         }
     }
 
+    /** Every element of a strided tensor's extent before the call, gaps included; the call fills the elements. */
+    private static final float GAP = 7.25f;
+
+    /**
+     * A tensor of {@code shape} and {@code strides} over an array of {@code length} floats: on the heap (arena null)
+     * or in {@code arena}, holding {@code values} or else {@link #GAP} everywhere.
+     */
+    private static Tensor strided(Arena arena, float[] values, int length, long[] shape, long[] strides) {
+        float[] content = values != null ? values.clone() : new float[length];
+        if (values == null) {
+            java.util.Arrays.fill(content, GAP);
+        }
+        MemorySegment segment =
+                arena == null ? MemorySegment.ofArray(content) : arena.allocateFrom(ValueLayout.JAVA_FLOAT, content);
+        return Tensor.of(segment, DataType.F32, shape, strides);
+    }
+
+    /** Which floats of {@code tensor}'s extent are gaps, for a tensor of one or two axes. */
+    private static boolean[] gaps(Tensor tensor) {
+        boolean[] gaps = new boolean[(int) (tensor.byteExtent() / Float.BYTES)];
+        java.util.Arrays.fill(gaps, true);
+        long rows = tensor.rank() == 2 ? tensor.dim(0) : 1;
+        long rowStride = tensor.rank() == 2 ? tensor.stride(0) : 0;
+        int last = tensor.rank() - 1;
+        for (long row = 0; row < rows; row++) {
+            for (long i = 0; i < tensor.dim(last); i++) {
+                gaps[(int) (row * rowStride + i * tensor.stride(last))] = false;
+            }
+        }
+        return gaps;
+    }
+
+    private static float[] extent(Tensor tensor) {
+        float[] values = new float[(int) (tensor.byteExtent() / Float.BYTES)];
+        MemorySegment.copy(tensor.segment(), ValueLayout.JAVA_FLOAT, 0, values, 0, values.length);
+        return values;
+    }
+
+    /**
+     * Strided tensors on the heap go through copies in their layout: rows with gaps between them reach the vector
+     * kernels, rows with gaps inside reach the scalar ones, and both give bit for bit what the same layouts give in an
+     * arena, while the gaps of every output keep what the caller had there.
+     */
     @ParameterizedTest
     @EnumSource(
             value = Backend.class,
             names = {"JAVA", "JAVA_SCALAR"})
-    void stridedHeapTensorsRunAsTheyAre(Backend backend) {
-        int c = 24;
-        float[] values = TestData.gaussian(2 * ROWS * c, 1, 2, 8);
-        try (Arena arena = Arena.ofConfined();
-                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend)) {
-            long[] shape = {ROWS, c};
-            long[] strides = {2L * c, 2};
-            Tensor heapX = Tensor.of(MemorySegment.ofArray(values.clone()), DataType.F32, shape, strides);
-            Tensor heapY = Tensor.of(MemorySegment.ofArray(new float[2 * ROWS * c]), DataType.F32, shape, strides);
-            Tensor x = Tensor.of(arena.allocateFrom(ValueLayout.JAVA_FLOAT, values), DataType.F32, shape, strides);
-            Tensor y = Tensor.of(arena.allocate(4L * values.length), DataType.F32, shape, strides);
-            norm.forward(heapX, heapY);
-            norm.forward(x, y);
-            assertArrayEquals(y.toFloatArray(), heapY.toFloatArray());
-            float[] written = new float[2 * ROWS * c];
-            MemorySegment.copy(heapY.segment(), ValueLayout.JAVA_FLOAT, 0, written, 0, written.length);
-            for (int i = 1; i < written.length; i += 2) {
-                assertEquals(0, written[i], "the gaps between a strided output's elements stay as they were");
+    void stridedHeapTensorsGoThroughCopiesInTheirLayout(Backend backend) {
+        int c = 40;
+        float[] x = TestData.gaussian(2 * ROWS * c, 1, 2, 8);
+        float[] dy = TestData.gaussian(2 * ROWS * c, 0, 1, 9);
+        float[] gamma = TestData.gaussian(c, 1, 0.5, 10);
+        float[] beta = TestData.gaussian(c, 0, 0.5, 11);
+        long[] shape = {ROWS, c};
+        for (long[] strides : new long[][] {{2L * c, 1}, {2L * c, 2}}) {
+            List<float[]> onHeap = new ArrayList<>();
+            List<float[]> inArena = new ArrayList<>();
+            List<boolean[]> gaps = new ArrayList<>();
+            try (Arena arena = Arena.ofConfined();
+                    LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), backend)) {
+                for (Arena memory : new Arena[] {null, arena}) {
+                    Tensor xs = strided(memory, x, x.length, shape, strides);
+                    Tensor dys = strided(memory, dy, dy.length, shape, strides);
+                    Tensor gammas = strided(memory, gamma, c, new long[] {c}, new long[] {1});
+                    Tensor betas = strided(memory, beta, c, new long[] {c}, new long[] {1});
+                    Tensor y = strided(memory, null, x.length, shape, strides);
+                    Tensor dx = strided(memory, null, x.length, shape, strides);
+                    Tensor mean = strided(memory, null, ROWS, new long[] {ROWS}, new long[] {1});
+                    Tensor variance = strided(memory, null, ROWS, new long[] {ROWS}, new long[] {1});
+                    Tensor dGamma = strided(memory, null, c, new long[] {c}, new long[] {1});
+                    Tensor dBeta = strided(memory, null, c, new long[] {c}, new long[] {1});
+                    norm.forwardTraining(xs, y, gammas, betas, mean, variance);
+                    norm.backward(dys, xs, mean, variance, gammas, dx, dGamma, dBeta);
+                    List<float[]> results = memory == null ? onHeap : inArena;
+                    for (Tensor output : List.of(y, dx, mean, variance, dGamma, dBeta)) {
+                        results.add(extent(output));
+                        if (memory == null) {
+                            gaps.add(gaps(output));
+                        }
+                    }
+                    if (memory == null && strides[1] == 1 && backend == Backend.JAVA) {
+                        String implementation = norm.implementation(xs, y, gammas, betas);
+                        assertTrue(implementation.startsWith("java:vector "), implementation);
+                    }
+                }
+            }
+            for (int i = 0; i < onHeap.size(); i++) {
+                String what = backend + " strides " + java.util.Arrays.toString(strides) + ", output " + i;
+                assertArrayEquals(inArena.get(i), onHeap.get(i), what);
+                float[] written = onHeap.get(i);
+                for (int e = 0; e < written.length; e++) {
+                    if (gaps.get(i)[e]) {
+                        assertEquals(GAP, written[e], what + ": the gaps keep what the caller had there, at " + e);
+                    }
+                }
             }
         }
     }
