@@ -18,11 +18,13 @@ import java.util.Random;
  * Java arrays, printing the mean time per call of each 2,000 (the heap phase is where C2's recompilation loop showed
  * before heap tensors went through native copies). Then the steady state of float32 forward on {@code ROWSxC} (after
  * {@code WARM} calls, the mean of 10,000) on a confined arena ({@code Backend.JAVA}) and on Java arrays with
- * {@code Backend.JAVA} and {@code Backend.JAVA_SCALAR}, with the bytes each call allocates.
+ * {@code Backend.JAVA} and {@code Backend.JAVA_SCALAR}, with the bytes each call allocates. With {@code wide} as a
+ * fourth argument the timeline's x, dy and y are rows of arrays twice as wide (row stride 2 x 256, unit stride along
+ * the row), strided tensors on the heap.
  *
  * <p>{@code java -cp target/test-classes:target/classes:$(cat target/benchmarks.classpath)
  * --enable-native-access=ALL-UNNAMED --add-modules=jdk.incubator.vector dev.panorm.bench.HeapCalls [CALLS [ROWSxC
- * [WARM]]]}, e.g. {@code HeapCalls 20000 32x768 50000}.
+ * [WARM [wide]]]]}, e.g. {@code HeapCalls 20000 32x768 50000}.
  */
 public final class HeapCalls {
     private HeapCalls() {}
@@ -31,8 +33,9 @@ public final class HeapCalls {
         int calls = args.length > 0 ? Integer.parseInt(args[0]) : 20_000;
         String[] shape = (args.length > 1 ? args[1] : "32x768").split("x");
         int warm = args.length > 2 ? Integer.parseInt(args[2]) : 50_000;
+        boolean wide = args.length > 3 && args[3].equals("wide");
         for (boolean heap : new boolean[] {false, true}) {
-            timeline(heap, calls);
+            timeline(heap, wide, calls);
         }
         int rows = Integer.parseInt(shape[0]);
         int c = Integer.parseInt(shape[1]);
@@ -52,14 +55,23 @@ public final class HeapCalls {
                 : Tensor.allocate(arena, DataType.F32, shape);
     }
 
-    private static void timeline(boolean heap, int calls) {
+    /** Rows x c zeros, or with {@code wide} the first c columns of rows x 2c zeros. */
+    private static Tensor rows(Arena arena, boolean heap, boolean wide, int rows, int c) {
+        if (!wide) {
+            return zeros(arena, heap, rows, c);
+        }
+        Tensor whole = zeros(arena, heap, rows, 2L * c);
+        return Tensor.of(whole.segment(), DataType.F32, new long[] {rows, c}, new long[] {2L * c, 1});
+    }
+
+    private static void timeline(boolean heap, boolean wide, int calls) {
         int rows = 8;
         int c = 256;
         try (Arena arena = Arena.ofConfined();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c), Backend.JAVA)) {
-            Tensor x = zeros(arena, heap, rows, c);
-            Tensor dy = zeros(arena, heap, rows, c);
-            Tensor y = zeros(arena, heap, rows, c);
+            Tensor x = rows(arena, heap, wide, rows, c);
+            Tensor dy = rows(arena, heap, wide, rows, c);
+            Tensor y = rows(arena, heap, wide, rows, c);
             Tensor gamma = zeros(arena, heap, c);
             Tensor beta = zeros(arena, heap, c);
             Tensor dGamma = zeros(arena, heap, c);
