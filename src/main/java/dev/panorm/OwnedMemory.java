@@ -615,21 +615,25 @@ final class OwnedMemory {
 
         /**
          * A copy of {@code tensor}, one on the heap, in this thread's memory (its whole extent, gaps included, in its
-         * layout), with its values if {@code withValues}. The tensor keeps its copy's tensor (in the field that other tensors keep their views in), for the
-         * thread's next call with it in the same place of the same memory: a steady-state call allocates nothing.
+         * layout), with its values if {@code withValues}. The tensor keeps its copy's tensor for the thread's next call
+         * with it in the same place of the same memory, and the one before for a second place (a forward and a backward
+         * call in turn put it at two): a steady-state call allocates nothing.
          */
         Tensor copyIn(Tensor tensor, boolean withValues) {
             long bytes = tensor.byteExtent();
             Thread thread = Thread.currentThread();
+            long address = view.address() + used;
             Tensor.OwnedView last = tensor.ownedView();
+            Tensor.OwnedView earlier = tensor.earlierCopy();
             Tensor copy;
-            if (last != null
-                    && last.owner() == thread
-                    && last.view().segment().address() == view.address() + used) { // this memory, this place
+            if (isAt(last, thread, address)) {
                 copy = last.view();
+            } else if (isAt(earlier, thread, address)) {
+                copy = earlier.view();
             } else {
                 copy = Tensor.of(
                         view.asSlice(used, bytes), tensor.dataType(), tensor.shapeArray(), tensor.stridesArray());
+                tensor.earlierCopy(last);
                 tensor.ownedView(new Tensor.OwnedView(thread, copy));
             }
             used += size(tensor);
@@ -675,6 +679,13 @@ final class OwnedMemory {
                     MemorySegment.copy(from, at, to, at, bytes);
                 }
             }
+        }
+
+        /** Whether {@code copy} (null: none) is {@code thread}'s, at {@code address}: this memory, this place. */
+        private static boolean isAt(Tensor.OwnedView copy, Thread thread, long address) {
+            return copy != null
+                    && copy.owner() == thread
+                    && copy.view().segment().address() == address;
         }
 
         /** Ends a call's use of the copies. */

@@ -41,6 +41,11 @@ public final class Tensor {
     private final OwnedMemory.Kind memoryKind;
     /** The last view of this tensor's memory that a thread owns ({@link OwnedMemory#onThisThread}), or null. */
     private OwnedView ownedView;
+    /**
+     * On the heap, the copy before {@link #ownedView}, or null: a tensor's copy has a place among a call's copies,
+     * and a training loop puts it at two in turn (forward and backward).
+     */
+    private OwnedView earlierCopy;
 
     private Tensor(MemorySegment segment, DataType dataType, long[] shape, long[] strides) {
         this.segment = Objects.requireNonNull(segment, "segment");
@@ -320,6 +325,14 @@ public final class Tensor {
 
     void ownedView(OwnedView view) {
         ownedView = view;
+    }
+
+    OwnedView earlierCopy() {
+        return earlierCopy;
+    }
+
+    void earlierCopy(OwnedView copy) {
+        earlierCopy = copy;
     }
 
     /** The shape itself, not a copy: for panorm's own checks, never to be modified. */

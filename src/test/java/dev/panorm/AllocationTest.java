@@ -252,6 +252,21 @@ class AllocationTest {
                 f32,
                 (norm, f, dst) ->
                         norm.forwardQuantized(f.src(), f.dy(), null, dst, f.q(), f.gamma(), f.beta(), f.mean()));
+        // a training loop: each tensor's copy at two places in turn, forward and backward (Tensor.earlierCopy)
+        assertAllocationFree(
+                null,
+                config,
+                backend,
+                "training forward and backward in turn, heap",
+                ROWS,
+                CALLS_PER_ROUND,
+                f32,
+                f32,
+                f32,
+                (norm, f, dst) -> {
+                    norm.forwardTraining(f.src(), dst, f.gamma(), f.beta(), f.mean(), f.variance());
+                    norm.backward(f.dy(), f.src(), f.mean(), f.variance(), f.gamma(), dst, f.dGamma(), f.dBeta());
+                });
         // strided: rows with gaps between them (vector kernels), and with gaps inside (scalar ones, copied back element
         // by element)
         long[] shape = {ROWS, C};
