@@ -215,8 +215,8 @@ final class OwnedMemory {
     }
 
     /**
-     * Whether a call on these tensors (null: absent) runs as it is: all in the caller's own memory or strided on the
-     * heap, or nothing to copy and no downcall to hold the others' arenas here.
+     * Whether a call on these tensors (null: absent) runs as it is: all in the caller's own memory, or nothing to copy
+     * and no downcall to hold the others' arenas here.
      */
     private static boolean owned(
             Tensor t0,
