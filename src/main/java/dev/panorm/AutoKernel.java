@@ -19,7 +19,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <ul>
  *   <li>Cold kernels: until {@link KernelWarmup} has seen the vector kernels for the call's direction run
  *       at compiled speed (on a background thread, started once such calls add up to
- *       {@link KernelWarmup#START_AFTER_ELEMENTS} elements; it takes about a second in a fresh JVM, and no time
+ *       {@link KernelWarmup#START_AFTER_ELEMENTS} elements, each call counting {@link KernelWarmup#CALL_ELEMENTS}
+ *       more; it takes about a second in a fresh JVM, and no time
  *       once another operation warmed them), calls the model sends to Java go to oneDNN.</li>
  *   <li>New signatures: a call the model sends to oneDNN, on a signature whose plan is not built yet, runs
  *       in the (warm) Java kernel while a background thread builds the plan; later calls go to oneDNN.

@@ -12,8 +12,8 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
  *
  * <p>Per process and data type of the data there are four warm-ups, for forward and backward of layer and of RMS
  * normalization (they run different loops; half-precision rows run widening and rounding loops besides), each
- * started once {@code AUTO} calls that would have run it in Java add up to
- * {@link #START_AFTER_ELEMENTS} elements. Each times batches of calls on 4 rows of 1024 (the loops are
+ * started once {@code AUTO} calls that would have run it in Java add up to {@link #START_AFTER_ELEMENTS} elements
+ * (counting {@link #CALL_ELEMENTS} more for each call). Each times batches of calls on 4 rows of 1024 (the loops are
  * the same for every row length) on one thread, and ends when every pass's fastest call of a batch took at most
  * {@link #COMPILED_NS_PER_ELEMENT} per element (three times that for half precision): C2's code takes 0.1 to 0.6 ns
  * per element on float32 data and up to about three times that on half precision, C1's and the
@@ -24,13 +24,22 @@ import java.util.concurrent.atomic.AtomicIntegerArray;
 final class KernelWarmup {
     /**
      * Elements of calls routed around the cold kernels (per direction and kind) before their warm-up starts,
-     * 2^26: about 0.05 to 0.1 s of oneDNN's work (11,000 calls of 8 x 768, 32 of 512 x 4096). A warm-up costs a
+     * {@link #CALL_ELEMENTS} more for each call, 2^26: about 0.05 to 0.1 s of oneDNN's work (9,400 calls of 8 x 768,
+     * 32 of 512 x 4096, 63,000 of 1 x 32). A warm-up costs a
      * core for about a second and slows the process's other threads meanwhile (C2, the garbage the interpreted
      * vector code makes), while Java saves under a microsecond per small call: a short process (a CLI run, a
      * test) should not pay it, a long one should start it soon. Counting elements rather than calls starts it
      * sooner where each call saves more.
      */
     static final long START_AFTER_ELEMENTS = 1L << 26;
+
+    /**
+     * What a call adds to that count besides its elements: oneDNN's fixed cost of a call, about a microsecond, is
+     * that of about 1024 elements. Counting elements alone, calls on 1 x 32 ran on oneDNN (1.1 us each, where the Java
+     * kernel takes 0.14) for 2 million calls, 3 seconds, before the warm-up started; now about 63,000, 70 ms, about
+     * the oneDNN time that 2^26 elements of 8 x 768 calls take.
+     */
+    static final long CALL_ELEMENTS = 1024;
 
     /** The slowest a compiled kernel's call may be, per element; 3 to 20 times C2's, 50 times under C1's. */
     static final double COMPILED_NS_PER_ELEMENT = 2;
@@ -78,12 +87,17 @@ final class KernelWarmup {
         int index = index(config, forward, like.dataType());
         int state = STATE.get(index);
         if (state == COLD
-                && (COLD_ELEMENTS[index] += like.elementCount()) >= START_AFTER_ELEMENTS
+                && (COLD_ELEMENTS[index] += like.elementCount() + CALL_ELEMENTS) >= START_AFTER_ELEMENTS
                 && STATE.compareAndSet(index, COLD, WARMING)) {
             DataType type = like.dataType();
             Background.THREAD.execute(() -> run(config, forward, type, index));
         }
         return state == WARM;
+    }
+
+    /** Whether the warm-up for {@code config}'s kind, this direction and {@code type} has started (for tests). */
+    static boolean started(LayerNormConfig config, boolean forward, DataType type) {
+        return STATE.get(index(config, forward, type)) != COLD;
     }
 
     /** Starts that warm-up now and waits until it is done (for tests); false if it gave up. */

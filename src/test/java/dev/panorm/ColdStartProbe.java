@@ -4,7 +4,8 @@ import java.lang.foreign.Arena;
 
 /**
  * Run in a fresh JVM by {@link ColdStartTest}: AUTO's first call on a small shape, while the vector
- * kernels are still interpreted, and a call after their warm-up. Prints {@code key=value} lines.
+ * kernels are still interpreted, and a call after their warm-up; then how many calls on 1 x 32 start a warm-up.
+ * Prints {@code key=value} lines.
  */
 public final class ColdStartProbe {
     private ColdStartProbe() {}
@@ -21,6 +22,19 @@ public final class ColdStartProbe {
             System.out.println("warm=" + KernelWarmup.await(config, true, x));
             norm.forward(x, x, gamma, beta);
             System.out.println("warmed=" + norm.lastBackend());
+        }
+        // small calls: each counts its 32 elements and KernelWarmup.CALL_ELEMENTS towards the warm-up's start (RMS
+        // forward, whose warm-up nothing above started)
+        LayerNormConfig small = LayerNormConfig.rms(32).withoutAffine();
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(small)) {
+            Tensor x = Tensor.ofFloats(arena, TestData.gaussian(32, 0.5, 2, 4), 1, 32);
+            int calls = 0;
+            while (!KernelWarmup.started(small, true, DataType.F32) && calls < 200_000) {
+                norm.forward(x, x);
+                calls++;
+            }
+            System.out.println("callsBeforeWarmup=" + calls);
         }
     }
 }

@@ -31,6 +31,18 @@ class ColdStartTest {
         assertTrue(output.contains("warmed=JAVA"), output);
     }
 
+    /**
+     * Each cold call counts its elements and 1024 more (oneDNN's fixed cost of a call) towards 2^26: 63,551 calls on
+     * 1 x 32 (2^26 / 1056, rounded up) start the warm-up, where elements alone took 2,097,152.
+     */
+    @Test
+    void smallCallsStartTheWarmUpAfterAboutAsMuchOneDnnTimeAsLargeOnes() throws Exception {
+        assumeTrue(OneDnn.isAvailable());
+        String output = probe();
+        assertTrue(
+                output.contains("callsBeforeWarmup=63551\n") || output.contains("callsBeforeWarmup=63551\r"), output);
+    }
+
     @Test
     void withoutAdaptationTheModelDecidesFromTheFirstCall() throws Exception {
         assumeTrue(OneDnn.isAvailable());
