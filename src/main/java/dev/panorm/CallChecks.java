@@ -409,7 +409,10 @@ final class CallChecks {
         }
     }
 
-    /** Whether two tensors share memory; after the checks, tensors that do are the same tensor (in place). */
+    /**
+     * Whether two tensors may share memory: their extents overlap and their rows do not interleave ({@link
+     * #rowsInterleave}); after the checks, tensors that do are the same tensor (in place).
+     */
     static boolean overlaps(Tensor a, Tensor b) {
         if (a.byteExtent() == 0 || b.byteExtent() == 0) {
             return false;
@@ -431,6 +434,45 @@ final class CallChecks {
         }
         long xStart = x.address();
         long yStart = y.address();
-        return xStart < yStart + b.byteExtent() && yStart < xStart + a.byteExtent();
+        return xStart < yStart + b.byteExtent()
+                && yStart < xStart + a.byteExtent()
+                && !rowsInterleave(a, b, yStart - xStart);
+    }
+
+    /**
+     * Whether {@code b}, starting {@code delta} bytes after {@code a} (negative: before), lies wholly in the gaps
+     * between {@code a}'s rows: both step S bytes from one index of their first axis to the next, each such row lies
+     * within R bytes from its start with R at most S, and each of b's rows starts at least R_a after one of a's and
+     * ends before the next (delta mod S at least R_a, and at most S - R_b). Then no element of b is one of a's, as
+     * when y fills the second half of each row of a buffer whose first half is x. A sound test, not a complete one:
+     * false only says it cannot tell.
+     */
+    private static boolean rowsInterleave(Tensor a, Tensor b, long delta) {
+        if (a.rank() == 0 || b.rank() == 0) {
+            return false;
+        }
+        long step = firstAxisStep(a);
+        if (step <= 0 || step != firstAxisStep(b)) {
+            return false;
+        }
+        long aRow = rowExtent(a);
+        long bRow = rowExtent(b);
+        long start = Math.floorMod(delta, step); // where b's rows start within a's period
+        return aRow <= step && bRow <= step && start >= aRow && start + bRow <= step;
+    }
+
+    /** Bytes from one index of {@code tensor}'s first axis to the next. */
+    private static long firstAxisStep(Tensor tensor) {
+        return tensor.stride(0) * tensor.dataType().byteSize();
+    }
+
+    /** Bytes from the first element of one index of {@code tensor}'s first axis to the end of its last. */
+    private static long rowExtent(Tensor tensor) {
+        long bytes = tensor.dataType().byteSize();
+        long extent = bytes;
+        for (int axis = 1; axis < tensor.rank(); axis++) {
+            extent += (tensor.dim(axis) - 1) * tensor.stride(axis) * bytes;
+        }
+        return extent;
     }
 }

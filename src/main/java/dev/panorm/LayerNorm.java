@@ -163,7 +163,9 @@ public final class LayerNorm implements AutoCloseable {
 
     /**
      * Forward pass (inference): normalizes every row of {@code src} over its normalized axes into
-     * {@code dst}. {@code dst} may be {@code src} itself (in place) but must not partially overlap it.
+     * {@code dst}. {@code dst} may be {@code src} itself (in place) but must not partially overlap it; tensors whose
+     * rows interleave in one buffer without sharing an element (x in the first half of each row, y in the second)
+     * do not overlap.
      *
      * @param src {@code [..., normalized shape]}, any of the three data types and any strides, read; any
      *     number of rows, including 0 (then nothing is computed)
