@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "timing.h"
+
 typedef struct {
     int rows, c;
     const float *x, *r, *gamma, *beta;
@@ -34,17 +36,6 @@ typedef struct {
     float *scales;   // int8: one per row
 } call_t;
 
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 // The statistics' origin: a sample of the row, as the Java kernels take one.
 static float origin_of(const float *v, int c) { return (v[0] + v[c / 2] + v[c - 1]) / 3; }
 
@@ -52,16 +43,44 @@ static float origin_of_sum(const float *x, const float *r, int c) {
     return (x[0] + r[0] + x[c / 2] + r[c / 2] + x[c - 1] + r[c - 1]) / 3;
 }
 
-// y = ((v - origin) * rstd + shift) * gamma + beta, from the shifted sums.
-static void normalize(const call_t *k, const float *v, float *y, float origin, __m512 sums, __m512 squares) {
-    int c = k->c;
+// A row's statistics as the normalize pass uses them: y = ((v - origin) * rstd + shift) * gamma + beta.
+typedef struct {
+    float origin, rstd, shift;
+} stats_t;
+
+// The statistics from the shifted sums of a row, sums and squares still lane by lane.
+static stats_t stats_of(float origin, __m512 sums, __m512 squares, int c) {
     float offset = _mm512_reduce_add_ps(sums) / c;
     float variance = _mm512_reduce_add_ps(squares) / c - offset * offset;
     float rstd = 1.0f / sqrtf(variance + 1e-5f);
-    __m512 vr = _mm512_set1_ps(rstd), vs = _mm512_set1_ps(-offset * rstd), vo = _mm512_set1_ps(origin);
-    for (int i = 0; i < c; i += 16) {
-        __m512 t = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_loadu_ps(v + i), vo), vr, vs);
-        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(t, _mm512_loadu_ps(k->gamma + i), _mm512_loadu_ps(k->beta + i)));
+    return (stats_t){origin, rstd, -offset * rstd};
+}
+
+// The statistics of row xr in one pass over it, the norm's first pass.
+static stats_t row_stats(const float *xr, int c) {
+    float origin = origin_of(xr, c);
+    __m512 vo = _mm512_set1_ps(origin), s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
+    for (int i = 0; i < c; i += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + i), vo), d1 = _mm512_sub_ps(_mm512_loadu_ps(xr + i + 16), vo);
+        s0 = _mm512_add_ps(s0, d0);
+        s1 = _mm512_add_ps(s1, d1);
+        q0 = _mm512_fmadd_ps(d0, d0, q0);
+        q1 = _mm512_fmadd_ps(d1, d1, q1);
+    }
+    return stats_of(origin, _mm512_add_ps(s0, s1), _mm512_add_ps(q0, q1), c);
+}
+
+// One vector of y at column i, from v's values there.
+static __m512 y_at(const call_t *k, __m512 v, stats_t st, int i) {
+    __m512 t = _mm512_fmadd_ps(_mm512_sub_ps(v, _mm512_set1_ps(st.origin)), _mm512_set1_ps(st.rstd),
+                               _mm512_set1_ps(st.shift));
+    return _mm512_fmadd_ps(t, _mm512_loadu_ps(k->gamma + i), _mm512_loadu_ps(k->beta + i));
+}
+
+// The normalize pass: y from the row v.
+static void normalize(const call_t *k, const float *v, float *y, stats_t st) {
+    for (int i = 0; i < k->c; i += 16) {
+        _mm512_storeu_ps(y + i, y_at(k, _mm512_loadu_ps(v + i), st, i));
     }
 }
 
@@ -69,16 +88,7 @@ static void norm_rows(const call_t *k, const float *x, float *y) {
     int c = k->c;
     for (int row = 0; row < k->rows; row++) {
         const float *xr = x + (size_t)row * c;
-        float origin = origin_of(xr, c);
-        __m512 vo = _mm512_set1_ps(origin), s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
-        for (int i = 0; i < c; i += 32) {
-            __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + i), vo), d1 = _mm512_sub_ps(_mm512_loadu_ps(xr + i + 16), vo);
-            s0 = _mm512_add_ps(s0, d0);
-            s1 = _mm512_add_ps(s1, d1);
-            q0 = _mm512_fmadd_ps(d0, d0, q0);
-            q1 = _mm512_fmadd_ps(d1, d1, q1);
-        }
-        normalize(k, xr, y + (size_t)row * c, origin, _mm512_add_ps(s0, s1), _mm512_add_ps(q0, q1));
+        normalize(k, xr, y + (size_t)row * c, row_stats(xr, c));
     }
 }
 
@@ -110,7 +120,7 @@ static void fused(const call_t *k) {
             q0 = _mm512_fmadd_ps(d0, d0, q0);
             q1 = _mm512_fmadd_ps(d1, d1, q1);
         }
-        normalize(k, sr, k->y + (size_t)row * c, origin, _mm512_add_ps(s0, s1), _mm512_add_ps(q0, q1));
+        normalize(k, sr, k->y + (size_t)row * c, stats_of(origin, _mm512_add_ps(s0, s1), _mm512_add_ps(q0, q1), c));
     }
 }
 
@@ -129,14 +139,10 @@ static void fused_no_sum(const call_t *k) {
             q0 = _mm512_fmadd_ps(d0, d0, q0);
             q1 = _mm512_fmadd_ps(d1, d1, q1);
         }
-        float offset = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / c;
-        float variance = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) / c - offset * offset;
-        float rstd = 1.0f / sqrtf(variance + 1e-5f);
-        __m512 vr = _mm512_set1_ps(rstd), vs = _mm512_set1_ps(-offset * rstd);
-        for (int i = 0; i < c; i += 16) {
+        stats_t st = stats_of(origin, _mm512_add_ps(s0, s1), _mm512_add_ps(q0, q1), c);
+        for (int i = 0; i < c; i += 16) { // x + r again instead of a stored s
             __m512 v = _mm512_add_ps(_mm512_loadu_ps(xr + i), _mm512_loadu_ps(rr + i));
-            __m512 t = _mm512_fmadd_ps(_mm512_sub_ps(v, vo), vr, vs);
-            _mm512_storeu_ps(yr + i, _mm512_fmadd_ps(t, _mm512_loadu_ps(k->gamma + i), _mm512_loadu_ps(k->beta + i)));
+            _mm512_storeu_ps(yr + i, y_at(k, v, st, i));
         }
     }
 }
@@ -145,22 +151,10 @@ static void int8_rows(const call_t *k) {
     int c = k->c;
     for (int row = 0; row < k->rows; row++) {
         const float *xr = k->x + (size_t)row * c;
-        float origin = origin_of(xr, c);
-        __m512 vo = _mm512_set1_ps(origin), s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
-        for (int i = 0; i < c; i += 32) {
-            __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + i), vo), d1 = _mm512_sub_ps(_mm512_loadu_ps(xr + i + 16), vo);
-            s0 = _mm512_add_ps(s0, d0);
-            s1 = _mm512_add_ps(s1, d1);
-            q0 = _mm512_fmadd_ps(d0, d0, q0);
-            q1 = _mm512_fmadd_ps(d1, d1, q1);
-        }
-        float offset = _mm512_reduce_add_ps(_mm512_add_ps(s0, s1)) / c;
-        float variance = _mm512_reduce_add_ps(_mm512_add_ps(q0, q1)) / c - offset * offset;
-        float rstd = 1.0f / sqrtf(variance + 1e-5f);
-        __m512 vr = _mm512_set1_ps(rstd), vs = _mm512_set1_ps(-offset * rstd), m = _mm512_setzero_ps();
+        stats_t st = row_stats(xr, c);
+        __m512 m = _mm512_setzero_ps();
         for (int i = 0; i < c; i += 16) {
-            __m512 t = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_loadu_ps(xr + i), vo), vr, vs);
-            __m512 y = _mm512_fmadd_ps(t, _mm512_loadu_ps(k->gamma + i), _mm512_loadu_ps(k->beta + i));
+            __m512 y = y_at(k, _mm512_loadu_ps(xr + i), st, i);
             _mm512_storeu_ps(k->row + i, y);
             m = _mm512_max_ps(m, _mm512_abs_ps(y));
         }

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "oneapi/dnnl/dnnl.h"
+#include "timing.h"
 
 // libgomp, bundled with the oneDNN artifact; not declared in oneDNN's headers.
 void omp_set_num_threads(int threads);
@@ -44,17 +45,6 @@ static void check(dnnl_status_t status, const char *call) {
         fprintf(stderr, "layernorm_bench: %s failed with status %d\n", call, (int)status);
         exit(1);
     }
-}
-
-static double now_seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int compare_doubles(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 typedef void (*operation_t)(void *context);
