@@ -455,8 +455,8 @@ final class CallChecks {
         if (step <= 0 || step != firstAxisStep(b)) {
             return false;
         }
-        long aRow = rowExtent(a);
-        long bRow = rowExtent(b);
+        long aRow = a.byteExtent() - (a.dim(0) - 1) * step; // both extents are non-zero here
+        long bRow = b.byteExtent() - (b.dim(0) - 1) * step;
         long start = Math.floorMod(delta, step); // where b's rows start within a's period
         return aRow <= step && bRow <= step && start >= aRow && start + bRow <= step;
     }
@@ -464,15 +464,5 @@ final class CallChecks {
     /** Bytes from one index of {@code tensor}'s first axis to the next. */
     private static long firstAxisStep(Tensor tensor) {
         return tensor.stride(0) * tensor.dataType().byteSize();
-    }
-
-    /** Bytes from the first element of one index of {@code tensor}'s first axis to the end of its last. */
-    private static long rowExtent(Tensor tensor) {
-        long bytes = tensor.dataType().byteSize();
-        long extent = bytes;
-        for (int axis = 1; axis < tensor.rank(); axis++) {
-            extent += (tensor.dim(axis) - 1) * tensor.stride(axis) * bytes;
-        }
-        return extent;
     }
 }

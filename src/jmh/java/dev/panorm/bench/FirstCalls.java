@@ -81,8 +81,8 @@ public final class FirstCalls {
             for (int shape = 0; shape < shapes; shape++) {
                 Thread.sleep(pauseMillis);
                 int seenRows = 1000 + shapes + shape;
-                Tensor seenSrc = reuse ? srcs.rows(1, 0, seenRows) : Tensor.allocate(arena, DataType.F32, seenRows, C);
-                Tensor seenDst = reuse ? dsts.rows(1, 0, seenRows) : Tensor.allocate(arena, DataType.F32, seenRows, C);
+                Tensor seenSrc = rowsOf(srcs, reuse, arena, seenRows);
+                Tensor seenDst = rowsOf(dsts, reuse, arena, seenRows);
                 long control = System.nanoTime();
                 norm.forward(seenSrc, seenDst, scale, shift);
                 seen[shape] = System.nanoTime() - control;
@@ -90,15 +90,13 @@ public final class FirstCalls {
                     norm.forward(seenSrc, seenDst, scale, shift);
                 }
                 if (interleaved) {
-                    for (int i = 0; i < more.length; i++) {
-                        java.forward(seenSrc, seenDst, scale, shift);
-                    }
+                    javaSteady(java, seenSrc, seenDst, scale, shift, more);
                 }
 
                 Thread.sleep(pauseMillis);
                 int rows = 1000 + shape;
-                Tensor src = reuse ? srcs.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
-                Tensor dst = reuse ? dsts.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
+                Tensor src = rowsOf(srcs, reuse, arena, rows);
+                Tensor dst = rowsOf(dsts, reuse, arena, rows);
                 long start = System.nanoTime();
                 norm.forward(src, dst, scale, shift);
                 long between = System.nanoTime();
@@ -117,8 +115,8 @@ public final class FirstCalls {
             }
             for (int shape = 0; shape < shapes && !interleaved; shape++) {
                 int rows = 1000 + shape;
-                Tensor src = reuse ? srcs.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
-                Tensor dst = reuse ? dsts.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
+                Tensor src = rowsOf(srcs, reuse, arena, rows);
+                Tensor dst = rowsOf(dsts, reuse, arena, rows);
                 javaSteady[shape] = javaSteady(java, src, dst, scale, shift, more);
             }
         }
@@ -135,6 +133,11 @@ public final class FirstCalls {
                 quartiles(steady),
                 quartiles(javaSteady),
                 quartiles(seen));
+    }
+
+    /** The first {@code rows} rows of {@code all} with {@code reuse}, else a tensor of that many rows just allocated. */
+    private static Tensor rowsOf(Tensor all, boolean reuse, Arena arena, int rows) {
+        return reuse ? all.rows(1, 0, rows) : Tensor.allocate(arena, DataType.F32, rows, C);
     }
 
     /** The median of {@code times.length} calls of {@code java} on these tensors. */
