@@ -16,7 +16,8 @@ package dev.panorm;
  * </ul>
  *
  * RMS and precise statistics stay in Java: oneDNN's compositions for them compute statistics in scalar Java
- * first. Whatever oneDNN cannot take runs in Java as a whole call.
+ * first. Whatever oneDNN cannot take runs in Java as a whole call, and so does every call with a tensor on the Java
+ * heap.
  */
 final class AutoFusedKernel implements FusedKernel {
     private final LayerNormConfig config;
@@ -91,7 +92,9 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor dstScales,
             float dstScale,
             long rows) {
-        FusedKernel kernel = toOneDnn(pass, src, rows) ? oneDnn : java;
+        boolean heap = AutoKernel.onHeap(src, residual, bias, sum, dst, scale, shift, mean)
+                || AutoKernel.onHeap(variance, dstScales, null, null, null, null, null, null);
+        FusedKernel kernel = !heap && toOneDnn(pass, src, rows) ? oneDnn : java;
         return kernel.forward(
                 pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
     }
@@ -108,7 +111,9 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        FusedKernel kernel = toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
+        boolean heap = AutoKernel.onHeap(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale)
+                || AutoKernel.onHeap(diffShift, null, null, null, null, null, null, null);
+        FusedKernel kernel = !heap && toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
         return kernel.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
     }
 

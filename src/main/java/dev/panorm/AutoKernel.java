@@ -11,8 +11,9 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * <p>The Java kernel takes the calls it vectorizes (rows with unit stride) of up to the model's crossover
  * for their kind and data type, from its second crossover on where it has one, and single rows of any length
  * where the model says so; oneDNN takes everything else. Layouts
- * oneDNN cannot take, and everything when oneDNN cannot be loaded, run in Java; the latter is logged
- * once per process, with the reason.
+ * oneDNN cannot take, calls with a tensor on the Java heap (oneDNN reads native memory only; the Java kernels copy
+ * such a tensor), and everything when oneDNN cannot be loaded, run in Java; the last is logged once per process,
+ * with the reason.
  *
  * <p>Two deliberate exceptions, both passing, keep a process's first calls off slow paths:
  *
@@ -136,13 +137,24 @@ final class AutoKernel implements Kernel {
         return warm[index] = KernelWarmup.warm(config, forward, src);
     }
 
+    /** Whether any of these tensors (null: absent) lies on the Java heap, where oneDNN cannot read it. */
+    static boolean onHeap(Tensor a, Tensor b, Tensor c, Tensor d, Tensor e, Tensor f, Tensor g, Tensor h) {
+        return heap(a) || heap(b) || heap(c) || heap(d) || heap(e) || heap(f) || heap(g) || heap(h);
+    }
+
+    private static boolean heap(Tensor tensor) {
+        return tensor != null && tensor.memoryKind() == OwnedMemory.Kind.COPIED;
+    }
+
     /**
-     * Where a call goes: {@link #JAVA} where the model prefers Java and the kernel is warm, {@link #ONEDNN_OR_JAVA}
-     * where the model prefers oneDNN but Java can run the call while oneDNN's plan is built, else {@link #ONEDNN}
-     * (oneDNN runs what it cannot take in Java itself).
+     * Where a call goes: {@link #JAVA} where a tensor lies on the heap (the Java kernels copy it; oneDNN takes only
+     * native memory), or the model prefers Java and the kernel is warm, {@link #ONEDNN_OR_JAVA} where the model
+     * prefers oneDNN but Java can run the call while oneDNN's plan is built, else {@link #ONEDNN} (oneDNN runs what
+     * it cannot take in Java itself). {@code src} and {@code a} to {@code e} are the tensors whose layout the vector
+     * kernels must take; {@code f} and {@code g} the call's others, checked for the heap alone.
      */
-    private int route(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e) {
-        if (oneDnn == null) {
+    private int route(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e, Tensor f, Tensor g) {
+        if (oneDnn == null || onHeap(src, a, b, c, d, e, f, g)) {
             return JAVA;
         }
         if (!vectorizes(src, a, b, c, d, e)) {
@@ -162,7 +174,7 @@ final class AutoKernel implements Kernel {
     @Override
     public Backend forward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance, long rows) {
-        return switch (route(pass, src, dst, scale, shift, null, null)) {
+        return switch (route(pass, src, dst, scale, shift, null, null, mean, variance)) {
             case JAVA -> java.forward(pass, src, dst, scale, shift, mean, variance, rows);
             case ONEDNN -> oneDnn.forward(pass, src, dst, scale, shift, mean, variance, rows);
             default -> {
@@ -184,7 +196,7 @@ final class AutoKernel implements Kernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        return switch (route(pass, src, diffDst, diffSrc, scale, diffScale, diffShift)) {
+        return switch (route(pass, src, diffDst, diffSrc, scale, diffScale, diffShift, mean, variance)) {
             case JAVA -> java.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
             case ONEDNN ->
                 oneDnn.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
@@ -203,8 +215,9 @@ final class AutoKernel implements Kernel {
     @Override
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE;
-        boolean inJava =
-                oneDnn == null || vectorizes(src, dst, scale, shift, null, null) && modelPrefersJava(pass, src);
+        boolean inJava = oneDnn == null
+                || onHeap(src, dst, scale, shift, null, null, null, null)
+                || vectorizes(src, dst, scale, shift, null, null) && modelPrefersJava(pass, src);
         return "auto: " + (inJava ? java : oneDnn).implementation(src, dst, scale, shift, rows);
     }
 

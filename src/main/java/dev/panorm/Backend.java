@@ -15,8 +15,10 @@ public enum Backend {
      * keep a process's first calls fast: calls meant for Java go to oneDNN until a background thread
      * (started once they add up to 2^26 elements) has seen the Java kernels compiled, and a call meant for
      * oneDNN on a new shape runs in Java while oneDNN's plan for it is built in the background; the property
-     * {@code panorm.auto.adaptive=false} turns both off. When oneDNN cannot be loaded, everything runs in
-     * Java, and one warning per process ({@link System.Logger} {@code dev.panorm}) says why.
+     * {@code panorm.auto.adaptive=false} turns both off. A call with a tensor on the Java heap runs in Java
+     * (oneDNN reads native memory only), through native copies of those tensors. When oneDNN cannot be
+     * loaded, everything runs in Java, and one warning per process ({@link System.Logger} {@code dev.panorm})
+     * says why.
      */
     AUTO,
     /**

@@ -388,9 +388,9 @@ final class CallChecks {
         if (written && segment.isReadOnly()) {
             throw new IllegalArgumentException(name + " is read-only");
         }
-        if ((backend == Backend.ONEDNN || backend == Backend.AUTO) && !segment.isNative()) {
+        if (backend == Backend.ONEDNN && !segment.isNative()) {
             throw new IllegalArgumentException(name + " is a heap segment; oneDNN needs native (off-heap) memory. "
-                    + "Allocate it from an Arena, or use Backend.JAVA");
+                    + "Allocate it from an Arena, or use Backend.AUTO or Backend.JAVA");
         }
     }
 

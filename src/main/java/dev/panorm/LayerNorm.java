@@ -31,10 +31,10 @@ import java.util.concurrent.locks.LockSupport;
  * {@link #forwardQuantized(Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor) forwardQuantized}.
  * The residual add fused with the norm ({@link #forwardResidual}) runs on oneDNN as its binary add followed by
  * its norm ({@code docs/rmsnorm.md} says where each backend runs it); int8 output runs in the Java kernels on
- * every backend. With {@link Backend#AUTO} and
- * {@link Backend#ONEDNN} all memory must be native (off-heap); the Java backends also take heap
- * segments, and run a tensor on one through a copy in native memory (copied back if written): allocate
- * tensors in an {@link java.lang.foreign.Arena} where speed matters.
+ * every backend. With {@link Backend#ONEDNN} all memory must be native (off-heap); the other backends also take
+ * heap segments, and run a tensor on one through a copy in native memory (copied back if written), in the Java
+ * kernels ({@link Backend#AUTO} sends every call with a tensor on the heap there): allocate tensors in an {@link
+ * java.lang.foreign.Arena} where speed matters.
  *
  * <p>Every argument is checked before any native call: data type, shapes, memory that is too
  * small, freed, owned by another thread's confined arena or read-only (for outputs), and

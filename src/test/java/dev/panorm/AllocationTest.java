@@ -213,7 +213,7 @@ class AllocationTest {
     @ParameterizedTest
     @EnumSource(
             value = Backend.class,
-            names = {"JAVA", "JAVA_SCALAR"})
+            names = {"AUTO", "JAVA", "JAVA_SCALAR"})
     void callsOnHeapTensorsAllocateNothing(Backend backend) {
         LayerNormConfig config = LayerNormConfig.of(C);
         DataType f32 = DataType.F32;

@@ -4,12 +4,14 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -24,6 +26,9 @@ class HeapMemoryTest {
 
     /** One set of tensors, on the heap or in an arena. */
     private static final class Operands {
+        /** How many tensors {@link #all} holds. */
+        static final int COUNT = 15;
+
         final List<Tensor> all = new ArrayList<>();
         final Tensor x;
         final Tensor r;
@@ -41,35 +46,58 @@ class HeapMemoryTest {
         final Tensor scales;
         final Tensor readOnlyX;
 
+        /** Every tensor in {@code arena}, or on the heap when it is null. */
         Operands(Arena arena, DataType type, int c) {
-            x = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, 3, 2, 1), ROWS, c);
-            r = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, 0, 1, 2), ROWS, c);
-            dy = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, 0, 1, 3), ROWS, c);
-            ds = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, 0, 1, 4), ROWS, c);
-            y = Tensors.makeOrOnHeap(arena, type, new float[ROWS * c], ROWS, c);
-            dx = Tensors.makeOrOnHeap(arena, type, new float[ROWS * c], ROWS, c);
-            gamma = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(c, 1, 0.5, 5), c);
-            beta = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(c, 0, 0.5, 6), c);
-            dGamma = Tensors.makeOrOnHeap(arena, type, new float[c], c);
-            dBeta = Tensors.makeOrOnHeap(arena, type, new float[c], c);
-            mean = Tensors.makeOrOnHeap(arena, DataType.F32, new float[ROWS], ROWS);
-            variance = Tensors.makeOrOnHeap(arena, DataType.F32, new float[ROWS], ROWS);
-            q = arena == null ? Tensors.onHeap(DataType.S8, ROWS, c) : Tensor.allocate(arena, DataType.S8, ROWS, c);
-            scales = Tensors.makeOrOnHeap(arena, DataType.F32, new float[ROWS], ROWS);
-            Tensor source = Tensors.makeOrOnHeap(arena, type, TestData.gaussian(ROWS * c, -1, 3, 7), ROWS, c);
-            readOnlyX = Tensor.of(source.segment().asReadOnly(), type, ROWS, c);
+            this(arena, type, ROWS, c, -1);
+        }
+
+        /** Every tensor in {@code arena} (null: on the heap) but the one at {@code onHeap} in {@link #all}. */
+        Operands(Arena arena, DataType type, int rows, int c, int onHeap) {
+            int n = rows * c;
+            x = Tensors.makeOrOnHeap(at(arena, 0, onHeap), type, TestData.gaussian(n, 3, 2, 1), rows, c);
+            r = Tensors.makeOrOnHeap(at(arena, 1, onHeap), type, TestData.gaussian(n, 0, 1, 2), rows, c);
+            dy = Tensors.makeOrOnHeap(at(arena, 2, onHeap), type, TestData.gaussian(n, 0, 1, 3), rows, c);
+            ds = Tensors.makeOrOnHeap(at(arena, 3, onHeap), type, TestData.gaussian(n, 0, 1, 4), rows, c);
+            y = Tensors.makeOrOnHeap(at(arena, 4, onHeap), type, new float[n], rows, c);
+            dx = Tensors.makeOrOnHeap(at(arena, 5, onHeap), type, new float[n], rows, c);
+            gamma = Tensors.makeOrOnHeap(at(arena, 6, onHeap), type, TestData.gaussian(c, 1, 0.5, 5), c);
+            beta = Tensors.makeOrOnHeap(at(arena, 7, onHeap), type, TestData.gaussian(c, 0, 0.5, 6), c);
+            dGamma = Tensors.makeOrOnHeap(at(arena, 8, onHeap), type, new float[c], c);
+            dBeta = Tensors.makeOrOnHeap(at(arena, 9, onHeap), type, new float[c], c);
+            mean = Tensors.makeOrOnHeap(at(arena, 10, onHeap), DataType.F32, new float[rows], rows);
+            variance = Tensors.makeOrOnHeap(at(arena, 11, onHeap), DataType.F32, new float[rows], rows);
+            Arena qArena = at(arena, 12, onHeap);
+            q = qArena == null ? Tensors.onHeap(DataType.S8, rows, c) : Tensor.allocate(qArena, DataType.S8, rows, c);
+            scales = Tensors.makeOrOnHeap(at(arena, 13, onHeap), DataType.F32, new float[rows], rows);
+            Tensor source = Tensors.makeOrOnHeap(at(arena, 14, onHeap), type, TestData.gaussian(n, -1, 3, 7), rows, c);
+            readOnlyX = Tensor.of(source.segment().asReadOnly(), type, rows, c);
             all.addAll(List.of(x, r, dy, ds, y, dx, gamma, beta, dGamma, dBeta, mean, variance, q, scales, readOnlyX));
+        }
+
+        /** Where the tensor at {@code index} in {@link #all} lies: null (the heap) at {@code onHeap}. */
+        private static Arena at(Arena arena, int index, int onHeap) {
+            return index == onHeap ? null : arena;
         }
 
         /** Every operation in turn, each on the results of the ones before. */
         void run(LayerNorm norm) {
-            norm.forwardTraining(x, y, gamma, beta, mean, variance);
-            norm.backward(dy, x, mean, variance, gamma, dx, dGamma, dBeta);
-            norm.forward(readOnlyX, y, gamma, beta);
-            norm.forwardResidualTraining(x, r, null, x, y, gamma, beta, mean, variance); // the sum into x, in place
-            norm.backwardResidual(dy, ds, x, mean, variance, gamma, dx, dGamma, dBeta);
-            norm.forwardQuantized(x, r, beta, null, q, gamma, beta, scales);
-            norm.forward(y, y, gamma, beta); // in place
+            run(tensors -> norm);
+        }
+
+        /** {@link #run(LayerNorm)}, each call on the operation {@code normFor} gives for the call's tensors. */
+        void run(Function<List<Tensor>, LayerNorm> normFor) {
+            normFor.apply(List.of(x, y, gamma, beta, mean, variance))
+                    .forwardTraining(x, y, gamma, beta, mean, variance);
+            normFor.apply(List.of(dy, x, mean, variance, gamma, dx, dGamma, dBeta))
+                    .backward(dy, x, mean, variance, gamma, dx, dGamma, dBeta);
+            normFor.apply(List.of(readOnlyX, y, gamma, beta)).forward(readOnlyX, y, gamma, beta);
+            normFor.apply(List.of(x, r, y, gamma, beta, mean, variance)) // the sum into x, in place
+                    .forwardResidualTraining(x, r, null, x, y, gamma, beta, mean, variance);
+            normFor.apply(List.of(dy, ds, x, mean, variance, gamma, dx, dGamma, dBeta))
+                    .backwardResidual(dy, ds, x, mean, variance, gamma, dx, dGamma, dBeta);
+            normFor.apply(List.of(x, r, beta, q, gamma, scales))
+                    .forwardQuantized(x, r, beta, null, q, gamma, beta, scales);
+            normFor.apply(List.of(y, gamma, beta)).forward(y, y, gamma, beta); // in place
         }
     }
 
@@ -94,6 +122,39 @@ class HeapMemoryTest {
                                 backend + " " + type + " c=" + c + ", tensor " + i);
                     }
                     assertArrayEquals(readOnlyBefore, heap.readOnlyX.toFloatArray());
+                }
+            }
+        }
+    }
+
+    /**
+     * AUTO runs every call with a tensor on the heap in the Java kernels, whichever tensor it is (statistics and
+     * gradients included) and however large the call, since oneDNN reads native memory only: bit for bit what {@link
+     * Backend#JAVA} gives with every tensor in an arena.
+     */
+    @Test
+    void autoRunsEveryCallWithATensorOnTheHeapInJava() {
+        int rows = 256;
+        int c = 1024;
+        LayerNormConfig config = LayerNormConfig.of(c);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm auto = LayerNorm.create(config, Backend.AUTO);
+                LayerNorm java = LayerNorm.create(config, Backend.JAVA)) {
+            Operands allNative = new Operands(arena, DataType.F32, rows, c, -1);
+            String path = auto.implementation(allNative.x, allNative.y, allNative.gamma, allNative.beta);
+            assumeFalse(path.startsWith("auto: java"), "this machine's AUTO runs the call in Java: " + path);
+            for (int onHeap = 0; onHeap < Operands.COUNT; onHeap++) {
+                // the calls that take the heap tensor in Java, the others on AUTO's path for native memory
+                Operands expected = new Operands(arena, DataType.F32, rows, c, -1);
+                Tensor heapsPlace = expected.all.get(onHeap);
+                expected.run(tensors -> tensors.stream().anyMatch(t -> t == heapsPlace) ? java : auto);
+                Operands mixed = new Operands(arena, DataType.F32, rows, c, onHeap);
+                mixed.run(auto);
+                for (int i = 0; i < Operands.COUNT; i++) {
+                    assertArrayEquals(
+                            expected.all.get(i).toFloatArray(),
+                            mixed.all.get(i).toFloatArray(),
+                            "tensor " + onHeap + " on the heap: tensor " + i);
                 }
             }
         }

@@ -173,7 +173,7 @@ class LayerNormValidationTest {
     }
 
     @Test
-    void oneDnnNeedsNativeMemoryWhileJavaTakesHeapArrays() {
+    void oneDnnNeedsNativeMemoryWhileAutoAndJavaTakeHeapArrays() {
         float[] x = TestData.gaussian(2 * C, 0, 1, 5);
         Tensor heapSrc = Tensor.of(MemorySegment.ofArray(x.clone()), DataType.F32, 2, C);
         Tensor heapDst = Tensor.of(MemorySegment.ofArray(new float[2 * C]), DataType.F32, 2, C);
@@ -183,6 +183,13 @@ class LayerNormValidationTest {
                     IllegalArgumentException.class,
                     "src is a heap segment; oneDNN needs native",
                     () -> norm.forward(heapSrc, heapDst));
+        }
+        try (LayerNorm norm = LayerNorm.create(config, Backend.AUTO)) {
+            norm.forward(heapSrc, heapDst);
+            Accuracy.assertForward(Backend.JAVA, x, 2, C, null, null, 1e-5, heapDst.toFloatArray());
+            String implementation = norm.implementation(heapSrc, heapDst, null, null);
+            assertTrue(implementation.startsWith("auto: java:"), implementation);
+            assertTrue(implementation.endsWith(", heap tensors copied to and from native memory"), implementation);
         }
         try (LayerNorm norm = LayerNorm.create(config, Backend.JAVA)) {
             norm.forward(heapSrc, heapDst);
