@@ -315,11 +315,19 @@ class ApiFuzzTest {
         }
 
         /**
-         * The input moved into memory one element longer, and an output of the input's type and layout one
-         * element further on: the two overlap partially, and both lie inside the allocation.
+         * The input moved into memory one step longer, and an output of the input's type and layout one step
+         * further on: the two overlap partially, and both lie inside the allocation.
          */
         private static Tensor[] partiallyOverlapping(Arena arena, Tensor input) {
-            long step = input.dataType().byteSize();
+            // the step: the smallest between two of its elements, so that the two share one (a shift by one element
+            // lands between padded rows of one element, and shares none)
+            long elements = Long.MAX_VALUE;
+            for (int axis = 0; axis < input.rank(); axis++) {
+                if (input.dim(axis) > 1 && input.stride(axis) > 0) {
+                    elements = Math.min(elements, input.stride(axis));
+                }
+            }
+            long step = elements * input.dataType().byteSize();
             MemorySegment memory = arena.allocate(input.segment().byteSize() + step, 64);
             memory.copyFrom(input.segment());
             return new Tensor[] {
