@@ -262,6 +262,49 @@ final class Accuracy {
             float[] dx,
             float[] dgamma,
             float[] dbeta) {
+        assertBackward(
+                backend,
+                dy,
+                x,
+                rows,
+                c,
+                mean,
+                variance,
+                gamma,
+                eps,
+                global,
+                rms,
+                dxType,
+                gradientType,
+                null,
+                dx,
+                dgamma,
+                dbeta);
+    }
+
+    /**
+     * As above, with {@code diffSum} (null: none) added to dx, as {@link LayerNorm#backwardResidual} adds it: dx is the
+     * reference's plus diffSum, within the bound above plus two roundings of dx's type (the sum, and in a composition
+     * the norm's gradient before it).
+     */
+    static void assertBackward(
+            Backend backend,
+            float[] dy,
+            float[] x,
+            int rows,
+            int c,
+            float[] mean,
+            float[] variance,
+            float[] gamma,
+            double eps,
+            boolean global,
+            boolean rms,
+            DataType dxType,
+            DataType gradientType,
+            float[] diffSum,
+            float[] dx,
+            float[] dgamma,
+            float[] dbeta) {
         Reference.Statistics used = new Reference.Statistics(
                 mean == null ? new double[rows] : Reference.toDouble(mean), Reference.toDouble(variance));
         Reference.Gradients want = Reference.backward(
@@ -286,14 +329,18 @@ final class Accuracy {
             }
             for (int i = 0; i < c; i++) {
                 int at = r * c + i;
+                double expected = want.dx()[at] + (diffSum == null ? 0 : diffSum[at]);
+                double added =
+                        diffSum == null ? 0 : 2 * unitRoundoff(dxType) * (Math.abs(want.dx()[at]) + Math.abs(expected));
                 assertWithin(
                         backend,
                         dxType,
                         "dx[" + r + ", " + i + "]",
                         dx[at],
-                        want.dx()[at],
+                        expected,
                         k * UNIT_ROUNDOFF * rstd * g * (kappa + 1)
-                                + rounding(dxType, want.dx()[at])
+                                + rounding(dxType, expected)
+                                + added
                                 + underflow(dxType));
                 gammaBound[i] += Math.abs(dy[at]) * (kappa + 1);
                 betaBound[i] += Math.abs(dy[at]);
