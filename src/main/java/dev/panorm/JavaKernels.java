@@ -59,10 +59,10 @@ final class JavaKernels {
     /** The fastest Java kernels for the fused operations: Vector API ones if available, else the scalar ones. */
     static FusedKernel createFused(LayerNormConfig config, int threads) {
         if (FUSED_VECTOR == null) {
-            return OwnedMemory.javaFused(new FusedScalarKernel(config));
+            return OwnedMemory.javaFused(new FusedScalarKernel(config), config);
         }
         try {
-            return OwnedMemory.javaFused((FusedKernel) FUSED_VECTOR.invoke(config, threads));
+            return OwnedMemory.javaFused((FusedKernel) FUSED_VECTOR.invoke(config, threads), config);
         } catch (Throwable e) {
             throw new IllegalStateException("could not create the Vector API kernels", e);
         }
@@ -79,10 +79,10 @@ final class JavaKernels {
                                 + "uses its scalar kernels; run the JVM with --add-modules jdk.incubator.vector for"
                                 + " the vector ones");
             }
-            return OwnedMemory.javaKernel(new ScalarKernel(config));
+            return OwnedMemory.javaKernel(new ScalarKernel(config), config);
         }
         try {
-            return OwnedMemory.javaKernel((Kernel) VECTOR.invoke(config, threads));
+            return OwnedMemory.javaKernel((Kernel) VECTOR.invoke(config, threads), config);
         } catch (Throwable e) {
             throw new IllegalStateException("could not create the Vector API kernels", e);
         }

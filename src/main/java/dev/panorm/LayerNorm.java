@@ -123,13 +123,13 @@ public final class LayerNorm implements AutoCloseable {
             case AUTO -> new AutoKernel(config, threads, calls);
             case ONEDNN -> new OneDnnKernel(config, threads, calls, JavaKernels.create(config, threads));
             case JAVA -> JavaKernels.create(config, threads);
-            case JAVA_SCALAR -> OwnedMemory.javaKernel(new ScalarKernel(config));
+            case JAVA_SCALAR -> OwnedMemory.javaKernel(new ScalarKernel(config), config);
         };
         FusedKernel fused = switch (backend) {
             case AUTO -> new AutoFusedKernel(config, threads, (AutoKernel) kernel);
             case ONEDNN -> new OneDnnFusedKernel((OneDnnKernel) kernel, JavaKernels.createFused(config, threads));
             case JAVA -> JavaKernels.createFused(config, threads);
-            case JAVA_SCALAR -> OwnedMemory.javaFused(new FusedScalarKernel(config));
+            case JAVA_SCALAR -> OwnedMemory.javaFused(new FusedScalarKernel(config), config);
         };
         return new LayerNorm(config, backend, kernel, fused, calls);
     }

@@ -123,6 +123,22 @@ final class OwnedMemory {
         return tensor != null && tensor.memoryKind() == Kind.COPIED ? HeapCopies.size(tensor) : 0;
     }
 
+    /**
+     * Whether {@code tensor}'s rows (null: absent), indexed by its axes before the {@code axes} trailing ones, can be
+     * viewed a part at a time ({@link Tensor#rows}): a call on heap tensors too large to copy whole runs in such parts.
+     */
+    private static boolean viewableByRows(Tensor tensor, int axes) {
+        if (tensor == null) {
+            return true;
+        }
+        try {
+            tensor.rows(axes, 0, 0);
+            return true;
+        } catch (IllegalArgumentException e) { // leading axes not evenly strided
+            return false;
+        }
+    }
+
     /** {@code tensor}'s {@link Kind#bit} (null: absent, 0). */
     private static int kindBit(Tensor tensor) {
         return tensor == null ? 0 : tensor.memoryKind().bit;
@@ -244,17 +260,22 @@ final class OwnedMemory {
         return kinds == 0 || (kinds & Kind.COPIED.bit) == 0 && Hold.HANDLE == null;
     }
 
-    /** {@code kernel}, a Java one, with each call's tensors seen as this class says. */
-    static Kernel javaKernel(Kernel kernel) {
-        return new OwnedKernel(kernel);
+    /** {@code kernel}, a Java one for {@code config}, with each call's tensors seen as this class says. */
+    static Kernel javaKernel(Kernel kernel, LayerNormConfig config) {
+        return new OwnedKernel(kernel, config.normalizedAxes(), !(kernel instanceof ScalarKernel));
     }
 
-    /** {@code kernel}, a Java one, with each call's tensors seen as this class says. */
-    static FusedKernel javaFused(FusedKernel kernel) {
-        return new OwnedFusedKernel(kernel);
+    /** {@code kernel}, a Java one for {@code config}, with each call's tensors seen as this class says. */
+    static FusedKernel javaFused(FusedKernel kernel, LayerNormConfig config) {
+        return new OwnedFusedKernel(kernel, config.normalizedAxes(), !(kernel instanceof FusedScalarKernel));
     }
 
-    private record OwnedKernel(Kernel inner) implements Kernel {
+    /**
+     * {@code inner}, for a configuration of {@code axes} normalized axes; {@code inParts}: a call whose heap tensors are
+     * too large to copy whole runs in parts (the vector kernels; the scalar ones run it on the heap, faster than
+     * through copies).
+     */
+    private record OwnedKernel(Kernel inner, int axes, boolean inParts) implements Kernel {
         @Override
         public Backend forward(
                 Pass pass,
@@ -267,7 +288,7 @@ final class OwnedMemory {
                 long rows) {
             return owned(src, dst, scale, shift, mean, variance, null, null, null, null, null)
                     ? inner.forward(pass, src, dst, scale, shift, mean, variance, rows)
-                    : pending(Operation.FORWARD, inner, null)
+                    : pending(Operation.FORWARD, inner, null, axes, inParts)
                             .run(pass, rows, 0, src, dst, scale, shift, mean, variance, null, null, null, null, null);
         }
 
@@ -285,7 +306,7 @@ final class OwnedMemory {
                 long rows) {
             return owned(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, null, null, null)
                     ? inner.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
-                    : pending(Operation.BACKWARD, inner, null)
+                    : pending(Operation.BACKWARD, inner, null, axes, inParts)
                             .run(
                                     pass, rows, 0, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift,
                                     null, null, null);
@@ -294,12 +315,20 @@ final class OwnedMemory {
         @Override
         public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
             long copied = copySize(src) + copySize(dst) + copySize(scale) + copySize(shift);
-            if (copied > HeapCopies.KEPT_BYTES) {
+            boolean large = copied > HeapCopies.KEPT_BYTES;
+            if (large && !inParts) {
+                return inner.implementation(src, dst, scale, shift, rows) + " (heap tensors of more than "
+                        + (HeapCopies.KEPT_BYTES >> 20) + " MiB in one call run on the heap as they are)";
+            }
+            if (large && !(viewableByRows(src, axes) && viewableByRows(dst, axes))) {
                 return "java:scalar (heap tensors of more than " + (HeapCopies.KEPT_BYTES >> 20)
-                        + " MiB in one call run on the heap as they are)";
+                        + " MiB in one call, whose leading axes are not evenly strided, run on the heap as they are)";
             }
             String implementation = inner.implementation(src, dst, scale, shift, rows);
-            return copied > 0 ? implementation + ", heap tensors copied to and from native memory" : implementation;
+            return copied == 0
+                    ? implementation
+                    : implementation + ", heap tensors copied to and from native memory"
+                            + (large ? " in parts of at most " + (HeapCopies.KEPT_BYTES >> 20) + " MiB" : "");
         }
 
         @Override
@@ -313,7 +342,8 @@ final class OwnedMemory {
         }
     }
 
-    private record OwnedFusedKernel(FusedKernel inner) implements FusedKernel {
+    /** {@code inner}, as for {@link OwnedKernel}. */
+    private record OwnedFusedKernel(FusedKernel inner, int axes, boolean inParts) implements FusedKernel {
         @Override
         public Backend forward(
                 Pass pass,
@@ -333,7 +363,7 @@ final class OwnedMemory {
                     ? inner.forward(
                             pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale,
                             rows)
-                    : pending(Operation.FUSED_FORWARD, null, inner)
+                    : pending(Operation.FUSED_FORWARD, null, inner, axes, inParts)
                             .run(
                                     pass, rows, dstScale, src, residual, bias, sum, dst, scale, shift, mean, variance,
                                     dstScales, null);
@@ -353,7 +383,7 @@ final class OwnedMemory {
                 long rows) {
             return owned(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, null, null)
                     ? inner.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
-                    : pending(Operation.FUSED_BACKWARD, null, inner)
+                    : pending(Operation.FUSED_BACKWARD, null, inner, axes, inParts)
                             .run(
                                     null, rows, 0, diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale,
                                     diffShift, null, null);
@@ -366,9 +396,11 @@ final class OwnedMemory {
     }
 
     /** The current thread's {@link Pending}, set to run {@code operation} on one of these kernels. */
-    private static Pending pending(Operation operation, Kernel kernel, FusedKernel fused) {
+    private static Pending pending(Operation operation, Kernel kernel, FusedKernel fused, int axes, boolean inParts) {
         Pending call = PENDING.get();
         call.operation = operation;
+        call.axes = axes;
+        call.inParts = inParts;
         call.kernel = kernel;
         call.fused = fused;
         return call;
@@ -396,8 +428,15 @@ final class OwnedMemory {
         private final Tensor[] tensors = new Tensor[SLOTS];
         /** The caller's tensors, while {@link #tensors} holds what the kernel sees. */
         private final Tensor[] callers = new Tensor[SLOTS];
+        /** The caller's whole tensors, while {@link #callers} holds a part's rows of them ({@link #runInParts}). */
+        private final Tensor[] wholes = new Tensor[SLOTS];
 
         private Operation operation;
+        /** The configuration's number of normalized axes: the trailing axes that make a row. */
+        private int axes;
+        /** Whether a call whose heap tensors are too large to copy whole may run in parts. */
+        private boolean inParts;
+
         private Kernel kernel;
         private FusedKernel fused;
         private Pass pass;
@@ -462,6 +501,7 @@ final class OwnedMemory {
             } finally {
                 Arrays.fill(t, null);
                 Arrays.fill(callers, null);
+                Arrays.fill(wholes, null);
                 kernel = null;
                 fused = null;
             }
@@ -490,32 +530,139 @@ final class OwnedMemory {
         }
 
         Backend runOnViews() {
-            Tensor[] t = tensors;
-            System.arraycopy(t, 0, callers, 0, SLOTS);
+            System.arraycopy(tensors, 0, wholes, 0, SLOTS);
             long copyBytes = 0;
-            for (Tensor tensor : t) {
+            for (Tensor tensor : wholes) {
                 copyBytes += copySize(tensor);
             }
+            long partRows = copyBytes > HeapCopies.KEPT_BYTES ? partRows() : 0;
+            if (partRows == 0) {
+                System.arraycopy(wholes, 0, callers, 0, SLOTS);
+                return runRows(rows, copyBytes);
+            }
+            return runInParts(partRows);
+        }
+
+        /**
+         * The call on rows {@code first} to {@code first + count - 1} of its tensors, for each part of {@code
+         * partRows} rows in turn: a call whose heap tensors need more copies than a thread keeps, so that they run in
+         * the vector kernels all the same. Each part's results are what the whole call gives: the kernels compute each
+         * row alone, and such a call writes no parameter gradients (see {@link #partRows}).
+         */
+        private Backend runInParts(long partRows) {
+            Backend backend = null;
+            for (long first = 0; first < rows; first += partRows) {
+                long count = Math.min(partRows, rows - first);
+                long copyBytes = 0;
+                for (int i = 0; i < SLOTS; i++) {
+                    callers[i] = rowsOf(i, first, count);
+                    copyBytes += copySize(callers[i]);
+                }
+                backend = runRows(count, copyBytes);
+            }
+            return backend;
+        }
+
+        /**
+         * How many rows a part of the call takes when its heap tensors need more copies than a thread keeps: as many as
+         * fit in {@link HeapCopies#KEPT_BYTES}; 0 where the call cannot run in parts (it writes parameter gradients,
+         * which sum over every row, or a tensor's rows cannot be viewed apart), and then runs on the heap as it is.
+         */
+        private long partRows() {
+            boolean gradients = operation == Operation.BACKWARD && (wholes[6] != null || wholes[7] != null)
+                    || operation == Operation.FUSED_BACKWARD && (wholes[7] != null || wholes[8] != null);
+            if (gradients || !inParts) {
+                return 0;
+            }
+            long perRow = 0;
+            long fixed = 0;
+            for (int i = 0; i < SLOTS; i++) {
+                Tensor tensor = wholes[i];
+                if (rowKind(i) == DATA && tensor != null && !viewableByRows(tensor, axes)) {
+                    return 0;
+                }
+                if (rowKind(i) == PER_CHANNEL) {
+                    fixed += copySize(tensor);
+                } else if (tensor != null && tensor.memoryKind() == Kind.COPIED) {
+                    perRow += (tensor.byteExtent() + rows - 1) / rows;
+                }
+            }
+            long count = Math.min(rows - 1, (HeapCopies.KEPT_BYTES - fixed) / Math.max(1, perRow));
+            while (count > 0 && partBytes(count) > HeapCopies.KEPT_BYTES) {
+                count -= Math.max(1, count / 16); // each copy's alignment: a little less than the estimate
+            }
+            return Math.max(0, count);
+        }
+
+        /** The bytes of the copies of a part of {@code count} rows. */
+        private long partBytes(long count) {
+            long bytes = 0;
+            for (int i = 0; i < SLOTS; i++) {
+                bytes += copySize(rowsOf(i, 0, count));
+            }
+            return bytes;
+        }
+
+        private static final int PER_CHANNEL = 0;
+        private static final int DATA = 1;
+        private static final int PER_ROW = 2;
+
+        /**
+         * What the tensor in {@code slot} holds: {@link #DATA} (rows of the normalized shape), {@link #PER_ROW} (a
+         * value per row: statistics, int8 scales) or {@link #PER_CHANNEL} (scale, shift, bias and their gradients).
+         */
+        private int rowKind(int slot) {
+            return switch (operation) {
+                case FORWARD -> slot <= 1 ? DATA : slot == 4 || slot == 5 ? PER_ROW : PER_CHANNEL;
+                case BACKWARD -> slot <= 1 || slot == 5 ? DATA : slot == 2 || slot == 3 ? PER_ROW : PER_CHANNEL;
+                case FUSED_FORWARD ->
+                    slot <= 1 || slot == 3 || slot == 4 ? DATA : slot >= 7 && slot <= 9 ? PER_ROW : PER_CHANNEL;
+                case FUSED_BACKWARD -> slot <= 2 || slot == 6 ? DATA : slot == 3 || slot == 4 ? PER_ROW : PER_CHANNEL;
+            };
+        }
+
+        /** Rows {@code first} to {@code first + count - 1} of the caller's tensor in {@code slot} (null: absent). */
+        private Tensor rowsOf(int slot, long first, long count) {
+            Tensor tensor = wholes[slot];
+            if (tensor == null) {
+                return null;
+            }
+            return switch (rowKind(slot)) {
+                case DATA -> tensor.rows(axes, first, count);
+                case PER_ROW -> // contiguous float32, checked: a value per row, in row order
+                    Tensor.of(tensor.segment().asSlice(first * Float.BYTES, count * Float.BYTES), DataType.F32, count);
+                default -> tensor;
+            };
+        }
+
+        /**
+         * The call on {@link #callers}' tensors, {@code count} rows of them, whose heap tensors' copies take {@code
+         * copyBytes}.
+         */
+        private Backend runRows(long count, long copyBytes) {
+            Tensor[] t = tensors;
             // no copies for more than a thread keeps: such heap tensors go to the scalar kernels as they are
             HeapCopies copies =
                     copyBytes == 0 || copyBytes > HeapCopies.KEPT_BYTES ? null : HeapCopies.forThisThread(copyBytes);
             try {
                 for (int i = 0; i < SLOTS; i++) {
-                    Tensor tensor = t[i];
+                    Tensor tensor = callers[i];
+                    t[i] = tensor;
                     if (tensor != null && tensor.memoryKind() == Kind.COPIED) {
-                        t[i] = copies == null
-                                ? tensor
-                                : copyOf(tensor, i, copies); // none: nothing, or too much, to copy
+                        if (copies != null) { // none: nothing, or too much, to copy
+                            t[i] = copyOf(tensor, i, copies);
+                        }
                     } else if (Hold.HANDLE != null || !held(tensor)) { // no view where nothing holds the arena
                         t[i] = onThisThread(tensor);
                     }
                 }
                 Backend backend = switch (operation) {
-                    case FORWARD -> kernel.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], rows);
-                    case BACKWARD -> kernel.backward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], rows);
+                    case FORWARD -> kernel.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], count);
+                    case BACKWARD -> kernel.backward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], count);
                     case FUSED_FORWARD ->
-                        fused.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], dstScale, rows);
-                    case FUSED_BACKWARD -> fused.backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], rows);
+                        fused.forward(
+                                pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], dstScale, count);
+                    case FUSED_BACKWARD -> fused.backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], count);
                 };
                 if (copies != null) { // the outputs back into the caller's heap tensors, only once the call succeeded
                     for (int i = 0; i < SLOTS; i++) {
@@ -538,7 +685,7 @@ final class OwnedMemory {
          */
         private Tensor copyOf(Tensor tensor, int slot, HeapCopies copies) {
             for (int i = 0; i < slot; i++) {
-                if (callers[i] == tensor) {
+                if (wholes[i] == wholes[slot]) {
                     return tensors[i];
                 }
             }
@@ -576,8 +723,10 @@ final class OwnedMemory {
      * every element (y, dx, s, the statistics it computes), so that an output a call leaves partly alone keeps the rest
      * as it was. The memory is kept for the thread's next calls, at most {@link #KEPT_BYTES}; it comes
      * from an automatic arena, so the collector frees it once the thread has ended. A call whose heap tensors need more
-     * runs them on the heap as they are, in the scalar kernels: fresh memory of that size for each call cost more than
-     * the scalar loops (128 MiB: about 0.4 s of page faults on a virtual machine, against 31 ms for the scalar forward).
+     * runs in parts of rows that fit ({@code Pending.runInParts}), or where it cannot (it writes parameter gradients,
+     * or a tensor's leading axes are not evenly strided) on the heap as it is, in the scalar kernels: fresh memory of
+     * that size for each call cost more than the scalar loops (128 MiB: about 0.4 s of page faults on a virtual
+     * machine, against 31 ms for the scalar forward).
      */
     static final class HeapCopies {
         /** The most memory a thread keeps for copies; calls needing more run on the heap. */

@@ -70,7 +70,7 @@ class OwnedMemoryTest {
     @Test
     void confinedTensorsPassAsTheyAreAndOthersAsViewsTheCallerOwns() {
         Recording recording = new Recording();
-        Kernel kernel = OwnedMemory.javaKernel(recording);
+        Kernel kernel = OwnedMemory.javaKernel(recording, LayerNormConfig.of(8));
         try (Arena confined = Arena.ofConfined();
                 Arena shared = Arena.ofShared()) {
             Tensor x = Tensor.allocate(confined, DataType.F32, 2, 8);
@@ -95,7 +95,7 @@ class OwnedMemoryTest {
     @Test
     void aSharedArenaStaysOpenWhileTheKernelRuns() {
         Recording recording = new Recording();
-        Kernel kernel = OwnedMemory.javaKernel(recording);
+        Kernel kernel = OwnedMemory.javaKernel(recording, LayerNormConfig.of(8));
         Arena shared = Arena.ofShared();
         Tensor x = Tensor.allocate(shared, DataType.F32, 1, 8);
         recording.during = () -> assertThrows(IllegalStateException.class, shared::close);
@@ -111,7 +111,7 @@ class OwnedMemoryTest {
     @Test
     void theKernelsExceptionsReachTheCallerAndLaterCallsRun() {
         Recording recording = new Recording();
-        Kernel kernel = OwnedMemory.javaKernel(recording);
+        Kernel kernel = OwnedMemory.javaKernel(recording, LayerNormConfig.of(8));
         try (Arena shared = Arena.ofShared()) {
             Tensor x = Tensor.allocate(shared, DataType.F32, 1, 8);
             recording.during = () -> {
@@ -135,7 +135,7 @@ class OwnedMemoryTest {
     @Test
     void contiguousHeapTensorsRunOnCopiesAndOnlyTheOutputsComeBackAfterACallThatSucceeded() {
         Recording recording = new Recording();
-        Kernel kernel = OwnedMemory.javaKernel(recording);
+        Kernel kernel = OwnedMemory.javaKernel(recording, LayerNormConfig.of(8));
         float[] xs = {1, 2, 3, 4};
         float[] ys = new float[4];
         Tensor x = Tensor.of(MemorySegment.ofArray(xs), DataType.F32, 1, 4);

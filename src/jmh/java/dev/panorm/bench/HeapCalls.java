@@ -17,7 +17,8 @@ import java.util.Random;
  * phase of {@code CALLS} training forward and backward calls on 8 x 256 tensors of a confined arena, then the same on
  * Java arrays, printing the mean time per call of each 2,000 (the heap phase is where C2's recompilation loop showed
  * before heap tensors went through native copies). Then the steady state of float32 forward on {@code ROWSxC} (after
- * {@code WARM} calls, the mean of 10,000) on a confined arena ({@code Backend.JAVA}) and on Java arrays with
+ * {@code WARM} calls, the mean of 10,000, or of fewer for large shapes: 2^27 elements, at least 10 calls) on a confined
+ * arena ({@code Backend.JAVA}) and on Java arrays with
  * {@code Backend.JAVA} and {@code Backend.JAVA_SCALAR}, with the bytes each call allocates. With {@code wide} as a
  * fourth argument the timeline's x, dy and y are rows of arrays twice as wide (row stride 2 x 256, unit stride along
  * the row), strided tensors on the heap.
@@ -117,21 +118,23 @@ public final class HeapCalls {
             for (int i = 0; i < warm; i++) {
                 norm.forward(x, y, gamma, beta);
             }
+            int timed = (int) Math.max(10, Math.min(10_000, (1L << 27) / ((long) rows * c)));
             long allocated = threads.getCurrentThreadAllocatedBytes();
             long start = System.nanoTime();
-            for (int i = 0; i < 10_000; i++) {
+            for (int i = 0; i < timed; i++) {
                 norm.forward(x, y, gamma, beta);
             }
             long elapsed = System.nanoTime() - start;
             long bytes = threads.getCurrentThreadAllocatedBytes() - allocated;
             System.out.printf(
                     Locale.ROOT,
-                    "%-18s forward %dx%d: %7.2f us, %d bytes per call (%s)%n",
+                    "%-18s forward %dx%d: %9.2f us, %d bytes per call, mean of %d (%s)%n",
                     name,
                     rows,
                     c,
-                    elapsed / 1e7,
-                    bytes / 10_000,
+                    elapsed / 1e3 / timed,
+                    bytes / timed,
+                    timed,
                     norm.implementation(x, y, gamma, beta));
         }
     }
