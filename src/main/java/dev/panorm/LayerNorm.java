@@ -34,7 +34,8 @@ import java.util.concurrent.locks.LockSupport;
  * every backend. With {@link Backend#ONEDNN} all memory must be native (off-heap); the other backends also take
  * heap segments, and run a tensor on one through a copy in native memory (copied back if written), in the Java
  * kernels ({@link Backend#AUTO} sends every call with a tensor on the heap there): allocate tensors in an {@link
- * java.lang.foreign.Arena} where speed matters.
+ * java.lang.foreign.Arena} where speed matters. A call whose heap tensors need more than 64 MiB of copies runs in
+ * parts of rows, and allocates a few kilobytes of views per call.
  *
  * <p>Every argument is checked before any native call: data type, shapes, memory that is too
  * small, freed, owned by another thread's confined arena or read-only (for outputs), and
