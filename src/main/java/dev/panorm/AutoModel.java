@@ -22,8 +22,9 @@ import java.util.function.ToLongBiFunction;
  * statistics first (RMS and precise forward) or three primitives (RMS backward), the Java kernel is
  * faster at every size measured, so those calls never go to oneDNN. The crossovers are measured
  * ({@code docs/benchmarks.md}, "AUTO's cost model") on an Intel Xeon (Sapphire Rapids class, AVX-512 with
- * AMX, 2 cores) and are the model built into panorm; on AMD CPUs oneDNN's thread counts are those measured on an
- * AMD EPYC (Zen 5, 2 cores), where a second thread costs more ({@link OneDnnKernel#AMD}).
+ * AMX, 2 cores) and are the model built into panorm; on AMD CPUs oneDNN's thread counts, and the backward and bf16
+ * forward crossovers, are those measured on an AMD EPYC (Zen 5, 2 cores), where a second thread costs more ({@link
+ * OneDnnKernel#AMD}).
  *
  * <p>{@code panorm tune} measures them on the machine it runs on and writes an {@link AutoProfile}; AUTO uses the
  * profile that matches the machine, if there is one, in place of the built-in crossovers it names ({@link
@@ -175,8 +176,11 @@ final class AutoModel {
         }
         if (OneDnnKernel.AMD) {
             // Where oneDNN's backward is slower against Java's on the AMD EPYC (Zen 5) measured: as panorm tune's runs
-            // there chose (131,072 to 262,144 elements; docs/benchmarks.md, "oneDNN's second thread on AMD").
+            // there chose for the input only (131,072 to 262,144 elements; docs/benchmarks.md, "oneDNN's second thread
+            // on AMD"), and for the full backward as AutoVsBest measured it, alone and in a transformer's cycle of
+            // shapes (32 x 4096 in Java: 12 to 23% faster alone; "Full backward on AMD up to 2^17 elements").
             f32[Kind.BACKWARD_DATA.ordinal()] = 1 << 17;
+            f32[Kind.BACKWARD.ordinal()] = 1 << 17;
             for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
                 table[half.ordinal()][Kind.BACKWARD.ordinal()] = 1 << 17;
                 table[half.ordinal()][Kind.BACKWARD_DATA.ordinal()] = 1 << 18;
