@@ -175,11 +175,12 @@ final class AutoModel {
             row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         }
         if (OneDnnKernel.AMD) {
-            // Where oneDNN's backward is slower against Java's on the AMD EPYC (Zen 5) measured: as panorm tune's runs
-            // there chose for the input only (131,072 to 262,144 elements; docs/benchmarks.md, "oneDNN's second thread
-            // on AMD"), and for the full backward as AutoVsBest measured it, alone and in a transformer's cycle of
-            // shapes (32 x 4096 in Java: 12 to 23% faster alone; "Full backward on AMD up to 2^17 elements").
-            f32[Kind.BACKWARD_DATA.ordinal()] = 1 << 17;
+            // Where oneDNN's backward is slower than Java's on the AMD EPYC (Zen 5) measured, as AutoVsBest measured it
+            // alone and in a transformer's cycle of shapes: the full backward up to 2^17 elements (32 x 4096 in Java:
+            // 12 to 23% faster alone), backward for the input only at every size (Java on one thread beats oneDNN's
+            // two from 2^17 to 2^19 elements, its split beyond; docs/benchmarks.md, "Float32 backward on AMD: full up
+            // to 2^17 elements in Java, for the input only always").
+            f32[Kind.BACKWARD_DATA.ordinal()] = ALWAYS_JAVA;
             f32[Kind.BACKWARD.ordinal()] = 1 << 17;
             for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
                 table[half.ordinal()][Kind.BACKWARD.ordinal()] = 1 << 17;
