@@ -729,10 +729,14 @@ final class OwnedMemory {
      * machine, against 31 ms for the scalar forward).
      */
     static final class HeapCopies {
-        /** The most memory a thread keeps for copies; calls needing more run on the heap. */
-        static final long KEPT_BYTES = 64L << 20;
-
         private static final long ALIGNMENT = 64;
+
+        /**
+         * The most memory a thread keeps for copies; calls needing more run in parts, or on the heap. The system property
+         * {@code panorm.heapCopyBytes} sets another (tests run calls in many small parts with it).
+         */
+        static final long KEPT_BYTES = Math.max(ALIGNMENT, Long.getLong("panorm.heapCopyBytes", 64L << 20));
+
         private static final ThreadLocal<HeapCopies> KEPT = ThreadLocal.withInitial(HeapCopies::new);
 
         /** The memory, of an automatic arena: this object keeps it alive. */
