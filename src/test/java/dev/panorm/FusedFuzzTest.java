@@ -65,7 +65,8 @@ class FusedFuzzTest {
             }
         }
         System.out.println("FusedFuzzTest: seed " + SEED + ", cases " + first + ".." + last + ", operations "
-                + Arrays.toString(Operation.values()) + " " + Arrays.toString(operations));
+                + Arrays.toString(Operation.values()) + " " + Arrays.toString(operations) + ", heap copies up to "
+                + OwnedMemory.HeapCopies.KEPT_BYTES + " bytes per thread");
         if (ONLY_CASE < 0) {
             for (int count : operations) {
                 assertTrue(count > CASES / 10, "operations " + Arrays.toString(operations));
