@@ -92,8 +92,7 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor dstScales,
             float dstScale,
             long rows) {
-        boolean heap = AutoKernel.onHeap(src, residual, bias, sum, dst, scale, shift, mean)
-                || AutoKernel.onHeap(variance, dstScales, null, null, null, null, null, null);
+        boolean heap = OwnedMemory.onHeap(src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, null);
         FusedKernel kernel = !heap && toOneDnn(pass, src, rows) ? oneDnn : java;
         return kernel.forward(
                 pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
@@ -111,8 +110,8 @@ final class AutoFusedKernel implements FusedKernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        boolean heap = AutoKernel.onHeap(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale)
-                || AutoKernel.onHeap(diffShift, null, null, null, null, null, null, null);
+        boolean heap = OwnedMemory.onHeap(
+                diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, null, null);
         FusedKernel kernel = !heap && toOneDnn(Pass.BACKWARD, sum, rows) ? oneDnn : java;
         return kernel.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
     }

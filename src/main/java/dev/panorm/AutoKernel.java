@@ -137,15 +137,6 @@ final class AutoKernel implements Kernel {
         return warm[index] = KernelWarmup.warm(config, forward, src);
     }
 
-    /** Whether any of these tensors (null: absent) lies on the Java heap, where oneDNN cannot read it. */
-    static boolean onHeap(Tensor a, Tensor b, Tensor c, Tensor d, Tensor e, Tensor f, Tensor g, Tensor h) {
-        return heap(a) || heap(b) || heap(c) || heap(d) || heap(e) || heap(f) || heap(g) || heap(h);
-    }
-
-    private static boolean heap(Tensor tensor) {
-        return tensor != null && tensor.memoryKind() == OwnedMemory.Kind.COPIED;
-    }
-
     /**
      * Where a call goes: {@link #JAVA} where a tensor lies on the heap (the Java kernels copy it; oneDNN takes only
      * native memory), or the model prefers Java and the kernel is warm, {@link #ONEDNN_OR_JAVA} where the model
@@ -154,7 +145,7 @@ final class AutoKernel implements Kernel {
      * kernels must take; {@code f} and {@code g} the call's others, checked for the heap alone.
      */
     private int route(Pass pass, Tensor src, Tensor a, Tensor b, Tensor c, Tensor d, Tensor e, Tensor f, Tensor g) {
-        if (oneDnn == null || onHeap(src, a, b, c, d, e, f, g)) {
+        if (oneDnn == null || OwnedMemory.onHeap(src, a, b, c, d, e, f, g, null, null, null)) {
             return JAVA;
         }
         if (!vectorizes(src, a, b, c, d, e)) {
@@ -216,7 +207,7 @@ final class AutoKernel implements Kernel {
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows) {
         Pass pass = Pass.FORWARD_INFERENCE;
         boolean inJava = oneDnn == null
-                || onHeap(src, dst, scale, shift, null, null, null, null)
+                || OwnedMemory.onHeap(src, dst, scale, shift, null, null, null, null, null, null, null)
                 || vectorizes(src, dst, scale, shift, null, null) && modelPrefersJava(pass, src);
         return "auto: " + (inJava ? java : oneDnn).implementation(src, dst, scale, shift, rows);
     }

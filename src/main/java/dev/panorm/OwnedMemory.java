@@ -246,7 +246,43 @@ final class OwnedMemory {
             Tensor t8,
             Tensor t9,
             Tensor t10) {
-        int kinds = kindBit(t0)
+        int kinds = kinds(t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10);
+        return kinds == 0 || (kinds & Kind.COPIED.bit) == 0 && Hold.HANDLE == null;
+    }
+
+    /**
+     * Whether any of these tensors (null: absent) lies on the Java heap, where only the Java kernels, through copies,
+     * can read it: {@code Backend.AUTO} sends such calls there.
+     */
+    static boolean onHeap(
+            Tensor t0,
+            Tensor t1,
+            Tensor t2,
+            Tensor t3,
+            Tensor t4,
+            Tensor t5,
+            Tensor t6,
+            Tensor t7,
+            Tensor t8,
+            Tensor t9,
+            Tensor t10) {
+        return (kinds(t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10) & Kind.COPIED.bit) != 0;
+    }
+
+    /** The set of {@link Kind#bit}s of these tensors (null: absent). */
+    private static int kinds(
+            Tensor t0,
+            Tensor t1,
+            Tensor t2,
+            Tensor t3,
+            Tensor t4,
+            Tensor t5,
+            Tensor t6,
+            Tensor t7,
+            Tensor t8,
+            Tensor t9,
+            Tensor t10) {
+        return kindBit(t0)
                 | kindBit(t1)
                 | kindBit(t2)
                 | kindBit(t3)
@@ -257,7 +293,6 @@ final class OwnedMemory {
                 | kindBit(t8)
                 | kindBit(t9)
                 | kindBit(t10);
-        return kinds == 0 || (kinds & Kind.COPIED.bit) == 0 && Hold.HANDLE == null;
     }
 
     /** {@code kernel}, a Java one for {@code config}, with each call's tensors seen as this class says. */
@@ -569,16 +604,14 @@ final class OwnedMemory {
          * which sum over every row, or a tensor's rows cannot be viewed apart), and then runs on the heap as it is.
          */
         private long partRows() {
-            boolean gradients = operation == Operation.BACKWARD && (wholes[6] != null || wholes[7] != null)
-                    || operation == Operation.FUSED_BACKWARD && (wholes[7] != null || wholes[8] != null);
-            if (gradients || !inParts) {
+            if (!inParts) {
                 return 0;
             }
             long perRow = 0;
             long fixed = 0;
             for (int i = 0; i < SLOTS; i++) {
                 Tensor tensor = wholes[i];
-                if (rowKind(i) == DATA && tensor != null && !viewableByRows(tensor, axes)) {
+                if (tensor != null && (isParameterGradient(i) || rowKind(i) == DATA && !viewableByRows(tensor, axes))) {
                     return 0;
                 }
                 if (rowKind(i) == PER_CHANNEL) {
@@ -708,9 +741,12 @@ final class OwnedMemory {
 
         /** Whether the tensor in {@code slot} is one the call writes: one written whole, or a parameter gradient. */
         private boolean isOutput(int slot) {
-            return isWrittenWhole(slot)
-                    || operation == Operation.BACKWARD && slot >= 6 // diffScale, diffShift
-                    || operation == Operation.FUSED_BACKWARD && slot >= 7;
+            return isWrittenWhole(slot) || isParameterGradient(slot);
+        }
+
+        /** Whether {@code slot} holds diffScale or diffShift: sums over every row of the call. */
+        private boolean isParameterGradient(int slot) {
+            return operation == Operation.BACKWARD && slot >= 6 || operation == Operation.FUSED_BACKWARD && slot >= 7;
         }
     }
 

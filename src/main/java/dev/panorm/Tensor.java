@@ -89,8 +89,8 @@ public final class Tensor {
      * than the tensor; the tensor starts at its first byte.
      *
      * @param segment native or heap memory, e.g. a memory-mapped file or a buffer owned by another library (heap
-     *     memory only for the Java backends, which copy a heap tensor to native memory and back on every call: see
-     *     docs/performance.md)
+     *     memory for every backend but {@link Backend#ONEDNN}: the Java kernels copy a heap tensor to native memory
+     *     and back on every call, see docs/performance.md)
      * @param dataType the element type
      * @param shape the dimensions, each {@code >= 0}
      * @return a view of {@code segment}
