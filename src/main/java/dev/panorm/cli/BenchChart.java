@@ -1,13 +1,11 @@
 package dev.panorm.cli;
 
+import dev.panorm.internal.io.ReplacedFile;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.file.Files;
+import java.nio.ByteBuffer;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
 import java.util.List;
-import java.util.Locale;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.VectorGraphicsEncoder;
 import org.knowm.xchart.XYChart;
@@ -19,18 +17,13 @@ import org.knowm.xchart.style.lines.SeriesLines;
 /**
  * The chart of {@code panorm bench --chart}: throughput against tensor size, one line per backend,
  * with the plain copy of the same bytes drawn dashed as the memory roof. Drawn by XChart (an optional
- * dependency, on the command line's class path), written to a temporary file and renamed into place.
+ * dependency, on the command line's class path), written as {@code .npy} outputs are ({@link ReplacedFile}).
  */
 final class BenchChart {
     private BenchChart() {}
 
-    /** Writes {@code results} as a PNG or SVG chart, by {@code file}'s extension. */
-    static void write(List<Bench.Result> results, List<long[]> shapes, Path file) throws IOException {
-        String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
-        boolean svg = name.endsWith(".svg");
-        if (!svg && !name.endsWith(".png")) {
-            throw new Main.UsageException("--chart writes .png or .svg, got " + file);
-        }
+    /** Writes {@code results} as an SVG or PNG chart, as {@link ReplacedFile} writes. */
+    static void write(List<Bench.Result> results, List<long[]> shapes, Path file, boolean svg) throws IOException {
         XYChart chart = new XYChartBuilder()
                 .width(960)
                 .height(600)
@@ -57,21 +50,22 @@ final class BenchChart {
                 line.setLineStyle(SeriesLines.DASH_DASH);
             }
         }
-        // Created like any new file (not 0600 like createTempFile's), next to the target so the rename is atomic.
-        Path temporary = file.toAbsolutePath()
-                .resolveSibling(".panorm-chart-" + ProcessHandle.current().pid() + "-" + System.nanoTime() + ".tmp");
-        try {
-            try (OutputStream out =
-                    Files.newOutputStream(temporary, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
-                if (svg) {
-                    VectorGraphicsEncoder.saveVectorGraphic(chart, out, VectorGraphicsEncoder.VectorGraphicsFormat.SVG);
-                } else {
-                    out.write(BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG));
+        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
+        if (svg) {
+            VectorGraphicsEncoder.saveVectorGraphic(chart, bytes, VectorGraphicsEncoder.VectorGraphicsFormat.SVG);
+        } else {
+            bytes.write(BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG));
+        }
+        try (ReplacedFile out = ReplacedFile.create(file)) {
+            try {
+                ByteBuffer buffer = ByteBuffer.wrap(bytes.toByteArray());
+                while (buffer.hasRemaining()) {
+                    out.channel().write(buffer);
                 }
+            } catch (IOException e) {
+                throw out.cannotWrite(e);
             }
-            Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(temporary);
+            out.commit();
         }
     }
 }

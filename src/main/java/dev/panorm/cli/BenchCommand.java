@@ -1,6 +1,7 @@
 package dev.panorm.cli;
 
 import dev.panorm.cli.Main.UsageException;
+import dev.panorm.internal.io.ReplacedFile;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -57,14 +58,11 @@ final class BenchCommand implements Callable<Integer> {
         if (!(seconds > 0 && seconds <= 60)) {
             throw new UsageException("--seconds takes a number of seconds in (0, 60], got " + seconds);
         }
-        Path folder = chart == null ? null : chart.toAbsolutePath().getParent();
-        if (folder != null && !Files.isDirectory(folder)) {
-            throw new UsageException("--chart: no such folder " + folder);
-        }
+        boolean svg = chart != null && checkChart(chart);
         List<Bench.Result> results = Bench.run(parsed, seconds);
         if (chart != null) {
             try {
-                BenchChart.write(results, parsed, chart);
+                BenchChart.write(results, parsed, chart, svg);
             } catch (NoClassDefFoundError e) {
                 throw new UsageException("--chart needs XChart (org.knowm.xchart:xchart) on the class or module path;"
                         + " scripts/panorm has it: " + e.getMessage());
@@ -85,5 +83,24 @@ final class BenchCommand implements Callable<Integer> {
                     JIT_WARMUP_SECONDS);
         }
         return Main.OK;
+    }
+
+    /**
+     * Refuses a chart file that cannot be written before any time is spent measuring (here, not in {@link
+     * BenchChart}, which needs XChart to load).
+     *
+     * @return whether it is an SVG file (else PNG)
+     * @throws IOException if it exists and is not a regular file
+     */
+    private static boolean checkChart(Path file) throws IOException {
+        String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
+        if (!name.endsWith(".png") && !name.endsWith(".svg")) {
+            throw new UsageException("--chart writes .png or .svg, got " + file);
+        }
+        Path folder = ReplacedFile.destination(file).getParent();
+        if (!Files.isDirectory(folder)) {
+            throw new UsageException("--chart: no such folder " + folder);
+        }
+        return name.endsWith(".svg");
     }
 }

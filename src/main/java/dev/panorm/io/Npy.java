@@ -2,6 +2,7 @@ package dev.panorm.io;
 
 import dev.panorm.DataType;
 import dev.panorm.Tensor;
+import dev.panorm.internal.io.ReplacedFile;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
@@ -11,17 +12,12 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AccessDeniedException;
-import java.nio.file.FileAlreadyExistsException;
-import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.FileTime;
-import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
@@ -106,7 +102,7 @@ public final class Npy {
      * @throws IOException if it cannot be read
      */
     public static Header readHeader(Path path) throws IOException {
-        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+        try (FileChannel channel = openFile(path)) {
             return readHeader(path, channel);
         }
     }
@@ -128,7 +124,7 @@ public final class Npy {
      * @throws IOException if it cannot be read
      */
     public static Tensor map(Path path, Arena arena) throws IOException {
-        try (FileChannel channel = FileChannel.open(path, StandardOpenOption.READ)) {
+        try (FileChannel channel = openFile(path)) {
             Header header = readHeader(path, channel);
             DataType type = dataType(path, header);
             long dataBytes = checkDataSize(path, channel.size(), header, type);
@@ -188,7 +184,7 @@ public final class Npy {
          * @throws IOException if it cannot be read
          */
         public static Reader open(Path path) throws IOException {
-            FileChannel channel = FileChannel.open(path, StandardOpenOption.READ);
+            FileChannel channel = openFile(path);
             try {
                 return new Reader(path, channel);
             } catch (IOException | RuntimeException e) {
@@ -431,23 +427,12 @@ public final class Npy {
      * mapped can make the JVM fail on the next write into it, as with any mapped file.
      */
     public static final class Output implements AutoCloseable {
-        private static final SecureRandom NAMES = new SecureRandom();
-
-        private final Path target;
-        private final Path destination;
-        private final Path temporary;
+        private final ReplacedFile file;
         private final Tensor tensor;
-        private final Thread cleanupOnExit;
-        private boolean done;
 
-        private Output(Path target, Path destination, Path temporary, Tensor tensor) {
-            this.target = target;
-            this.destination = destination;
-            this.temporary = temporary;
+        private Output(ReplacedFile file, Tensor tensor) {
+            this.file = file;
             this.tensor = tensor;
-            // If the JVM is stopped mid-write (Ctrl-C), do not leave the temporary file behind.
-            this.cleanupOnExit = new Thread(() -> deleteQuietly(temporary), "panorm-npy-cleanup");
-            Runtime.getRuntime().addShutdownHook(cleanupOnExit);
         }
 
         /**
@@ -491,107 +476,22 @@ public final class Npy {
             } catch (ArithmeticException e) {
                 throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " is too large");
             }
-            Path destination = destination(target);
-            Path temporary = null;
+            ReplacedFile file = ReplacedFile.create(target);
             try {
-                String prefix = "." + destination.getFileName() + ".";
-                FileChannel created = null;
-                while (created == null) {
-                    temporary =
-                            destination.resolveSibling(prefix + Long.toUnsignedString(NAMES.nextLong(), 36) + ".tmp");
-                    try {
-                        // No permissions given: the system applies 0666 & ~umask, as for any file a tool creates.
-                        created = FileChannel.open(
-                                temporary,
-                                StandardOpenOption.CREATE_NEW,
-                                StandardOpenOption.READ,
-                                StandardOpenOption.WRITE);
-                    } catch (FileAlreadyExistsException taken) {
-                        temporary = null;
-                    }
-                }
-                try (FileChannel channel = created) {
-                    if (Files.exists(destination)) {
-                        keepMode(destination, temporary);
-                    }
-                    channel.write(ByteBuffer.wrap(header));
-                    // Reserve every block first: mapping past the end is not allowed, and a page written through
-                    // the mapping must not find the disk full (that is a SIGBUS, not an exception).
-                    DiskSpace.reserve(temporary, header.length + dataBytes);
-                    MemorySegment data = channel.map(FileChannel.MapMode.READ_WRITE, header.length, dataBytes, arena);
-                    return new Output(target, destination, temporary, Tensor.of(data, type, shape));
-                }
+                FileChannel channel = file.channel();
+                channel.write(ByteBuffer.wrap(header));
+                // Reserve every block first: mapping past the end is not allowed, and a page written through
+                // the mapping must not find the disk full (that is a SIGBUS, not an exception).
+                DiskSpace.reserve(file.temporary(), header.length + dataBytes);
+                MemorySegment data = channel.map(FileChannel.MapMode.READ_WRITE, header.length, dataBytes, arena);
+                return new Output(file, Tensor.of(data, type, shape));
             } catch (IOException e) {
-                deleteQuietly(temporary);
-                throw cannotWrite(target, destination, e);
+                file.close();
+                throw file.cannotWrite(e);
             } catch (RuntimeException e) {
-                deleteQuietly(temporary);
+                file.close();
                 throw e;
             }
-        }
-
-        /**
-         * Where {@code target} really is: the end of its chain of symbolic links, absolute.
-         *
-         * @throws IOException if that exists and is not a regular file, or the links loop
-         */
-        private static Path destination(Path target) throws IOException {
-            Path path = target.toAbsolutePath();
-            for (int links = 0; Files.isSymbolicLink(path); links++) {
-                if (links == 40) {
-                    throw new IOException("cannot write " + target + ": too many levels of symbolic links");
-                }
-                path = path.resolveSibling(Files.readSymbolicLink(path));
-            }
-            if (Files.exists(path) && !Files.isRegularFile(path)) {
-                throw new IOException("cannot write " + target + ": "
-                        + (path.equals(target.toAbsolutePath()) ? "it" : path)
-                        + " is " + kind(path) + ", not a regular file; panorm writes a new file and renames it into"
-                        + " place, so it never replaces one that is not regular");
-            }
-            return path;
-        }
-
-        /** What a non-regular file is, in words. */
-        private static String kind(Path path) {
-            if (Files.isDirectory(path)) {
-                return "a directory";
-            }
-            try {
-                return switch ((int) Files.getAttribute(path, "unix:mode") & 0170000) {
-                    case 0010000 -> "a FIFO (named pipe)";
-                    case 0020000 -> "a character device";
-                    case 0060000 -> "a block device";
-                    case 0140000 -> "a socket";
-                    default -> "a special file";
-                };
-            } catch (IOException | UnsupportedOperationException | IllegalArgumentException e) {
-                return "a special file";
-            }
-        }
-
-        /** A replaced file keeps its permissions, where the file system has POSIX ones. */
-        private static void keepMode(Path existing, Path replacement) throws IOException {
-            try {
-                Files.setPosixFilePermissions(replacement, Files.getPosixFilePermissions(existing));
-            } catch (UnsupportedOperationException notPosix) {
-                // Nothing to keep.
-            }
-        }
-
-        /** An error that names the target as the user gave it and the reason, not the temporary file. */
-        private static IOException cannotWrite(Path target, Path destination, IOException e) {
-            if (e.getMessage() != null && e.getMessage().startsWith("cannot write ")) {
-                return e;
-            }
-            Path directory = destination.getParent();
-            String reason = switch (e) {
-                case NoSuchFileException missing -> "directory " + directory + " does not exist";
-                case AccessDeniedException denied -> "permission denied (directory " + directory + ")";
-                case FileSystemException system when system.getReason() != null -> system.getReason();
-                default -> e.getMessage();
-            };
-            return new IOException("cannot write " + target + ": " + reason, e);
         }
 
         /**
@@ -611,37 +511,31 @@ public final class Npy {
          *     then left as it was
          */
         public void commit() throws IOException {
-            if (done) {
-                throw new IllegalStateException("already committed or closed");
-            }
             try {
                 tensor.segment().force();
-                Files.move(temporary, destination, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } catch (UncheckedIOException e) {
-                throw cannotWrite(target, destination, e.getCause());
-            } catch (IOException e) {
-                throw cannotWrite(target, destination, e);
+                throw file.cannotWrite(e.getCause());
             }
-            finish();
+            file.commit();
         }
 
         /** Deletes the temporary file unless {@link #commit()} succeeded. */
         @Override
         public void close() {
-            if (!done) {
-                deleteQuietly(temporary);
-                finish();
-            }
+            file.close();
         }
+    }
 
-        private void finish() {
-            done = true;
-            try {
-                Runtime.getRuntime().removeShutdownHook(cleanupOnExit);
-            } catch (IllegalStateException shuttingDown) {
-                // The hook runs anyway; it finds nothing to delete after a commit.
-            }
+    /**
+     * Opens a file to read, refusing anything but a regular file: a directory cannot be read, and reading a FIFO or a
+     * device would wait, or never end.
+     */
+    private static FileChannel openFile(Path path) throws IOException {
+        if (Files.exists(path) && !Files.isRegularFile(path)) {
+            throw new IOException(
+                    "cannot read " + path + ": it is " + ReplacedFile.kind(path) + ", not a regular file");
         }
+        return FileChannel.open(path, StandardOpenOption.READ);
     }
 
     private static long elementCount(long[] shape) {
@@ -653,17 +547,6 @@ public final class Npy {
             count = Math.multiplyExact(count, dim);
         }
         return count;
-    }
-
-    private static void deleteQuietly(Path path) {
-        if (path == null) {
-            return;
-        }
-        try {
-            Files.deleteIfExists(path);
-        } catch (IOException ignored) {
-            // Best effort: the file has a hidden temporary name.
-        }
     }
 
     /** The header bytes NumPy writes: magic, version, length, dict, padded with spaces to 64 bytes. */

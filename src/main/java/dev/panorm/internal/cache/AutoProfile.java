@@ -1,13 +1,14 @@
 package dev.panorm.internal.cache;
 
 import dev.panorm.OneDnn;
+import dev.panorm.internal.io.ReplacedFile;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.Reader;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Instant;
@@ -251,12 +252,16 @@ public record AutoProfile(
         });
         Path folder = file.toAbsolutePath().getParent();
         Files.createDirectories(folder);
-        Path temporary = Files.createTempFile(folder, file.getFileName() + ".", ".tmp");
-        try {
-            Files.writeString(temporary, text);
-            Files.move(temporary, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-        } finally {
-            Files.deleteIfExists(temporary);
+        try (ReplacedFile out = ReplacedFile.create(file)) {
+            ByteBuffer bytes = ByteBuffer.wrap(text.toString().getBytes(StandardCharsets.UTF_8));
+            try {
+                while (bytes.hasRemaining()) {
+                    out.channel().write(bytes);
+                }
+            } catch (IOException e) {
+                throw out.cannotWrite(e);
+            }
+            out.commit();
         }
     }
 
