@@ -118,12 +118,12 @@ final class Bench {
     /** {@code "ROWSxC,..."} as {rows, C} pairs. */
     static List<long[]> parseShapes(String text) {
         List<long[]> shapes = new ArrayList<>();
-        for (String item : text.split(",")) {
-            String[] parts = item.trim().split("x");
+        for (String item : text.split(",", -1)) { // -1: an empty item is refused, not dropped
+            String[] parts = item.trim().split("x", -1);
             try {
                 long rows = Long.parseLong(parts[0]);
                 long c = parts.length == 2 ? Long.parseLong(parts[1]) : -1;
-                if (parts.length != 2 || rows < 1 || c < 1 || rows * c > (1L << 28)) {
+                if (parts.length != 2 || rows < 1 || c < 1 || rows > 1L << 28 || c > 1L << 28 || rows * c > 1L << 28) {
                     throw new NumberFormatException();
                 }
                 shapes.add(new long[] {rows, c});

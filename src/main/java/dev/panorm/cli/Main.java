@@ -6,6 +6,7 @@ import java.io.InputStream;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
 import java.nio.file.NoSuchFileException;
 import java.util.List;
 import java.util.Properties;
@@ -82,7 +83,13 @@ public final class Main implements Callable<Integer> {
                 .setErr(new PrintWriter(err, true))
                 .setParameterExceptionHandler((e, arguments) -> usageError(describe(e), e.getCommandLine(), err))
                 .setExecutionExceptionHandler((e, command, parsed) -> failure(e, command, err));
-        return line.execute(args);
+        try {
+            return line.execute(args);
+        } catch (OutOfMemoryError e) { // picocli passes Errors on; this one is the input's size, not a bug
+            err.println("panorm: error: out of memory (" + e.getMessage() + "); give the JVM more (JAVA_OPTS=-Xmx..."
+                    + " for scripts/panorm) or use smaller inputs");
+            return FAILED;
+        }
     }
 
     /** Without a command: the usage, on stderr, as a usage error. */
@@ -119,6 +126,7 @@ public final class Main implements Callable<Integer> {
         }
         String message = switch (cause) {
             case NoSuchFileException missing -> "no such file: " + missing.getFile();
+            case AccessDeniedException denied -> "permission denied: " + denied.getFile();
             case IOException io -> io.getMessage();
             case PanormException panorm -> panorm.getMessage();
             case IllegalArgumentException argument -> argument.getMessage();

@@ -130,6 +130,7 @@ final class NormalizeCommand implements Callable<Integer> {
     @Option(
             names = "--scale",
             paramLabel = "S",
+            converter = Options.QuantizationScale.class,
             description = "with --out-dtype i8: quantize every row with this one scale (finite, > 0); y = OUT * S")
     private Float staticScale;
 
@@ -243,8 +244,8 @@ final class NormalizeCommand implements Callable<Integer> {
                 Npy.Output output = Npy.Output.create(out, shape, outType, arena);
                 Npy.Output sum = sumPath == null ? null : Npy.Output.create(sumPath, shape, x.dataType(), arena);
                 Npy.Output scales = scalesPath == null ? null : Npy.Output.create(scalesPath, rowShape, arena);
-                Npy.Output mean =
-                        stats == null || config.rms() ? null : Npy.Output.create(stats.get(0), rowShape, arena);
+                // RMS normalization has no mean: the file keeps the zeros it is created with, as in call().
+                Npy.Output mean = stats == null ? null : Npy.Output.create(stats.get(0), rowShape, arena);
                 Npy.Output variance = stats == null ? null : Npy.Output.create(stats.get(1), rowShape, arena)) {
             if (r != null && (!Arrays.equals(r.shape(), shape) || r.dataType() != x.dataType())) {
                 throw new IllegalArgumentException("--residual " + residual + " is " + Options.name(r.dataType())
@@ -279,7 +280,7 @@ final class NormalizeCommand implements Callable<Integer> {
                             y,
                             scale,
                             shift,
-                            mean == null ? null : perRow(mean.tensor(), row, n),
+                            config.rms() ? null : perRow(mean.tensor(), row, n),
                             perRow(variance.tensor(), row, n));
                 } else {
                     norm.forwardResidual(chunk, rChunk, null, s, y, scale, shift);
@@ -297,7 +298,7 @@ final class NormalizeCommand implements Callable<Integer> {
             long nanos = System.nanoTime() - start;
             main.out.printf(
                     Locale.ROOT,
-                    "normalized %s of %d with %s (%s%s) in %s -> %s%s%s%n",
+                    "normalized %s of %d with %s (%s%s) in %s -> %s%s%s%s%n",
                     Options.rows(row),
                     config.normalizedSize(),
                     Options.name(backend),
@@ -306,7 +307,8 @@ final class NormalizeCommand implements Callable<Integer> {
                     Options.duration(nanos),
                     out,
                     sumPath == null ? "" : ", " + sumPath,
-                    scalesPath == null ? "" : ", " + scalesPath);
+                    scalesPath == null ? "" : ", " + scalesPath,
+                    stats == null ? "" : ", " + stats.get(0) + ", " + stats.get(1));
         }
     }
 

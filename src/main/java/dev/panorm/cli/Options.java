@@ -38,24 +38,39 @@ final class Options {
     static final class Eps implements ITypeConverter<Double> {
         @Override
         public Double convert(String text) {
-            double eps;
-            try {
-                // Java spells them NaN and Infinity; accept NumPy's and C's spellings too, to reject them properly.
-                eps = switch (text.toLowerCase(Locale.ROOT)) {
-                    case "nan" -> Double.NaN;
-                    case "inf", "+inf", "infinity", "+infinity" -> Double.POSITIVE_INFINITY;
-                    case "-inf", "-infinity" -> Double.NEGATIVE_INFINITY;
-                    default -> Double.parseDouble(text);
-                };
-            } catch (NumberFormatException e) {
-                throw new TypeConversionException("must be a number, got '" + text + "'");
-            }
+            double eps = number(text);
             try {
                 LayerNormConfig.of(1).withEps(eps);
             } catch (IllegalArgumentException e) {
                 throw new TypeConversionException(e.getMessage().replaceFirst("^eps ", ""));
             }
             return eps;
+        }
+    }
+
+    /** int8 output's one scale for every row: finite and positive as a float, as {@code forwardQuantized} takes it. */
+    static final class QuantizationScale implements ITypeConverter<Float> {
+        @Override
+        public Float convert(String text) {
+            float scale = (float) number(text);
+            if (!(scale > 0) || scale == Float.POSITIVE_INFINITY) {
+                throw new TypeConversionException("must be finite and positive as a float32, got '" + text + "'");
+            }
+            return scale;
+        }
+    }
+
+    /** A number; Java spells them NaN and Infinity, and NumPy's and C's spellings are read too, to be refused properly. */
+    private static double number(String text) {
+        try {
+            return switch (text.toLowerCase(Locale.ROOT)) {
+                case "nan" -> Double.NaN;
+                case "inf", "+inf", "infinity", "+infinity" -> Double.POSITIVE_INFINITY;
+                case "-inf", "-infinity" -> Double.NEGATIVE_INFINITY;
+                default -> Double.parseDouble(text);
+            };
+        } catch (NumberFormatException e) {
+            throw new TypeConversionException("must be a number, got '" + text + "'");
         }
     }
 
@@ -127,9 +142,26 @@ final class Options {
 
     private static boolean sameFile(Path a, Path b) throws IOException {
         if (Files.exists(a) && Files.exists(b)) {
-            return Files.isSameFile(a, b);
+            return Files.isSameFile(a, b); // hard links too
         }
-        return a.toAbsolutePath().normalize().equals(b.toAbsolutePath().normalize());
+        return whereItLands(a).equals(whereItLands(b));
+    }
+
+    /**
+     * The file a path names once written, which may not exist yet: symbolic links followed to the end of their chain
+     * (as outputs are written through them), then the folder's real path, so that links to folders and {@code ..}
+     * cannot make one file look like two.
+     */
+    private static Path whereItLands(Path path) throws IOException {
+        Path end = path.toAbsolutePath();
+        for (int links = 0; links < 40 && Files.isSymbolicLink(end); links++) {
+            end = end.resolveSibling(Files.readSymbolicLink(end));
+        }
+        Path folder = end.getParent();
+        if (folder == null || end.getFileName() == null || !Files.isDirectory(folder)) {
+            return end.normalize();
+        }
+        return folder.toRealPath().resolve(end.getFileName());
     }
 
     /**

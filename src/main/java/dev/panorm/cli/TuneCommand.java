@@ -13,6 +13,8 @@ import dev.panorm.pipeline.Pipeline;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -269,6 +271,12 @@ final class TuneCommand implements Callable<Integer> {
         }
         AutoProfile.Key key = AutoProfile.Key.thisMachine();
         Path file = AutoProfile.fileFor(dir != null ? dir : CacheFolder.root(), key);
+        try { // before the sweep, not a minute later
+            Files.createDirectories(file.getParent());
+        } catch (FileAlreadyExistsException notAFolder) {
+            throw new UsageException(
+                    (dir != null ? "--dir " : "the cache folder ") + file.getParent() + " is not a directory");
+        }
         long start = System.nanoTime();
         Sweep sweep = sweep(parsedWidths, parsedTypes, ProgressBar.onTerminal(main.err, "measurements"));
         List<Point> points = sweep.points();
@@ -297,7 +305,7 @@ final class TuneCommand implements Callable<Integer> {
 
     private static long[] parseWidths(String text) {
         try {
-            long[] parsed = Arrays.stream(text.split(","))
+            long[] parsed = Arrays.stream(text.split(",", -1)) // -1: "8,," has empty widths, refused
                     .mapToLong(w -> Long.parseLong(w.strip()))
                     .toArray();
             if (parsed.length == 0 || Arrays.stream(parsed).anyMatch(w -> w < 1 || w > 1 << 20)) {
@@ -311,7 +319,7 @@ final class TuneCommand implements Callable<Integer> {
 
     private static List<DataType> parseTypes(String text) {
         List<DataType> parsed = new ArrayList<>();
-        for (String name : text.split(",")) {
+        for (String name : text.split(",", -1)) {
             DataType type = switch (name.strip()) {
                 case "f32" -> DataType.F32;
                 case "bf16" -> DataType.BF16;

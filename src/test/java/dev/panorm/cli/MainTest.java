@@ -3,6 +3,7 @@ package dev.panorm.cli;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panorm.Tensor;
@@ -11,14 +12,18 @@ import dev.panorm.io.Npy;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.nio.file.attribute.PosixFilePermissions;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
@@ -691,7 +696,7 @@ class MainTest {
     }
 
     @Test
-    void tuneRejectsBadOptions() {
+    void tuneRejectsBadOptions() throws IOException {
         Run seconds = run("tune", "--seconds", "0");
         assertEquals(2, seconds.exit());
         assertTrue(seconds.err().contains("--seconds"), seconds.err());
@@ -704,6 +709,19 @@ class MainTest {
         Run types = run("tune", "--types", "f32,i8");
         assertEquals(2, types.exit());
         assertTrue(types.err().contains("--types takes T"), types.err());
+        // Empty items are refused, not dropped: "--types ," would write a profile of nothing.
+        for (String[] empty : List.of(new String[] {"--types", ","}, new String[] {"--widths", "8,,"})) {
+            Run run = run("tune", empty[0], empty[1], "--dir", temp.toString());
+            assertEquals(2, run.exit(), run.err());
+            assertTrue(run.err().contains(empty[0] + " takes"), run.err());
+        }
+        Run file =
+                run("tune", "--dir", Files.writeString(temp.resolve("file"), "").toString());
+        assertEquals(2, file.exit());
+        assertTrue(file.err().contains("--dir " + temp.resolve("file") + " is not a directory"), file.err());
+        try (Stream<Path> files = Files.list(temp)) {
+            assertEquals(List.of(temp.resolve("file")), files.toList(), "no profile written");
+        }
     }
 
     @Test
@@ -714,6 +732,32 @@ class MainTest {
         Run seconds = run("bench", "--seconds", "-1");
         assertEquals(2, seconds.exit());
         assertTrue(seconds.err().contains("--seconds"), seconds.err());
+        for (String bad : List.of(",", "2x64,", "4294967296x4294967296", "2x64x")) {
+            Run run = run("bench", "--shapes", bad, "--seconds", "0.01");
+            assertEquals(2, run.exit(), bad + ": " + run.err());
+            assertTrue(run.err().contains("--shapes takes ROWSxC"), run.err());
+        }
+    }
+
+    @Test
+    void benchRefusesABadChartBeforeMeasuring() throws Exception {
+        // Refused at once: with a long --seconds, a check after the measurements would take minutes.
+        Run jpeg = run(
+                "bench",
+                "--shapes",
+                "2x64",
+                "--seconds",
+                "60",
+                "--chart",
+                temp.resolve("c.jpg").toString());
+        assertEquals(2, jpeg.exit());
+        assertTrue(jpeg.err().contains("--chart writes .png or .svg"), jpeg.err());
+        Path fifo = temp.resolve("pipe.png");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+        Run pipe = run("bench", "--shapes", "2x64", "--seconds", "60", "--chart", fifo.toString());
+        assertEquals(1, pipe.exit());
+        assertTrue(pipe.err().contains("cannot write " + fifo + ": it is a FIFO"), pipe.err());
+        assertTrue(Files.readAttributes(fifo, BasicFileAttributes.class).isOther(), "the FIFO is still there");
     }
 
     /** Runs a failing command; asserts the exit status, the message, and that no output file or temporary appeared. */
@@ -1028,6 +1072,13 @@ class MainTest {
                 in,
                 missing);
         assertFails(1, "cannot write " + missing + ": directory", "backward", in, in, missing);
+        // /proc exists but takes no new file: not "does not exist".
+        assertFails(
+                1,
+                "cannot write /proc/version: no new file can be made in directory /proc",
+                "normalize",
+                in,
+                "/proc/version");
         assertFails(
                 1,
                 "cannot write " + missing + ": directory",
@@ -1205,6 +1256,140 @@ class MainTest {
                 out,
                 "--residual",
                 wrong);
-        assertFails(1, "the static dstScale is -1.0", "normalize", in, out, "--out-dtype", "i8", "--scale", "-1");
+        for (String bad : List.of("-1", "0", "1e39", "1e-50", "NaN", "nan", "inf")) {
+            assertFails(
+                    2,
+                    "invalid value for option '--scale': must be finite and positive as a float32, got '" + bad + "'",
+                    "normalize",
+                    in,
+                    out,
+                    "--out-dtype",
+                    "i8",
+                    "--scale",
+                    bad);
+        }
+    }
+
+    @Test
+    void rmsWithResidualWritesTheMeanFileAsZeros() throws IOException {
+        float[] x = random(3 * 8, 21, 0.5);
+        float[] r = random(3 * 8, 22, -0.5);
+        Path mean = Files.writeString(temp.resolve("mean.npy"), "stale");
+        Path variance = temp.resolve("var.npy");
+        Run run = run(
+                "normalize",
+                save("x.npy", x, 3, 8).toString(),
+                temp.resolve("y.npy").toString(),
+                "--rms",
+                "--residual",
+                save("r.npy", r, 3, 8).toString(),
+                "--out-sum",
+                temp.resolve("s.npy").toString(),
+                "--stats",
+                mean.toString(),
+                variance.toString());
+        assertEquals(0, run.exit(), run.err());
+        assertTrue(run.out().contains(mean + ", " + variance), run.out());
+        assertArrayEquals(new float[3], load(mean), "RMS normalization's mean is 0, as without --residual");
+        float[] squares = load(variance);
+        for (int row = 0; row < 3; row++) {
+            double square = 0;
+            for (int i = 0; i < 8; i++) {
+                float s = x[row * 8 + i] + r[row * 8 + i];
+                square += (double) s * s / 8;
+            }
+            assertEquals(square, squares[row], 1e-5 * square, "row " + row);
+        }
+    }
+
+    @Test
+    void outputsThatAreOneFileThroughLinksAreRefused() throws IOException {
+        String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
+        // A link to an output that does not exist yet: both would be written to m.npy.
+        Path links = Files.createDirectory(temp.resolve("links"));
+        Files.createSymbolicLink(links.resolve("v.npy"), Path.of("m.npy"));
+        assertFails(
+                2,
+                "two outputs are the same file: " + links.resolve("v.npy"),
+                "normalize",
+                in,
+                links.resolve("y.npy").toString(),
+                "--stats",
+                links.resolve("m.npy").toString(),
+                links.resolve("v.npy").toString());
+        // A link to a folder: b/y.npy is a/y.npy.
+        Path a = Files.createDirectory(temp.resolve("a"));
+        Path b = Files.createSymbolicLink(temp.resolve("b"), Path.of("a"));
+        assertFails(
+                2,
+                "two outputs are the same file: " + b.resolve("y.npy"),
+                "normalize",
+                in,
+                a.resolve("y.npy").toString(),
+                "--stats",
+                b.resolve("y.npy").toString(),
+                temp.resolve("v.npy").toString());
+        assertFails(
+                2,
+                "is the same file as input",
+                "normalize",
+                in,
+                b.resolve("..").resolve("x.npy").toString());
+    }
+
+    @Test
+    void inputsThatAreNotRegularFilesAreRefusedNotWaitedOn() throws Exception {
+        String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
+        String out = temp.resolve("y.npy").toString();
+        Path fifo = temp.resolve("pipe.npy");
+        assertEquals(0, new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor());
+        assertTimeoutPreemptively(Duration.ofSeconds(60), () -> {
+            assertFails(
+                    1,
+                    "cannot read " + fifo + ": it is a FIFO (named pipe), not a regular file",
+                    "normalize",
+                    fifo.toString(),
+                    out);
+            assertFails(1, "cannot read " + fifo + ": it is a FIFO", "normalize", in, out, "--gamma", fifo.toString());
+        });
+        Path folder = Files.createDirectory(temp.resolve("folder.npy"));
+        assertFails(1, "cannot read " + folder + ": it is a directory", "normalize", folder.toString(), out);
+        assertFails(1, "cannot read " + folder + ": it is a directory", "backward", in, folder.toString(), out);
+    }
+
+    @Test
+    void runningOutOfMemoryIsOneLine() throws IOException {
+        // Headers of 2^36 x 16 floats over sparse files: backward reads its inputs whole, which cannot be allocated.
+        Path x = temp.resolve("huge-x.npy");
+        Path dy = temp.resolve("huge-dy.npy");
+        for (Path file : List.of(x, dy)) {
+            String dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (68719476736, 16), }";
+            String text = dict + " ".repeat((10 + dict.length() + 1 + 63) / 64 * 64 - 10 - dict.length() - 1) + "\n";
+            ByteBuffer header = ByteBuffer.allocate(10 + text.length()).order(ByteOrder.LITTLE_ENDIAN);
+            header.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}).putShort((short) text.length());
+            header.put(text.getBytes(StandardCharsets.US_ASCII));
+            Files.write(file, header.array());
+            try (RandomAccessFile sparse = new RandomAccessFile(file.toFile(), "rw")) {
+                sparse.setLength(header.capacity() + (1L << 36) * 16 * Float.BYTES);
+            }
+        }
+        assertFails(
+                1,
+                "panorm: error: out of memory (",
+                "backward",
+                x.toString(),
+                dy.toString(),
+                temp.resolve("dx.npy").toString());
+    }
+
+    @Test
+    void aNameAsLongAsTheFileSystemTakesCanBeAnOutput() throws IOException {
+        Path out = temp.resolve("a".repeat(251) + ".npy");
+        Run run = run("normalize", save("x.npy", random(8, 1, 0), 2, 4).toString(), out.toString());
+        assertEquals(0, run.exit(), run.err());
+        assertEquals(8, load(out).length);
+        try (Stream<Path> files = Files.list(temp)) {
+            assertEquals(2, files.count(), "no temporary file left behind");
+        }
     }
 }
