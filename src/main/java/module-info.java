@@ -14,7 +14,8 @@
  * on the class path, where Spark runs (pom.xml, execution spark-compile).
  *
  * <p>Every dependency but {@code java.base} is optional ({@code requires static}) and serves one
- * part: the Vector API kernels, {@link dev.panorm.arrow}, the command line (picocli, XChart).
+ * part: the Vector API kernels, {@link dev.panorm.arrow}, the command line (picocli, XChart,
+ * {@code java.management}).
  * oneDNN's shared libraries come in jars that panorm reads rather than requires ({@code docs/loading.md}).
  */
 // XChart has no module-info, only a stable Automatic-Module-Name in its manifest.
@@ -34,6 +35,8 @@ module dev.panorm {
     // The command line (dev.panorm.cli): its parser, and the chart of panorm bench --chart.
     requires static info.picocli;
     requires static org.knowm.xchart;
+    // The command line's timings (bench, demo) wait for the JIT to go idle before they measure.
+    requires static java.management;
 
     // picocli fills the commands' annotated fields reflectively.
     opens dev.panorm.cli to

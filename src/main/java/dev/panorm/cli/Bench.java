@@ -11,6 +11,8 @@ import java.io.PrintStream;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.management.CompilationMXBean;
+import java.lang.management.ManagementFactory;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -115,6 +117,12 @@ final class Bench {
         out.println("]");
     }
 
+    /** The longest warm-up waiting for the JIT, in seconds. */
+    static final double MAX_WARMUP_SECONDS = 5;
+
+    /** How long the JIT must compile nothing for the warm-up to end. */
+    private static final long JIT_IDLE_NANOS = 100_000_000;
+
     /** {@code "ROWSxC,..."} as {rows, C} pairs. */
     static List<long[]> parseShapes(String text) {
         List<long[]> shapes = new ArrayList<>();
@@ -135,14 +143,35 @@ final class Bench {
         return shapes;
     }
 
-    /** Warms up for {@code seconds}, then times batches for {@code seconds}; the median seconds per call. */
+    /**
+     * Warms up for {@code seconds} and then until the JIT has been idle for a while (at most {@value
+     * #MAX_WARMUP_SECONDS} s), then times batches for {@code seconds}; the median seconds per call. The Java vector
+     * kernels are slow until C2 compiles them, which takes thousands of calls and, on a busy machine, seconds:
+     * a fixed warm-up of half a second timed them interpreted, at 300 times their speed.
+     */
     static double medianSeconds(Runnable call, double seconds) {
         long budget = (long) (seconds * 1e9);
         long start = System.nanoTime();
+        long warmUntil = start + (long) (Math.max(seconds, MAX_WARMUP_SECONDS) * 1e9);
+        CompilationMXBean jit = jit();
+        boolean watchJit = jit != null && jit.isCompilationTimeMonitoringSupported();
+        long compiled = watchJit ? jit.getTotalCompilationTime() : 0;
+        long windowStart = start;
         int calls = 0;
-        while (System.nanoTime() - start < budget || calls < 3) {
+        while (true) {
             call.run();
             calls++;
+            long now = System.nanoTime();
+            if (now - windowStart < JIT_IDLE_NANOS || calls < 3) {
+                continue;
+            }
+            long compiledNow = watchJit ? jit.getTotalCompilationTime() : compiled;
+            boolean idle = compiledNow == compiled;
+            if (now - start >= budget && idle || now >= warmUntil) {
+                break;
+            }
+            compiled = compiledNow;
+            windowStart = now;
         }
         double estimate = (System.nanoTime() - start) / 1e9 / calls;
         int batch = (int) Math.max(1, Math.min(100_000, 1e-3 / estimate)); // batches of about a millisecond
@@ -157,6 +186,15 @@ final class Bench {
         }
         perCall.sort(null);
         return perCall.get(perCall.size() / 2);
+    }
+
+    /** The JIT's bean; null where java.management is not in the module graph (then the warm-up is fixed). */
+    private static CompilationMXBean jit() {
+        try {
+            return ManagementFactory.getCompilationMXBean();
+        } catch (NoClassDefFoundError noManagement) {
+            return null;
+        }
     }
 
     private static void fill(MemorySegment segment, SplittableRandom random) {

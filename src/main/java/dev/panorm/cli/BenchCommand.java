@@ -22,9 +22,6 @@ import picocli.CommandLine.ParentCommand;
         description = "Times forward float32 on each backend (oneDNN on 1 and all threads, the vector and scalar Java"
                 + " kernels, AUTO) and a plain copy of the same bytes, per shape; prints a table, or JSON.")
 final class BenchCommand implements Callable<Integer> {
-    /** About how long C2 takes to compile the Java vector kernels; shorter runs time interpreted code. */
-    private static final double JIT_WARMUP_SECONDS = 1;
-
     @ParentCommand
     private Main main;
 
@@ -72,15 +69,6 @@ final class BenchCommand implements Callable<Integer> {
             Bench.printJson(results, main.out);
         } else {
             Bench.printTable(results, main.out);
-        }
-        if (seconds * (parsed.size() * 5) < JIT_WARMUP_SECONDS) {
-            main.err.printf(
-                    Locale.ROOT,
-                    "panorm: note: with --seconds %s the whole warm-up is shorter than the ~%.0f s"
-                            + " the JIT needs to compile the Java vector kernels; their times may be those of"
-                            + " interpreted code%n",
-                    seconds,
-                    JIT_WARMUP_SECONDS);
         }
         return Main.OK;
     }
