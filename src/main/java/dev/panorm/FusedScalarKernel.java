@@ -52,7 +52,7 @@ final class FusedScalarKernel implements FusedKernel {
             Tensor dstScales,
             float dstScale,
             long rows) {
-        ScalarKernel.checkBackwardRowLength(config.normalizedSize()); // a row's s is a Java array
+        ScalarKernel.checkFusedForwardRowLength(config.normalizedSize()); // a row's s is a Java array
         long xStride = Rows.columnStride(src, axes);
         long rStride = residual == null ? 0 : Rows.columnStride(residual, axes);
         long sStride = sum == null ? 0 : Rows.columnStride(sum, axes);

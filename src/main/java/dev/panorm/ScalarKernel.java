@@ -259,6 +259,18 @@ final class ScalarKernel implements Kernel {
     }
 
     /**
+     * Throws unless the Java kernels' fused forward (residual add, int8 output) takes rows of {@code c} elements: a
+     * row's sum or its y before quantization is kept in a Java array, as the backward pass's sums are.
+     */
+    static void checkFusedForwardRowLength(long c) {
+        if (c > MAX_BACKWARD_C) {
+            throw new IllegalArgumentException("the Java kernels' residual add and int8 output take rows of at most "
+                    + MAX_BACKWARD_C + " elements (a row is kept in a Java array), and these have " + c
+                    + "; int8 output runs only there, while Backend.ONEDNN runs a residual add in oneDNN where it can");
+        }
+    }
+
+    /**
      * Computes every row's statistics in double and stores them as float: the mean (absent for RMS) and
      * the variance (the mean square for RMS). Used by the oneDNN backend's precise mode.
      */

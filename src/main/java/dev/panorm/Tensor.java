@@ -495,7 +495,8 @@ public final class Tensor {
                 }
                 lastElement = Math.addExact(lastElement, Math.multiplyExact(shape[i] - 1, strides[i]));
             }
-            return Math.multiplyExact(lastElement + 1, dataType.byteSize());
+            return Math.multiplyExact(
+                    Math.addExact(lastElement, 1), dataType.byteSize()); // int8: no product to overflow
         } catch (ArithmeticException e) {
             throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " with strides "
                     + Arrays.toString(strides) + " addresses more than 2^63 bytes");

@@ -330,6 +330,11 @@ class LayerNormValidationTest {
                     IllegalArgumentException.class,
                     "more than 2^63",
                     () -> Tensor.of(small, DataType.F32, new long[] {2, 2}, new long[] {Long.MAX_VALUE / 2, 1}));
+            // The last element's index is Long.MAX_VALUE: one more wraps, and for int8 no product catches it.
+            assertRejected(
+                    IllegalArgumentException.class,
+                    "more than 2^63",
+                    () -> Tensor.of(small, DataType.S8, new long[] {2, 2}, new long[] {Long.MAX_VALUE - 1, 1}));
             assertRejected(
                     IllegalArgumentException.class,
                     "do not fill shape",

@@ -67,6 +67,28 @@ class LongRowsTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void theFusedForwardNamesItsRowLimitBeforeReadingAnything(Backend backend) {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm =
+                        LayerNorm.create(LayerNormConfig.of(THREE_BILLION).withoutAffine(), backend)) {
+            Tensor x = unbacked(1L << 44, 1, THREE_BILLION);
+            Tensor q = Tensor.of(
+                    MemorySegment.ofAddress(2L << 44).reinterpret(THREE_BILLION), DataType.S8, 1, THREE_BILLION);
+            Tensor scales = Tensor.allocate(arena, DataType.F32, 1);
+            // int8 output runs in the Java kernels on every backend, so no backend is worth suggesting.
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class,
+                    () -> norm.forwardQuantized(x, null, null, null, q, null, null, scales));
+            assertEquals(
+                    "the Java kernels' residual add and int8 output take rows of at most 1073741760 elements (a row"
+                            + " is kept in a Java array), and these have 3000000000; int8 output runs only there, while"
+                            + " Backend.ONEDNN runs a residual add in oneDNN where it can",
+                    e.getMessage());
+        }
+    }
+
     /** Native memory reserved through automatic arenas, which count as direct memory (MaxDirectMemorySize). */
     private static long directMemory() {
         return ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class).stream()
