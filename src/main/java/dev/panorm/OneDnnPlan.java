@@ -148,7 +148,7 @@ final class OneDnnPlan {
             } else if (config.rms()) {
                 implementation = pass.forward ? builder.rmsForward() : builder.rmsBackward();
             } else {
-                implementation = config.preciseStatistics() && pass.forward && !pass.globalStatistics
+                implementation = computesStatistics(config, pass) && (config.preciseStatistics() || longRows(config))
                         ? builder.precise()
                         : builder.layer();
             }
@@ -156,6 +156,24 @@ final class OneDnnPlan {
             arena.close();
             throw e;
         }
+    }
+
+    /**
+     * Rows longer than this get their statistics from Java in double, as with precise statistics: oneDNN sums them
+     * in float32, with an error that grows with the row's length. A forward pass on one row of N(0, 1) values stayed
+     * within docs/accuracy.md's bound up to 2^19 elements (0.37 of it) and exceeded it beyond: 1.10 at 2^20, 2.68 at
+     * 2^21, 7.40 at 2^22 (with given statistics, or the Java kernels: 0.15 to 0.25).
+     */
+    static final long FLOAT_STATISTICS_UP_TO = 1 << 19;
+
+    /** Whether oneDNN's statistics would exceed the accuracy bound on {@code config}'s rows. */
+    static boolean longRows(LayerNormConfig config) {
+        return config.normalizedSize() > FLOAT_STATISTICS_UP_TO;
+    }
+
+    /** Whether {@code pass} computes layer normalization's statistics (RMS's come from Java in any case). */
+    static boolean computesStatistics(LayerNormConfig config, Pass pass) {
+        return !config.rms() && pass.forward && !pass.globalStatistics;
     }
 
     /**
