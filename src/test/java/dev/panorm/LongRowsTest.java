@@ -117,6 +117,48 @@ class LongRowsTest {
         }
     }
 
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void theBackwardPassOnARowOfTwoMillionElementsStaysWithinTheBound(Backend backend) {
+        int c = 1 << 21;
+        SplittableRandom random = new SplittableRandom(22);
+        float[] x = new float[c];
+        float[] dy = new float[c];
+        float[] gamma = new float[c];
+        for (int i = 0; i < c; i++) {
+            x[i] = (float) (3 + random.nextGaussian());
+            dy[i] = (float) random.nextGaussian();
+            gamma[i] = (float) (1 + random.nextGaussian() / 4);
+        }
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withShift(false), backend)) {
+            Tensor src = Tensor.ofFloats(arena, x, 1, c);
+            Tensor dst = Tensor.allocate(arena, DataType.F32, 1, c);
+            Tensor scale = Tensor.ofFloats(arena, gamma, c);
+            Tensor mean = Tensor.allocate(arena, DataType.F32, 1);
+            Tensor variance = Tensor.allocate(arena, DataType.F32, 1);
+            norm.forwardTraining(src, dst, scale, null, mean, variance);
+            Tensor diffDst = Tensor.ofFloats(arena, dy, 1, c);
+            Tensor diffSrc = Tensor.allocate(arena, DataType.F32, 1, c);
+            Tensor diffScale = Tensor.allocate(arena, DataType.F32, c);
+            norm.backward(diffDst, src, mean, variance, scale, diffSrc, diffScale, null);
+            Accuracy.assertBackward(
+                    backend,
+                    dy,
+                    x,
+                    1,
+                    c,
+                    mean.toFloatArray(),
+                    variance.toFloatArray(),
+                    gamma,
+                    1e-5,
+                    false,
+                    diffSrc.toFloatArray(),
+                    diffScale.toFloatArray(),
+                    null);
+        }
+    }
+
     /** Native memory reserved through automatic arenas, which count as direct memory (MaxDirectMemorySize). */
     private static long directMemory() {
         return ManagementFactory.getPlatformMXBeans(BufferPoolMXBean.class).stream()
