@@ -159,9 +159,16 @@ public final class Npy {
         private final long fileSize;
         private final Object fileKey;
         private final FileTime modified;
-        private final Arena buffers = Arena.ofShared();
-        /** Per thread, its chunk buffer, shared by every {@link #chunks} of this reader; grown when too small. */
-        private final Map<Thread, MemorySegment> buffer = new ConcurrentHashMap<>();
+        /**
+         * Per thread, its chunk buffer, shared by every {@link #chunks} of this reader; grown when too small, and freed
+         * once its thread has ended (a pipeline's workers are new threads on every run).
+         */
+        private final Map<Thread, Buffer> buffer = new ConcurrentHashMap<>();
+
+        private boolean closed;
+
+        /** A chunk buffer in an arena of its own, so that it can be freed alone. */
+        private record Buffer(Arena arena, MemorySegment memory) {}
 
         private Reader(Path path, FileChannel channel) throws IOException {
             this.path = path;
@@ -232,7 +239,7 @@ public final class Npy {
          * takes from any iteration of this reader: use a chunk before taking the next one, as
          * {@code Pipeline} does (each of its workers takes a chunk only after writing the last one). Iterate
          * from one thread at a time, or under a lock, as {@code Pipeline} does. The buffers (one per thread,
-         * as large as its largest chunk) are freed when the reader closes.
+         * as large as its largest chunk) are freed when the reader closes, and a thread's once it has ended.
          * Reading failures and changes to the file surface as an {@link UncheckedIOException} from the
          * iterator.
          *
@@ -290,14 +297,31 @@ public final class Npy {
             };
         }
 
-        /** The calling thread's chunk buffer, of at least {@code bytes}. */
+        /** The calling thread's chunk buffer, of at least {@code bytes}; frees those of threads that have ended. */
         private MemorySegment buffer(long bytes) {
-            MemorySegment memory = buffer.get(Thread.currentThread());
-            if (memory == null || memory.byteSize() < bytes) {
-                memory = buffers.allocate(bytes, 64);
-                buffer.put(Thread.currentThread(), memory);
+            Thread thread = Thread.currentThread();
+            Buffer mine = buffer.get(thread);
+            if (mine != null && mine.memory().byteSize() >= bytes) {
+                return mine.memory();
             }
-            return memory;
+            buffer.forEach((holder, ended) -> {
+                if (!holder.isAlive() && buffer.remove(holder, ended)) {
+                    ended.arena().close();
+                }
+            });
+            Arena arena = Arena.ofShared();
+            Buffer grown = new Buffer(arena, arena.allocate(bytes, 64));
+            synchronized (this) { // against close(): a buffer made after it would never be freed
+                if (closed) {
+                    arena.close();
+                    throw new IllegalStateException("the reader of " + path + " is closed");
+                }
+                buffer.put(thread, grown);
+            }
+            if (mine != null) {
+                mine.arena().close(); // this thread's chunks from it are done: each is used before the next is taken
+            }
+            return grown.memory();
         }
 
         /** Fills {@code into} with data bytes from {@code offset} on; the file ending early means it shrank. */
@@ -344,13 +368,28 @@ public final class Npy {
                     path + " changed while it was being read (" + how + "); run again once it is" + " complete");
         }
 
-        /** Closes the file and frees the chunk buffers; chunks read from it are invalid afterwards. */
+        /** How many chunk buffers the reader holds (for tests). */
+        int buffersHeld() {
+            return buffer.size();
+        }
+
+        /**
+         * Closes the file and frees the chunk buffers; chunks read from it are invalid afterwards. Closing again does
+         * nothing.
+         */
         @Override
         public void close() throws IOException {
+            synchronized (this) {
+                if (closed) {
+                    return;
+                }
+                closed = true;
+            }
             try {
                 channel.close();
             } finally {
-                buffers.close();
+                buffer.values().forEach(held -> held.arena().close());
+                buffer.clear();
             }
         }
     }

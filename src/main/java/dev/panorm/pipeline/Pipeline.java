@@ -235,7 +235,7 @@ public final class Pipeline {
         int axes = checkShapes(src.shape(), src.toString(), dst);
         long rows = src.elementCount() / norm.config().normalizedSize();
         long perChunk = chunkRowsFor(src.dataType());
-        long chunks = (rows + perChunk - 1) / perChunk;
+        long chunks = rows == 0 ? 0 : (rows - 1) / perChunk + 1; // never overflows, whatever chunkRows is
         Iterator<Tensor> views = new Iterator<>() {
             private long next;
 
@@ -307,6 +307,11 @@ public final class Pipeline {
         int axes = norm.config().normalizedAxes();
         if (srcShape.length < axes) {
             throw new IllegalArgumentException("src " + src + " has fewer axes than the " + axes + " normalized");
+        }
+        long[] normalized = norm.config().normalizedShape();
+        if (!Arrays.equals(Arrays.copyOfRange(srcShape, srcShape.length - axes, srcShape.length), normalized)) {
+            throw new IllegalArgumentException(
+                    "src " + src + " must end with the normalized shape " + Arrays.toString(normalized));
         }
         return axes;
     }

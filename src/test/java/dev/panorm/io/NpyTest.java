@@ -314,6 +314,28 @@ class NpyTest {
     }
 
     @Test
+    void aReaderFreesTheBuffersOfEndedThreadsAndClosesTwice() throws Exception {
+        Path file = counting("x.npy", 10);
+        Npy.Reader reader = Npy.Reader.open(file);
+        try (reader) {
+            // Every run of a parallel pipeline reads on new threads: their buffers must not pile up.
+            for (int run = 0; run < 20; run++) {
+                Thread worker = new Thread(() -> reader.chunks(1, 3).iterator().next());
+                worker.start();
+                worker.join();
+            }
+            reader.chunks(1, 3).iterator().next();
+            assertEquals(1, reader.buffersHeld(), "the ended threads' buffers are freed");
+            assertEquals(0f, reader.chunks(1, 3).iterator().next().toFloatArray()[0]);
+            reader.close(); // and again at the end of the try: a second close does nothing
+        }
+        assertEquals(0, reader.buffersHeld());
+        assertThrows(
+                IllegalStateException.class,
+                () -> reader.chunks(1, 3).iterator().next());
+    }
+
+    @Test
     void aReaderReadsTheWholeArrayOrChunksOfRows() throws Exception {
         Path file = counting("x.npy", 10);
         try (Npy.Reader reader = Npy.Reader.open(file);

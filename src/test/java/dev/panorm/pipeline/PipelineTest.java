@@ -246,6 +246,31 @@ class PipelineTest {
                             () -> pipeline.run(src, Tensor.allocate(arena, DataType.F32, 5, C)))
                     .getMessage()
                     .contains("must have the shape of src"));
+            // Rows of another length: fewer elements than one row made zero rows, and nothing ran.
+            Tensor narrow = Tensor.allocate(arena, DataType.F32, 2, 3);
+            assertEquals(
+                    "src " + narrow + " must end with the normalized shape [" + C + "]",
+                    assertThrows(IllegalArgumentException.class, () -> pipeline.run(narrow, narrow))
+                            .getMessage());
+            Tensor wide = Tensor.allocate(arena, DataType.F32, 2, 2 * C);
+            assertThrows(IllegalArgumentException.class, () -> pipeline.run(wide, wide));
+        }
+    }
+
+    @Test
+    void anyChunkRowsNormalizesEveryRow() {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR)) {
+            Tensor src = Tensor.ofFloats(arena, values(3 * C, 7), 3, C);
+            Tensor whole = Tensor.allocate(arena, DataType.F32, 3, C);
+            norm.forward(src, whole, null, null);
+            for (long chunkRows : new long[] {1, 2, 3, 4, Long.MAX_VALUE / 2, Long.MAX_VALUE}) {
+                Tensor chunked = Tensor.allocate(arena, DataType.F32, 3, C);
+                Pipeline.Summary summary =
+                        Pipeline.of(norm).chunkRows(chunkRows).run(src, chunked);
+                assertEquals(3, summary.rows(), "chunkRows " + chunkRows);
+                assertArrayEquals(whole.toFloatArray(), chunked.toFloatArray(), "chunkRows " + chunkRows);
+            }
         }
     }
 }
