@@ -17,8 +17,7 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
-import java.nio.file.DirectoryNotEmptyException;
-import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -290,10 +289,14 @@ final class NativeLibrary {
                 }
                 Files.move(staging, folder, StandardCopyOption.ATOMIC_MOVE);
                 return folder;
-            } catch (FileAlreadyExistsException | DirectoryNotEmptyException raceLost) {
-                // Another JVM renamed its complete folder into place first: use that one.
             } catch (AtomicMoveNotSupportedException e) {
                 throw new IOException("the file system of " + root + " cannot rename folders atomically", e);
+            } catch (FileSystemException raceLost) {
+                // Another JVM renamed its complete folder into place first: use that one. Linux says ENOTEMPTY, which
+                // the JDK reports as a plain FileSystemException, not a DirectoryNotEmptyException.
+                if (!Files.isDirectory(folder)) {
+                    throw raceLost;
+                }
             } finally {
                 deleteRecursively(staging);
             }
