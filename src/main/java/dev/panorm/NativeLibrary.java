@@ -146,6 +146,12 @@ final class NativeLibrary {
                             + ". It needs its dependencies (libgomp.so.1, libOpenCL.so.1) in the same folder or on the "
                             + "system's library path.",
                     e);
+        } catch (IllegalCallerException e) { // --illegal-native-access=deny, the default of a later JDK
+            throw new NativeLibraryException(
+                    "native access is not enabled for panorm, so oneDNN cannot be loaded: run the JVM with"
+                            + " --enable-native-access=ALL-UNNAMED on the class path, --enable-native-access=dev.panorm"
+                            + " on the module path (" + e.getMessage() + ")",
+                    e);
         }
     }
 

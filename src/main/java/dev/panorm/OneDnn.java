@@ -4,6 +4,7 @@ import dev.panorm.internal.dnnl.Dnnl;
 import dev.panorm.internal.dnnl.dnnl_version_t;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.Optional;
@@ -48,6 +49,16 @@ public final class OneDnn {
 
     private static Runtime start() {
         NativeLibrary.Loaded library = NativeLibrary.load();
+        // Looked up here first: a missing symbol in the bindings is an error in their class's initializer, which
+        // leaves that class unusable for the rest of the process.
+        if (SymbolLookup.loaderLookup().find("dnnl_version").isEmpty()) {
+            throw new NativeLibraryException(
+                    library.path() + " is not oneDNN: it has no function dnnl_version. Unset "
+                            + NativeLibrary.LIBRARY_PROPERTY + " / " + NativeLibrary.LIBRARY_ENV
+                            + " to use the bundled "
+                            + NativeLibrary.bundledVersion() + ".",
+                    null);
+        }
         MemorySegment version = Dnnl.dnnl_version().reinterpret(dnnl_version_t.sizeof());
         int major = dnnl_version_t.major(version);
         String text = major + "." + dnnl_version_t.minor(version) + "." + dnnl_version_t.patch(version);

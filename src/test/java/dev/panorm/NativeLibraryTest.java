@@ -17,6 +17,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -148,6 +149,36 @@ class NativeLibraryTest {
         assertTrue(
                 result.output()
                         .contains("could not load " + fake + " (from environment variable PANORM_ONEDNN_LIBRARY)"),
+                result.output());
+    }
+
+    @Test
+    void aLibraryThatIsNotOneDnnIsAClearErrorAndAutoRunsJava() throws Exception {
+        Path zlib = Path.of("/lib/x86_64-linux-gnu/libz.so.1");
+        Assumptions.assumeTrue(Files.isRegularFile(zlib), "needs a shared library that is not oneDNN: " + zlib);
+        Result result = probe(List.of("-D" + NativeLibrary.LIBRARY_PROPERTY + "=" + zlib), Map.of());
+        assertEquals(0, result.exit(), result.output());
+        assertTrue(result.has("auto=ok") && result.has("auto again=ok"), result.output());
+        assertTrue(result.has("onednn=unavailable"), result.output());
+        assertTrue(
+                result.has("message=" + zlib + " is not oneDNN: it has no function dnnl_version. Unset"
+                        + " panorm.onednn.library / PANORM_ONEDNN_LIBRARY to use the bundled 3.8.1."),
+                result.output());
+    }
+
+    @Test
+    void withNativeAccessDeniedAutoRunsJavaAndSaysWhichFlagIsMissing() throws Exception {
+        // What a later JDK will do by default without --enable-native-access.
+        Result result = finish(launch(
+                List.of("--illegal-native-access=deny", "-cp", TestJvm.classPath(), LoaderProbe.class.getName()),
+                Map.of()));
+        assertEquals(0, result.exit(), result.output());
+        assertTrue(result.has("java=ok") && result.has("auto=ok") && result.has("auto again=ok"), result.output());
+        assertTrue(result.has("onednn=unavailable"), result.output());
+        assertTrue(
+                result.output()
+                        .contains("native access is not enabled for panorm, so oneDNN cannot be loaded: run the"
+                                + " JVM with --enable-native-access=ALL-UNNAMED"),
                 result.output());
     }
 
