@@ -1,5 +1,6 @@
 package dev.panorm.cli;
 
+import dev.panorm.Backend;
 import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
@@ -22,7 +23,7 @@ import picocli.CommandLine.ParentCommand;
         mixinStandardHelpOptions = true,
         versionProvider = Main.Version.class,
         description =
-                "oneDNN's version, the CPU ISA it uses, the implementation it picks for a sample shape, its thread"
+                "oneDNN's version, the CPU ISA it uses, the implementation it picks for a sample shape (and what AUTO runs), its thread"
                         + " count, the path it was loaded from, and AUTO's model: this machine's profile from 'panorm tune',"
                         + " or the built-in one. Exit status 1 if oneDNN cannot be loaded.")
 final class InfoCommand implements Callable<Integer> {
@@ -32,7 +33,7 @@ final class InfoCommand implements Callable<Integer> {
     @ParentCommand
     private Main main;
 
-    @Option(names = "--types", description = "also list the implementation for every combination of data types")
+    @Option(names = "--types", description = "also list both implementations for every combination of data types")
     private boolean types;
 
     @Override
@@ -55,11 +56,13 @@ final class InfoCommand implements Callable<Integer> {
         out.println("CPU ISA      " + OneDnn.cpuIsa());
         out.println("threads      " + OneDnn.maxThreads() + " (" + OneDnn.cpuRuntime() + ")");
         try (Arena arena = Arena.ofConfined();
-                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C))) {
+                LayerNorm oneDnn = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
+                LayerNorm auto = LayerNorm.create(LayerNormConfig.of(C))) {
             Tensor x = Tensor.allocate(arena, DataType.F32, ROWS, C);
             Tensor parameter = Tensor.allocate(arena, DataType.F32, C);
             out.println("sample       layer normalization F32[" + ROWS + ", " + C + "] forward inference -> "
-                    + norm.implementation(x, x, parameter, parameter));
+                    + oneDnn.implementation(x, x, parameter, parameter) + " (oneDNN's), "
+                    + auto.implementation(x, x, parameter, parameter) + " (what AUTO runs)");
         }
         out.println("backends     onednn, java");
         out.println("auto model   " + AutoProfile.describeInUse());
@@ -73,10 +76,18 @@ final class InfoCommand implements Callable<Integer> {
     private static void printTypeTable(PrintStream out) {
         out.println();
         out.printf(Locale.ROOT, "forward inference on [%d, %d] data, by data type:%n", ROWS, C);
-        out.printf(Locale.ROOT, "%-5s %-5s %-12s %s%n", "src", "dst", "scale/shift", "implementation");
+        out.printf(
+                Locale.ROOT,
+                "%-5s %-5s %-12s %-32s %s%n",
+                "src",
+                "dst",
+                "scale/shift",
+                "AUTO runs",
+                "Backend.ONEDNN runs");
         DataType[] types = {DataType.F32, DataType.BF16, DataType.F16}; // a norm's types; S8 is only quantized output
         try (Arena arena = Arena.ofConfined();
-                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C))) {
+                LayerNorm oneDnn = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN);
+                LayerNorm auto = LayerNorm.create(LayerNormConfig.of(C))) {
             for (DataType src : types) {
                 for (DataType dst : types) {
                     for (DataType parameters : types) {
@@ -85,11 +96,12 @@ final class InfoCommand implements Callable<Integer> {
                         Tensor p = Tensor.allocate(arena, parameters, C);
                         out.printf(
                                 Locale.ROOT,
-                                "%-5s %-5s %-12s %s%n",
+                                "%-5s %-5s %-12s %-32s %s%n",
                                 Options.name(src),
                                 Options.name(dst),
                                 Options.name(parameters),
-                                norm.implementation(x, y, p, p));
+                                auto.implementation(x, y, p, p),
+                                oneDnn.implementation(x, y, p, p));
                     }
                 }
             }
