@@ -58,6 +58,11 @@ import scala.Tuple5;
  * <p>Immutable: each setter returns a modified copy. Thread-safe.
  */
 public final class SparkLayerNorm {
+    /** The most a chunk's values may take on an executor, as {@code panorm normalize --chunk-rows} allows. */
+    private static final long MAX_CHUNK_BYTES = 64L << 20;
+    /** The most rows a chunk may buffer: each is a row object on the executor's heap. */
+    private static final long MAX_CHUNK_ROWS = 1 << 20;
+
     private final LayerNormConfig config;
     private final float[] gamma;
     private final float[] beta;
@@ -189,15 +194,23 @@ public final class SparkLayerNorm {
     }
 
     /**
-     * The rows normalized by one native call; by default as many as fill 1 MiB.
+     * The rows normalized by one native call; by default as many as fill 1 MiB. Each task allocates a chunk whole,
+     * so a chunk may hold at most 64 MiB of values and 2^20 rows.
      *
      * @param rows at least 1, or 0 for the default
      * @return a modified copy
-     * @throws IllegalArgumentException if {@code rows} is negative
+     * @throws IllegalArgumentException if {@code rows} is negative, or makes a chunk larger than that
      */
     public SparkLayerNorm chunkRows(int rows) {
         if (rows < 0) {
             throw new IllegalArgumentException("chunkRows must be 0 (default) or positive, got " + rows);
+        }
+        // A chunk is allocated whole on the executor, whatever the partition holds: an error here, not an executor
+        // killed by an OutOfMemoryError.
+        long most = Math.max(1, Math.min(MAX_CHUNK_ROWS, MAX_CHUNK_BYTES / (config.normalizedSize() * Float.BYTES)));
+        if (rows > most) {
+            throw new IllegalArgumentException("chunkRows " + rows + " is more than the " + most + " rows of "
+                    + config.normalizedSize() + " floats that fit the 64 MiB a chunk may hold");
         }
         return new SparkLayerNorm(
                 config, gamma, beta, backend, threadsPerTask, invalidRowsToNull, rows, residualColumn, sumColumn);
@@ -251,7 +264,9 @@ public final class SparkLayerNorm {
      * @param outputColumn where the result goes: {@code inputColumn} to replace it, another existing column
      *     to replace that one, or a new name to append a column
      * @return {@code dataset} with the output column (and the sum column, if asked for); every other column
-     *     untouched
+     *     untouched, values and metadata (Spark's typed {@code mapPartitions} makes every column nullable). Names
+     *     compare as the session's {@code spark.sql.caseSensitive} says: by default an output {@code y} replaces a
+     *     column {@code Y}, as {@code withColumn} does
      * @throws IllegalArgumentException if the input or residual column does not exist or has another type, or
      *     the sum column is the output column
      */
@@ -260,25 +275,29 @@ public final class SparkLayerNorm {
         Objects.requireNonNull(inputColumn, "inputColumn");
         Objects.requireNonNull(outputColumn, "outputColumn");
         StructType schema = dataset.schema();
-        StructField input = field(schema, inputColumn);
+        // Names compare as Spark resolves them: an output 'y' replaces a column 'Y' unless case matters.
+        boolean caseSensitive =
+                Boolean.parseBoolean(dataset.sparkSession().conf().get("spark.sql.caseSensitive", "false"));
+        StructField input = field(schema, inputColumn, caseSensitive);
         InputKind kind = InputKind.of(input);
-        StructField residual = residualColumn == null ? null : field(schema, residualColumn);
+        StructField residual = residualColumn == null ? null : field(schema, residualColumn, caseSensitive);
         InputKind residualKind = residual == null ? null : InputKind.of(residual);
-        if (outputColumn.equals(sumColumn)) {
+        if (same(outputColumn, sumColumn, caseSensitive)) {
             throw new IllegalArgumentException(
                     "the output and the sum x + r would both go to column '" + outputColumn + "'; name two columns");
         }
-        Column in = dataset.col(quote(inputColumn));
-        Column res = residual == null ? null : dataset.col(quote(residualColumn));
-        boolean inputReplaced = inputColumn.equals(outputColumn) || inputColumn.equals(sumColumn);
+        Column in = dataset.col(quote(input.name()));
+        Column res = residual == null ? null : dataset.col(quote(residual.name()));
+        boolean inputReplaced =
+                same(inputColumn, outputColumn, caseSensitive) || same(inputColumn, sumColumn, caseSensitive);
         // The original input travels typed beside the values where an encoder can carry it: arrays without null
         // values. Otherwise it goes with the other columns, in Spark's Row format, which costs more. So does the
         // residual, unless its values array is the original itself: array<float>, not turned into the sum.
         boolean typedOriginal = !inputReplaced && kind != InputKind.VECTOR && !kind.containsNull(input);
         boolean typedResidual = residual != null
                 && sumColumn == null
-                && !residualColumn.equals(inputColumn)
-                && !residualColumn.equals(outputColumn)
+                && !same(residualColumn, inputColumn, caseSensitive)
+                && !same(residualColumn, outputColumn, caseSensitive)
                 && residualKind == InputKind.FLOAT_ARRAY
                 && !residualKind.containsNull(residual);
 
@@ -286,10 +305,10 @@ public final class SparkLayerNorm {
         List<StructField> restFields = new ArrayList<>();
         for (StructField field : schema.fields()) {
             String name = field.name();
-            boolean carriedApart = name.equals(outputColumn)
-                    || name.equals(sumColumn)
-                    || (name.equals(inputColumn) && (inputReplaced || typedOriginal))
-                    || (name.equals(residualColumn) && typedResidual);
+            boolean carriedApart = same(name, outputColumn, caseSensitive)
+                    || same(name, sumColumn, caseSensitive)
+                    || (same(name, inputColumn, caseSensitive) && (inputReplaced || typedOriginal))
+                    || (same(name, residualColumn, caseSensitive) && typedResidual);
             if (!carriedApart) {
                 rest.add(dataset.col(quote(name)));
                 restFields.add(field);
@@ -361,18 +380,20 @@ public final class SparkLayerNorm {
         boolean sumPlaced = sum == null;
         for (StructField field : schema.fields()) {
             String name = field.name();
-            if (name.equals(outputColumn)) {
+            // Pass-through columns keep their metadata (ML attributes, comments); Spark's typed mapPartitions
+            // leaves them nullable, whatever they were.
+            if (same(name, outputColumn, caseSensitive)) {
                 columns.add(result);
                 resultPlaced = true;
-            } else if (name.equals(sumColumn)) {
+            } else if (same(name, sumColumn, caseSensitive)) {
                 columns.add(sum);
                 sumPlaced = true;
-            } else if (name.equals(inputColumn) && typedOriginal) {
-                columns.add(normalized.col("_4").as(inputColumn));
-            } else if (name.equals(residualColumn) && typedResidual) {
-                columns.add(normalized.col("_5").as(residualColumn));
+            } else if (same(name, inputColumn, caseSensitive) && typedOriginal) {
+                columns.add(normalized.col("_4").as(name, field.metadata()));
+            } else if (same(name, residualColumn, caseSensitive) && typedResidual) {
+                columns.add(normalized.col("_5").as(name, field.metadata()));
             } else {
-                columns.add(normalized.col("_1").getField(name).as(name));
+                columns.add(normalized.col("_1").getField(name).as(name, field.metadata()));
             }
         }
         if (!resultPlaced) {
@@ -406,14 +427,19 @@ public final class SparkLayerNorm {
         return values.clone();
     }
 
-    private static StructField field(StructType schema, String name) {
+    /** Whether two column names name one column, as the session's {@code spark.sql.caseSensitive} says; null: none. */
+    private static boolean same(String a, String b, boolean caseSensitive) {
+        return a != null && b != null && (caseSensitive ? a.equals(b) : a.equalsIgnoreCase(b));
+    }
+
+    private static StructField field(StructType schema, String name, boolean caseSensitive) {
         for (StructField field : schema.fields()) {
-            if (field.name().equals(name)) {
+            if (same(field.name(), name, caseSensitive)) {
                 return field;
             }
         }
-        throw new IllegalArgumentException(
-                "no column '" + name + "' in " + Arrays.toString(schema.fieldNames()) + " (names are case-sensitive)");
+        throw new IllegalArgumentException("no column '" + name + "' in " + Arrays.toString(schema.fieldNames())
+                + (caseSensitive ? " (names are case-sensitive: spark.sql.caseSensitive)" : ""));
     }
 
     /** A column name as Spark's parser reads it literally, dots and backticks included. */

@@ -21,6 +21,8 @@ import org.apache.spark.sql.RowFactory;
 import org.apache.spark.sql.SparkSession;
 import org.apache.spark.sql.types.DataType;
 import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.Metadata;
+import org.apache.spark.sql.types.MetadataBuilder;
 import org.apache.spark.sql.types.StructType;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -497,6 +499,34 @@ class SparkLayerNormTest {
     }
 
     @Test
+    void otherColumnsKeepTheirMetadataAndNamesCompareAsSparkResolvesThem() {
+        List<Row> rows = new ArrayList<>();
+        for (int r = 0; r < 6; r++) {
+            rows.add(RowFactory.create(r, boxed(embedding(r, C)), "name " + r));
+        }
+        Metadata comment =
+                new MetadataBuilder().putString("comment", "primary key").build();
+        StructType schema = new StructType()
+                .add("id", DataTypes.IntegerType, false, comment)
+                .add("emb", DataTypes.createArrayType(DataTypes.FloatType, false), true, comment)
+                .add("Y", DataTypes.StringType);
+        Dataset<Row> df = frame(schema, rows);
+
+        // 'y' is the column 'Y' under Spark's default spark.sql.caseSensitive=false: replaced, as withColumn does.
+        Dataset<Row> out =
+                SparkLayerNorm.of(LayerNormConfig.of(C).withoutAffine()).apply(df, "EMB", "y");
+
+        assertArrayEquals(new String[] {"id", "emb", "y"}, out.schema().fieldNames());
+        assertEquals(comment, out.schema().apply("id").metadata(), "a pass-through column keeps its metadata");
+        assertEquals(comment, out.schema().apply("emb").metadata(), "so does the input it carries apart");
+        for (Row row : out.select("id", "emb", "y").collectAsList()) {
+            int id = row.getInt(0);
+            assertArrayEquals(embedding(id, C), floats(row, "emb"));
+            TestAccess.assertForward(Backend.AUTO, embedding(id, C), 1, C, null, null, EPS, floats(row, "y"));
+        }
+    }
+
+    @Test
     void argumentsAreCheckedOnTheDriver() {
         Dataset<Row> df = withBadRow(null);
         SparkLayerNorm norm = SparkLayerNorm.of(LayerNormConfig.of(C));
@@ -516,5 +546,15 @@ class SparkLayerNormTest {
         IllegalArgumentException sum = assertThrows(
                 IllegalArgumentException.class, () -> norm.residual("emb", "y").apply(df, "emb", "y"));
         assertTrue(sum.getMessage().contains("would both go to column 'y'"), sum.getMessage());
+        // A chunk is allocated whole on each executor: a huge one was an OutOfMemoryError that ended the driver.
+        IllegalArgumentException chunk =
+                assertThrows(IllegalArgumentException.class, () -> norm.chunkRows(Integer.MAX_VALUE));
+        assertEquals(
+                "chunkRows 2147483647 is more than the " + (64 << 20) / (C * Float.BYTES) + " rows of " + C
+                        + " floats that fit the 64 MiB a chunk may hold",
+                chunk.getMessage());
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> SparkLayerNorm.of(LayerNormConfig.of(1)).chunkRows((1 << 20) + 1));
     }
 }
