@@ -1,6 +1,11 @@
 package dev.panorm;
 
+import dev.panorm.io.Npy;
+import java.io.IOException;
 import java.lang.foreign.Arena;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.Optional;
 
 /**
@@ -16,6 +21,7 @@ public final class LoaderProbe {
         System.out.println("java again=" + normalizeOnce(Backend.JAVA));
         System.out.println("auto=" + normalizeOnce(Backend.AUTO));
         System.out.println("auto again=" + normalizeOnce(Backend.AUTO));
+        System.out.println("npy=" + writeNpyOnce());
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         if (failure.isPresent()) {
             System.out.println("onednn=unavailable");
@@ -24,6 +30,21 @@ public final class LoaderProbe {
             System.out.println("onednn=" + OneDnn.version());
             System.out.println("path=" + OneDnn.libraryPath());
             System.out.println("forward=" + normalizeOnce(Backend.ONEDNN));
+        }
+    }
+
+    /** Writes a .npy file (its disk space reserved through a downcall where native access allows) and reads it. */
+    private static String writeNpyOnce() {
+        try (Arena arena = Arena.ofConfined()) {
+            Path file = Files.createTempFile("panorm-probe", ".npy");
+            try {
+                Npy.write(file, Tensor.ofFloats(arena, new float[] {1, 2}, 2));
+                return Arrays.equals(Npy.mapFloat32(file, arena).toFloatArray(), new float[] {1, 2}) ? "ok" : "wrong";
+            } finally {
+                Files.delete(file);
+            }
+        } catch (IOException | RuntimeException | Error e) {
+            return e.toString();
         }
     }
 

@@ -20,7 +20,8 @@ import java.nio.file.StandardOpenOption;
  * mapping gets its blocks only when a page is first written; on a full disk that write is a SIGBUS,
  * which kills the JVM when native code does it. With the blocks reserved, a full disk is an
  * {@link IOException} before any data is written. Where the C library lacks posix_fallocate (macOS),
- * the file is extended sparsely as before, and that protection is lost.
+ * the file is extended sparsely as before, and that protection is lost, as it is where native access is denied
+ * ({@code --illegal-native-access=deny}).
  */
 final class DiskSpace {
     private static final int O_WRONLY = 1;
@@ -48,10 +49,14 @@ final class DiskSpace {
     private DiskSpace() {}
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
-        return LINKER.defaultLookup()
-                .find(name)
-                .map(symbol -> LINKER.downcallHandle(symbol, descriptor, options))
-                .orElse(null);
+        try {
+            return LINKER.defaultLookup()
+                    .find(name)
+                    .map(symbol -> LINKER.downcallHandle(symbol, descriptor, options))
+                    .orElse(null);
+        } catch (IllegalCallerException nativeAccessDenied) { // --illegal-native-access=deny: extend sparsely
+            return null;
+        }
     }
 
     /**
