@@ -35,6 +35,9 @@ import picocli.CommandLine.ParentCommand;
                     + " rewritten while it is read is an error, not a crash; a progress bar shows on a terminal."
         })
 final class NormalizeCommand implements Callable<Integer> {
+    /** {@code torch.finfo(torch.float16).eps}: RMS normalization's default eps for float16 input, as PyTorch's. */
+    static final double FLOAT16_EPSILON = 0x1p-10;
+
     /** Each chunk of IN is held in memory (and its output pages until written): bound it. */
     static final long MAX_CHUNK_BYTES = 64L << 20;
 
@@ -64,7 +67,8 @@ final class NormalizeCommand implements Callable<Integer> {
             names = "--eps",
             paramLabel = "E",
             converter = Options.Eps.class,
-            description = "added to the variance; default 1e-5, or 2^-23 with --rms")
+            description = "added to the variance; default 1e-5, or with --rms torch.finfo(IN's dtype).eps, as"
+                    + " torch.nn.RMSNorm takes it: 2^-23 for float32, 2^-10 for float16")
     private Double eps;
 
     @Option(
@@ -183,7 +187,11 @@ final class NormalizeCommand implements Callable<Integer> {
                     .withScale(scale != null)
                     .withShift(shift != null)
                     .withPreciseStatistics(precise);
-            config = eps == null ? config : config.withEps(eps);
+            if (eps != null) {
+                config = config.withEps(eps);
+            } else if (rms && x.dataType() == DataType.F16) {
+                config = config.withEps(FLOAT16_EPSILON); // torch.nn.RMSNorm's default for float16 input
+            }
             long rowBytes = config.normalizedSize() * x.dataType().byteSize();
             long rows = Arrays.stream(shape).reduce(1, Math::multiplyExact) / config.normalizedSize();
             long perChunk = chunkRows(rowBytes, rows);

@@ -301,6 +301,28 @@ class MainTest {
     }
 
     @Test
+    void rmsOnFloat16TakesPyTorchsEpsForFloat16() throws IOException {
+        // torch.nn.RMSNorm(C) on a float16 tensor adds torch.finfo(torch.float16).eps = 2^-10; on rows this small
+        // (mean square about 3e-4) float32's 2^-23 gives visibly other results.
+        int c = 16;
+        float[] x = new float[2 * c];
+        SplittableRandom random = new SplittableRandom(16);
+        for (int i = 0; i < x.length; i++) {
+            x[i] = Float.float16ToFloat(Float.floatToFloat16((float) random.nextDouble(-0.03, 0.03)));
+        }
+        Path out = temp.resolve("y.npy");
+        Run run = run("normalize", saveHalf("x16.npy", x, 2, c).toString(), out.toString(), "--rms");
+        assertEquals(0, run.exit(), run.err());
+        double[] want = expected(x, c, null, true, 0x1p-10);
+        double[] float32Eps = expected(x, c, null, true, 0x1p-23);
+        float[] got = load(out);
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], got[i], 1e-5 + 1e-6 * Math.abs(want[i]), "element " + i);
+            assertTrue(Math.abs(float32Eps[i] - want[i]) > 1e-3 || Math.abs(want[i]) < 0.05, "eps must matter here");
+        }
+    }
+
+    @Test
     void normalizeReadsFloat16AndWritesEveryType() throws IOException {
         int c = 40;
         float[] x = random(3 * c, 11, 1);
