@@ -1,5 +1,6 @@
 package dev.panorm;
 
+import dev.panorm.internal.ffm.LinkerAbi;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
@@ -62,10 +63,7 @@ final class OwnedMemory {
     }
 
     private static MethodHandle holdHandle() {
-        // The linker takes its ABI from os.arch; a JVM started with another os.arch than its own (as a test of
-        // unsupported platforms does) crashes making an upcall stub, so only the ABIs panorm is tested on are used.
-        String arch = System.getProperty("os.arch", "");
-        if (!(arch.equals("amd64") || arch.equals("x86_64") || arch.equals("aarch64"))) {
+        if (!LinkerAbi.isTested()) {
             return null;
         }
         try {

@@ -1,5 +1,6 @@
 package dev.panorm.io;
 
+import dev.panorm.internal.ffm.LinkerAbi;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
@@ -21,7 +22,7 @@ import java.nio.file.StandardOpenOption;
  * which kills the JVM when native code does it. With the blocks reserved, a full disk is an
  * {@link IOException} before any data is written. Where the C library lacks posix_fallocate (macOS),
  * the file is extended sparsely as before, and that protection is lost, as it is where native access is denied
- * ({@code --illegal-native-access=deny}).
+ * ({@code --illegal-native-access=deny}) or the linker's ABI is not one panorm is tested on ({@link LinkerAbi}).
  */
 final class DiskSpace {
     private static final int O_WRONLY = 1;
@@ -49,6 +50,9 @@ final class DiskSpace {
     private DiskSpace() {}
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
+        if (!LinkerAbi.isTested()) { // a JVM told another os.arch than its own: a stub would crash it
+            return null;
+        }
         try {
             return LINKER.defaultLookup()
                     .find(name)

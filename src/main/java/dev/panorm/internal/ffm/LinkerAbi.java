@@ -1,0 +1,20 @@
+package dev.panorm.internal.ffm;
+
+/**
+ * Whether this JVM's foreign linker may build downcall and upcall stubs. Public for the module's own packages only:
+ * this package is not exported.
+ */
+public final class LinkerAbi {
+    private LinkerAbi() {}
+
+    /**
+     * {@return whether {@code os.arch} names an ABI panorm is tested on} The linker takes its ABI from {@code os.arch};
+     * in a JVM started with another {@code os.arch} than its own (as {@code NativeLibraryTest}'s test of unsupported
+     * platforms does), making a stub crashes the JVM (SIGSEGV in {@code ForeignGlobals::parse_abi_descriptor}). Code
+     * that can do without its stub asks first.
+     */
+    public static boolean isTested() {
+        String arch = System.getProperty("os.arch", "");
+        return arch.equals("amd64") || arch.equals("x86_64") || arch.equals("aarch64");
+    }
+}
