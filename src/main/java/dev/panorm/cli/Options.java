@@ -5,6 +5,7 @@ import dev.panorm.DataType;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
 import dev.panorm.cli.Main.UsageException;
+import dev.panorm.internal.io.ReplacedFile;
 import dev.panorm.io.Npy;
 import java.io.IOException;
 import java.lang.foreign.Arena;
@@ -153,9 +154,9 @@ final class Options {
      * cannot make one file look like two.
      */
     private static Path whereItLands(Path path) throws IOException {
-        Path end = path.toAbsolutePath();
-        for (int links = 0; links < 40 && Files.isSymbolicLink(end); links++) {
-            end = end.resolveSibling(Files.readSymbolicLink(end));
+        Path end = ReplacedFile.endOfLinks(path);
+        if (end == null) { // links that loop: writing the output says so
+            return path.toAbsolutePath().normalize();
         }
         Path folder = end.getParent();
         if (folder == null || end.getFileName() == null || !Files.isDirectory(folder)) {

@@ -162,12 +162,9 @@ public final class ReplacedFile implements AutoCloseable {
      * @throws IOException if that exists and is not a regular file, or the links loop
      */
     public static Path destination(Path target) throws IOException {
-        Path path = target.toAbsolutePath();
-        for (int links = 0; Files.isSymbolicLink(path); links++) {
-            if (links == 40) {
-                throw new IOException("cannot write " + target + ": too many levels of symbolic links");
-            }
-            path = path.resolveSibling(Files.readSymbolicLink(path));
+        Path path = endOfLinks(target);
+        if (path == null) {
+            throw new IOException("cannot write " + target + ": too many levels of symbolic links");
         }
         if (Files.exists(path) && !Files.isRegularFile(path)) {
             throw new IOException("cannot write " + target + ": "
@@ -176,6 +173,21 @@ public final class ReplacedFile implements AutoCloseable {
                     + " place, so it never replaces one that is not regular");
         }
         return path;
+    }
+
+    /**
+     * {@return the end of {@code path}'s chain of symbolic links, absolute, where a write to it lands; null if the
+     * links loop (more than 40, as Linux allows)}
+     */
+    public static Path endOfLinks(Path path) throws IOException {
+        Path end = path.toAbsolutePath();
+        for (int links = 0; Files.isSymbolicLink(end); links++) {
+            if (links == 40) {
+                return null;
+            }
+            end = end.resolveSibling(Files.readSymbolicLink(end));
+        }
+        return end;
     }
 
     /** {@return what a file that is not regular is, in words: "a directory", "a FIFO (named pipe)", ...} */
