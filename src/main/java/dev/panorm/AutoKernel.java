@@ -106,9 +106,7 @@ final class AutoKernel implements Kernel {
         int type = src.dataType().ordinal();
         return elements <= javaUpTo[type][pass.ordinal()]
                 || elements >= javaFrom[type][pass.ordinal()]
-                || singleRows[type][pass.ordinal()] && elements == config.normalizedSize()
-                // oneDNN would add a scalar pass for the statistics here, as for precise ones, which never wins.
-                || OneDnnPlan.longRows(config) && OneDnnPlan.computesStatistics(config, pass);
+                || singleRows[type][pass.ordinal()] && elements == config.normalizedSize();
     }
 
     /** Whether the vector kernels take these tensors (null: absent) as they are. */

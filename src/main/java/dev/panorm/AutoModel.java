@@ -250,7 +250,15 @@ final class AutoModel {
 
     /** The first crossovers for {@code config}, indexed by data type and then pass, for the hot path. */
     long[][] byPass(LayerNormConfig config) {
-        return byPass(config, this::javaUpTo);
+        // On rows too long for oneDNN's own statistics it would add a scalar pass for them, as for precise ones,
+        // which never wins: such passes run in Java.
+        return byPass(
+                config,
+                (kind, type) -> OneDnnPlan.longRows(config)
+                                && !config.rms()
+                                && (kind == Kind.FORWARD || kind == Kind.FORWARD_COMPOSED)
+                        ? ALWAYS_JAVA
+                        : javaUpTo(kind, type));
     }
 
     /** The second crossovers ({@link #javaFrom}), indexed as {@link #byPass}. */

@@ -87,6 +87,20 @@ class AutoKernelTest extends LayerNormContract {
         assertEquals(Backend.ONEDNN, ranOn(FORWARD_UP_TO / 768 + 1, 768, DataType.F32));
     }
 
+    /**
+     * Rows of more than 2^19 elements get their statistics from Java on oneDNN (its float32 sums leave the accuracy
+     * bound there), which never beats the Java kernel: AUTO runs the passes that compute statistics in Java, and a pass
+     * with given statistics where the model sends it.
+     */
+    @Test
+    void forwardPassesOnLongRowsThatComputeStatisticsRunInJava() {
+        assumeTrue(JavaKernels.vectorized() && OneDnn.isAvailable());
+        LayerNormConfig config = LayerNormConfig.of(1 << 20);
+        assertEquals(Backend.JAVA, ranOn(config, Pass.FORWARD_INFERENCE, 4, DataType.F32));
+        assertEquals(Backend.JAVA, ranOn(config, Pass.FORWARD_TRAINING, 4, DataType.F32));
+        assertEquals(Backend.ONEDNN, ranOn(config, Pass.FORWARD_GLOBAL, 4, DataType.F32));
+    }
+
     /** Runs one call of {@code pass} on {@code rows x c} data of {@code type} and returns the backend that ran it. */
     private static Backend ranOn(LayerNormConfig config, Pass pass, long rows, DataType type) {
         return ranOn(config, Backend.AUTO, pass, rows, type);
