@@ -172,7 +172,7 @@ final class OneDnnPlan {
     }
 
     /** Whether {@code pass} computes layer normalization's statistics (RMS's come from Java in any case). */
-    static boolean computesStatistics(LayerNormConfig config, Pass pass) {
+    private static boolean computesStatistics(LayerNormConfig config, Pass pass) {
         return !config.rms() && pass.forward && !pass.globalStatistics;
     }
 
