@@ -26,6 +26,10 @@ import java.util.function.ToLongBiFunction;
  * forward crossovers, are those measured on an AMD EPYC (Zen 5, 2 cores), where a second thread costs more ({@link
  * OneDnnKernel#AMD}).
  *
+ * <p>The first crossover may differ for wide rows ({@link AutoProfile#WIDE_ROWS} elements or more): the Java kernel
+ * pays a fixed cost per row and oneDNN one per call, so where rows are wide Java stays faster to larger calls. A call's
+ * row length is its operation's, so the row class is chosen once per operation, off the hot path.
+ *
  * <p>{@code panorm tune} measures them on the machine it runs on and writes an {@link AutoProfile}; AUTO uses the
  * profile that matches the machine, if there is one, in place of the built-in crossovers it names ({@link
  * #current()}), and in place of oneDNN's built-in thread counts ({@link OneDnnKernel#singleThreadBelow}) those it
@@ -98,19 +102,18 @@ final class AutoModel {
      * {@link HeapRows}): always Java for the composed kinds, forward up to 32 rows of 768 and with given
      * statistics up to 16 (oneDNN's fixed cost per call; per element its half-precision kernel is faster, so no
      * long single rows), backward up to 2^16 elements and single rows of any length (Java's backward is faster per element
-     * up to there), as {@code panorm tune} measured them on the machine named in docs/benchmarks.md. The system
-     * property
-     * {@code panorm.auto.javaUpTo} replaces every float32 crossover, with no second one (0: oneDNN whenever it
-     * can).
+     * up to there), as {@code panorm tune} measured them on the machine named in docs/benchmarks.md. Wide rows
+     * take the same crossovers, except on AMD (below). The system property {@code panorm.auto.javaUpTo} replaces
+     * every float32 crossover, wide rows' too, with no second one (0: oneDNN whenever it can).
      */
     static final AutoModel BUILT_IN = builtIn(Long.getLong("panorm.auto.javaUpTo"));
 
-    /** Indexed by data type, then kind. */
+    /** Indexed by data type, then kind: for calls on rows shorter than {@link AutoProfile#WIDE_ROWS}. */
     private final long[][] javaUpTo;
+    /** The same for calls on wide rows, indexed as {@link #javaUpTo}. */
+    private final long[][] wideRowsJavaUpTo;
     /** Calls of at least this many elements run in Java again, indexed as {@link #javaUpTo}; {@link #NEVER}: none. */
     private final long[][] javaFrom;
-    /** Whether single rows of any length run in Java, indexed as {@link #javaUpTo}. */
-    private final boolean[][] singleRows;
     /**
      * oneDNN runs calls of at least this many elements on all cores, indexed as {@link #javaUpTo}; {@link
      * #BUILT_IN_THREADS}: as {@link OneDnnKernel#singleThreadBelow} says.
@@ -119,10 +122,10 @@ final class AutoModel {
 
     private static final long BUILT_IN_THREADS = -1;
 
-    private AutoModel(long[][] javaUpTo, long[][] javaFrom, boolean[][] singleRows, long[][] oneDnnThreadsFrom) {
+    private AutoModel(long[][] javaUpTo, long[][] wideRowsJavaUpTo, long[][] javaFrom, long[][] oneDnnThreadsFrom) {
         this.javaUpTo = javaUpTo;
+        this.wideRowsJavaUpTo = wideRowsJavaUpTo;
         this.javaFrom = javaFrom;
-        this.singleRows = singleRows;
         this.oneDnnThreadsFrom = oneDnnThreadsFrom;
     }
 
@@ -195,11 +198,26 @@ final class AutoModel {
             table[DataType.BF16.ordinal()][Kind.FORWARD.ordinal()] = 3 << 14;
             table[DataType.BF16.ordinal()][Kind.FORWARD_GLOBAL.ordinal()] = 3 << 13;
         }
+        long[][] wide = new long[types][];
+        for (int type = 0; type < types; type++) {
+            wide[type] = table[type].clone();
+        }
+        if (OneDnnKernel.AMD) {
+            // float32 forward on wide rows: Java's one thread beats oneDNN's one up to where oneDNN starts its second
+            // (16 x 4096 and 40 x 2048: 7 to 19% faster), while on rows of 768 oneDNN's one thread wins from 64 rows
+            // (docs/benchmarks.md, "Wide rows").
+            for (Pass pass : new Pass[] {Pass.FORWARD_INFERENCE, Pass.FORWARD_GLOBAL}) {
+                Kind kind = pass.globalStatistics ? Kind.FORWARD_GLOBAL : Kind.FORWARD;
+                wide[DataType.F32.ordinal()][kind.ordinal()] = OneDnnKernel.singleThreadBelow(pass, DataType.F32) - 1;
+            }
+        }
         if (profile != null) {
-            // A profile names both crossovers of each kind it measured (NEVER: no second one).
+            // A profile names both crossovers of each kind it measured (NEVER: no second one), and the wide rows'
+            // where its sweep had some (else they take the kind's).
             for (Map.Entry<String, Long> entry : profile.javaUpTo().entrySet()) {
                 int[] at = typeAndKind(entry.getKey());
                 table[at[0]][at[1]] = entry.getValue();
+                wide[at[0]][at[1]] = profile.wideRowsJavaUpTo().getOrDefault(entry.getKey(), entry.getValue());
                 from[at[0]][at[1]] = profile.javaFrom().getOrDefault(entry.getKey(), NEVER);
             }
             for (Map.Entry<String, Long> entry : profile.oneDnnThreadsFrom().entrySet()) {
@@ -209,19 +227,10 @@ final class AutoModel {
         }
         if (override != null) {
             Arrays.fill(f32, override);
+            Arrays.fill(wide[DataType.F32.ordinal()], override);
             Arrays.fill(from[DataType.F32.ordinal()], NEVER);
         }
-        // Single rows: float32 wherever Java takes some calls; half precision backward only.
-        boolean[][] singleRows = new boolean[types][kinds];
-        for (int kind = 0; kind < kinds; kind++) {
-            singleRows[DataType.F32.ordinal()][kind] = f32[kind] > 0;
-        }
-        for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
-            for (Kind backward : new Kind[] {Kind.BACKWARD, Kind.BACKWARD_DATA}) {
-                singleRows[half.ordinal()][backward.ordinal()] = table[half.ordinal()][backward.ordinal()] > 0;
-            }
-        }
-        return new AutoModel(table, from, singleRows, threadsFrom);
+        return new AutoModel(table, wide, from, threadsFrom);
     }
 
     /** The data type's and the kind's ordinals that a profile's {@code <type>.<kind>} names. */
@@ -233,9 +242,22 @@ final class AutoModel {
         };
     }
 
-    /** Calls of {@code kind} whose data is of {@code type} run in Java up to this many elements. */
+    /**
+     * Calls of {@code kind} whose data is of {@code type}, on rows shorter than {@link AutoProfile#WIDE_ROWS}, run in
+     * Java up to this many elements.
+     */
     long javaUpTo(Kind kind, DataType type) {
         return javaUpTo[type.ordinal()][kind.ordinal()];
+    }
+
+    /** The same on rows of at least {@link AutoProfile#WIDE_ROWS} elements. */
+    long wideRowsJavaUpTo(Kind kind, DataType type) {
+        return wideRowsJavaUpTo[type.ordinal()][kind.ordinal()];
+    }
+
+    /** {@link #javaUpTo} or {@link #wideRowsJavaUpTo}, as {@code rowLength} says. */
+    private long javaUpTo(Kind kind, DataType type, long rowLength) {
+        return rowLength >= AutoProfile.WIDE_ROWS ? wideRowsJavaUpTo(kind, type) : javaUpTo(kind, type);
     }
 
     /** And again from this many elements on ({@link #NEVER}: no second crossover). */
@@ -243,9 +265,15 @@ final class AutoModel {
         return javaFrom[type.ordinal()][kind.ordinal()];
     }
 
-    /** Whether calls of {@code kind} on {@code type} that are a single row run in Java, whatever their length. */
-    boolean singleRowsInJava(Kind kind, DataType type) {
-        return singleRows[type.ordinal()][kind.ordinal()];
+    /**
+     * Whether calls of {@code kind} on {@code type} that are a single row of {@code rowLength} run in Java, whatever
+     * their length: float32 wherever Java takes some calls on such rows, half precision backward only.
+     */
+    boolean singleRowsInJava(Kind kind, DataType type, long rowLength) {
+        boolean javaTakesSome = javaUpTo(kind, type, rowLength) > 0;
+        return type == DataType.F32
+                ? javaTakesSome
+                : javaTakesSome && (kind == Kind.BACKWARD || kind == Kind.BACKWARD_DATA);
     }
 
     /** The first crossovers for {@code config}, indexed by data type and then pass, for the hot path. */
@@ -258,7 +286,7 @@ final class AutoModel {
                                 && !config.rms()
                                 && (kind == Kind.FORWARD || kind == Kind.FORWARD_COMPOSED)
                         ? ALWAYS_JAVA
-                        : javaUpTo(kind, type));
+                        : javaUpTo(kind, type, config.normalizedSize()));
     }
 
     /** The second crossovers ({@link #javaFrom}), indexed as {@link #byPass}. */
@@ -299,7 +327,8 @@ final class AutoModel {
         boolean[][] table = new boolean[DataType.values().length][Pass.values().length];
         for (DataType type : DataType.values()) {
             for (Pass pass : Pass.values()) {
-                table[type.ordinal()][pass.ordinal()] = singleRowsInJava(Kind.of(config, pass), type);
+                table[type.ordinal()][pass.ordinal()] =
+                        singleRowsInJava(Kind.of(config, pass), type, config.normalizedSize());
             }
         }
         return table;

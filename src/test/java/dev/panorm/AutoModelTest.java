@@ -56,7 +56,54 @@ class AutoModelTest {
         AutoModel overridden = AutoModel.of(profile(AutoProfile.Key.thisMachine()), 5L); // -Dpanorm.auto.javaUpTo wins
         for (AutoModel.Kind kind : AutoModel.Kind.values()) {
             assertEquals(5, overridden.javaUpTo(kind, DataType.F32), kind.name());
+            assertEquals(5, overridden.wideRowsJavaUpTo(kind, DataType.F32), kind.name());
         }
+    }
+
+    /**
+     * Wide rows take the kind's crossover unless a profile names theirs, or, built in, on AMD CPUs for float32 forward
+     * calls, where the Java kernel was measured faster to larger calls on wide rows.
+     */
+    @Test
+    void wideRowsHaveACrossoverOfTheirOwn() {
+        for (AutoModel.Kind kind : AutoModel.Kind.values()) {
+            for (DataType type : DataType.values()) {
+                boolean amdWide = OneDnnKernel.AMD
+                        && type == DataType.F32
+                        && (kind == AutoModel.Kind.FORWARD || kind == AutoModel.Kind.FORWARD_GLOBAL);
+                long narrow = AutoModel.BUILT_IN.javaUpTo(kind, type);
+                long wide = AutoModel.BUILT_IN.wideRowsJavaUpTo(kind, type);
+                assertTrue(amdWide ? wide > narrow : wide == narrow, kind + " " + type + ": " + narrow + ", " + wide);
+            }
+        }
+        AutoProfile.Key here = AutoProfile.Key.thisMachine();
+        Instant tuned = Instant.parse("2026-12-02T12:00:00Z");
+        long wide = AutoProfile.WIDE_ROWS;
+        AutoModel model = AutoModel.of(
+                new AutoProfile(
+                        here,
+                        tuned,
+                        Map.of("f32.forward", CROSSOVER, "f32.forward_global", 4 * wide),
+                        Map.of(),
+                        Map.of(),
+                        Map.of("f32.forward", 4 * wide)),
+                null);
+        assertEquals(CROSSOVER, model.javaUpTo(AutoModel.Kind.FORWARD, DataType.F32));
+        assertEquals(4 * wide, model.wideRowsJavaUpTo(AutoModel.Kind.FORWARD, DataType.F32));
+        // Named without wide rows (a sweep of narrow rows only): the kind's crossover for every row length.
+        assertEquals(4 * wide, model.wideRowsJavaUpTo(AutoModel.Kind.FORWARD_GLOBAL, DataType.F32));
+        int forward = Pass.FORWARD_INFERENCE.ordinal();
+        int f32 = DataType.F32.ordinal();
+        assertEquals(CROSSOVER, model.byPass(LayerNormConfig.of(wide - 1))[f32][forward]);
+        assertEquals(4 * wide, model.byPass(LayerNormConfig.of(wide))[f32][forward]);
+        assertEquals(4 * wide, model.byPass(LayerNormConfig.of(wide / 2, 2))[f32][forward]); // rows of both axes
+        // A wide crossover of 0 sends wide single rows to oneDNN too.
+        AutoModel none = AutoModel.of(
+                new AutoProfile(
+                        here, tuned, Map.of("f32.forward", CROSSOVER), Map.of(), Map.of(), Map.of("f32.forward", 0L)),
+                null);
+        assertTrue(none.singleRowsByPass(LayerNormConfig.of(C))[f32][forward]);
+        assertTrue(!none.singleRowsByPass(LayerNormConfig.of(wide))[f32][forward]);
     }
 
     @Test
@@ -100,6 +147,34 @@ class AutoModelTest {
             assertTrue(oneDnn.startsWith("auto: ") && !oneDnn.contains("java"), oneDnn);
         } finally {
             auto.close();
+        }
+    }
+
+    @Test
+    void autoRoutesWideRowsByTheirOwnCrossover() {
+        assumeTrue(OneDnn.isAvailable() && JavaKernels.vectorized());
+        long wide = AutoProfile.WIDE_ROWS;
+        AutoModel model = AutoModel.of(
+                new AutoProfile(
+                        AutoProfile.Key.thisMachine(),
+                        Instant.parse("2026-12-02T12:00:00Z"),
+                        Map.of("f32.forward", 2 * wide),
+                        Map.of(),
+                        Map.of(),
+                        Map.of("f32.forward", 8 * wide)),
+                null);
+        // The same 4 x 2048 elements: in Java on wide rows, on oneDNN on rows of 1024.
+        for (long c : new long[] {wide, wide / 2}) {
+            long rows = 4 * wide / c;
+            AutoKernel auto = new AutoKernel(LayerNormConfig.of(c), 1, new CallCounter(), model);
+            try (Arena arena = Arena.ofConfined()) {
+                Tensor x = Tensor.allocate(arena, DataType.F32, rows, c);
+                Tensor parameter = Tensor.allocate(arena, DataType.F32, c);
+                String path = auto.implementation(x, x, parameter, parameter, rows);
+                assertEquals(c == wide, path.startsWith("auto: java:vector"), path);
+            } finally {
+                auto.close();
+            }
         }
     }
 

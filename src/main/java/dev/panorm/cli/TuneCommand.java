@@ -44,7 +44,8 @@ import picocli.CommandLine.ParentCommand;
  * cores rather than one, then the sizes up to which, and from which on, AUTO should send calls to Java, each
  * the choice that makes the sum over the sweep of (AUTO's time / the best time) least, routing as AUTO does (a
  * single row goes to Java whenever the first crossover is not 0, except in half-precision forward calls; a
- * forward call on one row runs oneDNN on one thread).
+ * forward call on one row runs oneDNN on one thread). Rows of {@link AutoProfile#WIDE_ROWS} elements or more get a
+ * first crossover of their own, chosen the same way, where the sweep has such rows.
  */
 @Command(
         name = "tune",
@@ -54,7 +55,8 @@ import picocli.CommandLine.ParentCommand;
         sortOptions = false,
         description = {
             "Measures this machine's crossovers between the Java kernels and oneDNN for AUTO (layer-norm forward"
-                    + " inference and training, forward with given statistics, backward, backward for the input only; float32, bf16 and float16),"
+                    + " inference and training, forward with given statistics, backward, backward for the input only; float32, bf16 and float16;"
+                    + " rows shorter than " + AutoProfile.WIDE_ROWS + " elements and longer ones apart),"
                     + " and from which size oneDNN should run all cores, and writes them as a profile that AUTO uses on this machine (same CPU model, core count, JDK and oneDNN).",
             "Run it on an otherwise idle machine: it times the candidates against each other."
         },
@@ -65,7 +67,7 @@ import picocli.CommandLine.ParentCommand;
                     + " AUTO uses."
         })
 final class TuneCommand implements Callable<Integer> {
-    private static final String DEFAULT_WIDTHS = "768,1024,4096";
+    private static final String DEFAULT_WIDTHS = "768,1024,2048,4096";
     private static final String DEFAULT_TYPES = "f32,bf16,f16";
     /** The Java kernels are compiled by C2 once their fastest call takes at most this per element (KernelWarmup's). */
     private static final double COMPILED_NS_PER_ELEMENT = 2;
@@ -235,18 +237,25 @@ final class TuneCommand implements Callable<Integer> {
     /**
      * A kind's crossovers.
      *
-     * @param javaUpTo calls of up to this many elements run in Java
+     * @param javaUpTo calls of up to this many elements run in Java, on rows shorter than {@link AutoProfile#WIDE_ROWS}
      * @param javaFrom and from this many on; {@link #NEVER} for none
      * @param oneDnnThreadsFrom the others run on oneDNN, on all cores from this many elements on; {@link #NEVER}: on one
      *     thread always
+     * @param wideRowsJavaUpTo {@code javaUpTo} for calls on wider rows
      */
-    record Crossovers(long javaUpTo, long javaFrom, long oneDnnThreadsFrom) {
+    record Crossovers(long javaUpTo, long javaFrom, long oneDnnThreadsFrom, long wideRowsJavaUpTo) {
         static final long NEVER = Long.MAX_VALUE;
 
+        /** The same first crossover for every row length. */
+        Crossovers(long javaUpTo, long javaFrom, long oneDnnThreadsFrom) {
+            this(javaUpTo, javaFrom, oneDnnThreadsFrom, javaUpTo);
+        }
+
         boolean java(Point p) {
-            return p.elements() <= javaUpTo
+            long upTo = p.c() >= AutoProfile.WIDE_ROWS ? wideRowsJavaUpTo : javaUpTo;
+            return p.elements() <= upTo
                     || p.elements() >= javaFrom
-                    || javaUpTo > 0 && p.rows() == 1 && p.singleRowsInJava();
+                    || upTo > 0 && p.rows() == 1 && p.singleRowsInJava();
         }
 
         /** AUTO's time on {@code p}, routed by these crossovers. */
@@ -290,14 +299,18 @@ final class TuneCommand implements Callable<Integer> {
         Map<String, Long> javaUpTo = new LinkedHashMap<>();
         Map<String, Long> javaFrom = new LinkedHashMap<>();
         Map<String, Long> threadsFrom = new LinkedHashMap<>();
+        Map<String, Long> wideRows = new LinkedHashMap<>();
         crossovers.forEach((kind, found) -> {
             javaUpTo.put(kind, found.javaUpTo());
             if (found.javaFrom() != Crossovers.NEVER) {
                 javaFrom.put(kind, found.javaFrom());
             }
             threadsFrom.put(kind, found.oneDnnThreadsFrom());
+            if (Arrays.stream(parsedWidths).anyMatch(c -> c >= AutoProfile.WIDE_ROWS)) {
+                wideRows.put(kind, found.wideRowsJavaUpTo());
+            }
         });
-        AutoProfile profile = new AutoProfile(key, Instant.now(), javaUpTo, javaFrom, threadsFrom);
+        AutoProfile profile = new AutoProfile(key, Instant.now(), javaUpTo, javaFrom, threadsFrom, wideRows);
         profile.write(file);
         print(main.out, key, sweep, crossovers, file, (System.nanoTime() - start) / 1e9);
         return Main.OK;
@@ -516,30 +529,45 @@ final class TuneCommand implements Callable<Integer> {
 
     /**
      * The crossovers for one kind's points. First oneDNN's thread count ({@link #oneDnnThreadsFrom}); then, with it,
-     * among 0 and the points' element counts for the first crossover, and the larger element counts for the second,
-     * the routing (as AUTO routes: Java up to the first and from the second on, and single rows unless the first is
-     * 0) that makes the sum of (time / best time) over the points least. Ties go to no second crossover, then to the
-     * smallest first and the largest second. Deterministic for given points.
+     * among 0 and the points' element counts for the first crossover (on narrow rows and on wide ones), and the larger
+     * element counts for the second, the routing (as AUTO routes: Java up to the first and from the second on, and
+     * single rows unless the first is 0) that makes the sum of (time / best time) over the points least. Ties go to no
+     * second crossover, then to the smallest first and the largest second, then to the same first crossover on wide
+     * rows. Deterministic for given points.
      */
     static Crossovers crossovers(List<Point> points) {
         long threadsFrom = oneDnnThreadsFrom(points);
         List<Long> sizes =
                 points.stream().map(Point::elements).sorted().distinct().toList();
-        List<Crossovers> candidates = new ArrayList<>();
-        candidates.add(new Crossovers(0, Crossovers.NEVER, threadsFrom));
-        sizes.forEach(size -> candidates.add(new Crossovers(size, Crossovers.NEVER, threadsFrom)));
-        for (long first : candidates.stream().map(Crossovers::javaUpTo).toList()) {
-            sizes.reversed().stream()
-                    .filter(size -> size > first)
-                    .forEach(second -> candidates.add(new Crossovers(first, second, threadsFrom)));
-        }
+        List<Long> firsts = new ArrayList<>(List.of(0L));
+        firsts.addAll(sizes);
+        List<Long> wideSizes = new ArrayList<>(List.of(0L));
+        points.stream()
+                .filter(p -> p.c() >= AutoProfile.WIDE_ROWS)
+                .map(Point::elements)
+                .sorted()
+                .distinct()
+                .forEach(wideSizes::add);
         Crossovers best = null;
         double bestLoss = Double.POSITIVE_INFINITY;
-        for (Crossovers candidate : candidates) {
-            double loss = Arrays.stream(slowdowns(points, candidate)).sum();
-            if (loss < bestLoss) {
-                bestLoss = loss;
-                best = candidate;
+        for (int pass = 0; pass < 2; pass++) { // without a second crossover first, so that ties keep none
+            for (long first : firsts) {
+                for (long second : pass == 0 ? List.of(Crossovers.NEVER) : sizes.reversed()) {
+                    if (second <= first) {
+                        continue;
+                    }
+                    List<Long> wides = new ArrayList<>(List.of(first)); // the same on wide rows first
+                    wideSizes.stream().filter(size -> size != first).forEach(wides::add);
+                    for (long wide : wideSizes.size() > 1 ? wides : List.of(first)) {
+                        Crossovers candidate = new Crossovers(first, second, threadsFrom, wide);
+                        double loss =
+                                Arrays.stream(slowdowns(points, candidate)).sum();
+                        if (loss < bestLoss) {
+                            bestLoss = loss;
+                            best = candidate;
+                        }
+                    }
+                }
             }
         }
         return best;
@@ -617,10 +645,14 @@ final class TuneCommand implements Callable<Integer> {
                     slowdowns(points.stream().filter(p -> p.kind().equals(kind)).toList(), found);
             out.printf(
                     Locale.ROOT,
-                    "%-18s Java up to %d elements per call, oneDNN above%s; oneDNN %s (time / best time over the"
+                    "%-18s Java up to %d elements per call%s, oneDNN above%s; oneDNN %s (time / best time over the"
                             + " sweep: mean %.3f, worst %.2f)%n",
                     kind,
                     found.javaUpTo(),
+                    found.wideRowsJavaUpTo() == found.javaUpTo()
+                            ? ""
+                            : " (on rows of " + AutoProfile.WIDE_ROWS + " or more up to " + found.wideRowsJavaUpTo()
+                                    + ")",
                     found.javaFrom() == Crossovers.NEVER ? "" : ", Java again from " + found.javaFrom(),
                     found.oneDnnThreadsFrom() == Crossovers.NEVER
                             ? "on one thread"

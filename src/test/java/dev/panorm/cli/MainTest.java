@@ -596,7 +596,15 @@ class MainTest {
         Assumptions.assumeTrue(dev.panorm.OneDnn.isAvailable());
         Path folder = temp.resolve("profiles");
         Run run = run(
-                "tune", "--seconds", "0.05", "--widths", "16,32", "--max-elements", "64", "--dir", folder.toString());
+                "tune",
+                "--seconds",
+                "0.05",
+                "--widths",
+                "16,32," + AutoProfile.WIDE_ROWS, // the wide one: single rows
+                "--max-elements",
+                "64",
+                "--dir",
+                folder.toString());
         assertEquals(0, run.exit(), run.err());
         AutoProfile.Key here = AutoProfile.Key.thisMachine();
         Path file = AutoProfile.fileFor(folder, here);
@@ -622,17 +630,21 @@ class MainTest {
             }
         }
         assertEquals(measured, List.copyOf(profile.javaUpTo().keySet()), run.out());
+        List<Long> sizes = List.of(16L, 32L, 64L, AutoProfile.WIDE_ROWS);
         for (long crossover : profile.javaUpTo().values()) { // 0 or one of the sizes measured, whichever was faster
-            assertTrue(List.of(0L, 16L, 32L, 64L).contains(crossover), profile.toString());
+            assertTrue(crossover == 0 || sizes.contains(crossover), profile.toString());
         }
         profile.javaFrom()
                 .forEach((kind, from) -> assertTrue( // second crossovers, where Java won again: sizes too
-                        List.of(32L, 64L).contains(from)
-                                && from > profile.javaUpTo().get(kind),
-                        profile.toString()));
+                        sizes.contains(from) && from > profile.javaUpTo().get(kind), profile.toString()));
         assertEquals(profile.javaUpTo().keySet(), profile.oneDnnThreadsFrom().keySet());
         for (long threadsFrom : profile.oneDnnThreadsFrom().values()) { // a size measured, or one thread always
-            assertTrue(List.of(16L, 32L, 64L, Long.MAX_VALUE).contains(threadsFrom), profile.toString());
+            assertTrue(threadsFrom == Long.MAX_VALUE || sizes.contains(threadsFrom), profile.toString());
+        }
+        // The sweep had wide rows, so every kind has a crossover for them.
+        assertEquals(profile.javaUpTo().keySet(), profile.wideRowsJavaUpTo().keySet());
+        for (long crossover : profile.wideRowsJavaUpTo().values()) {
+            assertTrue(crossover == 0 || sizes.contains(crossover), profile.toString());
         }
         assertTrue(run.out().contains("profile  " + file), run.out());
         assertTrue(run.out().contains("machine  " + here), run.out());
@@ -673,6 +685,37 @@ class MainTest {
                     new TuneCommand.Crossovers(256, TuneCommand.Crossovers.NEVER, TuneCommand.Crossovers.NEVER);
             assertEquals(java ? 2.0 : 1.0, TuneCommand.slowdowns(List.of(longRow), crossovers)[0], kind);
         }
+    }
+
+    @Test
+    void tuneGivesWideRowsTheirOwnCrossoverWhereThatCostsAutoLess() {
+        // Rows of 64: Java faster up to 4 rows. Rows of 2048: up to 8 (256 and 16,384 elements).
+        double[] oneDnn = {10, 10, 10, 10, 10, 10};
+        List<TuneCommand.Point> points = new ArrayList<>(points(new double[] {1, 2, 4, 16, 32, 64}, oneDnn));
+        long wide = AutoProfile.WIDE_ROWS;
+        double[] wideJava = {1, 2, 4, 8, 16, 32};
+        for (int i = 0; i < wideJava.length; i++) {
+            points.add(new TuneCommand.Point("inference", "forward", 1L << i, wide, wideJava[i], 10, 10));
+        }
+        TuneCommand.Crossovers found = TuneCommand.crossovers(points);
+        assertEquals(
+                new TuneCommand.Crossovers(
+                        4 * 64, TuneCommand.Crossovers.NEVER, TuneCommand.Crossovers.NEVER, 8 * wide),
+                found);
+        assertArrayEquals(
+                new double[points.size()],
+                Arrays.stream(TuneCommand.slowdowns(points, found))
+                        .map(ratio -> ratio - 1)
+                        .toArray());
+        // Wide rows like the others, Java faster on a single row only: one crossover (a tie with 2048, which routes
+        // them alike, keeps the same one for both).
+        points.subList(6, 12).clear();
+        for (int i = 0; i < 6; i++) {
+            points.add(new TuneCommand.Point("inference", "forward", 1L << i, wide, i == 0 ? 1 : 20, 10, 10));
+        }
+        found = TuneCommand.crossovers(points);
+        assertEquals(found.javaUpTo(), 4 * 64);
+        assertEquals(found.javaUpTo(), found.wideRowsJavaUpTo(), found.toString());
     }
 
     @Test

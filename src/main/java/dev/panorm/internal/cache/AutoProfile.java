@@ -36,13 +36,14 @@ import java.util.function.Consumer;
  * <p>The file is a properties file written in a fixed order, e.g.
  *
  * <pre>{@code
- * format=3
+ * format=4
  * cpu=Intel(R) Xeon(R) Platinum 8488C
  * cores=2
  * java=25+36-LTS
  * onednn=3.8.1
  * tuned=2026-11-30T20:41:07Z
  * f32.forward=12288
+ * f32.forward.wide_rows=65536
  * f32.forward.onednn_threads_from=32768
  * f32.backward=98304
  * f32.backward.java_from=1048576
@@ -50,7 +51,8 @@ import java.util.function.Consumer;
  * }</pre>
  *
  * <p>Format 1, from before second crossovers, is read as a profile without them; formats 1 and 2, from before
- * oneDNN's thread counts, as a profile without those.
+ * oneDNN's thread counts, as a profile without those; formats 1 to 3, from before crossovers for wide rows, as a
+ * profile without those.
  *
  * @param key the machine the crossovers were measured on
  * @param tuned when
@@ -61,13 +63,17 @@ import java.util.function.Consumer;
  * @param oneDnnThreadsFrom named as in {@code javaUpTo} (kinds not measured are absent): calls that AUTO sends to
  *     oneDNN run on all cores from this many elements on, on one thread below ({@link Long#MAX_VALUE}: always one);
  *     in the file as {@code <data type>.<kind>.onednn_threads_from}
+ * @param wideRowsJavaUpTo named as in {@code javaUpTo} (kinds whose sweep had no rows of {@link #WIDE_ROWS} elements
+ *     or more are absent): calls on rows of at least {@link #WIDE_ROWS} elements run in Java up to this many elements,
+ *     in place of the kind's {@code javaUpTo}; in the file as {@code <data type>.<kind>.wide_rows}
  */
 public record AutoProfile(
         Key key,
         Instant tuned,
         Map<String, Long> javaUpTo,
         Map<String, Long> javaFrom,
-        Map<String, Long> oneDnnThreadsFrom) {
+        Map<String, Long> oneDnnThreadsFrom,
+        Map<String, Long> wideRowsJavaUpTo) {
     /** The system property: {@code none} for the built-in model, or a profile file to use instead of the cached one. */
     public static final String PROPERTY = "panorm.auto.profile";
     /** The environment variable read when {@link #PROPERTY} is not set. */
@@ -81,10 +87,18 @@ public record AutoProfile(
             List.of("forward", "forward_global", "forward_composed", "backward", "backward_data", "backward_composed");
     /** The data types a profile may name (panorm's floating-point types, lower case). */
     public static final List<String> DATA_TYPES = List.of("f32", "bf16", "f16");
+    /**
+     * Rows of at least this many elements are wide: a profile may give them a crossover of their own. The Java kernel
+     * pays a fixed cost per row (its reductions), oneDNN one per call, so on wide rows Java stays faster to larger
+     * calls: on the AMD EPYC (Zen 5) measured, float32 forward on rows of 2048 and 4096 up to twice the elements as on
+     * rows of 768 (docs/benchmarks.md, "Wide rows").
+     */
+    public static final long WIDE_ROWS = 2048;
 
-    private static final String FORMAT = "3";
+    private static final String FORMAT = "4";
     private static final String SECOND_CROSSOVER = ".java_from";
     private static final String THREADS_FROM = ".onednn_threads_from";
+    private static final String WIDE = ".wide_rows";
     private static final List<String> HEADER = List.of("format", "cpu", "cores", "java", "onednn", "tuned");
     private static final System.Logger LOG = System.getLogger("dev.panorm");
 
@@ -157,6 +171,16 @@ public record AutoProfile(
         this(key, tuned, javaUpTo, javaFrom, Map.of());
     }
 
+    /** A profile without crossovers for wide rows. */
+    public AutoProfile(
+            Key key,
+            Instant tuned,
+            Map<String, Long> javaUpTo,
+            Map<String, Long> javaFrom,
+            Map<String, Long> oneDnnThreadsFrom) {
+        this(key, tuned, javaUpTo, javaFrom, oneDnnThreadsFrom, Map.of());
+    }
+
     /**
      * Checks the crossovers' names and values (a second crossover above its kind's first), and keeps them in a fixed
      * order (by data type, then kind).
@@ -177,9 +201,17 @@ public record AutoProfile(
         for (Map.Entry<String, Long> entry : oneDnnThreadsFrom.entrySet()) {
             check(entry.getKey(), entry.getValue(), "oneDNN thread crossover");
         }
+        for (Map.Entry<String, Long> entry : wideRowsJavaUpTo.entrySet()) {
+            String name = entry.getKey();
+            check(name, entry.getValue(), "wide-row crossover");
+            if (!javaUpTo.containsKey(name)) {
+                throw new IllegalArgumentException("wide-row crossover " + name + " needs its kind's crossover");
+            }
+        }
         javaUpTo = ordered(javaUpTo);
         javaFrom = ordered(javaFrom);
         oneDnnThreadsFrom = ordered(oneDnnThreadsFrom);
+        wideRowsJavaUpTo = ordered(wideRowsJavaUpTo);
         tuned = tuned.truncatedTo(ChronoUnit.SECONDS);
     }
 
@@ -229,7 +261,8 @@ public record AutoProfile(
     public void write(Path file) throws IOException {
         StringBuilder text = new StringBuilder(
                 "# panorm AUTO profile, written by panorm tune: calls of up to this many elements run in Java, and"
-                        + " from java_from on again; oneDNN runs all cores from onednn_threads_from on\n");
+                        + " from java_from on again (on rows of " + WIDE_ROWS + " elements or more up to wide_rows);"
+                        + " oneDNN runs all cores from onednn_threads_from on\n");
         line(text, "format", FORMAT);
         line(text, "cpu", key.cpu());
         line(text, "cores", Integer.toString(key.cores()));
@@ -238,6 +271,9 @@ public record AutoProfile(
         line(text, "tuned", tuned.toString());
         javaUpTo.forEach((name, elements) -> {
             line(text, name, Long.toString(elements));
+            if (wideRowsJavaUpTo.containsKey(name)) {
+                line(text, name + WIDE, Long.toString(wideRowsJavaUpTo.get(name)));
+            }
             if (javaFrom.containsKey(name)) {
                 line(text, name + SECOND_CROSSOVER, Long.toString(javaFrom.get(name)));
             }
@@ -290,8 +326,8 @@ public record AutoProfile(
         }
         try {
             String format = properties.getProperty("format");
-            if (!List.of("1", "2", FORMAT).contains(format)) {
-                throw new IllegalArgumentException("format must be 1, 2 or " + FORMAT + ", got " + format);
+            if (!List.of("1", "2", "3", FORMAT).contains(format)) {
+                throw new IllegalArgumentException("format must be 1, 2, 3 or " + FORMAT + ", got " + format);
             }
             Key key = new Key(
                     required(properties, "cpu"),
@@ -302,19 +338,23 @@ public record AutoProfile(
             Map<String, Long> javaUpTo = new LinkedHashMap<>();
             Map<String, Long> javaFrom = new LinkedHashMap<>();
             Map<String, Long> threadsFrom = new LinkedHashMap<>();
+            Map<String, Long> wide = new LinkedHashMap<>();
+            int version = Integer.parseInt(format);
             for (String name : properties.stringPropertyNames()) {
                 if (!HEADER.contains(name)) {
                     long elements = Long.parseLong(properties.getProperty(name).strip());
-                    if (name.endsWith(SECOND_CROSSOVER) && !format.equals("1")) {
+                    if (name.endsWith(SECOND_CROSSOVER) && version >= 2) {
                         javaFrom.put(name.substring(0, name.length() - SECOND_CROSSOVER.length()), elements);
-                    } else if (name.endsWith(THREADS_FROM) && format.equals(FORMAT)) {
+                    } else if (name.endsWith(THREADS_FROM) && version >= 3) {
                         threadsFrom.put(name.substring(0, name.length() - THREADS_FROM.length()), elements);
+                    } else if (name.endsWith(WIDE) && version >= 4) {
+                        wide.put(name.substring(0, name.length() - WIDE.length()), elements);
                     } else {
                         javaUpTo.put(name, elements);
                     }
                 }
             }
-            return new AutoProfile(key, tuned, javaUpTo, javaFrom, threadsFrom);
+            return new AutoProfile(key, tuned, javaUpTo, javaFrom, threadsFrom, wide);
         } catch (IllegalArgumentException | DateTimeParseException e) {
             throw new IOException(file + " is not a panorm profile: " + e.getMessage(), e);
         }

@@ -31,7 +31,8 @@ class AutoProfileTest {
                 TUNED,
                 Map.of("f32.backward", 65536L, "f32.forward", 3072L),
                 Map.of("f32.backward", 1L << 20),
-                Map.of("f32.forward", 32768L, "bf16.forward", Long.MAX_VALUE));
+                Map.of("f32.forward", 32768L, "bf16.forward", Long.MAX_VALUE),
+                Map.of("f32.forward", 65536L));
     }
 
     /** Runs {@code lookUp} and returns its result with the warnings it gave. */
@@ -53,8 +54,12 @@ class AutoProfileTest {
         assertEquals(
                 List.of("f32.forward", "bf16.forward"),
                 List.copyOf(read.oneDnnThreadsFrom().keySet()));
+        assertEquals(Map.of("f32.forward", 65536L), read.wideRowsJavaUpTo());
         String text = Files.readString(file);
-        assertTrue(text.contains("\nf32.forward=3072\nf32.forward.onednn_threads_from=32768\n"), text);
+        assertTrue(
+                text.contains(
+                        "\nf32.forward=3072\nf32.forward.wide_rows=65536\nf32.forward.onednn_threads_from=32768\n"),
+                text);
         assertTrue(text.contains("\nf32.backward=65536\nf32.backward.java_from=1048576\n"), text);
         assertTrue(text.contains("\nbf16.forward.onednn_threads_from=" + Long.MAX_VALUE + "\n"), text);
         assertEquals(List.of(file), Files.list(file.getParent()).toList()); // no temporary file left
@@ -95,6 +100,21 @@ class AutoProfileTest {
         Files.writeString(file, String.join("\n", lines) + "\n");
         IOException wrong = assertThrows(IOException.class, () -> AutoProfile.read(file));
         assertTrue(wrong.getMessage().contains("onednn_threads_from"), wrong.getMessage());
+    }
+
+    /** A profile of format 3, written before crossovers for wide rows: wide rows take their kind's crossover. */
+    @Test
+    void aProfileOfTheThirdFormatReadsWithoutWideRows() throws IOException {
+        Path file = temp.resolve("format3.properties");
+        List<String> lines = profileLines("3", "f32.forward=32768", "f32.forward.onednn_threads_from=98304");
+        Files.writeString(file, String.join("\n", lines) + "\n");
+        assertEquals(
+                new AutoProfile(HERE, TUNED, Map.of("f32.forward", 32768L), Map.of(), Map.of("f32.forward", 98304L)),
+                AutoProfile.read(file));
+        lines.add("f32.forward.wide_rows=65536"); // not a name of format 3
+        Files.writeString(file, String.join("\n", lines) + "\n");
+        IOException wrong = assertThrows(IOException.class, () -> AutoProfile.read(file));
+        assertTrue(wrong.getMessage().contains("wide_rows"), wrong.getMessage());
     }
 
     /** The vendor that picks the built-in thread counts (OneDnnKernel.AMD) is the one /proc/cpuinfo names. */
@@ -164,9 +184,12 @@ class AutoProfileTest {
     void malformedOrMissingProfilesAreIgnoredWithAWarning() throws IOException {
         String valid = Files.readString(writeValid());
         List<String> broken = List.of(
-                valid.replace("format=3", "format=4"),
-                valid.replace("format=3", "format=1"), // format 1 has no second crossovers
-                valid.replace("format=3", "format=2"), // nor does format 2 have thread counts
+                valid.replace("format=4", "format=5"),
+                valid.replace("format=4", "format=1"), // format 1 has no second crossovers
+                valid.replace("format=4", "format=2"), // nor does format 2 have thread counts
+                valid.replace("format=4", "format=3"), // nor format 3 wide rows
+                valid.replace("wide_rows=65536", "wide_rows=-1"),
+                valid.replace("f32.forward.wide_rows", "f32.backward_composed.wide_rows"), // no crossover of its kind
                 valid.replace("onednn_threads_from=32768", "onednn_threads_from=-1"),
                 valid.replace("f32.forward.onednn_threads_from", "f32.sideways.onednn_threads_from"),
                 valid.replace("java_from=1048576", "java_from=4096"),
@@ -217,6 +240,10 @@ class AutoProfileTest {
         assertThrows(
                 IllegalArgumentException.class,
                 () -> new AutoProfile(HERE, TUNED, first, Map.of("f32.backwards", 1L << 20)));
+        // A crossover for wide rows belongs to a kind with a crossover.
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> new AutoProfile(HERE, TUNED, first, Map.of(), Map.of(), Map.of("f32.forward", 8192L)));
     }
 
     @Test
