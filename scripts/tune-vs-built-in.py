@@ -5,16 +5,18 @@ model and for each run's tuned one (so run A's choices are also judged on run B'
 Usage: scripts/tune-vs-built-in.py [--amd] RUN.txt [RUN.txt ...]   (each the stdout of `panorm tune --verbose`;
 --amd: the built-in model's thread counts for AMD CPUs, OneDnnKernel.AMD)
 
-Routes as AutoKernel does: Java up to the first crossover and from the second on, a single row in Java
-whenever the first is not 0 (half-precision forward kinds aside), oneDNN on all cores from its thread
-crossover on (a forward call on one row on one thread); "best" is the fastest of Java, oneDNN on one thread
-and oneDNN on all cores, as tune measures them.
+Routes as AutoKernel does: Java up to the first crossover (on rows of WIDE_ROWS or more, up to the wide rows' one)
+and from the second on, a single row in Java whenever the first is not 0 (half-precision forward kinds aside), oneDNN
+on all cores from its thread crossover on (a forward call on one row on one thread); "best" is the fastest of Java,
+oneDNN on one thread and oneDNN on all cores, as tune measures them.
 """
 import re
 import sys
 
 NEVER = 1 << 62
-# AutoModel's built-in crossovers (first, second) and OneDnnKernel's thread crossovers, per kind tune measures.
+WIDE_ROWS = 2048  # AutoProfile.WIDE_ROWS
+# AutoModel's built-in crossovers (first, second), OneDnnKernel's thread crossovers and the wide rows' first
+# crossover, per kind tune measures.
 BUILT_IN = {}
 for t in ("f32", "bf16", "f16"):
     half = t != "f32"
@@ -22,11 +24,13 @@ for t in ("f32", "bf16", "f16"):
     BUILT_IN[f"{t}.forward_global"] = (12288 if half else 49152, NEVER, 32768)
     BUILT_IN[f"{t}.backward"] = (65536 if half else 98304, NEVER, 32768)
     BUILT_IN[f"{t}.backward_data"] = (65536 if half else 98304, NEVER if half else 1 << 20, 32768)
+for kind, (first, second, threads) in list(BUILT_IN.items()):
+    BUILT_IN[kind] = (first, second, threads, first)
 # OneDnnKernel.singleThreadBelow on AMD CPUs: oneDNN's second thread from these sizes instead.
 AMD_THREADS = {"forward": 3 << 15, "forward_global": 1 << 17, "backward": 3 << 15, "backward_data": 3 << 15}
 
-SUMMARY = re.compile(r"(\w+\.\w+)\s+Java up to (\d+) elements per call, oneDNN above(?:, Java again from (\d+))?;"
-                     r" oneDNN (?:on all cores from (\d+) elements|on one thread)")
+SUMMARY = re.compile(r"(\w+\.\w+)\s+Java up to (\d+) elements per call(?: \(on rows of \d+ or more up to (\d+)\))?,"
+                     r" oneDNN above(?:, Java again from (\d+))?; oneDNN (?:on all cores from (\d+) elements|on one thread)")
 
 
 def load(path):
@@ -38,18 +42,20 @@ def load(path):
             points.append((fields[1], rows, c, float(fields[3]), float(fields[4]), float(fields[5])))
         match = SUMMARY.match(line)
         if match:
-            first, second, threads = match.group(2), match.group(3), match.group(4)
-            tuned[match.group(1)] = (int(first), int(second) if second else NEVER, int(threads) if threads else NEVER)
+            first, wide, second, threads = match.group(2), match.group(3), match.group(4), match.group(5)
+            tuned[match.group(1)] = (int(first), int(second) if second else NEVER, int(threads) if threads else NEVER,
+                                     int(wide) if wide else int(first))
     return points, tuned
 
 
 def slowdown(points, kind, choice):
-    first, second, threads = choice
+    narrow, second, threads, wide = choice
     half_forward = not kind.startswith("f32.") and "backward" not in kind
     ratios = []
     for k, rows, c, java, one, every in points:
         if k != kind:
             continue
+        first = wide if c >= WIDE_ROWS else narrow
         elements = rows * c
         in_java = elements <= first or elements >= second or (first > 0 and rows == 1 and not half_forward)
         all_cores = elements >= threads and not (rows == 1 and "backward" not in kind)
@@ -60,17 +66,23 @@ def slowdown(points, kind, choice):
 def main(paths):
     if paths and paths[0] == "--amd":
         paths = paths[1:]
-        for kind, (first, second, _) in list(BUILT_IN.items()):
+        for kind, (first, second, _, wide) in list(BUILT_IN.items()):
             name = kind.split(".")[1]
             half_global = not kind.startswith("f32.") and name == "forward_global"
             half_backward = not kind.startswith("f32.") and name.startswith("backward")
             threads = 1 << 18 if half_global else 1 << 17 if half_backward else AMD_THREADS[name]
-            BUILT_IN[kind] = (first, second, threads)
-        # AutoModel's Java crossovers for AMD CPUs
-        BUILT_IN["f32.backward_data"] = (1 << 17,) + BUILT_IN["f32.backward_data"][1:]
+            BUILT_IN[kind] = (first, second, threads, wide)
+        # AutoModel's Java crossovers for AMD CPUs (NEVER as the first: always Java)
+        BUILT_IN["f32.backward"] = (1 << 17, NEVER, BUILT_IN["f32.backward"][2], 1 << 17)
+        BUILT_IN["f32.backward_data"] = (NEVER, NEVER, BUILT_IN["f32.backward_data"][2], NEVER)
         for t in ("bf16", "f16"):
-            BUILT_IN[f"{t}.backward"] = (1 << 17,) + BUILT_IN[f"{t}.backward"][1:]
-            BUILT_IN[f"{t}.backward_data"] = (1 << 18,) + BUILT_IN[f"{t}.backward_data"][1:]
+            BUILT_IN[f"{t}.backward"] = (1 << 17, NEVER, BUILT_IN[f"{t}.backward"][2], 1 << 17)
+            BUILT_IN[f"{t}.backward_data"] = (NEVER, NEVER, BUILT_IN[f"{t}.backward_data"][2], NEVER)
+        BUILT_IN["bf16.forward"] = (3 << 14, NEVER, BUILT_IN["bf16.forward"][2], 3 << 14)
+        BUILT_IN["bf16.forward_global"] = (3 << 13, NEVER, BUILT_IN["bf16.forward_global"][2], 3 << 13)
+        # wide rows (AutoProfile.WIDE_ROWS and more)
+        BUILT_IN["f32.forward"] = BUILT_IN["f32.forward"][:3] + ((3 << 15) - 1,)
+        BUILT_IN["f32.forward_global"] = BUILT_IN["f32.forward_global"][:3] + ((1 << 17) - 1,)
     runs = {path: load(path) for path in paths}
     print("| measured in | kind | built-in: mean, worst | " + " | ".join(
         f"tuned in {path}: mean, worst" for path in paths) + " |")
