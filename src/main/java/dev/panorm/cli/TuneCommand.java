@@ -533,7 +533,8 @@ final class TuneCommand implements Callable<Integer> {
      * element counts for the second, the routing (as AUTO routes: Java up to the first and from the second on, and
      * single rows unless the first is 0) that makes the sum of (time / best time) over the points least. Ties go to no
      * second crossover, then to the smallest first and the largest second, then to the same first crossover on wide
-     * rows. Deterministic for given points.
+     * rows. Where the points have rows of one class only, both classes get the same first crossover: the sweep says
+     * nothing about the other. Deterministic for given points.
      */
     static Crossovers crossovers(List<Point> points) {
         long threadsFrom = oneDnnThreadsFrom(points);
@@ -548,6 +549,7 @@ final class TuneCommand implements Callable<Integer> {
                 .sorted()
                 .distinct()
                 .forEach(wideSizes::add);
+        boolean bothClasses = wideSizes.size() > 1 && points.stream().anyMatch(p -> p.c() < AutoProfile.WIDE_ROWS);
         Crossovers best = null;
         double bestLoss = Double.POSITIVE_INFINITY;
         for (int pass = 0; pass < 2; pass++) { // without a second crossover first, so that ties keep none
@@ -558,7 +560,7 @@ final class TuneCommand implements Callable<Integer> {
                     }
                     List<Long> wides = new ArrayList<>(List.of(first)); // the same on wide rows first
                     wideSizes.stream().filter(size -> size != first).forEach(wides::add);
-                    for (long wide : wideSizes.size() > 1 ? wides : List.of(first)) {
+                    for (long wide : bothClasses ? wides : List.of(first)) {
                         Crossovers candidate = new Crossovers(first, second, threadsFrom, wide);
                         double loss =
                                 Arrays.stream(slowdowns(points, candidate)).sum();

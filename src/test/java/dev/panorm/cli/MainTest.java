@@ -716,6 +716,14 @@ class MainTest {
         found = TuneCommand.crossovers(points);
         assertEquals(found.javaUpTo(), 4 * 64);
         assertEquals(found.javaUpTo(), found.wideRowsJavaUpTo(), found.toString());
+        // A sweep of wide rows only says nothing about narrow ones: they take the wide rows' crossover, not 0.
+        List<TuneCommand.Point> wideOnly = new ArrayList<>();
+        for (int i = 0; i < wideJava.length; i++) {
+            wideOnly.add(new TuneCommand.Point("inference", "forward", 1L << i, wide, wideJava[i], 10, 10));
+        }
+        assertEquals(
+                new TuneCommand.Crossovers(8 * wide, TuneCommand.Crossovers.NEVER, TuneCommand.Crossovers.NEVER),
+                TuneCommand.crossovers(wideOnly));
     }
 
     @Test
