@@ -559,8 +559,10 @@ final class TuneCommand implements Callable<Integer> {
                         continue;
                     }
                     List<Long> wides = new ArrayList<>(List.of(first)); // the same on wide rows first
-                    wideSizes.stream().filter(size -> size != first).forEach(wides::add);
-                    for (long wide : bothClasses ? wides : List.of(first)) {
+                    if (bothClasses) {
+                        wideSizes.stream().filter(size -> size != first).forEach(wides::add);
+                    }
+                    for (long wide : wides) {
                         Crossovers candidate = new Crossovers(first, second, threadsFrom, wide);
                         double loss =
                                 Arrays.stream(slowdowns(points, candidate)).sum();

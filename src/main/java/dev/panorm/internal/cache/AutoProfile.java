@@ -90,8 +90,8 @@ public record AutoProfile(
     /**
      * Rows of at least this many elements are wide: a profile may give them a crossover of their own. The Java kernel
      * pays a fixed cost per row (its reductions), oneDNN one per call, so on wide rows Java stays faster to larger
-     * calls: on the AMD EPYC (Zen 5) measured, float32 forward on rows of 2048 and 4096 up to twice the elements as on
-     * rows of 768 (docs/benchmarks.md, "Wide rows").
+     * calls: on the AMD EPYC (Zen 5) measured, float32 forward on rows of 2048 and 4096 up to about three times the
+     * elements it is faster on with rows of 768 (docs/benchmarks.md, "Wide rows").
      */
     public static final long WIDE_ROWS = 2048;
 
