@@ -56,7 +56,8 @@ import picocli.CommandLine.ParentCommand;
         description = {
             "Measures this machine's crossovers between the Java kernels and oneDNN for AUTO (layer-norm forward"
                     + " inference and training, forward with given statistics, backward, backward for the input only; float32, bf16 and float16;"
-                    + " rows shorter than " + AutoProfile.WIDE_ROWS + " elements and longer ones apart),"
+                    + " rows of fewer than " + AutoProfile.WIDE_ROWS + " elements and of " + AutoProfile.WIDE_ROWS
+                    + " or more apart),"
                     + " and from which size oneDNN should run all cores, and writes them as a profile that AUTO uses on this machine (same CPU model, core count, JDK and oneDNN).",
             "Run it on an otherwise idle machine: it times the candidates against each other."
         },
@@ -321,12 +322,15 @@ final class TuneCommand implements Callable<Integer> {
             long[] parsed = Arrays.stream(text.split(",", -1)) // -1: "8,," has empty widths, refused
                     .mapToLong(w -> Long.parseLong(w.strip()))
                     .toArray();
-            if (parsed.length == 0 || Arrays.stream(parsed).anyMatch(w -> w < 1 || w > 1 << 20)) {
+            if (parsed.length == 0
+                    || Arrays.stream(parsed).anyMatch(w -> w < 1 || w > 1 << 20)
+                    || Arrays.stream(parsed).distinct().count() < parsed.length) {
                 throw new NumberFormatException();
             }
             return parsed;
         } catch (NumberFormatException e) {
-            throw new UsageException("--widths takes C[,C...] with row lengths in [1, 2^20], got '" + text + "'");
+            throw new UsageException(
+                    "--widths takes C[,C...] with row lengths in [1, 2^20], each once, got '" + text + "'");
         }
     }
 
@@ -532,8 +536,8 @@ final class TuneCommand implements Callable<Integer> {
      * among 0 and the points' element counts for the first crossover (on narrow rows and on wide ones), and the larger
      * element counts for the second, the routing (as AUTO routes: Java up to the first and from the second on, and
      * single rows unless the first is 0) that makes the sum of (time / best time) over the points least. Ties go to no
-     * second crossover, then to the smallest first and the largest second, then to the same first crossover on wide
-     * rows. Where the points have rows of one class only, both classes get the same first crossover: the sweep says
+     * second crossover, then to the same first crossover on both row classes, then to the smallest first and the largest
+     * second. Where the points have rows of one class only, both classes get the same first crossover: the sweep says
      * nothing about the other. Deterministic for given points.
      */
     static Crossovers crossovers(List<Point> points) {
@@ -566,7 +570,11 @@ final class TuneCommand implements Callable<Integer> {
                         Crossovers candidate = new Crossovers(first, second, threadsFrom, wide);
                         double loss =
                                 Arrays.stream(slowdowns(points, candidate)).sum();
-                        if (loss < bestLoss) {
+                        boolean unsplitTie = loss == bestLoss
+                                && wide == first
+                                && best.wideRowsJavaUpTo() != best.javaUpTo()
+                                && second == best.javaFrom();
+                        if (loss < bestLoss || unsplitTie) {
                             bestLoss = loss;
                             best = candidate;
                         }
@@ -619,7 +627,7 @@ final class TuneCommand implements Callable<Integer> {
         if (verbose) {
             out.printf(
                     Locale.ROOT,
-                    "%-10s %-15s %11s %12s %14s %14s %s%n",
+                    "%-13s %-19s %11s %12s %14s %14s %s%n",
                     "call",
                     "kind",
                     "rows x C",
@@ -630,7 +638,7 @@ final class TuneCommand implements Callable<Integer> {
             for (Point p : points) {
                 out.printf(
                         Locale.ROOT,
-                        "%-10s %-15s %11s %12.2f %14.2f %14.2f %s%n",
+                        "%-13s %-19s %11s %12.2f %14.2f %14.2f %s%n",
                         p.call(),
                         p.kind(),
                         p.rows() + "x" + p.c(),
@@ -649,7 +657,7 @@ final class TuneCommand implements Callable<Integer> {
                     slowdowns(points.stream().filter(p -> p.kind().equals(kind)).toList(), found);
             out.printf(
                     Locale.ROOT,
-                    "%-18s Java up to %d elements per call%s, oneDNN above%s; oneDNN %s (time / best time over the"
+                    "%-19s Java up to %d elements per call%s, oneDNN above%s; oneDNN %s (time / best time over the"
                             + " sweep: mean %.3f, worst %.2f)%n",
                     kind,
                     found.javaUpTo(),
@@ -667,7 +675,7 @@ final class TuneCommand implements Callable<Integer> {
         sweep.withoutOneDnn()
                 .forEach(kind -> out.printf(
                         Locale.ROOT,
-                        "%-18s oneDNN has only reference code for these calls on this CPU: AUTO runs them in Java%n",
+                        "%-19s oneDNN has only reference code for these calls on this CPU: AUTO runs them in Java%n",
                         kind));
         out.printf(
                 Locale.ROOT, "profile  %s (%d points, each measured twice, in %.0f s)%n", file, points.size(), elapsed);

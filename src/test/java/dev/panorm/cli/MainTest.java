@@ -716,6 +716,16 @@ class MainTest {
         found = TuneCommand.crossovers(points);
         assertEquals(found.javaUpTo(), 4 * 64);
         assertEquals(found.javaUpTo(), found.wideRowsJavaUpTo(), found.toString());
+        // Rows of 2047 and 2048, both in Java up to 4 rows: one crossover for both classes, not 8188 and 8192.
+        List<TuneCommand.Point> aside = new ArrayList<>();
+        for (long c : new long[] {wide - 1, wide}) {
+            for (int i = 0; i < 4; i++) {
+                aside.add(new TuneCommand.Point("inference", "forward", 1L << i, c, i < 3 ? 1 : 20, 10, 10));
+            }
+        }
+        found = TuneCommand.crossovers(aside);
+        assertEquals(4 * wide, found.javaUpTo(), found.toString());
+        assertEquals(4 * wide, found.wideRowsJavaUpTo(), found.toString());
         // A sweep of wide rows only says nothing about narrow ones: they take the wide rows' crossover, not 0.
         List<TuneCommand.Point> wideOnly = new ArrayList<>();
         for (int i = 0; i < wideJava.length; i++) {
@@ -788,8 +798,10 @@ class MainTest {
         Run types = run("tune", "--types", "f32,i8");
         assertEquals(2, types.exit());
         assertTrue(types.err().contains("--types takes T"), types.err());
-        // Empty items are refused, not dropped: "--types ," would write a profile of nothing.
-        for (String[] empty : List.of(new String[] {"--types", ","}, new String[] {"--widths", "8,,"})) {
+        // Empty items are refused, not dropped: "--types ," would write a profile of nothing. So are repeated ones.
+        for (String[] empty : List.of(
+                new String[] {"--types", ","}, new String[] {"--widths", "8,,"}, new String[] {"--widths", "768,768"
+                })) {
             Run run = run("tune", empty[0], empty[1], "--dir", temp.toString());
             assertEquals(2, run.exit(), run.err());
             assertTrue(run.err().contains(empty[0] + " takes"), run.err());

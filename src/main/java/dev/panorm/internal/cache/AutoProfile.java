@@ -99,6 +99,9 @@ public record AutoProfile(
     private static final String SECOND_CROSSOVER = ".java_from";
     private static final String THREADS_FROM = ".onednn_threads_from";
     private static final String WIDE = ".wide_rows";
+    /** The suffixes that formats 2, 3 and 4 added, in that order. */
+    private static final List<String> SUFFIXES = List.of(SECOND_CROSSOVER, THREADS_FROM, WIDE);
+
     private static final List<String> HEADER = List.of("format", "cpu", "cores", "java", "onednn", "tuned");
     private static final System.Logger LOG = System.getLogger("dev.panorm");
 
@@ -316,22 +319,35 @@ public record AutoProfile(
      * @throws IOException if it cannot be read, or is not a profile of this format (the message says why)
      */
     public static AutoProfile read(Path file) throws IOException {
-        Properties properties = new Properties();
+        Properties properties = new Properties() {
+            @Override
+            public synchronized Object put(Object name, Object value) { // load() puts each line: the last would win
+                if (containsKey(name)) {
+                    throw new IllegalArgumentException(name + " is given twice");
+                }
+                return super.put(name, value);
+            }
+        };
         try (Reader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            in.mark(1);
+            if (in.read() != '\uFEFF') { // a byte order mark, as some editors write one, is not part of the first name
+                in.reset();
+            }
             properties.load(in);
         } catch (IOException e) {
             throw new IOException("cannot read the profile " + file + ": " + e, e);
-        } catch (IllegalArgumentException e) { // a malformed Unicode escape
+        } catch (IllegalArgumentException e) { // a malformed Unicode escape, a name given twice
             throw new IOException(file + " is not a panorm profile: " + e.getMessage(), e);
         }
         try {
-            String format = properties.getProperty("format");
-            if (!List.of("1", "2", "3", FORMAT).contains(format)) {
-                throw new IllegalArgumentException("format must be 1, 2, 3 or " + FORMAT + ", got " + format);
+            String format = required(properties, "format");
+            int version = List.of("1", "2", "3", FORMAT).indexOf(format) + 1;
+            if (version == 0) {
+                throw new IllegalArgumentException("format must be 1, 2, 3 or " + FORMAT + ", got '" + format + "'");
             }
             Key key = new Key(
                     required(properties, "cpu"),
-                    Integer.parseInt(required(properties, "cores")),
+                    Math.toIntExact(number(properties, "cores")),
                     required(properties, "java"),
                     required(properties, "onednn"));
             Instant tuned = Instant.parse(required(properties, "tuned"));
@@ -339,24 +355,39 @@ public record AutoProfile(
             Map<String, Long> javaFrom = new LinkedHashMap<>();
             Map<String, Long> threadsFrom = new LinkedHashMap<>();
             Map<String, Long> wide = new LinkedHashMap<>();
-            int version = Integer.parseInt(format);
             for (String name : properties.stringPropertyNames()) {
-                if (!HEADER.contains(name)) {
-                    long elements = Long.parseLong(properties.getProperty(name).strip());
-                    if (name.endsWith(SECOND_CROSSOVER) && version >= 2) {
-                        javaFrom.put(name.substring(0, name.length() - SECOND_CROSSOVER.length()), elements);
-                    } else if (name.endsWith(THREADS_FROM) && version >= 3) {
-                        threadsFrom.put(name.substring(0, name.length() - THREADS_FROM.length()), elements);
-                    } else if (name.endsWith(WIDE) && version >= 4) {
-                        wide.put(name.substring(0, name.length() - WIDE.length()), elements);
-                    } else {
-                        javaUpTo.put(name, elements);
+                if (HEADER.contains(name)) {
+                    continue;
+                }
+                long elements = number(properties, name);
+                Map<String, Long> into = javaUpTo;
+                String kind = name;
+                for (int i = 0; i < SUFFIXES.size(); i++) {
+                    String suffix = SUFFIXES.get(i);
+                    if (name.endsWith(suffix)) {
+                        if (version < i + 2) {
+                            throw new IllegalArgumentException(
+                                    name + " needs format " + (i + 2) + " or later; the file is format " + version);
+                        }
+                        into = List.of(javaFrom, threadsFrom, wide).get(i);
+                        kind = name.substring(0, name.length() - suffix.length());
                     }
                 }
+                into.put(kind, elements);
             }
             return new AutoProfile(key, tuned, javaUpTo, javaFrom, threadsFrom, wide);
         } catch (IllegalArgumentException | DateTimeParseException e) {
             throw new IOException(file + " is not a panorm profile: " + e.getMessage(), e);
+        }
+    }
+
+    /** {@code name}'s value, a whole number. */
+    private static long number(Properties properties, String name) {
+        String value = required(properties, name);
+        try {
+            return Long.parseLong(value);
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException(name + " must be a whole number, got '" + value + "'");
         }
     }
 

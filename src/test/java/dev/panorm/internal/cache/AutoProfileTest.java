@@ -218,6 +218,36 @@ class AutoProfileTest {
         assertEquals(1, lookUp(null, temp).getValue().size());
     }
 
+    /** What a hand-edited profile gets wrong is named: the line, not a Java exception. */
+    @Test
+    void aBrokenProfileIsNamedPrecisely() throws IOException {
+        String valid = Files.readString(writeValid());
+        Map<String, String> expected = Map.of(
+                valid.replaceAll("format=.*\n", ""),
+                "no format",
+                valid.replace("format=4", "format=4   "),
+                "", // trailing spaces are no error
+                valid.replace("f32.forward=3072", "f32.forward=abc"),
+                "f32.forward must be a whole number, got 'abc'",
+                valid + "f32.forward=2000\n",
+                "f32.forward is given twice",
+                valid.replace("format=4", "format=3"),
+                "f32.forward.wide_rows needs format 4 or later; the file is format 3",
+                "\uFEFF" + valid,
+                ""); // a byte order mark
+        for (Map.Entry<String, String> entry : expected.entrySet()) {
+            Path file = Files.writeString(temp.resolve("hand.properties"), entry.getKey());
+            if (entry.getValue().isEmpty()) { // read as written
+                assertEquals(profile(HERE), AutoProfile.read(file), entry.getKey());
+            } else {
+                IOException wrong = assertThrows(IOException.class, () -> AutoProfile.read(file), entry.getKey());
+                assertTrue(
+                        wrong.getMessage().endsWith("is not a panorm profile: " + entry.getValue()),
+                        wrong.getMessage());
+            }
+        }
+    }
+
     private Path writeValid() throws IOException {
         Path file = temp.resolve("valid.properties");
         profile(HERE).write(file);
