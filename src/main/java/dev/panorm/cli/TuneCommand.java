@@ -68,7 +68,7 @@ import picocli.CommandLine.ParentCommand;
                     + " AUTO uses."
         })
 final class TuneCommand implements Callable<Integer> {
-    private static final String DEFAULT_WIDTHS = "768,1024,2048,4096";
+    private static final String DEFAULT_WIDTHS = "768,1024,3072,4096";
     private static final String DEFAULT_TYPES = "f32,bf16,f16";
     /** The Java kernels are compiled by C2 once their fastest call takes at most this per element (KernelWarmup's). */
     private static final double COMPILED_NS_PER_ELEMENT = 2;
