@@ -10,7 +10,7 @@ public enum Backend {
     /**
      * The default: per call, oneDNN or the Java Vector API kernels, whichever a fixed cost model from
      * panorm's benchmarks says is faster for the operation (layer or RMS normalization, precise
-     * statistics), pass, data types, layout and size. Nothing is timed, so in a warm process a given call
+     * statistics), pass, data types, layout, size and row length. Nothing is timed, so in a warm process a given call
      * always takes the same path and gives the same bits, whatever ran before it. Two passing exceptions
      * keep a process's first calls fast: calls meant for Java go to oneDNN until a background thread
      * (started once they add up to 2^26 elements) has seen the Java kernels compiled, and a call meant for
