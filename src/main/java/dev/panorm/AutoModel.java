@@ -206,10 +206,10 @@ final class AutoModel {
             // float32 forward on wide rows: Java's one thread beats oneDNN's one up to where oneDNN starts its second
             // (16 x 4096 and 40 x 2048: 7 to 19% faster), while on rows of 768 oneDNN's one thread wins from 64 rows
             // (docs/benchmarks.md, "Wide rows").
-            for (Pass pass : new Pass[] {Pass.FORWARD_INFERENCE, Pass.FORWARD_GLOBAL}) {
-                Kind kind = pass.globalStatistics ? Kind.FORWARD_GLOBAL : Kind.FORWARD;
-                wide[DataType.F32.ordinal()][kind.ordinal()] = OneDnnKernel.singleThreadBelow(pass, DataType.F32) - 1;
-            }
+            long[] f32Wide = wide[DataType.F32.ordinal()];
+            f32Wide[Kind.FORWARD.ordinal()] = OneDnnKernel.singleThreadBelow(Pass.FORWARD_INFERENCE, DataType.F32) - 1;
+            f32Wide[Kind.FORWARD_GLOBAL.ordinal()] =
+                    OneDnnKernel.singleThreadBelow(Pass.FORWARD_GLOBAL, DataType.F32) - 1;
         }
         if (profile != null) {
             // A profile names both crossovers of each kind it measured (NEVER: no second one), and the wide rows'
@@ -257,7 +257,7 @@ final class AutoModel {
 
     /** {@link #javaUpTo} or {@link #wideRowsJavaUpTo}, as {@code rowLength} says. */
     private long javaUpTo(Kind kind, DataType type, long rowLength) {
-        return rowLength >= AutoProfile.WIDE_ROWS ? wideRowsJavaUpTo(kind, type) : javaUpTo(kind, type);
+        return AutoProfile.isWide(rowLength) ? wideRowsJavaUpTo(kind, type) : javaUpTo(kind, type);
     }
 
     /** And again from this many elements on ({@link #NEVER}: no second crossover). */

@@ -3,7 +3,6 @@ package dev.panorm.cli;
 import dev.panorm.internal.io.ReplacedFile;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.nio.file.Path;
 import java.util.List;
 import org.knowm.xchart.BitmapEncoder;
@@ -56,16 +55,6 @@ final class BenchChart {
         } else {
             bytes.write(BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG));
         }
-        try (ReplacedFile out = ReplacedFile.create(file)) {
-            try {
-                ByteBuffer buffer = ByteBuffer.wrap(bytes.toByteArray());
-                while (buffer.hasRemaining()) {
-                    out.channel().write(buffer);
-                }
-            } catch (IOException e) {
-                throw out.cannotWrite(e);
-            }
-            out.commit();
-        }
+        ReplacedFile.write(file, bytes.toByteArray());
     }
 }

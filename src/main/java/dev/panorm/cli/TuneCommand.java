@@ -253,7 +253,7 @@ final class TuneCommand implements Callable<Integer> {
         }
 
         boolean java(Point p) {
-            long upTo = p.c() >= AutoProfile.WIDE_ROWS ? wideRowsJavaUpTo : javaUpTo;
+            long upTo = AutoProfile.isWide(p.c()) ? wideRowsJavaUpTo : javaUpTo;
             return p.elements() <= upTo
                     || p.elements() >= javaFrom
                     || upTo > 0 && p.rows() == 1 && p.singleRowsInJava();
@@ -301,13 +301,14 @@ final class TuneCommand implements Callable<Integer> {
         Map<String, Long> javaFrom = new LinkedHashMap<>();
         Map<String, Long> threadsFrom = new LinkedHashMap<>();
         Map<String, Long> wideRows = new LinkedHashMap<>();
+        boolean sweptWideRows = Arrays.stream(parsedWidths).anyMatch(AutoProfile::isWide);
         crossovers.forEach((kind, found) -> {
             javaUpTo.put(kind, found.javaUpTo());
             if (found.javaFrom() != Crossovers.NEVER) {
                 javaFrom.put(kind, found.javaFrom());
             }
             threadsFrom.put(kind, found.oneDnnThreadsFrom());
-            if (Arrays.stream(parsedWidths).anyMatch(c -> c >= AutoProfile.WIDE_ROWS)) {
+            if (sweptWideRows) {
                 wideRows.put(kind, found.wideRowsJavaUpTo());
             }
         });
@@ -548,12 +549,12 @@ final class TuneCommand implements Callable<Integer> {
         firsts.addAll(sizes);
         List<Long> wideSizes = new ArrayList<>(List.of(0L));
         points.stream()
-                .filter(p -> p.c() >= AutoProfile.WIDE_ROWS)
+                .filter(p -> AutoProfile.isWide(p.c()))
                 .map(Point::elements)
                 .sorted()
                 .distinct()
                 .forEach(wideSizes::add);
-        boolean bothClasses = wideSizes.size() > 1 && points.stream().anyMatch(p -> p.c() < AutoProfile.WIDE_ROWS);
+        boolean bothClasses = wideSizes.size() > 1 && points.stream().anyMatch(p -> !AutoProfile.isWide(p.c()));
         Crossovers best = null;
         double bestLoss = Double.POSITIVE_INFINITY;
         for (int pass = 0; pass < 2; pass++) { // without a second crossover first, so that ties keep none

@@ -5,7 +5,6 @@ import dev.panorm.internal.io.ReplacedFile;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.Reader;
-import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -94,6 +93,11 @@ public record AutoProfile(
      * elements it is faster on with rows of 768 (docs/benchmarks.md, "Wide rows").
      */
     public static final long WIDE_ROWS = 2048;
+
+    /** {@return whether rows of {@code rowLength} elements are wide ({@link #WIDE_ROWS})} */
+    public static boolean isWide(long rowLength) {
+        return rowLength >= WIDE_ROWS;
+    }
 
     private static final String FORMAT = "4";
     private static final String SECOND_CROSSOVER = ".java_from";
@@ -291,17 +295,7 @@ public record AutoProfile(
         });
         Path folder = file.toAbsolutePath().getParent();
         Files.createDirectories(folder);
-        try (ReplacedFile out = ReplacedFile.create(file)) {
-            ByteBuffer bytes = ByteBuffer.wrap(text.toString().getBytes(StandardCharsets.UTF_8));
-            try {
-                while (bytes.hasRemaining()) {
-                    out.channel().write(bytes);
-                }
-            } catch (IOException e) {
-                throw out.cannotWrite(e);
-            }
-            out.commit();
-        }
+        ReplacedFile.write(file, text.toString().getBytes(StandardCharsets.UTF_8));
     }
 
     private static void line(StringBuilder text, String name, String value) {

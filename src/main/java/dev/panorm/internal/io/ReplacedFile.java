@@ -1,6 +1,7 @@
 package dev.panorm.internal.io;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AccessDeniedException;
@@ -92,6 +93,25 @@ public final class ReplacedFile implements AutoCloseable {
             deleteQuietly(temporary);
         }
         removeHook(cleanupOnExit);
+    }
+
+    /**
+     * Replaces {@code target} with a file of {@code bytes}, as {@link #create} and {@link #commit()} do.
+     *
+     * @throws IOException naming {@code target} and the reason; the target is then left as it was
+     */
+    public static void write(Path target, byte[] bytes) throws IOException {
+        try (ReplacedFile out = create(target)) {
+            ByteBuffer buffer = ByteBuffer.wrap(bytes);
+            try {
+                while (buffer.hasRemaining()) {
+                    out.channel().write(buffer);
+                }
+            } catch (IOException e) {
+                throw out.cannotWrite(e);
+            }
+            out.commit();
+        }
     }
 
     /** {@return the temporary file, open for reading and writing until {@link #commit()} or {@link #close()}} */
