@@ -8,6 +8,7 @@ import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
 import java.util.List;
 import java.util.Properties;
 import java.util.concurrent.Callable;
@@ -78,6 +79,7 @@ public final class Main implements Callable<Integer> {
      */
     static int run(String[] args, PrintStream out, PrintStream err) {
         CommandLine line = new CommandLine(new Main(out, err))
+                .registerConverter(Path.class, new Options.FilePath())
                 .setUsageHelpWidth(100)
                 .setOut(new PrintWriter(out, true))
                 .setErr(new PrintWriter(err, true))

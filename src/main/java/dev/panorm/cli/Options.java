@@ -89,6 +89,28 @@ final class Options {
         }
     }
 
+    /**
+     * A file's path. {@link Path#of} drops a trailing slash, which would turn {@code x.npy/} into {@code x.npy} where a
+     * shell and every other tool refuse it: a name that says folder must not read or replace a file.
+     */
+    static final class FilePath implements ITypeConverter<Path> {
+        @Override
+        public Path convert(String text) {
+            if (text.endsWith("/")) {
+                throw new TypeConversionException("must name a file, not a folder, got '" + text + "'");
+            }
+            return Path.of(text);
+        }
+    }
+
+    /** A folder's path, slash or not. */
+    static final class FolderPath implements ITypeConverter<Path> {
+        @Override
+        public Path convert(String text) {
+            return Path.of(text);
+        }
+    }
+
     /** A whole number of at least 1. */
     static final class Positive implements ITypeConverter<Long> {
         @Override

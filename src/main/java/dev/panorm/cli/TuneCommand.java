@@ -104,6 +104,7 @@ final class TuneCommand implements Callable<Integer> {
     @Option(
             names = "--dir",
             paramLabel = "DIR",
+            converter = Options.FolderPath.class,
             description = "where to write the profile; default the folder AUTO reads it from: -Dpanorm.cache.dir"
                     + " or $PANORM_CACHE_DIR or $XDG_CACHE_HOME/panorm or ~/.cache/panorm")
     private Path dir;

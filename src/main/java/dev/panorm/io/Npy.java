@@ -799,6 +799,7 @@ public final class Npy {
         private long[] shape() throws NpyFormatException {
             expect('(');
             List<Long> dims = new ArrayList<>();
+            boolean comma = false;
             while (!peek(')')) {
                 int start = at;
                 // ASCII digits only: Character.isDigit and Long.parseLong would read U+0663 (Arabic-Indic three) as 3.
@@ -816,9 +817,15 @@ public final class Npy {
                 if (dims.size() > 64) {
                     fail("has more than 64 dimensions");
                 }
-                if (!peek(')')) {
+                comma = !peek(')');
+                if (comma) {
                     expect(',');
                 }
+            }
+            if (dims.size() == 1 && !comma) {
+                // Python reads (80) as the number 80, and NumPy refuses it; a reader taking it as [80] would guess.
+                fail("has a malformed shape: (" + dims.get(0) + ") is not a tuple; a one-dimensional shape is written ("
+                        + dims.get(0) + ",)");
             }
             expect(')');
             return dims.stream().mapToLong(Long::longValue).toArray();

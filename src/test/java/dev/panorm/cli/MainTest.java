@@ -802,7 +802,7 @@ class MainTest {
         for (String[] empty : List.of(
                 new String[] {"--types", ","}, new String[] {"--widths", "8,,"}, new String[] {"--widths", "768,768"
                 })) {
-            Run run = run("tune", empty[0], empty[1], "--dir", temp.toString());
+            Run run = run("tune", empty[0], empty[1], "--dir", temp + "/"); // a folder may end with a slash
             assertEquals(2, run.exit(), run.err());
             assertTrue(run.err().contains(empty[0] + " takes"), run.err());
         }
@@ -1446,6 +1446,10 @@ class MainTest {
         Path folder = Files.createDirectory(temp.resolve("folder.npy"));
         assertFails(1, "cannot read " + folder + ": it is a directory", "normalize", folder.toString(), out);
         assertFails(1, "cannot read " + folder + ": it is a directory", "backward", in, folder.toString(), out);
+        // Path.of drops a trailing slash, which would read x.npy for x.npy/ and replace y.npy for y.npy/.
+        assertFails(2, "must name a file, not a folder, got '" + in + "/'", "normalize", in + "/", out);
+        assertFails(2, "must name a file, not a folder, got '" + out + "/'", "normalize", in, out + "/");
+        assertFalse(Files.exists(Path.of(out)));
     }
 
     @Test

@@ -205,6 +205,16 @@ class NpyTest {
         assertRejected(
                 craft("{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,), }", 8),
                 "too large for a 64-bit integer");
+        // Python reads (2) as the number 2, and NumPy refuses the file; (2,) and (2, 3,) are tuples.
+        assertRejected(
+                craft("{'descr': '<f4', 'fortran_order': False, 'shape': (2), }", 8),
+                "(2) is not a tuple; a one-dimensional shape is written (2,)");
+        try (Arena arena = Arena.ofConfined()) {
+            assertArrayEquals(
+                    new long[] {2, 3},
+                    Npy.mapFloat32(craft("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3,), }", 24), arena)
+                            .shape());
+        }
         assertRejected(craft("['descr', '<f4']", 8), "expected '{'");
         assertRejected(craft(good + " trailing", 24), "text after the header dict");
         assertRejected(craft("{'descr: '<f4', 'fortran_order': False, 'shape': (2, 3), }", 24), "malformed header");
