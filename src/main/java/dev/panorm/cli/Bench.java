@@ -17,6 +17,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
+import javax.management.JMException;
+import javax.management.ObjectName;
 
 /**
  * {@code panorm bench}: a short version of the JMH comparison ({@code docs/benchmarks.md}): forward
@@ -166,7 +168,7 @@ final class Bench {
                 continue;
             }
             long compiledNow = watchJit ? jit.getTotalCompilationTime() : compiled;
-            boolean idle = compiledNow == compiled;
+            boolean idle = compiledNow == compiled && jitQueueEmpty();
             if (now - start >= budget && idle || now >= warmUntil) {
                 break;
             }
@@ -186,6 +188,28 @@ final class Bench {
         }
         perCall.sort(null);
         return perCall.get(perCall.size() / 2);
+    }
+
+    /**
+     * Whether the JIT is compiling nothing and has nothing queued, as {@code jcmd PID Compiler.queue} shows; true where
+     * the JVM does not say. A window with no compilation finished is not enough: on a busy machine a starved compiler
+     * thread finishes nothing for a while, and the warm-up ended with the kernels still interpreted (24 ms a call of
+     * 16x32 in one run of {@code demo} at a load of 6 on 2 cores, 7 us once compiled).
+     */
+    private static boolean jitQueueEmpty() {
+        try {
+            Object queue = ManagementFactory.getPlatformMBeanServer()
+                    .invoke(
+                            new ObjectName("com.sun.management:type=DiagnosticCommand"),
+                            "compilerQueue",
+                            new Object[] {null},
+                            new String[] {String[].class.getName()});
+            // "Current compiles:" and each queue's heading, then one line per method, or "Empty" under a queue.
+            return queue instanceof String text
+                    && text.lines().noneMatch(line -> line.contains("CompilerThread") || line.matches("\\s*\\d.*"));
+        } catch (JMException | RuntimeException | NoClassDefFoundError unknown) {
+            return true;
+        }
     }
 
     /** The JIT's bean; null where java.management is not in the module graph (then the warm-up is fixed). */
