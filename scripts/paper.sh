@@ -17,6 +17,17 @@ panorm_find_java
 jar="$root/target/panorm.jar"
 panorm_build_jar paper
 
+# --help, --synthetic and --data need no digits: run them as given, without fetching anything.
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help | --synthetic | --data)
+      # shellcheck disable=SC2086 # JAVA_OPTS is a list of options
+      exec "$JAVA_HOME/bin/java" --enable-native-access=ALL-UNNAMED --add-modules jdk.incubator.vector ${JAVA_OPTS:-} \
+        -cp "$jar:$root/target/lib/*" dev.panorm.examples.paper.PaperExample "$@"
+      ;;
+  esac
+done
+
 member=usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz
 cache="${PANORM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/panorm}/data"
 if [ -n "${PANORM_DIGITS:-}" ] && [ ! -f "$PANORM_DIGITS" ]; then
