@@ -138,7 +138,7 @@ public final class SparkExample {
         }
         out.printf(
                 Locale.ROOT,
-                "panorm vs Spark SQL: %.1fx faster; vs the Java UDF: %.1fx faster; time vs identity: %.2fx;"
+                "panorm's rows per second over Spark SQL's: %.2fx; over the Java UDF's: %.2fx; time vs identity: %.2fx;"
                         + " vs scan only: %.2fx%n%n",
                 panorm.rowsPerSecond() / sql.rowsPerSecond(),
                 panorm.rowsPerSecond() / udf.rowsPerSecond(),
