@@ -148,7 +148,7 @@ class ApiFuzzTest {
             scale = random.nextBoolean();
             shift = random.nextBoolean();
             eps = pick(random, new double[] {1e-5, 1e-5, 1e-6, 1e-12, 0x1p-23, 0.1, 1, 1000});
-            badEps = pick(random, new double[] {0, -1e-5, Double.NaN, Double.POSITIVE_INFINITY, 1e-50, 1e39});
+            badEps = pick(random, new double[] {0, -1e-5, Double.NaN, Double.POSITIVE_INFINITY, 1e-50, 1e-40, 1e39});
             normalized =
                     random.nextInt(5) == 0 ? new long[] {small(random), small(random)} : new long[] {pickDim(random)};
             int leading = random.nextInt(4);

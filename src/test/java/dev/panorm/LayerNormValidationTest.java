@@ -281,12 +281,12 @@ class LayerNormValidationTest {
     }
 
     @ParameterizedTest
-    @ValueSource(doubles = {1e-50, 1e39})
+    @ValueSource(doubles = {1e-50, 1e-44, 0x1p-127, 1e39})
     void epsMustLieInFloat32Range(double eps) {
         assertRejected(
                 IllegalArgumentException.class,
-                "eps must lie within float32's range (1.4E-45 to 3.4028235E38)"
-                        + " because the kernels add it in float32, got " + eps,
+                "eps must lie within float32's normal range (1.1754944E-38 to 3.4028235E38)"
+                        + " because the kernels add it to the variance in float32, got " + eps,
                 () -> LayerNormConfig.of(C).withEps(eps));
     }
 

@@ -929,7 +929,7 @@ class MainTest {
                 "nan");
         assertFails(
                 2,
-                "invalid value for option '--eps': must lie within float32's range",
+                "invalid value for option '--eps': must lie within float32's normal range",
                 "normalize",
                 in,
                 out,
