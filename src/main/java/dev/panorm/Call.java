@@ -27,6 +27,26 @@ record Call(
         return new Call(pass, rows, src, dst, scale, shift, mean, variance, null, null, null, null);
     }
 
+    /**
+     * This call with each tensor's layout over none of the caller's memory ({@link Tensor#layout}): what a plan built
+     * in the background keeps until it runs, so that the caller's memory can be freed meanwhile.
+     */
+    Call layout() {
+        return new Call(
+                pass,
+                rows,
+                Tensor.layout(src),
+                Tensor.layout(dst),
+                Tensor.layout(scale),
+                Tensor.layout(shift),
+                Tensor.layout(mean),
+                Tensor.layout(variance),
+                Tensor.layout(diffDst),
+                Tensor.layout(diffSrc),
+                Tensor.layout(diffScale),
+                Tensor.layout(diffShift));
+    }
+
     /** The caller's tensor in {@code role}; null if absent or if the role is a plan's own. */
     Tensor tensor(Role role) {
         return tensor(role, src, dst, scale, shift, mean, variance, diffDst, diffSrc, diffScale, diffShift);

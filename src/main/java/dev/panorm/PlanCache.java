@@ -154,7 +154,8 @@ final class PlanCache {
                     return null;
                 }
                 building = signature;
-                Background.THREAD.execute(() -> buildInBackground(signature, call));
+                Call layout = call.layout(); // not the caller's tensors: an automatic arena frees them when unreachable
+                Background.THREAD.execute(() -> buildInBackground(signature, layout));
                 return null;
             }
             return remember(mine, signature, plan == null ? find(signature, call) : plan);
@@ -165,6 +166,11 @@ final class PlanCache {
     private void buildInBackground(CallSignature signature, Call call) {
         OneDnnPlan plan = null;
         try {
+            synchronized (lock) {
+                if (closed) { // builds queue behind other caches' on one thread: none for a closed one
+                    return;
+                }
+            }
             plan = builder.build(signature, call);
             plan.release(plan.lend()); // the stream and memory objects, made here rather than by the first call
         } catch (OneDnnPlan.Unsupported e) {

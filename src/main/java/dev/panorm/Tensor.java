@@ -335,6 +335,20 @@ public final class Tensor {
         earlierCopy = copy;
     }
 
+    /**
+     * {@code tensor}'s data type, shape and strides over no memory that anyone owns (null for null): a layout, for
+     * what must not keep the tensor's memory reachable. Never read or written.
+     */
+    static Tensor layout(Tensor tensor) {
+        return tensor == null
+                ? null
+                : new Tensor(
+                        MemorySegment.NULL.reinterpret(tensor.byteExtent),
+                        tensor.dataType,
+                        tensor.shape,
+                        tensor.strides);
+    }
+
     /** The shape itself, not a copy: for panorm's own checks, never to be modified. */
     long[] shapeArray() {
         return shape;
