@@ -4,6 +4,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.ref.Cleaner;
 import java.lang.ref.Reference;
 import java.util.Objects;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.locks.LockSupport;
 
 /**
@@ -699,7 +700,13 @@ public final class LayerNorm implements AutoCloseable {
      */
     @Override
     public void close() {
-        cleanable.clean();
+        cleanable.clean(); // runs State.run once: a concurrent second close returns here at once,
+        state.awaitClosed(); // so it waits for the first to finish
+    }
+
+    /** Calls in flight on any thread (for tests). */
+    int callsInFlight() {
+        return state.calls.inFlight();
     }
 
     @Override
@@ -716,6 +723,8 @@ public final class LayerNorm implements AutoCloseable {
         final FusedKernel fused;
         private final CallCounter calls;
         private volatile boolean closed;
+        /** Counted down once {@link #run} has freed everything. */
+        private final CountDownLatch freed = new CountDownLatch(1);
 
         State(Kernel kernel, FusedKernel fused, CallCounter calls) {
             this.kernel = kernel;
@@ -741,11 +750,36 @@ public final class LayerNorm implements AutoCloseable {
         @Override
         public void run() {
             closed = true;
-            while (calls.inFlight() != 0) {
-                LockSupport.parkNanos(50_000);
+            boolean interrupted = false;
+            try {
+                while (calls.inFlight() != 0) {
+                    LockSupport.parkNanos(50_000);
+                    interrupted |= Thread.interrupted(); // else parkNanos returns at once, and this loop spins
+                }
+                kernel.close();
+                fused.close();
+            } finally {
+                freed.countDown();
+                if (interrupted) {
+                    Thread.currentThread().interrupt();
+                }
             }
-            kernel.close();
-            fused.close();
+        }
+
+        /** Waits until {@link #run} has freed everything, on whichever thread it runs; keeps an interrupt. */
+        void awaitClosed() {
+            boolean interrupted = false;
+            while (true) {
+                try {
+                    freed.await();
+                    break;
+                } catch (InterruptedException e) {
+                    interrupted = true;
+                }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
         }
     }
 }

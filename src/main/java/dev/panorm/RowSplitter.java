@@ -131,12 +131,17 @@ final class RowSplitter {
         /** Waits for the parts that pool threads are still running: spinning first, since a woken caller is late. */
         void awaitParts() {
             long spinUntil = System.nanoTime() + SPIN_NANOS;
+            boolean interrupted = false;
             while (done.get() < parts) {
                 if (System.nanoTime() < spinUntil) {
                     Thread.onSpinWait();
                 } else {
                     LockSupport.park(this);
+                    interrupted |= Thread.interrupted(); // else park returns at once, and this loop spins
                 }
+            }
+            if (interrupted) {
+                Thread.currentThread().interrupt();
             }
         }
     }

@@ -1,12 +1,17 @@
 package dev.panorm;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.lang.foreign.Arena;
+import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -98,6 +103,70 @@ class LifecycleTest {
             System.gc();
             Thread.sleep(20);
         }
+    }
+
+    @Test
+    void aSecondCloseReturnsOnlyOnceTheFirstHasFreedEverything() throws Exception {
+        LayerNorm norm = LayerNorm.create(LayerNormConfig.of(4096).withoutAffine(), Backend.ONEDNN);
+        PlanCache plans = plansOf(norm);
+        try (Arena arena = Arena.ofShared()) {
+            Tensor x = Tensor.allocate(arena, DataType.F32, 4, 4096);
+            norm.forward(x, x);
+            assertEquals(1, plans.allocatedPlans());
+            // Every other element of 2048 rows: oneDNN takes no such layout, so the scalar kernel runs the call, long
+            // enough (hundreds of milliseconds) to close twice meanwhile.
+            Tensor padded = Tensor.allocate(arena, DataType.F32, 2048, 8192);
+            Tensor strided = Tensor.of(padded.segment(), DataType.F32, new long[] {2048, 4096}, new long[] {8192, 2});
+            CompletableFuture<Void> call = CompletableFuture.runAsync(() -> norm.forward(strided, strided));
+            while (norm.callsInFlight() == 0 && !call.isDone()) {
+                Thread.onSpinWait();
+            }
+            Thread first = Thread.ofPlatform().start(norm::close);
+            while (first.getState() != Thread.State.TIMED_WAITING && first.isAlive()) {
+                Thread.onSpinWait(); // the first close waits for the call in State.run
+            }
+            norm.close();
+            assertEquals(0, plans.allocatedPlans(), "the second close returned before the plans were freed");
+            call.join();
+            first.join();
+        }
+    }
+
+    @Test
+    void aPlanWaitingForTheBuilderKeepsNoneOfTheCallersMemory() throws Exception {
+        int rows = 128;
+        int c = 1024; // float32 forward calls of this size go to oneDNN, and AUTO's Java kernel runs them meanwhile
+        LayerNormConfig config = LayerNormConfig.of(c).withoutAffine();
+        try (Arena arena = Arena.ofConfined()) {
+            assumeTrue(KernelWarmup.await(config, true, Tensor.allocate(arena, DataType.F32, rows, c)));
+        }
+        CountDownLatch release = new CountDownLatch(1);
+        PlanCache.runOnBuilder(() -> {
+            try {
+                release.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        try (LayerNorm norm = LayerNorm.create(config, Backend.AUTO)) {
+            WeakReference<Tensor> tensor = callOnAnAutomaticArena(norm, rows, c);
+            assertTrue(((AutoKernel) norm.kernel()).oneDnn().plans().buildingInBackground());
+            for (int i = 0; i < 200 && tensor.get() != null; i++) {
+                System.gc();
+                Thread.sleep(10);
+            }
+            assertNull(tensor.get(), "the build waiting for the builder keeps the caller's tensor, and its memory");
+        } finally {
+            release.countDown();
+        }
+    }
+
+    /** One call on a new signature, on a tensor nothing refers to afterwards but the returned reference. */
+    private static WeakReference<Tensor> callOnAnAutomaticArena(LayerNorm norm, int rows, int c) {
+        Tensor x = Tensor.allocate(Arena.ofAuto(), DataType.F32, rows, c);
+        norm.forward(x, x);
+        assertEquals(Backend.JAVA, norm.lastBackend(), "ran in Java while the plan waits");
+        return new WeakReference<>(x);
     }
 
     /** Creates LayerNorms, uses each once, and drops them without closing; returns their plan caches. */
