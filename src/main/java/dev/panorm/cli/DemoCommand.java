@@ -110,7 +110,7 @@ final class DemoCommand implements Callable<Integer> {
             out.printf(
                     "%nauto's model: %s%s%n",
                     AutoProfile.describeInUse(),
-                    builtIn ? "; `panorm tune` measures this machine's crossovers (about a minute)" : "");
+                    builtIn ? "; `panorm tune` measures this machine's crossovers (a minute or two)" : "");
             return allWithin ? Main.OK : Main.FAILED;
         }
     }

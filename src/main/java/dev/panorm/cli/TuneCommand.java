@@ -84,7 +84,8 @@ final class TuneCommand implements Callable<Integer> {
             names = "--seconds",
             paramLabel = "S",
             defaultValue = "60",
-            description = "about how long to measure, JIT warm-up included; in (0, 3600], default 60")
+            description = "about how long to measure, JIT warm-up included, beyond the five rounds every point"
+                    + " takes at least (about 45 s of the default sweep on 2 cores); in (0, 3600], default 60")
     private double seconds;
 
     @Option(
