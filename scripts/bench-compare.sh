@@ -10,13 +10,21 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/scripts/java-env.sh"
 panorm_find_java
+usage() { echo "usage: $0 ROUNDS OUTDIR CHECKOUT... -- JMH arguments" >&2; exit 2; }
+[ "$#" -ge 2 ] && [ "$1" != "--help" ] && [ "$1" != "-h" ] || usage
 rounds=$1 out=$2
 shift 2
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "$0: ROUNDS must be a whole number >= 1, got '$rounds'" >&2; exit 2; }
 checkouts=()
-while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do checkouts+=("$(cd "$1" && pwd)"); shift; done
-[ "$#" -gt 0 ] || { echo "usage: $0 ROUNDS OUTDIR CHECKOUT... -- JMH arguments" >&2; exit 2; }
+while [ "$#" -gt 0 ] && [ "$1" != "--" ]; do
+  [ -f "$1/target/benchmarks.classpath" ] || { echo "$0: $1 is not a checkout built with -Pbench" >&2; exit 2; }
+  checkouts+=("$(cd "$1" && pwd)")
+  shift
+done
+[ "$#" -gt 0 ] && [ "${#checkouts[@]}" -gt 0 ] || usage
 shift
 mkdir -p "$out"
+out=$(cd "$out" && pwd) # each fork runs in its checkout
 for round in $(seq 1 "$rounds"); do
   for i in "${!checkouts[@]}"; do
     dir=${checkouts[$i]}
@@ -30,13 +38,15 @@ import glob, json, os, statistics, sys
 out, names = sys.argv[1], sys.argv[2:]
 results = {i: [b for f in glob.glob(f"{out}/{i}-*.json") if os.path.getsize(f) for b in json.load(open(f))]
            for i in range(len(names))}
+if not any(results.values()):
+    sys.exit(f"no results: see {out}/*.txt")
 # Parameters that only some builds have (a newer benchmark's) do not split the comparison.
-common = set.intersection(*(set(b["params"]) for bs in results.values() for b in bs))
+common = set.intersection(*(set(b.get("params", {})) for bs in results.values() for b in bs))
 runs = {}
 for i, bs in results.items():
     for b in bs:
         key = b["benchmark"].split(".")[-1] + " " + " ".join(
-            f"{k}={v}" for k, v in sorted(b["params"].items()) if k in common)
+            f"{k}={v}" for k, v in sorted(b.get("params", {}).items()) if k in common)
         for fork in b["primaryMetric"]["rawData"]:
             runs.setdefault(key, {}).setdefault(i, []).extend(fork)
 for key, by in sorted(runs.items()):

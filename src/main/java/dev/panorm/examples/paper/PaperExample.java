@@ -12,6 +12,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -41,7 +42,8 @@ public final class PaperExample {
               --mlp-batches LIST   (default 128,4)   --gru-batches LIST (default 1,16)
               --mlp-hidden N       (default 256)     --gru-hidden N    (default 64)
               --mlp-lr X           (default 0.001)   --gru-lr X        (default 0.003)
-              --train N            training examples; the rest of the 1,797 are the test set (default 1280)
+              --train N            training examples; the rest of the 1,797 are the test set (default 1280;
+                                   with --synthetic N, the same share of N)
               --backend B          panorm backend for training: AUTO, ONEDNN, JAVA, JAVA_SCALAR (default AUTO)
               --threads N          runs trained at once (default: the number of cores)
               --only mlp|gru       one of the two studies
@@ -83,7 +85,7 @@ public final class PaperExample {
             int gruHidden = 64;
             double mlpLr = 1e-3;
             double gruLr = 3e-3;
-            int train = 1280;
+            int train = 0; // 0: the default, below
             Backend backend = Backend.AUTO;
             int threads = Runtime.getRuntime().availableProcessors();
             String only = null;
@@ -101,7 +103,7 @@ public final class PaperExample {
                     throw new Usage(null);
                 }
                 if (i + 1 >= args.length) {
-                    throw new Usage(option + " needs a value");
+                    throw new Usage(VALUED.contains(option) ? option + " needs a value" : "unknown option " + option);
                 }
                 String value = args[++i];
                 try {
@@ -144,8 +146,11 @@ public final class PaperExample {
             if ((data == null) == (synthetic == 0)) {
                 throw new Usage("give --data FILE (scripts/paper.sh does) or --synthetic N");
             }
-            if (!(mlpLr > 0) || !(gruLr > 0)) {
-                throw new Usage("learning rates must be positive");
+            if (!(mlpLr > 0) || !(gruLr > 0) || !Double.isFinite(mlpLr) || !Double.isFinite(gruLr)) {
+                throw new Usage("learning rates must be positive and finite");
+            }
+            if (train == 0) { // the digits' share, 1280 of 1797, of a synthetic set too
+                train = synthetic == 0 ? DIGITS_TRAIN : (int) Math.max(1, (long) synthetic * DIGITS_TRAIN / 1797);
             }
             return new Options(
                     data,
@@ -166,6 +171,31 @@ public final class PaperExample {
                     coldStart,
                     coldBatch);
         }
+
+        /** The options that take a value. */
+        private static final Set<String> VALUED = Set.of(
+                "--data",
+                "--synthetic",
+                "--out",
+                "--seeds",
+                "--mlp-epochs",
+                "--gru-epochs",
+                "--mlp-batches",
+                "--gru-batches",
+                "--mlp-hidden",
+                "--gru-hidden",
+                "--mlp-lr",
+                "--gru-lr",
+                "--train",
+                "--backend",
+                "--threads",
+                "--only",
+                "--cold-start-epochs",
+                "--cold-start-batch",
+                "--cold-start");
+
+        /** The digits' training examples by default; the rest of the 1,797 are the test set. */
+        private static final int DIGITS_TRAIN = 1280;
 
         private static int positive(String option, String value) {
             int n = Integer.parseInt(value);

@@ -50,10 +50,20 @@ public final class SparkExample {
      * @throws Exception if Spark fails or the sample check fails
      */
     public static void main(String[] args) throws Exception {
-        long rows = args.length > 0 ? Long.parseLong(args[0].replace("_", "").replace(",", "")) : 1_000_000;
-        int dim = args.length > 1 ? Integer.parseInt(args[1]) : 768;
+        if (args.length > 0 && (args[0].equals("--help") || args[0].equals("-h"))) {
+            usage(null);
+        }
+        if (args.length > 4) {
+            usage("takes at most 4 arguments, got " + args.length);
+        }
+        long rows = args.length > 0 ? positive("ROWS", args[0].replace("_", "").replace(",", "")) : 1_000_000;
+        long dimension = args.length > 1 ? positive("DIM", args[1]) : 768;
+        if (dimension > 1 << 20) {
+            usage("DIM must be at most 2^20, got " + dimension);
+        }
+        int dim = (int) dimension;
         Path dir = Path.of(args.length > 2 ? args[2] : "target/spark-example");
-        long slowRows = Math.min(rows, args.length > 3 ? Long.parseLong(args[3]) : 100_000);
+        long slowRows = Math.min(rows, args.length > 3 ? positive("SLOW_ROWS", args[3]) : 100_000);
         PrintStream out = System.out;
         SparkSession spark = SparkSession.builder()
                 .master("local[*]")
@@ -144,6 +154,31 @@ public final class SparkExample {
                 panorm.rowsPerSecond() / udf.rowsPerSecond(),
                 identity.rowsPerSecond() / panorm.rowsPerSecond(),
                 scan.rowsPerSecond() / panorm.rowsPerSecond());
+    }
+
+    /** A whole number of at least 1, or the usage and exit status 2. */
+    private static long positive(String name, String text) {
+        try {
+            long value = Long.parseLong(text);
+            if (value >= 1) {
+                return value;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        usage(name + " must be a whole number >= 1, got '" + text + "'");
+        return 0; // not reached
+    }
+
+    /** Prints the usage, after {@code problem} on stderr (null: asked for, on stdout), and exits: 2, or 0 if asked. */
+    private static void usage(String problem) {
+        PrintStream stream = problem == null ? System.out : System.err;
+        if (problem != null) {
+            stream.println("spark-example: " + problem);
+        }
+        stream.println("usage: scripts/spark-example.sh [ROWS [DIM [DIR [SLOW_ROWS]]]]"
+                + " (defaults 1000000, 768, target/spark-example, 100000)");
+        System.exit(problem == null ? 0 : 2);
     }
 
     /** Row id's embedding: Gaussian, with a mean and a scale of its own, from a seed derived from the id. */

@@ -137,6 +137,20 @@ class PaperExampleTest {
         assertThrows(PaperExample.Usage.class, () -> options("--synthetic", "10", "--seeds"));
         assertThrows(PaperExample.Usage.class, () -> options("--synthetic", "10", "--only", "cnn"));
         assertThrows(PaperExample.Usage.class, () -> options("--synthetic", "10", "--frobnicate", "1"));
+        assertEquals(
+                "unknown option --frobnicate",
+                assertThrows(PaperExample.Usage.class, () -> options("--synthetic", "10", "--frobnicate"))
+                        .getMessage());
+        assertThrows(PaperExample.Usage.class, () -> options("--synthetic", "10", "--mlp-lr", "Infinity"));
+        assertThrows(PaperExample.Usage.class, () -> options("--synthetic", "10", "--gru-lr", "NaN"));
+    }
+
+    @Test
+    void aSyntheticSetIsSplitAsTheDigitsAre() {
+        assertEquals(1280, options("--data", "digits.csv.gz").train());
+        assertEquals(1280, options("--synthetic", "1797").train());
+        assertEquals(45, options("--synthetic", "64").train());
+        assertEquals(30, options("--synthetic", "64", "--train", "30").train());
     }
 
     @Test
