@@ -15,10 +15,22 @@ from collections import defaultdict
 FIXED = ("onednn-1t", "onednn-2t", "java-1t", "java-2t")
 
 
+def read(path):
+    """The JMH runs in a JSON file, or the script's exit with a line saying why not."""
+    try:
+        with open(path) as file:
+            runs = json.load(file)
+    except (OSError, ValueError) as e:
+        sys.exit(f"auto-vs-best: cannot read {path}: {e}")
+    if not isinstance(runs, list):
+        sys.exit(f"auto-vs-best: {path} is not JMH's JSON output (a list of runs)")
+    return runs
+
+
 def main(paths):
     times = defaultdict(dict)  # (benchmark, op, dtype, pass, shape) -> impl -> us
     for path in paths or ["target/bench/jmh.json"]:
-        for run in json.load(open(path)):
+        for run in read(path):
             name = run["benchmark"].rsplit(".", 2)
             bench, pass_ = name[-2], name[-1]
             p = run["params"]
@@ -43,4 +55,7 @@ def main(paths):
 
 
 if __name__ == "__main__":
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit(0)
     main(sys.argv[1:])

@@ -12,6 +12,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/scripts/java-env.sh"
 panorm_find_java
 cd "$root"
+if [ "${1:-}" = "--help" ]; then # JMH knows -h only
+  sed -n '2,9s/^# \{0,1\}//p' "$0"
+  set -- -h
+fi
 mkdir -p target/bench
 if [ "${1:-}" = "--native" ]; then
   shift

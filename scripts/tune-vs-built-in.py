@@ -35,7 +35,12 @@ SUMMARY = re.compile(r"(\w+\.\w+)\s+Java up to (\d+) elements per call(?: \(on r
 
 def load(path):
     points, tuned = [], {}
-    for line in open(path):
+    try:
+        with open(path) as file:
+            lines = file.readlines()
+    except (OSError, UnicodeDecodeError) as e:
+        sys.exit(f"tune-vs-built-in: cannot read {path}: {e}")
+    for line in lines:
         fields = line.split()
         if len(fields) >= 7 and fields[0] in ("inference", "training", "global", "backward", "backward_data"):
             rows, c = map(int, fields[2].split("x"))
@@ -83,10 +88,12 @@ def main(paths):
         # wide rows (AutoProfile.WIDE_ROWS and more)
         BUILT_IN["f32.forward"] = BUILT_IN["f32.forward"][:3] + ((3 << 15) - 1,)
         BUILT_IN["f32.forward_global"] = BUILT_IN["f32.forward_global"][:3] + ((1 << 17) - 1,)
-    runs = {path: load(path) for path in paths}
+    runs = {path: load(path) for path in dict.fromkeys(paths)}  # a file given twice counts once
+    if not any(points for points, _ in runs.values()):
+        sys.exit("tune-vs-built-in: no measurements in " + ", ".join(runs) + " (the stdout of `panorm tune --verbose`)")
     print("| measured in | kind | built-in: mean, worst | " + " | ".join(
-        f"tuned in {path}: mean, worst" for path in paths) + " |")
-    print("|---" * (3 + len(paths)) + "|")
+        f"tuned in {path}: mean, worst" for path in runs) + " |")
+    print("|---" * (3 + len(runs)) + "|")
     for path, (points, _) in runs.items():
         for kind in sorted({p[0] for p in points}, key=lambda k: list(BUILT_IN).index(k)):
             cells = ["%.3f, %.2f" % slowdown(points, kind, BUILT_IN[kind])]
@@ -96,4 +103,9 @@ def main(paths):
 
 
 if __name__ == "__main__":
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print(__doc__.strip())
+        sys.exit(0)
+    if not [arg for arg in sys.argv[1:] if arg != "--amd"]:
+        sys.exit("usage: scripts/tune-vs-built-in.py [--amd] RUN.txt [RUN.txt ...]")
     main(sys.argv[1:])

@@ -108,7 +108,8 @@ public class FusedBenchmark {
         Backend backend = switch (ln) {
             case "onednn" -> Backend.ONEDNN;
             case "auto" -> Backend.AUTO;
-            default -> Backend.JAVA;
+            case "java" -> Backend.JAVA;
+            default -> throw new IllegalArgumentException("ln must be java, onednn or auto, got " + ln);
         };
         fusedNorm = LayerNorm.create(config, backend, threads);
         plainNorm = LayerNorm.create(config, backend, threads);
