@@ -284,8 +284,8 @@ final class Accuracy {
 
     /**
      * As above, with {@code diffSum} (null: none) added to dx, as {@link LayerNorm#backwardResidual} adds it: dx is the
-     * reference's plus diffSum, within the bound above plus two roundings of dx's type (the sum, and in a composition
-     * the norm's gradient before it).
+     * reference's plus diffSum, within the bound above plus two float32 roundings (the sum, and in oneDNN's composition
+     * the norm's gradient before it); dx's own type rounds once, the result.
      */
     static void assertBackward(
             Backend backend,
@@ -330,8 +330,7 @@ final class Accuracy {
             for (int i = 0; i < c; i++) {
                 int at = r * c + i;
                 double expected = want.dx()[at] + (diffSum == null ? 0 : diffSum[at]);
-                double added =
-                        diffSum == null ? 0 : 2 * unitRoundoff(dxType) * (Math.abs(want.dx()[at]) + Math.abs(expected));
+                double added = diffSum == null ? 0 : 2 * UNIT_ROUNDOFF * (Math.abs(want.dx()[at]) + Math.abs(expected));
                 assertWithin(
                         backend,
                         dxType,

@@ -249,6 +249,33 @@ abstract class FusedContract {
                 norm.backwardResidual(dy, ds, sumOut, mean, variance, gamma, dx, dGamma, dBeta);
                 assertHalfRanOn(norm);
                 assertAddedIncomingGradient(type, plain, ds.toFloatArray(), dx.toFloatArray());
+
+                // An incoming gradient that cancels the norm's: dx is what is left, rounded once.
+                float[] opposite = new float[plain.length];
+                for (int i = 0; i < plain.length; i++) {
+                    opposite[i] = -plain[i];
+                }
+                Tensor cancelling = Tensors.make(arena, type, opposite, rows, c);
+                norm.backwardResidual(dy, cancelling, sumOut, mean, variance, gamma, dx, dGamma, dBeta);
+                assertHalfRanOn(norm);
+                Accuracy.assertBackward(
+                        backend(),
+                        dy.toFloatArray(),
+                        s,
+                        rows,
+                        c,
+                        mean == null ? null : mean.toFloatArray(),
+                        variance.toFloatArray(),
+                        g,
+                        EPS,
+                        false,
+                        rms,
+                        type,
+                        parameters,
+                        opposite,
+                        dx.toFloatArray(),
+                        dGamma.toFloatArray(),
+                        dBeta.toFloatArray());
             }
         }
     }
@@ -618,7 +645,7 @@ abstract class FusedContract {
 
     /**
      * As above for a dx of {@code type}: {@code plain} is the norm's gradient rounded to it, {@code total} that
-     * gradient plus ds rounded to it, once in Java and twice in oneDNN's composition (gradient, then sum).
+     * gradient plus ds rounded to it; {@code plain}'s own rounding is in the comparison, hence two of {@code type}.
      */
     private void assertAddedIncomingGradient(DataType type, float[] plain, float[] ds, float[] total) {
         for (int i = 0; i < total.length; i++) {
