@@ -10,8 +10,7 @@ package dev.panorm;
  * <p>Without {@code sum}, {@code s} goes to {@code dst} and is normalized there in place, so no buffer is needed;
  * that takes a float32 {@code dst}, since {@code s} is float32 when not stored. What oneDNN cannot take (int8
  * output, that case with a half-precision {@code dst}, strided layouts, in-place gradients it would overwrite
- * before reading, a half-precision gradient with an incoming one, which the composition would round twice) runs in
- * the Java kernel, as a whole call.
+ * before reading) runs in the Java kernel, as a whole call.
  */
 final class OneDnnFusedKernel implements FusedKernel {
     private final OneDnnKernel oneDnn;
@@ -67,15 +66,12 @@ final class OneDnnFusedKernel implements FusedKernel {
             Tensor diffScale,
             Tensor diffShift,
             long rows) {
-        // diffSum must be read after the norm's backward pass has written diffSrc: not in place, and addable. And
-        // diffSrc must be float32: a half-precision one would be rounded before diffSum is added, and where the two
-        // nearly cancel that first rounding is most of what is left (bf16 on 768 columns: up to 200 times
-        // docs/accuracy.md's bound). The Java kernel adds in float32 and rounds once.
+        // diffSum must be read after the norm's backward pass has written diffSrc: not in place, and addable. A
+        // half-precision diffSrc is rounded twice, the norm's gradient and then the sum, as PyTorch's autograd adds
+        // two bf16 gradients; the Java kernel, twice as slow on large bf16 calls here, rounds once (docs/accuracy.md).
         OneDnnPlan.Context add = null;
         if (diffSum != null) {
-            add = diffSrc.dataType() != DataType.F32 || CallChecks.overlaps(diffSrc, diffSum)
-                    ? null
-                    : oneDnn.addPlan(diffSrc, diffSum, null, diffSrc, rows);
+            add = CallChecks.overlaps(diffSrc, diffSum) ? null : oneDnn.addPlan(diffSrc, diffSum, null, diffSrc, rows);
             if (add == null) {
                 return java.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows);
             }

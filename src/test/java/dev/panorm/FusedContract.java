@@ -250,7 +250,8 @@ abstract class FusedContract {
                 assertHalfRanOn(norm);
                 assertAddedIncomingGradient(type, plain, ds.toFloatArray(), dx.toFloatArray());
 
-                // An incoming gradient that cancels the norm's: dx is what is left, rounded once.
+                // An incoming gradient that cancels the norm's: dx is what is left, rounded once in Java; oneDNN's
+                // composition rounds the norm's gradient first, as PyTorch's autograd does (docs/accuracy.md).
                 float[] opposite = new float[plain.length];
                 for (int i = 0; i < plain.length; i++) {
                     opposite[i] = -plain[i];
