@@ -2,6 +2,7 @@ package dev.panorm;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 
 /**
@@ -349,9 +350,20 @@ final class PlanCache {
         return building != null;
     }
 
-    /** Runs {@code task} on the thread that builds plans in the background, before builds queued later (for tests). */
-    static void runOnBuilder(Runnable task) {
-        Background.THREAD.execute(task);
+    /**
+     * Holds the thread that builds plans in the background until the returned action runs (for tests): builds queued
+     * meanwhile wait.
+     */
+    static Runnable holdBuilder() {
+        CountDownLatch release = new CountDownLatch(1);
+        Background.THREAD.execute(() -> {
+            try {
+                release.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        });
+        return release::countDown;
     }
 
     /** Waits until no plan is being built in the background (for tests). */

@@ -9,7 +9,6 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.management.ManagementFactory;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import org.junit.jupiter.api.Test;
@@ -605,14 +604,7 @@ class AllocationTest {
                 ((AutoKernel) norm.kernel()).awaitPlans();
             }
         }
-        CountDownLatch release = new CountDownLatch(1);
-        PlanCache.runOnBuilder(() -> {
-            try {
-                release.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        });
+        Runnable release = PlanCache.holdBuilder();
         try {
             assertAllocationFree(
                     config,
@@ -628,7 +620,7 @@ class AllocationTest {
                         assertEquals(Backend.JAVA, norm.lastBackend());
                     });
         } finally {
-            release.countDown();
+            release.run();
         }
     }
 

@@ -11,7 +11,6 @@ import java.lang.ref.WeakReference;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CountDownLatch;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -140,14 +139,7 @@ class LifecycleTest {
         try (Arena arena = Arena.ofConfined()) {
             assumeTrue(KernelWarmup.await(config, true, Tensor.allocate(arena, DataType.F32, rows, c)));
         }
-        CountDownLatch release = new CountDownLatch(1);
-        PlanCache.runOnBuilder(() -> {
-            try {
-                release.await();
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        });
+        Runnable release = PlanCache.holdBuilder();
         try (LayerNorm norm = LayerNorm.create(config, Backend.AUTO)) {
             WeakReference<Tensor> tensor = callOnAnAutomaticArena(norm, rows, c);
             assertTrue(((AutoKernel) norm.kernel()).oneDnn().plans().buildingInBackground());
@@ -157,7 +149,7 @@ class LifecycleTest {
             }
             assertNull(tensor.get(), "the build waiting for the builder keeps the caller's tensor, and its memory");
         } finally {
-            release.countDown();
+            release.run();
         }
     }
 
