@@ -54,7 +54,7 @@ public final class LayerNormConfig {
         if (!(eps > 0) || Double.isInfinite(eps)) {
             throw new IllegalArgumentException("eps must be a positive finite number, got " + eps);
         }
-        if (!((float) eps >= Float.MIN_NORMAL) || Float.isInfinite((float) eps)) {
+        if (!(eps >= Float.MIN_NORMAL && eps <= Float.MAX_VALUE)) {
             // The kernels add eps in float32: a value that rounds to infinity there is not the eps asked for, and
             // below the smallest normal var + eps can be subnormal, with too few bits for accuracy.md's bound (eps
             // 1e-44 on a row of 64 values of about 1e-22: 800 times the bound on oneDNN and the vector kernels).

@@ -194,7 +194,8 @@ public final class Tensor {
         rowStrides[0] = rowStride;
         System.arraycopy(shape, leading, rowShape, 1, trailingAxes);
         System.arraycopy(strides, leading, rowStrides, 1, trailingAxes);
-        long offset = count == 0 ? 0 : first * rowStride * dataType.byteSize();
+        // Within the tensor's extent where it has elements; without any, its strides may be anything.
+        long offset = count == 0 || elementCount == 0 ? 0 : first * rowStride * dataType.byteSize();
         return new Tensor(segment.asSlice(Math.min(offset, segment.byteSize())), dataType, rowShape, rowStrides);
     }
 
@@ -381,11 +382,12 @@ public final class Tensor {
 
     /**
      * Copies the elements into a new array, in C order, whatever the strides. bfloat16 and float16
-     * values widen to float exactly.
+     * values widen to float exactly, except that a signalling NaN comes back quiet.
      *
      * @return the elements
      * @throws IllegalStateException if there are more than {@code Integer.MAX_VALUE - 8} elements, or the
      *     segment's arena is closed
+     * @throws WrongThreadException if the segment's arena is confined to another thread
      */
     public float[] toFloatArray() {
         if (elementCount > Integer.MAX_VALUE - 8) {
@@ -405,14 +407,16 @@ public final class Tensor {
      * {@link #toFloatArray()}. Each value is rounded to the data type to nearest, ties to even, as
      * {@link LayerNorm} rounds its results: {@link Float#floatToFloat16} for float16, the same rule on
      * the upper 16 bits for bfloat16. As IEEE 754 prescribes, a value from the largest finite one plus
-     * half an ulp up becomes infinite (65520 for float16), NaN stays NaN, and float16 keeps its
-     * subnormals (down to 2^-24).
+     * half an ulp up becomes infinite (65520 for float16), NaN stays NaN (quiet), and float16 keeps its
+     * subnormals (down to 2^-24). int8 rounds the same way and saturates to [-127, 127], as quantized
+     * outputs do: infinities and values beyond become -127 or 127, NaN becomes 0.
      *
      * @param values the elements in C order, one per element
      * @return this tensor
      * @throws IllegalArgumentException if the number of values differs from {@link #elementCount()}, the
      *     segment is read-only, or several indices address one element (see {@link #isNonOverlapping()})
      * @throws IllegalStateException if the segment's arena is closed
+     * @throws WrongThreadException if the segment's arena is confined to another thread
      */
     public Tensor copyFrom(float[] values) {
         if (values.length != elementCount) {
@@ -482,6 +486,11 @@ public final class Tensor {
             if (dim < 0) {
                 throw new IllegalArgumentException("negative dimension " + dim + " in shape " + Arrays.toString(shape));
             }
+        }
+        if (Arrays.stream(shape).anyMatch(dim -> dim == 0)) {
+            return 0; // whatever the other dimensions' product
+        }
+        for (long dim : shape) {
             try {
                 count = Math.multiplyExact(count, dim);
             } catch (ArithmeticException e) {
@@ -497,16 +506,18 @@ public final class Tensor {
             throw new IllegalArgumentException("strides " + Arrays.toString(strides)
                     + " do not match the rank of shape " + Arrays.toString(shape));
         }
+        for (long stride : strides) { // also where there are no elements: a view of them may have some axes' strides
+            if (stride < 0) {
+                throw new IllegalArgumentException(
+                        "negative stride " + stride + " in strides " + Arrays.toString(strides));
+            }
+        }
         if (elementCount(shape) == 0) {
             return 0;
         }
         long lastElement = 0;
         try {
             for (int i = 0; i < shape.length; i++) {
-                if (strides[i] < 0) {
-                    throw new IllegalArgumentException(
-                            "negative stride " + strides[i] + " in strides " + Arrays.toString(strides));
-                }
                 lastElement = Math.addExact(lastElement, Math.multiplyExact(shape[i] - 1, strides[i]));
             }
             return Math.multiplyExact(

@@ -281,7 +281,7 @@ class LayerNormValidationTest {
     }
 
     @ParameterizedTest
-    @ValueSource(doubles = {1e-50, 1e-44, 0x1p-127, 1e39})
+    @ValueSource(doubles = {1e-50, 1e-44, 0x1p-127, 0x1.fffffffp-127, 1e39, 0x1.fffffffp127})
     void epsMustLieInFloat32Range(double eps) {
         assertRejected(
                 IllegalArgumentException.class,
@@ -339,6 +339,16 @@ class LayerNormValidationTest {
                     IllegalArgumentException.class,
                     "do not fill shape",
                     () -> Tensor.ofFloats(arena, new float[5], 2, 3));
+            // Without elements too: a view of rows would take its offset from the negative stride.
+            assertRejected(
+                    IllegalArgumentException.class,
+                    "negative stride -3",
+                    () -> Tensor.of(small, DataType.F32, new long[] {4, 0}, new long[] {-3, 1}));
+            // No elements, whatever the other dimensions: neither too many elements, nor an offset past the memory.
+            assertEquals(
+                    0, Tensor.of(small, DataType.F32, 1L << 32, 1L << 32, 0).elementCount());
+            Tensor empty = Tensor.of(small, DataType.F32, new long[] {4, 0}, new long[] {Long.MAX_VALUE, 1});
+            assertEquals(0, empty.rows(1, 2, 1).elementCount());
         }
     }
 
