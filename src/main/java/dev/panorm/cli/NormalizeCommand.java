@@ -6,6 +6,7 @@ import dev.panorm.LayerNorm;
 import dev.panorm.LayerNormConfig;
 import dev.panorm.Tensor;
 import dev.panorm.cli.Main.UsageException;
+import dev.panorm.internal.io.MappedPages;
 import dev.panorm.io.Npy;
 import dev.panorm.pipeline.Pipeline;
 import java.io.IOException;
@@ -245,21 +246,32 @@ final class NormalizeCommand implements Callable<Integer> {
             throws IOException {
         int k = config.normalizedAxes();
         long[] shape = x.shape();
+        try (Npy.Reader r = residual == null ? null : Options.open(residual, "--residual", k)) {
+            // Before any output is made: a wrong R must not be reported as a full disk for the outputs.
+            if (r != null && (!Arrays.equals(r.shape(), shape) || r.dataType() != x.dataType())) {
+                throw new IllegalArgumentException("--residual " + residual + " is " + Options.name(r.dataType())
+                        + Arrays.toString(r.shape()) + " but must have IN's shape and type, "
+                        + Options.name(x.dataType()) + Arrays.toString(shape));
+            }
+            fused(config, x, r, scale, shift, perChunk, arena);
+        }
+    }
+
+    /** The fused pass itself, with R open (null: none) and checked. */
+    private void fused(
+            LayerNormConfig config, Npy.Reader x, Npy.Reader r, Tensor scale, Tensor shift, long perChunk, Arena arena)
+            throws IOException {
+        int k = config.normalizedAxes();
+        long[] shape = x.shape();
         long[] rowShape = Arrays.copyOf(shape, shape.length - k);
         boolean quantized = outType == DataType.S8;
-        try (Npy.Reader r = residual == null ? null : Options.open(residual, "--residual", k);
-                LayerNorm norm = LayerNorm.create(config, backend);
+        try (LayerNorm norm = LayerNorm.create(config, backend);
                 Npy.Output output = Npy.Output.create(out, shape, outType, arena);
                 Npy.Output sum = sumPath == null ? null : Npy.Output.create(sumPath, shape, x.dataType(), arena);
                 Npy.Output scales = scalesPath == null ? null : Npy.Output.create(scalesPath, rowShape, arena);
                 // RMS normalization has no mean: the file keeps the zeros it is created with, as in call().
                 Npy.Output mean = stats == null ? null : Npy.Output.create(stats.get(0), rowShape, arena);
                 Npy.Output variance = stats == null ? null : Npy.Output.create(stats.get(1), rowShape, arena)) {
-            if (r != null && (!Arrays.equals(r.shape(), shape) || r.dataType() != x.dataType())) {
-                throw new IllegalArgumentException("--residual " + residual + " is " + Options.name(r.dataType())
-                        + Arrays.toString(r.shape()) + " but must have IN's shape and type, "
-                        + Options.name(x.dataType()) + Arrays.toString(shape));
-            }
             long start = System.nanoTime();
             Iterator<Tensor> xs = x.chunks(k, perChunk).iterator();
             Iterator<Tensor> rs = r == null ? null : r.chunks(k, perChunk).iterator();
@@ -293,6 +305,8 @@ final class NormalizeCommand implements Callable<Integer> {
                 } else {
                     norm.forwardResidual(chunk, rChunk, null, s, y, scale, shift);
                 }
+                MappedPages.release(y); // as Pipeline does: the resident set stays one chunk's, not the outputs'
+                MappedPages.release(s);
                 row += n;
                 if (progress != null) {
                     progress.update(row, rows, System.nanoTime() - start);

@@ -3,6 +3,7 @@ package dev.panorm.pipeline;
 import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.Tensor;
+import dev.panorm.internal.io.MappedPages;
 import dev.panorm.io.Npy;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
@@ -452,9 +453,9 @@ public final class Pipeline {
                             slice(variances, firstRow, rows));
                 }
                 sink.written(firstRow, destination);
-                release(chunk);
+                MappedPages.release(chunk);
                 if (destination != chunk) {
-                    release(destination);
+                    MappedPages.release(destination);
                 }
                 rowsDone.addAndGet(rows);
                 bytes.addAndGet(chunk.elementCount()
@@ -483,14 +484,6 @@ public final class Pipeline {
 
         private long rowsOf(Tensor chunk) {
             return chunk.elementCount() / norm.config().normalizedSize();
-        }
-    }
-
-    /** Lets the pages of a memory-mapped view go, so streaming a huge file keeps a small resident set. */
-    private static void release(Tensor tensor) {
-        MemorySegment segment = tensor.segment();
-        if (segment.isMapped() && tensor.byteExtent() > 0) {
-            segment.asSlice(0, tensor.byteExtent()).unload();
         }
     }
 }

@@ -1347,6 +1347,15 @@ class MainTest {
                 out,
                 "--residual",
                 wrong);
+        // Checked before any output is made: an output that cannot be made must not hide it (as a full disk did).
+        assertFails(
+                1,
+                "--residual " + wrong + " is f32[3, 4]",
+                "normalize",
+                in,
+                temp.resolve("no-such-folder").resolve("y.npy").toString(),
+                "--residual",
+                wrong);
         for (String bad : List.of("-1", "0", "1e39", "1e-50", "NaN", "nan", "inf")) {
             assertFails(
                     2,
