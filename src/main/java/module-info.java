@@ -35,6 +35,8 @@ module dev.panorm {
     // The command line (dev.panorm.cli): its parser, and the chart of panorm bench --chart.
     requires static info.picocli;
     requires static org.knowm.xchart;
+    // ... and ImageIO, to encode its PNG in memory.
+    requires static java.desktop;
     // The command line's timings (bench, demo) wait for the JIT to go idle before they measure.
     requires static java.management;
 

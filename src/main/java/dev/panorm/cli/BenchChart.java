@@ -5,6 +5,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
+import javax.imageio.ImageIO;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.VectorGraphicsEncoder;
 import org.knowm.xchart.XYChart;
@@ -53,7 +54,14 @@ final class BenchChart {
         if (svg) {
             VectorGraphicsEncoder.saveVectorGraphic(chart, bytes, VectorGraphicsEncoder.VectorGraphicsFormat.SVG);
         } else {
-            bytes.write(BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG));
+            // In memory: ImageIO's default disk cache in java.io.tmpdir failed under a file-size limit or a missing
+            // tmpdir with "I/O error writing PNG file!" or "Can't create cache file!", naming neither file nor cause.
+            ImageIO.setUseCache(false);
+            try {
+                bytes.write(BitmapEncoder.getBitmapBytes(chart, BitmapEncoder.BitmapFormat.PNG));
+            } catch (IOException e) {
+                throw new IOException("cannot write " + file + ": encoding the PNG failed: " + e.getMessage(), e);
+            }
         }
         ReplacedFile.write(file, bytes.toByteArray());
     }

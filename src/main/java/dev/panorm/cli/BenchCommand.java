@@ -57,6 +57,11 @@ final class BenchCommand implements Callable<Integer> {
         }
         boolean svg = chart != null && checkChart(chart);
         List<Bench.Result> results = Bench.run(parsed, seconds);
+        if (json) { // first: a chart that cannot be written must not lose the measurements
+            Bench.printJson(results, main.out);
+        } else {
+            Bench.printTable(results, main.out);
+        }
         if (chart != null) {
             try {
                 BenchChart.write(results, parsed, chart, svg);
@@ -64,11 +69,6 @@ final class BenchCommand implements Callable<Integer> {
                 throw new UsageException("--chart needs XChart (org.knowm.xchart:xchart) on the class or module path;"
                         + " scripts/panorm has it: " + e.getMessage());
             }
-        }
-        if (json) {
-            Bench.printJson(results, main.out);
-        } else {
-            Bench.printTable(results, main.out);
         }
         return Main.OK;
     }

@@ -91,6 +91,16 @@ public final class Main implements Callable<Integer> {
             err.println("panorm: error: out of memory (" + e.getMessage() + "); give the JVM more (JAVA_OPTS=-Xmx..."
                     + " for scripts/panorm) or use smaller inputs");
             return FAILED;
+        } catch (Error e) {
+            // The JDK loading a file of its own (java.security, tzdb.dat) as a class initializes, and failing as the
+            // process ran out of open files: the system's limit, not a bug. Anything else is one, with its trace.
+            for (Throwable cause = e.getCause(); cause != null; cause = cause.getCause()) {
+                if (cause instanceof IOException io) {
+                    err.println("panorm: error: the JVM could not read its own files: " + io.getMessage());
+                    return FAILED;
+                }
+            }
+            throw e;
         }
     }
 

@@ -102,9 +102,13 @@ final class DiskSpace {
         }
     }
 
-    /** The usual errno values a full or limited disk gives, by name; others by number. */
+    /** The usual errno values a full or limited disk, or a process's limits, give, by name; others by number. */
     private static String reason(int errno) {
         return switch (errno) {
+            case 24 -> "too many open files (EMFILE)";
+            case 23 -> "too many open files in the system (ENFILE)";
+            case 12 -> "out of memory (ENOMEM)";
+            case 5 -> "input/output error (EIO)";
             case 28 -> "no space left on device (ENOSPC)";
             case 27 -> "file too large (EFBIG)";
             case 122 -> "disk quota exceeded (EDQUOT)";

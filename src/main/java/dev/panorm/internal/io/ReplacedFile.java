@@ -12,7 +12,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
-import java.security.SecureRandom;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * A file written anew beside its target and renamed over it once complete, so that a failure, or a JVM stopped
@@ -28,8 +28,6 @@ import java.security.SecureRandom;
 public final class ReplacedFile implements AutoCloseable {
     /** The longest file name most Linux file systems take, in bytes. */
     private static final int MAX_NAME_BYTES = 255;
-
-    private static final SecureRandom NAMES = new SecureRandom();
 
     private final Path target;
     private final Path destination;
@@ -61,7 +59,10 @@ public final class ReplacedFile implements AutoCloseable {
         String prefix =
                 name.getBytes(StandardCharsets.UTF_8).length + 19 > MAX_NAME_BYTES ? ".panorm-" : "." + name + ".";
         while (true) {
-            Path temporary = destination.resolveSibling(prefix + Long.toUnsignedString(NAMES.nextLong(), 36) + ".tmp");
+            Path temporary = destination.resolveSibling(
+                    prefix + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36) + ".tmp");
+            // A name taken is tried again (CREATE_NEW), so it need not be unguessable: no SecureRandom, which reads
+            // java.security and failed with an InternalError trace under a low `ulimit -n`.
             // Registered before the file exists, so that no moment leaves it behind when the JVM is stopped.
             Thread cleanupOnExit = new Thread(() -> deleteQuietly(temporary), "panorm-file-cleanup");
             Runtime.getRuntime().addShutdownHook(cleanupOnExit);
