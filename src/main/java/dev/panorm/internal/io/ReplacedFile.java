@@ -172,7 +172,13 @@ public final class ReplacedFile implements AutoCloseable {
             case AccessDeniedException denied -> "permission denied (directory " + directory + ")";
             case FileSystemException system when system.getReason() != null -> system.getReason();
             case FileSystemException system -> "no new file can be made in directory " + directory;
-            default -> e.getMessage();
+            // FileChannel.map says only "Map failed", with an OutOfMemoryError as the cause when mmap's ENOMEM
+            // (address space limited, as under `ulimit -v`) was the reason.
+            default ->
+                e.getCause() instanceof OutOfMemoryError
+                        ? e.getMessage()
+                                + ": out of memory or address space for the mapping (a limit such as ulimit -v?)"
+                        : e.getMessage();
         };
         return new IOException("cannot write " + target + ": " + reason, e);
     }
