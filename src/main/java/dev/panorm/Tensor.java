@@ -479,17 +479,22 @@ public final class Tensor {
         return normalized;
     }
 
-    /** The product of the shape; throws if a dimension is negative or the product overflows. */
+    /**
+     * The product of the shape (0 where a dimension is, whatever the others'); throws if a dimension is negative or
+     * the product overflows.
+     */
     private static long elementCount(long[] shape) {
-        long count = 1;
+        boolean empty = false;
         for (long dim : shape) {
             if (dim < 0) {
                 throw new IllegalArgumentException("negative dimension " + dim + " in shape " + Arrays.toString(shape));
             }
+            empty |= dim == 0;
         }
-        if (Arrays.stream(shape).anyMatch(dim -> dim == 0)) {
-            return 0; // whatever the other dimensions' product
+        if (empty) {
+            return 0;
         }
+        long count = 1;
         for (long dim : shape) {
             try {
                 count = Math.multiplyExact(count, dim);
