@@ -63,7 +63,9 @@ public final class Npy {
     /**
      * A parsed header, as found in the file: nothing in it has been checked against the file's size.
      *
-     * @param descr NumPy's type code, e.g. {@code <f4} for little-endian float32
+     * @param descr NumPy's type code as {@code dtype.str} spells it, e.g. {@code <f4} for little-endian
+     *     float32: a header's other spellings of float32 and float16 ({@code =f4}, {@code |f4}, {@code f4},
+     *     {@code float32}, ...), which NumPy reads too, arrive here as {@code <f4} and {@code <f2}
      * @param fortranOrder whether the data is in Fortran (column-major) order rather than C order
      * @param shape the dimensions, each {@code >= 0}; the header keeps a copy
      * @param dataOffset the byte offset in the file where the data starts
@@ -645,7 +647,7 @@ public final class Npy {
         readFully(channel, text, 8 + lengthBytes);
         // Versions 1 and 2 are latin-1 (ASCII in practice), version 3 is UTF-8; the dict itself is ASCII.
         String dict = new String(text.array(), major == 3 ? StandardCharsets.UTF_8 : StandardCharsets.ISO_8859_1);
-        return HeaderParser.parse(path, dict, dataOffset);
+        return HeaderParser.parse(path, dict, dataOffset, major < 3);
     }
 
     /** Reads until {@code buffer} is full or the file ends. */
@@ -695,6 +697,9 @@ public final class Npy {
         if (descr.equals(">f4")) {
             return "holds big-endian float32 ('>f4'); convert it with a.astype('<f4')";
         }
+        if (descr.startsWith(">")) {
+            return "holds big-endian data ('" + descr + "'); convert it with a.astype(a.dtype.newbyteorder('<'))";
+        }
         if (descr.contains("O")) {
             return "holds Python objects ('" + descr + "'); only float32 ('<f4') and float16 ('<f2') are supported";
         }
@@ -713,7 +718,11 @@ public final class Npy {
             this.text = text;
         }
 
-        static Header parse(Path path, String text, long dataOffset) throws NpyFormatException {
+        /**
+         * Parses {@code text}; {@code python2Longs} accepts {@code 8L} for 8 in the shape, as NumPy does in
+         * format versions 1.0 and 2.0, which Python 2 wrote.
+         */
+        static Header parse(Path path, String text, long dataOffset, boolean python2Longs) throws NpyFormatException {
             HeaderParser p = new HeaderParser(path, text);
             String descr = null;
             Boolean fortran = null;
@@ -731,7 +740,7 @@ public final class Npy {
                     case "descr" ->
                         descr = p.peek('[') ? p.fail("has a structured dtype; only float32 is supported") : p.string();
                     case "fortran_order" -> fortran = p.bool();
-                    case "shape" -> shape = p.shape();
+                    case "shape" -> shape = p.shape(python2Longs);
                     default -> p.fail("has an unexpected header key '" + key + "'");
                 }
                 if (!p.peek('}')) {
@@ -746,7 +755,29 @@ public final class Npy {
             if (descr == null || fortran == null || shape == null) {
                 p.fail("has a header without 'descr', 'fortran_order' and 'shape'");
             }
-            return new Header(descr, fortran, shape, dataOffset);
+            return new Header(canonical(descr), fortran, shape, dataOffset);
+        }
+
+        /**
+         * NumPy's {@code dtype.str} for its other spellings of float32 and float16: type codes with {@code =}
+         * (native) or {@code |} (no order) or no byte order, which on this little-endian platform mean {@code <},
+         * and the names {@code np.dtype} takes. Other types keep their spelling.
+         */
+        private static String canonical(String descr) {
+            if (ByteOrder.nativeOrder() != ByteOrder.LITTLE_ENDIAN && !descr.startsWith("<")) {
+                return descr; // there, native order is big-endian
+            }
+            String code = descr.isEmpty() || "<=|".indexOf(descr.charAt(0)) < 0 ? descr : descr.substring(1);
+            return switch (code) {
+                case "f4", "f" -> FLOAT32;
+                case "f2", "e" -> FLOAT16;
+                default ->
+                    switch (descr) {
+                        case "float32", "single" -> FLOAT32;
+                        case "float16", "half" -> FLOAT16;
+                        default -> descr;
+                    };
+            };
         }
 
         /** ASCII only, as in Python: Character.isWhitespace would also take U+2003 and friends. */
@@ -796,7 +827,7 @@ public final class Npy {
             return fail("has a malformed header: expected True or False at offset " + at);
         }
 
-        private long[] shape() throws NpyFormatException {
+        private long[] shape(boolean python2Longs) throws NpyFormatException {
             expect('(');
             List<Long> dims = new ArrayList<>();
             boolean comma = false;
@@ -813,6 +844,9 @@ public final class Npy {
                     dims.add(Long.parseLong(text.substring(start, at)));
                 } catch (NumberFormatException e) {
                     fail("has a dimension too large for a 64-bit integer");
+                }
+                if (python2Longs && at < text.length() && text.charAt(at) == 'L') {
+                    at++;
                 }
                 if (dims.size() > 64) {
                     fail("has more than 64 dimensions");

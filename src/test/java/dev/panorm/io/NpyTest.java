@@ -256,6 +256,39 @@ class NpyTest {
     }
 
     @Test
+    void readsEverySpellingOfItsTypesThatNumPyReads() throws Exception {
+        // np.save writes '<f4', but np.load takes whatever np.dtype takes, and Python 2 wrote 8L for 8.
+        String dict = "{'descr': '%s', 'fortran_order': False, 'shape': %s, }";
+        try (Arena arena = Arena.ofConfined()) {
+            for (String descr : List.of("=f4", "|f4", "f4", "<f", "f", "float32", "single")) {
+                Tensor tensor = Npy.map(craft(dict.formatted(descr, "(2,)"), 8), arena);
+                assertEquals(DataType.F32, tensor.dataType(), descr);
+                assertEquals(
+                        "<f4",
+                        Npy.readHeader(craft(dict.formatted(descr, "(2,)"), 8)).descr(),
+                        descr);
+            }
+            for (String descr : List.of("=f2", "|f2", "f2", "e", "float16", "half")) {
+                assertEquals(
+                        DataType.F16,
+                        Npy.map(craft(dict.formatted(descr, "(2,)"), 4), arena).dataType(),
+                        descr);
+            }
+            assertArrayEquals(
+                    new long[] {2, 3},
+                    Npy.map(craft(dict.formatted("<f4", "(2L, 3L)"), 24), arena).shape());
+            assertArrayEquals(
+                    new long[] {2, 3},
+                    Npy.map(craft(2, dict.formatted("<f4", "(2L, 3)"), 24), arena)
+                            .shape());
+        }
+        // NumPy's own refusals: byte order before a name, Python 2 syntax in the UTF-8 version 3.0.
+        assertRejected(craft(dict.formatted("<float32", "(2,)"), 8), "holds '<float32'");
+        assertRejected(craft(dict.formatted(">f", "(2,)"), 8), "holds big-endian data ('>f')");
+        assertRejected(craft(3, dict.formatted("<f4", "(2L,)"), 8), "expected ','");
+    }
+
+    @Test
     void refusesDuplicateHeaderKeys() throws Exception {
         // Python would keep the last 'descr', another reader the first: the file means two things.
         assertRejected(
