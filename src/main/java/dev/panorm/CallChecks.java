@@ -31,8 +31,8 @@ final class CallChecks {
         checkDisjoint("dst", dst, "scale", scale);
         checkDisjoint("dst", dst, "shift", shift);
         if (pass.usesStatistics()) {
-            checkMean(mean, src, pass.writesStatistics);
-            checkStatistics("variance", variance, src, pass.writesStatistics);
+            checkMean(mean, "src", src, pass.writesStatistics);
+            checkStatistics("variance", variance, "src", src, pass.writesStatistics);
             if (pass.writesStatistics) {
                 checkDisjointFromForwardTensors("mean", mean, src, dst, scale, shift);
                 checkDisjointFromForwardTensors("variance", variance, src, dst, scale, shift);
@@ -77,8 +77,8 @@ final class CallChecks {
         checkSameShape("diffDst", diffDst, srcName, src);
         checkData("diffSrc", diffSrc, true);
         checkSameShape("diffSrc", diffSrc, srcName, src);
-        checkMean(mean, src, false);
-        checkStatistics("variance", variance, src, false);
+        checkMean(mean, srcName, src, false);
+        checkStatistics("variance", variance, srcName, src, false);
         checkParameter("scale", scale, config.scale(), false);
         if (pass.parameterGradients) {
             checkParameter("diffScale", diffScale, config.scale(), true);
@@ -180,19 +180,19 @@ final class CallChecks {
         checkDisjoint("dst", dst, "scale", scale);
         checkDisjoint("dst", dst, "shift", shift);
         if (pass.writesStatistics) {
-            checkMean(mean, src, true);
-            checkStatistics("variance", variance, src, true);
+            checkMean(mean, "src", src, true);
+            checkStatistics("variance", variance, "src", src, true);
             checkDisjointFromFusedTensors("mean", mean, src, residual, bias, sum, dst, scale, shift);
             checkDisjointFromFusedTensors("variance", variance, src, residual, bias, sum, dst, scale, shift);
             checkDisjoint("mean", mean, "variance", variance);
         }
         if (quantized) {
             if (dstScales != null) {
-                checkStatistics("dstScales", dstScales, src, true);
+                checkStatistics("dstScales", dstScales, "src", src, true);
                 checkDisjointFromFusedTensors("dstScales", dstScales, src, residual, bias, sum, dst, scale, shift);
-            } else if (!(dstScale > 0) || dstScale == Float.POSITIVE_INFINITY) {
-                throw new IllegalArgumentException(
-                        "the static dstScale is " + dstScale + "; it must be finite and positive");
+            } else if (!Quantize.isStaticScale(dstScale)) {
+                throw new IllegalArgumentException("the static dstScale is " + dstScale
+                        + "; it must be finite and positive, with a float reciprocal (above 2^-128)");
             }
         }
         return rows;
@@ -285,7 +285,7 @@ final class CallChecks {
         }
     }
 
-    private void checkMean(Tensor mean, Tensor src, boolean written) {
+    private void checkMean(Tensor mean, String srcName, Tensor src, boolean written) {
         if (config.rms()) {
             if (mean != null) {
                 throw new IllegalArgumentException(
@@ -293,11 +293,11 @@ final class CallChecks {
             }
             return;
         }
-        checkStatistics("mean", mean, src, written);
+        checkStatistics("mean", mean, srcName, src, written);
     }
 
     /** Per-row statistics: float32, contiguous, the shape of src without its normalized axes. */
-    private void checkStatistics(String name, Tensor tensor, Tensor src, boolean written) {
+    private void checkStatistics(String name, Tensor tensor, String srcName, Tensor src, boolean written) {
         if (tensor == null) {
             throw new IllegalArgumentException(name + " is null; this pass needs one value per row");
         }
@@ -306,8 +306,9 @@ final class CallChecks {
             throw new IllegalArgumentException(name + " " + tensor.describe() + " must be F32 and contiguous");
         }
         if (!tensor.isRowShapeOf(src, config.normalizedAxes())) {
-            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have one value per row of src "
-                    + src.describe() + ", that is the shape of src without its last " + config.normalizedAxes()
+            throw new IllegalArgumentException(name + " " + tensor.describe() + " must have one value per row of "
+                    + srcName + " " + src.describe() + ", that is the shape of " + srcName + " without its last "
+                    + config.normalizedAxes()
                     + (config.normalizedAxes() == 1 ? " axis" : " axes"));
         }
     }
@@ -375,6 +376,15 @@ final class CallChecks {
     /** The configuration flag behind a parameter or its gradient. */
     private static String flag(String name) {
         return name.equals("diffScale") ? "scale" : name.equals("diffShift") ? "shift" : name;
+    }
+
+    /**
+     * The FFM linker's refusal of an arena that another thread closed after this call's checks, said as the checks
+     * say a freed tensor (the JDK's own message is only "Already closed").
+     */
+    static IllegalStateException closedDuringCall(IllegalStateException refusal) {
+        return new IllegalStateException(
+                "a tensor's memory has been freed: another thread closed its arena during the call", refusal);
     }
 
     private void checkMemory(String name, Tensor tensor, boolean written) {

@@ -118,7 +118,8 @@ final class FusedScalarKernel implements FusedKernel {
                     }
                     float inverse = Quantize.inverse(rowScale);
                     for (int i = 0; i < c; i++) {
-                        store(dst, yStride, yBase, i, s[i] * inverse); // Elements rounds and saturates
+                        // Elements rounds and saturates
+                        store(dst, yStride, yBase, i, Quantize.steps(s[i], rowScale, inverse));
                     }
                 }
             }

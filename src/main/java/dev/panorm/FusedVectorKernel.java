@@ -569,7 +569,10 @@ final class FusedVectorKernel implements FusedKernel {
             q.asSlice(qIndex, c).fill((byte) 0); // zeros, NaN or infinity: all q are 0 (see Quantize)
         } else { // a subnormal scale, too coarse for the shortcut
             for (int i = 0; i < c; i++) {
-                q.set(ValueLayout.JAVA_BYTE, qIndex + i, Elements.toS8(values[from + i] * inverse));
+                q.set(
+                        ValueLayout.JAVA_BYTE,
+                        qIndex + i,
+                        Elements.toS8(Quantize.steps(values[from + i], rowScale, inverse)));
             }
         }
     }

@@ -482,8 +482,10 @@ public final class LayerNorm implements AutoCloseable {
      * when {@code residual} is null), then for each row {@code scale = max|y| / 127} into {@code dstScales} and
      * {@code q = round_half_even(y / scale)}, saturated to {@code [-127, 127]}, into {@code dst}; so
      * {@code q * scale} is within {@code scale / 2} of {@code y}. (The division is a multiplication by the float
-     * {@code 1 / scale}, which can differ only for a value within an ulp of a half-integer.) A row of zeros
-     * gets scale 0 and zeros; one holding NaN or an infinity gets a NaN or infinite scale and zeros. What int8
+     * {@code 1 / scale}, which can differ only for a value within an ulp of a half-integer; a division where
+     * {@code 1 / scale} overflows, for scales of 2^-128 or less.) A row of zeros, or one whose {@code max|y| / 127}
+     * underflows to 0, gets scale 0 and zeros; one holding NaN or an infinity gets a NaN or infinite scale and
+     * zeros. What int8
      * pipelines feed their next matrix multiplication. Every backend computes it in Java (oneDNN 3.8.1 has no
      * per-row dynamic quantization for layer normalization).
      *
@@ -539,7 +541,7 @@ public final class LayerNorm implements AutoCloseable {
      * @param dst {@link DataType#S8}, as for the dynamic variant
      * @param scale gamma, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
      * @param shift beta, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
-     * @param dstScale the quantization step: finite and positive
+     * @param dstScale the quantization step: finite and positive, with a float reciprocal (above 2^-128)
      * @throws IllegalArgumentException if an argument does not fit, naming which and why
      * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
      *     confined to another thread

@@ -110,6 +110,8 @@ final class OneDnnExecute {
                 return status;
             }
             return critical ? (int) WAIT_CRITICAL.invokeExact(stream) : Dnnl.dnnl_stream_wait(stream);
+        } catch (IllegalStateException e) { // the linker refused an arena closed since the checks
+            throw CallChecks.closedDuringCall(e);
         } catch (RuntimeException | Error e) {
             throw e;
         } catch (Throwable e) {

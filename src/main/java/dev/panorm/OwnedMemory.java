@@ -527,8 +527,10 @@ final class OwnedMemory {
                 } else { // global or heap memory besides the caller's: nothing can free it during the call
                     runHeld();
                 }
+            } catch (IllegalStateException e) { // the linker refused an arena closed since the checks
+                throw CallChecks.closedDuringCall(e);
             } catch (RuntimeException | Error e) {
-                throw e; // the linker refused a closed arena: IllegalStateException
+                throw e;
             } catch (Throwable e) {
                 throw new IllegalStateException(e);
             } finally {

@@ -5,9 +5,10 @@ package dev.panorm;
  * and {@code q = round_half_even(y * (1 / scale))} saturated to {@code [-127, 127]}. Multiplying by the
  * float reciprocal rather than dividing keeps the kernels' inner loops free of divisions; the two differ by
  * one rounding, which can move only a value within an ulp of a half-integer to the other neighbour (the
- * error bound, {@code |q * scale - y| <= scale / 2} plus rounding, holds either way). A row of zeros has
- * scale 0 and all {@code q = 0}; a row holding NaN has a NaN scale, one holding an infinity an infinite
- * one, and their {@code q} are 0.
+ * error bound, {@code |q * scale - y| <= scale / 2} plus rounding, holds either way). A dynamic scale of
+ * 2^-128 or less has no float reciprocal, so its row divides ({@link #steps}); a static scale must have one.
+ * A row of zeros, or one whose {@code max|y| / 127} underflows to 0, has scale 0 and all {@code q = 0}; a
+ * row holding NaN has a NaN scale, one holding an infinity an infinite one, and their {@code q} are 0.
  */
 final class Quantize {
     /** The largest magnitude of a symmetric int8 value. */
@@ -25,8 +26,21 @@ final class Quantize {
         return maxAbs / LIMIT;
     }
 
-    /** What y is multiplied by before rounding: {@code 1 / scale}, and 0 for a zero scale. */
+    /**
+     * What y is multiplied by before rounding: {@code 1 / scale}, 0 for a zero scale, and infinite for a scale
+     * of 2^-128 or less, whose reciprocal overflows (then {@link #steps} divides).
+     */
     static float inverse(float scale) {
         return scale == 0 ? 0 : 1 / scale;
+    }
+
+    /** {@code y / scale} before rounding, as the kernels compute it: {@code y * inverse} where that is finite. */
+    static float steps(float y, float scale, float inverse) {
+        return inverse == Float.POSITIVE_INFINITY ? y / scale : y * inverse;
+    }
+
+    /** Whether {@code scale} may be a static scale: positive, with a float reciprocal (above 2^-128). */
+    static boolean isStaticScale(float scale) {
+        return scale > 0 && Float.isFinite(1 / scale);
     }
 }

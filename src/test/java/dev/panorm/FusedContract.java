@@ -736,6 +736,25 @@ abstract class FusedContract {
                 assertEquals(0, got[row * c + 11]);
             }
         }
+        // A row's scale with no float reciprocal: y = k * 2^-140 for whole k up to 127, so scale = 2^-140 and q = k.
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withScale(false), backend())) {
+            float[] tiny = new float[c];
+            for (int i = 0; i < c; i++) {
+                tiny[i] = (127 - 4 * i) * 0x1p-140f; // subnormal, exact
+            }
+            Tensor q = Tensor.allocate(arena, DataType.S8, rows, c);
+            Tensor scales = Tensor.allocate(arena, DataType.F32, rows);
+            Tensor constant = Tensor.ofFloats(arena, x, rows, c);
+            norm.forwardQuantized(constant, null, null, null, q, null, Tensor.ofFloats(arena, tiny, c), scales);
+            byte[] got = bytes(q);
+            for (int row = 0; row < rows; row++) {
+                assertEquals(0x1p-140f, scales.toFloatArray()[row], 0f, "max|y| / 127");
+                for (int i = 0; i < c; i++) {
+                    assertEquals(127 - 4 * i, got[row * c + i], "q[" + row + ", " + i + "] of " + tiny[i]);
+                }
+            }
+        }
         // Zero rows: scale 0 and zeros; a NaN row: a NaN scale and zeros.
         try (Arena arena = Arena.ofConfined();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend())) {

@@ -196,6 +196,10 @@ class FusedValidationTest {
                 (norm, f) -> norm.forwardQuantized(f.x(), null, null, null, f.q(), f.gamma(), f.beta(), 0f));
         expect(
                 backend,
+                "the static dstScale is 1.4E-39; it must be finite and positive, with a float reciprocal",
+                (norm, f) -> norm.forwardQuantized(f.x(), null, null, null, f.q(), f.gamma(), f.beta(), 1.4e-39f));
+        expect(
+                backend,
                 "the static dstScale is NaN",
                 (norm, f) -> norm.forwardQuantized(f.x(), null, null, null, f.q(), f.gamma(), f.beta(), Float.NaN));
         expect(
@@ -225,6 +229,24 @@ class FusedValidationTest {
                 "diffDst S8[3, 16] is int8",
                 (norm, f) -> norm.backwardResidual(
                         f.q(), null, f.x(), f.mean(), f.variance(), f.gamma(), f.dst(), null, null));
+    }
+
+    @ParameterizedTest
+    @EnumSource(Backend.class)
+    void backwardResidualNamesItsOwnTensors(Backend backend) {
+        expect(
+                backend,
+                "variance F32[4] must have one value per row of sum F32[3, 16], that is the shape of sum without",
+                (norm, f) -> norm.backwardResidual(
+                        f.dst(),
+                        null,
+                        f.x(),
+                        f.mean(),
+                        Fixture.filled(f.arena(), ROWS + 1),
+                        f.gamma(),
+                        f.sum(),
+                        null,
+                        null));
     }
 
     @ParameterizedTest

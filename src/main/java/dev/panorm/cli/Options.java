@@ -49,13 +49,15 @@ final class Options {
         }
     }
 
-    /** int8 output's one scale for every row: finite and positive as a float, as {@code forwardQuantized} takes it. */
+    /** int8 output's one scale for every row, as {@code forwardQuantized} takes it: positive, 1/scale finite. */
     static final class QuantizationScale implements ITypeConverter<Float> {
         @Override
         public Float convert(String text) {
             float scale = (float) number(text);
-            if (!(scale > 0) || scale == Float.POSITIVE_INFINITY) {
-                throw new TypeConversionException("must be finite and positive as a float32, got '" + text + "'");
+            if (!(scale > 0 && Float.isFinite(1 / scale))) {
+                throw new TypeConversionException(
+                        "must be finite and positive as a float32, with a float32 reciprocal (above 2^-128), got '"
+                                + text + "'");
             }
             return scale;
         }

@@ -1356,10 +1356,11 @@ class MainTest {
                 temp.resolve("no-such-folder").resolve("y.npy").toString(),
                 "--residual",
                 wrong);
-        for (String bad : List.of("-1", "0", "1e39", "1e-50", "NaN", "nan", "inf")) {
+        for (String bad : List.of("-1", "0", "1e39", "1e-50", "2e-39", "NaN", "nan", "inf")) {
             assertFails(
                     2,
-                    "invalid value for option '--scale': must be finite and positive as a float32, got '" + bad + "'",
+                    "invalid value for option '--scale': must be finite and positive as a float32, with a float32"
+                            + " reciprocal (above 2^-128), got '" + bad + "'",
                     "normalize",
                     in,
                     out,
