@@ -71,9 +71,42 @@ public final class Npy {
      * @param dataOffset the byte offset in the file where the data starts
      */
     public record Header(String descr, boolean fortranOrder, long[] shape, long dataOffset) {
-        /** Copies the shape, so that the caller's array and the header's cannot change each other. */
+        /**
+         * Copies the shape, so that the caller's array and the header's cannot change each other.
+         *
+         * @throws IllegalArgumentException if a dimension is negative
+         * @throws NullPointerException if {@code descr} or {@code shape} is null
+         */
         public Header {
+            Objects.requireNonNull(descr, "descr");
             shape = shape.clone();
+            for (long dim : shape) {
+                if (dim < 0) {
+                    throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " has a negative dimension");
+                }
+            }
+        }
+
+        /** {@return whether {@code other} is a header with the same type code, order, shape and data offset} */
+        @Override
+        public boolean equals(Object other) {
+            return other instanceof Header that
+                    && descr.equals(that.descr)
+                    && fortranOrder == that.fortranOrder
+                    && Arrays.equals(shape, that.shape)
+                    && dataOffset == that.dataOffset;
+        }
+
+        @Override
+        public int hashCode() {
+            return Objects.hash(descr, fortranOrder, Arrays.hashCode(shape), dataOffset);
+        }
+
+        /** {@return e.g. {@code Header[descr=<f4, fortranOrder=false, shape=[2, 3], dataOffset=128]}} */
+        @Override
+        public String toString() {
+            return "Header[descr=" + descr + ", fortranOrder=" + fortranOrder + ", shape=" + Arrays.toString(shape)
+                    + ", dataOffset=" + dataOffset + "]";
         }
 
         /** {@return the dimensions, a copy that the caller may change} */

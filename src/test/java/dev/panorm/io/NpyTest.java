@@ -3,6 +3,7 @@ package dev.panorm.io;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -85,6 +86,15 @@ class NpyTest {
         Npy.Header read = Npy.readHeader(resource("v1_f32_2x3.npy"));
         read.shape()[0] = 0;
         assertArrayEquals(new long[] {2, 3}, read.shape());
+
+        // A value: equal shapes make equal headers, and the shape prints as numbers.
+        assertEquals(header, new Npy.Header("<f4", false, new long[] {2, 3}, 128));
+        assertEquals(header.hashCode(), new Npy.Header("<f4", false, new long[] {2, 3}, 128).hashCode());
+        assertNotEquals(header, new Npy.Header("<f4", false, new long[] {3, 2}, 128));
+        assertEquals("Header[descr=<f4, fortranOrder=false, shape=[2, 3], dataOffset=128]", header.toString());
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> new Npy.Header("<f4", false, new long[] {2, -1}, 128));
+        assertEquals("shape [2, -1] has a negative dimension", e.getMessage());
     }
 
     @Test
