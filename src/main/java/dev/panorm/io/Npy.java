@@ -7,7 +7,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
@@ -32,11 +31,12 @@ import java.util.concurrent.ConcurrentHashMap;
 /**
  * NumPy's {@code .npy} format (versions 1.0, 2.0 and 3.0): read through positional reads into off-heap
  * memory ({@link Reader}, safe against files that change meanwhile) or memory mapping ({@link #map}),
- * written through memory mapping, so that no element is copied on the Java heap. Reads little-endian float32 ({@code
- * <f4}) and
- * float16 ({@code <f2}) arrays in C order; writes float32, float16, and bfloat16 as its raw bit
- * patterns ({@code <u2}: NumPy has no bfloat16; widen with
- * {@code (a.astype(np.uint32) << 16).view(np.float32)}).
+ * written through memory mapping, so that no element is copied on the Java heap. Reads little-endian float32
+ * ({@code <f4}) and float16 ({@code <f2}) arrays in C order; writes those, bfloat16 as its raw bit patterns
+ * ({@code <u2}: NumPy has no bfloat16; widen with {@code (a.astype(np.uint32) << 16).view(np.float32)}), and
+ * int8 ({@code |i1}, the output of {@code LayerNorm.forwardQuantized}). The last two are written for NumPy and
+ * not read back: a {@code <u2} file cannot say whether it holds bfloat16 or integers, and no operation takes
+ * int8 input.
  *
  * <p>Files are treated as untrusted: the header is parsed strictly, its size is bounded
  * ({@value #MAX_HEADER_BYTES} bytes, NumPy's own default limit), and the shape is checked against
@@ -464,26 +464,45 @@ public final class Npy {
      * Writes a tensor as a {@code .npy} file, atomically, in C order whatever its strides.
      *
      * @param path the target; replaced if it exists
-     * @param tensor the data; a strided float32 tensor is written element by element
+     * @param tensor the data, of any type and strides ({@link Output#create(Path, long[], DataType, Arena)} says
+     *     how each type is stored); a strided tensor is copied to C order first, a row at a time where rows are
+     *     contiguous
      * @throws IOException if writing fails; the target is then left as it was
+     * @throws IllegalStateException if the tensor's memory has been freed
+     * @throws WrongThreadException if the tensor's memory is confined to another thread
      */
     public static void write(Path path, Tensor tensor) throws IOException {
         try (Arena arena = Arena.ofConfined();
                 Output output = Output.create(path, tensor.shape(), tensor.dataType(), arena)) {
-            output.tensor().segment().copyFrom(contiguousCopy(tensor, arena));
+            copyInCOrder(tensor, output.tensor().segment());
             output.commit();
         }
     }
 
-    private static MemorySegment contiguousCopy(Tensor tensor, Arena arena) {
+    /** Copies {@code tensor}'s elements into {@code to} in C order: in one piece if it is contiguous, else in runs. */
+    private static void copyInCOrder(Tensor tensor, MemorySegment to) {
+        MemorySegment from = tensor.segment();
         if (tensor.isContiguous()) {
-            return tensor.segment().asSlice(0, tensor.byteExtent());
+            MemorySegment.copy(from, 0, to, 0, tensor.byteExtent());
+            return;
         }
-        if (tensor.dataType() != DataType.F32) {
-            throw new IllegalArgumentException(
-                    "only contiguous " + tensor.dataType() + " tensors can be written, got " + tensor);
+        long[] shape = tensor.shape();
+        long[] strides = tensor.strides();
+        long elementBytes = tensor.dataType().byteSize();
+        int last = shape.length - 1;
+        boolean rowsContiguous = strides[last] == 1;
+        long runBytes = (rowsContiguous ? shape[last] : 1) * elementBytes;
+        long[] index = new long[shape.length];
+        for (long at = 0; at < to.byteSize(); at += runBytes) {
+            long offset = 0;
+            for (int axis = 0; axis < shape.length; axis++) {
+                offset += index[axis] * strides[axis];
+            }
+            MemorySegment.copy(from, offset * elementBytes, to, at, runBytes);
+            for (int axis = rowsContiguous ? last - 1 : last; axis >= 0 && ++index[axis] == shape[axis]; axis--) {
+                index[axis] = 0; // the next index, like an odometer
+            }
         }
-        return arena.allocateFrom(ValueLayout.JAVA_FLOAT, tensor.toFloatArray());
     }
 
     /**

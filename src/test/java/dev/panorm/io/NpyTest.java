@@ -350,6 +350,29 @@ class NpyTest {
             Npy.write(file, window);
             assertArrayEquals(
                     new float[] {1, 2, 3, 4, 5, 6}, Npy.mapFloat32(file, arena).toFloatArray());
+
+            // Every type: a column-major view (no contiguous rows) and a window whose rows are contiguous.
+            float[] values = {1, 2, 3, 4, 5, 6};
+            for (DataType type : DataType.values()) {
+                Tensor stored = Tensor.ofFloats(arena, type, new float[] {1, 4, 2, 5, 3, 6, 99, 99}, 8);
+                Tensor transposed = Tensor.of(stored.segment(), type, new long[] {2, 3}, new long[] {1, 2});
+                Tensor padded = Tensor.of(
+                        Tensor.ofFloats(arena, type, new float[] {1, 2, 3, 99, 4, 5, 6, 99}, 8)
+                                .segment(),
+                        type,
+                        new long[] {2, 3},
+                        new long[] {4, 1});
+                for (Tensor view : List.of(transposed, padded)) {
+                    Npy.write(file, view);
+                    Tensor expected = Tensor.ofFloats(arena, type, values, 2, 3);
+                    MemorySegment written = MemorySegment.ofArray(Files.readAllBytes(file));
+                    long header = Npy.readHeader(file).dataOffset();
+                    assertEquals(
+                            -1,
+                            written.asSlice(header).mismatch(expected.segment()),
+                            type + " " + Arrays.toString(view.strides()));
+                }
+            }
         }
     }
 
