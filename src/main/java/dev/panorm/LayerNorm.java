@@ -157,6 +157,9 @@ public final class LayerNorm implements AutoCloseable {
      *
      * @param src {@code [..., normalized shape]}, read
      * @param dst the shape of {@code src}, written; {@code src} itself for in place
+     * @throws IllegalArgumentException if the configuration has a scale or shift, or as
+     *     {@link #forward(Tensor, Tensor, Tensor, Tensor)} throws it
+     * @throws IllegalStateException as {@link #forward(Tensor, Tensor, Tensor, Tensor)} throws it
      * @see #forward(Tensor, Tensor, Tensor, Tensor)
      */
     public void forward(Tensor src, Tensor dst) {
@@ -339,12 +342,13 @@ public final class LayerNorm implements AutoCloseable {
      * instead of an add and a norm. Pre-LN blocks keep {@code sum} as the next residual; post-LN blocks pass
      * {@code null}. ONNX Runtime calls this SkipLayerNormalization.
      *
-     * <p>In place: {@code sum} may be {@code src} or {@code residual} itself, and so may {@code dst}; otherwise
-     * outputs must be disjoint from every other tensor.
+     * <p>In place: {@code sum} may be {@code src} or {@code residual} itself, and {@code dst} may be {@code src} or
+     * {@code residual} itself but not {@code sum}; otherwise outputs must be disjoint from every other tensor.
      *
      * @param src x: {@code [..., normalized shape]}, any floating-point type and strides, read
      * @param residual r: the shape and data type of {@code src}, any strides, read
-     * @param bias added to every row before the norm: the normalized shape, contiguous, read; or {@code null}
+     * @param bias added to every row before the norm (SkipLayerNormalization's bias, not PyTorch's
+     *     {@code LayerNorm.bias}, which is {@code shift} here): the normalized shape, contiguous, read; or {@code null}
      * @param sum s: the shape and data type of {@code src}, written; or {@code null} not to keep it
      * @param dst the shape of {@code src}, any floating-point type, written
      * @param scale gamma, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
@@ -479,13 +483,14 @@ public final class LayerNorm implements AutoCloseable {
     /**
      * Forward pass into int8 with per-row (per-token) dynamic scales, optionally fused with the residual add:
      * {@code y} as {@link #forwardResidual} computes it (or as {@link #forward(Tensor, Tensor, Tensor, Tensor)}
-     * when {@code residual} is null), then for each row {@code scale = max|y| / 127} into {@code dstScales} and
-     * {@code q = round_half_even(y / scale)}, saturated to {@code [-127, 127]}, into {@code dst}; so
-     * {@code q * scale} is within {@code scale / 2} of {@code y}. (The division is a multiplication by the float
-     * {@code 1 / scale}, which can differ only for a value within an ulp of a half-integer; a division where
-     * {@code 1 / scale} overflows, for scales of 2^-128 or less.) A row of zeros, or one whose {@code max|y| / 127}
-     * underflows to 0, gets scale 0 and zeros; one holding NaN or an infinity gets a NaN or infinite scale and
-     * zeros. What int8
+     * when {@code residual} is null), then for each row its quantization step {@code step = max|y| / 127} into
+     * {@code dstScales} and {@code q = round_half_even(y / step)}, saturated to {@code [-127, 127]}, into
+     * {@code dst}; so {@code q * step} is within {@code step / 2} of {@code y}. (The division is a multiplication
+     * by the float {@code 1 / step}, which can differ only for a value within an ulp of a half-integer; a division
+     * where {@code 1 / step} overflows, for steps of 2^-128 or less.) A row of zeros, or one whose
+     * {@code max|y| / 127} underflows to 0, gets step 0 and zeros; one holding NaN or an infinity gets a NaN or
+     * infinite step and zeros. (The quantization step is what int8 libraries call the scale; {@code scale} here is
+     * gamma.) What int8
      * pipelines feed their next matrix multiplication. Every backend computes it in Java (oneDNN 3.8.1 has no
      * per-row dynamic quantization for layer normalization).
      *
@@ -674,7 +679,9 @@ public final class LayerNorm implements AutoCloseable {
      * {@code java:scalar} (with oneDNN's reason when it cannot take them, for instance when it offers only its
      * slow reference code, which panorm does not use). For oneDNN this builds and
      * caches the primitive. The arguments are checked as {@link #forward(Tensor, Tensor, Tensor, Tensor)}
-     * checks them; nothing is computed.
+     * checks them; nothing is computed. For {@link Backend#AUTO} it names the model's choice, which the call
+     * takes in a warm process; a process's first calls may run elsewhere meanwhile (the two passing exceptions
+     * that {@link Backend#AUTO} describes), and {@link #lastBackend()} says where a call ran.
      *
      * @param src as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
      * @param dst as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}; not written

@@ -1,6 +1,7 @@
 package dev.panorm;
 
 import java.util.Arrays;
+import java.util.Objects;
 
 /**
  * What a {@link LayerNorm} computes, configured like PyTorch's {@code torch.nn.LayerNorm} (or
@@ -80,7 +81,13 @@ public final class LayerNormConfig {
      *     overflows a {@code long}
      */
     public static LayerNormConfig of(long... normalizedShape) {
-        return new LayerNormConfig(normalizedShape.clone(), DEFAULT_EPS, true, true, false, false);
+        return new LayerNormConfig(
+                Objects.requireNonNull(normalizedShape, "normalizedShape").clone(),
+                DEFAULT_EPS,
+                true,
+                true,
+                false,
+                false);
     }
 
     /**
@@ -93,7 +100,13 @@ public final class LayerNormConfig {
      *     overflows a {@code long}
      */
     public static LayerNormConfig rms(long... normalizedShape) {
-        return new LayerNormConfig(normalizedShape.clone(), DEFAULT_RMS_EPS, true, false, true, false);
+        return new LayerNormConfig(
+                Objects.requireNonNull(normalizedShape, "normalizedShape").clone(),
+                DEFAULT_RMS_EPS,
+                true,
+                false,
+                true,
+                false);
     }
 
     /** {@return a copy of the normalized shape} */
@@ -232,7 +245,8 @@ public final class LayerNormConfig {
 
     /**
      * Describes the configuration, such as
-     * {@code LayerNormConfig[normalizedShape=[768], eps=1.0E-5, scale=true, shift=true]}.
+     * {@code LayerNormConfig[normalizedShape=[768], eps=1.0E-5, scale=true, shift=true]}; an RMS configuration
+     * is an {@code RMSNormConfig[...]}, and {@code preciseStatistics=true} is added when it is set.
      */
     @Override
     public String toString() {

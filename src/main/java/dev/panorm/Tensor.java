@@ -76,6 +76,8 @@ public final class Tensor {
      * @param dataType the element type
      * @param shape the dimensions, each {@code >= 0}
      * @return a new tensor over freshly allocated memory
+     * @throws IllegalArgumentException if a dimension is negative or the size overflows a {@code long}
+     * @throws IllegalStateException if the arena is closed
      */
     public static Tensor allocate(Arena arena, DataType dataType, long... shape) {
         Objects.requireNonNull(arena, "arena");
@@ -94,7 +96,8 @@ public final class Tensor {
      * @param dataType the element type
      * @param shape the dimensions, each {@code >= 0}
      * @return a view of {@code segment}
-     * @throws IllegalArgumentException if the segment is too small for the shape
+     * @throws IllegalArgumentException if a dimension is negative, the size overflows a {@code long}, or the
+     *     segment is too small for the shape
      */
     public static Tensor of(MemorySegment segment, DataType dataType, long... shape) {
         long[] dims = shape.clone();
@@ -224,6 +227,7 @@ public final class Tensor {
      *
      * @param axis the axis; negative values count from the end, as in PyTorch ({@code -1} is the last)
      * @return the size of that dimension
+     * @throws IndexOutOfBoundsException if {@code axis} is not in {@code [-rank, rank)}
      */
     public long dim(int axis) {
         return shape[normalizeAxis(axis)];
@@ -239,6 +243,7 @@ public final class Tensor {
      *
      * @param axis the axis; negative values count from the end
      * @return the distance in elements between neighbours along that axis
+     * @throws IndexOutOfBoundsException if {@code axis} is not in {@code [-rank, rank)}
      */
     public long stride(int axis) {
         return strides[normalizeAxis(axis)];

@@ -24,10 +24,11 @@ import org.apache.arrow.vector.complex.FixedSizeListVector;
  * touches it: it must be live (not released) and hold every byte its value count implies, so a wrong size
  * fails here and never reads or writes past an Arrow buffer.
  *
- * <p>Nulls: a null row (list validity bit 0) stays null in the output, and its values are set to 0 (the
- * row is computed with the others and then cleared, so the output never depends on what lay under a
- * null). A null value inside a non-null row has no meaningful normalization and is refused with an
- * {@link IllegalArgumentException} naming the row, before anything is written.
+ * <p>Nulls: a null row (list validity bit 0) stays null in the output, and so do its values: validity 0 over
+ * value bytes set to 0 (the row is computed with the others and then cleared, so the output never depends on
+ * what lay under a null), which Arrow's {@code get} refuses to read as it refuses any null. A null value inside
+ * a non-null row has no meaningful normalization and is refused with an {@link IllegalArgumentException} naming
+ * the row, before anything is written.
  *
  * <p>Failures change nothing: wrong types, sizes or value counts throw {@link IllegalArgumentException},
  * released buffers and closed allocators {@link IllegalStateException}. Arrow reports a closed allocator

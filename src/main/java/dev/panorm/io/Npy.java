@@ -255,7 +255,8 @@ public final class Npy {
          *
          * @param arena owns the memory of the tensor returned
          * @return a C-ordered tensor holding the array
-         * @throws IOException if reading fails, or the file changed while it was read
+         * @throws IOException if reading fails, the file changed while it was read, or this reader is closed
+         *     ({@link java.nio.channels.ClosedChannelException})
          */
         public Tensor read(Arena arena) throws IOException {
             MemorySegment data = arena.allocate(dataBytes, 64);
@@ -411,6 +412,8 @@ public final class Npy {
         /**
          * Closes the file and frees the chunk buffers; chunks read from it are invalid afterwards. Closing again does
          * nothing.
+         *
+         * @throws IOException if closing the file fails (the buffers are freed all the same)
          */
         @Override
         public void close() throws IOException {
@@ -602,6 +605,8 @@ public final class Npy {
          *
          * @throws IOException if flushing or renaming fails, naming the target and the reason; the target is
          *     then left as it was
+         * @throws IllegalStateException if this output is committed or closed already, or the arena that owns its
+         *     mapping has been closed
          */
         public void commit() throws IOException {
             try {

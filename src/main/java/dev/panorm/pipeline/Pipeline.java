@@ -341,6 +341,9 @@ public final class Pipeline {
      * @param chunks the source; iterated once, from one thread at a time
      * @param sink the destination of each chunk
      * @return what was done
+     * @throws IllegalArgumentException if a chunk or the tensor the sink gives for it does not fit the
+     *     normalization, naming the problem
+     * @throws RuntimeException what the iterator or the sink throws, rethrown as it is
      */
     public Summary run(Iterable<Tensor> chunks, Sink sink) {
         return run(chunks, sink, -1, null, null);
