@@ -393,7 +393,7 @@ final class CallChecks {
             throw new IllegalStateException(name + "'s memory has been freed: its arena is closed");
         }
         if (!segment.isAccessibleBy(Thread.currentThread())) {
-            throw new IllegalStateException(name + "'s memory belongs to a confined arena of another thread");
+            throw new WrongThreadException(name + "'s memory belongs to a confined arena of another thread");
         }
         if (written && segment.isReadOnly()) {
             throw new IllegalArgumentException(name + " is read-only");

@@ -181,8 +181,8 @@ public final class LayerNorm implements AutoCloseable {
      * @param shift beta: the normalized shape, contiguous, read, if the configuration has a shift, else
      *     {@code null}
      * @throws IllegalArgumentException if an argument does not fit, naming which and why
-     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
-     *     confined to another thread
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws WrongThreadException if a tensor's memory is confined to another thread, as the JDK throws it
      * @throws OneDnnException if oneDNN fails
      */
     public void forward(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
@@ -205,8 +205,8 @@ public final class LayerNorm implements AutoCloseable {
      *     written; {@code null} for RMS normalization
      * @param variance F32, contiguous, the same shape, written
      * @throws IllegalArgumentException if an argument does not fit, or an output overlaps another tensor
-     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
-     *     confined to another thread
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws WrongThreadException if a tensor's memory is confined to another thread, as the JDK throws it
      * @throws OneDnnException if oneDNN fails
      */
     public void forwardTraining(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
@@ -227,8 +227,8 @@ public final class LayerNorm implements AutoCloseable {
      *     normalization), read
      * @throws IllegalArgumentException if an argument does not fit or a statistic is NaN, infinite or a negative
      * variance
-     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
-     *     confined to another thread
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws WrongThreadException if a tensor's memory is confined to another thread, as the JDK throws it
      * @throws OneDnnException if oneDNN fails
      */
     public void forwardWithGlobalStatistics(
@@ -260,8 +260,8 @@ public final class LayerNorm implements AutoCloseable {
      * @param diffShift dLoss/dShift: the normalized shape, contiguous, written, if the configuration has a
      *     shift, else {@code null}
      * @throws IllegalArgumentException if an argument does not fit, or outputs overlap inputs
-     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
-     *     confined to another thread
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws WrongThreadException if a tensor's memory is confined to another thread, as the JDK throws it
      * @throws OneDnnException if oneDNN fails
      */
     public void backward(
@@ -355,8 +355,8 @@ public final class LayerNorm implements AutoCloseable {
      * @param shift beta, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
      * @throws IllegalArgumentException if an argument does not fit (such as a residual of another shape or
      *     data type, or overlapping outputs), naming which and why; nothing is written then
-     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
-     *     confined to another thread
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws WrongThreadException if a tensor's memory is confined to another thread, as the JDK throws it
      * @throws OneDnnException if oneDNN fails
      */
     public void forwardResidual(
@@ -392,8 +392,8 @@ public final class LayerNorm implements AutoCloseable {
      * @param mean as for {@link #forwardTraining}: one value per row, written; {@code null} for RMS normalization
      * @param variance as for {@link #forwardTraining}, written
      * @throws IllegalArgumentException if an argument does not fit, naming which and why
-     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
-     *     confined to another thread
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws WrongThreadException if a tensor's memory is confined to another thread, as the JDK throws it
      * @throws OneDnnException if oneDNN fails
      */
     public void forwardResidualTraining(
@@ -441,8 +441,8 @@ public final class LayerNorm implements AutoCloseable {
      * @param diffShift dLoss/dShift, written, as for {@link #backward}
      * @throws IllegalArgumentException if an argument does not fit (an S8 tensor among them), or outputs
      *     overlap inputs
-     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
-     *     confined to another thread
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws WrongThreadException if a tensor's memory is confined to another thread, as the JDK throws it
      * @throws OneDnnException if oneDNN fails
      */
     public void backwardResidual(
@@ -506,8 +506,8 @@ public final class LayerNorm implements AutoCloseable {
      *     written
      * @throws IllegalArgumentException if an argument does not fit (such as {@code dstScales} of the wrong length
      *     or a float {@code dst}), naming which and why; nothing is written then
-     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
-     *     confined to another thread
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws WrongThreadException if a tensor's memory is confined to another thread, as the JDK throws it
      */
     public void forwardQuantized(
             Tensor src,
@@ -548,8 +548,8 @@ public final class LayerNorm implements AutoCloseable {
      * @param shift beta, as for {@link #forward(Tensor, Tensor, Tensor, Tensor)}
      * @param dstScale the quantization step: finite and positive, with a float reciprocal (above 2^-128)
      * @throws IllegalArgumentException if an argument does not fit, naming which and why
-     * @throws IllegalStateException if this operation or a tensor's memory has been closed, or the memory is
-     *     confined to another thread
+     * @throws IllegalStateException if this operation or a tensor's memory has been closed
+     * @throws WrongThreadException if a tensor's memory is confined to another thread, as the JDK throws it
      */
     public void forwardQuantized(
             Tensor src,

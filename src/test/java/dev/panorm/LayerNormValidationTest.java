@@ -159,7 +159,7 @@ class LayerNormValidationTest {
                 });
         expect(
                 backend,
-                IllegalStateException.class,
+                WrongThreadException.class,
                 "scale's memory belongs to a confined arena of another thread",
                 (norm, arena, src, dst, scale, shift) -> {
                     AtomicReference<Arena> foreign = new AtomicReference<>();
