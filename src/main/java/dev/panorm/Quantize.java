@@ -39,8 +39,8 @@ final class Quantize {
         return inverse == Float.POSITIVE_INFINITY ? y / scale : y * inverse;
     }
 
-    /** Whether {@code scale} may be a static scale: positive, with a float reciprocal (above 2^-128). */
+    /** Whether {@code scale} may be a static scale: finite, positive, with a float reciprocal (above 2^-128). */
     static boolean isStaticScale(float scale) {
-        return scale > 0 && Float.isFinite(1 / scale);
+        return scale > 0 && scale < Float.POSITIVE_INFINITY && Float.isFinite(1 / scale);
     }
 }

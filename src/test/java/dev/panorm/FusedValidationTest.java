@@ -200,6 +200,11 @@ class FusedValidationTest {
                 (norm, f) -> norm.forwardQuantized(f.x(), null, null, null, f.q(), f.gamma(), f.beta(), 1.4e-39f));
         expect(
                 backend,
+                "the static dstScale is Infinity",
+                (norm, f) -> norm.forwardQuantized(
+                        f.x(), null, null, null, f.q(), f.gamma(), f.beta(), Float.POSITIVE_INFINITY));
+        expect(
+                backend,
                 "the static dstScale is NaN",
                 (norm, f) -> norm.forwardQuantized(f.x(), null, null, null, f.q(), f.gamma(), f.beta(), Float.NaN));
         expect(

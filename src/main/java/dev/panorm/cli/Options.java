@@ -54,7 +54,7 @@ final class Options {
         @Override
         public Float convert(String text) {
             float scale = (float) number(text);
-            if (!(scale > 0 && Float.isFinite(1 / scale))) {
+            if (!(scale > 0 && scale < Float.POSITIVE_INFINITY && Float.isFinite(1 / scale))) {
                 throw new TypeConversionException(
                         "must be finite and positive as a float32, with a float32 reciprocal (above 2^-128), got '"
                                 + text + "'");
