@@ -704,8 +704,10 @@ public final class LayerNorm implements AutoCloseable {
     }
 
     /**
-     * Releases the native resources. Waits for calls in flight on other threads to return; later
-     * calls throw {@link IllegalStateException}. Closing twice does nothing.
+     * Releases oneDNN's plans and primitives before it returns. Waits for calls in flight on other threads to
+     * return; later calls throw {@link IllegalStateException}. Closing twice does nothing. The Java kernels'
+     * scratch rows (a few rows of the normalized size for each thread that called this operation) are in
+     * automatic arenas, so that a thread that ends frees its own: the garbage collector frees them.
      */
     @Override
     public void close() {
