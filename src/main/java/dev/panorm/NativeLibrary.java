@@ -17,8 +17,11 @@ import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.file.DirectoryStream;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
@@ -30,6 +33,8 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.Properties;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import java.util.zip.CRC32;
 
@@ -59,6 +64,17 @@ final class NativeLibrary {
             new Bundled("org.bytedeco.opencl.linux.x86_64", "org/bytedeco/opencl/linux-x86_64/libOpenCL.so.1"));
 
     private static final System.Logger LOG = System.getLogger("dev.panorm");
+    /** The temporary folders of processes that cannot use the cache: this prefix, then the process id. */
+    private static final String TEMPORARY_PREFIX = "panorm-onednn-";
+    /** Such a temporary folder; group 1 is the process id. */
+    private static final Pattern TEMPORARY = Pattern.compile(Pattern.quote(TEMPORARY_PREFIX) + "(\\d+)-\\d+");
+    /** A staging or moved-aside folder in the cache ({@link #extractInto}); group 1 is the process id. */
+    private static final Pattern STAGED_OR_STALE = Pattern.compile("\\.onednn-.*\\.(?:tmp|stale)-(\\d+)-\\d+");
+    /**
+     * How old a dead process's folder must be before another process removes it: a process in another PID namespace
+     * (a container sharing the folder) may look dead while it extracts, which takes about a second.
+     */
+    private static final long ORPHAN_AGE_MILLIS = 10 * 60 * 1000;
 
     /** A bundled library: its resource, and the module name of the jar that holds it. */
     private record Bundled(String module, String resource) {}
@@ -87,6 +103,8 @@ final class NativeLibrary {
                 return loaded;
             } catch (NativeLibraryException e) {
                 failure = e;
+            } catch (RuntimeException e) { // never the caller's problem: AUTO runs Java, ONEDNN says why
+                failure = new NativeLibraryException("could not load oneDNN: " + e, e);
             }
         }
         throw new NativeLibraryException(failure.getMessage(), failure);
@@ -105,7 +123,13 @@ final class NativeLibrary {
             source = "environment variable " + LIBRARY_ENV;
         }
         if (override != null && !override.isBlank()) {
-            Path path = Path.of(override).toAbsolutePath();
+            Path path;
+            try {
+                path = Path.of(override).toAbsolutePath();
+            } catch (InvalidPathException e) {
+                throw new NativeLibraryException(
+                        CacheFolder.unencodable(source, e).getMessage(), e);
+            }
             if (!Files.isRegularFile(path)) {
                 throw new NativeLibraryException(
                         source + " names " + path + ", which is not a file. Point it at a "
@@ -244,15 +268,22 @@ final class NativeLibrary {
     /** Extracts the libraries into the cache, or reuses a valid earlier extraction; returns the folder. */
     private static Path extract(List<Entry> entries) {
         String folderName = "onednn-" + bundledVersion() + "-" + PLATFORM + "-" + contentHash(entries);
-        Path root = cacheRoot();
+        Path root = null; // until the settings name one
+        Path temporaries = Path.of(System.getProperty("java.io.tmpdir"));
+        sweepOrphans(temporaries, TEMPORARY);
         try {
+            root = cacheRoot();
+            sweepOrphans(root, STAGED_OR_STALE);
             return extractInto(root, folderName, entries);
-        } catch (IOException | UncheckedIOException e) {
+        } catch (IOException | UncheckedIOException | InvalidPathException e) {
+            String why = e instanceof InvalidPathException ? e.getMessage() : e.toString();
+            Path temporary = null;
             try {
-                Path temporary = Files.createTempDirectory("panorm-");
+                temporary = Files.createTempDirectory(
+                        temporaries, TEMPORARY_PREFIX + ProcessHandle.current().pid() + "-");
                 LOG.log(
                         System.Logger.Level.WARNING,
-                        "panorm: cannot use the cache folder " + root + " (" + e
+                        "panorm: cannot use the cache folder" + (root == null ? "" : " " + root) + " (" + why
                                 + "); extracting oneDNN into " + temporary + " for this process only. Set -D"
                                 + CACHE_PROPERTY
                                 + " or " + CACHE_ENV + " to a writable folder.");
@@ -261,9 +292,13 @@ final class NativeLibrary {
                 return folder;
             } catch (IOException | UncheckedIOException again) {
                 again.addSuppressed(e);
+                if (temporary != null) {
+                    deleteQuietly(temporary); // a full disk: leave no empty folder behind
+                }
                 throw new NativeLibraryException(
-                        "could not extract oneDNN into " + root + " nor into a temporary folder: " + again + ". Set -D"
-                                + CACHE_PROPERTY + " (or " + CACHE_ENV + ") to a writable folder.",
+                        "could not extract oneDNN into " + (root == null ? "the cache folder" : root)
+                                + " nor into a temporary folder: " + again + ". Set -D" + CACHE_PROPERTY + " (or "
+                                + CACHE_ENV + ") to a writable folder.",
                         again);
             }
         }
@@ -288,7 +323,8 @@ final class NativeLibrary {
                 moveAsideAndDelete(folder);
             }
             Files.createDirectories(root);
-            Path staging = Files.createTempDirectory(root, "." + folderName + ".tmp-");
+            Path staging = Files.createTempDirectory(
+                    root, "." + folderName + ".tmp-" + ProcessHandle.current().pid() + "-");
             try {
                 for (Entry entry : entries) {
                     copyVerified(entry, staging.resolve(entry.fileName()));
@@ -365,7 +401,43 @@ final class NativeLibrary {
         } catch (java.nio.file.NoSuchFileException alreadyGone) {
             return;
         }
-        deleteRecursively(aside);
+        deleteQuietly(aside); // the name is free now; what cannot be deleted, a later process sweeps (sweepOrphans)
+    }
+
+    /**
+     * Removes what processes that ended without cleaning up left in {@code folder} (killed while extracting, or while
+     * running on a temporary folder, or unable to delete a folder they moved aside): entries named by {@code pattern}
+     * whose process is gone and that are old enough. Best effort: nothing here is an error.
+     */
+    private static void sweepOrphans(Path folder, Pattern pattern) {
+        long oldEnough = System.currentTimeMillis() - ORPHAN_AGE_MILLIS;
+        try (DirectoryStream<Path> entries = Files.newDirectoryStream(folder)) {
+            for (Path entry : entries) {
+                Matcher name = pattern.matcher(entry.getFileName().toString());
+                if (name.matches()
+                        && ProcessHandle.of(Long.parseLong(name.group(1))).isEmpty()
+                        && Files.getLastModifiedTime(entry, LinkOption.NOFOLLOW_LINKS)
+                                        .toMillis()
+                                < oldEnough) {
+                    deleteQuietly(entry);
+                }
+            }
+        } catch (IOException | RuntimeException ignored) {
+            // no such folder yet, or one we cannot read: nothing to sweep
+        }
+    }
+
+    /** Deletes a folder of ours (files only), making it ours to list first (it may have been made unreadable). */
+    private static void deleteQuietly(Path folder) {
+        try {
+            File top = folder.toFile();
+            top.setReadable(true, true);
+            top.setWritable(true, true);
+            top.setExecutable(true, true);
+            deleteRecursively(folder);
+        } catch (IOException | RuntimeException ignored) {
+            // best effort
+        }
     }
 
     private static void deleteRecursively(Path path) throws IOException {

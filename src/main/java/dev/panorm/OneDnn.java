@@ -7,6 +7,7 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.Optional;
 
 /**
@@ -69,6 +70,15 @@ public final class OneDnn {
                             + " to use the bundled " + NativeLibrary.bundledVersion() + ".",
                     null);
         }
+        List<String> missing = missingFunctions(SymbolLookup.loaderLookup());
+        if (!missing.isEmpty()) {
+            throw new NativeLibraryException(
+                    library.path() + " is oneDNN " + text + " but lacks " + String.join(", ", missing)
+                            + ", which panorm calls (it is built and tested with " + NativeLibrary.bundledVersion()
+                            + "). Use a later oneDNN 3.x, or unset " + NativeLibrary.LIBRARY_PROPERTY + " / "
+                            + NativeLibrary.LIBRARY_ENV + " to use the bundled one.",
+                    null);
+        }
         MemorySegment hashPointer = dnnl_version_t.hash(version);
         String hash = hashPointer.equals(MemorySegment.NULL)
                 ? ""
@@ -79,6 +89,48 @@ public final class OneDnn {
             check(Dnnl.dnnl_engine_create(out, Dnnl.dnnl_cpu(), 0), "dnnl_engine_create", "CPU engine 0");
             return new Runtime(library, text, hash, cpuRuntime, out.get(ValueLayout.ADDRESS, 0));
         }
+    }
+
+    /**
+     * The functions of oneDNN's C API that panorm calls through its bindings ({@code OneDnnFunctionsTest} keeps this
+     * list equal to what the sources call). Checked on load: the bindings look a function up on its first call, and a
+     * missing one is an error in their class's initializer, which leaves that class unusable for the process.
+     */
+    static final List<String> FUNCTIONS = List.of(
+            "dnnl_binary_primitive_desc_create",
+            "dnnl_engine_create",
+            "dnnl_get_effective_cpu_isa",
+            "dnnl_layer_normalization_backward_primitive_desc_create_v2",
+            "dnnl_layer_normalization_forward_primitive_desc_create_v2",
+            "dnnl_matmul_primitive_desc_create",
+            "dnnl_memory_create",
+            "dnnl_memory_desc_create_with_strides",
+            "dnnl_memory_desc_destroy",
+            "dnnl_memory_desc_get_size",
+            "dnnl_memory_destroy",
+            "dnnl_memory_set_data_handle",
+            "dnnl_post_ops_append_binary",
+            "dnnl_post_ops_create",
+            "dnnl_post_ops_destroy",
+            "dnnl_primitive_attr_create",
+            "dnnl_primitive_attr_destroy",
+            "dnnl_primitive_attr_set_post_ops",
+            "dnnl_primitive_attr_set_scratchpad_mode",
+            "dnnl_primitive_create",
+            "dnnl_primitive_desc_destroy",
+            "dnnl_primitive_desc_query",
+            "dnnl_primitive_desc_query_md",
+            "dnnl_primitive_destroy",
+            "dnnl_primitive_execute",
+            "dnnl_reduction_primitive_desc_create",
+            "dnnl_stream_create",
+            "dnnl_stream_destroy",
+            "dnnl_stream_wait",
+            "dnnl_version");
+
+    /** {@return the {@link #FUNCTIONS} that {@code lookup} does not find, in that order} */
+    static List<String> missingFunctions(SymbolLookup lookup) {
+        return FUNCTIONS.stream().filter(name -> lookup.find(name).isEmpty()).toList();
     }
 
     /** Throws {@link OneDnnException} unless {@code status} is {@code dnnl_success}. */

@@ -12,6 +12,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.FileTime;
+import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -259,6 +262,55 @@ class NativeLibraryTest {
         assertTrue(
                 result.output().contains("does not match the bundled libraries; extracting it again"), result.output());
         assertArrayEquals(original, Files.readAllBytes(library));
+    }
+
+    @Test
+    void aCachePathTheLocaleCannotEncodeFallsBackToATemporaryFolder() throws Exception {
+        // Many containers run without a locale: file names are then ASCII, and a path with a u-umlaut is invalid.
+        Result result = probe(
+                List.of(),
+                Map.of(
+                        "LC_ALL",
+                        "C",
+                        "LANG",
+                        "C",
+                        NativeLibrary.CACHE_ENV,
+                        temp.resolve("caf\u00e9").toString()));
+        assertEquals(0, result.exit(), result.output());
+        assertTrue(result.has("forward=ok"), result.output());
+        assertTrue(
+                result.output().contains("environment variable PANORM_CACHE_DIR names a path this JVM cannot encode"),
+                result.output());
+        assertTrue(result.output().contains("LANG=C.UTF-8"), result.output());
+    }
+
+    @Test
+    void foldersLeftByEndedProcessesAreSweptOnceOldEnough() throws Exception {
+        // Process id 999999999 is above Linux's largest (2^22): no process has it. Killed JVMs leave such folders.
+        Path cache = temp.resolve("cache");
+        Path temporaries = Files.createDirectories(temp.resolve("tmp"));
+        FileTime old = FileTime.from(Instant.now().minus(Duration.ofHours(1)));
+        List<Path> orphans = List.of(
+                cache.resolve(".onednn-3.8.1-linux-x86_64-0123456789abcdef.tmp-999999999-42"),
+                cache.resolve(".onednn-3.8.1-linux-x86_64-0123456789abcdef.stale-999999999-42"),
+                temporaries.resolve("panorm-onednn-999999999-42"));
+        Path young = temporaries.resolve("panorm-onednn-999999999-43"); // perhaps another PID namespace's, extracting
+        Path alive =
+                temporaries.resolve("panorm-onednn-" + ProcessHandle.current().pid() + "-44");
+        for (Path folder : orphans) {
+            Files.writeString(Files.createDirectories(folder).resolve("libdnnl.so.3"), "part of a library");
+            Files.setLastModifiedTime(folder, old);
+        }
+        Files.createDirectories(young);
+        Files.setLastModifiedTime(Files.createDirectories(alive), old);
+        Result result = probe(
+                List.of("-D" + NativeLibrary.CACHE_PROPERTY + "=" + cache, "-Djava.io.tmpdir=" + temporaries),
+                Map.of());
+        assertTrue(result.has("forward=ok"), result.output());
+        for (Path folder : orphans) {
+            assertFalse(Files.exists(folder), folder + " should have been swept");
+        }
+        assertTrue(Files.isDirectory(young) && Files.isDirectory(alive), "a young or living process's folder stays");
     }
 
     @Test

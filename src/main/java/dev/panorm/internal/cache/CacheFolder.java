@@ -1,5 +1,6 @@
 package dev.panorm.internal.cache;
 
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 
 /**
@@ -14,17 +15,46 @@ public final class CacheFolder {
 
     private CacheFolder() {}
 
-    /** {@return the folder: {@link #PROPERTY}, else {@link #ENV}, else $XDG_CACHE_HOME/panorm or ~/.cache/panorm} */
+    /**
+     * {@return the folder: {@link #PROPERTY}, else {@link #ENV}, else $XDG_CACHE_HOME/panorm (an absolute
+     * XDG_CACHE_HOME only, as the XDG specification says), else ~/.cache/panorm in Java's {@code user.home}}
+     *
+     * @throws InvalidPathException if the path cannot be encoded in this JVM's file name encoding, with a message
+     *     that names the setting and the way out
+     */
     public static Path root() {
+        String source = "system property " + PROPERTY;
         String configured = System.getProperty(PROPERTY);
         if (configured == null || configured.isBlank()) {
+            source = "environment variable " + ENV;
             configured = System.getenv(ENV);
         }
-        if (configured != null && !configured.isBlank()) {
-            return Path.of(configured).toAbsolutePath();
+        try {
+            if (configured != null && !configured.isBlank()) {
+                return Path.of(configured).toAbsolutePath();
+            }
+            source = "environment variable XDG_CACHE_HOME";
+            String xdg = System.getenv("XDG_CACHE_HOME");
+            if (xdg != null && xdg.startsWith("/")) {
+                return Path.of(xdg, "panorm");
+            }
+            source = "the home folder (user.home)";
+            return Path.of(System.getProperty("user.home"), ".cache", "panorm").toAbsolutePath();
+        } catch (InvalidPathException e) {
+            throw unencodable(source, e);
         }
-        String xdg = System.getenv("XDG_CACHE_HOME");
-        Path base = xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache");
-        return base.resolve("panorm").toAbsolutePath();
+    }
+
+    /**
+     * {@return {@code e} again, its reason saying that {@code source} names a path this JVM cannot encode, and what
+     * to do} Without a locale (common in containers) the JVM encodes file names in ASCII.
+     */
+    public static InvalidPathException unencodable(String source, InvalidPathException e) {
+        return new InvalidPathException(
+                e.getInput(),
+                source + " names a path this JVM cannot encode in its file name encoding, "
+                        + System.getProperty("sun.jnu.encoding", "the locale's")
+                        + " (from the locale); run it under a UTF-8 locale such as LANG=C.UTF-8, or name an ASCII"
+                        + " path");
     }
 }
