@@ -165,10 +165,15 @@ final class NativeLibrary {
         try {
             System.load(path.toString());
         } catch (UnsatisfiedLinkError e) {
+            String searchPath = System.getenv("LD_LIBRARY_PATH");
             throw new NativeLibraryException(
                     "could not load " + path + " (from " + source + "): " + e.getMessage()
                             + ". It needs its dependencies (libgomp.so.1, libOpenCL.so.1) in the same folder or on the "
-                            + "system's library path.",
+                            + "system's library path"
+                            + (searchPath == null || searchPath.isBlank()
+                                    ? "."
+                                    : "; LD_LIBRARY_PATH (" + searchPath + ") comes first, so a copy of them there is"
+                                            + " taken instead."),
                     e);
         } catch (IllegalCallerException e) { // --illegal-native-access=deny, the default of a later JDK
             throw new NativeLibraryException(
