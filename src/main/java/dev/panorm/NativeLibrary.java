@@ -357,7 +357,10 @@ final class NativeLibrary {
     private static boolean isValid(Path folder, List<Entry> entries) throws IOException {
         for (Entry entry : entries) {
             Path file = folder.resolve(entry.fileName());
-            if (!Files.isRegularFile(file) || Files.size(file) != entry.size() || crc32(file) != entry.crc()) {
+            // A link is not ours: the loader resolves $ORIGIN through it, away from the other libraries.
+            if (!Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)
+                    || Files.size(file) != entry.size()
+                    || crc32(file) != entry.crc()) {
                 return false;
             }
         }

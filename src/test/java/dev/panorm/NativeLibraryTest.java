@@ -10,6 +10,7 @@ import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.FileTime;
@@ -232,6 +233,21 @@ class NativeLibraryTest {
         try (Stream<Path> entries = Files.list(cache)) {
             return entries.findFirst().orElseThrow().resolve("libdnnl.so.3");
         }
+    }
+
+    @Test
+    void aCachedLibraryReplacedByALinkIsReplaced() throws Exception {
+        // The loader resolves $ORIGIN through a link, so the library would not find its neighbours.
+        Path cache = temp.resolve("cache");
+        Path library = extractedLibrary(cache);
+        Path elsewhere = Files.copy(library, temp.resolve("libdnnl.so.3"));
+        Files.delete(library);
+        Files.createSymbolicLink(library, elsewhere);
+        Result result = probeWithCache(cache);
+        assertTrue(result.has("forward=ok"), result.output());
+        assertTrue(
+                result.output().contains("does not match the bundled libraries; extracting it again"), result.output());
+        assertTrue(Files.isRegularFile(library, LinkOption.NOFOLLOW_LINKS), "a file again, not a link");
     }
 
     @Test
