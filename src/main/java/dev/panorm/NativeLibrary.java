@@ -415,19 +415,29 @@ final class NativeLibrary {
     /**
      * Removes what processes that ended without cleaning up left in {@code folder} (killed while extracting, or while
      * running on a temporary folder, or unable to delete a folder they moved aside): entries named by {@code pattern}
-     * whose process is gone and that are old enough. Best effort: nothing here is an error.
+     * whose process is gone and that are old enough: folders of this user, never a link (in a shared {@code /tmp}
+     * another user could name one so). Best effort: nothing here is an error.
      */
     private static void sweepOrphans(Path folder, Pattern pattern) {
         long oldEnough = System.currentTimeMillis() - ORPHAN_AGE_MILLIS;
+        String user = System.getProperty("user.name");
         try (DirectoryStream<Path> entries = Files.newDirectoryStream(folder)) {
             for (Path entry : entries) {
-                Matcher name = pattern.matcher(entry.getFileName().toString());
-                if (name.matches()
-                        && ProcessHandle.of(Long.parseLong(name.group(1))).isEmpty()
-                        && Files.getLastModifiedTime(entry, LinkOption.NOFOLLOW_LINKS)
-                                        .toMillis()
-                                < oldEnough) {
-                    deleteQuietly(entry);
+                try {
+                    Matcher name = pattern.matcher(entry.getFileName().toString());
+                    if (name.matches()
+                            && Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)
+                            && Files.getOwner(entry, LinkOption.NOFOLLOW_LINKS)
+                                    .getName()
+                                    .equals(user)
+                            && ProcessHandle.of(Long.parseLong(name.group(1))).isEmpty()
+                            && Files.getLastModifiedTime(entry, LinkOption.NOFOLLOW_LINKS)
+                                            .toMillis()
+                                    < oldEnough) {
+                        deleteQuietly(entry);
+                    }
+                } catch (IOException | RuntimeException skipped) {
+                    // gone meanwhile, or a name too long for a process id: the next entry
                 }
             }
         } catch (IOException | RuntimeException ignored) {

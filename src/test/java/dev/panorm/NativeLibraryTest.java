@@ -319,6 +319,10 @@ class NativeLibraryTest {
         }
         Files.createDirectories(young);
         Files.setLastModifiedTime(Files.createDirectories(alive), old);
+        // A link named like an orphan (anyone may make one in a shared /tmp) is never followed nor removed.
+        Path target = Files.createDirectories(temp.resolve("not-panorms"));
+        Path kept = Files.writeString(target.resolve("keep"), "someone else's");
+        Path link = Files.createSymbolicLink(temporaries.resolve("panorm-onednn-999999999-45"), target);
         Result result = probe(
                 List.of("-D" + NativeLibrary.CACHE_PROPERTY + "=" + cache, "-Djava.io.tmpdir=" + temporaries),
                 Map.of());
@@ -327,6 +331,7 @@ class NativeLibraryTest {
             assertFalse(Files.exists(folder), folder + " should have been swept");
         }
         assertTrue(Files.isDirectory(young) && Files.isDirectory(alive), "a young or living process's folder stays");
+        assertTrue(Files.isSymbolicLink(link) && Files.exists(kept), "a link and what it points to stay");
     }
 
     @Test
