@@ -285,6 +285,53 @@ class HeapMemoryTest {
     }
 
     /**
+     * Virtual threads borrow copies for a call and give them back (a thread per request would otherwise leave fresh
+     * native memory to the collector on every call): many at once, each on heap tensors of its own size, get what the
+     * same call gives in an arena, bit for bit, and a second call on the same thread too.
+     */
+    @Test
+    void virtualThreadsBorrowCopiesAndGetWhatAnArenaGives() throws Exception {
+        int c = 768;
+        int threads = 64;
+        LayerNormConfig config = LayerNormConfig.of(c).withoutAffine();
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(config, Backend.JAVA)) {
+            List<float[]> inputs = new ArrayList<>();
+            List<float[]> expected = new ArrayList<>();
+            for (int i = 0; i < threads; i++) {
+                int rows = 1 + i % 9;
+                float[] values = TestData.gaussian(rows * c, i, 1 + i % 3, 100 + i);
+                Tensor y = Tensor.allocate(arena, DataType.F32, rows, c);
+                norm.forward(Tensor.ofFloats(arena, values, rows, c), y);
+                inputs.add(values);
+                expected.add(y.toFloatArray());
+            }
+            List<Thread> started = new ArrayList<>();
+            List<float[][]> results = new ArrayList<>();
+            for (int i = 0; i < threads; i++) {
+                float[] values = inputs.get(i);
+                float[][] result = new float[2][values.length];
+                results.add(result);
+                started.add(Thread.ofVirtual().start(() -> {
+                    int rows = values.length / c;
+                    Tensor x = Tensor.of(MemorySegment.ofArray(values.clone()), DataType.F32, rows, c);
+                    for (float[] out : result) {
+                        norm.forward(x, Tensor.of(MemorySegment.ofArray(out), DataType.F32, rows, c));
+                        Thread.yield(); // let another virtual thread take the carrier between the two calls
+                    }
+                }));
+            }
+            for (Thread thread : started) {
+                thread.join();
+            }
+            for (int i = 0; i < threads; i++) {
+                assertArrayEquals(expected.get(i), results.get(i)[0], "thread " + i + ", first call");
+                assertArrayEquals(expected.get(i), results.get(i)[1], "thread " + i + ", second call");
+            }
+        }
+    }
+
+    /**
      * A call whose heap tensors need more copies than a thread keeps (64 MiB) runs in parts of rows that fit, in the
      * vector kernels, and gives what the same call gives in an arena, bit for bit; one that writes parameter gradients
      * (sums over every row), or whose rows cannot be viewed a part at a time, runs on the heap in the scalar kernels.
