@@ -291,7 +291,7 @@ final class NativeLibrary {
                         "panorm: cannot use the cache folder" + (root == null ? "" : " " + root) + " (" + why
                                 + "); extracting oneDNN into " + temporary + " for this process only. Set -D"
                                 + CACHE_PROPERTY
-                                + " or " + CACHE_ENV + " to a writable folder.");
+                                + " or " + CACHE_ENV + " to a writable folder with about 90 MiB free.");
                 Path folder = extractInto(temporary, folderName, entries);
                 deleteOnExit(temporary, folder, entries);
                 return folder;
@@ -303,7 +303,7 @@ final class NativeLibrary {
                 throw new NativeLibraryException(
                         "could not extract oneDNN into " + (root == null ? "the cache folder" : root)
                                 + " nor into a temporary folder: " + again + ". Set -D" + CACHE_PROPERTY + " (or "
-                                + CACHE_ENV + ") to a writable folder.",
+                                + CACHE_ENV + ") to a writable folder with about 90 MiB free.",
                         again);
             }
         }
