@@ -81,13 +81,7 @@ public final class LayerNormConfig {
      *     overflows a {@code long}
      */
     public static LayerNormConfig of(long... normalizedShape) {
-        return new LayerNormConfig(
-                Objects.requireNonNull(normalizedShape, "normalizedShape").clone(),
-                DEFAULT_EPS,
-                true,
-                true,
-                false,
-                false);
+        return new LayerNormConfig(copyOf(normalizedShape), DEFAULT_EPS, true, true, false, false);
     }
 
     /**
@@ -100,13 +94,12 @@ public final class LayerNormConfig {
      *     overflows a {@code long}
      */
     public static LayerNormConfig rms(long... normalizedShape) {
-        return new LayerNormConfig(
-                Objects.requireNonNull(normalizedShape, "normalizedShape").clone(),
-                DEFAULT_RMS_EPS,
-                true,
-                false,
-                true,
-                false);
+        return new LayerNormConfig(copyOf(normalizedShape), DEFAULT_RMS_EPS, true, false, true, false);
+    }
+
+    /** The caller's shape, copied so that later changes to the array do not reach the configuration. */
+    private static long[] copyOf(long[] normalizedShape) {
+        return Objects.requireNonNull(normalizedShape, "normalizedShape").clone();
     }
 
     /** {@return a copy of the normalized shape} */
