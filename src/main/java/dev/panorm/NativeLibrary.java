@@ -25,6 +25,7 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.BasicFileAttributes;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
@@ -47,8 +48,10 @@ import java.util.zip.CRC32;
  * the loader lookup, so nothing in {@code generated/} names a path. Several JVMs may extract at
  * once: each writes into a private temporary folder and renames it into place atomically; the
  * loser of the race uses the winner's folder. A cached library whose size or CRC-32 differs from
- * the jar's entry (truncated, corrupted, tampered with) is replaced. The jars may be on the class
- * path or on the module path (see {@link #locate}).
+ * the jar's entry (truncated, corrupted, tampered with) is replaced. A record beside the folder
+ * lets later loads skip that check while the libraries stay the files it passed
+ * ({@link #checkedBefore}). The jars may be on the class path or on the module path (see
+ * {@link #locate}).
  */
 final class NativeLibrary {
     static final String LIBRARY_PROPERTY = "panorm.onednn.library";
@@ -68,7 +71,10 @@ final class NativeLibrary {
     private static final String TEMPORARY_PREFIX = "panorm-onednn-";
     /** Such a temporary folder; group 1 is the process id. */
     private static final Pattern TEMPORARY = Pattern.compile(Pattern.quote(TEMPORARY_PREFIX) + "(\\d+)-\\d+");
-    /** A staging or moved-aside folder in the cache ({@link #extractInto}); group 1 is the process id. */
+    /**
+     * A staging or moved-aside folder in the cache ({@link #extractInto}), or a check record being written
+     * ({@link #recordCheck}); group 1 is the process id.
+     */
     private static final Pattern STAGED_OR_STALE = Pattern.compile("\\.onednn-.*\\.(?:tmp|stale)-(\\d+)-\\d+");
     /**
      * How old a dead process's folder must be before another process removes it: a process in another PID namespace
@@ -272,14 +278,21 @@ final class NativeLibrary {
 
     /** Extracts the libraries into the cache, or reuses a valid earlier extraction; returns the folder. */
     private static Path extract(List<Entry> entries) {
-        String folderName = "onednn-" + bundledVersion() + "-" + PLATFORM + "-" + contentHash(entries);
+        String folderPrefix = "onednn-" + bundledVersion() + "-" + PLATFORM + "-";
         Path root = null; // until the settings name one
         Path temporaries = Path.of(System.getProperty("java.io.tmpdir"));
         sweepOrphans(temporaries, TEMPORARY);
         try {
             root = cacheRoot();
             sweepOrphans(root, STAGED_OR_STALE);
-            return extractInto(root, folderName, entries);
+            Path checkRecord = root.resolve("." + folderPrefix + "checked");
+            Path checked = checkedBefore(checkRecord, folderPrefix, entries);
+            if (checked != null) {
+                return checked;
+            }
+            Path folder = extractInto(root, folderPrefix + contentHash(entries), entries);
+            recordCheck(checkRecord, folder, entries);
+            return folder;
         } catch (IOException | UncheckedIOException | InvalidPathException e) {
             String why = e instanceof InvalidPathException ? e.getMessage() : e.toString();
             Path temporary = null;
@@ -292,7 +305,7 @@ final class NativeLibrary {
                                 + "); extracting oneDNN into " + temporary + " for this process only. Set -D"
                                 + CACHE_PROPERTY
                                 + " or " + CACHE_ENV + " to a writable folder with about 90 MiB free.");
-                Path folder = extractInto(temporary, folderName, entries);
+                Path folder = extractInto(temporary, folderPrefix + contentHash(entries), entries);
                 deleteOnExit(temporary, folder, entries);
                 return folder;
             } catch (IOException | UncheckedIOException again) {
@@ -367,6 +380,82 @@ final class NativeLibrary {
         return true;
     }
 
+    /**
+     * The folder that a record of an earlier full check names, if the record is for these jar entries and every library
+     * in that folder is still the file it was then (same size, modification time and file identity); otherwise null,
+     * and the full check runs. It spares a JVM's start hashing the entries and reading 90 MB for their CRC-32s (about
+     * 50 ms on a warm page cache). Anything that writes, replaces or links a library changes what is compared.
+     */
+    private static Path checkedBefore(Path record, String folderPrefix, List<Entry> entries) {
+        try {
+            List<String> lines = Files.readAllLines(record, StandardCharsets.UTF_8);
+            if (lines.size() != entries.size() + 2
+                    || !lines.getFirst().equals(entriesLine(entries))
+                    || !lines.get(1).startsWith(folderPrefix)
+                    || lines.get(1).contains("/")) {
+                return null;
+            }
+            Path folder = record.resolveSibling(lines.get(1));
+            for (int i = 0; i < entries.size(); i++) {
+                if (!lines.get(i + 2).equals(stamp(folder.resolve(entries.get(i).fileName())))) {
+                    return null;
+                }
+            }
+            return folder;
+        } catch (IOException | RuntimeException noRecord) {
+            return null;
+        }
+    }
+
+    /** Records that {@code folder} passed the full check for {@code entries}; best effort, written atomically. */
+    private static void recordCheck(Path record, Path folder, List<Entry> entries) {
+        Path staging = null;
+        try {
+            StringBuilder lines = new StringBuilder(entriesLine(entries)).append('\n');
+            lines.append(folder.getFileName()).append('\n');
+            for (Entry entry : entries) {
+                lines.append(stamp(folder.resolve(entry.fileName()))).append('\n');
+            }
+            // Named like a staging folder, so that a process killed here leaves nothing the sweep does not take.
+            staging = Files.createTempFile(
+                    record.getParent(),
+                    record.getFileName() + ".tmp-" + ProcessHandle.current().pid() + "-",
+                    "");
+            Files.writeString(staging, lines, StandardCharsets.UTF_8);
+            Files.move(staging, record, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException | RuntimeException notRecorded) {
+            if (staging != null) {
+                try {
+                    Files.deleteIfExists(staging);
+                } catch (IOException ignored) {
+                    // best effort: the next load checks in full again
+                }
+            }
+        }
+    }
+
+    private static String entriesLine(List<Entry> entries) {
+        StringBuilder line = new StringBuilder();
+        for (Entry entry : entries) {
+            line.append(entry.fileName())
+                    .append(':')
+                    .append(entry.size())
+                    .append(':')
+                    .append(entry.crc())
+                    .append(' ');
+        }
+        return line.toString().strip();
+    }
+
+    /** A file's size, modification time and identity (device and inode), or "none" for anything but a plain file. */
+    private static String stamp(Path file) throws IOException {
+        BasicFileAttributes attributes =
+                Files.readAttributes(file, BasicFileAttributes.class, LinkOption.NOFOLLOW_LINKS);
+        return attributes.isRegularFile()
+                ? attributes.size() + " " + attributes.lastModifiedTime().toInstant() + " " + attributes.fileKey()
+                : "none";
+    }
+
     private static void copyVerified(Entry entry, Path target) throws IOException {
         try (InputStream in = entry.url().openStream()) {
             Files.copy(in, target);
@@ -414,9 +503,9 @@ final class NativeLibrary {
 
     /**
      * Removes what processes that ended without cleaning up left in {@code folder} (killed while extracting, or while
-     * running on a temporary folder, or unable to delete a folder they moved aside): entries named by {@code pattern}
-     * whose process is gone and that are old enough: folders of this user, never a link (in a shared {@code /tmp}
-     * another user could name one so). Best effort: nothing here is an error.
+     * running on a temporary folder, or unable to delete a folder they moved aside, or writing a check's record):
+     * entries named by {@code pattern} whose process is gone and that are old enough: folders and files of this user,
+     * never a link (in a shared {@code /tmp} another user could name one so). Best effort: nothing here is an error.
      */
     private static void sweepOrphans(Path folder, Pattern pattern) {
         long oldEnough = System.currentTimeMillis() - ORPHAN_AGE_MILLIS;
@@ -426,7 +515,8 @@ final class NativeLibrary {
                 try {
                     Matcher name = pattern.matcher(entry.getFileName().toString());
                     if (name.matches()
-                            && Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)
+                            && (Files.isDirectory(entry, LinkOption.NOFOLLOW_LINKS)
+                                    || Files.isRegularFile(entry, LinkOption.NOFOLLOW_LINKS))
                             && Files.getOwner(entry, LinkOption.NOFOLLOW_LINKS)
                                     .getName()
                                     .equals(user)

@@ -221,17 +221,43 @@ class NativeLibraryTest {
             assertFalse(result.output().contains("cannot use the cache folder"), result.output());
         }
         try (Stream<Path> entries = Files.list(cache)) {
-            List<String> names = entries.map(p -> p.getFileName().toString()).toList();
-            assertEquals(1, names.size(), "one folder, no leftovers: " + names);
-            assertTrue(names.getFirst().startsWith("onednn-3.8.1-linux-x86_64-"), names.toString());
+            List<String> names =
+                    entries.map(p -> p.getFileName().toString()).sorted().toList();
+            assertEquals(2, names.size(), "one folder and its check's record, no leftovers: " + names);
+            assertEquals(".onednn-3.8.1-linux-x86_64-checked", names.getFirst());
+            assertTrue(names.getLast().startsWith("onednn-3.8.1-linux-x86_64-"), names.toString());
         }
+    }
+
+    @Test
+    void theRecordOfAFullCheckSparesLaterLoadsOnlyWhileTheLibrariesStayTheSameFiles() throws Exception {
+        Path cache = temp.resolve("cache");
+        Path library = extractedLibrary(cache);
+        Path folder = library.getParent();
+        Path record = cache.resolve(".onednn-3.8.1-linux-x86_64-checked");
+        String recorded = Files.readString(record);
+        assertTrue(recorded.contains(folder.getFileName().toString()), recorded);
+        // Trusted: moved together with its record, the folder is used where the record says, unchecked (a rename keeps
+        // each file's size, time and identity). Without the record, the load would extract to the hashed name again.
+        Path moved = Files.move(folder, cache.resolve("onednn-3.8.1-linux-x86_64-moved"));
+        Files.writeString(record, recorded.replace(folder.getFileName().toString(), "onednn-3.8.1-linux-x86_64-moved"));
+        Result trusted = probeWithCache(cache);
+        assertTrue(trusted.has("path=" + moved.resolve("libdnnl.so.3")), trusted.output());
+        // A library touched since: the record no longer matches, and the full check runs (here: extracts again).
+        Files.setLastModifiedTime(
+                moved.resolve("libgomp.so.1"), FileTime.from(Instant.now().minusSeconds(60)));
+        Result checked = probeWithCache(cache);
+        assertTrue(checked.has("path=" + library), checked.output());
+        assertEquals(
+                recorded.lines().toList().subList(0, 2),
+                Files.readString(record).lines().toList().subList(0, 2));
     }
 
     /** Extracts oneDNN into {@code cache} in a child JVM; returns the cached libdnnl. */
     private Path extractedLibrary(Path cache) throws Exception {
         assertTrue(probeWithCache(cache).has("forward=ok"));
         try (Stream<Path> entries = Files.list(cache)) {
-            return entries.findFirst().orElseThrow().resolve("libdnnl.so.3");
+            return entries.filter(Files::isDirectory).findFirst().orElseThrow().resolve("libdnnl.so.3");
         }
     }
 
@@ -317,6 +343,8 @@ class NativeLibraryTest {
             Files.writeString(Files.createDirectories(folder).resolve("libdnnl.so.3"), "part of a library");
             Files.setLastModifiedTime(folder, old);
         }
+        Path partRecord = cache.resolve(".onednn-3.8.1-linux-x86_64-checked.tmp-999999999-42"); // a file
+        Files.setLastModifiedTime(Files.writeString(partRecord, "libdnnl.so.3:"), old);
         Files.createDirectories(young);
         Files.setLastModifiedTime(Files.createDirectories(alive), old);
         // A link named like an orphan (anyone may make one in a shared /tmp) is never followed nor removed.
@@ -330,6 +358,7 @@ class NativeLibraryTest {
         for (Path folder : orphans) {
             assertFalse(Files.exists(folder), folder + " should have been swept");
         }
+        assertFalse(Files.exists(partRecord), "a record's unfinished file should have been swept");
         assertTrue(Files.isDirectory(young) && Files.isDirectory(alive), "a young or living process's folder stays");
         assertTrue(Files.isSymbolicLink(link) && Files.exists(kept), "a link and what it points to stay");
     }
