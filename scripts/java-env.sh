@@ -57,3 +57,33 @@ panorm_spark_classpath() {
     "$root/scripts/mvn" -q dependency:build-classpath -Dmdep.includeScope=compile -Dmdep.outputFile="$classpath" >&2
   fi
 }
+
+# Runs java with the arguments after the first two (a class path of jars only) and a class-data archive (the JDK's
+# CDS) that starts the JVM sooner: the first run writes an archive of the classes it loaded into folder $1, later
+# runs map it. Key $2 (text that changes with the jars and the JDK) names the archive, since the JVM ignores one that
+# no longer matches, at the old cost; archives of other keys are removed. A first run writes under a private name and
+# renames the archive into place, so no run maps a half-written one. Off with PANORM_CDS=0, when JAVA_OPTS sets class
+# sharing itself, or when the folder is not writable. Never returns.
+panorm_exec_java() {
+  local folder=$1 key=$2 archive part status=0
+  shift 2
+  case " ${JAVA_OPTS:-} " in
+    *" -Xshare"* | *SharedArchiveFile* | *ArchiveClassesAtExit* | *AOTCache* | *AOTMode*) folder= ;;
+  esac
+  if [ "${PANORM_CDS:-1}" = 0 ] || [ -z "$folder" ] || [ ! -d "$folder" ] || [ ! -w "$folder" ]; then
+    exec "$JAVA_HOME/bin/java" "$@"
+  fi
+  archive="$folder/panorm-cds-$(printf '%s' "$key" | cksum | cut -d' ' -f1).jsa"
+  if [ -f "$archive" ]; then
+    exec "$JAVA_HOME/bin/java" -XX:SharedArchiveFile="$archive" -Xlog:cds*=off,aot*=off "$@"
+  fi
+  find "$folder" -maxdepth 1 -name 'panorm-cds-*.jsa.part-*' -mmin +10 -delete 2>/dev/null || true # killed runs'
+  part="$archive.part-$$"
+  "$JAVA_HOME/bin/java" -XX:ArchiveClassesAtExit="$part" -Xlog:cds*=off,aot*=off "$@" || status=$?
+  if [ -s "$part" ]; then
+    rm -f "$folder"/panorm-cds-*.jsa
+    mv -f "$part" "$archive"
+  fi
+  rm -f "$part"
+  exit "$status"
+}

@@ -1,0 +1,114 @@
+package dev.panorm.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.jar.JarEntry;
+import java.util.jar.JarOutputStream;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * {@code panorm_exec_java} in {@code scripts/java-env.sh}, which {@code scripts/panorm} starts the CLI through: the
+ * class-data archive that it writes on a first run and maps on later ones, on a jar of one small class.
+ */
+class LauncherTest {
+    @TempDir
+    Path temp;
+
+    /** What the launcher runs: prints a line and exits with the status it is given. */
+    public static final class Probe {
+        public static void main(String[] args) {
+            System.out.println("probe ran");
+            System.exit(Integer.parseInt(args[0]));
+        }
+    }
+
+    private record Result(int exit, String output) {}
+
+    private Path probeJar() throws IOException {
+        String entry = Probe.class.getName().replace('.', '/') + ".class";
+        Path jar = temp.resolve("probe.jar");
+        try (JarOutputStream out = new JarOutputStream(Files.newOutputStream(jar));
+                InputStream in = Probe.class.getResourceAsStream("/" + entry)) {
+            out.putNextEntry(new JarEntry(entry));
+            in.transferTo(out);
+        }
+        return jar;
+    }
+
+    /** {@code panorm_exec_java folder key [javaOptions] -cp jar Probe exit}, with the test JVM's JDK. */
+    private Result launch(Path folder, String key, Map<String, String> environment, String... javaArguments)
+            throws Exception {
+        Path script = Path.of("scripts", "java-env.sh").toAbsolutePath();
+        List<String> command = new ArrayList<>(
+                List.of("bash", "-c", ". \"$0\"; panorm_exec_java \"$@\"", script.toString(), folder.toString(), key));
+        command.addAll(List.of(javaArguments));
+        ProcessBuilder builder = new ProcessBuilder(command).redirectErrorStream(true);
+        builder.environment().put("JAVA_HOME", System.getProperty("java.home"));
+        builder.environment().remove("JAVA_OPTS");
+        builder.environment().remove("PANORM_CDS");
+        builder.environment().putAll(environment);
+        Process process = builder.start();
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(process.waitFor(60, TimeUnit.SECONDS), "the launched JVM did not finish");
+        return new Result(process.exitValue(), output);
+    }
+
+    private static List<String> names(Path folder) throws IOException {
+        try (Stream<Path> files = Files.list(folder)) {
+            return files.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    @Test
+    void aFirstRunWritesTheArchiveThatLaterRunsMapAndANewKeyReplacesIt() throws Exception {
+        Path jar = probeJar();
+        Path folder = Files.createDirectories(temp.resolve("target"));
+        String probe = Probe.class.getName();
+
+        Result first = launch(folder, "jar 1", Map.of(), "-cp", jar.toString(), probe, "3");
+        assertEquals(3, first.exit(), first.output());
+        assertEquals("probe ran\n", first.output(), "the run's own output only, no word from the archiving");
+        List<String> archives = names(folder);
+        assertEquals(1, archives.size(), archives.toString());
+        assertTrue(archives.getFirst().matches("panorm-cds-\\d+\\.jsa"), archives.toString());
+
+        Result mapped = launch(folder, "jar 1", Map.of(), "-Xlog:class+load", "-cp", jar.toString(), probe, "0");
+        assertEquals(0, mapped.exit(), mapped.output());
+        assertTrue(mapped.output().contains(probe + " source: shared objects file"), mapped.output());
+
+        Result rebuilt = launch(folder, "jar 2", Map.of(), "-cp", jar.toString(), probe, "0");
+        assertEquals("probe ran\n", rebuilt.output());
+        List<String> replaced = names(folder);
+        assertEquals(1, replaced.size(), replaced.toString());
+        assertFalse(replaced.equals(archives), "a new key writes a new archive and removes the old one");
+    }
+
+    @Test
+    void noArchiveWhenTurnedOffOrWhenJavaOptsSetClassSharing() throws Exception {
+        Path jar = probeJar();
+        String probe = Probe.class.getName();
+        Path off = Files.createDirectories(temp.resolve("off"));
+        Result result = launch(off, "key", Map.of("PANORM_CDS", "0"), "-cp", jar.toString(), probe, "0");
+        assertEquals("probe ran\n", result.output());
+        assertEquals(List.of(), names(off));
+
+        Path own = Files.createDirectories(temp.resolve("own"));
+        result = launch(
+                own, "key", Map.of("JAVA_OPTS", "-Xshare:off"), "-Xshare:off", "-cp", jar.toString(), probe, "0");
+        assertEquals("probe ran\n", result.output());
+        assertEquals(List.of(), names(own));
+    }
+}
