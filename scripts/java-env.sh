@@ -62,8 +62,10 @@ panorm_spark_classpath() {
 # CDS) that starts the JVM sooner: the first run writes an archive of the classes it loaded into folder $1, later
 # runs map it. Key $2 (text that changes with the jars and the JDK) names the archive, since the JVM ignores one that
 # no longer matches, at the old cost; archives of other keys are removed. A first run writes under a private name and
-# renames the archive into place, so no run maps a half-written one. Off with PANORM_CDS=0, when JAVA_OPTS sets class
-# sharing itself, or when the folder is not writable. Never returns.
+# renames the archive into place, so no run maps a half-written one. The JVM maps an archive unchecked (a damaged one
+# crashes it; its own check, VerifySharedSpaces, costs about as much as the archive saves), so the archive's size,
+# time and inode are kept beside it when it is written, and an archive that changed since is written again. Off with
+# PANORM_CDS=0, when JAVA_OPTS sets class sharing itself, or when the folder is not writable. Never returns.
 panorm_exec_java() {
   local folder=$1 key=$2 archive part status=0
   shift 2
@@ -74,16 +76,18 @@ panorm_exec_java() {
     exec "$JAVA_HOME/bin/java" "$@"
   fi
   archive="$folder/panorm-cds-$(printf '%s' "$key" | cksum | cut -d' ' -f1).jsa"
-  if [ -f "$archive" ]; then
+  if [ -f "$archive" ] &&
+    [ "$(stat -c '%s %y %i' "$archive" 2>/dev/null)" = "$(cat "$archive.stamp" 2>/dev/null)" ]; then
     exec "$JAVA_HOME/bin/java" -XX:SharedArchiveFile="$archive" -Xlog:cds*=off,aot*=off "$@"
   fi
-  find "$folder" -maxdepth 1 -name 'panorm-cds-*.jsa.part-*' -mmin +10 -delete 2>/dev/null || true # killed runs'
+  find "$folder" -maxdepth 1 -name 'panorm-cds-*.part-*' -mmin +10 -delete 2>/dev/null || true # killed runs'
   part="$archive.part-$$"
   "$JAVA_HOME/bin/java" -XX:ArchiveClassesAtExit="$part" -Xlog:cds*=off,aot*=off "$@" || status=$?
   if [ -s "$part" ]; then
-    rm -f "$folder"/panorm-cds-*.jsa
+    rm -f "$folder"/panorm-cds-*.jsa "$folder"/panorm-cds-*.jsa.stamp
     mv -f "$part" "$archive"
+    stat -c '%s %y %i' "$archive" > "$archive.stamp.part-$$" && mv -f "$archive.stamp.part-$$" "$archive.stamp"
   fi
-  rm -f "$part"
+  rm -f "$part" "$archive.stamp.part-$$"
   exit "$status"
 }

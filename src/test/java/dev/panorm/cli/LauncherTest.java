@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
@@ -82,8 +83,9 @@ class LauncherTest {
         assertEquals(3, first.exit(), first.output());
         assertEquals("probe ran\n", first.output(), "the run's own output only, no word from the archiving");
         List<String> archives = names(folder);
-        assertEquals(1, archives.size(), archives.toString());
+        assertEquals(2, archives.size(), "the archive and its stamp, nothing else: " + archives);
         assertTrue(archives.getFirst().matches("panorm-cds-\\d+\\.jsa"), archives.toString());
+        assertEquals(archives.getFirst() + ".stamp", archives.getLast());
 
         Result mapped = launch(folder, "jar 1", Map.of(), "-Xlog:class+load", "-cp", jar.toString(), probe, "0");
         assertEquals(0, mapped.exit(), mapped.output());
@@ -92,8 +94,30 @@ class LauncherTest {
         Result rebuilt = launch(folder, "jar 2", Map.of(), "-cp", jar.toString(), probe, "0");
         assertEquals("probe ran\n", rebuilt.output());
         List<String> replaced = names(folder);
-        assertEquals(1, replaced.size(), replaced.toString());
+        assertEquals(2, replaced.size(), replaced.toString());
         assertFalse(replaced.equals(archives), "a new key writes a new archive and removes the old one");
+    }
+
+    @Test
+    void anArchiveWrittenToSinceItWasMadeIsMadeAgainNotMapped() throws Exception {
+        Path jar = probeJar();
+        Path folder = Files.createDirectories(temp.resolve("target"));
+        String probe = Probe.class.getName();
+        launch(folder, "key", Map.of(), "-cp", jar.toString(), probe, "0");
+        Path archive = folder.resolve(names(folder).getFirst());
+        byte[] damaged = Files.readAllBytes(archive);
+        for (int i = 4096; i < damaged.length; i += 65536) { // past the header, in its regions
+            damaged[i] ^= (byte) 0xFF;
+        }
+        Files.write(archive, damaged);
+        // The JVM maps an archive unchecked: one of panorm's own, damaged so, crashed it (SIGSEGV).
+        Result result = launch(folder, "key", Map.of(), "-Xlog:class+load", "-cp", jar.toString(), probe, "5");
+        assertEquals(5, result.exit(), result.output());
+        assertTrue(result.output().contains("probe ran"), result.output());
+        assertFalse(result.output().contains(probe + " source: shared objects file"), result.output());
+        assertFalse(Arrays.equals(damaged, Files.readAllBytes(archive)), "written again");
+        Result mapped = launch(folder, "key", Map.of(), "-Xlog:class+load", "-cp", jar.toString(), probe, "0");
+        assertTrue(mapped.output().contains(probe + " source: shared objects file"), mapped.output());
     }
 
     @Test
