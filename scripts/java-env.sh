@@ -61,13 +61,16 @@ panorm_spark_classpath() {
 # Runs java with the arguments after the first two (a class path of jars only) and a class-data archive (the JDK's
 # CDS) that starts the JVM sooner: the first run writes an archive of the classes it loaded into folder $1, later
 # runs map it. Key $2 (text that changes with the jars and the JDK) names the archive, since the JVM ignores one that
-# no longer matches, at the old cost; archives of other keys are removed. A first run writes under a private name and
-# renames the archive into place, so no run maps a half-written one. The JVM maps an archive unchecked (a damaged one
-# crashes it; its own check, VerifySharedSpaces, costs about as much as the archive saves), so the archive's size,
-# time and inode are kept beside it when it is written, and an archive that changed since is written again. Off with
-# PANORM_CDS=0, when JAVA_OPTS sets class sharing itself, or when the folder is not writable. Never returns.
+# no longer matches, at the old cost; archives of other keys are removed. The JVM always replaces this shell (exec),
+# so signals, exit codes and the standard streams are the JVM's own, and a killed launcher leaves no JVM behind. A
+# first run's JVM writes its archive under a private name (ending in its process id, which is this shell's) when it
+# exits; a later run puts it in place once that process has ended, if the JVM finished writing it (it writes the
+# header, with the magic number, last). The JVM maps an archive unchecked (a damaged one crashes it; its own check,
+# VerifySharedSpaces, costs about as much as the archive saves), so the archive's size, time and inode are kept
+# beside it when it is put in place, and an archive that changed since is written again. Off with PANORM_CDS=0, when
+# JAVA_OPTS sets class sharing itself, or when the folder is not writable. Never returns.
 panorm_exec_java() {
-  local folder=$1 key=$2 archive part status=0
+  local folder=$1 key=$2 archive part
   shift 2
   case " ${JAVA_OPTS:-} " in
     *" -Xshare"* | *SharedArchiveFile* | *ArchiveClassesAtExit* | *AOTCache* | *AOTMode*) folder= ;;
@@ -76,18 +79,23 @@ panorm_exec_java() {
     exec "$JAVA_HOME/bin/java" "$@"
   fi
   archive="$folder/panorm-cds-$(printf '%s' "$key" | cksum | cut -d' ' -f1).jsa"
+  for part in "$folder"/panorm-cds-*.part-*; do
+    [ -f "$part" ] && [ ! -e "/proc/${part##*.part-}" ] || continue # none, or its writer is still running
+    if [ "${part%.part-*}" = "$archive" ] && [ "$(od -An -tx4 -N4 "$part" 2>/dev/null)" = " f00baba8" ]; then
+      for old in "$folder"/panorm-cds-*.jsa; do
+        [ "$old" = "$archive" ] || rm -f "$old" "$old.stamp"
+      done
+      if mv -f "$part" "$archive" 2>/dev/null && stat -c '%s %y %i' "$archive" > "$archive.stamp.part-$$" 2>/dev/null
+      then
+        mv -f "$archive.stamp.part-$$" "$archive.stamp"
+      fi
+      rm -f "$archive.stamp.part-$$"
+    fi
+    rm -f "$part" # another key's, or a JVM killed before it finished writing
+  done
   if [ -f "$archive" ] &&
     [ "$(stat -c '%s %y %i' "$archive" 2>/dev/null)" = "$(cat "$archive.stamp" 2>/dev/null)" ]; then
     exec "$JAVA_HOME/bin/java" -XX:SharedArchiveFile="$archive" -Xlog:cds*=off,aot*=off "$@"
   fi
-  find "$folder" -maxdepth 1 -name 'panorm-cds-*.part-*' -mmin +10 -delete 2>/dev/null || true # killed runs'
-  part="$archive.part-$$"
-  "$JAVA_HOME/bin/java" -XX:ArchiveClassesAtExit="$part" -Xlog:cds*=off,aot*=off "$@" || status=$?
-  if [ -s "$part" ]; then
-    rm -f "$folder"/panorm-cds-*.jsa "$folder"/panorm-cds-*.jsa.stamp
-    mv -f "$part" "$archive"
-    stat -c '%s %y %i' "$archive" > "$archive.stamp.part-$$" && mv -f "$archive.stamp.part-$$" "$archive.stamp"
-  fi
-  rm -f "$part" "$archive.stamp.part-$$"
-  exit "$status"
+  exec "$JAVA_HOME/bin/java" -XX:ArchiveClassesAtExit="$archive.part-$$" -Xlog:cds*=off,aot*=off "$@"
 }

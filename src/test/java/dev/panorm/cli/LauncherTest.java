@@ -28,11 +28,14 @@ class LauncherTest {
     @TempDir
     Path temp;
 
-    /** What the launcher runs: prints a line and exits with the status it is given. */
+    /** What the launcher runs: prints a line and exits with the status it is given, or waits to be stopped. */
     public static final class Probe {
-        public static void main(String[] args) {
+        public static void main(String[] args) throws InterruptedException {
             System.out.println("probe ran");
-            System.exit(Integer.parseInt(args[0]));
+            if (args[0].equals("wait")) {
+                Thread.sleep(60_000);
+            }
+            System.exit(args[0].equals("wait") ? 0 : Integer.parseInt(args[0]));
         }
     }
 
@@ -52,6 +55,14 @@ class LauncherTest {
     /** {@code panorm_exec_java folder key [javaOptions] -cp jar Probe exit}, with the test JVM's JDK. */
     private Result launch(Path folder, String key, Map<String, String> environment, String... javaArguments)
             throws Exception {
+        Process process = start(folder, key, environment, javaArguments);
+        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(process.waitFor(60, TimeUnit.SECONDS), "the launched JVM did not finish");
+        return new Result(process.exitValue(), output);
+    }
+
+    private Process start(Path folder, String key, Map<String, String> environment, String... javaArguments)
+            throws IOException {
         Path script = Path.of("scripts", "java-env.sh").toAbsolutePath();
         List<String> command = new ArrayList<>(
                 List.of("bash", "-c", ". \"$0\"; panorm_exec_java \"$@\"", script.toString(), folder.toString(), key));
@@ -61,10 +72,7 @@ class LauncherTest {
         builder.environment().remove("JAVA_OPTS");
         builder.environment().remove("PANORM_CDS");
         builder.environment().putAll(environment);
-        Process process = builder.start();
-        String output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-        assertTrue(process.waitFor(60, TimeUnit.SECONDS), "the launched JVM did not finish");
-        return new Result(process.exitValue(), output);
+        return builder.start();
     }
 
     private static List<String> names(Path folder) throws IOException {
@@ -74,7 +82,7 @@ class LauncherTest {
     }
 
     @Test
-    void aFirstRunWritesTheArchiveThatLaterRunsMapAndANewKeyReplacesIt() throws Exception {
+    void aFirstRunWritesTheArchiveThatLaterRunsPutInPlaceAndMapAndANewKeyReplacesIt() throws Exception {
         Path jar = probeJar();
         Path folder = Files.createDirectories(temp.resolve("target"));
         String probe = Probe.class.getName();
@@ -82,20 +90,73 @@ class LauncherTest {
         Result first = launch(folder, "jar 1", Map.of(), "-cp", jar.toString(), probe, "3");
         assertEquals(3, first.exit(), first.output());
         assertEquals("probe ran\n", first.output(), "the run's own output only, no word from the archiving");
-        List<String> archives = names(folder);
-        assertEquals(2, archives.size(), "the archive and its stamp, nothing else: " + archives);
-        assertTrue(archives.getFirst().matches("panorm-cds-\\d+\\.jsa"), archives.toString());
-        assertEquals(archives.getFirst() + ".stamp", archives.getLast());
+        List<String> written = names(folder);
+        assertEquals(1, written.size(), "the archive under its writer's name, nothing else: " + written);
+        assertTrue(written.getFirst().matches("panorm-cds-\\d+\\.jsa\\.part-\\d+"), written.toString());
 
         Result mapped = launch(folder, "jar 1", Map.of(), "-Xlog:class+load", "-cp", jar.toString(), probe, "0");
         assertEquals(0, mapped.exit(), mapped.output());
         assertTrue(mapped.output().contains(probe + " source: shared objects file"), mapped.output());
+        List<String> archives = names(folder);
+        assertEquals(2, archives.size(), "the archive and its stamp, nothing else: " + archives);
+        assertEquals(written.getFirst().replaceAll("\\.part-\\d+$", ""), archives.getFirst());
+        assertEquals(archives.getFirst() + ".stamp", archives.getLast());
 
         Result rebuilt = launch(folder, "jar 2", Map.of(), "-cp", jar.toString(), probe, "0");
         assertEquals("probe ran\n", rebuilt.output());
+        launch(folder, "jar 2", Map.of(), "-cp", jar.toString(), probe, "0");
         List<String> replaced = names(folder);
         assertEquals(2, replaced.size(), replaced.toString());
         assertFalse(replaced.equals(archives), "a new key writes a new archive and removes the old one");
+    }
+
+    @Test
+    void anArchiveIsPutInPlaceOnlyOnceItsWriterEndedAfterWritingItAll() throws Exception {
+        Path jar = probeJar();
+        Path folder = Files.createDirectories(temp.resolve("target"));
+        String probe = Probe.class.getName();
+        launch(folder, "key", Map.of(), "-cp", jar.toString(), probe, "0");
+        Path part = folder.resolve(names(folder).getFirst());
+        String archive = part.getFileName().toString().replaceAll("\\.part-\\d+$", "");
+        byte[] complete = Files.readAllBytes(part);
+        // A JVM killed while writing leaves the header, which it writes last, zero: such a part is removed unused.
+        long dead =
+                ProcessHandle.allProcesses().mapToLong(ProcessHandle::pid).max().orElseThrow() + 1000;
+        byte[] unfinished = Arrays.copyOf(complete, complete.length / 2);
+        Arrays.fill(unfinished, 0, 4096, (byte) 0);
+        Files.delete(part);
+        Files.write(folder.resolve(archive + ".part-" + dead), unfinished);
+        // One whose writer still runs (this test's JVM, say) is left alone.
+        Path running =
+                folder.resolve(archive + ".part-" + ProcessHandle.current().pid());
+        Files.write(running, complete);
+
+        Result result = launch(folder, "key", Map.of(), "-Xlog:class+load", "-cp", jar.toString(), probe, "0");
+        assertFalse(result.output().contains(probe + " source: shared objects file"), result.output());
+        List<String> left = names(folder);
+        assertEquals(2, left.size(), left.toString());
+        assertTrue(left.contains(running.getFileName().toString()), left.toString());
+        assertFalse(left.contains(archive), left.toString());
+    }
+
+    @Test
+    void theJvmReplacesTheLauncherSoASignalToItStopsTheJvm() throws Exception {
+        Path jar = probeJar();
+        Path folder = Files.createDirectories(temp.resolve("target"));
+        String probe = Probe.class.getName();
+        for (int run = 0; run < 2; run++) { // the first run writes the archive, the second maps it
+            Process process = start(folder, "key", Map.of(), "-cp", jar.toString(), probe, "wait");
+            assertEquals("probe ran", new String(process.getInputStream().readNBytes(9), StandardCharsets.UTF_8));
+            assertTrue(
+                    process.info().command().orElseThrow().endsWith("/bin/java"),
+                    process.info().toString());
+            process.destroy(); // SIGTERM to the process the launcher was started as
+            assertTrue(process.waitFor(30, TimeUnit.SECONDS), "the JVM outlived its launcher");
+            assertEquals(143, process.exitValue());
+        }
+        assertTrue(
+                names(folder).stream().anyMatch(name -> name.matches("panorm-cds-\\d+\\.jsa")),
+                names(folder).toString());
     }
 
     @Test
@@ -104,6 +165,7 @@ class LauncherTest {
         Path folder = Files.createDirectories(temp.resolve("target"));
         String probe = Probe.class.getName();
         launch(folder, "key", Map.of(), "-cp", jar.toString(), probe, "0");
+        launch(folder, "key", Map.of(), "-cp", jar.toString(), probe, "0"); // puts it in place
         Path archive = folder.resolve(names(folder).getFirst());
         byte[] damaged = Files.readAllBytes(archive);
         for (int i = 4096; i < damaged.length; i += 65536) { // past the header, in its regions
@@ -115,9 +177,9 @@ class LauncherTest {
         assertEquals(5, result.exit(), result.output());
         assertTrue(result.output().contains("probe ran"), result.output());
         assertFalse(result.output().contains(probe + " source: shared objects file"), result.output());
-        assertFalse(Arrays.equals(damaged, Files.readAllBytes(archive)), "written again");
         Result mapped = launch(folder, "key", Map.of(), "-Xlog:class+load", "-cp", jar.toString(), probe, "0");
         assertTrue(mapped.output().contains(probe + " source: shared objects file"), mapped.output());
+        assertFalse(Arrays.equals(damaged, Files.readAllBytes(archive)), "written again");
     }
 
     @Test
