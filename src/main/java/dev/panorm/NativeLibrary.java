@@ -18,6 +18,7 @@ import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.DirectoryStream;
+import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
@@ -294,7 +295,11 @@ final class NativeLibrary {
             recordCheck(checkRecord, folder, entries);
             return folder;
         } catch (IOException | UncheckedIOException | InvalidPathException e) {
-            String why = e instanceof InvalidPathException ? e.getMessage() : e.toString();
+            String why = switch (e) {
+                case InvalidPathException invalid -> invalid.getMessage();
+                case FileAlreadyExistsException notAFolder -> notAFolder.getFile() + " exists and is not a folder";
+                default -> e.toString();
+            };
             Path temporary = null;
             try {
                 temporary = Files.createTempDirectory(

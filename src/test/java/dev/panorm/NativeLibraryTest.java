@@ -370,5 +370,13 @@ class NativeLibraryTest {
         Result result = probeWithCache(blocked);
         assertTrue(result.has("forward=ok"), result.output());
         assertTrue(result.output().contains("cannot use the cache folder " + blocked), result.output());
+
+        Path file = blocked.getParent();
+        result = probeWithCache(file);
+        assertTrue(result.has("forward=ok"), result.output());
+        assertTrue(
+                result.output()
+                        .contains("cannot use the cache folder " + file + " (" + file + " exists and is not a folder)"),
+                result.output());
     }
 }
