@@ -68,26 +68,27 @@ panorm_spark_classpath() {
 # header, with the magic number, last). The JVM maps an archive unchecked (a damaged one crashes it; its own check,
 # VerifySharedSpaces, costs about as much as the archive saves), so the archive's size, time and inode are kept
 # beside it when it is put in place, and an archive that changed since is written again. Off with PANORM_CDS=0, when
-# JAVA_OPTS sets class sharing itself, or when the folder is not writable. Never returns.
+# JAVA_OPTS sets class sharing itself, or when the folder is not writable or has less than 64 MiB free. Never returns.
 panorm_exec_java() {
   local folder=$1 key=$2 archive part
   shift 2
   case " ${JAVA_OPTS:-} " in
     *" -Xshare"* | *SharedArchiveFile* | *ArchiveClassesAtExit* | *AOTCache* | *AOTMode*) folder= ;;
   esac
-  if [ "${PANORM_CDS:-1}" = 0 ] || [ -z "$folder" ] || [ ! -d "$folder" ] || [ ! -w "$folder" ]; then
+  archive="$folder/panorm-cds-$(printf '%s' "$key" | cksum | cut -d' ' -f1).jsa"
+  if [ "${PANORM_CDS:-1}" = 0 ] || [ -z "$folder" ] || [ ! -d "$folder" ] || [ ! -w "$folder" ] || [ -d "$archive" ]
+  then
     exec "$JAVA_HOME/bin/java" "$@"
   fi
-  archive="$folder/panorm-cds-$(printf '%s' "$key" | cksum | cut -d' ' -f1).jsa"
   for part in "$folder"/panorm-cds-*.part-*; do
     [ -f "$part" ] && [ ! -e "/proc/${part##*.part-}" ] || continue # none, or its writer is still running
     if [ "${part%.part-*}" = "$archive" ] && [ "$(od -An -tx4 -N4 "$part" 2>/dev/null)" = " f00baba8" ]; then
       for old in "$folder"/panorm-cds-*.jsa; do
-        [ "$old" = "$archive" ] || rm -f "$old" "$old.stamp"
+        [ "$old" = "$archive" ] || rm -f "$old" "$old.stamp" 2>/dev/null
       done
-      if mv -f "$part" "$archive" 2>/dev/null && stat -c '%s %y %i' "$archive" > "$archive.stamp.part-$$" 2>/dev/null
+      if mv -fT "$part" "$archive" 2>/dev/null && stat -c '%s %y %i' "$archive" > "$archive.stamp.part-$$" 2>/dev/null
       then
-        mv -f "$archive.stamp.part-$$" "$archive.stamp"
+        mv -fT "$archive.stamp.part-$$" "$archive.stamp" 2>/dev/null
       fi
       rm -f "$archive.stamp.part-$$"
     fi
@@ -97,5 +98,10 @@ panorm_exec_java() {
     [ "$(stat -c '%s %y %i' "$archive" 2>/dev/null)" = "$(cat "$archive.stamp" 2>/dev/null)" ]; then
     exec "$JAVA_HOME/bin/java" -XX:SharedArchiveFile="$archive" -Xlog:cds*=off,aot*=off "$@"
   fi
-  exec "$JAVA_HOME/bin/java" -XX:ArchiveClassesAtExit="$archive.part-$$" -Xlog:cds*=off,aot*=off "$@"
+  # A JVM that cannot write its archive (a full disk) says so and exits with status 1 after the command's own work,
+  # whatever the command returned: a first run only with room to spare (the archive takes about 8 MiB).
+  if [ "$(df -Pk "$folder" 2>/dev/null | awk 'NR == 2 { print $4 }')" -ge 65536 ] 2>/dev/null; then
+    exec "$JAVA_HOME/bin/java" -XX:ArchiveClassesAtExit="$archive.part-$$" -Xlog:cds*=off,aot*=off "$@"
+  fi
+  exec "$JAVA_HOME/bin/java" "$@"
 }

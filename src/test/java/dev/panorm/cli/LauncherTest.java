@@ -140,6 +140,24 @@ class LauncherTest {
     }
 
     @Test
+    void aFolderWhereTheArchiveWouldGoTurnsItOff() throws Exception {
+        Path jar = probeJar();
+        Path folder = Files.createDirectories(temp.resolve("target"));
+        String probe = Probe.class.getName();
+        launch(folder, "key", Map.of(), "-cp", jar.toString(), probe, "0");
+        Path part = folder.resolve(names(folder).getFirst());
+        Path taken = Files.createDirectory(
+                folder.resolve(part.getFileName().toString().replaceAll("\\.part-\\d+$", "")));
+        Files.delete(part);
+        for (int run = 0; run < 2; run++) {
+            Result result = launch(folder, "key", Map.of(), "-cp", jar.toString(), probe, "4");
+            assertEquals(new Result(4, "probe ran\n"), result);
+        }
+        assertEquals(List.of(taken.getFileName().toString()), names(folder));
+        assertEquals(List.of(), names(taken), "nothing moved into a folder that is not the launcher's");
+    }
+
+    @Test
     void theJvmReplacesTheLauncherSoASignalToItStopsTheJvm() throws Exception {
         Path jar = probeJar();
         Path folder = Files.createDirectories(temp.resolve("target"));
