@@ -59,21 +59,24 @@ panorm_spark_classpath() {
 }
 
 # Runs java with the arguments after the first two (a class path of jars only) and a class-data archive (the JDK's
-# CDS) that starts the JVM sooner: the first run writes an archive of the classes it loaded into folder $1, later
-# runs map it. Key $2 (text that changes with the jars and the JDK) names the archive, since the JVM ignores one that
-# no longer matches, at the old cost; archives of other keys are removed. The JVM always replaces this shell (exec),
-# so signals, exit codes and the standard streams are the JVM's own, and a killed launcher leaves no JVM behind. A
-# first run's JVM writes its archive under a private name (ending in its process id, which is this shell's) when it
-# exits; a later run puts it in place once that process has ended, if the JVM finished writing it (it writes the
-# header, with the magic number, last). The JVM maps an archive unchecked (a damaged one crashes it; its own check,
-# VerifySharedSpaces, costs about as much as the archive saves), so the archive's size, time and inode are kept
-# beside it when it is put in place, and an archive that changed since is written again. Off with PANORM_CDS=0, when
-# JAVA_OPTS sets class sharing itself, or when the folder is not writable or has less than 64 MiB free. Never returns.
+# CDS) that starts the JVM sooner: the first run writes an archive of the classes it loaded into folder $1, later runs
+# map it. Key $2 (text that changes with the jars and the JDK) names the archive, since the JVM ignores one that no
+# longer matches, at the old cost; archives of other keys are removed. The JVM always replaces this shell (exec), so
+# signals, exit codes and the standard streams are the JVM's own, and a killed launcher leaves no JVM behind. A first
+# run's JVM writes its archive under a private name (ending in its process id, which is this shell's) when it exits; a
+# later run puts it in place once the JVM has finished writing it, which the header shows (with its magic number, it
+# is written last), and removes one left unfinished once its writer is gone. The JVM maps an archive unchecked (a
+# damaged one crashes it; its own check, VerifySharedSpaces, costs about as much as the archive saves), so the
+# archive's size, time and inode are kept beside it when it is put in place, and an archive that changed since is
+# written again. Off with PANORM_CDS=0, when JAVA_OPTS, JAVA_TOOL_OPTIONS or JDK_JAVA_OPTIONS set class sharing or
+# load an agent, or when the folder is not writable or has less than 64 MiB free. Never returns.
 panorm_exec_java() {
   local folder=$1 key=$2 archive part
   shift 2
-  case " ${JAVA_OPTS:-} " in
-    *" -Xshare"* | *SharedArchiveFile* | *ArchiveClassesAtExit* | *AOTCache* | *AOTMode*) folder= ;;
+  # Options that set class sharing themselves, and agents (a JVM asked to archive with an agent refuses to start)
+  case " ${JAVA_OPTS:-} ${JAVA_TOOL_OPTIONS:-} ${JDK_JAVA_OPTIONS:-} " in
+    *-Xshare* | *SharedArchiveFile* | *ArchiveClassesAtExit* | *DynamicDump* | *AOTCache* | *AOTMode* | *-javaagent* | \
+      *-agentlib* | *-agentpath* | *-Xrun*) folder= ;;
   esac
   archive="$folder/panorm-cds-$(printf '%s' "$key" | cksum | cut -d' ' -f1).jsa"
   if [ "${PANORM_CDS:-1}" = 0 ] || [ -z "$folder" ] || [ ! -d "$folder" ] || [ ! -w "$folder" ] || [ -d "$archive" ]
@@ -81,7 +84,7 @@ panorm_exec_java() {
     exec "$JAVA_HOME/bin/java" "$@"
   fi
   for part in "$folder"/panorm-cds-*.part-*; do
-    [ -f "$part" ] && [ ! -e "/proc/${part##*.part-}" ] || continue # none, or its writer is still running
+    [ -f "$part" ] || continue
     if [ "${part%.part-*}" = "$archive" ] && [ "$(od -An -tx4 -N4 "$part" 2>/dev/null)" = " f00baba8" ]; then
       for old in "$folder"/panorm-cds-*.jsa; do
         [ "$old" = "$archive" ] || rm -f "$old" "$old.stamp" 2>/dev/null
@@ -91,8 +94,9 @@ panorm_exec_java() {
         mv -fT "$archive.stamp.part-$$" "$archive.stamp" 2>/dev/null
       fi
       rm -f "$archive.stamp.part-$$"
+    elif [ "${part##*.part-}" = $$ ] || [ ! -e "/proc/${part##*.part-}" ]; then
+      rm -f "$part" # another key's, or a JVM killed before it finished writing (not one still writing)
     fi
-    rm -f "$part" # another key's, or a JVM killed before it finished writing
   done
   if [ -f "$archive" ] &&
     [ "$(stat -c '%s %y %i' "$archive" 2>/dev/null)" = "$(cat "$archive.stamp" 2>/dev/null)" ]; then

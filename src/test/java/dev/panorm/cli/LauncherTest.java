@@ -111,7 +111,7 @@ class LauncherTest {
     }
 
     @Test
-    void anArchiveIsPutInPlaceOnlyOnceItsWriterEndedAfterWritingItAll() throws Exception {
+    void anArchiveIsPutInPlaceOnceWrittenAllAndAnUnfinishedOneRemovedOnceItsWriterIsGone() throws Exception {
         Path jar = probeJar();
         Path folder = Files.createDirectories(temp.resolve("target"));
         String probe = Probe.class.getName();
@@ -119,24 +119,30 @@ class LauncherTest {
         Path part = folder.resolve(names(folder).getFirst());
         String archive = part.getFileName().toString().replaceAll("\\.part-\\d+$", "");
         byte[] complete = Files.readAllBytes(part);
-        // A JVM killed while writing leaves the header, which it writes last, zero: such a part is removed unused.
+        Files.delete(part);
+        // A JVM killed while writing leaves the header, which it writes last, zero: such a part is removed unused once
+        // its writer is gone, and left alone while its writer runs (this test's JVM, say).
         long dead =
                 ProcessHandle.allProcesses().mapToLong(ProcessHandle::pid).max().orElseThrow() + 1000;
         byte[] unfinished = Arrays.copyOf(complete, complete.length / 2);
         Arrays.fill(unfinished, 0, 4096, (byte) 0);
-        Files.delete(part);
         Files.write(folder.resolve(archive + ".part-" + dead), unfinished);
-        // One whose writer still runs (this test's JVM, say) is left alone.
         Path running =
                 folder.resolve(archive + ".part-" + ProcessHandle.current().pid());
-        Files.write(running, complete);
+        Files.write(running, unfinished);
 
         Result result = launch(folder, "key", Map.of(), "-Xlog:class+load", "-cp", jar.toString(), probe, "0");
         assertFalse(result.output().contains(probe + " source: shared objects file"), result.output());
         List<String> left = names(folder);
-        assertEquals(2, left.size(), left.toString());
+        assertEquals(2, left.size(), "the running writer's part and this run's: " + left);
         assertTrue(left.contains(running.getFileName().toString()), left.toString());
-        assertFalse(left.contains(archive), left.toString());
+
+        // A complete one is put in place whatever runs under its writer's process id: in a container the launcher is
+        // process 1, which always runs.
+        Files.write(running, complete);
+        result = launch(folder, "key", Map.of(), "-Xlog:class+load", "-cp", jar.toString(), probe, "0");
+        assertTrue(result.output().contains(probe + " source: shared objects file"), result.output());
+        assertEquals(List.of(archive, archive + ".stamp"), names(folder));
     }
 
     @Test
@@ -208,6 +214,22 @@ class LauncherTest {
         Result result = launch(off, "key", Map.of("PANORM_CDS", "0"), "-cp", jar.toString(), probe, "0");
         assertEquals("probe ran\n", result.output());
         assertEquals(List.of(), names(off));
+
+        // A JVM asked to archive with an agent refuses to start (CDS dumping does not support native JVMTI agents).
+        Path agent = Files.createDirectories(temp.resolve("agent"));
+        result = launch(
+                agent,
+                "key",
+                Map.of(
+                        "JAVA_TOOL_OPTIONS",
+                        "-agentlib:jdwp=transport=dt_socket,server=y,suspend=n,address=127.0.0.1:0"),
+                "-cp",
+                jar.toString(),
+                probe,
+                "0");
+        assertEquals(0, result.exit(), result.output());
+        assertTrue(result.output().contains("probe ran"), result.output());
+        assertEquals(List.of(), names(agent));
 
         Path own = Files.createDirectories(temp.resolve("own"));
         result = launch(
