@@ -726,7 +726,7 @@ final class FusedVectorKernel implements FusedKernel {
                 if (f16) {
                     HeapRows.addF16(src.segment(), xBase, residual.segment(), rBase, s, c);
                 } else {
-                    HeapRows.addBf16(src.segment(), xBase, residual.segment(), rBase, s, c);
+                    HeapRows.addBf16(src.segment(), xBase, residual.segment(), rBase, s, scratch.secondFloats, c);
                 }
                 if (bias != null) {
                     HeapRows.add(s, b, c);

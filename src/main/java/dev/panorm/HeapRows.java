@@ -418,21 +418,16 @@ final class HeapRows {
         }
     }
 
-    /** {@code s = x + r} over the {@code c} bf16 values at bytes {@code xBase} and {@code rBase}, widened exactly. */
-    static void addBf16(MemorySegment x, long xBase, MemorySegment r, long rBase, float[] s, int c) {
+    /**
+     * {@code s = x + r} over the {@code c} bf16 values at bytes {@code xBase} and {@code rBase}, widened exactly, r
+     * through {@code rRow}. One loop that loaded x and r and stored s fell into C2's recompilation loop on an AVX2 CPU
+     * (RecompilationTest; docs/benchmarks.md, "A third machine kind"); each row widened on its own, then the two rows
+     * added on the heap, did not, at the cost of a pass over the row.
+     */
+    static void addBf16(MemorySegment x, long xBase, MemorySegment r, long rBase, float[] s, float[] rRow, int c) {
         bf16ToFloat(x, xBase, s, c);
-        int i = 0;
-        for (; i <= c - LANES; i += LANES) {
-            ((IntVector) ShortVector.fromMemorySegment(HALVES, r, rBase + (long) i * Short.BYTES, ORDER)
-                            .convertShape(VectorOperators.S2I, INTS, 0))
-                    .lanewise(VectorOperators.LSHL, 16)
-                    .reinterpretAsFloats()
-                    .add(FloatVector.fromArray(SPECIES, s, i))
-                    .intoArray(s, i);
-        }
-        for (; i < c; i++) {
-            s[i] += Elements.get(r, DataType.BF16, rBase / Short.BYTES + i);
-        }
+        bf16ToFloat(r, rBase, rRow, c);
+        add(s, rRow, c);
     }
 
     /** As {@link #roundToF16}, to bf16. */
