@@ -89,8 +89,7 @@ panorm_exec_java() {
       for old in "$folder"/panorm-cds-*.jsa; do
         [ "$old" = "$archive" ] || rm -f "$old" "$old.stamp" 2>/dev/null
       done
-      if mv -fT "$part" "$archive" 2>/dev/null && stat -c '%s %y %i' "$archive" > "$archive.stamp.part-$$" 2>/dev/null
-      then
+      if mv -fT "$part" "$archive" 2>/dev/null && panorm_cds_stamp "$archive" > "$archive.stamp.part-$$"; then
         mv -fT "$archive.stamp.part-$$" "$archive.stamp" 2>/dev/null
       fi
       rm -f "$archive.stamp.part-$$"
@@ -98,8 +97,7 @@ panorm_exec_java() {
       rm -f "$part" # another key's, or a JVM killed before it finished writing (not one still writing)
     fi
   done
-  if [ -f "$archive" ] &&
-    [ "$(stat -c '%s %y %i' "$archive" 2>/dev/null)" = "$(cat "$archive.stamp" 2>/dev/null)" ]; then
+  if [ -f "$archive" ] && [ "$(panorm_cds_stamp "$archive")" = "$(cat "$archive.stamp" 2>/dev/null)" ]; then
     exec "$JAVA_HOME/bin/java" -XX:SharedArchiveFile="$archive" -Xlog:cds*=off,aot*=off "$@"
   fi
   # A JVM that cannot write its archive (a full disk) says so and exits with status 1 after the command's own work,
@@ -108,4 +106,9 @@ panorm_exec_java() {
     exec "$JAVA_HOME/bin/java" -XX:ArchiveClassesAtExit="$archive.part-$$" -Xlog:cds*=off,aot*=off "$@"
   fi
   exec "$JAVA_HOME/bin/java" "$@"
+}
+
+# What the stamp beside an archive keeps of it: size, modification time and inode (see panorm_exec_java).
+panorm_cds_stamp() {
+  stat -c '%s %y %i' "$1" 2>/dev/null
 }

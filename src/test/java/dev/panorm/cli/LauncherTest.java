@@ -34,8 +34,9 @@ class LauncherTest {
             System.out.println("probe ran");
             if (args[0].equals("wait")) {
                 Thread.sleep(60_000);
+                System.exit(0);
             }
-            System.exit(args[0].equals("wait") ? 0 : Integer.parseInt(args[0]));
+            System.exit(Integer.parseInt(args[0]));
         }
     }
 
@@ -75,6 +76,11 @@ class LauncherTest {
         return builder.start();
     }
 
+    /** The archive that a first run's part, {@code <archive>.part-<pid>}, is put in place as. */
+    private static String archiveOf(String part) {
+        return part.replaceAll("\\.part-\\d+$", "");
+    }
+
     private static List<String> names(Path folder) throws IOException {
         try (Stream<Path> files = Files.list(folder)) {
             return files.map(p -> p.getFileName().toString()).sorted().toList();
@@ -99,7 +105,7 @@ class LauncherTest {
         assertTrue(mapped.output().contains(probe + " source: shared objects file"), mapped.output());
         List<String> archives = names(folder);
         assertEquals(2, archives.size(), "the archive and its stamp, nothing else: " + archives);
-        assertEquals(written.getFirst().replaceAll("\\.part-\\d+$", ""), archives.getFirst());
+        assertEquals(archiveOf(written.getFirst()), archives.getFirst());
         assertEquals(archives.getFirst() + ".stamp", archives.getLast());
 
         Result rebuilt = launch(folder, "jar 2", Map.of(), "-cp", jar.toString(), probe, "0");
@@ -117,7 +123,7 @@ class LauncherTest {
         String probe = Probe.class.getName();
         launch(folder, "key", Map.of(), "-cp", jar.toString(), probe, "0");
         Path part = folder.resolve(names(folder).getFirst());
-        String archive = part.getFileName().toString().replaceAll("\\.part-\\d+$", "");
+        String archive = archiveOf(part.getFileName().toString());
         byte[] complete = Files.readAllBytes(part);
         Files.delete(part);
         // A JVM killed while writing leaves the header, which it writes last, zero: such a part is removed unused once
@@ -153,7 +159,7 @@ class LauncherTest {
         launch(folder, "key", Map.of(), "-cp", jar.toString(), probe, "0");
         Path part = folder.resolve(names(folder).getFirst());
         Path taken = Files.createDirectory(
-                folder.resolve(part.getFileName().toString().replaceAll("\\.part-\\d+$", "")));
+                folder.resolve(archiveOf(part.getFileName().toString())));
         Files.delete(part);
         for (int run = 0; run < 2; run++) {
             Result result = launch(folder, "key", Map.of(), "-cp", jar.toString(), probe, "4");
