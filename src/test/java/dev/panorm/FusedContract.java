@@ -9,6 +9,8 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.function.BiConsumer;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
@@ -684,6 +686,71 @@ abstract class FusedContract {
                 assertRanInJava(norm);
                 assertQuantized(backend(), s, rows, c, gamma, beta, rms, bytes(q), null, step);
             }
+        }
+    }
+
+    /**
+     * A static scale saturates every float, however far beyond 127 steps, and NaN gives 0, on each path of the int8
+     * output: rows in pairs and alone, s added again from x and r (a bias, s not kept), and s read back. Constant rows
+     * make y = beta exactly, so beta holds the values; 67 columns leave a tail after the vectors.
+     */
+    @Test
+    void aStaticScaleSaturatesEveryFloat() {
+        float[] beta = {
+            0x1p22f,
+            -0x1p22f,
+            0x1.8p23f,
+            -0x1.8p23f,
+            -0x1.4p24f,
+            -0x1p30f,
+            3e38f,
+            -3e38f,
+            Float.POSITIVE_INFINITY,
+            Float.NEGATIVE_INFINITY,
+            Float.NaN,
+            -0f,
+            126.49f,
+            -126.5f,
+            -127.5f,
+            127.5f,
+            128f,
+            -128f,
+            1e9f,
+            -1e9f,
+            2.5f
+        };
+        byte[] expected = {
+            127, -127, 127, -127, -127, -127, 127, -127, 127, -127, 0, 0, 126, -126, -127, 127, 127, -127, 127, -127, 2
+        };
+        int c = 67;
+        int rows = 3;
+        float[] shift = new float[c];
+        for (int i = 0; i < c; i++) {
+            shift[i] = beta[i % beta.length];
+        }
+        float[] fives = new float[rows * c];
+        Arrays.fill(fives, 5f);
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withScale(false), backend())) {
+            Tensor x = Tensor.ofFloats(arena, fives, rows, c);
+            Tensor zeros = Tensor.allocate(arena, DataType.F32, rows, c);
+            Tensor bias = Tensor.allocate(arena, DataType.F32, c);
+            Tensor sum = Tensor.allocate(arena, DataType.F32, rows, c);
+            Tensor b = Tensor.ofFloats(arena, shift, c);
+            Tensor q = Tensor.allocate(arena, DataType.S8, rows, c);
+            Map<String, Runnable> paths = new LinkedHashMap<>();
+            paths.put("no residual", () -> norm.forwardQuantized(x, null, null, null, q, null, b, 1f));
+            paths.put(
+                    "residual and bias, s not kept", () -> norm.forwardQuantized(x, zeros, bias, null, q, null, b, 1f));
+            paths.put("residual, s kept", () -> norm.forwardQuantized(x, zeros, null, sum, q, null, b, 1f));
+            paths.forEach((path, call) -> {
+                q.segment().fill((byte) 1);
+                call.run();
+                byte[] got = bytes(q);
+                for (int i = 0; i < rows * c; i++) {
+                    assertEquals(expected[i % c % beta.length], got[i], path + ": q[" + i + "] of " + shift[i % c]);
+                }
+            });
         }
     }
 
