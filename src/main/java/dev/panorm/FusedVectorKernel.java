@@ -1241,25 +1241,29 @@ final class FusedVectorKernel implements FusedKernel {
     }
 
     /**
-     * {@code round_half_even(y * inverse)} saturated to [-127, 127] as bytes, from {@code rounded = fma(y, inverse,
-     * ROUND)}; NaN gives 0. Clamped in the integer view of the bits, without a float-to-int conversion: between -2^22
-     * and 2^22 steps the bits are {@code ROUND_BITS + n}, larger positive floats have larger bits, negative ones and
-     * -0 have negative bits, so a signed clamp to {@code ROUND_BITS -/+ 127} saturates every float but NaN, which is
-     * replaced first; the byte conversion keeps the lowest byte, n's. Java's float-to-int conversion, which the clamp
-     * replaces, checks for NaN and overflow in every vector: on an AVX2 CPU the static int8 output took 1.3 times
-     * as long with it (docs/benchmarks.md, "int8 without a float-to-int conversion").
+     * Stores {@code round_half_even(y * inverse)}, saturated to [-127, 127], as bytes at {@code qIndex}, from {@code
+     * rounded = fma(y, inverse, ROUND)}; NaN gives 0. Clamped in the integer view of the bits, without a float-to-int
+     * conversion: {@code ROUND + n} has the bits {@code ROUND_BITS + n} for whole n below 2^22 in magnitude, larger
+     * positive floats have larger bits, negative ones and -0 negative bits, so a signed clamp to {@code ROUND_BITS -/+
+     * 127} saturates every float but NaN, which is replaced first; the byte conversion keeps the lowest byte, n's.
+     * Java's float-to-int conversion, which the clamp replaces, checks for NaN and overflow in every vector: on an AVX2
+     * CPU the static int8 output took 1.3 times as long with it (docs/benchmarks.md, "int8 without a float-to-int
+     * conversion").
      */
-    private static ByteVector saturatedBytes(FloatVector rounded) {
-        return (ByteVector) rounded.viewAsIntegralLanes()
-                .blend(ROUND_BITS, rounded.compare(VectorOperators.NE, rounded).cast(INTS))
-                .max(ROUND_BITS - 127)
-                .min(ROUND_BITS + 127)
-                .convertShape(VectorOperators.I2B, BYTES, 0);
+    private static void storeSaturatedBytes(FloatVector rounded, MemorySegment q, long qIndex) {
+        ((ByteVector) rounded.viewAsIntegralLanes()
+                        .blend(
+                                ROUND_BITS,
+                                rounded.compare(VectorOperators.NE, rounded).cast(INTS))
+                        .max(ROUND_BITS - 127)
+                        .min(ROUND_BITS + 127)
+                        .convertShape(VectorOperators.I2B, BYTES, 0))
+                .intoMemorySegment(q, qIndex, ORDER);
     }
 
     /**
      * {@code q = round_half_even(y * inverse)} saturated to [-127, 127], y as {@link #normalize} computes it;
-     * {@code qIndex} counts bytes; NaN gives 0 ({@link #saturatedBytes}).
+     * {@code qIndex} counts bytes; NaN gives 0 ({@link #storeSaturatedBytes}).
      */
     private void quantize(
             MemorySegment s,
@@ -1283,7 +1287,7 @@ final class FusedVectorKernel implements FusedKernel {
                             FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
                             FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
                     .fma(inverse, ROUND);
-            saturatedBytes(v).intoMemorySegment(q, qIndex + i, ORDER);
+            storeSaturatedBytes(v, q, qIndex + i);
         }
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
@@ -1321,7 +1325,7 @@ final class FusedVectorKernel implements FusedKernel {
                             FloatVector.fromMemorySegment(SPECIES, gamma, at, ORDER),
                             FloatVector.fromMemorySegment(SPECIES, beta, at, ORDER))
                     .fma(inverse, ROUND);
-            saturatedBytes(v).intoMemorySegment(q, qIndex + i, ORDER);
+            storeSaturatedBytes(v, q, qIndex + i);
         }
         for (; i < c; i++) {
             long at = (long) i * Float.BYTES;
