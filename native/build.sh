@@ -2,7 +2,8 @@
 # Builds the native baseline (native/layernorm_bench.c) with the system's C compiler against the headers
 # and shared libraries of the oneDNN artifact that panorm pins in pom.xml, so C and Java run the very same
 # libdnnl.so.3. Output: native/build/layernorm_bench (the libraries sit next to it, in native/build/onednn), and
-# native/build/fused_floor (native/fused_floor.c: the fused residual add and norm in plain C, no oneDNN).
+# native/build/fused_floor and fused_floor_avx2 (native/fused_floor.c: the fused residual add and norm in plain C
+# with AVX-512 or AVX2, no oneDNN).
 # Usage: native/build.sh    (then native/build/layernorm_bench --help, native/build/fused_floor 1x4096)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,8 +39,13 @@ rm -rf "$build/onednn.tmp"
 mv "$build/layernorm_bench.tmp" "$build/layernorm_bench"
 echo "built $build/layernorm_bench (oneDNN from $(basename "$dnnl_jar"))"
 
-# AVX-512 intrinsics: compiled for that instruction set, checked at run time.
-"$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O2 -mavx512f -mfma -Wall -Wextra -Werror \
-  "$root/native/fused_floor.c" -lm -o "$build/fused_floor.tmp"
-mv "$build/fused_floor.tmp" "$build/fused_floor"
-echo "built $build/fused_floor"
+# The same source for two instruction sets, each checked at run time: AVX-512F, and AVX2 with FMA.
+for variant in "fused_floor -mavx512f -mfma" "fused_floor_avx2 -mavx2 -mfma"; do
+  set -- $variant
+  name=$1
+  shift
+  "$cc" -std=c11 -D_POSIX_C_SOURCE=200809L -O2 "$@" -Wall -Wextra -Werror \
+    "$root/native/fused_floor.c" -lm -o "$build/$name.tmp"
+  mv "$build/$name.tmp" "$build/$name"
+  echo "built $build/$name"
+done

@@ -1,8 +1,8 @@
 // The floor of issue 15's small-shape target in C: panorm's float32 layer-norm forward and its fused residual
-// add, written with AVX-512 intrinsics in the algorithm of panorm's vector kernels (VectorKernel and
-// FusedVectorKernel: an origin sampled from the row, the shifted sum and sum of squares in one pass, then the
-// normalize pass), with no per-call checks at all. It answers one question: on rows that stay in the caches, how
-// much of the fused kernels' cost over the norm alone is the work itself, whatever the language?
+// add, written with AVX-512 or AVX2 intrinsics (whichever the build targets) in the algorithm of panorm's vector
+// kernels (VectorKernel and FusedVectorKernel: an origin sampled from the row, the shifted sum and sum of squares in
+// one pass, then the normalize pass), with no per-call checks at all. It answers one question: on rows that stay in
+// the caches, how much of the fused kernels' cost over the norm alone is the work itself, whatever the language?
 //
 // Implementations, each over all rows of one call, one thread:
 //   norm          y = norm(x)
@@ -11,12 +11,13 @@
 //   fusedNoSum    the sums of x + r, then y from x + r added again (s not kept)
 //   int8          q = round(y / scale) in [-127, 127] with scale = max|y| / 127 per row, no residual: y waits in
 //                 a row buffer for its row's scale, as in the Java kernel
-// Timing: the four in turn, batch after batch (about 2 million elements per batch), 10 rounds of warm-up and 60
+// Timing: the five in turn, batch after batch (about 2 million elements per batch), 10 rounds of warm-up and 60
 // measured; prints each one's median time per call and its ratio to norm's, the way FusedInterleaved does for
 // the Java kernels.
 //
-// Build: native/build.sh (then native/build/fused_floor ROWSxC...), e.g. fused_floor 1x4096 8x4096 64x1024.
-// C must be a multiple of 32; the CPU must have AVX-512F.
+// Build: native/build.sh, which makes native/build/fused_floor (AVX-512F) and native/build/fused_floor_avx2 (AVX2
+// and FMA, as the Java kernels' 8 lanes on such a CPU); then fused_floor ROWSxC..., e.g. fused_floor 1x4096 8x4096.
+// C must be a multiple of 32; the CPU must have the build's instruction set.
 
 #include <immintrin.h>
 #include <math.h>
@@ -26,6 +27,58 @@
 #include <time.h>
 
 #include "timing.h"
+
+// The few vector operations the kernels use, one vector of LANES floats (vf) per instruction set.
+#ifdef __AVX512F__
+enum { LANES = 16 };
+#define ISA "AVX-512"
+#define ISA_SUPPORTED() __builtin_cpu_supports("avx512f")
+typedef __m512 vf;
+static inline vf vload(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float *p, vf v) { _mm512_storeu_ps(p, v); }
+static inline vf vset1(float f) { return _mm512_set1_ps(f); }
+static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vmax_abs(vf m, vf y) { return _mm512_max_ps(m, _mm512_abs_ps(y)); }
+static inline float vsum(vf v) { return _mm512_reduce_add_ps(v); }
+static inline float vmax(vf v) { return _mm512_reduce_max_ps(v); }
+// LANES bytes of round_half_even(v * inverse) saturated to [-127, 127].
+static inline void vquantize(int8_t *q, vf v, vf inverse) {
+    __m512i i = _mm512_cvt_roundps_epi32(_mm512_mul_ps(v, inverse), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    i = _mm512_min_epi32(_mm512_max_epi32(i, _mm512_set1_epi32(-127)), _mm512_set1_epi32(127));
+    _mm_storeu_si128((__m128i *)q, _mm512_cvtepi32_epi8(i));
+}
+#else
+enum { LANES = 8 };
+#define ISA "AVX2"
+#define ISA_SUPPORTED() (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+typedef __m256 vf;
+static inline vf vload(const float *p) { return _mm256_loadu_ps(p); }
+static inline void vstore(float *p, vf v) { _mm256_storeu_ps(p, v); }
+static inline vf vset1(float f) { return _mm256_set1_ps(f); }
+static inline vf vadd(vf a, vf b) { return _mm256_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }
+static inline vf vmax_abs(vf m, vf y) { return _mm256_max_ps(m, _mm256_andnot_ps(_mm256_set1_ps(-0.0f), y)); }
+static inline float vsum(vf v) {
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+}
+static inline float vmax(vf v) {
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    return _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+}
+// LANES bytes of round_half_even(v * inverse) saturated to [-127, 127] (the packs saturate as well).
+static inline void vquantize(int8_t *q, vf v, vf inverse) {
+    __m256i i = _mm256_cvtps_epi32(_mm256_mul_ps(v, inverse)); // the default rounding: to nearest, ties to even
+    i = _mm256_min_epi32(_mm256_max_epi32(i, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
+    __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+    _mm_storel_epi64((__m128i *)q, _mm_packs_epi16(words, words));
+}
+#endif
 
 typedef struct {
     int rows, c;
@@ -49,9 +102,9 @@ typedef struct {
 } stats_t;
 
 // The statistics from the shifted sums of a row, sums and squares still lane by lane.
-static stats_t stats_of(float origin, __m512 sums, __m512 squares, int c) {
-    float offset = _mm512_reduce_add_ps(sums) / c;
-    float variance = _mm512_reduce_add_ps(squares) / c - offset * offset;
+static stats_t stats_of(float origin, vf sums, vf squares, int c) {
+    float offset = vsum(sums) / c;
+    float variance = vsum(squares) / c - offset * offset;
     float rstd = 1.0f / sqrtf(variance + 1e-5f);
     return (stats_t){origin, rstd, -offset * rstd};
 }
@@ -59,28 +112,28 @@ static stats_t stats_of(float origin, __m512 sums, __m512 squares, int c) {
 // The statistics of row xr in one pass over it, the norm's first pass.
 static stats_t row_stats(const float *xr, int c) {
     float origin = origin_of(xr, c);
-    __m512 vo = _mm512_set1_ps(origin), s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
-    for (int i = 0; i < c; i += 32) {
-        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(xr + i), vo), d1 = _mm512_sub_ps(_mm512_loadu_ps(xr + i + 16), vo);
-        s0 = _mm512_add_ps(s0, d0);
-        s1 = _mm512_add_ps(s1, d1);
-        q0 = _mm512_fmadd_ps(d0, d0, q0);
-        q1 = _mm512_fmadd_ps(d1, d1, q1);
+    vf vo = vset1(origin), s0 = vset1(0), s1 = s0, q0 = s0, q1 = s0;
+    for (int i = 0; i < c; i += 2 * LANES) {
+        vf d0 = vsub(vload(xr + i), vo), d1 = vsub(vload(xr + i + LANES), vo);
+        s0 = vadd(s0, d0);
+        s1 = vadd(s1, d1);
+        q0 = vfma(d0, d0, q0);
+        q1 = vfma(d1, d1, q1);
     }
-    return stats_of(origin, _mm512_add_ps(s0, s1), _mm512_add_ps(q0, q1), c);
+    return stats_of(origin, vadd(s0, s1), vadd(q0, q1), c);
 }
 
 // One vector of y at column i, from v's values there.
-static __m512 y_at(const call_t *k, __m512 v, stats_t st, int i) {
-    __m512 t = _mm512_fmadd_ps(_mm512_sub_ps(v, _mm512_set1_ps(st.origin)), _mm512_set1_ps(st.rstd),
-                               _mm512_set1_ps(st.shift));
-    return _mm512_fmadd_ps(t, _mm512_loadu_ps(k->gamma + i), _mm512_loadu_ps(k->beta + i));
+static vf y_at(const call_t *k, vf v, stats_t st, int i) {
+    vf t = vfma(vsub(v, vset1(st.origin)), vset1(st.rstd),
+                               vset1(st.shift));
+    return vfma(t, vload(k->gamma + i), vload(k->beta + i));
 }
 
 // The normalize pass: y from the row v.
 static void normalize(const call_t *k, const float *v, float *y, stats_t st) {
-    for (int i = 0; i < k->c; i += 16) {
-        _mm512_storeu_ps(y + i, y_at(k, _mm512_loadu_ps(v + i), st, i));
+    for (int i = 0; i < k->c; i += LANES) {
+        vstore(y + i, y_at(k, vload(v + i), st, i));
     }
 }
 
@@ -96,8 +149,8 @@ static void norm(const call_t *k) { norm_rows(k, k->x, k->y); }
 
 static void add_then_norm(const call_t *k) {
     size_t n = (size_t)k->rows * k->c;
-    for (size_t i = 0; i < n; i += 16) {
-        _mm512_storeu_ps(k->s + i, _mm512_add_ps(_mm512_loadu_ps(k->x + i), _mm512_loadu_ps(k->r + i)));
+    for (size_t i = 0; i < n; i += LANES) {
+        vstore(k->s + i, vadd(vload(k->x + i), vload(k->r + i)));
     }
     norm_rows(k, k->s, k->y);
 }
@@ -108,19 +161,19 @@ static void fused(const call_t *k) {
         const float *xr = k->x + (size_t)row * c, *rr = k->r + (size_t)row * c;
         float *sr = k->s + (size_t)row * c;
         float origin = origin_of_sum(xr, rr, c);
-        __m512 vo = _mm512_set1_ps(origin), s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
-        for (int i = 0; i < c; i += 32) {
-            __m512 v0 = _mm512_add_ps(_mm512_loadu_ps(xr + i), _mm512_loadu_ps(rr + i));
-            __m512 v1 = _mm512_add_ps(_mm512_loadu_ps(xr + i + 16), _mm512_loadu_ps(rr + i + 16));
-            _mm512_storeu_ps(sr + i, v0);
-            _mm512_storeu_ps(sr + i + 16, v1);
-            __m512 d0 = _mm512_sub_ps(v0, vo), d1 = _mm512_sub_ps(v1, vo);
-            s0 = _mm512_add_ps(s0, d0);
-            s1 = _mm512_add_ps(s1, d1);
-            q0 = _mm512_fmadd_ps(d0, d0, q0);
-            q1 = _mm512_fmadd_ps(d1, d1, q1);
+        vf vo = vset1(origin), s0 = vset1(0), s1 = s0, q0 = s0, q1 = s0;
+        for (int i = 0; i < c; i += 2 * LANES) {
+            vf v0 = vadd(vload(xr + i), vload(rr + i));
+            vf v1 = vadd(vload(xr + i + LANES), vload(rr + i + LANES));
+            vstore(sr + i, v0);
+            vstore(sr + i + LANES, v1);
+            vf d0 = vsub(v0, vo), d1 = vsub(v1, vo);
+            s0 = vadd(s0, d0);
+            s1 = vadd(s1, d1);
+            q0 = vfma(d0, d0, q0);
+            q1 = vfma(d1, d1, q1);
         }
-        normalize(k, sr, k->y + (size_t)row * c, stats_of(origin, _mm512_add_ps(s0, s1), _mm512_add_ps(q0, q1), c));
+        normalize(k, sr, k->y + (size_t)row * c, stats_of(origin, vadd(s0, s1), vadd(q0, q1), c));
     }
 }
 
@@ -130,19 +183,19 @@ static void fused_no_sum(const call_t *k) {
         const float *xr = k->x + (size_t)row * c, *rr = k->r + (size_t)row * c;
         float *yr = k->y + (size_t)row * c;
         float origin = origin_of_sum(xr, rr, c);
-        __m512 vo = _mm512_set1_ps(origin), s0 = _mm512_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
-        for (int i = 0; i < c; i += 32) {
-            __m512 d0 = _mm512_sub_ps(_mm512_add_ps(_mm512_loadu_ps(xr + i), _mm512_loadu_ps(rr + i)), vo);
-            __m512 d1 = _mm512_sub_ps(_mm512_add_ps(_mm512_loadu_ps(xr + i + 16), _mm512_loadu_ps(rr + i + 16)), vo);
-            s0 = _mm512_add_ps(s0, d0);
-            s1 = _mm512_add_ps(s1, d1);
-            q0 = _mm512_fmadd_ps(d0, d0, q0);
-            q1 = _mm512_fmadd_ps(d1, d1, q1);
+        vf vo = vset1(origin), s0 = vset1(0), s1 = s0, q0 = s0, q1 = s0;
+        for (int i = 0; i < c; i += 2 * LANES) {
+            vf d0 = vsub(vadd(vload(xr + i), vload(rr + i)), vo);
+            vf d1 = vsub(vadd(vload(xr + i + LANES), vload(rr + i + LANES)), vo);
+            s0 = vadd(s0, d0);
+            s1 = vadd(s1, d1);
+            q0 = vfma(d0, d0, q0);
+            q1 = vfma(d1, d1, q1);
         }
-        stats_t st = stats_of(origin, _mm512_add_ps(s0, s1), _mm512_add_ps(q0, q1), c);
-        for (int i = 0; i < c; i += 16) { // x + r again instead of a stored s
-            __m512 v = _mm512_add_ps(_mm512_loadu_ps(xr + i), _mm512_loadu_ps(rr + i));
-            _mm512_storeu_ps(yr + i, y_at(k, v, st, i));
+        stats_t st = stats_of(origin, vadd(s0, s1), vadd(q0, q1), c);
+        for (int i = 0; i < c; i += LANES) { // x + r again instead of a stored s
+            vf v = vadd(vload(xr + i), vload(rr + i));
+            vstore(yr + i, y_at(k, v, st, i));
         }
     }
 }
@@ -152,23 +205,18 @@ static void int8_rows(const call_t *k) {
     for (int row = 0; row < k->rows; row++) {
         const float *xr = k->x + (size_t)row * c;
         stats_t st = row_stats(xr, c);
-        __m512 m = _mm512_setzero_ps();
-        for (int i = 0; i < c; i += 16) {
-            __m512 y = y_at(k, _mm512_loadu_ps(xr + i), st, i);
-            _mm512_storeu_ps(k->row + i, y);
-            m = _mm512_max_ps(m, _mm512_abs_ps(y));
+        vf m = vset1(0);
+        for (int i = 0; i < c; i += LANES) {
+            vf y = y_at(k, vload(xr + i), st, i);
+            vstore(k->row + i, y);
+            m = vmax_abs(m, y);
         }
-        float max = _mm512_reduce_max_ps(m);
+        float max = vmax(m);
         float scale = max > 0 ? max / 127 : 1;
         k->scales[row] = scale;
-        __m512 inverse = _mm512_set1_ps(1 / scale);
-        __m512i low = _mm512_set1_epi32(-127), high = _mm512_set1_epi32(127);
+        vf inverse = vset1(1 / scale);
         int8_t *qr = k->q + (size_t)row * c;
-        for (int i = 0; i < c; i += 16) {
-            __m512i v = _mm512_cvt_roundps_epi32(_mm512_mul_ps(_mm512_loadu_ps(k->row + i), inverse),
-                                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            _mm_storeu_si128((__m128i *)(qr + i), _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(v, low), high)));
-        }
+        for (int i = 0; i < c; i += LANES) vquantize(qr + i, vload(k->row + i), inverse);
     }
 }
 
@@ -186,7 +234,7 @@ enum { WARMUP = 10, ROUNDS = 60, KINDS = 5 };
 static void run(int rows, int c) {
     size_t n = (size_t)rows * c;
     call_t k = {rows, c, allocate(n), allocate(n), allocate((size_t)c), allocate((size_t)c), allocate(n), allocate(n),
-                allocate((size_t)c), (int8_t *)allocate(n / 4 + 16), allocate((size_t)rows)};
+                allocate((size_t)c), (int8_t *)allocate(n / 4 + LANES), allocate((size_t)rows)};
     for (size_t i = 0; i < n; i++) {
         ((float *)k.x)[i] = sinf((float)i * 0.1f);
         ((float *)k.r)[i] = cosf((float)i * 0.07f);
@@ -206,7 +254,7 @@ static void run(int rows, int c) {
             if (round >= WARMUP) times[kind][round - WARMUP] = (now_seconds() - start) / (double)calls;
         }
     }
-    printf("%dx%d f32, C with AVX-512 (%ld calls per batch, %d rounds)\n", rows, c, calls, ROUNDS);
+    printf("%dx%d f32, C with " ISA " (%ld calls per batch, %d rounds)\n", rows, c, calls, ROUNDS);
     double first = 0;
     for (int kind = 0; kind < KINDS; kind++) {
         qsort(times[kind], ROUNDS, sizeof(double), compare_doubles);
@@ -226,8 +274,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: fused_floor ROWSxC... (C a multiple of 32), e.g. fused_floor 1x4096 8x4096\n");
         return argc < 2 ? 1 : 0;
     }
-    if (!__builtin_cpu_supports("avx512f")) {
-        fprintf(stderr, "fused_floor: this CPU has no AVX-512F\n");
+    if (!ISA_SUPPORTED()) {
+        fprintf(stderr, "fused_floor: this build needs %s, which this CPU lacks%s\n", ISA,
+                LANES == 16 ? " (native/build/fused_floor_avx2 runs on AVX2)" : "");
         return 1;
     }
     for (int a = 1; a < argc; a++) {
