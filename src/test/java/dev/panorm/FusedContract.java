@@ -724,10 +724,7 @@ abstract class FusedContract {
         };
         int c = 67;
         int rows = 3;
-        float[] shift = new float[c];
-        for (int i = 0; i < c; i++) {
-            shift[i] = beta[i % beta.length];
-        }
+        float[] shift = repeated(beta, c);
         float[] fives = new float[rows * c];
         Arrays.fill(fives, 5f);
         try (Arena arena = Arena.ofConfined();
@@ -754,6 +751,15 @@ abstract class FusedContract {
         }
     }
 
+    /** {@code n} values, {@code pattern} over and over: a shift whose columns repeat hand-picked values. */
+    private static float[] repeated(float[] pattern, int n) {
+        float[] values = new float[n];
+        for (int i = 0; i < n; i++) {
+            values[i] = pattern[i % pattern.length];
+        }
+        return values;
+    }
+
     @Test
     void quantizesHandComputedValues() {
         // Constant rows (5 everywhere): s - mean is exactly 0, so y = beta exactly, whatever gamma is.
@@ -761,10 +767,7 @@ abstract class FusedContract {
         byte[] atScale1 = {0, 2, 2, 0, -2, -2, 126, 127, 127, -127, 3, 0}; // ties to even, saturated
         int c = 64; // several vectors and a tail, whatever the vector width
         int rows = 3;
-        float[] shift = new float[c];
-        for (int i = 0; i < c; i++) {
-            shift[i] = beta[i % beta.length];
-        }
+        float[] shift = repeated(beta, c);
         float[] x = new float[rows * c];
         Arrays.fill(x, 2f);
         float[] r = new float[rows * c];
