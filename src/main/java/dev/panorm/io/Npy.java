@@ -795,7 +795,10 @@ public final class Npy {
                 p.expect(':');
                 switch (key) {
                     case "descr" ->
-                        descr = p.peek('[') ? p.fail("has a structured dtype; only float32 is supported") : p.string();
+                        descr = p.peek('[')
+                                ? p.fail(
+                                        "has a structured dtype; only float32 ('<f4') and float16 ('<f2') are supported")
+                                : p.string();
                     case "fortran_order" -> fortran = p.bool();
                     case "shape" -> shape = p.shape(python2Longs);
                     default -> p.fail("has an unexpected header key '" + key + "'");
