@@ -93,11 +93,15 @@ final class Options {
 
     /**
      * A file's path. {@link Path#of} drops a trailing slash, which would turn {@code x.npy/} into {@code x.npy} where a
-     * shell and every other tool refuse it: a name that says folder must not read or replace a file.
+     * shell and every other tool refuse it: a name that says folder must not read or replace a file. It also reads an
+     * empty path (an unset shell variable, {@code ""}) as the current folder.
      */
     static final class FilePath implements ITypeConverter<Path> {
         @Override
         public Path convert(String text) {
+            if (text.isEmpty()) {
+                throw new TypeConversionException("must name a file, got an empty path");
+            }
             if (text.endsWith("/")) {
                 throw new TypeConversionException("must name a file, not a folder, got '" + text + "'");
             }
@@ -105,10 +109,13 @@ final class Options {
         }
     }
 
-    /** A folder's path, slash or not. */
+    /** A folder's path, slash or not; not an empty one, which {@link Path#of} reads as the current folder. */
     static final class FolderPath implements ITypeConverter<Path> {
         @Override
         public Path convert(String text) {
+            if (text.isEmpty()) {
+                throw new TypeConversionException("must name a folder, got an empty path");
+            }
             return Path.of(text);
         }
     }

@@ -1459,6 +1459,12 @@ class MainTest {
         // Path.of drops a trailing slash, which would read x.npy for x.npy/ and replace y.npy for y.npy/.
         assertFails(2, "must name a file, not a folder, got '" + in + "/'", "normalize", in + "/", out);
         assertFails(2, "must name a file, not a folder, got '" + out + "/'", "normalize", in, out + "/");
+        // Path.of("") is the current folder: an unset shell variable must not read or name it.
+        assertFails(2, "must name a file, got an empty path", "normalize", "", out);
+        assertFails(2, "must name a file, got an empty path", "normalize", in, "");
+        assertFails(2, "must name a file, got an empty path", "normalize", in, out, "--residual", "");
+        assertFails(2, "must name a file, got an empty path", "backward", in, "", out);
+        assertFails(2, "must name a folder, got an empty path", "tune", "--dir", "");
         assertFalse(Files.exists(Path.of(out)));
     }
 
