@@ -38,8 +38,11 @@ import java.util.concurrent.atomic.AtomicReferenceArray;
  * arguments: the FFM linker keeps their arenas open until the downcall returns ({@code close()} throws
  * {@link IllegalStateException} meanwhile, as it does for oneDNN's calls, {@link OneDnnExecute}), and refuses an arena
  * that is closed already. The downcall's target is an upcall stub into {@link #runHeld}: no native code of panorm's own.
- * Such calls cost about 0.1 us more (the downcall and upcall about 60 ns of it); the global arena's memory needs views
- * but no downcall (about 0.05 us), and calls on the caller's confined memory run as before.
+ * Such calls cost about 0.15 us more than on confined memory (AMD EPYC Zen 3, float32 forward on 1 x 64: the downcall
+ * and upcall about half of it, views the rest); the global arena's memory needs views but no downcall (about 0.07 us),
+ * and calls on the caller's confined memory run as before ({@code bench.ArenaKinds}, docs/benchmarks.md, "Calls on
+ * other arenas' memory, without the bookkeeping of copies"). Only calls with heap tensors take the bookkeeping of
+ * copies and parts.
  */
 final class OwnedMemory {
     /** Any thread but the caller: memory it may access has no owner thread. */
@@ -230,22 +233,10 @@ final class OwnedMemory {
     }
 
     /**
-     * Whether a call on these tensors (null: absent) runs as it is: all in the caller's own memory, or nothing to copy
-     * and no downcall to hold the others' arenas here.
+     * Whether a call on tensors of these {@link #kinds} runs as it is: all in the caller's own memory, or nothing to
+     * copy and no downcall to hold the others' arenas here.
      */
-    private static boolean owned(
-            Tensor t0,
-            Tensor t1,
-            Tensor t2,
-            Tensor t3,
-            Tensor t4,
-            Tensor t5,
-            Tensor t6,
-            Tensor t7,
-            Tensor t8,
-            Tensor t9,
-            Tensor t10) {
-        int kinds = kinds(t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10);
+    private static boolean runsAsIs(int kinds) {
         return kinds == 0 || (kinds & Kind.COPIED.bit) == 0 && Hold.HANDLE == null;
     }
 
@@ -320,9 +311,10 @@ final class OwnedMemory {
                 Tensor mean,
                 Tensor variance,
                 long rows) {
-            return owned(src, dst, scale, shift, mean, variance, null, null, null, null, null)
+            int kinds = kinds(src, dst, scale, shift, mean, variance, null, null, null, null, null);
+            return runsAsIs(kinds)
                     ? inner.forward(pass, src, dst, scale, shift, mean, variance, rows)
-                    : pending(Operation.FORWARD, inner, null, axes, inParts)
+                    : pending(Operation.FORWARD, inner, null, axes, inParts, kinds)
                             .run(pass, rows, 0, src, dst, scale, shift, mean, variance, null, null, null, null, null);
         }
 
@@ -338,9 +330,10 @@ final class OwnedMemory {
                 Tensor diffScale,
                 Tensor diffShift,
                 long rows) {
-            return owned(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, null, null, null)
+            int kinds = kinds(diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, null, null, null);
+            return runsAsIs(kinds)
                     ? inner.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
-                    : pending(Operation.BACKWARD, inner, null, axes, inParts)
+                    : pending(Operation.BACKWARD, inner, null, axes, inParts, kinds)
                             .run(
                                     pass, rows, 0, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift,
                                     null, null, null);
@@ -393,11 +386,12 @@ final class OwnedMemory {
                 Tensor dstScales,
                 float dstScale,
                 long rows) {
-            return owned(src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, null)
+            int kinds = kinds(src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, null);
+            return runsAsIs(kinds)
                     ? inner.forward(
                             pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale,
                             rows)
-                    : pending(Operation.FUSED_FORWARD, null, inner, axes, inParts)
+                    : pending(Operation.FUSED_FORWARD, null, inner, axes, inParts, kinds)
                             .run(
                                     pass, rows, dstScale, src, residual, bias, sum, dst, scale, shift, mean, variance,
                                     dstScales, null);
@@ -415,9 +409,10 @@ final class OwnedMemory {
                 Tensor diffScale,
                 Tensor diffShift,
                 long rows) {
-            return owned(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, null, null)
+            int kinds = kinds(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, null, null);
+            return runsAsIs(kinds)
                     ? inner.backward(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift, rows)
-                    : pending(Operation.FUSED_BACKWARD, null, inner, axes, inParts)
+                    : pending(Operation.FUSED_BACKWARD, null, inner, axes, inParts, kinds)
                             .run(
                                     null, rows, 0, diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale,
                                     diffShift, null, null);
@@ -429,10 +424,15 @@ final class OwnedMemory {
         }
     }
 
-    /** The current thread's {@link Pending}, set to run {@code operation} on one of these kernels. */
-    private static Pending pending(Operation operation, Kernel kernel, FusedKernel fused, int axes, boolean inParts) {
+    /**
+     * The current thread's {@link Pending}, set to run {@code operation} on one of these kernels, with tensors of these
+     * {@link #kinds}.
+     */
+    private static Pending pending(
+            Operation operation, Kernel kernel, FusedKernel fused, int axes, boolean inParts, int kinds) {
         Pending call = PENDING.get();
         call.operation = operation;
+        call.kinds = kinds;
         call.axes = axes;
         call.inParts = inParts;
         call.kernel = kernel;
@@ -466,6 +466,8 @@ final class OwnedMemory {
         private final Tensor[] wholes = new Tensor[SLOTS];
 
         private Operation operation;
+        /** The set of {@link Kind#bit}s of the call's tensors. */
+        private int kinds;
         /** The configuration's number of normalized axes: the trailing axes that make a row. */
         private int axes;
         /** Whether a call whose heap tensors are too large to copy whole may run in parts. */
@@ -510,9 +512,7 @@ final class OwnedMemory {
             t[9] = t9;
             t[10] = t10;
             try {
-                if ((held(t0) || held(t1) || held(t2) || held(t3) || held(t4) || held(t5) || held(t6) || held(t7)
-                                || held(t8) || held(t9) || held(t10))
-                        && Hold.HANDLE != null) {
+                if ((kinds & Kind.HELD.bit) != 0 && Hold.HANDLE != null) {
                     Hold.HANDLE.invokeExact(
                             segment(t0),
                             segment(t1),
@@ -536,8 +536,10 @@ final class OwnedMemory {
                 throw new IllegalStateException(e);
             } finally {
                 Arrays.fill(t, null);
-                Arrays.fill(callers, null);
-                Arrays.fill(wholes, null);
+                if ((kinds & Kind.COPIED.bit) != 0) { // only calls with copies use these
+                    Arrays.fill(callers, null);
+                    Arrays.fill(wholes, null);
+                }
                 kernel = null;
                 fused = null;
             }
@@ -566,6 +568,13 @@ final class OwnedMemory {
         }
 
         Backend runOnViews() {
+            if ((kinds & Kind.COPIED.bit) == 0) { // views alone (most calls): no copies, no parts, no bookkeeping
+                Tensor[] t = tensors;
+                for (int i = 0; i < SLOTS; i++) {
+                    t[i] = onThisThread(t[i]);
+                }
+                return runKernel(rows);
+            }
             System.arraycopy(tensors, 0, wholes, 0, SLOTS);
             long copyBytes = 0;
             for (Tensor tensor : wholes) {
@@ -690,14 +699,7 @@ final class OwnedMemory {
                         t[i] = onThisThread(tensor);
                     }
                 }
-                Backend backend = switch (operation) {
-                    case FORWARD -> kernel.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], count);
-                    case BACKWARD -> kernel.backward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], count);
-                    case FUSED_FORWARD ->
-                        fused.forward(
-                                pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], dstScale, count);
-                    case FUSED_BACKWARD -> fused.backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], count);
-                };
+                Backend backend = runKernel(count);
                 if (copies != null) { // the outputs back into the caller's heap tensors, only once the call succeeded
                     for (int i = 0; i < SLOTS; i++) {
                         if (callers[i] != null && callers[i].memoryKind() == Kind.COPIED && isOutput(i)) {
@@ -711,6 +713,18 @@ final class OwnedMemory {
                     copies.release();
                 }
             }
+        }
+
+        /** The kernel on {@link #tensors} as they are, {@code count} rows of them. */
+        private Backend runKernel(long count) {
+            Tensor[] t = tensors;
+            return switch (operation) {
+                case FORWARD -> kernel.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], count);
+                case BACKWARD -> kernel.backward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], count);
+                case FUSED_FORWARD ->
+                    fused.forward(pass, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], dstScale, count);
+                case FUSED_BACKWARD -> fused.backward(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], count);
+            };
         }
 
         /**
