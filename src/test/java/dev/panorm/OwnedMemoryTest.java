@@ -3,6 +3,7 @@ package dev.panorm;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -106,6 +107,38 @@ class OwnedMemoryTest {
                 () -> kernel.forward(Pass.FORWARD_INFERENCE, x, x, null, null, null, null, 1),
                 "the linker refuses a closed arena before the kernel runs");
         assertEquals(3, recording.seen.size(), "the kernel ran once");
+    }
+
+    /**
+     * A call mixing heap tensors and a shared arena's takes both ways at once: copies for the heap, a view for the
+     * shared tensor whose arena stays held open, and the next call on views alone (which skips the copies' bookkeeping)
+     * sees its own tensors, nothing left from the mixed one.
+     */
+    @Test
+    void heapAndSharedTensorsInOneCallGetCopiesAndAHeldView() {
+        Recording recording = new Recording();
+        Kernel kernel = OwnedMemory.javaKernel(recording, LayerNormConfig.of(4));
+        Arena shared = Arena.ofShared();
+        Tensor x = Tensor.of(MemorySegment.ofArray(new float[] {1, 2, 3, 4}), DataType.F32, 1, 4);
+        Tensor y = Tensor.allocate(shared, DataType.F32, 1, 4);
+        Tensor gamma = Tensor.of(MemorySegment.ofArray(new float[] {5, 6, 7, 8}), DataType.F32, 4);
+        recording.during = () -> assertThrows(IllegalStateException.class, shared::close);
+        kernel.forward(Pass.FORWARD_INFERENCE, x, y, gamma, null, null, null, 1);
+        Tensor xSeen = recording.seen.get(0);
+        Tensor ySeen = recording.seen.get(1);
+        Tensor gammaSeen = recording.seen.get(2);
+        assertTrue(xSeen.segment().isNative(), "a heap input runs on a native copy");
+        assertArrayEquals(new float[] {1, 2, 3, 4}, xSeen.toFloatArray());
+        assertArrayEquals(new float[] {5, 6, 7, 8}, gammaSeen.toFloatArray());
+        assertEquals(y.segment().address(), ySeen.segment().address(), "the shared tensor through a view");
+        assertFalse(ySeen.segment().isAccessibleBy(OTHER), "owned by the calling thread");
+
+        Tensor y2 = Tensor.allocate(shared, DataType.F32, 1, 4);
+        kernel.forward(Pass.FORWARD_INFERENCE, y2, y2, null, null, null, null, 1);
+        assertEquals(y2.segment().address(), recording.seen.get(3).segment().address());
+        assertSame(recording.seen.get(3), recording.seen.get(4), "one view for the tensor in both places");
+        assertNull(recording.seen.get(5), "no scale: nothing left from the call before");
+        shared.close(); // after the calls it closes
     }
 
     @Test
