@@ -94,23 +94,20 @@ public final class ArenaKinds {
 
     /** The three operations on tensors of {@code arena}, x and r of values in [-1, 1], gamma ones and beta zeros. */
     private static Runnable[] calls(Arena arena, LayerNorm norm, int rows, int c) {
-        Tensor x = Tensor.allocate(arena, DataType.F32, rows, c);
-        Tensor r = Tensor.allocate(arena, DataType.F32, rows, c);
-        Tensor y = Tensor.allocate(arena, DataType.F32, rows, c);
-        Tensor sum = Tensor.allocate(arena, DataType.F32, rows, c);
-        Tensor q = Tensor.allocate(arena, DataType.S8, rows, c);
-        Tensor scales = Tensor.allocate(arena, DataType.F32, rows);
-        Tensor gamma = Tensor.allocate(arena, DataType.F32, c);
-        Tensor beta = Tensor.allocate(arena, DataType.F32, c);
         float[] values = new float[rows * c];
         for (int i = 0; i < values.length; i++) {
             values[i] = (float) Math.sin(i);
         }
-        x.copyFrom(values);
-        r.copyFrom(values);
         float[] ones = new float[c];
         Arrays.fill(ones, 1f);
-        gamma.copyFrom(ones);
+        Tensor x = Tensor.ofFloats(arena, values, rows, c);
+        Tensor r = Tensor.ofFloats(arena, values, rows, c);
+        Tensor y = Tensor.allocate(arena, DataType.F32, rows, c);
+        Tensor sum = Tensor.allocate(arena, DataType.F32, rows, c);
+        Tensor q = Tensor.allocate(arena, DataType.S8, rows, c);
+        Tensor scales = Tensor.allocate(arena, DataType.F32, rows);
+        Tensor gamma = Tensor.ofFloats(arena, ones, c);
+        Tensor beta = Tensor.allocate(arena, DataType.F32, c);
         return new Runnable[] {
             () -> norm.forward(x, y, gamma, beta),
             () -> norm.forwardQuantized(x, null, null, null, q, gamma, beta, scales),
