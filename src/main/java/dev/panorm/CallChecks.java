@@ -22,20 +22,44 @@ final class CallChecks {
 
     /** Validates a forward call; returns the number of rows. */
     long forward(Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
-        long rows = checkRows("src", src);
+        return forward(pass, "src", src, dst, scale, shift, mean, variance);
+    }
+
+    /**
+     * Validates a forward run that a pipeline splits into chunks, on the whole tensors: no chunk's own call
+     * sees an overlap between chunks (dst a row past src, the variances a value past the means, dst's rows on
+     * one another), so the run is refused before any chunk is written. {@code src} is null for a source that
+     * reads each chunk into memory of its own; dst then stands for it. Statistics, when given (training), are
+     * one value per row of the tensors' {@code [rows, normalized shape]} views.
+     */
+    void forwardRun(Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
+        Pass pass = variance == null ? Pass.FORWARD_INFERENCE : Pass.FORWARD_TRAINING;
+        forward(pass, src == null ? "dst" : "src", src == null ? dst : src, dst, scale, shift, mean, variance);
+    }
+
+    private long forward(
+            Pass pass,
+            String srcName,
+            Tensor src,
+            Tensor dst,
+            Tensor scale,
+            Tensor shift,
+            Tensor mean,
+            Tensor variance) {
+        long rows = checkRows(srcName, src);
         checkData("dst", dst, true);
-        checkSameShape("dst", dst, "src", src);
+        checkSameShape("dst", dst, srcName, src);
         checkParameter("scale", scale, config.scale(), false);
         checkParameter("shift", shift, config.shift(), false);
-        checkNoPartialOverlap("dst", dst, "src", src);
+        checkNoPartialOverlap("dst", dst, srcName, src);
         checkDisjoint("dst", dst, "scale", scale);
         checkDisjoint("dst", dst, "shift", shift);
         if (pass.usesStatistics()) {
-            checkMean(mean, "src", src, pass.writesStatistics);
-            checkStatistics("variance", variance, "src", src, pass.writesStatistics);
+            checkMean(mean, srcName, src, pass.writesStatistics);
+            checkStatistics("variance", variance, srcName, src, pass.writesStatistics);
             if (pass.writesStatistics) {
-                checkDisjointFromForwardTensors("mean", mean, src, dst, scale, shift);
-                checkDisjointFromForwardTensors("variance", variance, src, dst, scale, shift);
+                checkDisjointFromForwardTensors("mean", mean, srcName, src, dst, scale, shift);
+                checkDisjointFromForwardTensors("variance", variance, srcName, src, dst, scale, shift);
                 checkDisjoint("mean", mean, "variance", variance);
             } else {
                 checkDisjoint("dst", dst, "mean", mean);
@@ -250,8 +274,8 @@ final class CallChecks {
     }
 
     private static void checkDisjointFromForwardTensors(
-            String name, Tensor output, Tensor src, Tensor dst, Tensor scale, Tensor shift) {
-        checkDisjoint(name, output, "src", src);
+            String name, Tensor output, String srcName, Tensor src, Tensor dst, Tensor scale, Tensor shift) {
+        checkDisjoint(name, output, srcName, src);
         checkDisjoint(name, output, "dst", dst);
         checkDisjoint(name, output, "scale", scale);
         checkDisjoint(name, output, "shift", shift);

@@ -1,5 +1,6 @@
 package dev.panorm;
 
+import dev.panorm.internal.LayerNormAccess;
 import java.lang.foreign.MemorySegment;
 import java.lang.ref.Cleaner;
 import java.lang.ref.Reference;
@@ -59,6 +60,13 @@ import java.util.concurrent.locks.LockSupport;
  */
 public final class LayerNorm implements AutoCloseable {
     private static final Cleaner CLEANER = Cleaner.create();
+
+    static {
+        // dev.panorm.pipeline checks a chunked run whole, as a call would (see LayerNormAccess).
+        // Only checks: a closed LayerNorm is refused by the first chunk's call, before anything is written.
+        LayerNormAccess.register((norm, src, dst, scale, shift, mean, variance) ->
+                norm.checks.forwardRun(src, dst, scale, shift, mean, variance));
+    }
 
     private final LayerNormConfig config;
     private final Backend backend;

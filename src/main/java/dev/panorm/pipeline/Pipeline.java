@@ -3,12 +3,14 @@ package dev.panorm.pipeline;
 import dev.panorm.DataType;
 import dev.panorm.LayerNorm;
 import dev.panorm.Tensor;
+import dev.panorm.internal.LayerNormAccess;
 import dev.panorm.internal.io.MappedPages;
 import dev.panorm.io.Npy;
 import java.io.UncheckedIOException;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Objects;
@@ -48,7 +50,9 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@code parallelism x chunk bytes} above the JVM's own. A {@code Pipeline} is immutable and may be
  * shared; {@code run} may be called from several threads at once.
  *
- * <p>Errors: the first exception of any chunk (from the {@code LayerNorm}, the source or the sink)
+ * <p>Errors: the runs that split tensors or files themselves check the whole tensors first, as one
+ * {@link LayerNorm#forward} call would, so overlaps that lie between chunks are refused before anything
+ * is written. Then the first exception of any chunk (from the {@code LayerNorm}, the source or the sink)
  * stops the run, the other workers stop before their next chunk, and {@code run} rethrows it. Chunks
  * finished before it stay written.
  *
@@ -92,7 +96,8 @@ public final class Pipeline {
          *
          * @param firstRow the index of the chunk's first row in the whole stream
          * @param chunk the source rows
-         * @return the destination view; may be {@code chunk} itself (in place)
+         * @return the destination view; may be {@code chunk} itself (in place). It must not overlap other
+         *     chunks or their destinations: only the whole-tensor runs can check that
          */
         Tensor destination(long firstRow, Tensor chunk);
 
@@ -169,8 +174,7 @@ public final class Pipeline {
     }
 
     /**
-     * How many chunks may be normalized at once, each by its own thread. Each call may use threads of its
-     * own as well (see {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}).
+     * How many chunks may be normalized at once, each by its own thread. Each call may use threads of its own as well (see {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}).
      * Above 1, the tensors' memory must be accessible from other threads (a shared or automatic arena,
      * not a confined one).
      *
@@ -235,8 +239,11 @@ public final class Pipeline {
         Objects.requireNonNull(src, "src");
         int axes = checkShapes(src.shape(), src.toString(), dst);
         long rows = src.elementCount() / norm.config().normalizedSize();
+        Tensor means = perRow("mean", mean, rows);
+        Tensor variances = perRow("variance", variance, rows);
+        checkWholeRun(src.rows(axes, 0, rows), dst, axes, rows, means, variances);
         long perChunk = chunkRowsFor(src.dataType());
-        long chunks = rows == 0 ? 0 : (rows - 1) / perChunk + 1; // never overflows, whatever chunkRows is
+        long chunks = chunkCount(rows, perChunk);
         Iterator<Tensor> views = new Iterator<>() {
             private long next;
 
@@ -251,8 +258,7 @@ public final class Pipeline {
                 return src.rows(axes, first, Math.min(perChunk, rows - first));
             }
         };
-        return run(
-                () -> views, rowsOf(dst, axes), rows, perRow("mean", mean, rows), perRow("variance", variance, rows));
+        return run(() -> views, rowsOf(dst, axes), rows, chunks, means, variances);
     }
 
     /**
@@ -291,12 +297,25 @@ public final class Pipeline {
         long[] shape = src.shape();
         int axes = checkShapes(shape, src.path() + " " + Arrays.toString(shape), dst);
         long rows = dst.elementCount() / norm.config().normalizedSize();
-        return run(
-                src.chunks(axes, chunkRowsFor(src.dataType())),
-                rowsOf(dst, axes),
-                rows,
-                perRow("mean", mean, rows),
-                perRow("variance", variance, rows));
+        Tensor means = perRow("mean", mean, rows);
+        Tensor variances = perRow("variance", variance, rows);
+        checkWholeRun(null, dst, axes, rows, means, variances); // the reader's chunks are its own memory
+        long perChunk = chunkRowsFor(src.dataType());
+        return run(src.chunks(axes, perChunk), rowsOf(dst, axes), rows, chunkCount(rows, perChunk), means, variances);
+    }
+
+    /**
+     * Checks the run as one call on the whole tensors would be checked: each chunk's call sees its own rows
+     * only, so overlaps between chunks (dst a row past src, variances a value past the means, a dst whose
+     * rows lie on one another) would otherwise go through and give wrong results.
+     */
+    private void checkWholeRun(Tensor srcRows, Tensor dst, int axes, long rows, Tensor means, Tensor variances) {
+        LayerNormAccess.operations()
+                .checkChunkedForward(norm, srcRows, dst.rows(axes, 0, rows), scale, shift, means, variances);
+    }
+
+    private static long chunkCount(long rows, long perChunk) {
+        return rows == 0 ? 0 : (rows - 1) / perChunk + 1; // never overflows, whatever chunkRows is
     }
 
     /** Checks that the destination has the source's shape, with the normalized axes; returns their number. */
@@ -346,24 +365,28 @@ public final class Pipeline {
      * @throws RuntimeException what the iterator or the sink throws, rethrown as it is
      */
     public Summary run(Iterable<Tensor> chunks, Sink sink) {
-        return run(chunks, sink, -1, null, null);
+        long count = chunks instanceof Collection<?> collection ? collection.size() : -1;
+        return run(chunks, sink, -1, count, null, null);
     }
 
-    private Summary run(Iterable<Tensor> chunks, Sink sink, long totalRows, Tensor means, Tensor variances) {
+    /** Runs on {@code min(parallelism, chunkCount)} threads, or {@code parallelism} when the count is -1. */
+    private Summary run(
+            Iterable<Tensor> chunks, Sink sink, long totalRows, long chunkCount, Tensor means, Tensor variances) {
         Objects.requireNonNull(chunks, "chunks");
         Objects.requireNonNull(sink, "sink");
         Iterator<Tensor> source = chunks.iterator();
         Stream stream = new Stream(source, sink, totalRows, means, variances, System.nanoTime());
-        if (parallelism == 1) {
+        int threads = parallelism;
+        if (threads <= 1) {
             stream.drain();
         } else {
-            try (ExecutorService workers = Executors.newFixedThreadPool(parallelism, task -> {
+            try (ExecutorService workers = Executors.newFixedThreadPool(threads, task -> {
                 Thread thread = new Thread(task, "panorm-pipeline");
                 thread.setDaemon(true);
                 return thread;
             })) {
                 List<Future<?>> running = new ArrayList<>();
-                for (int i = 0; i < parallelism; i++) {
+                for (int i = 0; i < threads; i++) {
                     running.add(workers.submit(() -> {
                         stream.drain();
                         return null;

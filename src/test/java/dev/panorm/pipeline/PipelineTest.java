@@ -257,6 +257,102 @@ class PipelineTest {
         }
     }
 
+    /**
+     * Overlaps between chunks, which no chunk's own call can see, are refused as one call on the whole tensors
+     * refuses them, before any chunk is written: with one row per chunk, each chunk alone is disjoint.
+     */
+    @Test
+    void overlapsBetweenChunksAreRefusedBeforeAnythingIsWritten() {
+        int rows = 6;
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR)) {
+            Pipeline oneRowAtATime = Pipeline.of(norm).chunkRows(1);
+            float[] x = values((rows + 1) * C, 9);
+            Tensor buffer = Tensor.ofFloats(arena, x, rows + 1, C);
+            Tensor src = buffer.rows(1, 0, rows);
+            Tensor dstOneRowOn = buffer.rows(1, 1, rows);
+            assertEquals(
+                    "dst partially overlaps src; pass the same tensor for in-place operation, or disjoint memory",
+                    assertThrows(IllegalArgumentException.class, () -> oneRowAtATime.run(src, dstOneRowOn))
+                            .getMessage());
+            assertArrayEquals(x, buffer.toFloatArray(), "nothing written");
+
+            for (long rowStride : new long[] {0, C / 2}) { // rows on one another
+                Tensor rowsOnOneAnother = Tensor.of(
+                        arena.allocate(2L * rows * C * 4), DataType.F32, new long[] {rows, C}, new long[] {rowStride, 1
+                        });
+                String message = assertThrows(
+                                IllegalArgumentException.class, () -> oneRowAtATime.run(src, rowsOnOneAnother))
+                        .getMessage();
+                assertTrue(message.contains("several indices address one element"), message);
+            }
+
+            LayerNorm training = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR);
+            Tensor statistics = Tensor.allocate(arena, DataType.F32, rows + 1);
+            Tensor mean = Tensor.of(statistics.segment(), DataType.F32, rows);
+            Tensor varianceOneOn = Tensor.of(statistics.segment().asSlice(4), DataType.F32, rows);
+            Tensor dst = Tensor.allocate(arena, DataType.F32, rows, C);
+            assertEquals(
+                    "mean overlaps variance; they must be disjoint",
+                    assertThrows(
+                                    IllegalArgumentException.class,
+                                    () -> Pipeline.of(training).chunkRows(1).runTraining(src, dst, mean, varianceOneOn))
+                            .getMessage());
+            Tensor meanInDst = Tensor.of(dst.segment().asSlice(4L * (rows - 1) * C), DataType.F32, rows);
+            assertEquals(
+                    "mean overlaps dst; they must be disjoint",
+                    assertThrows(
+                                    IllegalArgumentException.class,
+                                    () -> Pipeline.of(training)
+                                            .chunkRows(1)
+                                            .runTraining(
+                                                    src, dst, meanInDst, Tensor.allocate(arena, DataType.F32, rows)))
+                            .getMessage());
+            assertArrayEquals(new float[rows * C], dst.toFloatArray(), "nothing written");
+            training.close();
+        }
+    }
+
+    /** A file's chunks are read into the reader's own memory, so only the outputs can overlap; they are checked whole. */
+    @Test
+    void aFileRunChecksItsOutputsWhole() throws IOException {
+        int rows = 6;
+        Path file = temp.resolve("x.npy");
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR);
+                Npy.Reader reader = openWritten(file, Tensor.ofFloats(arena, values(rows * C, 10), rows, C))) {
+            Tensor rowsOnOneAnother = Tensor.of(
+                    arena.allocate((long) rows * C * 4), DataType.F32, new long[] {rows, C}, new long[] {C / 2, 1});
+            String message = assertThrows(
+                            IllegalArgumentException.class,
+                            () -> Pipeline.of(norm).chunkRows(1).run(reader, rowsOnOneAnother))
+                    .getMessage();
+            assertTrue(message.startsWith("dst ") && message.contains("several indices address one element"), message);
+
+            Tensor statistics = Tensor.allocate(arena, DataType.F32, rows + 1);
+            Tensor dst = Tensor.allocate(arena, DataType.F32, rows, C);
+            assertEquals(
+                    "mean overlaps variance; they must be disjoint",
+                    assertThrows(
+                                    IllegalArgumentException.class,
+                                    () -> Pipeline.of(norm)
+                                            .chunkRows(1)
+                                            .runTraining(
+                                                    reader,
+                                                    dst,
+                                                    Tensor.of(statistics.segment(), DataType.F32, rows),
+                                                    Tensor.of(
+                                                            statistics.segment().asSlice(4), DataType.F32, rows)))
+                            .getMessage());
+            assertArrayEquals(new float[rows * C], dst.toFloatArray(), "nothing written");
+        }
+    }
+
+    private static Npy.Reader openWritten(Path file, Tensor values) throws IOException {
+        Npy.write(file, values);
+        return Npy.Reader.open(file);
+    }
+
     @Test
     void anyChunkRowsNormalizesEveryRow() {
         try (Arena arena = Arena.ofConfined();
