@@ -174,7 +174,8 @@ public final class Pipeline {
     }
 
     /**
-     * How many chunks may be normalized at once, each by its own thread. Each call may use threads of its own as well (see {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}).
+     * How many chunks may be normalized at once, each by its own thread (a run starts no more threads than
+     * it has chunks, when it knows their number). Each call may use threads of its own as well (see {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}).
      * Above 1, the tensors' memory must be accessible from other threads (a shared or automatic arena,
      * not a confined one).
      *
@@ -376,7 +377,7 @@ public final class Pipeline {
         Objects.requireNonNull(sink, "sink");
         Iterator<Tensor> source = chunks.iterator();
         Stream stream = new Stream(source, sink, totalRows, means, variances, System.nanoTime());
-        int threads = parallelism;
+        int threads = chunkCount < 0 ? parallelism : (int) Math.min(parallelism, chunkCount);
         if (threads <= 1) {
             stream.drain();
         } else {

@@ -15,6 +15,8 @@ import dev.panorm.io.Npy;
 import java.io.IOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -351,6 +353,22 @@ class PipelineTest {
     private static Npy.Reader openWritten(Path file, Tensor values) throws IOException {
         Npy.write(file, values);
         return Npy.Reader.open(file);
+    }
+
+    /** A run starts no more workers than it has chunks, however large the parallelism. */
+    @Test
+    void aRunStartsNoMoreThreadsThanChunks() {
+        ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR)) {
+            Tensor src = Tensor.ofFloats(arena, values(2 * C, 11), 2, C);
+            threads.resetPeakThreadCount();
+            int before = threads.getThreadCount();
+            Pipeline.of(norm).chunkRows(1).parallelism(10_000).run(src, src);
+            // Two workers; the slack is for threads the JVM may start meanwhile (compiler threads).
+            int peak = threads.getPeakThreadCount();
+            assertTrue(peak <= before + 2 + 8, "peak " + peak + " threads, " + before + " before the run");
+        }
     }
 
     @Test
