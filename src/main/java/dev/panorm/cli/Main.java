@@ -78,15 +78,24 @@ public final class Main implements Callable<Integer> {
      * @return the exit status
      */
     static int run(String[] args, PrintStream out, PrintStream err) {
+        PrintWriter helpOut = new PrintWriter(out, true);
         CommandLine line = new CommandLine(new Main(out, err))
                 .registerConverter(Path.class, new Options.FilePath())
                 .setUsageHelpWidth(100)
-                .setOut(new PrintWriter(out, true))
+                .setOut(helpOut)
                 .setErr(new PrintWriter(err, true))
                 .setParameterExceptionHandler((e, arguments) -> usageError(describe(e), e.getCommandLine(), err))
                 .setExecutionExceptionHandler((e, command, parsed) -> failure(e, command, err));
         try {
-            return line.execute(args);
+            int status = line.execute(args);
+            helpOut.flush();
+            // A PrintStream keeps its write errors to itself: output that never arrived (a full disk, a closed
+            // pipe) must not end as a success.
+            if (out.checkError() && status == OK) {
+                err.println("panorm: error: could not write to standard output (a full disk or a closed pipe?)");
+                return FAILED;
+            }
+            return status;
         } catch (OutOfMemoryError e) { // picocli passes Errors on; this one is the input's size, not a bug
             err.println("panorm: error: out of memory (" + e.getMessage() + "); give the JVM more (JAVA_OPTS=-Xmx..."
                     + " for scripts/panorm) or use smaller inputs");

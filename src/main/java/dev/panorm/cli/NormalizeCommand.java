@@ -86,7 +86,8 @@ final class NormalizeCommand implements Callable<Integer> {
             paramLabel = "MEAN.npy VAR.npy",
             hideParamSyntax = true,
             description = "also write each row's mean and biased variance (float32, IN's shape without its last K"
-                    + " axes); with --rms the mean is 0 and the variance is the mean square")
+                    + " axes); with --rms the mean is 0 and the variance is the mean square. Not with --out-dtype i8;"
+                    + " with --residual, only with --out-sum (they describe the sum)")
     private List<Path> stats;
 
     @Option(
@@ -108,7 +109,8 @@ final class NormalizeCommand implements Callable<Integer> {
             paramLabel = "f32|f16|bf16|i8",
             converter = Options.OutType.class,
             defaultValue = "f32",
-            description = "OUT's type; bf16 is written as raw bit patterns ('<u2', NumPy has no bfloat16):"
+            description = "OUT's type, f32 unless given (float16 IN too); bf16 is written as raw bit patterns"
+                    + " ('<u2', NumPy has no bfloat16):"
                     + " (a.astype(np.uint32) << 16).view(np.float32) widens it; i8 is symmetric int8 ('|i1'), with"
                     + " --out-scales or --scale")
     private DataType outType;
@@ -144,7 +146,7 @@ final class NormalizeCommand implements Callable<Integer> {
             paramLabel = "N",
             converter = Options.Positive.class,
             description = "rows per chunk; default about 1 MiB of IN. Each chunk is held in memory, so a chunk may be"
-                    + " at most 64 MiB")
+                    + " at most 64 MiB, or one row where a row is larger")
     private Long chunkRows;
 
     @Override
@@ -339,20 +341,25 @@ final class NormalizeCommand implements Callable<Integer> {
         return Tensor.of(values.segment().asSlice(first * Float.BYTES, n * Float.BYTES), DataType.F32, n);
     }
 
-    /** Rows per chunk: as asked, or about 1 MiB, never more than the file has; asking for over 64 MiB is an error. */
+    /**
+     * Rows per chunk: as asked, or about 1 MiB, never more than the file has. Asking for chunks over 64 MiB (of the
+     * file's rows, not of rows it does not have) is an error; a row larger than that is a chunk all the same.
+     */
     private long chunkRows(long rowBytes, long rows) {
-        if (chunkRows != null && chunkRows > Math.max(1, MAX_CHUNK_BYTES / rowBytes)) {
+        long perChunk =
+                Math.max(1, Math.min(chunkRows != null ? chunkRows : Pipeline.DEFAULT_CHUNK_BYTES / rowBytes, rows));
+        long maxRows = Math.max(1, MAX_CHUNK_BYTES / rowBytes);
+        if (perChunk > maxRows) {
             throw new UsageException(String.format(
                     Locale.ROOT,
                     "--chunk-rows %d makes chunks of %.1f MiB of %s; at most"
                             + " 64 MiB (%d rows here) are allowed, since each chunk is held in memory",
                     chunkRows,
-                    chunkRows * (double) rowBytes / (1 << 20),
+                    perChunk * (double) rowBytes / (1 << 20),
                     in,
-                    Math.max(1, MAX_CHUNK_BYTES / rowBytes)));
+                    maxRows));
         }
-        long perChunk = chunkRows != null ? chunkRows : Math.max(1, Pipeline.DEFAULT_CHUNK_BYTES / rowBytes);
-        return Math.max(1, Math.min(perChunk, rows));
+        return perChunk;
     }
 
     /** What computes the first chunk (and so, as chunks share a shape, nearly every one). */

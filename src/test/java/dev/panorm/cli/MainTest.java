@@ -11,6 +11,7 @@ import dev.panorm.internal.cache.AutoProfile;
 import dev.panorm.io.Npy;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.io.RandomAccessFile;
 import java.lang.foreign.Arena;
@@ -987,11 +988,14 @@ class MainTest {
         assertFails(2, "missing required parameter: 'OUT_DX.npy'", "backward", in, out);
         assertFails(2, "is a directory", "normalize", in, temp.toString());
         assertFails(2, "unexpected argument 'now'", "info", "now");
+        // The limit is on the chunk held, which a file of 2 rows keeps to 2 rows; one of 2^23 rows does not.
+        assertEquals(0, run("normalize", in, out, "--chunk-rows", "100000000").exit());
+        String huge = sparseNpy(temp.resolve("huge.npy"), 1L << 23, 4).toString();
         assertFails(
                 2,
-                "--chunk-rows 100000000 makes chunks of 1525.9 MiB of " + in + "; at most 64 MiB (4194304 rows here)",
+                "--chunk-rows 100000000 makes chunks of 128.0 MiB of " + huge + "; at most 64 MiB (4194304 rows here)",
                 "normalize",
-                in,
+                huge,
                 out,
                 "--chunk-rows",
                 "100000000");
@@ -1054,6 +1058,27 @@ class MainTest {
         Run version = run(command, "--version");
         assertEquals(0, version.exit(), version.err());
         assertTrue(version.out().matches("(?s)panorm \\S+ \\(bundles oneDNN 3\\.8\\.1\\)\njava .*"), version.out());
+    }
+
+    /** Output that never arrived ({@code panorm info > /dev/full}, a closed pipe) is a failure, not a success. */
+    @ParameterizedTest
+    @ValueSource(strings = {"info", "--help", "--version", "normalize --help"})
+    void aFailedWriteToStandardOutputIsAFailure(String args) {
+        OutputStream full = new OutputStream() {
+            @Override
+            public void write(int b) throws IOException {
+                throw new IOException("No space left on device");
+            }
+        };
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int exit = Main.run(
+                args.split(" "),
+                new PrintStream(full, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        assertEquals(1, exit);
+        assertEquals(
+                "panorm: error: could not write to standard output (a full disk or a closed pipe?)\n",
+                err.toString(StandardCharsets.UTF_8));
     }
 
     @Test
@@ -1468,22 +1493,25 @@ class MainTest {
         assertFalse(Files.exists(Path.of(out)));
     }
 
+    /** A float32 {@code .npy} file of this 2-D shape over a sparse file: its header, and no data on disk. */
+    private static Path sparseNpy(Path file, long rows, long columns) throws IOException {
+        String dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + rows + ", " + columns + "), }";
+        String text = dict + " ".repeat((10 + dict.length() + 1 + 63) / 64 * 64 - 10 - dict.length() - 1) + "\n";
+        ByteBuffer header = ByteBuffer.allocate(10 + text.length()).order(ByteOrder.LITTLE_ENDIAN);
+        header.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}).putShort((short) text.length());
+        header.put(text.getBytes(StandardCharsets.US_ASCII));
+        Files.write(file, header.array());
+        try (RandomAccessFile sparse = new RandomAccessFile(file.toFile(), "rw")) {
+            sparse.setLength(header.capacity() + rows * columns * Float.BYTES);
+        }
+        return file;
+    }
+
     @Test
     void runningOutOfMemoryIsOneLine() throws IOException {
-        // Headers of 2^36 x 16 floats over sparse files: backward reads its inputs whole, which cannot be allocated.
-        Path x = temp.resolve("huge-x.npy");
-        Path dy = temp.resolve("huge-dy.npy");
-        for (Path file : List.of(x, dy)) {
-            String dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (68719476736, 16), }";
-            String text = dict + " ".repeat((10 + dict.length() + 1 + 63) / 64 * 64 - 10 - dict.length() - 1) + "\n";
-            ByteBuffer header = ByteBuffer.allocate(10 + text.length()).order(ByteOrder.LITTLE_ENDIAN);
-            header.put(new byte[] {(byte) 0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0}).putShort((short) text.length());
-            header.put(text.getBytes(StandardCharsets.US_ASCII));
-            Files.write(file, header.array());
-            try (RandomAccessFile sparse = new RandomAccessFile(file.toFile(), "rw")) {
-                sparse.setLength(header.capacity() + (1L << 36) * 16 * Float.BYTES);
-            }
-        }
+        // 2^36 x 16 floats: backward reads its inputs whole, which cannot be allocated.
+        Path x = sparseNpy(temp.resolve("huge-x.npy"), 1L << 36, 16);
+        Path dy = sparseNpy(temp.resolve("huge-dy.npy"), 1L << 36, 16);
         assertFails(
                 1,
                 "panorm: error: out of memory (",
