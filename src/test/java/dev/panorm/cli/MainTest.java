@@ -1049,7 +1049,7 @@ class MainTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"info", "normalize", "backward", "demo", "bench", "tune"})
+    @ValueSource(strings = {"info", "normalize", "backward", "demo", "bench", "tune", "help"})
     void everyCommandHasHelpAndVersion(String command) {
         Run help = run(command, "--help");
         assertEquals(0, help.exit(), help.err());
@@ -1058,6 +1058,15 @@ class MainTest {
         Run version = run(command, "--version");
         assertEquals(0, version.exit(), version.err());
         assertTrue(version.out().matches("(?s)panorm \\S+ \\(bundles oneDNN 3\\.8\\.1\\)\njava .*"), version.out());
+    }
+
+    @Test
+    void helpTakesOneCommandAndNothingElse() throws IOException {
+        assertTrue(run("help").out().startsWith("Usage: panorm [-hV] [COMMAND]"));
+        assertFails(2, "panorm: unknown command 'nosuch' (see 'panorm help --help')", "help", "nosuch");
+        assertFails(2, "panorm: unknown option '--bogus' (see 'panorm help --help')", "help", "--bogus");
+        assertFails(
+                2, "panorm: unexpected argument 'normalize' (see 'panorm help --help')", "help", "info", "normalize");
     }
 
     /** Output that never arrived ({@code panorm info > /dev/full}, a closed pipe) is a failure, not a success. */
