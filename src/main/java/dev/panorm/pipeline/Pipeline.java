@@ -175,8 +175,8 @@ public final class Pipeline {
 
     /**
      * How many chunks may be normalized at once, each by its own thread (a run starts no more threads than
-     * it has chunks, when it knows their number). Each call may use threads of its own as well (see {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}).
-     * Above 1, the tensors' memory must be accessible from other threads (a shared or automatic arena,
+     * it has chunks, when it knows their number). Each call may use threads of its own as well (see
+     * {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}). Above 1, the tensors' memory must be accessible from other threads (a shared or automatic arena,
      * not a confined one).
      *
      * @param chunksAtOnce at least 1
