@@ -24,7 +24,8 @@ import java.util.function.ToLongBiFunction;
  * ({@code docs/benchmarks.md}, "AUTO's cost model") on an Intel Xeon (Sapphire Rapids class, AVX-512 with
  * AMX, 2 cores) and are the model built into panorm; on AMD CPUs oneDNN's thread counts, and the backward and bf16
  * forward crossovers, are those measured on an AMD EPYC (Zen 5, 2 cores), where a second thread costs more ({@link
- * OneDnnKernel#AMD}).
+ * OneDnnKernel#AMD}), and on AMD CPUs without AVX-512 (an EPYC Zen 3 measured) the float32 full backward runs in Java
+ * at every size.
  *
  * <p>The first crossover may differ for wide rows ({@link AutoProfile#WIDE_ROWS} elements or more): the Java kernel
  * pays a fixed cost per row and oneDNN one per call, so where rows are wide Java stays faster to larger calls. A call's
@@ -197,6 +198,12 @@ final class AutoModel {
             // directly").
             table[DataType.BF16.ordinal()][Kind.FORWARD.ordinal()] = 3 << 14;
             table[DataType.BF16.ordinal()][Kind.FORWARD_GLOBAL.ordinal()] = 3 << 13;
+            if (!AutoProfile.Key.cpuHasFlag("avx512f")) {
+                // Without AVX-512 (Zen 3 measured) oneDNN's AVX2 backward loses to Java's beyond 2^17 elements too:
+                // Java took 0.63 to 0.82 of oneDNN's best time on rows of 4096 and on 8192 x 1024, 0.99 to 1.13 on
+                // 256 x 1024 and 2048 x 768 (docs/benchmarks.md, "Float32 backward on AMD without AVX-512").
+                f32[Kind.BACKWARD.ordinal()] = ALWAYS_JAVA;
+            }
         }
         long[][] wide = new long[types][];
         for (int type = 0; type < types; type++) {

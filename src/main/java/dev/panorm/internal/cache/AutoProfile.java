@@ -133,6 +133,12 @@ public record AutoProfile(
             return vendor != null ? vendor : "";
         }
 
+        /** {@return whether the first CPU's flags in /proc/cpuinfo name {@code flag} (e.g. {@code avx512f})} */
+        public static boolean cpuHasFlag(String flag) {
+            String flags = cpuInfo("flags");
+            return flags != null && (" " + flags + " ").contains(" " + flag + " ");
+        }
+
         private static String cpuModel() {
             String model = cpuInfo("model name");
             return model != null ? model : unknownCpu();
