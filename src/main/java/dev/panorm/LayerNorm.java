@@ -113,7 +113,9 @@ public final class LayerNorm implements AutoCloseable {
 
     /**
      * A layer normalization computed by {@code backend}, each call using at most {@code threads} threads:
-     * oneDNN's OpenMP threads, or the threads the Java kernels split the rows of a large tensor across.
+     * oneDNN's OpenMP threads, or the threads the Java kernels split the rows of a large tensor across. Neither
+     * takes more than it has: OpenMP's thread count ({@code OMP_NUM_THREADS}, default all cores) for oneDNN, the
+     * cores for the Java kernels.
      *
      * @param config what to compute
      * @param backend who computes it

@@ -76,7 +76,9 @@ final class OneDnnKernel implements Kernel {
         this.java = java;
         this.engine = OneDnn.runtime().engine();
         this.maxThreads = OpenMp.defaultThreads();
-        this.threads = threads;
+        // OMP_NUM_THREADS (default: the cores) caps every call; more threads only oversubscribe the cores, and
+        // thousands made OpenMP's thread creation crash the JVM.
+        this.threads = Math.min(threads, maxThreads);
         this.singleThreadBelowByPass = singleThreadBelow;
         this.plans = new PlanCache(calls, this::build);
         this.sums = new PlanCache(calls, this::buildSum);

@@ -3,8 +3,10 @@ package dev.panorm;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
@@ -160,6 +162,47 @@ class ConcurrencyTest {
         while (threadsNamed(prefix) != 0) { // a team ends with the Java thread that owns it
             assertTrue(System.nanoTime() < deadline, threadsNamed(prefix) + " OpenMP threads outlived their callers");
             Thread.sleep(10);
+        }
+    }
+
+    /**
+     * A thread count above OpenMP's ({@code OMP_NUM_THREADS}, default the cores) is capped there: thousands once made
+     * OpenMP's thread creation crash the JVM, and more threads than cores only oversubscribe them.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {3, 20_000})
+    void threadCountsAboveOpenMpsAreCapped(int threads) throws Exception {
+        assumeTrue(OneDnn.isAvailable());
+        int most = OneDnn.maxThreads();
+        assumeTrue(threads > most, "this machine has " + most + " OpenMP threads");
+        String prefix = "omp-cap-" + threads;
+        int rows = 256;
+        int c = 1024;
+        for (Backend backend : new Backend[] {Backend.ONEDNN, Backend.AUTO}) {
+            Thread caller = new Thread(
+                    () -> {
+                        try (Arena arena = Arena.ofConfined();
+                                LayerNorm norm =
+                                        LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend, threads)) {
+                            Tensor src = Tensor.ofFloats(arena, TestData.gaussian(rows * c, 0, 1, 6), rows, c);
+                            Tensor dst = Tensor.allocate(arena, DataType.F32, rows, c);
+                            String implementation = norm.implementation(src, dst, null, null);
+                            assertTrue(
+                                    implementation.endsWith(most == 1 ? "" : ", " + most + " threads"), implementation);
+                            norm.forward(src, dst);
+                            assertTrue(threadsNamed(prefix) <= most, threadsNamed(prefix) + " OpenMP threads");
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                    },
+                    prefix);
+            AtomicReference<Throwable> failure = new AtomicReference<>();
+            caller.setUncaughtExceptionHandler((thread, e) -> failure.set(e));
+            caller.start();
+            caller.join();
+            if (failure.get() != null) {
+                throw new AssertionError(backend + ": " + failure.get().getMessage(), failure.get());
+            }
         }
     }
 
