@@ -4,7 +4,8 @@ import dev.panorm.OneDnn;
 import dev.panorm.internal.io.ReplacedFile;
 import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.Reader;
+import java.io.InputStream;
+import java.io.StringReader;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -100,6 +101,9 @@ public record AutoProfile(
     }
 
     private static final String FORMAT = "4";
+    /** The most bytes a profile may have: panorm writes a few kilobytes. */
+    static final int MAX_BYTES = 1 << 20;
+
     private static final String SECOND_CROSSOVER = ".java_from";
     private static final String THREADS_FROM = ".onednn_threads_from";
     private static final String WIDE = ".wide_rows";
@@ -328,12 +332,9 @@ public record AutoProfile(
                 return super.put(name, value);
             }
         };
-        try (Reader in = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
-            in.mark(1);
-            if (in.read() != '\uFEFF') { // a byte order mark, as some editors write one, is not part of the first name
-                in.reset();
-            }
-            properties.load(in);
+        try {
+            String text = readBounded(file);
+            properties.load(new StringReader(text.startsWith("\uFEFF") ? text.substring(1) : text)); // an editor's BOM
         } catch (IOException e) {
             throw new IOException("cannot read the profile " + file + ": " + e, e);
         } catch (IllegalArgumentException e) { // a malformed Unicode escape, a name given twice
@@ -350,7 +351,7 @@ public record AutoProfile(
                     Math.toIntExact(number(properties, "cores")),
                     required(properties, "java"),
                     required(properties, "onednn"));
-            Instant tuned = Instant.parse(required(properties, "tuned"));
+            Instant tuned = instant(properties, "tuned");
             Map<String, Long> javaUpTo = new LinkedHashMap<>();
             Map<String, Long> javaFrom = new LinkedHashMap<>();
             Map<String, Long> threadsFrom = new LinkedHashMap<>();
@@ -376,8 +377,36 @@ public record AutoProfile(
                 into.put(kind, elements);
             }
             return new AutoProfile(key, tuned, javaUpTo, javaFrom, threadsFrom, wide);
-        } catch (IllegalArgumentException | DateTimeParseException e) {
+        } catch (IllegalArgumentException e) {
             throw new IOException(file + " is not a panorm profile: " + e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The file's text, read only where it is a regular file of at most {@link #MAX_BYTES}: a FIFO would block the
+     * process's first AUTO operation, and {@code /dev/zero} or a huge file fill its heap.
+     */
+    private static String readBounded(Path file) throws IOException {
+        if (Files.exists(file) && !Files.isRegularFile(file)) {
+            throw new IOException("not a regular file");
+        }
+        try (InputStream in = Files.newInputStream(file)) {
+            byte[] bytes = in.readNBytes(MAX_BYTES + 1);
+            if (bytes.length > MAX_BYTES) {
+                throw new IOException("larger than " + MAX_BYTES / 1024 + " KiB, which no profile is");
+            }
+            return new String(bytes, StandardCharsets.UTF_8);
+        }
+    }
+
+    /** {@code name}'s value, an instant as {@link Instant#toString()} writes it. */
+    private static Instant instant(Properties properties, String name) {
+        String value = required(properties, name);
+        try {
+            return Instant.parse(value);
+        } catch (DateTimeParseException e) {
+            throw new IllegalArgumentException(
+                    name + " must be an instant such as 2026-12-04T05:00:00Z, got '" + value + "'");
         }
     }
 

@@ -3,12 +3,16 @@ package dev.panorm.internal.cache;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.io.IOException;
+import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
@@ -233,6 +237,8 @@ class AutoProfileTest {
                 "f32.forward is given twice",
                 valid.replace("format=4", "format=3"),
                 "f32.forward.wide_rows needs format 4 or later; the file is format 3",
+                valid.replaceAll("tuned=.*", "tuned=garbage"),
+                "tuned must be an instant such as 2026-12-04T05:00:00Z, got 'garbage'",
                 "\uFEFF" + valid,
                 ""); // a byte order mark
         for (Map.Entry<String, String> entry : expected.entrySet()) {
@@ -246,6 +252,41 @@ class AutoProfileTest {
                         wrong.getMessage());
             }
         }
+    }
+
+    /**
+     * A profile that is no regular file, or larger than any profile, is ignored with a warning without being read: a
+     * FIFO blocked the first AUTO operation for good, and {@code /dev/zero} or a huge file filled the heap.
+     */
+    @Test
+    void onlyARegularFileOfAProfilesSizeIsRead() throws Exception {
+        Path fifo = temp.resolve("fifo.properties");
+        assumeTrue(new ProcessBuilder("mkfifo", fifo.toString()).start().waitFor() == 0, "mkfifo");
+        Path huge = temp.resolve("huge.properties");
+        try (RandomAccessFile sparse = new RandomAccessFile(huge.toFile(), "rw")) {
+            sparse.setLength(AutoProfile.MAX_BYTES + 1L);
+        }
+        Map<String, String> expected = Map.of(
+                fifo.toString(),
+                "not a regular file",
+                "/dev/zero",
+                "not a regular file",
+                huge.toString(),
+                "larger than 1024 KiB, which no profile is");
+        assertTimeoutPreemptively(Duration.ofSeconds(20), () -> {
+            for (Map.Entry<String, String> entry : expected.entrySet()) {
+                var found = lookUp(entry.getKey(), temp);
+                assertEquals(Optional.empty(), found.getKey(), entry.getKey());
+                assertEquals(1, found.getValue().size(), entry.getKey());
+                assertTrue(
+                        found.getValue().getFirst().endsWith(entry.getValue()),
+                        found.getValue().toString());
+            }
+        });
+        Path largest = Files.writeString(temp.resolve("padded.properties"), Files.readString(writeValid()));
+        Files.writeString(
+                largest, "#".repeat((int) (AutoProfile.MAX_BYTES - Files.size(largest))), StandardOpenOption.APPEND);
+        assertEquals(profile(HERE), AutoProfile.read(largest), "a profile of the largest size is read");
     }
 
     private Path writeValid() throws IOException {
