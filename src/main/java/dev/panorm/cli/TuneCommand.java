@@ -9,6 +9,7 @@ import dev.panorm.Tensor;
 import dev.panorm.cli.Main.UsageException;
 import dev.panorm.internal.cache.AutoProfile;
 import dev.panorm.internal.cache.CacheFolder;
+import dev.panorm.internal.io.ReplacedFile;
 import dev.panorm.pipeline.Pipeline;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -289,6 +290,7 @@ final class TuneCommand implements Callable<Integer> {
             throw new UsageException(
                     (dir != null ? "--dir " : "the cache folder ") + file.getParent() + " is not a directory");
         }
+        ReplacedFile.create(file).close(); // a temporary file made and removed: the folder takes the profile
         long start = System.nanoTime();
         Sweep sweep = sweep(parsedWidths, parsedTypes, ProgressBar.onTerminal(main.err, "measurements"));
         List<Point> points = sweep.points();

@@ -1234,6 +1234,14 @@ class MainTest {
                 "normalize",
                 in,
                 "/sys/y.npy");
+        // tune finds out before it measures for a minute, not after.
+        Run tune = assertTimeoutPreemptively(
+                Duration.ofSeconds(40), () -> run("tune", "--dir", "/sys", "--seconds", "60"));
+        assertEquals(1, tune.exit(), tune.err());
+        assertTrue(
+                tune.err().startsWith("panorm: error: cannot write /sys/")
+                        && tune.err().endsWith(": permission denied (directory /sys)\n"),
+                tune.err());
     }
 
     @Test
