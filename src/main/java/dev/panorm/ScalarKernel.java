@@ -254,7 +254,8 @@ final class ScalarKernel implements Kernel {
     static void checkBackwardRowLength(long c) {
         if (c > MAX_BACKWARD_C) {
             throw new IllegalArgumentException("the Java kernels' backward pass takes rows of at most " + MAX_BACKWARD_C
-                    + " elements (its per-channel sums are Java arrays), and these have " + c + "; use Backend.ONEDNN");
+                    + " elements (its per-channel sums are Java arrays), and these have " + c
+                    + "; oneDNN's backward refuses rows this long as well (from 2^29 elements)");
         }
     }
 
@@ -266,7 +267,7 @@ final class ScalarKernel implements Kernel {
         if (c > MAX_BACKWARD_C) {
             throw new IllegalArgumentException("the Java kernels' residual add and int8 output take rows of at most "
                     + MAX_BACKWARD_C + " elements (a row is kept in a Java array), and these have " + c
-                    + "; int8 output runs only there, while Backend.ONEDNN runs a residual add in oneDNN where it can");
+                    + "; int8 output runs only there, and oneDNN refuses rows this long as well");
         }
     }
 

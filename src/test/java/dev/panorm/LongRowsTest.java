@@ -63,7 +63,8 @@ class LongRowsTest {
                     IllegalArgumentException.class, () -> norm.backwardData(dy, x, mean, variance, null, dy));
             assertEquals(
                     "the Java kernels' backward pass takes rows of at most 1073741760 elements (its per-channel "
-                            + "sums are Java arrays), and these have 3000000000; use Backend.ONEDNN",
+                            + "sums are Java arrays), and these have 3000000000; oneDNN's backward refuses rows this"
+                            + " long as well (from 2^29 elements)",
                     e.getMessage());
         }
     }
@@ -84,8 +85,8 @@ class LongRowsTest {
                     () -> norm.forwardQuantized(x, null, null, null, q, null, null, scales));
             assertEquals(
                     "the Java kernels' residual add and int8 output take rows of at most 1073741760 elements (a row"
-                            + " is kept in a Java array), and these have 3000000000; int8 output runs only there, while"
-                            + " Backend.ONEDNN runs a residual add in oneDNN where it can",
+                            + " is kept in a Java array), and these have 3000000000; int8 output runs only there, and"
+                            + " oneDNN refuses rows this long as well",
                     e.getMessage());
         }
     }
