@@ -83,6 +83,8 @@ final class AutoModel {
     static final long NEVER_JAVA = 0;
     /** A second crossover ({@link #javaFrom}) that no call reaches. */
     static final long NEVER = Long.MAX_VALUE;
+    /** {@code -Dpanorm.auto.javaUpTo}: every float32 crossover, or null. */
+    private static final Long JAVA_UP_TO = Settings.wholeNumber("panorm.auto.javaUpTo");
 
     /**
      * The built-in model. float32: Java up to 2^15 elements for forward (one thread each; from there oneDNN
@@ -107,7 +109,7 @@ final class AutoModel {
      * take the same crossovers, except on AMD (below). The system property {@code panorm.auto.javaUpTo} replaces
      * every float32 crossover, wide rows' too, with no second one (0: oneDNN whenever it can).
      */
-    static final AutoModel BUILT_IN = builtIn(Long.getLong("panorm.auto.javaUpTo"));
+    static final AutoModel BUILT_IN = builtIn(JAVA_UP_TO);
 
     /** Indexed by data type, then kind: for calls on rows shorter than {@link AutoProfile#WIDE_ROWS}. */
     private final long[][] javaUpTo;
@@ -137,9 +139,8 @@ final class AutoModel {
 
     /** Looks the profile up once, when the first AUTO operation is created: never on a call's path. */
     private static final class Current {
-        static final AutoModel MODEL = AutoProfile.inUse()
-                .map(used -> of(used.profile(), Long.getLong("panorm.auto.javaUpTo")))
-                .orElse(BUILT_IN);
+        static final AutoModel MODEL =
+                AutoProfile.inUse().map(used -> of(used.profile(), JAVA_UP_TO)).orElse(BUILT_IN);
     }
 
     static AutoModel builtIn(Long override) {

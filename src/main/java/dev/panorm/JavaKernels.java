@@ -18,7 +18,7 @@ final class JavaKernels {
     private JavaKernels() {}
 
     private static MethodHandle vectorConstructor(String className) {
-        if (Boolean.getBoolean("panorm.vector.disable")
+        if (Settings.flag("panorm.vector.disable", false)
                 || ModuleLayer.boot().findModule("jdk.incubator.vector").isEmpty()) {
             return null;
         }

@@ -47,7 +47,7 @@ final class KernelWarmup {
     static final long GIVE_UP_NANOS = 30_000_000_000L;
 
     /** Whether AUTO adapts to cold kernels and new signatures ({@link AutoKernel}): {@code panorm.auto.adaptive}. */
-    static final boolean ENABLED = !"false".equals(System.getProperty("panorm.auto.adaptive"));
+    static final boolean ENABLED = Settings.flag("panorm.auto.adaptive", true);
 
     private static final int CALLS_PER_BATCH = 64;
     private static final long ROWS = 4;

@@ -13,6 +13,7 @@ import java.lang.invoke.MethodType;
 import java.lang.ref.Reference;
 import java.lang.ref.WeakReference;
 import java.util.Arrays;
+import java.util.Objects;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 
 /**
@@ -786,7 +787,8 @@ final class OwnedMemory {
          * The most memory a thread keeps for copies; calls needing more run in parts, or on the heap. The system property
          * {@code panorm.heapCopyBytes} sets another (tests run calls in many small parts with it).
          */
-        static final long KEPT_BYTES = Math.max(ALIGNMENT, Long.getLong("panorm.heapCopyBytes", 64L << 20));
+        static final long KEPT_BYTES = Math.max(
+                ALIGNMENT, Objects.requireNonNullElse(Settings.wholeNumber("panorm.heapCopyBytes"), 64L << 20));
 
         private static final ThreadLocal<HeapCopies> KEPT = ThreadLocal.withInitial(HeapCopies::new);
 

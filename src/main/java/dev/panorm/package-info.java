@@ -57,6 +57,8 @@
  *     {@link Backend#JAVA}. Without it that backend falls back to its scalar kernels with one
  *     warning per process, and {@link Backend#AUTO} sends the calls it would give them to oneDNN.
  * </ul>
+ * The system properties the guide names ({@code -Dpanorm.auto.javaUpTo}, {@code -Dpanorm.heapCopyBytes}, ...) take
+ * whole numbers or {@code true}/{@code false}; a value that does not parse is ignored with one warning naming it.
  *
  * <p>{@link dev.panorm.io} reads and writes {@code .npy} files through memory mapping;
  * {@link dev.panorm.pipeline} streams tensors larger than memory through a {@code LayerNorm} in
