@@ -9,6 +9,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -27,6 +28,7 @@ import java.util.NoSuchElementException;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.locks.LockSupport;
 
 /**
  * NumPy's {@code .npy} format (versions 1.0, 2.0 and 3.0): read through positional reads into off-heap
@@ -323,6 +325,8 @@ public final class Npy {
                         if (next == rows) {
                             checkUnchanged();
                         }
+                    } catch (ClosedChannelException e) { // closed by another thread, during the read or before
+                        throw new IllegalStateException("the reader of " + path + " is closed", e);
                     } catch (IOException e) {
                         throw new UncheckedIOException(e);
                     }
@@ -410,8 +414,9 @@ public final class Npy {
         }
 
         /**
-         * Closes the file and frees the chunk buffers; chunks read from it are invalid afterwards. Closing again does
-         * nothing.
+         * Closes the file and frees the chunk buffers; chunks read from it are invalid afterwards. A call in flight on
+         * another thread that uses a chunk (a pipeline's worker normalizing it) is waited for: its buffer is freed
+         * once the call returns. Closing again does nothing.
          *
          * @throws IOException if closing the file fails (the buffers are freed all the same)
          */
@@ -426,8 +431,26 @@ public final class Npy {
             try {
                 channel.close();
             } finally {
-                buffer.values().forEach(held -> held.arena().close());
+                buffer.values().forEach(held -> free(held.arena()));
                 buffer.clear();
+            }
+        }
+
+        /**
+         * Closes a buffer's arena, waiting while a call on another thread holds it: a downcall or kernel that got a
+         * chunk from it keeps its arena acquired, and {@link Arena#close()} then throws rather than wait.
+         */
+        private static void free(Arena arena) {
+            while (true) {
+                try {
+                    arena.close();
+                    return;
+                } catch (IllegalStateException held) {
+                    if (!arena.scope().isAlive()) {
+                        return;
+                    }
+                    LockSupport.parkNanos(100_000);
+                }
             }
         }
     }

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.panorm.DataType;
@@ -12,8 +13,12 @@ import dev.panorm.Tensor;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
+import java.lang.foreign.FunctionDescriptor;
+import java.lang.foreign.Linker;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.SymbolLookup;
 import java.lang.foreign.ValueLayout;
+import java.lang.invoke.MethodHandle;
 import java.net.URISyntaxException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -23,10 +28,13 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -384,6 +392,72 @@ class NpyTest {
             Npy.write(file, Tensor.ofFloats(arena, values, rows, 4));
         }
         return file;
+    }
+
+    /**
+     * Closing a reader while another thread's call holds one of its chunks (a pipeline's worker in a kernel) waits for
+     * that call and then frees every buffer: the arena's close used to throw "Session is acquired" half way and leave
+     * the buffers allocated for good. The call here is libc's read() into the chunk, from a pipe written later.
+     */
+    @Test
+    void closingWaitsForACallHoldingAChunkAndFreesEveryBuffer() throws Throwable {
+        Linker linker = Linker.nativeLinker();
+        SymbolLookup libc = linker.defaultLookup();
+        MethodHandle pipe = linker.downcallHandle(
+                libc.find("pipe").orElseThrow(), FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS));
+        FunctionDescriptor io = FunctionDescriptor.of(
+                ValueLayout.JAVA_LONG, ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_LONG);
+        MethodHandle read = linker.downcallHandle(libc.find("read").orElseThrow(), io);
+        MethodHandle write = linker.downcallHandle(libc.find("write").orElseThrow(), io);
+        Npy.Reader reader = Npy.Reader.open(counting("x.npy", 10));
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment fds = arena.allocate(ValueLayout.JAVA_INT, 2);
+            assertEquals(0, (int) pipe.invokeExact(fds));
+            int readEnd = fds.getAtIndex(ValueLayout.JAVA_INT, 0);
+            int writeEnd = fds.getAtIndex(ValueLayout.JAVA_INT, 1);
+            CountDownLatch reading = new CountDownLatch(1);
+            Thread holder = new Thread(() -> {
+                Tensor chunk = reader.chunks(1, 3).iterator().next();
+                reading.countDown();
+                try {
+                    long got = (long) read.invokeExact(readEnd, chunk.segment(), 4L); // blocks: the chunk is held
+                    assertEquals(4, got);
+                } catch (Throwable e) {
+                    throw new AssertionError(e);
+                }
+            });
+            holder.start();
+            reading.await();
+            Thread.sleep(100); // into read()
+            MemorySegment four = Arena.global().allocate(4);
+            AtomicBoolean released = new AtomicBoolean();
+            Thread release = new Thread(() -> {
+                try {
+                    Thread.sleep(300);
+                    released.set(true);
+                    assertEquals(4L, (long) write.invokeExact(writeEnd, four, 4L));
+                } catch (Throwable e) {
+                    throw new AssertionError(e);
+                }
+            });
+            release.start();
+            assertTimeoutPreemptively(Duration.ofSeconds(20), reader::close);
+            assertTrue(released.get(), "close returned while a call held a chunk");
+            holder.join();
+            release.join();
+            assertEquals(0, reader.buffersHeld());
+            MethodHandle close = linker.downcallHandle(
+                    libc.find("close").orElseThrow(),
+                    FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+            assertEquals(0, (int) close.invokeExact(readEnd));
+            assertEquals(0, (int) close.invokeExact(writeEnd));
+        }
+        assertEquals(
+                "the reader of " + temp.resolve("x.npy") + " is closed",
+                assertThrows(
+                                IllegalStateException.class,
+                                () -> reader.chunks(1, 3).iterator().next())
+                        .getMessage());
     }
 
     @Test
