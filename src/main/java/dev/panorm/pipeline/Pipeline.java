@@ -54,7 +54,8 @@ import java.util.concurrent.atomic.AtomicLong;
  * {@link LayerNorm#forward} call would, so overlaps that lie between chunks are refused before anything
  * is written. Then the first exception of any chunk (from the {@code LayerNorm}, the source or the sink)
  * stops the run, the other workers stop before their next chunk, and {@code run} rethrows it. Chunks
- * finished before it stay written.
+ * finished before it stay written. Interrupting the thread that called {@code run} stops the run the same
+ * way, before the next chunk, with an {@link IllegalStateException} (the interrupt status stays set).
  *
  * <p>Guide: {@code docs/pipelines.md}.
  */
@@ -455,6 +456,9 @@ public final class Pipeline {
 
         private void drainUntilEmpty() {
             while (!failed) {
+                if (Thread.currentThread().isInterrupted()) { // the caller's, or the workers' when the caller was
+                    throw new IllegalStateException("interrupted while the pipeline ran");
+                }
                 Tensor chunk;
                 long firstRow;
                 synchronized (source) {

@@ -26,6 +26,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Chunked runs give exactly what one call over the whole tensor gives, whatever the chunking. */
 class PipelineTest {
@@ -368,6 +369,31 @@ class PipelineTest {
             // Two workers; the slack is for threads the JVM may start meanwhile (compiler threads).
             int peak = threads.getPeakThreadCount();
             assertTrue(peak <= before + 2 + 8, "peak " + peak + " threads, " + before + " before the run");
+        }
+    }
+
+    /** An interrupt of the calling thread stops a run before its next chunk, whatever the parallelism. */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 3})
+    void anInterruptStopsTheRun(int parallelism) {
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C).withoutAffine(), Backend.JAVA_SCALAR)) {
+            Tensor src = Tensor.ofFloats(arena, values(1000 * C, 12), 1000, C);
+            Tensor dst = Tensor.allocate(arena, DataType.F32, 1000, C);
+            Pipeline pipeline = Pipeline.of(norm).chunkRows(1).parallelism(parallelism);
+            Thread.currentThread().interrupt();
+            try {
+                assertEquals(
+                        "interrupted while the pipeline ran",
+                        assertThrows(IllegalStateException.class, () -> pipeline.run(src, dst))
+                                .getMessage());
+                assertTrue(Thread.currentThread().isInterrupted(), "the interrupt status stays set");
+            } finally {
+                Thread.interrupted();
+            }
+            if (parallelism == 1) {
+                assertArrayEquals(new float[1000 * C], dst.toFloatArray(), "no chunk was normalized");
+            }
         }
     }
 
