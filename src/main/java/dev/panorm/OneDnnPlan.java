@@ -852,7 +852,13 @@ final class OneDnnPlan {
         private void bind(int step, int argument, MemorySegment segment) {
             long address = segment.address();
             if (address != bound[step][argument]) {
-                check(Dnnl.dnnl_memory_set_data_handle(memory[step][argument], segment), "dnnl_memory_set_data_handle");
+                try {
+                    check(
+                            Dnnl.dnnl_memory_set_data_handle(memory[step][argument], segment),
+                            "dnnl_memory_set_data_handle");
+                } catch (IllegalStateException e) { // the linker refused an arena closed since the checks
+                    throw CallChecks.closedDuringCall(e);
+                }
                 bound[step][argument] = address;
             }
         }
