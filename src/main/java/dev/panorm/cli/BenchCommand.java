@@ -78,7 +78,7 @@ final class BenchCommand implements Callable<Integer> {
      * BenchChart}, which needs XChart to load).
      *
      * @return whether it is an SVG file (else PNG)
-     * @throws IOException if it exists and is not a regular file
+     * @throws IOException if it exists and is not a regular file, or its folder refuses new files
      */
     private static boolean checkChart(Path file) throws IOException {
         String name = file.getFileName().toString().toLowerCase(Locale.ROOT);
@@ -89,6 +89,7 @@ final class BenchCommand implements Callable<Integer> {
         if (!Files.isDirectory(folder)) {
             throw new UsageException("--chart: no such folder " + folder);
         }
+        ReplacedFile.create(file).close(); // a temporary file made and removed: a directory, or a folder refusing files
         return name.endsWith(".svg");
     }
 }

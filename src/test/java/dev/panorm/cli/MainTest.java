@@ -850,6 +850,11 @@ class MainTest {
         assertEquals(1, pipe.exit());
         assertTrue(pipe.err().contains("cannot write " + fifo + ": it is a FIFO"), pipe.err());
         assertTrue(Files.readAttributes(fifo, BasicFileAttributes.class).isOther(), "the FIFO is still there");
+        Path folder = Files.createDirectory(temp.resolve("folder.png"));
+        Run directory = run("bench", "--shapes", "2x64", "--seconds", "60", "--chart", folder.toString());
+        assertEquals(1, directory.exit());
+        assertTrue(directory.err().contains("cannot write " + folder + ": it is a directory"), directory.err());
+        assertEquals("", directory.out(), "nothing measured");
     }
 
     /** Runs a failing command; asserts the exit status, the message, and that no output file or temporary appeared. */
