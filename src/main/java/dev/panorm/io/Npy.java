@@ -632,6 +632,10 @@ public final class Npy {
          *     mapping has been closed
          */
         public void commit() throws IOException {
+            if (!tensor.segment().scope().isAlive()) { // force() would say only "Already closed"
+                throw new IllegalStateException("the arena that owns the mapping of " + file.target()
+                        + " is closed: commit before closing it (the result may not have reached the disk)");
+            }
             try {
                 tensor.segment().force();
             } catch (UncheckedIOException e) {

@@ -326,6 +326,25 @@ class NpyTest {
         }
     }
 
+    /** Committing after the mapping's arena closed says so, and leaves the target as it was. */
+    @Test
+    void committingAfterTheArenaClosedIsNamed() throws Exception {
+        Path target = temp.resolve("result.npy");
+        Files.writeString(target, "previous contents");
+        Arena arena = Arena.ofConfined();
+        try (Npy.Output output = Npy.Output.create(target, new long[] {4, 4}, arena)) {
+            arena.close();
+            assertEquals(
+                    "the arena that owns the mapping of " + target
+                            + " is closed: commit before closing it (the result may not have reached the disk)",
+                    assertThrows(IllegalStateException.class, output::commit).getMessage());
+        }
+        assertEquals("previous contents", Files.readString(target));
+        try (Stream<Path> files = Files.list(temp)) {
+            assertEquals(1, files.count(), "the temporary file is gone");
+        }
+    }
+
     @Test
     void aCommittedOutputReplacesTheTarget() throws Exception {
         Path target = temp.resolve("result.npy");

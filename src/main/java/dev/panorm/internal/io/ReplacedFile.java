@@ -120,6 +120,11 @@ public final class ReplacedFile implements AutoCloseable {
         return channel;
     }
 
+    /** {@return where the file appears on {@link #commit()}, as the caller named it} */
+    public Path target() {
+        return target;
+    }
+
     /** {@return the temporary file's path} */
     public Path temporary() {
         return temporary;
