@@ -81,7 +81,8 @@ public record AutoProfile(
     /** The CPU the built-in model was measured on (docs/benchmarks.md, "AUTO's cost model"). */
     public static final String BUILT_IN_MEASURED_ON =
             "Intel Xeon (Sapphire Rapids class, AVX-512 with AMX), and for oneDNN's thread counts and some crossovers"
-                    + " on AMD CPUs AMD EPYC (Zen 5); 2 cores, JDK 25, oneDNN 3.8.1";
+                    + " on AMD CPUs AMD EPYC (Zen 5), for float32 backward on AMD CPUs without AVX-512 AMD EPYC (Zen 3);"
+                    + " 2 cores, JDK 25, oneDNN 3.8.1";
     /** The kinds of call AUTO's model has, by the names a profile uses (the model's kinds, lower case). */
     public static final List<String> KINDS =
             List.of("forward", "forward_global", "forward_composed", "backward", "backward_data", "backward_composed");
