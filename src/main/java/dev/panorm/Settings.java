@@ -29,8 +29,11 @@ final class Settings {
         if (value == null) {
             return otherwise;
         }
-        if (value.strip().equalsIgnoreCase("true") || value.strip().equalsIgnoreCase("false")) {
-            return Boolean.parseBoolean(value.strip());
+        if (value.strip().equalsIgnoreCase("true")) {
+            return true;
+        }
+        if (value.strip().equalsIgnoreCase("false")) {
+            return false;
         }
         warn(name, value, "true or false");
         return otherwise;

@@ -326,7 +326,7 @@ public final class Npy {
                             checkUnchanged();
                         }
                     } catch (ClosedChannelException e) { // closed by another thread, during the read or before
-                        throw new IllegalStateException("the reader of " + path + " is closed", e);
+                        throw closed(e);
                     } catch (IOException e) {
                         throw new UncheckedIOException(e);
                     }
@@ -354,7 +354,7 @@ public final class Npy {
             synchronized (this) { // against close(): a buffer made after it would never be freed
                 if (closed) {
                     arena.close();
-                    throw new IllegalStateException("the reader of " + path + " is closed");
+                    throw closed(null);
                 }
                 buffer.put(thread, grown);
             }
@@ -362,6 +362,10 @@ public final class Npy {
                 mine.arena().close(); // this thread's chunks from it are done: each is used before the next is taken
             }
             return grown.memory();
+        }
+
+        private IllegalStateException closed(Exception cause) {
+            return new IllegalStateException("the reader of " + path + " is closed", cause);
         }
 
         /** Fills {@code into} with data bytes from {@code offset} on; the file ending early means it shrank. */

@@ -177,8 +177,8 @@ public final class Pipeline {
     /**
      * How many chunks may be normalized at once, each by its own thread (a run starts no more threads than
      * it has chunks, when it knows their number). Each call may use threads of its own as well (see
-     * {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}). Above 1, the tensors' memory must be accessible from other threads (a shared or automatic arena,
-     * not a confined one).
+     * {@link LayerNorm#create(dev.panorm.LayerNormConfig, dev.panorm.Backend, int)}). Above 1, the tensors'
+     * memory must be accessible from other threads (a shared or automatic arena, not a confined one).
      *
      * @param chunksAtOnce at least 1
      * @return a pipeline like this one with this parallelism
@@ -408,7 +408,7 @@ public final class Pipeline {
         } catch (InterruptedException e) {
             stream.failed = true;
             Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while the pipeline ran", e);
+            throw interrupted(e);
         } catch (ExecutionException e) {
             if (e.getCause() instanceof RuntimeException runtime) {
                 throw runtime;
@@ -418,6 +418,11 @@ public final class Pipeline {
             }
             throw new IllegalStateException(e.getCause());
         }
+    }
+
+    /** What a run that was interrupted throws; the interrupt status stays set. */
+    private static IllegalStateException interrupted(InterruptedException cause) {
+        return new IllegalStateException("interrupted while the pipeline ran", cause);
     }
 
     /** The state of one run, shared by its workers. */
@@ -457,7 +462,7 @@ public final class Pipeline {
         private void drainUntilEmpty() {
             while (!failed) {
                 if (Thread.currentThread().isInterrupted()) { // the caller's, or the workers' when the caller was
-                    throw new IllegalStateException("interrupted while the pipeline ran");
+                    throw interrupted(null);
                 }
                 Tensor chunk;
                 long firstRow;
