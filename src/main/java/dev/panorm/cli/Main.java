@@ -85,6 +85,15 @@ public final class Main implements Callable<Integer> {
                 .setErr(new PrintWriter(err, true))
                 .setParameterExceptionHandler((e, arguments) -> usageError(describe(e), e.getCommandLine(), err))
                 .setExecutionExceptionHandler((e, command, parsed) -> failure(e, command, err));
+        // picocli marks every multi-value option as repeatable ("[--stats MEAN.npy VAR.npy]..."); --stats takes
+        // its two files once.
+        line.getSubcommands()
+                .get("normalize")
+                .getHelpSectionMap()
+                .put(
+                        CommandLine.Model.UsageMessageSpec.SECTION_KEY_SYNOPSIS,
+                        help -> help.synopsis(help.synopsisHeadingLength())
+                                .replaceFirst("(VAR\\.\\s*npy])\\.\\.\\.", "$1"));
         try {
             int status = line.execute(args);
             helpOut.flush();

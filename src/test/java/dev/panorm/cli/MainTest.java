@@ -1116,6 +1116,7 @@ class MainTest {
                 "--chunk-rows N")) {
             assertTrue(normalize.contains(option), option + " in\n" + normalize);
         }
+        assertFalse(normalize.matches("(?s).*VAR\\.\\s*npy]\\.\\.\\..*"), "--stats is not repeatable:\n" + normalize);
     }
 
     @Test
