@@ -22,7 +22,8 @@ import java.util.concurrent.ExecutorService;
  * be a write per call to a line that every thread calling the plan reads. A dropped plan is retired:
  * threads still holding its contexts see the flag and stop using them, and its native memory is freed
  * once no call of the {@code LayerNorm} is in flight, by a background thread rather than by the call
- * that evicted it (docs/benchmarks.md, Startup: what freeing costs that call).
+ * that evicted it (docs/benchmarks.md, Startup: what freeing costs that call), unless that thread has fallen
+ * behind ({@link #quiescent}).
  */
 final class PlanCache {
     /** Plans kept; each holds a little JIT code and a few descriptors. */
@@ -315,26 +316,38 @@ final class PlanCache {
     /**
      * Hands retired plans to the {@link Reaper} if no call is in flight. A call that starts later sees
      * them retired (the flag is written before the count is read here, and read after the call's count
-     * goes up), so none can be using them.
+     * goes up), so none can be using them. While the reaper still holds {@link #MAX_PLANS} plans, the
+     * calling thread frees them itself: a caller that keeps meeting new signatures retires plans faster
+     * than a thread of the lowest priority frees them, and their native memory grew without bound (by
+     * hundreds of MiB a second, cycling through 80 signatures of one row length).
      */
     void quiescent() {
         if (!hasRetired) {
             return;
         }
+        Runnable free;
+        boolean here;
         synchronized (lock) {
-            if (calls.inFlight() == 0 && !retired.isEmpty()) {
-                List<OneDnnPlan> doomed = List.copyOf(retired);
-                retired.clear();
-                hasRetired = false;
-                freeing += doomed.size();
-                Reaper.THREAD.execute(() -> {
-                    doomed.forEach(OneDnnPlan::free);
-                    synchronized (lock) {
-                        freeing -= doomed.size();
-                        lock.notifyAll();
-                    }
-                });
+            if (calls.inFlight() != 0 || retired.isEmpty()) {
+                return;
             }
+            List<OneDnnPlan> doomed = List.copyOf(retired);
+            retired.clear();
+            hasRetired = false;
+            here = freeing >= MAX_PLANS;
+            freeing += doomed.size();
+            free = () -> {
+                doomed.forEach(OneDnnPlan::free);
+                synchronized (lock) {
+                    freeing -= doomed.size();
+                    lock.notifyAll();
+                }
+            };
+        }
+        if (here) {
+            free.run();
+        } else {
+            Reaper.THREAD.execute(free);
         }
     }
 
@@ -355,8 +368,17 @@ final class PlanCache {
      * meanwhile wait.
      */
     static Runnable holdBuilder() {
+        return hold(Background.THREAD);
+    }
+
+    /** Holds the thread that frees retired plans until the returned action runs (for tests). */
+    static Runnable holdReaper() {
+        return hold(Reaper.THREAD);
+    }
+
+    private static Runnable hold(ExecutorService thread) {
         CountDownLatch release = new CountDownLatch(1);
-        Background.THREAD.execute(() -> {
+        thread.execute(() -> {
             try {
                 release.await();
             } catch (InterruptedException e) {

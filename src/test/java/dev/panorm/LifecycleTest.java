@@ -73,6 +73,30 @@ class LifecycleTest {
     }
 
     @Test
+    void plansPileUpNoFurtherThanTheCacheWhileTheReaperFallsBehind() {
+        try (Arena arena = Arena.ofConfined();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
+            PlanCache plans = plansOf(norm);
+            Runnable release = PlanCache.holdReaper(); // as a reaper of the lowest priority behind a busy caller
+            try {
+                for (int rows = 1; rows <= 4 * PlanCache.MAX_PLANS; rows++) {
+                    forward(norm, arena, rows);
+                    assertTrue(
+                            plans.allocatedPlans() <= 2 * PlanCache.MAX_PLANS + 1,
+                            plans.allocatedPlans() + " plans allocated after " + rows + " row counts");
+                }
+            } finally {
+                release.run(); // before close(), which waits for the reaper
+            }
+            long deadline = System.nanoTime() + 10_000_000_000L;
+            while (plans.allocatedPlans() > PlanCache.MAX_PLANS) {
+                assertTrue(System.nanoTime() < deadline, plans.allocatedPlans() + " plans still allocated after 10 s");
+                Thread.onSpinWait();
+            }
+        }
+    }
+
+    @Test
     void contextsOfThreadsThatEndedAreReusedNotMultiplied() throws Exception {
         try (Arena arena = Arena.ofShared();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(C), Backend.ONEDNN)) {
