@@ -40,6 +40,11 @@ final class Soak {
 
     static final int SLOPE_MIN_SECONDS = 60;
     static final int WARM_UP_MAX_SECONDS = 30;
+    /**
+     * Shorter runs end their warm-up (a quarter of the run) while memory still ramps up, and fail, or take no
+     * sample after it and check nothing.
+     */
+    static final int MIN_SECONDS = 4 * WARM_UP_MAX_SECONDS;
     /** Growth compares medians over this many samples, so one sample caught mid-compilation cannot decide it. */
     static final int WINDOW = 5;
     /**
@@ -116,9 +121,11 @@ final class Soak {
 
     public static void main(String[] args) throws Exception {
         int seconds = DEFAULT_SECONDS;
-        if (args.length > 1 || args.length == 1 && !args[0].matches("[1-9][0-9]{0,6}")) {
-            System.err.println(
-                    "usage: Soak [SECONDS]   (a positive whole number of seconds, default " + DEFAULT_SECONDS + ")");
+        if (args.length > 1
+                || args.length == 1
+                        && !(args[0].matches("[1-9][0-9]{0,6}") && Integer.parseInt(args[0]) >= MIN_SECONDS)) {
+            System.err.println("usage: Soak [SECONDS]   (a whole number of seconds, at least " + MIN_SECONDS
+                    + ", default " + DEFAULT_SECONDS + ")");
             System.exit(2);
         }
         if (args.length == 1) {
