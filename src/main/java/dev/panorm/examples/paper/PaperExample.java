@@ -1,10 +1,14 @@
 package dev.panorm.examples.paper;
 
 import dev.panorm.Backend;
+import dev.panorm.internal.io.ReplacedFile;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
+import java.nio.file.AccessDeniedException;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -257,6 +261,21 @@ public final class PaperExample {
             List<Profile.Cold> cold,
             Path report) {}
 
+    /** Fails now, not after hours of training, where the report cannot be written: with the reason. */
+    private static void writableOrFail(Path folder) throws IOException {
+        try {
+            Files.createDirectories(folder);
+        } catch (FileSystemException e) {
+            String reason = switch (e) {
+                case AccessDeniedException denied -> "permission denied";
+                case NoSuchFileException missing -> "no such file or folder";
+                default -> e.getReason() == null ? e.getClass().getSimpleName() : e.getReason();
+            };
+            throw new IOException("cannot make the folder " + folder + ": " + reason, e);
+        }
+        ReplacedFile.create(folder.resolve("results.md")).close(); // a new file there, removed again
+    }
+
     /** Runs the study; returns null for a {@code --cold-start} child, which only prints its epochs. */
     static Outcome run(Options options, PrintStream out, PrintStream err) throws IOException {
         long start = System.nanoTime();
@@ -294,6 +313,7 @@ public final class PaperExample {
                     out);
             return null;
         }
+        writableOrFail(options.out());
 
         List<Training.Spec> specs = new ArrayList<>();
         if (!"mlp".equals(options.only())) {

@@ -128,6 +128,19 @@ class PaperExampleTest {
     }
 
     @Test
+    void anOutputFolderThatCannotBeMadeFailsBeforeTraining() throws IOException {
+        Path file = Files.createFile(out.resolve("file"));
+        IOException e = assertThrows(
+                IOException.class,
+                () -> PaperExample.run(
+                        options("--synthetic", "300", "--train", "200", "--no-profile", "--out", file + "/report"),
+                        new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8),
+                        new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8)));
+        // Checked before training: after it, the message was only the folder's name.
+        assertEquals("cannot make the folder " + file + "/report: Not a directory", e.getMessage());
+    }
+
+    @Test
     void badCommandLinesAreUsageErrors() {
         assertThrows(PaperExample.Usage.class, () -> options());
         assertThrows(PaperExample.Usage.class, () -> options("--synthetic", "10", "--data", "x"));
