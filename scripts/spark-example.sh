@@ -18,6 +18,11 @@ panorm_build_jar spark-example
 panorm_spark_classpath spark-example
 classpath="$root/target/spark.classpath"
 
+args=("$@")
+# DIR is the caller's, relative to where they are; the JVM starts in the repository (its default DIR is there).
+if [ $# -ge 3 ] && [[ $3 != /* ]]; then
+  args[2]="$PWD/$3"
+fi
 cd "$root"
 # shellcheck disable=SC2086 # JAVA_OPTS and the flags are lists of options
 # The JVM options spark-submit gives every Spark JVM (Spark's JavaModuleOptions), panorm's two included.
@@ -31,4 +36,4 @@ exec "$JAVA_HOME/bin/java" --add-modules=jdk.incubator.vector --enable-native-ac
   --add-opens=java.base/sun.util.calendar=ALL-UNNAMED \
   --sun-misc-unsafe-memory-access=allow -Dlog4j2.configurationFile="$root/scripts/spark-log4j2.properties" \
   ${JAVA_OPTS:--Xmx4g} \
-  -cp "$jar:$root/target/lib/*:$(cat "$classpath")" dev.panorm.spark.example.SparkExample "$@"
+  -cp "$jar:$root/target/lib/*:$(cat "$classpath")" dev.panorm.spark.example.SparkExample "${args[@]}"

@@ -2,6 +2,7 @@ package dev.panorm.spark.example;
 
 import dev.panorm.LayerNormConfig;
 import dev.panorm.spark.SparkLayerNorm;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -64,6 +65,13 @@ public final class SparkExample {
         int dim = (int) dimension;
         Path dir = Path.of(args.length > 2 ? args[2] : "target/spark-example");
         long slowRows = Math.min(rows, args.length > 3 ? positive("SLOW_ROWS", args[3]) : 100_000);
+        try { // before Spark starts: it would fail later, with pages of stack traces
+            Files.createDirectories(dir);
+            Files.delete(Files.createTempFile(dir, ".probe", null));
+        } catch (IOException e) {
+            System.err.println("spark-example: cannot write to DIR " + dir + ": " + e);
+            System.exit(1);
+        }
         PrintStream out = System.out;
         SparkSession spark = SparkSession.builder()
                 .master("local[*]")
