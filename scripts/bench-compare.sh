@@ -11,7 +11,11 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$root/scripts/java-env.sh"
 panorm_find_java
 usage() { echo "usage: $0 ROUNDS OUTDIR CHECKOUT... -- JMH arguments" >&2; exit 2; }
-[ "$#" -ge 2 ] && [ "$1" != "--help" ] && [ "$1" != "-h" ] || usage
+if [ "${1:-}" = "--help" ] || [ "${1:-}" = "-h" ]; then # asked for: the header, on stdout, as bench.sh does
+  sed -n '2,8s/^# \{0,1\}//p' "$0"
+  exit 0
+fi
+[ "$#" -ge 2 ] || usage
 rounds=$1 out=$2
 shift 2
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || { echo "$0: ROUNDS must be a whole number >= 1, got '$rounds'" >&2; exit 2; }

@@ -62,6 +62,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seed", type=int, default=int(time.time()))
     args = parser.parse_args()
+    if args.seed < 0:
+        parser.error(f"--seed must be 0 or more (NumPy's seeds are), got {args.seed}")
     print(f"seed {args.seed}")
     rng = np.random.default_rng(args.seed)
     cases = [((int(rng.integers(1, 40)), 768), 0.0, 1.0, True, True),
@@ -129,4 +131,7 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as e:  # scripts/panorm said why on stderr
+        sys.exit(f"verify-against-numpy: {' '.join(e.cmd[:2])} ... failed with exit status {e.returncode}")
