@@ -2,8 +2,9 @@
 """AUTO's slowdown over the best path on `panorm tune --verbose` measurements, per kind, for the built-in
 model and for each run's tuned one (so run A's choices are also judged on run B's measurements).
 
-Usage: scripts/tune-vs-built-in.py [--amd] RUN.txt [RUN.txt ...]   (each the stdout of `panorm tune --verbose`;
---amd: the built-in model's thread counts for AMD CPUs, OneDnnKernel.AMD)
+Usage: scripts/tune-vs-built-in.py [--amd|--amd-zen4] RUN.txt [RUN.txt ...]   (each the stdout of `panorm tune
+--verbose`; --amd: the built-in model for AMD CPUs whose second thread costs more, OneDnnKernel.COSTLY_SECOND_THREAD,
+with AVX-512 as on Zen 5; --amd-zen4: the one for AMD's Zen 4, Intel's but backward for the input only in Java)
 
 Routes as AutoKernel does: Java up to the first crossover (on rows of WIDE_ROWS or more, up to the wide rows' one)
 and from the second on, a single row in Java whenever the first is not 0 (half-precision forward kinds aside), oneDNN
@@ -69,6 +70,10 @@ def slowdown(points, kind, choice):
 
 
 def main(paths):
+    if paths and paths[0] == "--amd-zen4":
+        paths = paths[1:]
+        for kind in [k for k in BUILT_IN if k.endswith(".backward_data")]:
+            BUILT_IN[kind] = (NEVER, NEVER, BUILT_IN[kind][2], NEVER)
     if paths and paths[0] == "--amd":
         paths = paths[1:]
         for kind, (first, second, _, wide) in list(BUILT_IN.items()):
@@ -106,6 +111,6 @@ if __name__ == "__main__":
     if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
         print(__doc__.strip())
         sys.exit(0)
-    if not [arg for arg in sys.argv[1:] if arg != "--amd"]:
-        sys.exit("usage: scripts/tune-vs-built-in.py [--amd] RUN.txt [RUN.txt ...]")
+    if not [arg for arg in sys.argv[1:] if arg not in ("--amd", "--amd-zen4")]:
+        sys.exit("usage: scripts/tune-vs-built-in.py [--amd|--amd-zen4] RUN.txt [RUN.txt ...]")
     main(sys.argv[1:])

@@ -24,8 +24,10 @@ import java.util.function.ToLongBiFunction;
  * ({@code docs/benchmarks.md}, "AUTO's cost model") on an Intel Xeon (Sapphire Rapids class, AVX-512 with
  * AMX, 2 cores) and are the model built into panorm; on AMD CPUs oneDNN's thread counts, and the backward and bf16
  * forward crossovers, are those measured on an AMD EPYC (Zen 5, 2 cores), where a second thread costs more ({@link
- * OneDnnKernel#AMD}), and on AMD CPUs without AVX-512 (an EPYC Zen 3 measured) the float32 full backward runs in Java
- * at every size.
+ * OneDnnKernel#COSTLY_SECOND_THREAD}), and on AMD CPUs without AVX-512 (an EPYC Zen 3 measured) the float32 full
+ * backward runs in Java at every size. On AMD's Zen 4 (an EPYC measured), where the second thread costs as on the Intel
+ * machine, the Intel machine's thread counts and crossovers hold, but for backward for the input only, which runs in
+ * Java at every size there as on every AMD CPU measured.
  *
  * <p>The first crossover may differ for wide rows ({@link AutoProfile#WIDE_ROWS} elements or more): the Java kernel
  * pays a fixed cost per row and oneDNN one per call, so where rows are wide Java stays faster to larger calls. A call's
@@ -180,19 +182,23 @@ final class AutoModel {
             row[Kind.BACKWARD_COMPOSED.ordinal()] = ALWAYS_JAVA;
         }
         if (OneDnnKernel.AMD) {
+            // Backward for the input only in Java at every size, float32 and half precision alike: on the AMD EPYC
+            // (Zen 5) measured Java on one thread beat oneDNN's two from 2^17 to 2^19 elements, its split beyond
+            // (bf16 from 96 x 4096 to 1024 x 4096 alone: oneDNN 1.16 to 1.91 times Java's time; float16 has no
+            // oneDNN code on that CPU); on the Zen 4 measured it took bf16's mean time over two panorm tune sweeps
+            // from 1.07 and 1.09 of the best to 1.03 and 1.02 (docs/benchmarks.md, "Float32 backward on AMD: full up
+            // to 2^17 elements in Java, for the input only always", "A fourth machine kind").
+            for (DataType type : new DataType[] {DataType.F32, DataType.BF16, DataType.F16}) {
+                table[type.ordinal()][Kind.BACKWARD_DATA.ordinal()] = ALWAYS_JAVA;
+            }
+        }
+        if (OneDnnKernel.COSTLY_SECOND_THREAD) {
             // Where oneDNN's backward is slower than Java's on the AMD EPYC (Zen 5) measured, as AutoVsBest measured it
             // alone and in a transformer's cycle of shapes: the full backward up to 2^17 elements (32 x 4096 in Java:
-            // 12 to 23% faster alone), backward for the input only at every size (Java on one thread beats oneDNN's
-            // two from 2^17 to 2^19 elements, its split beyond; docs/benchmarks.md, "Float32 backward on AMD: full up
-            // to 2^17 elements in Java, for the input only always").
-            f32[Kind.BACKWARD_DATA.ordinal()] = ALWAYS_JAVA;
+            // 12 to 23% faster alone); half precision as panorm tune chose it.
             f32[Kind.BACKWARD.ordinal()] = 1 << 17;
-            // Half precision as panorm tune chose it, except backward for the input only: in Java at every size, as
-            // float32 (bf16 from 96 x 4096 to 1024 x 4096 alone: oneDNN 1.16 to 1.91 times Java's time; float16 has
-            // no oneDNN code on that CPU).
             for (DataType half : new DataType[] {DataType.BF16, DataType.F16}) {
                 table[half.ordinal()][Kind.BACKWARD.ordinal()] = 1 << 17;
-                table[half.ordinal()][Kind.BACKWARD_DATA.ordinal()] = ALWAYS_JAVA;
             }
             // bf16 forward, since its rows are stored straight into y: Java beats oneDNN's one thread there up to
             // 64 rows of 768, and with given statistics up to 32 (docs/benchmarks.md, "bf16 forward stores its rows
@@ -210,7 +216,7 @@ final class AutoModel {
         for (int type = 0; type < types; type++) {
             wide[type] = table[type].clone();
         }
-        if (OneDnnKernel.AMD) {
+        if (OneDnnKernel.COSTLY_SECOND_THREAD) {
             // float32 forward on wide rows: Java's one thread beats oneDNN's one up to where oneDNN starts its second
             // (16 x 4096 and 40 x 2048: 7 to 19% faster), while on rows of 768 oneDNN's one thread wins from 64 rows
             // (docs/benchmarks.md, "Wide rows").

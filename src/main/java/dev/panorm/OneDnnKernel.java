@@ -40,6 +40,16 @@ final class OneDnnKernel implements Kernel {
      */
     static final boolean AMD = AutoProfile.Key.cpuVendor().equals("AuthenticAMD");
 
+    /**
+     * Whether oneDNN's second thread costs as on the AMD EPYC (Zen 5) measured ({@link #AMD}): on AMD CPUs other than
+     * those of family 25 with AVX-512 (Zen 4). On the EPYC Zen 4 measured it costs as on the Intel Xeon (float32
+     * forward 16x4096: 16.3 us on one thread, 10.4 on two), and two {@code panorm tune} runs chose oneDNN's second
+     * thread from 12,288 to 32,768 elements; with these counts and Intel's crossovers AUTO's mean time over the
+     * runs' sweeps went from 1.04 to 1.10 of the best to 1.00 to 1.05 (docs/benchmarks.md, "A fourth machine kind").
+     */
+    static final boolean COSTLY_SECOND_THREAD =
+            AMD && !(AutoProfile.Key.cpuFamily() == 25 && AutoProfile.Key.cpuHasFlag("avx512f"));
+
     private final LayerNormConfig config;
     /** Computes the statistics that precise and RMS plans take from Java. */
     private final ScalarKernel scalar;
@@ -103,7 +113,7 @@ final class OneDnnKernel implements Kernel {
     static long singleThreadBelow(Pass pass, DataType type) {
         boolean computesStatistics = pass.forward && !pass.globalStatistics;
         boolean half = type != DataType.F32;
-        if (AMD) {
+        if (COSTLY_SECOND_THREAD) {
             if (pass.forward) {
                 return computesStatistics ? 3 << 15 : half ? 1 << 18 : 1 << 17;
             }

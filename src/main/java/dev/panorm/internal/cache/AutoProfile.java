@@ -81,8 +81,9 @@ public record AutoProfile(
     /** The CPU the built-in model was measured on (docs/benchmarks.md, "AUTO's cost model"). */
     public static final String BUILT_IN_MEASURED_ON =
             "Intel Xeon (Sapphire Rapids class, AVX-512 with AMX), and for oneDNN's thread counts and some crossovers"
-                    + " on AMD CPUs AMD EPYC (Zen 5), for float32 backward on AMD CPUs without AVX-512 AMD EPYC (Zen 3);"
-                    + " 2 cores, JDK 25, oneDNN 3.8.1";
+                    + " on AMD CPUs AMD EPYC (Zen 5), for float32 backward on AMD CPUs without AVX-512 AMD EPYC (Zen 3),"
+                    + " for AMD's Zen 4 (Intel's thread counts and crossovers, backward for the input only in Java) AMD"
+                    + " EPYC (Zen 4); 2 cores, JDK 25, oneDNN 3.8.1";
     /** The kinds of call AUTO's model has, by the names a profile uses (the model's kinds, lower case). */
     public static final List<String> KINDS =
             List.of("forward", "forward_global", "forward_composed", "backward", "backward_data", "backward_composed");
@@ -142,6 +143,16 @@ public record AutoProfile(
         public static boolean cpuHasFlag(String flag) {
             String flags = cpuInfo("flags");
             return flags != null && (" " + flags + " ").contains(" " + flag + " ");
+        }
+
+        /** {@return the first CPU's family number in /proc/cpuinfo (e.g. 25 for AMD's Zen 3 and Zen 4), or -1} */
+        public static int cpuFamily() {
+            String family = cpuInfo("cpu family");
+            try {
+                return family != null ? Integer.parseInt(family) : -1;
+            } catch (NumberFormatException e) {
+                return -1;
+            }
         }
 
         private static String cpuModel() {

@@ -133,6 +133,22 @@ class AutoProfileTest {
         assertEquals(vendorLine.substring(vendorLine.indexOf(':') + 1).strip(), AutoProfile.Key.cpuVendor());
     }
 
+    /** The family that tells AMD's Zen 4 from Zen 5 (OneDnnKernel.COSTLY_SECOND_THREAD) is the one /proc/cpuinfo names. */
+    @Test
+    void theCpuFamilyIsReadFromProcCpuinfo() throws IOException {
+        Path cpuinfo = Path.of("/proc/cpuinfo");
+        assumeTrue(Files.isReadable(cpuinfo), "no /proc/cpuinfo here");
+        String familyLine = Files.readAllLines(cpuinfo).stream()
+                .filter(line -> line.startsWith("cpu family"))
+                .findFirst()
+                .orElse(null);
+        assumeTrue(familyLine != null, "no cpu family in /proc/cpuinfo");
+        assertEquals(
+                Integer.parseInt(
+                        familyLine.substring(familyLine.indexOf(':') + 1).strip()),
+                AutoProfile.Key.cpuFamily());
+    }
+
     @Test
     void eachKeyHasItsOwnFile() {
         AutoProfile.Key other = new AutoProfile.Key(HERE.cpu(), 4, HERE.java(), HERE.onednn());
