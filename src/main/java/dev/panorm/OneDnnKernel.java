@@ -45,7 +45,7 @@ final class OneDnnKernel implements Kernel {
      * those of family 25 with AVX-512 (Zen 4). On the EPYC Zen 4 measured it costs as on the Intel Xeon (float32
      * forward 16x4096: 16.3 us on one thread, 10.4 on two), and two {@code panorm tune} runs chose oneDNN's second
      * thread from 12,288 to 32,768 elements; with these counts and Intel's crossovers AUTO's mean time over the
-     * runs' sweeps went from 1.04 to 1.10 of the best to 1.00 to 1.05 (docs/benchmarks.md, "A fourth machine kind").
+     * runs' sweeps went from 1.03 to 1.10 of the best to 1.00 to 1.05 (docs/benchmarks.md, "A fourth machine kind").
      */
     static final boolean COSTLY_SECOND_THREAD =
             AMD && !(AutoProfile.Key.cpuFamily() == 25 && AutoProfile.Key.cpuHasFlag("avx512f"));
