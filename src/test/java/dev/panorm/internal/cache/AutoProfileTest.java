@@ -124,29 +124,24 @@ class AutoProfileTest {
     /** The vendor that picks the built-in thread counts (OneDnnKernel.AMD) is the one /proc/cpuinfo names. */
     @Test
     void theCpuVendorIsReadFromProcCpuinfo() throws IOException {
-        Path cpuinfo = Path.of("/proc/cpuinfo");
-        assumeTrue(Files.isReadable(cpuinfo), "no /proc/cpuinfo here");
-        String vendorLine = Files.readAllLines(cpuinfo).stream()
-                .filter(line -> line.startsWith("vendor_id"))
-                .findFirst()
-                .orElse(":");
-        assertEquals(vendorLine.substring(vendorLine.indexOf(':') + 1).strip(), AutoProfile.Key.cpuVendor());
+        assertEquals(procCpuinfo("vendor_id", ""), AutoProfile.Key.cpuVendor());
     }
 
     /** The family that tells AMD's Zen 4 from Zen 5 (OneDnnKernel.COSTLY_SECOND_THREAD) is the one /proc/cpuinfo names. */
     @Test
     void theCpuFamilyIsReadFromProcCpuinfo() throws IOException {
+        assertEquals(Integer.parseInt(procCpuinfo("cpu family", "-1")), AutoProfile.Key.cpuFamily());
+    }
+
+    /** The first CPU's {@code field} in /proc/cpuinfo, or {@code missing}; skips the test where there is no such file. */
+    private static String procCpuinfo(String field, String missing) throws IOException {
         Path cpuinfo = Path.of("/proc/cpuinfo");
         assumeTrue(Files.isReadable(cpuinfo), "no /proc/cpuinfo here");
-        String familyLine = Files.readAllLines(cpuinfo).stream()
-                .filter(line -> line.startsWith("cpu family"))
+        return Files.readAllLines(cpuinfo).stream()
+                .filter(line -> line.startsWith(field))
                 .findFirst()
-                .orElse(null);
-        assumeTrue(familyLine != null, "no cpu family in /proc/cpuinfo");
-        assertEquals(
-                Integer.parseInt(
-                        familyLine.substring(familyLine.indexOf(':') + 1).strip()),
-                AutoProfile.Key.cpuFamily());
+                .map(line -> line.substring(line.indexOf(':') + 1).strip())
+                .orElse(missing);
     }
 
     @Test
