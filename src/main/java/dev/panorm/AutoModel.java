@@ -205,7 +205,7 @@ final class AutoModel {
             // directly").
             table[DataType.BF16.ordinal()][Kind.FORWARD.ordinal()] = 3 << 14;
             table[DataType.BF16.ordinal()][Kind.FORWARD_GLOBAL.ordinal()] = 3 << 13;
-            if (!AutoProfile.Key.cpuHasFlag("avx512f")) {
+            if (!OneDnnKernel.Avx512.PRESENT) {
                 // Without AVX-512 (Zen 3 measured) oneDNN's AVX2 backward loses to Java's beyond 2^17 elements too:
                 // Java took 0.63 to 0.82 of oneDNN's best time on rows of 4096 and on 8192 x 1024, 0.99 to 1.13 on
                 // 256 x 1024 and 2048 x 768 (docs/benchmarks.md, "Float32 backward on AMD without AVX-512").

@@ -47,8 +47,14 @@ final class OneDnnKernel implements Kernel {
      * thread from 12,288 to 32,768 elements; with these counts and Intel's crossovers AUTO's mean time over the
      * runs' sweeps went from 1.03 to 1.10 of the best to 1.00 to 1.05 (docs/benchmarks.md, "A fourth machine kind").
      */
-    static final boolean COSTLY_SECOND_THREAD =
-            AMD && !(AutoProfile.Key.cpuFamily() == 25 && AutoProfile.Key.cpuHasFlag("avx512f"));
+    static final boolean COSTLY_SECOND_THREAD = AMD && !(AutoProfile.Key.cpuFamily() == 25 && Avx512.PRESENT);
+
+    /** Whether the CPU has AVX-512 ({@code avx512f}), asked of /proc/cpuinfo once, and only on AMD CPUs. */
+    static final class Avx512 {
+        static final boolean PRESENT = AutoProfile.Key.cpuHasFlag("avx512f");
+
+        private Avx512() {}
+    }
 
     private final LayerNormConfig config;
     /** Computes the statistics that precise and RMS plans take from Java. */
