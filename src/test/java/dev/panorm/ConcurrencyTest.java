@@ -10,7 +10,6 @@ import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.nio.file.DirectoryStream;
 import java.nio.file.Files;
-import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -215,8 +214,8 @@ class ConcurrencyTest {
             for (Path task : tasks) {
                 try {
                     count += Files.readString(task.resolve("comm")).startsWith(prefix) ? 1 : 0;
-                } catch (NoSuchFileException exited) {
-                    // the thread ended while we looked
+                } catch (IOException exited) {
+                    // the thread ended while we looked: NoSuchFileException, or ESRCH ("No such process") mid-read
                 }
             }
         }
