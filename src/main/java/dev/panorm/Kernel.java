@@ -37,8 +37,8 @@ interface Kernel {
     String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift, long rows);
 
     /**
-     * Called when the owning {@code LayerNorm} has no call in flight (new calls may start meanwhile):
-     * the moment to free native memory that earlier calls might have been using.
+     * Called after each call of the owning {@code LayerNorm}: the moment to free native memory that earlier calls might
+     * have been using, once they have ended ({@link CallCounter#ended}).
      */
     default void quiescent() {}
 

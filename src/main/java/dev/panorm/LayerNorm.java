@@ -465,7 +465,7 @@ public final class LayerNorm implements AutoCloseable {
             Tensor diffSrc,
             Tensor diffScale,
             Tensor diffShift) {
-        state.enter();
+        long epoch = state.enter();
         try {
             long rows =
                     checks.backwardFused(diffDst, diffSum, sum, mean, variance, scale, diffSrc, diffScale, diffShift);
@@ -477,7 +477,7 @@ public final class LayerNorm implements AutoCloseable {
                 zero(diffShift);
             }
         } finally {
-            state.exit();
+            state.exit(epoch);
             Reference.reachabilityFence(diffDst);
             Reference.reachabilityFence(diffSum);
             Reference.reachabilityFence(sum);
@@ -587,7 +587,7 @@ public final class LayerNorm implements AutoCloseable {
             boolean quantized,
             Tensor dstScales,
             float dstScale) {
-        state.enter();
+        long epoch = state.enter();
         try {
             long rows = checks.forwardFused(
                     pass, src, residual, bias, sum, dst, scale, shift, mean, variance, quantized, dstScales, dstScale);
@@ -596,7 +596,7 @@ public final class LayerNorm implements AutoCloseable {
                         pass, src, residual, bias, sum, dst, scale, shift, mean, variance, dstScales, dstScale, rows);
             }
         } finally {
-            state.exit();
+            state.exit(epoch);
             Reference.reachabilityFence(src);
             Reference.reachabilityFence(residual);
             Reference.reachabilityFence(bias);
@@ -612,14 +612,14 @@ public final class LayerNorm implements AutoCloseable {
 
     private void runForward(
             Pass pass, Tensor src, Tensor dst, Tensor scale, Tensor shift, Tensor mean, Tensor variance) {
-        state.enter();
+        long epoch = state.enter();
         try {
             long rows = checks.forward(pass, src, dst, scale, shift, mean, variance);
             if (rows > 0) {
                 lastBackend.get()[0] = state.kernel.forward(pass, src, dst, scale, shift, mean, variance, rows);
             }
         } finally {
-            state.exit();
+            state.exit(epoch);
             // Keep automatic arenas from freeing the memory while native code may still use it.
             Reference.reachabilityFence(src);
             Reference.reachabilityFence(dst);
@@ -640,7 +640,7 @@ public final class LayerNorm implements AutoCloseable {
             Tensor diffSrc,
             Tensor diffScale,
             Tensor diffShift) {
-        state.enter();
+        long epoch = state.enter();
         try {
             long rows = checks.backward(pass, diffDst, src, mean, variance, scale, diffSrc, diffScale, diffShift);
             if (rows > 0) {
@@ -651,7 +651,7 @@ public final class LayerNorm implements AutoCloseable {
                 zero(diffShift);
             }
         } finally {
-            state.exit();
+            state.exit(epoch);
             Reference.reachabilityFence(diffDst);
             Reference.reachabilityFence(src);
             Reference.reachabilityFence(mean);
@@ -704,12 +704,12 @@ public final class LayerNorm implements AutoCloseable {
      * @throws OneDnnException if a oneDNN call fails
      */
     public String implementation(Tensor src, Tensor dst, Tensor scale, Tensor shift) {
-        state.enter();
+        long epoch = state.enter();
         try {
             long rows = checks.forward(Pass.FORWARD_INFERENCE, src, dst, scale, shift, null, null);
             return rows == 0 ? "none (no rows)" : state.kernel.implementation(src, dst, scale, shift, rows);
         } finally {
-            state.exit();
+            state.exit(epoch);
         }
     }
 
@@ -728,6 +728,11 @@ public final class LayerNorm implements AutoCloseable {
     /** Calls in flight on any thread (for tests). */
     int callsInFlight() {
         return state.calls.inFlight();
+    }
+
+    /** The count of calls in flight (for tests that stand in for other callers). */
+    CallCounter calls() {
+        return state.calls;
     }
 
     @Override
@@ -753,16 +758,19 @@ public final class LayerNorm implements AutoCloseable {
             this.calls = calls;
         }
 
-        void enter() {
-            calls.enter();
+        /** Counts a call in; returns its epoch, for {@link #exit}. */
+        long enter() {
+            long epoch = calls.enter();
             if (closed) {
-                exit();
+                exit(epoch);
                 throw new IllegalStateException("this LayerNorm is closed");
             }
+            return epoch;
         }
 
-        void exit() {
-            if (calls.exit() == 0 && !closed) {
+        void exit(long epoch) {
+            calls.exit(epoch);
+            if (!closed) {
                 kernel.quiescent();
             }
         }

@@ -95,7 +95,7 @@ final class OneDnnPlan {
     private final List<Step> steps = new ArrayList<>();
     private final ArrayDeque<Context> idle = new ArrayDeque<>(); // guarded by the owner's lock
     private final List<Context> contexts = new ArrayList<>(); // every one made; guarded by the owner's lock
-    /** Set when the owner drops the plan from its cache; its memory is freed once no call is in flight. */
+    /** Set when the owner drops the plan from its cache; its memory is freed once the calls that might use it end. */
     volatile boolean retired;
     /**
      * Whether a call used the plan since {@link PlanCache}'s eviction sweep last passed it (a plan's first
@@ -242,7 +242,7 @@ final class OneDnnPlan {
         MemorySegment handle = out.get(ValueLayout.ADDRESS, 0);
         handle.reinterpret(owner, destroy);
         // The plain handle has global scope, so passing it to a downcall costs no liveness check;
-        // the owner frees the plan only when no call is in flight, which is what keeps it alive.
+        // the owner frees the plan only once no call can be using it (CallCounter), which is what keeps it alive.
         return handle;
     }
 

@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
+import java.util.stream.Stream;
 
 /**
  * The oneDNN kernel's plans, one per call signature (pass, thread count, and the data type, shape
@@ -21,9 +22,9 @@ import java.util.concurrent.ExecutorService;
  * when it is clear, so calls in a steady state write nothing shared; a least-recently-used stamp would
  * be a write per call to a line that every thread calling the plan reads. A dropped plan is retired:
  * threads still holding its contexts see the flag and stop using them, and its native memory is freed
- * once no call of the {@code LayerNorm} is in flight, by a background thread rather than by the call
- * that evicted it (docs/benchmarks.md, Startup: what freeing costs that call), unless that thread has fallen
- * behind ({@link #quiescent}).
+ * once every call of the {@code LayerNorm} that entered before has ended, by a background thread rather than by
+ * the call that evicted it (docs/benchmarks.md, Startup: what freeing costs that call), unless that thread has
+ * fallen behind ({@link #quiescent}).
  */
 final class PlanCache {
     /** Plans kept; each holds a little JIT code and a few descriptors. */
@@ -62,6 +63,11 @@ final class PlanCache {
     private final List<OneDnnPlan> plans = new ArrayList<>(); // guarded by lock
     private final List<Rejected> rejected = new ArrayList<>(); // guarded by lock
     private final List<OneDnnPlan> retired = new ArrayList<>(); // guarded by lock
+    /** Retired plans waiting for the calls of epoch {@link #waitingFor} to end, or null; guarded by lock. */
+    private List<OneDnnPlan> waiting;
+    /** guarded by lock */
+    private long waitingFor;
+    /** Whether {@link #retired} or {@link #waiting} holds plans. */
     private volatile boolean hasRetired;
     /** Retired plans handed to the {@link Reaper} and not freed yet; guarded by lock. */
     private int freeing;
@@ -314,47 +320,67 @@ final class PlanCache {
     }
 
     /**
-     * Hands retired plans to the {@link Reaper} if no call is in flight. A call that starts later sees
-     * them retired (the flag is written before the count is read here, and read after the call's count
-     * goes up), so none can be using them. While the reaper still holds {@link #MAX_PLANS} plans, the
-     * calling thread frees them itself: a caller that keeps meeting new signatures retires plans faster
-     * than a thread of the lowest priority frees them, and their native memory grew without bound (by
-     * hundreds of MiB a second, cycling through 80 signatures of one row length).
+     * Frees retired plans once no call can be using them: on retiring some, it begins a new epoch of the calls
+     * ({@link CallCounter#advance}); a call that enters later sees them retired (the flag is written before the epoch
+     * begins), so once the calls of the epoch left have ended ({@link CallCounter#ended}) none can be using them. They
+     * go to the {@link Reaper}, unless it still holds {@link #MAX_PLANS} plans of this cache: then the calling thread
+     * frees them itself, since a caller meeting new signatures retires plans faster than a thread of the lowest
+     * priority frees them, and their native memory grew without bound (hundreds of MiB a second).
      */
     void quiescent() {
         if (!hasRetired) {
             return;
         }
-        Runnable free;
+        List<OneDnnPlan> doomed = null; // allocated only when there are plans to free: quiescent() runs every call
         boolean here;
         synchronized (lock) {
-            if (calls.inFlight() != 0 || retired.isEmpty()) {
+            if (waiting != null && calls.ended(waitingFor)) {
+                doomed = waiting;
+                waiting = null;
+            }
+            if (waiting == null && !retired.isEmpty()) {
+                long left = calls.advance();
+                if (left >= 0) {
+                    List<OneDnnPlan> dropped = List.copyOf(retired);
+                    retired.clear();
+                    if (!calls.ended(left)) {
+                        waiting = dropped;
+                        waitingFor = left;
+                    } else if (doomed == null) { // no other call in flight: the usual case with one caller
+                        doomed = dropped;
+                    } else {
+                        doomed =
+                                Stream.concat(doomed.stream(), dropped.stream()).toList();
+                    }
+                }
+            }
+            hasRetired = waiting != null || !retired.isEmpty();
+            if (doomed == null) {
                 return;
             }
-            List<OneDnnPlan> doomed = List.copyOf(retired);
-            retired.clear();
-            hasRetired = false;
             here = freeing >= MAX_PLANS;
             freeing += doomed.size();
-            free = () -> {
-                doomed.forEach(OneDnnPlan::free);
-                synchronized (lock) {
-                    freeing -= doomed.size();
-                    lock.notifyAll();
-                }
-            };
         }
         if (here) {
-            free.run();
+            free(doomed);
         } else {
-            Reaper.THREAD.execute(free);
+            List<OneDnnPlan> handed = doomed;
+            Reaper.THREAD.execute(() -> free(handed));
+        }
+    }
+
+    private void free(List<OneDnnPlan> doomed) {
+        doomed.forEach(OneDnnPlan::free);
+        synchronized (lock) {
+            freeing -= doomed.size();
+            lock.notifyAll();
         }
     }
 
     /** Plans whose native objects are allocated: cached, retired or being freed (for leak tests). */
     int allocatedPlans() {
         synchronized (lock) {
-            return plans.size() + retired.size() + freeing;
+            return plans.size() + retired.size() + (waiting == null ? 0 : waiting.size()) + freeing;
         }
     }
 
@@ -418,6 +444,10 @@ final class PlanCache {
                 plan.free();
             }
             retired.forEach(OneDnnPlan::free);
+            if (waiting != null) {
+                waiting.forEach(OneDnnPlan::free);
+                waiting = null;
+            }
             plans.clear();
             retired.clear();
             rejected.clear();
