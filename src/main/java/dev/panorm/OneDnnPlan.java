@@ -91,7 +91,7 @@ final class OneDnnPlan {
     /** Computes the statistics that precise and RMS forward plans take from Java. */
     private final ScalarKernel scalar;
 
-    private final Arena arena = Arena.ofShared();
+    private final PlanMemory nativeMemory = new PlanMemory();
     private final List<Step> steps = new ArrayList<>();
     private final ArrayDeque<Context> idle = new ArrayDeque<>(); // guarded by the owner's lock
     private final List<Context> contexts = new ArrayList<>(); // every one made; guarded by the owner's lock
@@ -153,7 +153,7 @@ final class OneDnnPlan {
                         : builder.layer();
             }
         } catch (Unsupported | RuntimeException e) {
-            arena.close();
+            nativeMemory.close();
             throw e;
         }
     }
@@ -194,7 +194,7 @@ final class OneDnnPlan {
             }
         }
         if (context == null) {
-            // A shared arena allocates and registers cleanups thread-safely; the plan is in use, so alive.
+            // PlanMemory allocates and registers handles thread-safely; the plan is in use, so alive.
             context = new Context();
             contexts.add(context);
         }
@@ -214,7 +214,7 @@ final class OneDnnPlan {
     }
 
     void free() {
-        arena.close();
+        nativeMemory.close();
     }
 
     /**
@@ -237,12 +237,19 @@ final class OneDnnPlan {
                 + (float) config.eps() + ", " + signature.threads + (signature.threads == 1 ? " thread" : " threads");
     }
 
-    /** Reads the handle a {@code dnnl_*_create} call wrote and ties its destruction to {@code owner}. */
+    /**
+     * Reads the handle a {@code dnnl_*_create} call wrote and ties its destruction to the plan's: the handle has global
+     * scope, so passing it to a downcall costs no liveness check; the owner frees the plan only once no call can be
+     * using it (CallCounter), which is what keeps it alive.
+     */
+    private MemorySegment own(MemorySegment out, Consumer<MemorySegment> destroy) {
+        return nativeMemory.own(out.get(ValueLayout.ADDRESS, 0), destroy);
+    }
+
+    /** As above, destroyed when {@code owner}, an arena of the plan's build, closes. */
     private static MemorySegment own(MemorySegment out, Arena owner, Consumer<MemorySegment> destroy) {
         MemorySegment handle = out.get(ValueLayout.ADDRESS, 0);
         handle.reinterpret(owner, destroy);
-        // The plain handle has global scope, so passing it to a downcall costs no liveness check;
-        // the owner frees the plan only once no call can be using it (CallCounter), which is what keeps it alive.
         return handle;
     }
 
@@ -403,7 +410,7 @@ final class OneDnnPlan {
                             dnnlType(type),
                             scratch.allocateFrom(ValueLayout.JAVA_LONG, strides)),
                     "dnnl_memory_desc_create_with_strides");
-            return own(out, arena, Dnnl::dnnl_memory_desc_destroy);
+            return own(out, Dnnl::dnnl_memory_desc_destroy);
         }
 
         private MemorySegment dense(DataType type, long[] dims) {
@@ -445,16 +452,21 @@ final class OneDnnPlan {
          * reduction over a single element): {@link Unsupported}, so Java runs it instead.
          */
         private MemorySegment primitiveDesc(int status, String function) throws Unsupported {
-            return primitiveDesc(status, function, arena);
+            checkDesc(status, function);
+            return own(out, Dnnl::dnnl_primitive_desc_destroy);
         }
 
         /** As above, the descriptor freed with {@code owner}: a hint the plan needs only while it is built. */
         private MemorySegment primitiveDesc(int status, String function, Arena owner) throws Unsupported {
+            checkDesc(status, function);
+            return own(out, owner, Dnnl::dnnl_primitive_desc_destroy);
+        }
+
+        private void checkDesc(int status, String function) throws Unsupported {
             if (status != Dnnl.dnnl_success()) {
                 throw new Unsupported(
                         function + " returned " + OneDnnStatus.of(status).nativeName() + " for " + describe());
             }
-            return own(out, owner, Dnnl::dnnl_primitive_desc_destroy);
         }
 
         /**
@@ -476,7 +488,7 @@ final class OneDnnPlan {
                     scratchpad.equals(MemorySegment.NULL) ? 0 : Dnnl.dnnl_memory_desc_get_size(scratchpad);
             check(Dnnl.dnnl_primitive_create(out, primitiveDesc), "dnnl_primitive_create");
             steps.add(new Step(
-                    own(out, arena, Dnnl::dnnl_primitive_destroy),
+                    own(out, Dnnl::dnnl_primitive_destroy),
                     arguments.roles.toArray(Role[]::new),
                     arguments.kinds.stream().mapToInt(Integer::intValue).toArray(),
                     arguments.descriptors.toArray(MemorySegment[]::new),
@@ -730,7 +742,7 @@ final class OneDnnPlan {
             try (Arena scratch = Arena.ofConfined()) {
                 MemorySegment out = scratch.allocate(ValueLayout.ADDRESS);
                 check(Dnnl.dnnl_stream_create(out, engine, Dnnl.dnnl_stream_default_flags()), "dnnl_stream_create");
-                stream = own(out, arena, Dnnl::dnnl_stream_destroy);
+                stream = own(out, Dnnl::dnnl_stream_destroy);
                 memory = new MemorySegment[steps.size()][];
                 args = new MemorySegment[steps.size()];
                 argCounts = new int[steps.size()];
@@ -744,7 +756,7 @@ final class OneDnnPlan {
                             ? memory(out, step.scratchpadDesc(), Dnnl.DNNL_MEMORY_ALLOCATE())
                             : null;
                     argCounts[s] = count + (scratchpad != null ? 1 : 0);
-                    MemorySegment array = dnnl_exec_arg_t.allocateArray(argCounts[s], arena);
+                    MemorySegment array = dnnl_exec_arg_t.allocateArray(argCounts[s], nativeMemory);
                     for (int i = 0; i < count; i++) {
                         memory[s][i] = memory(out, step.descriptors()[i], handle(step.roles()[i]));
                         argument(array, i, step.arguments()[i], memory[s][i]);
@@ -767,14 +779,14 @@ final class OneDnnPlan {
             }
             if (buffers[role.ordinal()] == null) {
                 long floats = role == Role.NORMALIZED ? rows * config.normalizedSize() : rows;
-                buffers[role.ordinal()] = arena.allocate(Float.BYTES * Math.max(floats, 1), 64); // zeroed
+                buffers[role.ordinal()] = nativeMemory.allocate(Float.BYTES * Math.max(floats, 1), 64); // zeroed
             }
             return buffers[role.ordinal()];
         }
 
         private MemorySegment memory(MemorySegment out, MemorySegment desc, MemorySegment handle) {
             check(Dnnl.dnnl_memory_create(out, desc, engine, handle), "dnnl_memory_create");
-            return own(out, arena, Dnnl::dnnl_memory_destroy);
+            return own(out, Dnnl::dnnl_memory_destroy);
         }
 
         private static void argument(MemorySegment array, int index, int kind, MemorySegment memory) {
