@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.stream.Stream;
 
 /**
@@ -65,12 +66,17 @@ final class PlanCache {
     private final List<OneDnnPlan> retired = new ArrayList<>(); // guarded by lock
     /** Retired plans waiting for the calls of epoch {@link #waitingFor} to end, or null; guarded by lock. */
     private List<OneDnnPlan> waiting;
-    /** guarded by lock */
-    private long waitingFor;
+    /**
+     * The epoch {@link #waiting} waits for, or -1; written under the lock, read without it by {@link #quiescent}, so
+     * that calls exiting while that epoch's calls run take no lock.
+     */
+    private volatile long waitingFor = -1;
     /** Whether {@link #retired} or {@link #waiting} holds plans. */
     private volatile boolean hasRetired;
     /** Retired plans handed to the {@link Reaper} and not freed yet; guarded by lock. */
     private int freeing;
+    /** Batches handed to the {@link Reaper} that it has not begun to free; guarded by lock. */
+    private final List<Batch> handed = new ArrayList<>();
     /** Where the eviction sweep stands in {@link #plans}; guarded by lock. */
     private int hand;
     /** The signature the background thread is building a plan for, or null. */
@@ -331,12 +337,19 @@ final class PlanCache {
         if (!hasRetired) {
             return;
         }
+        long pending = waitingFor;
+        if (pending >= 0 && !calls.ended(pending)) {
+            return; // nothing can be freed, and no epoch begin, before that epoch's calls end: a busy cache's usual
+            // case
+        }
         List<OneDnnPlan> doomed = null; // allocated only when there are plans to free: quiescent() runs every call
         boolean here;
+        Batch batch;
         synchronized (lock) {
             if (waiting != null && calls.ended(waitingFor)) {
                 doomed = waiting;
                 waiting = null;
+                waitingFor = -1;
             }
             if (waiting == null && !retired.isEmpty()) {
                 long left = calls.advance();
@@ -360,19 +373,38 @@ final class PlanCache {
             }
             here = freeing >= MAX_PLANS;
             freeing += doomed.size();
+            batch = new Batch(doomed);
+            if (!here) {
+                handed.add(batch);
+            }
         }
         if (here) {
-            free(doomed);
+            free(batch);
         } else {
-            List<OneDnnPlan> handed = doomed;
-            Reaper.THREAD.execute(() -> free(handed));
+            Reaper.THREAD.execute(() -> {
+                if (batch.claim()) {
+                    free(batch);
+                }
+            });
         }
     }
 
-    private void free(List<OneDnnPlan> doomed) {
-        doomed.forEach(OneDnnPlan::free);
+    /** Plans that one thread frees: the {@link Reaper}, a caller, or {@link #close}, whichever claims it first. */
+    private record Batch(List<OneDnnPlan> plans, AtomicBoolean claimed) {
+        Batch(List<OneDnnPlan> plans) {
+            this(plans, new AtomicBoolean());
+        }
+
+        boolean claim() {
+            return claimed.compareAndSet(false, true);
+        }
+    }
+
+    private void free(Batch batch) {
+        batch.plans().forEach(OneDnnPlan::free);
         synchronized (lock) {
-            freeing -= doomed.size();
+            handed.remove(batch);
+            freeing -= batch.plans().size();
             lock.notifyAll();
         }
     }
@@ -435,7 +467,10 @@ final class PlanCache {
         }
     }
 
-    /** Frees every plan, returning once the reaper has freed what it was handed. Called when no call is in flight. */
+    /**
+     * Frees every plan, those handed to the reaper that it has not begun included, and returns once it has freed those it
+     * began. Called when no call is in flight.
+     */
     void close() {
         synchronized (lock) {
             closed = true;
@@ -447,7 +482,16 @@ final class PlanCache {
             if (waiting != null) {
                 waiting.forEach(OneDnnPlan::free);
                 waiting = null;
+                waitingFor = -1;
             }
+            // Free here what the reaper has not begun: it may be busy with other caches' plans for seconds.
+            for (Batch batch : handed) {
+                if (batch.claim()) {
+                    batch.plans().forEach(OneDnnPlan::free);
+                    freeing -= batch.plans().size();
+                }
+            }
+            handed.clear();
             plans.clear();
             retired.clear();
             rejected.clear();
