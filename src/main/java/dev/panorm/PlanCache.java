@@ -337,10 +337,10 @@ final class PlanCache {
         if (!hasRetired) {
             return;
         }
+        // Nothing can be freed, and no epoch begin, before the epoch waited for ends: a busy cache's usual case.
         long pending = waitingFor;
         if (pending >= 0 && !calls.ended(pending)) {
-            return; // nothing can be freed, and no epoch begin, before that epoch's calls end: a busy cache's usual
-            // case
+            return;
         }
         List<OneDnnPlan> doomed = null; // allocated only when there are plans to free: quiescent() runs every call
         boolean here;
@@ -485,13 +485,11 @@ final class PlanCache {
                 waitingFor = -1;
             }
             // Free here what the reaper has not begun: it may be busy with other caches' plans for seconds.
-            for (Batch batch : handed) {
+            for (Batch batch : List.copyOf(handed)) { // free() removes each from handed
                 if (batch.claim()) {
-                    batch.plans().forEach(OneDnnPlan::free);
-                    freeing -= batch.plans().size();
+                    free(batch);
                 }
             }
-            handed.clear();
             plans.clear();
             retired.clear();
             rejected.clear();
