@@ -58,7 +58,33 @@ final class OneDnnExecute {
             .downcallHandle(
                     Dnnl.dnnl_stream_wait$address(), Dnnl.dnnl_stream_wait$descriptor(), Linker.Option.critical(false));
 
+    static {
+        prime();
+    }
+
     private OneDnnExecute() {}
+
+    /**
+     * Calls each handle once, with a null primitive and stream, which oneDNN refuses at once
+     * ({@code dnnl_invalid_arguments}). A downcall handle's first call lifts a class-initialization barrier in its
+     * lambda form, and code the JIT compiled with the barrier kept it: each call then allocated 16 bytes until the
+     * caller was recompiled, 15,000 calls later ({@code AllocationTest}, on a 128 x 1024 forward after short calls).
+     */
+    private static void prime() {
+        MemorySegment n = MemorySegment.NULL;
+        try {
+            int[] statuses = {
+                (int) EXECUTE.invokeExact(n, n, 0, n, n, n, n, n, n, n, n, n, n, n),
+                (int) EXECUTE_CRITICAL.invokeExact(n, n, 0, n, n, n, n, n, n, n, n, n, n, n),
+                (int) WAIT_CRITICAL.invokeExact(n),
+                Dnnl.dnnl_stream_wait(n)
+            };
+            assert Arrays.stream(statuses).allMatch(status -> status == Dnnl.dnnl_invalid_arguments())
+                    : "oneDNN accepted a null primitive or stream";
+        } catch (Throwable e) {
+            throw new AssertionError("a downcall threw", e);
+        }
+    }
 
     /** A downcall to {@code function} with {@link #TENSORS} pointer parameters appended to {@code real}. */
     static MethodHandle bind(MemorySegment function, FunctionDescriptor real, Linker.Option... options) {

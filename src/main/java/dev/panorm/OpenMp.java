@@ -37,6 +37,8 @@ final class OpenMp {
         SET_NUM_THREADS = set.map(s -> linker.downcallHandle(s, FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT)))
                 .orElse(null);
         DEFAULT_THREADS = maxThreads();
+        // The count it has: a handle's first call lifts a barrier that code compiled before it keeps (OneDnnExecute)
+        setThreads(DEFAULT_THREADS);
     }
 
     /** {@return the process's OpenMP thread count: what "all threads" means for a call} */
