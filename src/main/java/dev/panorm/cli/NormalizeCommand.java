@@ -161,7 +161,11 @@ final class NormalizeCommand implements Callable<Integer> {
         }
         int k = (int) axes;
         boolean quantized = outType == DataType.S8;
-        if (quantized && (scalesPath == null) == (staticScale == null)) {
+        if (quantized && scalesPath != null && staticScale != null) {
+            throw new UsageException("--out-dtype i8 takes --out-scales SCALES.npy (a scale per row) or --scale S"
+                    + " (one scale), not both");
+        }
+        if (quantized && scalesPath == null && staticScale == null) {
             throw new UsageException("--out-dtype i8 needs either --out-scales SCALES.npy (a scale per row) or"
                     + " --scale S (one scale)");
         }

@@ -1370,6 +1370,18 @@ class MainTest {
         String out = temp.resolve("y.npy").toString();
         String scales = temp.resolve("scales.npy").toString();
         assertFails(2, "--out-dtype i8 needs either --out-scales", "normalize", in, out, "--out-dtype", "i8");
+        assertFails(
+                2,
+                "--out-dtype i8 takes --out-scales SCALES.npy (a scale per row) or --scale S (one scale), not both",
+                "normalize",
+                in,
+                out,
+                "--out-dtype",
+                "i8",
+                "--out-scales",
+                scales,
+                "--scale",
+                "0.1");
         assertFails(2, "--out-scales needs --out-dtype i8", "normalize", in, out, "--out-scales", scales);
         assertFails(2, "--scale needs --out-dtype i8", "normalize", in, out, "--scale", "0.1");
         assertFails(2, "--out-sum needs --residual", "normalize", in, out, "--out-sum", scales);
