@@ -114,6 +114,7 @@ final class DiskSpace {
             case 122 -> "disk quota exceeded (EDQUOT)";
             case 13 -> "permission denied (EACCES)";
             case 30 -> "read-only file system (EROFS)";
+            case 2 -> "no such file or directory (ENOENT): was its folder moved or removed?";
             default -> "errno " + errno;
         };
     }
