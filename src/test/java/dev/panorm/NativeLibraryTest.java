@@ -106,6 +106,15 @@ class NativeLibraryTest {
         return file.getRoot().resolve(file.subpath(0, file.getNameCount() - resource.split("/").length));
     }
 
+    /** $HOME, as the XDG specification says, not Java's user.home (from the password database), and no relative XDG. */
+    @Test
+    void withNoFolderNamedTheLibrariesGoUnderHome() throws Exception {
+        Path home = temp.resolve("home");
+        Result result = probe(List.of(), Map.of("HOME", home.toString(), "XDG_CACHE_HOME", "relative/cache"));
+        assertEquals(0, result.exit(), result.output());
+        assertTrue(result.output().contains("path=" + home.resolve(".cache").resolve("panorm")), result.output());
+    }
+
     @Test
     void aMissingOverrideIsAClearErrorAndTheJavaBackendStillWorks() throws Exception {
         Result result = probe(List.of("-D" + NativeLibrary.LIBRARY_PROPERTY + "=/nonexistent/libdnnl.so.3"), Map.of());

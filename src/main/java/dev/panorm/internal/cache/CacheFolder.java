@@ -17,7 +17,8 @@ public final class CacheFolder {
 
     /**
      * {@return the folder: {@link #PROPERTY}, else {@link #ENV}, else $XDG_CACHE_HOME/panorm (an absolute
-     * XDG_CACHE_HOME only, as the XDG specification says), else ~/.cache/panorm in Java's {@code user.home}}
+     * XDG_CACHE_HOME only, as the XDG specification says), else $HOME/.cache/panorm (an absolute HOME), else
+     *     .cache/panorm in Java's {@code user.home}}
      *
      * @throws InvalidPathException if the path cannot be encoded in this JVM's file name encoding, with a message
      *     that names the setting and the way out
@@ -37,6 +38,13 @@ public final class CacheFolder {
             String xdg = System.getenv("XDG_CACHE_HOME");
             if (xdg != null && xdg.startsWith("/")) {
                 return Path.of(xdg, "panorm");
+            }
+            // $HOME as the XDG specification says: user.home comes from the password database, which names a
+            // folder that may not exist for a container's user (docker run -u UID -e HOME=...)
+            source = "environment variable HOME";
+            String home = System.getenv("HOME");
+            if (home != null && home.startsWith("/")) {
+                return Path.of(home, ".cache", "panorm");
             }
             source = "the home folder (user.home)";
             return Path.of(System.getProperty("user.home"), ".cache", "panorm").toAbsolutePath();
