@@ -17,6 +17,9 @@ final class ProgressBar implements Pipeline.Progress {
     private static final int WIDTH = 30;
 
     private final PrintStream err;
+    /** ANSI "erase in line" (EL 0): every terminal emulator in use takes it. */
+    private static final String ERASE_TO_END = "\033[K";
+
     private final String unit;
     private long lastDraw;
 
@@ -61,9 +64,10 @@ final class ProgressBar implements Pipeline.Progress {
             return;
         }
         lastDraw = elapsedNanos;
-        err.print("\r" + line(rowsDone, totalRows, elapsedNanos, unit));
+        err.print("\r" + line(rowsDone, totalRows, elapsedNanos, unit) + ERASE_TO_END);
         if (finished) {
-            err.print("\r" + " ".repeat(WIDTH + 60) + "\r"); // the summary line replaces the bar
+            // the summary line replaces the bar; spaces to clear it wrapped on an 80-column terminal
+            err.print("\r" + ERASE_TO_END);
         }
         err.flush();
     }
