@@ -37,7 +37,8 @@ final class OpenMp {
         SET_NUM_THREADS = set.map(s -> linker.downcallHandle(s, FunctionDescriptor.ofVoid(ValueLayout.JAVA_INT)))
                 .orElse(null);
         DEFAULT_THREADS = maxThreads();
-        // The count it has: a handle's first call lifts a barrier that code compiled before it keeps (OneDnnExecute)
+        // Sets the count it has (no change): a handle's first call lifts a barrier that code compiled before it keeps,
+        // allocating on every call until recompiled (OneDnnExecute.prime)
         setThreads(DEFAULT_THREADS);
     }
 

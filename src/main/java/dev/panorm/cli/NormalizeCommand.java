@@ -161,13 +161,11 @@ final class NormalizeCommand implements Callable<Integer> {
         }
         int k = (int) axes;
         boolean quantized = outType == DataType.S8;
-        if (quantized && scalesPath != null && staticScale != null) {
-            throw new UsageException("--out-dtype i8 takes --out-scales SCALES.npy (a scale per row) or --scale S"
-                    + " (one scale), not both");
-        }
-        if (quantized && scalesPath == null && staticScale == null) {
-            throw new UsageException("--out-dtype i8 needs either --out-scales SCALES.npy (a scale per row) or"
-                    + " --scale S (one scale)");
+        if (quantized && (scalesPath == null) == (staticScale == null)) {
+            throw new UsageException(
+                    scalesPath != null
+                            ? "--out-dtype i8 takes --out-scales SCALES.npy (a scale per row) or --scale S (one scale), not both"
+                            : "--out-dtype i8 needs either --out-scales SCALES.npy (a scale per row) or --scale S (one scale)");
         }
         if (!quantized && (scalesPath != null || staticScale != null)) {
             throw new UsageException((scalesPath != null ? "--out-scales" : "--scale") + " needs --out-dtype i8");

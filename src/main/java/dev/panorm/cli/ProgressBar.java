@@ -15,11 +15,10 @@ final class ProgressBar implements Pipeline.Progress {
     private static final long REDRAW_NANOS = 200_000_000;
     private static final long FIRST_DRAW_NANOS = 500_000_000; // short runs stay quiet
     private static final int WIDTH = 30;
-
-    private final PrintStream err;
-    /** ANSI "erase in line" (EL 0): every terminal emulator in use takes it. */
+    /** ANSI "erase in line" (EL 0): clears what a longer line left, without spaces that wrap on a narrow terminal. */
     private static final String ERASE_TO_END = "\033[K";
 
+    private final PrintStream err;
     private final String unit;
     private long lastDraw;
 
@@ -66,8 +65,7 @@ final class ProgressBar implements Pipeline.Progress {
         lastDraw = elapsedNanos;
         err.print("\r" + line(rowsDone, totalRows, elapsedNanos, unit) + ERASE_TO_END);
         if (finished) {
-            // the summary line replaces the bar; spaces to clear it wrapped on an 80-column terminal
-            err.print("\r" + ERASE_TO_END);
+            err.print("\r" + ERASE_TO_END); // the summary line replaces the bar
         }
         err.flush();
     }
