@@ -546,8 +546,10 @@ public final class Npy {
      * one keeps its mode. Errors name the target as given and the reason (directory missing, permission
      * denied, read-only file system, disk full), never the temporary file.
      *
-     * <p>The temporary file is private to this output: another program that truncates it while it is
-     * mapped can make the JVM fail on the next write into it, as with any mapped file.
+     * <p>The temporary file is private to this output. On Linux it has no name until {@link #commit()}
+     * ({@code O_TMPFILE}), so a process killed meanwhile leaves nothing behind; where the file system cannot make
+     * unnamed files it is a hidden file beside the target, and another program that truncates it while it is mapped
+     * can make the JVM fail on the next write into it, as with any mapped file.
      */
     public static final class Output implements AutoCloseable {
         private final ReplacedFile file;

@@ -7,6 +7,8 @@ import static org.junit.jupiter.api.Assertions.fail;
 
 import dev.panorm.Tensor;
 import dev.panorm.io.Npy;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.ValueLayout;
 import java.nio.channels.FileChannel;
@@ -53,7 +55,7 @@ class FileChangeTest {
                     backend,
                     "--chunk-rows",
                     "4");
-            while (child.isAlive() && !temporaryOutputExists()) {
+            while (child.isAlive() && !temporaryOutputExists(child)) {
                 Thread.onSpinWait();
             }
             try (FileChannel channel = FileChannel.open(in, StandardOpenOption.WRITE)) {
@@ -84,9 +86,28 @@ class FileChangeTest {
         fail("in 3 attempts the child always finished before the input was truncated");
     }
 
-    private boolean temporaryOutputExists() throws Exception {
+    /**
+     * Whether the child has its output open: an unnamed file (O_TMPFILE) shows only among the child's open files, as
+     * {@code FOLDER/#INODE (deleted)}; a named one as {@code .out.npy.*.tmp} in the folder.
+     */
+    private boolean temporaryOutputExists(Process child) throws Exception {
+        try (Stream<Path> descriptors = Files.list(Path.of("/proc", Long.toString(child.pid()), "fd"))) {
+            if (descriptors.anyMatch(this::isUnnamedFileHere)) {
+                return true;
+            }
+        } catch (IOException | UncheckedIOException exited) {
+            // gone meanwhile: the loop sees it
+        }
         try (Stream<Path> files = Files.list(temp)) {
             return files.anyMatch(path -> path.getFileName().toString().startsWith(".out.npy."));
+        }
+    }
+
+    private boolean isUnnamedFileHere(Path descriptor) {
+        try {
+            return Files.readSymbolicLink(descriptor).toString().startsWith(temp + "/#");
+        } catch (IOException closed) {
+            return false;
         }
     }
 

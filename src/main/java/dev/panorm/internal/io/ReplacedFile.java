@@ -8,6 +8,7 @@ import java.nio.file.AccessDeniedException;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.FileSystemException;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -18,6 +19,11 @@ import java.util.concurrent.ThreadLocalRandom;
  * A file written anew beside its target and renamed over it once complete, so that a failure, or a JVM stopped
  * meanwhile (Ctrl-C), never leaves a partial file under the target's name: what {@code dev.panorm.io.Npy.Output} and
  * {@code panorm bench --chart} write through. Public for the module's own packages only: this package is not exported.
+ *
+ * <p>On Linux the file has no name until it is complete ({@link UnnamedFiles}): a process killed meanwhile (SIGKILL,
+ * the OOM killer) leaves nothing behind, nor does a folder renamed under it, and no other program can open it and
+ * truncate it under a mapping. Where the file system cannot make unnamed files, it is a hidden file beside the target
+ * ({@code .NAME.RANDOM.tmp}), deleted on failure and when the JVM exits normally or on a signal it handles.
  *
  * <p>As a Unix tool would: a target that is a symbolic link is written through (the file it points to is replaced,
  * the link stays); a target that exists but is not a regular file (a directory, a FIFO, a device) is refused, never
@@ -33,14 +39,20 @@ public final class ReplacedFile implements AutoCloseable {
     private final Path destination;
     private final Path temporary;
     private final FileChannel channel;
+    /** The unnamed file's own descriptor, which names it on commit; -1 for a named temporary file. */
+    private final int descriptor;
+    /** Deletes a named temporary file when the JVM exits; null for an unnamed one, which needs nothing. */
     private final Thread cleanupOnExit;
+
     private boolean done;
 
-    private ReplacedFile(Path target, Path destination, Path temporary, FileChannel channel, Thread cleanupOnExit) {
+    private ReplacedFile(
+            Path target, Path destination, Path temporary, FileChannel channel, int descriptor, Thread cleanupOnExit) {
         this.target = target;
         this.destination = destination;
         this.temporary = temporary;
         this.channel = channel;
+        this.descriptor = descriptor;
         this.cleanupOnExit = cleanupOnExit;
     }
 
@@ -53,16 +65,42 @@ public final class ReplacedFile implements AutoCloseable {
      *     exists and is not a regular file
      */
     public static ReplacedFile create(Path target) throws IOException {
+        return create(target, true);
+    }
+
+    /** {@link #create(Path)}, an unnamed file only if {@code unnamed} (tests take the other path too). */
+    static ReplacedFile create(Path target, boolean unnamed) throws IOException {
         Path destination = destination(target);
-        String name = destination.getFileName().toString();
-        // ".NAME." and ".tmp" around up to 13 random characters; a name near the limit gets a short prefix instead.
-        String prefix =
-                name.getBytes(StandardCharsets.UTF_8).length + 19 > MAX_NAME_BYTES ? ".panorm-" : "." + name + ".";
+        ReplacedFile file = unnamed ? createUnnamed(target, destination) : null;
+        return file != null ? file : createNamed(target, destination);
+    }
+
+    /** {@return an unnamed file in the destination's folder, or null where none can be made} */
+    private static ReplacedFile createUnnamed(Path target, Path destination) {
+        int descriptor = UnnamedFiles.open(destination.getParent());
+        if (descriptor < 0) {
+            return null;
+        }
+        Path temporary = UnnamedFiles.path(descriptor);
+        FileChannel channel = null;
+        try {
+            channel = FileChannel.open(temporary, StandardOpenOption.READ, StandardOpenOption.WRITE);
+            if (Files.exists(destination)) {
+                keepMode(destination, temporary);
+            }
+            return new ReplacedFile(target, destination, temporary, channel, descriptor, null);
+        } catch (IOException | RuntimeException e) { // no /proc, say: a named file instead, whose errors say why
+            if (channel != null) {
+                closeQuietly(channel);
+            }
+            UnnamedFiles.close(descriptor);
+            return null;
+        }
+    }
+
+    private static ReplacedFile createNamed(Path target, Path destination) throws IOException {
         while (true) {
-            Path temporary = destination.resolveSibling(
-                    prefix + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36) + ".tmp");
-            // A name taken is tried again (CREATE_NEW), so it need not be unguessable: no SecureRandom, which reads
-            // java.security and failed with an InternalError trace under a low `ulimit -n`.
+            Path temporary = destination.resolveSibling(temporaryName(destination));
             // Registered before the file exists, so that no moment leaves it behind when the JVM is stopped.
             Thread cleanupOnExit = new Thread(() -> deleteQuietly(temporary), "panorm-file-cleanup");
             Runtime.getRuntime().addShutdownHook(cleanupOnExit);
@@ -74,7 +112,7 @@ public final class ReplacedFile implements AutoCloseable {
                 if (Files.exists(destination)) {
                     keepMode(destination, temporary);
                 }
-                return new ReplacedFile(target, destination, temporary, channel, cleanupOnExit);
+                return new ReplacedFile(target, destination, temporary, channel, -1, cleanupOnExit);
             } catch (FileAlreadyExistsException taken) {
                 removeHook(cleanupOnExit); // another file's name: not ours to delete
             } catch (IOException e) {
@@ -85,6 +123,19 @@ public final class ReplacedFile implements AutoCloseable {
                 throw e;
             }
         }
+    }
+
+    /**
+     * {@return a hidden name for a temporary file beside {@code destination}: ".NAME." and ".tmp" around up to 13
+     * random characters, or a short prefix for a name near the limit} A name taken is tried again (CREATE_NEW,
+     * linkat), so it need not be unguessable: no SecureRandom, which reads java.security and failed with an
+     * InternalError trace under a low `ulimit -n`.
+     */
+    private static String temporaryName(Path destination) {
+        String name = destination.getFileName().toString();
+        String prefix =
+                name.getBytes(StandardCharsets.UTF_8).length + 19 > MAX_NAME_BYTES ? ".panorm-" : "." + name + ".";
+        return prefix + Long.toUnsignedString(ThreadLocalRandom.current().nextLong(), 36) + ".tmp";
     }
 
     /** Undoes a creation that failed half way. */
@@ -125,7 +176,10 @@ public final class ReplacedFile implements AutoCloseable {
         return target;
     }
 
-    /** {@return the temporary file's path} */
+    /**
+     * {@return the temporary file's path: for an unnamed file {@code /proc/self/fd/N}, which opens it again in this
+     * process only}
+     */
     public Path temporary() {
         return temporary;
     }
@@ -144,11 +198,47 @@ public final class ReplacedFile implements AutoCloseable {
         try {
             channel.force(true);
             channel.close();
-            Files.move(temporary, destination, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            if (descriptor < 0) {
+                Files.move(temporary, destination, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+            } else {
+                name();
+            }
         } catch (IOException e) {
             throw cannotWrite(e);
         }
         finish();
+    }
+
+    /**
+     * Names the unnamed file: as the destination where that does not exist; else under a hidden name beside it, then
+     * renamed over it, which replaces it atomically (linkat never replaces). Only a process killed between the two
+     * leaves that hidden name behind.
+     */
+    private void name() throws IOException {
+        int error = Files.exists(destination, LinkOption.NOFOLLOW_LINKS)
+                ? UnnamedFiles.EEXIST
+                : UnnamedFiles.link(descriptor, destination);
+        if (error == 0) {
+            return;
+        }
+        while (error == UnnamedFiles.EEXIST) {
+            Path named = destination.resolveSibling(temporaryName(destination));
+            error = UnnamedFiles.link(descriptor, named);
+            if (error == 0) {
+                try {
+                    Files.move(named, destination, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                } catch (IOException | RuntimeException e) {
+                    deleteQuietly(named);
+                    throw e;
+                }
+                return;
+            }
+        }
+        throw switch (error) {
+            case 2 -> new NoSuchFileException(destination.toString()); // ENOENT: the folder was moved or removed
+            case 13, 1 -> new AccessDeniedException(destination.toString()); // EACCES, EPERM
+            default -> new FileSystemException(destination.toString(), null, UnnamedFiles.describe(error));
+        };
     }
 
     /** Deletes the temporary file unless {@link #commit()} succeeded. */
@@ -156,7 +246,9 @@ public final class ReplacedFile implements AutoCloseable {
     public void close() {
         if (!done) {
             closeQuietly(channel);
-            deleteQuietly(temporary);
+            if (descriptor < 0) {
+                deleteQuietly(temporary);
+            }
             finish();
         }
     }
@@ -251,7 +343,11 @@ public final class ReplacedFile implements AutoCloseable {
 
     private void finish() {
         done = true;
-        removeHook(cleanupOnExit);
+        if (descriptor >= 0) {
+            UnnamedFiles.close(descriptor); // an unnamed file not committed is freed with it
+        } else {
+            removeHook(cleanupOnExit);
+        }
     }
 
     private static void removeHook(Thread hook) {
