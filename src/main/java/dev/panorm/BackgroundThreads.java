@@ -1,7 +1,7 @@
 package dev.panorm;
 
+import dev.panorm.internal.ffm.LinkerAbi;
 import java.lang.foreign.FunctionDescriptor;
-import java.lang.foreign.Linker;
 import java.lang.foreign.ValueLayout;
 import java.lang.invoke.MethodHandle;
 import java.util.concurrent.ExecutorService;
@@ -65,20 +65,9 @@ final class BackgroundThreads {
 
     /** null where libc has no {@code setpriority} or native access is denied: the threads then keep their priority. */
     private static MethodHandle setPriority() {
-        try {
-            Linker linker = Linker.nativeLinker();
-            return linker.defaultLookup()
-                    .find("setpriority")
-                    .map(address -> linker.downcallHandle(
-                            address,
-                            FunctionDescriptor.of(
-                                    ValueLayout.JAVA_INT,
-                                    ValueLayout.JAVA_INT,
-                                    ValueLayout.JAVA_INT,
-                                    ValueLayout.JAVA_INT)))
-                    .orElse(null);
-        } catch (RuntimeException e) {
-            return null;
-        }
+        return LinkerAbi.libcDowncall(
+                "setpriority",
+                FunctionDescriptor.of(
+                        ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
     }
 }

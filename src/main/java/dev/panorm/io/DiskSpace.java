@@ -26,18 +26,17 @@ import java.nio.file.StandardOpenOption;
  */
 final class DiskSpace {
     private static final int O_WRONLY = 1;
-    private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CAPTURED = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CAPTURED.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     /** Null where the C library has no posix_fallocate (macOS): files are then extended sparsely. */
-    private static final MethodHandle FALLOCATE = downcall(
+    private static final MethodHandle FALLOCATE = LinkerAbi.libcDowncall(
             "posix_fallocate",
             FunctionDescriptor.of(
                     ValueLayout.JAVA_INT, ValueLayout.JAVA_INT, ValueLayout.JAVA_LONG, ValueLayout.JAVA_LONG));
 
     private static final MethodHandle OPEN = FALLOCATE == null
             ? null
-            : downcall(
+            : LinkerAbi.libcDowncall(
                     "open",
                     // open is variadic (a mode follows O_CREAT); panorm passes no mode, so no variadic argument.
                     FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.ADDRESS, ValueLayout.JAVA_INT),
@@ -45,23 +44,9 @@ final class DiskSpace {
                     Linker.Option.captureCallState("errno"));
     private static final MethodHandle CLOSE = FALLOCATE == null
             ? null
-            : downcall("close", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
+            : LinkerAbi.libcDowncall("close", FunctionDescriptor.of(ValueLayout.JAVA_INT, ValueLayout.JAVA_INT));
 
     private DiskSpace() {}
-
-    private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
-        if (!LinkerAbi.isTested()) { // a JVM told another os.arch than its own: a stub would crash it
-            return null;
-        }
-        try {
-            return LINKER.defaultLookup()
-                    .find(name)
-                    .map(symbol -> LINKER.downcallHandle(symbol, descriptor, options))
-                    .orElse(null);
-        } catch (IllegalCallerException nativeAccessDenied) { // --illegal-native-access=deny: extend sparsely
-            return null;
-        }
-    }
 
     /**
      * Allocates the disk blocks of bytes {@code [0, length)} of an existing file.

@@ -20,7 +20,6 @@ import java.nio.file.Path;
  * the open, and the caller then makes a named file ({@link ReplacedFile}).
  */
 final class UnnamedFiles {
-    private static final Linker LINKER = Linker.nativeLinker();
     private static final StructLayout CAPTURED = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CAPTURED.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     private static final int O_RDWR = 02;
@@ -64,17 +63,7 @@ final class UnnamedFiles {
     private UnnamedFiles() {}
 
     private static MethodHandle downcall(String name, FunctionDescriptor descriptor, Linker.Option... options) {
-        if (!LINUX || O_TMPFILE == 0 || !LinkerAbi.isTested()) { // another os.arch than the JVM's own: see LinkerAbi
-            return null;
-        }
-        try {
-            return LINKER.defaultLookup()
-                    .find(name)
-                    .map(symbol -> LINKER.downcallHandle(symbol, descriptor, options))
-                    .orElse(null);
-        } catch (IllegalCallerException nativeAccessDenied) { // --illegal-native-access=deny: named files instead
-            return null;
-        }
+        return LINUX && O_TMPFILE != 0 ? LinkerAbi.libcDowncall(name, descriptor, options) : null;
     }
 
     /** {@return whether this JVM can make unnamed files at all} */
