@@ -124,21 +124,24 @@ final class NormalizeCommand implements Callable<Integer> {
     @Option(
             names = "--out-sum",
             paramLabel = "S.npy",
-            description = "with --residual, also write s = IN + R (IN's shape and type), the next residual")
+            description = "with --residual, also write s = IN + R (IN's shape and type), the next residual; OUT is"
+                    + " then the norm of s as written (for f16 or bf16 IN, the sum rounded to IN's type, as an add"
+                    + " followed by the norm gives), without it the norm of the float32 sum")
     private Path sumPath;
 
     @Option(
             names = "--out-scales",
             paramLabel = "SCALES.npy",
             description = "with --out-dtype i8: quantize each row with its own scale max|y|/127, written as float32 of"
-                    + " IN's shape without its last K axes; y = OUT * SCALES[..., None]")
+                    + " IN's shape without its last K axes; y = OUT * SCALES.reshape(SCALES.shape + (1,) * K)")
     private Path scalesPath;
 
     @Option(
             names = "--scale",
             paramLabel = "S",
             converter = Options.QuantizationScale.class,
-            description = "with --out-dtype i8: quantize every row with this one scale (finite, > 0); y = OUT * S")
+            description =
+                    "with --out-dtype i8: quantize every row with this one scale (finite, above 2^-128); y = OUT * S")
     private Float staticScale;
 
     @Option(

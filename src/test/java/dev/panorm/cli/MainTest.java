@@ -1364,6 +1364,36 @@ class MainTest {
         }
     }
 
+    /** With --axes K a row is the last K axes: one scale per row, applied to all of them (as --help says). */
+    @Test
+    void int8ScalesOverSeveralAxesCoverWholeRows() throws IOException {
+        int rows = 3;
+        int c = 4 * 16;
+        float[] x = random(rows * c, 2, 5);
+        Path in = save("x3.npy", x, rows, 4, 16);
+        Path q = temp.resolve("q3.npy");
+        Path scales = temp.resolve("scales3.npy");
+        Run run = run(
+                "normalize",
+                in.toString(),
+                q.toString(),
+                "--axes",
+                "2",
+                "--out-dtype",
+                "i8",
+                "--out-scales",
+                scales.toString());
+        assertEquals(0, run.exit(), run.err());
+        assertTrue(npyHeader(Files.readAllBytes(scales)).contains("'shape': (3,)"));
+        byte[] values = npyData(Files.readAllBytes(q));
+        float[] rowScales = load(scales);
+        double[] want = expected(x, c, null, null, 1e-5);
+        for (int at = 0; at < want.length; at++) {
+            float scale = rowScales[at / c]; // SCALES.reshape(SCALES.shape + (1, 1))
+            assertEquals(want[at], values[at] * scale, 0.5 * scale + 1e-5, "element " + at);
+        }
+    }
+
     @Test
     void badResidualAndInt8Options() throws IOException {
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
