@@ -125,7 +125,7 @@ final class NormalizeCommand implements Callable<Integer> {
             names = "--out-sum",
             paramLabel = "S.npy",
             description = "with --residual, also write s = IN + R (IN's shape and type), the next residual; OUT is"
-                    + " then the norm of s as written (for f16 or bf16 IN, the sum rounded to IN's type, as an add"
+                    + " then the norm of s as written (for float16 IN, the sum rounded to float16, as an add"
                     + " followed by the norm gives), without it the norm of the float32 sum")
     private Path sumPath;
 
