@@ -9,6 +9,7 @@ import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
 import java.util.concurrent.Callable;
@@ -16,6 +17,7 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.IVersionProvider;
 import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
 import picocli.CommandLine.ParameterException;
 import picocli.CommandLine.Spec;
 import picocli.CommandLine.UnmatchedArgumentException;
@@ -95,7 +97,7 @@ public final class Main implements Callable<Integer> {
                         help -> help.synopsis(help.synopsisHeadingLength())
                                 .replaceFirst("(VAR\\.\\s*npy])\\.\\.\\.", "$1"));
         try {
-            int status = line.execute(args);
+            int status = line.execute(withValuesApart(line, args));
             helpOut.flush();
             // A PrintStream keeps its write errors to itself: output that never arrived (a full disk, a closed
             // pipe) must not end as a success.
@@ -119,6 +121,33 @@ public final class Main implements Callable<Integer> {
             }
             throw e;
         }
+    }
+
+    /**
+     * {@code --name=value} as {@code --name value}, for the options that take a value: the commands separate a value
+     * from its option by a space, as their help shows, and GNU tools take both forms. Words after {@code --} stay.
+     */
+    static String[] withValuesApart(CommandLine line, String[] args) {
+        CommandLine command = line;
+        List<String> apart = new ArrayList<>(args.length + 2);
+        boolean options = true;
+        for (String arg : args) {
+            int equals = arg.indexOf('=');
+            OptionSpec option = options && arg.startsWith("--") && equals > 2
+                    ? command.getCommandSpec().findOption(arg.substring(0, equals))
+                    : null;
+            if (option != null && option.arity().max() > 0 && !option.typeInfo().isBoolean()) {
+                apart.add(arg.substring(0, equals));
+                apart.add(arg.substring(equals + 1));
+                continue;
+            }
+            options &= !arg.equals("--");
+            if (command == line && line.getSubcommands().containsKey(arg)) {
+                command = line.getSubcommands().get(arg);
+            }
+            apart.add(arg);
+        }
+        return apart.toArray(String[]::new);
     }
 
     /** Without a command: the usage, on stderr, as a usage error. */

@@ -877,6 +877,42 @@ class MainTest {
         assertEquals(List.of(), after, "nothing written");
     }
 
+    /** {@code --eps=0.5} works as {@code --eps 0.5} does, for options with a value. */
+    @Test
+    void anOptionsValueMayBeAttachedWithEquals() throws IOException {
+        float[] x = random(2 * 4, 1, 0);
+        Path in = save("x.npy", x, 2, 4);
+        Path apart = temp.resolve("apart.npy");
+        Path attached = temp.resolve("attached.npy");
+        Run first = run(
+                "normalize",
+                in.toString(),
+                apart.toString(),
+                "--eps",
+                "0.5",
+                "--stats",
+                temp.resolve("m.npy").toString(),
+                temp.resolve("v.npy").toString());
+        assertEquals(0, first.exit(), first.err());
+        Run second = run(
+                "normalize",
+                "--eps=0.5",
+                "--stats=" + temp.resolve("m2.npy"),
+                temp.resolve("v2.npy").toString(),
+                "--backend=java",
+                in.toString(),
+                attached.toString());
+        assertEquals(0, second.exit(), second.err());
+        assertArrayEquals(load(apart), load(attached));
+        double[] want = expected(x, 4, null, null, 0.5);
+        float[] got = load(attached);
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(want[i], got[i], 1e-5, "element " + i);
+        }
+        assertArrayEquals(load(temp.resolve("v.npy")), load(temp.resolve("v2.npy")));
+        assertFails(2, "unknown option '--rms=true'", "normalize", in.toString(), attached.toString(), "--rms=true");
+    }
+
     @Test
     void usageErrorsExitWithTwo() throws IOException {
         String in = save("x.npy", random(8, 1, 0), 2, 4).toString();
