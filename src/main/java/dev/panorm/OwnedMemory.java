@@ -56,6 +56,11 @@ final class OwnedMemory {
     private static final MemorySegment.Scope GLOBAL = Arena.global().scope();
     /** Each thread's own arena for its views: never closed, it owns no memory. */
     private static final ThreadLocal<Arena> VIEWS = ThreadLocal.withInitial(Arena::ofConfined);
+    /**
+     * Whether this module may make such views ({@code reinterpret} is restricted): not where native access is denied
+     * ({@code --illegal-native-access=deny}), and the Java kernels then read the caller's segments as they are.
+     */
+    private static final boolean VIEWS_ALLOWED = viewsAllowed();
 
     private OwnedMemory() {}
 
@@ -230,7 +235,18 @@ final class OwnedMemory {
 
     /** {@code segment}'s memory through a view that the current thread owns; it does not keep the memory alive. */
     static MemorySegment ownedView(MemorySegment segment) {
-        return MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize(), VIEWS.get(), null);
+        return VIEWS_ALLOWED
+                ? MemorySegment.ofAddress(segment.address()).reinterpret(segment.byteSize(), VIEWS.get(), null)
+                : segment;
+    }
+
+    private static boolean viewsAllowed() {
+        try {
+            MemorySegment.NULL.reinterpret(0);
+            return true;
+        } catch (IllegalCallerException nativeAccessDenied) {
+            return false;
+        }
     }
 
     /**

@@ -21,6 +21,8 @@ public final class LoaderProbe {
         System.out.println("java again=" + normalizeOnce(Backend.JAVA));
         System.out.println("auto=" + normalizeOnce(Backend.AUTO));
         System.out.println("auto again=" + normalizeOnce(Backend.AUTO));
+        System.out.println("java rows=" + normalizeRows(Backend.JAVA));
+        System.out.println("auto rows=" + normalizeRows(Backend.AUTO));
         System.out.println("npy=" + writeNpyOnce());
         Optional<NativeLibraryException> failure = OneDnn.loadFailure();
         if (failure.isPresent()) {
@@ -49,6 +51,32 @@ public final class LoaderProbe {
     }
 
     /** Normalizes [-1, 1] and reports whether the result is right. */
+    /**
+     * Rows the Java vector kernel takes, on a shared arena and with scale and shift absent (both of which it views as
+     * its own thread's memory, where it may).
+     */
+    private static String normalizeRows(Backend backend) {
+        int c = 256;
+        float[] values = new float[8 * c];
+        for (int i = 0; i < values.length; i++) {
+            values[i] = i % 2 == 0 ? 1 : -1;
+        }
+        try (Arena arena = Arena.ofShared();
+                LayerNorm norm = LayerNorm.create(LayerNormConfig.of(c).withoutAffine(), backend)) {
+            Tensor data = Tensor.ofFloats(arena, values, 8, c);
+            norm.forward(data, data);
+            float[] y = data.toFloatArray();
+            for (int i = 0; i < y.length; i++) {
+                if (Math.abs(y[i] - values[i] * 0.999995f) > 1e-6) {
+                    return "wrong at " + i;
+                }
+            }
+            return "ok";
+        } catch (RuntimeException e) {
+            return e.toString();
+        }
+    }
+
     private static String normalizeOnce(Backend backend) {
         try (Arena arena = Arena.ofConfined();
                 LayerNorm norm = LayerNorm.create(LayerNormConfig.of(2).withoutAffine(), backend)) {

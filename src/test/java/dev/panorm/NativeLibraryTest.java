@@ -187,6 +187,7 @@ class NativeLibraryTest {
                 Map.of()));
         assertEquals(0, result.exit(), result.output());
         assertTrue(result.has("java=ok") && result.has("auto=ok") && result.has("auto again=ok"), result.output());
+        assertTrue(result.has("java rows=ok") && result.has("auto rows=ok"), "the vector kernel: " + result.output());
         assertTrue(result.has("npy=ok"), "writing .npy files needs no native access: " + result.output());
         assertTrue(result.has("onednn=unavailable"), result.output());
         assertTrue(
