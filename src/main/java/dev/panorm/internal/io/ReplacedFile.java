@@ -1,6 +1,7 @@
 package dev.panorm.internal.io;
 
 import java.io.IOException;
+import java.lang.ref.Cleaner;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
@@ -13,6 +14,9 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.util.EnumSet;
+import java.util.Set;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -41,19 +45,37 @@ public final class ReplacedFile implements AutoCloseable {
     private final FileChannel channel;
     /** The unnamed file's own descriptor, which names it on commit; -1 for a named temporary file. */
     private final int descriptor;
+    /** Closes {@link #descriptor} once: on commit or close, or when this file is dropped unclosed; null if named. */
+    private final Cleaner.Cleanable descriptorCloser;
     /** Deletes a named temporary file when the JVM exits; null for an unnamed one, which needs nothing. */
     private final Thread cleanupOnExit;
+    /** The mode the file gets on commit, where the one it is written with differs; null: none to set. */
+    private final Set<PosixFilePermission> finalMode;
 
     private boolean done;
 
     private ReplacedFile(
-            Path target, Path destination, Path temporary, FileChannel channel, int descriptor, Thread cleanupOnExit) {
+            Path target,
+            Path destination,
+            Path temporary,
+            FileChannel channel,
+            int descriptor,
+            Thread cleanupOnExit,
+            Set<PosixFilePermission> finalMode) {
         this.target = target;
         this.destination = destination;
         this.temporary = temporary;
         this.channel = channel;
         this.descriptor = descriptor;
+        this.descriptorCloser =
+                descriptor < 0 ? null : Descriptors.CLEANER.register(this, () -> UnnamedFiles.close(descriptor));
         this.cleanupOnExit = cleanupOnExit;
+        this.finalMode = finalMode;
+    }
+
+    /** The cleaner of unnamed files' descriptors, made on first use. */
+    private static final class Descriptors {
+        static final Cleaner CLEANER = Cleaner.create();
     }
 
     /**
@@ -84,11 +106,9 @@ public final class ReplacedFile implements AutoCloseable {
         Path temporary = UnnamedFiles.path(descriptor);
         FileChannel channel = null;
         try {
+            Set<PosixFilePermission> mode = writableUntilCommit(destination, temporary); // before it is opened again
             channel = FileChannel.open(temporary, StandardOpenOption.READ, StandardOpenOption.WRITE);
-            if (Files.exists(destination)) {
-                keepMode(destination, temporary);
-            }
-            return new ReplacedFile(target, destination, temporary, channel, descriptor, null);
+            return new ReplacedFile(target, destination, temporary, channel, descriptor, null, mode);
         } catch (IOException | RuntimeException e) { // no /proc, say: a named file instead, whose errors say why
             if (channel != null) {
                 closeQuietly(channel);
@@ -109,10 +129,8 @@ public final class ReplacedFile implements AutoCloseable {
                 // No permissions given: the system applies 0666 & ~umask, as for any file a tool creates.
                 channel = FileChannel.open(
                         temporary, StandardOpenOption.CREATE_NEW, StandardOpenOption.READ, StandardOpenOption.WRITE);
-                if (Files.exists(destination)) {
-                    keepMode(destination, temporary);
-                }
-                return new ReplacedFile(target, destination, temporary, channel, -1, cleanupOnExit);
+                Set<PosixFilePermission> mode = writableUntilCommit(destination, temporary);
+                return new ReplacedFile(target, destination, temporary, channel, -1, cleanupOnExit, mode);
             } catch (FileAlreadyExistsException taken) {
                 removeHook(cleanupOnExit); // another file's name: not ours to delete
             } catch (IOException e) {
@@ -198,6 +216,9 @@ public final class ReplacedFile implements AutoCloseable {
         try {
             channel.force(true);
             channel.close();
+            if (finalMode != null) {
+                Files.setPosixFilePermissions(temporary, finalMode);
+            }
             if (descriptor < 0) {
                 Files.move(temporary, destination, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
             } else {
@@ -211,8 +232,8 @@ public final class ReplacedFile implements AutoCloseable {
 
     /**
      * Names the unnamed file: as the destination where that does not exist; else under a hidden name beside it, then
-     * renamed over it, which replaces it atomically (linkat never replaces). Only a process killed between the two
-     * leaves that hidden name behind.
+     * renamed over it, which replaces it atomically (linkat never replaces). Only a process killed (SIGKILL) between
+     * the two leaves that hidden name behind; a shutdown hook removes it on the signals the JVM handles.
      */
     private void name() throws IOException {
         int error = Files.exists(destination, LinkOption.NOFOLLOW_LINKS)
@@ -223,15 +244,19 @@ public final class ReplacedFile implements AutoCloseable {
         }
         while (error == UnnamedFiles.EEXIST) {
             Path named = destination.resolveSibling(temporaryName(destination));
+            Thread cleanup = new Thread(() -> deleteQuietly(named), "panorm-file-cleanup"); // Ctrl-C meanwhile
+            Runtime.getRuntime().addShutdownHook(cleanup);
             error = UnnamedFiles.link(descriptor, named);
-            if (error == 0) {
-                try {
+            try {
+                if (error == 0) {
                     Files.move(named, destination, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-                } catch (IOException | RuntimeException e) {
-                    deleteQuietly(named);
-                    throw e;
+                    return;
                 }
-                return;
+            } catch (IOException | RuntimeException e) {
+                deleteQuietly(named);
+                throw e;
+            } finally {
+                removeHook(cleanup);
             }
         }
         throw switch (error) {
@@ -332,19 +357,34 @@ public final class ReplacedFile implements AutoCloseable {
         }
     }
 
-    /** A replaced file keeps its permissions, where the file system has POSIX ones. */
-    private static void keepMode(Path existing, Path replacement) throws IOException {
+    /**
+     * Gives the new file the owner's read and write while it is written (a mode such as 0444, or a umask such as 0277,
+     * would keep it from being opened again, as the mapping and the space reservation do), and returns the mode it gets
+     * on commit: a replaced file keeps its own, a new one keeps the one the system gave it ({@code 0666 & ~umask}).
+     *
+     * @return that mode, or null where it needs no change or the file system has no POSIX permissions
+     */
+    private static Set<PosixFilePermission> writableUntilCommit(Path destination, Path temporary) throws IOException {
         try {
-            Files.setPosixFilePermissions(replacement, Files.getPosixFilePermissions(existing));
+            Set<PosixFilePermission> given = Files.getPosixFilePermissions(temporary);
+            Set<PosixFilePermission> mode =
+                    Files.exists(destination) ? Files.getPosixFilePermissions(destination) : given;
+            Set<PosixFilePermission> writing =
+                    EnumSet.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE);
+            writing.addAll(mode);
+            if (!writing.equals(given)) {
+                Files.setPosixFilePermissions(temporary, writing);
+            }
+            return writing.equals(mode) ? null : mode;
         } catch (UnsupportedOperationException notPosix) {
-            // Nothing to keep.
+            return null;
         }
     }
 
     private void finish() {
         done = true;
-        if (descriptor >= 0) {
-            UnnamedFiles.close(descriptor); // an unnamed file not committed is freed with it
+        if (descriptorCloser != null) {
+            descriptorCloser.clean(); // an unnamed file not committed is freed with its descriptor
         } else {
             removeHook(cleanupOnExit);
         }

@@ -10,9 +10,11 @@ import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStreamReader;
 import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -62,6 +64,61 @@ class ReplacedFileTest {
         assertEquals(List.of(target), list(temp));
         assertEquals("new", Files.readString(target));
         assertEquals("rw-r-----", PosixFilePermissions.toString(Files.getPosixFilePermissions(target)));
+    }
+
+    /** A read-only file is replaced by a read-only file: the mode is set on commit, not while the file is written. */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void aReadOnlyFileIsReplacedAndStaysReadOnly(boolean unnamed) throws Exception {
+        Path target = temp.resolve("out.bin");
+        Files.writeString(target, "old");
+        Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("r--r--r--"));
+        try (ReplacedFile file = create(target, unnamed)) {
+            assertEquals(
+                    "rw-r--r--",
+                    PosixFilePermissions.toString(Files.getPosixFilePermissions(file.temporary())),
+                    "writable by its owner while it is written");
+            try (FileChannel again = FileChannel.open(file.temporary(), StandardOpenOption.WRITE)) {
+                again.write(ByteBuffer.wrap("new".getBytes(StandardCharsets.US_ASCII)));
+            }
+            file.commit();
+        }
+        assertEquals("new", Files.readString(target));
+        assertEquals("r--r--r--", PosixFilePermissions.toString(Files.getPosixFilePermissions(target)));
+        assertEquals(List.of(target), list(temp));
+    }
+
+    /** An unnamed file dropped without close: its descriptor is closed when it is collected, and the file freed. */
+    @Test
+    void anUnnamedFileDroppedUnclosedIsFreedByTheCollector() throws Exception {
+        create(temp.resolve("probe"), true).close(); // skips where the file system has no unnamed files
+        for (int i = 0; i < 20; i++) {
+            create(temp.resolve("out" + i + ".bin"), true).channel().write(ByteBuffer.allocate(4096));
+        }
+        assertEquals(20, descriptorsOfUnnamedFilesHere(), "each holds its own descriptor (the channel's aside)");
+        long deadline = System.nanoTime() + 20_000_000_000L;
+        while (descriptorsOfUnnamedFilesHere() > 0 && System.nanoTime() < deadline) {
+            System.gc();
+            Thread.sleep(20);
+        }
+        assertEquals(0, descriptorsOfUnnamedFilesHere());
+    }
+
+    /** {@return how many of this process's descriptors are unnamed files in {@link #temp}, each counted once} */
+    private long descriptorsOfUnnamedFilesHere() throws IOException {
+        try (Stream<Path> descriptors = Files.list(Path.of("/proc/self/fd"))) {
+            return descriptors
+                    .map(descriptor -> {
+                        try {
+                            return Files.readSymbolicLink(descriptor).toString();
+                        } catch (IOException closed) {
+                            return "";
+                        }
+                    })
+                    .filter(link -> link.startsWith(temp + "/#"))
+                    .distinct()
+                    .count();
+        }
     }
 
     /** A folder renamed while its output is written: the commit says so, and neither name holds a file after. */
