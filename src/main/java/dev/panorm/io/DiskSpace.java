@@ -25,7 +25,7 @@ import java.nio.file.StandardOpenOption;
  * ({@code --illegal-native-access=deny}) or the linker's ABI is not one panorm is tested on ({@link LinkerAbi}).
  */
 final class DiskSpace {
-    private static final int O_WRONLY = 1;
+    private static final int O_RDWR = 2;
     private static final StructLayout CAPTURED = Linker.Option.captureStateLayout();
     private static final VarHandle ERRNO = CAPTURED.varHandle(MemoryLayout.PathElement.groupElement("errno"));
     /** Null where the C library has no posix_fallocate (macOS): files are then extended sparsely. */
@@ -68,7 +68,7 @@ final class DiskSpace {
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment state = arena.allocate(CAPTURED);
-            int fd = (int) OPEN.invokeExact(state, arena.allocateFrom(file.toString()), O_WRONLY);
+            int fd = (int) OPEN.invokeExact(state, LinkerAbi.pathString(arena, file), O_RDWR);
             if (fd < 0) {
                 throw new IOException(reason((int) ERRNO.get(state, 0L)));
             }

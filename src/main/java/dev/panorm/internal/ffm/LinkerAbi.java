@@ -1,15 +1,39 @@
 package dev.panorm.internal.ffm;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
+import java.lang.foreign.MemorySegment;
 import java.lang.invoke.MethodHandle;
+import java.nio.charset.Charset;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
 
 /**
  * Whether this JVM's foreign linker may build downcall and upcall stubs. Public for the module's own packages only:
  * this package is not exported.
  */
 public final class LinkerAbi {
+    /** How the JDK encodes file names for the system ({@code sun.jnu.encoding}, from the locale): ISO-8859-1 in a C.ISO-8859-1 locale. */
+    private static final Charset FILE_NAMES = fileNames();
+
     private LinkerAbi() {}
+
+    private static Charset fileNames() {
+        try {
+            return Charset.forName(System.getProperty("sun.jnu.encoding", "UTF-8"));
+        } catch (IllegalArgumentException unknown) {
+            return StandardCharsets.UTF_8;
+        }
+    }
+
+    /**
+     * {@return {@code path} as a C string in {@code arena}, encoded as the JDK encodes file names} UTF-8 instead would
+     * name another file under a locale of another encoding.
+     */
+    public static MemorySegment pathString(Arena arena, Path path) {
+        return arena.allocateFrom(path.toString(), FILE_NAMES);
+    }
 
     /**
      * {@return whether {@code os.arch} names an ABI panorm is tested on} The linker takes its ABI from {@code os.arch};

@@ -82,7 +82,7 @@ final class UnnamedFiles {
             return -1;
         }
         try (Arena arena = Arena.ofConfined()) {
-            return (int) OPEN.invokeExact(arena.allocateFrom(folder.toString()), O_TMPFILE | O_RDWR | O_CLOEXEC, MODE);
+            return (int) OPEN.invokeExact(LinkerAbi.pathString(arena, folder), O_TMPFILE | O_RDWR | O_CLOEXEC, MODE);
         } catch (Throwable e) {
             throw new IllegalStateException("open(O_TMPFILE) failed", e);
         }
@@ -104,9 +104,9 @@ final class UnnamedFiles {
             int result = (int) LINKAT.invokeExact(
                     state,
                     AT_FDCWD,
-                    arena.allocateFrom(path(descriptor).toString()),
+                    LinkerAbi.pathString(arena, path(descriptor)),
                     AT_FDCWD,
-                    arena.allocateFrom(file.toString()),
+                    LinkerAbi.pathString(arena, file),
                     AT_SYMLINK_FOLLOW);
             return result == 0 ? 0 : (int) ERRNO.get(state, 0L);
         } catch (Throwable e) {
