@@ -14,7 +14,7 @@ import java.nio.file.Path;
  * this package is not exported.
  */
 public final class LinkerAbi {
-    /** How the JDK encodes file names for the system ({@code sun.jnu.encoding}, from the locale): ISO-8859-1 in a C.ISO-8859-1 locale. */
+    /** How the JDK encodes file names for the system ({@code sun.jnu.encoding}, from the locale). */
     private static final Charset FILE_NAMES = fileNames();
 
     private LinkerAbi() {}

@@ -38,7 +38,7 @@ class ReplacedFileTest {
     void theTargetAppearsOnlyOnCommit(boolean unnamed) throws Exception {
         Path target = temp.resolve("out.bin");
         try (ReplacedFile file = create(target, unnamed)) {
-            file.channel().write(ByteBuffer.wrap("new contents".getBytes(StandardCharsets.US_ASCII)));
+            write(file.channel(), "new contents");
             assertEquals(unnamed ? List.of() : List.of(file.temporary()), list(temp), "nothing named yet but its own");
             file.commit();
         }
@@ -49,16 +49,14 @@ class ReplacedFileTest {
     @ParameterizedTest
     @ValueSource(booleans = {true, false})
     void aReplacedFileKeepsItsModeAndAnAbandonedOneLeavesItAsItWas(boolean unnamed) throws Exception {
-        Path target = temp.resolve("out.bin");
-        Files.writeString(target, "old");
-        Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("rw-r-----"));
+        Path target = existing("rw-r-----");
         try (ReplacedFile file = create(target, unnamed)) {
-            file.channel().write(ByteBuffer.wrap("abandoned".getBytes(StandardCharsets.US_ASCII)));
+            write(file.channel(), "abandoned");
         }
         assertEquals(List.of(target), list(temp), "the temporary file is gone");
         assertEquals("old", Files.readString(target));
         try (ReplacedFile file = create(target, unnamed)) {
-            file.channel().write(ByteBuffer.wrap("new".getBytes(StandardCharsets.US_ASCII)));
+            write(file.channel(), "new");
             file.commit();
         }
         assertEquals(List.of(target), list(temp));
@@ -70,16 +68,14 @@ class ReplacedFileTest {
     @ParameterizedTest
     @ValueSource(booleans = {true, false})
     void aReadOnlyFileIsReplacedAndStaysReadOnly(boolean unnamed) throws Exception {
-        Path target = temp.resolve("out.bin");
-        Files.writeString(target, "old");
-        Files.setPosixFilePermissions(target, PosixFilePermissions.fromString("r--r--r--"));
+        Path target = existing("r--r--r--");
         try (ReplacedFile file = create(target, unnamed)) {
             assertEquals(
                     "rw-r--r--",
                     PosixFilePermissions.toString(Files.getPosixFilePermissions(file.temporary())),
                     "writable by its owner while it is written");
             try (FileChannel again = FileChannel.open(file.temporary(), StandardOpenOption.WRITE)) {
-                again.write(ByteBuffer.wrap("new".getBytes(StandardCharsets.US_ASCII)));
+                write(again, "new");
             }
             file.commit();
         }
@@ -162,6 +158,17 @@ class ReplacedFileTest {
             assertTrue(child.waitFor(30, TimeUnit.SECONDS));
         }
         assertEquals(List.of(), list(temp));
+    }
+
+    /** {@return {@code out.bin} in {@link #temp}, holding "old", with {@code mode}} */
+    private Path existing(String mode) throws IOException {
+        Path file = Files.writeString(temp.resolve("out.bin"), "old");
+        Files.setPosixFilePermissions(file, PosixFilePermissions.fromString(mode));
+        return file;
+    }
+
+    private static void write(FileChannel channel, String text) throws IOException {
+        channel.write(ByteBuffer.wrap(text.getBytes(StandardCharsets.US_ASCII)));
     }
 
     /** {@link ReplacedFile#create(Path, boolean)}; an unnamed file only where this file system makes them. */
