@@ -16,15 +16,21 @@ import java.util.Map;
  * combination cannot do that. Each group of shapes is a cycle that one thread runs call by call on one
  * {@code LayerNorm} per row length (a single shape: that shape alone; several: a model interleaving them,
  * as {@link MixedShapeBenchmark}). Prints a Markdown table: per shape, the median over rounds of each
- * implementation's mean time per call, and AUTO over the best fixed choice; for a cycle of several shapes also
- * the whole cycle's time (the sum over its shapes, median over rounds). Results are not checked here;
+ * implementation's mean time per call, and AUTO and its twin over the best fixed choice; for a cycle of several
+ * shapes also the whole cycle's time (the sum over its shapes, median over rounds). Results are not checked here;
  * {@link LayerNormBenchmark} checks the same calls. The tensors lie in confined arenas, as in {@code panorm tune}.
  *
  * <p>Usage: {@code AutoVsBest OPS PASSES GROUPS [DTYPE [ROUNDS]]}, e.g.
  * {@code AutoVsBest layer,rms,precise forward,backward "1x4096,32x4096,512x4096,8x768,2048x768;8x768;512x1024"}.
  */
 public final class AutoVsBest {
-    private static final String[] IMPLS = {"auto", "onednn-1t", "onednn-2t", "java-1t", "java-2t"};
+    /**
+     * AUTO, the fixed choices, and a second AUTO on operations of its own: AUTO against itself, which says how far
+     * apart this machine's noise puts two runs of the same path (a control, not a candidate for the best).
+     */
+    private static final String[] IMPLS = {"auto", "onednn-1t", "onednn-2t", "java-1t", "java-2t", "auto-twin"};
+    /** The twin's index in {@link #IMPLS}. */
+    private static final int TWIN = IMPLS.length - 1;
 
     private AutoVsBest() {}
 
@@ -34,8 +40,9 @@ public final class AutoVsBest {
         String[] groups = args[2].split(";");
         String dtype = args.length > 3 ? args[3] : "f32";
         int rounds = args.length > 4 ? Integer.parseInt(args[4]) : 7;
-        System.out.println("| op | pass | cycle | shape | " + String.join(" | ", IMPLS) + " | AUTO / best |");
-        System.out.println("|---|---|---|---|---|---|---|---|---|---|");
+        System.out.println(
+                "| op | pass | cycle | shape | " + String.join(" | ", IMPLS) + " | AUTO / best | twin / best |");
+        System.out.println("|---|---|---|---|---|---|---|---|---|---|---|---|");
         for (String op : ops) {
             for (String passName : passes) {
                 Pass pass = Pass.valueOf(passName.toUpperCase(Locale.ROOT));
@@ -95,26 +102,18 @@ public final class AutoVsBest {
         for (int i = 0; i < shapes.length; i++) {
             StringBuilder line = new StringBuilder("| " + op + " | "
                     + pass.name().toLowerCase(Locale.ROOT) + " | " + cycle + " | " + shapes[i] + " |");
-            double best = Double.MAX_VALUE;
-            double auto = 0;
+            double[] medians = new double[IMPLS.length];
             for (int k = 0; k < IMPLS.length; k++) {
                 double[] times = perCall[k][i].clone();
                 Arrays.sort(times);
-                double median = times[rounds / 2];
-                line.append(String.format(Locale.ROOT, " %.3g us |", median));
-                if (k == 0) {
-                    auto = median;
-                } else {
-                    best = Math.min(best, median);
-                }
+                medians[k] = times[rounds / 2];
             }
-            System.out.println(line.append(String.format(Locale.ROOT, " %.2f |", auto / best)));
+            System.out.println(line.append(ratios(medians)));
         }
         if (shapes.length > 1) { // a switch between backends costs the call after it cold caches: see the cycle whole
             StringBuilder line = new StringBuilder(
                     "| " + op + " | " + pass.name().toLowerCase(Locale.ROOT) + " | " + cycle + " | whole cycle |");
-            double best = Double.MAX_VALUE;
-            double auto = 0;
+            double[] medians = new double[IMPLS.length];
             for (int k = 0; k < IMPLS.length; k++) {
                 double[] totals = new double[rounds];
                 for (int round = 0; round < rounds; round++) {
@@ -123,15 +122,9 @@ public final class AutoVsBest {
                     }
                 }
                 Arrays.sort(totals);
-                double median = totals[rounds / 2];
-                line.append(String.format(Locale.ROOT, " %.3g us |", median));
-                if (k == 0) {
-                    auto = median;
-                } else {
-                    best = Math.min(best, median);
-                }
+                medians[k] = totals[rounds / 2];
             }
-            System.out.println(line.append(String.format(Locale.ROOT, " %.2f |", auto / best)));
+            System.out.println(line.append(ratios(medians)));
         }
         for (LayerNorm[] mine : norms) {
             Arrays.stream(mine).distinct().forEach(LayerNorm::close);
@@ -139,6 +132,20 @@ public final class AutoVsBest {
         for (Fixture f : fixtures) {
             f.close();
         }
+    }
+
+    /** The medians' cells, then AUTO's and its twin's over the best fixed choice's. */
+    private static String ratios(double[] medians) {
+        StringBuilder cells = new StringBuilder();
+        double best = Double.MAX_VALUE;
+        for (int k = 0; k < IMPLS.length; k++) {
+            cells.append(String.format(Locale.ROOT, " %.3g us |", medians[k]));
+            if (k != 0 && k != TWIN) {
+                best = Math.min(best, medians[k]);
+            }
+        }
+        return cells.append(String.format(Locale.ROOT, " %.2f | %.2f |", medians[0] / best, medians[TWIN] / best))
+                .toString();
     }
 
     /** Runs {@code count} cycles, adding each shape's time to {@code nanos}. */
