@@ -27,7 +27,8 @@ import java.util.function.ToLongBiFunction;
  * OneDnnKernel#COSTLY_SECOND_THREAD}), and on AMD CPUs without AVX-512 (an EPYC Zen 3 measured) the float32 full
  * backward runs in Java at every size. On AMD's Zen 4 (an EPYC measured), where the second thread costs as on the Intel
  * machine, the Intel machine's thread counts and crossovers hold, but for backward for the input only, which runs in
- * Java at every size there as on every AMD CPU measured.
+ * Java at every size there as on every AMD CPU measured, and float32 backward and forward with given statistics on
+ * rows narrower than {@link AutoProfile#WIDE_ROWS}, which go to oneDNN from 2^16 and 3 x 2^14 elements there.
  *
  * <p>The first crossover may differ for wide rows ({@link AutoProfile#WIDE_ROWS} elements or more): the Java kernel
  * pays a fixed cost per row and oneDNN one per call, so where rows are wide Java stays faster to larger calls. A call's
@@ -224,6 +225,14 @@ final class AutoModel {
             f32Wide[Kind.FORWARD.ordinal()] = OneDnnKernel.singleThreadBelow(Pass.FORWARD_INFERENCE, DataType.F32) - 1;
             f32Wide[Kind.FORWARD_GLOBAL.ordinal()] =
                     OneDnnKernel.singleThreadBelow(Pass.FORWARD_GLOBAL, DataType.F32) - 1;
+        } else if (OneDnnKernel.AMD) {
+            // Zen 4, float32 on rows narrower than WIDE_ROWS: oneDNN overtakes Java earlier than on the Intel machine.
+            // Counted over every AutoVsBest run of the shape in one session, oneDNN's two threads against Java's one:
+            // backward 96 x 768 faster in 6 of 6 runs (by 15 to 30%), 128 x 768 in 10 of 14, 64 x 1024 in 5 of 7,
+            // 80 x 768 in 4 of 7; with given statistics oneDNN took 64 x 768 in 6 of 6 (by 12 to 33%) and Java 32 x 768
+            // in 6 of 6 (docs/benchmarks.md, "Zen 4's narrow rows").
+            f32[Kind.BACKWARD.ordinal()] = (1 << 16) - 1;
+            f32[Kind.FORWARD_GLOBAL.ordinal()] = (3 << 14) - 1;
         }
         if (profile != null) {
             // A profile names both crossovers of each kind it measured (NEVER: no second one), and the wide rows'
