@@ -193,7 +193,7 @@ class AutoKernelTest extends LayerNormContract {
                 }
                 return;
             }
-            assumeTrue(fullUpTo % 1024 == 0, "the model has " + fullUpTo);
+            // rows of 1024: the last count within the crossover in Java, the next on oneDNN (Zen 4's is 2^16 - 1)
             for (long rows : new long[] {fullUpTo / 1024, fullUpTo / 1024 + 1, 1024}) {
                 assertEquals(Backend.JAVA, ranOn(config, Pass.BACKWARD_DATA, rows, DataType.F32), rows + " rows");
             }
