@@ -83,8 +83,8 @@ public record AutoProfile(
             "Intel Xeon (Sapphire Rapids class, AVX-512 with AMX), and for oneDNN's thread counts and some crossovers"
                     + " on AMD CPUs AMD EPYC (Zen 5), for float32 backward on AMD CPUs without AVX-512 AMD EPYC (Zen 3),"
                     + " for AMD's Zen 4 (Intel's thread counts and crossovers, backward for the input only in Java,"
-                    + " float32 backward and forward with given statistics on rows of 768 to 1024 sooner on oneDNN) AMD"
-                    + " EPYC (Zen 4); 2 cores, JDK 25, oneDNN 3.8.1";
+                    + " float32 backward and forward with given statistics on rows narrower than 2048 sooner on"
+                    + " oneDNN) AMD EPYC (Zen 4); 2 cores, JDK 25, oneDNN 3.8.1";
     /** The kinds of call AUTO's model has, by the names a profile uses (the model's kinds, lower case). */
     public static final List<String> KINDS =
             List.of("forward", "forward_global", "forward_composed", "backward", "backward_data", "backward_composed");
